@@ -1,0 +1,122 @@
+// Package password hashes and verifies passwords with argon2id. Each hash
+// is a PHC string that records its own parameters
+// ($argon2id$v=19$m=19456,t=2,p=1$salt$hash), so the defaults can be
+// raised later and old hashes still verify; NeedsRehash tells when to
+// upgrade a hash at the next successful sign-in.
+package password
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Params are argon2id cost parameters.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+	SaltLen uint32
+	KeyLen  uint32
+}
+
+// Default follows OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane).
+var Default = Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// Fast is for tests only: it keeps the format but costs almost nothing.
+var Fast = Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// Limits on what Verify will compute, so a hostile or corrupt stored hash
+// cannot make one sign-in allocate gigabytes.
+const (
+	maxMemory = 1 << 20 // 1 GiB in KiB
+	maxTime   = 16
+	// MaxLength bounds password length; longer input is refused before hashing.
+	MaxLength = 1024
+)
+
+var (
+	ErrMismatch  = errors.New("password: mismatch")
+	ErrMalformed = errors.New("password: malformed hash")
+)
+
+// Hash returns the PHC string for pw under p.
+func Hash(pw string, p Params) (string, error) {
+	if len(pw) > MaxLength {
+		return "", fmt.Errorf("password: longer than %d bytes", MaxLength)
+	}
+	salt := make([]byte, p.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify reports nil when pw matches the PHC hash, ErrMismatch when it
+// does not, ErrMalformed when the hash cannot be read.
+func Verify(pw, hash string) error {
+	p, salt, key, err := decode(hash)
+	if err != nil {
+		return err
+	}
+	if len(pw) > MaxLength {
+		return ErrMismatch
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	if subtle.ConstantTimeCompare(got, key) != 1 {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// NeedsRehash reports whether hash uses weaker parameters than p.
+func NeedsRehash(hash string, p Params) bool {
+	hp, salt, key, err := decode(hash)
+	if err != nil {
+		return true
+	}
+	return hp.Memory < p.Memory || hp.Time < p.Time || hp.Threads < p.Threads ||
+		uint32(len(salt)) < p.SaltLen || uint32(len(key)) < p.KeyLen
+}
+
+// ParamsOf returns the parameters recorded in hash.
+func ParamsOf(hash string) (Params, error) {
+	p, salt, key, err := decode(hash)
+	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
+	return p, err
+}
+
+func decode(hash string) (p Params, salt, key []byte, err error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return p, nil, nil, ErrMalformed
+	}
+	var v int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return p, nil, nil, ErrMalformed
+	}
+	var threads uint32
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &threads); err != nil || n != 3 {
+		return p, nil, nil, ErrMalformed
+	}
+	if p.Memory == 0 || p.Memory > maxMemory || p.Time == 0 || p.Time > maxTime || threads == 0 || threads > 255 {
+		return p, nil, nil, ErrMalformed
+	}
+	p.Threads = uint8(threads)
+	b64 := base64.RawStdEncoding
+	if salt, err = b64.DecodeString(parts[4]); err != nil || len(salt) < 8 {
+		return p, nil, nil, ErrMalformed
+	}
+	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > 128 {
+		return p, nil, nil, ErrMalformed
+	}
+	return p, salt, key, nil
+}

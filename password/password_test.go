@@ -1,0 +1,75 @@
+package password
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHashVerify(t *testing.T) {
+	for _, p := range []Params{Fast, Default} {
+		h, err := Hash("correct horse", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(h, "$argon2id$v=19$") {
+			t.Fatalf("hash %q", h)
+		}
+		if err := Verify("correct horse", h); err != nil {
+			t.Fatalf("Verify right password: %v", err)
+		}
+		if err := Verify("correct horsE", h); !errors.Is(err, ErrMismatch) {
+			t.Fatalf("Verify wrong password: %v", err)
+		}
+		got, _ := ParamsOf(h)
+		if got != p {
+			t.Fatalf("recorded params %+v, want %+v", got, p)
+		}
+	}
+	a, _ := Hash("same", Fast)
+	b, _ := Hash("same", Fast)
+	if a == b {
+		t.Fatal("two hashes of one password are equal: salt not random")
+	}
+}
+
+func TestNeedsRehash(t *testing.T) {
+	weak, _ := Hash("pw", Fast)
+	if !NeedsRehash(weak, Default) {
+		t.Fatal("weak hash not flagged")
+	}
+	strong, _ := Hash("pw", Default)
+	if NeedsRehash(strong, Default) {
+		t.Fatal("default hash flagged")
+	}
+	if !NeedsRehash("garbage", Default) {
+		t.Fatal("garbage not flagged")
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	for _, h := range []string{
+		"",
+		"plain",
+		"$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=18$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", // 95 GiB
+		"$argon2id$v=19$m=64,t=1000,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=64,t=1,p=0$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=64,t=1,p=1$!!$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$",
+	} {
+		if err := Verify("pw", h); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify(%q) = %v, want ErrMalformed", h, err)
+		}
+	}
+	if _, err := Hash(strings.Repeat("x", MaxLength+1), Fast); err == nil {
+		t.Fatal("over-long password hashed")
+	}
+}
+
+func BenchmarkHashDefault(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		Hash("correct horse battery staple", Default)
+	}
+}

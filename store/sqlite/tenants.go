@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO tenants (id, name, require_second_factor, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			t.ID, t.Name, boolInt(t.RequireSecondFactor), toMicros(t.CreatedAt), toMicros(t.UpdatedAt)); err != nil {
+			return constraint(err)
+		}
+		return addDomains(ctx, tx, t.ID, t.Domains)
+	})
+}
+
+func addDomains(ctx context.Context, tx *sql.Tx, tenantID string, domains []string) error {
+	for _, d := range domains {
+		var owner string
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM tenant_domains WHERE domain = ?`, d).Scan(&owner)
+		switch {
+		case err == nil && owner == tenantID:
+			continue
+		case err == nil:
+			return fmt.Errorf("%w: domain %s already belongs to another tenant", store.ErrConflict, d)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_domains (domain, tenant_id) VALUES (?, ?)`, d, tenantID); err != nil {
+			return constraint(err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) Tenant(ctx context.Context, id string) (*store.Tenant, error) {
+	return getTenant(ctx, s.r, `WHERE id = ?`, id)
+}
+
+func (s *Store) TenantByDomain(ctx context.Context, domain string) (*store.Tenant, error) {
+	return getTenant(ctx, s.r, `WHERE id = (SELECT tenant_id FROM tenant_domains WHERE domain = ?)`, domain)
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func getTenant(ctx context.Context, q queryer, where string, arg any) (*store.Tenant, error) {
+	var t store.Tenant
+	var rsf int
+	var created, updated int64
+	err := q.QueryRowContext(ctx, `SELECT id, name, require_second_factor, created_at, updated_at FROM tenants `+where, arg).
+		Scan(&t.ID, &t.Name, &rsf, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("tenant %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.RequireSecondFactor = rsf != 0
+	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+	t.Domains, err = domainsOf(ctx, q, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func domainsOf(ctx context.Context, q queryer, tenantID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY domain`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Tenants(ctx context.Context) ([]store.Tenant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, require_second_factor, created_at, updated_at FROM tenants ORDER BY name, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	idx := map[string]int{}
+	for rows.Next() {
+		var t store.Tenant
+		var rsf int
+		var created, updated int64
+		if err := rows.Scan(&t.ID, &t.Name, &rsf, &created, &updated); err != nil {
+			return nil, err
+		}
+		t.RequireSecondFactor = rsf != 0
+		t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+		idx[t.ID] = len(out)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	drows, err := s.r.QueryContext(ctx, `SELECT tenant_id, domain FROM tenant_domains ORDER BY domain`)
+	if err != nil {
+		return nil, err
+	}
+	defer drows.Close()
+	for drows.Next() {
+		var tid, d string
+		if err := drows.Scan(&tid, &d); err != nil {
+			return nil, err
+		}
+		if i, ok := idx[tid]; ok {
+			out[i].Domains = append(out[i].Domains, d)
+		}
+	}
+	return out, drows.Err()
+}
+
+func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (*store.Tenant, error) {
+	var result *store.Tenant
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := getTenant(ctx, tx, `WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		old := map[string]bool{}
+		for _, d := range t.Domains {
+			old[d] = true
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		t.ID = id
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, require_second_factor = ?, updated_at = ? WHERE id = ?`,
+			t.Name, boolInt(t.RequireSecondFactor), toMicros(t.UpdatedAt), id); err != nil {
+			return constraint(err)
+		}
+		keep := map[string]bool{}
+		for _, d := range t.Domains {
+			keep[d] = true
+		}
+		for d := range old {
+			if keep[d] {
+				continue
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE domain = ?`, d).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("%w: domain %s still has %d user(s)", store.ErrInUse, d, n)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_domains WHERE domain = ?`, d); err != nil {
+				return constraint(err)
+			}
+		}
+		if err := addDomains(ctx, tx, id, t.Domains); err != nil {
+			return err
+		}
+		sort.Strings(t.Domains)
+		result = t
+		return nil
+	})
+	return result, err
+}
+
+func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("tenant %w", store.ErrNotFound)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 && !cascade {
+			return fmt.Errorf("%w: tenant still has %d user(s)", store.ErrInUse, n)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE tenant_id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id); err != nil {
+			return constraint(err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) CountTenants(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants`).Scan(&n)
+	return n, err
+}
