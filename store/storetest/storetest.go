@@ -57,7 +57,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 var seq atomic.Int64
 
-func id(prefix string) string { return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1)) }
+func id(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
+}
 
 // now is truncated to microseconds: the precision every backend keeps.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pomona-mdm/pomona/apiclient"
+)
+
+// importColumns are the CSV columns `user import` understands.
+var importColumns = map[string]bool{"email": true, "name": true, "managed_apple_id": true, "password": true, "tenant": true, "enabled": true}
+
+type importRow struct {
+	line int
+	rec  []string
+	in   apiclient.UserInput
+	err  error // set when the row cannot even be sent
+}
+
+type importResult struct {
+	row     importRow
+	err     error
+	skipped bool
+}
+
+// runImport creates one user per CSV row through the API. Each row is its
+// own request and its own transaction on the server, so a bad row never
+// stops the good ones and nothing is half-written. Failed rows are listed
+// with their line number and can be written to a CSV for correction.
+func runImport(env *Env, args []string) error {
+	var cf clientFlags
+	fs := newFlags(env, "user import", "user import <users.csv> [--tenant T] [--workers N] [--skip-existing] [--errors failed.csv]")
+	cf.register(fs)
+	tenant := fs.String("tenant", "", "tenant (id or domain) for rows without a tenant column")
+	workers := fs.Int("workers", 4, "requests in parallel")
+	skipExisting := fs.Bool("skip-existing", false, "count users that already exist as skipped, not failed")
+	errFile := fs.String("errors", "", "write the failed rows, with an error column, to this CSV file")
+	pos, err := parse(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give the CSV file: pomona user import users.csv (header: email,name,managed_apple_id,password,tenant,enabled)")
+	}
+	if *workers < 1 || *workers > 64 {
+		return usagef("--workers must be from 1 to 64")
+	}
+	var r io.Reader
+	if pos[0] == "-" {
+		r = env.Stdin
+	} else {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	header, rows, err := readImport(r, *tenant)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if _, err := c.ServerInfo(env.Ctx); err != nil {
+		return err // unreachable server or bad key: say so once, not per row
+	}
+
+	jobs := make(chan importRow)
+	results := make(chan importResult)
+	var wg sync.WaitGroup
+	for i := 0; i < *workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for row := range jobs {
+				res := importResult{row: row, err: row.err}
+				if res.err == nil {
+					_, res.err = c.CreateUser(env.Ctx, row.in)
+					var ae *apiclient.Error
+					if *skipExisting && errors.As(res.err, &ae) && ae.Status == 409 {
+						res.err, res.skipped = nil, true
+					}
+				}
+				results <- res
+			}
+		}()
+	}
+	go func() {
+		for _, row := range rows {
+			select {
+			case jobs <- row:
+			case <-env.Ctx.Done():
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		close(results)
+	}()
+
+	bar := newProgress(env, len(rows))
+	var failed []importResult
+	created, skipped := 0, 0
+	for res := range results {
+		switch {
+		case res.err != nil:
+			failed = append(failed, res)
+		case res.skipped:
+			skipped++
+		default:
+			created++
+		}
+		bar.step()
+	}
+	bar.done()
+	sortResults(failed)
+	for _, f := range failed {
+		fmt.Fprintf(env.Stdout, "line %d (%s): %s\n", f.row.line, orDash(f.row.in.Email), describe(f.err))
+	}
+	fmt.Fprintf(env.Stdout, "%d rows: %d created, %d skipped, %d failed\n", len(rows), created, skipped, len(failed))
+	if *errFile != "" && len(failed) > 0 {
+		if err := writeFailed(*errFile, header, failed); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "failed rows written to %s; fix them and import that file again\n", *errFile)
+	}
+	if env.Ctx.Err() != nil {
+		return fmt.Errorf("interrupted: rows not yet sent were not imported")
+	}
+	if len(failed) > 0 {
+		return errSilent
+	}
+	return nil
+}
+
+func readImport(r io.Reader, defaultTenant string) ([]string, []importRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read the CSV header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if !importColumns[h] {
+			return nil, nil, fmt.Errorf("unknown column %q in the header (known: email, name, managed_apple_id, password, tenant, enabled)", header[i])
+		}
+		if _, dup := col[h]; dup {
+			return nil, nil, fmt.Errorf("column %q appears twice in the header", h)
+		}
+		col[h] = i
+	}
+	if _, ok := col["email"]; !ok {
+		return nil, nil, errors.New("the header needs an email column")
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	var rows []importRow
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		row := importRow{rec: rec}
+		if err == nil {
+			row.line, _ = cr.FieldPos(0)
+		} else {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				row.line = pe.Line
+			}
+			row.err = fmt.Errorf("malformed CSV: %w", err)
+			rows = append(rows, row)
+			if errors.As(err, &pe) && pe.Err == csv.ErrQuote {
+				// The reader cannot resynchronise after a broken quote.
+				break
+			}
+			continue
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue // blank line
+		}
+		if len(rec) != len(header) {
+			row.err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(header))
+		}
+		row.in = apiclient.UserInput{Email: get(rec, "email"), Name: get(rec, "name"), ManagedAppleID: get(rec, "managed_apple_id"),
+			Password: get(rec, "password"), Tenant: get(rec, "tenant")}
+		if row.in.Tenant == "" {
+			row.in.Tenant = defaultTenant
+		}
+		if v := get(rec, "enabled"); v != "" && row.err == nil {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				row.err = fmt.Errorf("enabled must be true or false, not %q", v)
+			}
+			row.in.Enabled = &b
+		}
+		if row.in.Email == "" && row.err == nil {
+			row.err = errors.New("email is empty")
+		}
+		rows = append(rows, row)
+	}
+	return header, rows, nil
+}
+
+func describe(err error) string {
+	var ae *apiclient.Error
+	if errors.As(err, &ae) {
+		return ae.Message
+	}
+	return err.Error()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sortResults(rs []importResult) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].row.line < rs[j-1].row.line; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+func writeFailed(path string, header []string, failed []importResult) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write(append(append([]string{}, header...), "error"))
+	for _, r := range failed {
+		rec := append([]string{}, r.row.rec...)
+		for len(rec) < len(header) {
+			rec = append(rec, "")
+		}
+		w.Write(append(rec[:len(header)], describe(r.err)))
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// progress draws a bar on a terminal, or a line at every tenth otherwise.
+type progress struct {
+	env        *Env
+	total, n   int
+	lastDecile int
+	start      time.Time
+}
+
+func newProgress(env *Env, total int) *progress {
+	return &progress{env: env, total: total, start: time.Now()}
+}
+
+func (p *progress) step() {
+	p.n++
+	if p.total == 0 {
+		return
+	}
+	if p.env.StderrTerminal {
+		const width = 30
+		fill := p.n * width / p.total
+		fmt.Fprintf(p.env.Stderr, "\r[%s%s] %d/%d", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), p.n, p.total)
+		return
+	}
+	if d := p.n * 10 / p.total; d > p.lastDecile {
+		p.lastDecile = d
+		fmt.Fprintf(p.env.Stderr, "imported %d/%d rows\n", p.n, p.total)
+	}
+}
+
+func (p *progress) done() {
+	if p.env.StderrTerminal && p.total > 0 {
+		fmt.Fprintf(p.env.Stderr, "  %.1fs\n", time.Since(p.start).Seconds())
+	}
+}

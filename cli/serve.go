@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/server"
+)
+
+func runServe(env *Env, args []string) error {
+	cfg := server.DefaultConfig()
+	fs := newFlags(env, "serve", "serve [flags]")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "externally visible https base URL of this server")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the embedded database, keys and ca.pem")
+	fs.StringVar(&cfg.DB, "db", "", "database URL (default: the SQLite file in --data)")
+	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "auto (--tls-cert/--tls-key, else a certificate from Pomona's CA) or off (plain HTTP behind a TLS proxy)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.AdminAPIKey, "admin-api-key", "", "bootstrap admin API key for automation (without it the first start creates one and prints it once)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", "", "key sealing secrets at rest, base64 of 32 bytes (default: <data>/secret.key, created on first start)")
+	keyTypes := make([]string, len(pki.KeyTypes))
+	for i, k := range pki.KeyTypes {
+		keyTypes[i] = string(k)
+	}
+	fs.StringVar(&cfg.CAKeyType, "ca-key-type", cfg.CAKeyType, "key type of a new CA: "+strings.Join(keyTypes, ", "))
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
+	if _, err := parse(env, fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("--log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(env.Stderr, opts))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(env.Stderr, opts))
+	default:
+		return usagef("--log-format %q: use text or json", *logFormat)
+	}
+	srv, err := server.New(env.Ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (is another server running? choose another address with --listen)", cfg.Listen, err)
+	}
+	return srv.Run(env.Ctx, ln, env.Stdout)
+}

@@ -1,0 +1,182 @@
+// Package api is the admin REST API under /api/v1: JSON in and out,
+// authenticated with API keys, errors as {"error": "...", "code": "..."}.
+// Handlers only decode, call the directory service or the store, and
+// encode; the rules live in package directory.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/apikey"
+	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// OpenAPI is the API description served at /api/v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// MaxBody bounds every request body of the admin API.
+const MaxBody = 1 << 20
+
+// API serves the admin REST API.
+type API struct {
+	Dir     *directory.Service
+	Store   store.Store
+	Auth    *KeyAuth
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	// PublicURL is Pomona's externally visible base URL.
+	PublicURL string
+	// EnrollURL is the discovery BaseURL of a tenant.
+	EnrollURL func(tenantID string) string
+	Version   string
+	Now       func() time.Time
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Register mounts the API on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	routes := []struct {
+		pattern string
+		h       handlerFunc
+	}{
+		{"GET /api/v1/server", a.serverInfo},
+		{"POST /api/v1/tenants", a.createTenant},
+		{"GET /api/v1/tenants", a.listTenants},
+		{"GET /api/v1/tenants/{id}", a.getTenant},
+		{"PATCH /api/v1/tenants/{id}", a.patchTenant},
+		{"DELETE /api/v1/tenants/{id}", a.deleteTenant},
+		{"POST /api/v1/users", a.createUser},
+		{"GET /api/v1/users", a.listUsers},
+		{"GET /api/v1/users/{id}", a.getUser},
+		{"PATCH /api/v1/users/{id}", a.patchUser},
+		{"DELETE /api/v1/users/{id}", a.deleteUser},
+		{"POST /api/v1/users/{id}/password", a.setPassword},
+		{"DELETE /api/v1/users/{id}/totp", a.resetTOTP},
+		{"POST /api/v1/apikeys", a.createKey},
+		{"GET /api/v1/apikeys", a.listKeys},
+		{"DELETE /api/v1/apikeys/{id}", a.revokeKey},
+		{"GET /api/v1/discovery/snippet", a.snippet},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.pattern, a.authenticated(rt.h))
+	}
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(OpenAPI)
+	})
+	// Anything else under /api/ gets a JSON 404, or a JSON 405 when the
+	// path exists with other methods.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PATCH", "DELETE", "PUT"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "" && p != "/api/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			sort.Strings(allow)
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed",
+				"%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusNotFound, "not_found", "no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+}
+
+type principalKey struct{}
+
+// Principal names who made the request ("key:<id>" or "bootstrap").
+func Principal(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
+}
+
+func (a *API) authenticated(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.Auth.Check(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			a.Metrics.AdminAuthFails.Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pomona-admin"`)
+			httpx.WriteError(w, r, a.Log, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		if err := h(w, r); err != nil {
+			httpx.WriteError(w, r, a.Log, err)
+		}
+	})
+}
+
+// KeyAuth checks admin API keys: stored keys (found by id, secret hash
+// compared in constant time) and the optional bootstrap key from the
+// command line or environment.
+type KeyAuth struct {
+	Keys      store.APIKeyStore
+	Bootstrap string // empty: none
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+var (
+	errNoKey  = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "missing API key: send \"Authorization: Bearer <key>\"")
+	errBadKey = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "invalid or revoked API key")
+)
+
+// touchEvery limits last-used updates to one write per key per minute.
+const touchEvery = time.Minute
+
+// Check returns the principal for an Authorization header value.
+func (k *KeyAuth) Check(ctx context.Context, header string) (string, error) {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+		return "", errNoKey
+	}
+	key = strings.TrimSpace(key)
+	if k.Bootstrap != "" {
+		a, b := sha256.Sum256([]byte(key)), sha256.Sum256([]byte(k.Bootstrap))
+		if subtle.ConstantTimeCompare(a[:], b[:]) == 1 {
+			return "bootstrap", nil
+		}
+	}
+	id, secret, err := apikey.Parse(key)
+	if err != nil {
+		return "", errBadKey
+	}
+	stored, err := k.Keys.APIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Compare anyway so unknown ids take as long as known ones.
+		apikey.Match(secret, make([]byte, sha256.Size))
+		return "", errBadKey
+	}
+	if err != nil {
+		return "", err
+	}
+	if !apikey.Match(secret, stored.SecretHash) || !stored.RevokedAt.IsZero() {
+		return "", errBadKey
+	}
+	now := k.Now()
+	if now.Sub(stored.LastUsedAt) > touchEvery {
+		if err := k.Keys.TouchAPIKey(ctx, id, now); err != nil && k.Log != nil {
+			k.Log.Warn("could not record API key use", "key", id, "err", err)
+		}
+	}
+	return "key:" + id, nil
+}

@@ -1,0 +1,72 @@
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/pomona-mdm/pomona/metrics"
+)
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Observe wraps the whole server: it recovers panics (logging the stack
+// and answering 500, so one bad request never takes the process down),
+// counts and times requests by their mux pattern, and logs each request at
+// debug level.
+func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		m.InFlight.Inc()
+		defer func() {
+			m.InFlight.Dec()
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("panic while serving a request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					WriteJSON(rec, http.StatusInternalServerError, Body{Error: "internal error; the server log has the details", Code: "internal"})
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			d := time.Since(start)
+			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+			m.Latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+			log.Debug("http", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status,
+				"bytes", rec.bytes, "duration", d, "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

@@ -1,0 +1,66 @@
+// Package wellknown serves GET /.well-known/com.apple.remotemanagement:
+// the first request of account-driven enrollment, which names the
+// enrollment server for a user. The decisions are in package discovery;
+// this is the thin HTTP side.
+package wellknown
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Tenants finds the tenant that owns a domain.
+type Tenants interface {
+	TenantByDomain(ctx context.Context, domain string) (*store.Tenant, error)
+}
+
+// Handler answers discovery requests.
+type Handler struct {
+	Tenants Tenants
+	// BaseURL is the enrollment URL of a tenant (the tenant is in its path).
+	BaseURL func(tenantID string) string
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		httpx.WriteError(w, r, h.Log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "use GET"))
+		return
+	}
+	req, err := discovery.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.reject(w, r, err.(*discovery.Rejection), "")
+		return
+	}
+	t, err := h.Tenants.TenantByDomain(r.Context(), req.Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		// The same answer whether or not the user exists: discovery must
+		// not tell who has an account.
+		h.reject(w, r, discovery.UnknownDomain(req.Domain), req.Email)
+		return
+	}
+	if err != nil {
+		h.Metrics.Discovery.WithLabelValues("error").Inc()
+		httpx.WriteError(w, r, h.Log, err)
+		return
+	}
+	h.Metrics.Discovery.WithLabelValues("ok").Inc()
+	h.Log.Info("discovery", "result", "ok", "domain", req.Domain, "model_family", req.ModelFamily, "tenant", t.ID)
+	httpx.WriteJSON(w, http.StatusOK, discovery.Answer(h.BaseURL(t.ID)))
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej *discovery.Rejection, email string) {
+	h.Metrics.Discovery.WithLabelValues(rej.Reason).Inc()
+	h.Log.Info("discovery refused", "reason", rej.Reason, "detail", rej.Description, "identifier", email,
+		"remote", r.RemoteAddr, "user_agent", r.UserAgent())
+	httpx.WriteJSON(w, http.StatusForbidden, rej.Body())
+}

@@ -1,0 +1,89 @@
+// Package testenv starts a fully wired Pomona server on a real loopback
+// listener for tests: the same server.New the binary uses, with a fresh
+// data directory and cheap password hashing.
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/server"
+)
+
+// Env is a running test server.
+type Env struct {
+	URL     string // https://127.0.0.1:port (TLS from Pomona's CA)
+	APIKey  string // the first-start admin key
+	DataDir string
+	CAFile  string
+	Server  *server.Server
+	Client  *http.Client // trusts Pomona's CA
+	Logs    *os.File
+}
+
+// Option changes the config before the server starts.
+type Option func(*server.Config)
+
+// Start runs a server until the test ends.
+func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := server.DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Listen = ln.Addr().String()
+	cfg.PublicURL = "https://" + ln.Addr().String()
+	cfg.Password = password.Fast
+	cfg.ShutdownTimeout = 5 * time.Second
+	for _, o := range opts {
+		o(&cfg)
+	}
+	logs, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, io.Discard) }()
+	e := &Env{DataDir: cfg.DataDir, CAFile: filepath.Join(cfg.DataDir, "ca.pem"), Server: srv, APIKey: srv.FirstAPIKey(), Logs: logs}
+	scheme := "https://"
+	if srv.TLSConfig() == nil {
+		scheme = "http://"
+	}
+	e.URL = scheme + ln.Addr().String()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.CA.Cert)
+	e.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+		srv.Close()
+		logs.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("server log:\n%s", b)
+		}
+	})
+	return e
+}

@@ -1,0 +1,55 @@
+// Package metrics owns Pomona's Prometheus registry: HTTP request
+// counters and latency by route, and the domain counters each feature adds.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of collectors of one server.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests *prometheus.CounterVec   // route, method, code
+	Latency  *prometheus.HistogramVec // route, method
+	InFlight prometheus.Gauge
+
+	Discovery      *prometheus.CounterVec // result
+	AdminAuthFails prometheus.Counter
+}
+
+// New registers every collector on a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pomona_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pomona_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pomona_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
+		Discovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pomona_discovery_requests_total", Help: "Service discovery answers by result (ok or the rejection reason).",
+		}, []string{"result"}),
+		AdminAuthFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pomona_admin_auth_failures_total", Help: "Admin API requests refused for a missing or wrong API key.",
+		}),
+	}
+	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

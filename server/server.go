@@ -1,0 +1,391 @@
+// Package server wires Pomona together: it opens the store, loads the
+// sealing key and the CA, builds the services and mounts their handlers.
+// Reading New from top to bottom shows every part of the server.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/http/wellknown"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/seal"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlite"
+	"github.com/pomona-mdm/pomona/version"
+)
+
+// TLS modes.
+const (
+	TLSAuto = "auto" // --tls-cert/--tls-key when given, else a certificate from Pomona's CA
+	TLSOff  = "off"  // plain HTTP behind a TLS-terminating proxy
+)
+
+// Config is everything `pomona serve` can be told.
+type Config struct {
+	Listen      string
+	PublicURL   string
+	DataDir     string
+	DB          string // database URL; empty: SQLite in DataDir
+	TLS         string // auto or off
+	TLSCert     string
+	TLSKey      string
+	AdminAPIKey string // bootstrap key; empty: none
+	SecretKey   string // sealing key; empty: key file in DataDir
+	CAKeyType   string
+	// Password is the argon2id cost of new password hashes.
+	Password        password.Params
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig is what `pomona serve` uses without flags.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":8443",
+		PublicURL:       "https://localhost:8443",
+		DataDir:         "./pomona-data",
+		TLS:             TLSAuto,
+		CAKeyType:       string(pki.ECDSAP256),
+		Password:        password.Default,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Server is a wired Pomona server.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	Store     store.Store
+	Metrics   *metrics.Metrics
+	Directory *directory.Service
+	CA        *pki.CA
+	PublicURL *url.URL
+	handler   http.Handler
+	tlsConfig *tls.Config
+	notes     startup
+}
+
+// startup collects what New learned, for the start-up summary.
+type startup struct {
+	storeDesc    string
+	caCreated    bool
+	keyCreated   bool
+	firstAPIKey  string // shown once
+	tlsDesc      string
+	caFile       string
+	devTLS       bool
+	sealKeyDesc  string
+	tenants      int
+	users        int
+	publicHTTP   bool
+	bootstrapKey bool
+}
+
+// New opens everything cfg names and wires the HTTP handler. Close
+// releases it.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log}
+	pub, err := parsePublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	s.PublicURL = pub
+	s.notes.publicHTTP = pub.Scheme != "https"
+	if cfg.TLS != TLSAuto && cfg.TLS != TLSOff {
+		return nil, fmt.Errorf("--tls must be %q or %q, not %q", TLSAuto, TLSOff, cfg.TLS)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	kt, err := pki.ParseKeyType(cfg.CAKeyType)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-key-type: %w", err)
+	}
+
+	// Storage.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create the data directory %s: %w (choose another with --data)", cfg.DataDir, err)
+	}
+	s.Store, s.notes.storeDesc, err = openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Store.Close()
+		}
+	}()
+
+	// Secrets at rest.
+	sealer, desc, created, err := loadSealer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.notes.sealKeyDesc, s.notes.keyCreated = desc, created
+	s.CA, s.notes.caCreated, err = pki.LoadOrCreateCA(ctx, s.Store, sealer, kt, time.Now())
+	if err != nil {
+		if errors.Is(err, seal.ErrWrongKey) {
+			return nil, fmt.Errorf("the CA in the database was sealed with another key: start with the original POMONA_SECRET_KEY or %s", filepath.Join(cfg.DataDir, "secret.key"))
+		}
+		return nil, err
+	}
+	s.notes.caFile = filepath.Join(cfg.DataDir, "ca.pem")
+	if err := os.WriteFile(s.notes.caFile, pki.CertPEM(s.CA.Cert), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", s.notes.caFile, err)
+	}
+
+	// TLS.
+	if err := s.setupTLS(ctx, sealer); err != nil {
+		return nil, err
+	}
+
+	// Admin API keys: the first start creates one and shows it once.
+	if cfg.AdminAPIKey != "" {
+		s.notes.bootstrapKey = true
+	} else if n, err := s.Store.CountAPIKeys(ctx); err != nil {
+		return nil, err
+	} else if n == 0 {
+		k, rec := api.NewKey("first-start", time.Now())
+		if err := s.Store.CreateAPIKey(ctx, rec); err != nil {
+			return nil, err
+		}
+		s.notes.firstAPIKey = k
+	}
+	s.notes.tenants, _ = s.Store.CountTenants(ctx)
+	s.notes.users, _ = s.Store.CountUsers(ctx)
+
+	// Services and handlers.
+	s.Metrics = metrics.New()
+	s.Directory = directory.New(s.Store)
+	s.Directory.Password = cfg.Password
+	mux := http.NewServeMux()
+	// Method-less pattern: the handler answers other methods with a JSON 405.
+	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
+	(&api.API{
+		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
+		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
+		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
+	}).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Store.Ping(ctx); err != nil {
+			log.Error("readiness: store unreachable", "err", err)
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "store": s.Store.Backend()})
+	})
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	s.handler = httpx.Observe(mux, log, s.Metrics)
+	ok = true
+	return s, nil
+}
+
+// EnrollPath is the path of a tenant's enrollment endpoint, the BaseURL
+// discovery hands out. The tenant is in the path, never the query.
+func EnrollPath(tenantID string) string { return "/enroll/" + tenantID }
+
+// EnrollURL is the absolute enrollment URL of a tenant.
+func (s *Server) EnrollURL(tenantID string) string {
+	return strings.TrimRight(s.PublicURL.String(), "/") + EnrollPath(tenantID)
+}
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLSConfig is nil when serving plain HTTP.
+func (s *Server) TLSConfig() *tls.Config { return s.tlsConfig }
+
+// FirstAPIKey is the key created on first start ("" otherwise).
+func (s *Server) FirstAPIKey() string { return s.notes.firstAPIKey }
+
+func (s *Server) Close() error { return s.Store.Close() }
+
+func parsePublicURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("--public-url %q must be an absolute URL such as https://mdm.example.com", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--public-url %q must not have a query or fragment", raw)
+	}
+	return u, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+	dbURL := cfg.DB
+	if dbURL == "" {
+		dbURL = "sqlite://" + filepath.Join(cfg.DataDir, "pomona.db")
+	}
+	switch {
+	case strings.HasPrefix(dbURL, "sqlite://") || strings.HasPrefix(dbURL, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//")
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, "", fmt.Errorf("cannot open the SQLite store: %w", err)
+		}
+		v, _ := st.SchemaVersion(ctx)
+		return st, fmt.Sprintf("sqlite %s (schema v%d)", path, v), nil
+	case strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://"):
+		return nil, "", errors.New("--db: the PostgreSQL store is not built yet; use the embedded SQLite store (leave --db empty)")
+	}
+	return nil, "", fmt.Errorf("--db %q: use sqlite://<path> (or leave it empty for the SQLite file in --data)", dbURL)
+}
+
+func loadSealer(cfg Config) (*seal.Sealer, string, bool, error) {
+	if cfg.SecretKey != "" {
+		key, err := seal.ParseKey(cfg.SecretKey)
+		if err != nil {
+			return nil, "", false, fmt.Errorf("POMONA_SECRET_KEY: %w (make one with: openssl rand -base64 32)", err)
+		}
+		s, err := seal.New(key)
+		return s, "from POMONA_SECRET_KEY", false, err
+	}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	key, created, err := seal.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("sealing key: %w", err)
+	}
+	s, err := seal.New(key)
+	return s, "from " + path, created, err
+}
+
+func (s *Server) setupTLS(ctx context.Context, sealer *seal.Sealer) error {
+	cfg := s.cfg
+	switch {
+	case cfg.TLS == TLSOff:
+		if cfg.TLSCert != "" {
+			return errors.New("--tls=off and --tls-cert contradict each other")
+		}
+		s.notes.tlsDesc = "off (plain HTTP: put a TLS-terminating proxy in front)"
+		return nil
+	case cfg.TLSCert != "":
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("cannot load --tls-cert/--tls-key: %w", err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		s.notes.tlsDesc = "certificate from " + cfg.TLSCert
+		return nil
+	}
+	host := s.PublicURL.Hostname()
+	cert, key, err := pki.ServerCert(ctx, s.Store, sealer, s.CA, host, time.Now())
+	if err != nil {
+		return err
+	}
+	s.tlsConfig = &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, s.CA.Cert.Raw}, PrivateKey: key, Leaf: cert}},
+		MinVersion:   tls.VersionTLS12,
+	}
+	s.notes.devTLS = true
+	s.notes.tlsDesc = fmt.Sprintf("development certificate for %s from Pomona's CA (valid until %s)", host, cert.NotAfter.Format("2006-01-02"))
+	return nil
+}
+
+// Run serves until ctx is cancelled (SIGTERM, SIGINT), then shuts down
+// gracefully, letting requests in flight finish.
+func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.tlsConfig != nil {
+		srv.TLSConfig = s.tlsConfig
+		ln = tls.NewListener(ln, s.tlsConfig)
+	}
+	s.printStartup(out, ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing requests in flight", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *Server) printStartup(out io.Writer, addr net.Addr) {
+	n := s.notes
+	scheme := "https"
+	if s.tlsConfig == nil {
+		scheme = "http"
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	p("Pomona %s", version.Version())
+	p("  listening    %s://%s", scheme, addr)
+	p("  public URL   %s", s.PublicURL)
+	p("  discovery    %s%s", s.PublicURL, discovery.Path)
+	p("  TLS          %s", n.tlsDesc)
+	p("  store        %s", n.storeDesc)
+	p("  sealing key  %s", n.sealKeyDesc)
+	p("  CA           %s (%s)", n.caFile, map[bool]string{true: "created now", false: "existing"}[n.caCreated])
+	p("  tenants      %d", n.tenants)
+	p("  users        %d", n.users)
+	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
+	var next []string
+	if n.firstAPIKey != "" {
+		p("")
+		p("  Admin API key (shown once, only its hash is stored):")
+		p("    %s", n.firstAPIKey)
+		next = append(next, "save the admin API key now: export POMONA_API_KEY="+n.firstAPIKey)
+	}
+	if n.keyCreated {
+		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")
+	}
+	if n.devTLS {
+		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
+	}
+	if n.publicHTTP {
+		next = append(next, "--public-url is http: Apple devices only enroll over https")
+	}
+	if n.tenants == 0 {
+		next = append(next, `no tenant yet: pomona tenant add "Example Corp" --domain example.com`)
+	} else if n.users == 0 {
+		next = append(next, "no users yet: pomona user add alice@<domain> --name 'Alice' (or pomona user import users.csv)")
+	}
+	if n.tenants > 0 {
+		next = append(next, "point each company domain's /.well-known/ at this server: pomona discovery snippet nginx --domain <domain>, then pomona discovery check <domain>")
+	}
+	if len(next) > 0 {
+		p("")
+		p("Next steps:")
+		for _, x := range next {
+			p("  - %s", x)
+		}
+	}
+	s.log.Info("listening", "addr", addr.String(), "public_url", s.PublicURL.String(), "tls", n.tlsDesc, "store", n.storeDesc)
+}
