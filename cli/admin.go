@@ -46,7 +46,7 @@ func runTenant(env *Env, args []string) error {
 		if len(domains) == 0 {
 			return usagef("give at least one --domain")
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func runTenant(env *Env, args []string) error {
 		if _, err := parse(env, fs, args); err != nil {
 			return err
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func runTenant(env *Env, args []string) error {
 		if len(pos) != 1 {
 			return usagef("give one tenant id or domain")
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func runTenant(env *Env, args []string) error {
 		if len(pos) != 1 {
 			return usagef("give one tenant id or domain")
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func runTenant(env *Env, args []string) error {
 		if len(pos) != 1 {
 			return usagef("give one tenant id or domain")
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func runUser(env *Env, args []string) error {
 		if len(pos) != 1 {
 			return nil, "", usagef("give one user id or email\nUsage: pomona %s", usage)
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		return c, pos[0], err
 	}
 	switch sub {
@@ -256,7 +256,7 @@ func runUser(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ func runUser(env *Env, args []string) error {
 		if _, err := parse(env, fs, args); err != nil {
 			return err
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -371,7 +371,7 @@ func runUser(env *Env, args []string) error {
 		if len(patch) == 0 {
 			return usagef("nothing to change: give --email, --name or --managed-apple-id")
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -410,7 +410,7 @@ func runUser(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		c, err := cf.client()
+		c, err := cf.client(env)
 		if err != nil {
 			return err
 		}
@@ -535,7 +535,7 @@ func runAPIKey(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(env)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ type Env struct {
 	StderrTerminal bool
 	// Ctx is cancelled on SIGINT/SIGTERM.
 	Ctx context.Context
+
+	cleanup []func()
 }
 
 type command struct {
@@ -76,6 +78,12 @@ func Main(env *Env, args []string) int {
 		return 2
 	}
 	err := cmd.run(env, args[1:])
+	// Close pooled connections so a server shutting down does not wait on
+	// connections this command dialed but no longer needs.
+	for _, f := range env.cleanup {
+		f()
+	}
+	env.cleanup = nil
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -173,14 +181,18 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
 }
 
-func (c *clientFlags) client() (*apiclient.Client, error) {
+func (c *clientFlags) client(env *Env) (*apiclient.Client, error) {
 	ca := c.caFile
 	if ca == "" && strings.HasPrefix(c.server, "https://") {
 		if p := filepath.Join(c.data, "ca.pem"); fileExists(p) {
 			ca = p
 		}
 	}
-	return apiclient.New(c.server, c.apiKey, ca)
+	cl, err := apiclient.New(c.server, c.apiKey, ca)
+	if err == nil {
+		env.cleanup = append(env.cleanup, cl.HTTP.CloseIdleConnections)
+	}
+	return cl, err
 }
 
 func fileExists(p string) bool {

@@ -74,7 +74,7 @@ func runDiscoveryCheck(env *Env, args []string) error {
 	if opts.ExpectBaseURL == "" && cf.apiKey != "" {
 		// Ask Pomona which BaseURL it serves this domain at, so an answer
 		// pointing elsewhere is caught.
-		if c, err := cf.client(); err == nil {
+		if c, err := cf.client(env); err == nil {
 			var out struct {
 				Tenants []struct {
 					EnrollmentURL string `json:"enrollment_url"`
@@ -147,7 +147,7 @@ func runSnippet(env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("give the kind: nginx, apache, caddy or json")
 	}
-	c, err := cf.client()
+	c, err := cf.client(env)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func runImport(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(env)
 	if err != nil {
 		return err
 	}

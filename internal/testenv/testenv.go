@@ -47,7 +47,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	cfg.Listen = ln.Addr().String()
 	cfg.PublicURL = "https://" + ln.Addr().String()
 	cfg.Password = password.Fast
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 15 * time.Second
 	for _, o := range opts {
 		o(&cfg)
 	}

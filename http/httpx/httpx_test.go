@@ -1,0 +1,102 @@
+package httpx
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func TestObserveRecoversPanics(t *testing.T) {
+	m := metrics.New()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) { panic("kaboom") })
+	var logs strings.Builder
+	srv := httptest.NewServer(Observe(mux, slog.New(slog.NewTextHandler(&logs, nil)), m))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(b), `"code":"internal"`) || strings.Contains(string(b), "kaboom") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if !strings.Contains(logs.String(), "kaboom") {
+		t.Fatal("panic not logged")
+	}
+	// The server still serves.
+	resp, err = http.Get(srv.URL + "/boom")
+	if err != nil || resp.StatusCode != 500 {
+		t.Fatal("server died after a panic")
+	}
+	resp.Body.Close()
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+		leaks  string
+	}{
+		{fmt.Errorf("user %w", store.ErrNotFound), 404, "not_found", ""},
+		{fmt.Errorf("%w: domain x already belongs to another tenant", store.ErrConflict), 409, "conflict", ""},
+		{fmt.Errorf("%w: constraint failed: UNIQUE constraint failed: users.email (2067)", store.ErrConflict), 409, "conflict", "users.email"},
+		{fmt.Errorf("%w: tenant still has 3 user(s)", store.ErrInUse), 409, "in_use", ""},
+		{&directory.ValidationError{Field: "email", Message: "bad"}, 422, "validation_failed", ""},
+		{errors.New("disk on fire at /var/lib/secret"), 500, "internal", "/var/lib"},
+	} {
+		status, body := Classify(tc.err)
+		if status != tc.status || body.Code != tc.code {
+			t.Errorf("%v: %d %s", tc.err, status, body.Code)
+		}
+		if tc.leaks != "" && strings.Contains(body.Error, tc.leaks) {
+			t.Errorf("%v: message leaks %q: %s", tc.err, tc.leaks, body.Error)
+		}
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	type in struct {
+		Name string `json:"name"`
+	}
+	for _, tc := range []struct {
+		ct, body string
+		status   int
+	}{
+		{"application/json", `{"name":"x"}`, 0},
+		{"application/json; charset=utf-8", `{"name":"x"}`, 0},
+		{"application/json", `{"name":"x"} `, 0},
+		{"", `{"name":"x"}`, 415},
+		{"text/json", `{"name":"x"}`, 415},
+		{"application/json", `{"name":1}`, 400},
+		{"application/json", `{"nom":"x"}`, 400},
+		{"application/json", `[1]`, 400},
+		{"application/json", `{"name":"x"} {"name":"y"}`, 400},
+		{"application/json", `{"name":"` + strings.Repeat("a", 200) + `"}`, 413},
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
+		if tc.ct != "" {
+			r.Header.Set("Content-Type", tc.ct)
+		}
+		var v in
+		err := DecodeJSON(httptest.NewRecorder(), r, 100, &v)
+		got := 0
+		if err != nil {
+			got, _ = Classify(err)
+		}
+		if got != tc.status {
+			t.Errorf("%q %q: status %d want %d (%v)", tc.ct, tc.body, got, tc.status, err)
+		}
+	}
+}
