@@ -55,6 +55,8 @@ type User struct {
 	// zero while setup is unfinished.
 	TOTPConfirmedAt time.Time
 	Enabled         bool
+	// TOTPLastStep is the last TOTP time step accepted: each code works once.
+	TOTPLastStep int64
 	// TokensNotBefore invalidates every access token issued before it
 	// (forced re-authentication, password reset, disabling).
 	TokensNotBefore time.Time
@@ -156,6 +158,9 @@ type Store interface {
 	UserStore
 	APIKeyStore
 	SecretStore
+	TokenStore
+	EnrollmentStore
+	RateLimitStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -10,7 +10,7 @@ import (
 )
 
 const userColumns = `id, tenant_id, email, managed_apple_id, name, password_hash, totp_secret,
-	totp_confirmed_at, enabled, tokens_not_before, created_at, updated_at, last_sign_in_at`
+	totp_confirmed_at, totp_last_step, enabled, tokens_not_before, created_at, updated_at, last_sign_in_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -19,7 +19,7 @@ func scanUser(sc scanner) (*store.User, error) {
 	var enabled int
 	var totpAt, notBefore, created, updated, lastSignIn int64
 	err := sc.Scan(&u.ID, &u.TenantID, &u.Email, &u.ManagedAppleID, &u.Name, &u.PasswordHash, &u.TOTPSecret,
-		&totpAt, &enabled, &notBefore, &created, &updated, &lastSignIn)
+		&totpAt, &u.TOTPLastStep, &enabled, &notBefore, &created, &updated, &lastSignIn)
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +50,9 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 		if n > 0 {
 			return fmt.Errorf("%w: a user with email %s already exists", store.ErrConflict, u.Email)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`, domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`, domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.TenantID, u.Email, u.ManagedAppleID, u.Name, u.PasswordHash, u.TOTPSecret,
-			toMicros(u.TOTPConfirmedAt), boolInt(u.Enabled), toMicros(u.TokensNotBefore),
+			toMicros(u.TOTPConfirmedAt), u.TOTPLastStep, boolInt(u.Enabled), toMicros(u.TokensNotBefore),
 			toMicros(u.CreatedAt), toMicros(u.UpdatedAt), toMicros(u.LastSignInAt), u.Domain())
 		return constraint(err)
 	})
@@ -138,10 +138,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) 
 			return fmt.Errorf("%w: a user with email %s already exists", store.ErrConflict, u.Email)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE users SET tenant_id = ?, email = ?, domain = ?, managed_apple_id = ?, name = ?,
-			password_hash = ?, totp_secret = ?, totp_confirmed_at = ?, enabled = ?, tokens_not_before = ?,
+			password_hash = ?, totp_secret = ?, totp_confirmed_at = ?, totp_last_step = ?, enabled = ?, tokens_not_before = ?,
 			updated_at = ?, last_sign_in_at = ? WHERE id = ?`,
 			u.TenantID, u.Email, u.Domain(), u.ManagedAppleID, u.Name, u.PasswordHash, u.TOTPSecret,
-			toMicros(u.TOTPConfirmedAt), boolInt(u.Enabled), toMicros(u.TokensNotBefore),
+			toMicros(u.TOTPConfirmedAt), u.TOTPLastStep, boolInt(u.Enabled), toMicros(u.TokensNotBefore),
 			toMicros(u.UpdatedAt), toMicros(u.LastSignInAt), id)
 		if err != nil {
 			return constraint(err)

@@ -47,6 +47,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}},
 	}
+	for _, nt := range enrollmentTests() {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, s store.Store)
+		}{nt.name, nt.fn})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)

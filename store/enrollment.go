@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrChallengeUsed: the one-time SCEP challenge was already consumed.
+var ErrChallengeUsed = errors.New("challenge already used")
+
+// ErrExpired: a one-time value (SCEP challenge) is past its lifetime.
+var ErrExpired = errors.New("expired")
+
+// AccessToken is a bearer token handed to a device through the sign-in
+// callback. Hash is the SHA-256 of the token; the token itself is never
+// stored.
+type AccessToken struct {
+	Hash      []byte
+	UserID    string
+	TenantID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// EnrollmentID is set when the token is first used on the MDM channel;
+	// from then on it is refused for any other enrollment.
+	EnrollmentID string
+}
+
+// Enrollment statuses.
+const (
+	EnrollmentPending    = "pending"    // profile handed out, device not yet checked in
+	EnrollmentEnrolled   = "enrolled"   // device authenticated on the MDM channel
+	EnrollmentUnenrolled = "unenrolled" // checked out or removed
+)
+
+// Enrollment is one device enrollment of one user, from the profile fetch on.
+type Enrollment struct {
+	ID           string
+	TenantID     string
+	UserID       string
+	TokenHash    []byte
+	Platform     string // iOS or macOS
+	Product      string // e.g. iPhone15,3
+	OSVersion    string
+	BuildVersion string
+	Language     string
+	// MachineInfo is the signed plist's content as received (forbidden
+	// hardware identifiers removed).
+	MachineInfo []byte
+	// DeviceSignature records what the advisory check of the device's CMS
+	// signature found.
+	DeviceSignature string
+	Status          string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// SCEPChallenge is a one-time SCEP challenge (stored hashed).
+type SCEPChallenge struct {
+	Hash         []byte
+	EnrollmentID string
+	ExpiresAt    time.Time
+	UsedAt       time.Time
+}
+
+// IdentityCert records a device identity certificate Pomona issued.
+type IdentityCert struct {
+	Serial       string // hex
+	EnrollmentID string
+	SHA256       []byte // of the DER certificate
+	NotBefore    time.Time
+	NotAfter     time.Time
+	IssuedAt     time.Time
+	RenewedFrom  string // serial of the certificate this one renews
+}
+
+// TokenStore keeps access tokens.
+type TokenStore interface {
+	CreateAccessToken(ctx context.Context, t *AccessToken) error
+	AccessToken(ctx context.Context, hash []byte) (*AccessToken, error)
+	// BindAccessToken binds the token to enrollmentID unless it is bound to
+	// another one already, in which case it returns ErrConflict.
+	BindAccessToken(ctx context.Context, hash []byte, enrollmentID string) error
+}
+
+// EnrollmentStore keeps enrollments, their SCEP challenges and identity
+// certificates.
+type EnrollmentStore interface {
+	// CreateEnrollment stores a pending enrollment and its SCEP challenge
+	// together.
+	CreateEnrollment(ctx context.Context, e *Enrollment, ch *SCEPChallenge) error
+	Enrollment(ctx context.Context, id string) (*Enrollment, error)
+	SCEPChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, error)
+	// ConsumeSCEPChallenge marks the challenge used and records cert in one
+	// transaction. A used challenge gives ErrChallengeUsed, an expired one
+	// ErrExpired, an unknown one ErrNotFound; nothing is recorded then.
+	ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *IdentityCert) error
+	// RecordRenewal records a certificate that renews an earlier one of
+	// the same enrollment.
+	RecordRenewal(ctx context.Context, cert *IdentityCert) error
+	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)
+}
+
+// RateLimitStore counts failures in fixed windows, shared by every
+// instance that uses the same database.
+type RateLimitStore interface {
+	// RateLimitHit adds one to key's counter (starting a new window when the
+	// old one is over) and returns the count in the current window and
+	// when that window started.
+	RateLimitHit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	// RateLimitCount returns the count in the current window (0 when none).
+	RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
+	RateLimitReset(ctx context.Context, key string) error
+}

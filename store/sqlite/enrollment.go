@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func (s *Store) CreateAccessToken(ctx context.Context, t *store.AccessToken) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO access_tokens (hash, user_id, tenant_id, created_at, expires_at, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.UserID, t.TenantID, toMicros(t.CreatedAt), toMicros(t.ExpiresAt), t.EnrollmentID)
+	return constraint(err)
+}
+
+func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToken, error) {
+	var t store.AccessToken
+	var created, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT hash, user_id, tenant_id, created_at, expires_at, enrollment_id FROM access_tokens WHERE hash = ?`, hash).
+		Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("access token %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &t, nil
+}
+
+func (s *Store) BindAccessToken(ctx context.Context, hash []byte, enrollmentID string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM access_tokens WHERE hash = ?`, hash).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("access token %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		switch cur {
+		case enrollmentID:
+			return nil
+		case "":
+			_, err = tx.ExecContext(ctx, `UPDATE access_tokens SET enrollment_id = ? WHERE hash = ?`, enrollmentID, hash)
+			return err
+		}
+		return fmt.Errorf("%w: the access token is bound to another enrollment", store.ErrConflict)
+	})
+}
+
+func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *store.SCEPChallenge) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, product, os_version,
+			build_version, language, machine_info, device_signature, status, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.TenantID, e.UserID, e.TokenHash, e.Platform, e.Product, e.OSVersion, e.BuildVersion, e.Language,
+			e.MachineInfo, e.DeviceSignature, e.Status, toMicros(e.CreatedAt), toMicros(e.UpdatedAt))
+		if err != nil {
+			return constraint(err)
+		}
+		if ch == nil {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, used_at) VALUES (?, ?, ?, ?)`,
+			ch.Hash, e.ID, toMicros(ch.ExpiresAt), toMicros(ch.UsedAt))
+		return constraint(err)
+	})
+}
+
+func (s *Store) Enrollment(ctx context.Context, id string) (*store.Enrollment, error) {
+	var e store.Enrollment
+	var created, updated int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
+		language, machine_info, device_signature, status, created_at, updated_at FROM enrollments WHERE id = ?`, id).
+		Scan(&e.ID, &e.TenantID, &e.UserID, &e.TokenHash, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
+			&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.Status, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("enrollment %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &e, nil
+}
+
+func (s *Store) SCEPChallenge(ctx context.Context, hash []byte) (*store.SCEPChallenge, error) {
+	return getChallenge(ctx, s.r, hash)
+}
+
+func getChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChallenge, error) {
+	var c store.SCEPChallenge
+	var exp, used int64
+	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at FROM scep_challenges WHERE hash = ?`, hash).
+		Scan(&c.Hash, &c.EnrollmentID, &exp, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("SCEP challenge %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.ExpiresAt, c.UsedAt = fromMicros(exp), fromMicros(used)
+	return &c, nil
+}
+
+func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *store.IdentityCert) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		c, err := getChallenge(ctx, tx, hash)
+		if err != nil {
+			return err
+		}
+		if !c.UsedAt.IsZero() {
+			return store.ErrChallengeUsed
+		}
+		if !now.Before(c.ExpiresAt) {
+			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
+		}
+		if cert.EnrollmentID != c.EnrollmentID {
+			return fmt.Errorf("%w: certificate and challenge belong to different enrollments", store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
+			return err
+		}
+		return insertCert(ctx, tx, cert)
+	})
+}
+
+func insertCert(ctx context.Context, tx *sql.Tx, c *store.IdentityCert) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO identity_certs (serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.Serial, c.EnrollmentID, c.SHA256, toMicros(c.NotBefore), toMicros(c.NotAfter),
+		toMicros(c.IssuedAt), c.RenewedFrom)
+	return constraint(err)
+}
+
+func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var enr string
+		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("renewed certificate %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if enr != c.EnrollmentID {
+			return fmt.Errorf("%w: a renewal must stay with its enrollment", store.ErrConflict)
+		}
+		return insertCert(ctx, tx, c)
+	})
+}
+
+func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.IdentityCert, error) {
+	var c store.IdentityCert
+	var nb, na, issued int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from
+		FROM identity_certs WHERE serial = ?`, serial).Scan(&c.Serial, &c.EnrollmentID, &c.SHA256, &nb, &na, &issued, &c.RenewedFrom)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("identity certificate %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.IssuedAt = fromMicros(nb), fromMicros(na), fromMicros(issued)
+	return &c, nil
+}
+
+func (s *Store) RateLimitHit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	var count int
+	var start int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT count, window_start FROM rate_limits WHERE key = ?`, key).Scan(&count, &start)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && fromMicros(start).Add(window).Before(now)) {
+			count, start = 1, toMicros(now)
+			_, err = tx.ExecContext(ctx, `INSERT INTO rate_limits (key, count, window_start) VALUES (?, 1, ?)
+				ON CONFLICT (key) DO UPDATE SET count = 1, window_start = excluded.window_start`, key, start)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		count++
+		_, err = tx.ExecContext(ctx, `UPDATE rate_limits SET count = ? WHERE key = ?`, count, key)
+		return err
+	})
+	return count, fromMicros(start), err
+}
+
+func (s *Store) RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	var count int
+	var start int64
+	err := s.r.QueryRowContext(ctx, `SELECT count, window_start FROM rate_limits WHERE key = ?`, key).Scan(&count, &start)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if fromMicros(start).Add(window).Before(now) {
+		return 0, time.Time{}, nil
+	}
+	return count, fromMicros(start), nil
+}
+
+func (s *Store) RateLimitReset(ctx context.Context, key string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM rate_limits WHERE key = ?`, key)
+	return err
+}

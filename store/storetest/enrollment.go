@@ -1,0 +1,208 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func enrollmentTests() []namedTest {
+	return []namedTest{
+		{"AccessTokens", testAccessTokens},
+		{"EnrollmentAndChallenge", testEnrollmentAndChallenge},
+		{"ChallengeConsumedOnceUnderRace", testChallengeRace},
+		{"RateLimits", testRateLimits},
+		{"TOTPLastStep", testTOTPLastStep},
+	}
+}
+
+type namedTest struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}
+
+func testAccessTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	tok := &store.AccessToken{Hash: []byte("h1"), UserID: u.ID, TenantID: tn.ID, CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
+	if err := s.CreateAccessToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.CreateAccessToken(ctx, tok), store.ErrConflict)
+	got, err := s.AccessToken(ctx, []byte("h1"))
+	if err != nil || got.UserID != u.ID || got.TenantID != tn.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || got.EnrollmentID != "" {
+		t.Fatalf("AccessToken = %+v, %v", got, err)
+	}
+	_, err = s.AccessToken(ctx, []byte("nope"))
+	wantErr(t, err, store.ErrNotFound)
+	if err := s.BindAccessToken(ctx, []byte("h1"), "E1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindAccessToken(ctx, []byte("h1"), "E1"); err != nil {
+		t.Fatal("re-binding to the same enrollment:", err)
+	}
+	wantErr(t, s.BindAccessToken(ctx, []byte("h1"), "E2"), store.ErrConflict)
+	wantErr(t, s.BindAccessToken(ctx, []byte("nope"), "E1"), store.ErrNotFound)
+	if got, _ := s.AccessToken(ctx, []byte("h1")); got.EnrollmentID != "E1" {
+		t.Fatalf("bound to %q", got.EnrollmentID)
+	}
+	// Deleting the user removes its tokens.
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.AccessToken(ctx, []byte("h1"))
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func mustEnrollment(t *testing.T, s store.Store, tenantID, userID string, challenge []byte, exp time.Time) *store.Enrollment {
+	t.Helper()
+	e := &store.Enrollment{ID: id("en"), TenantID: tenantID, UserID: userID, TokenHash: []byte("tok"), Platform: "iOS",
+		Product: "iPhone15,3", OSVersion: "18.2", BuildVersion: "22C152", Language: "en-US", MachineInfo: []byte("<plist/>"),
+		DeviceSignature: "apple", Status: store.EnrollmentPending, CreatedAt: now(), UpdatedAt: now()}
+	var ch *store.SCEPChallenge
+	if challenge != nil {
+		ch = &store.SCEPChallenge{Hash: challenge, ExpiresAt: exp}
+	}
+	if err := s.CreateEnrollment(context.Background(), e, ch); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := mustEnrollment(t, s, tn.ID, u.ID, []byte("c1"), now().Add(time.Hour))
+	got, err := s.Enrollment(ctx, e.ID)
+	if err != nil || got.Product != "iPhone15,3" || got.Status != store.EnrollmentPending || string(got.MachineInfo) != "<plist/>" ||
+		got.DeviceSignature != "apple" || got.Language != "en-US" || !got.CreatedAt.Equal(e.CreatedAt) {
+		t.Fatalf("Enrollment = %+v, %v", got, err)
+	}
+	_, err = s.Enrollment(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+	ch, err := s.SCEPChallenge(ctx, []byte("c1"))
+	if err != nil || ch.EnrollmentID != e.ID || !ch.UsedAt.IsZero() {
+		t.Fatalf("SCEPChallenge = %+v, %v", ch, err)
+	}
+	cert := &store.IdentityCert{Serial: "01ab", EnrollmentID: e.ID, SHA256: []byte("fp1"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
+	// A certificate for another enrollment cannot consume this challenge.
+	other := mustEnrollment(t, s, tn.ID, u.ID, nil, time.Time{})
+	wrong := *cert
+	wrong.EnrollmentID = other.ID
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), &wrong), store.ErrConflict)
+	if err := s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), cert); err != nil {
+		t.Fatal(err)
+	}
+	again := *cert
+	again.Serial, again.SHA256 = "02", []byte("fp2")
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), &again), store.ErrChallengeUsed)
+	if _, err := s.IdentityCert(ctx, "02"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused consumption recorded a certificate")
+	}
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("unknown"), now(), &again), store.ErrNotFound)
+	ic, err := s.IdentityCert(ctx, "01ab")
+	if err != nil || ic.EnrollmentID != e.ID || string(ic.SHA256) != "fp1" {
+		t.Fatalf("IdentityCert = %+v, %v", ic, err)
+	}
+	// Expired challenges are refused.
+	mustEnrollment(t, s, tn.ID, u.ID, []byte("old"), now().Add(-time.Second))
+	exp := *cert
+	exp.Serial, exp.SHA256 = "03", []byte("fp3")
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("old"), now(), &exp), store.ErrExpired)
+
+	// Renewal stays with its enrollment.
+	ren := &store.IdentityCert{Serial: "04", EnrollmentID: e.ID, SHA256: []byte("fp4"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now(), RenewedFrom: "01ab"}
+	if err := s.RecordRenewal(ctx, ren); err != nil {
+		t.Fatal(err)
+	}
+	bad := *ren
+	bad.Serial, bad.SHA256, bad.EnrollmentID = "05", []byte("fp5"), other.ID
+	wantErr(t, s.RecordRenewal(ctx, &bad), store.ErrConflict)
+	bad.EnrollmentID, bad.RenewedFrom = e.ID, "ffff"
+	wantErr(t, s.RecordRenewal(ctx, &bad), store.ErrNotFound)
+}
+
+func testChallengeRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := mustEnrollment(t, s, tn.ID, u.ID, []byte("race"), now().Add(time.Hour))
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := &store.IdentityCert{Serial: string(rune('a' + i)), EnrollmentID: e.ID, SHA256: []byte{byte(i)}, NotBefore: now(), NotAfter: now(), IssuedAt: now()}
+			err := s.ConsumeSCEPChallenge(ctx, []byte("race"), now(), c)
+			if err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, store.ErrChallengeUsed) {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Fatalf("the challenge was consumed %d times", ok.Load())
+	}
+}
+
+func testRateLimits(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	for i := 1; i <= 3; i++ {
+		n, start, err := s.RateLimitHit(ctx, "acct:a", time.Minute, t0.Add(time.Duration(i)*time.Second))
+		if err != nil || n != i || !start.Equal(t0.Add(time.Second)) {
+			t.Fatalf("hit %d: %d %v %v", i, n, start, err)
+		}
+	}
+	if n, _, _ := s.RateLimitCount(ctx, "acct:a", time.Minute, t0.Add(10*time.Second)); n != 3 {
+		t.Fatalf("count %d", n)
+	}
+	if n, _, _ := s.RateLimitCount(ctx, "acct:b", time.Minute, t0); n != 0 {
+		t.Fatalf("other key %d", n)
+	}
+	// After the window a new one starts.
+	if n, _, _ := s.RateLimitCount(ctx, "acct:a", time.Minute, t0.Add(2*time.Minute)); n != 0 {
+		t.Fatalf("count after window %d", n)
+	}
+	if n, _, _ := s.RateLimitHit(ctx, "acct:a", time.Minute, t0.Add(2*time.Minute)); n != 1 {
+		t.Fatalf("hit after window %d", n)
+	}
+	if err := s.RateLimitReset(ctx, "acct:a"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := s.RateLimitCount(ctx, "acct:a", time.Minute, t0.Add(2*time.Minute)); n != 0 {
+		t.Fatalf("count after reset %d", n)
+	}
+	// Concurrent hits are all counted.
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.RateLimitHit(ctx, "ip:x", time.Hour, t0) }()
+	}
+	wg.Wait()
+	if n, _, _ := s.RateLimitCount(ctx, "ip:x", time.Hour, t0); n != 10 {
+		t.Fatalf("concurrent hits counted %d", n)
+	}
+}
+
+func testTOTPLastStep(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	if _, err := s.UpdateUser(ctx, u.ID, func(x *store.User) error { x.TOTPLastStep = 58_000_123; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.User(ctx, u.ID); got.TOTPLastStep != 58_000_123 {
+		t.Fatalf("TOTPLastStep %d", got.TOTPLastStep)
+	}
+}
