@@ -1,0 +1,170 @@
+// Package enroll is the protocol logic of the enrollment endpoint: reading
+// the device's signed machine-info plist, deciding the device's platform,
+// and the challenge and error answers Apple's account-driven flow expects.
+// It does no I/O.
+package enroll
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/micromdm/plist"
+	"github.com/smallstep/pkcs7"
+)
+
+// MaxBody bounds the enrollment POST body; real ones are a few KiB.
+const MaxBody = 64 << 10
+
+// Platforms Pomona enrolls.
+const (
+	IOS   = "iOS"   // iPhone and iPad (iPadOS)
+	MacOS = "macOS" // Mac
+)
+
+// MachineInfo is the content of the device's signed plist. Hardware
+// identifiers that user enrollment forbids (UDID, SERIAL, IMEI, MEID) are
+// never kept, even if a device sent them.
+type MachineInfo struct {
+	Language                    string `plist:"LANGUAGE,omitempty"`
+	Product                     string `plist:"PRODUCT,omitempty"`
+	Version                     string `plist:"VERSION,omitempty"` // build, e.g. 22C152
+	OSVersion                   string `plist:"OS_VERSION,omitempty"`
+	SupplementalBuildVersion    string `plist:"SUPPLEMENTAL_BUILD_VERSION,omitempty"`
+	SupplementalOSVersionExtra  string `plist:"SUPPLEMENTAL_OS_VERSION_EXTRA,omitempty"`
+	MDMCanRequestSoftwareUpdate bool   `plist:"MDM_CAN_REQUEST_SOFTWARE_UPDATE,omitempty"`
+}
+
+// Signature results of the advisory device-signature check.
+const (
+	SigApple    = "apple"    // signed by a device identity that chains to Apple's iPhone CA
+	SigOther    = "other"    // a valid CMS signature by a certificate that is not Apple's
+	SigInvalid  = "invalid"  // CMS that does not verify
+	SigUnsigned = "unsigned" // a bare plist
+)
+
+// Parsed is what the enrollment endpoint learns from the body.
+type Parsed struct {
+	Info MachineInfo
+	// Signature is one of the Sig* values. It is advisory: the signed blob
+	// is not proof of anything (it can be replayed), so it is recorded and
+	// logged, never used to grant access.
+	Signature string
+	// SignatureDetail explains Signature for the log.
+	SignatureDetail string
+}
+
+// appleIPhoneCA pins "Apple iPhone Certification Authority" (the CA above
+// "Apple iPhone Device CA") by the SHA-256 of its certificate. Apple's
+// device chains carry it; its validity period ended in 2022 and Apple's
+// chains use SHA-1, so the chain is checked by signature only.
+var appleIPhoneCA = mustHex("e4e2936d3c076ec4aea8ac3727752495 0ca005894b39bba2d347fa33155ae5fa")
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// ErrBody is returned for a body that is neither a CMS-signed plist nor a
+// plist.
+var ErrBody = errors.New("the request body is not a signed machine-info property list")
+
+// ParseBody reads the enrollment POST body whatever its Content-Type (iOS
+// 15 sent form-urlencoded): DER CMS SignedData with a plist inside, or, from
+// tools, a bare plist.
+func ParseBody(body []byte) (*Parsed, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: the body is empty", ErrBody)
+	}
+	var p Parsed
+	content := body
+	if p7, err := pkcs7.Parse(body); err == nil && len(p7.Content) > 0 {
+		content = p7.Content
+		p.Signature, p.SignatureDetail = checkSignature(p7)
+	} else if looksLikePlist(body) {
+		p.Signature, p.SignatureDetail = SigUnsigned, "the body is a bare property list"
+	} else {
+		return nil, ErrBody
+	}
+	if !looksLikePlist(content) {
+		return nil, fmt.Errorf("%w: the signed content is not a property list", ErrBody)
+	}
+	if err := plist.Unmarshal(content, &p.Info); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBody, err)
+	}
+	if p.Info.Product == "" {
+		return nil, fmt.Errorf("%w: PRODUCT is missing", ErrBody)
+	}
+	return &p, nil
+}
+
+func looksLikePlist(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n\ufeff")
+	return bytes.HasPrefix(b, []byte("<?xml")) || bytes.HasPrefix(b, []byte("<plist")) || bytes.HasPrefix(b, []byte("bplist00"))
+}
+
+func checkSignature(p7 *pkcs7.PKCS7) (string, string) {
+	if err := p7.Verify(); err != nil {
+		return SigInvalid, "the CMS signature does not verify: " + err.Error()
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return SigInvalid, "the CMS has no single signer"
+	}
+	// Walk up the embedded certificates by signature (validity ignored:
+	// Apple's intermediates expired long ago) to the pinned Apple CA.
+	cur := signer
+	for depth := 0; depth < 4; depth++ {
+		if fp := sha256.Sum256(cur.Raw); bytes.Equal(fp[:], appleIPhoneCA) {
+			return SigApple, "signed by " + signer.Subject.CommonName + " under Apple iPhone Certification Authority"
+		}
+		parent := findParent(cur, p7.Certificates)
+		if parent == nil {
+			break
+		}
+		cur = parent
+	}
+	return SigOther, "signed by " + signer.Subject.String() + ", which does not chain to Apple's iPhone CA"
+}
+
+func findParent(c *x509.Certificate, pool []*x509.Certificate) *x509.Certificate {
+	for _, p := range pool {
+		if p.Equal(c) || !bytes.Equal(p.RawSubject, c.RawIssuer) {
+			continue
+		}
+		// CheckSignature accepts the SHA-1 signatures Apple's chain uses.
+		if p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// Platform maps a PRODUCT string to the platform Pomona manages, or ""
+// for devices it does not enroll.
+func Platform(product string) string {
+	switch {
+	case strings.HasPrefix(product, "iPhone"), strings.HasPrefix(product, "iPad"), strings.HasPrefix(product, "iPod"):
+		return IOS
+	case strings.HasPrefix(product, "Mac"), strings.HasPrefix(product, "iMac"), strings.HasPrefix(product, "VirtualMac"):
+		return MacOS
+	}
+	return ""
+}
+
+// Sanitized re-encodes the machine info without forbidden identifiers, for
+// storage.
+func (m MachineInfo) Sanitized() []byte {
+	b, err := plist.MarshalIndent(m, "  ")
+	if err != nil {
+		return nil
+	}
+	return b
+}
