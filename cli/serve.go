@@ -27,6 +27,7 @@ func runServe(env *Env, args []string) error {
 		keyTypes[i] = string(k)
 	}
 	fs.StringVar(&cfg.CAKeyType, "ca-key-type", cfg.CAKeyType, "key type of a new CA: "+strings.Join(keyTypes, ", "))
+	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", cfg.AccessTokenTTL, "how long a device's sign-in lasts before the person must sign in again (e.g. 720h)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for requests in flight")

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/micromdm/plist"
@@ -167,4 +168,17 @@ func (m MachineInfo) Sanitized() []byte {
 		return nil
 	}
 	return b
+}
+
+// Challenge is the WWW-Authenticate value of the 401 that starts the
+// sign-in: Apple's comma form. State rides in loginURL's path, never its
+// query (the device replaces the query with user-identifier).
+func Challenge(loginURL string) string {
+	return `Bearer method="apple-as-web", url="` + loginURL + `"`
+}
+
+// CallbackURL is where a finished sign-in sends the web view: Apple's
+// callback scheme with the access token.
+func CallbackURL(accessToken string) string {
+	return "apple-remotemanagement-user-login://authentication-results?access-token=" + url.QueryEscape(accessToken)
 }

@@ -20,6 +20,12 @@ type Metrics struct {
 
 	Discovery      *prometheus.CounterVec // result
 	AdminAuthFails prometheus.Counter
+
+	Enrollment *prometheus.CounterVec // result: challenge, profile, bad-token, ...
+	SignIn     *prometheus.CounterVec // result
+	SCEP       *prometheus.CounterVec // operation, result
+
+	PushCertExpiry prometheus.Gauge // Unix time the push certificate expires (0: none)
 }
 
 // New registers every collector on a fresh registry.
@@ -44,6 +50,19 @@ func New() *Metrics {
 			Name: "pomona_admin_auth_failures_total", Help: "Admin API requests refused for a missing or wrong API key.",
 		}),
 	}
+	m.Enrollment = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_enrollment_requests_total", Help: "Enrollment endpoint answers by result (challenge, profile, bad-token, no-push-cert, ...).",
+	}, []string{"result"})
+	m.SignIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_signin_total", Help: "Sign-in page outcomes (success, bad-credentials, bad-code, locked, csrf, ...).",
+	}, []string{"result"})
+	m.SCEP = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_scep_requests_total", Help: "SCEP operations by result.",
+	}, []string{"operation", "result"})
+	m.PushCertExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pomona_push_certificate_expiry_timestamp_seconds", Help: "When the APNs push certificate expires (Unix time; 0 when there is none). Alert 30 days ahead.",
+	})
+	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

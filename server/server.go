@@ -18,14 +18,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/http/enrollhttp"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/http/scephttp"
+	"github.com/pomona-mdm/pomona/http/signin"
 	"github.com/pomona-mdm/pomona/http/wellknown"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
@@ -53,6 +59,9 @@ type Config struct {
 	// Password is the argon2id cost of new password hashes.
 	Password        password.Params
 	ShutdownTimeout time.Duration
+	// AccessTokenTTL is how long a device's access token is valid before
+	// the person must sign in again.
+	AccessTokenTTL time.Duration
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -65,6 +74,7 @@ func DefaultConfig() Config {
 		CAKeyType:       string(pki.ECDSAP256),
 		Password:        password.Default,
 		ShutdownTimeout: 15 * time.Second,
+		AccessTokenTTL:  auth.DefaultTokenTTL,
 	}
 }
 
@@ -75,7 +85,11 @@ type Server struct {
 	Store     store.Store
 	Metrics   *metrics.Metrics
 	Directory *directory.Service
+	Auth      *auth.Service
+	Enroll    *enroll.Service
 	CA        *pki.CA
+	Issuer    *pki.Issuer
+	sealer    *seal.Sealer
 	PublicURL *url.URL
 	handler   http.Handler
 	tlsConfig *tls.Config
@@ -96,6 +110,8 @@ type startup struct {
 	users        int
 	publicHTTP   bool
 	bootstrapKey bool
+	push         *pushcert.Cert
+	pushErr      error
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -140,6 +156,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.notes.sealKeyDesc, s.notes.keyCreated = desc, created
+	s.sealer = sealer
 	s.CA, s.notes.caCreated, err = pki.LoadOrCreateCA(ctx, s.Store, sealer, kt, time.Now())
 	if err != nil {
 		if errors.Is(err, seal.ErrWrongKey) {
@@ -150,6 +167,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.notes.caFile = filepath.Join(cfg.DataDir, "ca.pem")
 	if err := os.WriteFile(s.notes.caFile, pki.CertPEM(s.CA.Cert), 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", s.notes.caFile, err)
+	}
+
+	s.Issuer, err = pki.LoadIssuer(ctx, s.Store, sealer, s.CA, time.Now())
+	if err != nil {
+		return nil, err
 	}
 
 	// TLS.
@@ -171,18 +193,43 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.notes.tenants, _ = s.Store.CountTenants(ctx)
 	s.notes.users, _ = s.Store.CountUsers(ctx)
+	s.notes.push, s.notes.pushErr = s.LoadPushCert(ctx)
 
-	// Services and handlers.
+	// Services.
 	s.Metrics = metrics.New()
+	s.pushChanged(s.notes.push)
 	s.Directory = directory.New(s.Store)
 	s.Directory.Password = cfg.Password
+	s.Auth = auth.New(s.Store, sealer, cfg.Password)
+	if cfg.AccessTokenTTL > 0 {
+		s.Auth.TokenTTL = cfg.AccessTokenTTL
+	}
+	s.Enroll = &enroll.Service{
+		Store: s.Store, Issuer: s.Issuer, Now: time.Now,
+		URLs:          enroll.URLs{ServerURL: s.url(ServerPath), CheckInURL: s.url(CheckInPath), SCEPURL: s.url(SCEPPath)},
+		TrustCA:       s.notes.devTLS,
+		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
+	}
+
+	// Device-facing handlers.
 	mux := http.NewServeMux()
 	// Method-less pattern: the handler answers other methods with a JSON 405.
 	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
+	mux.Handle(EnrollPath("{tenant}"), &enrollhttp.Handler{
+		Tenants: s.Store, Auth: s.Auth, Enroll: s.Enroll, PushCert: s.LoadPushCert, LoginURL: s.LoginURL, Log: log, Metrics: s.Metrics,
+	})
+	mux.Handle(LoginPath("{tenant}"), &signin.Handler{
+		Tenants: s.Store, Auth: s.Auth, Sealer: sealer, Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
+		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
+	})
+	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
+
+	// Admin and operations.
 	(&api.API{
 		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
+		Push: pushStore{s},
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -203,9 +250,50 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// Paths of the device-facing endpoints. Tenants are in paths, never in
+// queries (the device replaces the query of the sign-in URL).
+const (
+	SCEPPath    = "/scep"
+	CheckInPath = "/mdm/checkin"
+	ServerPath  = "/mdm/connect"
+)
+
 // EnrollPath is the path of a tenant's enrollment endpoint, the BaseURL
-// discovery hands out. The tenant is in the path, never the query.
+// discovery hands out.
 func EnrollPath(tenantID string) string { return "/enroll/" + tenantID }
+
+// LoginPath is the path of a tenant's sign-in page (the apple-as-web URL).
+func LoginPath(tenantID string) string { return "/login/" + tenantID }
+
+func (s *Server) url(path string) string { return strings.TrimRight(s.PublicURL.String(), "/") + path }
+
+// LoginURL is the absolute sign-in URL of a tenant.
+func (s *Server) LoginURL(tenantID string) string { return s.url(LoginPath(tenantID)) }
+
+// LoadPushCert returns the current push certificate.
+func (s *Server) LoadPushCert(ctx context.Context) (*pushcert.Cert, error) {
+	return pushcert.Load(ctx, s.Store, s.sealer)
+}
+
+func (s *Server) pushChanged(c *pushcert.Cert) {
+	if c == nil {
+		s.Metrics.PushCertExpiry.Set(0)
+		return
+	}
+	s.Metrics.PushCertExpiry.Set(float64(c.Cert.NotAfter.Unix()))
+}
+
+// pushStore adapts the server to the API's push-certificate needs.
+type pushStore struct{ s *Server }
+
+func (p pushStore) Load(ctx context.Context) (*pushcert.Cert, error) { return p.s.LoadPushCert(ctx) }
+func (p pushStore) Save(ctx context.Context, c *pushcert.Cert) error {
+	return pushcert.Save(ctx, p.s.Store, p.s.sealer, c)
+}
+func (p pushStore) SaveCSRKey(ctx context.Context, c *pushcert.Cert) error {
+	return pushcert.SaveCSRKey(ctx, p.s.Store, p.s.sealer, c.Key)
+}
+func (p pushStore) Changed(c *pushcert.Cert) { p.s.pushChanged(c) }
 
 // EnrollURL is the absolute enrollment URL of a tenant.
 func (s *Server) EnrollURL(tenantID string) string {
@@ -321,6 +409,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		ln = tls.NewListener(ln, s.tlsConfig)
 	}
 	s.printStartup(out, ln.Addr())
+	go s.watchPushCert(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -355,6 +444,11 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	p("  CA           %s (%s)", n.caFile, map[bool]string{true: "created now", false: "existing"}[n.caCreated])
 	p("  tenants      %d", n.tenants)
 	p("  users        %d", n.users)
+	if n.push != nil {
+		p("  push cert    %s, expires %s", n.push.Topic, n.push.Cert.NotAfter.Format("2006-01-02"))
+	} else {
+		p("  push cert    none")
+	}
 	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
 	var next []string
 	if n.firstAPIKey != "" {
@@ -368,6 +462,13 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	}
 	if n.devTLS {
 		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
+	}
+	if n.push == nil {
+		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed at Apple's push certificates portal, then pomona push-cert import (docs/push-certificate.md)")
+	} else {
+		for _, p := range n.push.Problems(time.Now()) {
+			next = append(next, p)
+		}
 	}
 	if n.publicHTTP {
 		next = append(next, "--public-url is http: Apple devices only enroll over https")
@@ -388,4 +489,29 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		}
 	}
 	s.log.Info("listening", "addr", addr.String(), "public_url", s.PublicURL.String(), "tls", n.tlsDesc, "store", n.storeDesc)
+}
+
+// watchPushCert repeats the push certificate's warnings (expiry from 30
+// days ahead) in the log twice a day and keeps the expiry metric current
+// when another instance imported a new certificate.
+func (s *Server) watchPushCert(ctx context.Context) {
+	t := time.NewTicker(12 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := s.LoadPushCert(ctx)
+		if err != nil {
+			s.log.Warn("no usable APNs push certificate", "err", err)
+			s.pushChanged(nil)
+			continue
+		}
+		s.pushChanged(c)
+		for _, p := range c.Problems(time.Now()) {
+			s.log.Warn("push certificate: " + p)
+		}
+	}
 }

@@ -50,7 +50,10 @@ type Enrollment struct {
 	// DeviceSignature records what the advisory check of the device's CMS
 	// signature found.
 	DeviceSignature string
-	Status          string
+	// ProfileID is the PayloadIdentifier of the enrollment profile
+	// (RemoveProfile with it unenrolls the device).
+	ProfileID string
+	Status    string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }

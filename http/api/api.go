@@ -44,16 +44,27 @@ type API struct {
 	EnrollURL func(tenantID string) string
 	Version   string
 	Now       func() time.Time
+	Push      PushCerts
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Register mounts the API on mux.
-func (a *API) Register(mux *http.ServeMux) {
-	routes := []struct {
-		pattern string
-		h       handlerFunc
-	}{
+type route struct {
+	pattern string
+	h       handlerFunc
+}
+
+// Patterns lists every authenticated route pattern (for the OpenAPI test).
+func (a *API) Patterns() []string {
+	var out []string
+	for _, r := range a.routes() {
+		out = append(out, r.pattern)
+	}
+	return append(out, "GET /api/v1/openapi.json")
+}
+
+func (a *API) routes() []route {
+	return []route{
 		{"GET /api/v1/server", a.serverInfo},
 		{"POST /api/v1/tenants", a.createTenant},
 		{"GET /api/v1/tenants", a.listTenants},
@@ -71,8 +82,16 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"GET /api/v1/apikeys", a.listKeys},
 		{"DELETE /api/v1/apikeys/{id}", a.revokeKey},
 		{"GET /api/v1/discovery/snippet", a.snippet},
+		{"POST /api/v1/users/{id}/reauthenticate", a.reauthenticate},
+		{"GET /api/v1/push-certificate", a.getPushCert},
+		{"PUT /api/v1/push-certificate", a.putPushCert},
+		{"POST /api/v1/push-certificate/csr", a.pushCSR},
 	}
-	for _, rt := range routes {
+}
+
+// Register mounts the API on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	for _, rt := range a.routes() {
 		mux.Handle(rt.pattern, a.authenticated(rt.h))
 	}
 	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {

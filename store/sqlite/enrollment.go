@@ -55,10 +55,10 @@ func (s *Store) BindAccessToken(ctx context.Context, hash []byte, enrollmentID s
 func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *store.SCEPChallenge) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, product, os_version,
-			build_version, language, machine_info, device_signature, status, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			build_version, language, machine_info, device_signature, profile_id, status, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.TenantID, e.UserID, e.TokenHash, e.Platform, e.Product, e.OSVersion, e.BuildVersion, e.Language,
-			e.MachineInfo, e.DeviceSignature, e.Status, toMicros(e.CreatedAt), toMicros(e.UpdatedAt))
+			e.MachineInfo, e.DeviceSignature, e.ProfileID, e.Status, toMicros(e.CreatedAt), toMicros(e.UpdatedAt))
 		if err != nil {
 			return constraint(err)
 		}
@@ -75,9 +75,9 @@ func (s *Store) Enrollment(ctx context.Context, id string) (*store.Enrollment, e
 	var e store.Enrollment
 	var created, updated int64
 	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
-		language, machine_info, device_signature, status, created_at, updated_at FROM enrollments WHERE id = ?`, id).
+		language, machine_info, device_signature, profile_id, status, created_at, updated_at FROM enrollments WHERE id = ?`, id).
 		Scan(&e.ID, &e.TenantID, &e.UserID, &e.TokenHash, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
-			&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.Status, &created, &updated)
+			&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("enrollment %w", store.ErrNotFound)
 	}

@@ -64,7 +64,7 @@ func mustEnrollment(t *testing.T, s store.Store, tenantID, userID string, challe
 	t.Helper()
 	e := &store.Enrollment{ID: id("en"), TenantID: tenantID, UserID: userID, TokenHash: []byte("tok"), Platform: "iOS",
 		Product: "iPhone15,3", OSVersion: "18.2", BuildVersion: "22C152", Language: "en-US", MachineInfo: []byte("<plist/>"),
-		DeviceSignature: "apple", Status: store.EnrollmentPending, CreatedAt: now(), UpdatedAt: now()}
+		DeviceSignature: "apple", ProfileID: "net.example.pomona.t", Status: store.EnrollmentPending, CreatedAt: now(), UpdatedAt: now()}
 	var ch *store.SCEPChallenge
 	if challenge != nil {
 		ch = &store.SCEPChallenge{Hash: challenge, ExpiresAt: exp}
@@ -82,7 +82,7 @@ func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
 	e := mustEnrollment(t, s, tn.ID, u.ID, []byte("c1"), now().Add(time.Hour))
 	got, err := s.Enrollment(ctx, e.ID)
 	if err != nil || got.Product != "iPhone15,3" || got.Status != store.EnrollmentPending || string(got.MachineInfo) != "<plist/>" ||
-		got.DeviceSignature != "apple" || got.Language != "en-US" || !got.CreatedAt.Equal(e.CreatedAt) {
+		got.DeviceSignature != "apple" || got.ProfileID != "net.example.pomona.t" || got.Language != "en-US" || !got.CreatedAt.Equal(e.CreatedAt) {
 		t.Fatalf("Enrollment = %+v, %v", got, err)
 	}
 	_, err = s.Enrollment(ctx, "nope")

@@ -32,6 +32,7 @@ CREATE TABLE enrollments (
 	language          TEXT NOT NULL DEFAULT '',
 	machine_info      BLOB,
 	device_signature  TEXT NOT NULL DEFAULT '',
+	profile_id        TEXT NOT NULL DEFAULT '',
 	status            TEXT NOT NULL,
 	created_at        INTEGER NOT NULL,
 	updated_at        INTEGER NOT NULL

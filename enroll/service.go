@@ -1,0 +1,216 @@
+package enroll
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/profile"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/token"
+)
+
+// Store is what enrollment needs from storage.
+type Store interface {
+	store.EnrollmentStore
+	store.TenantStore
+}
+
+// URLs are where the profile sends the device.
+type URLs struct {
+	ServerURL  string
+	CheckInURL string
+	SCEPURL    string
+}
+
+// Service hands out enrollment profiles and issues identity certificates.
+type Service struct {
+	Store  Store
+	Issuer *pki.Issuer
+	URLs   URLs
+	// TrustCA installs Pomona's CA as a trusted root in the profile (when
+	// the server's TLS certificate comes from it).
+	TrustCA bool
+	// ProfilePrefix starts every PayloadIdentifier (reverse DNS of the
+	// public host).
+	ProfilePrefix string
+	ChallengeTTL  time.Duration
+	Now           func() time.Time
+}
+
+// DefaultChallengeTTL bounds the time between the profile fetch and SCEP.
+const DefaultChallengeTTL = time.Hour
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// ProfilePrefix turns a host name into a reverse-DNS identifier prefix.
+func ProfilePrefix(host string) string {
+	parts := strings.Split(strings.ToLower(host), ".")
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return strings.Join(parts, ".") + ".pomona"
+}
+
+// Request is an authorized profile request.
+type Request struct {
+	Tenant    *store.Tenant
+	User      *store.User
+	TokenHash []byte
+	Body      *Parsed
+	Topic     string
+}
+
+// Profile creates a pending enrollment with a one-time SCEP challenge and
+// returns the signed profile. The access token is not consumed: a retried
+// fetch gets a new profile (and challenge) for the same sign-in.
+func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enrollment, error) {
+	platform := Platform(r.Body.Info.Product)
+	if platform == "" {
+		return nil, nil, fmt.Errorf("device %q is not enrolled by Pomona", r.Body.Info.Product)
+	}
+	now := s.now()
+	challenge, chHash := token.New()
+	e := &store.Enrollment{
+		ID: newEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
+		Platform: platform, Product: r.Body.Info.Product, OSVersion: r.Body.Info.OSVersion, BuildVersion: r.Body.Info.Version,
+		Language: r.Body.Info.Language, MachineInfo: r.Body.Info.Sanitized(), DeviceSignature: r.Body.Signature,
+		ProfileID: s.ProfilePrefix + "." + r.Tenant.ID + ".enrollment",
+		Status:    store.EnrollmentPending, CreatedAt: now, UpdatedAt: now,
+	}
+	params := profile.Params{
+		Identifier: e.ProfileID, Organization: r.Tenant.Name, Topic: r.Topic,
+		ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL, SCEPURL: s.URLs.SCEPURL,
+		SCEPChallenge: challenge, ManagedAppleID: r.User.ManagedAppleID, Platform: platform,
+	}
+	if s.TrustCA {
+		params.TrustedCA = s.Issuer.CA.Cert
+	}
+	raw, err := profile.Build(params)
+	if err != nil {
+		return nil, nil, err
+	}
+	signed, err := profile.Sign(raw, s.Issuer.ProfileSigner, s.Issuer.ProfileSignerKey, []*x509.Certificate{s.Issuer.CA.Cert})
+	if err != nil {
+		return nil, nil, err
+	}
+	ttl := s.ChallengeTTL
+	if ttl == 0 {
+		ttl = DefaultChallengeTTL
+	}
+	if err := s.Store.CreateEnrollment(ctx, e, &store.SCEPChallenge{Hash: chHash, ExpiresAt: now.Add(ttl)}); err != nil {
+		return nil, nil, err
+	}
+	return signed, e, nil
+}
+
+func newEnrollmentID() string {
+	t, _ := token.New()
+	return "en_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:20]
+}
+
+// SCEP issuance failures a client is told about (as SCEP failInfo
+// badRequest) and the log explains.
+var (
+	ErrNoChallenge      = errors.New("the SCEP request has no challenge and is not signed by a current Pomona identity")
+	ErrBadChallenge     = errors.New("unknown SCEP challenge")
+	ErrChallengeUsed    = errors.New("the SCEP challenge was already used")
+	ErrChallengeExpired = errors.New("the SCEP challenge expired; fetch the profile again")
+	ErrBadRenewal       = errors.New("the renewal is not signed by a current identity certificate issued by Pomona")
+)
+
+// IssueForChallenge issues an identity certificate for csr if challenge is
+// a valid, unexpired, unused one-time challenge; issuing consumes it, and
+// the certificate is tied to the challenge's enrollment.
+func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error) {
+	if challenge == "" {
+		return nil, nil, ErrNoChallenge
+	}
+	h := token.Hash(challenge)
+	ch, err := s.Store.SCEPChallenge(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrBadChallenge
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	switch {
+	case !ch.UsedAt.IsZero():
+		return nil, nil, ErrChallengeUsed
+	case !now.Before(ch.ExpiresAt):
+		return nil, nil, ErrChallengeExpired
+	}
+	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := s.issue(ctx, csr, e, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = s.Store.ConsumeSCEPChallenge(ctx, h, now, record(cert, e.ID, now, ""))
+	switch {
+	case errors.Is(err, store.ErrChallengeUsed):
+		return nil, nil, ErrChallengeUsed
+	case errors.Is(err, store.ErrExpired):
+		return nil, nil, ErrChallengeExpired
+	case err != nil:
+		return nil, nil, err
+	}
+	return cert, e, nil
+}
+
+// Renew issues a new identity for the enrollment of signer, a current
+// identity certificate Pomona issued. The binding to the enrollment is kept.
+func (s *Service) Renew(ctx context.Context, csr *x509.CertificateRequest, signer *x509.Certificate) (*x509.Certificate, *store.Enrollment, error) {
+	now := s.now()
+	if signer == nil || signer.CheckSignatureFrom(s.Issuer.CA.Cert) != nil || now.After(signer.NotAfter) {
+		return nil, nil, ErrBadRenewal
+	}
+	old, err := s.Store.IdentityCert(ctx, SerialHex(signer))
+	if err != nil {
+		return nil, nil, ErrBadRenewal
+	}
+	if sum := sha256.Sum256(signer.Raw); string(sum[:]) != string(old.SHA256) {
+		return nil, nil, ErrBadRenewal
+	}
+	e, err := s.Store.Enrollment(ctx, old.EnrollmentID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Status == store.EnrollmentUnenrolled {
+		return nil, nil, fmt.Errorf("%w: the enrollment has ended", ErrBadRenewal)
+	}
+	cert, err := s.issue(ctx, csr, e, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Store.RecordRenewal(ctx, record(cert, e.ID, now, old.Serial)); err != nil {
+		return nil, nil, err
+	}
+	return cert, e, nil
+}
+
+func (s *Service) issue(ctx context.Context, csr *x509.CertificateRequest, e *store.Enrollment, now time.Time) (*x509.Certificate, error) {
+	org := ""
+	if t, err := s.Store.Tenant(ctx, e.TenantID); err == nil {
+		org = t.Name
+	}
+	return s.Issuer.CA.IssueIdentity(csr, e.ID, org, now)
+}
+
+func record(c *x509.Certificate, enrollmentID string, now time.Time, renewedFrom string) *store.IdentityCert {
+	sum := sha256.Sum256(c.Raw)
+	return &store.IdentityCert{Serial: SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now, RenewedFrom: renewedFrom}
+}
+
+// SerialHex is how certificate serials are stored.
+func SerialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

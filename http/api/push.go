@@ -1,0 +1,136 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/pushcert"
+)
+
+// PushCerts is where the API keeps the push certificate.
+type PushCerts interface {
+	Load(ctx context.Context) (*pushcert.Cert, error)
+	Save(ctx context.Context, c *pushcert.Cert) error
+	SaveCSRKey(ctx context.Context, c *pushcert.Cert) error
+	// Changed tells the server the certificate changed (metrics, caches).
+	Changed(c *pushcert.Cert)
+}
+
+// PushCert is the API form of the push certificate. The key never leaves.
+type PushCert struct {
+	Topic         string    `json:"topic"`
+	Subject       string    `json:"subject"`
+	Issuer        string    `json:"issuer"`
+	IssuedByApple bool      `json:"issued_by_apple"`
+	NotBefore     time.Time `json:"not_before"`
+	NotAfter      time.Time `json:"not_after"`
+	DaysLeft      int       `json:"days_left"`
+	Warnings      []string  `json:"warnings"`
+}
+
+func (a *API) pushView(c *pushcert.Cert) PushCert {
+	w := c.Problems(a.Now())
+	if w == nil {
+		w = []string{}
+	}
+	return PushCert{Topic: c.Topic, Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(), IssuedByApple: c.IssuedByApple,
+		NotBefore: c.Cert.NotBefore, NotAfter: c.Cert.NotAfter, DaysLeft: int(c.Cert.NotAfter.Sub(a.Now()).Hours() / 24), Warnings: w}
+}
+
+func (a *API) getPushCert(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.Push.Load(r.Context())
+	if errors.Is(err, pushcert.ErrNone) {
+		return httpx.Errorf(http.StatusNotFound, "not_found", "%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, a.pushView(c))
+	return nil
+}
+
+func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Certificate string `json:"certificate"`
+		PrivateKey  string `json:"private_key"`
+		PKCS12      string `json:"pkcs12"`
+		Password    string `json:"password"`
+		// AllowTopicChange must be set to replace a certificate with one of
+		// another topic: every enrolled device would stop answering pushes.
+		AllowTopicChange bool `json:"allow_topic_change"`
+	}
+	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	var c *pushcert.Cert
+	var err error
+	switch {
+	case in.PKCS12 != "" && in.Certificate != "":
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give either certificate (+ private_key) or pkcs12, not both")
+	case in.PKCS12 != "":
+		raw, derr := base64.StdEncoding.DecodeString(in.PKCS12)
+		if derr != nil {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "pkcs12 must be base64")
+		}
+		c, err = pushcert.ParsePKCS12(raw, in.Password)
+	case in.Certificate != "":
+		c, err = pushcert.ParsePEM([]byte(in.Certificate), []byte(in.PrivateKey))
+	default:
+		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give certificate (PEM, with private_key unless the CSR was made by this server) or pkcs12 (base64) with password")
+	}
+	if err != nil {
+		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
+	}
+	if a.Now().After(c.Cert.NotAfter) {
+		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "the certificate expired on %s", c.Cert.NotAfter.Format("2006-01-02"))
+	}
+	if old, err := a.Push.Load(r.Context()); err == nil && old.Topic != c.Topic && !in.AllowTopicChange {
+		return httpx.Errorf(http.StatusConflict, "topic_change",
+			"the new certificate's topic %s differs from the current %s: enrolled devices would stop receiving pushes and must re-enroll. Renew the existing certificate with the same Apple ID instead, or pass allow_topic_change=true", c.Topic, old.Topic)
+	}
+	if err := a.Push.Save(r.Context(), c); err != nil {
+		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
+	}
+	a.Push.Changed(c)
+	for _, p := range c.Problems(a.Now()) {
+		a.Log.Warn("push certificate: " + p)
+	}
+	a.Log.Info("push certificate imported", "topic", c.Topic, "not_after", c.Cert.NotAfter, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, a.pushView(c))
+	return nil
+}
+
+func (a *API) pushCSR(w http.ResponseWriter, r *http.Request) error {
+	csr, key, err := pushcert.NewCSR("Pomona MDM push")
+	if err != nil {
+		return err
+	}
+	if err := a.Push.SaveCSRKey(r.Context(), &pushcert.Cert{Key: key}); err != nil {
+		return err
+	}
+	a.Log.Info("push certificate CSR created", "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{
+		"csr": string(csr),
+		"next": "Have the CSR signed with an MDM vendor certificate (Apple Developer Program: 'MDM CSR' certificate), upload the signed request at https://identity.apple.com/pushcert, " +
+			"download the certificate and import it: pomona push-cert import --cert MDM_Certificate.pem (the key stays on this server).",
+	})
+	return nil
+}
+
+func (a *API) reauthenticate(w http.ResponseWriter, r *http.Request) error {
+	cur, err := a.userRef(r)
+	if err != nil {
+		return err
+	}
+	u, err := a.Dir.Reauthenticate(r.Context(), cur.ID)
+	if err != nil {
+		return err
+	}
+	a.Log.Info("user must re-authenticate: access tokens revoked", "user", u.ID, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, user(u))
+	return nil
+}

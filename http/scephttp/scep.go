@@ -1,0 +1,178 @@
+// Package scephttp serves SCEP (RFC 8894) at /scep for device identity
+// certificates: GetCACaps, GetCACert and PKIOperation (GET and POST). The
+// wire format is smallstep/scep's; who gets a certificate is decided by
+// package enroll (a one-time challenge, or a renewal signed by the current
+// identity).
+package scephttp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/smallstep/pkcs7"
+	"github.com/smallstep/scep"
+
+	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func init() {
+	// pkcs7's default content cipher is single DES; answer with AES (which
+	// GetCACaps advertises and every Apple client supports).
+	pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
+}
+
+// MaxMessage bounds a PKIOperation message.
+const MaxMessage = 64 << 10
+
+// Caps is the GetCACaps answer.
+const Caps = "Renewal\nSHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
+
+// Issuer decides and issues identity certificates.
+type Issuer interface {
+	IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
+	Renew(ctx context.Context, csr *x509.CertificateRequest, signer *x509.Certificate) (*x509.Certificate, *store.Enrollment, error)
+}
+
+// Handler serves /scep.
+type Handler struct {
+	PKI     *pki.Issuer
+	Issuer  Issuer
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	op := r.URL.Query().Get("operation")
+	switch op {
+	case "GetCACaps":
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, Caps)
+		h.Metrics.SCEP.WithLabelValues(op, "ok").Inc()
+	case "GetCACert":
+		der, err := scep.DegenerateCertificates([]*x509.Certificate{h.PKI.SCEPRA, h.PKI.CA.Cert})
+		if err != nil {
+			h.Log.Error("SCEP GetCACert", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-x509-ca-ra-cert")
+		w.Write(der)
+		h.Metrics.SCEP.WithLabelValues(op, "ok").Inc()
+	case "PKIOperation":
+		h.pkiOperation(w, r)
+	default:
+		h.Metrics.SCEP.WithLabelValues("unknown", "bad-request").Inc()
+		http.Error(w, "unknown SCEP operation: use GetCACaps, GetCACert or PKIOperation", http.StatusBadRequest)
+	}
+}
+
+func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
+	var msg []byte
+	var err error
+	switch r.Method {
+	case http.MethodPost:
+		msg, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxMessage))
+	case http.MethodGet:
+		m := r.URL.Query().Get("message")
+		if len(m) > MaxMessage*2 {
+			err = errors.New("message too large")
+		} else {
+			msg, err = base64.StdEncoding.DecodeString(m)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "use GET or POST", http.StatusMethodNotAllowed)
+		return
+	}
+	log := h.Log.With("remote", r.RemoteAddr)
+	if err != nil || len(msg) == 0 {
+		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
+		log.Info("SCEP: unreadable message", "err", err)
+		http.Error(w, "cannot read the SCEP message", http.StatusBadRequest)
+		return
+	}
+	req, err := scep.ParsePKIMessage(msg)
+	if err != nil {
+		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
+		log.Info("SCEP: malformed PKI message", "err", err)
+		http.Error(w, "malformed SCEP message", http.StatusBadRequest)
+		return
+	}
+	switch req.MessageType {
+	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq:
+	default:
+		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
+		http.Error(w, "unsupported SCEP message type", http.StatusBadRequest)
+		return
+	}
+	if err := req.DecryptPKIEnvelope(h.PKI.SCEPRA, h.PKI.SCEPRAKey); err != nil {
+		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
+		log.Info("SCEP: cannot decrypt the request (not encrypted to our RA?)", "err", err)
+		http.Error(w, "cannot decrypt the SCEP request", http.StatusBadRequest)
+		return
+	}
+	var cert *x509.Certificate
+	var e *store.Enrollment
+	kind := "challenge"
+	if req.ChallengePassword != "" {
+		cert, e, err = h.Issuer.IssueForChallenge(r.Context(), req.CSR, req.ChallengePassword)
+	} else {
+		kind = "renewal"
+		cert, e, err = h.Issuer.Renew(r.Context(), req.CSR, signerOf(msg))
+	}
+	if err != nil {
+		result := "refused"
+		if !isRefusal(err) {
+			result = "error"
+			log.Error("SCEP: issuance failed", "kind", kind, "err", err)
+		} else {
+			log.Info("SCEP: certificate refused", "kind", kind, "err", err)
+		}
+		h.Metrics.SCEP.WithLabelValues("PKIOperation", result).Inc()
+		fail, ferr := req.Fail(h.PKI.SCEPRA, h.PKI.SCEPRAKey, scep.BadRequest)
+		if ferr != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pki-message")
+		w.Write(fail.Raw)
+		return
+	}
+	rep, err := req.Success(h.PKI.SCEPRA, h.PKI.SCEPRAKey, cert)
+	if err != nil {
+		log.Error("SCEP: cannot build the answer", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h.Metrics.SCEP.WithLabelValues("PKIOperation", "issued").Inc()
+	log.Info("SCEP: identity certificate issued", "kind", kind, "enrollment", e.ID, "serial", enroll.SerialHex(cert), "not_after", cert.NotAfter)
+	w.Header().Set("Content-Type", "application/x-pki-message")
+	w.Write(rep.Raw)
+}
+
+func isRefusal(err error) bool {
+	for _, e := range []error{enroll.ErrNoChallenge, enroll.ErrBadChallenge, enroll.ErrChallengeUsed, enroll.ErrChallengeExpired, enroll.ErrBadRenewal} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// signerOf returns the certificate that signed the SCEP message (for a
+// renewal, the device's current identity).
+func signerOf(msg []byte) *x509.Certificate {
+	p7, err := pkcs7.Parse(msg)
+	if err != nil {
+		return nil
+	}
+	return p7.GetOnlySigner()
+}
