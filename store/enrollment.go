@@ -54,8 +54,8 @@ type Enrollment struct {
 	// (RemoveProfile with it unenrolls the device).
 	ProfileID string
 	Status    string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // SCEPChallenge is a one-time SCEP challenge (stored hashed).
