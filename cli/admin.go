@@ -214,7 +214,7 @@ func (m *multiFlag) Set(v string) error {
 
 // --- user ---
 
-const userUsage = "user add|list|show|update|enable|disable|set-password|reset-2fa|delete|import ..."
+const userUsage = "user add|list|show|update|enable|disable|set-password|reset-2fa|reauthenticate|delete|import ..."
 
 func runUser(env *Env, args []string) error {
 	sub, args, err := subcommand(args, userUsage)
@@ -433,6 +433,17 @@ func runUser(env *Env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "second factor reset for %s: the next sign-in sets up a new one\n", u.Email)
+		return nil
+	case "reauthenticate":
+		c, ref, err := one("user reauthenticate <id or email>", nil)
+		if err != nil {
+			return err
+		}
+		var u apiclient.User
+		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(ref)+"/reauthenticate", nil, &u); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "%s must sign in again on every device (the devices ask; they stay enrolled)\n", u.Email)
 		return nil
 	case "delete":
 		c, ref, err := one("user delete <id or email>", nil)

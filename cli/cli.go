@@ -44,9 +44,10 @@ func commands() map[string]command {
 		"serve":     {"run the server", runServe},
 		"version":   {"print the version", func(env *Env, _ []string) error { fmt.Fprintln(env.Stdout, "pomona", version.Version()); return nil }},
 		"tenant":    {"manage tenants: add, list, show, update, delete", runTenant},
-		"user":      {"manage users: add, list, show, update, enable, disable, set-password, reset-2fa, delete, import", runUser},
+		"user":      {"manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", runUser},
 		"apikey":    {"manage admin API keys: create, list, revoke", runAPIKey},
 		"discovery": {"check a company domain's discovery redirect, print redirect snippets", runDiscovery},
+		"push-cert": {"the APNs push certificate: csr, import, show", runPushCert},
 	}
 }
 

@@ -321,3 +321,25 @@ func TestDiscoveryCommands(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func get(t *testing.T, e *testenv.Env, path string) string {
+	t.Helper()
+	resp, err := e.Client.Get(e.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
