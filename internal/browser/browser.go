@@ -41,6 +41,12 @@ func Start(t *testing.T, leaf *x509.Certificate) context.Context {
 		t.Skip("Chromium not installed (apt-get install chromium); browser tests skipped")
 	}
 	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	// Not t.TempDir: Chromium may still be writing its profile when the
+	// test's own temporary directories are removed.
+	profile, err := os.MkdirTemp("", "pomona-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -48,7 +54,7 @@ func Start(t *testing.T, leaf *x509.Certificate) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -60,7 +66,13 @@ func Start(t *testing.T, leaf *x509.Certificate) context.Context {
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	t.Cleanup(func() {
+		chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelT()
+		cancelC()
+		cancelA()
+		os.RemoveAll(profile)
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
