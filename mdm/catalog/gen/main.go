@@ -1,0 +1,143 @@
+// Command gen turns Apple's MDM command schema (apple/device-management,
+// mdm/commands/*.yaml) into catalog.json: every command with its keys and,
+// per platform Pomona manages (iOS, macOS), when it was introduced and what
+// a user enrollment allows. Run through `go generate ./mdm/catalog`.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+type yKey struct {
+	Key         string                 `yaml:"key"`
+	Type        string                 `yaml:"type"`
+	Presence    string                 `yaml:"presence"`
+	RangeList   []any                  `yaml:"rangelist"`
+	SupportedOS map[string]yOS         `yaml:"supportedOS"`
+	SubKeys     []yKey                 `yaml:"subkeys"`
+	Rest        map[string]interface{} `yaml:",inline"`
+}
+
+type yOS struct {
+	Introduced     string `yaml:"introduced"`
+	Removed        string `yaml:"removed"`
+	DeviceChannel  *bool  `yaml:"devicechannel"`
+	UserChannel    *bool  `yaml:"userchannel"`
+	UserEnrollment struct {
+		Mode string `yaml:"mode"`
+	} `yaml:"userenrollment"`
+}
+
+type yFile struct {
+	Title   string `yaml:"title"`
+	Payload struct {
+		RequestType string         `yaml:"requesttype"`
+		SupportedOS map[string]yOS `yaml:"supportedOS"`
+	} `yaml:"payload"`
+	PayloadKeys []yKey `yaml:"payloadkeys"`
+}
+
+// Output types (mirrored in catalog.go).
+type platform struct {
+	Introduced     string `json:"introduced,omitempty"`
+	Removed        string `json:"removed,omitempty"`
+	UserEnrollment string `json:"user_enrollment,omitempty"`
+	DeviceChannel  *bool  `json:"device_channel,omitempty"`
+	UserChannel    *bool  `json:"user_channel,omitempty"`
+}
+
+type key struct {
+	Name      string              `json:"name"`
+	Type      string              `json:"type"`
+	Required  bool                `json:"required,omitempty"`
+	Range     []any               `json:"range,omitempty"`
+	Platforms map[string]platform `json:"platforms,omitempty"`
+	Sub       []key               `json:"sub,omitempty"`
+}
+
+type command struct {
+	RequestType string              `json:"request_type"`
+	Title       string              `json:"title"`
+	Source      string              `json:"source"`
+	Platforms   map[string]platform `json:"platforms"`
+	Keys        []key               `json:"keys"`
+}
+
+var oses = []string{"iOS", "macOS"}
+
+func plat(m map[string]yOS) map[string]platform {
+	out := map[string]platform{}
+	for _, o := range oses {
+		s, ok := m[o]
+		if !ok {
+			continue
+		}
+		out[o] = platform{Introduced: s.Introduced, Removed: s.Removed, UserEnrollment: s.UserEnrollment.Mode, DeviceChannel: s.DeviceChannel, UserChannel: s.UserChannel}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func keys(ks []yKey) []key {
+	var out []key
+	for _, k := range ks {
+		out = append(out, key{Name: k.Key, Type: strings.Trim(k.Type, "<>"), Required: k.Presence == "required",
+			Range: k.RangeList, Platforms: plat(k.SupportedOS), Sub: keys(k.SubKeys)})
+	}
+	return out
+}
+
+func main() {
+	src := flag.String("src", "", "directory of Apple's mdm/commands/*.yaml")
+	out := flag.String("out", "catalog.json", "output file")
+	commit := flag.String("commit", "", "source commit, recorded in the output")
+	flag.Parse()
+	files, err := filepath.Glob(filepath.Join(*src, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		fmt.Fprintf(os.Stderr, "gen: no YAML files in %q\n", *src)
+		os.Exit(1)
+	}
+	sort.Strings(files)
+	var cmds []command
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		var y yFile
+		if err := yaml.Unmarshal(b, &y); err != nil {
+			fmt.Fprintf(os.Stderr, "gen: %s: %v\n", f, err)
+			os.Exit(1)
+		}
+		if y.Payload.RequestType == "" {
+			continue
+		}
+		cmds = append(cmds, command{RequestType: y.Payload.RequestType, Title: y.Title, Source: "mdm/commands/" + filepath.Base(f),
+			Platforms: plat(y.Payload.SupportedOS), Keys: keys(y.PayloadKeys)})
+	}
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].RequestType < cmds[j].RequestType })
+	doc := map[string]any{
+		"source":   map[string]string{"repository": "apple/device-management", "commit": *commit, "license": "MIT"},
+		"commands": cmds,
+	}
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
