@@ -1,0 +1,249 @@
+// Package mdm is the protocol logic of Apple's MDM check-in and command
+// channels for user enrollments: decoding check-in messages and command
+// results (safely: XML only, bounded size and nesting), resolving which
+// enrollment channel a message speaks for, and encoding commands. It does
+// no I/O.
+package mdm
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/micromdm/plist"
+)
+
+// Size limits of request bodies.
+const (
+	MaxCheckin = 256 << 10
+	MaxResult  = 8 << 20 // app and certificate lists can be large
+	// MaxDepth bounds plist nesting; real messages stay under 10.
+	MaxDepth = 32
+)
+
+// ErrMalformed wraps every decoding failure.
+var ErrMalformed = errors.New("malformed MDM message")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// checkXML refuses anything but an XML property list of bounded depth:
+// devices send XML, and a binary plist can encode reference cycles.
+func checkXML(b []byte) error {
+	t := bytes.TrimLeft(b, " \t\r\n\ufeff")
+	if bytes.HasPrefix(t, []byte("bplist")) {
+		return malformed("binary property lists are not accepted; devices send XML")
+	}
+	if !bytes.HasPrefix(t, []byte("<?xml")) && !bytes.HasPrefix(t, []byte("<plist")) && !bytes.HasPrefix(t, []byte("<!DOCTYPE")) {
+		return malformed("not an XML property list")
+	}
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = true
+	depth, maxSeen := 0, 0
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformed("XML: %v", err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxSeen {
+				maxSeen = depth
+			}
+			if depth > MaxDepth {
+				return malformed("nested deeper than %d levels", MaxDepth)
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return nil
+}
+
+// Channel kinds.
+const (
+	DeviceChannel = "device"
+	UserChannel   = "user"
+)
+
+// Identity is who a message speaks for. User enrollments identify by
+// EnrollmentID (device channel) plus EnrollmentUserID on a Mac's user
+// channel; hardware identifiers are refused.
+type Identity struct {
+	EnrollmentID     string `plist:"EnrollmentID"`
+	EnrollmentUserID string `plist:"EnrollmentUserID"`
+	UDID             string `plist:"UDID"`
+	UserID           string `plist:"UserID"`
+}
+
+// ChannelID is the normalised channel id: EnrollmentID, or
+// EnrollmentID/EnrollmentUserID for a user channel.
+func (i Identity) ChannelID() string {
+	if i.EnrollmentUserID != "" {
+		return i.EnrollmentID + "/" + i.EnrollmentUserID
+	}
+	return i.EnrollmentID
+}
+
+// Kind is DeviceChannel or UserChannel.
+func (i Identity) Kind() string {
+	if i.EnrollmentUserID != "" {
+		return UserChannel
+	}
+	return DeviceChannel
+}
+
+func (i Identity) validate() error {
+	if i.UDID != "" {
+		return malformed("UDID present: this is not a user enrollment (Pomona manages account-driven user enrollments only)")
+	}
+	if i.EnrollmentID == "" {
+		return malformed("EnrollmentID missing")
+	}
+	if len(i.EnrollmentID) > 128 || len(i.EnrollmentUserID) > 128 {
+		return malformed("identifier too long")
+	}
+	return nil
+}
+
+// Check-in message types.
+const (
+	Authenticate          = "Authenticate"
+	TokenUpdate           = "TokenUpdate"
+	CheckOut              = "CheckOut"
+	UserAuthenticate      = "UserAuthenticate"
+	DeclarativeManagement = "DeclarativeManagement"
+	GetToken              = "GetToken"
+	GetBootstrapToken     = "GetBootstrapToken"
+	SetBootstrapToken     = "SetBootstrapToken"
+)
+
+// Checkin is a decoded check-in message (the keys user enrollment uses).
+type Checkin struct {
+	Identity
+	MessageType string `plist:"MessageType"`
+	Topic       string `plist:"Topic"`
+	// Authenticate
+	OSVersion    string `plist:"OSVersion"`
+	BuildVersion string `plist:"BuildVersion"`
+	ProductName  string `plist:"ProductName"`
+	DeviceName   string `plist:"DeviceName"`
+	Model        string `plist:"Model"`
+	ModelName    string `plist:"ModelName"`
+	SerialNumber string `plist:"SerialNumber"`
+	// TokenUpdate
+	Token                 []byte `plist:"Token"`
+	PushMagic             string `plist:"PushMagic"`
+	UnlockToken           []byte `plist:"UnlockToken"`
+	AwaitingConfiguration bool   `plist:"AwaitingConfiguration"`
+	UserShortName         string `plist:"UserShortName"`
+	UserLongName          string `plist:"UserLongName"`
+	NotOnConsole          bool   `plist:"NotOnConsole"`
+	// DeclarativeManagement / GetToken
+	Endpoint         string `plist:"Endpoint"`
+	Data             []byte `plist:"Data"`
+	TokenServiceType string `plist:"TokenServiceType"`
+}
+
+// DecodeCheckin decodes and validates a check-in body.
+func DecodeCheckin(b []byte) (*Checkin, error) {
+	if len(b) > MaxCheckin {
+		return nil, malformed("check-in larger than %d bytes", MaxCheckin)
+	}
+	if err := checkXML(b); err != nil {
+		return nil, err
+	}
+	var c Checkin
+	if err := plist.Unmarshal(b, &c); err != nil {
+		return nil, malformed("%v", err)
+	}
+	if c.MessageType == "" {
+		return nil, malformed("MessageType missing")
+	}
+	if err := c.Identity.validate(); err != nil {
+		return nil, err
+	}
+	if c.SerialNumber != "" {
+		return nil, malformed("SerialNumber present: user enrollments never send it")
+	}
+	if c.MessageType == TokenUpdate && (len(c.Token) == 0 || c.PushMagic == "") {
+		return nil, malformed("TokenUpdate without Token or PushMagic")
+	}
+	return &c, nil
+}
+
+// Command result statuses.
+const (
+	Idle               = "Idle"
+	Acknowledged       = "Acknowledged"
+	Error              = "Error"
+	CommandFormatError = "CommandFormatError"
+	NotNow             = "NotNow"
+)
+
+// ErrorChainItem is one entry of a result's ErrorChain.
+type ErrorChainItem struct {
+	ErrorCode            int    `plist:"ErrorCode" json:"code"`
+	ErrorDomain          string `plist:"ErrorDomain" json:"domain"`
+	LocalizedDescription string `plist:"LocalizedDescription" json:"description"`
+	USEnglishDescription string `plist:"USEnglishDescription" json:"us_english_description,omitempty"`
+}
+
+// Result is a decoded command response (or Idle poll).
+type Result struct {
+	Identity
+	Status      string           `plist:"Status"`
+	CommandUUID string           `plist:"CommandUUID"`
+	RequestType string           `plist:"RequestType"`
+	ErrorChain  []ErrorChainItem `plist:"ErrorChain"`
+	// Raw is the whole body, kept as the command's result.
+	Raw []byte `plist:"-"`
+}
+
+// DecodeResult decodes and validates a command-channel body.
+func DecodeResult(b []byte) (*Result, error) {
+	if len(b) > MaxResult {
+		return nil, malformed("result larger than %d bytes", MaxResult)
+	}
+	if err := checkXML(b); err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := plist.Unmarshal(b, &r); err != nil {
+		return nil, malformed("%v", err)
+	}
+	if err := r.Identity.validate(); err != nil {
+		return nil, err
+	}
+	switch r.Status {
+	case Idle:
+	case Acknowledged, Error, CommandFormatError, NotNow:
+		if r.CommandUUID == "" {
+			return nil, malformed("status %s without CommandUUID", r.Status)
+		}
+	case "":
+		return nil, malformed("Status missing")
+	default:
+		return nil, malformed("unknown Status %q", r.Status)
+	}
+	r.Raw = b
+	return &r, nil
+}
+
+// Command is what the server sends on the command channel.
+type Command struct {
+	CommandUUID string         `plist:"CommandUUID"`
+	Command     map[string]any `plist:"Command"`
+}
+
+// Encode renders a command for the device.
+func (c Command) Encode() ([]byte, error) {
+	return plist.MarshalIndent(c, "\t")
+}
