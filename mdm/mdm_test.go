@@ -54,18 +54,18 @@ func TestHostileBodies(t *testing.T) {
 	deep := `<?xml version="1.0"?><plist version="1.0"><dict><key>EnrollmentID</key><string>E</string><key>Status</key><string>Idle</string><key>X</key>` +
 		strings.Repeat("<array>", 100) + strings.Repeat("</array>", 100) + `</dict></plist>`
 	for name, b := range map[string]string{
-		"empty":          "",
-		"json":           `{"Status":"Idle"}`,
-		"binary":         "bplist00\xd1\x01\x02",
-		"deep":           deep,
-		"truncated":      `<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key>`,
-		"no status":      `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string></dict></plist>`,
-		"bad status":     `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string><key>Status</key><string>Maybe</string></dict></plist>`,
-		"ack no uuid":    `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string><key>Status</key><string>Acknowledged</string></dict></plist>`,
-		"no enrollment":  `<plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>`,
-		"wrong type":     `<plist version="1.0"><dict><key>EnrollmentID</key><array/><key>Status</key><string>Idle</string></dict></plist>`,
-		"entity":         `<?xml version="1.0"?><!DOCTYPE plist [<!ENTITY a "aaaa">]><plist version="1.0"><dict><key>Status</key><string>&a;</string></dict></plist>`,
-		"huge":           strings.Repeat(" ", MaxResult+1),
+		"empty":         "",
+		"json":          `{"Status":"Idle"}`,
+		"binary":        "bplist00\xd1\x01\x02",
+		"deep":          deep,
+		"truncated":     `<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key>`,
+		"no status":     `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string></dict></plist>`,
+		"bad status":    `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string><key>Status</key><string>Maybe</string></dict></plist>`,
+		"ack no uuid":   `<plist version="1.0"><dict><key>EnrollmentID</key><string>E</string><key>Status</key><string>Acknowledged</string></dict></plist>`,
+		"no enrollment": `<plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>`,
+		"wrong type":    `<plist version="1.0"><dict><key>EnrollmentID</key><array/><key>Status</key><string>Idle</string></dict></plist>`,
+		"entity":        `<?xml version="1.0"?><!DOCTYPE plist [<!ENTITY a "aaaa">]><plist version="1.0"><dict><key>Status</key><string>&a;</string></dict></plist>`,
+		"huge":          strings.Repeat(" ", MaxResult+1),
 	} {
 		if _, err := DecodeResult([]byte(b)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
