@@ -1,0 +1,64 @@
+package mdm
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+)
+
+// ErrSignature wraps every device-authentication failure.
+var ErrSignature = errors.New("device authentication failed")
+
+// MaxSignature bounds the Mdm-Signature header.
+const MaxSignature = 16 << 10
+
+// VerifySignature checks an Mdm-Signature header: base64 of a DER CMS
+// detached signature over exactly body, carrying the signer certificate,
+// which must be issued by ca and valid at now. It returns the signer.
+func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.Time) (*x509.Certificate, error) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
+	}
+	if len(header) > MaxSignature {
+		return nil, fmt.Errorf("%w: Mdm-Signature too large", ErrSignature)
+	}
+	der, err := base64.StdEncoding.DecodeString(header)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Mdm-Signature is not base64", ErrSignature)
+	}
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Mdm-Signature is not CMS: %v", ErrSignature, err)
+	}
+	if len(p7.Content) != 0 {
+		return nil, fmt.Errorf("%w: Mdm-Signature must be detached", ErrSignature)
+	}
+	p7.Content = body
+	if err := p7.Verify(); err != nil {
+		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
+	}
+	return signer, CheckIdentity(signer, ca, now)
+}
+
+// CheckIdentity checks that an identity certificate (from Mdm-Signature or
+// TLS) was issued by ca and is valid at now.
+func CheckIdentity(c *x509.Certificate, ca *x509.Certificate, now time.Time) error {
+	if err := c.CheckSignatureFrom(ca); err != nil {
+		return fmt.Errorf("%w: the identity certificate is not from Pomona's CA", ErrSignature)
+	}
+	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+		return fmt.Errorf("%w: the identity certificate is not valid now (valid %s to %s)", ErrSignature,
+			c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
+	}
+	return nil
+}
