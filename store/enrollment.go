@@ -56,6 +56,14 @@ type Enrollment struct {
 	Status    string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Set once the device authenticates on the MDM channel.
+	AppleEnrollmentID string
+	DeviceName        string
+	Model             string
+	ModelName         string
+	EnrolledAt        time.Time
+	UnenrolledAt      time.Time
+	LastSeenAt        time.Time
 }
 
 // SCEPChallenge is a one-time SCEP challenge (stored hashed).

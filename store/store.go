@@ -161,6 +161,7 @@ type Store interface {
 	TokenStore
 	EnrollmentStore
 	RateLimitStore
+	MDMStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -71,13 +71,16 @@ func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *s
 	})
 }
 
-func (s *Store) Enrollment(ctx context.Context, id string) (*store.Enrollment, error) {
+const enrollmentColumns = `id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
+	language, machine_info, device_signature, profile_id, status, created_at, updated_at,
+	COALESCE(apple_enrollment_id, ''), device_name, model, model_name, enrolled_at, unenrolled_at, last_seen_at`
+
+func scanEnrollment(sc scanner) (*store.Enrollment, error) {
 	var e store.Enrollment
-	var created, updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
-		language, machine_info, device_signature, profile_id, status, created_at, updated_at FROM enrollments WHERE id = ?`, id).
-		Scan(&e.ID, &e.TenantID, &e.UserID, &e.TokenHash, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
-			&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated)
+	var created, updated, enrolled, unenrolled, seen int64
+	err := sc.Scan(&e.ID, &e.TenantID, &e.UserID, &e.TokenHash, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
+		&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated,
+		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &enrolled, &unenrolled, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("enrollment %w", store.ErrNotFound)
 	}
@@ -85,7 +88,12 @@ func (s *Store) Enrollment(ctx context.Context, id string) (*store.Enrollment, e
 		return nil, err
 	}
 	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	e.EnrolledAt, e.UnenrolledAt, e.LastSeenAt = fromMicros(enrolled), fromMicros(unenrolled), fromMicros(seen)
 	return &e, nil
+}
+
+func (s *Store) Enrollment(ctx context.Context, id string) (*store.Enrollment, error) {
+	return scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id = ?`, id))
 }
 
 func (s *Store) SCEPChallenge(ctx context.Context, hash []byte) (*store.SCEPChallenge, error) {

@@ -1,0 +1,251 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, info store.DeviceInfo, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var cur sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT apple_enrollment_id FROM enrollments WHERE id = ?`, ref).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("enrollment %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Valid && cur.String != appleID {
+			return fmt.Errorf("%w: this identity belongs to another EnrollmentID", store.ErrConflict)
+		}
+		var other string
+		err = tx.QueryRowContext(ctx, `SELECT id FROM enrollments WHERE apple_enrollment_id = ? AND id <> ?`, appleID, ref).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("%w: EnrollmentID already bound to another enrollment", store.ErrConflict)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE enrollments SET apple_enrollment_id = ?, status = ?, os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END,
+			build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END, device_name = ?, model = ?, model_name = ?,
+			enrolled_at = CASE WHEN enrolled_at = 0 THEN ? ELSE enrolled_at END, unenrolled_at = 0, last_seen_at = ?, updated_at = ? WHERE id = ?`,
+			appleID, store.EnrollmentEnrolled, info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion,
+			info.DeviceName, info.Model, info.ModelName, toMicros(now), toMicros(now), toMicros(now), ref)
+		return constraint(err)
+	})
+}
+
+func (s *Store) EnrollmentByAppleID(ctx context.Context, appleID string) (*store.Enrollment, error) {
+	return scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE apple_enrollment_id = ?`, appleID))
+}
+
+func (s *Store) SetEnrollmentStatus(ctx context.Context, ref, status string, now time.Time) error {
+	unenrolled := int64(0)
+	if status == store.EnrollmentUnenrolled {
+		unenrolled = toMicros(now)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE enrollments SET status = ?, unenrolled_at = ?, updated_at = ? WHERE id = ?`, status, unenrolled, toMicros(now), ref)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("enrollment %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO channels (id, enrollment_ref, kind, user_short_name, user_long_name, push_token, push_magic,
+		push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET user_short_name = excluded.user_short_name, user_long_name = excluded.user_long_name,
+		push_token = excluded.push_token, push_magic = excluded.push_magic, push_dead = excluded.push_dead,
+		last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
+		WHERE channels.enrollment_ref = excluded.enrollment_ref`,
+		c.ID, c.EnrollmentRef, c.Kind, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
+		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt))
+	return constraint(err)
+}
+
+const channelColumns = `id, enrollment_ref, kind, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
+
+func scanChannel(sc scanner) (*store.Channel, error) {
+	var c store.Channel
+	var dead int
+	var push, seen, created, updated int64
+	if err := sc.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
+		&push, &seen, &created, &updated); err != nil {
+		return nil, err
+	}
+	c.PushDead = dead != 0
+	c.LastPushAt, c.LastSeenAt, c.CreatedAt, c.UpdatedAt = fromMicros(push), fromMicros(seen), fromMicros(created), fromMicros(updated)
+	return &c, nil
+}
+
+func (s *Store) Channel(ctx context.Context, id string) (*store.Channel, error) {
+	c, err := scanChannel(s.r.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("channel %w", store.ErrNotFound)
+	}
+	return c, err
+}
+
+func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Channel
+	for rows.Next() {
+		c, err := scanChannel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) TouchChannel(ctx context.Context, id string, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE channels SET last_seen_at = ? WHERE id = ?`, toMicros(now), id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE enrollments SET last_seen_at = ? WHERE id = (SELECT enrollment_ref FROM channels WHERE id = ?)`, toMicros(now), id)
+		return err
+	})
+}
+
+func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE channels SET push_dead = ?, last_push_at = ? WHERE id = ?`, boolInt(dead), toMicros(at), id)
+	return err
+}
+
+func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
+			cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
+			return constraint(err)
+		}
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, id := range channelIDs {
+			seq++
+			if _, err := stmt.ExecContext(ctx, id, cmd.UUID, seq, store.QueueQueued, toMicros(cmd.CreatedAt)); err != nil {
+				if e := constraint(err); errors.Is(e, store.ErrInUse) {
+					return fmt.Errorf("channel %s %w", id, store.ErrNotFound)
+				}
+				return constraint(err)
+			}
+		}
+		return nil
+	})
+}
+
+const queuedColumns = `q.channel_id, q.command_uuid, c.request_type, c.payload, c.created_at, c.expires_at, c.created_by, q.status, q.result, q.sent_at, q.updated_at`
+
+func scanQueued(sc scanner) (*store.QueuedCommand, error) {
+	var q store.QueuedCommand
+	var created, expires, sent, updated int64
+	if err := sc.Scan(&q.ChannelID, &q.UUID, &q.RequestType, &q.Payload, &created, &expires, &q.CreatedBy, &q.Status, &q.Result, &sent, &updated); err != nil {
+		return nil, err
+	}
+	q.CreatedAt, q.ExpiresAt, q.SentAt, q.UpdatedAt = fromMicros(created), fromMicros(expires), fromMicros(sent), fromMicros(updated)
+	return &q, nil
+}
+
+func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+	var out *store.QueuedCommand
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		statuses := `('queued')`
+		if afterIdle {
+			statuses = `('queued', 'sent', 'NotNow')`
+		}
+		for {
+			q, err := scanQueued(tx.QueryRowContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+				WHERE q.channel_id = ? AND q.status IN `+statuses+` ORDER BY q.seq LIMIT 1`, channelID))
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // commit: expired commands stay marked
+			}
+			if err != nil {
+				return err
+			}
+			if !q.ExpiresAt.IsZero() && !now.Before(q.ExpiresAt) {
+				if _, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
+					store.QueueExpired, toMicros(now), channelID, q.UUID); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, sent_at = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
+				store.QueueSent, toMicros(now), toMicros(now), channelID, q.UUID); err != nil {
+				return err
+			}
+			q.Status, q.SentAt = store.QueueSent, now
+			out = q
+			return nil
+		}
+	})
+	if err == nil && out == nil {
+		return nil, fmt.Errorf("command %w", store.ErrNotFound)
+	}
+	return out, err
+}
+
+func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM queue WHERE channel_id = ? AND command_uuid = ?`, channelID, uuid).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		switch cur {
+		case store.QueueAcknowledged, store.QueueError, store.QueueCommandFormatError:
+			// A repeated result is idempotent: the first one stands.
+			return nil
+		case store.QueueExpired:
+			if status == store.QueueNotNow {
+				return nil
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
+			status, result, toMicros(now), channelID, uuid)
+		return err
+	})
+}
+
+func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, channelID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.QueuedCommand
+	for rows.Next() {
+		q, err := scanQueued(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *q)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,176 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func mdmTests() []namedTest {
+	return []namedTest{
+		{"BindAppleEnrollment", testBindApple},
+		{"ChannelsAndQueue", testQueue},
+		{"BulkEnqueue", testBulkEnqueue},
+	}
+}
+
+func enrolled(t *testing.T, s store.Store) (*store.Enrollment, *store.Enrollment) {
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	return mustEnrollment(t, s, tn.ID, u.ID, nil, time.Time{}), mustEnrollment(t, s, tn.ID, u.ID, nil, time.Time{})
+}
+
+func testBindApple(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	info := store.DeviceInfo{OSVersion: "18.2", BuildVersion: "22C152", ProductName: "iPhone15,3"}
+	if err := s.BindAppleEnrollment(ctx, e1.ID, "APPLE-1", info, now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindAppleEnrollment(ctx, e1.ID, "APPLE-1", info, now()); err != nil {
+		t.Fatal("repeated Authenticate:", err)
+	}
+	wantErr(t, s.BindAppleEnrollment(ctx, e1.ID, "APPLE-2", info, now()), store.ErrConflict)
+	wantErr(t, s.BindAppleEnrollment(ctx, e2.ID, "APPLE-1", info, now()), store.ErrConflict)
+	wantErr(t, s.BindAppleEnrollment(ctx, "nope", "APPLE-3", info, now()), store.ErrNotFound)
+	got, err := s.EnrollmentByAppleID(ctx, "APPLE-1")
+	if err != nil || got.ID != e1.ID || got.Status != store.EnrollmentEnrolled || got.EnrolledAt.IsZero() || got.OSVersion != "18.2" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	_, err = s.EnrollmentByAppleID(ctx, "APPLE-9")
+	wantErr(t, err, store.ErrNotFound)
+	if err := s.SetEnrollmentStatus(ctx, e1.ID, store.EnrollmentUnenrolled, now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Enrollment(ctx, e1.ID); got.Status != store.EnrollmentUnenrolled || got.UnenrolledAt.IsZero() || got.AppleEnrollmentID != "APPLE-1" {
+		t.Fatalf("unenrolled keeps history: %+v", got)
+	}
+}
+
+func testQueue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	ch := &store.Channel{ID: "APPLE-1", EnrollmentRef: e1.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m1", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.PutChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	ch.PushMagic = "m2"
+	if err := s.PutChannel(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	// A channel id cannot be taken over by another enrollment.
+	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1", EnrollmentRef: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: now(), UpdatedAt: now()})
+	if got, _ := s.Channel(ctx, "APPLE-1"); got.PushMagic != "m2" || got.EnrollmentRef != e1.ID {
+		t.Fatalf("channel %+v", got)
+	}
+	if cs, _ := s.Channels(ctx, e1.ID); len(cs) != 1 {
+		t.Fatalf("channels %d", len(cs))
+	}
+	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1/U1", EnrollmentRef: e1.ID, Kind: "user", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()})
+
+	t0 := now()
+	for i, rt := range []string{"DeviceInformation", "ProfileList", "SecurityInfo"} {
+		c := &store.Command{UUID: fmt.Sprint("c", i), RequestType: rt, Payload: []byte("<plist/>"), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+		if i == 2 {
+			c.ExpiresAt = t0.Add(time.Hour)
+		}
+		if err := s.Enqueue(ctx, c, []string{"APPLE-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, s.Enqueue(ctx, &store.Command{UUID: "c0", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"}), store.ErrConflict)
+	if err := s.Enqueue(ctx, &store.Command{UUID: "cx", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"NOPE"}); err == nil {
+		t.Fatal("enqueued for an unknown channel")
+	}
+	next := func(afterIdle bool) string {
+		q, err := s.NextCommand(ctx, "APPLE-1", afterIdle, t0)
+		if errors.Is(err, store.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.UUID
+	}
+	if got := next(true); got != "c0" {
+		t.Fatalf("first %s", got)
+	}
+	wantErr(t, s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0), store.ErrNotFound)
+	wantErr(t, s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0), store.ErrNotFound)
+	if err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0); err != nil {
+		t.Fatal(err)
+	}
+	// After a result, NotNow commands wait; the next queued one comes.
+	if got := next(false); got != "c1" {
+		t.Fatalf("after NotNow: %s", got)
+	}
+	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0)
+	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueError, []byte("late"), t0) // repeat: first result stands
+	if got := next(false); got != "c2" {
+		t.Fatalf("third %s", got)
+	}
+	s.RecordResult(ctx, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0)
+	if got := next(false); got != "" {
+		t.Fatalf("nothing queued, got %s", got)
+	}
+	// After Idle the NotNow command comes back.
+	if got := next(true); got != "c0" {
+		t.Fatalf("after idle: %s", got)
+	}
+	s.RecordResult(ctx, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0)
+	list, _ := s.QueuedCommands(ctx, "APPLE-1", 10)
+	if len(list) != 3 || list[0].UUID != "c2" {
+		t.Fatalf("list %+v", list)
+	}
+	for _, q := range list {
+		if q.UUID == "c1" && (q.Status != store.QueueAcknowledged || string(q.Result) != "ok1") {
+			t.Fatalf("repeated result overwrote: %+v", q)
+		}
+	}
+	// Expired commands are skipped and marked.
+	s.Enqueue(ctx, &store.Command{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
+	if q, err := s.NextCommand(ctx, "APPLE-1", true, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired command handed out: %+v", q)
+	}
+	list, _ = s.QueuedCommands(ctx, "APPLE-1", 1)
+	if list[0].Status != store.QueueExpired {
+		t.Fatalf("expired status %s", list[0].Status)
+	}
+	if err := s.SetPushResult(ctx, "APPLE-1", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Channel(ctx, "APPLE-1"); !got.PushDead {
+		t.Fatal("push result not kept")
+	}
+	if err := s.TouchChannel(ctx, "APPLE-1", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Enrollment(ctx, e1.ID); !got.LastSeenAt.Equal(t0.Add(time.Hour)) {
+		t.Fatal("last seen not recorded on the enrollment")
+	}
+}
+
+func testBulkEnqueue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	const n = 2000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint("E-", i)
+		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{ids[0], ids[n-1]} {
+		if q, err := s.NextCommand(ctx, id, true, now()); err != nil || q.UUID != "bulk" {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+}
