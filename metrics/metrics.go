@@ -26,6 +26,10 @@ type Metrics struct {
 	SCEP       *prometheus.CounterVec // operation, result
 
 	PushCertExpiry prometheus.Gauge // Unix time the push certificate expires (0: none)
+
+	MDM      *prometheus.CounterVec // endpoint, code
+	Commands *prometheus.CounterVec // event: queued, refused, result status
+	Pushes   *prometheus.CounterVec // result
 }
 
 // New registers every collector on a fresh registry.
@@ -62,7 +66,16 @@ func New() *Metrics {
 	m.PushCertExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pomona_push_certificate_expiry_timestamp_seconds", Help: "When the APNs push certificate expires (Unix time; 0 when there is none). Alert 30 days ahead.",
 	})
-	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry)
+	m.MDM = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_mdm_requests_total", Help: "MDM check-in and command requests by endpoint and answer code.",
+	}, []string{"endpoint", "code"})
+	m.Commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_commands_total", Help: "Commands queued, refused by the user-enrollment rules, and results by status.",
+	}, []string{"event"})
+	m.Pushes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_apns_pushes_total", Help: "APNs pushes by result (ok, dead-token, retry, error).",
+	}, []string{"result"})
+	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

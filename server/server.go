@@ -25,9 +25,12 @@ import (
 	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/http/enrollhttp"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/http/mdmhttp"
 	"github.com/pomona-mdm/pomona/http/scephttp"
 	"github.com/pomona-mdm/pomona/http/signin"
 	"github.com/pomona-mdm/pomona/http/wellknown"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/pki"
@@ -62,6 +65,9 @@ type Config struct {
 	// AccessTokenTTL is how long a device's access token is valid before
 	// the person must sign in again.
 	AccessTokenTTL time.Duration
+	// ClientCertHeader names the header in which a TLS-terminating proxy
+	// forwards the device's client certificate (empty: not trusted).
+	ClientCertHeader string
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -87,6 +93,8 @@ type Server struct {
 	Directory *directory.Service
 	Auth      *auth.Service
 	Enroll    *enroll.Service
+	MDM       *mdmservice.Service
+	Commands  *mdmservice.Commands
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	sealer    *seal.Sealer
@@ -211,6 +219,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
 	}
 
+	s.MDM = &mdmservice.Service{
+		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: time.Now,
+		Topic: func(ctx context.Context) (string, error) {
+			c, err := s.LoadPushCert(ctx)
+			if err != nil {
+				return "", err
+			}
+			return c.Topic, nil
+		},
+	}
+	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Now: time.Now}
+
 	// Device-facing handlers.
 	mux := http.NewServeMux()
 	// Method-less pattern: the handler answers other methods with a JSON 405.
@@ -223,13 +243,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
 	})
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
+	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
+	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
 
 	// Admin and operations.
 	(&api.API{
 		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: pushStore{s},
+		Push: pushStore{s}, Commands: s.Commands,
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

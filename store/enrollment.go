@@ -110,6 +110,16 @@ type EnrollmentStore interface {
 	// the same enrollment.
 	RecordRenewal(ctx context.Context, cert *IdentityCert) error
 	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)
+	// Enrollments lists enrollments, newest first.
+	Enrollments(ctx context.Context, f EnrollmentFilter) ([]Enrollment, error)
+}
+
+// EnrollmentFilter selects enrollments; zero fields match everything.
+type EnrollmentFilter struct {
+	TenantID, UserID, Status, Platform string
+	// Before is the ID of the last enrollment of the previous page.
+	Before string
+	Limit  int // default 100
 }
 
 // RateLimitStore counts failures in fixed windows, shared by every

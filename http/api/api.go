@@ -19,6 +19,7 @@ import (
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -45,6 +46,7 @@ type API struct {
 	Version   string
 	Now       func() time.Time
 	Push      PushCerts
+	Commands  *mdmservice.Commands
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -86,6 +88,10 @@ func (a *API) routes() []route {
 		{"GET /api/v1/push-certificate", a.getPushCert},
 		{"PUT /api/v1/push-certificate", a.putPushCert},
 		{"POST /api/v1/push-certificate/csr", a.pushCSR},
+		{"GET /api/v1/devices", a.listDevices},
+		{"GET /api/v1/devices/{id}", a.getDevice},
+		{"POST /api/v1/devices/{id}/commands", a.enqueueCommand},
+		{"GET /api/v1/devices/{id}/commands", a.deviceCommands},
 	}
 }
 

@@ -217,3 +217,38 @@ func (s *Store) RateLimitReset(ctx context.Context, key string) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM rate_limits WHERE key = ?`, key)
 	return err
 }
+
+func (s *Store) Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error) {
+	q := `SELECT ` + enrollmentColumns + ` FROM enrollments WHERE 1=1`
+	var args []any
+	for col, v := range map[string]string{"tenant_id": f.TenantID, "user_id": f.UserID, "status": f.Status, "platform": f.Platform} {
+		if v != "" {
+			q += ` AND ` + col + ` = ?`
+			args = append(args, v)
+		}
+	}
+	if f.Before != "" {
+		q += ` AND (created_at, id) < (SELECT created_at, id FROM enrollments WHERE id = ?)`
+		args = append(args, f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Enrollment
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}

@@ -15,6 +15,7 @@ func mdmTests() []namedTest {
 		{"BindAppleEnrollment", testBindApple},
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
+		{"EnrollmentList", testEnrollmentList},
 	}
 }
 
@@ -172,5 +173,36 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		if q, err := s.NextCommand(ctx, id, true, now()); err != nil || q.UUID != "bulk" {
 			t.Fatalf("%s: %v", id, err)
 		}
+	}
+}
+
+func testEnrollmentList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	u2 := mustUser(t, s, tn.ID, "bob@a.example")
+	var ids []string
+	for i := 0; i < 5; i++ {
+		uid := u.ID
+		if i == 4 {
+			uid = u2.ID
+		}
+		e := mustEnrollment(t, s, tn.ID, uid, nil, time.Time{})
+		ids = append(ids, e.ID)
+		time.Sleep(time.Millisecond)
+	}
+	s.BindAppleEnrollment(ctx, ids[0], "A0", store.DeviceInfo{}, now())
+	all, err := s.Enrollments(ctx, store.EnrollmentFilter{})
+	if err != nil || len(all) != 5 || all[0].ID != ids[4] {
+		t.Fatalf("all: %d %v", len(all), err)
+	}
+	p1, _ := s.Enrollments(ctx, store.EnrollmentFilter{UserID: u.ID, Limit: 2})
+	p2, _ := s.Enrollments(ctx, store.EnrollmentFilter{UserID: u.ID, Limit: 2, Before: p1[1].ID})
+	if len(p1) != 2 || len(p2) != 2 || p1[0].ID != ids[3] || p2[1].ID != ids[0] {
+		t.Fatalf("pages %v %v", p1, p2)
+	}
+	en, _ := s.Enrollments(ctx, store.EnrollmentFilter{Status: store.EnrollmentEnrolled})
+	if len(en) != 1 || en[0].AppleEnrollmentID != "A0" {
+		t.Fatalf("enrolled: %+v", en)
 	}
 }

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Device is the API form of an enrollment: what a user enrollment reveals.
+type Device struct {
+	ID                string     `json:"id"`
+	EnrollmentID      string     `json:"enrollment_id,omitempty"` // Apple's EnrollmentID (not a hardware identifier)
+	TenantID          string     `json:"tenant_id"`
+	UserID            string     `json:"user_id"`
+	Status            string     `json:"status"`
+	Platform          string     `json:"platform"`
+	Product           string     `json:"product"`
+	Model             string     `json:"model,omitempty"`
+	ModelName         string     `json:"model_name,omitempty"`
+	DeviceName        string     `json:"device_name,omitempty"`
+	OSVersion         string     `json:"os_version,omitempty"`
+	BuildVersion      string     `json:"build_version,omitempty"`
+	Language          string     `json:"language,omitempty"`
+	DeviceSignature   string     `json:"device_signature"`
+	CreatedAt         time.Time  `json:"created_at"`
+	EnrolledAt        *time.Time `json:"enrolled_at,omitempty"`
+	UnenrolledAt      *time.Time `json:"unenrolled_at,omitempty"`
+	LastSeenAt        *time.Time `json:"last_seen_at,omitempty"`
+	Channels          []Channel  `json:"channels,omitempty"`
+	ProfileIdentifier string     `json:"profile_identifier"`
+}
+
+// Channel is a device or user channel (the push token itself stays inside).
+type Channel struct {
+	ID            string     `json:"id"`
+	Kind          string     `json:"kind"`
+	UserShortName string     `json:"user_short_name,omitempty"`
+	Pushable      bool       `json:"pushable"`
+	LastPushAt    *time.Time `json:"last_push_at,omitempty"`
+	LastSeenAt    *time.Time `json:"last_seen_at,omitempty"`
+}
+
+func device(e *store.Enrollment) Device {
+	return Device{ID: e.ID, EnrollmentID: e.AppleEnrollmentID, TenantID: e.TenantID, UserID: e.UserID, Status: e.Status, Platform: e.Platform,
+		Product: e.Product, Model: e.Model, ModelName: e.ModelName, DeviceName: e.DeviceName, OSVersion: e.OSVersion, BuildVersion: e.BuildVersion,
+		Language: e.Language, DeviceSignature: e.DeviceSignature, CreatedAt: e.CreatedAt, EnrolledAt: opt(e.EnrolledAt),
+		UnenrolledAt: opt(e.UnenrolledAt), LastSeenAt: opt(e.LastSeenAt), ProfileIdentifier: e.ProfileID}
+}
+
+// deviceRef finds an enrollment by Pomona's id (en_…) or Apple's EnrollmentID.
+func (a *API) deviceRef(r *http.Request) (*store.Enrollment, error) {
+	id := r.PathValue("id")
+	if strings.HasPrefix(id, "en_") {
+		return a.Store.Enrollment(r.Context(), id)
+	}
+	e, err := a.Store.EnrollmentByAppleID(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, httpx.Errorf(http.StatusNotFound, "not_found", "no device with id or EnrollmentID %q", id)
+	}
+	return e, err
+}
+
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := store.EnrollmentFilter{Status: q.Get("status"), Platform: q.Get("platform"), Before: q.Get("before"), Limit: 100}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "limit must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	if t := q.Get("tenant"); t != "" {
+		tn, err := a.Dir.ResolveTenant(r.Context(), t)
+		if err != nil {
+			return err
+		}
+		f.TenantID = tn.ID
+	}
+	if u := q.Get("user"); u != "" {
+		r2 := r.Clone(r.Context())
+		r2.SetPathValue("id", u)
+		usr, err := a.userRef(r2)
+		if err != nil {
+			return err
+		}
+		f.UserID = usr.ID
+	}
+	es, err := a.Store.Enrollments(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]Device, 0, len(es))
+	for i := range es {
+		out = append(out, device(&es[i]))
+	}
+	resp := map[string]any{"devices": out}
+	if len(es) == f.Limit {
+		resp["next_before"] = es[len(es)-1].ID
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	d := device(e)
+	chs, err := a.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range chs {
+		d.Channels = append(d.Channels, Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
+			LastPushAt: opt(c.LastPushAt), LastSeenAt: opt(c.LastSeenAt)})
+	}
+	httpx.WriteJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
+	var in map[string]any
+	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	req := mdmservice.EnqueueRequest{CreatedBy: Principal(r.Context())}
+	// Options travel beside the command's own keys.
+	if v, ok := in["channel"]; ok {
+		req.Channel, _ = v.(string)
+		delete(in, "channel")
+	}
+	if v, ok := in["expires_in"]; ok {
+		n, ok := v.(float64)
+		if !ok || n <= 0 {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "expires_in must be a positive number of seconds")
+		}
+		req.ExpiresAt = a.Now().Add(time.Duration(n) * time.Second)
+		delete(in, "expires_in")
+	}
+	if v, ok := in["push"]; ok {
+		b, ok := v.(bool)
+		if !ok {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "push must be true or false")
+		}
+		req.NoPush = !b
+		delete(in, "push")
+	}
+	if p, ok := in["plist"]; ok {
+		s, _ := p.(string)
+		if s == "" || len(in) != 1 {
+			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "plist must be the only command field: the command dictionary as XML text")
+		}
+		req.Plist = []byte(s)
+	} else {
+		req.JSON = in
+	}
+	id, err := a.Commands.Enqueue(r.Context(), e, req)
+	var ref *catalog.Refusal
+	switch {
+	case errors.As(err, &ref):
+		a.Metrics.Commands.WithLabelValues("refused").Inc()
+		a.Log.Info("command refused", "device", e.ID, "reason", ref.Error(), "by", Principal(r.Context()))
+		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
+	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
+		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
+	case err != nil:
+		return err
+	}
+	a.Metrics.Commands.WithLabelValues("queued").Inc()
+	a.Log.Info("command queued", "device", e.ID, "command", id, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusCreated, map[string]string{"command_uuid": id})
+	return nil
+}
+
+// CommandStatus is a command in a device's queue with its result.
+type CommandStatus struct {
+	CommandUUID string         `json:"command_uuid"`
+	RequestType string         `json:"request_type"`
+	Channel     string         `json:"channel"`
+	Status      string         `json:"status"`
+	CreatedAt   time.Time      `json:"created_at"`
+	SentAt      *time.Time     `json:"sent_at,omitempty"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
+	Result      map[string]any `json:"result,omitempty"`
+}
+
+func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	chs, err := a.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	out := []CommandStatus{}
+	for _, c := range chs {
+		qs, err := a.Store.QueuedCommands(r.Context(), c.ID, 200)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			cs := CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
+				SentAt: opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: opt(q.ExpiresAt)}
+			if len(q.Result) > 0 {
+				var m map[string]any
+				if plist.Unmarshal(q.Result, &m) == nil {
+					cs.Result = jsonable(m).(map[string]any)
+				}
+			}
+			out = append(out, cs)
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"commands": out})
+	return nil
+}
+
+// jsonable turns decoded plist values into JSON-friendly ones (data as
+// base64, dates as RFC 3339).
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, vv := range x {
+			out[k] = jsonable(vv)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, vv := range x {
+			out[i] = jsonable(vv)
+		}
+		return out
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	}
+	return v
+}

@@ -1,0 +1,105 @@
+// Package mdmhttp serves the MDM check-in (PUT /mdm/checkin) and command
+// (PUT /mdm/connect) endpoints: it reads the body within bounds, takes the
+// device identity from Mdm-Signature or a client certificate, and writes
+// what mdmservice answers.
+package mdmhttp
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/metrics"
+)
+
+// Handler serves one of the two endpoints.
+type Handler struct {
+	Service *mdmservice.Service
+	// Checkin selects the check-in endpoint; otherwise the command endpoint.
+	Checkin bool
+	// ClientCertHeader, when set, is the header a TLS-terminating proxy puts
+	// the client certificate in (URL-escaped PEM, as nginx's
+	// $ssl_client_escaped_cert). Only set it behind such a proxy.
+	ClientCertHeader string
+	Log              *slog.Logger
+	Metrics          *metrics.Metrics
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	endpoint, want, max := "command", "application/x-apple-aspen-mdm", int64(mdm.MaxResult)
+	if h.Checkin {
+		endpoint, want, max = "checkin", "application/x-apple-aspen-mdm-checkin", int64(mdm.MaxCheckin)
+	}
+	if r.Method != http.MethodPut {
+		w.Header().Set("Allow", "PUT")
+		http.Error(w, "use PUT", http.StatusMethodNotAllowed)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != want {
+		h.Log.Info("MDM request refused: wrong content type", "endpoint", endpoint, "content_type", r.Header.Get("Content-Type"), "remote", r.RemoteAddr)
+		http.Error(w, "Content-Type must be "+want, http.StatusUnsupportedMediaType)
+		h.Metrics.MDM.WithLabelValues(endpoint, "415").Inc()
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		h.Metrics.MDM.WithLabelValues(endpoint, "413").Inc()
+		return
+	}
+	if err != nil {
+		http.Error(w, "cannot read the body", http.StatusBadRequest)
+		return
+	}
+	req := mdmservice.Request{Body: body, Signature: r.Header.Get("Mdm-Signature"), Authorization: r.Header.Get("Authorization")}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		req.ClientCert = r.TLS.PeerCertificates[0]
+	} else if h.ClientCertHeader != "" && r.Header.Get(h.ClientCertHeader) != "" {
+		req.ClientCert = certFromHeader(r.Header.Get(h.ClientCertHeader))
+	}
+	var resp mdmservice.Response
+	if h.Checkin {
+		resp = h.Service.Checkin(r.Context(), req)
+	} else {
+		resp = h.Service.Command(r.Context(), req)
+	}
+	h.Metrics.MDM.WithLabelValues(endpoint, strconv.Itoa(resp.Status)).Inc()
+	level := slog.LevelDebug
+	if resp.Status >= 400 {
+		level = slog.LevelInfo
+	}
+	h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.Status, "reason", resp.Reason, "remote", r.RemoteAddr)
+	if resp.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", resp.Challenge)
+	}
+	if resp.ContentType != "" {
+		w.Header().Set("Content-Type", resp.ContentType)
+	}
+	w.WriteHeader(resp.Status)
+	w.Write(resp.Body)
+}
+
+func certFromHeader(v string) *x509.Certificate {
+	s, err := url.QueryUnescape(v)
+	if err != nil {
+		return nil
+	}
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil
+	}
+	return c
+}

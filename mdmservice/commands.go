@@ -1,0 +1,143 @@
+package mdmservice
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Pusher wakes channels through APNs.
+type Pusher interface {
+	Push(ctx context.Context, channels []store.Channel)
+}
+
+// Commands queues commands for enrollments after checking them against
+// Apple's user-enrollment rules.
+type Commands struct {
+	Store interface {
+		store.MDMStore
+		store.EnrollmentStore
+	}
+	Catalog *catalog.Catalog
+	Push    Pusher // nil: no push
+	Now     func() time.Time
+}
+
+// EnqueueRequest is one command for one enrollment.
+type EnqueueRequest struct {
+	// JSON is a typed command ({"request_type": "DeviceInformation", ...});
+	// Plist is a raw command dictionary (or a full {CommandUUID, Command}
+	// document). Exactly one is set.
+	JSON  map[string]any
+	Plist []byte
+	// Channel is "device" (default) or "user" (a Mac's user channel).
+	Channel   string
+	ExpiresAt time.Time
+	NoPush    bool
+	CreatedBy string
+}
+
+// Errors the API maps to statuses.
+var (
+	ErrNotEnrolled = errors.New("the device has not completed enrollment yet (no Authenticate)")
+	ErrNoChannel   = errors.New("the enrollment has no such channel")
+	ErrUnenrolled  = errors.New("the device is unenrolled")
+)
+
+// NewUUID returns a random upper-case UUID.
+func NewUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Build validates a command for platform and returns its request type and
+// the command dictionary.
+func (c *Commands) Build(platform string, r EnqueueRequest) (string, map[string]any, error) {
+	var cmd map[string]any
+	var err error
+	switch {
+	case r.JSON != nil && r.Plist != nil:
+		return "", nil, &catalog.Refusal{Reason: "give either a typed command or a plist, not both"}
+	case r.JSON != nil:
+		cmd, err = c.Catalog.FromJSON(platform, r.JSON)
+	case r.Plist != nil:
+		var doc map[string]any
+		if err := plist.Unmarshal(r.Plist, &doc); err != nil {
+			return "", nil, &catalog.Refusal{Reason: "the plist does not parse: " + err.Error()}
+		}
+		if inner, ok := doc["Command"].(map[string]any); ok {
+			doc = inner
+		}
+		cmd, err = doc, c.Catalog.Check(platform, doc)
+	default:
+		return "", nil, &catalog.Refusal{Reason: "no command given"}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	rt, _ := cmd["RequestType"].(string)
+	return rt, cmd, nil
+}
+
+// Channel resolves the queue a command for enr goes to.
+func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind string) (*store.Channel, error) {
+	if enr.AppleEnrollmentID == "" {
+		return nil, ErrNotEnrolled
+	}
+	if enr.Status == store.EnrollmentUnenrolled {
+		return nil, ErrUnenrolled
+	}
+	chs, err := c.Store.Channels(ctx, enr.ID)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "" {
+		kind = mdm.DeviceChannel
+	}
+	for i := range chs {
+		if chs[i].Kind == kind {
+			return &chs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no %s channel (it appears with the channel's TokenUpdate)", ErrNoChannel, kind)
+}
+
+// Enqueue validates and queues a command for one enrollment, then pushes.
+func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r EnqueueRequest) (string, error) {
+	ch, err := c.channel(ctx, enr, r.Channel)
+	if err != nil {
+		return "", err
+	}
+	platform := catalog.IOS
+	if enr.Platform == "macOS" {
+		platform = catalog.MacOS
+	}
+	rt, cmd, err := c.Build(platform, r)
+	if err != nil {
+		return "", err
+	}
+	id := NewUUID()
+	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
+	if err != nil {
+		return "", err
+	}
+	if err := c.Store.Enqueue(ctx, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, []string{ch.ID}); err != nil {
+		return "", err
+	}
+	if !r.NoPush && c.Push != nil {
+		c.Push.Push(ctx, []store.Channel{*ch})
+	}
+	return id, nil
+}

@@ -1,0 +1,322 @@
+// Package mdmservice runs the MDM check-in and command channels of
+// account-driven user enrollments: every request is authenticated (the
+// identity certificate from Mdm-Signature or TLS must come from Pomona's
+// CA and be bound to the enrollment it speaks for), carries a valid access
+// token where Apple sends one (every iOS request; a Mac's user channel),
+// and is answered as Apple specifies. It returns plain answers; the HTTP
+// handler only copies them out.
+package mdmservice
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/token"
+)
+
+// Store is what the MDM channel needs from storage.
+type Store interface {
+	store.EnrollmentStore
+	store.MDMStore
+	store.TokenStore
+}
+
+// Service answers check-ins and command polls.
+type Service struct {
+	Store Store
+	Auth  *auth.Service
+	CA    *x509.Certificate
+	// Topic returns the current push topic (check-ins must match it).
+	Topic func(ctx context.Context) (string, error)
+	// LoginURL is the sign-in page a 401 sends the person to.
+	LoginURL func(tenantID string) string
+	Log      *slog.Logger
+	Now      func() time.Time
+	// Events, when set, hears about check-ins and results (webhooks,
+	// inventory, metrics).
+	Events func(ctx context.Context, e Event)
+}
+
+// Event is something that happened on a channel.
+type Event struct {
+	Kind        string // authenticate, token-update, checkout, result
+	Enrollment  *store.Enrollment
+	ChannelID   string
+	CommandUUID string
+	Status      string
+	RequestType string
+	Result      []byte
+}
+
+// Request is one device request as the HTTP layer received it.
+type Request struct {
+	Body          []byte
+	Signature     string            // Mdm-Signature header
+	ClientCert    *x509.Certificate // from TLS or a trusted proxy header, if any
+	Authorization string
+}
+
+// Response is what to answer.
+type Response struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	// Challenge, when set, is the WWW-Authenticate value of a 401.
+	Challenge string
+	// Reason is for the log only.
+	Reason string
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+func plain(status int, reason string) Response {
+	return Response{Status: status, ContentType: "text/plain; charset=utf-8", Body: []byte(reason + "\n"), Reason: reason}
+}
+
+// unrecognized tells an iOS 17+/macOS 14+ device that the server no longer
+// knows it: the device unenrolls.
+func unrecognized(reason string) Response {
+	return Response{Status: http.StatusForbidden, ContentType: "application/json",
+		Body: []byte(`{"code":"com.apple.unrecognized.device"}`), Reason: reason}
+}
+
+// authenticated is a request whose identity is established.
+type authenticated struct {
+	cert *x509.Certificate
+	ic   *store.IdentityCert
+	enr  *store.Enrollment
+}
+
+// identify checks the identity certificate and finds its enrollment.
+func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Response) {
+	now := s.now()
+	var cert *x509.Certificate
+	var err error
+	if r.ClientCert != nil {
+		cert, err = r.ClientCert, mdm.CheckIdentity(r.ClientCert, s.CA, now)
+	} else {
+		cert, err = mdm.VerifySignature(r.Signature, r.Body, s.CA, now)
+	}
+	if err != nil {
+		resp := plain(http.StatusForbidden, err.Error())
+		return nil, &resp
+	}
+	ic, err := s.Store.IdentityCert(ctx, enroll.SerialHex(cert))
+	if err != nil {
+		resp := plain(http.StatusForbidden, "the identity certificate is not one Pomona issued to an enrollment")
+		return nil, &resp
+	}
+	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
+	if err != nil {
+		resp := unrecognized("the enrollment of this identity no longer exists")
+		return nil, &resp
+	}
+	return &authenticated{cert: cert, ic: ic, enr: enr}, nil
+}
+
+// bound checks that the message's EnrollmentID is the one bound to the
+// identity's enrollment.
+func bound(a *authenticated, id mdm.Identity) *Response {
+	if a.enr.AppleEnrollmentID == "" || a.enr.AppleEnrollmentID != id.EnrollmentID {
+		resp := plain(http.StatusForbidden, "this identity certificate belongs to another enrollment")
+		return &resp
+	}
+	return nil
+}
+
+// needsToken: iOS sends the access token on every request; a Mac only on
+// its user channel.
+func needsToken(enr *store.Enrollment, id mdm.Identity) bool {
+	return enr.Platform == enroll.IOS || id.Kind() == mdm.UserChannel
+}
+
+// authorize checks the bearer for the enrollment. A missing, expired or
+// revoked token answers 401 with the full apple-as-web challenge, so the
+// device asks the person to sign in again and retries the same request.
+func (s *Service) authorize(ctx context.Context, a *authenticated, header string, stale bool) *Response {
+	check := s.Auth.Authorize
+	if stale {
+		check = s.Auth.AuthorizeStale
+	}
+	g, err := check(ctx, a.enr.TenantID, header)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrInvalidToken) {
+			resp := plain(http.StatusUnauthorized, "sign-in required: "+err.Error())
+			resp.Challenge = enroll.Challenge(s.LoginURL(a.enr.TenantID))
+			return &resp
+		}
+		resp := plain(http.StatusInternalServerError, err.Error())
+		return &resp
+	}
+	if g.User.ID != a.enr.UserID {
+		resp := plain(http.StatusForbidden, "the access token belongs to another user than this enrollment's")
+		return &resp
+	}
+	tok, _ := token.FromHeader(header)
+	if err := s.Store.BindAccessToken(ctx, token.Hash(tok), a.enr.ID); errors.Is(err, store.ErrConflict) {
+		resp := plain(http.StatusForbidden, "the access token is already used by another enrollment")
+		return &resp
+	} else if err != nil {
+		resp := plain(http.StatusInternalServerError, err.Error())
+		return &resp
+	}
+	return nil
+}
+
+func (s *Service) emit(ctx context.Context, e Event) {
+	if s.Events != nil {
+		s.Events(ctx, e)
+	}
+}
+
+// Checkin answers a PUT to the check-in URL.
+func (s *Service) Checkin(ctx context.Context, r Request) Response {
+	a, resp := s.identify(ctx, r)
+	if resp != nil {
+		return *resp
+	}
+	msg, err := mdm.DecodeCheckin(r.Body)
+	if err != nil {
+		return plain(http.StatusBadRequest, err.Error())
+	}
+	if a.enr.Status == store.EnrollmentUnenrolled && msg.MessageType != mdm.CheckOut && msg.MessageType != mdm.Authenticate {
+		return unrecognized("the enrollment was ended")
+	}
+	if msg.Topic != "" {
+		topic, err := s.Topic(ctx)
+		if err != nil {
+			return plain(http.StatusServiceUnavailable, "no push certificate")
+		}
+		if msg.Topic != topic {
+			return plain(http.StatusBadRequest, fmt.Sprintf("topic %q is not this server's push topic", msg.Topic))
+		}
+	}
+	now := s.now()
+	switch msg.MessageType {
+	case mdm.Authenticate:
+		if msg.Kind() != mdm.DeviceChannel {
+			return plain(http.StatusBadRequest, "Authenticate comes on the device channel")
+		}
+		if needsToken(a.enr, msg.Identity) {
+			if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
+				return *resp
+			}
+		}
+		err := s.Store.BindAppleEnrollment(ctx, a.enr.ID, msg.EnrollmentID, store.DeviceInfo{OSVersion: msg.OSVersion, BuildVersion: msg.BuildVersion,
+			ProductName: msg.ProductName, DeviceName: msg.DeviceName, Model: msg.Model, ModelName: msg.ModelName}, now)
+		if errors.Is(err, store.ErrConflict) {
+			return plain(http.StatusForbidden, err.Error())
+		}
+		if err != nil {
+			return plain(http.StatusInternalServerError, err.Error())
+		}
+		a.enr.AppleEnrollmentID = msg.EnrollmentID
+		s.emit(ctx, Event{Kind: "authenticate", Enrollment: a.enr, ChannelID: msg.ChannelID()})
+		return Response{Status: http.StatusOK, Reason: "authenticated"}
+	case mdm.TokenUpdate:
+		if resp := bound(a, msg.Identity); resp != nil {
+			return *resp
+		}
+		if needsToken(a.enr, msg.Identity) {
+			if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
+				return *resp
+			}
+		}
+		ch := &store.Channel{ID: msg.ChannelID(), EnrollmentRef: a.enr.ID, Kind: msg.Kind(), UserShortName: msg.UserShortName,
+			UserLongName: msg.UserLongName, PushToken: msg.Token, PushMagic: msg.PushMagic, CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
+		if err := s.Store.PutChannel(ctx, ch); err != nil {
+			return plain(http.StatusInternalServerError, err.Error())
+		}
+		s.emit(ctx, Event{Kind: "token-update", Enrollment: a.enr, ChannelID: ch.ID})
+		return Response{Status: http.StatusOK, Reason: "token updated"}
+	case mdm.CheckOut:
+		if resp := bound(a, msg.Identity); resp != nil {
+			return *resp
+		}
+		// Never 401 here: the device is leaving and cannot sign in again.
+		// A stale token still has to belong to this enrollment's user.
+		if r.Authorization != "" {
+			if g, err := s.Auth.AuthorizeStale(ctx, a.enr.TenantID, r.Authorization); err != nil || g.User.ID != a.enr.UserID {
+				return plain(http.StatusForbidden, "the access token does not belong to this enrollment")
+			}
+		}
+		if msg.Kind() == mdm.DeviceChannel {
+			if err := s.Store.SetEnrollmentStatus(ctx, a.enr.ID, store.EnrollmentUnenrolled, now); err != nil {
+				return plain(http.StatusInternalServerError, err.Error())
+			}
+		}
+		s.emit(ctx, Event{Kind: "checkout", Enrollment: a.enr, ChannelID: msg.ChannelID()})
+		return Response{Status: http.StatusOK, Reason: "checked out"}
+	case mdm.UserAuthenticate:
+		// Forbidden for user enrollments; 410 tells the Mac not to ask again.
+		return plain(http.StatusGone, "UserAuthenticate is not used with user enrollments")
+	case mdm.GetBootstrapToken, mdm.SetBootstrapToken:
+		return plain(http.StatusBadRequest, msg.MessageType+" is not available for user enrollments")
+	case mdm.GetToken:
+		return plain(http.StatusBadRequest, "unsupported TokenServiceType "+msg.TokenServiceType)
+	case mdm.DeclarativeManagement:
+		return plain(http.StatusBadRequest, "declarative management is not enabled on this server")
+	}
+	return plain(http.StatusBadRequest, "unknown MessageType "+msg.MessageType)
+}
+
+// Command answers a PUT to the server URL: it records a result (if any)
+// and hands out the next queued command.
+func (s *Service) Command(ctx context.Context, r Request) Response {
+	a, resp := s.identify(ctx, r)
+	if resp != nil {
+		return *resp
+	}
+	res, err := mdm.DecodeResult(r.Body)
+	if err != nil {
+		return plain(http.StatusBadRequest, err.Error())
+	}
+	if resp := bound(a, res.Identity); resp != nil {
+		return *resp
+	}
+	if a.enr.Status == store.EnrollmentUnenrolled {
+		return unrecognized("the enrollment was ended")
+	}
+	if needsToken(a.enr, res.Identity) {
+		// Before recording anything: a 401 makes the device sign in again
+		// and repeat this very request, result included.
+		if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
+			return *resp
+		}
+	}
+	channel := res.ChannelID()
+	if _, err := s.Store.Channel(ctx, channel); err != nil {
+		return plain(http.StatusBadRequest, "no TokenUpdate has been received for this channel")
+	}
+	now := s.now()
+	s.Store.TouchChannel(ctx, channel, now)
+	afterIdle := res.Status == mdm.Idle
+	if !afterIdle {
+		err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now)
+		if errors.Is(err, store.ErrNotFound) {
+			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
+		}
+		if err != nil {
+			return plain(http.StatusInternalServerError, err.Error())
+		}
+		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
+			RequestType: res.RequestType, Result: res.Raw})
+	}
+	q, err := s.Store.NextCommand(ctx, channel, afterIdle, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return Response{Status: http.StatusOK, Reason: "no command"}
+	}
+	if err != nil {
+		return plain(http.StatusInternalServerError, err.Error())
+	}
+	return Response{Status: http.StatusOK, ContentType: "application/xml; charset=utf-8", Body: q.Payload, Reason: "command " + q.UUID}
+}
