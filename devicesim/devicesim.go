@@ -68,6 +68,7 @@ type Device struct {
 	IdentityKey  *rsa.PrivateKey
 	IdentityCert *x509.Certificate
 	SCEPCACerts  []*x509.Certificate
+	MDM          MDMState
 }
 
 // Options configure a new Device.

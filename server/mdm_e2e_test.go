@@ -1,0 +1,229 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// enrolledDevice runs the whole enrollment and the first check-ins.
+func enrolledDevice(t *testing.T, w *world, family, user, pw string, totpSecret ...[]byte) *devicesim.Device {
+	t.Helper()
+	ctx := context.Background()
+	d := w.device(t, family)
+	c := devicesim.Credentials{User: user, Password: pw}
+	if len(totpSecret) > 0 {
+		c.TOTPSecret = totpSecret[0]
+	}
+	if _, err := d.Enroll(ctx, w.e.URL, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Authenticate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.TokenUpdate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestMDMCommandRoundTrip(t *testing.T) {
+	w := newWorld(t, true)
+	e, ctx := w.e, context.Background()
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+
+	// The device is enrolled and visible, keyed by its EnrollmentID.
+	dev := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, e.APIKey)
+	mustStatus(t, dev, 200)
+	if dj := dev.json(t); dj["status"] != "enrolled" || dj["platform"] != "iOS" || dj["os_version"] != "18.2" ||
+		len(dj["channels"].([]any)) != 1 || dj["channels"].([]any)[0].(map[string]any)["pushable"] != true {
+		t.Fatalf("device %s", dev.body)
+	}
+	if strings.Contains(string(dev.body), "UDID") || strings.Contains(string(dev.body), "serial") {
+		t.Fatal("hardware identifiers in the device record")
+	}
+
+	// A forbidden command is refused before it is queued.
+	a := do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "EraseDevice"}, e.APIKey)
+	mustStatus(t, a, 422)
+	if a.code(t) != "command_refused" || !strings.Contains(string(a.body), "forbids") {
+		t.Fatalf("erase: %s", a.body)
+	}
+	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "SerialNumber"}}, e.APIKey)
+	mustStatus(t, a, 422)
+
+	// An allowed one goes through the queue to the device and back.
+	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "ModelName"}}, e.APIKey)
+	mustStatus(t, a, 201)
+	uuid := a.json(t)["command_uuid"].(string)
+	cmd, err := d.Poll(ctx, nil, false)
+	if err != nil || cmd == nil || cmd.CommandUUID != uuid || cmd.RequestType() != "DeviceInformation" {
+		t.Fatalf("poll: %+v %v", cmd, err)
+	}
+	next, err := d.Poll(ctx, d.Answer(cmd), false)
+	if err != nil || next != nil {
+		t.Fatalf("after the answer: %+v %v", next, err)
+	}
+	list := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", nil, e.APIKey).json(t)["commands"].([]any)
+	c0 := list[0].(map[string]any)
+	if c0["status"] != "Acknowledged" || c0["result"].(map[string]any)["QueryResponses"].(map[string]any)["OSVersion"] != "18.2" {
+		t.Fatalf("result not visible: %v", c0)
+	}
+	// A repeated result is accepted and changes nothing; a result for a
+	// command never sent is refused.
+	if _, err := d.Poll(ctx, d.Answer(cmd), false); err != nil {
+		t.Fatalf("repeated result: %v", err)
+	}
+	if _, err := d.Poll(ctx, map[string]any{"Status": "Acknowledged", "CommandUUID": "NEVER-SENT"}, false); err == nil || !strings.Contains(err.Error(), "never sent") {
+		t.Fatalf("unknown result: %v", err)
+	}
+
+	// NotNow keeps the command for a later poll.
+	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList"}, e.APIKey)
+	mustStatus(t, a, 201)
+	cmd, _ = d.Poll(ctx, nil, false)
+	if n, _ := d.Poll(ctx, map[string]any{"Status": "NotNow", "CommandUUID": cmd.CommandUUID}, false); n != nil {
+		t.Fatal("NotNow command re-sent at once")
+	}
+	again, err := d.Poll(ctx, nil, false)
+	if err != nil || again == nil || again.CommandUUID != cmd.CommandUUID {
+		t.Fatalf("NotNow command lost: %+v %v", again, err)
+	}
+
+	// Revoked token: the result PUT gets 401 with the challenge; after the
+	// person signs in again the device repeats it and the result lands.
+	mustStatus(t, do(t, e, "POST", "/api/v1/users/alice@example.com/reauthenticate", nil, e.APIKey), 200)
+	answer := d.Answer(again)
+	_, err = d.Poll(ctx, answer, false)
+	var re *devicesim.ReauthError
+	if !errors.As(err, &re) || re.LoginURL != e.URL+"/login/"+w.tenant {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if _, err := d.SignIn(ctx, devicesim.Credentials{User: "alice@example.com", Password: "alice-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Poll(ctx, answer, false); err != nil {
+		t.Fatalf("repeated request after re-authentication: %v", err)
+	}
+	list = do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", nil, e.APIKey).json(t)["commands"].([]any)
+	if list[0].(map[string]any)["status"] != "Acknowledged" {
+		t.Fatalf("the interrupted result did not land: %v", list[0])
+	}
+
+	// Another person's token (from their own device) is refused here.
+	d2 := enrolledDevice(t, w, "iPad", "bob@example.com", "bob-password")
+	stolen := d.AccessToken
+	d.AccessToken = d2.AccessToken
+	if _, err := d.Poll(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Fatalf("token of another enrollment: %v", err)
+	}
+	d.AccessToken = stolen
+
+	// CheckOut with a stale token is accepted; the enrollment is kept as unenrolled.
+	mustStatus(t, do(t, e, "POST", "/api/v1/users/alice@example.com/reauthenticate", nil, e.APIKey), 200)
+	if err := d.CheckOut(ctx); err != nil {
+		t.Fatalf("CheckOut with a stale token: %v", err)
+	}
+	if got := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, e.APIKey).json(t); got["status"] != store.EnrollmentUnenrolled || got["unenrolled_at"] == nil {
+		t.Fatalf("after CheckOut: %v", got)
+	}
+	// Later requests of the unenrolled device are told it is unknown.
+	if _, err := d.Poll(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "com.apple.unrecognized.device") {
+		t.Fatalf("after CheckOut: %v", err)
+	}
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList"}, e.APIKey), 409)
+}
+
+func TestMDMMacChannels(t *testing.T) {
+	w := newWorld(t, true)
+	e, ctx := w.e, context.Background()
+	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, e.APIKey), 200)
+	d := w.device(t, "Mac")
+	if _, err := d.Enroll(ctx, e.URL, devicesim.Credentials{User: "bob@example.com", Password: "bob-password"}); err != nil {
+		t.Fatal(err)
+	}
+	// The Mac's device channel carries no bearer: it must work without.
+	token := d.AccessToken
+	d.AccessToken = ""
+	if err := d.Authenticate(ctx); err != nil {
+		t.Fatalf("device channel without a token: %v", err)
+	}
+	if err := d.TokenUpdate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// The user channel needs it.
+	var re *devicesim.ReauthError
+	if err := d.TokenUpdate(ctx, true); !errors.As(err, &re) {
+		t.Fatalf("user channel without a token: %v", err)
+	}
+	d.AccessToken = token
+	if err := d.TokenUpdate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	dev := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, e.APIKey).json(t)
+	if len(dev["channels"].([]any)) != 2 {
+		t.Fatalf("channels %v", dev["channels"])
+	}
+	// Commands gated by macOS rules, on either channel.
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceLock"}, e.APIKey), 422)
+	a := do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "channel": "user"}, e.APIKey)
+	mustStatus(t, a, 201)
+	if cmd, _ := d.Poll(ctx, nil, false); cmd != nil {
+		t.Fatal("a user-channel command came on the device channel")
+	}
+	cmd, err := d.Poll(ctx, nil, true)
+	if err != nil || cmd == nil || cmd.RequestType() != "ProfileList" {
+		t.Fatalf("user channel poll: %+v %v", cmd, err)
+	}
+	if _, err := d.Poll(ctx, d.Answer(cmd), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMDMRefusesForgedRequests(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	d2 := enrolledDevice(t, w, "iPhone", "bob@example.com", "bob-password")
+	// A device speaking with its own certificate for another enrollment's ID.
+	real := d.MDM.EnrollmentID
+	d.MDM.EnrollmentID = d2.MDM.EnrollmentID
+	if _, err := d.Poll(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("certificate of another enrollment: %v", err)
+	}
+	d.MDM.EnrollmentID = real
+	// Another device's certificate without its key: the signature fails.
+	d.IdentityCert = d2.IdentityCert
+	if _, err := d.Poll(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("mismatched signature: %v", err)
+	}
+	// Plain HTTP problems.
+	for _, tc := range []struct {
+		ct   string
+		body string
+		want int
+	}{
+		{"application/json", "{}", 415},
+		{"application/x-apple-aspen-mdm-checkin", "not a plist", 403}, // no signature at all
+	} {
+		resp := putRaw(t, w, "/mdm/checkin", tc.ct, tc.body)
+		if resp != tc.want {
+			t.Errorf("%s: %d want %d", tc.ct, resp, tc.want)
+		}
+	}
+}
+
+func putRaw(t *testing.T, w *world, path, ct, body string) int {
+	req, _ := newRequest("PUT", w.e.URL+path, body)
+	req.Header.Set("Content-Type", ct)
+	resp, err := w.e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
