@@ -46,7 +46,14 @@ type world struct {
 }
 
 func newWorld(t *testing.T, push bool) *world {
-	e := testenv.Start(t)
+	return newWorldOpts(t, push)
+}
+
+// newWorldWith is newWorld with a push certificate and server options.
+func newWorldWith(t *testing.T, opts ...testenv.Option) *world { return newWorldOpts(t, true, opts...) }
+
+func newWorldOpts(t *testing.T, push bool, opts ...testenv.Option) *world {
+	e := testenv.Start(t, opts...)
 	w := &world{e: e, pool: x509.NewCertPool()}
 	w.pool.AddCert(e.Server.CA.Cert)
 	w.tenant = do(t, e, "POST", "/api/v1/tenants", map[string]any{"name": "Example Corp", "domains": []string{"example.com"}}, e.APIKey).json(t)["id"].(string)

@@ -68,6 +68,10 @@ type Config struct {
 	// ClientCertHeader names the header in which a TLS-terminating proxy
 	// forwards the device's client certificate (empty: not trusted).
 	ClientCertHeader string
+	// APNsURL is the push endpoint (default Apple's); APNsCAFile adds a CA
+	// to trust for it (a local stand-in).
+	APNsURL    string
+	APNsCAFile string
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -97,6 +101,7 @@ type Server struct {
 	Commands  *mdmservice.Commands
 	CA        *pki.CA
 	Issuer    *pki.Issuer
+	pusher    *pusher
 	sealer    *seal.Sealer
 	PublicURL *url.URL
 	handler   http.Handler
@@ -229,7 +234,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			return c.Topic, nil
 		},
 	}
-	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Now: time.Now}
+	s.pusher, err = newPusher(s, cfg.APNsURL, cfg.APNsCAFile)
+	if err != nil {
+		return nil, err
+	}
+	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: time.Now}
 
 	// Device-facing handlers.
 	mux := http.NewServeMux()
@@ -251,7 +260,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: pushStore{s}, Commands: s.Commands,
+		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher,
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -47,6 +47,7 @@ type API struct {
 	Now       func() time.Time
 	Push      PushCerts
 	Commands  *mdmservice.Commands
+	Pusher    DevicePusher
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -92,6 +93,8 @@ func (a *API) routes() []route {
 		{"GET /api/v1/devices/{id}", a.getDevice},
 		{"POST /api/v1/devices/{id}/commands", a.enqueueCommand},
 		{"GET /api/v1/devices/{id}/commands", a.deviceCommands},
+		{"POST /api/v1/devices/{id}/push", a.pushDevice},
+		{"POST /api/v1/devices/{id}/unenroll", a.unenrollDevice},
 	}
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -254,4 +256,78 @@ func jsonable(v any) any {
 		return x.UTC().Format(time.RFC3339)
 	}
 	return v
+}
+
+// DevicePusher wakes a device's channels now.
+type DevicePusher interface {
+	PushNow(ctx context.Context, chs []store.Channel) ([]push.Result, error)
+}
+
+func (a *API) pushDevice(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	chs, err := a.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	res, err := a.Pusher.PushNow(r.Context(), chs)
+	if err != nil {
+		return &httpx.Error{Status: http.StatusConflict, Code: "cannot_push", Message: err.Error()}
+	}
+	out := []map[string]any{}
+	for _, p := range res {
+		m := map[string]any{"channel": p.ID, "ok": p.OK(), "status": p.Status}
+		if p.Reason != "" {
+			m["reason"] = p.Reason
+		}
+		if p.Dead {
+			m["dead_token"] = true
+		}
+		if p.Err != nil && p.Status == 0 {
+			m["error"] = p.Err.Error()
+		}
+		out = append(out, m)
+	}
+	a.Log.Info("device pushed", "device", e.ID, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"pushes": out})
+	return nil
+}
+
+// unenroll removes the enrollment profile through RemoveProfile (the device
+// removes its managed data and checks out). With "immediately" the server
+// also forgets the device at once: its next request is answered
+// com.apple.unrecognized.device, which unenrolls iOS 17+ / macOS 14+.
+func (a *API) unenrollDevice(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Immediately bool `json:"immediately"`
+	}
+	if r.ContentLength != 0 {
+		if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
+			return err
+		}
+	}
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"device": e.ID}
+	if e.AppleEnrollmentID != "" && e.Status == store.EnrollmentEnrolled {
+		id, err := a.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{
+			JSON: map[string]any{"request_type": "RemoveProfile", "identifier": e.ProfileID}, CreatedBy: Principal(r.Context())})
+		if err != nil {
+			return err
+		}
+		resp["command_uuid"] = id
+	}
+	if in.Immediately || e.AppleEnrollmentID == "" {
+		if err := a.Store.SetEnrollmentStatus(r.Context(), e.ID, store.EnrollmentUnenrolled, a.Now()); err != nil {
+			return err
+		}
+		resp["status"] = store.EnrollmentUnenrolled
+	}
+	a.Log.Info("device unenroll requested", "device", e.ID, "immediately", in.Immediately, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusAccepted, resp)
+	return nil
 }

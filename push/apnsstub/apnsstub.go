@@ -1,0 +1,185 @@
+// Package apnsstub is a local stand-in for Apple's push service: an HTTP/2
+// TLS server that accepts MDM pushes the way APNs does (client certificate
+// required, POST /3/device/<hex token>, apns-push-type mdm, apns-topic,
+// {"mdm": "<PushMagic>"}) and hands them to whoever listens: tests, the
+// device simulator, demo setups. It never talks to Apple.
+package apnsstub
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pomona-mdm/pomona/pki"
+)
+
+// Push is one received push.
+type Push struct {
+	Token     []byte
+	Topic     string
+	PushMagic string
+	Client    *x509.Certificate
+	At        time.Time
+}
+
+// Server is a running stand-in.
+type Server struct {
+	URL string
+	CA  *pki.CA // issued the server's TLS certificate: trust it in the client
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	pushes []Push
+	dead   map[string]string // hex token -> reason
+	fail   map[string]int    // hex token -> 5xx answers still to give
+	notify map[string]chan Push
+}
+
+// Start runs a stand-in on a loopback port.
+func Start() (*Server, error) {
+	ca, err := pki.NewCA("APNs stand-in CA", pki.ECDSAP256, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.IssueServer([]string{"127.0.0.1", "localhost"}, pki.ECDSAP256, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{CA: ca, dead: map[string]string{}, fail: map[string]int{}, notify: map[string]chan Push{}}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
+	s.srv.EnableHTTP2 = true
+	s.srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
+		// Like APNs: a client certificate is required (its topic is checked below).
+		ClientAuth: tls.RequireAnyClientCert,
+	}
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
+	return s, nil
+}
+
+// Close stops the stand-in.
+func (s *Server) Close() { s.srv.Close() }
+
+// Dead makes pushes to token answer 410 (or 400 with reason).
+func (s *Server) Dead(token []byte, reason string) {
+	s.mu.Lock()
+	s.dead[hex.EncodeToString(token)] = reason
+	s.mu.Unlock()
+}
+
+// FailNext makes the next n pushes to token answer 503.
+func (s *Server) FailNext(token []byte, n int) {
+	s.mu.Lock()
+	s.fail[hex.EncodeToString(token)] = n
+	s.mu.Unlock()
+}
+
+// Listen returns a channel receiving every push to token.
+func (s *Server) Listen(token []byte) <-chan Push {
+	ch := make(chan Push, 64)
+	s.mu.Lock()
+	s.notify[hex.EncodeToString(token)] = ch
+	s.mu.Unlock()
+	return ch
+}
+
+// Pushes returns what was received so far.
+func (s *Server) Pushes() []Push {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Push(nil), s.pushes...)
+}
+
+func apnsError(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"reason":%q}`, reason)
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 2 {
+		apnsError(w, http.StatusBadRequest, "HTTP2Required")
+		return
+	}
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/3/device/") {
+		apnsError(w, http.StatusMethodNotAllowed, "MethodNotAllowed")
+		return
+	}
+	tokHex := strings.TrimPrefix(r.URL.Path, "/3/device/")
+	tok, err := hex.DecodeString(tokHex)
+	if err != nil || len(tok) == 0 {
+		apnsError(w, http.StatusBadRequest, "BadDeviceToken")
+		return
+	}
+	var client *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		client = r.TLS.PeerCertificates[0]
+	}
+	topic := r.Header.Get("apns-topic")
+	if r.Header.Get("apns-push-type") != "mdm" {
+		apnsError(w, http.StatusBadRequest, "InvalidPushType")
+		return
+	}
+	if client == nil || !certHasTopic(client, topic) {
+		apnsError(w, http.StatusBadRequest, "TopicDisallowed")
+		return
+	}
+	var body struct {
+		MDM string `json:"mdm"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if json.Unmarshal(b, &body) != nil || body.MDM == "" {
+		apnsError(w, http.StatusBadRequest, "PayloadEmpty")
+		return
+	}
+	s.mu.Lock()
+	if reason, ok := s.dead[tokHex]; ok {
+		s.mu.Unlock()
+		if reason == "" || reason == "Unregistered" {
+			apnsError(w, http.StatusGone, "Unregistered")
+		} else {
+			apnsError(w, http.StatusBadRequest, reason)
+		}
+		return
+	}
+	if n := s.fail[tokHex]; n > 0 {
+		s.fail[tokHex] = n - 1
+		s.mu.Unlock()
+		apnsError(w, http.StatusServiceUnavailable, "ServiceUnavailable")
+		return
+	}
+	p := Push{Token: tok, Topic: topic, PushMagic: body.MDM, Client: client, At: time.Now()}
+	s.pushes = append(s.pushes, p)
+	ch := s.notify[tokHex]
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- p:
+		default:
+		}
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	w.Header().Set("apns-id", fmt.Sprintf("%X-%X-%X-%X-%X", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16]))
+	w.WriteHeader(http.StatusOK)
+}
+
+// certHasTopic checks the client certificate's UID against the topic.
+func certHasTopic(c *x509.Certificate, topic string) bool {
+	for _, n := range c.Subject.Names {
+		if n.Type.String() == "0.9.2342.19200300.100.1.1" && fmt.Sprint(n.Value) == topic {
+			return true
+		}
+	}
+	return false
+}
