@@ -141,3 +141,83 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	}
 	return id, nil
 }
+
+// BulkResult says what a bulk command did.
+type BulkResult struct {
+	CommandUUID string         `json:"command_uuid"`
+	Queued      int            `json:"queued"`
+	Skipped     []BulkSkip     `json:"skipped"`
+	ByPlatform  map[string]int `json:"by_platform"`
+}
+
+// BulkSkip counts targets left out and why.
+type BulkSkip struct {
+	Platform string `json:"platform"`
+	Count    int    `json:"count"`
+	Reason   string `json:"reason"`
+}
+
+// EnqueueBulk queues one command for every enrolled device channel that f
+// selects, in one transaction. Targets on a platform where Apple forbids
+// the command (or one of its keys) for user enrollments are skipped and
+// counted; if no target remains, the refusal is returned.
+func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
+	targets, err := c.Store.TargetChannels(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: no enrolled device matches the targets", ErrNotEnrolled)
+	}
+	byPlatform := map[string][]store.ChannelTarget{}
+	for _, t := range targets {
+		byPlatform[t.Platform] = append(byPlatform[t.Platform], t)
+	}
+	res := &BulkResult{Skipped: []BulkSkip{}, ByPlatform: map[string]int{}}
+	var cmd map[string]any
+	var rt string
+	var firstRefusal error
+	var ids []string
+	var chs []store.Channel
+	for platform, ts := range byPlatform {
+		cp := catalog.IOS
+		if platform == "macOS" {
+			cp = catalog.MacOS
+		}
+		prt, pcmd, err := c.Build(cp, r)
+		if err != nil {
+			var ref *catalog.Refusal
+			if !errors.As(err, &ref) {
+				return nil, err
+			}
+			if firstRefusal == nil {
+				firstRefusal = err
+			}
+			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: len(ts), Reason: err.Error()})
+			continue
+		}
+		rt, cmd = prt, pcmd
+		res.ByPlatform[platform] = len(ts)
+		for _, t := range ts {
+			ids = append(ids, t.ChannelID)
+			chs = append(chs, t.Channel)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, firstRefusal
+	}
+	id := NewUUID()
+	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Store.Enqueue(ctx, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, ids); err != nil {
+		return nil, err
+	}
+	if !r.NoPush && c.Push != nil {
+		c.Push.Push(ctx, chs)
+	}
+	res.CommandUUID, res.Queued = id, len(ids)
+	return res, nil
+}

@@ -227,3 +227,39 @@ func putRaw(t *testing.T, w *world, path, ct, body string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+func TestBulkCommands(t *testing.T) {
+	w := newWorld(t, true)
+	e, ctx := w.e, context.Background()
+	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, e.APIKey), 200)
+	phone := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	mac := enrolledDevice(t, w, "Mac", "bob@example.com", "bob-password")
+	w.device(t, "iPad") // not enrolled: never targeted
+
+	// DeviceLock: allowed on iOS, forbidden on macOS for user enrollments.
+	a := do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"tenant": "example.com"}, "command": map[string]any{"request_type": "DeviceLock"}}, e.APIKey)
+	mustStatus(t, a, 201)
+	r := a.json(t)
+	skipped := r["skipped"].([]any)
+	if r["queued"] != float64(1) || len(skipped) != 1 || skipped[0].(map[string]any)["platform"] != "macOS" {
+		t.Fatalf("bulk: %s", a.body)
+	}
+	if cmd, _ := phone.Poll(ctx, nil, false); cmd == nil || cmd.RequestType() != "DeviceLock" {
+		t.Fatal("the iPhone did not get DeviceLock")
+	}
+	if cmd, _ := mac.Poll(ctx, nil, false); cmd != nil {
+		t.Fatal("the Mac got a command forbidden on macOS")
+	}
+	// Forbidden everywhere: refused.
+	a = do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"tenant": w.tenant}, "command": map[string]any{"request_type": "EraseDevice"}}, e.APIKey)
+	mustStatus(t, a, 422)
+	// By user and by device id, as a union without duplicates.
+	a = do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"users": []string{"bob@example.com"},
+		"devices": []string{mac.MDM.EnrollmentID, phone.MDM.EnrollmentID}}, "command": map[string]any{"request_type": "ProfileList"}}, e.APIKey)
+	mustStatus(t, a, 201)
+	if a.json(t)["queued"] != float64(2) {
+		t.Fatalf("union: %s", a.body)
+	}
+	mustStatus(t, do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{}, "command": map[string]any{"request_type": "ProfileList"}}, e.APIKey), 400)
+	mustStatus(t, do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"devices": []string{"nope"}}, "command": map[string]any{"request_type": "ProfileList"}}, e.APIKey), 409)
+}

@@ -87,4 +87,23 @@ type MDMStore interface {
 	// queued for the channel gives ErrNotFound.
 	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) error
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
+	// TargetChannels returns the device channels of enrolled enrollments
+	// matching f, with their platform, for bulk commands.
+	TargetChannels(ctx context.Context, f TargetFilter) ([]ChannelTarget, error)
+}
+
+// TargetFilter selects enrollments for a bulk command: those of a tenant,
+// of some users, or listed by id (Pomona's en_… or Apple's EnrollmentID).
+// Several fields combine as a union.
+type TargetFilter struct {
+	TenantID      string
+	UserIDs       []string
+	EnrollmentIDs []string
+}
+
+// ChannelTarget is a device channel and its platform.
+type ChannelTarget struct {
+	ChannelID string
+	Platform  string
+	Channel   Channel
 }

@@ -95,6 +95,7 @@ func (a *API) routes() []route {
 		{"GET /api/v1/devices/{id}/commands", a.deviceCommands},
 		{"POST /api/v1/devices/{id}/push", a.pushDevice},
 		{"POST /api/v1/devices/{id}/unenroll", a.unenrollDevice},
+		{"POST /api/v1/commands", a.bulkCommand},
 	}
 }
 

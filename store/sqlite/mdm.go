@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -248,4 +249,76 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 		out = append(out, *q)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
+	seen := map[string]bool{}
+	var out []store.ChannelTarget
+	base := `SELECT c.id, c.enrollment_ref, c.kind, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
+		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform
+		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
+		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `
+	run := func(where string, args ...any) error {
+		rows, err := s.r.QueryContext(ctx, base+where, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t store.ChannelTarget
+			var dead int
+			var push, seen2, created, updated int64
+			c := &t.Channel
+			if err := rows.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
+				&push, &seen2, &created, &updated, &t.Platform); err != nil {
+				return err
+			}
+			c.PushDead = dead != 0
+			c.LastPushAt, c.LastSeenAt, c.CreatedAt, c.UpdatedAt = fromMicros(push), fromMicros(seen2), fromMicros(created), fromMicros(updated)
+			t.ChannelID = c.ID
+			if !seen[t.ChannelID] {
+				seen[t.ChannelID] = true
+				out = append(out, t)
+			}
+		}
+		return rows.Err()
+	}
+	if f.TenantID != "" {
+		if err := run(`e.tenant_id = ?`, f.TenantID); err != nil {
+			return nil, err
+		}
+	}
+	// Lists go in chunks: SQLite bounds the number of parameters.
+	chunks := func(ids []string, where func(n int) string) error {
+		for i := 0; i < len(ids); i += 500 {
+			part := ids[i:min(i+500, len(ids))]
+			args := make([]any, 0, 2*len(part))
+			for _, id := range part {
+				args = append(args, id)
+			}
+			if err := run(where(len(part)), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	in := func(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")" }
+	if err := chunks(f.UserIDs, func(n int) string { return `e.user_id IN ` + in(n) }); err != nil {
+		return nil, err
+	}
+	var ours, apple []string
+	for _, id := range f.EnrollmentIDs {
+		if strings.HasPrefix(id, "en_") {
+			ours = append(ours, id)
+		} else {
+			apple = append(apple, id)
+		}
+	}
+	if err := chunks(ours, func(n int) string { return `e.id IN ` + in(n) }); err != nil {
+		return nil, err
+	}
+	if err := chunks(apple, func(n int) string { return `e.apple_enrollment_id IN ` + in(n) }); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
