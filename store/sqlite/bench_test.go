@@ -21,9 +21,15 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	}
 	defer s.Close()
 	now := time.Now()
-	s.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now})
-	s.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now})
-	s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil)
+	for _, err := range []error{
+		s.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}),
+		s.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now}),
+		s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", TokenHash: []byte("h"), Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil),
+	} {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	const n = 100_000
 	ids := make([]string, n)
 	for i := range ids {
