@@ -115,3 +115,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestInventoryDropsHardwareIDs(t *testing.T) {
+	section, data, f, ok := Inventory("DeviceInformation", read(t, "nanomdm-DeviceInformation.1.plist"))
+	if !ok || section != "device_information" || f == nil {
+		t.Fatal("no inventory from DeviceInformation")
+	}
+	m := data.(map[string]any)
+	if _, has := m["UDID"]; has {
+		t.Fatal("UDID kept in the inventory")
+	}
+	if m["HostName"] != "fruit.example.com" {
+		t.Fatalf("%v", m)
+	}
+	if _, _, _, ok := Inventory("RestartDevice", read(t, "adue-ios18.2.1-Idle.plist")); ok {
+		t.Fatal("inventory from a command that reveals nothing")
+	}
+}

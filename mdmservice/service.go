@@ -301,15 +301,26 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 	s.Store.TouchChannel(ctx, channel, now)
 	afterIdle := res.Status == mdm.Idle
 	if !afterIdle {
-		err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now)
+		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now)
 		if errors.Is(err, store.ErrNotFound) {
 			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
 		}
 		if err != nil {
 			return plain(http.StatusInternalServerError, err.Error())
 		}
+		if res.Status == mdm.Acknowledged {
+			if section, data, f, ok := mdm.Inventory(rt, res.Raw); ok {
+				var info *store.DeviceInfo
+				if f != nil {
+					info = &store.DeviceInfo{OSVersion: f.OSVersion, BuildVersion: f.BuildVersion, DeviceName: f.DeviceName, Model: f.Model, ModelName: f.ModelName}
+				}
+				if err := s.Store.UpdateInventory(ctx, a.enr.ID, section, data, info, now); err != nil {
+					s.Log.Warn("cannot update the inventory", "enrollment", a.enr.ID, "err", err)
+				}
+			}
+		}
 		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
-			RequestType: res.RequestType, Result: res.Raw})
+			RequestType: rt, Result: res.Raw})
 	}
 	q, err := s.Store.NextCommand(ctx, channel, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {

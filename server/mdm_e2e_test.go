@@ -73,6 +73,13 @@ func TestMDMCommandRoundTrip(t *testing.T) {
 	if c0["status"] != "Acknowledged" || c0["result"].(map[string]any)["QueryResponses"].(map[string]any)["OSVersion"] != "18.2" {
 		t.Fatalf("result not visible: %v", c0)
 	}
+	// The answer updates the device record (inventory, name) without
+	// hardware identifiers.
+	dj := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, e.APIKey).json(t)
+	inv, _ := dj["inventory"].(map[string]any)
+	if inv == nil || inv["device_information"].(map[string]any)["data"].(map[string]any)["OSVersion"] != "18.2" || dj["model_name"] != "iPhone" {
+		t.Fatalf("inventory: %v", dj)
+	}
 	// A repeated result is accepted and changes nothing; a result for a
 	// command never sent is refused.
 	if _, err := d.Poll(ctx, d.Answer(cmd), false); err != nil {

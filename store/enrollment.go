@@ -64,6 +64,8 @@ type Enrollment struct {
 	EnrolledAt        time.Time
 	UnenrolledAt      time.Time
 	LastSeenAt        time.Time
+	// Inventory is JSON: what the device's answers revealed, by section.
+	Inventory []byte
 }
 
 // SCEPChallenge is a one-time SCEP challenge (stored hashed).

@@ -85,8 +85,12 @@ type MDMStore interface {
 	// RecordResult stores a result for a command sent to the channel.
 	// Repeating an identical final result is not an error. A command never
 	// queued for the channel gives ErrNotFound.
-	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) error
+	// It returns the command's request type.
+	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) (string, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
+	// UpdateInventory merges one section into the enrollment's inventory and
+	// refreshes the device fields DeviceInformation reports.
+	UpdateInventory(ctx context.Context, ref, section string, data any, info *DeviceInfo, now time.Time) error
 	// TargetChannels returns the device channels of enrolled enrollments
 	// matching f, with their platform, for bulk commands.
 	TargetChannels(ctx context.Context, f TargetFilter) ([]ChannelTarget, error)

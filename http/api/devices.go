@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -40,6 +41,8 @@ type Device struct {
 	LastSeenAt        *time.Time `json:"last_seen_at,omitempty"`
 	Channels          []Channel  `json:"channels,omitempty"`
 	ProfileIdentifier string     `json:"profile_identifier"`
+	// Inventory is what the device's answers revealed, by section.
+	Inventory json.RawMessage `json:"inventory,omitempty"`
 }
 
 // Channel is a device or user channel (the push token itself stays inside).
@@ -56,7 +59,7 @@ func device(e *store.Enrollment) Device {
 	return Device{ID: e.ID, EnrollmentID: e.AppleEnrollmentID, TenantID: e.TenantID, UserID: e.UserID, Status: e.Status, Platform: e.Platform,
 		Product: e.Product, Model: e.Model, ModelName: e.ModelName, DeviceName: e.DeviceName, OSVersion: e.OSVersion, BuildVersion: e.BuildVersion,
 		Language: e.Language, DeviceSignature: e.DeviceSignature, CreatedAt: e.CreatedAt, EnrolledAt: opt(e.EnrolledAt),
-		UnenrolledAt: opt(e.UnenrolledAt), LastSeenAt: opt(e.LastSeenAt), ProfileIdentifier: e.ProfileID}
+		UnenrolledAt: opt(e.UnenrolledAt), LastSeenAt: opt(e.LastSeenAt), ProfileIdentifier: e.ProfileID, Inventory: e.Inventory}
 }
 
 // deviceRef finds an enrollment by Pomona's id (en_…) or Apple's EnrollmentID.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ func mdmTests() []namedTest {
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
 		{"EnrollmentList", testEnrollmentList},
+		{"Inventory", testInventory},
 	}
 }
 
@@ -100,9 +102,11 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("first %s", got)
 	}
-	wantErr(t, s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0), store.ErrNotFound)
-	wantErr(t, s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0), store.ErrNotFound)
-	if err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0); err != nil {
+	_, err := s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0)
+	wantErr(t, err, store.ErrNotFound)
+	if rt, err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0); err != nil || rt != "DeviceInformation" {
 		t.Fatal(err)
 	}
 	// After a result, NotNow commands wait; the next queued one comes.
@@ -205,4 +209,22 @@ func testEnrollmentList(t *testing.T, s store.Store) {
 	if len(en) != 1 || en[0].AppleEnrollmentID != "A0" {
 		t.Fatalf("enrolled: %+v", en)
 	}
+}
+
+func testInventory(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	info := &store.DeviceInfo{OSVersion: "18.3", DeviceName: "Alice's iPhone"}
+	if err := s.UpdateInventory(ctx, e1.ID, "device_information", map[string]any{"OSVersion": "18.3"}, info, now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateInventory(ctx, e1.ID, "profiles", []any{"p1"}, nil, now()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Enrollment(ctx, e1.ID)
+	if got.OSVersion != "18.3" || got.DeviceName != "Alice's iPhone" || got.Product != "iPhone15,3" ||
+		!strings.Contains(string(got.Inventory), `"profiles"`) || !strings.Contains(string(got.Inventory), `"device_information"`) {
+		t.Fatalf("inventory %+v %s", got, got.Inventory)
+	}
+	wantErr(t, s.UpdateInventory(ctx, "nope", "x", 1, nil, now()), store.ErrNotFound)
 }

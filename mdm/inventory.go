@@ -1,0 +1,81 @@
+package mdm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/micromdm/plist"
+)
+
+// hardwareIDs never enter the inventory, even if a device sent them: a
+// user enrollment must not reveal them.
+var hardwareIDs = map[string]bool{"UDID": true, "SerialNumber": true, "IMEI": true, "MEID": true, "ICCID": true,
+	"BluetoothMAC": true, "WiFiMAC": true, "EthernetMAC": true, "ProvisioningUDID": true, "PhoneNumber": true, "EthernetMACs": true}
+
+// DeviceFields are the DeviceInformation answers that refresh the device record.
+type DeviceFields struct {
+	OSVersion, BuildVersion, DeviceName, Model, ModelName string
+}
+
+// Inventory extracts what an acknowledged result reveals for the device
+// record: the section name, its data, and (for DeviceInformation) fields
+// of the device itself. ok is false for commands that add nothing.
+func Inventory(requestType string, raw []byte) (section string, data any, fields *DeviceFields, ok bool) {
+	var doc map[string]any
+	if plist.Unmarshal(raw, &doc) != nil {
+		return "", nil, nil, false
+	}
+	switch requestType {
+	case "DeviceInformation":
+		q, _ := doc["QueryResponses"].(map[string]any)
+		clean := map[string]any{}
+		for k, v := range q {
+			if !hardwareIDs[k] {
+				clean[k] = jsonValue(v)
+			}
+		}
+		str := func(k string) string { s, _ := q[k].(string); return s }
+		return "device_information", clean, &DeviceFields{OSVersion: str("OSVersion"), BuildVersion: str("BuildVersion"),
+			DeviceName: str("DeviceName"), Model: str("Model"), ModelName: str("ModelName")}, true
+	case "SecurityInfo":
+		return "security_info", jsonValue(doc["SecurityInfo"]), nil, true
+	case "ProfileList":
+		return "profiles", jsonValue(doc["ProfileList"]), nil, true
+	case "ManagedApplicationList":
+		return "managed_apps", jsonValue(doc["ManagedApplicationList"]), nil, true
+	case "CertificateList":
+		var out []any
+		list, _ := doc["CertificateList"].([]any)
+		for _, c := range list {
+			m, _ := c.(map[string]any)
+			e := map[string]any{"common_name": m["CommonName"], "is_identity": m["IsIdentity"]}
+			if b, ok := m["Data"].([]byte); ok {
+				sum := sha256.Sum256(b)
+				e["sha256"] = hex.EncodeToString(sum[:])
+			}
+			out = append(out, e)
+		}
+		return "certificates", out, nil, true
+	}
+	return "", nil, nil, false
+}
+
+// jsonValue copies decoded plist values for JSON (encoding/json writes
+// data as base64 and dates as RFC 3339 by itself).
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, vv := range x {
+			out[k] = jsonValue(vv)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, vv := range x {
+			out[i] = jsonValue(vv)
+		}
+		return out
+	}
+	return v
+}
