@@ -374,3 +374,34 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("openapi.json and the routes differ.\ndocumented:\n%s\n\nregistered:\n%s", strings.Join(documented, "\n"), strings.Join(registered, "\n"))
 	}
 }
+
+func TestAuditLog(t *testing.T) {
+	e := testenv.Start(t)
+	k := e.APIKey
+	mustStatus(t, do(t, e, "POST", "/api/v1/tenants", map[string]any{"name": "A", "domains": []string{"a.example"}}, k), 201)
+	mustStatus(t, do(t, e, "POST", "/api/v1/users", map[string]any{"email": "amy@a.example", "password": "secret-password-1"}, k), 201)
+	mustStatus(t, do(t, e, "POST", "/api/v1/users", map[string]any{"email": "amy@a.example"}, k), 409)
+	mustStatus(t, do(t, e, "POST", "/api/v1/users/amy@a.example/password", map[string]any{"password": "another-password"}, k), 200)
+	do(t, e, "GET", "/api/v1/tenants", nil, k) // reads are not audited
+	a := do(t, e, "GET", "/api/v1/audit", nil, k)
+	mustStatus(t, a, 200)
+	if strings.Contains(string(a.body), "secret-password") || strings.Contains(string(a.body), "another-password") {
+		t.Fatal("the audit log holds a password")
+	}
+	entries := a.json(t)["entries"].([]any)
+	if len(entries) != 4 {
+		t.Fatalf("%d entries: %s", len(entries), a.body)
+	}
+	last := entries[0].(map[string]any)
+	if last["action"] != "POST /api/v1/users/{id}/password" || last["target"] != "amy@a.example" || last["status"] != float64(200) ||
+		!strings.HasPrefix(last["actor"].(string), "key:") {
+		t.Fatalf("entry %v", last)
+	}
+	if entries[1].(map[string]any)["status"] != float64(409) {
+		t.Fatal("a refused change is not audited")
+	}
+	f := do(t, e, "GET", "/api/v1/audit?action=POST+/api/v1/tenants", nil, k).json(t)["entries"].([]any)
+	if len(f) != 1 {
+		t.Fatalf("filter: %v", f)
+	}
+}

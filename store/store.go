@@ -162,6 +162,7 @@ type Store interface {
 	EnrollmentStore
 	RateLimitStore
 	MDMStore
+	AuditStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -96,6 +96,7 @@ func (a *API) routes() []route {
 		{"POST /api/v1/devices/{id}/push", a.pushDevice},
 		{"POST /api/v1/devices/{id}/unenroll", a.unenrollDevice},
 		{"POST /api/v1/commands", a.bulkCommand},
+		{"GET /api/v1/audit", a.listAudit},
 	}
 }
 
@@ -148,10 +149,46 @@ func (a *API) authenticated(h handlerFunc) http.Handler {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		if err := h(w, r); err != nil {
-			httpx.WriteError(w, r, a.Log, err)
+		rec := &statusRecorder{ResponseWriter: w}
+		if err := h(rec, r); err != nil {
+			httpx.WriteError(rec, r, a.Log, err)
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			a.audit(r, p, rec.status)
 		}
 	})
+}
+
+// audit records a change (or an attempted one) in the audit log. Bodies
+// are never recorded: they can hold passwords and keys.
+func (a *API) audit(r *http.Request, principal string, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	e := &store.AuditEntry{At: a.Now().UTC(), Actor: principal, Action: r.Pattern, Target: r.PathValue("id"), Status: status, Remote: r.RemoteAddr}
+	// The request may be cancelled by now; the record must still be written.
+	if err := a.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+		a.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 // KeyAuth checks admin API keys: stored keys (found by id, secret hash

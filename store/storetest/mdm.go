@@ -18,6 +18,7 @@ func mdmTests() []namedTest {
 		{"BulkEnqueue", testBulkEnqueue},
 		{"EnrollmentList", testEnrollmentList},
 		{"Inventory", testInventory},
+		{"Audit", testAudit},
 	}
 }
 
@@ -227,4 +228,25 @@ func testInventory(t *testing.T, s store.Store) {
 		t.Fatalf("inventory %+v %s", got, got.Inventory)
 	}
 	wantErr(t, s.UpdateInventory(ctx, "nope", "x", 1, nil, now()), store.ErrNotFound)
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i, a := range []string{"POST /api/v1/tenants", "PATCH /api/v1/users/{id}", "POST /api/v1/tenants"} {
+		if err := s.AppendAudit(ctx, &store.AuditEntry{At: now(), Actor: "key:k1", Action: a, Target: fmt.Sprint("t", i), Status: 201, Remote: "10.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Audit(ctx, store.AuditFilter{})
+	if err != nil || len(all) != 3 || all[0].Target != "t2" || all[0].Remote != "10.0.0.1" {
+		t.Fatalf("%+v %v", all, err)
+	}
+	f, _ := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/tenants", Limit: 1})
+	if len(f) != 1 || f[0].Target != "t2" {
+		t.Fatalf("%+v", f)
+	}
+	p2, _ := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/tenants", Before: f[0].ID})
+	if len(p2) != 1 || p2[0].Target != "t0" {
+		t.Fatalf("%+v", p2)
+	}
 }
