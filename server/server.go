@@ -39,6 +39,7 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 	"github.com/pomona-mdm/pomona/version"
+	"github.com/pomona-mdm/pomona/webhook"
 )
 
 // TLS modes.
@@ -72,6 +73,9 @@ type Config struct {
 	// to trust for it (a local stand-in).
 	APNsURL    string
 	APNsCAFile string
+	// WebhookBackoff is the first retry delay of a failed webhook delivery
+	// (doubling each time, 8 attempts).
+	WebhookBackoff time.Duration
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -85,6 +89,7 @@ func DefaultConfig() Config {
 		Password:        password.Default,
 		ShutdownTimeout: 15 * time.Second,
 		AccessTokenTTL:  auth.DefaultTokenTTL,
+		WebhookBackoff:  10 * time.Second,
 	}
 }
 
@@ -102,6 +107,8 @@ type Server struct {
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	pusher    *pusher
+	events    *webhook.Publisher
+	webhooks  *webhook.Dispatcher
 	sealer    *seal.Sealer
 	PublicURL *url.URL
 	handler   http.Handler
@@ -224,8 +231,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
 	}
 
+	s.events = &webhook.Publisher{Store: s.Store, Log: log, Now: time.Now}
+	backoff := cfg.WebhookBackoff
+	if backoff <= 0 {
+		backoff = 10 * time.Second
+	}
+	s.webhooks = &webhook.Dispatcher{Store: s.Store, Opener: sealer, HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log, Now: time.Now,
+		Backoff: backoff, MaxAttempts: 8, Interval: min(time.Second, backoff)}
 	s.MDM = &mdmservice.Service{
-		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: time.Now,
+		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: time.Now, Events: s.deviceEvent,
 		Topic: func(ctx context.Context) (string, error) {
 			c, err := s.LoadPushCert(ctx)
 			if err != nil {
@@ -246,6 +260,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
 	mux.Handle(EnrollPath("{tenant}"), &enrollhttp.Handler{
 		Tenants: s.Store, Auth: s.Auth, Enroll: s.Enroll, PushCert: s.LoadPushCert, LoginURL: s.LoginURL, Log: log, Metrics: s.Metrics,
+		OnProfile: func(ctx context.Context, e *store.Enrollment) {
+			s.events.Publish(ctx, "enrollment.profile_issued", map[string]any{"device": e.ID, "tenant_id": e.TenantID, "user_id": e.UserID,
+				"platform": e.Platform, "product": e.Product, "device_signature": e.DeviceSignature})
+		},
 	})
 	mux.Handle(LoginPath("{tenant}"), &signin.Handler{
 		Tenants: s.Store, Auth: s.Auth, Sealer: sealer, Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
@@ -260,7 +278,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher,
+		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer,
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -441,6 +459,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	}
 	s.printStartup(out, ln.Addr())
 	go s.watchPushCert(ctx)
+	go s.webhooks.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -545,4 +564,19 @@ func (s *Server) watchPushCert(ctx context.Context) {
 			s.log.Warn("push certificate: " + p)
 		}
 	}
+}
+
+// deviceEvent turns MDM channel events into webhook events.
+func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
+	data := map[string]any{"device": e.Enrollment.ID, "enrollment_id": e.Enrollment.AppleEnrollmentID, "tenant_id": e.Enrollment.TenantID,
+		"user_id": e.Enrollment.UserID, "platform": e.Enrollment.Platform, "channel": e.ChannelID}
+	name := map[string]string{"authenticate": "device.authenticated", "token-update": "device.token_update", "checkout": "device.checked_out", "result": "command.result"}[e.Kind]
+	if name == "" {
+		return
+	}
+	if e.Kind == "result" {
+		data["command_uuid"], data["request_type"], data["status"] = e.CommandUUID, e.RequestType, e.Status
+		s.Metrics.Commands.WithLabelValues("result-" + e.Status).Inc()
+	}
+	s.events.Publish(ctx, name, data)
 }

@@ -163,6 +163,7 @@ type Store interface {
 	RateLimitStore
 	MDMStore
 	AuditStore
+	WebhookStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

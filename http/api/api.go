@@ -48,6 +48,7 @@ type API struct {
 	Push      PushCerts
 	Commands  *mdmservice.Commands
 	Pusher    DevicePusher
+	Sealer    Sealer
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -97,6 +98,10 @@ func (a *API) routes() []route {
 		{"POST /api/v1/devices/{id}/unenroll", a.unenrollDevice},
 		{"POST /api/v1/commands", a.bulkCommand},
 		{"GET /api/v1/audit", a.listAudit},
+		{"POST /api/v1/webhooks", a.createWebhook},
+		{"GET /api/v1/webhooks", a.listWebhooks},
+		{"DELETE /api/v1/webhooks/{id}", a.deleteWebhook},
+		{"GET /api/v1/webhooks/{id}/deliveries", a.webhookDeliveries},
 	}
 }
 

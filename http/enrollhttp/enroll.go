@@ -34,6 +34,8 @@ type Handler struct {
 	LoginURL func(tenantID string) string
 	Log      *slog.Logger
 	Metrics  *metrics.Metrics
+	// OnProfile, when set, hears about every profile handed out.
+	OnProfile func(ctx context.Context, e *store.Enrollment)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +126,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		return "error"
 	}
 	log.Info("enrollment profile issued", "enrollment", e.ID, "user", grant.User.ID, "platform", e.Platform)
+	if h.OnProfile != nil {
+		h.OnProfile(ctx, e)
+	}
 	w.Header().Set("Content-Type", "application/x-apple-aspen-config")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="enrollment.mobileconfig"`)

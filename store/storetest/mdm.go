@@ -19,6 +19,7 @@ func mdmTests() []namedTest {
 		{"EnrollmentList", testEnrollmentList},
 		{"Inventory", testInventory},
 		{"Audit", testAudit},
+		{"Webhooks", testWebhooks},
 	}
 }
 
@@ -248,5 +249,43 @@ func testAudit(t *testing.T, s store.Store) {
 	p2, _ := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/tenants", Before: f[0].ID})
 	if len(p2) != 1 || p2[0].Target != "t0" {
 		t.Fatalf("%+v", p2)
+	}
+}
+
+func testWebhooks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	if err := s.CreateWebhook(ctx, &store.Webhook{ID: "w1", URL: "https://a.example/hook", Secret: []byte("sealed"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	s.CreateWebhook(ctx, &store.Webhook{ID: "w2", URL: "https://b.example/hook", Secret: []byte("s2"), Events: []string{"command.result"}, CreatedAt: t0})
+	if w, err := s.Webhook(ctx, "w2"); err != nil || w.Events[0] != "command.result" || string(w.Secret) != "s2" {
+		t.Fatalf("%+v %v", w, err)
+	}
+	s.QueueEvent(ctx, "device.authenticated", []byte(`{"a":1}`), t0)
+	s.QueueEvent(ctx, "command.result", []byte(`{"b":2}`), t0)
+	due, err := s.DueDeliveries(ctx, t0, time.Minute, 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("due %d %v", len(due), err)
+	}
+	// Leased: not handed out again at once.
+	if again, _ := s.DueDeliveries(ctx, t0, time.Minute, 10); len(again) != 0 {
+		t.Fatalf("leased deliveries handed out again: %d", len(again))
+	}
+	s.FinishDelivery(ctx, due[0].ID, store.DeliveryDelivered, "", t0, t0)
+	s.FinishDelivery(ctx, due[1].ID, store.DeliveryPending, "HTTP 500", t0.Add(time.Second), t0)
+	if d, _ := s.DueDeliveries(ctx, t0.Add(2*time.Second), time.Minute, 10); len(d) != 1 || d[0].Attempts != 1 || d[0].LastError != "HTTP 500" {
+		t.Fatalf("retry: %+v", d)
+	}
+	list, _ := s.Deliveries(ctx, "w1", 10)
+	if len(list) != 2 {
+		t.Fatalf("w1 deliveries %d", len(list))
+	}
+	if err := s.DeleteWebhook(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteWebhook(ctx, "w1"), store.ErrNotFound)
+	if list, _ := s.Deliveries(ctx, "w1", 10); len(list) != 0 {
+		t.Fatal("deliveries of a deleted webhook remain")
 	}
 }

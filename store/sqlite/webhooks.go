@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO webhooks (id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)`,
+		w.ID, w.URL, w.Secret, strings.Join(w.Events, ","), toMicros(w.CreatedAt))
+	return constraint(err)
+}
+
+func scanWebhook(sc scanner) (*store.Webhook, error) {
+	var w store.Webhook
+	var events string
+	var created int64
+	if err := sc.Scan(&w.ID, &w.URL, &w.Secret, &events, &created); err != nil {
+		return nil, err
+	}
+	if events != "" {
+		w.Events = strings.Split(events, ",")
+	}
+	w.CreatedAt = fromMicros(created)
+	return &w, nil
+}
+
+func (s *Store) Webhook(ctx context.Context, id string) (*store.Webhook, error) {
+	w, err := scanWebhook(s.r.QueryRowContext(ctx, `SELECT id, url, secret, events, created_at FROM webhooks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("webhook %w", store.ErrNotFound)
+	}
+	return w, err
+}
+
+func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, url, secret, events, created_at FROM webhooks ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Webhook
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *w)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("webhook %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks`)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id, events string
+			if err := rows.Scan(&id, &events); err != nil {
+				rows.Close()
+				return err
+			}
+			if events == "" || contains(strings.Split(events, ","), event) {
+				ids = append(ids, id)
+			}
+		}
+		rows.Close()
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, event, payload, status, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				id, event, payload, store.DeliveryPending, toMicros(now), toMicros(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+const deliveryColumns = `id, webhook_id, event, payload, status, attempts, next_at, last_error, created_at, delivered_at`
+
+func scanDelivery(sc scanner) (*store.Delivery, error) {
+	var d store.Delivery
+	var next, created, delivered int64
+	if err := sc.Scan(&d.ID, &d.WebhookID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &next, &d.LastError, &created, &delivered); err != nil {
+		return nil, err
+	}
+	d.NextAt, d.CreatedAt, d.DeliveredAt = fromMicros(next), fromMicros(created), fromMicros(delivered)
+	return &d, nil
+}
+
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE status = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
+			store.DeliveryPending, toMicros(now), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, *d)
+		}
+		rows.Close()
+		for _, d := range out {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_at = ? WHERE id = ?`, toMicros(now.Add(lease)), d.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) FinishDelivery(ctx context.Context, id int64, status, lastError string, next time.Time, now time.Time) error {
+	delivered := int64(0)
+	if status == store.DeliveryDelivered {
+		delivered = toMicros(now)
+	}
+	_, err := s.w.ExecContext(ctx, `UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_error = ?, next_at = ?, delivered_at = ? WHERE id = ?`,
+		status, lastError, toMicros(next), delivered, id)
+	return err
+}
+
+func (s *Store) Deliveries(ctx context.Context, webhookID string, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`, webhookID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}

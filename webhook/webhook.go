@@ -1,0 +1,212 @@
+// Package webhook tells other systems what happens in Pomona: events
+// (enrollment.profile_issued, device.authenticated, device.token_update,
+// device.checked_out, command.result) are queued in the store for every
+// subscribed webhook and delivered by a dispatcher with retries. Each
+// delivery is signed:
+//
+//	Pomona-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+//
+// Receivers recompute the HMAC, compare in constant time, and reject old
+// timestamps to stop replays.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Events Pomona publishes.
+var Events = []string{"enrollment.profile_issued", "device.authenticated", "device.token_update", "device.checked_out", "command.result"}
+
+// Sign returns the Pomona-Signature header value for body at t.
+func Sign(secret, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a Pomona-Signature header (for receivers and tests):
+// correct HMAC and a timestamp within tolerance of now.
+func Verify(secret, body []byte, header string, now time.Time, tolerance time.Duration) error {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return errors.New("webhook: malformed signature header")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return errors.New("webhook: signature timestamp outside the tolerance")
+	}
+	want := Sign(secret, body, time.Unix(sec, 0))
+	if subtle.ConstantTimeCompare([]byte(want), []byte("t="+ts+",v1="+sig)) != 1 {
+		return errors.New("webhook: signature mismatch")
+	}
+	return nil
+}
+
+// NewSecret returns a random signing secret.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "whsec_" + hex.EncodeToString(b)
+}
+
+// Envelope is the JSON body of every delivery.
+type Envelope struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      any       `json:"data"`
+}
+
+// Publisher queues events for delivery.
+type Publisher struct {
+	Store interface {
+		QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error
+	}
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// Publish queues one event. Failures are logged: an event must never
+// fail the device request that caused it.
+func (p *Publisher) Publish(ctx context.Context, event string, data any) {
+	id := make([]byte, 12)
+	rand.Read(id)
+	body, err := json.Marshal(Envelope{ID: "evt_" + hex.EncodeToString(id), Type: event, CreatedAt: p.Now().UTC(), Data: data})
+	if err != nil {
+		p.Log.Error("webhook: cannot encode event", "event", event, "err", err)
+		return
+	}
+	if err := p.Store.QueueEvent(context.WithoutCancel(ctx), event, body, p.Now()); err != nil {
+		p.Log.Error("webhook: cannot queue event", "event", event, "err", err)
+	}
+}
+
+// Opener unseals webhook secrets.
+type Opener interface {
+	Open(sealed []byte, context string) ([]byte, error)
+}
+
+// SecretContext is the sealing context of a webhook's secret.
+func SecretContext(id string) string { return "webhook:" + id }
+
+// Dispatcher delivers queued events.
+type Dispatcher struct {
+	Store  store.WebhookStore
+	Opener Opener
+	HTTP   *http.Client
+	Log    *slog.Logger
+	Now    func() time.Time
+	// Backoff is the first retry delay; each retry doubles it.
+	Backoff     time.Duration
+	MaxAttempts int
+	Interval    time.Duration // how often to look for due deliveries
+}
+
+// Run delivers until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	t := time.NewTicker(d.Interval)
+	defer t.Stop()
+	for {
+		d.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick delivers what is due now.
+func (d *Dispatcher) Tick(ctx context.Context) {
+	due, err := d.Store.DueDeliveries(ctx, d.Now(), 2*time.Minute, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.Log.Warn("webhook: cannot read due deliveries", "err", err)
+		}
+		return
+	}
+	hooks := map[string]*store.Webhook{}
+	for _, dl := range due {
+		w, ok := hooks[dl.WebhookID]
+		if !ok {
+			w, err = d.Store.Webhook(ctx, dl.WebhookID)
+			if err != nil {
+				continue // deleted meanwhile: its deliveries went with it
+			}
+			hooks[dl.WebhookID] = w
+		}
+		d.deliver(ctx, w, dl)
+	}
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, w *store.Webhook, dl store.Delivery) {
+	now := d.Now()
+	secret, err := d.Opener.Open(w.Secret, SecretContext(w.ID))
+	if err != nil {
+		d.Log.Error("webhook: cannot open the secret", "webhook", w.ID, "err", err)
+		d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryFailed, "cannot open the signing secret", now, now)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(dl.Payload))
+	if err != nil {
+		d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryFailed, err.Error(), now, now)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Pomona-Webhooks/1")
+	req.Header.Set("Pomona-Event", dl.Event)
+	req.Header.Set("Pomona-Delivery", strconv.FormatInt(dl.ID, 10))
+	req.Header.Set("Pomona-Signature", Sign(secret, dl.Payload, now))
+	resp, err := d.HTTP.Do(req)
+	var problem string
+	if err != nil {
+		problem = err.Error()
+	} else {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			problem = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		}
+	}
+	if problem == "" {
+		d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryDelivered, "", now, now)
+		return
+	}
+	attempt := dl.Attempts + 1
+	if attempt >= d.MaxAttempts {
+		d.Log.Warn("webhook delivery failed for good", "webhook", w.ID, "event", dl.Event, "attempts", attempt, "err", problem)
+		d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryFailed, problem, now, now)
+		return
+	}
+	next := now.Add(d.Backoff << (attempt - 1))
+	d.Log.Info("webhook delivery will be retried", "webhook", w.ID, "event", dl.Event, "attempt", attempt, "next", next, "err", problem)
+	d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryPending, problem, next, now)
+}
