@@ -48,6 +48,8 @@ func commands() map[string]command {
 		"apikey":    {"manage admin API keys: create, list, revoke", runAPIKey},
 		"discovery": {"check a company domain's discovery redirect, print redirect snippets", runDiscovery},
 		"push-cert": {"the APNs push certificate: csr, import, show", runPushCert},
+		"device":    {"enrolled devices: list, show, command, commands, push, unenroll", runDevice},
+		"audit":     {"show the audit log of admin changes", runAudit},
 	}
 }
 

@@ -48,6 +48,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	cfg.PublicURL = "https://" + ln.Addr().String()
 	cfg.Password = password.Fast
 	cfg.ShutdownTimeout = 15 * time.Second
+	// Tests never reach Apple: pushes go to a closed loopback port unless a
+	// test starts the APNs stand-in (apnsstub) and points here.
+	cfg.APNsURL = "https://127.0.0.1:1"
 	for _, o := range opts {
 		o(&cfg)
 	}
