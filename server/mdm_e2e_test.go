@@ -1,10 +1,15 @@
 package server_test
 
 import (
+	"net/url"
+
 	"context"
 	"errors"
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/server"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/store"
@@ -146,7 +151,8 @@ func TestMDMCommandRoundTrip(t *testing.T) {
 }
 
 func TestMDMMacChannels(t *testing.T) {
-	w := newWorld(t, true)
+	stub, opt := withAPNs(t)
+	w := newWorldWith(t, opt)
 	e, ctx := w.e, context.Background()
 	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, e.APIKey), 200)
 	d := w.device(t, "Mac")
@@ -177,8 +183,17 @@ func TestMDMMacChannels(t *testing.T) {
 	}
 	// Commands gated by macOS rules, on either channel.
 	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceLock"}, e.APIKey), 422)
+	userPushes := stub.Listen(d.MDM.UserPushToken)
 	a := do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "channel": "user"}, e.APIKey)
 	mustStatus(t, a, 201)
+	select {
+	case p := <-userPushes:
+		if p.PushMagic != d.MDM.UserPushMagic {
+			t.Fatalf("user channel pushed with the wrong PushMagic: %+v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the user channel was not pushed")
+	}
 	if cmd, _ := d.Poll(ctx, nil, false); cmd != nil {
 		t.Fatal("a user-channel command came on the device channel")
 	}
@@ -269,4 +284,37 @@ func TestBulkCommands(t *testing.T) {
 	}
 	mustStatus(t, do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{}, "command": map[string]any{"request_type": "ProfileList"}}, e.APIKey), 400)
 	mustStatus(t, do(t, e, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"devices": []string{"nope"}}, "command": map[string]any{"request_type": "ProfileList"}}, e.APIKey), 409)
+}
+
+// Behind a TLS-terminating proxy the client certificate may come in a
+// header instead of Mdm-Signature; only when the operator names the header.
+func TestForwardedClientCertificate(t *testing.T) {
+	w := newWorldWith(t, func(c *server.Config) { c.ClientCertHeader = "X-Client-Cert" })
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	body := `<?xml version="1.0"?><plist version="1.0"><dict><key>EnrollmentID</key><string>` + d.MDM.EnrollmentID +
+		`</string><key>Status</key><string>Idle</string></dict></plist>`
+	send := func(header string) int {
+		req, _ := newRequest("PUT", w.e.URL+"/mdm/connect", body)
+		req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
+		req.Header.Set("Authorization", "Bearer "+d.AccessToken)
+		if header != "" {
+			req.Header.Set("X-Client-Cert", header)
+		}
+		resp, err := w.e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(url.QueryEscape(string(pki.CertPEM(d.IdentityCert)))); got != 200 {
+		t.Fatalf("forwarded certificate: %d", got)
+	}
+	if got := send(""); got != 403 {
+		t.Fatalf("no certificate and no signature: %d", got)
+	}
+	other, _ := pki.NewCA("other", pki.ECDSAP256, time.Now())
+	if got := send(url.QueryEscape(string(pki.CertPEM(other.Cert)))); got != 403 {
+		t.Fatalf("foreign certificate: %d", got)
+	}
 }

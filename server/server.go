@@ -460,6 +460,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	s.printStartup(out, ln.Addr())
 	go s.watchPushCert(ctx)
 	go s.webhooks.Run(ctx)
+	go s.repush(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -579,4 +580,34 @@ func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 		s.Metrics.Commands.WithLabelValues("result-" + e.Status).Inc()
 	}
 	s.events.Publish(ctx, name, data)
+}
+
+// Re-push: a device that has not come for its commands is woken again.
+const (
+	repushWaiting = 5 * time.Minute  // commands waiting this long
+	repushEvery   = 15 * time.Minute // at most one re-push per channel this often
+)
+
+func (s *Server) repush(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		chs, err := s.Store.WaitingChannels(ctx, now.Add(-repushWaiting), now.Add(-repushEvery), 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("re-push: cannot list waiting channels", "err", err)
+			}
+			continue
+		}
+		if len(chs) > 0 {
+			s.log.Info("re-pushing devices with waiting commands", "channels", len(chs))
+			s.pusher.PushNow(ctx, chs)
+		}
+	}
 }

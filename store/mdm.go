@@ -91,6 +91,10 @@ type MDMStore interface {
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.
 	UpdateInventory(ctx context.Context, ref, section string, data any, info *DeviceInfo, now time.Time) error
+	// WaitingChannels returns pushable channels with commands queued (or
+	// answered NotNow) since before waitingSince, last pushed before
+	// pushedBefore: devices that did not come for their commands.
+	WaitingChannels(ctx context.Context, waitingSince, pushedBefore time.Time, limit int) ([]Channel, error)
 	// TargetChannels returns the device channels of enrolled enrollments
 	// matching f, with their platform, for bulk commands.
 	TargetChannels(ctx context.Context, f TargetFilter) ([]ChannelTarget, error)

@@ -361,3 +361,22 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 	}
 	return out, nil
 }
+
+func (s *Store) WaitingChannels(ctx context.Context, waitingSince, pushedBefore time.Time, limit int) ([]store.Channel, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE push_dead = 0 AND push_magic <> '' AND last_push_at < ?
+		AND id IN (SELECT channel_id FROM queue WHERE status IN ('queued', 'NotNow') AND updated_at < ?) ORDER BY last_push_at LIMIT ?`,
+		toMicros(pushedBefore), toMicros(waitingSince), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Channel
+	for rows.Next() {
+		c, err := scanChannel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}

@@ -147,11 +147,22 @@ func testQueue(t *testing.T, s store.Store) {
 	if list[0].Status != store.QueueExpired {
 		t.Fatalf("expired status %s", list[0].Status)
 	}
+	// Waiting channels: a queued command older than the threshold.
+	s.Enqueue(ctx, &store.Command{UUID: "wait", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"})
+	if w, err := s.WaitingChannels(ctx, t0.Add(time.Minute), t0.Add(time.Minute), 10); err != nil || len(w) != 1 || w[0].ID != "APPLE-1" {
+		t.Fatalf("waiting %+v %v", w, err)
+	}
+	if w, _ := s.WaitingChannels(ctx, t0.Add(-time.Minute), t0.Add(time.Minute), 10); len(w) != 0 {
+		t.Fatal("a fresh command counts as waiting")
+	}
 	if err := s.SetPushResult(ctx, "APPLE-1", true, t0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Channel(ctx, "APPLE-1"); !got.PushDead {
 		t.Fatal("push result not kept")
+	}
+	if w, _ := s.WaitingChannels(ctx, t0.Add(time.Minute), t0.Add(time.Minute), 10); len(w) != 0 {
+		t.Fatal("a dead token is pushed again")
 	}
 	if err := s.TouchChannel(ctx, "APPLE-1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
