@@ -31,18 +31,18 @@ func Inventory(requestType string, raw []byte) (section string, data any, fields
 		clean := map[string]any{}
 		for k, v := range q {
 			if !hardwareIDs[k] {
-				clean[k] = jsonValue(v)
+				clean[k] = v
 			}
 		}
 		str := func(k string) string { s, _ := q[k].(string); return s }
 		return "device_information", clean, &DeviceFields{OSVersion: str("OSVersion"), BuildVersion: str("BuildVersion"),
 			DeviceName: str("DeviceName"), Model: str("Model"), ModelName: str("ModelName")}, true
 	case "SecurityInfo":
-		return "security_info", jsonValue(doc["SecurityInfo"]), nil, true
+		return "security_info", doc["SecurityInfo"], nil, true
 	case "ProfileList":
-		return "profiles", jsonValue(doc["ProfileList"]), nil, true
+		return "profiles", doc["ProfileList"], nil, true
 	case "ManagedApplicationList":
-		return "managed_apps", jsonValue(doc["ManagedApplicationList"]), nil, true
+		return "managed_apps", doc["ManagedApplicationList"], nil, true
 	case "CertificateList":
 		var out []any
 		list, _ := doc["CertificateList"].([]any)
@@ -58,24 +58,4 @@ func Inventory(requestType string, raw []byte) (section string, data any, fields
 		return "certificates", out, nil, true
 	}
 	return "", nil, nil, false
-}
-
-// jsonValue copies decoded plist values for JSON (encoding/json writes
-// data as base64 and dates as RFC 3339 by itself).
-func jsonValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, vv := range x {
-			out[k] = jsonValue(vv)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, vv := range x {
-			out[i] = jsonValue(vv)
-		}
-		return out
-	}
-	return v
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -176,21 +175,28 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 		req.JSON = in
 	}
 	id, err := a.Commands.Enqueue(r.Context(), e, req)
-	var ref *catalog.Refusal
-	switch {
-	case errors.As(err, &ref):
-		a.Metrics.Commands.WithLabelValues("refused").Inc()
-		a.Log.Info("command refused", "device", e.ID, "reason", ref.Error(), "by", Principal(r.Context()))
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
-	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
-		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
-	case err != nil:
-		return err
+	if err != nil {
+		return a.commandError(r, e.ID, err)
 	}
 	a.Metrics.Commands.WithLabelValues("queued").Inc()
 	a.Log.Info("command queued", "device", e.ID, "command", id, "by", Principal(r.Context()))
 	httpx.WriteJSON(w, http.StatusCreated, map[string]string{"command_uuid": id})
 	return nil
+}
+
+// commandError maps what queueing a command can fail with: Apple's rules
+// refuse it (422), or the device cannot take commands (409).
+func (a *API) commandError(r *http.Request, target string, err error) error {
+	var ref *catalog.Refusal
+	switch {
+	case errors.As(err, &ref):
+		a.Metrics.Commands.WithLabelValues("refused").Inc()
+		a.Log.Info("command refused", "target", target, "reason", ref.Error(), "by", Principal(r.Context()))
+		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
+	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
+		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
+	}
+	return err
 }
 
 // CommandStatus is a command in a device's queue with its result.
@@ -225,9 +231,10 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 			cs := CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
 				SentAt: opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: opt(q.ExpiresAt)}
 			if len(q.Result) > 0 {
+				// encoding/json writes data as base64 and dates as RFC 3339.
 				var m map[string]any
 				if plist.Unmarshal(q.Result, &m) == nil {
-					cs.Result = jsonable(m).(map[string]any)
+					cs.Result = m
 				}
 			}
 			out = append(out, cs)
@@ -235,30 +242,6 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"commands": out})
 	return nil
-}
-
-// jsonable turns decoded plist values into JSON-friendly ones (data as
-// base64, dates as RFC 3339).
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, vv := range x {
-			out[k] = jsonable(vv)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, vv := range x {
-			out[i] = jsonable(vv)
-		}
-		return out
-	case []byte:
-		return base64.StdEncoding.EncodeToString(x)
-	case time.Time:
-		return x.UTC().Format(time.RFC3339)
-	}
-	return v
 }
 
 // DevicePusher wakes a device's channels now.
@@ -386,15 +369,8 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 		req.ExpiresAt = a.Now().Add(time.Duration(in.ExpiresIn * float64(time.Second)))
 	}
 	res, err := a.Commands.EnqueueBulk(r.Context(), f, req)
-	var ref *catalog.Refusal
-	switch {
-	case errors.As(err, &ref):
-		a.Metrics.Commands.WithLabelValues("refused").Inc()
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
-	case errors.Is(err, mdmservice.ErrNotEnrolled):
-		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
-	case err != nil:
-		return err
+	if err != nil {
+		return a.commandError(r, "bulk", err)
 	}
 	a.Metrics.Commands.WithLabelValues("queued").Add(float64(res.Queued))
 	a.Log.Info("bulk command queued", "command", res.CommandUUID, "targets", res.Queued, "by", Principal(r.Context()))

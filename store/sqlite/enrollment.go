@@ -237,18 +237,5 @@ func (s *Store) Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]st
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Enrollment
-	for rows.Next() {
-		e, err := scanEnrollment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *e)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanEnrollment, q, args...)
 }

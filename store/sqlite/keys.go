@@ -35,20 +35,7 @@ func (s *Store) APIKey(ctx context.Context, id string) (*store.APIKey, error) {
 }
 
 func (s *Store) APIKeys(ctx context.Context) ([]store.APIKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, secret_hash, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.APIKey
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *k)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanKey, `SELECT id, name, secret_hash, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id`)
 }
 
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {

@@ -73,6 +73,14 @@ func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
 	return constraint(err)
 }
 
+// withExtra scans trailing columns after the ones a scan function knows.
+type withExtra struct {
+	sc    scanner
+	extra any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.extra)...) }
+
 const channelColumns = `id, enrollment_ref, kind, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
 
 func scanChannel(sc scanner) (*store.Channel, error) {
@@ -97,20 +105,7 @@ func (s *Store) Channel(ctx context.Context, id string) (*store.Channel, error) 
 }
 
 func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Channel
-	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
 }
 
 func (s *Store) TouchChannel(ctx context.Context, id string, now time.Time) error {
@@ -273,28 +268,15 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+	return collect(ctx, s.r, scanQueued, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, channelID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.QueuedCommand
-	for rows.Next() {
-		q, err := scanQueued(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *q)
-	}
-	return out, rows.Err()
 }
 
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
 	seen := map[string]bool{}
 	var out []store.ChannelTarget
 	base := `SELECT c.id, c.enrollment_ref, c.kind, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
-		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform
+		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform /* = channelColumns, c. prefixed */
 		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
 		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `
 	run := func(where string, args ...any) error {
@@ -305,16 +287,11 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 		defer rows.Close()
 		for rows.Next() {
 			var t store.ChannelTarget
-			var dead int
-			var push, seen2, created, updated int64
-			c := &t.Channel
-			if err := rows.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
-				&push, &seen2, &created, &updated, &t.Platform); err != nil {
+			c, err := scanChannel(withExtra{rows, &t.Platform})
+			if err != nil {
 				return err
 			}
-			c.PushDead = dead != 0
-			c.LastPushAt, c.LastSeenAt, c.CreatedAt, c.UpdatedAt = fromMicros(push), fromMicros(seen2), fromMicros(created), fromMicros(updated)
-			t.ChannelID = c.ID
+			t.Channel, t.ChannelID = *c, c.ID
 			if !seen[t.ChannelID] {
 				seen[t.ChannelID] = true
 				out = append(out, t)
@@ -363,20 +340,7 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 }
 
 func (s *Store) WaitingChannels(ctx context.Context, waitingSince, pushedBefore time.Time, limit int) ([]store.Channel, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE push_dead = 0 AND push_magic <> '' AND last_push_at < ?
+	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE push_dead = 0 AND push_magic <> '' AND last_push_at < ?
 		AND id IN (SELECT channel_id FROM queue WHERE status IN ('queued', 'NotNow') AND updated_at < ?) ORDER BY last_push_at LIMIT ?`,
 		toMicros(pushedBefore), toMicros(waitingSince), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Channel
-	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
 }

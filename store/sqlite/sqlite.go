@@ -197,3 +197,21 @@ func constraint(err error) error {
 	}
 	return err
 }
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, q queryer, scan func(scanner) (*T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}

@@ -95,20 +95,7 @@ func (s *Store) Users(ctx context.Context, f store.UserFilter) ([]store.User, er
 	}
 	q += ` ORDER BY email LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *u)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanUser, q, args...)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) error) (*store.User, error) {

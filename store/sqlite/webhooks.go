@@ -40,20 +40,7 @@ func (s *Store) Webhook(ctx context.Context, id string) (*store.Webhook, error) 
 }
 
 func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, url, secret, events, created_at FROM webhooks ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *w)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanWebhook, `SELECT id, url, secret, events, created_at FROM webhooks ORDER BY created_at, id`)
 }
 
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
@@ -157,18 +144,5 @@ func (s *Store) Deliveries(ctx context.Context, webhookID string, limit int) ([]
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`, webhookID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *d)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanDelivery, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`, webhookID, limit)
 }
