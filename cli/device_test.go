@@ -59,6 +59,10 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, `"device_information"`) {
 		t.Fatalf("show:\n%s", r.stdout)
 	}
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "command", "--tenant", "a.example", `{"request_type":"ProfileList"}`, "--no-push"))
+	if !strings.Contains(r.stdout, "for 1 device(s)") {
+		t.Fatalf("bulk:\n%s", r.stdout)
+	}
 	mustOK(t, runCLI(t, e, "", nil, "device", "unenroll", d.MDM.EnrollmentID))
 	r = mustOK(t, runCLI(t, e, "", nil, "audit", "--action", "POST /api/v1/devices/{id}/unenroll"))
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) {

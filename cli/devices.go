@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const deviceUsage = "device list [--tenant T] [--user U] [--status S] [--platform P] | show <id> | command <id> '<json>' | commands <id> | push <id> | unenroll <id> [--immediately]"
+const deviceUsage = "device list [--tenant T] [--user U] [--status S] [--platform P] | show <id> | command <id> '<json>' | command --tenant T|--user U '<json>' | commands <id> | push <id> | unenroll <id> [--immediately]"
 
 func runDevice(env *Env, args []string) error {
 	sub, args, err := subcommand(args, deviceUsage)
@@ -96,6 +96,41 @@ func runDevice(env *Env, args []string) error {
 			}
 		case len(pos) == 2:
 			raw = []byte(pos[1])
+		case len(pos) == 1 && (*tenant != "" || *user != ""):
+			raw = []byte(pos[0])
+		}
+		if *tenant != "" || *user != "" {
+			// Bulk: every enrolled device of the tenant or the user.
+			var cmd map[string]any
+			if raw == nil || json.Unmarshal(raw, &cmd) != nil {
+				return usagef(`give the command as JSON: pomona device command --tenant example.com '{"request_type":"ProfileList"}'`)
+			}
+			targets := map[string]any{}
+			if *tenant != "" {
+				targets["tenant"] = *tenant
+			}
+			if *user != "" {
+				targets["users"] = []string{*user}
+			}
+			body := map[string]any{"targets": targets, "command": cmd}
+			if *noPush {
+				body["push"] = false
+			}
+			var out map[string]any
+			if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/commands", body, &out); err != nil {
+				return err
+			}
+			if cf.json {
+				return printJSON(env.Stdout, out)
+			}
+			fmt.Fprintf(env.Stdout, "queued %v for %v device(s)\n", out["command_uuid"], out["queued"])
+			if sk, _ := out["skipped"].([]any); len(sk) > 0 {
+				for _, x := range sk {
+					m := x.(map[string]any)
+					fmt.Fprintf(env.Stdout, "skipped %v %v device(s): %v\n", m["count"], m["platform"], m["reason"])
+				}
+			}
+			return nil
 		}
 		if len(pos) < 1 || raw == nil {
 			return usagef(`give the device and the command, e.g. pomona device command <id> '{"request_type":"DeviceInformation","queries":["OSVersion"]}'`)
