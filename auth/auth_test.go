@@ -13,11 +13,12 @@ import (
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
 type fixture struct {
-	st    *sqlite.Store
+	st    *sqlstore.Store
 	svc   *auth.Service
 	dir   *directory.Service
 	clock time.Time

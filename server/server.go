@@ -37,6 +37,7 @@ import (
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/postgres"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 	"github.com/pomona-mdm/pomona/version"
 	"github.com/pomona-mdm/pomona/webhook"
@@ -386,9 +387,14 @@ func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
 		v, _ := st.SchemaVersion(ctx)
 		return st, fmt.Sprintf("sqlite %s (schema v%d)", path, v), nil
 	case strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://"):
-		return nil, "", errors.New("--db: the PostgreSQL store is not built yet; use the embedded SQLite store (leave --db empty)")
+		st, err := postgres.Open(ctx, dbURL)
+		if err != nil {
+			return nil, "", err
+		}
+		v, _ := st.SchemaVersion(ctx)
+		return st, fmt.Sprintf("postgres %s (schema v%d)", postgres.Redact(dbURL), v), nil
 	}
-	return nil, "", fmt.Errorf("--db %q: use sqlite://<path> (or leave it empty for the SQLite file in --data)", dbURL)
+	return nil, "", fmt.Errorf("--db %q: use sqlite://<path> or postgres://user:password@host/db (or leave it empty for the SQLite file in --data)", dbURL)
 }
 
 func loadSealer(cfg Config) (*seal.Sealer, string, bool, error) {

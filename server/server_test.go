@@ -204,7 +204,7 @@ func TestConfigErrorsTellWhatToDo(t *testing.T) {
 		{"missing cert files", func(c *server.Config) { c.TLSCert, c.TLSKey = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "--tls-cert"},
 		{"bad key type", func(c *server.Config) { c.CAKeyType = "dsa" }, "--ca-key-type"},
 		{"bad secret key", func(c *server.Config) { c.SecretKey = "short" }, "POMONA_SECRET_KEY"},
-		{"postgres not yet", func(c *server.Config) { c.DB = "postgres://localhost/pomona" }, "SQLite"},
+		{"unreachable postgres", func(c *server.Config) { c.DB = "postgres://nobody@127.0.0.1:1/pomona?connect_timeout=2" }, "cannot reach"},
 		{"unknown db", func(c *server.Config) { c.DB = "mysql://x" }, "sqlite://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

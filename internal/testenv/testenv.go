@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/server"
 )
@@ -51,6 +52,11 @@ func Start(t testing.TB, opts ...Option) *Env {
 	// Tests never reach Apple: pushes go to a closed loopback port unless a
 	// test starts the APNs stand-in (apnsstub) and points here.
 	cfg.APNsURL = "https://127.0.0.1:1"
+	// POMONA_TEST_STORE=postgres runs the same tests on a fresh PostgreSQL
+	// database.
+	if os.Getenv("POMONA_TEST_STORE") == "postgres" {
+		cfg.DB = pgtest.NewDatabase(t)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}

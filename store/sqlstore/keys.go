@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Name, k.SecretHash, toMicros(k.CreatedAt), toMicros(k.LastUsedAt), toMicros(k.RevokedAt))
-	return constraint(err)
+	return s.constraint(err)
 }
 
 func scanKey(sc scanner) (*store.APIKey, error) {
@@ -62,7 +62,7 @@ func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
 
 func (s *Store) CreateSecret(ctx context.Context, name string, value []byte) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO secrets (name, value, updated_at) VALUES (?, ?, ?)`, name, value, toMicros(time.Now()))
-	return constraint(err)
+	return s.constraint(err)
 }
 
 func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func (s *Store) CreateAccessToken(ctx context.Context, t *store.AccessToken) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO access_tokens (hash, user_id, tenant_id, created_at, expires_at, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.UserID, t.TenantID, toMicros(t.CreatedAt), toMicros(t.ExpiresAt), t.EnrollmentID)
-	return constraint(err)
+	return s.constraint(err)
 }
 
 func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToken, error) {
@@ -32,7 +32,7 @@ func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToke
 }
 
 func (s *Store) BindAccessToken(ctx context.Context, hash []byte, enrollmentID string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM access_tokens WHERE hash = ?`, hash).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -53,21 +53,21 @@ func (s *Store) BindAccessToken(ctx context.Context, hash []byte, enrollmentID s
 }
 
 func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *store.SCEPChallenge) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, product, os_version,
 			build_version, language, machine_info, device_signature, profile_id, status, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.ID, e.TenantID, e.UserID, e.TokenHash, e.Platform, e.Product, e.OSVersion, e.BuildVersion, e.Language,
 			e.MachineInfo, e.DeviceSignature, e.ProfileID, e.Status, toMicros(e.CreatedAt), toMicros(e.UpdatedAt))
 		if err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 		if ch == nil {
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, used_at) VALUES (?, ?, ?, ?)`,
 			ch.Hash, e.ID, toMicros(ch.ExpiresAt), toMicros(ch.UsedAt))
-		return constraint(err)
+		return s.constraint(err)
 	})
 }
 
@@ -116,7 +116,7 @@ func getChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChall
 }
 
 func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *store.IdentityCert) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		c, err := getChallenge(ctx, tx, hash)
 		if err != nil {
 			return err
@@ -133,19 +133,19 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}
-		return insertCert(ctx, tx, cert)
+		return s.insertCert(ctx, tx, cert)
 	})
 }
 
-func insertCert(ctx context.Context, tx *sql.Tx, c *store.IdentityCert) error {
+func (s *Store) insertCert(ctx context.Context, tx *Tx, c *store.IdentityCert) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO identity_certs (serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.Serial, c.EnrollmentID, c.SHA256, toMicros(c.NotBefore), toMicros(c.NotAfter),
 		toMicros(c.IssuedAt), c.RenewedFrom)
-	return constraint(err)
+	return s.constraint(err)
 }
 
 func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var enr string
 		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -157,7 +157,7 @@ func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error 
 		if enr != c.EnrollmentID {
 			return fmt.Errorf("%w: a renewal must stay with its enrollment", store.ErrConflict)
 		}
-		return insertCert(ctx, tx, c)
+		return s.insertCert(ctx, tx, c)
 	})
 }
 
@@ -179,7 +179,7 @@ func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.Identit
 func (s *Store) RateLimitHit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
 	var count int
 	var start int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT count, window_start FROM rate_limits WHERE key = ?`, key).Scan(&count, &start)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && fromMicros(start).Add(window).Before(now)) {
 			count, start = 1, toMicros(now)

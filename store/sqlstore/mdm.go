@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, info store.DeviceInfo, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var cur sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT apple_enrollment_id FROM enrollments WHERE id = ?`, ref).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -38,7 +38,7 @@ func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, in
 			enrolled_at = CASE WHEN enrolled_at = 0 THEN ? ELSE enrolled_at END, unenrolled_at = 0, last_seen_at = ?, updated_at = ? WHERE id = ?`,
 			appleID, store.EnrollmentEnrolled, info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion,
 			info.DeviceName, info.Model, info.ModelName, toMicros(now), toMicros(now), toMicros(now), ref)
-		return constraint(err)
+		return s.constraint(err)
 	})
 }
 
@@ -70,7 +70,7 @@ func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
 		WHERE channels.enrollment_ref = excluded.enrollment_ref`,
 		c.ID, c.EnrollmentRef, c.Kind, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
 		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt))
-	return constraint(err)
+	return s.constraint(err)
 }
 
 // withExtra scans trailing columns after the ones a scan function knows.
@@ -109,7 +109,7 @@ func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, erro
 }
 
 func (s *Store) TouchChannel(ctx context.Context, id string, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE channels SET last_seen_at = ? WHERE id = ?`, toMicros(now), id); err != nil {
 			return err
 		}
@@ -124,10 +124,10 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 }
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
 			cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 		var seq int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
@@ -141,10 +141,10 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []st
 		for _, id := range channelIDs {
 			seq++
 			if _, err := stmt.ExecContext(ctx, id, cmd.UUID, seq, store.QueueQueued, toMicros(cmd.CreatedAt)); err != nil {
-				if e := constraint(err); errors.Is(e, store.ErrInUse) {
+				if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
 					return fmt.Errorf("channel %s %w", id, store.ErrNotFound)
 				}
-				return constraint(err)
+				return s.constraint(err)
 			}
 		}
 		return nil
@@ -165,7 +165,7 @@ func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 
 func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
 	var out *store.QueuedCommand
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		statuses := `('queued')`
 		if afterIdle {
 			statuses = `('queued', 'sent', 'NotNow')`
@@ -203,7 +203,7 @@ func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle boo
 
 func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) (string, error) {
 	var rt string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 			WHERE q.channel_id = ? AND q.command_uuid = ?`, channelID, uuid).Scan(&cur, &rt)
@@ -230,7 +230,7 @@ func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string
 }
 
 func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var raw []byte
 		err := tx.QueryRowContext(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -7,13 +7,8 @@ import (
 )
 
 func (s *Store) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?)`,
-		toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote)
-	if err != nil {
-		return err
-	}
-	e.ID, _ = res.LastInsertId()
-	return nil
+	return s.w.QueryRowContext(ctx, `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote).Scan(&e.ID)
 }
 
 func (s *Store) Audit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {

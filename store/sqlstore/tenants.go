@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 )
 
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO tenants (id, name, require_second_factor, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
 			t.ID, t.Name, boolInt(t.RequireSecondFactor), toMicros(t.CreatedAt), toMicros(t.UpdatedAt)); err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
-		return addDomains(ctx, tx, t.ID, t.Domains)
+		return s.addDomains(ctx, tx, t.ID, t.Domains)
 	})
 }
 
-func addDomains(ctx context.Context, tx *sql.Tx, tenantID string, domains []string) error {
+func (s *Store) addDomains(ctx context.Context, tx *Tx, tenantID string, domains []string) error {
 	for _, d := range domains {
 		var owner string
 		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM tenant_domains WHERE domain = ?`, d).Scan(&owner)
@@ -34,7 +34,7 @@ func addDomains(ctx context.Context, tx *sql.Tx, tenantID string, domains []stri
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_domains (domain, tenant_id) VALUES (?, ?)`, d, tenantID); err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 	}
 	return nil
@@ -133,7 +133,7 @@ func (s *Store) Tenants(ctx context.Context) ([]store.Tenant, error) {
 
 func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tenant) error) (*store.Tenant, error) {
 	var result *store.Tenant
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		t, err := getTenant(ctx, tx, `WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -148,7 +148,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 		t.ID = id
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, require_second_factor = ?, updated_at = ? WHERE id = ?`,
 			t.Name, boolInt(t.RequireSecondFactor), toMicros(t.UpdatedAt), id); err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 		keep := map[string]bool{}
 		for _, d := range t.Domains {
@@ -166,10 +166,10 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 				return fmt.Errorf("%w: domain %s still has %d user(s)", store.ErrInUse, d, n)
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_domains WHERE domain = ?`, d); err != nil {
-				return constraint(err)
+				return s.constraint(err)
 			}
 		}
-		if err := addDomains(ctx, tx, id, t.Domains); err != nil {
+		if err := s.addDomains(ctx, tx, id, t.Domains); err != nil {
 			return err
 		}
 		sort.Strings(t.Domains)
@@ -180,7 +180,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 }
 
 func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, id).Scan(&n); err != nil {
 			return err
@@ -198,7 +198,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id); err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 		return nil
 	})

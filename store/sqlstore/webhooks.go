@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO webhooks (id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)`,
 		w.ID, w.URL, w.Secret, strings.Join(w.Events, ","), toMicros(w.CreatedAt))
-	return constraint(err)
+	return s.constraint(err)
 }
 
 func scanWebhook(sc scanner) (*store.Webhook, error) {
@@ -55,7 +55,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks`)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func scanDelivery(sc scanner) (*store.Delivery, error) {
 
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE status = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
 			store.DeliveryPending, toMicros(now), limit)
 		if err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func scanUser(sc scanner) (*store.User, error) {
 }
 
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var owner string
 		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM tenant_domains WHERE domain = ?`, u.Domain()).Scan(&owner)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != u.TenantID) {
@@ -54,7 +54,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 			u.ID, u.TenantID, u.Email, u.ManagedAppleID, u.Name, u.PasswordHash, u.TOTPSecret,
 			toMicros(u.TOTPConfirmedAt), u.TOTPLastStep, boolInt(u.Enabled), toMicros(u.TokensNotBefore),
 			toMicros(u.CreatedAt), toMicros(u.UpdatedAt), toMicros(u.LastSignInAt), u.Domain())
-		return constraint(err)
+		return s.constraint(err)
 	})
 }
 
@@ -100,7 +100,7 @@ func (s *Store) Users(ctx context.Context, f store.UserFilter) ([]store.User, er
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) error) (*store.User, error) {
 	var result *store.User
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		u, err := getUser(ctx, tx, `id = ?`, id)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) 
 			toMicros(u.TOTPConfirmedAt), u.TOTPLastStep, boolInt(u.Enabled), toMicros(u.TokensNotBefore),
 			toMicros(u.UpdatedAt), toMicros(u.LastSignInAt), id)
 		if err != nil {
-			return constraint(err)
+			return s.constraint(err)
 		}
 		result = u
 		return nil
@@ -142,7 +142,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) 
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	if err != nil {
-		return constraint(err)
+		return s.constraint(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("user %w", store.ErrNotFound)

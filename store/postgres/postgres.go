@@ -1,0 +1,95 @@
+// Package postgres opens Pomona's PostgreSQL store, for several instances
+// sharing one database. The queries are shared with the embedded SQLite
+// store (package sqlstore); read-modify-write transactions run
+// SERIALIZABLE and are retried on conflict, so one-time values (SCEP
+// challenges, TOTP steps, token bindings) are consumed exactly once and
+// each queued command goes to one poll, whichever instance serves it.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect is PostgreSQL's.
+var Dialect = sqlstore.Dialect{
+	Name:      "postgres",
+	Numbered:  true,
+	TxOptions: &sql.TxOptions{Isolation: sql.LevelSerializable},
+	Retryable: func(err error) bool {
+		var pe *pgconn.PgError
+		// serialization_failure, deadlock_detected
+		return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+	},
+	Constraint: func(err error) error {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			switch pe.Code {
+			case "23505": // unique_violation
+				return fmt.Errorf("%w: %v", store.ErrConflict, err)
+			case "23503": // foreign_key_violation
+				return fmt.Errorf("%w: %v", store.ErrInUse, err)
+			}
+		}
+		return err
+	},
+}
+
+// Open connects to the database at dbURL (postgres://…) and applies
+// pending migrations. Instances starting together apply each migration once.
+func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: cannot reach %s: %w (check --db and that the server runs)", Redact(dbURL), err)
+	}
+	s := sqlstore.New(Dialect, db, db, Redact(dbURL))
+	// Concurrent first starts: serialise migrations with an advisory lock.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7263511)`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7263511)`)
+	if err := s.Migrate(ctx, migrations, "migrations"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Redact hides the password of a database URL for logs.
+func Redact(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "postgres://…"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,278 @@
+// Package sqlstore implements store.Store in portable SQL for both
+// backends: SQLite (the embedded default) and PostgreSQL (several
+// instances on one database). The backends differ only in a Dialect:
+// placeholders, how transactions are isolated and retried, and how
+// constraint failures are reported. Each backend package opens its
+// connections and applies its own migrations with Migrate.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Dialect is what differs between backends.
+type Dialect struct {
+	Name string // "sqlite" or "postgres"
+	// Numbered placeholders ($1, $2, …) instead of ?.
+	Numbered bool
+	// TxOptions isolates read-modify-write transactions. SQLite serialises
+	// writers (BEGIN IMMEDIATE on a single connection); PostgreSQL runs
+	// them SERIALIZABLE and retries when it reports a conflict.
+	TxOptions *sql.TxOptions
+	// Retryable reports a transaction to run again (serialization failure,
+	// deadlock).
+	Retryable func(error) bool
+	// Constraint maps a driver error to store.ErrConflict (unique) or
+	// store.ErrInUse (foreign key), or returns it unchanged.
+	Constraint func(error) error
+}
+
+// Store implements store.Store over database/sql.
+type Store struct {
+	d    Dialect
+	w    *db // writes (and read-modify-write transactions)
+	r    *db // reads
+	name string
+	// Closers run on Close (connection pools).
+	closers []func() error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New wraps connection pools. w serves writes and transactions, r reads
+// (they may be the same pool).
+func New(d Dialect, w, r *sql.DB, description string) *Store {
+	s := &Store{d: d, w: &db{w, d}, r: &db{r, d}, name: description}
+	s.closers = append(s.closers, w.Close)
+	if r != w {
+		s.closers = append(s.closers, r.Close)
+	}
+	return s
+}
+
+// Backend names the implementation.
+func (s *Store) Backend() string { return s.d.Name }
+
+// Description says which database this is, for start-up output.
+func (s *Store) Description() string { return s.name }
+
+func (s *Store) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("%s: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// rebind turns ? placeholders into $1, $2, … for PostgreSQL. Pomona's SQL
+// has no ? inside string literals.
+func (d Dialect) rebind(q string) string {
+	if !d.Numbered || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// db and Tx rebind every query for the dialect.
+type db struct {
+	*sql.DB
+	d Dialect
+}
+
+func (x *db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return x.DB.ExecContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *db) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return x.DB.QueryContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *db) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return x.DB.QueryRowContext(ctx, x.d.rebind(q), args...)
+}
+
+// Tx is a transaction that rebinds its queries.
+type Tx struct {
+	*sql.Tx
+	d Dialect
+}
+
+func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return x.Tx.ExecContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return x.Tx.QueryContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return x.Tx.QueryRowContext(ctx, x.d.rebind(q), args...)
+}
+
+func (x *Tx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return x.Tx.PrepareContext(ctx, x.d.rebind(q))
+}
+
+// maxTxAttempts bounds retries of a conflicting PostgreSQL transaction.
+const maxTxAttempts = 20
+
+// tx runs fn in a transaction, retrying it when the backend reports a
+// serialization conflict. fn must be safe to run again.
+func (s *Store) tx(ctx context.Context, fn func(*Tx) error) error {
+	var err error
+	for attempt := 0; attempt < maxTxAttempts; attempt++ {
+		if attempt > 0 {
+			// Back off a little, more with each attempt, with jitter.
+			time.Sleep(time.Duration(attempt*attempt)*time.Millisecond + time.Duration(time.Now().UnixNano()%1000)*time.Microsecond)
+		}
+		err = s.once(ctx, fn)
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%s: transaction kept conflicting: %w", s.d.Name, err)
+}
+
+func (s *Store) once(ctx context.Context, fn func(*Tx) error) error {
+	t, err := s.w.DB.BeginTx(ctx, s.d.TxOptions)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+	}
+	if err := fn(&Tx{t, s.d}); err != nil {
+		t.Rollback()
+		return err
+	}
+	if err := t.Commit(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Migrate applies every migration in dir of fsys (files NNNN_name.sql)
+// newer than the recorded version, each in its own transaction.
+func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("%s: migrations table: %w", s.d.Name, err)
+	}
+	files, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		base := path.Base(f)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return fmt.Errorf("%s: migration file %s is not named NNNN_name.sql", s.d.Name, base)
+		}
+		body, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return err
+		}
+		err = s.tx(ctx, func(tx *Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil // applied (perhaps by another instance just now)
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", v, base, toMicros(time.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: apply migration %s: %w", s.d.Name, base, s.d.Constraint(err))
+		}
+	}
+	return nil
+}
+
+// SchemaVersion reports the newest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := s.r.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v)
+	return int(v.Int64), err
+}
+
+func toMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// constraint maps constraint failures to the store's errors, for the races
+// the explicit pre-checks cannot see.
+func (s *Store) constraint(err error) error {
+	if err == nil || s.d.Constraint == nil {
+		return err
+	}
+	return s.d.Constraint(err)
+}
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, q queryer, scan func(scanner) (*T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
