@@ -108,6 +108,8 @@ type Server struct {
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	pusher    *pusher
+	// instance names this process in cluster-wide leases.
+	instance  string
 	events    *webhook.Publisher
 	webhooks  *webhook.Dispatcher
 	sealer    *seal.Sealer
@@ -138,7 +140,7 @@ type startup struct {
 // New opens everything cfg names and wires the HTTP handler. Close
 // releases it.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, instance: directory.NewID("inst")}
 	pub, err := parsePublicURL(cfg.PublicURL)
 	if err != nil {
 		return nil, err
@@ -562,11 +564,18 @@ func (s *Server) watchPushCert(ctx context.Context) {
 		}
 		c, err := s.LoadPushCert(ctx)
 		if err != nil {
-			s.log.Warn("no usable APNs push certificate", "err", err)
 			s.pushChanged(nil)
+		} else {
+			s.pushChanged(c)
+		}
+		// Every instance keeps its metric current; one warns per interval.
+		if ok, _ := s.Store.TryLease(ctx, "push-cert-warnings", s.instance, 11*time.Hour, time.Now()); !ok {
 			continue
 		}
-		s.pushChanged(c)
+		if err != nil {
+			s.log.Warn("no usable APNs push certificate", "err", err)
+			continue
+		}
 		for _, p := range c.Problems(time.Now()) {
 			s.log.Warn("push certificate: " + p)
 		}
@@ -604,6 +613,10 @@ func (s *Server) repush(ctx context.Context) {
 		case <-t.C:
 		}
 		now := time.Now()
+		// One instance of a cluster re-pushes per interval.
+		if ok, err := s.Store.TryLease(ctx, "repush", s.instance, 50*time.Second, now); err != nil || !ok {
+			continue
+		}
 		chs, err := s.Store.WaitingChannels(ctx, now.Add(-repushWaiting), now.Add(-repushEvery), 1000)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -164,6 +164,7 @@ type Store interface {
 	MDMStore
 	AuditStore
 	WebhookStore
+	LeaseStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ func mdmTests() []namedTest {
 		{"Inventory", testInventory},
 		{"Audit", testAudit},
 		{"Webhooks", testWebhooks},
+		{"Leases", testLeases},
 	}
 }
 
@@ -298,5 +301,38 @@ func testWebhooks(t *testing.T, s store.Store) {
 	wantErr(t, s.DeleteWebhook(ctx, "w1"), store.ErrNotFound)
 	if list, _ := s.Deliveries(ctx, "w1", 10); len(list) != 0 {
 		t.Fatal("deliveries of a deleted webhook remain")
+	}
+}
+
+func testLeases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	if ok, err := s.TryLease(ctx, "repush", "a", time.Minute, t0); err != nil || !ok {
+		t.Fatalf("first lease: %v %v", ok, err)
+	}
+	if ok, _ := s.TryLease(ctx, "repush", "b", time.Minute, t0.Add(time.Second)); ok {
+		t.Fatal("two holders of one lease")
+	}
+	if ok, _ := s.TryLease(ctx, "repush", "a", time.Minute, t0.Add(time.Second)); !ok {
+		t.Fatal("the holder cannot renew")
+	}
+	if ok, _ := s.TryLease(ctx, "repush", "b", time.Minute, t0.Add(2*time.Minute)); !ok {
+		t.Fatal("an expired lease is not taken over")
+	}
+	// Racing instances: exactly one wins.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if ok, err := s.TryLease(ctx, "race", fmt.Sprint("h", i), time.Minute, t0); err == nil && ok {
+				won.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d holders won the race", won.Load())
 	}
 }

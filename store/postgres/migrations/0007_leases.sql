@@ -1,0 +1,7 @@
+-- PostgreSQL translation of ../../sqlite/migrations/0007_leases.sql (identical).
+-- Leases let one instance of a cluster run a periodic job per interval.
+CREATE TABLE leases (
+	name       TEXT PRIMARY KEY,
+	holder     TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
