@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"push-cert": {"the APNs push certificate: csr, import, show", runPushCert},
 		"device":    {"enrolled devices: list, show, command, commands, push, unenroll", runDevice},
 		"audit":     {"show the audit log of admin changes", runAudit},
+		"store":     {"move a deployment between SQLite and PostgreSQL: migrate", runStore},
 	}
 }
 

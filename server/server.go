@@ -39,6 +39,7 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/postgres"
 	"github.com/pomona-mdm/pomona/store/sqlite"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 	"github.com/pomona-mdm/pomona/version"
 	"github.com/pomona-mdm/pomona/webhook"
 )
@@ -379,24 +380,35 @@ func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(cfg.DataDir, "pomona.db")
 	}
+	st, desc, err := OpenDB(ctx, dbURL)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, desc, nil
+}
+
+// OpenDB opens a store by URL: sqlite://<path> (or sqlite:<path>) or
+// postgres://…, applying pending migrations. desc names it for output.
+func OpenDB(ctx context.Context, dbURL string) (st *sqlstore.Store, desc string, err error) {
 	switch {
 	case strings.HasPrefix(dbURL, "sqlite://") || strings.HasPrefix(dbURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//")
-		st, err := sqlite.Open(ctx, path)
+		st, err = sqlite.Open(ctx, path)
 		if err != nil {
 			return nil, "", fmt.Errorf("cannot open the SQLite store: %w", err)
 		}
-		v, _ := st.SchemaVersion(ctx)
-		return st, fmt.Sprintf("sqlite %s (schema v%d)", path, v), nil
+		desc = "sqlite " + path
 	case strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://"):
-		st, err := postgres.Open(ctx, dbURL)
+		st, err = postgres.Open(ctx, dbURL)
 		if err != nil {
 			return nil, "", err
 		}
-		v, _ := st.SchemaVersion(ctx)
-		return st, fmt.Sprintf("postgres %s (schema v%d)", postgres.Redact(dbURL), v), nil
+		desc = "postgres " + postgres.Redact(dbURL)
+	default:
+		return nil, "", fmt.Errorf("--db %q: use sqlite://<path> or postgres://user:password@host/db (or leave it empty for the SQLite file in --data)", dbURL)
 	}
-	return nil, "", fmt.Errorf("--db %q: use sqlite://<path> or postgres://user:password@host/db (or leave it empty for the SQLite file in --data)", dbURL)
+	v, _ := st.SchemaVersion(ctx)
+	return st, fmt.Sprintf("%s (schema v%d)", desc, v), nil
 }
 
 func loadSealer(cfg Config) (*seal.Sealer, string, bool, error) {
