@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/micromdm/plist"
@@ -69,6 +70,18 @@ type Device struct {
 	IdentityCert *x509.Certificate
 	SCEPCACerts  []*x509.Certificate
 	MDM          MDMState
+
+	resolveMu sync.Mutex
+	resolve   map[string]string
+}
+
+// SetResolve changes where host:port names connect (a test playing a load
+// balancer); open connections are dropped.
+func (d *Device) SetResolve(m map[string]string) {
+	d.resolveMu.Lock()
+	d.resolve = m
+	d.resolveMu.Unlock()
+	d.HTTP.CloseIdleConnections()
 }
 
 // Options configure a new Device.
@@ -82,7 +95,7 @@ type Options struct {
 
 // New returns a device of the given family with a fresh device identity.
 func New(o Options) (*Device, error) {
-	d := &Device{ModelFamily: o.ModelFamily, Language: "en-US", Now: time.Now}
+	d := &Device{ModelFamily: o.ModelFamily, Language: "en-US", Now: time.Now, resolve: o.Resolve}
 	switch d.ModelFamily {
 	case "", "iPhone":
 		d.ModelFamily, d.Product, d.Build, d.OSVersion = "iPhone", "iPhone15,3", "22C152", "18.2"
@@ -101,7 +114,10 @@ func New(o Options) (*Device, error) {
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if to, ok := o.Resolve[addr]; ok {
+			d.resolveMu.Lock()
+			to, ok := d.resolve[addr]
+			d.resolveMu.Unlock()
+			if ok {
 				addr = to
 			}
 			return dialer.DialContext(ctx, network, addr)
