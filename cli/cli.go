@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"device":    {"enrolled devices: list, show, command, commands, push, unenroll", runDevice},
 		"audit":     {"show the audit log of admin changes", runAudit},
 		"store":     {"move a deployment between SQLite and PostgreSQL: migrate", runStore},
+		"sim":       {"a simulated iPhone, iPad or Mac: enroll (checks a deployment from the outside)", runSim},
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
@@ -75,6 +76,9 @@ type Config struct {
 	// to trust for it (a local stand-in).
 	APNsURL    string
 	APNsCAFile string
+	// Demo sets up a throwaway tenant, user, push certificate and a local
+	// APNs stand-in (docs: README quick start). Never in production.
+	Demo bool
 	// WebhookBackoff is the first retry delay of a failed webhook delivery
 	// (doubling each time, 8 attempts).
 	WebhookBackoff time.Duration
@@ -111,6 +115,7 @@ type Server struct {
 	pusher    *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
+	demoAPNs  *apnsstub.Server
 	events    *webhook.Publisher
 	webhooks  *webhook.Dispatcher
 	sealer    *seal.Sealer
@@ -136,6 +141,7 @@ type startup struct {
 	bootstrapKey bool
 	push         *pushcert.Cert
 	pushErr      error
+	demo         bool
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -257,6 +263,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: time.Now}
+	if cfg.Demo {
+		if err := s.setupDemo(ctx); err != nil {
+			return nil, err
+		}
+		s.notes.tenants, _ = s.Store.CountTenants(ctx)
+		s.notes.users, _ = s.Store.CountUsers(ctx)
+	}
 
 	// Device-facing handlers.
 	mux := http.NewServeMux()
@@ -362,7 +375,12 @@ func (s *Server) TLSConfig() *tls.Config { return s.tlsConfig }
 // FirstAPIKey is the key created on first start ("" otherwise).
 func (s *Server) FirstAPIKey() string { return s.notes.firstAPIKey }
 
-func (s *Server) Close() error { return s.Store.Close() }
+func (s *Server) Close() error {
+	if s.demoAPNs != nil {
+		s.demoAPNs.Close()
+	}
+	return s.Store.Close()
+}
 
 func parsePublicURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
@@ -522,6 +540,13 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	}
 	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
 	var next []string
+	if n.demo {
+		p("")
+		p("  DEMO MODE (never use it for real devices): tenant %s, user %s, password %s,", DemoDomain, DemoUser, DemoPassword)
+		p("  a push certificate that is not Apple's, and pushes go to a local APNs stand-in.")
+		p("  Try it:  pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
+		p("  then, in another terminal:  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
+	}
 	if n.firstAPIKey != "" {
 		p("")
 		p("  Admin API key (shown once, only its hash is stored):")
