@@ -52,6 +52,7 @@ func commands() map[string]command {
 		"audit":     {"show the audit log of admin changes", runAudit},
 		"store":     {"move a deployment between SQLite and PostgreSQL: migrate", runStore},
 		"sim":       {"a simulated iPhone, iPad or Mac: enroll (checks a deployment from the outside)", runSim},
+		"bench":     {"load benchmark: simulated devices against a server it starts on loopback", runBench},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 const topic = "com.apple.mgmt.External.99999999-0000-0000-0000-000000000000"
 
-func setup(t *testing.T) (*apnsstub.Server, *Client) {
+func setup(t testing.TB) (*apnsstub.Server, *Client) {
 	stub, err := apnsstub.Start()
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.body, &m); err != nil {
@@ -30,14 +30,14 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (a answer) code(t *testing.T) string {
+func (a answer) code(t testing.TB) string {
 	t.Helper()
 	c, _ := a.json(t)["code"].(string)
 	return c
 }
 
 // do sends a request; body may be a string (sent as-is) or a value (JSON).
-func do(t *testing.T, e *testenv.Env, method, path string, body any, key string, hdr ...string) answer {
+func do(t testing.TB, e *testenv.Env, method, path string, body any, key string, hdr ...string) answer {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -72,7 +72,7 @@ func do(t *testing.T, e *testenv.Env, method, path string, body any, key string,
 	return answer{resp.StatusCode, resp.Header, b}
 }
 
-func mustStatus(t *testing.T, a answer, want int) {
+func mustStatus(t testing.TB, a answer, want int) {
 	t.Helper()
 	if a.status != want {
 		t.Fatalf("status %d, want %d: %s", a.status, want, a.body)

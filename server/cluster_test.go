@@ -30,7 +30,7 @@ type instance struct {
 	logs *os.File
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startInstance runs `pomona serve` as its own process.
-func startInstance(t *testing.T, bin, db, key, publicURL string) *instance {
+func startInstance(t testing.TB, bin, db, key, publicURL string) *instance {
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	logs, _ := os.Create(filepath.Join(dir, "log"))
@@ -70,7 +70,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func waitReady(t *testing.T, c *http.Client, addr string) {
+func waitReady(t testing.TB, c *http.Client, addr string) {
 	for i := 0; i < 300; i++ {
 		resp, err := c.Get("https://" + addr + "/readyz")
 		if err == nil {
@@ -276,7 +276,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	waitReady(t, plain, a.addr)
 }
 
-func fetchCA(t *testing.T, c *http.Client, addr string) []byte {
+func fetchCA(t testing.TB, c *http.Client, addr string) []byte {
 	resp, err := c.Get("https://" + addr + "/readyz")
 	if err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestDiscoveryEndpoint(t *testing.T) {
 	}
 }
 
-func get(t *testing.T, e *testenv.Env, path string) string {
+func get(t testing.TB, e *testenv.Env, path string) string {
 	t.Helper()
 	resp, err := e.Client.Get(e.URL + path)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 const topic = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555"
 
 // importPushCert installs a local (non-Apple) push certificate through the API.
-func importPushCert(t *testing.T, e *testenv.Env) {
+func importPushCert(t testing.TB, e *testenv.Env) {
 	t.Helper()
 	ca, _ := pki.NewCA("local push CA", pki.ECDSAP256, time.Now())
 	c, err := pushcert.NewLocal(topic, ca, time.Now().Add(365*24*time.Hour))
@@ -45,14 +45,14 @@ type world struct {
 	pool   *x509.CertPool
 }
 
-func newWorld(t *testing.T, push bool) *world {
+func newWorld(t testing.TB, push bool) *world {
 	return newWorldOpts(t, push)
 }
 
 // newWorldWith is newWorld with a push certificate and server options.
-func newWorldWith(t *testing.T, opts ...testenv.Option) *world { return newWorldOpts(t, true, opts...) }
+func newWorldWith(t testing.TB, opts ...testenv.Option) *world { return newWorldOpts(t, true, opts...) }
 
-func newWorldOpts(t *testing.T, push bool, opts ...testenv.Option) *world {
+func newWorldOpts(t testing.TB, push bool, opts ...testenv.Option) *world {
 	e := testenv.Start(t, opts...)
 	w := &world{e: e, pool: x509.NewCertPool()}
 	w.pool.AddCert(e.Server.CA.Cert)
@@ -71,7 +71,7 @@ func newWorldOpts(t *testing.T, push bool, opts ...testenv.Option) *world {
 	return w
 }
 
-func (w *world) device(t *testing.T, family string) *devicesim.Device {
+func (w *world) device(t testing.TB, family string) *devicesim.Device {
 	d, err := devicesim.New(devicesim.Options{ModelFamily: family, RootCAs: w.pool})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestRealIPhoneCaptureEnrolls(t *testing.T) {
 	}
 }
 
-func post(t *testing.T, w *world, u string, body []byte, ct, tok string) *http.Response {
+func post(t testing.TB, w *world, u string, body []byte, ct, tok string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest("POST", u, bytes.NewReader(body))
 	req.Header.Set("Content-Type", ct)

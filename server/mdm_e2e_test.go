@@ -16,7 +16,7 @@ import (
 )
 
 // enrolledDevice runs the whole enrollment and the first check-ins.
-func enrolledDevice(t *testing.T, w *world, family, user, pw string, totpSecret ...[]byte) *devicesim.Device {
+func enrolledDevice(t testing.TB, w *world, family, user, pw string, totpSecret ...[]byte) *devicesim.Device {
 	t.Helper()
 	ctx := context.Background()
 	d := w.device(t, family)
@@ -239,7 +239,7 @@ func TestMDMRefusesForgedRequests(t *testing.T) {
 	}
 }
 
-func putRaw(t *testing.T, w *world, path, ct, body string) int {
+func putRaw(t testing.TB, w *world, path, ct, body string) int {
 	req, _ := newRequest("PUT", w.e.URL+path, body)
 	req.Header.Set("Content-Type", ct)
 	resp, err := w.e.Client.Do(req)

@@ -14,7 +14,7 @@ import (
 	"github.com/pomona-mdm/pomona/server"
 )
 
-func pomonaCLI(t *testing.T, args ...string) (int, string, string) {
+func pomonaCLI(t testing.TB, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := cli.Main(&cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Ctx: context.Background()}, args)
 	return code, out.String(), errb.String()

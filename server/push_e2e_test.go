@@ -13,7 +13,7 @@ import (
 	"github.com/pomona-mdm/pomona/server"
 )
 
-func withAPNs(t *testing.T) (*apnsstub.Server, func(*server.Config)) {
+func withAPNs(t testing.TB) (*apnsstub.Server, func(*server.Config)) {
 	stub, err := apnsstub.Start()
 	if err != nil {
 		t.Fatal(err)

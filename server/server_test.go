@@ -41,7 +41,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 // run starts cfg on a loopback listener and returns its address, the
 // start-up output and a stop function that reports Run's result.
-func run(t *testing.T, cfg server.Config) (string, *syncBuf, *server.Server, func() error) {
+func run(t testing.TB, cfg server.Config) (string, *syncBuf, *server.Server, func() error) {
 	t.Helper()
 	srv, err := server.New(context.Background(), cfg, quietLog())
 	if err != nil {
@@ -64,7 +64,7 @@ func run(t *testing.T, cfg server.Config) (string, *syncBuf, *server.Server, fun
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 200; i++ {
 		if cond() {

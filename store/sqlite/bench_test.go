@@ -45,3 +45,32 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueueFetch measures handing out the next command and recording
+// its result, the queue's share of a command round trip.
+func BenchmarkQueueFetch(b *testing.B) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	s.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now})
+	s.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now})
+	s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", TokenHash: []byte("h"), Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil)
+	s.PutChannel(ctx, &store.Channel{ID: "CH", EnrollmentRef: "e", Kind: "device", CreatedAt: now, UpdatedAt: now})
+	for i := 0; i < b.N; i++ {
+		s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q, err := s.NextCommand(ctx, "CH", false, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.RecordResult(ctx, "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pomona-mdm/pomona/bench"
+)
+
+const benchUsage = "bench [--devices 300] [--checkins 10] [--commands 2] [--concurrency 8] [--store sqlite|postgres --db URL] [--json]"
+
+// runBench drives simulated devices at a pomona server it starts on
+// loopback and prints per-phase throughput, server CPU per operation,
+// latency percentiles, errors and server memory. It fails on errors.
+func runBench(env *Env, args []string) error {
+	fs := newFlags(env, "bench", benchUsage)
+	o := bench.Options{}
+	fs.IntVar(&o.Devices, "devices", 300, "simulated devices to enroll")
+	fs.IntVar(&o.Users, "users", 0, "users the devices enroll as (default min(devices, 50))")
+	fs.IntVar(&o.Checkins, "checkins", 10, "idle check-ins per device")
+	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "operations in flight")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
+	storeKind := fs.String("store", "sqlite", "sqlite or postgres")
+	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if _, err := parse(env, fs, args); err != nil {
+		return err
+	}
+	switch *storeKind {
+	case "sqlite":
+		o.DB = ""
+	case "postgres":
+		if o.DB == "" {
+			return usagef("--store postgres needs --db postgres://… (an empty database)")
+		}
+	default:
+		return usagef("--store must be sqlite or postgres")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.Binary, o.Log = exe, env.Stderr
+	rep, err := bench.Run(env.Ctx, o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		printJSON(env.Stdout, rep)
+	} else {
+		fmt.Fprint(env.Stdout, rep.Table())
+	}
+	if rep.TotalErrors > 0 {
+		fmt.Fprintf(env.Stderr, "bench: %d operations failed\n", rep.TotalErrors)
+		return errSilent
+	}
+	return nil
+}
