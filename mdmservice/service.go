@@ -161,6 +161,13 @@ func (s *Service) authorize(ctx context.Context, a *authenticated, header string
 		resp := plain(http.StatusForbidden, "the access token belongs to another user than this enrollment's")
 		return &resp
 	}
+	if g.Token.EnrollmentID == a.enr.ID {
+		return nil // bound already: no write on the hot path
+	}
+	if g.Token.EnrollmentID != "" {
+		resp := plain(http.StatusForbidden, "the access token is already used by another enrollment")
+		return &resp
+	}
 	tok, _ := token.FromHeader(header)
 	if err := s.Store.BindAccessToken(ctx, token.Hash(tok), a.enr.ID); errors.Is(err, store.ErrConflict) {
 		resp := plain(http.StatusForbidden, "the access token is already used by another enrollment")
@@ -269,6 +276,9 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 	return plain(http.StatusBadRequest, "unknown MessageType "+msg.MessageType)
 }
 
+// lastSeenEvery limits last-seen writes to one per channel per minute.
+const lastSeenEvery = time.Minute
+
 // Command answers a PUT to the server URL: it records a result (if any)
 // and hands out the next queued command.
 func (s *Service) Command(ctx context.Context, r Request) Response {
@@ -294,11 +304,14 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 		}
 	}
 	channel := res.ChannelID()
-	if _, err := s.Store.Channel(ctx, channel); err != nil {
+	ch, err := s.Store.Channel(ctx, channel)
+	if err != nil {
 		return plain(http.StatusBadRequest, "no TokenUpdate has been received for this channel")
 	}
 	now := s.now()
-	s.Store.TouchChannel(ctx, channel, now)
+	if now.Sub(ch.LastSeenAt) > lastSeenEvery {
+		s.Store.TouchChannel(ctx, channel, now)
+	}
 	afterIdle := res.Status == mdm.Idle
 	if !afterIdle {
 		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now)

@@ -164,12 +164,19 @@ func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 }
 
 func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+	statuses := `('queued')`
+	if afterIdle {
+		statuses = `('queued', 'sent', 'NotNow')`
+	}
+	// Most polls find nothing: look first without a write transaction.
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM queue WHERE channel_id = ? AND status IN `+statuses+` LIMIT 1`, channelID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("command %w", store.ErrNotFound)
+	} else if err != nil {
+		return nil, err
+	}
 	var out *store.QueuedCommand
 	err := s.tx(ctx, func(tx *Tx) error {
-		statuses := `('queued')`
-		if afterIdle {
-			statuses = `('queued', 'sent', 'NotNow')`
-		}
 		for {
 			q, err := scanQueued(tx.QueryRowContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 				WHERE q.channel_id = ? AND q.status IN `+statuses+` ORDER BY q.seq LIMIT 1`, channelID))
