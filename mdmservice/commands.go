@@ -87,6 +87,11 @@ func (c *Commands) Build(platform string, r EnqueueRequest) (string, map[string]
 		return "", nil, err
 	}
 	rt, _ := cmd["RequestType"].(string)
+	if rt == "DeclarativeManagement" {
+		// Apple allows it, but the device would then check in for
+		// declarations this server does not serve yet.
+		return "", nil, &catalog.Refusal{RequestType: rt, Reason: "declarative management is not enabled on this server"}
+	}
 	return rt, cmd, nil
 }
 

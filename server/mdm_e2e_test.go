@@ -60,6 +60,8 @@ func TestMDMCommandRoundTrip(t *testing.T) {
 	}
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "SerialNumber"}}, e.APIKey)
 	mustStatus(t, a, 422)
+	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeclarativeManagement"}, e.APIKey)
+	mustStatus(t, a, 422)
 
 	// An allowed one goes through the queue to the device and back.
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "ModelName"}}, e.APIKey)
