@@ -1,11 +1,13 @@
 package mdm
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smallstep/pkcs7"
@@ -21,6 +23,16 @@ const MaxSignature = 16 << 10
 // detached signature over exactly body, carrying the signer certificate,
 // which must be issued by ca and valid at now. It returns the signer.
 func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.Time) (*x509.Certificate, error) {
+	signer, err := VerifyDetached(header, body)
+	if err != nil {
+		return nil, err
+	}
+	return signer, CheckIdentity(signer, ca, now)
+}
+
+// VerifyDetached checks the CMS signature of an Mdm-Signature header over
+// body and returns the signer certificate, without judging who issued it.
+func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
@@ -47,7 +59,7 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 	if signer == nil {
 		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 	}
-	return signer, CheckIdentity(signer, ca, now)
+	return signer, nil
 }
 
 // CheckIdentity checks that an identity certificate (from Mdm-Signature or
@@ -60,5 +72,42 @@ func CheckIdentity(c *x509.Certificate, ca *x509.Certificate, now time.Time) err
 		return fmt.Errorf("%w: the identity certificate is not valid now (valid %s to %s)", ErrSignature,
 			c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 	}
+	return nil
+}
+
+// IdentityChecker is CheckIdentity with a memory of certificates already
+// found to be issued by the CA: that depends only on the certificate's
+// bytes, so the CA signature is checked once per certificate. The validity
+// window is checked every time.
+type IdentityChecker struct {
+	CA *x509.Certificate
+	// Max bounds the memory (entries); when full it starts afresh.
+	Max int
+
+	mu   sync.Mutex
+	seen map[[32]byte]struct{}
+}
+
+// Check is CheckIdentity for c.
+func (k *IdentityChecker) Check(c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+		return CheckIdentity(c, k.CA, now) // the same error text
+	}
+	sum := sha256.Sum256(c.Raw)
+	k.mu.Lock()
+	_, ok := k.seen[sum]
+	k.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := CheckIdentity(c, k.CA, now); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	if k.seen == nil || (k.Max > 0 && len(k.seen) >= k.Max) {
+		k.seen = map[[32]byte]struct{}{}
+	}
+	k.seen[sum] = struct{}{}
+	k.mu.Unlock()
 	return nil
 }

@@ -86,3 +86,32 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+func TestIdentityChecker(t *testing.T) {
+	ca, _ := pki.NewCA("ca", pki.ECDSAP256, time.Now())
+	other, _ := pki.NewCA("other", pki.ECDSAP256, time.Now())
+	c, _ := identity(t, ca)
+	oc, _ := identity(t, other)
+	k := &IdentityChecker{CA: ca.Cert, Max: 2}
+	for i := 0; i < 3; i++ {
+		if err := k.Check(c, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Check(oc, time.Now()); !errors.Is(err, ErrSignature) {
+			t.Fatalf("foreign certificate passed: %v", err)
+		}
+	}
+	// A remembered certificate is still refused outside its validity.
+	if err := k.Check(c, time.Now().Add(2*pki.IdentityValidity)); !errors.Is(err, ErrSignature) {
+		t.Fatal("expired certificate passed from memory")
+	}
+	// A forged certificate with the same subject is not the same bytes.
+	forged := *c
+	forged.Raw = append([]byte{}, c.Raw...)
+	forged.Raw[len(forged.Raw)-1] ^= 1
+	forged.Signature = append([]byte{}, c.Signature...)
+	forged.Signature[len(forged.Signature)-1] ^= 1
+	if err := k.Check(&forged, time.Now()); err == nil {
+		t.Fatal("a changed certificate passed from memory")
+	}
+}

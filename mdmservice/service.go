@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/auth"
@@ -44,6 +45,14 @@ type Service struct {
 	// Events, when set, hears about check-ins and results (webhooks,
 	// inventory, metrics).
 	Events func(ctx context.Context, e Event)
+
+	idOnce sync.Once
+	ids    *mdm.IdentityChecker
+}
+
+func (s *Service) checker() *mdm.IdentityChecker {
+	s.idOnce.Do(func() { s.ids = &mdm.IdentityChecker{CA: s.CA, Max: 200_000} })
+	return s.ids
 }
 
 // Event is something that happened on a channel.
@@ -102,9 +111,12 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 	var cert *x509.Certificate
 	var err error
 	if r.ClientCert != nil {
-		cert, err = r.ClientCert, mdm.CheckIdentity(r.ClientCert, s.CA, now)
+		cert = r.ClientCert
 	} else {
-		cert, err = mdm.VerifySignature(r.Signature, r.Body, s.CA, now)
+		cert, err = mdm.VerifyDetached(r.Signature, r.Body)
+	}
+	if err == nil {
+		err = s.checker().Check(cert, now)
 	}
 	if err != nil {
 		resp := plain(http.StatusForbidden, err.Error())
