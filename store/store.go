@@ -165,6 +165,8 @@ type Store interface {
 	AuditStore
 	WebhookStore
 	LeaseStore
+	AdminStore
+	StatsStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").
