@@ -27,8 +27,6 @@ import (
 	"strings"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/ident"
@@ -394,21 +392,5 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, t *store.Tenant
 
 // qrSVG renders text as an inline SVG QR code.
 func qrSVG(text string) template.HTML {
-	c, err := qr.Encode(text, qr.M)
-	if err != nil {
-		return ""
-	}
-	const quiet = 4
-	n := c.Size + 2*quiet
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="200" height="200" role="img" aria-label="QR code for your authenticator app" shape-rendering="crispEdges"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n, n, n, n)
-	for y := 0; y < c.Size; y++ {
-		for x := 0; x < c.Size; x++ {
-			if c.Black(x, y) {
-				fmt.Fprintf(&b, "M%d %dh1v1h-1z", x+quiet, y+quiet)
-			}
-		}
-	}
-	b.WriteString(`"/></svg>`)
-	return template.HTML(b.String())
+	return template.HTML(totp.QRSVG(text, "QR code for your authenticator app"))
 }
