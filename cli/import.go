@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/directory"
 )
-
-// importColumns are the CSV columns `user import` understands.
-var importColumns = map[string]bool{"email": true, "name": true, "managed_apple_id": true, "password": true, "tenant": true, "enabled": true}
 
 type importRow struct {
 	line int
@@ -143,79 +140,16 @@ func runImport(env *Env, args []string) error {
 }
 
 func readImport(r io.Reader, defaultTenant string) ([]string, []importRow, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
+	header, rows, err := directory.ReadUserCSV(r, defaultTenant)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read the CSV header: %w", err)
+		return nil, nil, err
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		if !importColumns[h] {
-			return nil, nil, fmt.Errorf("unknown column %q in the header (known: email, name, managed_apple_id, password, tenant, enabled)", header[i])
-		}
-		if _, dup := col[h]; dup {
-			return nil, nil, fmt.Errorf("column %q appears twice in the header", h)
-		}
-		col[h] = i
+	out := make([]importRow, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, importRow{line: row.Line, rec: row.Record, err: row.Err, in: apiclient.UserInput{Email: row.Input.Email,
+			Name: row.Input.Name, ManagedAppleID: row.Input.ManagedAppleID, Password: row.Input.Password, Tenant: row.Input.Tenant, Enabled: row.Input.Enabled}})
 	}
-	if _, ok := col["email"]; !ok {
-		return nil, nil, errors.New("the header needs an email column")
-	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
-	var rows []importRow
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		row := importRow{rec: rec}
-		if err == nil {
-			row.line, _ = cr.FieldPos(0)
-		} else {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				row.line = pe.Line
-			}
-			row.err = fmt.Errorf("malformed CSV: %w", err)
-			rows = append(rows, row)
-			if errors.As(err, &pe) && pe.Err == csv.ErrQuote {
-				// The reader cannot resynchronise after a broken quote.
-				break
-			}
-			continue
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue // blank line
-		}
-		if len(rec) != len(header) {
-			row.err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(header))
-		}
-		row.in = apiclient.UserInput{Email: get(rec, "email"), Name: get(rec, "name"), ManagedAppleID: get(rec, "managed_apple_id"),
-			Password: get(rec, "password"), Tenant: get(rec, "tenant")}
-		if row.in.Tenant == "" {
-			row.in.Tenant = defaultTenant
-		}
-		if v := get(rec, "enabled"); v != "" && row.err == nil {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				row.err = fmt.Errorf("enabled must be true or false, not %q", v)
-			}
-			row.in.Enabled = &b
-		}
-		if row.in.Email == "" && row.err == nil {
-			row.err = errors.New("email is empty")
-		}
-		rows = append(rows, row)
-	}
-	return header, rows, nil
+	return header, out, nil
 }
 
 func describe(err error) string {
