@@ -183,6 +183,24 @@ func (s *Service) Invite(ctx context.Context, email, name, role string) (*store.
 	return a, tok, nil
 }
 
+// InviteFirstOwner creates the first owner account when there is no
+// account at all; whoever opens the setup link chooses its email. It
+// returns "" when accounts exist already.
+func (s *Service) InviteFirstOwner(ctx context.Context) (string, error) {
+	n, err := s.Store.CountAdmins(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	tok := randomToken()
+	now := s.now()
+	err = s.Store.CreateAdmin(ctx, &store.Admin{ID: directory.NewID("ad"), Email: "", Role: store.RoleOwner, Enabled: true,
+		SetupHash: hash(tok), SetupExpiresAt: now.Add(s.SetupTTL), CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrConflict) {
+		return "", nil // another instance made it at the same moment
+	}
+	return tok, err
+}
+
 // ResetSetup clears an account's password and second factor, ends its
 // sessions and returns a new setup token.
 func (s *Service) ResetSetup(ctx context.Context, id string) (*store.Admin, string, error) {
@@ -220,10 +238,16 @@ func (s *Service) SetupAccount(ctx context.Context, token string) (*store.Admin,
 // CompleteSetup sets the password and the second factor of the account
 // the token names; secret is the TOTP secret the page showed and code must
 // match it. The token then stops working.
-func (s *Service) CompleteSetup(ctx context.Context, token, pw string, secret []byte, code, ip string) (*store.Admin, error) {
+// An account without an email (the first owner) takes email.
+func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, secret []byte, code, ip string) (*store.Admin, error) {
 	a, err := s.SetupAccount(ctx, token)
 	if err != nil {
 		return nil, err
+	}
+	if a.Email == "" {
+		if a.Email, err = normEmail(email); err != nil {
+			return nil, err
+		}
 	}
 	if err := directory.CheckPassword(pw); err != nil {
 		return nil, err
@@ -246,7 +270,7 @@ func (s *Service) CompleteSetup(ctx context.Context, token, pw string, secret []
 		if string(x.SetupHash) != string(th) {
 			return ErrBadSetupLink // used meanwhile
 		}
-		x.PasswordHash, x.TOTPSecret, x.TOTPLastStep = h, sealed, step
+		x.Email, x.PasswordHash, x.TOTPSecret, x.TOTPLastStep = a.Email, h, sealed, step
 		x.SetupHash, x.SetupExpiresAt, x.UpdatedAt = nil, time.Time{}, s.now()
 		return nil
 	})

@@ -45,7 +45,7 @@ func (f *fixture) ready(t *testing.T, email, role string) (*store.Admin, []byte)
 		t.Fatal(err)
 	}
 	secret := totp.NewSecret()
-	a, err := f.svc.CompleteSetup(ctx, tok, "a long console password", secret, totp.Code(secret, f.clock), "10.0.0.1")
+	a, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, totp.Code(secret, f.clock), "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,16 +89,16 @@ func TestSetupLink(t *testing.T) {
 		t.Fatal("duplicate:", err)
 	}
 	secret := totp.NewSecret()
-	if _, err := f.svc.CompleteSetup(ctx, tok, "short", secret, totp.Code(secret, f.clock), "ip"); err == nil {
+	if _, err := f.svc.CompleteSetup(ctx, tok, "", "short", secret, totp.Code(secret, f.clock), "ip"); err == nil {
 		t.Fatal("short password accepted")
 	}
-	if _, err := f.svc.CompleteSetup(ctx, tok, "a long console password", secret, "000000", "ip"); err == nil {
+	if _, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, "000000", "ip"); err == nil {
 		t.Fatal("wrong code accepted")
 	}
-	if _, err := f.svc.CompleteSetup(ctx, "forged", "a long console password", secret, totp.Code(secret, f.clock), "ip"); !errors.Is(err, admins.ErrBadSetupLink) {
+	if _, err := f.svc.CompleteSetup(ctx, "forged", "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); !errors.Is(err, admins.ErrBadSetupLink) {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.CompleteSetup(ctx, tok, "a long console password", secret, totp.Code(secret, f.clock), "ip"); err != nil {
+	if _, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); err != nil {
 		t.Fatal(err)
 	}
 	// The link works once.
@@ -214,5 +214,25 @@ func TestLastOwnerAndSelf(t *testing.T) {
 	}
 	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, admins.ErrNoSession) {
 		t.Fatal("disabled account keeps its session")
+	}
+}
+
+func TestFirstOwner(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	tok, err := f.svc.InviteFirstOwner(ctx)
+	if err != nil || tok == "" {
+		t.Fatal(tok, err)
+	}
+	if again, err := f.svc.InviteFirstOwner(ctx); err != nil || again != "" {
+		t.Fatal("second first-owner link:", again, err)
+	}
+	secret := totp.NewSecret()
+	if _, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); err == nil {
+		t.Fatal("first owner without an email")
+	}
+	a, err := f.svc.CompleteSetup(ctx, tok, "Boss@Ops.Example", "a long console password", secret, totp.Code(secret, f.clock), "ip")
+	if err != nil || a.Email != "boss@ops.example" || a.Role != store.RoleOwner || !a.Ready() {
+		t.Fatal(a, err)
 	}
 }

@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"tenant":    {"manage tenants: add, list, show, update, delete", runTenant},
 		"user":      {"manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", runUser},
 		"apikey":    {"manage admin API keys: create, list, revoke", runAPIKey},
+		"admin":     {"web-console accounts: create (prints a one-time setup link), list, reset", runAdmin},
 		"discovery": {"check a company domain's discovery redirect, print redirect snippets", runDiscovery},
 		"push-cert": {"the APNs push certificate: csr, import, show", runPushCert},
 		"device":    {"enrolled devices: list, show, command, commands, push, unenroll", runDevice},

@@ -192,3 +192,19 @@ func newSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	return n.Add(n, big.NewInt(1))
 }
+
+// ErrTopicChange: the new certificate has another topic than the current one.
+var ErrTopicChange = errors.New("topic change")
+
+// CheckReplacement says whether c may replace old (nil: none yet): it must
+// be valid now, and keep the topic unless allowTopicChange (every enrolled
+// device would stop answering pushes and have to re-enroll).
+func CheckReplacement(old, c *Cert, allowTopicChange bool, now time.Time) error {
+	if now.After(c.Cert.NotAfter) {
+		return fmt.Errorf("the certificate expired on %s", c.Cert.NotAfter.Format("2006-01-02"))
+	}
+	if old != nil && old.Topic != c.Topic && !allowTopicChange {
+		return fmt.Errorf("%w: the new certificate's topic %s differs from the current %s: enrolled devices would stop receiving pushes and must re-enroll. Renew the existing certificate with the same Apple ID instead, or allow the topic change", ErrTopicChange, c.Topic, old.Topic)
+	}
+	return nil
+}

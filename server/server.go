@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +19,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/http/console"
 	"github.com/pomona-mdm/pomona/http/enrollhttp"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/http/mdmhttp"
@@ -79,6 +83,12 @@ type Config struct {
 	// Demo sets up a throwaway tenant, user, push certificate and a local
 	// APNs stand-in (docs: README quick start). Never in production.
 	Demo bool
+	// DiscoveryResolve makes the console's discovery checks dial
+	// host:port at another addr:port (split-horizon DNS; tests).
+	DiscoveryResolve map[string]string
+	// ConsoleIdleTimeout ends a web-console session after this long
+	// without a request (default 30 minutes).
+	ConsoleIdleTimeout time.Duration
 	// WebhookBackoff is the first retry delay of a failed webhook delivery
 	// (doubling each time, 8 attempts).
 	WebhookBackoff time.Duration
@@ -110,6 +120,7 @@ type Server struct {
 	Enroll    *enroll.Service
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
+	Admins    *admins.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	pusher    *pusher
@@ -131,6 +142,7 @@ type startup struct {
 	caCreated    bool
 	keyCreated   bool
 	firstAPIKey  string // shown once
+	ownerSetup   string // first owner's console setup link, shown once
 	tlsDesc      string
 	caFile       string
 	devTLS       bool
@@ -263,6 +275,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: time.Now}
+	s.Admins = admins.New(s.Store, sealer, cfg.Password)
+	if cfg.ConsoleIdleTimeout > 0 {
+		s.Admins.IdleTimeout = cfg.ConsoleIdleTimeout
+	}
+	if tok, err := s.Admins.InviteFirstOwner(ctx); err != nil {
+		return nil, err
+	} else if tok != "" {
+		s.notes.ownerSetup = s.SetupURL(tok)
+	}
 	if cfg.Demo {
 		if err := s.setupDemo(ctx); err != nil {
 			return nil, err
@@ -295,7 +316,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer,
+		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer, Admins: s.Admins, SetupURL: s.SetupURL,
+	}).Register(mux)
+	(&console.Console{
+		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
+		Push: pushStore{s}, EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(), Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
+		Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck, Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -364,6 +390,24 @@ func (p pushStore) Changed(c *pushcert.Cert) { p.s.pushChanged(c) }
 // EnrollURL is the absolute enrollment URL of a tenant.
 func (s *Server) EnrollURL(tenantID string) string {
 	return strings.TrimRight(s.PublicURL.String(), "/") + EnrollPath(tenantID)
+}
+
+// SetupURL is the console's one-time setup link for token.
+func (s *Server) SetupURL(token string) string { return console.SetupLink(s.PublicURL.String(), token) }
+
+// ConsoleURL is where administrators sign in.
+func (s *Server) ConsoleURL() string { return s.url(console.Prefix + "/") }
+
+// OwnerSetupURL is the first owner's setup link created at this start ("" otherwise).
+func (s *Server) OwnerSetupURL() string { return s.notes.ownerSetup }
+
+func (s *Server) discoveryCheck(ctx context.Context, o check.Options) *check.Report {
+	o.Resolve = s.cfg.DiscoveryResolve
+	if s.notes.devTLS {
+		o.RootCAs = x509.NewCertPool()
+		o.RootCAs.AddCert(s.CA.Cert)
+	}
+	return check.Run(ctx, o)
 }
 
 // Handler is the whole HTTP surface.
@@ -538,6 +582,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	} else {
 		p("  push cert    none")
 	}
+	p("  console      %s", s.ConsoleURL())
 	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
 	var next []string
 	if n.demo {
@@ -552,6 +597,12 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("  Admin API key (shown once, only its hash is stored):")
 		p("    %s", n.firstAPIKey)
 		next = append(next, "save the admin API key now: export POMONA_API_KEY="+n.firstAPIKey)
+	}
+	if n.ownerSetup != "" {
+		p("")
+		p("  Web console: no account yet. Open this one-time link to set up the first owner (valid 72 h):")
+		p("    %s", n.ownerSetup)
+		next = append(next, "set up the first console owner with the link above (or later: pomona admin create --email you@example.com)")
 	}
 	if n.keyCreated {
 		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")

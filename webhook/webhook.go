@@ -24,10 +24,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -209,4 +212,35 @@ func (d *Dispatcher) deliver(ctx context.Context, w *store.Webhook, dl store.Del
 	next := now.Add(d.Backoff << (attempt - 1))
 	d.Log.Info("webhook delivery will be retried", "webhook", w.ID, "event", dl.Event, "attempt", attempt, "next", next, "err", problem)
 	d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryPending, problem, next, now)
+}
+
+// ValidationError is a webhook field that is not acceptable.
+type ValidationError = directory.ValidationError
+
+// Create validates and stores a webhook. An empty secret gets a random
+// one; the secret is returned once and kept sealed.
+func Create(ctx context.Context, st store.WebhookStore, sealer interface {
+	Seal(plaintext []byte, context string) []byte
+}, rawURL string, events []string, secret string, now time.Time) (*store.Webhook, string, error) {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, "", &ValidationError{Field: "url", Message: "must be an absolute http(s) URL"}
+	}
+	for _, e := range events {
+		if !slices.Contains(Events, e) {
+			return nil, "", &ValidationError{Field: "events", Message: "unknown event " + e}
+		}
+	}
+	if secret == "" {
+		secret = NewSecret()
+	} else if len(secret) < 16 {
+		return nil, "", &ValidationError{Field: "secret", Message: "must be at least 16 characters"}
+	}
+	id := directory.NewID("wh")
+	hook := &store.Webhook{ID: id, URL: u.String(), Events: events, Secret: sealer.Seal([]byte(secret), SecretContext(id)),
+		CreatedAt: now.UTC().Truncate(time.Microsecond)}
+	if err := st.CreateWebhook(ctx, hook); err != nil {
+		return nil, "", err
+	}
+	return hook, secret, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
@@ -49,6 +50,9 @@ type API struct {
 	Commands  *mdmservice.Commands
 	Pusher    DevicePusher
 	Sealer    Sealer
+	// Admins manages console accounts; SetupURL makes a setup link.
+	Admins   *admins.Service
+	SetupURL func(token string) string
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -102,6 +106,9 @@ func (a *API) routes() []route {
 		{"GET /api/v1/webhooks", a.listWebhooks},
 		{"DELETE /api/v1/webhooks/{id}", a.deleteWebhook},
 		{"GET /api/v1/webhooks/{id}/deliveries", a.webhookDeliveries},
+		{"POST /api/v1/admins", a.createAdmin},
+		{"GET /api/v1/admins", a.listAdmins},
+		{"POST /api/v1/admins/{id}/reset", a.resetAdmin},
 	}
 }
 

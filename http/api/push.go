@@ -85,12 +85,15 @@ func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
 	}
-	if a.Now().After(c.Cert.NotAfter) {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "the certificate expired on %s", c.Cert.NotAfter.Format("2006-01-02"))
+	old, err := a.Push.Load(r.Context())
+	if err != nil && !errors.Is(err, pushcert.ErrNone) {
+		return err
 	}
-	if old, err := a.Push.Load(r.Context()); err == nil && old.Topic != c.Topic && !in.AllowTopicChange {
-		return httpx.Errorf(http.StatusConflict, "topic_change",
-			"the new certificate's topic %s differs from the current %s: enrolled devices would stop receiving pushes and must re-enroll. Renew the existing certificate with the same Apple ID instead, or pass allow_topic_change=true", c.Topic, old.Topic)
+	if err := pushcert.CheckReplacement(old, c, in.AllowTopicChange, a.Now()); err != nil {
+		if errors.Is(err, pushcert.ErrTopicChange) {
+			return httpx.Errorf(http.StatusConflict, "topic_change", "%s (allow_topic_change=true)", err.Error())
+		}
+		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
 	}
 	if err := a.Push.Save(r.Context(), c); err != nil {
 		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)

@@ -2,10 +2,8 @@ package api
 
 import (
 	"net/http"
-	"net/url"
 	"time"
 
-	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/webhook"
@@ -42,32 +40,13 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	u, err := url.Parse(in.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return &directory.ValidationError{Field: "url", Message: "must be an absolute http(s) URL"}
-	}
-	for _, e := range in.Events {
-		known := false
-		for _, k := range webhook.Events {
-			known = known || k == e
-		}
-		if !known {
-			return &directory.ValidationError{Field: "events", Message: "unknown event " + e}
-		}
-	}
-	if in.Secret == "" {
-		in.Secret = webhook.NewSecret()
-	} else if len(in.Secret) < 16 {
-		return &directory.ValidationError{Field: "secret", Message: "must be at least 16 characters"}
-	}
-	id := directory.NewID("wh")
-	hook := &store.Webhook{ID: id, URL: u.String(), Events: in.Events, Secret: a.Sealer.Seal([]byte(in.Secret), webhook.SecretContext(id)),
-		CreatedAt: a.Now().UTC().Truncate(time.Microsecond)}
-	if err := a.Store.CreateWebhook(r.Context(), hook); err != nil {
+	hook, secret, err := webhook.Create(r.Context(), a.Store, a.Sealer, in.URL, in.Events, in.Secret, a.Now())
+	if err != nil {
 		return err
 	}
+	id := hook.ID
 	out := webhookView(hook)
-	out.Secret = in.Secret
+	out.Secret = secret
 	a.Log.Info("webhook created", "webhook", id, "url", hook.URL, "by", Principal(r.Context()))
 	httpx.WriteJSON(w, http.StatusCreated, out)
 	return nil

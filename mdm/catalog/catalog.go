@@ -503,3 +503,7 @@ func convert(rt, path string, v any, k *Key) (any, error) {
 	}
 	return v, nil
 }
+
+// KeyAllowed reports whether key k (of a command allowed on platform) may
+// be sent to a user enrollment on platform.
+func KeyAllowed(k *Key, platform string) bool { return keyRule("", "", k, platform) == nil }

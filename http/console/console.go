@@ -1,0 +1,390 @@
+// Package console is the administrators' web console under /console:
+// server-rendered pages (html/template, no JavaScript required) over the
+// same services the admin API uses. Console accounts sign in with a
+// password and a TOTP code; sessions live in the store (any instance
+// serves any request), expire when idle, and every POST carries a CSRF
+// token derived from the session and must come from Pomona's own origin.
+// Every change is written to the audit log as "console:<email>".
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/discovery/check"
+	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Prefix is where the console lives.
+const Prefix = "/console"
+
+const (
+	sessionCookie = "pomona_console"
+	flashCookie   = "pomona_console_flash"
+	// MaxForm bounds a form body (CSV imports and certificates included).
+	MaxForm = 4 << 20
+)
+
+// Console serves the web console.
+type Console struct {
+	Admins    *admins.Service
+	Dir       *directory.Service
+	Store     store.Store
+	Commands  *mdmservice.Commands
+	Catalog   *catalog.Catalog
+	Pusher    api.DevicePusher
+	Push      api.PushCerts
+	EnrollURL func(tenantID string) string
+	PublicURL string
+	// Origin is Pomona's public origin; POSTs from another origin are refused.
+	Origin string
+	// Secure marks cookies Secure (the public URL is https).
+	Secure bool
+	// Check runs a live discovery check of a domain.
+	Check   func(ctx context.Context, o check.Options) *check.Report
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+	Version string
+
+	pages map[string]*template.Template
+}
+
+// Request is what a page handler knows about the signed-in administrator.
+type Request struct {
+	*http.Request
+	Admin *store.Admin
+	CSRF  string
+}
+
+type pageFunc func(w http.ResponseWriter, r *Request) error
+
+// Register mounts the console on mux.
+func (c *Console) Register(mux *http.ServeMux) {
+	c.pages = parsePages()
+	static, _ := fs.Sub(staticFS, "static")
+	fileServer := http.StripPrefix(Prefix+"/static/", http.FileServer(http.FS(static)))
+	mux.Handle("GET "+Prefix+"/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fileServer.ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("GET "+Prefix+"/login", c.loginPage)
+	mux.HandleFunc("POST "+Prefix+"/login", c.login)
+	mux.HandleFunc("GET "+Prefix+"/setup", c.setupPage)
+	mux.HandleFunc("POST "+Prefix+"/setup", c.setup)
+	mux.HandleFunc("GET "+Prefix, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, Prefix+"/", http.StatusFound)
+	})
+	for _, rt := range c.routes() {
+		mux.Handle(rt.pattern, c.authenticated(rt.perm, rt.h))
+	}
+}
+
+type route struct {
+	pattern string
+	perm    admins.Permission
+	h       pageFunc
+}
+
+func (c *Console) routes() []route {
+	R, S, M, A := admins.Read, admins.Support, admins.Manage, admins.Accounts
+	return []route{
+		{"GET /console/{$}", R, c.dashboard},
+		{"POST /console/logout", R, c.logout},
+		{"GET /console/tenants", R, c.tenants},
+		{"POST /console/tenants", M, c.createTenant},
+		{"GET /console/tenants/{id}", R, c.tenant},
+		{"POST /console/tenants/{id}", M, c.updateTenant},
+		{"POST /console/tenants/{id}/check", R, c.checkDomain},
+		{"POST /console/tenants/{id}/delete", M, c.deleteTenant},
+		{"GET /console/users", R, c.users},
+		{"POST /console/users", M, c.createUser},
+		{"POST /console/users/import", M, c.importUsers},
+		{"GET /console/users/{id}", R, c.user},
+		{"POST /console/users/{id}/enabled", M, c.setUserEnabled},
+		{"POST /console/users/{id}/password", M, c.setUserPassword},
+		{"POST /console/users/{id}/second-factor", M, c.resetUserTOTP},
+		{"POST /console/users/{id}/reauthenticate", S, c.reauthenticate},
+		{"GET /console/devices", R, c.devices},
+		{"GET /console/devices/{id}", R, c.device},
+		{"POST /console/devices/{id}/commands", M, c.sendCommand},
+		{"POST /console/devices/{id}/commands/{uuid}/resend", S, c.resendCommand},
+		{"POST /console/devices/{id}/push", S, c.pushDevice},
+		{"POST /console/devices/{id}/unenroll", M, c.unenroll},
+		{"GET /console/push", R, c.pushPage},
+		{"POST /console/push/csr", M, c.pushCSR},
+		{"POST /console/push/certificate", M, c.pushUpload},
+		{"GET /console/apikeys", R, c.apiKeys},
+		{"POST /console/apikeys", M, c.createAPIKey},
+		{"POST /console/apikeys/{id}/revoke", M, c.revokeAPIKey},
+		{"GET /console/webhooks", R, c.webhooks},
+		{"POST /console/webhooks", M, c.createWebhook},
+		{"POST /console/webhooks/{id}/delete", M, c.deleteWebhook},
+		{"GET /console/audit", R, c.auditPage},
+		{"GET /console/admins", R, c.adminsPage},
+		{"POST /console/admins", A, c.inviteAdmin},
+		{"POST /console/admins/{id}", A, c.updateAdmin},
+		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
+	}
+}
+
+// Patterns lists every authenticated route (for tests).
+func (c *Console) Patterns() []string {
+	var out []string
+	for _, r := range c.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// sameOrigin refuses cross-site POSTs: the Origin header (or, without one,
+// Sec-Fetch-Site) must say the form came from Pomona itself.
+func (c *Console) sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o == c.Origin
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
+func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		var cookie string
+		if ck, err := r.Cookie(sessionCookie); err == nil {
+			cookie = ck.Value
+		}
+		a, err := c.Admins.Session(r.Context(), cookie)
+		if err != nil {
+			if !errors.Is(err, admins.ErrNoSession) {
+				c.Log.Error("console: session lookup failed", "err", err)
+				http.Error(w, "The console cannot reach its database; see the server log.", http.StatusServiceUnavailable)
+				return
+			}
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, Prefix+"/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			c.setFlash(w, "error", "Your session ended. Sign in again and repeat the action.")
+			http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
+			return
+		}
+		req := &Request{Request: r, Admin: a, CSRF: admins.CSRFToken(cookie)}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
+			if err := parseForm(r); err != nil {
+				c.fail(w, req, http.StatusBadRequest, "The form could not be read: "+err.Error())
+				return
+			}
+			if !c.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(req.CSRF)) != 1 {
+				c.Log.Warn("console: POST refused (cross-site or missing CSRF token)", "path", r.URL.Path, "admin", a.Email, "remote", r.RemoteAddr)
+				c.fail(w, req, http.StatusForbidden, "This form was not sent from this console (or it is too old). Reload the page and try again.")
+				return
+			}
+		}
+		if !admins.Can(a.Role, perm) {
+			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", admins.RoleTitle(a.Role)))
+			c.audit(r, a, http.StatusForbidden)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		if err := h(rec, req); err != nil {
+			c.handleError(rec, req, err)
+		}
+		if r.Method == http.MethodPost {
+			c.audit(r, a, rec.status)
+		}
+	})
+}
+
+func parseForm(r *http.Request) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(MaxForm)
+	}
+	return r.ParseForm()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// audit records a console change. Form values are never recorded.
+func (c *Console) audit(r *http.Request, a *store.Admin, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	target := r.PathValue("id")
+	if u := r.PathValue("uuid"); u != "" {
+		target += "/" + u
+	}
+	e := &store.AuditEntry{At: c.Now().UTC(), Actor: "console:" + a.Email, Action: r.Pattern, Target: target, Status: status, Remote: r.RemoteAddr}
+	if err := c.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+		c.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
+	}
+}
+
+// userError is a refusal to show the administrator as it is.
+type userError struct {
+	status int
+	msg    string
+}
+
+func (e *userError) Error() string { return e.msg }
+
+func refusef(status int, format string, args ...any) error {
+	return &userError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// handleError turns an error of a page into what the administrator sees:
+// after a POST, a message on the page they came from; on a GET, an error page.
+func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
+	status, msg := http.StatusInternalServerError, "Something went wrong on the server; the log has the details."
+	var ue *userError
+	var ve *directory.ValidationError
+	var locked *auth.LockedError
+	var ref *catalog.Refusal
+	switch {
+	case errors.As(err, &ue):
+		status, msg = ue.status, ue.msg
+	case errors.As(err, &ve):
+		status, msg = http.StatusUnprocessableEntity, ve.Error()
+	case errors.As(err, &ref):
+		status, msg = http.StatusUnprocessableEntity, "Refused: "+ref.Error()
+	case errors.As(err, &locked):
+		status, msg = http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		status, msg = http.StatusNotFound, "Not found: "+err.Error()
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInUse):
+		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, admins.ErrLastOwner), errors.Is(err, admins.ErrSelf):
+		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
+		status, msg = http.StatusConflict, err.Error()
+	default:
+		c.Log.Error("console: request failed", "path", r.URL.Path, "admin", r.Admin.Email, "err", err)
+	}
+	if status < 500 {
+		c.Log.Info("console: refused", "path", r.URL.Path, "admin", r.Admin.Email, "status", status, "reason", msg)
+	}
+	if r.Method == http.MethodPost {
+		// Back to the page the form was on, with the reason.
+		c.setFlash(w, "error", msg)
+		if sw, ok := w.(*statusRecorder); ok {
+			sw.status = status
+		}
+		http.Redirect(w, r.Request, c.back(r), http.StatusSeeOther)
+		return
+	}
+	c.fail(w, r, status, msg)
+}
+
+// back is where a POST returns: the page it was posted from.
+func (c *Console) back(r *Request) string {
+	if ref := r.Header.Get("Referer"); ref != "" {
+		if u, err := url.Parse(ref); err == nil && strings.HasPrefix(u.Path, Prefix+"/") {
+			return u.RequestURI()
+		}
+	}
+	p := r.URL.Path
+	if i := strings.LastIndex(p, "/"); i > len(Prefix) {
+		return p[:i]
+	}
+	return Prefix + "/"
+}
+
+func (c *Console) fail(w http.ResponseWriter, r *Request, status int, msg string) {
+	c.render(w, r, status, "error", "Error", map[string]any{"Message": msg, "Status": status})
+}
+
+// --- flash messages (one redirect long) ---
+
+func (c *Console) setFlash(w http.ResponseWriter, kind, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + ":" + msg), Path: Prefix, HttpOnly: true,
+		Secure: c.Secure, SameSite: http.SameSiteStrictMode, MaxAge: 60})
+}
+
+type flash struct{ Kind, Text string }
+
+func (c *Console) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
+	ck, err := r.Cookie(flashCookie)
+	if err != nil {
+		return nil
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteStrictMode})
+	v, err := url.QueryUnescape(ck.Value)
+	if err != nil {
+		return nil
+	}
+	kind, text, ok := strings.Cut(v, ":")
+	if !ok || (kind != "ok" && kind != "error") || len(text) > 2000 {
+		return nil
+	}
+	return &flash{kind, text}
+}
+
+// done ends a successful POST: a message and a redirect (303) to where.
+func (c *Console) done(w http.ResponseWriter, r *Request, where, format string, args ...any) error {
+	c.setFlash(w, "ok", fmt.Sprintf(format, args...))
+	http.Redirect(w, r.Request, where, http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,917 @@
+package console
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/discovery/check"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/pushcert"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/webhook"
+)
+
+// --- dashboard ---
+
+type dashboardView struct {
+	Devices, Users, Tenants int
+	ByPlatform              []platformCount
+	Versions                []store.VersionCount
+	Chart                   template.HTML
+	Last30                  int
+	D                       *store.Dashboard
+	Push                    *pushcert.Cert
+	PushDays                int
+	PushWarnings            []string
+}
+
+type platformCount struct {
+	Platform string
+	Count    int
+	Percent  int
+}
+
+func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
+	now := c.Now()
+	d, err := c.Store.Dashboard(r.Context(), now.AddDate(0, 0, -30), now.Add(-7*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	v := dashboardView{D: d, Versions: d.Enrolled, Chart: barChart(d.PerDay, 30, now)}
+	byPlatform := map[string]int{}
+	for _, e := range d.Enrolled {
+		v.Devices += e.Count
+		byPlatform[e.Platform] += e.Count
+	}
+	for p, n := range byPlatform {
+		v.ByPlatform = append(v.ByPlatform, platformCount{p, n, n * 100 / max(v.Devices, 1)})
+	}
+	sort.Slice(v.ByPlatform, func(i, j int) bool { return v.ByPlatform[i].Count > v.ByPlatform[j].Count })
+	for _, p := range d.PerDay {
+		v.Last30 += p.Count
+	}
+	v.Users, _ = c.Store.CountUsers(r.Context())
+	v.Tenants, _ = c.Store.CountTenants(r.Context())
+	if pc, err := c.Push.Load(r.Context()); err == nil {
+		v.Push, v.PushDays, v.PushWarnings = pc, int(pc.Cert.NotAfter.Sub(now).Hours()/24), pc.Problems(now)
+	}
+	c.render(w, r, http.StatusOK, "dashboard", "Dashboard", v)
+	return nil
+}
+
+// --- tenants ---
+
+func (c *Console) tenants(w http.ResponseWriter, r *Request) error {
+	ts, err := c.Store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "tenants", "Tenants", map[string]any{"Tenants": ts})
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *Console) createTenant(w http.ResponseWriter, r *Request) error {
+	twoFA := r.PostFormValue("second_factor") == "on"
+	t, err := c.Dir.CreateTenant(r.Context(), directory.TenantInput{Name: r.PostFormValue("name"), Domains: splitList(r.PostFormValue("domains")), RequireSecondFactor: &twoFA})
+	if err != nil {
+		return err
+	}
+	c.Log.Info("tenant created", "tenant", t.ID, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant %s created. Next: set up the redirect on each domain (below), then add users.", t.Name)
+}
+
+type domainView struct {
+	Domain   string
+	Snippets map[string]string
+	Report   *check.Report
+}
+
+func (c *Console) tenantView(r *Request, t *store.Tenant, checked string, rep *check.Report) (map[string]any, error) {
+	var ds []domainView
+	for _, d := range t.Domains {
+		dv := domainView{Domain: d, Snippets: map[string]string{}}
+		for _, k := range discovery.SnippetKinds {
+			s, err := discovery.Snippet(k, c.PublicURL, c.EnrollURL(t.ID), d)
+			if err != nil {
+				return nil, err
+			}
+			if k == "json" {
+				s += "\n\n" + discovery.JSONNote(d)
+			}
+			dv.Snippets[k] = s
+		}
+		if d == checked {
+			dv.Report = rep
+		}
+		ds = append(ds, dv)
+	}
+	n, _ := c.Store.Users(r.Context(), store.UserFilter{TenantID: t.ID, Limit: 1})
+	return map[string]any{"Tenant": t, "Domains": ds, "EnrollURL": c.EnrollURL(t.ID), "HasUsers": len(n) > 0, "Kinds": discovery.SnippetKinds}, nil
+}
+
+func (c *Console) tenant(w http.ResponseWriter, r *Request) error {
+	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := c.tenantView(r, t, "", nil)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "tenant", t.Name, v)
+	return nil
+}
+
+func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
+	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	name, domains := r.PostFormValue("name"), splitList(r.PostFormValue("domains"))
+	twoFA := r.PostFormValue("second_factor") == "on"
+	if _, err := c.Dir.UpdateTenant(r.Context(), t.ID, directory.TenantPatch{Name: &name, Domains: &domains, RequireSecondFactor: &twoFA}); err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return refusef(http.StatusConflict, "A domain you removed is still used by users' email addresses: move or delete those users first.")
+		}
+		return err
+	}
+	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant saved.")
+}
+
+// checkDomain runs the discovery check the way a device would and shows
+// the report beside the domain.
+func (c *Console) checkDomain(w http.ResponseWriter, r *Request) error {
+	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	domain := r.PostFormValue("domain")
+	if !slices.Contains(t.Domains, domain) {
+		return refusef(http.StatusBadRequest, "%s is not a domain of this tenant", domain)
+	}
+	rep := c.Check(r.Context(), check.Options{Domain: domain, ExpectBaseURL: c.EnrollURL(t.ID)})
+	c.Log.Info("console: discovery check", "domain", domain, "by", r.Admin.Email)
+	v, err := c.tenantView(r, t, domain, rep)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "tenant", t.Name, v)
+	return nil
+}
+
+func (c *Console) deleteTenant(w http.ResponseWriter, r *Request) error {
+	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if r.PostFormValue("confirm") != t.Name {
+		return refusef(http.StatusBadRequest, "Type the tenant's name to confirm the deletion.")
+	}
+	if err := c.Store.DeleteTenant(r.Context(), t.ID, false); err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return refusef(http.StatusConflict, "The tenant still has users: delete them first.")
+		}
+		return err
+	}
+	return c.done(w, r, Prefix+"/tenants", "Tenant %s deleted.", t.Name)
+}
+
+// --- users ---
+
+func (c *Console) users(w http.ResponseWriter, r *Request) error {
+	q := r.URL.Query()
+	f := store.UserFilter{After: strings.ToLower(q.Get("after")), Limit: 50}
+	search := strings.ToLower(strings.TrimSpace(q.Get("q")))
+	if t := q.Get("tenant"); t != "" {
+		f.TenantID = t
+	}
+	var us []store.User
+	var err error
+	if strings.Contains(search, "@") {
+		f.Email = search
+		us, err = c.Store.Users(r.Context(), f)
+	} else {
+		// Filter a page at a time by substring of email or name.
+		for len(us) < f.Limit {
+			page, perr := c.Store.Users(r.Context(), store.UserFilter{TenantID: f.TenantID, After: f.After, Limit: 500})
+			if perr != nil {
+				return perr
+			}
+			for _, u := range page {
+				if search == "" || strings.Contains(u.Email, search) || strings.Contains(strings.ToLower(u.Name), search) {
+					us = append(us, u)
+					if len(us) == f.Limit {
+						break
+					}
+				}
+			}
+			if len(page) < 500 {
+				break
+			}
+			f.After = page[len(page)-1].Email
+		}
+	}
+	if err != nil {
+		return err
+	}
+	ts, err := c.Store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, t := range ts {
+		names[t.ID] = t.Name
+	}
+	next := ""
+	if len(us) == f.Limit {
+		next = us[len(us)-1].Email
+	}
+	c.render(w, r, http.StatusOK, "users", "Users", map[string]any{"Users": us, "Tenants": ts, "TenantNames": names, "Q": q.Get("q"),
+		"Tenant": q.Get("tenant"), "Next": next, "Columns": strings.Join(directory.CSVColumns, ",")})
+	return nil
+}
+
+func (c *Console) createUser(w http.ResponseWriter, r *Request) error {
+	u, err := c.Dir.CreateUser(r.Context(), directory.UserInput{Tenant: r.PostFormValue("tenant"), Email: r.PostFormValue("email"),
+		Name: r.PostFormValue("name"), ManagedAppleID: r.PostFormValue("managed_apple_id"), Password: r.PostFormValue("password")})
+	if err != nil {
+		return err
+	}
+	c.Log.Info("user created", "user", u.ID, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/users/"+u.ID, "User %s created.", u.Email)
+}
+
+type importLine struct {
+	Line  int
+	Email string
+	Error string
+}
+
+func (c *Console) importUsers(w http.ResponseWriter, r *Request) error {
+	f, _, err := r.FormFile("csv")
+	if err != nil {
+		return refusef(http.StatusBadRequest, "Choose a CSV file to import.")
+	}
+	defer f.Close()
+	_, rows, err := directory.ReadUserCSV(io.LimitReader(f, MaxForm), r.PostFormValue("tenant"))
+	if err != nil {
+		return refusef(http.StatusUnprocessableEntity, "The CSV cannot be imported: %v", err)
+	}
+	created := 0
+	var failed []importLine
+	for _, row := range rows {
+		if row.Err == nil {
+			_, row.Err = c.Dir.CreateUser(r.Context(), row.Input)
+		}
+		if row.Err != nil {
+			failed = append(failed, importLine{row.Line, row.Input.Email, row.Err.Error()})
+			continue
+		}
+		created++
+	}
+	c.Log.Info("console: users imported", "created", created, "failed", len(failed), "by", r.Admin.Email)
+	c.render(w, r, http.StatusOK, "import", "Import result", map[string]any{"Created": created, "Failed": failed})
+	return nil
+}
+
+func (c *Console) userRef(r *Request) (*store.User, error) {
+	return c.Store.User(r.Context(), r.PathValue("id"))
+}
+
+func (c *Console) user(w http.ResponseWriter, r *Request) error {
+	u, err := c.userRef(r)
+	if err != nil {
+		return err
+	}
+	t, err := c.Store.Tenant(r.Context(), u.TenantID)
+	if err != nil {
+		return err
+	}
+	es, err := c.Store.Enrollments(r.Context(), store.EnrollmentFilter{UserID: u.ID, Limit: 100})
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "user", u.Email, map[string]any{"User": u, "Tenant": t, "Devices": es, "SecondFactor": directory.SecondFactorState(u)})
+	return nil
+}
+
+func (c *Console) setUserEnabled(w http.ResponseWriter, r *Request) error {
+	u, err := c.userRef(r)
+	if err != nil {
+		return err
+	}
+	on := r.PostFormValue("enabled") == "true"
+	if _, err := c.Dir.UpdateUser(r.Context(), u.ID, directory.UserPatch{Enabled: &on}); err != nil {
+		return err
+	}
+	if on {
+		return c.done(w, r, Prefix+"/users/"+u.ID, "%s can sign in again.", u.Email)
+	}
+	return c.done(w, r, Prefix+"/users/"+u.ID, "%s is disabled: their devices must sign in again and cannot.", u.Email)
+}
+
+func (c *Console) setUserPassword(w http.ResponseWriter, r *Request) error {
+	u, err := c.userRef(r)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Dir.SetPassword(r.Context(), u.ID, r.PostFormValue("password")); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/users/"+u.ID, "Password of %s changed; their devices will ask them to sign in again.", u.Email)
+}
+
+func (c *Console) resetUserTOTP(w http.ResponseWriter, r *Request) error {
+	u, err := c.userRef(r)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Dir.ResetSecondFactor(r.Context(), u.ID); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/users/"+u.ID, "Second factor of %s reset: they set up a new one at their next sign-in.", u.Email)
+}
+
+func (c *Console) reauthenticate(w http.ResponseWriter, r *Request) error {
+	u, err := c.userRef(r)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Dir.Reauthenticate(r.Context(), u.ID); err != nil {
+		return err
+	}
+	c.Log.Info("user must re-authenticate: access tokens revoked", "user", u.ID, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, c.back(r), "%s must sign in again on each device at its next check-in.", u.Email)
+}
+
+// --- devices ---
+
+func (c *Console) devices(w http.ResponseWriter, r *Request) error {
+	q := r.URL.Query()
+	f := store.EnrollmentFilter{Status: q.Get("status"), Platform: q.Get("platform"), TenantID: q.Get("tenant"), Before: q.Get("before"), Limit: 50}
+	if f.Status == "" && !q.Has("status") {
+		f.Status = store.EnrollmentEnrolled
+	}
+	if f.Status == "all" {
+		f.Status = ""
+	}
+	es, err := c.Store.Enrollments(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	ts, err := c.Store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(es) == f.Limit {
+		next = es[len(es)-1].ID
+	}
+	status := q.Get("status")
+	if status == "" {
+		status = store.EnrollmentEnrolled
+	}
+	c.render(w, r, http.StatusOK, "devices", "Devices", map[string]any{"Devices": es, "Tenants": ts, "Status": status,
+		"Platform": f.Platform, "Tenant": f.TenantID, "Next": next})
+	return nil
+}
+
+type commandRow struct {
+	store.QueuedCommand
+	Channel string
+	Result  template.HTML
+	ErrText string
+}
+
+type field struct {
+	Name, Type, Label string
+	Required          bool
+	Options           []string
+}
+
+func (c *Console) deviceRef(r *Request) (*store.Enrollment, error) {
+	return c.Store.Enrollment(r.Context(), r.PathValue("id"))
+}
+
+func platformOf(e *store.Enrollment) string {
+	if e.Platform == "macOS" {
+		return catalog.MacOS
+	}
+	return catalog.IOS
+}
+
+// commandChoices are the request types the form offers for a platform:
+// what Apple allows for user enrollments, minus what the server refuses.
+func (c *Console) commandChoices(platform string) []string {
+	var out []string
+	for _, rt := range c.Catalog.AllowedCommands(platform) {
+		if rt != "DeclarativeManagement" {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+func (c *Console) commandFields(rt, platform string) []field {
+	cmd, ok := c.Catalog.Command(rt)
+	if !ok {
+		return nil
+	}
+	var out []field
+	for i := range cmd.Keys {
+		k := &cmd.Keys[i]
+		if k.Name == "RequestType" || !catalog.KeyAllowed(k, platform) {
+			continue
+		}
+		f := field{Name: k.Name, Type: k.Type, Required: k.Required, Label: k.Name}
+		for _, v := range k.Range {
+			if s, ok := v.(string); ok {
+				f.Options = append(f.Options, s)
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func (c *Console) device(w http.ResponseWriter, r *Request) error {
+	e, err := c.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	chs, err := c.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	var rows []commandRow
+	for _, ch := range chs {
+		qs, err := c.Store.QueuedCommands(r.Context(), ch.ID, 100)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			row := commandRow{QueuedCommand: q, Channel: ch.Kind}
+			if len(q.Result) > 0 {
+				var m map[string]any
+				if plist.Unmarshal(q.Result, &m) == nil {
+					row.Result = template.HTML(renderValue(m, 0))
+					if ec, ok := m["ErrorChain"].([]any); ok && len(ec) > 0 {
+						if d, ok := ec[0].(map[string]any); ok {
+							row.ErrText, _ = d["LocalizedDescription"].(string)
+						}
+					}
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].CreatedAt.After(rows[j].CreatedAt) })
+	var inv map[string]any
+	if len(e.Inventory) > 0 {
+		json.Unmarshal(e.Inventory, &inv)
+	}
+	u, _ := c.Store.User(r.Context(), e.UserID)
+	platform := platformOf(e)
+	rt := r.URL.Query().Get("command")
+	choices := c.commandChoices(platform)
+	if rt != "" && !slices.Contains(choices, rt) {
+		rt = ""
+	}
+	var title string
+	if cmd, ok := c.Catalog.Command(rt); ok {
+		title = cmd.Title
+	}
+	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
+		"Device": e, "User": u, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderValue(inv, 1)), "HasInventory": len(inv) > 0,
+		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
+	})
+	return nil
+}
+
+func deviceTitle(e *store.Enrollment) string {
+	switch {
+	case e.DeviceName != "":
+		return e.DeviceName
+	case e.ModelName != "":
+		return e.ModelName
+	}
+	return e.Product
+}
+
+// formCommand turns the command form into typed JSON for the catalogue.
+func formCommand(c *Console, rt, platform string, form func(string) string) (map[string]any, error) {
+	cmd := map[string]any{"request_type": rt}
+	for _, f := range c.commandFields(rt, platform) {
+		v := strings.TrimSpace(form("key." + f.Name))
+		if v == "" {
+			continue
+		}
+		switch f.Type {
+		case "boolean":
+			cmd[f.Name] = v == "true" || v == "on"
+		case "integer":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a whole number", f.Name)
+			}
+			cmd[f.Name] = float64(n)
+		case "real":
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a number", f.Name)
+			}
+			cmd[f.Name] = n
+		case "array", "dictionary", "any":
+			var x any
+			if err := json.Unmarshal([]byte(v), &x); err != nil {
+				return nil, refusef(http.StatusUnprocessableEntity, "%s must be JSON: %v", f.Name, err)
+			}
+			cmd[f.Name] = x
+		case "data":
+			if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+				return nil, refusef(http.StatusUnprocessableEntity, "%s must be base64", f.Name)
+			}
+			cmd[f.Name] = v
+		default:
+			cmd[f.Name] = v
+		}
+	}
+	return cmd, nil
+}
+
+func (c *Console) sendCommand(w http.ResponseWriter, r *Request) error {
+	e, err := c.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	req := mdmservice.EnqueueRequest{CreatedBy: "console:" + r.Admin.Email, Channel: r.PostFormValue("channel")}
+	if raw := strings.TrimSpace(r.PostFormValue("plist")); raw != "" {
+		req.Plist = []byte(raw)
+	} else {
+		rt := r.PostFormValue("request_type")
+		if rt == "" {
+			return refusef(http.StatusBadRequest, "Choose a command.")
+		}
+		if req.JSON, err = formCommand(c, rt, platformOf(e), r.PostFormValue); err != nil {
+			return err
+		}
+	}
+	id, err := c.Commands.Enqueue(r.Context(), e, req)
+	if err != nil {
+		var ref *catalog.Refusal
+		if errors.As(err, &ref) {
+			c.Metrics.Commands.WithLabelValues("refused").Inc()
+		}
+		return err
+	}
+	c.Metrics.Commands.WithLabelValues("queued").Inc()
+	c.Log.Info("command queued", "device", e.ID, "command", id, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/devices/"+e.ID, "Command %s queued and the device was woken; its result appears below when it answers.", id)
+}
+
+func (c *Console) resendCommand(w http.ResponseWriter, r *Request) error {
+	e, err := c.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	chs, err := c.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	for _, ch := range chs {
+		qs, err := c.Store.QueuedCommands(r.Context(), ch.ID, 100)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			if q.UUID != r.PathValue("uuid") {
+				continue
+			}
+			id, err := c.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{Plist: q.Payload, Channel: ch.Kind, CreatedBy: "console:" + r.Admin.Email})
+			if err != nil {
+				return err
+			}
+			return c.done(w, r, Prefix+"/devices/"+e.ID, "%s sent again as %s.", q.RequestType, id)
+		}
+	}
+	return refusef(http.StatusNotFound, "That command is not in this device's history.")
+}
+
+func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
+	e, err := c.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	chs, err := c.Store.Channels(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	res, err := c.Pusher.PushNow(r.Context(), chs)
+	if err != nil {
+		return refusef(http.StatusConflict, "Cannot push: %v", err)
+	}
+	var bad []string
+	for _, p := range res {
+		if !p.OK() {
+			reason := p.Reason
+			if reason == "" && p.Err != nil {
+				reason = p.Err.Error()
+			}
+			bad = append(bad, p.ID+": "+reason)
+		}
+	}
+	if len(bad) > 0 {
+		return refusef(http.StatusBadGateway, "APNs refused the push: %s", strings.Join(bad, "; "))
+	}
+	return c.done(w, r, Prefix+"/devices/"+e.ID, "Push sent to %d channel(s): the device checks in shortly.", len(res))
+}
+
+func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
+	e, err := c.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	if e.AppleEnrollmentID != "" && e.Status == store.EnrollmentEnrolled {
+		if _, err := c.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{
+			JSON: map[string]any{"request_type": "RemoveProfile", "identifier": e.ProfileID}, CreatedBy: "console:" + r.Admin.Email}); err != nil {
+			return err
+		}
+	}
+	if r.PostFormValue("immediately") == "on" || e.AppleEnrollmentID == "" {
+		if err := c.Store.SetEnrollmentStatus(r.Context(), e.ID, store.EnrollmentUnenrolled, c.Now()); err != nil {
+			return err
+		}
+	}
+	c.Log.Info("device unenroll requested", "device", e.ID, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/devices/"+e.ID, "Unenrollment requested: the device removes the work profile and its managed data.")
+}
+
+// --- push certificate ---
+
+func (c *Console) pushPage(w http.ResponseWriter, r *Request) error {
+	v := map[string]any{}
+	pc, err := c.Push.Load(r.Context())
+	switch {
+	case err == nil:
+		v["Cert"], v["Days"], v["Warnings"] = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
+	case errors.Is(err, pushcert.ErrNone):
+	default:
+		v["LoadError"] = err.Error()
+	}
+	c.render(w, r, http.StatusOK, "push", "Push certificate", v)
+	return nil
+}
+
+func (c *Console) pushCSR(w http.ResponseWriter, r *Request) error {
+	csr, key, err := pushcert.NewCSR("Pomona MDM push")
+	if err != nil {
+		return err
+	}
+	if err := c.Push.SaveCSRKey(r.Context(), &pushcert.Cert{Key: key}); err != nil {
+		return err
+	}
+	c.Log.Info("push certificate CSR created", "by", "console:"+r.Admin.Email)
+	c.render(w, r, http.StatusOK, "push", "Push certificate", map[string]any{"CSR": string(csr)})
+	return nil
+}
+
+func formFile(r *Request, name string, limit int64) ([]byte, error) {
+	f, _, err := r.FormFile(name)
+	if errors.Is(err, http.ErrMissingFile) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+func (c *Console) pushUpload(w http.ResponseWriter, r *Request) error {
+	certPEM, err := formFile(r, "certificate", 1<<20)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := formFile(r, "private_key", 1<<20)
+	if err != nil {
+		return err
+	}
+	p12, err := formFile(r, "pkcs12", 1<<20)
+	if err != nil {
+		return err
+	}
+	var pc *pushcert.Cert
+	switch {
+	case len(p12) > 0:
+		pc, err = pushcert.ParsePKCS12(p12, r.PostFormValue("password"))
+	case len(certPEM) > 0:
+		pc, err = pushcert.ParsePEM(certPEM, keyPEM)
+	default:
+		return refusef(http.StatusBadRequest, "Choose the certificate from Apple (PEM, with its key unless the CSR was made here) or a PKCS#12 file.")
+	}
+	if err != nil {
+		return refusef(http.StatusUnprocessableEntity, "The certificate cannot be used: %v", err)
+	}
+	old, err := c.Push.Load(r.Context())
+	if err != nil && !errors.Is(err, pushcert.ErrNone) {
+		return err
+	}
+	if err := pushcert.CheckReplacement(old, pc, r.PostFormValue("allow_topic_change") == "on", c.Now()); err != nil {
+		return refusef(http.StatusConflict, "%v", err)
+	}
+	if err := c.Push.Save(r.Context(), pc); err != nil {
+		return refusef(http.StatusUnprocessableEntity, "%v", err)
+	}
+	c.Push.Changed(pc)
+	c.Log.Info("push certificate imported", "topic", pc.Topic, "not_after", pc.Cert.NotAfter, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/push", "Push certificate for %s imported; valid until %s.", pc.Topic, pc.Cert.NotAfter.Format("2006-01-02"))
+}
+
+// --- API keys ---
+
+func (c *Console) apiKeys(w http.ResponseWriter, r *Request) error {
+	ks, err := c.Store.APIKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "apikeys", "API keys", map[string]any{"Keys": ks})
+	return nil
+}
+
+func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" || len(name) > 100 {
+		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
+	}
+	k, rec := api.NewKey(name, c.Now())
+	if err := c.Store.CreateAPIKey(r.Context(), rec); err != nil {
+		return err
+	}
+	c.Log.Info("API key created", "key", rec.ID, "name", name, "by", "console:"+r.Admin.Email)
+	ks, err := c.Store.APIKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "apikeys", "API keys", map[string]any{"Keys": ks, "NewKey": k, "NewName": name})
+	return nil
+}
+
+func (c *Console) revokeAPIKey(w http.ResponseWriter, r *Request) error {
+	if err := c.Store.RevokeAPIKey(r.Context(), r.PathValue("id"), c.Now().UTC()); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/apikeys", "API key %s revoked.", r.PathValue("id"))
+}
+
+// --- webhooks ---
+
+func (c *Console) webhooksView(r *Request) (map[string]any, error) {
+	hs, err := c.Store.Webhooks(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	deliveries := map[string][]store.Delivery{}
+	for _, h := range hs {
+		ds, err := c.Store.Deliveries(r.Context(), h.ID, 10)
+		if err != nil {
+			return nil, err
+		}
+		deliveries[h.ID] = ds
+	}
+	return map[string]any{"Hooks": hs, "Deliveries": deliveries, "Events": webhook.Events}, nil
+}
+
+func (c *Console) webhooks(w http.ResponseWriter, r *Request) error {
+	v, err := c.webhooksView(r)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "webhooks", "Webhooks", v)
+	return nil
+}
+
+func (c *Console) createWebhook(w http.ResponseWriter, r *Request) error {
+	hook, secret, err := webhook.Create(r.Context(), c.Store, c.Admins.Sealer, r.PostFormValue("url"), r.PostForm["events"], "", c.Now())
+	if err != nil {
+		return err
+	}
+	c.Log.Info("webhook created", "webhook", hook.ID, "url", hook.URL, "by", "console:"+r.Admin.Email)
+	v, err := c.webhooksView(r)
+	if err != nil {
+		return err
+	}
+	v["NewSecret"], v["NewURL"] = secret, hook.URL
+	c.render(w, r, http.StatusOK, "webhooks", "Webhooks", v)
+	return nil
+}
+
+func (c *Console) deleteWebhook(w http.ResponseWriter, r *Request) error {
+	if err := c.Store.DeleteWebhook(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/webhooks", "Webhook deleted.")
+}
+
+// --- audit ---
+
+func (c *Console) auditPage(w http.ResponseWriter, r *Request) error {
+	q := r.URL.Query()
+	f := store.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
+	if b := q.Get("before"); b != "" {
+		f.Before, _ = strconv.ParseInt(b, 10, 64)
+	}
+	es, err := c.Store.Audit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	var next int64
+	if len(es) == f.Limit {
+		next = es[len(es)-1].ID
+	}
+	c.render(w, r, http.StatusOK, "audit", "Audit log", map[string]any{"Entries": es, "F": f, "Next": next})
+	return nil
+}
+
+// --- console accounts ---
+
+func (c *Console) adminsPage(w http.ResponseWriter, r *Request) error {
+	return c.showAdmins(w, r, "", "")
+}
+
+func (c *Console) showAdmins(w http.ResponseWriter, r *Request, link, linkFor string) error {
+	as, err := c.Store.Admins(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "admins", "Console accounts", map[string]any{"Admins": as, "Roles": rolesList(), "Link": link, "LinkFor": linkFor})
+	return nil
+}
+
+func rolesList() []string { return []string{store.RoleOwner, store.RoleAdmin, store.RoleHelpDesk, store.RoleAuditor} }
+
+// SetupLink is the absolute URL of a setup token.
+func SetupLink(publicURL, token string) string {
+	return strings.TrimRight(publicURL, "/") + Prefix + "/setup?token=" + token
+}
+
+func (c *Console) inviteAdmin(w http.ResponseWriter, r *Request) error {
+	a, tok, err := c.Admins.Invite(r.Context(), r.PostFormValue("email"), r.PostFormValue("name"), r.PostFormValue("role"))
+	if err != nil {
+		return err
+	}
+	c.Log.Info("console account invited", "admin", a.Email, "role", a.Role, "by", r.Admin.Email)
+	return c.showAdmins(w, r, SetupLink(c.PublicURL, tok), a.Email)
+}
+
+func (c *Console) updateAdmin(w http.ResponseWriter, r *Request) error {
+	var role *string
+	var enabled *bool
+	if v := r.PostFormValue("role"); v != "" {
+		role = &v
+	}
+	if v := r.PostFormValue("enabled"); v != "" {
+		b := v == "true"
+		enabled = &b
+	}
+	a, err := c.Admins.Update(r.Context(), r.Admin.ID, r.PathValue("id"), role, enabled)
+	if err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/admins", "%s saved.", a.Email)
+}
+
+func (c *Console) resetAdmin(w http.ResponseWriter, r *Request) error {
+	if r.PathValue("id") == r.Admin.ID {
+		return refusef(http.StatusConflict, "Ask another owner to reset your own account.")
+	}
+	a, tok, err := c.Admins.ResetSetup(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return c.showAdmins(w, r, SetupLink(c.PublicURL, tok), a.Email)
+}

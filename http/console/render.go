@@ -1,0 +1,224 @@
+package console
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		d := time.Since(t)
+		switch {
+		case d < time.Minute:
+			return "just now"
+		case d < time.Hour:
+			return fmt.Sprintf("%d min ago", int(d.Minutes()))
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%d h ago", int(d.Hours()))
+		}
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	},
+	"role":   admins.RoleTitle,
+	"join":   strings.Join,
+	"can":    func(a *store.Admin, p int) bool { return a != nil && admins.Can(a.Role, admins.Permission(p)) },
+	"status": statusClass,
+	"list":   func(s ...string) []string { return s },
+}
+
+func statusClass(s string) string {
+	switch s {
+	case store.QueueAcknowledged, store.EnrollmentEnrolled, "ok", "delivered":
+		return "good"
+	case store.QueueError, store.QueueCommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
+		return "bad"
+	case store.QueueNotNow, "warning", store.QueueExpired:
+		return "warn"
+	}
+	return "neutral"
+}
+
+// parsePages builds one template set per page: the layout plus the page.
+func parsePages() map[string]*template.Template {
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	out := map[string]*template.Template{}
+	for _, n := range names {
+		base := strings.TrimSuffix(path.Base(n), ".html")
+		if base == "layout" {
+			continue
+		}
+		out[base] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+	}
+	return out
+}
+
+// page is what every console page template receives.
+type page struct {
+	Title   string
+	Section string
+	Admin   *store.Admin
+	CSRF    string
+	Flash   *flash
+	Version string
+	Data    any
+}
+
+// Permission levels for templates ({{if can .Admin 2}}).
+const (
+	permRead = iota
+	permSupport
+	permManage
+	permAccounts
+)
+
+func (c *Console) render(w http.ResponseWriter, r *Request, status int, name, title string, data any) {
+	section := strings.SplitN(strings.TrimPrefix(r.URL.Path, Prefix+"/"), "/", 2)[0]
+	c.write(w, status, name, page{Title: title, Section: section, Admin: r.Admin, CSRF: r.CSRF, Flash: c.takeFlash(w, r.Request), Version: c.Version, Data: data})
+}
+
+func (c *Console) renderPublic(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	c.write(w, status, name, page{Title: title, Version: c.Version, Data: data})
+}
+
+func (c *Console) write(w http.ResponseWriter, status int, name string, p page) {
+	t, ok := c.pages[name]
+	if !ok {
+		c.Log.Error("console: no template", "name", name)
+		http.Error(w, "missing page template", http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		c.Log.Error("console: template failed", "name", name, "err", err)
+		http.Error(w, "the page could not be rendered; see the server log", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func encodeSealed(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func decodeSealed(s string, o admins.Sealer, context string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	return o.Open(b, context)
+}
+
+// --- charts (inline SVG, no script) ---
+
+// barChart draws one bar per day for the last n days ending today (UTC).
+func barChart(days []store.DayCount, n int, now time.Time) template.HTML {
+	today := now.UTC().Truncate(24 * time.Hour)
+	counts := make([]int, n)
+	max := 0
+	for _, d := range days {
+		i := n - 1 - int(today.Sub(d.Day.UTC().Truncate(24*time.Hour)).Hours()/24)
+		if i >= 0 && i < n {
+			counts[i] += d.Count
+		}
+	}
+	total := 0
+	for _, v := range counts {
+		total += v
+		if v > max {
+			max = v
+		}
+	}
+	const w, h, pad = 600, 140, 20
+	bw := float64(w) / float64(n)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Enrollments per day, last %d days: %d in total" preserveAspectRatio="none">`, w, h+pad, n, total)
+	for i, v := range counts {
+		bh := 0.0
+		if max > 0 {
+			bh = float64(h) * float64(v) / float64(max)
+		}
+		day := today.AddDate(0, 0, i-n+1)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d</title></rect>`, float64(i)*bw+1, float64(h)-bh, bw-2, bh, day.Format("Jan 2"), v)
+	}
+	fmt.Fprintf(&b, `<text x="0" y="%d">%s</text><text x="%d" y="%d" text-anchor="end">today</text></svg>`, h+pad-4, today.AddDate(0, 0, 1-n).Format("Jan 2"), w, h+pad-4)
+	return template.HTML(b.String())
+}
+
+// --- readable command results ---
+
+// skipResultKeys are protocol bookkeeping, not information.
+var skipResultKeys = map[string]bool{"CommandUUID": true, "Status": true, "UDID": true, "EnrollmentID": true, "EnrollmentUserID": true, "UserID": true}
+
+// renderValue renders a decoded plist value as nested definition lists.
+func renderValue(v any, depth int) string {
+	if depth > 8 {
+		return "…"
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if depth == 0 && skipResultKeys[k] {
+				continue
+			}
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if len(keys) == 0 {
+			return `<span class="muted">(empty)</span>`
+		}
+		var b strings.Builder
+		b.WriteString(`<dl class="kv">`)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "<dt>%s</dt><dd>%s</dd>", html.EscapeString(k), renderValue(x[k], depth+1))
+		}
+		b.WriteString("</dl>")
+		return b.String()
+	case []any:
+		if len(x) == 0 {
+			return `<span class="muted">(none)</span>`
+		}
+		var b strings.Builder
+		b.WriteString(`<ol class="items">`)
+		for _, it := range x {
+			fmt.Fprintf(&b, "<li>%s</li>", renderValue(it, depth+1))
+		}
+		b.WriteString("</ol>")
+		return b.String()
+	case []byte:
+		return fmt.Sprintf(`<span class="muted">%d bytes of data</span>`, len(x))
+	case time.Time:
+		return html.EscapeString(x.UTC().Format("2006-01-02 15:04:05 UTC"))
+	case bool:
+		if x {
+			return "yes"
+		}
+		return "no"
+	case string:
+		return html.EscapeString(x)
+	case nil:
+		return ""
+	}
+	return html.EscapeString(fmt.Sprint(v))
+}
