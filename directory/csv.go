@@ -100,4 +100,3 @@ func ReadUserCSV(r io.Reader, defaultTenant string) ([]string, []CSVRow, error) 
 	}
 	return header, rows, nil
 }
-

@@ -86,6 +86,9 @@ type Config struct {
 	// DiscoveryResolve makes the console's discovery checks dial
 	// host:port at another addr:port (split-horizon DNS; tests).
 	DiscoveryResolve map[string]string
+	// ConsoleClock is the web console's clock (sessions, TOTP); nil:
+	// time.Now. Tests move it to use the next TOTP code at once.
+	ConsoleClock func() time.Time
 	// ConsoleIdleTimeout ends a web-console session after this long
 	// without a request (default 30 minutes).
 	ConsoleIdleTimeout time.Duration
@@ -276,6 +279,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: time.Now}
 	s.Admins = admins.New(s.Store, sealer, cfg.Password)
+	if cfg.ConsoleClock != nil {
+		s.Admins.Now = cfg.ConsoleClock
+	}
 	if cfg.ConsoleIdleTimeout > 0 {
 		s.Admins.IdleTimeout = cfg.ConsoleIdleTimeout
 	}

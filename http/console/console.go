@@ -224,6 +224,7 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 			if !c.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(req.CSRF)) != 1 {
 				c.Log.Warn("console: POST refused (cross-site or missing CSRF token)", "path", r.URL.Path, "admin", a.Email, "remote", r.RemoteAddr)
 				c.fail(w, req, http.StatusForbidden, "This form was not sent from this console (or it is too old). Reload the page and try again.")
+				c.audit(r, a, http.StatusForbidden)
 				return
 			}
 		}

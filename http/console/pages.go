@@ -16,9 +16,9 @@ import (
 	"github.com/micromdm/plist"
 
 	"github.com/pomona-mdm/pomona/directory"
-	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
+	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/pushcert"
@@ -507,7 +507,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 		title = cmd.Title
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
-		"Device": e, "User": u, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderValue(inv, 1)), "HasInventory": len(inv) > 0,
+		"Device": e, "User": u, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil
@@ -872,7 +872,9 @@ func (c *Console) showAdmins(w http.ResponseWriter, r *Request, link, linkFor st
 	return nil
 }
 
-func rolesList() []string { return []string{store.RoleOwner, store.RoleAdmin, store.RoleHelpDesk, store.RoleAuditor} }
+func rolesList() []string {
+	return []string{store.RoleOwner, store.RoleAdmin, store.RoleHelpDesk, store.RoleAuditor}
+}
 
 // SetupLink is the absolute URL of a setup token.
 func SetupLink(publicURL, token string) string {

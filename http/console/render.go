@@ -152,7 +152,7 @@ func barChart(days []store.DayCount, n int, now time.Time) template.HTML {
 	const w, h, pad = 600, 140, 20
 	bw := float64(w) / float64(n)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Enrollments per day, last %d days: %d in total" preserveAspectRatio="none">`, w, h+pad, n, total)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Enrollments per day, last %d days: %d in total">`, w, h+pad, n, total)
 	for i, v := range counts {
 		bh := 0.0
 		if max > 0 {
@@ -221,4 +221,32 @@ func renderValue(v any, depth int) string {
 		return ""
 	}
 	return html.EscapeString(fmt.Sprint(v))
+}
+
+// renderInventory renders the device's inventory: one titled list per
+// section ("device_information" → "Device information") with its time.
+func renderInventory(inv map[string]any) string {
+	names := make([]string, 0, len(inv))
+	for k := range inv {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		title := strings.ReplaceAll(n, "_", " ")
+		if title != "" {
+			title = strings.ToUpper(title[:1]) + title[1:]
+		}
+		sec, _ := inv[n].(map[string]any)
+		fmt.Fprintf(&b, "<h3>%s</h3>", html.EscapeString(title))
+		if at, ok := sec["updated_at"].(string); ok {
+			fmt.Fprintf(&b, `<p class="small muted">reported %s</p>`, html.EscapeString(at))
+		}
+		if data, ok := sec["data"]; ok {
+			b.WriteString(renderValue(data, 1))
+		} else {
+			b.WriteString(renderValue(sec, 1))
+		}
+	}
+	return b.String()
 }

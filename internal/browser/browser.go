@@ -33,6 +33,17 @@ func Find() string {
 // (by its public key) and lives until the test ends.
 func Start(t *testing.T, leaf *x509.Certificate) context.Context {
 	t.Helper()
+	return start(t, leaf, 430, 932) // an iPhone-sized sheet
+}
+
+// StartDesktop is Start with a laptop-sized window (the web console).
+func StartDesktop(t *testing.T, leaf *x509.Certificate) context.Context {
+	t.Helper()
+	return start(t, leaf, 1280, 900)
+}
+
+func start(t *testing.T, leaf *x509.Certificate, width, height int) context.Context {
+	t.Helper()
 	exe := Find()
 	if exe == "" {
 		if os.Getenv("CI") != "" {
@@ -61,7 +72,7 @@ func Start(t *testing.T, leaf *x509.Certificate) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
-		chromedp.WindowSize(430, 932), // an iPhone-sized sheet
+		chromedp.WindowSize(width, height),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)

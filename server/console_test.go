@@ -1,0 +1,291 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/totp"
+)
+
+// consoleClock lets a test use the next TOTP code at once: the console's
+// clock runs ahead by a settable offset.
+type consoleClock struct{ off atomic.Int64 }
+
+func (c *consoleClock) now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *consoleClock) nextCode(secret []byte) string {
+	c.off.Add(int64(totp.Period * time.Second))
+	return totp.Code(secret, c.now())
+}
+
+func consoleWorld(t testing.TB) (*world, *consoleClock) {
+	clk := &consoleClock{}
+	w := newWorldWith(t, func(c *server.Config) {
+		c.ConsoleClock = clk.now
+		// The console's discovery check of example.com reaches this server.
+		c.DiscoveryResolve = map[string]string{"example.com:443": c.Listen}
+	})
+	return w, clk
+}
+
+type consoleUser struct {
+	t      testing.TB
+	w      *world
+	c      *http.Client
+	email  string
+	secret []byte
+	csrf   string
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (u *consoleUser) get(path string) (int, string) {
+	u.t.Helper()
+	resp, err := u.c.Get(u.w.e.URL + path)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindStringSubmatch(string(b)); m != nil {
+		u.csrf = m[1]
+	}
+	return resp.StatusCode, string(b)
+}
+
+// post sends a form from the console's own origin with the session's token.
+func (u *consoleUser) post(path string, form url.Values, hdr ...string) (int, string) {
+	u.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if form.Get("csrf") == "" {
+		form.Set("csrf", u.csrf)
+	}
+	req, _ := http.NewRequest("POST", u.w.e.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", u.w.e.URL)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindStringSubmatch(string(b)); m != nil {
+		u.csrf = m[1]
+	}
+	return resp.StatusCode, string(b)
+}
+
+// newConsoleUser invites, sets up and signs in an account with role.
+func newConsoleUser(t testing.TB, w *world, clk *consoleClock, email, role string) *consoleUser {
+	t.Helper()
+	ctx := context.Background()
+	_, tok, err := w.e.Server.Admins.Invite(ctx, email, "", role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := totp.NewSecret()
+	if _, err := w.e.Server.Admins.CompleteSetup(ctx, tok, "", "console password 1", secret, totp.Code(secret, clk.now()), "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Transport: w.e.Client.Transport, Timeout: 30 * time.Second}
+	u := &consoleUser{t: t, w: w, c: c, email: email, secret: secret}
+	u.get("/console/login")
+	code, body := u.post("/console/login", url.Values{"email": {email}, "password": {"console password 1"}, "code": {clk.nextCode(secret)}})
+	if code != 200 || !strings.Contains(body, "Dashboard") {
+		t.Fatalf("sign-in: %d %s", code, body)
+	}
+	return u
+}
+
+func TestConsoleSignInAndSessions(t *testing.T) {
+	w, clk := consoleWorld(t)
+	e := w.e
+
+	// Unauthenticated pages go to the sign-in page; the first owner's
+	// link was created at start.
+	jar, _ := cookiejar.New(nil)
+	anon := &consoleUser{t: t, w: w, c: &http.Client{Jar: jar, Transport: e.Client.Transport}}
+	code, body := anon.get("/console/devices")
+	if code != 200 || !strings.Contains(body, "Sign in to Pomona") {
+		t.Fatalf("anonymous: %d", code)
+	}
+	if !strings.Contains(e.Server.OwnerSetupURL(), "/console/setup?token=") {
+		t.Fatalf("owner setup link %q", e.Server.OwnerSetupURL())
+	}
+	resp, _ := e.Client.Get(e.URL + "/console/")
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("security headers: %v", resp.Header)
+	}
+	resp.Body.Close()
+
+	// Wrong code: refused with a generic message.
+	owner := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	anon.get("/console/login")
+	code, body = anon.post("/console/login", url.Values{"email": {"root@ops.example"}, "password": {"console password 1"}, "code": {"000000"}})
+	if code != 401 || !strings.Contains(body, "not right") {
+		t.Fatalf("wrong code: %d", code)
+	}
+	// A sign-in form from another origin is refused.
+	code, _ = anon.post("/console/login", url.Values{"email": {"root@ops.example"}}, "Origin", "https://evil.example")
+	if code != 403 {
+		t.Fatalf("cross-origin sign-in: %d", code)
+	}
+
+	// POSTs need the session's CSRF token and the console's origin.
+	code, _ = owner.post("/console/tenants", url.Values{"csrf": {"forged"}, "name": {"X"}, "domains": {"x.example"}})
+	if code != 403 {
+		t.Fatalf("forged CSRF: %d", code)
+	}
+	code, _ = owner.post("/console/tenants", url.Values{"name": {"X"}, "domains": {"x.example"}}, "Origin", "https://evil.example")
+	if code != 403 {
+		t.Fatalf("cross-origin POST: %d", code)
+	}
+	if _, err := e.Server.Store.TenantByDomain(context.Background(), "x.example"); err == nil {
+		t.Fatal("a refused POST created a tenant")
+	}
+	code, body = owner.post("/console/tenants", url.Values{"name": {"X Corp"}, "domains": {"x.example"}, "second_factor": {"on"}})
+	if code != 200 || !strings.Contains(body, "Tenant X Corp created") {
+		t.Fatalf("create tenant: %d %s", code, body)
+	}
+
+	// Roles: an auditor reads but cannot change; help desk may force a
+	// re-authentication but not disable a user.
+	auditor := newConsoleUser(t, w, clk, "audit@ops.example", store.RoleAuditor)
+	if code, _ := auditor.get("/console/users"); code != 200 {
+		t.Fatal("auditor cannot read")
+	}
+	code, _ = auditor.post("/console/tenants", url.Values{"name": {"Y"}, "domains": {"y.example"}})
+	if code != 403 {
+		t.Fatalf("auditor created a tenant: %d", code)
+	}
+	alice, _ := e.Server.Store.UserByEmail(context.Background(), "alice@example.com")
+	help := newConsoleUser(t, w, clk, "help@ops.example", store.RoleHelpDesk)
+	help.get("/console/users/" + alice.ID)
+	if code, body := help.post("/console/users/"+alice.ID+"/reauthenticate", nil); code != 200 || !strings.Contains(body, "must sign in again") {
+		t.Fatalf("help desk re-auth: %d", code)
+	}
+	if code, _ := help.post("/console/users/"+alice.ID+"/enabled", url.Values{"enabled": {"false"}}); code != 403 {
+		t.Fatalf("help desk disabled a user: %d", code)
+	}
+	if u, _ := e.Server.Store.User(context.Background(), alice.ID); !u.Enabled || u.TokensNotBefore.IsZero() {
+		t.Fatalf("alice %+v", u)
+	}
+	// Owners manage accounts; admins do not.
+	adm := newConsoleUser(t, w, clk, "adm@ops.example", store.RoleAdmin)
+	if code, _ := adm.post("/console/admins", url.Values{"email": {"x@ops.example"}, "role": {"owner"}}); code != 403 {
+		t.Fatalf("admin invited an owner: %d", code)
+	}
+	owner.get("/console/admins")
+	code, body = owner.post("/console/admins", url.Values{"email": {"new@ops.example"}, "role": {"auditor"}})
+	if code != 200 || !strings.Contains(body, "/console/setup?token=") {
+		t.Fatalf("invite: %d", code)
+	}
+
+	// Every change and refusal is in the audit log, with the console actor.
+	es, err := e.Server.Store.Audit(context.Background(), store.AuditFilter{Actor: "console:auditor@ops.example", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _ = e.Server.Store.Audit(context.Background(), store.AuditFilter{Actor: "console:audit@ops.example", Limit: 10})
+	if len(es) == 0 || es[0].Status != 403 || es[0].Action != "POST /console/tenants" {
+		t.Fatalf("audit %+v", es)
+	}
+	es, _ = e.Server.Store.Audit(context.Background(), store.AuditFilter{Actor: "console:root@ops.example", Action: "POST /console/tenants", Limit: 10})
+	if len(es) != 3 {
+		t.Fatalf("owner's tenant POSTs in the audit log: %+v", es)
+	}
+
+	// Sign-out ends the session server-side; idleness ends it too.
+	owner.post("/console/logout", nil)
+	if code, body := owner.get("/console/"); code != 200 || !strings.Contains(body, "Sign in to Pomona") {
+		t.Fatal("session survived sign-out")
+	}
+	clk.off.Add(int64(31 * time.Minute))
+	if _, body := adm.get("/console/"); !strings.Contains(body, "Sign in to Pomona") {
+		t.Fatal("idle session survived")
+	}
+}
+
+func TestConsoleFirstOwnerSetupLink(t *testing.T) {
+	w, clk := consoleWorld(t)
+	link := w.e.Server.OwnerSetupURL()
+	jar, _ := cookiejar.New(nil)
+	u := &consoleUser{t: t, w: w, c: &http.Client{Jar: jar, Transport: w.e.Client.Transport}}
+	path := strings.TrimPrefix(link, w.e.URL)
+	code, body := u.get(path)
+	if code != 200 || !strings.Contains(body, "First owner") {
+		t.Fatalf("setup page: %d", code)
+	}
+	secretText := regexp.MustCompile(`id="secret"[^>]*>([A-Z2-7]+)<`).FindStringSubmatch(body)
+	sealed := regexp.MustCompile(`name="sealed" value="([^"]+)"`).FindStringSubmatch(body)
+	if secretText == nil || sealed == nil {
+		t.Fatal("no TOTP secret on the setup page")
+	}
+	secret, _ := totp.Decode(secretText[1])
+	token := strings.TrimPrefix(path, "/console/setup?token=")
+	form := url.Values{"token": {token}, "sealed": {sealed[1]}, "email": {"boss@ops.example"}, "password": {"the owner password"},
+		"password2": {"the owner password"}, "code": {totp.Code(secret, clk.now())}}
+	// A tampered sealed secret is refused.
+	bad := url.Values{}
+	for k, v := range form {
+		bad[k] = v
+	}
+	bad.Set("sealed", sealed[1][:len(sealed[1])-4]+"AAAA")
+	if code, _ := u.post("/console/setup", bad); code != 400 {
+		t.Fatalf("tampered secret: %d", code)
+	}
+	code, body = u.post("/console/setup", form)
+	if code != 200 || !strings.Contains(body, "Your account is ready") {
+		t.Fatalf("setup: %d %s", code, body)
+	}
+	// The link works once.
+	if code, _ := u.get(path); code != 404 {
+		t.Fatalf("reused link: %d", code)
+	}
+	u.get("/console/login")
+	code, body = u.post("/console/login", url.Values{"email": {"boss@ops.example"}, "password": {"the owner password"}, "code": {clk.nextCode(secret)}})
+	if code != 200 || !strings.Contains(body, "boss@ops.example · Owner") {
+		t.Fatalf("owner sign-in: %d", code)
+	}
+}
+
+// Every console page renders for every role without a server error.
+func TestConsolePagesRender(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	dev, _ := w.e.Server.Store.EnrollmentByAppleID(context.Background(), d.MDM.EnrollmentID)
+	alice, _ := w.e.Server.Store.UserByEmail(context.Background(), "alice@example.com")
+	for _, role := range []string{store.RoleOwner, store.RoleAuditor} {
+		u := newConsoleUser(t, w, clk, role+"@ops.example", role)
+		for _, p := range []string{"/console/", "/console/tenants", "/console/tenants/" + w.tenant, "/console/users", "/console/users?q=ali",
+			"/console/users/" + alice.ID, "/console/devices", "/console/devices?status=all&platform=iOS", "/console/devices/" + dev.ID,
+			"/console/devices/" + dev.ID + "?command=DeviceInformation", "/console/push", "/console/apikeys", "/console/webhooks",
+			"/console/audit", "/console/admins"} {
+			code, body := u.get(p)
+			if code != 200 || !strings.Contains(body, "</html>") {
+				t.Errorf("%s %s: %d %.300s", role, p, code, body)
+			}
+			if role == store.RoleAuditor && strings.Contains(body, `action="/console/devices/`+dev.ID+`/commands"`) {
+				t.Errorf("auditor is offered the command form on %s", p)
+			}
+		}
+		if code, _ := u.get("/console/devices/en_nope"); code != 404 {
+			t.Errorf("unknown device: %d", code)
+		}
+	}
+}
