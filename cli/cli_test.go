@@ -343,3 +343,26 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestConsoleAdminCommands(t *testing.T) {
+	e := testenv.Start(t)
+	r := mustOK(t, runCLI(t, e, "", nil, "admin", "create", "--email", "Ops@Example.com", "--role", "helpdesk"))
+	if !strings.Contains(r.stdout, e.URL+"/console/setup?token=") || !strings.Contains(r.stdout, "ops@example.com (helpdesk)") {
+		t.Fatalf("create: %s", r.stdout)
+	}
+	if r := runCLI(t, e, "", nil, "admin", "create", "--email", "ops@example.com"); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("duplicate: %d %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, e, "", nil, "admin", "create", "--email", "x@example.com", "--role", "root"); r.code != 1 || !strings.Contains(r.stderr, "role") {
+		t.Fatalf("bad role: %d %s", r.code, r.stderr)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "admin", "list"))
+	// The first owner (no email yet, from the first start) and ops.
+	if !strings.Contains(r.stdout, "ops@example.com") || strings.Count(r.stdout, "setup pending") != 2 {
+		t.Fatalf("list: %s", r.stdout)
+	}
+	id := strings.Fields(strings.Split(r.stdout, "\n")[2])[0]
+	if r := mustOK(t, runCLI(t, e, "", nil, "admin", "reset", id)); !strings.Contains(r.stdout, "/console/setup?token=") {
+		t.Fatalf("reset: %s", r.stdout)
+	}
+}
