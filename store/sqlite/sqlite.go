@@ -27,7 +27,8 @@ var migrations embed.FS
 // Dialect is SQLite's: ? placeholders, writers serialised on one
 // connection with BEGIN IMMEDIATE, constraint errors by extended code.
 var Dialect = sqlstore.Dialect{
-	Name: "sqlite",
+	Name:            "sqlite",
+	CacheStatements: true,
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -36,6 +37,10 @@ type Dialect struct {
 	// Constraint maps a driver error to store.ErrConflict (unique) or
 	// store.ErrInUse (foreign key), or returns it unchanged.
 	Constraint func(error) error
+	// CacheStatements keeps prepared statements of repeated queries
+	// (SQLite: preparing costs as much as running a simple query; pgx
+	// caches them per connection itself).
+	CacheStatements bool
 }
 
 // Store implements store.Store over database/sql.
@@ -53,11 +58,11 @@ var _ store.Store = (*Store)(nil)
 // New wraps connection pools. w serves writes and transactions, r reads
 // (they may be the same pool).
 func New(d Dialect, w, r *sql.DB, description string) *Store {
-	s := &Store{d: d, w: &db{w, d}, r: &db{r, d}, name: description}
-	s.closers = append(s.closers, w.Close)
+	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
 	if r != w {
-		s.closers = append(s.closers, r.Close)
+		s.closers = append(s.closers, s.r.close)
 	}
+	s.closers = append(s.closers, s.w.close)
 	return s
 }
 
@@ -103,39 +108,122 @@ func (d Dialect) rebind(q string) string {
 	return b.String()
 }
 
-// db and Tx rebind every query for the dialect.
+// db and Tx rebind every query for the dialect; db also keeps prepared
+// statements when the dialect asks for it.
 type db struct {
 	*sql.DB
 	d Dialect
+
+	mu    sync.RWMutex
+	stmts map[string]*sql.Stmt // by query as written
+}
+
+// maxStatements bounds the statement cache: queries built with a
+// variable number of placeholders stop being cached once it is full.
+const maxStatements = 256
+
+func newDB(d *sql.DB, dialect Dialect) *db {
+	return &db{DB: d, d: dialect, stmts: map[string]*sql.Stmt{}}
+}
+
+// cached returns the prepared statement of q if there is one.
+func (x *db) cached(q string) *sql.Stmt {
+	if !x.d.CacheStatements {
+		return nil
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.stmts[q]
+}
+
+// stmt returns the cached prepared statement of q, preparing it on first
+// use; nil when caching is off, the cache is full or preparing failed
+// (the caller then runs the query directly and reports its error).
+// Never call it inside a transaction of the same pool: preparing needs a
+// free connection (SQLite's writer pool has one).
+func (x *db) stmt(ctx context.Context, q string) *sql.Stmt {
+	if !x.d.CacheStatements || strings.Contains(q, ";") {
+		return nil // scripts (migrations) run as they are
+	}
+	x.mu.RLock()
+	st, ok := x.stmts[q]
+	n := len(x.stmts)
+	x.mu.RUnlock()
+	if ok || n >= maxStatements {
+		return st
+	}
+	st, err := x.DB.PrepareContext(context.WithoutCancel(ctx), x.d.rebind(q))
+	if err != nil {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.stmts[q]; ok {
+		st.Close()
+		return old
+	}
+	x.stmts[q] = st
+	return st
+}
+
+func (x *db) close() error {
+	x.mu.Lock()
+	for q, st := range x.stmts {
+		st.Close()
+		delete(x.stmts, q)
+	}
+	x.mu.Unlock()
+	return x.DB.Close()
 }
 
 func (x *db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := x.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return x.DB.ExecContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *db) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := x.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return x.DB.QueryContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *db) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := x.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return x.DB.QueryRowContext(ctx, x.d.rebind(q), args...)
 }
 
-// Tx is a transaction that rebinds its queries.
+// Tx is a transaction that rebinds its queries and uses the statements
+// its pool has prepared already (it cannot prepare on the pool: the
+// transaction holds the connection).
 type Tx struct {
 	*sql.Tx
-	d Dialect
+	d  Dialect
+	db *db
 }
 
 func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := x.db.cached(q); st != nil {
+		return x.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
 	return x.Tx.ExecContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := x.db.cached(q); st != nil {
+		return x.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
 	return x.Tx.QueryContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := x.db.cached(q); st != nil {
+		return x.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return x.Tx.QueryRowContext(ctx, x.d.rebind(q), args...)
 }
 
@@ -168,7 +256,7 @@ func (s *Store) once(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
-	if err := fn(&Tx{t, s.d}); err != nil {
+	if err := fn(&Tx{Tx: t, d: s.d, db: s.w}); err != nil {
 		t.Rollback()
 		return err
 	}
