@@ -14,12 +14,16 @@ import (
 	"github.com/pomona-mdm/pomona/totp"
 )
 
-const simUsage = "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s]"
+const simUsage = "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s]\n" +
+	"       pomona sim run --domain company.example --devices N [--server URL] [--families iPhone,iPad,Mac] [--apns-listen 127.0.0.1:2197] [--duration 10m]"
 
 func runSim(env *Env, args []string) error {
 	sub, args, err := subcommand(args, simUsage)
 	if err != nil {
 		return err
+	}
+	if sub == "run" {
+		return runSimFleet(env, args)
 	}
 	if sub != "enroll" {
 		return usagef("unknown subcommand %q\nUsage: pomona %s", sub, simUsage)

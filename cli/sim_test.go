@@ -1,10 +1,17 @@
 package cli_test
 
 import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/internal/testenv"
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/server"
 )
 
@@ -25,5 +32,82 @@ func TestDemoAndSimEnroll(t *testing.T) {
 	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser, "--password", "wrong", "--server", e.URL)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "not correct") {
 		t.Fatalf("wrong password: %+v", r)
+	}
+}
+
+// TestSimRun keeps a small fleet alive against a server that pushes to the
+// fleet's APNs stand-in: a command queued through the API wakes the device
+// with a push and gets answered; at the end the devices check out.
+func TestSimRun(t *testing.T) {
+	state := t.TempDir()
+	// The stand-in's CA, as `sim run` keeps it in --state.
+	ca, _ := pki.NewCA("stand-in", pki.ECDSAP256, time.Now())
+	kp, _ := pki.KeyPEM(ca.Key)
+	os.WriteFile(filepath.Join(state, "apns-stand-in-ca.key.pem"), append(pki.CertPEM(ca.Cert), kp...), 0o600)
+	os.WriteFile(filepath.Join(state, "apns-ca.pem"), pki.CertPEM(ca.Cert), 0o644)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	e := testenv.Start(t, func(c *server.Config) {
+		c.APNsURL, c.APNsCAFile = "https://"+addr, filepath.Join(state, "apns-ca.pem")
+	})
+	mustOK(t, runCLI(t, e, "", nil, "tenant", "add", "Sim", "--domain", "sim.example"))
+	pca, _ := pki.NewCA("push", pki.ECDSAP256, time.Now())
+	pc, _ := pushcert.NewLocal("com.apple.mgmt.External.dddddddd-0000-0000-0000-000000000004", pca, time.Now().Add(365*24*time.Hour))
+	pk, _ := pki.KeyPEM(pc.Key)
+	os.WriteFile(filepath.Join(state, "c.pem"), pki.CertPEM(pc.Cert), 0o600)
+	os.WriteFile(filepath.Join(state, "k.pem"), pk, 0o600)
+	mustOK(t, runCLI(t, e, "", nil, "push-cert", "import", "--cert", filepath.Join(state, "c.pem"), "--key", filepath.Join(state, "k.pem")))
+
+	done := make(chan result, 1)
+	go func() {
+		done <- runCLI(t, e, "", nil, "sim", "run", "--domain", "sim.example", "--devices", "3", "--families", "iPhone,Mac",
+			"--apns-listen", addr, "--state", state, "--duration", "8s", "--status-every", "1s")
+	}()
+	// Wait for the three devices, then queue a command without polling
+	// ourselves: only a push through the stand-in can get it answered.
+	var ids []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ids) < 3 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		r := runCLI(t, e, "", nil, "device", "list", "--tenant", "sim.example", "--json")
+		var out struct {
+			Devices []struct {
+				EnrollmentID string `json:"enrollment_id"`
+				Status       string `json:"status"`
+			} `json:"devices"`
+		}
+		json.Unmarshal([]byte(r.stdout), &out)
+		ids = ids[:0]
+		for _, d := range out.Devices {
+			if d.Status == "enrolled" {
+				ids = append(ids, d.EnrollmentID)
+			}
+		}
+	}
+	if len(ids) < 3 {
+		t.Fatalf("enrolled: %v", ids)
+	}
+	mustOK(t, runCLI(t, e, "", nil, "device", "command", ids[0], `{"request_type":"SecurityInfo"}`))
+	answered := false
+	for i := 0; i < 50 && !answered; i++ {
+		time.Sleep(100 * time.Millisecond)
+		answered = strings.Contains(runCLI(t, e, "", nil, "device", "commands", ids[0]).stdout, "Acknowledged")
+	}
+	if !answered {
+		t.Fatal("the pushed device did not answer")
+	}
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("sim run: %+v", r)
+	}
+	for _, want := range []string{"3 of 3 devices enrolled", "push path ok", "3 devices checked out", "0 errors"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("sim run output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "list", "--tenant", "sim.example", "--status", "unenrolled"))
+	if strings.Count(r.stdout, "unenrolled") < 3 {
+		t.Fatalf("after check-out:\n%s", r.stdout)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,17 +39,36 @@ type Server struct {
 	srv *httptest.Server
 
 	mu     sync.Mutex
-	pushes []Push
+	pushes []Push // the latest maxKept
+	total  int
 	dead   map[string]string // hex token -> reason
 	fail   map[string]int    // hex token -> 5xx answers still to give
 	notify map[string]chan Push
 }
 
-// Start runs a stand-in on a loopback port.
-func Start() (*Server, error) {
-	ca, err := pki.NewCA("APNs stand-in CA", pki.ECDSAP256, time.Now())
-	if err != nil {
-		return nil, err
+// maxKept bounds the pushes Pushes returns (a long simulation receives many).
+const maxKept = 10000
+
+// Options choose where a stand-in listens and which CA it uses.
+type Options struct {
+	// Addr is a loopback host:port; empty: any free port.
+	Addr string
+	// CA issues the TLS certificate (keep it to let a server trust the
+	// stand-in across restarts); nil: a new one.
+	CA *pki.CA
+}
+
+// Start runs a stand-in on a free loopback port with a new CA.
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// StartWith runs a stand-in as o says. It only listens on loopback.
+func StartWith(o Options) (*Server, error) {
+	ca := o.CA
+	if ca == nil {
+		var err error
+		if ca, err = pki.NewCA("APNs stand-in CA", pki.ECDSAP256, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	cert, key, err := ca.IssueServer([]string{"127.0.0.1", "localhost"}, pki.ECDSAP256, time.Now())
 	if err != nil {
@@ -56,6 +76,18 @@ func Start() (*Server, error) {
 	}
 	s := &Server{CA: ca, dead: map[string]string{}, fail: map[string]int{}, notify: map[string]chan Push{}}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
+	if o.Addr != "" {
+		host, _, err := net.SplitHostPort(o.Addr)
+		if err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
+			return nil, fmt.Errorf("apnsstub: %q is not a loopback address (host:port)", o.Addr)
+		}
+		ln, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("apnsstub: %w", err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = ln
+	}
 	s.srv.EnableHTTP2 = true
 	s.srv.TLS = &tls.Config{
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
@@ -93,7 +125,21 @@ func (s *Server) Listen(token []byte) <-chan Push {
 	return ch
 }
 
-// Pushes returns what was received so far.
+// Count is the number of pushes accepted so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Forget stops notifying about token.
+func (s *Server) Forget(token []byte) {
+	s.mu.Lock()
+	delete(s.notify, hex.EncodeToString(token))
+	s.mu.Unlock()
+}
+
+// Pushes returns the pushes received so far (the latest 10,000 at most).
 func (s *Server) Pushes() []Push {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,6 +205,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := Push{Token: tok, Topic: topic, PushMagic: body.MDM, Client: client, At: time.Now()}
+	s.total++
+	if len(s.pushes) >= maxKept {
+		s.pushes = append(s.pushes[:0], s.pushes[len(s.pushes)-maxKept/2:]...)
+	}
 	s.pushes = append(s.pushes, p)
 	ch := s.notify[tokHex]
 	s.mu.Unlock()
