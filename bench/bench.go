@@ -9,8 +9,6 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -28,16 +25,28 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
-	"github.com/pomona-mdm/pomona/seal"
 )
 
 // Options configure a run.
 type Options struct {
 	Binary      string // pomona executable to run as the server
 	DB          string // empty: SQLite in a temporary directory
+	// InProcess runs the server inside the bench process (CPU and memory
+	// then include the load generator).
+	InProcess bool
+	// Server is an already running server (loopback only) with its APIKey,
+	// CAFile and ServerPID (for CPU and memory; 0: not measured).
+	Server    string
+	APIKey    string
+	CAFile    string
+	ServerPID int
+	// Seed writes this many more enrolled devices straight into the store
+	// before the server starts (tables as large as a big deployment's).
+	Seed        int
 	Devices     int
 	Users       int // devices share users: one sign-in per device still
 	Checkins    int // idle check-ins per device
@@ -76,21 +85,18 @@ func (p Phase) CPUPerOp() time.Duration {
 type Report struct {
 	Options     Options       `json:"-"`
 	Store       string        `json:"store"`
+	Mode        string        `json:"mode"`
 	Devices     int           `json:"devices"`
+	Seeded      int           `json:"seeded_devices"`
+	SeedTime    time.Duration `json:"seed_ns"`
+	HeapBase    int64         `json:"server_heap_live_before_bytes"`
+	HeapAfter   int64         `json:"server_heap_live_after_bytes"`
 	Phases      []Phase       `json:"phases"`
 	PeakRSS     int64         `json:"server_peak_rss_bytes"`
 	BaseRSS     int64         `json:"server_rss_before_enroll_bytes"`
 	RSSAfter    int64         `json:"server_rss_after_bytes"`
 	HashCPU     time.Duration `json:"signin_cpu_ns"`
 	TotalErrors int           `json:"errors"`
-}
-
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-	key  string
-	http *http.Client
 }
 
 // procStats reads a process's CPU time (user+system) and RSS figures.
@@ -135,6 +141,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Devices < 1 || o.Devices > 200000 {
 		return nil, errors.New("bench: devices must be 1 to 200000")
 	}
+	if o.Seed < 0 || o.Seed > 1000000 {
+		return nil, errors.New("bench: seed must be 0 to 1000000")
+	}
+	if o.Server != "" && (o.Seed > 0 || o.InProcess) {
+		return nil, errors.New("bench: --seed and --in-process need a server the bench starts itself")
+	}
 	if o.Concurrency < 1 {
 		o.Concurrency = 8
 	}
@@ -160,61 +172,71 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer stub.Close()
-	apnsCA := filepath.Join(dir, "apns-ca.pem")
-	os.WriteFile(apnsCA, pki.CertPEM(stub.CA.Cert), 0o600)
 
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	const bootKey = "pomona-bench-bootstrap-key-000001"
-	args := []string{"serve", "--data", filepath.Join(dir, "data"), "--listen", addr, "--public-url", "https://" + addr,
-		"--admin-api-key", bootKey, "--secret-key", seal.NewKey(), "--apns-url", stub.URL, "--apns-ca-file", apnsCA, "--log-level", "warn"}
-	if o.DB != "" {
-		args = append(args, "--db", o.DB)
-	}
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, o.Binary, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start the server: %w", err)
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	srv := &server{cmd: cmd, addr: addr, pid: cmd.Process.Pid, key: bootKey,
-		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 64}}}
-	if err := srv.waitReady(ctx); err != nil {
-		b, _ := os.ReadFile(logf.Name())
-		return nil, fmt.Errorf("%w\n%s", err, b)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-
-	rep := &Report{Options: o, Devices: o.Devices, Store: "sqlite"}
+	// Every run has its own tenant domain, so runs against one server
+	// never collide.
+	domain := "bench-" + mdmservice.NewUUID()[:8] + ".example"
+	domain = strings.ToLower(domain)
+	rep := &Report{Options: o, Devices: o.Devices, Store: "sqlite", Seeded: o.Seed}
 	if o.DB != "" {
 		rep.Store = "postgres"
 	}
-	// Setup (not measured): tenant, users, push certificate.
-	fmt.Fprintf(o.Log, "setup: tenant, %d users, push certificate\n", o.Users)
-	if err := srv.api(ctx, "POST", "/api/v1/tenants", map[string]any{"name": "Bench", "domains": []string{"bench.example"}, "require_second_factor": false}, nil); err != nil {
+	if o.Server != "" {
+		rep.Store = "server's own"
+	}
+	var srv *target
+	secret := newSecretKey()
+	switch {
+	case o.Server != "":
+		srv, err = existing(ctx, o)
+	default:
+		// Users (and seeded devices) go straight into the store first.
+		dbURL := o.DB
+		if dbURL == "" {
+			os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+			dbURL = "sqlite://" + filepath.Join(dir, "data", "pomona.db")
+		}
+		t0 := time.Now()
+		if err := seedStore(ctx, dbURL, domain, o.Users, o.Seed, o.Log); err != nil {
+			return nil, err
+		}
+		rep.SeedTime = time.Since(t0)
+		if o.InProcess {
+			srv, err = inProcess(ctx, o, dir, stub, secret)
+		} else {
+			srv, err = spawn(ctx, o, dir, stub, secret)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
-	pca, _ := pki.NewCA("bench push CA", pki.ECDSAP256, time.Now())
-	pc, _ := pushcert.NewLocal("com.apple.mgmt.External.beeeeeee-0000-0000-0000-000000000000", pca, time.Now().Add(365*24*time.Hour))
-	kp, _ := pki.KeyPEM(pc.Key)
-	if err := srv.api(ctx, "PUT", "/api/v1/push-certificate", map[string]any{"certificate": string(pki.CertPEM(pc.Cert)), "private_key": string(kp)}, nil); err != nil {
-		return nil, err
+	defer srv.close()
+	rep.Mode = srv.kind
+
+	// Setup (not measured): push certificate; tenant and users on an
+	// existing server.
+	if o.Server != "" {
+		fmt.Fprintf(o.Log, "setup: tenant %s, %d users\n", domain, o.Users)
+		if err := srv.api(ctx, "POST", "/api/v1/tenants", map[string]any{"name": "Bench " + domain, "domains": []string{domain}, "require_second_factor": false}, nil); err != nil {
+			return nil, err
+		}
+		for i := 0; i < o.Users; i++ {
+			if err := srv.api(ctx, "POST", "/api/v1/users", map[string]any{"email": fmt.Sprintf("user%d@%s", i, domain), "password": benchPassword}, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
-	for i := 0; i < o.Users; i++ {
-		if err := srv.api(ctx, "POST", "/api/v1/users", map[string]any{"email": fmt.Sprintf("user%d@bench.example", i), "password": "bench-password-1"}, nil); err != nil {
+	if err := srv.api(ctx, "GET", "/api/v1/push-certificate", nil, nil); err != nil {
+		pca, _ := pki.NewCA("bench push CA", pki.ECDSAP256, time.Now())
+		pc, _ := pushcert.NewLocal("com.apple.mgmt.External.beeeeeee-0000-0000-0000-000000000000", pca, time.Now().Add(365*24*time.Hour))
+		kp, _ := pki.KeyPEM(pc.Key)
+		if err := srv.api(ctx, "PUT", "/api/v1/push-certificate", map[string]any{"certificate": string(pki.CertPEM(pc.Cert)), "private_key": string(kp)}, nil); err != nil {
 			return nil, err
 		}
 	}
-	_, rep.BaseRSS, _, _ = procStats(srv.pid)
+	rep.HeapBase = srv.heapLive(ctx)
+	_, rep.BaseRSS, _ = srv.stats()
+	pool := srv.pool
 
 	// Phase 1: full enrollments.
 	devices := make([]*devicesim.Device, o.Devices)
@@ -224,7 +246,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return err
 		}
 		devices[i] = d
-		if _, err := d.Enroll(ctx, "https://"+addr, devicesim.Credentials{User: fmt.Sprintf("user%d@bench.example", i%o.Users), Password: "bench-password-1"}); err != nil {
+		if _, err := d.Enroll(ctx, srv.url, devicesim.Credentials{User: fmt.Sprintf("user%d@%s", i%o.Users, domain), Password: benchPassword}); err != nil {
 			return err
 		}
 		if err := d.Authenticate(ctx); err != nil {
@@ -236,6 +258,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// Password hashing is deliberate cost. Measure sign-ins alone on the
 	// server (pages + one argon2id verification each) and report the rest
 	// of the enrollment.
+	var first *devicesim.Device
+	for _, d := range devices {
+		if d != nil && d.BaseURL != "" {
+			first = d
+			break
+		}
+	}
+	if first == nil {
+		return rep, errors.New("bench: no device got through discovery; see the errors above")
+	}
 	n := min(o.Devices, 200)
 	signIn := measure(ctx, srv, "sign-in alone (pages + argon2id)", n, o.Concurrency, func(i int) error {
 		d, err := devicesim.New(devicesim.Options{RootCAs: pool})
@@ -243,8 +275,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return err
 		}
 		defer d.Close()
-		d.LoginURL = "https://" + addr + "/login/" + devices[0].BaseURL[strings.LastIndexByte(devices[0].BaseURL, '/')+1:]
-		_, err = d.SignIn(ctx, devicesim.Credentials{User: fmt.Sprintf("user%d@bench.example", i%o.Users), Password: "bench-password-1"})
+		d.LoginURL = srv.url + "/login/" + first.BaseURL[strings.LastIndexByte(first.BaseURL, '/')+1:]
+		_, err = d.SignIn(ctx, devicesim.Credentials{User: fmt.Sprintf("user%d@%s", i%o.Users, domain), Password: benchPassword})
 		return err
 	}, o.Log)
 	rest := ph
@@ -273,18 +305,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Phase 3: command round trips: enqueue → push → poll → result stored.
 	if o.Commands > 0 {
-		rep.Phases = append(rep.Phases, measure(ctx, srv, "command round trip", len(live)*o.Commands, o.Concurrency, func(i int) error {
+		name := "command round trip"
+		if !srv.pushes {
+			name += " (no push: polled)"
+		}
+		rep.Phases = append(rep.Phases, measure(ctx, srv, name, len(live)*o.Commands, o.Concurrency, func(i int) error {
 			d := live[i%len(live)]
-			pushes := stub.Listen(d.MDM.PushToken)
+			var pushes <-chan apnsstub.Push
+			if srv.pushes {
+				pushes = stub.Listen(d.MDM.PushToken)
+			}
 			var out map[string]string
 			if err := srv.api(ctx, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands",
 				map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "ModelName"}}, &out); err != nil {
 				return err
 			}
-			select {
-			case <-pushes:
-			case <-time.After(30 * time.Second):
-				return errors.New("no push within 30 s")
+			if pushes != nil {
+				select {
+				case <-pushes:
+				case <-time.After(30 * time.Second):
+					return errors.New("no push within 30 s")
+				}
 			}
 			cmd, err := d.Poll(ctx, nil, false)
 			if err != nil {
@@ -303,37 +344,42 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}, o.Log))
 	}
 
-	// Phase 4: one command to every device.
+	// Phase 4: one command to every device of the tenant (seeded ones too).
 	rep.Phases = append(rep.Phases, measure(ctx, srv, "bulk enqueue (one command, every device)", 1, 1, func(int) error {
 		var out map[string]any
-		if err := srv.api(ctx, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"tenant": "bench.example"},
+		if err := srv.api(ctx, "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"tenant": domain},
 			"command": map[string]any{"request_type": "ProfileList"}, "push": false}, &out); err != nil {
 			return err
 		}
-		if int(out["queued"].(float64)) != len(live) {
-			return fmt.Errorf("queued %v of %d", out["queued"], len(live))
+		if int(out["queued"].(float64)) != len(live)+o.Seed {
+			return fmt.Errorf("queued %v of %d", out["queued"], len(live)+o.Seed)
 		}
 		return nil
 	}, o.Log))
 
-	_, rep.RSSAfter, rep.PeakRSS, _ = procStats(srv.pid)
-	for _, p := range rep.Phases {
-		if p.Note == "" {
-			rep.TotalErrors += p.Errors
-		}
-	}
+	// Memory of idle enrolled devices: every device closes its connections
+	// (idle devices hold none), then the server collects and reports.
 	for _, d := range devices {
 		if d != nil {
 			d.Close()
 		}
 	}
+	time.Sleep(500 * time.Millisecond)
+	rep.HeapAfter = srv.heapLive(ctx)
+	_, rep.RSSAfter, rep.PeakRSS = srv.stats()
+	for _, p := range rep.Phases {
+		if p.Note == "" {
+			rep.TotalErrors += p.Errors
+		}
+	}
+	rep.Devices = len(live)
 	return rep, nil
 }
 
 // measure runs op n times with c workers and reads the server's CPU.
-func measure(ctx context.Context, srv *server, name string, n, c int, op func(i int) error, log io.Writer) Phase {
+func measure(ctx context.Context, srv *target, name string, n, c int, op func(i int) error, log io.Writer) Phase {
 	fmt.Fprintf(log, "%s: %d operations, %d at a time\n", name, n, c)
-	cpu0, _, _, _ := procStats(srv.pid)
+	cpu0, _, _ := srv.stats()
 	lat := make([]time.Duration, n)
 	var errs atomic.Int64
 	var firstErr atomic.Value
@@ -360,7 +406,7 @@ func measure(ctx context.Context, srv *server, name string, n, c int, op func(i 
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	cpu1, _, _, _ := procStats(srv.pid)
+	cpu1, _, _ := srv.stats()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 	ph := Phase{Name: name, Ops: n, Errors: int(errs.Load()), Wall: wall, ServerCPU: cpu1 - cpu0, P50: pct(0.50), P95: pct(0.95), P99: pct(0.99)}
@@ -370,31 +416,13 @@ func measure(ctx context.Context, srv *server, name string, n, c int, op func(i 
 	return ph
 }
 
-func (s *server) waitReady(ctx context.Context) error {
-	for i := 0; i < 600; i++ {
-		resp, err := s.http.Get("https://" + s.addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return errors.New("bench: the server did not become ready")
-}
-
-func (s *server) api(ctx context.Context, method, path string, in, out any) error {
+func (s *target) api(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, _ := json.Marshal(in)
 		body = strings.NewReader(string(b))
 	}
-	req, _ := http.NewRequestWithContext(ctx, method, "https://"+s.addr+path, body)
+	req, _ := http.NewRequestWithContext(ctx, method, s.url+path, body)
 	req.Header.Set("Authorization", "Bearer "+s.key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.http.Do(req)
@@ -415,14 +443,30 @@ func (s *server) api(ctx context.Context, method, path string, in, out any) erro
 // Table renders the report for people.
 func (r *Report) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "store %s, %d devices\n\n", r.Store, r.Devices)
-	fmt.Fprintf(&b, "%-45s %7s %7s %10s %14s %9s %9s %9s\n", "phase", "ops", "errors", "ops/s", "server CPU/op", "p50", "p95", "p99")
+	fmt.Fprintf(&b, "server: %s, store %s; %d devices enrolled through the full flow", r.Mode, r.Store, r.Devices)
+	if r.Seeded > 0 {
+		fmt.Fprintf(&b, " on top of %d written into the store (%s)", r.Seeded, r.SeedTime.Round(time.Second))
+	}
+	fmt.Fprintf(&b, "\n\n%-45s %7s %7s %10s %14s %9s %9s %9s\n", "phase", "ops", "errors", "ops/s", "server CPU/op", "p50", "p95", "p99")
 	for _, p := range r.Phases {
-		fmt.Fprintf(&b, "%-45s %7d %7d %10.1f %14s %9s %9s %9s\n", p.Name, p.Ops, p.Errors, p.PerSecond(), p.CPUPerOp().Round(time.Microsecond),
+		cpu := "n/a"
+		if r.Mode != "existing server" || r.Options.ServerPID != 0 {
+			cpu = p.CPUPerOp().Round(time.Microsecond).String()
+		}
+		fmt.Fprintf(&b, "%-45s %7d %7d %10.1f %14s %9s %9s %9s\n", p.Name, p.Ops, p.Errors, p.PerSecond(), cpu,
 			p.P50.Round(100*time.Microsecond), p.P95.Round(100*time.Microsecond), p.P99.Round(100*time.Microsecond))
 	}
-	fmt.Fprintf(&b, "\nserver memory: %.1f MiB before enrolling, %.1f MiB after, peak %.1f MiB (%.0f bytes per enrolled device over the base)\n",
-		mib(r.BaseRSS), mib(r.RSSAfter), mib(r.PeakRSS), float64(r.RSSAfter-r.BaseRSS)/float64(max(1, r.Devices)))
+	enrolled := float64(max(1, r.Devices+r.Seeded))
+	if r.HeapBase > 0 {
+		fmt.Fprintf(&b, "\nserver live heap: %.1f MiB before enrolling, %.1f MiB after (devices idle, connections closed): %.0f bytes per enrolled device\n",
+			mib(r.HeapBase), mib(r.HeapAfter), float64(r.HeapAfter-r.HeapBase)/enrolled)
+	}
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(&b, "server RSS: %.1f MiB before enrolling, %.1f MiB after, peak %.1f MiB\n", mib(r.BaseRSS), mib(r.RSSAfter), mib(r.PeakRSS))
+	}
+	if r.Mode == "in process" {
+		b.WriteString("(in process: CPU and memory include the load generator and its simulated devices)\n")
+	}
 	fmt.Fprintf(&b, "server CPU of one sign-in (argon2id, 19 MiB, 2 passes): %s\n", r.HashCPU.Round(time.Microsecond))
 	return b.String()
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/pomona-mdm/pomona/bench"
 )
 
-const benchUsage = "bench [--devices 300] [--checkins 10] [--commands 2] [--concurrency 8] [--store sqlite|postgres --db URL] [--json]"
+const benchUsage = "bench [--devices 300] [--seed N] [--checkins 10] [--commands 2] [--concurrency 8] [--store sqlite|postgres --db URL] [--in-process | --server https://127.0.0.1:PORT --api-key K [--server-pid PID]] [--json]"
 
 // runBench drives simulated devices at a pomona server it starts on
 // loopback and prints per-phase throughput, server CPU per operation,
@@ -22,6 +22,12 @@ func runBench(env *Env, args []string) error {
 	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "operations in flight")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.IntVar(&o.Seed, "seed", 0, "more enrolled devices to write straight into the store before the server starts (large tables)")
+	fs.BoolVar(&o.InProcess, "in-process", false, "run the server inside the bench process (CPU and memory then include the load)")
+	fs.StringVar(&o.Server, "server", "", "an already running server on loopback instead of one the bench starts")
+	fs.StringVar(&o.APIKey, "api-key", "", "admin API key of --server")
+	fs.StringVar(&o.CAFile, "ca-file", "", "CA of --server's certificate (its <data>/ca.pem)")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "process id of --server, to read its CPU and memory")
 	storeKind := fs.String("store", "sqlite", "sqlite or postgres")
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	rtmetrics "runtime/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -77,11 +78,23 @@ func New() *Metrics {
 	}, []string{"result"})
 	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pomona_go_heap_live_bytes",
+			Help: "Go heap held by live objects as of the last garbage collection (what the server really keeps in memory)."}, heapLive))
 	return m
 }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// heapLive reads the live heap of the last GC from runtime/metrics.
+func heapLive() float64 {
+	s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64())
 }

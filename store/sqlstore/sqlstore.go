@@ -204,24 +204,37 @@ type Tx struct {
 	*sql.Tx
 	d  Dialect
 	db *db
+	// want lists queries to prepare on the pool once the transaction has
+	// given its connection back.
+	want []string
+}
+
+// cached is the pool's statement for q, or nil (then q is noted for
+// preparing after the transaction).
+func (x *Tx) cached(q string) *sql.Stmt {
+	st := x.db.cached(q)
+	if st == nil && x.d.CacheStatements && !strings.Contains(q, ";") {
+		x.want = append(x.want, q)
+	}
+	return st
 }
 
 func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := x.db.cached(q); st != nil {
+	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return x.Tx.ExecContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if st := x.db.cached(q); st != nil {
+	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
 	return x.Tx.QueryContext(ctx, x.d.rebind(q), args...)
 }
 
 func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := x.db.cached(q); st != nil {
+	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return x.Tx.QueryRowContext(ctx, x.d.rebind(q), args...)
@@ -256,14 +269,17 @@ func (s *Store) once(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
-	if err := fn(&Tx{Tx: t, d: s.d, db: s.w}); err != nil {
+	tx := &Tx{Tx: t, d: s.d, db: s.w}
+	defer func() {
+		for _, q := range tx.want {
+			s.w.stmt(ctx, q)
+		}
+	}()
+	if err := fn(tx); err != nil {
 		t.Rollback()
 		return err
 	}
-	if err := t.Commit(); err != nil {
-		return err
-	}
-	return nil
+	return t.Commit()
 }
 
 // Migrate applies every migration in dir of fsys (files NNNN_name.sql)
