@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A tiny in-process run exercises every phase, seeding and the memory
+// reading; it fails on errors, never on speed.
+func TestInProcessRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of argon2id")
+	}
+	var log strings.Builder
+	rep, err := Run(context.Background(), Options{InProcess: true, Devices: 4, Users: 2, Seed: 30, Checkins: 2, Commands: 1, Concurrency: 2,
+		Timeout: 3 * time.Minute, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if rep.TotalErrors != 0 || rep.Devices != 4 || rep.Seeded != 30 || rep.Mode != "in process" {
+		t.Fatalf("report %+v\n%s", rep, log.String())
+	}
+	names := map[string]bool{}
+	for _, p := range rep.Phases {
+		names[p.Name] = true
+		if p.Ops == 0 || p.Errors != 0 {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	for _, want := range []string{"enrollment (full flow)", "idle check-in", "command round trip", "bulk enqueue (one command, every device)"} {
+		if !names[want] {
+			t.Errorf("no phase %q", want)
+		}
+	}
+	if rep.HeapBase <= 0 || rep.HeapAfter <= 0 {
+		t.Fatalf("heap %d %d", rep.HeapBase, rep.HeapAfter)
+	}
+	if tab := rep.Table(); !strings.Contains(tab, "on top of 30 written into the store") || !strings.Contains(tab, "include the load generator") {
+		t.Fatal(tab)
+	}
+}
+
+func TestRefusesRemoteServers(t *testing.T) {
+	for _, u := range []string{"https://mdm.example.com", "http://127.0.0.1:8443", "https://10.0.0.1:8443"} {
+		if _, err := Run(context.Background(), Options{Server: u, APIKey: "k", Devices: 1}); err == nil || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
