@@ -191,27 +191,47 @@ func waitReady(ctx context.Context, c *http.Client, url string) error {
 	return errors.New("bench: the server did not become ready")
 }
 
-// scrapeHeap makes the server collect garbage (by allocating: each
-// /metrics scrape does) and reads pomona_go_heap_live_bytes.
+// scrapeHeap makes the server collect garbage twice (by allocating: each
+// /metrics scrape does) and then reads pomona_go_heap_live_bytes, the live
+// heap of its last collection. Reading it without fresh collections would
+// report the garbage of the last phase as live.
 func (t *target) scrapeHeap(ctx context.Context) int64 {
-	var live int64
-	for i := 0; i < 150; i++ {
+	read := func() (live, gcs int64, err error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", t.url+"/metrics", nil)
 		resp, err := t.http.Do(req)
 		if err != nil {
-			return 0
+			return 0, 0, err
 		}
+		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "pomona_go_heap_live_bytes "); ok {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "pomona_go_heap_live_bytes "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
 				live = int64(f)
+			} else if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				gcs = int64(f)
 			}
 		}
-		resp.Body.Close()
+		return live, gcs, sc.Err()
 	}
-	return live
+	_, start, err := read()
+	if err != nil {
+		return 0
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		live, gcs, err := read()
+		if err != nil {
+			return 0
+		}
+		if gcs >= start+2 {
+			return live
+		}
+	}
+	return 0 // no collection within the time: not measured
 }
 
 func newSecretKey() string { return seal.NewKey() }
