@@ -33,8 +33,8 @@ import (
 
 // Options configure a run.
 type Options struct {
-	Binary      string // pomona executable to run as the server
-	DB          string // empty: SQLite in a temporary directory
+	Binary string // pomona executable to run as the server
+	DB     string // empty: SQLite in a temporary directory
 	// InProcess runs the server inside the bench process (CPU and memory
 	// then include the load generator).
 	InProcess bool
