@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/pomona-mdm/pomona/bench"
@@ -31,6 +32,7 @@ func runBench(env *Env, args []string) error {
 	storeKind := fs.String("store", "sqlite", "sqlite or postgres")
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (with --in-process: server and load; go tool pprof)")
 	if _, err := parse(env, fs, args); err != nil {
 		return err
 	}
@@ -49,6 +51,17 @@ func runBench(env *Env, args []string) error {
 		return err
 	}
 	o.Binary, o.Log = exe, env.Stderr
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := bench.Run(env.Ctx, o)
 	if err != nil {
 		return err
