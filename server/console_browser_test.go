@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pomona-mdm/pomona/internal/browser"
@@ -149,6 +150,18 @@ func TestConsoleInChromium(t *testing.T) {
 		run(p.path, chromedp.Navigate(e.URL+p.path), chromedp.WaitVisible(p.wait, chromedp.ByQuery))
 		screenshot(t, ctx, p.name)
 	}
+	// On a phone-sized screen the pages fit without sideways scrolling.
+	for _, p := range []string{"/console/", "/console/devices/" + dev.ID, "/console/users"} {
+		var overflow bool
+		run("phone "+p, emulation.SetDeviceMetricsOverride(390, 844, 3, true), chromedp.Navigate(e.URL+p), chromedp.WaitVisible("main h1", chromedp.ByQuery),
+			chromedp.Evaluate(`document.documentElement.scrollWidth > 391`, &overflow))
+		if overflow {
+			screenshot(t, ctx, "console-phone-overflow")
+			t.Errorf("%s scrolls sideways on a phone", p)
+		}
+	}
+	screenshot(t, ctx, "console-phone-users")
+	run("desktop again", emulation.ClearDeviceMetricsOverride(), chromedp.Navigate(e.URL+"/console/admins"), chromedp.WaitVisible("table", chromedp.ByQuery))
 	if audit := text("main"); !strings.Contains(audit, "owner@ops.example") {
 		t.Fatal("console account not listed")
 	}
