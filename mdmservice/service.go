@@ -326,23 +326,25 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 	}
 	afterIdle := res.Status == mdm.Idle
 	if !afterIdle {
-		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now)
+		// What the answer reveals goes into the inventory in the same
+		// transaction as the result.
+		inv := func(rt string) (string, any, *store.DeviceInfo, bool) {
+			section, data, f, ok := mdm.Inventory(rt, res.Raw)
+			if !ok {
+				return "", nil, nil, false
+			}
+			var info *store.DeviceInfo
+			if f != nil {
+				info = &store.DeviceInfo{OSVersion: f.OSVersion, BuildVersion: f.BuildVersion, DeviceName: f.DeviceName, Model: f.Model, ModelName: f.ModelName}
+			}
+			return section, data, info, true
+		}
+		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now, inv)
 		if errors.Is(err, store.ErrNotFound) {
 			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
 		}
 		if err != nil {
 			return plain(http.StatusInternalServerError, err.Error())
-		}
-		if res.Status == mdm.Acknowledged {
-			if section, data, f, ok := mdm.Inventory(rt, res.Raw); ok {
-				var info *store.DeviceInfo
-				if f != nil {
-					info = &store.DeviceInfo{OSVersion: f.OSVersion, BuildVersion: f.BuildVersion, DeviceName: f.DeviceName, Model: f.Model, ModelName: f.ModelName}
-				}
-				if err := s.Store.UpdateInventory(ctx, a.enr.ID, section, data, info, now); err != nil {
-					s.Log.Warn("cannot update the inventory", "enrollment", a.enr.ID, "err", err)
-				}
-			}
 		}
 		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
 			RequestType: rt, Result: res.Raw})

@@ -54,6 +54,10 @@ type QueuedCommand struct {
 }
 
 // DeviceInfo is what Authenticate tells about the device.
+// InventoryFunc says what a result adds to the inventory, given the
+// command's request type (ok false: nothing).
+type InventoryFunc func(requestType string) (section string, data any, info *DeviceInfo, ok bool)
+
 type DeviceInfo struct {
 	OSVersion, BuildVersion, ProductName, DeviceName, Model, ModelName string
 }
@@ -85,8 +89,11 @@ type MDMStore interface {
 	// RecordResult stores a result for a command sent to the channel.
 	// Repeating an identical final result is not an error. A command never
 	// queued for the channel gives ErrNotFound.
-	// It returns the command's request type.
-	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) (string, error)
+	// It returns the command's request type. When inv is not nil and the
+	// result is new, the inventory update inv gives for the request type is
+	// applied to the channel's enrollment in the same transaction (one
+	// durable write per answer).
+	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -69,7 +69,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.RecordResult(ctx, "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now); err != nil {
+		if _, err := s.RecordResult(ctx, "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

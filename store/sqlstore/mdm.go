@@ -208,12 +208,12 @@ func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle boo
 	return out, err
 }
 
-func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time) (string, error) {
+func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
 	var rt string
 	err := s.tx(ctx, func(tx *Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-			WHERE q.channel_id = ? AND q.command_uuid = ?`, channelID, uuid).Scan(&cur, &rt)
+		var cur, ref string
+		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type, ch.enrollment_ref FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+			JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ?`, channelID, uuid).Scan(&cur, &rt, &ref)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
 		}
@@ -229,46 +229,56 @@ func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string
 				return nil
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
-			status, result, toMicros(now), channelID, uuid)
-		return err
+		if _, err = tx.ExecContext(ctx, `UPDATE queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
+			status, result, toMicros(now), channelID, uuid); err != nil {
+			return err
+		}
+		if inv == nil || status != store.QueueAcknowledged {
+			return nil
+		}
+		if section, data, info, ok := inv(rt); ok {
+			return updateInventory(ctx, tx, ref, section, data, info, now)
+		}
+		return nil
 	})
 	return rt, err
 }
 
 func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
-	return s.tx(ctx, func(tx *Tx) error {
-		var raw []byte
-		err := tx.QueryRowContext(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("enrollment %w", store.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		inv := map[string]any{}
-		if len(raw) > 0 {
-			json.Unmarshal(raw, &inv)
-		}
-		inv[section] = map[string]any{"data": data, "updated_at": now.UTC().Format(time.RFC3339)}
-		b, err := json.Marshal(inv)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ? WHERE id = ?`, b, toMicros(now), ref); err != nil {
-			return err
-		}
-		if info == nil {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE enrollments SET
-			os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
-			device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
-			model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`,
-			info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
-			info.Model, info.Model, info.ModelName, info.ModelName, ref)
+	return s.tx(ctx, func(tx *Tx) error { return updateInventory(ctx, tx, ref, section, data, info, now) })
+}
+
+func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
+	var raw []byte
+	err := tx.QueryRowContext(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("enrollment %w", store.ErrNotFound)
+	}
+	if err != nil {
 		return err
-	})
+	}
+	inv := map[string]any{}
+	if len(raw) > 0 {
+		json.Unmarshal(raw, &inv)
+	}
+	inv[section] = map[string]any{"data": data, "updated_at": now.UTC().Format(time.RFC3339)}
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ? WHERE id = ?`, b, toMicros(now), ref); err != nil {
+		return err
+	}
+	if info == nil {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET
+		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
+		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
+		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`,
+		info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
+		info.Model, info.Model, info.ModelName, info.ModelName, ref)
+	return err
 }
 
 func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error) {

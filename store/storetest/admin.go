@@ -136,7 +136,7 @@ func testDashboard(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, "A1", q.UUID, store.QueueError, []byte("e"), t0); err != nil {
+	if _, err := s.RecordResult(ctx, "A1", q.UUID, store.QueueError, []byte("e"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.Dashboard(ctx, t0.Add(-7*24*time.Hour), t0.Add(-time.Hour))

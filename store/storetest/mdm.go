@@ -107,23 +107,23 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("first %s", got)
 	}
-	_, err := s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0)
+	_, err := s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0)
+	_, err = s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	if rt, err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0); err != nil || rt != "DeviceInformation" {
+	if rt, err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
 		t.Fatal(err)
 	}
 	// After a result, NotNow commands wait; the next queued one comes.
 	if got := next(false); got != "c1" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0)
-	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueError, []byte("late"), t0) // repeat: first result stands
+	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0, nil)
+	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueError, []byte("late"), t0, nil) // repeat: first result stands
 	if got := next(false); got != "c2" {
 		t.Fatalf("third %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0)
+	s.RecordResult(ctx, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0, nil)
 	if got := next(false); got != "" {
 		t.Fatalf("nothing queued, got %s", got)
 	}
@@ -131,7 +131,7 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("after idle: %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0)
+	s.RecordResult(ctx, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0, nil)
 	list, _ := s.QueuedCommands(ctx, "APPLE-1", 10)
 	if len(list) != 3 || list[0].UUID != "c2" {
 		t.Fatalf("list %+v", list)
@@ -243,6 +243,41 @@ func testInventory(t *testing.T, s store.Store) {
 		t.Fatalf("inventory %+v %s", got, got.Inventory)
 	}
 	wantErr(t, s.UpdateInventory(ctx, "nope", "x", 1, nil, now()), store.ErrNotFound)
+
+	// A result carries its inventory update into the same transaction;
+	// a repeated result changes nothing, an error result adds nothing.
+	if err := s.PutChannel(ctx, &store.Channel{ID: "INV-1", EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"i1", "i2"} {
+		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "SecurityInfo", Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := 0
+	inv := func(section string) store.InventoryFunc {
+		return func(rt string) (string, any, *store.DeviceInfo, bool) {
+			calls++
+			if rt != "SecurityInfo" {
+				t.Errorf("request type %q", rt)
+			}
+			return section, map[string]any{"PasscodePresent": true}, &store.DeviceInfo{OSVersion: "18.4"}, true
+		}
+	}
+	if _, err := s.RecordResult(ctx, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("security_info")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordResult(ctx, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordResult(ctx, "INV-1", "i2", store.QueueError, []byte("e"), now(), inv("error")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Enrollment(ctx, e1.ID)
+	if calls != 1 || got.OSVersion != "18.4" || !strings.Contains(string(got.Inventory), `"security_info"`) ||
+		strings.Contains(string(got.Inventory), `"again"`) || strings.Contains(string(got.Inventory), `"error"`) {
+		t.Fatalf("calls %d, inventory %s", calls, got.Inventory)
+	}
 }
 
 func testAudit(t *testing.T, s store.Store) {
