@@ -37,7 +37,7 @@ func (c *Console) checkPre(r *http.Request) bool {
 
 // safeNext keeps a post-sign-in redirect inside the console.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, Prefix+"/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+	if strings.HasPrefix(next, Prefix+"/") && !strings.Contains(next, "//") && !strings.Contains(next, "\\") && !strings.Contains(next, "..") {
 		return next
 	}
 	return Prefix + "/"
