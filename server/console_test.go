@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -287,5 +289,110 @@ func TestConsolePagesRender(t *testing.T) {
 		if code, _ := u.get("/console/devices/en_nope"); code != 404 {
 			t.Errorf("unknown device: %d", code)
 		}
+	}
+}
+
+// postMultipart sends a multipart form (file uploads) like a browser.
+func (u *consoleUser) postMultipart(path string, fields map[string]string, files map[string][]byte) (int, string) {
+	u.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fields["csrf"] = u.csrf
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	for k, v := range files {
+		fw, _ := mw.CreateFormFile(k, k+".bin")
+		fw.Write(v)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", u.w.e.URL+path, &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", u.w.e.URL)
+	resp, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindStringSubmatch(string(b)); m != nil {
+		u.csrf = m[1]
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestConsoleActions(t *testing.T) {
+	w, clk := consoleWorld(t)
+	ctx := context.Background()
+	st := w.e.Server.Store
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+
+	// API keys: shown once, work, revoke.
+	o.get("/console/apikeys")
+	code, body := o.post("/console/apikeys", url.Values{"name": {"ci"}})
+	key := regexp.MustCompile(`id="new-key">(pomona_[^<]+)<`).FindStringSubmatch(body)
+	if code != 200 || key == nil {
+		t.Fatalf("new key: %d", code)
+	}
+	mustStatus(t, do(t, w.e, "GET", "/api/v1/server", nil, key[1]), 200)
+	if _, body := o.get("/console/apikeys"); strings.Contains(body, key[1]) {
+		t.Fatal("the key is shown again")
+	}
+	id := strings.Split(strings.TrimPrefix(key[1], "pomona_"), "_")[0]
+	o.post("/console/apikeys/"+id+"/revoke", nil)
+	mustStatus(t, do(t, w.e, "GET", "/api/v1/server", nil, key[1]), 401)
+
+	// Webhooks: secret shown once; bad URL refused with the reason.
+	o.get("/console/webhooks")
+	if code, body := o.post("/console/webhooks", url.Values{"url": {"https://hooks.example/p"}, "events": {"command.result"}}); code != 200 || !strings.Contains(body, "signing secret") {
+		t.Fatalf("webhook: %d", code)
+	}
+	if code, body := o.post("/console/webhooks", url.Values{"url": {"ftp://x"}}); code != 200 || !strings.Contains(body, "absolute http(s) URL") {
+		t.Fatalf("bad webhook: %d %s", code, body)
+	}
+	if hs, _ := st.Webhooks(ctx); len(hs) != 1 || hs[0].Events[0] != "command.result" {
+		t.Fatalf("webhooks %+v", hs)
+	}
+
+	// CSV import: good rows created, bad rows listed with their line.
+	o.get("/console/users")
+	csv := "email,name,password\nnew1@example.com,New One,a long password 1\nnobody@unknown.example,X,\nnew2@example.com,New Two,\n"
+	code, body = o.postMultipart("/console/users/import", map[string]string{"tenant": ""}, map[string][]byte{"csv": []byte(csv)})
+	if code != 200 || !strings.Contains(body, "<strong>2</strong> user(s) created") || !strings.Contains(body, "<td>3</td>") {
+		t.Fatalf("import: %d %s", code, body)
+	}
+
+	// Push certificate: a CSR keeps its key on the server; a bad upload is refused.
+	o.get("/console/push")
+	if code, body := o.post("/console/push/csr", nil); code != 200 || !strings.Contains(body, "BEGIN CERTIFICATE REQUEST") {
+		t.Fatalf("csr: %d", code)
+	}
+	if code, body := o.postMultipart("/console/push/certificate", map[string]string{}, map[string][]byte{"certificate": []byte("not a cert")}); code != 200 || !strings.Contains(body, "cannot be used") {
+		t.Fatalf("bad cert: %d %s", code, body)
+	}
+
+	// Unenroll sends RemoveProfile; "immediately" forgets the device at once.
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	dev, _ := st.EnrollmentByAppleID(ctx, d.MDM.EnrollmentID)
+	o.get("/console/devices/" + dev.ID)
+	if code, body := o.post("/console/devices/"+dev.ID+"/unenroll", url.Values{"immediately": {"on"}}); code != 200 || !strings.Contains(body, "Unenrollment requested") {
+		t.Fatalf("unenroll: %d", code)
+	}
+	if got, _ := st.Enrollment(ctx, dev.ID); got.Status != store.EnrollmentUnenrolled {
+		t.Fatalf("status %s", got.Status)
+	}
+	chs, _ := st.Channels(ctx, dev.ID)
+	qs, _ := st.QueuedCommands(ctx, chs[0].ID, 10)
+	if len(qs) != 1 || qs[0].RequestType != "RemoveProfile" {
+		t.Fatalf("queue %+v", qs)
+	}
+
+	// Tenants: deleting needs the name typed, and no users.
+	o.get("/console/tenants/" + w.tenant)
+	if code, body := o.post("/console/tenants/"+w.tenant+"/delete", url.Values{"confirm": {"wrong"}}); code != 200 || !strings.Contains(body, "Type the tenant") {
+		t.Fatalf("delete: %d", code)
+	}
+	if _, err := st.Tenant(ctx, w.tenant); err != nil {
+		t.Fatal("tenant deleted without confirmation")
 	}
 }
