@@ -30,6 +30,7 @@ func runServe(env *Env, args []string) error {
 	fs.StringVar(&cfg.CAKeyType, "ca-key-type", cfg.CAKeyType, "key type of a new CA: "+strings.Join(keyTypes, ", "))
 	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", cfg.AccessTokenTTL, "how long a device's sign-in lasts before the person must sign in again (e.g. 720h)")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", admins.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client, for logs, audit and per-address sign-in limits")
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); only behind such a proxy")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")
 	fs.StringVar(&cfg.APNsCAFile, "apns-ca-file", "", "PEM CA to trust for --apns-url (a local stand-in)")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store"
 )
 
 type answer struct {
@@ -403,5 +406,26 @@ func TestAuditLog(t *testing.T) {
 	f := do(t, e, "GET", "/api/v1/audit?action=POST+/api/v1/tenants", nil, k).json(t)["entries"].([]any)
 	if len(f) != 1 {
 		t.Fatalf("filter: %v", f)
+	}
+}
+
+// Behind a trusted proxy the audit log (and sign-in limits) see the
+// client from X-Forwarded-For; from anyone else the header is ignored.
+func TestTrustedProxies(t *testing.T) {
+	for _, c := range []struct {
+		trusted, want string
+	}{{"127.0.0.1", "198.51.100.7:0"}, {"", "127.0.0.1:"}, {"10.0.0.0/8", "127.0.0.1:"}} {
+		e := testenv.Start(t, func(cfg *server.Config) { cfg.TrustedProxies = c.trusted })
+		mustStatus(t, do(t, e, "POST", "/api/v1/tenants", map[string]any{"name": "A", "domains": []string{"a.example"}}, e.APIKey,
+			"X-Forwarded-For", "6.6.6.6, 198.51.100.7"), 201)
+		es, err := e.Server.Store.Audit(context.Background(), store.AuditFilter{Limit: 1})
+		if err != nil || len(es) != 1 || !strings.HasPrefix(es[0].Remote, c.want) {
+			t.Fatalf("trusted %q: %+v %v", c.trusted, es, err)
+		}
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.TrustedProxies = t.TempDir(), "proxy.example"
+	if _, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "--trusted-proxies") {
+		t.Fatalf("bad --trusted-proxies: %v", err)
 	}
 }

@@ -83,6 +83,10 @@ type Config struct {
 	// Demo sets up a throwaway tenant, user, push certificate and a local
 	// APNs stand-in (docs: README quick start). Never in production.
 	Demo bool
+	// TrustedProxies lists the proxies (addresses, CIDR prefixes, comma
+	// separated) whose X-Forwarded-For names the client; empty: the header
+	// is ignored and the direct peer is the client.
+	TrustedProxies string
 	// DiscoveryResolve makes the console's discovery checks dial
 	// host:port at another addr:port (split-horizon DNS; tests).
 	DiscoveryResolve map[string]string
@@ -174,6 +178,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	proxies, err := httpx.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	kt, err := pki.ParseKeyType(cfg.CAKeyType)
 	if err != nil {
@@ -343,7 +351,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "store": s.Store.Backend()})
 	})
 	mux.Handle("GET /metrics", s.Metrics.Handler())
-	s.handler = httpx.Observe(mux, log, s.Metrics)
+	// The client's address (behind trusted proxies) is settled before
+	// anything logs, limits or audits it.
+	s.handler = httpx.RealIP(httpx.Observe(mux, log, s.Metrics), proxies)
 	ok = true
 	return s, nil
 }
