@@ -81,9 +81,10 @@ type MDMStore interface {
 	// transaction.
 	Enqueue(ctx context.Context, cmd *Command, channelIDs []string) error
 	// NextCommand hands out the next command of the channel and marks it
-	// sent. After an Idle poll, commands the device answered NotNow (and
-	// ones sent without an answer) are eligible again; after a result,
-	// only queued ones. Expired commands are marked expired and skipped.
+	// sent. Queued commands and ones sent without an answer (the delivery
+	// was lost: a device answers one command at a time) are eligible after
+	// any report; commands answered NotNow only after an Idle poll.
+	// Expired commands are marked expired and skipped.
 	// ErrNotFound when there is nothing to send.
 	NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*QueuedCommand, error)
 	// RecordResult stores a result for a command sent to the channel.

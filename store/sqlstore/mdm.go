@@ -164,7 +164,11 @@ func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 }
 
 func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
-	statuses := `('queued')`
+	// A command still "sent" when the device reports on another one never
+	// reached it (a device works through one command at a time; the
+	// answer carrying it was lost, e.g. with a failed instance): it goes
+	// again. NotNow commands wait for the next Idle.
+	statuses := `('queued', 'sent')`
 	if afterIdle {
 		statuses = `('queued', 'sent', 'NotNow')`
 	}

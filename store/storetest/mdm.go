@@ -20,6 +20,7 @@ func mdmTests() []namedTest {
 		{"BulkEnqueue", testBulkEnqueue},
 		{"EnrollmentList", testEnrollmentList},
 		{"Inventory", testInventory},
+		{"LostDeliveryResent", testLostDelivery},
 		{"Audit", testAudit},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
@@ -369,5 +370,52 @@ func testLeases(t *testing.T, s store.Store) {
 	wg.Wait()
 	if won.Load() != 1 {
 		t.Fatalf("%d holders won the race", won.Load())
+	}
+}
+
+// A command marked sent whose answer never came (the response carrying it
+// was lost) goes again at the device's next report, before newer ones.
+func testLostDelivery(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	if err := s.PutChannel(ctx, &store.Channel{ID: "LD", EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"l1", "l2"} {
+		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now().Add(time.Duration(i))}, []string{"LD"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(idle bool) string {
+		q, err := s.NextCommand(ctx, "LD", idle, now())
+		if errors.Is(err, store.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.UUID
+	}
+	if got := next(true); got != "l1" {
+		t.Fatalf("first %s", got)
+	}
+	// The device never got l1 and reports something else: l1 again.
+	if got := next(false); got != "l1" {
+		t.Fatalf("lost delivery not repeated: %s", got)
+	}
+	if _, err := s.RecordResult(ctx, "LD", "l1", store.QueueNotNow, nil, now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(false); got != "l2" {
+		t.Fatalf("after NotNow: %s", got)
+	}
+	if _, err := s.RecordResult(ctx, "LD", "l2", store.QueueAcknowledged, nil, now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(false); got != "" {
+		t.Fatalf("NotNow command resent before Idle: %s", got)
+	}
+	if got := next(true); got != "l1" {
+		t.Fatalf("after Idle: %s", got)
 	}
 }
