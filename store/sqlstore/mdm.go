@@ -123,6 +123,13 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 	return err
 }
 
+const (
+	enqueueBatch  = 500
+	enqueueOneSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES (?, ?, ?, ?, ?)`
+)
+
+var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
+
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -133,18 +140,34 @@ func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []st
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, id := range channelIDs {
-			seq++
-			if _, err := stmt.ExecContext(ctx, id, cmd.UUID, seq, store.QueueQueued, toMicros(cmd.CreatedAt)); err != nil {
+		// Rows go in batches of enqueueBatch (one statement each: a bulk
+		// command to 100,000 devices is 200 statements, not 100,000 round
+		// trips); the remainder one by one, so that the statement texts
+		// stay few.
+		at := toMicros(cmd.CreatedAt)
+		insert := func(q string, ids []string) error {
+			args := make([]any, 0, 5*len(ids))
+			for _, id := range ids {
+				seq++
+				args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
-					return fmt.Errorf("channel %s %w", id, store.ErrNotFound)
+					return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
 				}
 				return s.constraint(err)
+			}
+			return nil
+		}
+		for len(channelIDs) >= enqueueBatch {
+			if err := insert(enqueueBatchSQL, channelIDs[:enqueueBatch]); err != nil {
+				return err
+			}
+			channelIDs = channelIDs[enqueueBatch:]
+		}
+		for _, id := range channelIDs {
+			if err := insert(enqueueOneSQL, []string{id}); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -195,6 +195,32 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
+	// 1,203 targets (full batches and a remainder), in order behind "bulk".
+	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk2", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids[:1203]); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 499, 500, 1000, 1202} {
+		if q, err := s.NextCommand(ctx, ids[i], true, now()); err != nil || q.UUID != "bulk" {
+			t.Fatalf("%d: first %v %v", i, q, err)
+		}
+		if _, err := s.RecordResult(ctx, ids[i], "bulk", store.QueueAcknowledged, nil, now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if q, err := s.NextCommand(ctx, ids[i], false, now()); err != nil || q.UUID != "bulk2" {
+			t.Fatalf("%d: second %v %v", i, q, err)
+		}
+	}
+	if _, err := s.NextCommand(ctx, ids[1203], true, now()); err != nil {
+		t.Fatal(err) // "bulk" only
+	}
+	// One unknown channel among many: nothing is queued.
+	bad := append(append([]string{}, ids[:700]...), "NO-SUCH-CHANNEL")
+	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk3", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, bad); err == nil {
+		t.Fatal("enqueued for an unknown channel")
+	}
+	if qs, _ := s.QueuedCommands(ctx, ids[0], 10); len(qs) != 2 {
+		t.Fatalf("a failed bulk left rows: %d", len(qs))
+	}
 }
 
 func testEnrollmentList(t *testing.T, s store.Store) {
