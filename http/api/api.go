@@ -161,12 +161,12 @@ func (a *API) authenticated(h handlerFunc) http.Handler {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &httpx.StatusRecorder{ResponseWriter: w}
 		if err := h(rec, r); err != nil {
 			httpx.WriteError(rec, r, a.Log, err)
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			a.audit(r, p, rec.status)
+			a.audit(r, p, rec.Status)
 		}
 	})
 }
@@ -182,25 +182,6 @@ func (a *API) audit(r *http.Request, principal string, status int) {
 	if err := a.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // KeyAuth checks admin API keys: stored keys (found by id, secret hash

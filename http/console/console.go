@@ -27,6 +27,7 @@ import (
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -233,12 +234,12 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 			c.audit(r, a, http.StatusForbidden)
 			return
 		}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &httpx.StatusRecorder{ResponseWriter: w}
 		if err := h(rec, req); err != nil {
 			c.handleError(rec, req, err)
 		}
 		if r.Method == http.MethodPost {
-			c.audit(r, a, rec.status)
+			c.audit(r, a, rec.Status)
 		}
 	})
 }
@@ -248,25 +249,6 @@ func parseForm(r *http.Request) error {
 		return r.ParseMultipartForm(MaxForm)
 	}
 	return r.ParseForm()
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // audit records a console change. Form values are never recorded.
@@ -330,8 +312,8 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 	if r.Method == http.MethodPost {
 		// Back to the page the form was on, with the reason.
 		c.setFlash(w, "error", msg)
-		if sw, ok := w.(*statusRecorder); ok {
-			sw.status = status
+		if sw, ok := w.(*httpx.StatusRecorder); ok {
+			sw.Status = status // the audit records the refusal, not the redirect
 		}
 		http.Redirect(w, r.Request, c.back(r), http.StatusSeeOther)
 		return

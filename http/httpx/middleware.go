@@ -10,29 +10,32 @@ import (
 	"github.com/pomona-mdm/pomona/metrics"
 )
 
-type recorder struct {
+// StatusRecorder remembers the status and size of a response (for logs,
+// metrics and the audit log). A status set before anything is written
+// (SetStatus) is kept: a handler can record the outcome it reports.
+type StatusRecorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int
+	Status int
+	Bytes  int
 }
 
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
+func (r *StatusRecorder) WriteHeader(code int) {
+	if r.Status == 0 {
+		r.Status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
+func (r *StatusRecorder) Write(b []byte) (int, error) {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
 	}
 	n, err := r.ResponseWriter.Write(b)
-	r.bytes += n
+	r.Bytes += n
 	return n, err
 }
 
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Observe wraps the whole server: it recovers panics (logging the stack
 // and answering 500, so one bad request never takes the process down),
@@ -41,7 +44,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &StatusRecorder{ResponseWriter: w}
 		m.InFlight.Inc()
 		defer func() {
 			m.InFlight.Dec()
@@ -50,7 +53,7 @@ func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 					panic(p)
 				}
 				log.Error("panic while serving a request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
-				if rec.status == 0 {
+				if rec.Status == 0 {
 					WriteJSON(rec, http.StatusInternalServerError, Body{Error: "internal error; the server log has the details", Code: "internal"})
 				}
 			}
@@ -58,14 +61,14 @@ func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 			if route == "" {
 				route = "unmatched"
 			}
-			if rec.status == 0 {
-				rec.status = http.StatusOK
+			if rec.Status == 0 {
+				rec.Status = http.StatusOK
 			}
 			d := time.Since(start)
-			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.Status)).Inc()
 			m.Latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			log.Debug("http", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status,
-				"bytes", rec.bytes, "duration", d, "remote", r.RemoteAddr)
+			log.Debug("http", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.Status,
+				"bytes", rec.Bytes, "duration", d, "remote", r.RemoteAddr)
 		}()
 		next.ServeHTTP(rec, r)
 	})
