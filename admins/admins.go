@@ -276,27 +276,14 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 	})
 }
 
+const limitPrefix = "console"
+
 func (s *Service) checkLimits(ctx context.Context, email, ip string) error {
-	now := s.now()
-	for _, c := range []struct {
-		key, scope string
-		max        int
-	}{{"console:acct:" + email, "account", s.Limits.Max}, {"console:ip:" + ip, "address", s.Limits.IPMax}} {
-		n, start, err := s.Store.RateLimitCount(ctx, c.key, s.Limits.Window, now)
-		if err != nil {
-			return err
-		}
-		if n >= c.max {
-			return &auth.LockedError{RetryAfter: start.Add(s.Limits.Window).Sub(now), Scope: c.scope}
-		}
-	}
-	return nil
+	return s.Limits.Check(ctx, s.Store, limitPrefix, email, ip, s.now())
 }
 
 func (s *Service) fail(ctx context.Context, email, ip string) {
-	now := s.now()
-	s.Store.RateLimitHit(ctx, "console:acct:"+email, s.Limits.Window, now)
-	s.Store.RateLimitHit(ctx, "console:ip:"+ip, s.Limits.Window, now)
+	s.Limits.Fail(ctx, s.Store, limitPrefix, email, ip, s.now())
 }
 
 // SignIn checks email, password and TOTP code together (so a wrong
@@ -345,7 +332,7 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 	if err != nil {
 		return nil, err
 	}
-	s.Store.RateLimitReset(ctx, "console:acct:"+e)
+	s.Limits.Reset(ctx, s.Store, limitPrefix, e)
 	return a, nil
 }
 

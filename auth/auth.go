@@ -87,32 +87,47 @@ func New(s Store, sealer Sealer, pw password.Params) *Service {
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 
-func accountKey(email string) string { return "signin:acct:" + email }
-func addressKey(ip string) string    { return "signin:ip:" + ip }
-
-// CheckLimits refuses a sign-in step when the account or the address has
-// too many recent failures.
-func (s *Service) CheckLimits(ctx context.Context, email, ip string) error {
-	now := s.now()
+// Check refuses a sign-in step when the account or the address has too
+// many recent failures. prefix keeps separate counters per sign-in
+// ("signin" for devices, "console" for administrators).
+func (l Limits) Check(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) error {
 	for _, c := range []struct {
 		key, scope string
 		max        int
-	}{{accountKey(email), "account", s.Limits.Max}, {addressKey(ip), "address", s.Limits.IPMax}} {
-		n, start, err := s.Store.RateLimitCount(ctx, c.key, s.Limits.Window, now)
+	}{{prefix + ":acct:" + account, "account", l.Max}, {prefix + ":ip:" + ip, "address", l.IPMax}} {
+		n, start, err := st.RateLimitCount(ctx, c.key, l.Window, now)
 		if err != nil {
 			return err
 		}
 		if n >= c.max {
-			return &LockedError{RetryAfter: start.Add(s.Limits.Window).Sub(now), Scope: c.scope}
+			return &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
 		}
 	}
 	return nil
 }
 
+// Fail counts a failed step for the account and the address.
+func (l Limits) Fail(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) {
+	st.RateLimitHit(ctx, prefix+":acct:"+account, l.Window, now)
+	st.RateLimitHit(ctx, prefix+":ip:"+ip, l.Window, now)
+}
+
+// Reset clears the account's failures after a successful sign-in (the
+// address keeps its count).
+func (l Limits) Reset(ctx context.Context, st store.RateLimitStore, prefix, account string) {
+	st.RateLimitReset(ctx, prefix+":acct:"+account)
+}
+
+const limitPrefix = "signin"
+
+// CheckLimits refuses a sign-in step when the account or the address has
+// too many recent failures.
+func (s *Service) CheckLimits(ctx context.Context, email, ip string) error {
+	return s.Limits.Check(ctx, s.Store, limitPrefix, email, ip, s.now())
+}
+
 func (s *Service) fail(ctx context.Context, email, ip string) {
-	now := s.now()
-	s.Store.RateLimitHit(ctx, accountKey(email), s.Limits.Window, now)
-	s.Store.RateLimitHit(ctx, addressKey(ip), s.Limits.Window, now)
+	s.Limits.Fail(ctx, s.Store, limitPrefix, email, ip, s.now())
 }
 
 // VerifyPassword checks email and password for a sign-in at tenantID's
@@ -238,7 +253,7 @@ func (s *Service) IssueToken(ctx context.Context, u *store.User) (string, error)
 		CreatedAt: now, ExpiresAt: now.Add(s.TokenTTL)}); err != nil {
 		return "", err
 	}
-	s.Store.RateLimitReset(ctx, accountKey(u.Email))
+	s.Limits.Reset(ctx, s.Store, limitPrefix, u.Email)
 	s.Store.UpdateUser(ctx, u.ID, func(x *store.User) error { x.LastSignInAt = now; return nil })
 	return t, nil
 }
