@@ -226,3 +226,35 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	res.CommandUUID, res.Queued = id, len(ids)
 	return res, nil
 }
+
+// Unenrolled says what Unenroll did.
+type Unenrolled struct {
+	// CommandUUID is the RemoveProfile sent to the device ("" when the
+	// device never completed enrollment or is gone already).
+	CommandUUID string
+	// Forgotten: the server treats the device as unenrolled now; its next
+	// request is answered com.apple.unrecognized.device.
+	Forgotten bool
+}
+
+// Unenroll removes a device from management: RemoveProfile of the
+// enrollment profile (the device deletes its managed data and checks out),
+// and with immediately — or when the device never finished enrolling —
+// the server forgets it at once.
+func (c *Commands) Unenroll(ctx context.Context, enr *store.Enrollment, immediately bool, by string) (*Unenrolled, error) {
+	out := &Unenrolled{}
+	if enr.AppleEnrollmentID != "" && enr.Status == store.EnrollmentEnrolled {
+		id, err := c.Enqueue(ctx, enr, EnqueueRequest{JSON: map[string]any{"request_type": "RemoveProfile", "identifier": enr.ProfileID}, CreatedBy: by})
+		if err != nil {
+			return nil, err
+		}
+		out.CommandUUID = id
+	}
+	if immediately || enr.AppleEnrollmentID == "" {
+		if err := c.Store.SetEnrollmentStatus(ctx, enr.ID, store.EnrollmentUnenrolled, c.Now()); err != nil {
+			return nil, err
+		}
+		out.Forgotten = true
+	}
+	return out, nil
+}

@@ -298,19 +298,15 @@ func (a *API) unenrollDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"device": e.ID}
-	if e.AppleEnrollmentID != "" && e.Status == store.EnrollmentEnrolled {
-		id, err := a.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{
-			JSON: map[string]any{"request_type": "RemoveProfile", "identifier": e.ProfileID}, CreatedBy: Principal(r.Context())})
-		if err != nil {
-			return err
-		}
-		resp["command_uuid"] = id
+	u, err := a.Commands.Unenroll(r.Context(), e, in.Immediately, Principal(r.Context()))
+	if err != nil {
+		return err
 	}
-	if in.Immediately || e.AppleEnrollmentID == "" {
-		if err := a.Store.SetEnrollmentStatus(r.Context(), e.ID, store.EnrollmentUnenrolled, a.Now()); err != nil {
-			return err
-		}
+	resp := map[string]any{"device": e.ID}
+	if u.CommandUUID != "" {
+		resp["command_uuid"] = u.CommandUUID
+	}
+	if u.Forgotten {
 		resp["status"] = store.EnrollmentUnenrolled
 	}
 	a.Log.Info("device unenroll requested", "device", e.ID, "immediately", in.Immediately, "by", Principal(r.Context()))

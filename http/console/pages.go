@@ -656,16 +656,8 @@ func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	if e.AppleEnrollmentID != "" && e.Status == store.EnrollmentEnrolled {
-		if _, err := c.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{
-			JSON: map[string]any{"request_type": "RemoveProfile", "identifier": e.ProfileID}, CreatedBy: "console:" + r.Admin.Email}); err != nil {
-			return err
-		}
-	}
-	if r.PostFormValue("immediately") == "on" || e.AppleEnrollmentID == "" {
-		if err := c.Store.SetEnrollmentStatus(r.Context(), e.ID, store.EnrollmentUnenrolled, c.Now()); err != nil {
-			return err
-		}
+	if _, err := c.Commands.Unenroll(r.Context(), e, r.PostFormValue("immediately") == "on", "console:"+r.Admin.Email); err != nil {
+		return err
 	}
 	c.Log.Info("device unenroll requested", "device", e.ID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/devices/"+e.ID, "Unenrollment requested: the device removes the work profile and its managed data.")
