@@ -266,8 +266,9 @@ type Grant struct {
 
 // Authorize checks an Authorization header for tenantID: the token must
 // exist, belong to the tenant, be unexpired, be newer than the user's last
-// forced re-authentication, and the user must be enabled. With allowStale
-// an expired or revoked token still identifies the user (for CheckOut).
+// forced re-authentication, not revoked by the end of its enrollment, and
+// the user must be enabled. AuthorizeStale skips these time and revocation
+// checks: an expired or revoked token still identifies the user (CheckOut).
 func (s *Service) Authorize(ctx context.Context, tenantID, header string) (*Grant, error) {
 	return s.authorize(ctx, tenantID, header, false)
 }
@@ -305,6 +306,8 @@ func (s *Service) authorize(ctx context.Context, tenantID, header string, stale 
 			return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
 		case at.CreatedAt.Before(u.TokensNotBefore):
 			return nil, fmt.Errorf("%w: revoked (re-authentication required)", ErrInvalidToken)
+		case !at.RevokedAt.IsZero():
+			return nil, fmt.Errorf("%w: revoked (its enrollment has ended)", ErrInvalidToken)
 		case !u.Enabled:
 			return nil, fmt.Errorf("%w: the user is disabled", ErrInvalidToken)
 		}

@@ -67,9 +67,16 @@ type Request struct {
 	Topic     string
 }
 
-// Profile creates a pending enrollment with a one-time SCEP challenge and
-// returns the signed profile. The access token is not consumed: a retried
-// fetch gets a new profile (and challenge) for the same sign-in.
+// ErrSignInUsed: the access token already enrolled a device (or its
+// enrollment ended); enrolling again takes a new sign-in.
+var ErrSignInUsed = errors.New("this sign-in was already used to enroll a device: start the enrollment again in Settings")
+
+// Profile creates the pending enrollment of the sign-in (r.TokenHash) with
+// a one-time SCEP challenge and returns the signed profile. One sign-in,
+// one enrollment: a retried fetch with the same token gets a new profile
+// for the same pending enrollment, and the challenge of the earlier
+// profile stops working (certificates already issued for it are revoked).
+// Once the enrollment is past pending, the token gives ErrSignInUsed.
 func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enrollment, error) {
 	platform := Platform(r.Body.Info.Product)
 	if platform == "" {
@@ -104,7 +111,11 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	if ttl == 0 {
 		ttl = DefaultChallengeTTL
 	}
-	if err := s.Store.CreateEnrollment(ctx, e, &store.SCEPChallenge{Hash: chHash, ExpiresAt: now.Add(ttl)}); err != nil {
+	_, err = s.Store.CreatePendingEnrollment(ctx, e, &store.SCEPChallenge{Hash: chHash, ExpiresAt: now.Add(ttl)}, now)
+	if errors.Is(err, store.ErrConflict) {
+		return nil, nil, fmt.Errorf("%w (%v)", ErrSignInUsed, err)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	return signed, e, nil
@@ -151,6 +162,9 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	if err != nil {
 		return nil, nil, err
 	}
+	if e.Status == store.EnrollmentUnenrolled {
+		return nil, nil, ErrBadChallenge // ended enrollments lose their challenges
+	}
 	cert, err := s.issue(ctx, csr, e, now)
 	if err != nil {
 		return nil, nil, err
@@ -180,6 +194,9 @@ func (s *Service) Renew(ctx context.Context, csr *x509.CertificateRequest, signe
 	}
 	if sum := sha256.Sum256(signer.Raw); string(sum[:]) != string(old.SHA256) {
 		return nil, nil, ErrBadRenewal
+	}
+	if !old.RevokedAt.IsZero() {
+		return nil, nil, fmt.Errorf("%w: the certificate was revoked (%s)", ErrBadRenewal, old.RevokedReason)
 	}
 	e, err := s.Store.Enrollment(ctx, old.EnrollmentID)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/micromdm/plist"
 )
@@ -75,21 +77,14 @@ const (
 
 // Identity is who a message speaks for. User enrollments identify by
 // EnrollmentID (device channel) plus EnrollmentUserID on a Mac's user
-// channel; hardware identifiers are refused.
+// channel; hardware identifiers are refused. Both are device-chosen: they
+// only ever select among the channels of the enrollment the identity
+// certificate proves, never name a channel by themselves.
 type Identity struct {
 	EnrollmentID     string `plist:"EnrollmentID"`
 	EnrollmentUserID string `plist:"EnrollmentUserID"`
 	UDID             string `plist:"UDID"`
 	UserID           string `plist:"UserID"`
-}
-
-// ChannelID is the normalised channel id: EnrollmentID, or
-// EnrollmentID/EnrollmentUserID for a user channel.
-func (i Identity) ChannelID() string {
-	if i.EnrollmentUserID != "" {
-		return i.EnrollmentID + "/" + i.EnrollmentUserID
-	}
-	return i.EnrollmentID
 }
 
 // Kind is DeviceChannel or UserChannel.
@@ -100,6 +95,10 @@ func (i Identity) Kind() string {
 	return DeviceChannel
 }
 
+// MaxIDLen bounds EnrollmentID and EnrollmentUserID (Apple's are UUID-like,
+// under 64 bytes).
+const MaxIDLen = 128
+
 func (i Identity) validate() error {
 	if i.UDID != "" {
 		return malformed("UDID present: this is not a user enrollment (Pomona manages account-driven user enrollments only)")
@@ -107,8 +106,26 @@ func (i Identity) validate() error {
 	if i.EnrollmentID == "" {
 		return malformed("EnrollmentID missing")
 	}
-	if len(i.EnrollmentID) > 128 || len(i.EnrollmentUserID) > 128 {
-		return malformed("identifier too long")
+	if err := checkID("EnrollmentID", i.EnrollmentID); err != nil {
+		return err
+	}
+	return checkID("EnrollmentUserID", i.EnrollmentUserID)
+}
+
+// checkID refuses identifiers no device sends: over MaxIDLen bytes, not
+// UTF-8, or with a '/' (once a separator of channel ids), a control or
+// any other non-printable character.
+func checkID(name, v string) error {
+	if len(v) > MaxIDLen {
+		return malformed("%s longer than %d bytes", name, MaxIDLen)
+	}
+	if !utf8.ValidString(v) {
+		return malformed("%s is not UTF-8", name)
+	}
+	for _, r := range v {
+		if r == '/' || !unicode.IsPrint(r) {
+			return malformed("%s contains %q: separators and non-printable characters are refused", name, r)
+		}
 	}
 	return nil
 }

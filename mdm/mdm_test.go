@@ -20,7 +20,7 @@ func TestRealADUECaptures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.MessageType != Authenticate || a.EnrollmentID != "FB833D84-50C0-41DD-99DE-F748E44FFEF5" || a.ChannelID() != a.EnrollmentID || a.Kind() != DeviceChannel {
+	if a.MessageType != Authenticate || a.EnrollmentID != "FB833D84-50C0-41DD-99DE-F748E44FFEF5" || a.EnrollmentUserID != "" || a.Kind() != DeviceChannel {
 		t.Fatalf("%+v", a)
 	}
 	tu, err := DecodeCheckin(read(t, "adue-ios18.2.1-TokenUpdate.plist"))
@@ -81,8 +81,60 @@ func TestUserChannel(t *testing.T) {
 <key>EnrollmentID</key><string>E1</string><key>EnrollmentUserID</key><string>U1</string><key>UserShortName</key><string>alice</string>
 <key>Token</key><data>AAAA</data><key>PushMagic</key><string>m</string></dict></plist>`)
 	c, err := DecodeCheckin(b)
-	if err != nil || c.ChannelID() != "E1/U1" || c.Kind() != UserChannel || c.UserShortName != "alice" {
+	if err != nil || c.EnrollmentID != "E1" || c.EnrollmentUserID != "U1" || c.Kind() != UserChannel || c.UserShortName != "alice" {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// Identifiers are device-chosen: separators, control and other
+// non-printable characters and over-long values are refused on both
+// channels (finding 4 of issue 11 forged "<EnrollmentID>/<UserID>").
+func TestIdentifiersRefused(t *testing.T) {
+	// Characters go in raw (an XML decoder refuses some on its own; the
+	// others must be refused by the identifier check).
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	body := func(eid, uid string) []byte {
+		var b strings.Builder
+		b.WriteString(`<plist version="1.0"><dict><key>MessageType</key><string>Authenticate</string><key>Status</key><string>Idle</string><key>EnrollmentID</key><string>`)
+		esc.WriteString(&b, eid)
+		b.WriteString(`</string>`)
+		if uid != "" {
+			b.WriteString(`<key>EnrollmentUserID</key><string>`)
+			esc.WriteString(&b, uid)
+			b.WriteString(`</string>`)
+		}
+		b.WriteString(`</dict></plist>`)
+		return []byte(b.String())
+	}
+	for _, tc := range []struct {
+		name, eid, uid string
+		ok             bool
+	}{
+		{"uuid", "FB833D84-50C0-41DD-99DE-F748E44FFEF5", "", true},
+		{"user channel", "E1", "6A1E8E9F-1B0C-4B8E-9C2A-2A1D3C4B5E6F", true},
+		{"max length", strings.Repeat("A", MaxIDLen), strings.Repeat("B", MaxIDLen), true},
+		{"slash in EnrollmentID", "VICTIM/USER", "", false},
+		{"slash in EnrollmentUserID", "E1", "U/1", false},
+		{"tab", "E\t1", "", false},
+		{"control", "E\x01", "", false},
+		{"DEL", "E\x7f", "", false},
+		{"newline in user id", "E1", "U\n1", false},
+		{"zero-width space", "E\u200b1", "", false},
+		{"line separator", "E\u20281", "", false},
+		{"too long", strings.Repeat("A", MaxIDLen+1), "", false},
+		{"user id too long", "E1", strings.Repeat("B", MaxIDLen+1), false},
+	} {
+		eid, uid := tc.eid, tc.uid
+		_, errR := DecodeResult(body(eid, uid))
+		_, errC := DecodeCheckin(body(eid, uid))
+		for _, err := range []error{errR, errC} {
+			if tc.ok && err != nil {
+				t.Errorf("%s: refused: %v", tc.name, err)
+			}
+			if !tc.ok && !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s: accepted (%v)", tc.name, err)
+			}
+		}
 	}
 }
 

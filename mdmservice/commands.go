@@ -251,7 +251,7 @@ func (c *Commands) Unenroll(ctx context.Context, enr *store.Enrollment, immediat
 		out.CommandUUID = id
 	}
 	if immediately || enr.AppleEnrollmentID == "" {
-		if err := c.Store.SetEnrollmentStatus(ctx, enr.ID, store.EnrollmentUnenrolled, c.Now()); err != nil {
+		if err := c.Store.EndEnrollment(ctx, enr.ID, "unenrolled by "+by, c.Now().UTC().Truncate(time.Microsecond)); err != nil {
 			return nil, err
 		}
 		out.Forgotten = true

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type Store interface {
 	store.EnrollmentStore
 	store.MDMStore
 	store.TokenStore
+	// User finds an enrollment's owner (a Mac's device channel carries no
+	// bearer: the owner must still be enabled).
+	User(ctx context.Context, id string) (*store.User, error)
 }
 
 // Service answers check-ins and command polls.
@@ -57,8 +61,11 @@ func (s *Service) checker() *mdm.IdentityChecker {
 
 // Event is something that happened on a channel.
 type Event struct {
-	Kind        string // authenticate, token-update, checkout, result
-	Enrollment  *store.Enrollment
+	Kind       string // authenticate, token-update, checkout, result
+	Enrollment *store.Enrollment
+	// ChannelID is Pomona's id of the channel (token-update, result), or
+	// the channel's kind when no stored channel is concerned
+	// (authenticate, checkout).
 	ChannelID   string
 	CommandUUID string
 	Status      string
@@ -105,7 +112,10 @@ type authenticated struct {
 	enr  *store.Enrollment
 }
 
-// identify checks the identity certificate and finds its enrollment.
+// identify checks the identity certificate and finds its enrollment. A
+// revoked certificate or an ended enrollment is terminal: every request,
+// Authenticate and CheckOut included, is told the device is unknown, and
+// coming back takes a new enrollment (new sign-in, new profile).
 func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Response) {
 	now := s.now()
 	var cert *x509.Certificate
@@ -127,9 +137,17 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		resp := plain(http.StatusForbidden, "the identity certificate is not one Pomona issued to an enrollment")
 		return nil, &resp
 	}
+	if !ic.RevokedAt.IsZero() {
+		resp := unrecognized("the identity certificate was revoked: " + ic.RevokedReason)
+		return nil, &resp
+	}
 	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
 	if err != nil {
 		resp := unrecognized("the enrollment of this identity no longer exists")
+		return nil, &resp
+	}
+	if enr.Status == store.EnrollmentUnenrolled {
+		resp := unrecognized("the enrollment was ended")
 		return nil, &resp
 	}
 	return &authenticated{cert: cert, ic: ic, enr: enr}, nil
@@ -140,6 +158,28 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 func bound(a *authenticated, id mdm.Identity) *Response {
 	if a.enr.AppleEnrollmentID == "" || a.enr.AppleEnrollmentID != id.EnrollmentID {
 		resp := plain(http.StatusForbidden, "this identity certificate belongs to another enrollment")
+		return &resp
+	}
+	return nil
+}
+
+// admit checks the bearer where the platform sends one and, on a Mac's
+// device channel (no bearer), that the enrollment's owner is still enabled.
+func (s *Service) admit(ctx context.Context, a *authenticated, id mdm.Identity, header string) *Response {
+	if needsToken(a.enr, id) {
+		return s.authorize(ctx, a, header, false)
+	}
+	u, err := s.Store.User(ctx, a.enr.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		resp := unrecognized("the enrollment's user no longer exists")
+		return &resp
+	}
+	if err != nil {
+		resp := plain(http.StatusInternalServerError, err.Error())
+		return &resp
+	}
+	if !u.Enabled {
+		resp := plain(http.StatusForbidden, "the enrollment's user is disabled")
 		return &resp
 	}
 	return nil
@@ -207,9 +247,6 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 	if err != nil {
 		return plain(http.StatusBadRequest, err.Error())
 	}
-	if a.enr.Status == store.EnrollmentUnenrolled && msg.MessageType != mdm.CheckOut && msg.MessageType != mdm.Authenticate {
-		return unrecognized("the enrollment was ended")
-	}
 	if msg.Topic != "" {
 		topic, err := s.Topic(ctx)
 		if err != nil {
@@ -225,10 +262,8 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 		if msg.Kind() != mdm.DeviceChannel {
 			return plain(http.StatusBadRequest, "Authenticate comes on the device channel")
 		}
-		if needsToken(a.enr, msg.Identity) {
-			if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
-				return *resp
-			}
+		if resp := s.admit(ctx, a, msg.Identity, r.Authorization); resp != nil {
+			return *resp
 		}
 		err := s.Store.BindAppleEnrollment(ctx, a.enr.ID, msg.EnrollmentID, store.DeviceInfo{OSVersion: msg.OSVersion, BuildVersion: msg.BuildVersion,
 			ProductName: msg.ProductName, DeviceName: msg.DeviceName, Model: msg.Model, ModelName: msg.ModelName}, now)
@@ -239,19 +274,21 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 			return plain(http.StatusInternalServerError, err.Error())
 		}
 		a.enr.AppleEnrollmentID = msg.EnrollmentID
-		s.emit(ctx, Event{Kind: "authenticate", Enrollment: a.enr, ChannelID: msg.ChannelID()})
+		s.emit(ctx, Event{Kind: "authenticate", Enrollment: a.enr, ChannelID: msg.Kind()})
 		return Response{Status: http.StatusOK, Reason: "authenticated"}
 	case mdm.TokenUpdate:
 		if resp := bound(a, msg.Identity); resp != nil {
 			return *resp
 		}
-		if needsToken(a.enr, msg.Identity) {
-			if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
-				return *resp
-			}
+		if resp := s.admit(ctx, a, msg.Identity, r.Authorization); resp != nil {
+			return *resp
 		}
-		ch := &store.Channel{ID: msg.ChannelID(), EnrollmentRef: a.enr.ID, Kind: msg.Kind(), UserShortName: msg.UserShortName,
-			UserLongName: msg.UserLongName, PushToken: msg.Token, PushMagic: msg.PushMagic, CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
+		// The channel belongs to the authenticated enrollment; the device's
+		// EnrollmentUserID only tells its user channels apart. A new
+		// channel gets a random id (an existing one keeps its own).
+		ch := &store.Channel{ID: newChannelID(), EnrollmentRef: a.enr.ID, Kind: msg.Kind(), EnrollmentUserID: msg.EnrollmentUserID,
+			UserShortName: msg.UserShortName, UserLongName: msg.UserLongName, PushToken: msg.Token, PushMagic: msg.PushMagic,
+			CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
 		if err := s.Store.PutChannel(ctx, ch); err != nil {
 			return plain(http.StatusInternalServerError, err.Error())
 		}
@@ -269,11 +306,12 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 			}
 		}
 		if msg.Kind() == mdm.DeviceChannel {
-			if err := s.Store.SetEnrollmentStatus(ctx, a.enr.ID, store.EnrollmentUnenrolled, now); err != nil {
+			if err := s.Store.EndEnrollment(ctx, a.enr.ID, "the device checked out", now); err != nil {
 				return plain(http.StatusInternalServerError, err.Error())
 			}
+			a.enr.Status, a.enr.UnenrolledAt = store.EnrollmentUnenrolled, now
 		}
-		s.emit(ctx, Event{Kind: "checkout", Enrollment: a.enr, ChannelID: msg.ChannelID()})
+		s.emit(ctx, Event{Kind: "checkout", Enrollment: a.enr, ChannelID: msg.Kind()})
 		return Response{Status: http.StatusOK, Reason: "checked out"}
 	case mdm.UserAuthenticate:
 		// Forbidden for user enrollments; 410 tells the Mac not to ask again.
@@ -305,24 +343,24 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 	if resp := bound(a, res.Identity); resp != nil {
 		return *resp
 	}
-	if a.enr.Status == store.EnrollmentUnenrolled {
-		return unrecognized("the enrollment was ended")
+	// Before recording anything: a 401 makes the device sign in again and
+	// repeat this very request, result included.
+	if resp := s.admit(ctx, a, res.Identity, r.Authorization); resp != nil {
+		return *resp
 	}
-	if needsToken(a.enr, res.Identity) {
-		// Before recording anything: a 401 makes the device sign in again
-		// and repeat this very request, result included.
-		if resp := s.authorize(ctx, a, r.Authorization, false); resp != nil {
-			return *resp
-		}
-	}
-	channel := res.ChannelID()
-	ch, err := s.Store.Channel(ctx, channel)
-	if err != nil {
+	// Only the authenticated enrollment's own channels can be found, and
+	// every read and write below is scoped to it again in the store.
+	ch, err := s.Store.Channel(ctx, a.enr.ID, res.Kind(), res.EnrollmentUserID)
+	if errors.Is(err, store.ErrNotFound) {
 		return plain(http.StatusBadRequest, "no TokenUpdate has been received for this channel")
 	}
+	if err != nil {
+		return plain(http.StatusInternalServerError, err.Error())
+	}
+	channel := ch.ID
 	now := s.now()
 	if now.Sub(ch.LastSeenAt) > lastSeenEvery {
-		s.Store.TouchChannel(ctx, channel, now)
+		s.Store.TouchChannel(ctx, a.enr.ID, channel, now)
 	}
 	afterIdle := res.Status == mdm.Idle
 	if !afterIdle {
@@ -339,7 +377,7 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 			}
 			return section, data, info, true
 		}
-		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now, inv)
+		rt, err := s.Store.RecordResult(ctx, a.enr.ID, channel, res.CommandUUID, res.Status, res.Raw, now, inv)
 		if errors.Is(err, store.ErrNotFound) {
 			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
 		}
@@ -349,7 +387,7 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
 			RequestType: rt, Result: res.Raw})
 	}
-	q, err := s.Store.NextCommand(ctx, channel, afterIdle, now)
+	q, err := s.Store.NextCommand(ctx, a.enr.ID, channel, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return Response{Status: http.StatusOK, Reason: "no command"}
 	}
@@ -357,4 +395,11 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 		return plain(http.StatusInternalServerError, err.Error())
 	}
 	return Response{Status: http.StatusOK, ContentType: "application/xml; charset=utf-8", Body: q.Payload, Reason: "command " + q.UUID}
+}
+
+// newChannelID names a new channel: random, so that nothing a device sends
+// can name (or collide with) a channel.
+func newChannelID() string {
+	t, _ := token.New()
+	return "ch_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:24]
 }

@@ -21,9 +21,12 @@ type AccessToken struct {
 	TenantID  string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	// EnrollmentID is set when the token is first used on the MDM channel;
-	// from then on it is refused for any other enrollment.
+	// EnrollmentID is set when the token fetches an enrollment profile (or,
+	// for a token from a later sign-in, when it is first used on the MDM
+	// channel); from then on it is refused for any other enrollment.
 	EnrollmentID string
+	// RevokedAt is when the token's enrollment ended (zero: not revoked).
+	RevokedAt time.Time
 }
 
 // Enrollment statuses.
@@ -85,6 +88,10 @@ type IdentityCert struct {
 	NotAfter     time.Time
 	IssuedAt     time.Time
 	RenewedFrom  string // serial of the certificate this one renews
+	// RevokedAt is when the certificate stopped being accepted (its
+	// enrollment ended or was replaced); zero while it is valid.
+	RevokedAt     time.Time
+	RevokedReason string
 }
 
 // TokenStore keeps access tokens.
@@ -100,8 +107,21 @@ type TokenStore interface {
 // certificates.
 type EnrollmentStore interface {
 	// CreateEnrollment stores a pending enrollment and its SCEP challenge
-	// together.
+	// together (imports, seeding; profile requests use
+	// CreatePendingEnrollment).
 	CreateEnrollment(ctx context.Context, e *Enrollment, ch *SCEPChallenge) error
+	// CreatePendingEnrollment is a profile request's write — one sign-in,
+	// one enrollment. In one transaction it binds the access token
+	// e.TokenHash to a new pending enrollment e with its SCEP challenge ch;
+	// or, when that token already created an enrollment that is still
+	// pending, it replaces that one instead: e.ID is set to its id, its
+	// device fields are refreshed from e, its older SCEP challenges are
+	// deleted (a profile fetched before no longer works) and certificates
+	// already issued to it are revoked, and replaced is true. Concurrent
+	// calls with one token leave exactly one pending enrollment with one
+	// usable challenge. A token bound to an enrollment that is no longer
+	// pending gives ErrConflict; an unknown token ErrNotFound.
+	CreatePendingEnrollment(ctx context.Context, e *Enrollment, ch *SCEPChallenge, now time.Time) (replaced bool, err error)
 	Enrollment(ctx context.Context, id string) (*Enrollment, error)
 	SCEPChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, error)
 	// ConsumeSCEPChallenge marks the challenge used and records cert in one

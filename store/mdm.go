@@ -5,21 +5,27 @@ import (
 	"time"
 )
 
-// Channel is a device channel (ID = EnrollmentID) or a Mac user channel
-// (ID = EnrollmentID/EnrollmentUserID) with its push token.
+// Channel is the device channel of an enrollment or one of a Mac's user
+// channels, with its push token. A channel is identified by who owns it —
+// (EnrollmentRef, Kind, EnrollmentUserID), unique in the store — never by
+// a string the device chose; ID is Pomona's own name for it (random for
+// new channels), used by the queue and the admin side.
 type Channel struct {
 	ID            string
 	EnrollmentRef string // Enrollment.ID
 	Kind          string // device or user
-	UserShortName string
-	UserLongName  string
-	PushToken     []byte
-	PushMagic     string
-	PushDead      bool
-	LastPushAt    time.Time
-	LastSeenAt    time.Time
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// EnrollmentUserID is Apple's EnrollmentUserID of a user channel; empty
+	// on the device channel (the store refuses any other combination).
+	EnrollmentUserID string
+	UserShortName    string
+	UserLongName     string
+	PushToken        []byte
+	PushMagic        string
+	PushDead         bool
+	LastPushAt       time.Time
+	LastSeenAt       time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Queue statuses. Results use Apple's words.
@@ -70,12 +76,31 @@ type MDMStore interface {
 	// EnrollmentID bound to another enrollment, gives ErrConflict.
 	BindAppleEnrollment(ctx context.Context, ref, appleID string, info DeviceInfo, now time.Time) error
 	EnrollmentByAppleID(ctx context.Context, appleID string) (*Enrollment, error)
-	// SetEnrollmentStatus changes the status (unenrolled keeps history).
-	SetEnrollmentStatus(ctx context.Context, ref, status string, now time.Time) error
+	// EndEnrollment ends an enrollment for good — the one operation every
+	// ending (CheckOut, unenroll, and later user or tenant deletion) goes
+	// through. In one transaction the enrollment becomes unenrolled (the
+	// first ending time stands), every identity certificate issued to it is
+	// marked revoked at now with reason, and every access token bound to it
+	// (and the unbound token that created it) is revoked. Ending twice is
+	// not an error; an unknown ref gives ErrNotFound. An ended enrollment
+	// never becomes enrolled again (BindAppleEnrollment refuses it).
+	EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error
+	// PutChannel stores the channel identified by (c.EnrollmentRef, c.Kind,
+	// c.EnrollmentUserID), or updates its push token, names and last-seen
+	// time if it exists; c.ID is used for a new row only, and is set to the
+	// stored id on return. A kind other than device/user, a device channel
+	// with an EnrollmentUserID or a user channel without one breaks the
+	// store's CHECK (ErrConflict or an error, never a row).
 	PutChannel(ctx context.Context, c *Channel) error
-	Channel(ctx context.Context, id string) (*Channel, error)
+	// Channel returns the channel of enrollment ref with that kind and
+	// EnrollmentUserID ("" for the device channel); ErrNotFound when the
+	// enrollment has none (another enrollment's channel is never found).
+	Channel(ctx context.Context, ref, kind, enrollmentUserID string) (*Channel, error)
 	Channels(ctx context.Context, ref string) ([]Channel, error)
-	TouchChannel(ctx context.Context, id string, now time.Time) error
+	// TouchChannel records that channel id of enrollment ref was seen (on
+	// the channel and the enrollment); it does nothing when the channel is
+	// not ref's.
+	TouchChannel(ctx context.Context, ref, id string, now time.Time) error
 	SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error
 	// Enqueue stores cmd once and queues it for every channel, in one
 	// transaction.
@@ -85,16 +110,19 @@ type MDMStore interface {
 	// was lost: a device answers one command at a time) are eligible after
 	// any report; commands answered NotNow only after an Idle poll.
 	// Expired commands are marked expired and skipped.
-	// ErrNotFound when there is nothing to send.
-	NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*QueuedCommand, error)
-	// RecordResult stores a result for a command sent to the channel.
-	// Repeating an identical final result is not an error. A command never
-	// queued for the channel gives ErrNotFound.
+	// ErrNotFound when there is nothing to send, or when the channel is not
+	// one of enrollment ref's (the MDM path is scoped to the authenticated
+	// enrollment).
+	NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*QueuedCommand, error)
+	// RecordResult stores a result for a command sent to channel channelID
+	// of enrollment ref. Repeating an identical final result is not an
+	// error. A command never queued for the channel, or a channel that is
+	// not ref's, gives ErrNotFound.
 	// It returns the command's request type. When inv is not nil and the
 	// result is new, the inventory update inv gives for the request type is
 	// applied to the channel's enrollment in the same transaction (one
 	// durable write per answer).
-	RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, error)
+	RecordResult(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -121,6 +121,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	tok, _ := token.FromHeader(r.Header.Get("Authorization"))
 	signed, e, err := h.Enroll.Profile(ctx, enroll.Request{Tenant: tenant, User: grant.User, TokenHash: token.Hash(tok), Body: parsed, Topic: push.Topic})
+	if errors.Is(err, enroll.ErrSignInUsed) {
+		log.Info("enrollment refused: the sign-in was already used", "user", grant.User.ID, "err", err)
+		plain(w, http.StatusForbidden, enroll.ErrSignInUsed.Error())
+		return "sign-in-used"
+	}
 	if err != nil {
 		httpx.WriteError(w, r, h.Log, err)
 		return "error"

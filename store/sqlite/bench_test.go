@@ -34,7 +34,8 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprint("CH-", i)
-		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: "e", Kind: "device", CreatedAt: now, UpdatedAt: now}); err != nil {
+		// One enrollment, many (user) channels: the queue does not care.
+		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: "e", Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now, UpdatedAt: now}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -65,11 +66,11 @@ func BenchmarkQueueFetch(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		q, err := s.NextCommand(ctx, "CH", false, now)
+		q, err := s.NextCommand(ctx, "e", "CH", false, now)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.RecordResult(ctx, "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now, nil); err != nil {
+		if _, err := s.RecordResult(ctx, "e", "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,16 +18,16 @@ func (s *Store) CreateAccessToken(ctx context.Context, t *store.AccessToken) err
 
 func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToken, error) {
 	var t store.AccessToken
-	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT hash, user_id, tenant_id, created_at, expires_at, enrollment_id FROM access_tokens WHERE hash = ?`, hash).
-		Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID)
+	var created, expires, revoked int64
+	err := s.r.QueryRowContext(ctx, `SELECT hash, user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at FROM access_tokens WHERE hash = ?`, hash).
+		Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("access token %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.ExpiresAt = fromMicros(created), fromMicros(expires)
+	t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
 	return &t, nil
 }
 
@@ -65,10 +65,74 @@ func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *s
 		if ch == nil {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, used_at) VALUES (?, ?, ?, ?)`,
-			ch.Hash, e.ID, toMicros(ch.ExpiresAt), toMicros(ch.UsedAt))
-		return s.constraint(err)
+		return s.insertChallenge(ctx, tx, e.ID, ch)
 	})
+}
+
+func (s *Store) CreatePendingEnrollment(ctx context.Context, e *store.Enrollment, ch *store.SCEPChallenge, now time.Time) (bool, error) {
+	id := e.ID
+	replaced := false
+	err := s.tx(ctx, func(tx *Tx) error {
+		replaced = false
+		e.ID = id
+		// The conditional update is the race's referee: of concurrent
+		// requests with one token exactly one binds it (the others wait for
+		// its row lock, or on SQLite for the write lock, and then find it
+		// bound).
+		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET enrollment_id = ? WHERE hash = ? AND enrollment_id = ''`, e.ID, e.TokenHash)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, product, os_version,
+				build_version, language, machine_info, device_signature, profile_id, status, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				e.ID, e.TenantID, e.UserID, e.TokenHash, e.Platform, e.Product, e.OSVersion, e.BuildVersion, e.Language,
+				e.MachineInfo, e.DeviceSignature, e.ProfileID, store.EnrollmentPending, toMicros(e.CreatedAt), toMicros(e.UpdatedAt)); err != nil {
+				return s.constraint(err)
+			}
+			return s.insertChallenge(ctx, tx, e.ID, ch)
+		}
+		var bound string
+		err = tx.QueryRowContext(ctx, `SELECT enrollment_id FROM access_tokens WHERE hash = ?`, e.TokenHash).Scan(&bound)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("access token %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		// Lock the bound enrollment's row first (the update), so that
+		// concurrent replacements run one after the other.
+		res, err = tx.ExecContext(ctx, `UPDATE enrollments SET product = ?, os_version = ?, build_version = ?, language = ?, machine_info = ?,
+			device_signature = ?, profile_id = ?, updated_at = ? WHERE id = ? AND status = ? AND user_id = ?`,
+			e.Product, e.OSVersion, e.BuildVersion, e.Language, e.MachineInfo, e.DeviceSignature, e.ProfileID, toMicros(e.UpdatedAt),
+			bound, store.EnrollmentPending, e.UserID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: this sign-in was already used for an enrollment", store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scep_challenges WHERE enrollment_id = ?`, bound); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE identity_certs SET revoked_at = ?, revoked_reason = ? WHERE enrollment_id = ? AND revoked_at = 0`,
+			toMicros(now), "replaced by a new profile request of the same sign-in", bound); err != nil {
+			return err
+		}
+		e.ID, replaced = bound, true
+		return s.insertChallenge(ctx, tx, bound, ch)
+	})
+	if err != nil {
+		e.ID = id
+	}
+	return replaced, err
+}
+
+func (s *Store) insertChallenge(ctx context.Context, tx *Tx, enrollmentID string, ch *store.SCEPChallenge) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, used_at) VALUES (?, ?, ?, ?)`,
+		ch.Hash, enrollmentID, toMicros(ch.ExpiresAt), toMicros(ch.UsedAt))
+	return s.constraint(err)
 }
 
 const enrollmentColumns = `id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
@@ -147,7 +211,8 @@ func (s *Store) insertCert(ctx context.Context, tx *Tx, c *store.IdentityCert) e
 func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		var enr string
-		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr)
+		var revoked int64
+		err := tx.QueryRowContext(ctx, `SELECT enrollment_id, revoked_at FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr, &revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("renewed certificate %w", store.ErrNotFound)
 		}
@@ -157,22 +222,25 @@ func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error 
 		if enr != c.EnrollmentID {
 			return fmt.Errorf("%w: a renewal must stay with its enrollment", store.ErrConflict)
 		}
+		if revoked != 0 {
+			return fmt.Errorf("%w: the renewed certificate was revoked", store.ErrConflict)
+		}
 		return s.insertCert(ctx, tx, c)
 	})
 }
 
 func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.IdentityCert, error) {
 	var c store.IdentityCert
-	var nb, na, issued int64
-	err := s.r.QueryRowContext(ctx, `SELECT serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from
-		FROM identity_certs WHERE serial = ?`, serial).Scan(&c.Serial, &c.EnrollmentID, &c.SHA256, &nb, &na, &issued, &c.RenewedFrom)
+	var nb, na, issued, revoked int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from, revoked_at, revoked_reason
+		FROM identity_certs WHERE serial = ?`, serial).Scan(&c.Serial, &c.EnrollmentID, &c.SHA256, &nb, &na, &issued, &c.RenewedFrom, &revoked, &c.RevokedReason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("identity certificate %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.NotBefore, c.NotAfter, c.IssuedAt = fromMicros(nb), fromMicros(na), fromMicros(issued)
+	c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(issued), fromMicros(revoked)
 	return &c, nil
 }
 

@@ -15,12 +15,17 @@ import (
 func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, info store.DeviceInfo, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		var cur sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT apple_enrollment_id FROM enrollments WHERE id = ?`, ref).Scan(&cur)
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT apple_enrollment_id, status FROM enrollments WHERE id = ?`, ref).Scan(&cur, &status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("enrollment %w", store.ErrNotFound)
 		}
 		if err != nil {
 			return err
+		}
+		if status == store.EnrollmentUnenrolled {
+			// Terminal: coming back takes a new enrollment.
+			return fmt.Errorf("%w: the enrollment has ended", store.ErrConflict)
 		}
 		if cur.Valid && cur.String != appleID {
 			return fmt.Errorf("%w: this identity belongs to another EnrollmentID", store.ErrConflict)
@@ -35,9 +40,9 @@ func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, in
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE enrollments SET apple_enrollment_id = ?, status = ?, os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END,
 			build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END, device_name = ?, model = ?, model_name = ?,
-			enrolled_at = CASE WHEN enrolled_at = 0 THEN ? ELSE enrolled_at END, unenrolled_at = 0, last_seen_at = ?, updated_at = ? WHERE id = ?`,
+			enrolled_at = CASE WHEN enrolled_at = 0 THEN ? ELSE enrolled_at END, last_seen_at = ?, updated_at = ? WHERE id = ? AND status <> ?`,
 			appleID, store.EnrollmentEnrolled, info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion,
-			info.DeviceName, info.Model, info.ModelName, toMicros(now), toMicros(now), toMicros(now), ref)
+			info.DeviceName, info.Model, info.ModelName, toMicros(now), toMicros(now), toMicros(now), ref, store.EnrollmentUnenrolled)
 		return s.constraint(err)
 	})
 }
@@ -46,30 +51,41 @@ func (s *Store) EnrollmentByAppleID(ctx context.Context, appleID string) (*store
 	return scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE apple_enrollment_id = ?`, appleID))
 }
 
-func (s *Store) SetEnrollmentStatus(ctx context.Context, ref, status string, now time.Time) error {
-	unenrolled := int64(0)
-	if status == store.EnrollmentUnenrolled {
-		unenrolled = toMicros(now)
-	}
-	res, err := s.w.ExecContext(ctx, `UPDATE enrollments SET status = ?, unenrolled_at = ?, updated_at = ? WHERE id = ?`, status, unenrolled, toMicros(now), ref)
-	if err != nil {
+func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error {
+	at := toMicros(now)
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE enrollments SET status = ?, unenrolled_at = CASE WHEN status = ? AND unenrolled_at <> 0 THEN unenrolled_at ELSE ? END,
+			updated_at = ? WHERE id = ?`, store.EnrollmentUnenrolled, store.EnrollmentUnenrolled, at, at, ref)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("enrollment %w", store.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE identity_certs SET revoked_at = ?, revoked_reason = ? WHERE enrollment_id = ? AND revoked_at = 0`,
+			at, reason, ref); err != nil {
+			return err
+		}
+		// A profile fetched but not yet installed must not yield a
+		// certificate for an ended enrollment.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scep_challenges WHERE enrollment_id = ? AND used_at = 0`, ref); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = ? WHERE revoked_at = 0 AND (enrollment_id = ?
+			OR (enrollment_id = '' AND hash = (SELECT token_hash FROM enrollments WHERE id = ?)))`, at, ref, ref)
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("enrollment %w", store.ErrNotFound)
-	}
-	return nil
+	})
 }
 
 func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO channels (id, enrollment_ref, kind, user_short_name, user_long_name, push_token, push_magic,
-		push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET user_short_name = excluded.user_short_name, user_long_name = excluded.user_long_name,
-		push_token = excluded.push_token, push_magic = excluded.push_magic, push_dead = excluded.push_dead,
-		last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
-		WHERE channels.enrollment_ref = excluded.enrollment_ref`,
-		c.ID, c.EnrollmentRef, c.Kind, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
-		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt))
+	err := s.w.QueryRowContext(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
+		push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (enrollment_ref, kind, enrollment_user_id) DO UPDATE SET user_short_name = excluded.user_short_name,
+		user_long_name = excluded.user_long_name, push_token = excluded.push_token, push_magic = excluded.push_magic,
+		push_dead = excluded.push_dead, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
+		RETURNING id`,
+		c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
+		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)).Scan(&c.ID)
 	return s.constraint(err)
 }
 
@@ -81,13 +97,13 @@ type withExtra struct {
 
 func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.extra)...) }
 
-const channelColumns = `id, enrollment_ref, kind, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
+const channelColumns = `id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
 
 func scanChannel(sc scanner) (*store.Channel, error) {
 	var c store.Channel
 	var dead int
 	var push, seen, created, updated int64
-	if err := sc.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
+	if err := sc.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.EnrollmentUserID, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
 		&push, &seen, &created, &updated); err != nil {
 		return nil, err
 	}
@@ -96,8 +112,9 @@ func scanChannel(sc scanner) (*store.Channel, error) {
 	return &c, nil
 }
 
-func (s *Store) Channel(ctx context.Context, id string) (*store.Channel, error) {
-	c, err := scanChannel(s.r.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ?`, id))
+func (s *Store) Channel(ctx context.Context, ref, kind, enrollmentUserID string) (*store.Channel, error) {
+	c, err := scanChannel(s.r.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? AND kind = ? AND enrollment_user_id = ?`,
+		ref, kind, enrollmentUserID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("channel %w", store.ErrNotFound)
 	}
@@ -108,12 +125,16 @@ func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, erro
 	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
 }
 
-func (s *Store) TouchChannel(ctx context.Context, id string, now time.Time) error {
+func (s *Store) TouchChannel(ctx context.Context, ref, id string, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET last_seen_at = ? WHERE id = ?`, toMicros(now), id); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE channels SET last_seen_at = ? WHERE id = ? AND enrollment_ref = ?`, toMicros(now), id, ref)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE enrollments SET last_seen_at = ? WHERE id = (SELECT enrollment_ref FROM channels WHERE id = ?)`, toMicros(now), id)
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE enrollments SET last_seen_at = ? WHERE id = ?`, toMicros(now), ref)
 		return err
 	})
 }
@@ -186,7 +207,7 @@ func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 	return &q, nil
 }
 
-func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
 	// A command still "sent" when the device reports on another one never
 	// reached it (a device works through one command at a time; the
 	// answer carrying it was lost, e.g. with a failed instance): it goes
@@ -197,7 +218,9 @@ func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle boo
 	}
 	// Most polls find nothing: look first without a write transaction.
 	var one int
-	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM queue WHERE channel_id = ? AND status IN `+statuses+` LIMIT 1`, channelID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+	// Both look-ups are scoped to the authenticated enrollment ref.
+	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM queue q JOIN channels ch ON ch.id = q.channel_id
+		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+statuses+` LIMIT 1`, channelID, ref).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("command %w", store.ErrNotFound)
 	} else if err != nil {
 		return nil, err
@@ -206,7 +229,8 @@ func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle boo
 	err := s.tx(ctx, func(tx *Tx) error {
 		for {
 			q, err := scanQueued(tx.QueryRowContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-				WHERE q.channel_id = ? AND q.status IN `+statuses+` ORDER BY q.seq LIMIT 1`, channelID))
+				JOIN channels ch ON ch.id = q.channel_id
+				WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+statuses+` ORDER BY q.seq LIMIT 1`, channelID, ref))
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil // commit: expired commands stay marked
 			}
@@ -235,12 +259,13 @@ func (s *Store) NextCommand(ctx context.Context, channelID string, afterIdle boo
 	return out, err
 }
 
-func (s *Store) RecordResult(ctx context.Context, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
+func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
 	var rt string
 	err := s.tx(ctx, func(tx *Tx) error {
-		var cur, ref string
-		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type, ch.enrollment_ref FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-			JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ?`, channelID, uuid).Scan(&cur, &rt, &ref)
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+			JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?`,
+			channelID, uuid, ref).Scan(&cur, &rt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
 		}
@@ -319,7 +344,7 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
 	seen := map[string]bool{}
 	var out []store.ChannelTarget
-	base := `SELECT c.id, c.enrollment_ref, c.kind, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
+	base := `SELECT c.id, c.enrollment_ref, c.kind, c.enrollment_user_id, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
 		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform /* = channelColumns, c. prefixed */
 		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
 		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `

@@ -132,11 +132,11 @@ func testDashboard(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	q, err := s.NextCommand(ctx, "A1", true, t0)
+	q, err := s.NextCommand(ctx, e1.ID, "A1", true, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, "A1", q.UUID, store.QueueError, []byte("e"), t0, nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "A1", q.UUID, store.QueueError, []byte("e"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.Dashboard(ctx, t0.Add(-7*24*time.Hour), t0.Add(-time.Hour))

@@ -52,7 +52,7 @@ func testBindApple(t *testing.T, s store.Store) {
 	}
 	_, err = s.EnrollmentByAppleID(ctx, "APPLE-9")
 	wantErr(t, err, store.ErrNotFound)
-	if err := s.SetEnrollmentStatus(ctx, e1.ID, store.EnrollmentUnenrolled, now()); err != nil {
+	if err := s.EndEnrollment(ctx, e1.ID, "test", now()); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Enrollment(ctx, e1.ID); got.Status != store.EnrollmentUnenrolled || got.UnenrolledAt.IsZero() || got.AppleEnrollmentID != "APPLE-1" {
@@ -72,14 +72,14 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	// A channel id cannot be taken over by another enrollment.
-	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1", EnrollmentRef: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: now(), UpdatedAt: now()})
-	if got, _ := s.Channel(ctx, "APPLE-1"); got.PushMagic != "m2" || got.EnrollmentRef != e1.ID {
+	wantErr(t, s.PutChannel(ctx, &store.Channel{ID: "APPLE-1", EnrollmentRef: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: now(), UpdatedAt: now()}), store.ErrConflict)
+	if got, _ := s.Channel(ctx, e1.ID, "device", ""); got.PushMagic != "m2" || got.EnrollmentRef != e1.ID || got.ID != "APPLE-1" {
 		t.Fatalf("channel %+v", got)
 	}
 	if cs, _ := s.Channels(ctx, e1.ID); len(cs) != 1 {
 		t.Fatalf("channels %d", len(cs))
 	}
-	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1/U1", EnrollmentRef: e1.ID, Kind: "user", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()})
+	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1/U1", EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()})
 
 	t0 := now()
 	for i, rt := range []string{"DeviceInformation", "ProfileList", "SecurityInfo"} {
@@ -96,7 +96,7 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatal("enqueued for an unknown channel")
 	}
 	next := func(afterIdle bool) string {
-		q, err := s.NextCommand(ctx, "APPLE-1", afterIdle, t0)
+		q, err := s.NextCommand(ctx, e1.ID, "APPLE-1", afterIdle, t0)
 		if errors.Is(err, store.ErrNotFound) {
 			return ""
 		}
@@ -108,23 +108,23 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("first %s", got)
 	}
-	_, err := s.RecordResult(ctx, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0, nil)
+	_, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RecordResult(ctx, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0, nil)
+	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	if rt, err := s.RecordResult(ctx, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
+	if rt, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
 		t.Fatal(err)
 	}
 	// After a result, NotNow commands wait; the next queued one comes.
 	if got := next(false); got != "c1" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0, nil)
-	s.RecordResult(ctx, "APPLE-1", "c1", store.QueueError, []byte("late"), t0, nil) // repeat: first result stands
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueError, []byte("late"), t0, nil) // repeat: first result stands
 	if got := next(false); got != "c2" {
 		t.Fatalf("third %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0, nil)
 	if got := next(false); got != "" {
 		t.Fatalf("nothing queued, got %s", got)
 	}
@@ -132,7 +132,7 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("after idle: %s", got)
 	}
-	s.RecordResult(ctx, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0, nil)
 	list, _ := s.QueuedCommands(ctx, "APPLE-1", 10)
 	if len(list) != 3 || list[0].UUID != "c2" {
 		t.Fatalf("list %+v", list)
@@ -144,7 +144,7 @@ func testQueue(t *testing.T, s store.Store) {
 	}
 	// Expired commands are skipped and marked.
 	s.Enqueue(ctx, &store.Command{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
-	if q, err := s.NextCommand(ctx, "APPLE-1", true, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+	if q, err := s.NextCommand(ctx, e1.ID, "APPLE-1", true, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired command handed out: %+v", q)
 	}
 	list, _ = s.QueuedCommands(ctx, "APPLE-1", 1)
@@ -162,13 +162,13 @@ func testQueue(t *testing.T, s store.Store) {
 	if err := s.SetPushResult(ctx, "APPLE-1", true, t0); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Channel(ctx, "APPLE-1"); !got.PushDead {
+	if got, _ := s.Channel(ctx, e1.ID, "device", ""); !got.PushDead {
 		t.Fatal("push result not kept")
 	}
 	if w, _ := s.WaitingChannels(ctx, t0.Add(time.Minute), t0.Add(time.Minute), 10); len(w) != 0 {
 		t.Fatal("a dead token is pushed again")
 	}
-	if err := s.TouchChannel(ctx, "APPLE-1", t0.Add(time.Hour)); err != nil {
+	if err := s.TouchChannel(ctx, e1.ID, "APPLE-1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Enrollment(ctx, e1.ID); !got.LastSeenAt.Equal(t0.Add(time.Hour)) {
@@ -183,7 +183,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprint("E-", i)
-		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now(), UpdatedAt: now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +191,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{ids[0], ids[n-1]} {
-		if q, err := s.NextCommand(ctx, id, true, now()); err != nil || q.UUID != "bulk" {
+		if q, err := s.NextCommand(ctx, e1.ID, id, true, now()); err != nil || q.UUID != "bulk" {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
@@ -200,17 +200,17 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, i := range []int{1, 499, 500, 1000, 1202} {
-		if q, err := s.NextCommand(ctx, ids[i], true, now()); err != nil || q.UUID != "bulk" {
+		if q, err := s.NextCommand(ctx, e1.ID, ids[i], true, now()); err != nil || q.UUID != "bulk" {
 			t.Fatalf("%d: first %v %v", i, q, err)
 		}
-		if _, err := s.RecordResult(ctx, ids[i], "bulk", store.QueueAcknowledged, nil, now(), nil); err != nil {
+		if _, err := s.RecordResult(ctx, e1.ID, ids[i], "bulk", store.QueueAcknowledged, nil, now(), nil); err != nil {
 			t.Fatal(err)
 		}
-		if q, err := s.NextCommand(ctx, ids[i], false, now()); err != nil || q.UUID != "bulk2" {
+		if q, err := s.NextCommand(ctx, e1.ID, ids[i], false, now()); err != nil || q.UUID != "bulk2" {
 			t.Fatalf("%d: second %v %v", i, q, err)
 		}
 	}
-	if _, err := s.NextCommand(ctx, ids[1203], true, now()); err != nil {
+	if _, err := s.NextCommand(ctx, e1.ID, ids[1203], true, now()); err != nil {
 		t.Fatal(err) // "bulk" only
 	}
 	// One unknown channel among many: nothing is queued.
@@ -291,13 +291,13 @@ func testInventory(t *testing.T, s store.Store) {
 			return section, map[string]any{"PasscodePresent": true}, &store.DeviceInfo{OSVersion: "18.4"}, true
 		}
 	}
-	if _, err := s.RecordResult(ctx, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("security_info")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("security_info")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("again")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("again")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, "INV-1", "i2", store.QueueError, []byte("e"), now(), inv("error")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i2", store.QueueError, []byte("e"), now(), inv("error")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Enrollment(ctx, e1.ID)
@@ -413,7 +413,7 @@ func testLostDelivery(t *testing.T, s store.Store) {
 		}
 	}
 	next := func(idle bool) string {
-		q, err := s.NextCommand(ctx, "LD", idle, now())
+		q, err := s.NextCommand(ctx, e1.ID, "LD", idle, now())
 		if errors.Is(err, store.ErrNotFound) {
 			return ""
 		}
@@ -429,13 +429,13 @@ func testLostDelivery(t *testing.T, s store.Store) {
 	if got := next(false); got != "l1" {
 		t.Fatalf("lost delivery not repeated: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, "LD", "l1", store.QueueNotNow, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l1", store.QueueNotNow, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "l2" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, "LD", "l2", store.QueueAcknowledged, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l2", store.QueueAcknowledged, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "" {
