@@ -54,11 +54,18 @@ func TestIssuance(t *testing.T) {
 	body, _ := os.ReadFile("testdata/iphone12-1-ios15.7-enroll-body.p7s")
 	parsed, _ := enroll.ParseBody(body)
 
-	fetch := func() string {
-		signed, e, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash("x"), Body: parsed, Topic: "com.apple.mgmt.External.t"})
+	for _, tok := range []string{"x", "y", "z"} {
+		if err := st.CreateAccessToken(ctx, &store.AccessToken{Hash: token.Hash(tok), UserID: u.ID, TenantID: tn.ID, CreatedAt: clock, ExpiresAt: clock.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last *store.Enrollment
+	fetch := func(tok string) string {
+		signed, e, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash(tok), Body: parsed, Topic: "com.apple.mgmt.External.t"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = e
 		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != enroll.IOS {
 			t.Fatalf("enrollment %+v", e)
 		}
@@ -75,7 +82,7 @@ func TestIssuance(t *testing.T) {
 		t.Fatal("no SCEP payload")
 		return ""
 	}
-	ch := fetch()
+	ch := fetch("x")
 	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), "unknown"); !errors.Is(err, enroll.ErrBadChallenge) {
 		t.Fatalf("unknown: %v", err)
 	}
@@ -93,7 +100,7 @@ func TestIssuance(t *testing.T) {
 		t.Fatalf("reused: %v", err)
 	}
 	// A CSR with a broken signature is refused and does not consume.
-	ch2 := fetch()
+	ch2 := fetch("y")
 	bad := newCSR(t)
 	bad.Signature[0] ^= 0xff
 	if _, _, err := svc.IssueForChallenge(ctx, bad, ch2); err == nil {
@@ -121,5 +128,39 @@ func TestIssuance(t *testing.T) {
 	unrecorded, _ := ca.IssueIdentity(newCSR(t), e.ID, "", time.Now())
 	if _, _, err := svc.Renew(ctx, newCSR(t), unrecorded); !errors.Is(err, enroll.ErrBadRenewal) {
 		t.Fatalf("unrecorded: %v", err)
+	}
+
+	// One sign-in, one enrollment: fetching again with token z replaces
+	// its pending enrollment; the earlier challenge stops working and a
+	// certificate issued for it is revoked (finding 9 of issue 11).
+	chA := fetch("z")
+	first := last
+	certA, _, err := svc.IssueForChallenge(ctx, newCSR(t), chA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chB := fetch("z")
+	chC := fetch("z")
+	if last.ID != first.ID {
+		t.Fatalf("a second pending enrollment %s for one sign-in (first %s)", last.ID, first.ID)
+	}
+	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadChallenge) {
+		t.Fatalf("replaced challenge: %v", err)
+	}
+	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
+		t.Fatalf("certificate of the replaced profile not revoked: %+v %v", ic, err)
+	}
+	if _, _, err := svc.Renew(ctx, newCSR(t), certA); !errors.Is(err, enroll.ErrBadRenewal) {
+		t.Fatalf("renewal by a revoked certificate: %v", err)
+	}
+	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chC); err != nil {
+		t.Fatalf("latest challenge: %v", err)
+	}
+	// Once enrolled, the sign-in cannot make another enrollment.
+	if err := st.BindAppleEnrollment(ctx, first.ID, "APPLE-Z", store.DeviceInfo{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash("z"), Body: parsed, Topic: "t"}); !errors.Is(err, enroll.ErrSignInUsed) {
+		t.Fatalf("profile with a used sign-in: %v", err)
 	}
 }

@@ -47,7 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}},
 	}
-	for _, nt := range append(append(enrollmentTests(), mdmTests()...), adminTests()...) {
+	for _, nt := range append(append(append(enrollmentTests(), mdmTests()...), adminTests()...), ownershipTests()...) {
 		tests = append(tests, struct {
 			name string
 			fn   func(t *testing.T, s store.Store)
