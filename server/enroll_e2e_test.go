@@ -131,26 +131,40 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The profile fetch does not consume the token: a retry works.
+	// The profile fetch does not consume the token: a retry works, and
+	// replaces the pending enrollment of this sign-in (one sign-in, one
+	// enrollment): same enrollment, while the earlier profile's challenge
+	// and the certificate issued with it stop working.
 	if _, err := d.FetchProfile(ctx); err != nil {
 		t.Fatalf("retried profile fetch: %v", err)
 	}
-	// A used SCEP challenge is refused.
+	if all, _ := st.Enrollments(ctx, store.EnrollmentFilter{UserID: en.UserID}); len(all) != 1 || all[0].ID != en.ID {
+		t.Fatalf("a retried fetch made another enrollment: %+v", all)
+	}
+	// A used (and replaced) SCEP challenge is refused.
 	d.Profile = p
 	if _, err := d.SCEPEnroll(ctx); !errors.Is(err, devicesim.ErrRefused) {
 		t.Fatalf("reused challenge: %v", err)
 	}
-	// Renewal signed by the current identity keeps the enrollment.
 	d.IdentityCert = cert
+	if _, err := d.RenewIdentity(ctx); !errors.Is(err, devicesim.ErrRefused) {
+		t.Fatalf("renewal by the certificate of a replaced profile: %v", err)
+	}
+	// The new profile's challenge works; renewal signed by the current
+	// identity keeps the enrollment.
 	if _, err := d.CheckProfile(d.ProfileRaw); err != nil {
 		t.Fatal(err)
+	}
+	cert, err = d.SCEPEnroll(ctx)
+	if err != nil || cert.Subject.CommonName != en.ID {
+		t.Fatalf("SCEP with the new profile: %v", err)
 	}
 	renewed, err := d.RenewIdentity(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, err := st.IdentityCert(ctx, enroll.SerialHex(renewed))
-	if err != nil || rec.EnrollmentID == "" || rec.RenewedFrom == "" {
+	if err != nil || rec.EnrollmentID != en.ID || rec.RenewedFrom == "" {
 		t.Fatalf("renewal record %+v %v", rec, err)
 	}
 
@@ -162,8 +176,8 @@ func TestEnrollEndToEnd(t *testing.T) {
 	}
 	m := get(t, e, "/metrics")
 	for _, want := range []string{`pomona_enrollment_requests_total{result="challenge"} 2`, `pomona_enrollment_requests_total{result="profile"} 3`,
-		`pomona_signin_total{result="success"} 2`, `pomona_scep_requests_total{operation="PKIOperation",result="issued"} 3`,
-		`pomona_scep_requests_total{operation="PKIOperation",result="refused"} 1`} {
+		`pomona_signin_total{result="success"} 2`, `pomona_scep_requests_total{operation="PKIOperation",result="issued"} 4`,
+		`pomona_scep_requests_total{operation="PKIOperation",result="refused"} 2`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
