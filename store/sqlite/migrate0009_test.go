@@ -3,25 +3,18 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"io/fs"
 	"path/filepath"
-	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlstore"
+	"github.com/pomona-mdm/pomona/store/storetest"
 )
 
-// Migration 0009 rebuilds channels and queue: rows from before keep
-// working (user channels get their EnrollmentUserID from the old id, queues
-// survive), and enrollments that had ended get their certificates and
-// tokens revoked.
-func TestMigration0009KeepsRows(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+// Before0009 is the embedded migrations up to 0008.
+func before0009(t *testing.T) fs.FS {
 	before := fstest.MapFS{}
 	entries, err := fs.ReadDir(migrations, "migrations")
 	if err != nil {
@@ -33,88 +26,31 @@ func TestMigration0009KeepsRows(t *testing.T) {
 			before["migrations/"+e.Name()] = &fstest.MapFile{Data: b}
 		}
 	}
+	return before
+}
+
+func TestMigration0009KeepsRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
 	old := sqlstore.New(Dialect, db, db, path)
-	if err := old.Migrate(ctx, before, "migrations"); err != nil {
+	if err := old.Migrate(ctx, before0009(t), "migrations"); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := old.SchemaVersion(ctx); v != 8 {
 		t.Fatalf("schema %d before the migration", v)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	must := func(err error) {
-		t.Helper()
+	storetest.Migration0009(t, old, func(q string) error { _, err := db.ExecContext(ctx, q); return err }, func() store.Store {
+		old.Close()
+		s, err := Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	must(old.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}))
-	must(old.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now}))
-	for _, id := range []string{"en_live", "en_gone"} {
-		must(old.CreateEnrollment(ctx, &store.Enrollment{ID: id, TenantID: "t", UserID: "u", TokenHash: []byte("h-" + id), Platform: "macOS",
-			Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, &store.SCEPChallenge{Hash: []byte("c-" + id), ExpiresAt: now.Add(time.Hour)}))
-		must(old.ConsumeSCEPChallenge(ctx, []byte("c-"+id), now, &store.IdentityCert{Serial: "s-" + id, EnrollmentID: id, SHA256: []byte("fp-" + id),
-			NotBefore: now, NotAfter: now.Add(time.Hour), IssuedAt: now}))
-		must(old.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("h-" + id), UserID: "u", TenantID: "t", CreatedAt: now, ExpiresAt: now.Add(time.Hour), EnrollmentID: id}))
-	}
-	must(old.BindAppleEnrollment(ctx, "en_live", "EID-LIVE", store.DeviceInfo{}, now))
-	must(old.BindAppleEnrollment(ctx, "en_gone", "EID-GONE", store.DeviceInfo{}, now))
-	for _, q := range []string{
-		`INSERT INTO channels (id, enrollment_ref, kind, push_magic, created_at, updated_at) VALUES ('EID-LIVE', 'en_live', 'device', 'm-dev', 1, 1)`,
-		`INSERT INTO channels (id, enrollment_ref, kind, user_short_name, push_magic, created_at, updated_at) VALUES ('EID-LIVE/UID-1', 'en_live', 'user', 'alice', 'm-user', 1, 1)`,
-		`INSERT INTO channels (id, enrollment_ref, kind, created_at, updated_at) VALUES ('EID-GONE', 'en_gone', 'device', 1, 1)`,
-		`UPDATE enrollments SET status = 'unenrolled', unenrolled_at = 5 WHERE id = 'en_gone'`,
-	} {
-		_, err := db.ExecContext(ctx, q)
-		must(err)
-	}
-	must(old.Enqueue(ctx, &store.Command{UUID: "CMD-1", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now}, []string{"EID-LIVE/UID-1"}))
-	must(old.Close())
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	user, err := s.Channel(ctx, "en_live", "user", "UID-1")
-	if err != nil || user.ID != "EID-LIVE/UID-1" || user.UserShortName != "alice" || user.PushMagic != "m-user" {
-		t.Fatalf("user channel after the migration: %+v %v", user, err)
-	}
-	if dev, err := s.Channel(ctx, "en_live", "device", ""); err != nil || dev.ID != "EID-LIVE" || dev.PushMagic != "m-dev" {
-		t.Fatalf("device channel after the migration: %+v %v", dev, err)
-	}
-	q, err := s.NextCommand(ctx, "en_live", "EID-LIVE/UID-1", true, now)
-	if err != nil || q.UUID != "CMD-1" {
-		t.Fatalf("queue after the migration: %+v %v", q, err)
-	}
-	if _, err := s.NextCommand(ctx, "en_gone", "EID-LIVE/UID-1", true, now); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("queue reachable from another enrollment: %v", err)
-	}
-	// Ended before: revoked now; live: untouched.
-	if ic, _ := s.IdentityCert(ctx, "s-en_gone"); ic.RevokedAt.IsZero() || !strings.Contains(ic.RevokedReason, "ended") {
-		t.Fatalf("certificate of an ended enrollment: %+v", ic)
-	}
-	if tok, _ := s.AccessToken(ctx, []byte("h-en_gone")); tok.RevokedAt.IsZero() {
-		t.Fatal("token of an ended enrollment not revoked")
-	}
-	if ic, _ := s.IdentityCert(ctx, "s-en_live"); !ic.RevokedAt.IsZero() {
-		t.Fatalf("live certificate revoked: %+v", ic)
-	}
-	if tok, _ := s.AccessToken(ctx, []byte("h-en_live")); !tok.RevokedAt.IsZero() {
-		t.Fatal("live token revoked")
-	}
-	// New channels follow the new rules next to migrated ones.
-	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_new", EnrollmentRef: "en_live", Kind: "user", EnrollmentUserID: "UID-2", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_dup", EnrollmentRef: "en_live", Kind: "device", PushMagic: "m-new", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if dev, _ := s.Channel(ctx, "en_live", "device", ""); dev.ID != "EID-LIVE" || dev.PushMagic != "m-new" {
-		t.Fatalf("migrated device channel not updated in place: %+v", dev)
-	}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
