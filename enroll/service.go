@@ -171,6 +171,10 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	}
 	err = s.Store.ConsumeSCEPChallenge(ctx, h, now, record(cert, e.ID, now, ""))
 	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Deleted meanwhile: a newer profile of the same sign-in replaced it,
+		// or the enrollment ended.
+		return nil, nil, ErrBadChallenge
 	case errors.Is(err, store.ErrChallengeUsed):
 		return nil, nil, ErrChallengeUsed
 	case errors.Is(err, store.ErrExpired):
