@@ -381,3 +381,64 @@ func mdmSignature(t testing.TB, d *devicesim.Device, body string) string {
 	}
 	return base64.StdEncoding.EncodeToString(sig)
 }
+
+// A result holding values JSON cannot express (NaN, ±Inf) or typed
+// decoders refuse (integers beyond 64 bits) is recorded like any other:
+// the command leaves "sent", the API shows the result and the inventory.
+func TestUnrepresentableResults(t *testing.T) {
+	w := newWorld(t, true)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, value string
+		want        any // in the API's JSON
+	}{
+		{"NaN", `<real>nan</real>`, "NaN"},
+		{"+Inf", `<real>inf</real>`, "Infinity"},
+		{"-Inf", `<real>-inf</real>`, "-Infinity"},
+		{"integer beyond uint64", `<integer>123456789012345678901234567890</integer>`, 123456789012345678901234567890.0},
+		{"real beyond float64", `<real>1e400</real>`, "1e400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, w.e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion"}}, w.e.APIKey)
+			mustStatus(t, a, 201)
+			uuid := a.json(t)["command_uuid"].(string)
+			if cmd, err := d.Poll(ctx, nil, false); err != nil || cmd == nil || cmd.CommandUUID != uuid {
+				t.Fatalf("poll: %+v %v", cmd, err)
+			}
+			body := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>EnrollmentID</key><string>` + d.MDM.EnrollmentID +
+				`</string><key>CommandUUID</key><string>` + uuid + `</string><key>Status</key><string>Acknowledged</string>` +
+				`<key>RequestType</key><string>DeviceInformation</string><key>QueryResponses</key><dict><key>OSVersion</key><string>18.2</string>` +
+				`<key>BatteryLevel</key>` + c.value + `</dict></dict></plist>`
+			req, _ := newRequest("PUT", w.e.URL+"/mdm/connect", body)
+			req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
+			req.Header.Set("Authorization", "Bearer "+d.AccessToken)
+			req.Header.Set("Mdm-Signature", mdmSignature(t, d, body))
+			resp, err := w.e.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("result: %d %s", resp.StatusCode, msg)
+			}
+			var got map[string]any
+			for _, q := range do(t, w.e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", nil, w.e.APIKey).json(t)["commands"].([]any) {
+				if q.(map[string]any)["command_uuid"] == uuid {
+					got = q.(map[string]any)
+				}
+			}
+			if got["status"] != "Acknowledged" {
+				t.Fatalf("command: %v", got)
+			}
+			if v := got["result"].(map[string]any)["QueryResponses"].(map[string]any)["BatteryLevel"]; v != c.want {
+				t.Fatalf("result in the API: %#v, want %#v", v, c.want)
+			}
+			dj := do(t, w.e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, w.e.APIKey).json(t)
+			if v := dj["inventory"].(map[string]any)["device_information"].(map[string]any)["data"].(map[string]any)["BatteryLevel"]; v != c.want {
+				t.Fatalf("inventory: %#v, want %#v", v, c.want)
+			}
+		})
+	}
+}

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/push"
@@ -231,9 +230,9 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 			cs := CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
 				SentAt: opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: opt(q.ExpiresAt)}
 			if len(q.Result) > 0 {
-				// encoding/json writes data as base64 and dates as RFC 3339.
-				var m map[string]any
-				if plist.Unmarshal(q.Result, &m) == nil {
+				// JSON-safe by construction (mdm.DecodeValue): data as
+				// base64, dates as RFC 3339, NaN and ±Inf as strings.
+				if m, err := mdm.DecodeDict(q.Result); err == nil {
 					cs.Result = m
 				}
 			}
