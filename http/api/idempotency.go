@@ -67,7 +67,10 @@ func parseIdempotencyKey(vs []string) (string, bool) {
 				if i != len(v)-1 {
 					return "", false
 				}
-				return b.String(), b.Len() >= 1 && b.Len() <= maxIdempotencyKey
+				if b.Len() < 1 || b.Len() > maxIdempotencyKey {
+					return "", false
+				}
+				return b.String(), true
 			case c < 0x20 || c > 0x7e:
 				return "", false
 			default:
