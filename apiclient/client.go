@@ -5,6 +5,7 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -25,6 +26,10 @@ type Client struct {
 	BaseURL string
 	APIKey  string
 	HTTP    *http.Client
+	// Retries is how often DoOnce repeats a request whose answer was lost
+	// (default 3); RetryWait the first pause, doubling (default 1 s).
+	Retries   int
+	RetryWait time.Duration
 }
 
 // New returns a client. caFile, when set, is a PEM file of extra trusted
@@ -67,6 +72,64 @@ func (e *Error) Error() string {
 // Do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when non-nil).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.do(ctx, method, path, in, out, "")
+}
+
+// DoOnce is Do for a request that creates something (a command): it
+// carries a fresh Idempotency-Key (draft-ietf-httpapi-idempotency-key-header)
+// and, when the answer is lost (no connection, a cut connection, or 502,
+// 503 or 504 from a proxy or a restarting instance), repeats the request
+// with the same key up to Retries times, so that the server does it once.
+// Other answers, errors included, are final.
+func (c *Client) DoOnce(ctx context.Context, method, path string, in, out any) error {
+	key := newIdempotencyKey()
+	retries, wait := c.Retries, c.RetryWait
+	if retries == 0 {
+		retries = 3
+	}
+	if wait <= 0 {
+		wait = time.Second
+	}
+	for attempt := 0; ; attempt++ {
+		err := c.do(ctx, method, path, in, out, key)
+		if err == nil || attempt >= retries || !lost(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait << attempt):
+		}
+	}
+}
+
+// lost reports whether err means the request may or may not have been
+// carried out and its answer did not arrive.
+func lost(err error) bool {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusBadGateway || ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout
+	}
+	var te *transportError
+	return errors.As(err, &te)
+}
+
+// transportError is a request that got no HTTP answer.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// newIdempotencyKey is a random UUID as a Structured Field string.
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf(`"%x-%x-%x-%x-%x"`, b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any, idempotencyKey string) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -82,6 +145,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
 	req.Header.Set("Accept", "application/json")
 	if c.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.APIKey)
@@ -92,12 +158,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		if errors.As(err, &ua) {
 			return fmt.Errorf("%w\n  the server's certificate is not trusted: pass --ca-file <data dir>/ca.pem (or POMONA_CA_FILE)", err)
 		}
-		return fmt.Errorf("cannot reach the Pomona server at %s: %w (is `pomona serve` running? set --server or POMONA_SERVER)", c.BaseURL, err)
+		return &transportError{fmt.Errorf("cannot reach the Pomona server at %s: %w (is `pomona serve` running? set --server or POMONA_SERVER)", c.BaseURL, err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return &transportError{err}
 	}
 	if resp.StatusCode >= 400 {
 		var e struct {

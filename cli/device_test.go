@@ -3,9 +3,15 @@ package cli_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +69,65 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "for 1 device(s)") {
 		t.Fatalf("bulk:\n%s", r.stdout)
 	}
+	// Answers lost on the way back (a proxy's 502 after the server queued
+	// the command): the CLI repeats with the same Idempotency-Key and the
+	// command is queued once.
+	target, _ := url.Parse(e.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = e.Client.Transport
+	var mu sync.Mutex
+	var keys []string
+	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		first := len(keys)%2 == 1
+		mu.Unlock()
+		if first {
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r) // the server does it; the answer is lost
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer lossy.Close()
+	via := map[string]string{"POMONA_SERVER": lossy.URL}
+	countQueued := func() map[string]int {
+		t.Helper()
+		var out struct {
+			Commands []struct {
+				UUID string `json:"command_uuid"`
+			} `json:"commands"`
+		}
+		if err := json.Unmarshal([]byte(mustOK(t, runCLI(t, e, "", nil, "device", "commands", d.MDM.EnrollmentID, "--json")).stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, c := range out.Commands {
+			m[c.UUID]++
+		}
+		return m
+	}
+	for _, args := range [][]string{
+		{"device", "command", d.MDM.EnrollmentID, `{"request_type":"SecurityInfo"}`, "--no-push"},
+		{"device", "command", "--tenant", "a.example", `{"request_type":"ProfileList"}`, "--no-push"},
+	} {
+		before := countQueued()
+		r = mustOK(t, runCLI(t, e, "", via, args...))
+		uuid := strings.Fields(r.stdout)[1]
+		after := countQueued()
+		if len(after) != len(before)+1 || after[uuid] != 1 {
+			t.Fatalf("%v: queued %v, before %v", args, after, before)
+		}
+	}
+	if len(keys) != 4 || keys[0] != keys[1] || keys[2] != keys[3] || keys[0] == keys[2] || !strings.HasPrefix(keys[0], `"`) {
+		t.Fatalf("Idempotency-Keys sent: %q", keys)
+	}
+
 	mustOK(t, runCLI(t, e, "", nil, "device", "unenroll", d.MDM.EnrollmentID))
 	r = mustOK(t, runCLI(t, e, "", nil, "audit", "--action", "POST /api/v1/devices/{id}/unenroll"))
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) {

@@ -117,7 +117,7 @@ func runDevice(env *Env, args []string) error {
 				body["push"] = false
 			}
 			var out map[string]any
-			if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/commands", body, &out); err != nil {
+			if err := c.DoOnce(env.Ctx, http.MethodPost, "/api/v1/commands", body, &out); err != nil {
 				return err
 			}
 			if cf.json {
@@ -146,7 +146,7 @@ func runDevice(env *Env, args []string) error {
 			cmd["push"] = false
 		}
 		var out map[string]string
-		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(pos[0])+"/commands", cmd, &out); err != nil {
+		if err := c.DoOnce(env.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(pos[0])+"/commands", cmd, &out); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "queued %s\n", out["command_uuid"])

@@ -3,8 +3,6 @@ package mdm
 import (
 	"crypto/sha256"
 	"encoding/hex"
-
-	"github.com/micromdm/plist"
 )
 
 // hardwareIDs never enter the inventory, even if a device sent them: a
@@ -19,10 +17,12 @@ type DeviceFields struct {
 
 // Inventory extracts what an acknowledged result reveals for the device
 // record: the section name, its data, and (for DeviceInformation) fields
-// of the device itself. ok is false for commands that add nothing.
+// of the device itself. ok is false for commands that add nothing. data
+// is built from DecodeValue, so json.Marshal always accepts it (NaN and
+// ±Inf as strings, integers of any size as numbers).
 func Inventory(requestType string, raw []byte) (section string, data any, fields *DeviceFields, ok bool) {
-	var doc map[string]any
-	if plist.Unmarshal(raw, &doc) != nil {
+	doc, err := DecodeDict(raw)
+	if err != nil {
 		return "", nil, nil, false
 	}
 	switch requestType {

@@ -7,10 +7,12 @@ package mdm
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"unicode"
 	"unicode/utf8"
 
@@ -222,6 +224,9 @@ type Result struct {
 	ErrorChain  []ErrorChainItem `plist:"ErrorChain"`
 	// Raw is the whole body, kept as the command's result.
 	Raw []byte `plist:"-"`
+	// Doc is the whole body decoded by DecodeValue: JSON-safe, for the
+	// inventory, the API and the console.
+	Doc map[string]any `plist:"-"`
 }
 
 // DecodeResult decodes and validates a command-channel body.
@@ -232,9 +237,16 @@ func DecodeResult(b []byte) (*Result, error) {
 	if err := checkXML(b); err != nil {
 		return nil, err
 	}
-	var r Result
-	if err := plist.Unmarshal(b, &r); err != nil {
-		return nil, malformed("%v", err)
+	// DecodeValue, not a typed decode: a result may hold values a typed
+	// decoder refuses (integers beyond 64 bits, NaN), and it must still be
+	// recorded, or the command would stay "sent" for ever.
+	doc, err := DecodeDict(b)
+	if err != nil {
+		return nil, err
+	}
+	r, err := resultOf(doc)
+	if err != nil {
+		return nil, err
 	}
 	if err := r.Identity.validate(); err != nil {
 		return nil, err
@@ -250,8 +262,46 @@ func DecodeResult(b []byte) (*Result, error) {
 	default:
 		return nil, malformed("unknown Status %q", r.Status)
 	}
-	r.Raw = b
-	return &r, nil
+	r.Raw, r.Doc = b, doc
+	return r, nil
+}
+
+// resultOf reads a result's fields from its decoded document.
+func resultOf(doc map[string]any) (*Result, error) {
+	r := &Result{}
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{
+		{"EnrollmentID", &r.EnrollmentID}, {"EnrollmentUserID", &r.EnrollmentUserID}, {"UDID", &r.UDID}, {"UserID", &r.UserID},
+		{"Status", &r.Status}, {"CommandUUID", &r.CommandUUID}, {"RequestType", &r.RequestType},
+	} {
+		s, err := fieldString(doc, f.key)
+		if err != nil {
+			return nil, err
+		}
+		*f.to = s
+	}
+	// ErrorChain is informational: entries of other shapes are skipped
+	// rather than losing the result.
+	items, _ := doc["ErrorChain"].([]any)
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			continue
+		}
+		var e ErrorChainItem
+		if n, ok := m["ErrorCode"].(json.Number); ok {
+			if c, err := n.Int64(); err == nil && c >= math.MinInt32 && c <= math.MaxInt32 {
+				e.ErrorCode = int(c)
+			}
+		}
+		e.ErrorDomain, _ = m["ErrorDomain"].(string)
+		e.LocalizedDescription, _ = m["LocalizedDescription"].(string)
+		e.USEnglishDescription, _ = m["USEnglishDescription"].(string)
+		r.ErrorChain = append(r.ErrorChain, e)
+	}
+	return r, nil
 }
 
 // Command is what the server sends on the command channel.

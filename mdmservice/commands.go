@@ -3,8 +3,10 @@ package mdmservice
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/micromdm/plist"
@@ -25,11 +27,41 @@ type Commands struct {
 	Store interface {
 		store.MDMStore
 		store.EnrollmentStore
+		store.IdempotencyStore
 	}
 	Catalog *catalog.Catalog
 	Push    Pusher // nil: no push
 	Now     func() time.Time
+
+	// lastPurge is when expired idempotency keys were last deleted (Unix
+	// seconds), so that this happens about hourly, not per request.
+	lastPurge atomic.Int64
 }
+
+// IdempotencyTTL is how long an idempotency key is remembered: a repeat
+// within it replays the first answer; after it the key may name another
+// request.
+const IdempotencyTTL = 24 * time.Hour
+
+// Idempotency makes Enqueue and EnqueueBulk happen at most once per key
+// (draft-ietf-httpapi-idempotency-key-header): a request repeating Key
+// from the same Principal within IdempotencyTTL queues nothing and gets
+// the first request's answer; with another Fingerprint it gets
+// ErrIdempotencyKeyReused. Failed requests record nothing (a repeat runs
+// anew).
+type Idempotency struct {
+	// Principal is the credential; keys are scoped to it.
+	Principal string
+	// Key is the client's key, 1–255 printable ASCII characters.
+	Key string
+	// Fingerprint identifies the request (e.g. a hash of method, path and
+	// canonical body).
+	Fingerprint string
+}
+
+// ErrIdempotencyKeyReused is the answer to a key repeated with a
+// different request.
+var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used for a different request")
 
 // EnqueueRequest is one command for one enrollment.
 type EnqueueRequest struct {
@@ -43,6 +75,8 @@ type EnqueueRequest struct {
 	ExpiresAt time.Time
 	NoPush    bool
 	CreatedBy string
+	// Idempotency, when set, makes the request happen at most once.
+	Idempotency *Idempotency
 }
 
 // Errors the API maps to statuses.
@@ -120,6 +154,10 @@ func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind stri
 
 // Enqueue validates and queues a command for one enrollment, then pushes.
 func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r EnqueueRequest) (string, error) {
+	var done queuedOne
+	if ok, err := c.replay(ctx, r.Idempotency, &done); ok || err != nil {
+		return done.CommandUUID, err
+	}
 	ch, err := c.channel(ctx, enr, r.Channel)
 	if err != nil {
 		return "", err
@@ -137,14 +175,74 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	if err != nil {
 		return "", err
 	}
-	if err := c.Store.Enqueue(ctx, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
-		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, []string{ch.ID}); err != nil {
-		return "", err
+	if ok, err := c.enqueue(ctx, r.Idempotency, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, []string{ch.ID}, &done, queuedOne{CommandUUID: id}); ok || err != nil {
+		return done.CommandUUID, err
 	}
 	if !r.NoPush && c.Push != nil {
 		c.Push.Push(ctx, []store.Channel{*ch})
 	}
 	return id, nil
+}
+
+// queuedOne is what a repeated Enqueue replays.
+type queuedOne struct {
+	CommandUUID string `json:"command_uuid"`
+}
+
+// replay answers a request whose idempotency key is known: it decodes the
+// first answer into out and returns true, or ErrIdempotencyKeyReused.
+func (c *Commands) replay(ctx context.Context, k *Idempotency, out any) (bool, error) {
+	if k == nil {
+		return false, nil
+	}
+	rec, err := c.Store.IdempotencyKey(ctx, k.Principal, k.Key, c.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, replayed(rec, k, out)
+}
+
+func replayed(rec *store.IdempotencyKey, k *Idempotency, out any) error {
+	if rec.Fingerprint != k.Fingerprint {
+		return ErrIdempotencyKeyReused
+	}
+	if err := json.Unmarshal(rec.Response, out); err != nil {
+		return fmt.Errorf("stored answer of idempotency key: %w", err)
+	}
+	return nil
+}
+
+// enqueue stores cmd for channelIDs, under the idempotency key k when set
+// with answer as what a repeat gets. When a request with the same key won
+// (a concurrent repeat), nothing is queued: its answer is decoded into
+// out and enqueue returns true.
+func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.Command, channelIDs []string, out, answer any) (bool, error) {
+	if k == nil {
+		return false, c.Store.Enqueue(ctx, cmd, channelIDs)
+	}
+	b, err := json.Marshal(answer)
+	if err != nil {
+		return false, err
+	}
+	now := c.Now().UTC().Truncate(time.Microsecond)
+	rec := &store.IdempotencyKey{Principal: k.Principal, Key: k.Key, Fingerprint: k.Fingerprint, Response: b, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
+	existing, err := c.Store.EnqueueOnce(ctx, rec, cmd, channelIDs)
+	if err != nil {
+		return false, err
+	}
+	if existing != nil {
+		return true, replayed(existing, k, out)
+	}
+	if last := c.lastPurge.Load(); now.Unix()-last >= 3600 && c.lastPurge.CompareAndSwap(last, now.Unix()) {
+		// Expired keys only take room (lookups ignore them); a failed
+		// purge is retried an hour later.
+		c.Store.PurgeIdempotencyKeys(ctx, now)
+	}
+	return false, nil
 }
 
 // BulkResult says what a bulk command did.
@@ -167,6 +265,12 @@ type BulkSkip struct {
 // the command (or one of its keys) for user enrollments are skipped and
 // counted; if no target remains, the refusal is returned.
 func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
+	var done BulkResult
+	if ok, err := c.replay(ctx, r.Idempotency, &done); err != nil {
+		return nil, err
+	} else if ok {
+		return &done, nil
+	}
 	targets, err := c.Store.TargetChannels(ctx, f)
 	if err != nil {
 		return nil, err
@@ -216,14 +320,17 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Store.Enqueue(ctx, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
-		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, ids); err != nil {
-		return nil, err
+	res.CommandUUID, res.Queued = id, len(ids)
+	if ok, err := c.enqueue(ctx, r.Idempotency, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, ids, &done, res); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return &done, nil
 	}
 	if !r.NoPush && c.Push != nil {
 		c.Push.Push(ctx, chs)
 	}
-	res.CommandUUID, res.Queued = id, len(ids)
 	return res, nil
 }
 

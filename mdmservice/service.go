@@ -120,10 +120,17 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 	now := s.now()
 	var cert *x509.Certificate
 	var err error
-	if r.ClientCert != nil {
-		cert = r.ClientCert
-	} else {
+	// A present Mdm-Signature is always verified, even beside a client
+	// certificate (TLS or a trusted proxy's header): both must then name
+	// the same identity, so a signature can never be overridden by, or
+	// smuggled past, a certificate that proves nothing by itself.
+	if r.Signature != "" || r.ClientCert == nil {
 		cert, err = mdm.VerifyDetached(r.Signature, r.Body)
+		if err == nil && r.ClientCert != nil && !r.ClientCert.Equal(cert) {
+			err = errors.New("the Mdm-Signature signer is not the client certificate")
+		}
+	} else {
+		cert = r.ClientCert
 	}
 	if err == nil {
 		err = s.checker().Check(cert, now)

@@ -115,7 +115,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	if bCA := fetchCA(t, plain, b.addr); string(bCA) != string(caPEM) {
 		t.Fatal("the instances use different CAs")
 	}
-	api := func(inst *instance, method, path string, body any) map[string]any {
+	api := func(inst *instance, method, path string, body any, hdr ...string) map[string]any {
 		var r io.Reader
 		if body != nil {
 			j, _ := json.Marshal(body)
@@ -124,6 +124,9 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 		req, _ := http.NewRequest(method, "https://"+inst.addr+path, r)
 		req.Header.Set("Authorization", "Bearer cluster-test-bootstrap-key-0001")
 		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 		resp, err := plain.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -180,10 +183,17 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	}
 
 	// Queue 20 commands for every device (bulk, through both instances).
+	// Each is sent again with its Idempotency-Key through the other
+	// instance, as a client's retry behind the balancer: the same command,
+	// not a second one (the count below would see one).
 	const perDevice = 20
 	for k := 0; k < perDevice; k++ {
-		api(insts[k%2], "POST", "/api/v1/commands", map[string]any{"targets": map[string]any{"tenant": "cluster.example"},
-			"command": map[string]any{"request_type": "ProfileList"}, "push": false})
+		body := map[string]any{"targets": map[string]any{"tenant": "cluster.example"}, "command": map[string]any{"request_type": "ProfileList"}, "push": false}
+		key := fmt.Sprintf(`"cluster-bulk-%d"`, k)
+		first := api(insts[k%2], "POST", "/api/v1/commands", body, "Idempotency-Key", key)
+		if again := api(insts[(k+1)%2], "POST", "/api/v1/commands", body, "Idempotency-Key", key); again["command_uuid"] != first["command_uuid"] {
+			t.Fatalf("retry on the other instance: %v, first %v", again, first)
+		}
 	}
 
 	// Each device polls through a balancer that alternates instances per

@@ -1,17 +1,22 @@
 package server_test
 
 import (
-	"net/url"
-
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
-	"github.com/pomona-mdm/pomona/pki"
-	"github.com/pomona-mdm/pomona/server"
+	"io"
+	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/server"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -289,34 +294,151 @@ func TestBulkCommands(t *testing.T) {
 }
 
 // Behind a TLS-terminating proxy the client certificate may come in a
-// header instead of Mdm-Signature; only when the operator names the header.
+// header instead of Mdm-Signature: only when the operator names the header
+// and only from a trusted proxy. A present Mdm-Signature is always
+// verified and must name the same certificate.
 func TestForwardedClientCertificate(t *testing.T) {
-	w := newWorldWith(t, func(c *server.Config) { c.ClientCertHeader = "X-Client-Cert" })
+	for _, c := range []struct {
+		name, trusted string
+		fromProxy     bool // the test client (loopback) is a trusted proxy
+	}{
+		{"from a trusted proxy", "127.0.0.1, ::1", true},
+		{"from an untrusted peer", "10.0.0.0/8", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorldWith(t, func(cfg *server.Config) { cfg.ClientCertHeader, cfg.TrustedProxies = "X-Client-Cert", c.trusted })
+			d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+			other := enrolledDevice(t, w, "iPhone", "bob@example.com", "bob-password")
+			body := `<?xml version="1.0"?><plist version="1.0"><dict><key>EnrollmentID</key><string>` + d.MDM.EnrollmentID +
+				`</string><key>Status</key><string>Idle</string></dict></plist>`
+			send := func(cert *x509.Certificate, signer *devicesim.Device, signed string) int {
+				t.Helper()
+				req, _ := newRequest("PUT", w.e.URL+"/mdm/connect", body)
+				req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
+				req.Header.Set("Authorization", "Bearer "+d.AccessToken)
+				if cert != nil {
+					req.Header.Set("X-Client-Cert", url.QueryEscape(string(pki.CertPEM(cert))))
+				}
+				if signer != nil {
+					req.Header.Set("Mdm-Signature", mdmSignature(t, signer, signed))
+				}
+				resp, err := w.e.Client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			foreign, _ := pki.NewCA("other", pki.ECDSAP256, time.Now())
+			viaHeader := 403
+			if c.fromProxy {
+				viaHeader = 200
+			}
+			for _, k := range []struct {
+				name   string
+				cert   *x509.Certificate
+				signer *devicesim.Device
+				signed string
+				want   int
+			}{
+				{"forwarded certificate alone", d.IdentityCert, nil, "", viaHeader},
+				{"no certificate and no signature", nil, nil, "", 403},
+				{"foreign forwarded certificate", foreign.Cert, nil, "", 403},
+				{"signature alone", nil, d, body, 200},
+				{"forwarded certificate and its signature", d.IdentityCert, d, body, 200},
+				{"forwarded certificate and a signature over another body", d.IdentityCert, d, body + " ", 403},
+				{"forwarded certificate and another device's signature", d.IdentityCert, other, body, 403},
+			} {
+				if got := send(k.cert, k.signer, k.signed); got != k.want {
+					t.Errorf("%s: %d, want %d", k.name, got, k.want)
+				}
+			}
+		})
+	}
+	// A header nobody vouches for: the server refuses to start.
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.ClientCertHeader = t.TempDir(), "X-Client-Cert"
+	if _, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil ||
+		!strings.Contains(err.Error(), "--client-cert-header") || !strings.Contains(err.Error(), "--trusted-proxies") {
+		t.Fatalf("--client-cert-header without --trusted-proxies: %v", err)
+	}
+}
+
+// mdmSignature is the Mdm-Signature header d would send for body.
+func mdmSignature(t testing.TB, d *devicesim.Device, body string) string {
+	t.Helper()
+	sd, err := pkcs7.NewSignedData([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.AddSigner(d.IdentityCert, d.IdentityKey, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sd.Detach()
+	sig, err := sd.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(sig)
+}
+
+// A result holding values JSON cannot express (NaN, ±Inf) or typed
+// decoders refuse (integers beyond 64 bits) is recorded like any other:
+// the command leaves "sent", the API shows the result and the inventory.
+func TestUnrepresentableResults(t *testing.T) {
+	w := newWorld(t, true)
 	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
-	body := `<?xml version="1.0"?><plist version="1.0"><dict><key>EnrollmentID</key><string>` + d.MDM.EnrollmentID +
-		`</string><key>Status</key><string>Idle</string></dict></plist>`
-	send := func(header string) int {
-		req, _ := newRequest("PUT", w.e.URL+"/mdm/connect", body)
-		req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
-		req.Header.Set("Authorization", "Bearer "+d.AccessToken)
-		if header != "" {
-			req.Header.Set("X-Client-Cert", header)
-		}
-		resp, err := w.e.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if got := send(url.QueryEscape(string(pki.CertPEM(d.IdentityCert)))); got != 200 {
-		t.Fatalf("forwarded certificate: %d", got)
-	}
-	if got := send(""); got != 403 {
-		t.Fatalf("no certificate and no signature: %d", got)
-	}
-	other, _ := pki.NewCA("other", pki.ECDSAP256, time.Now())
-	if got := send(url.QueryEscape(string(pki.CertPEM(other.Cert)))); got != 403 {
-		t.Fatalf("foreign certificate: %d", got)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, value string
+		want        any // in the API's JSON
+	}{
+		{"NaN", `<real>nan</real>`, "NaN"},
+		{"+Inf", `<real>inf</real>`, "Infinity"},
+		{"-Inf", `<real>-inf</real>`, "-Infinity"},
+		{"integer beyond uint64", `<integer>123456789012345678901234567890</integer>`, 123456789012345678901234567890.0},
+		{"real beyond float64", `<real>1e400</real>`, "1e400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, w.e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion"}}, w.e.APIKey)
+			mustStatus(t, a, 201)
+			uuid := a.json(t)["command_uuid"].(string)
+			if cmd, err := d.Poll(ctx, nil, false); err != nil || cmd == nil || cmd.CommandUUID != uuid {
+				t.Fatalf("poll: %+v %v", cmd, err)
+			}
+			body := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>EnrollmentID</key><string>` + d.MDM.EnrollmentID +
+				`</string><key>CommandUUID</key><string>` + uuid + `</string><key>Status</key><string>Acknowledged</string>` +
+				`<key>RequestType</key><string>DeviceInformation</string><key>QueryResponses</key><dict><key>OSVersion</key><string>18.2</string>` +
+				`<key>BatteryLevel</key>` + c.value + `</dict></dict></plist>`
+			req, _ := newRequest("PUT", w.e.URL+"/mdm/connect", body)
+			req.Header.Set("Content-Type", "application/x-apple-aspen-mdm")
+			req.Header.Set("Authorization", "Bearer "+d.AccessToken)
+			req.Header.Set("Mdm-Signature", mdmSignature(t, d, body))
+			resp, err := w.e.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("result: %d %s", resp.StatusCode, msg)
+			}
+			var got map[string]any
+			for _, q := range do(t, w.e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", nil, w.e.APIKey).json(t)["commands"].([]any) {
+				if q.(map[string]any)["command_uuid"] == uuid {
+					got = q.(map[string]any)
+				}
+			}
+			if got["status"] != "Acknowledged" {
+				t.Fatalf("command: %v", got)
+			}
+			if v := got["result"].(map[string]any)["QueryResponses"].(map[string]any)["BatteryLevel"]; v != c.want {
+				t.Fatalf("result in the API: %#v, want %#v", v, c.want)
+			}
+			dj := do(t, w.e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, w.e.APIKey).json(t)
+			if v := dj["inventory"].(map[string]any)["device_information"].(map[string]any)["data"].(map[string]any)["BatteryLevel"]; v != c.want {
+				t.Fatalf("inventory: %#v, want %#v", v, c.want)
+			}
+		})
 	}
 }

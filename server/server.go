@@ -74,7 +74,8 @@ type Config struct {
 	// the person must sign in again.
 	AccessTokenTTL time.Duration
 	// ClientCertHeader names the header in which a TLS-terminating proxy
-	// forwards the device's client certificate (empty: not trusted).
+	// forwards the device's client certificate (empty: not trusted). It
+	// needs TrustedProxies and is honoured only from them.
 	ClientCertHeader string
 	// APNsURL is the push endpoint (default Apple's); APNsCAFile adds a CA
 	// to trust for it (a local stand-in).
@@ -182,6 +183,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	proxies, err := httpx.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if cfg.ClientCertHeader != "" && len(proxies) == 0 {
+		return nil, fmt.Errorf("--client-cert-header %s needs --trusted-proxies: name the TLS-terminating proxy that sets it (e.g. --trusted-proxies 10.0.0.5), or the header would be taken from anyone", cfg.ClientCertHeader)
 	}
 	kt, err := pki.ParseKeyType(cfg.CAKeyType)
 	if err != nil {
@@ -322,8 +326,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
 	})
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
-	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
-	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
+	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: proxies, Log: log, Metrics: s.Metrics})
+	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: proxies, Log: log, Metrics: s.Metrics})
 
 	// Admin and operations.
 	(&api.API{

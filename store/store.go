@@ -162,6 +162,7 @@ type Store interface {
 	EnrollmentStore
 	RateLimitStore
 	MDMStore
+	IdempotencyStore
 	AuditStore
 	WebhookStore
 	LeaseStore

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/push"
@@ -139,11 +138,15 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
+	idem, err := idempotency(r, in)
+	if err != nil {
+		return err
+	}
 	e, err := a.deviceRef(r)
 	if err != nil {
 		return err
 	}
-	req := mdmservice.EnqueueRequest{CreatedBy: Principal(r.Context())}
+	req := mdmservice.EnqueueRequest{CreatedBy: Principal(r.Context()), Idempotency: idem}
 	// Options travel beside the command's own keys.
 	if v, ok := in["channel"]; ok {
 		req.Channel, _ = v.(string)
@@ -193,6 +196,9 @@ func (a *API) commandError(r *http.Request, target string, err error) error {
 		a.Metrics.Commands.WithLabelValues("refused").Inc()
 		a.Log.Info("command refused", "target", target, "reason", ref.Error(), "by", Principal(r.Context()))
 		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
+	case errors.Is(err, mdmservice.ErrIdempotencyKeyReused):
+		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: err.Error() +
+			"; send a new key for a new request"}
 	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
 		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
 	}
@@ -231,9 +237,9 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 			cs := CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
 				SentAt: opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: opt(q.ExpiresAt)}
 			if len(q.Result) > 0 {
-				// encoding/json writes data as base64 and dates as RFC 3339.
-				var m map[string]any
-				if plist.Unmarshal(q.Result, &m) == nil {
+				// JSON-safe by construction (mdm.DecodeValue): data as
+				// base64, dates as RFC 3339, NaN and ±Inf as strings.
+				if m, err := mdm.DecodeDict(q.Result); err == nil {
 					cs.Result = m
 				}
 			}
@@ -332,6 +338,10 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, 16<<20, &in); err != nil {
 		return err
 	}
+	idem, err := idempotency(r, in)
+	if err != nil {
+		return err
+	}
 	f := store.TargetFilter{EnrollmentIDs: in.Targets.Devices}
 	if in.Targets.Tenant != "" {
 		t, err := a.Dir.ResolveTenant(r.Context(), in.Targets.Tenant)
@@ -352,7 +362,7 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 	if f.TenantID == "" && len(f.UserIDs) == 0 && len(f.EnrollmentIDs) == 0 {
 		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "targets needs devices, users or a tenant")
 	}
-	req := mdmservice.EnqueueRequest{JSON: in.Command, CreatedBy: Principal(r.Context())}
+	req := mdmservice.EnqueueRequest{JSON: in.Command, CreatedBy: Principal(r.Context()), Idempotency: idem}
 	if in.Plist != "" {
 		req.JSON, req.Plist = nil, []byte(in.Plist)
 	}

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -74,10 +75,12 @@ func ClientAddr(remoteAddr string, xff []string, proxies []netip.Prefix) string 
 	return host
 }
 
+type peerKey struct{}
+
 // RealIP sets each request's RemoteAddr to the client's address behind the
 // trusted proxies (ClientAddr), so logs, the audit log and per-address
-// sign-in limits see the client, not the proxy. Without trusted proxies
-// X-Forwarded-For is ignored.
+// sign-in limits see the client, not the proxy; the TCP peer stays
+// available to Peer. Without trusted proxies X-Forwarded-For is ignored.
 func RealIP(next http.Handler, proxies []netip.Prefix) http.Handler {
 	if len(proxies) == 0 {
 		return next
@@ -87,9 +90,34 @@ func RealIP(next http.Handler, proxies []netip.Prefix) http.Handler {
 			if ip := ClientAddr(r.RemoteAddr, xff, proxies); ip != "" {
 				r2 := *r
 				r2.RemoteAddr = net.JoinHostPort(ip, "0")
-				r = &r2
+				r = r2.WithContext(context.WithValue(r.Context(), peerKey{}, r.RemoteAddr))
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Peer returns the "host:port" of r's TCP peer (the proxy, when RealIP
+// replaced RemoteAddr with the client behind it).
+func Peer(r *http.Request) string {
+	if p, ok := r.Context().Value(peerKey{}).(string); ok {
+		return p
+	}
+	return r.RemoteAddr
+}
+
+// FromTrustedProxy reports whether r's TCP peer (Peer, not the forwarded
+// client) is one of proxies. Headers that only a proxy may set (a
+// forwarded client certificate) are honoured only when it is true; with
+// no proxies it is always false.
+func FromTrustedProxy(r *http.Request, proxies []netip.Prefix) bool {
+	if len(proxies) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(Peer(r))
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && trusted(a, proxies)
 }

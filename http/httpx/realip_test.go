@@ -3,6 +3,7 @@ package httpx
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 )
 
@@ -56,5 +57,36 @@ func TestRealIP(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	if seen != "192.0.2.1:1234" {
 		t.Fatal(seen)
+	}
+}
+
+func TestFromTrustedProxy(t *testing.T) {
+	proxies, _ := ParsePrefixes("192.0.2.0/24, ::1")
+	for _, c := range []struct {
+		name, remote, xff string
+		proxies           []netip.Prefix
+		want              bool
+	}{
+		{"trusted peer", "192.0.2.7:1234", "", proxies, true},
+		{"trusted peer, client named by X-Forwarded-For", "192.0.2.7:1234", "198.51.100.7", proxies, true},
+		{"IPv6 loopback", "[::1]:1234", "", proxies, true},
+		{"untrusted peer", "198.51.100.7:1234", "", proxies, false},
+		{"untrusted peer naming a trusted one", "198.51.100.7:1234", "192.0.2.7", proxies, false},
+		{"no trusted proxies", "192.0.2.7:1234", "", nil, false},
+		{"unparsable peer", "somewhere", "", proxies, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got bool
+			h := RealIP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = FromTrustedProxy(r, c.proxies) }), c.proxies)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = c.remote
+			if c.xff != "" {
+				r.Header.Set("X-Forwarded-For", c.xff)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -27,8 +29,12 @@ type Handler struct {
 	Checkin bool
 	// ClientCertHeader, when set, is the header a TLS-terminating proxy puts
 	// the client certificate in (URL-escaped PEM, as nginx's
-	// $ssl_client_escaped_cert). Only set it behind such a proxy.
+	// $ssl_client_escaped_cert). It is honoured only when the request's TCP
+	// peer is one of TrustedProxies: from anyone else it is ignored (the
+	// request then needs Mdm-Signature), since a device's certificate is
+	// public and the header proves no possession of its key.
 	ClientCertHeader string
+	TrustedProxies   []netip.Prefix
 	Log              *slog.Logger
 	Metrics          *metrics.Metrics
 }
@@ -63,8 +69,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := mdmservice.Request{Body: body, Signature: r.Header.Get("Mdm-Signature"), Authorization: r.Header.Get("Authorization")}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		req.ClientCert = r.TLS.PeerCertificates[0]
-	} else if h.ClientCertHeader != "" && r.Header.Get(h.ClientCertHeader) != "" {
-		req.ClientCert = certFromHeader(r.Header.Get(h.ClientCertHeader))
+	} else if v := h.forwardedCert(r); v != "" {
+		if httpx.FromTrustedProxy(r, h.TrustedProxies) {
+			req.ClientCert = certFromHeader(v)
+		} else {
+			h.Log.Info("MDM request: client certificate header from a peer that is not a trusted proxy ignored",
+				"endpoint", endpoint, "header", h.ClientCertHeader, "peer", httpx.Peer(r))
+		}
 	}
 	var resp mdmservice.Response
 	if h.Checkin {
@@ -86,6 +97,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.Status)
 	w.Write(resp.Body)
+}
+
+func (h *Handler) forwardedCert(r *http.Request) string {
+	if h.ClientCertHeader == "" {
+		return ""
+	}
+	return r.Header.Get(h.ClientCertHeader)
 }
 
 func certFromHeader(v string) *x509.Certificate {

@@ -152,47 +152,49 @@ const (
 var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
-	return s.tx(ctx, func(tx *Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
-			cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
+	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
+}
+
+func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.Command, channelIDs []string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
+		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
+		return s.constraint(err)
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
+		return err
+	}
+	// Rows go in batches of enqueueBatch (one statement each: a bulk
+	// command to 100,000 devices is 200 statements, not 100,000 round
+	// trips); the remainder one by one, so that the statement texts
+	// stay few.
+	at := toMicros(cmd.CreatedAt)
+	insert := func(q string, ids []string) error {
+		args := make([]any, 0, 5*len(ids))
+		for _, id := range ids {
+			seq++
+			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
+				return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
+			}
 			return s.constraint(err)
 		}
-		var seq int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
+		return nil
+	}
+	for len(channelIDs) >= enqueueBatch {
+		if err := insert(enqueueBatchSQL, channelIDs[:enqueueBatch]); err != nil {
 			return err
 		}
-		// Rows go in batches of enqueueBatch (one statement each: a bulk
-		// command to 100,000 devices is 200 statements, not 100,000 round
-		// trips); the remainder one by one, so that the statement texts
-		// stay few.
-		at := toMicros(cmd.CreatedAt)
-		insert := func(q string, ids []string) error {
-			args := make([]any, 0, 5*len(ids))
-			for _, id := range ids {
-				seq++
-				args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
-			}
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
-					return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
-				}
-				return s.constraint(err)
-			}
-			return nil
+		channelIDs = channelIDs[enqueueBatch:]
+	}
+	for _, id := range channelIDs {
+		if err := insert(enqueueOneSQL, []string{id}); err != nil {
+			return err
 		}
-		for len(channelIDs) >= enqueueBatch {
-			if err := insert(enqueueBatchSQL, channelIDs[:enqueueBatch]); err != nil {
-				return err
-			}
-			channelIDs = channelIDs[enqueueBatch:]
-		}
-		for _, id := range channelIDs {
-			if err := insert(enqueueOneSQL, []string{id}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 const queuedColumns = `q.channel_id, q.command_uuid, c.request_type, c.payload, c.created_at, c.expires_at, c.created_by, q.status, q.result, q.sent_at, q.updated_at`
@@ -412,4 +414,64 @@ func (s *Store) WaitingChannels(ctx context.Context, waitingSince, pushedBefore 
 	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE push_dead = 0 AND push_magic <> '' AND last_push_at < ?
 		AND id IN (SELECT channel_id FROM queue WHERE status IN ('queued', 'NotNow') AND updated_at < ?) ORDER BY last_push_at LIMIT ?`,
 		toMicros(pushedBefore), toMicros(waitingSince), limit)
+}
+
+const idempotencyColumns = `principal, idem_key, fingerprint, response, created_at, expires_at`
+
+func scanIdempotencyKey(sc scanner) (*store.IdempotencyKey, error) {
+	var k store.IdempotencyKey
+	var created, expires int64
+	if err := sc.Scan(&k.Principal, &k.Key, &k.Fingerprint, &k.Response, &created, &expires); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("idempotency key %w", store.ErrNotFound)
+		}
+		return nil, err
+	}
+	k.CreatedAt, k.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &k, nil
+}
+
+func (s *Store) IdempotencyKey(ctx context.Context, principal, key string, now time.Time) (*store.IdempotencyKey, error) {
+	return scanIdempotencyKey(s.r.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys
+		WHERE principal = ? AND idem_key = ? AND expires_at > ?`, principal, key, toMicros(now)))
+}
+
+func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.Command, channelIDs []string) (*store.IdempotencyKey, error) {
+	var existing *store.IdempotencyKey
+	err := s.tx(ctx, func(tx *Tx) error {
+		existing = nil
+		now := toMicros(k.CreatedAt)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND expires_at <= ?`,
+			k.Principal, k.Key, now); err != nil {
+			return err
+		}
+		// The key goes in first: a concurrent request with the same key
+		// waits here for the first to finish, then finds its record (on
+		// PostgreSQL by a serialization failure and the retry).
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (`+idempotencyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (principal, idem_key) DO NOTHING`, k.Principal, k.Key, k.Fingerprint, k.Response, now, toMicros(k.ExpiresAt))
+		if err != nil {
+			return s.constraint(err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			existing, err = scanIdempotencyKey(tx.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys
+				WHERE principal = ? AND idem_key = ?`, k.Principal, k.Key))
+			return err
+		}
+		return s.enqueue(ctx, tx, cmd, channelIDs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return existing, nil
+}
+
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ?`, toMicros(now))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -18,6 +18,8 @@ func mdmTests() []namedTest {
 		{"BindAppleEnrollment", testBindApple},
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
+		{"IdempotentEnqueue", testIdempotentEnqueue},
+		{"IdempotentEnqueueRace", testIdempotentEnqueueRace},
 		{"EnrollmentList", testEnrollmentList},
 		{"Inventory", testInventory},
 		{"LostDeliveryResent", testLostDelivery},

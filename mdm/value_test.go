@@ -1,0 +1,198 @@
+package mdm
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/micromdm/plist"
+)
+
+func doc(inner string) []byte {
+	return []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">` + inner + `</plist>`)
+}
+
+// Every kind of plist value becomes something json.Marshal accepts, and
+// numbers stay exact.
+func TestDecodeValueKinds(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		want     any
+		json     string
+	}{
+		{"NaN", `<real>nan</real>`, "NaN", `"NaN"`},
+		{"NaN upper case", `<real>NaN</real>`, "NaN", `"NaN"`},
+		{"+Inf", `<real>+infinity</real>`, "Infinity", `"Infinity"`},
+		{"inf", `<real>inf</real>`, "Infinity", `"Infinity"`},
+		{"-Inf", `<real>-inf</real>`, "-Infinity", `"-Infinity"`},
+		{"real", `<real>0.5</real>`, json.Number("0.5"), `0.5`},
+		{"real kept as sent", `<real> 1.50E+01 </real>`, json.Number("1.50E+01"), `1.50E+01`},
+		{"real normalised", `<real>.5</real>`, json.Number("0.5"), `0.5`},
+		{"leading plus dropped", `<real>+1e10</real>`, json.Number("1e10"), `1e10`},
+		{"beyond float64, no JSON number: the text", `<real>.5e999</real>`, ".5e999", `".5e999"`},
+		{"hex real normalised", `<real>0x1p-2</real>`, json.Number("0.25"), `0.25`},
+		{"real beyond float64 as text", `<real>1e400</real>`, "1e400", `"1e400"`},
+		{"tiny real kept as sent", `<real>-1e-400</real>`, json.Number("-1e-400"), `-1e-400`},
+		{"integer", `<integer>-42</integer>`, json.Number("-42"), `-42`},
+		{"integer beyond uint64", `<integer>99999999999999999999999</integer>`, json.Number("99999999999999999999999"), `99999999999999999999999`},
+		{"integer below int64", `<integer>-9223372036854775809</integer>`, json.Number("-9223372036854775809"), `-9223372036854775809`},
+		{"uint64 max", `<integer>18446744073709551615</integer>`, json.Number("18446744073709551615"), `18446744073709551615`},
+		{"hex integer", `<integer>0x10</integer>`, json.Number("16"), `16`},
+		{"leading plus and zeros", `<integer>+007</integer>`, json.Number("7"), `7`},
+		{"string", `<string>a &amp; b</string>`, "a & b", `"a \u0026 b"`},
+		{"empty string", `<string/>`, "", `""`},
+		{"date", `<date>2025-01-02T03:04:05Z</date>`, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), `"2025-01-02T03:04:05Z"`},
+		{"date that does not parse kept as text", `<date>yesterday</date>`, "yesterday", `"yesterday"`},
+		{"data", "<data>\n\tAAE=\n</data>", []byte{0, 1}, `"AAE="`},
+		{"booleans", `<array><true/><false/></array>`, []any{true, false}, `[true,false]`},
+		{"dict, last key wins", `<dict><key>a</key><real>nan</real><key>a</key><integer>1</integer><key>b</key><dict/></dict>`,
+			map[string]any{"a": json.Number("1"), "b": map[string]any{}}, `{"a":1,"b":{}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := DecodeValue(doc(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(v, c.want) {
+				t.Fatalf("got %#v, want %#v", v, c.want)
+			}
+			b, err := json.Marshal(v)
+			if err != nil || string(b) != c.json {
+				t.Fatalf("JSON %s (%v), want %s", b, err, c.json)
+			}
+		})
+	}
+}
+
+func TestDecodeValueRefuses(t *testing.T) {
+	deep := strings.Repeat("<array>", MaxDepth+1) + strings.Repeat("</array>", MaxDepth+1)
+	for _, c := range []struct{ name, in string }{
+		{"not a number", `<real>many</real>`},
+		{"not an integer", `<integer>1.5</integer>`},
+		{"underscores", `<integer>1_000</integer>`},
+		{"bad base64", `<data>!!</data>`},
+		{"unknown element", `<dict><key>a</key><float>1</float></dict>`},
+		{"key without value", `<dict><key>a</key></dict>`},
+		{"value without key", `<dict><string>a</string></dict>`},
+		{"element inside a string", `<string><b/></string>`},
+		{"text between elements", `<array>x<true/></array>`},
+		{"two values", `<true/><false/>`},
+		{"empty plist", ``},
+		{"deep nesting", deep},
+		{"invalid UTF-8", "<string>a\xff\xfeb</string>"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := DecodeValue(doc(c.in)); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+		})
+	}
+	if _, err := DecodeValue([]byte("bplist00\x08")); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("binary plist: %v", err)
+	}
+}
+
+// The real captures decode to the same values as micromdm/plist gives
+// (apart from the JSON-safe number form).
+func TestDecodeValueCaptures(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.plist")
+	if len(files) == 0 {
+		t.Fatal("no captures")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]any
+		if err := plist.Unmarshal(b, &want); err != nil {
+			t.Fatal(f, err)
+		}
+		got, err := DecodeDict(b)
+		if err != nil {
+			t.Fatal(f, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d keys, want %d", f, len(got), len(want))
+		}
+		for k, w := range want {
+			g := got[k]
+			if n, ok := g.(json.Number); ok {
+				// micromdm/plist gives uint64/int64/float64.
+				if x, err := n.Float64(); err != nil || x != toFloat(w) {
+					t.Fatalf("%s %s: %v, want %v", f, k, g, w)
+				}
+				continue
+			}
+			if _, ok := w.(map[string]any); ok {
+				continue // compared by the JSON round trip below
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Fatalf("%s %s: %#v, want %#v", f, k, g, w)
+			}
+		}
+		if _, err := json.Marshal(got); err != nil {
+			t.Fatal(f, err)
+		}
+	}
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case uint64:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return -1
+}
+
+// A result holding values no typed decoder or JSON encoder takes is still
+// a result: decoded, and its inventory marshals.
+func TestResultWithUnrepresentableValues(t *testing.T) {
+	for _, v := range []string{`<real>nan</real>`, `<real>-inf</real>`, `<integer>99999999999999999999999</integer>`, `<real>1e400</real>`} {
+		t.Run(v, func(t *testing.T) {
+			body := doc(`<dict><key>EnrollmentID</key><string>E1</string><key>CommandUUID</key><string>C1</string>
+				<key>Status</key><string>Acknowledged</string><key>QueryResponses</key><dict><key>BatteryLevel</key>` + v +
+				`<key>OSVersion</key><string>18.2</string></dict></dict>`)
+			r, err := DecodeResult(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.EnrollmentID != "E1" || r.CommandUUID != "C1" || r.Status != Acknowledged || string(r.Raw) != string(body) {
+				t.Fatalf("%+v", r)
+			}
+			section, data, f, ok := Inventory("DeviceInformation", r.Raw)
+			if !ok || section != "device_information" || f.OSVersion != "18.2" {
+				t.Fatalf("inventory: %v %v %+v", section, ok, f)
+			}
+			if _, err := json.Marshal(map[string]any{"data": data}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := json.Marshal(r.Doc); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The envelope's fields must be strings.
+	if _, err := DecodeResult(doc(`<dict><key>EnrollmentID</key><string>E1</string><key>Status</key><integer>1</integer></dict>`)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("integer Status: %v", err)
+	}
+	// ErrorChain is read leniently.
+	r, err := DecodeResult(doc(`<dict><key>EnrollmentID</key><string>E1</string><key>CommandUUID</key><string>C1</string>
+		<key>Status</key><string>Error</string><key>ErrorChain</key><array><string>odd</string><dict><key>ErrorCode</key>
+		<integer>12021</integer><key>ErrorDomain</key><string>MCMDMErrorDomain</string></dict><dict><key>ErrorCode</key>
+		<integer>99999999999999999999</integer></dict></array></dict>`))
+	if err != nil || len(r.ErrorChain) != 2 || r.ErrorChain[0].ErrorCode != 12021 || r.ErrorChain[0].ErrorDomain != "MCMDMErrorDomain" || r.ErrorChain[1].ErrorCode != 0 {
+		t.Fatalf("ErrorChain: %+v %v", r, err)
+	}
+}

@@ -1,0 +1,13 @@
+-- PostgreSQL translation of ../../sqlite/migrations/0010_idempotency.sql.
+-- Idempotency keys of command creation (draft-ietf-httpapi-idempotency-key-header): written in the
+-- transaction that queues the command, scoped to the API credential, kept until expires_at.
+CREATE TABLE idempotency_keys (
+	principal   TEXT NOT NULL,
+	idem_key    TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	response    BYTEA NOT NULL,
+	created_at  BIGINT NOT NULL,
+	expires_at  BIGINT NOT NULL,
+	PRIMARY KEY (principal, idem_key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
