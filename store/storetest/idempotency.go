@@ -17,8 +17,11 @@ import (
 func testIdempotentEnqueue(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	e1, _ := enrolled(t, s)
-	for _, id := range []string{"IDEM-1", "IDEM-2"} {
-		if err := s.PutChannel(ctx, &store.Channel{ID: id, EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+	// One device channel and one user channel: an enrollment has one
+	// device channel at most.
+	for _, ch := range []store.Channel{{ID: "IDEM-1", Kind: "device"}, {ID: "IDEM-2", Kind: "user", EnrollmentUserID: "IDEM-USER"}} {
+		ch.EnrollmentRef, ch.CreatedAt, ch.UpdatedAt = e1.ID, now(), now()
+		if err := s.PutChannel(ctx, &ch); err != nil {
 			t.Fatal(err)
 		}
 	}
