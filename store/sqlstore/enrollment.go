@@ -103,8 +103,8 @@ func (s *Store) SCEPChallenge(ctx context.Context, hash []byte) (*store.SCEPChal
 func getChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChallenge, error) {
 	var c store.SCEPChallenge
 	var exp, used int64
-	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at FROM scep_challenges WHERE hash = ?`, hash).
-		Scan(&c.Hash, &c.EnrollmentID, &exp, &used)
+	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at, kind, renews FROM scep_challenges WHERE hash = ?`, hash).
+		Scan(&c.Hash, &c.EnrollmentID, &exp, &used, &c.Kind, &c.Renews)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("SCEP challenge %w", store.ErrNotFound)
 	}
@@ -133,7 +133,16 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}
-		return s.insertCert(ctx, tx, cert)
+		if c.Kind == store.ChallengeRenewal {
+			cert.RenewedFrom = c.Renews
+		}
+		if err := s.insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		if c.Kind == store.ChallengeRenewal {
+			return s.completeRenewal(ctx, tx, c.Renews, cert.Serial, now)
+		}
+		return nil
 	})
 }
 

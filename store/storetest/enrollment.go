@@ -18,6 +18,7 @@ func enrollmentTests() []namedTest {
 		{"ChallengeConsumedOnceUnderRace", testChallengeRace},
 		{"RateLimits", testRateLimits},
 		{"TOTPLastStep", testTOTPLastStep},
+		{"Renewals", testRenewals},
 	}
 }
 
