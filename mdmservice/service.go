@@ -57,7 +57,7 @@ func (s *Service) checker() *mdm.IdentityChecker {
 
 // Event is something that happened on a channel.
 type Event struct {
-	Kind        string // authenticate, token-update, checkout, result
+	Kind        string // authenticate, token-update, checkout, result, unknown-result, identity-expired
 	Enrollment  *store.Enrollment
 	ChannelID   string
 	CommandUUID string
@@ -117,6 +117,11 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 	}
 	if err == nil {
 		err = s.checker().Check(cert, now)
+		if err != nil {
+			if resp := s.expiredIdentity(ctx, cert, now); resp != nil {
+				return nil, resp
+			}
+		}
 	}
 	if err != nil {
 		resp := plain(http.StatusForbidden, err.Error())
@@ -340,14 +345,17 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 			return section, data, info, true
 		}
 		rt, err := s.Store.RecordResult(ctx, channel, res.CommandUUID, res.Status, res.Raw, now, inv)
-		if errors.Is(err, store.ErrNotFound) {
-			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Not 400: a device holding such a result would resend it on
+			// every poll. Acknowledge it and hand out the next command.
+			s.unknownResult(ctx, a.enr, channel, res)
+		case err != nil:
 			return plain(http.StatusInternalServerError, err.Error())
+		default:
+			s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
+				RequestType: rt, Result: res.Raw})
 		}
-		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
-			RequestType: rt, Result: res.Raw})
 	}
 	q, err := s.Store.NextCommand(ctx, channel, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {

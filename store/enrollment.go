@@ -114,9 +114,6 @@ type EnrollmentStore interface {
 	// cert.RenewedFrom done. A used challenge gives ErrChallengeUsed, an expired one
 	// ErrExpired, an unknown one ErrNotFound; nothing is recorded then.
 	ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *IdentityCert) error
-	// RecordRenewal records a certificate that renews an earlier one of
-	// the same enrollment.
-	RecordRenewal(ctx context.Context, cert *IdentityCert) error
 	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)
 	// Enrollments lists enrollments, newest first.
 	Enrollments(ctx context.Context, f EnrollmentFilter) ([]Enrollment, error)

@@ -153,23 +153,6 @@ func (s *Store) insertCert(ctx context.Context, tx *Tx, c *store.IdentityCert) e
 	return s.constraint(err)
 }
 
-func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error {
-	return s.tx(ctx, func(tx *Tx) error {
-		var enr string
-		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("renewed certificate %w", store.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		if enr != c.EnrollmentID {
-			return fmt.Errorf("%w: a renewal must stay with its enrollment", store.ErrConflict)
-		}
-		return s.insertCert(ctx, tx, c)
-	})
-}
-
 func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.IdentityCert, error) {
 	var c store.IdentityCert
 	var nb, na, issued int64
