@@ -140,18 +140,24 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if _, err := d.SCEPEnroll(ctx); !errors.Is(err, devicesim.ErrRefused) {
 		t.Fatalf("reused challenge: %v", err)
 	}
-	// Renewal signed by the current identity keeps the enrollment.
-	d.IdentityCert = cert
+	// A device whose first check-in failed retries without a new sign-in
+	// while its access token is valid: the re-fetched profile carries a
+	// fresh challenge, and the new identity checks in.
 	if _, err := d.CheckProfile(d.ProfileRaw); err != nil {
 		t.Fatal(err)
 	}
-	renewed, err := d.RenewIdentity(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if d.Profile.SCEPChallenge == p.SCEPChallenge {
+		t.Fatal("the re-fetched profile repeats the spent challenge")
 	}
-	rec, err := st.IdentityCert(ctx, enroll.SerialHex(renewed))
-	if err != nil || rec.EnrollmentID == "" || rec.RenewedFrom == "" {
-		t.Fatalf("renewal record %+v %v", rec, err)
+	retried, err := d.SCEPEnroll(ctx)
+	if err != nil {
+		t.Fatalf("SCEP with the re-fetched profile: %v", err)
+	}
+	if retried.Equal(cert) {
+		t.Fatal("no new identity")
+	}
+	if err := d.Authenticate(ctx); err != nil {
+		t.Fatalf("check-in after the retry: %v", err)
 	}
 
 	// A second device of the same person: the code page now (no setup), with

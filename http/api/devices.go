@@ -53,8 +53,8 @@ type Renewal struct {
 	Error       string    `json:"error,omitempty"`
 	Attempts    int       `json:"attempts"`
 	CommandUUID string    `json:"command_uuid,omitempty"` // the InstallProfile
-	Serial      string    `json:"serial"`                 // the certificate being renewed
-	NewSerial   string    `json:"new_serial,omitempty"`
+	Serial      string    `json:"certificate_serial"`     // the certificate being renewed (hex)
+	NewSerial   string    `json:"new_certificate_serial,omitempty"`
 	QueuedAt    time.Time `json:"queued_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
