@@ -129,9 +129,9 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 // Renewal failures are visible: a device that refuses the re-sent profile
 // (12012, an immutable key changed) and one that never fetches it.
 func TestIdentityRenewalFailures(t *testing.T) {
-	clk := &movableClock{}
+	clk, cc := &movableClock{}, &consoleClock{}
 	clk.moveTo(time.Now().Add(-345 * 24 * time.Hour))
-	w := newWorldWith(t, withClock(clk))
+	w := newWorldWith(t, withClock(clk), func(c *server.Config) { c.ConsoleClock = cc.now })
 	e, ctx := w.e, context.Background()
 	refusing := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	silent := enrolledDevice(t, w, "iPad", "bob@example.com", "bob-password")
@@ -175,6 +175,13 @@ func TestIdentityRenewalFailures(t *testing.T) {
 	}
 	if m := get(t, e, "/metrics"); !strings.Contains(m, `pomona_identity_renewals_total{event="failed"} 2`) {
 		t.Error("failed renewals not counted")
+	}
+	// The console's device page says so too.
+	admin := newConsoleUser(t, w, cc, "ops@example.com", "admin")
+	id := do(t, e, "GET", "/api/v1/devices/"+silent.MDM.EnrollmentID, nil, e.APIKey).json(t)["id"].(string)
+	if code, body := admin.get("/console/devices/" + id); code != 200 || !strings.Contains(body, "Identity renewal") ||
+		!strings.Contains(body, "did not request its renewed identity") {
+		t.Fatalf("console device page: %d %s", code, body)
 	}
 }
 
