@@ -135,7 +135,7 @@ var (
 	// ErrNoChallenge also answers a RenewalReq signed by the current
 	// identity: Apple devices never renew an MDM identity that way (the
 	// server re-sends the enrollment profile, see RenewalProfile).
-	ErrNoChallenge = errors.New("the SCEP request has no challenge (identities are renewed with a re-sent enrollment profile)")
+	ErrNoChallenge      = errors.New("the SCEP request has no challenge (identities are renewed with a re-sent enrollment profile)")
 	ErrBadChallenge     = errors.New("unknown SCEP challenge")
 	ErrChallengeUsed    = errors.New("the SCEP challenge was already used")
 	ErrChallengeExpired = errors.New("the SCEP challenge expired; fetch the profile again")
