@@ -22,10 +22,11 @@ var ErrNotRenewable = errors.New("only an enrolled device's identity can be rene
 // RenewalProfile starts the renewal of identity certificate serial of
 // enrollment e, the way Apple devices renew an MDM identity: they never
 // do it by themselves, the server re-sends the enrollment profile with
-// InstallProfile (Apple: "Renewing MDM identity certificates"; profile
-// installation replaces the installed profile with the same
-// PayloadIdentifier). The profile is built by the code that built the
-// original, so its immutable MDM-payload keys are identical, and its SCEP
+// InstallProfile (profile installation replaces the installed profile with
+// the same PayloadIdentifier). The profile is built by the code that built
+// the original, with the immutable MDM-payload keys recorded then
+// (store.ProfileKeys; topic is only the fallback for enrollments from
+// before they were recorded), so they are identical, and its SCEP
 // payload carries a fresh one-time challenge of kind renewal bound to e,
 // valid for ttl (0: DefaultRenewalChallengeTTL). SCEP with it issues the
 // successor certificate for the same enrollment (IssueForChallenge).
@@ -41,12 +42,20 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 	if err != nil {
 		return nil, nil, fmt.Errorf("renewal of %s: tenant: %w", e.ID, err)
 	}
-	u, err := s.Store.User(ctx, e.UserID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("renewal of %s: user: %w", e.ID, err)
+	keys, err := s.Store.ProfileKeys(ctx, e.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Enrolled before the keys were recorded: the current values are
+		// what its profile had unless they changed since.
+		u, err := s.Store.User(ctx, e.UserID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("renewal of %s: user: %w", e.ID, err)
+		}
+		keys = &store.ProfileKeys{ManagedAppleID: u.ManagedAppleID, Topic: topic, ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL}
+	} else if err != nil {
+		return nil, nil, err
 	}
 	challenge, chHash := token.New()
-	signed, err := s.signedProfile(e, t, u, topic, challenge)
+	signed, err := s.signedProfile(e, t, *keys, challenge)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -89,7 +89,8 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 		ProfileID: s.ProfilePrefix + "." + r.Tenant.ID + ".enrollment",
 		Status:    store.EnrollmentPending, CreatedAt: now, UpdatedAt: now,
 	}
-	signed, err := s.signedProfile(e, r.Tenant, r.User, r.Topic, challenge)
+	keys := store.ProfileKeys{ManagedAppleID: r.User.ManagedAppleID, Topic: r.Topic, ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL}
+	signed, err := s.signedProfile(e, r.Tenant, keys, challenge)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -100,19 +101,25 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	if err := s.Store.CreateEnrollment(ctx, e, &store.SCEPChallenge{Hash: chHash, ExpiresAt: now.Add(ttl)}); err != nil {
 		return nil, nil, err
 	}
+	// What a renewal must repeat (RenewalProfile).
+	if err := s.Store.PutProfileKeys(ctx, e.ID, keys, now); err != nil {
+		return nil, nil, err
+	}
 	return signed, e, nil
 }
 
-// signedProfile builds and signs the enrollment profile of e. Profile and
-// RenewalProfile both use it, so a re-sent profile carries the same
-// immutable MDM-payload keys as the original (PayloadIdentifier, Topic,
-// ServerURL, CheckInURL, AssignedManagedAppleID, EnrollmentMode,
-// capabilities): a device rejects a change with MCMDMErrorDomain 12012.
-func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, u *store.User, topic, challenge string) ([]byte, error) {
+// signedProfile builds and signs the enrollment profile of e with the
+// immutable keys k. Profile and RenewalProfile both use it, and a renewal
+// passes the keys recorded when the profile was first handed out, so a
+// re-sent profile carries the same immutable MDM-payload keys as the
+// original (PayloadIdentifier, Topic, ServerURL, CheckInURL,
+// AssignedManagedAppleID, EnrollmentMode, capabilities): a device rejects
+// a change with MCMDMErrorDomain 12012.
+func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, k store.ProfileKeys, challenge string) ([]byte, error) {
 	params := profile.Params{
-		Identifier: e.ProfileID, Organization: t.Name, Topic: topic,
-		ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL, SCEPURL: s.URLs.SCEPURL,
-		SCEPChallenge: challenge, ManagedAppleID: u.ManagedAppleID, Platform: e.Platform,
+		Identifier: e.ProfileID, Organization: t.Name, Topic: k.Topic,
+		ServerURL: k.ServerURL, CheckInURL: k.CheckInURL, SCEPURL: s.URLs.SCEPURL,
+		SCEPChallenge: challenge, ManagedAppleID: k.ManagedAppleID, Platform: e.Platform,
 	}
 	if s.TrustCA {
 		params.TrustedCA = s.Issuer.CA.Cert

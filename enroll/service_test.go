@@ -120,7 +120,13 @@ func TestIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ = st.Enrollment(ctx, e.ID)
-	signed, r, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0)
+	// What changed since the enrollment is not what the device installed:
+	// the re-sent profile repeats the recorded keys.
+	if _, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.ManagedAppleID = "amy.new@a.example"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	svc.URLs.ServerURL = "https://moved.example.net/mdm/connect"
+	signed, r, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), "com.apple.mgmt.External.other", 0)
 	if err != nil || r.Status != store.RenewalQueued || r.Attempts != 1 {
 		t.Fatalf("renewal profile: %+v %v", r, err)
 	}

@@ -42,8 +42,23 @@ type RenewalCandidate struct {
 	Renewal      *Renewal
 }
 
-// RenewalStore keeps identity renewals.
+// ProfileKeys are the immutable MDM-payload keys of the enrollment
+// profile an enrollment was handed (Apple: com.apple.mdm; a re-sent
+// profile must repeat them).
+type ProfileKeys struct {
+	ManagedAppleID string // AssignedManagedAppleID
+	Topic          string
+	ServerURL      string
+	CheckInURL     string
+}
+
+// RenewalStore keeps identity renewals and what they must repeat.
 type RenewalStore interface {
+	// PutProfileKeys records (or, for a profile handed out again,
+	// replaces) the immutable keys of enrollmentID's profile.
+	PutProfileKeys(ctx context.Context, enrollmentID string, k ProfileKeys, now time.Time) error
+	// ProfileKeys returns them (ErrNotFound: enrolled before they were kept).
+	ProfileKeys(ctx context.Context, enrollmentID string) (*ProfileKeys, error)
 	// RenewalCandidates lists, by ascending NotAfter then serial, the
 	// newest certificate of each enrolled (not ended) enrollment with
 	// after < NotAfter < before — keyset-paged: pass the last row's

@@ -116,4 +116,22 @@ func testRenewals(t *testing.T, s store.Store) {
 	if _, err := s.LatestRenewal(ctx, "en_none"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no renewal: %v", err)
 	}
+
+	// The immutable profile keys: recorded, replaced, read back.
+	if _, err := s.ProfileKeys(ctx, e1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("keys before any: %v", err)
+	}
+	k := store.ProfileKeys{ManagedAppleID: "alice@appleid.example", Topic: "com.apple.mgmt.External.x", ServerURL: "https://a/mdm/connect", CheckInURL: "https://a/mdm/checkin"}
+	for i := 0; i < 2; i++ {
+		if err := s.PutProfileKeys(ctx, e1.ID, k, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ProfileKeys(ctx, e1.ID); err != nil || *got != k {
+			t.Fatalf("keys %d: %+v %v", i, got, err)
+		}
+		k.Topic = "com.apple.mgmt.External.y"
+	}
+	if err := s.PutProfileKeys(ctx, "en_none", k, t0); err == nil {
+		t.Fatal("keys stored for an unknown enrollment")
+	}
 }

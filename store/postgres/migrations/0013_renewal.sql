@@ -8,6 +8,19 @@
 ALTER TABLE scep_challenges ADD COLUMN kind TEXT NOT NULL DEFAULT 'enrollment';
 ALTER TABLE scep_challenges ADD COLUMN renews TEXT NOT NULL DEFAULT '';
 
+-- The immutable MDM-payload keys of the profile an enrollment was handed:
+-- a re-sent profile repeats them even if the user's Managed Apple Account,
+-- the public URL or the push topic changed since (a device refuses a change
+-- with MCMDMErrorDomain 12012).
+CREATE TABLE enrollment_profiles (
+	enrollment_id    TEXT PRIMARY KEY REFERENCES enrollments(id) ON DELETE CASCADE,
+	managed_apple_id TEXT NOT NULL,
+	topic            TEXT NOT NULL,
+	server_url       TEXT NOT NULL,
+	checkin_url      TEXT NOT NULL,
+	updated_at       BIGINT NOT NULL
+);
+
 -- The renewal job selects certificates by expiry.
 CREATE INDEX identity_certs_not_after ON identity_certs(not_after);
 
