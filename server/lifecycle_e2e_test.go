@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,31 @@ func (c *movableClock) now() time.Time     { return time.Now().Add(time.Duration
 func (c *movableClock) moveTo(t time.Time) { c.off.Store(int64(time.Until(t))) }
 func withClock(c *movableClock) func(*server.Config) {
 	return func(cfg *server.Config) { cfg.Clock = c.now }
+}
+
+// subscribe registers a webhook receiver for events.
+func subscribe(t *testing.T, w *world, events ...string) *receiver {
+	t.Helper()
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	a := do(t, w.e, "POST", "/api/v1/webhooks", map[string]any{"url": srv.URL + "/hook", "events": events}, w.e.APIKey)
+	mustStatus(t, a, 201)
+	rc.mu.Lock()
+	rc.secret = []byte(a.json(t)["secret"].(string))
+	rc.mu.Unlock()
+	return rc
+}
+
+func waitEvents(t *testing.T, rc *receiver, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for rc.types() != want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := rc.types(); got != want {
+		t.Errorf("webhook events %q, want %q", got, want)
+	}
 }
 
 // roundTrip queues DeviceInformation through the API and has the device
@@ -54,6 +80,7 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 	clk.moveTo(time.Now().Add(-345 * 24 * time.Hour))
 	w := newWorldWith(t, withClock(clk))
 	e, ctx := w.e, context.Background()
+	hooks := subscribe(t, w, "device.renewal_queued", "device.identity_renewed", "device.identity_expired")
 	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	d.Now = clk.now // the device's clock is right: the world moves
 	first := roundTrip(t, w, d)
@@ -124,6 +151,7 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	waitEvents(t, hooks, "device.identity_expired device.identity_renewed device.renewal_queued")
 }
 
 // Renewal failures are visible: a device that refuses the re-sent profile
@@ -133,6 +161,7 @@ func TestIdentityRenewalFailures(t *testing.T) {
 	clk.moveTo(time.Now().Add(-345 * 24 * time.Hour))
 	w := newWorldWith(t, withClock(clk), func(c *server.Config) { c.ConsoleClock = cc.now })
 	e, ctx := w.e, context.Background()
+	hooks := subscribe(t, w, "device.renewal_failed")
 	refusing := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	silent := enrolledDevice(t, w, "iPad", "bob@example.com", "bob-password")
 	refusing.Now, silent.Now = clk.now, clk.now
@@ -176,6 +205,7 @@ func TestIdentityRenewalFailures(t *testing.T) {
 	if m := get(t, e, "/metrics"); !strings.Contains(m, `pomona_identity_renewals_total{event="failed"} 2`) {
 		t.Error("failed renewals not counted")
 	}
+	waitEvents(t, hooks, "device.renewal_failed device.renewal_failed")
 	// The console's device page says so too.
 	admin := newConsoleUser(t, w, cc, "ops@example.com", "admin")
 	id := do(t, e, "GET", "/api/v1/devices/"+silent.MDM.EnrollmentID, nil, e.APIKey).json(t)["id"].(string)
