@@ -14,9 +14,10 @@ import (
 const renewalEvery = time.Hour
 
 // renewals runs the identity renewal job once per interval across the
-// cluster (lease "identity-renewal").
+// cluster (lease "identity-renewal"), the first time a minute after start
+// (so frequent restarts do not starve it).
 func (s *Server) renewals(ctx context.Context) {
-	t := time.NewTicker(renewalEvery)
+	t := time.NewTimer(time.Minute)
 	defer t.Stop()
 	for {
 		select {
@@ -24,6 +25,7 @@ func (s *Server) renewals(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		t.Reset(renewalEvery)
 		if ok, err := s.Store.TryLease(ctx, "identity-renewal", s.instance, renewalEvery-5*time.Minute, time.Now()); err != nil || !ok {
 			continue
 		}

@@ -109,7 +109,8 @@ type Config struct {
 	RenewalTimeout time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
-	// (nil: time.Now). End-to-end tests move it a year ahead.
+	// (nil: time.Now). End-to-end tests move it across a certificate's
+	// lifetime.
 	Clock func() time.Time
 }
 
