@@ -114,6 +114,14 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		cert = r.ClientCert
 	} else {
 		cert, err = mdm.VerifyDetached(r.Signature, r.Body)
+		if err != nil {
+			// An expired identity's signing time fails the CMS check first.
+			if c := expiredSigner(r.Signature, r.Body); c != nil {
+				if resp := s.expiredIdentity(ctx, c, now); resp != nil {
+					return nil, resp
+				}
+			}
+		}
 	}
 	if err == nil {
 		err = s.checker().Check(cert, now)
