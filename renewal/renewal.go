@@ -149,6 +149,8 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 				rep.Queued++
 			case ctx.Err() != nil:
 				return rep, ctx.Err()
+			case errors.Is(err, store.ErrConflict):
+				// Another pass queued it just now.
 			default:
 				rep.Failed++
 			}
