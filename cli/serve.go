@@ -8,6 +8,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/server"
 )
 
@@ -29,6 +30,8 @@ func runServe(env *Env, args []string) error {
 	}
 	fs.StringVar(&cfg.CAKeyType, "ca-key-type", cfg.CAKeyType, "key type of a new CA: "+strings.Join(keyTypes, ", "))
 	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", cfg.AccessTokenTTL, "how long a device's sign-in lasts before the person must sign in again (e.g. 720h)")
+	fs.DurationVar(&cfg.RenewalWindow, "renewal-window", renewal.DefaultWindow, "renew device identity certificates within this long before they expire (spread over its first half per device)")
+	fs.DurationVar(&cfg.RenewalTimeout, "renewal-timeout", renewal.DefaultTimeout, "a renewal whose device has not fetched its new identity after this long counts as failed and is tried again")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", admins.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")

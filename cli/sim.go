@@ -160,7 +160,7 @@ func runSim(env *Env, args []string) error {
 		cmd, err := d.Poll(ctx, nil, false)
 		for err == nil && cmd != nil {
 			ok("command %s (%s) answered", cmd.RequestType(), cmd.CommandUUID)
-			cmd, err = d.Poll(ctx, d.Answer(cmd), false)
+			cmd, err = d.Poll(ctx, d.Process(ctx, cmd), false)
 		}
 		if err != nil {
 			return fail("command poll", err)

@@ -127,7 +127,7 @@ func (f *Fleet) drain(ctx context.Context, d *Device, user bool) error {
 	cmd, err := d.Poll(ctx, nil, user)
 	for err == nil && cmd != nil {
 		f.answered.Add(1)
-		cmd, err = d.Poll(ctx, d.Answer(cmd), user)
+		cmd, err = d.Poll(ctx, d.Process(ctx, cmd), user)
 	}
 	var re *ReauthError
 	if errors.As(err, &re) {

@@ -48,6 +48,15 @@ func str(p payload, k string) string { s, _ := p[k].(string); return s }
 // the identity payload present; it also refuses the legacy ManagedAppleID
 // and an https-less ServerURL.
 func (d *Device) CheckProfile(raw []byte) (*ProfileInfo, error) {
+	info, err := parseProfile(raw)
+	if err != nil {
+		return nil, err
+	}
+	d.Profile = info
+	return info, nil
+}
+
+func parseProfile(raw []byte) (*ProfileInfo, error) {
 	const step = "profile check"
 	info := &ProfileInfo{}
 	content := raw
@@ -149,7 +158,6 @@ func (d *Device) CheckProfile(raw []byte) (*ProfileInfo, error) {
 			info.SCEPSubject = append(info.SCEPSubject, r)
 		}
 	}
-	d.Profile = info
 	return info, nil
 }
 
@@ -160,11 +168,7 @@ func (d *Device) SCEPEnroll(ctx context.Context) (*x509.Certificate, error) {
 	if d.Profile == nil {
 		return nil, stepErr(step, "no profile")
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := d.scepRequest(ctx, step, key, d.Profile.SCEPChallenge, scep.PKCSReq, nil, nil)
+	key, cert, err := d.newIdentity(ctx, step, d.Profile)
 	if err != nil {
 		return nil, err
 	}
@@ -172,28 +176,30 @@ func (d *Device) SCEPEnroll(ctx context.Context) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// RenewIdentity asks for a new identity with a request signed by the
-// current one (no challenge), as devices do before expiry.
-func (d *Device) RenewIdentity(ctx context.Context) (*x509.Certificate, error) {
-	const step = "SCEP renewal"
-	if d.IdentityCert == nil {
-		return nil, stepErr(step, "no identity to renew")
-	}
+// newIdentity runs SCEP for the identity payload of p: a new key, the
+// payload's challenge, a request signed by a self-signed certificate for
+// the new key — never by the current identity, which is how Apple devices
+// get their MDM identity at enrollment and at renewal alike. The issued
+// certificate must be valid on the device's clock (Now), as a real device
+// requires before it uses the identity.
+func (d *Device) newIdentity(ctx context.Context, step string, p *ProfileInfo) (*rsa.PrivateKey, *x509.Certificate, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cert, err := d.scepRequest(ctx, step, key, "", scep.RenewalReq, d.IdentityCert, d.IdentityKey)
+	cert, err := d.scepRequest(ctx, step, p, key, p.SCEPChallenge)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d.IdentityKey, d.IdentityCert = key, cert
-	return cert, nil
+	if now := d.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, nil, stepErr(step, "the issued identity is not valid on this device's clock (%s; valid %s to %s)",
+			now.UTC().Format(time.RFC3339), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return key, cert, nil
 }
 
-func (d *Device) scepRequest(ctx context.Context, step string, key *rsa.PrivateKey, challenge string, mt scep.MessageType,
-	signer *x509.Certificate, signerKey *rsa.PrivateKey) (*x509.Certificate, error) {
-	resp, body, err := d.do(ctx, http.MethodGet, d.Profile.SCEPURL+"?operation=GetCACert", nil, nil)
+func (d *Device) scepRequest(ctx context.Context, step string, p *ProfileInfo, key *rsa.PrivateKey, challenge string) (*x509.Certificate, error) {
+	resp, body, err := d.do(ctx, http.MethodGet, p.SCEPURL+"?operation=GetCACert", nil, nil)
 	if err != nil {
 		return nil, stepErr(step, "GetCACert: %v", err)
 	}
@@ -206,7 +212,7 @@ func (d *Device) scepRequest(ctx context.Context, step string, key *rsa.PrivateK
 	}
 	d.SCEPCACerts = cas
 	subject := pkix.Name{CommonName: "MDM Identity"}
-	for _, rdn := range d.Profile.SCEPSubject {
+	for _, rdn := range p.SCEPSubject {
 		for _, atv := range rdn {
 			if len(atv) == 2 && atv[0] == "O" {
 				subject.Organization = []string{atv[1]}
@@ -222,23 +228,25 @@ func (d *Device) scepRequest(ctx context.Context, step string, key *rsa.PrivateK
 	if err != nil {
 		return nil, err
 	}
-	if signer == nil {
-		// Initial enrollment: sign the request with a self-signed
-		// certificate for the new key (RFC 8894 §2.3).
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		sd, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-		if err != nil {
-			return nil, err
-		}
-		signer, _ = x509.ParseCertificate(sd)
-		signerKey = key
+	// Sign the request with a self-signed certificate for the new key
+	// (RFC 8894 §2.3). It must cover the device's clock and the host's:
+	// the CMS library stamps the signing time from the host clock.
+	from, to := d.Now(), time.Now()
+	if to.Before(from) {
+		from, to = to, from
 	}
-	msg, err := scep.NewCSRRequest(csr, &scep.PKIMessage{MessageType: mt, Recipients: cas, SignerCert: signer, SignerKey: signerKey},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: subject, NotBefore: from.Add(-time.Hour), NotAfter: to.Add(time.Hour)}
+	sd, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	signer, _ := x509.ParseCertificate(sd)
+	msg, err := scep.NewCSRRequest(csr, &scep.PKIMessage{MessageType: scep.PKCSReq, Recipients: cas, SignerCert: signer, SignerKey: key},
 		scep.WithCertsSelector(scep.EnciphermentCertsSelector()))
 	if err != nil {
 		return nil, stepErr(step, "build request: %v", err)
 	}
-	resp, body, err = d.do(ctx, http.MethodPost, d.Profile.SCEPURL+"?operation=PKIOperation", msg.Raw, map[string]string{"Content-Type": "application/x-pki-message"})
+	resp, body, err = d.do(ctx, http.MethodPost, p.SCEPURL+"?operation=PKIOperation", msg.Raw, map[string]string{"Content-Type": "application/x-pki-message"})
 	if err != nil {
 		return nil, stepErr(step, "PKIOperation: %v", err)
 	}
@@ -256,7 +264,7 @@ func (d *Device) scepRequest(ctx context.Context, step string, key *rsa.PrivateK
 		}
 		return nil, &StepError{Step: step, Err: fmt.Errorf("%w: the server refused the certificate (failInfo %s)", ErrRefused, fi)}
 	}
-	if err := rep.DecryptPKIEnvelope(signer, signerKey); err != nil {
+	if err := rep.DecryptPKIEnvelope(signer, key); err != nil {
 		return nil, stepErr(step, "decrypt the answer: %v", err)
 	}
 	cert := rep.CertRepMessage.Certificate

@@ -20,6 +20,8 @@ import (
 type Store interface {
 	store.EnrollmentStore
 	store.TenantStore
+	store.UserStore
+	store.RenewalStore
 }
 
 // URLs are where the profile sends the device.
@@ -42,6 +44,9 @@ type Service struct {
 	ProfilePrefix string
 	ChallengeTTL  time.Duration
 	Now           func() time.Time
+	// Renewed, when set, hears of every identity issued with a renewal
+	// challenge (cert renews the certificate with serial renews).
+	Renewed func(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string)
 }
 
 // DefaultChallengeTTL bounds the time between the profile fetch and SCEP.
@@ -91,19 +96,8 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 		ProfileID: s.ProfilePrefix + "." + r.Tenant.ID + ".enrollment",
 		Status:    store.EnrollmentPending, CreatedAt: now, UpdatedAt: now,
 	}
-	params := profile.Params{
-		Identifier: e.ProfileID, Organization: r.Tenant.Name, Topic: r.Topic,
-		ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL, SCEPURL: s.URLs.SCEPURL,
-		SCEPChallenge: challenge, ManagedAppleID: r.User.ManagedAppleID, Platform: platform,
-	}
-	if s.TrustCA {
-		params.TrustedCA = s.Issuer.CA.Cert
-	}
-	raw, err := profile.Build(params)
-	if err != nil {
-		return nil, nil, err
-	}
-	signed, err := profile.Sign(raw, s.Issuer.ProfileSigner, s.Issuer.ProfileSignerKey, []*x509.Certificate{s.Issuer.CA.Cert})
+	keys := store.ProfileKeys{ManagedAppleID: r.User.ManagedAppleID, Topic: r.Topic, ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL}
+	signed, err := s.signedProfile(e, r.Tenant, keys, challenge)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +112,34 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	if err != nil {
 		return nil, nil, err
 	}
+	// What a renewal must repeat (RenewalProfile).
+	if err := s.Store.PutProfileKeys(ctx, e.ID, keys, now); err != nil {
+		return nil, nil, err
+	}
 	return signed, e, nil
+}
+
+// signedProfile builds and signs the enrollment profile of e with the
+// immutable keys k. Profile and RenewalProfile both use it, and a renewal
+// passes the keys recorded when the profile was first handed out, so a
+// re-sent profile carries the same immutable MDM-payload keys as the
+// original (PayloadIdentifier, Topic, ServerURL, CheckInURL,
+// AssignedManagedAppleID, EnrollmentMode, capabilities): a device rejects
+// a change with MCMDMErrorDomain 12012.
+func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, k store.ProfileKeys, challenge string) ([]byte, error) {
+	params := profile.Params{
+		Identifier: e.ProfileID, Organization: t.Name, Topic: k.Topic,
+		ServerURL: k.ServerURL, CheckInURL: k.CheckInURL, SCEPURL: s.URLs.SCEPURL,
+		SCEPChallenge: challenge, ManagedAppleID: k.ManagedAppleID, Platform: e.Platform,
+	}
+	if s.TrustCA {
+		params.TrustedCA = s.Issuer.CA.Cert
+	}
+	raw, err := profile.Build(params)
+	if err != nil {
+		return nil, err
+	}
+	return profile.Sign(raw, s.Issuer.ProfileSigner, s.Issuer.ProfileSignerKey, []*x509.Certificate{s.Issuer.CA.Cert})
 }
 
 func newEnrollmentID() string {
@@ -129,16 +150,22 @@ func newEnrollmentID() string {
 // SCEP issuance failures a client is told about (as SCEP failInfo
 // badRequest) and the log explains.
 var (
-	ErrNoChallenge      = errors.New("the SCEP request has no challenge and is not signed by a current Pomona identity")
+	// ErrNoChallenge also answers a RenewalReq signed by the current
+	// identity: Apple devices never renew an MDM identity that way (the
+	// server re-sends the enrollment profile, see RenewalProfile).
+	ErrNoChallenge      = errors.New("the SCEP request has no challenge (identities are renewed with a re-sent enrollment profile)")
 	ErrBadChallenge     = errors.New("unknown SCEP challenge")
 	ErrChallengeUsed    = errors.New("the SCEP challenge was already used")
 	ErrChallengeExpired = errors.New("the SCEP challenge expired; fetch the profile again")
-	ErrBadRenewal       = errors.New("the renewal is not signed by a current identity certificate issued by Pomona")
+	ErrEnded            = errors.New("the renewal challenge's enrollment has ended")
 )
 
 // IssueForChallenge issues an identity certificate for csr if challenge is
 // a valid, unexpired, unused one-time challenge; issuing consumes it, and
-// the certificate is tied to the challenge's enrollment.
+// the certificate is tied to the challenge's enrollment. A renewal
+// challenge (RenewalProfile) issues the successor of the certificate it
+// renews (RenewedFrom), for the same enrollment, while that enrollment is
+// enrolled (ErrEnded otherwise).
 func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error) {
 	if challenge == "" {
 		return nil, nil, ErrNoChallenge
@@ -165,6 +192,9 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	if e.Status == store.EnrollmentUnenrolled {
 		return nil, nil, ErrBadChallenge // ended enrollments lose their challenges
 	}
+	if ch.Kind == store.ChallengeRenewal && e.Status != store.EnrollmentEnrolled {
+		return nil, nil, ErrEnded
+	}
 	cert, err := s.issue(ctx, csr, e, now)
 	if err != nil {
 		return nil, nil, err
@@ -182,39 +212,8 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	case err != nil:
 		return nil, nil, err
 	}
-	return cert, e, nil
-}
-
-// Renew issues a new identity for the enrollment of signer, a current
-// identity certificate Pomona issued. The binding to the enrollment is kept.
-func (s *Service) Renew(ctx context.Context, csr *x509.CertificateRequest, signer *x509.Certificate) (*x509.Certificate, *store.Enrollment, error) {
-	now := s.now()
-	if signer == nil || signer.CheckSignatureFrom(s.Issuer.CA.Cert) != nil || now.After(signer.NotAfter) {
-		return nil, nil, ErrBadRenewal
-	}
-	old, err := s.Store.IdentityCert(ctx, SerialHex(signer))
-	if err != nil {
-		return nil, nil, ErrBadRenewal
-	}
-	if sum := sha256.Sum256(signer.Raw); string(sum[:]) != string(old.SHA256) {
-		return nil, nil, ErrBadRenewal
-	}
-	if !old.RevokedAt.IsZero() {
-		return nil, nil, fmt.Errorf("%w: the certificate was revoked (%s)", ErrBadRenewal, old.RevokedReason)
-	}
-	e, err := s.Store.Enrollment(ctx, old.EnrollmentID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if e.Status == store.EnrollmentUnenrolled {
-		return nil, nil, fmt.Errorf("%w: the enrollment has ended", ErrBadRenewal)
-	}
-	cert, err := s.issue(ctx, csr, e, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := s.Store.RecordRenewal(ctx, record(cert, e.ID, now, old.Serial)); err != nil {
-		return nil, nil, err
+	if ch.Kind == store.ChallengeRenewal && s.Renewed != nil {
+		s.Renewed(ctx, e, cert, ch.Renews)
 	}
 	return cert, e, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,7 @@ func TestIssuance(t *testing.T) {
 		}
 	}
 	var last *store.Enrollment
+	var firstProfile []byte
 	fetch := func(tok string) string {
 		signed, e, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash(tok), Body: parsed, Topic: "com.apple.mgmt.External.t"})
 		if err != nil {
@@ -68,6 +70,9 @@ func TestIssuance(t *testing.T) {
 		last = e
 		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != enroll.IOS {
 			t.Fatalf("enrollment %+v", e)
+		}
+		if firstProfile == nil {
+			firstProfile = signed
 		}
 		p7, _ := pkcs7.Parse(signed)
 		var cfg struct {
@@ -112,22 +117,66 @@ func TestIssuance(t *testing.T) {
 	}
 	clock = time.Now()
 
-	// Renewal: by the current identity only.
-	ren, re, err := svc.Renew(ctx, newCSR(t), cert)
-	if err != nil || re.ID != e.ID || ren.Subject.CommonName != e.ID {
-		t.Fatalf("renew: %v", err)
+	// Renewal: the re-sent profile keeps every immutable key, and its
+	// challenge issues the successor for the same enrollment.
+	topic := "com.apple.mgmt.External.t"
+	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, enroll.ErrNotRenewable) {
+		t.Fatalf("renewal of a pending enrollment: %v", err)
 	}
-	other, _ := pki.NewCA("other", pki.ECDSAP256, time.Now())
-	foreign, _ := other.IssueIdentity(newCSR(t), e.ID, "", time.Now())
-	for name, c := range map[string]*x509.Certificate{"nil": nil, "foreign CA": foreign} {
-		if _, _, err := svc.Renew(ctx, newCSR(t), c); !errors.Is(err, enroll.ErrBadRenewal) {
-			t.Errorf("%s: %v", name, err)
+	if err := st.BindAppleEnrollment(ctx, e.ID, "APPLE-1", store.DeviceInfo{}, clock); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = st.Enrollment(ctx, e.ID)
+	// What changed since the enrollment is not what the device installed:
+	// the re-sent profile repeats the recorded keys.
+	if _, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.ManagedAppleID = "amy.new@a.example"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	svc.URLs.ServerURL = "https://moved.example.net/mdm/connect"
+	signed, r, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), "com.apple.mgmt.External.other", 0)
+	if err != nil || r.Status != store.RenewalQueued || r.Attempts != 1 {
+		t.Fatalf("renewal profile: %+v %v", r, err)
+	}
+	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second renewal while one is queued: %v", err)
+	}
+	orig, renewed := payloads(t, firstProfile), payloads(t, signed)
+	for _, k := range []string{"PayloadIdentifier", "Topic", "ServerURL", "CheckInURL", "AssignedManagedAppleID", "EnrollmentMode", "ServerCapabilities"} {
+		if fmt.Sprint(orig["mdm"][k]) != fmt.Sprint(renewed["mdm"][k]) || orig["mdm"][k] == nil {
+			t.Errorf("immutable key %s: %v, renewal %v", k, orig["mdm"][k], renewed["mdm"][k])
 		}
 	}
-	// A certificate from our CA that Pomona never recorded is refused too.
-	unrecorded, _ := ca.IssueIdentity(newCSR(t), e.ID, "", time.Now())
-	if _, _, err := svc.Renew(ctx, newCSR(t), unrecorded); !errors.Is(err, enroll.ErrBadRenewal) {
-		t.Fatalf("unrecorded: %v", err)
+	if orig["top"]["PayloadIdentifier"] != renewed["top"]["PayloadIdentifier"] || renewed["top"]["PayloadIdentifier"] != e.ProfileID {
+		t.Errorf("profile identifier %v, renewal %v", orig["top"]["PayloadIdentifier"], renewed["top"]["PayloadIdentifier"])
+	}
+	rch := renewed["scep"]["Challenge"].(string)
+	if rch == orig["scep"]["Challenge"] {
+		t.Fatal("the renewal reuses the enrollment challenge")
+	}
+	next, ne, err := svc.IssueForChallenge(ctx, newCSR(t), rch)
+	if err != nil || ne.ID != e.ID || next.Subject.CommonName != e.ID {
+		t.Fatalf("renewal SCEP: %v", err)
+	}
+	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(next)); err != nil || ic.RenewedFrom != enroll.SerialHex(cert) || ic.EnrollmentID != e.ID {
+		t.Fatalf("renewed certificate record: %+v %v", ic, err)
+	}
+	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != enroll.SerialHex(next) {
+		t.Fatalf("renewal state after SCEP: %+v", lr)
+	}
+	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrChallengeUsed) {
+		t.Fatalf("renewal challenge reused: %v", err)
+	}
+	// An enrollment that ended meanwhile gets no certificate.
+	signed, _, err = svc.RenewalProfile(ctx, e, enroll.SerialHex(next), topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EndEnrollment(ctx, e.ID, "test", clock); err != nil {
+		t.Fatal(err)
+	}
+	// Ending deletes the enrollment's unused challenges, the renewal's too.
+	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), payloads(t, signed)["scep"]["Challenge"].(string)); !errors.Is(err, enroll.ErrBadChallenge) {
+		t.Fatalf("renewal of an ended enrollment: %v", err)
 	}
 
 	// One sign-in, one enrollment: fetching again with token z replaces
@@ -150,9 +199,6 @@ func TestIssuance(t *testing.T) {
 	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
 		t.Fatalf("certificate of the replaced profile not revoked: %+v %v", ic, err)
 	}
-	if _, _, err := svc.Renew(ctx, newCSR(t), certA); !errors.Is(err, enroll.ErrBadRenewal) {
-		t.Fatalf("renewal by a revoked certificate: %v", err)
-	}
 	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chC); err != nil {
 		t.Fatalf("latest challenge: %v", err)
 	}
@@ -163,4 +209,29 @@ func TestIssuance(t *testing.T) {
 	if _, _, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash("z"), Body: parsed, Topic: "t"}); !errors.Is(err, enroll.ErrSignInUsed) {
 		t.Fatalf("profile with a used sign-in: %v", err)
 	}
+}
+
+// payloads returns the top level, the MDM payload and the SCEP payload's
+// content of a signed profile.
+func payloads(t *testing.T, signed []byte) map[string]map[string]any {
+	t.Helper()
+	p7, err := pkcs7.Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := plist.Unmarshal(p7.Content, &top); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{"top": top}
+	for _, p := range top["PayloadContent"].([]any) {
+		m := p.(map[string]any)
+		switch m["PayloadType"] {
+		case "com.apple.mdm":
+			out["mdm"] = m
+		case "com.apple.security.scep":
+			out["scep"] = m["PayloadContent"].(map[string]any)
+		}
+	}
+	return out
 }

@@ -61,7 +61,7 @@ func (s *Service) checker() *mdm.IdentityChecker {
 
 // Event is something that happened on a channel.
 type Event struct {
-	Kind       string // authenticate, token-update, checkout, result
+	Kind       string // authenticate, token-update, checkout, result, unknown-result, identity-expired
 	Enrollment *store.Enrollment
 	// ChannelID is Pomona's id of the channel (token-update, result), or
 	// the channel's kind when no stored channel is concerned
@@ -129,11 +129,24 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		if err == nil && r.ClientCert != nil && !r.ClientCert.Equal(cert) {
 			err = errors.New("the Mdm-Signature signer is not the client certificate")
 		}
+		if err != nil {
+			// An expired identity's signing time fails the CMS check first.
+			if c := expiredSigner(r.Signature, r.Body); c != nil {
+				if resp := s.expiredIdentity(ctx, c, now); resp != nil {
+					return nil, resp
+				}
+			}
+		}
 	} else {
 		cert = r.ClientCert
 	}
 	if err == nil {
 		err = s.checker().Check(cert, now)
+		if err != nil {
+			if resp := s.expiredIdentity(ctx, cert, now); resp != nil {
+				return nil, resp
+			}
+		}
 	}
 	if err != nil {
 		resp := plain(http.StatusForbidden, err.Error())
@@ -385,14 +398,17 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 			return section, data, info, true
 		}
 		rt, err := s.Store.RecordResult(ctx, a.enr.ID, channel, res.CommandUUID, res.Status, res.Raw, now, inv)
-		if errors.Is(err, store.ErrNotFound) {
-			return plain(http.StatusBadRequest, "result for a command that was never sent to this enrollment: "+res.CommandUUID)
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Not 400: a device holding such a result would resend it on
+			// every poll. Acknowledge it and hand out the next command.
+			s.unknownResult(ctx, a.enr, channel, res)
+		case err != nil:
 			return plain(http.StatusInternalServerError, err.Error())
+		default:
+			s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
+				RequestType: rt, Result: res.Raw})
 		}
-		s.emit(ctx, Event{Kind: "result", Enrollment: a.enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
-			RequestType: rt, Result: res.Raw})
 	}
 	q, err := s.Store.NextCommand(ctx, a.enr.ID, channel, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {

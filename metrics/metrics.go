@@ -31,6 +31,10 @@ type Metrics struct {
 	MDM      *prometheus.CounterVec // endpoint, code
 	Commands *prometheus.CounterVec // event: queued, refused, result status
 	Pushes   *prometheus.CounterVec // result
+
+	// Renewals counts identity renewals by event: queued, issued, failed,
+	// and expired (a request refused because the identity expired first).
+	Renewals *prometheus.CounterVec
 }
 
 // New registers every collector on a fresh registry.
@@ -76,7 +80,10 @@ func New() *Metrics {
 	m.Pushes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_apns_pushes_total", Help: "APNs pushes by result (ok, dead-token, retry, error).",
 	}, []string{"result"})
-	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes)
+	m.Renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_identity_renewals_total", Help: "Identity certificate renewals by event (queued, issued, failed; expired: a request refused because the identity expired before renewal). Alert on failed and expired.",
+	}, []string{"event"})
+	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes, m.Renewals)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pomona_go_heap_live_bytes",

@@ -18,8 +18,14 @@ const (
 	ProfileSignerValidity = 2 * 365 * 24 * time.Hour
 	SCEPRAValidity        = 5 * 365 * 24 * time.Hour
 	// IdentityValidity is the lifetime of a device identity certificate;
-	// devices renew through SCEP signed with the current identity.
+	// the server renews it before expiry by re-sending the enrollment
+	// profile (package renewal; docs/lifecycle.md).
 	IdentityValidity = 365 * 24 * time.Hour
+	// IdentityBackdate moves an identity certificate's NotBefore this far
+	// into the past, so a device whose clock is up to that much slow still
+	// finds its new certificate valid and can check in (docs/lifecycle.md,
+	// "Clock skew").
+	IdentityBackdate = 10 * time.Minute
 )
 
 func (ca *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
@@ -76,7 +82,7 @@ func (ca *CA) IssueIdentity(csr *x509.CertificateRequest, enrollmentID, org stri
 	}
 	return ca.issue(&x509.Certificate{
 		Subject:   subj,
-		NotBefore: now.Add(-5 * time.Minute), NotAfter: now.Add(IdentityValidity),
+		NotBefore: now.Add(-IdentityBackdate), NotAfter: now.Add(IdentityValidity),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, csr.PublicKey)

@@ -146,26 +146,30 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if _, err := d.SCEPEnroll(ctx); !errors.Is(err, devicesim.ErrRefused) {
 		t.Fatalf("reused challenge: %v", err)
 	}
-	d.IdentityCert = cert
-	if _, err := d.RenewIdentity(ctx); !errors.Is(err, devicesim.ErrRefused) {
-		t.Fatalf("renewal by the certificate of a replaced profile: %v", err)
-	}
-	// The new profile's challenge works; renewal signed by the current
-	// identity keeps the enrollment.
+	// A device whose first check-in failed retries without a new sign-in
+	// while its access token is valid: the re-fetched profile carries a
+	// fresh challenge, and the new identity checks in.
 	if _, err := d.CheckProfile(d.ProfileRaw); err != nil {
 		t.Fatal(err)
 	}
-	cert, err = d.SCEPEnroll(ctx)
-	if err != nil || cert.Subject.CommonName != en.ID {
-		t.Fatalf("SCEP with the new profile: %v", err)
+	if d.Profile.SCEPChallenge == p.SCEPChallenge {
+		t.Fatal("the re-fetched profile repeats the spent challenge")
 	}
-	renewed, err := d.RenewIdentity(ctx)
+	retried, err := d.SCEPEnroll(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("SCEP with the re-fetched profile: %v", err)
 	}
-	rec, err := st.IdentityCert(ctx, enroll.SerialHex(renewed))
-	if err != nil || rec.EnrollmentID != en.ID || rec.RenewedFrom == "" {
-		t.Fatalf("renewal record %+v %v", rec, err)
+	if retried.Equal(cert) {
+		t.Fatal("no new identity")
+	}
+	if retried.Subject.CommonName != en.ID {
+		t.Fatalf("the retry made another enrollment: %s", retried.Subject.CommonName)
+	}
+	if rec, err := st.IdentityCert(ctx, enroll.SerialHex(cert)); err != nil || rec.RevokedAt.IsZero() {
+		t.Fatalf("the certificate of the replaced profile is not revoked: %+v %v", rec, err)
+	}
+	if err := d.Authenticate(ctx); err != nil {
+		t.Fatalf("check-in after the retry: %v", err)
 	}
 
 	// A second device of the same person: the code page now (no setup), with

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -145,8 +146,8 @@ func TestEndedEnrollmentIsTerminal(t *testing.T) {
 				}
 			}
 			// Its certificate and the sign-in's token are revoked.
-			if _, err := d.RenewIdentity(ctx); err == nil {
-				t.Error("the ended enrollment's certificate renewed")
+			if ic, err := st.IdentityCert(ctx, enroll.SerialHex(d.IdentityCert)); err != nil || ic.RevokedAt.IsZero() {
+				t.Errorf("the ended enrollment's certificate is not revoked: %+v %v", ic, err)
 			}
 			if _, err := d.FetchProfile(ctx); err == nil || !strings.Contains(err.Error(), "403") {
 				t.Errorf("profile with the ended enrollment's token: %v", err)

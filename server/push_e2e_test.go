@@ -62,14 +62,6 @@ func TestPushAndUnenroll(t *testing.T) {
 	}
 	<-pushes
 
-	// A renewed identity keeps speaking for the enrollment.
-	if _, err := d.RenewIdentity(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if cmd, err := d.Poll(ctx, nil, false); err != nil || cmd == nil || cmd.RequestType() != "ProfileList" {
-		t.Fatalf("after renewal: %+v %v", cmd, err)
-	}
-
 	// A token APNs calls dead is not pushed again.
 	stub.Dead(d.MDM.PushToken, "Unregistered")
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/push", nil, e.APIKey)

@@ -40,6 +40,7 @@ import (
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
+	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/postgres"
@@ -100,6 +101,18 @@ type Config struct {
 	// WebhookBackoff is the first retry delay of a failed webhook delivery
 	// (doubling each time, 8 attempts).
 	WebhookBackoff time.Duration
+	// RenewalWindow: identity certificates are renewed within this long
+	// before they expire (default 60 days; docs/lifecycle.md).
+	RenewalWindow time.Duration
+	// RenewalTimeout: a renewal whose device has not requested its new
+	// certificate this long after the InstallProfile counts as failed and
+	// is tried again (default 7 days).
+	RenewalTimeout time.Duration
+	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
+	// identity checks on the MDM channel, the command queue and renewals
+	// (nil: time.Now). End-to-end tests move it across a certificate's
+	// lifetime.
+	Clock func() time.Time
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -128,6 +141,7 @@ type Server struct {
 	Enroll    *enroll.Service
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
+	Renewal   *renewal.Job
 	Admins    *admins.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
@@ -261,8 +275,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.AccessTokenTTL > 0 {
 		s.Auth.TokenTTL = cfg.AccessTokenTTL
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
+	}
 	s.Enroll = &enroll.Service{
-		Store: s.Store, Issuer: s.Issuer, Now: time.Now,
+		Store: s.Store, Issuer: s.Issuer, Now: clock, Renewed: s.identityRenewed,
 		URLs:          enroll.URLs{ServerURL: s.url(ServerPath), CheckInURL: s.url(CheckInPath), SCEPURL: s.url(SCEPPath)},
 		TrustCA:       s.notes.devTLS,
 		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
@@ -276,20 +294,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.webhooks = &webhook.Dispatcher{Store: s.Store, Opener: sealer, HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log, Now: time.Now,
 		Backoff: backoff, MaxAttempts: 8, Interval: min(time.Second, backoff)}
 	s.MDM = &mdmservice.Service{
-		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: time.Now, Events: s.deviceEvent,
-		Topic: func(ctx context.Context) (string, error) {
-			c, err := s.LoadPushCert(ctx)
-			if err != nil {
-				return "", err
-			}
-			return c.Topic, nil
-		},
+		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: clock, Events: s.deviceEvent, Topic: s.pushTopic,
 	}
 	s.pusher, err = newPusher(s, cfg.APNsURL, cfg.APNsCAFile)
 	if err != nil {
 		return nil, err
 	}
-	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: time.Now}
+	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: clock}
+	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
+		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
 	s.Admins = admins.New(s.Store, sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
@@ -563,6 +576,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.watchPushCert(ctx)
 	go s.webhooks.Run(ctx)
 	go s.repush(ctx)
+	go s.renewals(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -694,13 +708,24 @@ func (s *Server) watchPushCert(ctx context.Context) {
 func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 	data := map[string]any{"device": e.Enrollment.ID, "enrollment_id": e.Enrollment.AppleEnrollmentID, "tenant_id": e.Enrollment.TenantID,
 		"user_id": e.Enrollment.UserID, "platform": e.Enrollment.Platform, "channel": e.ChannelID}
-	name := map[string]string{"authenticate": "device.authenticated", "token-update": "device.token_update", "checkout": "device.checked_out", "result": "command.result"}[e.Kind]
+	switch e.Kind {
+	case "unknown-result":
+		s.Metrics.Commands.WithLabelValues("result-unknown-command").Inc()
+		return
+	case "identity-expired":
+		s.Metrics.Renewals.WithLabelValues("expired").Inc()
+	}
+	name := map[string]string{"authenticate": "device.authenticated", "token-update": "device.token_update", "checkout": "device.checked_out", "result": "command.result",
+		"identity-expired": "device.identity_expired"}[e.Kind]
 	if name == "" {
 		return
 	}
 	if e.Kind == "result" {
 		data["command_uuid"], data["request_type"], data["status"] = e.CommandUUID, e.RequestType, e.Status
 		s.Metrics.Commands.WithLabelValues("result-" + e.Status).Inc()
+		if e.RequestType == "InstallProfile" {
+			s.Renewal.Result(ctx, e.CommandUUID, e.Status, e.Result)
+		}
 	}
 	s.events.Publish(ctx, name, data)
 }

@@ -77,6 +77,11 @@ type SCEPChallenge struct {
 	EnrollmentID string
 	ExpiresAt    time.Time
 	UsedAt       time.Time
+	// Kind is ChallengeEnrollment (the zero value means it too) or
+	// ChallengeRenewal; Renews is then the serial of the certificate the
+	// issued one replaces (recorded as its RenewedFrom).
+	Kind   string
+	Renews string
 }
 
 // IdentityCert records a device identity certificate Pomona issued.
@@ -125,12 +130,10 @@ type EnrollmentStore interface {
 	Enrollment(ctx context.Context, id string) (*Enrollment, error)
 	SCEPChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, error)
 	// ConsumeSCEPChallenge marks the challenge used and records cert in one
-	// transaction. A used challenge gives ErrChallengeUsed, an expired one
+	// transaction; for a renewal challenge it also marks the renewal of
+	// cert.RenewedFrom done. A used challenge gives ErrChallengeUsed, an expired one
 	// ErrExpired, an unknown one ErrNotFound; nothing is recorded then.
 	ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *IdentityCert) error
-	// RecordRenewal records a certificate that renews an earlier one of
-	// the same enrollment.
-	RecordRenewal(ctx context.Context, cert *IdentityCert) error
 	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)
 	// Enrollments lists enrollments, newest first.
 	Enrollments(ctx context.Context, f EnrollmentFilter) ([]Enrollment, error)

@@ -168,6 +168,7 @@ type Store interface {
 	LeaseStore
 	AdminStore
 	StatsStore
+	RenewalStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

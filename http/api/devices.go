@@ -41,6 +41,26 @@ type Device struct {
 	ProfileIdentifier string     `json:"profile_identifier"`
 	// Inventory is what the device's answers revealed, by section.
 	Inventory json.RawMessage `json:"inventory,omitempty"`
+	// Renewal is the latest renewal of the identity certificate (single
+	// device only; absent before the first one).
+	Renewal *Renewal `json:"renewal,omitempty"`
+}
+
+// Renewal is the state of an identity renewal (docs/lifecycle.md).
+type Renewal struct {
+	Status      string    `json:"status"` // queued, done or failed
+	Error       string    `json:"error,omitempty"`
+	Attempts    int       `json:"attempts"`
+	CommandUUID string    `json:"command_uuid,omitempty"` // the InstallProfile
+	Serial      string    `json:"certificate_serial"`     // the certificate being renewed (hex)
+	NewSerial   string    `json:"new_certificate_serial,omitempty"`
+	QueuedAt    time.Time `json:"queued_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func renewal(r *store.Renewal) *Renewal {
+	return &Renewal{Status: r.Status, Error: r.Error, Attempts: r.Attempts, CommandUUID: r.CommandUUID, Serial: r.Serial,
+		NewSerial: r.NewSerial, QueuedAt: r.QueuedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // Channel is a device or user channel (the push token itself stays inside).
@@ -128,6 +148,11 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range chs {
 		d.Channels = append(d.Channels, Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
 			LastPushAt: opt(c.LastPushAt), LastSeenAt: opt(c.LastSeenAt)})
+	}
+	if rn, err := a.Store.LatestRenewal(r.Context(), e.ID); err == nil {
+		d.Renewal = renewal(rn)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, d)
 	return nil

@@ -494,6 +494,10 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 		json.Unmarshal(e.Inventory, &inv)
 	}
 	u, _ := c.Store.User(r.Context(), e.UserID)
+	renewal, err := c.Store.LatestRenewal(r.Context(), e.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	platform := platformOf(e)
 	rt := r.URL.Query().Get("command")
 	choices := c.commandChoices(platform)
@@ -505,7 +509,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 		title = cmd.Title
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
-		"Device": e, "User": u, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
+		"Device": e, "User": u, "Renewal": renewal, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil

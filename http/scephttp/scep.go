@@ -1,8 +1,8 @@
 // Package scephttp serves SCEP (RFC 8894) at /scep for device identity
 // certificates: GetCACaps, GetCACert and PKIOperation (GET and POST). The
 // wire format is smallstep/scep's; who gets a certificate is decided by
-// package enroll (a one-time challenge, or a renewal signed by the current
-// identity).
+// package enroll (a one-time challenge, from the enrollment profile or a
+// re-sent one that renews the identity).
 package scephttp
 
 import (
@@ -33,12 +33,11 @@ func init() {
 const MaxMessage = 64 << 10
 
 // Caps is the GetCACaps answer.
-const Caps = "Renewal\nSHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
+const Caps = "SHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
 
 // Issuer decides and issues identity certificates.
 type Issuer interface {
 	IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
-	Renew(ctx context.Context, csr *x509.CertificateRequest, signer *x509.Certificate) (*x509.Certificate, *store.Enrollment, error)
 }
 
 // Handler serves /scep.
@@ -119,15 +118,10 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot decrypt the SCEP request", http.StatusBadRequest)
 		return
 	}
-	var cert *x509.Certificate
-	var e *store.Enrollment
-	kind := "challenge"
-	if req.ChallengePassword != "" {
-		cert, e, err = h.Issuer.IssueForChallenge(r.Context(), req.CSR, req.ChallengePassword)
-	} else {
-		kind = "renewal"
-		cert, e, err = h.Issuer.Renew(r.Context(), req.CSR, signerOf(msg))
-	}
+	// Every certificate needs a one-time challenge, renewals included (in
+	// the re-sent enrollment profile): a RenewalReq without one is refused.
+	kind := req.MessageType.String()
+	cert, e, err := h.Issuer.IssueForChallenge(r.Context(), req.CSR, req.ChallengePassword)
 	if err != nil {
 		result := "refused"
 		if !isRefusal(err) {
@@ -159,20 +153,10 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 }
 
 func isRefusal(err error) bool {
-	for _, e := range []error{enroll.ErrNoChallenge, enroll.ErrBadChallenge, enroll.ErrChallengeUsed, enroll.ErrChallengeExpired, enroll.ErrBadRenewal} {
+	for _, e := range []error{enroll.ErrNoChallenge, enroll.ErrBadChallenge, enroll.ErrChallengeUsed, enroll.ErrChallengeExpired, enroll.ErrEnded} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
 	return false
-}
-
-// signerOf returns the certificate that signed the SCEP message (for a
-// renewal, the device's current identity).
-func signerOf(msg []byte) *x509.Certificate {
-	p7, err := pkcs7.Parse(msg)
-	if err != nil {
-		return nil
-	}
-	return p7.GetOnlySigner()
 }

@@ -167,8 +167,8 @@ func (s *Store) SCEPChallenge(ctx context.Context, hash []byte) (*store.SCEPChal
 func getChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChallenge, error) {
 	var c store.SCEPChallenge
 	var exp, used int64
-	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at FROM scep_challenges WHERE hash = ?`, hash).
-		Scan(&c.Hash, &c.EnrollmentID, &exp, &used)
+	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at, kind, renews FROM scep_challenges WHERE hash = ?`, hash).
+		Scan(&c.Hash, &c.EnrollmentID, &exp, &used, &c.Kind, &c.Renews)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("SCEP challenge %w", store.ErrNotFound)
 	}
@@ -197,7 +197,16 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}
-		return s.insertCert(ctx, tx, cert)
+		if c.Kind == store.ChallengeRenewal {
+			cert.RenewedFrom = c.Renews
+		}
+		if err := s.insertCert(ctx, tx, cert); err != nil {
+			return err
+		}
+		if c.Kind == store.ChallengeRenewal {
+			return s.completeRenewal(ctx, tx, c.Renews, cert.Serial, now)
+		}
+		return nil
 	})
 }
 
@@ -206,27 +215,6 @@ func (s *Store) insertCert(ctx context.Context, tx *Tx, c *store.IdentityCert) e
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.Serial, c.EnrollmentID, c.SHA256, toMicros(c.NotBefore), toMicros(c.NotAfter),
 		toMicros(c.IssuedAt), c.RenewedFrom)
 	return s.constraint(err)
-}
-
-func (s *Store) RecordRenewal(ctx context.Context, c *store.IdentityCert) error {
-	return s.tx(ctx, func(tx *Tx) error {
-		var enr string
-		var revoked int64
-		err := tx.QueryRowContext(ctx, `SELECT enrollment_id, revoked_at FROM identity_certs WHERE serial = ?`, c.RenewedFrom).Scan(&enr, &revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("renewed certificate %w", store.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		if enr != c.EnrollmentID {
-			return fmt.Errorf("%w: a renewal must stay with its enrollment", store.ErrConflict)
-		}
-		if revoked != 0 {
-			return fmt.Errorf("%w: the renewed certificate was revoked", store.ErrConflict)
-		}
-		return s.insertCert(ctx, tx, c)
-	})
 }
 
 func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.IdentityCert, error) {

@@ -18,6 +18,7 @@ func enrollmentTests() []namedTest {
 		{"ChallengeConsumedOnceUnderRace", testChallengeRace},
 		{"RateLimits", testRateLimits},
 		{"TOTPLastStep", testTOTPLastStep},
+		{"Renewals", testRenewals},
 	}
 }
 
@@ -116,17 +117,6 @@ func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
 	exp := *cert
 	exp.Serial, exp.SHA256 = "03", []byte("fp3")
 	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("old"), now(), &exp), store.ErrExpired)
-
-	// Renewal stays with its enrollment.
-	ren := &store.IdentityCert{Serial: "04", EnrollmentID: e.ID, SHA256: []byte("fp4"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now(), RenewedFrom: "01ab"}
-	if err := s.RecordRenewal(ctx, ren); err != nil {
-		t.Fatal(err)
-	}
-	bad := *ren
-	bad.Serial, bad.SHA256, bad.EnrollmentID = "05", []byte("fp5"), other.ID
-	wantErr(t, s.RecordRenewal(ctx, &bad), store.ErrConflict)
-	bad.EnrollmentID, bad.RenewedFrom = e.ID, "ffff"
-	wantErr(t, s.RecordRenewal(ctx, &bad), store.ErrNotFound)
 }
 
 func testChallengeRace(t *testing.T, s store.Store) {

@@ -1,0 +1,105 @@
+package mdmservice
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+
+	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// expiredIdentity answers a request signed by an identity certificate
+// Pomona issued to an enrollment that is past its NotAfter: a clear 403
+// (not the generic "not valid now") and an operator log line with the
+// next step. nil when cert is not such a certificate.
+func (s *Service) expiredIdentity(ctx context.Context, cert *x509.Certificate, now time.Time) *Response {
+	if cert == nil || !now.After(cert.NotAfter) || cert.CheckSignatureFrom(s.CA) != nil {
+		return nil
+	}
+	ic, err := s.Store.IdentityCert(ctx, enroll.SerialHex(cert))
+	if err != nil {
+		return nil
+	}
+	if sum := sha256.Sum256(cert.Raw); !bytes.Equal(sum[:], ic.SHA256) {
+		return nil
+	}
+	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
+	if err != nil {
+		return nil
+	}
+	s.Log.Warn("a device's identity certificate expired before it was renewed: the device cannot be managed any more. "+
+		"Next step: ask the user to remove the work account (Settings > General > VPN & Device Management) and sign in again; "+
+		"GET /api/v1/devices/<device> shows why the renewal did not happen",
+		"device", enr.ID, "enrollment_id", enr.AppleEnrollmentID, "user", enr.UserID, "serial", ic.Serial, "expired", cert.NotAfter)
+	s.emit(ctx, Event{Kind: "identity-expired", Enrollment: enr})
+	resp := plain(http.StatusForbidden, fmt.Sprintf("the identity certificate of this enrollment expired on %s before it was renewed; the device must enroll again",
+		cert.NotAfter.UTC().Format(time.RFC3339)))
+	return &resp
+}
+
+// unknownResult takes a result for a CommandUUID that was never queued for
+// this channel: it is acknowledged (the caller answers 200 with the next
+// command) so the device stops resending it, logged and counted — never
+// stored against another command.
+func (s *Service) unknownResult(ctx context.Context, enr *store.Enrollment, channel string, res *mdm.Result) {
+	s.Log.Warn("MDM result for a command never queued for this channel: acknowledged and dropped",
+		"device", enr.ID, "channel", channel, "command_uuid", res.CommandUUID, "status", res.Status, "request_type", res.RequestType)
+	s.emit(ctx, Event{Kind: "unknown-result", Enrollment: enr, ChannelID: channel, CommandUUID: res.CommandUUID, Status: res.Status,
+		RequestType: res.RequestType})
+}
+
+// expiredSigner returns the signer of an Mdm-Signature whose only fault is
+// its signing time. A device whose identity expired signs with a time
+// after the certificate's NotAfter, and the CMS check (mdm.VerifyDetached)
+// refuses that before the identity check can say why. Here the digest and
+// the signature are verified as there, with the signing time no longer
+// compared to the certificate's validity; the caller checks validity with
+// the server's clock. nil when the signature does not verify.
+func expiredSigner(header string, body []byte) *x509.Certificate {
+	header = strings.TrimSpace(header)
+	if header == "" || len(header) > mdm.MaxSignature {
+		return nil
+	}
+	der, err := base64.StdEncoding.DecodeString(header)
+	if err != nil {
+		return nil
+	}
+	p7, err := pkcs7.Parse(der)
+	if err != nil || len(p7.Content) != 0 {
+		return nil
+	}
+	p7.Content = body
+	orig := p7.Certificates
+	open := make([]*x509.Certificate, len(orig))
+	for i, c := range orig {
+		// The signature check uses the public key only; the copies' wide
+		// validity only neutralises the signing-time comparison.
+		cc := *c
+		cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		open[i] = &cc
+	}
+	p7.Certificates = open
+	if p7.Verify() != nil {
+		return nil
+	}
+	signer := p7.GetOnlySigner()
+	if signer == nil {
+		return nil
+	}
+	for _, c := range orig {
+		if bytes.Equal(c.Raw, signer.Raw) {
+			return c
+		}
+	}
+	return nil
+}
