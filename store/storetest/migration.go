@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +31,12 @@ func Migration0009(t *testing.T, old store.Store, exec func(q string) error, reo
 	must(old.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}))
 	must(old.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now}))
 	for _, id := range []string{"en_live", "en_gone"} {
-		must(old.CreateEnrollment(ctx, &store.Enrollment{ID: id, TenantID: "t", UserID: "u", TokenHash: []byte("h-" + id), Platform: "macOS",
-			Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, &store.SCEPChallenge{Hash: []byte("c-" + id), ExpiresAt: now.Add(time.Hour)}))
-		must(old.ConsumeSCEPChallenge(ctx, []byte("c-"+id), now, &store.IdentityCert{Serial: "s-" + id, EnrollmentID: id, SHA256: []byte("fp-" + id),
-			NotBefore: now, NotAfter: now.Add(time.Hour), IssuedAt: now}))
+		// Raw SQL: today's enrollment and certificate writes use columns
+		// of later migrations.
+		must(exec(fmt.Sprintf(`INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, status, created_at, updated_at)
+			VALUES ('%s', 't', 'u', 'h-%[1]s', 'macOS', 'pending', %d, %[2]d)`, id, now.UnixMicro())))
+		must(exec(fmt.Sprintf(`INSERT INTO identity_certs (serial, enrollment_id, sha256, not_before, not_after, issued_at)
+			VALUES ('s-%s', '%[1]s', 'fp-%[1]s', %d, %d, %[2]d)`, id, now.UnixMicro(), now.Add(time.Hour).UnixMicro())))
 		must(old.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("h-" + id), UserID: "u", TenantID: "t", CreatedAt: now, ExpiresAt: now.Add(time.Hour), EnrollmentID: id}))
 	}
 	must(old.BindAppleEnrollment(ctx, "en_live", "EID-LIVE", store.DeviceInfo{}, now))
