@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 
-	"github.com/micromdm/plist"
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // hardwareIDs never enter the inventory, even if a device sent them: a
@@ -22,7 +22,7 @@ type DeviceFields struct {
 // of the device itself. ok is false for commands that add nothing.
 func Inventory(requestType string, raw []byte) (section string, data any, fields *DeviceFields, ok bool) {
 	var doc map[string]any
-	if plist.Unmarshal(raw, &doc) != nil {
+	if untrusted.Plist(raw, &doc, ResultPlist) != nil {
 		return "", nil, nil, false
 	}
 	switch requestType {

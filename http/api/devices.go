@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // Device is the API form of an enrollment: what a user enrollment reveals.
@@ -233,7 +233,7 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 			if len(q.Result) > 0 {
 				// encoding/json writes data as base64 and dates as RFC 3339.
 				var m map[string]any
-				if plist.Unmarshal(q.Result, &m) == nil {
+				if untrusted.Plist(q.Result, &m, mdm.ResultPlist) == nil {
 					cs.Result = m
 				}
 			}

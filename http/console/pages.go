@@ -13,16 +13,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/untrusted"
 	"github.com/pomona-mdm/pomona/webhook"
 )
 
@@ -478,7 +478,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 			row := commandRow{QueuedCommand: q, Channel: ch.Kind}
 			if len(q.Result) > 0 {
 				var m map[string]any
-				if plist.Unmarshal(q.Result, &m) == nil {
+				if untrusted.Plist(q.Result, &m, mdm.ResultPlist) == nil {
 					row.Result = template.HTML(renderValue(m, 0))
 					if ec, ok := m["ErrorChain"].([]any); ok && len(ec) > 0 {
 						if d, ok := ec[0].(map[string]any); ok {
