@@ -51,13 +51,14 @@ func (l ASN1Limits) withDefaults() ASN1Limits {
 	return l
 }
 
-// node is one parsed TLV element. Children are linked by index.
+// node is one parsed TLV element (24 bytes). Children are linked by
+// index. Offsets fit int32: inputs are below 16 MiB.
 type node struct {
 	tag         byte // the single identifier octet
 	constructed bool
-	start, end  int // primitive contents: in[start:end]
-	first, next int // first child, next sibling; -1 for none
-	derLen      int // length of the DER contents, filled by size
+	start, end  int32 // primitive contents: in[start:end]
+	first, next int32 // first child, next sibling; -1 for none
+	derLen      int32 // length of the DER contents, filled by size
 }
 
 type walker struct {
@@ -128,7 +129,7 @@ func (w *walker) element(pos, end, depth int) (int, int, error) {
 		}
 		cend := hdr + length
 		if !constructed {
-			w.nodes[idx].start, w.nodes[idx].end = hdr, cend
+			w.nodes[idx].start, w.nodes[idx].end = int32(hdr), int32(cend)
 			return idx, cend, nil
 		}
 		p, prev := hdr, -1
@@ -166,9 +167,9 @@ func (w *walker) element(pos, end, depth int) (int, int, error) {
 
 func (w *walker) link(parent, prev, child int) {
 	if prev == -1 {
-		w.nodes[parent].first = child
+		w.nodes[parent].first = int32(child)
 	} else {
-		w.nodes[prev].next = child
+		w.nodes[prev].next = int32(child)
 	}
 }
 
@@ -181,7 +182,9 @@ func walk(in []byte, lim ASN1Limits) (*walker, error) {
 	if len(in) > lim.MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrASN1, len(in), lim.MaxSize)
 	}
-	w := &walker{in: in, lim: lim}
+	// Every element takes at least 2 bytes: one allocation of at most
+	// 12 bytes of nodes per input byte.
+	w := &walker{in: in, lim: lim, nodes: make([]node, 0, min(lim.MaxElements, len(in)/2))}
 	_, end, err := w.element(0, len(in), 1)
 	if err != nil {
 		return nil, err
@@ -224,26 +227,27 @@ func ToDER(in []byte, lim ASN1Limits) ([]byte, error) {
 // size returns the DER length of element i (header and contents).
 func (w *walker) size(i int) int {
 	n := &w.nodes[i]
+	l := 0
 	if !n.constructed {
-		n.derLen = n.end - n.start
+		l = int(n.end - n.start)
 	} else {
-		n.derLen = 0
 		for c := n.first; c != -1; c = w.nodes[c].next {
-			n.derLen += w.size(c)
+			l += w.size(int(c))
 		}
 	}
-	return 1 + lengthOctets(n.derLen) + n.derLen
+	n.derLen = int32(l)
+	return 1 + lengthOctets(l) + l
 }
 
 func (w *walker) encode(i int, out []byte) []byte {
 	n := &w.nodes[i]
 	out = append(out, n.tag)
-	out = appendLength(out, n.derLen)
+	out = appendLength(out, int(n.derLen))
 	if !n.constructed {
 		return append(out, w.in[n.start:n.end]...)
 	}
 	for c := n.first; c != -1; c = w.nodes[c].next {
-		out = w.encode(c, out)
+		out = w.encode(int(c), out)
 	}
 	return out
 }
