@@ -3,15 +3,9 @@ package mdm
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -22,66 +16,10 @@ import (
 	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
 )
 
-// signN signs body detached and repeats its SignerInfo n times (one
-// certificate), as the attacker of finding 7 did: every copy verifies.
+// signN signs body detached with n copies of the SignerInfo.
 func signN(t testing.TB, body []byte, c *x509.Certificate, k crypto.PrivateKey, n int) string {
-	t.Helper()
-	sd, err := pkcs7.NewSignedData(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sd.AddSigner(c, k, pkcs7.SignerInfoConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	sd.Detach()
-	der, err := sd.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ContentInfo{OID, [0] EXPLICIT SignedData{..., signerInfos SET}}.
-	var ci struct {
-		Type    asn1.ObjectIdentifier
-		Content asn1.RawValue `asn1:"explicit,tag:0"`
-	}
-	if _, err := asn1.Unmarshal(der, &ci); err != nil {
-		t.Fatal(err)
-	}
-	var sdSeq asn1.RawValue
-	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sdSeq); err != nil {
-		t.Fatal(err)
-	}
-	var fields []asn1.RawValue
-	for rest := sdSeq.Bytes; len(rest) > 0; {
-		var f asn1.RawValue
-		if rest, err = asn1.Unmarshal(rest, &f); err != nil {
-			t.Fatal(err)
-		}
-		fields = append(fields, f)
-	}
-	last := &fields[len(fields)-1] // signerInfos
-	last.Bytes = bytes.Repeat(last.Bytes, n)
-	last.FullBytes = nil
-	var inner []byte
-	for _, f := range fields {
-		b, err := asn1.Marshal(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inner = append(inner, b...)
-	}
-	sdSeq.Bytes, sdSeq.FullBytes = inner, nil
-	sdDER, _ := asn1.Marshal(sdSeq)
-	out, err := asn1.Marshal(struct {
-		Type    asn1.ObjectIdentifier
-		Content asn1.RawValue
-	}{ci.Type, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sdDER}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(out)
+	return base64.StdEncoding.EncodeToString(untrustedtest.DetachedRepeated(t, body, c, k, n))
 }
-
-var bigOne = new(big.Int).SetInt64(1)
 
 // Finding 1 (Mdm-Signature) and finding 7: each hostile header is refused
 // within a second and a few MiB, before any hashing.
@@ -92,10 +30,7 @@ func TestHostileSignatures(t *testing.T) {
 	// Anyone can do this: pkcs7 verifies every SignerInfo (hashing the
 	// body each time) before the server looks at who signed, so a
 	// self-signed P-256 certificate does (40 SignerInfos fit the header).
-	ak, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: bigOne, Subject: pkix.Name{CommonName: "attacker"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	acDER, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ak.Public(), ak)
-	ac, _ := x509.ParseCertificate(acDER)
+	ac, ak := untrustedtest.SelfSigned(t, "attacker")
 	repeated := signN(t, big, ac, ak, 40)
 	if len(repeated) > MaxSignature {
 		t.Fatalf("the 40-signer header is %d characters", len(repeated))

@@ -5,14 +5,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"math/big"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
 	"github.com/smallstep/scep/x509util"
 
@@ -34,40 +32,6 @@ func selfSigned(t testing.TB, cn string) (*x509.Certificate, *rsa.PrivateKey) {
 	}
 	c, _ := x509.ParseCertificate(der)
 	return c, key
-}
-
-// SCEP attribute OIDs (RFC 8894 §3.2.1).
-var (
-	oidTransactionID = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}
-	oidMessageType   = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}
-	oidSenderNonce   = asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}
-)
-
-// signedSCEP signs content as a PKCSReq the way an attacker can: with a
-// self-signed certificate, which SCEP allows for a first request.
-func signedSCEP(t testing.TB, content []byte, signers int, digest asn1.ObjectIdentifier) []byte {
-	t.Helper()
-	cert, key := selfSigned(t, "attacker")
-	sd, err := pkcs7.NewSignedData(content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd.SetDigestAlgorithm(digest)
-	attrs := []pkcs7.Attribute{
-		{Type: oidTransactionID, Value: "1234"},
-		{Type: oidMessageType, Value: "19"},
-		{Type: oidSenderNonce, Value: []byte("0123456789abcdef")},
-	}
-	for range signers {
-		if err := sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{ExtraSignedAttributes: attrs}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	der, err := sd.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 // A genuine request (as devicesim and Apple clients build it) parses,
@@ -111,9 +75,9 @@ func TestParseSCEPRefusals(t *testing.T) {
 		// EnvelopedData in a real request) is the hostile BER. The outer
 		// message is valid and verifies; before, DecryptPKIEnvelope's
 		// pkcs7.Parse of the content never returned.
-		{"hostile enveloped content", signedSCEP(t, untrustedtest.Read(t, untrustedtest.NestedBER), 1, SHA256), "the enveloped content"},
-		{"two signers", signedSCEP(t, []byte{0x05, 0x00}, 2, SHA256), "2 SignerInfos"},
-		{"SHA-384 digest", signedSCEP(t, []byte{0x05, 0x00}, 1, SHA384), "not accepted"},
+		{"hostile enveloped content", untrustedtest.SCEPWithContent(t, untrustedtest.Read(t, untrustedtest.NestedBER), 1, SHA256), "the enveloped content"},
+		{"two signers", untrustedtest.SCEPWithContent(t, []byte{0x05, 0x00}, 2, SHA256), "2 SignerInfos"},
+		{"SHA-384 digest", untrustedtest.SCEPWithContent(t, []byte{0x05, 0x00}, 1, SHA384), "not accepted"},
 		{"hostile outer message", untrustedtest.Read(t, untrustedtest.NestedBER), "runs past its parent"},
 		{"not CMS", []byte("hello"), "malformed"},
 	} {

@@ -65,14 +65,14 @@ const (
 	// every level (×4 work per 2 levels; 90 bytes already took 24 s and
 	// 1.2 GB).
 	NestedBER = "nested-definite.ber"
-	// SelfReference is a 43-byte bplist00 whose array contains itself
+	// SelfReference is a 45-byte bplist00 whose array contains itself
 	// (micromdm/plist: fatal stack overflow).
 	SelfReference = "self-reference.bplist"
 	// Data64GiB is a 51-byte bplist00 declaring a 64 GiB data object
 	// (micromdm/plist: fatal out of memory).
 	Data64GiB = "data-64gib.bplist"
-	// IndexOutOfRange is a 43-byte bplist00 whose array refers to object
-	// 1 of 1 (micromdm/plist: index out of range panic).
+	// IndexOutOfRange is a 45-byte bplist00 whose array refers to object
+	// 2 of 2 (micromdm/plist: index out of range panic).
 	IndexOutOfRange = "index-out-of-range.bplist"
 )
 
