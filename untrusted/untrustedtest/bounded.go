@@ -8,22 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
 
 // Bounded runs f and fails t if f runs longer than d or the process
-// allocates more than maxAlloc bytes (runtime.MemStats.TotalAlloc, which
-// includes other goroutines: give room) while it runs. The cost is watched
+// allocates more than maxAlloc bytes (the runtime/metrics counter
+// /gc/heap/allocs:bytes, which includes other goroutines: give room)
+// while it runs. The cost is watched
 // while f runs: a call that would take minutes or gigabytes (as the
 // hostile inputs did before package untrusted) cannot be stopped, so a
 // breach panics, ending the test binary (a fuzzer records the input as a
 // crasher) instead of letting the call eat the machine.
 func Bounded(t testing.TB, d time.Duration, maxAlloc uint64, f func()) {
 	t.Helper()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	base := m.TotalAlloc
+	base := allocated()
 	start := time.Now()
 	done := make(chan any, 1)
 	go func() {
@@ -38,8 +38,7 @@ func Bounded(t testing.TB, d time.Duration, maxAlloc uint64, f func()) {
 			if p != nil {
 				panic(p)
 			}
-			runtime.ReadMemStats(&m)
-			if used := m.TotalAlloc - base; used > maxAlloc {
+			if used := allocated() - base; used > maxAlloc {
 				t.Fatalf("allocated %d MiB (at most %d MiB)", used>>20, maxAlloc>>20)
 			}
 			if el := time.Since(start); el > d {
@@ -47,8 +46,7 @@ func Bounded(t testing.TB, d time.Duration, maxAlloc uint64, f func()) {
 			}
 			return
 		case <-tick.C:
-			runtime.ReadMemStats(&m)
-			if used := m.TotalAlloc - base; used > maxAlloc {
+			if used := allocated() - base; used > maxAlloc {
 				panic(fmt.Sprintf("%s: allocated %d MiB and still running (at most %d MiB)", t.Name(), used>>20, maxAlloc>>20))
 			}
 			if el := time.Since(start); el > d {
@@ -56,6 +54,14 @@ func Bounded(t testing.TB, d time.Duration, maxAlloc uint64, f func()) {
 			}
 		}
 	}
+}
+
+// allocated reads the process's cumulative heap allocation without
+// stopping the world (runtime.ReadMemStats would, twice per fuzz input).
+func allocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // Hostile inputs kept in package untrusted's testdata (see its README).
