@@ -276,4 +276,3 @@ func TestHostileInputsMemoryCappedProcess(t *testing.T) {
 		t.Fatalf("the enrolled device no longer works: %v", err)
 	}
 }
-
