@@ -209,7 +209,7 @@ func CheckBER(in []byte, lim ASN1Limits) error {
 // of elements are kept (constructed strings stay constructed, SET elements
 // are not re-sorted) so that signatures over encoded parts still verify,
 // exactly as smallstep/pkcs7's own converter does. Time and memory are
-// linear in len(in) (times MaxDepth at worst for the recursion).
+// linear in len(in); the recursion is at most MaxDepth deep.
 func ToDER(in []byte, lim ASN1Limits) ([]byte, error) {
 	w, err := walk(in, lim)
 	if err != nil {
