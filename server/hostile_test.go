@@ -120,7 +120,7 @@ func hostileInputs(t testing.TB) []hostileInput {
 	big := bytes.Repeat([]byte("<plist><string>x</string></plist>"), (8<<20)/33)
 	ac, ak := untrustedtest.SelfSigned(t, "attacker")
 	ins := []hostileInput{
-		{name: "enrollment POST: nested definite BER", ep: epEnroll, body: ber},
+		{name: "enrollment POST: nested definite BER", ep: epEnroll, body: ber, want: "runs past its parent"},
 		{name: "check-in: Mdm-Signature nested definite BER", ep: epCheckin, body: plist, sig: ber, want: "runs past its parent"},
 		{name: "connect: Mdm-Signature nested definite BER", ep: epConnect, body: plist, sig: ber, want: "runs past its parent"},
 		{name: "SCEP PKIOperation: nested definite BER", ep: epSCEP, body: ber},
@@ -133,7 +133,7 @@ func hostileInputs(t testing.TB) []hostileInput {
 		b := untrustedtest.Read(t, n)
 		const binary = "binary property lists are not accepted"
 		ins = append(ins,
-			hostileInput{name: "enrollment POST: " + n, ep: epEnroll, body: b},
+			hostileInput{name: "enrollment POST: " + n, ep: epEnroll, body: b, want: binary},
 			hostileInput{name: "check-in, signed: " + n, ep: epCheckin, body: b, signBody: true, want: binary},
 			hostileInput{name: "connect, signed: " + n, ep: epConnect, body: b, signBody: true, want: binary},
 			hostileInput{name: "admin raw plist: " + n, ep: epAdmin, body: b, want: binary})
