@@ -159,7 +159,7 @@ func TestHostileInputsHTTP(t *testing.T) {
 			var err error
 			// The 8 MiB body alone costs about 40 MiB through TLS and
 			// io.ReadAll; the hostile inputs cost gigabytes before.
-			untrustedtest.Bounded(t, time.Second, 128<<20, func() { status, answer, err = h.send(in) })
+			untrustedtest.Bounded(t, raceSlowdown*time.Second, 128<<20, func() { status, answer, err = h.send(in) })
 			if err != nil || status < 400 || status >= 500 || !strings.Contains(answer, in.want) {
 				t.Fatalf("status %d, err %v, answer %q; want a 4xx saying %q", status, err, answer, in.want)
 			}
