@@ -26,7 +26,7 @@ const MaxBody = 64 << 10
 
 // Limits of the enrollment body, enforced by package untrusted before
 // smallstep/pkcs7 or micromdm/plist see it. An iPhone's body (BER with
-// indefinite lengths, 4 certificates) is 3.4 KiB, 13 levels deep.
+// indefinite lengths, 4 certificates) is 3.4 KiB, 10 levels deep, 288 elements.
 var (
 	bodyASN1  = untrusted.ASN1Limits{MaxSize: MaxBody, MaxDepth: 32, MaxElements: 4096}
 	bodyPlist = untrusted.PlistLimits{MaxSize: MaxBody, MaxDepth: 8, MaxElements: 1000}
