@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,10 +17,23 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
+
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // MaxBody bounds the enrollment POST body; real ones are a few KiB.
 const MaxBody = 64 << 10
+
+// Limits of the enrollment body, enforced by package untrusted before
+// smallstep/pkcs7 or micromdm/plist see it. An iPhone's body (BER with
+// indefinite lengths, 4 certificates) is 3.4 KiB, 10 levels deep, 288 elements.
+var (
+	bodyASN1  = untrusted.ASN1Limits{MaxSize: MaxBody, MaxDepth: 32, MaxElements: 4096}
+	bodyPlist = untrusted.PlistLimits{MaxSize: MaxBody, MaxDepth: 8, MaxElements: 1000}
+	// bodyDigests are what devices sign the machine info with (the
+	// captured iPhone body uses SHA-1).
+	bodyDigests = []asn1.ObjectIdentifier{untrusted.SHA1, untrusted.SHA256}
+)
 
 // Platforms Pomona enrolls.
 const (
@@ -78,26 +92,32 @@ func mustHex(s string) []byte {
 var ErrBody = errors.New("the request body is not a signed machine-info property list")
 
 // ParseBody reads the enrollment POST body whatever its Content-Type (iOS
-// 15 sent form-urlencoded): DER CMS SignedData with a plist inside, or, from
-// tools, a bare plist.
+// 15 sent form-urlencoded): CMS SignedData (RFC 5652 §5; DER or, as real
+// iPhones send it, BER with indefinite lengths) with an XML plist inside,
+// or, from tools, a bare XML plist. Binary plists are refused. Both layers
+// are decoded by package untrusted within bodyASN1 and bodyPlist. Errors
+// wrap ErrBody. Apple: "Account-driven User Enrollment", the device's
+// first POST to the enrollment URL.
 func ParseBody(body []byte) (*Parsed, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: the body is empty", ErrBody)
 	}
 	var p Parsed
 	content := body
-	if p7, err := pkcs7.Parse(body); err == nil && len(p7.Content) > 0 {
+	if body[0] == 0x30 { // an ASN.1 SEQUENCE: CMS ContentInfo
+		p7, err := untrusted.ParseCMS(body, bodyASN1)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBody, err)
+		}
+		if len(p7.Content) == 0 {
+			return nil, fmt.Errorf("%w: the CMS message has no content", ErrBody)
+		}
 		content = p7.Content
 		p.Signature, p.SignatureDetail = checkSignature(p7)
-	} else if looksLikePlist(body) {
-		p.Signature, p.SignatureDetail = SigUnsigned, "the body is a bare property list"
 	} else {
-		return nil, ErrBody
+		p.Signature, p.SignatureDetail = SigUnsigned, "the body is a bare property list"
 	}
-	if !looksLikePlist(content) {
-		return nil, fmt.Errorf("%w: the signed content is not a property list", ErrBody)
-	}
-	if err := plist.Unmarshal(content, &p.Info); err != nil {
+	if err := untrusted.Plist(content, &p.Info, bodyPlist); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBody, err)
 	}
 	if p.Info.Product == "" {
@@ -106,12 +126,11 @@ func ParseBody(body []byte) (*Parsed, error) {
 	return &p, nil
 }
 
-func looksLikePlist(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n\ufeff")
-	return bytes.HasPrefix(b, []byte("<?xml")) || bytes.HasPrefix(b, []byte("<plist")) || bytes.HasPrefix(b, []byte("bplist00"))
-}
-
 func checkSignature(p7 *pkcs7.PKCS7) (string, string) {
+	// Bounded before hashing: one SignerInfo, an expected digest.
+	if err := untrusted.OneSigner(p7, bodyDigests...); err != nil {
+		return SigInvalid, "not verified: " + err.Error()
+	}
 	if err := p7.Verify(); err != nil {
 		return SigInvalid, "the CMS signature does not verify: " + err.Error()
 	}

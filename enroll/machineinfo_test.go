@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+
+	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
 )
 
 func TestRealIPhoneBody(t *testing.T) {
@@ -124,8 +126,13 @@ func FuzzParseBody(f *testing.F) {
 	f.Add([]byte(macPlist))
 	f.Add([]byte("bplist00"))
 	f.Add([]byte{0x30, 0x80, 0x06, 0x09})
+	for _, n := range append([]string{untrustedtest.NestedBER}, untrustedtest.BinaryPlists...) {
+		f.Add(untrustedtest.Read(f, n))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParseBody(b)
+		var p *Parsed
+		var err error
+		untrustedtest.Bounded(t, time.Second, 32<<20, func() { p, err = ParseBody(b) })
 		if err != nil {
 			if !errors.Is(err, ErrBody) {
 				t.Fatalf("error not wrapping ErrBody: %v", err)

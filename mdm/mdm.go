@@ -6,17 +6,16 @@
 package mdm
 
 import (
-	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // Size limits of request bodies.
@@ -34,42 +33,14 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// checkXML refuses anything but an XML property list of bounded depth:
-// devices send XML, and a binary plist can encode reference cycles.
-func checkXML(b []byte) error {
-	t := bytes.TrimLeft(b, " \t\r\n\ufeff")
-	if bytes.HasPrefix(t, []byte("bplist")) {
-		return malformed("binary property lists are not accepted; devices send XML")
-	}
-	if !bytes.HasPrefix(t, []byte("<?xml")) && !bytes.HasPrefix(t, []byte("<plist")) && !bytes.HasPrefix(t, []byte("<!DOCTYPE")) {
-		return malformed("not an XML property list")
-	}
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = true
-	depth, maxSeen := 0, 0
-	for {
-		tok, err := dec.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return malformed("XML: %v", err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth > maxSeen {
-				maxSeen = depth
-			}
-			if depth > MaxDepth {
-				return malformed("nested deeper than %d levels", MaxDepth)
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
-}
+// Plist limits of device messages (package untrusted enforces them before
+// micromdm/plist sees the bytes).
+var (
+	checkinPlist = untrusted.PlistLimits{MaxSize: MaxCheckin, MaxDepth: MaxDepth, MaxElements: 20000}
+	// ResultPlist bounds a command result: an InstalledApplicationList of
+	// a few hundred apps has about 10,000 elements.
+	ResultPlist = untrusted.PlistLimits{MaxSize: MaxResult, MaxDepth: MaxDepth, MaxElements: 400000}
+)
 
 // Channel kinds.
 const (
@@ -176,11 +147,8 @@ func DecodeCheckin(b []byte) (*Checkin, error) {
 	if len(b) > MaxCheckin {
 		return nil, malformed("check-in larger than %d bytes", MaxCheckin)
 	}
-	if err := checkXML(b); err != nil {
-		return nil, err
-	}
 	var c Checkin
-	if err := plist.Unmarshal(b, &c); err != nil {
+	if err := untrusted.Plist(b, &c, checkinPlist); err != nil {
 		return nil, malformed("%v", err)
 	}
 	if c.MessageType == "" {
@@ -233,9 +201,6 @@ type Result struct {
 func DecodeResult(b []byte) (*Result, error) {
 	if len(b) > MaxResult {
 		return nil, malformed("result larger than %d bytes", MaxResult)
-	}
-	if err := checkXML(b); err != nil {
-		return nil, err
 	}
 	// DecodeValue, not a typed decode: a result may hold values a typed
 	// decoder refuses (integers beyond 64 bits, NaN), and it must still be

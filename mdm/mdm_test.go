@@ -5,6 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
 )
 
 func read(t testing.TB, name string) []byte {
@@ -150,7 +153,11 @@ func FuzzDecode(f *testing.F) {
 		f.Add(read(f, n))
 	}
 	f.Add([]byte("bplist00"))
+	for _, n := range untrustedtest.BinaryPlists {
+		f.Add(untrustedtest.Read(f, n))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		untrustedtest.Bounded(t, time.Second, 64<<20, func() { DecodeCheckin(b); DecodeResult(b) })
 		if c, err := DecodeCheckin(b); err == nil {
 			if c.EnrollmentID == "" || c.UDID != "" || c.MessageType == "" {
 				t.Fatalf("accepted check-in %+v", c)

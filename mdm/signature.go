@@ -3,6 +3,7 @@ package mdm
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,14 +11,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smallstep/pkcs7"
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // ErrSignature wraps every device-authentication failure.
 var ErrSignature = errors.New("device authentication failed")
 
-// MaxSignature bounds the Mdm-Signature header.
+// MaxSignature bounds the Mdm-Signature header (base64 characters). A
+// device's signature (one certificate, one SignerInfo) is about 2 KiB.
 const MaxSignature = 16 << 10
+
+// SignatureDigests are the digest algorithms accepted in the one
+// SignerInfo of an Mdm-Signature: Apple devices sign with SHA-1 or
+// SHA-256 (RFC 5754 §2).
+var SignatureDigests = []asn1.ObjectIdentifier{untrusted.SHA1, untrusted.SHA256}
+
+// signatureASN1 bounds the decoded Mdm-Signature before any parsing.
+var signatureASN1 = untrusted.ASN1Limits{MaxSize: MaxSignature, MaxDepth: 32, MaxElements: 2048}
 
 // VerifySignature checks an Mdm-Signature header: base64 of a DER CMS
 // detached signature over exactly body, carrying the signer certificate,
@@ -32,6 +42,12 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 
 // VerifyDetached checks the CMS signature of an Mdm-Signature header over
 // body and returns the signer certificate, without judging who issued it.
+// The cost is bounded before anything is hashed: the header is at most
+// MaxSignature characters and parsed by package untrusted (linear BER/DER
+// walk within signatureASN1), the body at most MaxResult bytes, and the
+// CMS must carry exactly one SignerInfo (RFC 5652 §5.3) with a digest in
+// SignatureDigests, so the body is hashed once. Errors wrap ErrSignature.
+// Apple: "MDM check-in protocol", Mdm-Signature header (SignMessage).
 func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
@@ -40,16 +56,22 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	if len(header) > MaxSignature {
 		return nil, fmt.Errorf("%w: Mdm-Signature too large", ErrSignature)
 	}
+	if len(body) > MaxResult {
+		return nil, fmt.Errorf("%w: the signed body is larger than %d bytes", ErrSignature, MaxResult)
+	}
 	der, err := base64.StdEncoding.DecodeString(header)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Mdm-Signature is not base64", ErrSignature)
 	}
-	p7, err := pkcs7.Parse(der)
+	p7, err := untrusted.ParseCMS(der, signatureASN1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Mdm-Signature is not CMS: %v", ErrSignature, err)
 	}
 	if len(p7.Content) != 0 {
 		return nil, fmt.Errorf("%w: Mdm-Signature must be detached", ErrSignature)
+	}
+	if err := untrusted.OneSigner(p7, SignatureDigests...); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	p7.Content = body
 	if err := p7.Verify(); err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // DecodeValue decodes an XML property list (Apple's "Property List
@@ -38,12 +40,14 @@ import (
 //     text as sent
 //   - data → []byte (base64 in JSON); true/false → bool
 //
-// The input is bounded like every message body (checkXML: MaxDepth levels
-// of elements; callers bound the size). Errors (malformed XML, an unknown
+// The input is checked first by untrusted.CheckPlist with ResultPlist's
+// limits (size, depth, element count; binary plists refused). Errors (malformed XML, an unknown
 // element, a dict key without a value, bad base64) wrap ErrMalformed.
 func DecodeValue(b []byte) (any, error) {
-	if err := checkXML(b); err != nil {
-		return nil, err
+	// Bounded (size, depth, element count, binary refused) before any
+	// decoding, like every plist from outside.
+	if err := untrusted.CheckPlist(b, ResultPlist); err != nil {
+		return nil, malformed("%v", err)
 	}
 	d := &valueDecoder{dec: xml.NewDecoder(bytes.NewReader(b))}
 	d.dec.Strict = true

@@ -9,11 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // Pusher wakes channels through APNs.
@@ -63,6 +62,11 @@ type Idempotency struct {
 // different request.
 var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used for a different request")
 
+// AdminPlist bounds a raw command plist from the API or the console (the
+// API's request bodies are at most 1 MiB); binary plists are refused by
+// package untrusted like every plist from outside.
+var AdminPlist = untrusted.PlistLimits{MaxSize: 1 << 20, MaxDepth: 32, MaxElements: 50000}
+
 // EnqueueRequest is one command for one enrollment.
 type EnqueueRequest struct {
 	// JSON is a typed command ({"request_type": "DeviceInformation", ...});
@@ -107,7 +111,7 @@ func (c *Commands) Build(platform string, r EnqueueRequest) (string, map[string]
 		cmd, err = c.Catalog.FromJSON(platform, r.JSON)
 	case r.Plist != nil:
 		var doc map[string]any
-		if err := plist.Unmarshal(r.Plist, &doc); err != nil {
+		if err := untrusted.Plist(r.Plist, &doc, AdminPlist); err != nil {
 			return "", nil, &catalog.Refusal{Reason: "the plist does not parse: " + err.Error()}
 		}
 		if inner, ok := doc["Command"].(map[string]any); ok {

@@ -21,6 +21,7 @@ import (
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 func init() {
@@ -31,6 +32,10 @@ func init() {
 
 // MaxMessage bounds a PKIOperation message.
 const MaxMessage = 64 << 10
+
+// messageASN1 bounds the PKIMessage and its enveloped content (package
+// untrusted checks both before smallstep/scep parses them).
+var messageASN1 = untrusted.ASN1Limits{MaxSize: MaxMessage, MaxDepth: 32, MaxElements: 4096}
 
 // Caps is the GetCACaps answer.
 const Caps = "SHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
@@ -98,7 +103,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read the SCEP message", http.StatusBadRequest)
 		return
 	}
-	req, err := scep.ParsePKIMessage(msg)
+	req, err := untrusted.ParseSCEP(msg, messageASN1)
 	if err != nil {
 		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
 		log.Info("SCEP: malformed PKI message", "err", err)
@@ -112,7 +117,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported SCEP message type", http.StatusBadRequest)
 		return
 	}
-	if err := req.DecryptPKIEnvelope(h.PKI.SCEPRA, h.PKI.SCEPRAKey); err != nil {
+	if err := req.Decrypt(h.PKI.SCEPRA, h.PKI.SCEPRAKey); err != nil {
 		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
 		log.Info("SCEP: cannot decrypt the request (not encrypted to our RA?)", "err", err)
 		http.Error(w, "cannot decrypt the SCEP request", http.StatusBadRequest)
@@ -131,7 +136,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 			log.Info("SCEP: certificate refused", "kind", kind, "err", err)
 		}
 		h.Metrics.SCEP.WithLabelValues("PKIOperation", result).Inc()
-		fail, ferr := req.Fail(h.PKI.SCEPRA, h.PKI.SCEPRAKey, scep.BadRequest)
+		fail, ferr := req.PKIMessage.Fail(h.PKI.SCEPRA, h.PKI.SCEPRAKey, scep.BadRequest)
 		if ferr != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
@@ -140,7 +145,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		w.Write(fail.Raw)
 		return
 	}
-	rep, err := req.Success(h.PKI.SCEPRA, h.PKI.SCEPRAKey, cert)
+	rep, err := req.PKIMessage.Success(h.PKI.SCEPRA, h.PKI.SCEPRAKey, cert)
 	if err != nil {
 		log.Error("SCEP: cannot build the answer", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

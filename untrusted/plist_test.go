@@ -1,0 +1,105 @@
+package untrusted
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
+)
+
+func TestPlist(t *testing.T) {
+	lim := PlistLimits{MaxSize: 4096, MaxDepth: 4, MaxElements: 12}
+	const head = `<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">`
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{"dict", head + `<plist version="1.0"><dict><key>A</key><string>x</string><key>B</key><array><integer>1</integer></array></dict></plist>`, ""},
+		{"no prolog", `<plist><dict/></plist>`, ""},
+		{"leading whitespace and comment", " \n<plist><!-- c --><dict/></plist>", ""},
+		{"binary", "bplist00\x00", "binary property lists are not accepted; devices send XML"},
+		{"binary after whitespace", "\n bplist00", "binary property lists are not accepted"},
+		{"JSON", `{"a":1}`, "not an XML property list"},
+		{"too deep", `<plist><array><array><array><array/></array></array></array></plist>`, "deeper than 4"},
+		{"too many elements", `<plist><array>` + strings.Repeat(`<true/>`, 11) + `</array></plist>`, "more than 12 elements"},
+		{"foreign element", `<plist><dict><key>a</key><html/></dict></plist>`, "<html> is not part"},
+		{"namespaced element", `<plist><x:dict xmlns:x="urn:x"/></plist>`, "not part"},
+		{"two roots", `<plist><dict/></plist><plist><dict/></plist>`, "more than one root"},
+		{"unclosed", `<plist><dict>`, "XML"},
+		{"mismatched", `<plist><dict></array></plist>`, "XML"},
+		{"too large", `<plist><string>` + strings.Repeat("a", 4096) + `</string></plist>`, "at most 4096"},
+		{"no root", `<?xml version="1.0"?>`, "no root"},
+		{"not a plist to the decoder", `<plist><integer>x</integer></plist>`, "invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v any
+			err := Plist([]byte(tc.in), &v, lim)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrPlist) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// Real device messages decode within the default limits.
+func TestPlistRealCaptures(t *testing.T) {
+	files, _ := filepath.Glob("../mdm/testdata/*.plist")
+	if len(files) == 0 {
+		t.Fatal("no captures")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := Plist(b, &v, DefaultPlist); err != nil || len(v) == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+// Findings 2 and 3: the three hostile binary plists (each crashes or
+// kills micromdm/plist's binary decoder) are refused at once.
+func TestHostileBinaryPlists(t *testing.T) {
+	for _, name := range untrustedtest.BinaryPlists {
+		in := untrustedtest.Read(t, name)
+		if len(in) > 60 || !strings.HasPrefix(string(in), "bplist00") {
+			t.Fatalf("%s: not a small binary plist", name)
+		}
+		var err error
+		untrustedtest.Bounded(t, time.Second, 1<<20, func() {
+			var v any
+			err = Plist(in, &v, DefaultPlist)
+		})
+		if !errors.Is(err, ErrPlist) || !strings.Contains(err.Error(), "binary") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+func FuzzPlist(f *testing.F) {
+	files, _ := filepath.Glob("../mdm/testdata/*.plist")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte(`<plist><array><array><dict><key>a</key><data>AAAA</data></dict></array></array></plist>`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		untrustedtest.Bounded(t, time.Second, 32<<20, func() {
+			var v any
+			if err := Plist(in, &v, DefaultPlist); err != nil && !errors.Is(err, ErrPlist) {
+				t.Errorf("error not wrapping ErrPlist: %v", err)
+			}
+		})
+	})
+}
