@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -174,6 +175,11 @@ func runTenant(env *Env, args []string) error {
 			path += "?cascade=true"
 		}
 		if err := c.Do(env.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Code == "in_use" {
+				// The API's message names its parameter (cascade=true).
+				return fmt.Errorf("tenant %s still has users: delete them first, or give --cascade to delete them with it", pos[0])
+			}
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "deleted tenant %s\n", pos[0])

@@ -138,7 +138,7 @@ func TestTenantAndUserCommands(t *testing.T) {
 	if r := runCLI(t, e, "", nil, "tenant", "update", "example.com", "--remove-domain", "corp.example.net"); r.code != 1 || !strings.Contains(r.stderr, "still has") {
 		t.Fatalf("remove used domain: %+v", r)
 	}
-	if r := runCLI(t, e, "", nil, "tenant", "delete", "example.com"); r.code != 1 || !strings.Contains(r.stderr, "cascade") {
+	if r := runCLI(t, e, "", nil, "tenant", "delete", "example.com"); r.code != 1 || !strings.Contains(r.stderr, "--cascade") || strings.Contains(r.stderr, "cascade=true") {
 		t.Fatalf("delete tenant with users: %+v", r)
 	}
 	mustOK(t, runCLI(t, e, "", nil, "tenant", "delete", "example.com", "--cascade"))
