@@ -216,8 +216,8 @@ func TestUserImport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "imported 47/47 rows") {
-		t.Errorf("no progress:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "47/47 rows done, 6 failed") {
+		t.Errorf("no progress, or it does not count the failures:\n%s", r.stderr)
 	}
 	// The good rows are all there, the bad ones not at all.
 	r = mustOK(t, runCLI(t, e, "", nil, "user", "list", "--json"))
@@ -247,7 +247,29 @@ func TestUserImport(t *testing.T) {
 	if err != nil || len(recs) != 7 || recs[0][6] != "error" {
 		t.Fatalf("failed rows file: %v %v", recs, err)
 	}
-	// Re-import of the original: everything already exists.
+	if st, _ := os.Stat(failed); st.Mode().Perm() != 0o600 {
+		t.Errorf("the failed rows (with passwords) are readable by others: %v", st.Mode())
+	}
+	fix := map[string]func(rec []string){
+		"bad-email":        func(rec []string) { rec[0] = "fixed@a.example" },
+		"short@a.example":  func(rec []string) { rec[3] = "long-enough-now" },
+		"exists@a.example": func(rec []string) {}, // skipped on re-import
+		"wrong@b.example":  func(rec []string) { rec[4] = "b.example" },
+		"maybe@a.example":  func(rec []string) { rec[5] = "true" },
+		"few@a.example":    func(rec []string) {},
+	}
+	for _, rec := range recs[1:] {
+		fix[rec[0]](rec)
+	}
+	var fb strings.Builder
+	cw := csv.NewWriter(&fb)
+	cw.WriteAll(recs)
+	os.WriteFile(failed, []byte(fb.String()), 0o600)
+	r = mustOK(t, runCLI(t, e, "", nil, "user", "import", failed, "--skip-existing", "--errors", failed+".again"))
+	if !strings.Contains(r.stdout, "6 rows: 5 created, 1 skipped, 0 failed") {
+		t.Fatalf("re-import of the corrected failed rows:\n%s\n%s", r.stdout, r.stderr)
+	}
+	// Re-import of the original: what was created already exists.
 	r = runCLI(t, e, "", nil, "user", "import", path, "--skip-existing")
 	if !strings.Contains(r.stdout, "0 created, 42 skipped") {
 		t.Fatalf("skip-existing:\n%s", r.stdout)
