@@ -161,6 +161,7 @@ type startup struct {
 	push         *pushcert.Cert
 	pushErr      error
 	demo         bool
+	demoDir      string
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -191,6 +192,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Storage.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the data directory %s: %w (choose another with --data)", cfg.DataDir, err)
+	}
+	if err := checkDemoDir(cfg); err != nil {
+		return nil, err
 	}
 	s.Store, s.notes.storeDesc, err = openStore(ctx, cfg)
 	if err != nil {
@@ -605,8 +609,10 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("")
 		p("  DEMO MODE (never use it for real devices): tenant %s, user %s, password %s,", DemoDomain, DemoUser, DemoPassword)
 		p("  a push certificate that is not Apple's, and pushes go to a local APNs stand-in.")
-		p("  Try it:  pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
-		p("  then, in another terminal:  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
+		p("  The demo's data is in %s, apart from a deployment's (delete it when done).", n.demoDir)
+		p("  Try it:  export POMONA_DATA=%s", n.demoDir)
+		p("           pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
+		p("  then, in another terminal (same POMONA_DATA):  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
 	}
 	if n.firstAPIKey != "" {
 		p("")
