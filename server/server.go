@@ -321,10 +321,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				"platform": e.Platform, "product": e.Product, "device_signature": e.DeviceSignature})
 		},
 	})
-	mux.Handle(LoginPath("{tenant}"), &signin.Handler{
+	signIn := &signin.Handler{
 		Tenants: s.Store, Auth: s.Auth, Sealer: sealer, Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
 		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
-	})
+	}
+	mux.Handle(LoginPath("{tenant}"), signIn)
+	mux.HandleFunc("GET "+LoginPath("{tenant}")+"/logo", signIn.ServeLogo)
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
 	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
 	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, Log: log, Metrics: s.Metrics})
