@@ -64,11 +64,21 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, %s)", e.Message, e.Status, e.Code)
 }
 
-// Do sends a request with an optional JSON body and decodes a JSON answer
-// into out (when non-nil).
+// Raw is a request body Do sends as it is, with its Content-Type (a logo
+// image, for example); any other body is sent as JSON.
+type Raw struct {
+	ContentType string
+	Data        []byte
+}
+
+// Do sends a request with an optional body (JSON, or Raw) and decodes a
+// JSON answer into out (when non-nil).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	ct := "application/json"
+	if raw, ok := in.(Raw); ok {
+		body, ct = bytes.NewReader(raw.Data), raw.ContentType
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -80,7 +90,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ct)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.APIKey != "" {

@@ -51,11 +51,12 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {summary: "run the server", run: runServe},
 		"version": {summary: "print the version", run: runVersion},
-		"tenant": {summary: "manage tenants: add, list, show, update, delete", run: runTenant, subs: []sub{
+		"tenant": {summary: "manage tenants: add, list, show, update, branding, delete", run: runTenant, subs: []sub{
 			{"add", "create a tenant with its company domains"},
 			{"list", "list the tenants"},
 			{"show", "show one tenant"},
 			{"update", "rename a tenant, add or remove domains, change the second-factor rule"},
+			{"branding", "the sign-in pages' logo, accent colour, contact line and privacy link"},
 			{"delete", "delete a tenant (--cascade: with its users)"},
 		}},
 		"user": {summary: "manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", run: runUser, subs: []sub{

@@ -7,6 +7,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -386,5 +388,39 @@ func TestConsoleAdminCommands(t *testing.T) {
 	id := strings.Fields(strings.Split(r.stdout, "\n")[2])[0]
 	if r := mustOK(t, runCLI(t, e, "", nil, "admin", "reset", id)); !strings.Contains(r.stdout, "/console/setup?token=") {
 		t.Fatalf("reset: %s", r.stdout)
+	}
+}
+
+func TestTenantBrandingCommand(t *testing.T) {
+	e := testenv.Start(t)
+	mustOK(t, runCLI(t, e, "", nil, "tenant", "add", "Brand Co", "--domain", "brand.example"))
+	dir := t.TempDir()
+	m := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	var b bytes.Buffer
+	png.Encode(&b, m)
+	logo := filepath.Join(dir, "logo.png")
+	os.WriteFile(logo, b.Bytes(), 0o600)
+	svg := filepath.Join(dir, "logo.svg")
+	os.WriteFile(svg, []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), 0o600)
+
+	r := mustOK(t, runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--accent-color", "#0B5D1E",
+		"--contact", "IT help desk: extension 4357", "--privacy-url", "https://brand.example/privacy", "--logo", logo))
+	for _, want := range []string{"#0b5d1e", "extension 4357", "https://brand.example/privacy", "/login/tn_"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("branding output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Refusals name the flag and say why.
+	if r := runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--accent-color", "#6cb4ff"); r.code != 1 ||
+		!strings.Contains(r.stderr, "--accent-color") || !strings.Contains(r.stderr, "2.19:1") {
+		t.Fatalf("light accent: %+v", r)
+	}
+	if r := runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--logo", svg); r.code != 2 || !strings.Contains(r.stderr, "SVG") {
+		t.Fatalf("SVG logo: %+v", r)
+	}
+	// An empty value removes one item; the others stay.
+	r = mustOK(t, runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--contact", "", "--remove-logo"))
+	if strings.Contains(r.stdout, "4357") || strings.Contains(r.stdout, "/logo") || !strings.Contains(r.stdout, "#0b5d1e") {
+		t.Fatalf("after removing:\n%s", r.stdout)
 	}
 }
