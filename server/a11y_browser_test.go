@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +70,18 @@ func TestSignInAccessibilityInChromium(t *testing.T) {
 		if err := chromedp.Run(step, actions...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
+	}
+	// Branded, as a company would: the checks cover the tenant's accent in
+	// both schemes, the logo, the contact line and the privacy link.
+	tp := "/api/v1/tenants/" + w.tenant
+	mustStatus(t, do(t, w.e, "PATCH", tp, map[string]any{"accent_color": "#0b5d1e", "contact": "Questions? IT help desk, extension 4357",
+		"privacy_url": "https://example.com/privacy"}, w.e.APIKey), 200)
+	mustStatus(t, do(t, w.e, "PUT", tp+"/logo", testPNG(t, 160, 48), w.e.APIKey, "Content-Type", "image/png"), 200)
+	var logoLoaded bool
+	run("branded page", chromedp.Navigate(w.e.URL+"/login/"+w.tenant), chromedp.WaitVisible("img.logo", chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("img.logo").complete && document.querySelector("img.logo").naturalWidth === 160`, &logoLoaded))
+	if !logoLoaded {
+		t.Fatal("the logo did not load under the page's CSP")
 	}
 	run("password page", fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: "*/login/*", RequestStage: fetch.RequestStageResponse}}),
 		chromedp.Navigate(login), chromedp.WaitVisible(`#password`, chromedp.ByQuery))
@@ -148,11 +162,31 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 	if _, err := d.Poll(bg, d.Answer(cmd), false); err != nil {
 		t.Fatal(err)
 	}
+	// Branding from the tenant page: a light accent is refused with the
+	// reason, then a dark one and a logo are saved.
+	logo := filepath.Join(t.TempDir(), "logo.png")
+	os.WriteFile(logo, testPNG(t, 160, 48), 0o600)
+	run("branding refused", chromedp.Navigate(e.URL+"/console/tenants/"+w.tenant), chromedp.WaitVisible("#accent_color", chromedp.ByID),
+		chromedp.SendKeys("#accent_color", "#6cb4ff", chromedp.ByID), chromedp.Click(`form[action$="/branding"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	var flash string
+	run("refusal", chromedp.Text(".flash", &flash, chromedp.ByQuery))
+	if !strings.Contains(flash, "2.19:1") {
+		t.Fatalf("refusal %q", flash)
+	}
+	run("branding", chromedp.Navigate(e.URL+"/console/tenants/"+w.tenant), chromedp.WaitVisible("#accent_color", chromedp.ByID),
+		chromedp.SendKeys("#accent_color", "#0b5d1e", chromedp.ByID), chromedp.SendKeys("#contact", "IT help desk: extension 4357", chromedp.ByID),
+		chromedp.SendKeys("#privacy_url", "https://example.com/privacy", chromedp.ByID), chromedp.SetUploadFiles("#logo", []string{logo}, chromedp.ByID),
+		chromedp.Click(`form[action$="/branding"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	if tn, _ := e.Server.Store.Tenant(bg, w.tenant); tn.AccentColor != "#0b5d1e" || tn.Contact != "IT help desk: extension 4357" || tn.LogoUpdatedAt.IsZero() {
+		t.Fatalf("branding not saved: %+v", tn)
+	}
+
 	alice, _ := e.Server.Store.UserByEmail(bg, "alice@example.com")
 	for _, p := range []struct{ path, wait string }{
 		{"/console/", "svg.chart"},
 		{"/console/tenants", "main h1"},
-		{"/console/tenants/" + w.tenant, "main h1"},
+		{"/console/tenants/" + w.tenant + "#branding", "img.logo-preview"},
 		{"/console/users", "table"},
 		{"/console/users/" + alice.ID, "main h1"},
 		{"/console/devices", "table"},
