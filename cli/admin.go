@@ -246,7 +246,7 @@ func runTenantBranding(env *Env, cf *clientFlags, args []string) error {
 			var ae *apiclient.Error
 			if errors.As(err, &ae) && ae.Field != "" {
 				// Name the flag, not the API field.
-				return fmt.Errorf("--%s: %s", strings.ReplaceAll(ae.Field, "_", "-"), ae.Message)
+				return fmt.Errorf("--%s: %s", strings.ReplaceAll(ae.Field, "_", "-"), strings.TrimPrefix(ae.Message, ae.Field+": "))
 			}
 			return err
 		}
