@@ -197,11 +197,22 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 		{"/console/webhooks", "main h1"},
 		{"/console/audit", "table"},
 		{"/console/admins", "table"},
+		{"/console/devices/no-such-device", ".flash, main h1"},
 	} {
 		run(p.path, chromedp.Navigate(e.URL+p.path), chromedp.WaitVisible(p.wait, chromedp.ByQuery))
-		if strings.HasPrefix(p.path, "/console/devices/") {
+		if strings.HasPrefix(p.path, "/console/devices/dv") || strings.HasPrefix(p.path, "/console/devices/"+dev.ID) {
 			run("open result", chromedp.Click(`td details summary`, chromedp.ByQuery))
 		}
 		a11yCheck(t, ctx, p.path)
 	}
+	// Pages that answer a form: a new API key (shown once) and an import
+	// report with failed rows.
+	run("new key", chromedp.Navigate(e.URL+"/console/apikeys"), chromedp.SendKeys("#name", "ci"+kb.Enter, chromedp.ByID),
+		chromedp.WaitVisible("#new-key", chromedp.ByID))
+	a11yCheck(t, ctx, "new API key page")
+	csv := filepath.Join(t.TempDir(), "users.csv")
+	os.WriteFile(csv, []byte("email,name,password\nnew@example.com,New,new-password-1\nbad-email,X,\n"), 0o600)
+	run("import", chromedp.Navigate(e.URL+"/console/users"), chromedp.SetUploadFiles("#csv", []string{csv}, chromedp.ByID),
+		chromedp.Click(`form[action="/console/users/import"] button`, chromedp.ByQuery), chromedp.WaitVisible(`[aria-label="Rows not imported"]`, chromedp.ByQuery))
+	a11yCheck(t, ctx, "import report")
 }
