@@ -243,12 +243,7 @@ func runTenantBranding(env *Env, cf *clientFlags, args []string) error {
 	}
 	if len(patch) > 0 {
 		if err := c.Do(env.Ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(t.ID), patch, &t); err != nil {
-			var ae *apiclient.Error
-			if errors.As(err, &ae) && ae.Field != "" {
-				// Name the flag, not the API field.
-				return fmt.Errorf("--%s: %s", strings.ReplaceAll(ae.Field, "_", "-"), strings.TrimPrefix(ae.Message, ae.Field+": "))
-			}
-			return err
+			return err // Main names the flag (--accent-color) for the API's field
 		}
 	}
 	switch {

@@ -33,6 +33,9 @@ type Env struct {
 	Ctx context.Context
 
 	cleanup []func()
+	// flags is the command's flag set (the last newFlags made), so that an
+	// API error naming a field can name the command's flag instead.
+	flags *flag.FlagSet
 }
 
 // command is one `pomona <name>`. A command with subcommands lists them
@@ -195,8 +198,24 @@ func Main(env *Env, args []string) int {
 	case errors.Is(err, errSilent):
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", args[0], err)
+	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", args[0], flagNamed(env.flags, err))
 	return 1
+}
+
+// flagNamed rewrites an API validation error about a field (e.g.
+// "managed_apple_id: …") to name the command's flag for it
+// ("--managed-apple-id: …") when the command has that flag: people typed
+// flags, not API fields.
+func flagNamed(fs *flag.FlagSet, err error) error {
+	var ae *apiclient.Error
+	if fs == nil || !errors.As(err, &ae) || ae.Field == "" {
+		return err
+	}
+	name := strings.ReplaceAll(ae.Field, "_", "-")
+	if fs.Lookup(name) == nil {
+		return err
+	}
+	return fmt.Errorf("--%s: %s", name, strings.TrimPrefix(ae.Message, ae.Field+": "))
 }
 
 func printUsage(w io.Writer) {
@@ -218,6 +237,7 @@ func printUsage(w io.Writer) {
 // newFlags makes a flag set whose errors go to stderr.
 func newFlags(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	env.flags = fs
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", usage)

@@ -423,4 +423,9 @@ func TestTenantBrandingCommand(t *testing.T) {
 	if strings.Contains(r.stdout, "4357") || strings.Contains(r.stdout, "/logo") || !strings.Contains(r.stdout, "#0b5d1e") {
 		t.Fatalf("after removing:\n%s", r.stdout)
 	}
+	// Any API validation error names the command's flag, not the API field.
+	if r := runCLI(t, e, "", nil, "user", "add", "x@brand.example", "--managed-apple-id", "not an address"); r.code != 1 ||
+		!strings.Contains(r.stderr, "--managed-apple-id: ") || strings.Contains(r.stderr, "managed_apple_id") {
+		t.Fatalf("field error: %+v", r)
+	}
 }
