@@ -222,9 +222,17 @@ func TestSignInWithEnterInChromium(t *testing.T) {
 		cb.mu.Unlock()
 	}
 
+	// Each step gets 20 s: with Cancel first, Return cancels and the page
+	// awaited never comes.
+	step := func(actions ...chromedp.Action) error {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return chromedp.Run(sctx, actions...)
+	}
+
 	// First sign-in: password page, then the second-factor setup page.
 	var secret string
-	err := chromedp.Run(ctx,
+	err := step(
 		fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: "*/login/*", RequestStage: fetch.RequestStageResponse}}),
 		chromedp.Navigate(login),
 		chromedp.WaitVisible(`#password`, chromedp.ByQuery),
@@ -241,14 +249,14 @@ func TestSignInWithEnterInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Run(ctx, chromedp.SendKeys(`#code`, totp.Code(key, time.Now())+kb.Enter, chromedp.ByQuery)); err != nil {
+	if err := step(chromedp.SendKeys(`#code`, totp.Code(key, time.Now())+kb.Enter, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	waitCallback("setup code + Return")
 
 	// Second sign-in: password page, then the code page. The next step's
 	// code: each code works once, and the window allows one step ahead.
-	err = chromedp.Run(ctx,
+	err = step(
 		chromedp.Navigate(login),
 		chromedp.WaitVisible(`#password`, chromedp.ByQuery),
 		chromedp.SendKeys(`#password`, "alice-password"+kb.Enter, chromedp.ByQuery),
