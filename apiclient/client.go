@@ -69,8 +69,15 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, %s)", e.Message, e.Status, e.Code)
 }
 
-// Do sends a request with an optional JSON body and decodes a JSON answer
-// into out (when non-nil).
+// Raw is a request body Do sends as it is, with its Content-Type (a logo
+// image, for example); any other body is sent as JSON.
+type Raw struct {
+	ContentType string
+	Data        []byte
+}
+
+// Do sends a request with an optional body (JSON, or Raw) and decodes a
+// JSON answer into out (when non-nil).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	return c.do(ctx, method, path, in, out, "")
 }
@@ -131,7 +138,10 @@ func newIdempotencyKey() string {
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any, idempotencyKey string) error {
 	var body io.Reader
-	if in != nil {
+	ct := "application/json"
+	if raw, ok := in.(Raw); ok {
+		body, ct = bytes.NewReader(raw.Data), raw.ContentType
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -143,7 +153,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, idemp
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ct)
 	}
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,11 +19,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/branding"
 )
 
 // --- tenant ---
 
-const tenantUsage = "tenant add|list|show|update|delete ..."
+const tenantUsage = "tenant add|list|show|update|branding|delete ..."
 
 func runTenant(env *Env, args []string) error {
 	sub, args, err := subcommand(args, tenantUsage)
@@ -154,6 +157,8 @@ func runTenant(env *Env, args []string) error {
 			return err
 		}
 		return showTenant(env, &cf, &t)
+	case "branding":
+		return runTenantBranding(env, &cf, args)
 	case "delete":
 		fs := newFlags(env, "tenant delete", "tenant delete <id or domain> [--cascade]")
 		cf.register(fs)
@@ -174,12 +179,97 @@ func runTenant(env *Env, args []string) error {
 			path += "?cascade=true"
 		}
 		if err := c.Do(env.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Code == "in_use" {
+				// The API's message names its parameter (cascade=true).
+				return fmt.Errorf("tenant %s still has users: delete them first, or give --cascade to delete them with it", pos[0])
+			}
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "deleted tenant %s\n", pos[0])
 		return nil
 	}
 	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, tenantUsage)
+}
+
+const brandingUsage = `tenant branding <id or domain> [--accent-color '#rrggbb'] [--contact "text"] [--privacy-url https://…] [--logo logo.png | --remove-logo]`
+
+// runTenantBranding shows or changes the branding of a tenant's device
+// sign-in pages. A flag given with an empty value removes that item.
+func runTenantBranding(env *Env, cf *clientFlags, args []string) error {
+	fs := newFlags(env, "tenant branding", brandingUsage)
+	cf.register(fs)
+	accent := fs.String("accent-color", "", "accent colour, #rrggbb, at least 4.5:1 against white (\"\" removes it)")
+	contact := fs.String("contact", "", "one line telling people how to reach IT (\"\" removes it)")
+	privacy := fs.String("privacy-url", "", "https link to the statement of what IT can see on a device (\"\" removes it)")
+	logo := fs.String("logo", "", "PNG or JPEG logo file (at most 256 KiB, 2048 px a side; no SVG)")
+	removeLogo := fs.Bool("remove-logo", false, "remove the logo")
+	pos, err := parse(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give one tenant id or domain\nUsage: pomona %s", brandingUsage)
+	}
+	if *logo != "" && *removeLogo {
+		return usagef("give --logo or --remove-logo, not both")
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var logoData []byte
+	var logoType string
+	if *logo != "" {
+		if logoData, err = os.ReadFile(*logo); err != nil {
+			return err
+		}
+		// Checked here too, to say what is wrong before sending anything.
+		if logoType, err = branding.Logo(logoData); err != nil {
+			return usagef("--logo %s: %s", *logo, strings.TrimPrefix(err.Error(), branding.ErrInvalid.Error()+": logo: "))
+		}
+	}
+	c, err := cf.client(env)
+	if err != nil {
+		return err
+	}
+	var t apiclient.Tenant
+	if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(pos[0]), nil, &t); err != nil {
+		return err
+	}
+	patch := map[string]any{}
+	for flagName, v := range map[string]*string{"accent-color": accent, "contact": contact, "privacy-url": privacy} {
+		if given[flagName] { // also when set by POMONA_<FLAG>: parse sets those through the flag set
+			patch[strings.ReplaceAll(flagName, "-", "_")] = *v
+		}
+	}
+	if len(patch) > 0 {
+		if err := c.Do(env.Ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(t.ID), patch, &t); err != nil {
+			return err // Main names the flag (--accent-color) for the API's field
+		}
+	}
+	switch {
+	case logoData != nil:
+		if err := c.Do(env.Ctx, http.MethodPut, "/api/v1/tenants/"+url.PathEscape(t.ID)+"/logo", apiclient.Raw{ContentType: logoType, Data: logoData}, &t); err != nil {
+			return err
+		}
+	case *removeLogo:
+		if err := c.Do(env.Ctx, http.MethodDelete, "/api/v1/tenants/"+url.PathEscape(t.ID)+"/logo", nil, nil); err != nil {
+			return err
+		}
+		t.LogoURL = ""
+	}
+	if cf.json {
+		return printJSON(env.Stdout, t)
+	}
+	none := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return s
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "tenant\t%s (%s)\naccent colour\t%s\ncontact\t%s\nprivacy link\t%s\nlogo\t%s\n",
+		t.Name, t.ID, none(t.AccentColor), none(t.Contact), none(t.PrivacyURL), none(t.LogoURL))
+	return tw.Flush()
 }
 
 func showTenant(env *Env, cf *clientFlags, t *apiclient.Tenant) error {

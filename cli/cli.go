@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,29 +33,107 @@ type Env struct {
 	Ctx context.Context
 
 	cleanup []func()
+	// flags is the command's flag set (the last newFlags made), so that an
+	// API error naming a field can name the command's flag instead.
+	flags *flag.FlagSet
 }
 
+// command is one `pomona <name>`. A command with subcommands lists them
+// in subs: Main answers `pomona <name> --help` and refuses an unknown
+// subcommand from this table, before run sees the arguments.
 type command struct {
 	summary string
 	run     func(env *Env, args []string) error
+	subs    []sub
 }
+
+// sub is a subcommand and what it does (shown by `pomona <command> --help`).
+type sub struct{ name, summary string }
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":     {"run the server", runServe},
-		"version":   {"print the version", func(env *Env, _ []string) error { fmt.Fprintln(env.Stdout, "pomona", version.Version()); return nil }},
-		"tenant":    {"manage tenants: add, list, show, update, delete", runTenant},
-		"user":      {"manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", runUser},
-		"apikey":    {"manage admin API keys: create, list, revoke", runAPIKey},
-		"admin":     {"web-console accounts: create (prints a one-time setup link), list, reset", runAdmin},
-		"discovery": {"check a company domain's discovery redirect, print redirect snippets", runDiscovery},
-		"push-cert": {"the APNs push certificate: csr, import, show", runPushCert},
-		"device":    {"enrolled devices: list, show, command, commands, push, unenroll", runDevice},
-		"audit":     {"show the audit log of admin changes", runAudit},
-		"store":     {"move a deployment between SQLite and PostgreSQL: migrate", runStore},
-		"sim":       {"a simulated iPhone, iPad or Mac: enroll (checks a deployment from the outside)", runSim},
-		"bench":     {"load benchmark: simulated devices against a server it starts on loopback", runBench},
+		"serve":   {summary: "run the server", run: runServe},
+		"version": {summary: "print the version", run: runVersion},
+		"tenant": {summary: "manage tenants: add, list, show, update, branding, delete", run: runTenant, subs: []sub{
+			{"add", "create a tenant with its company domains"},
+			{"list", "list the tenants"},
+			{"show", "show one tenant"},
+			{"update", "rename a tenant, add or remove domains, change the second-factor rule"},
+			{"branding", "the sign-in pages' logo, accent colour, contact line and privacy link"},
+			{"delete", "delete a tenant (--cascade: with its users)"},
+		}},
+		"user": {summary: "manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", run: runUser, subs: []sub{
+			{"add", "create a user"},
+			{"list", "list users"},
+			{"show", "show one user"},
+			{"update", "change a user's name or Managed Apple Account"},
+			{"enable", "let a user sign in again"},
+			{"disable", "stop a user signing in"},
+			{"set-password", "set a user's password"},
+			{"reset-2fa", "remove a user's second factor (they set up a new one at the next sign-in)"},
+			{"reauthenticate", "make the user's devices sign in again"},
+			{"delete", "delete a user"},
+			{"import", "create or update users from a CSV file"},
+		}},
+		"apikey": {summary: "manage admin API keys: create, list, revoke", run: runAPIKey, subs: []sub{
+			{"create", "create a key (printed once)"},
+			{"list", "list the keys"},
+			{"revoke", "revoke a key"},
+		}},
+		"admin": {summary: "web-console accounts: create (prints a one-time setup link), list, reset", run: runAdmin, subs: []sub{
+			{"create", "create a console account and print its one-time setup link"},
+			{"list", "list the console accounts"},
+			{"reset", "reset an account's password and second factor (prints a new setup link)"},
+		}},
+		"discovery": {summary: "check a company domain's discovery redirect, print redirect snippets", run: runDiscovery, subs: []sub{
+			{"check", "ask a company domain for its enrollment service, as a device does"},
+			{"snippet", "print web-server snippets for the company domain's redirect"},
+		}},
+		"push-cert": {summary: "the APNs push certificate: csr, import, show", run: runPushCert, subs: []sub{
+			{"csr", "create the certificate signing request for Apple's Push Certificates Portal"},
+			{"import", "import the certificate Apple issued"},
+			{"show", "show the current certificate"},
+		}},
+		"device": {summary: "enrolled devices: list, show, command, commands, push, unenroll", run: runDevice, subs: []sub{
+			{"list", "list devices"},
+			{"show", "show one device"},
+			{"command", "queue an MDM command"},
+			{"commands", "a device's command history"},
+			{"push", "wake a device with a push notification"},
+			{"unenroll", "remove the enrollment from a device"},
+		}},
+		"audit": {summary: "show the audit log of admin changes", run: runAudit},
+		"store": {summary: "move a deployment between SQLite and PostgreSQL: migrate", run: runStore, subs: []sub{
+			{"migrate", "copy every record from one database to another (empty) one"},
+		}},
+		"sim": {summary: "a simulated iPhone, iPad or Mac: enroll (checks a deployment from the outside)", run: runSim, subs: []sub{
+			{"enroll", "enroll one simulated device against a deployment, step by step"},
+			{"run", "a fleet of simulated devices against a deployment"},
+		}},
+		"bench": {summary: "load benchmark: simulated devices against a server it starts on loopback", run: runBench},
 	}
+}
+
+func runVersion(env *Env, args []string) error {
+	fs := newFlags(env, "version", "version")
+	if _, err := parse(env, fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "pomona", version.Version())
+	return nil
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
+// printCommandUsage lists a command's subcommands.
+func printCommandUsage(w io.Writer, name string, cmd command) {
+	fmt.Fprintf(w, "pomona %s: %s\n\nUsage: pomona %s <subcommand> [arguments]\n\nSubcommands:\n", name, cmd.summary, name)
+	for _, s := range cmd.subs {
+		fmt.Fprintf(w, "  %-15s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nRun `pomona %s <subcommand> --help` for its flags.\n", name)
 }
 
 // usageError is a mistake in the command line: it prints usage hints and
@@ -84,6 +163,22 @@ func Main(env *Env, args []string) int {
 		printUsage(env.Stderr)
 		return 2
 	}
+	if len(cmd.subs) > 0 {
+		rest := args[1:]
+		switch {
+		case len(rest) > 0 && isHelp(rest[0]):
+			printCommandUsage(env.Stdout, args[0], cmd)
+			return 0
+		case len(rest) == 0:
+			fmt.Fprintf(env.Stderr, "pomona %s: missing subcommand\n\n", args[0])
+			printCommandUsage(env.Stderr, args[0], cmd)
+			return 2
+		case !slices.ContainsFunc(cmd.subs, func(s sub) bool { return s.name == rest[0] }):
+			fmt.Fprintf(env.Stderr, "pomona %s: unknown subcommand %q\n\n", args[0], rest[0])
+			printCommandUsage(env.Stderr, args[0], cmd)
+			return 2
+		}
+	}
 	err := cmd.run(env, args[1:])
 	// Close pooled connections so a server shutting down does not wait on
 	// connections this command dialed but no longer needs.
@@ -103,8 +198,24 @@ func Main(env *Env, args []string) int {
 	case errors.Is(err, errSilent):
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", args[0], err)
+	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", args[0], flagNamed(env.flags, err))
 	return 1
+}
+
+// flagNamed rewrites an API validation error about a field (e.g.
+// "managed_apple_id: …") to name the command's flag for it
+// ("--managed-apple-id: …") when the command has that flag: people typed
+// flags, not API fields.
+func flagNamed(fs *flag.FlagSet, err error) error {
+	var ae *apiclient.Error
+	if fs == nil || !errors.As(err, &ae) || ae.Field == "" {
+		return err
+	}
+	name := strings.ReplaceAll(ae.Field, "_", "-")
+	if fs.Lookup(name) == nil {
+		return err
+	}
+	return fmt.Errorf("--%s: %s", name, strings.TrimPrefix(ae.Message, ae.Field+": "))
 }
 
 func printUsage(w io.Writer) {
@@ -126,9 +237,10 @@ func printUsage(w io.Writer) {
 // newFlags makes a flag set whose errors go to stderr.
 func newFlags(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	env.flags = fs
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", usage)
+		fmt.Fprintf(fs.Output(), "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", usage)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -138,6 +250,16 @@ func newFlags(env *Env, name, usage string) *flag.FlagSet {
 // `tenant add "Example" --domain example.com` works), then fills every flag
 // not given on the command line from POMONA_<FLAG>.
 func parse(env *Env, fs *flag.FlagSet, args []string) ([]string, error) {
+	// Help that was asked for goes to stdout (pomona user add -h | less);
+	// a usage error's hint stays on stderr.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs.SetOutput(env.Stdout)
+		}
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -184,22 +306,52 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "https://localhost:8443", "Pomona server URL")
 	fs.StringVar(&c.apiKey, "api-key", "", "admin API key")
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM file of a CA to trust for the server's certificate (default: <data>/ca.pem when it exists)")
-	fs.StringVar(&c.data, "data", "./pomona-data", "data directory of a local server (to find its ca.pem)")
+	fs.StringVar(&c.data, "data", defaultData, "data directory of a local server, to trust its ca.pem (default: the nearest ./pomona-data here or in a parent directory)")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
 }
 
 func (c *clientFlags) client(env *Env) (*apiclient.Client, error) {
 	ca := c.caFile
 	if ca == "" && strings.HasPrefix(c.server, "https://") {
-		if p := filepath.Join(c.data, "ca.pem"); fileExists(p) {
-			ca = p
-		}
+		ca = findCA(c.data)
 	}
 	cl, err := apiclient.New(c.server, c.apiKey, ca)
 	if err == nil {
 		env.cleanup = append(env.cleanup, cl.HTTP.CloseIdleConnections)
 	}
 	return cl, err
+}
+
+// defaultData is the data directory's default, for serve and the CLI alike.
+const defaultData = "./pomona-data"
+
+// findCA returns the development CA certificate the CLI trusts when no
+// --ca-file is given, or "": <data>/ca.pem, where data is --data (or
+// POMONA_DATA). With the default --data, the directories above the
+// current one are searched too (the nearest ./pomona-data/ca.pem wins, as
+// git finds .git), so the CLI works from any directory below the one
+// where `pomona serve` runs with its default data directory.
+func findCA(data string) string {
+	if p := filepath.Join(data, "ca.pem"); fileExists(p) {
+		return p
+	}
+	if data != defaultData {
+		return ""
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if p := filepath.Join(dir, "pomona-data", "ca.pem"); fileExists(p) {
+			return p
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
+	}
 }
 
 func fileExists(p string) bool {

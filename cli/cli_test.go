@@ -7,6 +7,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -138,7 +140,7 @@ func TestTenantAndUserCommands(t *testing.T) {
 	if r := runCLI(t, e, "", nil, "tenant", "update", "example.com", "--remove-domain", "corp.example.net"); r.code != 1 || !strings.Contains(r.stderr, "still has") {
 		t.Fatalf("remove used domain: %+v", r)
 	}
-	if r := runCLI(t, e, "", nil, "tenant", "delete", "example.com"); r.code != 1 || !strings.Contains(r.stderr, "cascade") {
+	if r := runCLI(t, e, "", nil, "tenant", "delete", "example.com"); r.code != 1 || !strings.Contains(r.stderr, "--cascade") || strings.Contains(r.stderr, "cascade=true") {
 		t.Fatalf("delete tenant with users: %+v", r)
 	}
 	mustOK(t, runCLI(t, e, "", nil, "tenant", "delete", "example.com", "--cascade"))
@@ -216,8 +218,8 @@ func TestUserImport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "imported 47/47 rows") {
-		t.Errorf("no progress:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "47/47 rows done, 6 failed") {
+		t.Errorf("no progress, or it does not count the failures:\n%s", r.stderr)
 	}
 	// The good rows are all there, the bad ones not at all.
 	r = mustOK(t, runCLI(t, e, "", nil, "user", "list", "--json"))
@@ -247,7 +249,29 @@ func TestUserImport(t *testing.T) {
 	if err != nil || len(recs) != 7 || recs[0][6] != "error" {
 		t.Fatalf("failed rows file: %v %v", recs, err)
 	}
-	// Re-import of the original: everything already exists.
+	if st, _ := os.Stat(failed); st.Mode().Perm() != 0o600 {
+		t.Errorf("the failed rows (with passwords) are readable by others: %v", st.Mode())
+	}
+	fix := map[string]func(rec []string){
+		"bad-email":        func(rec []string) { rec[0] = "fixed@a.example" },
+		"short@a.example":  func(rec []string) { rec[3] = "long-enough-now" },
+		"exists@a.example": func(rec []string) {}, // skipped on re-import
+		"wrong@b.example":  func(rec []string) { rec[4] = "b.example" },
+		"maybe@a.example":  func(rec []string) { rec[5] = "true" },
+		"few@a.example":    func(rec []string) {},
+	}
+	for _, rec := range recs[1:] {
+		fix[rec[0]](rec)
+	}
+	var fb strings.Builder
+	cw := csv.NewWriter(&fb)
+	cw.WriteAll(recs)
+	os.WriteFile(failed, []byte(fb.String()), 0o600)
+	r = mustOK(t, runCLI(t, e, "", nil, "user", "import", failed, "--skip-existing", "--errors", failed+".again"))
+	if !strings.Contains(r.stdout, "6 rows: 5 created, 1 skipped, 0 failed") {
+		t.Fatalf("re-import of the corrected failed rows:\n%s\n%s", r.stdout, r.stderr)
+	}
+	// Re-import of the original: what was created already exists.
 	r = runCLI(t, e, "", nil, "user", "import", path, "--skip-existing")
 	if !strings.Contains(r.stdout, "0 created, 42 skipped") {
 		t.Fatalf("skip-existing:\n%s", r.stdout)
@@ -364,5 +388,44 @@ func TestConsoleAdminCommands(t *testing.T) {
 	id := strings.Fields(strings.Split(r.stdout, "\n")[2])[0]
 	if r := mustOK(t, runCLI(t, e, "", nil, "admin", "reset", id)); !strings.Contains(r.stdout, "/console/setup?token=") {
 		t.Fatalf("reset: %s", r.stdout)
+	}
+}
+
+func TestTenantBrandingCommand(t *testing.T) {
+	e := testenv.Start(t)
+	mustOK(t, runCLI(t, e, "", nil, "tenant", "add", "Brand Co", "--domain", "brand.example"))
+	dir := t.TempDir()
+	m := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	var b bytes.Buffer
+	png.Encode(&b, m)
+	logo := filepath.Join(dir, "logo.png")
+	os.WriteFile(logo, b.Bytes(), 0o600)
+	svg := filepath.Join(dir, "logo.svg")
+	os.WriteFile(svg, []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), 0o600)
+
+	r := mustOK(t, runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--accent-color", "#0B5D1E",
+		"--contact", "IT help desk: extension 4357", "--privacy-url", "https://brand.example/privacy", "--logo", logo))
+	for _, want := range []string{"#0b5d1e", "extension 4357", "https://brand.example/privacy", "/login/tn_"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("branding output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Refusals name the flag and say why.
+	if r := runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--accent-color", "#6cb4ff"); r.code != 1 ||
+		!strings.Contains(r.stderr, "--accent-color") || !strings.Contains(r.stderr, "2.19:1") {
+		t.Fatalf("light accent: %+v", r)
+	}
+	if r := runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--logo", svg); r.code != 2 || !strings.Contains(r.stderr, "SVG") {
+		t.Fatalf("SVG logo: %+v", r)
+	}
+	// An empty value removes one item; the others stay.
+	r = mustOK(t, runCLI(t, e, "", nil, "tenant", "branding", "brand.example", "--contact", "", "--remove-logo"))
+	if strings.Contains(r.stdout, "4357") || strings.Contains(r.stdout, "/logo") || !strings.Contains(r.stdout, "#0b5d1e") {
+		t.Fatalf("after removing:\n%s", r.stdout)
+	}
+	// Any API validation error names the command's flag, not the API field.
+	if r := runCLI(t, e, "", nil, "user", "add", "x@brand.example", "--managed-apple-id", "not an address"); r.code != 1 ||
+		!strings.Contains(r.stderr, "--managed-apple-id: ") || strings.Contains(r.stderr, "managed_apple_id") {
+		t.Fatalf("field error: %+v", r)
 	}
 }

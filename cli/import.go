@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,7 @@ func runImport(env *Env, args []string) error {
 	tenant := fs.String("tenant", "", "tenant (id or domain) for rows without a tenant column")
 	workers := fs.Int("workers", 4, "requests in parallel")
 	skipExisting := fs.Bool("skip-existing", false, "count users that already exist as skipped, not failed")
-	errFile := fs.String("errors", "", "write the failed rows, with an error column, to this CSV file")
+	errFile := fs.String("errors", "", "write the failed rows, with an error column, to this CSV file (import it again once corrected: the error column is ignored)")
 	pos, err := parse(env, fs, args)
 	if err != nil {
 		return err
@@ -116,7 +117,7 @@ func runImport(env *Env, args []string) error {
 		default:
 			created++
 		}
-		bar.step()
+		bar.step(res.err == nil)
 	}
 	bar.done()
 	sortResults(failed)
@@ -175,19 +176,33 @@ func sortResults(rs []importResult) {
 	}
 }
 
+// writeFailed writes the failed rows with the reason in an error column
+// (replacing one the input had), as a CSV that imports again once
+// corrected: ReadUserCSV ignores the error column. The rows may hold
+// passwords, so the file is readable by its owner only.
 func writeFailed(path string, header []string, failed []importResult) error {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
+	errCol := slices.IndexFunc(header, func(h string) bool {
+		return strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), directory.ErrorColumn)
+	})
+	out := append([]string{}, header...)
+	if errCol < 0 {
+		errCol = len(out)
+		out = append(out, directory.ErrorColumn)
+	}
 	w := csv.NewWriter(f)
-	w.Write(append(append([]string{}, header...), "error"))
+	w.Write(out)
 	for _, r := range failed {
 		rec := append([]string{}, r.row.rec...)
-		for len(rec) < len(header) {
+		for len(rec) < len(out) {
 			rec = append(rec, "")
 		}
-		w.Write(append(rec[:len(header)], describe(r.err)))
+		rec = rec[:len(out)]
+		rec[errCol] = describe(r.err)
+		w.Write(rec)
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -197,32 +212,36 @@ func writeFailed(path string, header []string, failed []importResult) error {
 	return f.Close()
 }
 
-// progress draws a bar on a terminal, or a line at every tenth otherwise.
+// progress draws a bar on a terminal, or a line at every tenth otherwise,
+// counting the rows done and how many of them failed.
 type progress struct {
-	env        *Env
-	total, n   int
-	lastDecile int
-	start      time.Time
+	env            *Env
+	total, n, fail int
+	lastDecile     int
+	start          time.Time
 }
 
 func newProgress(env *Env, total int) *progress {
 	return &progress{env: env, total: total, start: time.Now()}
 }
 
-func (p *progress) step() {
+func (p *progress) step(ok bool) {
 	p.n++
+	if !ok {
+		p.fail++
+	}
 	if p.total == 0 {
 		return
 	}
 	if p.env.StderrTerminal {
 		const width = 30
 		fill := p.n * width / p.total
-		fmt.Fprintf(p.env.Stderr, "\r[%s%s] %d/%d", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), p.n, p.total)
+		fmt.Fprintf(p.env.Stderr, "\r[%s%s] %d/%d rows, %d failed", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), p.n, p.total, p.fail)
 		return
 	}
 	if d := p.n * 10 / p.total; d > p.lastDecile {
 		p.lastDecile = d
-		fmt.Fprintf(p.env.Stderr, "imported %d/%d rows\n", p.n, p.total)
+		fmt.Fprintf(p.env.Stderr, "%d/%d rows done, %d failed\n", p.n, p.total, p.fail)
 	}
 }
 

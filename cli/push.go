@@ -2,11 +2,14 @@ package cli
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/pomona-mdm/pomona/apiclient"
 )
 
 const pushUsage = "push-cert csr [--out push.csr] | import --cert cert.pem [--key key.pem] | import --p12 cert.p12 [--password-stdin] | show"
@@ -85,6 +88,12 @@ func runPushCert(env *Env, args []string) error {
 		}
 		var pc pushView
 		if err := c.Do(env.Ctx, http.MethodPut, "/api/v1/push-certificate", body, &pc); err != nil {
+			var ae *apiclient.Error
+			if errors.As(err, &ae) && ae.Code == "topic_change" {
+				// The API names its parameter; say the flag instead.
+				msg := strings.TrimSuffix(ae.Message, " (allow_topic_change=true)")
+				return fmt.Errorf("%s\ngive --allow-topic-change to replace it anyway: devices enrolled under the old topic stop receiving pushes until they enroll again", msg)
+			}
 			return err
 		}
 		return showPush(env, &cf, &pc)

@@ -41,8 +41,9 @@ func TestPushCertCommands(t *testing.T) {
 	other, _ := pushcert.NewLocal("com.apple.mgmt.External.bbbbbbbb-0000-0000-0000-000000000002", ca, time.Now().Add(365*24*time.Hour))
 	p12, _ := pkcs12.Modern.Encode(other.Key, other.Cert, nil, "pw-123")
 	os.WriteFile(filepath.Join(dir, "other.p12"), p12, 0o600)
-	if r := runCLI(t, e, "pw-123\n", nil, "push-cert", "import", "--p12", filepath.Join(dir, "other.p12"), "--password-stdin"); r.code != 1 || !strings.Contains(r.stderr, "topic") {
-		t.Fatalf("topic change: %+v", r)
+	if r := runCLI(t, e, "pw-123\n", nil, "push-cert", "import", "--p12", filepath.Join(dir, "other.p12"), "--password-stdin"); r.code != 1 || !strings.Contains(r.stderr, "topic") ||
+		!strings.Contains(r.stderr, "--allow-topic-change") || strings.Contains(r.stderr, "allow_topic_change") {
+		t.Fatalf("topic change (the error must name the CLI flag): %+v", r)
 	}
 	mustOK(t, runCLI(t, e, "pw-123\n", nil, "push-cert", "import", "--p12", filepath.Join(dir, "other.p12"), "--password-stdin", "--allow-topic-change"))
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ func runSim(env *Env, args []string) error {
 	secret := fs.String("totp-secret", "", "the account's TOTP key (base32), if it has a second factor already")
 	family := fs.String("model-family", "iPhone", "iPhone, iPad or Mac")
 	caFile := fs.String("ca-file", "", "extra CA to trust (default: <data>/ca.pem when it exists)")
-	data := fs.String("data", "./pomona-data", "data directory of a local server (to find its ca.pem)")
+	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem (default: the nearest ./pomona-data here or in a parent directory)")
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
 	if _, err := parse(env, fs, args); err != nil {
 		return err
@@ -66,9 +65,7 @@ func runSim(env *Env, args []string) error {
 	}
 	ca := *caFile
 	if ca == "" {
-		if p := filepath.Join(*data, "ca.pem"); fileExists(p) {
-			ca = p
-		}
+		ca = findCA(*data)
 	}
 	if ca != "" {
 		pem, err := os.ReadFile(ca)
@@ -86,6 +83,10 @@ func runSim(env *Env, args []string) error {
 	ok := func(format string, a ...any) { fmt.Fprintf(w, "  ok    "+format+"\n", a...) }
 	fail := func(step string, err error) error {
 		fmt.Fprintf(w, "  FAIL  %s: %v\n", step, err)
+		if errors.Is(err, devicesim.ErrNoTOTPSecret) {
+			fmt.Fprintf(w, "        %s has a second factor already: give its key with --totp-secret KEY (the first\n"+
+				"        `pomona sim enroll` printed it), or reset it with `pomona user reset-2fa %s`\n", *user, *user)
+		}
 		var se *devicesim.SignInError
 		if errors.As(err, &se) {
 			fmt.Fprintf(w, "        the page said: %s\n", se.Shown)

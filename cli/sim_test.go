@@ -28,6 +28,13 @@ func TestDemoAndSimEnroll(t *testing.T) {
 	if !strings.Contains(r.stdout, "enrolled") {
 		t.Fatalf("device list:\n%s", r.stdout)
 	}
+	// Again, without the key of the second factor set up the first time:
+	// the failure says which flag gives it.
+	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser,
+		"--password", server.DemoPassword, "--server", e.URL)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "--totp-secret") {
+		t.Fatalf("repeated enroll without --totp-secret: %+v", r)
+	}
 	// A wrong password is reported as the page shows it.
 	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser, "--password", "wrong", "--server", e.URL)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "not correct") {

@@ -103,6 +103,10 @@ func (e *SignInError) Error() string {
 	return fmt.Sprintf("the sign-in page said (HTTP %d): %s", e.Status, e.Shown)
 }
 
+// ErrNoTOTPSecret: the sign-in page asks for a verification code (the
+// account has a second factor already) and Credentials.TOTPSecret is empty.
+var ErrNoTOTPSecret = errors.New("the page asks for a verification code but the device has no TOTP secret")
+
 // Credentials answer the sign-in page.
 type Credentials struct {
 	User     string
@@ -167,7 +171,7 @@ func (d *Device) SignIn(ctx context.Context, c Credentials) (string, error) {
 			vals.Set("code", d.nextCode())
 		case f.inputs["code"]:
 			if d.TOTPSecret == nil {
-				return "", stepErr(step, "the page asks for a verification code but the device has no TOTP secret")
+				return "", &StepError{Step: step, Err: ErrNoTOTPSecret}
 			}
 			vals.Set("code", d.nextCode())
 		default:

@@ -22,6 +22,10 @@ type CSVRow struct {
 // CSVColumns are the columns a user CSV may have (email is required).
 var CSVColumns = []string{"email", "name", "managed_apple_id", "password", "tenant", "enabled"}
 
+// ErrorColumn is the column `pomona user import --errors` adds to the rows
+// it could not import; ReadUserCSV accepts and ignores it.
+const ErrorColumn = "error"
+
 // ReadUserCSV parses a user CSV with a header row. A malformed row is
 // returned with its Err set and does not stop the others; only an unusable
 // header is an error.
@@ -36,8 +40,17 @@ func ReadUserCSV(r io.Reader, defaultTenant string) ([]string, []CSVRow, error) 
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if h == ErrorColumn {
+			// The reason a row failed, as `pomona user import --errors`
+			// writes it: the corrected file imports as it is.
+			if _, dup := col[h]; dup {
+				return nil, nil, fmt.Errorf("column %q appears twice in the header", h)
+			}
+			col[h] = i
+			continue
+		}
 		if !slices.Contains(CSVColumns, h) {
-			return nil, nil, fmt.Errorf("unknown column %q in the header (known: email, name, managed_apple_id, password, tenant, enabled)", header[i])
+			return nil, nil, fmt.Errorf("unknown column %q in the header (known: email, name, managed_apple_id, password, tenant, enabled; an error column is ignored)", header[i])
 		}
 		if _, dup := col[h]; dup {
 			return nil, nil, fmt.Errorf("column %q appears twice in the header", h)

@@ -18,6 +18,8 @@ func TestReadUserCSV(t *testing.T) {
 		{"BOM and spaces", "\ufeffEmail , Name\n alice@example.com , Alice \n", true, 1, nil, "alice@example.com"},
 		{"blank lines skipped", "email\n\nalice@example.com\n\n", true, 1, nil, "alice@example.com"},
 		{"bad rows kept apart", "email,enabled\nalice@example.com,yes-ish\n,true\nbob@example.com,false,extra\ncarol@example.com,true\n", true, 4, []int{2, 3, 4}, "alice@example.com"},
+		{"error column ignored (pomona user import --errors)", "email,name,error\nalice@example.com,Alice,password: too short\n", true, 1, nil, "alice@example.com"},
+		{"error column twice", "email,error,Error\n", false, 0, nil, ""},
 		{"unknown column", "email,shoe_size\n", false, 0, nil, ""},
 		{"no email column", "name\nAlice\n", false, 0, nil, ""},
 		{"duplicate column", "email,email\n", false, 0, nil, ""},

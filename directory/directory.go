@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/store"
@@ -145,11 +146,43 @@ func (s *Service) CreateTenant(ctx context.Context, in TenantInput) (*store.Tena
 	return s.Store.Tenant(ctx, t.ID)
 }
 
-// TenantPatch changes the fields that are set.
+// TenantPatch changes the fields that are set. The branding fields
+// (AccentColor, Contact, PrivacyURL) are checked by package branding; ""
+// removes one.
 type TenantPatch struct {
 	Name                *string
 	Domains             *[]string
 	RequireSecondFactor *bool
+	AccentColor         *string
+	Contact             *string
+	PrivacyURL          *string
+}
+
+// brandingField checks one branding field with check, as a ValidationError
+// naming field.
+func brandingField(field string, v *string, check func(string) (string, error)) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	out, err := check(*v)
+	if err != nil {
+		return "", invalid(field, "%s", strings.TrimPrefix(err.Error(), branding.ErrInvalid.Error()+": "))
+	}
+	return out, nil
+}
+
+// SetLogo stores a tenant's sign-in page logo after branding.Logo checked
+// it (PNG or JPEG, size and dimensions limited; a ValidationError on field
+// "logo" otherwise); nil or empty data removes the logo.
+func (s *Service) SetLogo(ctx context.Context, tenantID string, data []byte) error {
+	if len(data) == 0 {
+		return s.Store.SetTenantLogo(ctx, tenantID, nil)
+	}
+	ct, err := branding.Logo(data)
+	if err != nil {
+		return invalid("logo", "%s", strings.TrimPrefix(err.Error(), branding.ErrInvalid.Error()+": logo: "))
+	}
+	return s.Store.SetTenantLogo(ctx, tenantID, &store.Logo{ContentType: ct, Data: data, UpdatedAt: s.now()})
 }
 
 func (s *Service) UpdateTenant(ctx context.Context, id string, p TenantPatch) (*store.Tenant, error) {
@@ -166,7 +199,28 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, p TenantPatch) (*
 			return nil, err
 		}
 	}
+	accent, err := brandingField("accent_color", p.AccentColor, branding.Accent)
+	if err != nil {
+		return nil, err
+	}
+	contact, err := brandingField("contact", p.Contact, branding.Contact)
+	if err != nil {
+		return nil, err
+	}
+	privacy, err := brandingField("privacy_url", p.PrivacyURL, branding.PrivacyURL)
+	if err != nil {
+		return nil, err
+	}
 	return s.Store.UpdateTenant(ctx, id, func(t *store.Tenant) error {
+		if p.AccentColor != nil {
+			t.AccentColor = accent
+		}
+		if p.Contact != nil {
+			t.Contact = contact
+		}
+		if p.PrivacyURL != nil {
+			t.PrivacyURL = privacy
+		}
 		if p.Name != nil {
 			t.Name = name
 		}

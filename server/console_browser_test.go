@@ -160,6 +160,30 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("%s scrolls sideways on a phone", p)
 		}
 	}
+	// On the phone, the command history's result column is not cut off
+	// (the table fits its card, no sideways scrolling inside it) and the
+	// chart's labels render at 12 px or more.
+	var cut bool
+	run("phone history", chromedp.Navigate(e.URL+"/console/devices/"+dev.ID), chromedp.WaitVisible("td details summary", chromedp.ByQuery),
+		chromedp.Click(`td details summary`, chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll('.table-wrap')].some(w => w.scrollWidth > w.clientWidth + 1)`, &cut))
+	screenshot(t, ctx, "console-phone-device")
+	if cut {
+		t.Error("the command history is cut off on a phone (its table is wider than the card)")
+	}
+	var labels []float64
+	run("phone chart", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible("svg.chart", chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll('svg.chart text, .chart-axis span')].map(e => {
+  const fs = parseFloat(getComputedStyle(e).fontSize), svg = e.closest('svg');
+  return svg ? fs * svg.getScreenCTM().a : fs; })`, &labels))
+	if len(labels) < 2 {
+		t.Errorf("chart labels: %v", labels)
+	}
+	for _, px := range labels {
+		if px < 12 {
+			t.Errorf("a chart label renders at %.1f px on a phone, want at least 12", px)
+		}
+	}
 	screenshot(t, ctx, "console-phone-users")
 	run("desktop again", emulation.ClearDeviceMetricsOverride(), chromedp.Navigate(e.URL+"/console/admins"), chromedp.WaitVisible("table", chromedp.ByQuery))
 	if audit := text("main"); !strings.Contains(audit, "owner@ops.example") {

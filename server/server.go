@@ -176,6 +176,7 @@ type startup struct {
 	push         *pushcert.Cert
 	pushErr      error
 	demo         bool
+	demoDir      string
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -209,6 +210,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Storage.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the data directory %s: %w (choose another with --data)", cfg.DataDir, err)
+	}
+	if err := checkDemoDir(cfg); err != nil {
+		return nil, err
 	}
 	s.Store, s.notes.storeDesc, err = openStore(ctx, cfg)
 	if err != nil {
@@ -334,10 +338,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				"platform": e.Platform, "product": e.Product, "device_signature": e.DeviceSignature})
 		},
 	})
-	mux.Handle(LoginPath("{tenant}"), &signin.Handler{
+	signIn := &signin.Handler{
 		Tenants: s.Store, Auth: s.Auth, Sealer: sealer, Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
 		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
-	})
+	}
+	mux.Handle(LoginPath("{tenant}"), signIn)
+	mux.HandleFunc("GET "+LoginPath("{tenant}")+"/logo", signIn.ServeLogo)
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
 	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: proxies, Log: log, Metrics: s.Metrics})
 	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: proxies, Log: log, Metrics: s.Metrics})
@@ -623,8 +629,10 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("")
 		p("  DEMO MODE (never use it for real devices): tenant %s, user %s, password %s,", DemoDomain, DemoUser, DemoPassword)
 		p("  a push certificate that is not Apple's, and pushes go to a local APNs stand-in.")
-		p("  Try it:  pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
-		p("  then, in another terminal:  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
+		p("  The demo's data is in %s, apart from a deployment's (delete it when done).", n.demoDir)
+		p("  Try it:  export POMONA_DATA=%s", n.demoDir)
+		p("           pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
+		p("  then, in another terminal (same POMONA_DATA):  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
 	}
 	if n.firstAPIKey != "" {
 		p("")

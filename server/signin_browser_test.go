@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/pomona-mdm/pomona/internal/browser"
 	"github.com/pomona-mdm/pomona/token"
@@ -188,4 +189,82 @@ func TestSignInCancelInChromium(t *testing.T) {
 			t.Fatal("the sign-in cookie survived the cancel")
 		}
 	}
+}
+
+// TestSignInWithEnterInChromium signs in with the keyboard only: type, then
+// Return (what people press after a password, and what the iPhone's "Go"
+// key does). Implicit submission sends the form's first submit button, so
+// every page must put its primary button first; with Cancel first, Return
+// cancelled the sign-in.
+func TestSignInWithEnterInChromium(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := browser.Start(t, w.e.Server.TLSConfig().Certificates[0].Leaf)
+	var cb callbackCatcher
+	cb.listen(ctx)
+	login := w.e.URL + "/login/" + w.tenant + "?user-identifier=alice%40example.com"
+	waitCallback := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if loc, _ := cb.get(); loc != "" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		loc, status := cb.get()
+		if status != 308 || !strings.HasPrefix(loc, "apple-remotemanagement-user-login://authentication-results?access-token=") {
+			var body string
+			chromedp.Run(ctx, chromedp.Text("body", &body, chromedp.ByQuery))
+			t.Fatalf("%s: sign-in ended with %d %q; page: %.300s", what, status, loc, body)
+		}
+		cb.mu.Lock()
+		cb.location, cb.status = "", 0
+		cb.mu.Unlock()
+	}
+
+	// Each step gets 20 s: with Cancel first, Return cancels and the page
+	// awaited never comes.
+	step := func(actions ...chromedp.Action) error {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return chromedp.Run(sctx, actions...)
+	}
+
+	// First sign-in: password page, then the second-factor setup page.
+	var secret string
+	err := step(
+		fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: "*/login/*", RequestStage: fetch.RequestStageResponse}}),
+		chromedp.Navigate(login),
+		chromedp.WaitVisible(`#password`, chromedp.ByQuery),
+		chromedp.SendKeys(`#password`, "alice-password"+kb.Enter, chromedp.ByQuery),
+		chromedp.WaitVisible(`#secret`, chromedp.ByQuery),
+		chromedp.Text(`#secret`, &secret, chromedp.ByQuery),
+	)
+	if err != nil {
+		var body string
+		chromedp.Run(ctx, chromedp.Text("body", &body, chromedp.ByQuery))
+		t.Fatalf("password + Return did not lead to the second-factor setup: %v; page: %.300s", err, body)
+	}
+	key, err := totp.Decode(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := step(chromedp.SendKeys(`#code`, totp.Code(key, time.Now())+kb.Enter, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitCallback("setup code + Return")
+
+	// Second sign-in: password page, then the code page. The next step's
+	// code: each code works once, and the window allows one step ahead.
+	err = step(
+		chromedp.Navigate(login),
+		chromedp.WaitVisible(`#password`, chromedp.ByQuery),
+		chromedp.SendKeys(`#password`, "alice-password"+kb.Enter, chromedp.ByQuery),
+		chromedp.WaitVisible(`#code`, chromedp.ByQuery),
+		chromedp.SendKeys(`#code`, totp.Code(key, time.Now().Add(totp.Period*time.Second))+kb.Enter, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCallback("code + Return")
 }

@@ -33,6 +33,21 @@ type Tenant struct {
 	RequireSecondFactor bool
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// Branding of the device sign-in pages, validated by package branding
+	// before it is stored; "" means none (the default look).
+	AccentColor string // "#rrggbb"
+	Contact     string // the "contact IT" line, plain text
+	PrivacyURL  string // https link to the privacy statement
+	// LogoUpdatedAt is when the logo was last set; zero: no logo. Set by
+	// SetTenantLogo only (CreateTenant and UpdateTenant ignore it).
+	LogoUpdatedAt time.Time
+}
+
+// Logo is a tenant's logo for the sign-in pages.
+type Logo struct {
+	ContentType string // image/png or image/jpeg (package branding checks it)
+	Data        []byte // at most branding.MaxLogoBytes
+	UpdatedAt   time.Time
 }
 
 // User is a person who may enroll devices for a tenant.
@@ -111,6 +126,12 @@ type TenantStore interface {
 	// gives ErrInUse, with cascade true the users go too.
 	DeleteTenant(ctx context.Context, id string, cascade bool) error
 	CountTenants(ctx context.Context) (int, error)
+	// SetTenantLogo stores the tenant's logo, replacing any, or removes it
+	// when l is nil; it sets the tenant's LogoUpdatedAt (zero when
+	// removed). ErrNotFound: no such tenant.
+	SetTenantLogo(ctx context.Context, tenantID string, l *Logo) error
+	// TenantLogo returns the tenant's logo; ErrNotFound when it has none.
+	TenantLogo(ctx context.Context, tenantID string) (*Logo, error)
 }
 
 // UserStore keeps users.

@@ -79,6 +79,8 @@ func (a *API) routes() []route {
 		{"GET /api/v1/tenants/{id}", a.getTenant},
 		{"PATCH /api/v1/tenants/{id}", a.patchTenant},
 		{"DELETE /api/v1/tenants/{id}", a.deleteTenant},
+		{"PUT /api/v1/tenants/{id}/logo", a.putLogo},
+		{"DELETE /api/v1/tenants/{id}/logo", a.deleteLogo},
 		{"POST /api/v1/users", a.createUser},
 		{"GET /api/v1/users", a.listUsers},
 		{"GET /api/v1/users/{id}", a.getUser},

@@ -2,12 +2,15 @@ package api
 
 import (
 	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/apikey"
+	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/http/httpx"
@@ -23,6 +26,11 @@ type Tenant struct {
 	EnrollmentURL       string    `json:"enrollment_url"`
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
+	// Branding of the device sign-in pages; "" when not set.
+	AccentColor string `json:"accent_color"`
+	Contact     string `json:"contact"`
+	PrivacyURL  string `json:"privacy_url"`
+	LogoURL     string `json:"logo_url,omitempty"` // public URL of the logo; absent without one
 }
 
 // User is the API form of a user. Secrets never leave the server.
@@ -62,8 +70,13 @@ func (a *API) tenant(t *store.Tenant) Tenant {
 	if d == nil {
 		d = []string{}
 	}
-	return Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
-		EnrollmentURL: a.EnrollURL(t.ID), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	out := Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
+		EnrollmentURL: a.EnrollURL(t.ID), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		AccentColor: t.AccentColor, Contact: t.Contact, PrivacyURL: t.PrivacyURL}
+	if !t.LogoUpdatedAt.IsZero() {
+		out.LogoURL = strings.TrimRight(a.PublicURL, "/") + "/login/" + t.ID + "/logo"
+	}
+	return out
 }
 
 func user(u *store.User) User {
@@ -152,6 +165,9 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
 		Name                *string   `json:"name"`
 		Domains             *[]string `json:"domains"`
 		RequireSecondFactor *bool     `json:"require_second_factor"`
+		AccentColor         *string   `json:"accent_color"`
+		Contact             *string   `json:"contact"`
+		PrivacyURL          *string   `json:"privacy_url"`
 	}
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
@@ -160,12 +176,62 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.Dir.UpdateTenant(r.Context(), cur.ID, directory.TenantPatch{Name: in.Name, Domains: in.Domains, RequireSecondFactor: in.RequireSecondFactor})
+	t, err := a.Dir.UpdateTenant(r.Context(), cur.ID, directory.TenantPatch{Name: in.Name, Domains: in.Domains, RequireSecondFactor: in.RequireSecondFactor,
+		AccentColor: in.AccentColor, Contact: in.Contact, PrivacyURL: in.PrivacyURL})
 	if err != nil {
 		return err
 	}
 	a.Log.Info("tenant updated", "tenant", t.ID, "by", Principal(r.Context()))
 	httpx.WriteJSON(w, http.StatusOK, a.tenant(t))
+	return nil
+}
+
+// putLogo stores the body (a PNG or JPEG image of at most
+// branding.MaxLogoBytes; Content-Type image/png or image/jpeg, matching
+// the data) as the tenant's sign-in page logo and answers the tenant.
+func (a *API) putLogo(w http.ResponseWriter, r *http.Request) error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != branding.PNG && mt != branding.JPEG {
+		return httpx.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the logo as image/png or image/jpeg (SVG is not accepted), got %q", r.Header.Get("Content-Type"))
+	}
+	// Bounded before anything parses it.
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, branding.MaxLogoBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return httpx.Errorf(http.StatusRequestEntityTooLarge, "too_large", "the logo is larger than %d KiB", branding.MaxLogoBytes>>10)
+		}
+		return httpx.Errorf(http.StatusBadRequest, "bad_request", "cannot read the logo: %v", err)
+	}
+	if ct, err := branding.Logo(data); err == nil && ct != mt {
+		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid", "the data is %s, the Content-Type says %s", ct, mt)
+	}
+	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := a.Dir.SetLogo(r.Context(), t.ID, data); err != nil {
+		return err
+	}
+	if t, err = a.Store.Tenant(r.Context(), t.ID); err != nil {
+		return err
+	}
+	a.Log.Info("tenant logo set", "tenant", t.ID, "bytes", len(data), "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, a.tenant(t))
+	return nil
+}
+
+// deleteLogo removes the tenant's logo (also when it has none).
+func (a *API) deleteLogo(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := a.Dir.SetLogo(r.Context(), t.ID, nil); err != nil {
+		return err
+	}
+	a.Log.Info("tenant logo removed", "tenant", t.ID, "by", Principal(r.Context()))
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -122,6 +122,7 @@ func (c *Console) routes() []route {
 		{"GET /console/tenants/{id}", R, c.tenant},
 		{"POST /console/tenants/{id}", M, c.updateTenant},
 		{"POST /console/tenants/{id}/check", R, c.checkDomain},
+		{"POST /console/tenants/{id}/branding", M, c.updateBranding},
 		{"POST /console/tenants/{id}/delete", M, c.deleteTenant},
 		{"GET /console/users", R, c.users},
 		{"POST /console/users", M, c.createUser},

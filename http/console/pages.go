@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
@@ -160,6 +161,37 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant saved.")
+}
+
+// updateBranding saves the sign-in page branding of a tenant: accent
+// colour, contact line, privacy link (checked by package branding through
+// the directory) and the logo (uploaded, removed, or left as it is).
+func (c *Console) updateBranding(w http.ResponseWriter, r *Request) error {
+	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	// One byte over the limit, so that branding.Logo sees it is too large.
+	logo, err := formFile(r, "logo", branding.MaxLogoBytes+1)
+	if err != nil {
+		return err
+	}
+	accent, contact, privacy := r.PostFormValue("accent_color"), r.PostFormValue("contact"), r.PostFormValue("privacy_url")
+	if _, err := c.Dir.UpdateTenant(r.Context(), t.ID, directory.TenantPatch{AccentColor: &accent, Contact: &contact, PrivacyURL: &privacy}); err != nil {
+		return err
+	}
+	switch {
+	case len(logo) > 0:
+		if err := c.Dir.SetLogo(r.Context(), t.ID, logo); err != nil {
+			return err
+		}
+	case r.PostFormValue("remove_logo") == "on":
+		if err := c.Dir.SetLogo(r.Context(), t.ID, nil); err != nil {
+			return err
+		}
+	}
+	c.Log.Info("console: tenant branding saved", "tenant", t.ID, "logo_bytes", len(logo), "by", r.Admin.Email)
+	return c.done(w, r, Prefix+"/tenants/"+t.ID+"#branding", "Branding saved.")
 }
 
 // checkDomain runs the discovery check the way a device would and shows

@@ -149,10 +149,10 @@ func barChart(days []store.DayCount, n int, now time.Time) template.HTML {
 			max = v
 		}
 	}
-	const w, h, pad = 600, 140, 20
+	const w, h = 600, 140
 	bw := float64(w) / float64(n)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Enrollments per day, last %d days: %d in total">`, w, h+pad, n, total)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="Enrollments per day, last %d days: %d in total">`, w, h, n, total)
 	for i, v := range counts {
 		bh := 0.0
 		if max > 0 {
@@ -161,7 +161,9 @@ func barChart(days []store.DayCount, n int, now time.Time) template.HTML {
 		day := today.AddDate(0, 0, i-n+1)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d</title></rect>`, float64(i)*bw+1, float64(h)-bh, bw-2, bh, day.Format("Jan 2"), v)
 	}
-	fmt.Fprintf(&b, `<text x="0" y="%d">%s</text><text x="%d" y="%d" text-anchor="end">today</text></svg>`, h+pad-4, today.AddDate(0, 0, 1-n).Format("Jan 2"), w, h+pad-4)
+	// The axis labels are HTML below the drawing, not SVG text: the drawing
+	// scales down with the screen (to about half on a phone), text must not.
+	fmt.Fprintf(&b, `</svg><div class="chart-axis" aria-hidden="true"><span>%s</span><span>today</span></div>`, today.AddDate(0, 0, 1-n).Format("Jan 2"))
 	return template.HTML(b.String())
 }
 

@@ -24,10 +24,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -50,6 +52,7 @@ type Sealer interface {
 type Handler struct {
 	Tenants interface {
 		Tenant(ctx context.Context, id string) (*store.Tenant, error)
+		TenantLogo(ctx context.Context, tenantID string) (*store.Logo, error)
 	}
 	Auth   *auth.Service
 	Sealer Sealer
@@ -87,6 +90,7 @@ type state struct {
 }
 
 type view struct {
+	tenant     *store.Tenant // for the branding; nil on pages of no tenant
 	Tenant     string
 	Identifier string
 	Editable   bool // no identifier came with the request (a browser, not a device)
@@ -100,6 +104,58 @@ type view struct {
 	Restart    string
 	Title      string
 	Message    string
+	Brand      brand // set by render from tenant
+}
+
+// brand is a tenant's branding as the templates use it.
+type brand struct {
+	Accent     template.CSS // "#rrggbb", checked again here; "" for the default look
+	LogoURL    string       // versioned by the logo's time, so caches refresh on change
+	Contact    string
+	PrivacyURL string
+}
+
+// brandOf returns the tenant's branding for a page. The values were
+// checked when stored; the accent and the link are checked again because
+// they land in CSS and an href.
+func (h *Handler) brandOf(t *store.Tenant) brand {
+	var b brand
+	if t == nil {
+		return b
+	}
+	if c, err := branding.Accent(t.AccentColor); err == nil {
+		b.Accent = template.CSS(c)
+	}
+	if u, err := branding.PrivacyURL(t.PrivacyURL); err == nil {
+		b.PrivacyURL = u
+	}
+	b.Contact = t.Contact
+	if !t.LogoUpdatedAt.IsZero() {
+		b.LogoURL = h.loginPath(t) + "/logo?v=" + strconv.FormatInt(t.LogoUpdatedAt.UnixMicro(), 36)
+	}
+	return b
+}
+
+// ServeLogo serves GET /login/{tenant}/logo: the tenant's logo for its
+// sign-in pages, public like the pages. Only PNG and JPEG are ever stored
+// (package branding); the answer is still made inert: its own type,
+// nosniff, and a CSP sandbox in case it is opened as a document.
+func (h *Handler) ServeLogo(w http.ResponseWriter, r *http.Request) {
+	l, err := h.Tenants.TenantLogo(r.Context(), r.PathValue("tenant"))
+	if err != nil || (l.ContentType != branding.PNG && l.ContentType != branding.JPEG) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.Log.Error("sign-in: logo lookup failed", "err", err)
+		}
+		http.NotFound(w, r)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", l.ContentType)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+	hd.Set("Cache-Control", "public, max-age=3600")
+	http.ServeContent(w, r, "", l.UpdatedAt, bytes.NewReader(l.Data))
 }
 
 func (h *Handler) now() time.Time { return h.Now() }
@@ -155,7 +211,7 @@ func securityHeaders(w http.ResponseWriter) {
 	hd.Set("Cache-Control", "no-store")
 	// Chrome applies form-action to the redirect after a POST, so Apple's
 	// callback scheme must be allowed there.
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -163,6 +219,7 @@ func securityHeaders(w http.ResponseWriter) {
 
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
 	securityHeaders(w)
+	v.Brand = h.brandOf(v.tenant)
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, v); err != nil {
 		h.Log.Error("sign-in page template failed", "page", name, "err", err)
@@ -178,7 +235,7 @@ func (h *Handler) message(w http.ResponseWriter, status int, tenant *store.Tenan
 	if tenant != nil {
 		name = tenant.Name
 	}
-	h.render(w, status, "message.html", view{Tenant: name, Title: title, Message: msg, Restart: restart})
+	h.render(w, status, "message.html", view{tenant: tenant, Tenant: name, Title: title, Message: msg, Restart: restart})
 }
 
 func clientIP(r *http.Request) string {
@@ -231,7 +288,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, t *store.Tenant)
 	}
 	st := &state{Tenant: t.ID, Identifier: id, Step: stepPassword, CSRF: randomToken(), Expires: h.now().Add(StateTTL).Unix()}
 	h.writeState(w, r, st)
-	h.render(w, http.StatusOK, "password.html", view{Tenant: t.Name, Identifier: id, Editable: id == "", Action: h.loginPath(t), CSRF: st.CSRF})
+	h.render(w, http.StatusOK, "password.html", view{tenant: t, Tenant: t.Name, Identifier: id, Editable: id == "", Action: h.loginPath(t), CSRF: st.CSRF})
 }
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, t *store.Tenant) {
@@ -311,7 +368,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, t *store.Tena
 	if id == "" {
 		id = r.PostForm.Get("identifier")
 	}
-	v := view{Tenant: t.Name, Identifier: id, Editable: st.Identifier == "", Action: h.loginPath(t), CSRF: st.CSRF}
+	v := view{tenant: t, Tenant: t.Name, Identifier: id, Editable: st.Identifier == "", Action: h.loginPath(t), CSRF: st.CSRF}
 	email, _, err := ident.Email(id)
 	if err != nil {
 		v.Error = "Enter your work email address."
@@ -329,7 +386,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, t *store.Tena
 	case auth.SecondFactorVerify:
 		st.Step = stepCode
 		h.writeState(w, r, st)
-		h.render(w, http.StatusOK, "code.html", view{Tenant: t.Name, Identifier: id, Action: h.loginPath(t), CSRF: st.CSRF})
+		h.render(w, http.StatusOK, "code.html", view{tenant: t, Tenant: t.Name, Identifier: id, Action: h.loginPath(t), CSRF: st.CSRF})
 	case auth.SecondFactorSetup:
 		st.Step, st.Secret = stepSetup, totp.NewSecret()
 		h.writeState(w, r, st)
@@ -346,7 +403,7 @@ func (h *Handler) setupView(t *store.Tenant, st *state, errMsg string) view {
 	for i := 0; i < len(enc); i += 4 {
 		groups = append(groups, enc[i:min(i+4, len(enc))])
 	}
-	return view{Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF, Error: errMsg,
+	return view{tenant: t, Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF, Error: errMsg,
 		SecretText: strings.Join(groups, " "), OTPAuthURL: template.URL(uri), QR: qrSVG(uri)}
 }
 
@@ -354,7 +411,7 @@ func (h *Handler) code(w http.ResponseWriter, r *http.Request, t *store.Tenant, 
 	u, err := h.Auth.VerifyTOTP(r.Context(), st.UserID, r.PostForm.Get("code"), clientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: code refused", "user", st.UserID, "err", err, "remote", r.RemoteAddr)
-		h.refuse(w, t, st, err, "code.html", view{Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF})
+		h.refuse(w, t, st, err, "code.html", view{tenant: t, Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF})
 		return
 	}
 	h.finish(w, r, t, st, u)

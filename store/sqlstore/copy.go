@@ -12,7 +12,7 @@ import (
 // Tables in an order that satisfies the foreign keys. Leases are
 // per-cluster runtime state and console sessions end with a move: neither
 // is copied.
-var Tables = []string{"tenants", "tenant_domains", "users", "api_keys", "secrets", "access_tokens", "enrollments",
+var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api_keys", "secrets", "access_tokens", "enrollments",
 	"scep_challenges", "identity_certs", "rate_limits", "channels", "commands", "queue", "audit_log", "webhooks", "webhook_deliveries", "admins"}
 
 // TableReport compares one table after a copy.

@@ -13,8 +13,8 @@ import (
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO tenants (id, name, require_second_factor, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			t.ID, t.Name, boolInt(t.RequireSecondFactor), toMicros(t.CreatedAt), toMicros(t.UpdatedAt)); err != nil {
+			`INSERT INTO tenants (id, name, require_second_factor, created_at, updated_at, accent_color, contact, privacy_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, boolInt(t.RequireSecondFactor), toMicros(t.CreatedAt), toMicros(t.UpdatedAt), t.AccentColor, t.Contact, t.PrivacyURL); err != nil {
 			return s.constraint(err)
 		}
 		return s.addDomains(ctx, tx, t.ID, t.Domains)
@@ -53,25 +53,39 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func getTenant(ctx context.Context, q queryer, where string, arg any) (*store.Tenant, error) {
+// tenantColumns are read by scanTenant, in this order; the logo's time
+// comes from tenant_logos (0: none).
+const tenantColumns = `id, name, require_second_factor, created_at, updated_at, accent_color, contact, privacy_url,
+	COALESCE((SELECT updated_at FROM tenant_logos WHERE tenant_id = tenants.id), 0)`
+
+func scanTenant(scan func(...any) error) (*store.Tenant, error) {
 	var t store.Tenant
 	var rsf int
-	var created, updated int64
-	err := q.QueryRowContext(ctx, `SELECT id, name, require_second_factor, created_at, updated_at FROM tenants `+where, arg).
-		Scan(&t.ID, &t.Name, &rsf, &created, &updated)
+	var created, updated, logo int64
+	if err := scan(&t.ID, &t.Name, &rsf, &created, &updated, &t.AccentColor, &t.Contact, &t.PrivacyURL, &logo); err != nil {
+		return nil, err
+	}
+	t.RequireSecondFactor = rsf != 0
+	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if logo != 0 {
+		t.LogoUpdatedAt = fromMicros(logo)
+	}
+	return &t, nil
+}
+
+func getTenant(ctx context.Context, q queryer, where string, arg any) (*store.Tenant, error) {
+	t, err := scanTenant(q.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants `+where, arg).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("tenant %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
 	}
-	t.RequireSecondFactor = rsf != 0
-	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
 	t.Domains, err = domainsOf(ctx, q, t.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &t, nil
+	return t, nil
 }
 
 func domainsOf(ctx context.Context, q queryer, tenantID string) ([]string, error) {
@@ -92,7 +106,7 @@ func domainsOf(ctx context.Context, q queryer, tenantID string) ([]string, error
 }
 
 func (s *Store) Tenants(ctx context.Context) ([]store.Tenant, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, require_second_factor, created_at, updated_at FROM tenants ORDER BY name, id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants ORDER BY name, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -100,16 +114,12 @@ func (s *Store) Tenants(ctx context.Context) ([]store.Tenant, error) {
 	var out []store.Tenant
 	idx := map[string]int{}
 	for rows.Next() {
-		var t store.Tenant
-		var rsf int
-		var created, updated int64
-		if err := rows.Scan(&t.ID, &t.Name, &rsf, &created, &updated); err != nil {
+		t, err := scanTenant(rows.Scan)
+		if err != nil {
 			return nil, err
 		}
-		t.RequireSecondFactor = rsf != 0
-		t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
 		idx[t.ID] = len(out)
-		out = append(out, t)
+		out = append(out, *t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -146,8 +156,8 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 			return err
 		}
 		t.ID = id
-		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, require_second_factor = ?, updated_at = ? WHERE id = ?`,
-			t.Name, boolInt(t.RequireSecondFactor), toMicros(t.UpdatedAt), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, require_second_factor = ?, updated_at = ?, accent_color = ?, contact = ?, privacy_url = ? WHERE id = ?`,
+			t.Name, boolInt(t.RequireSecondFactor), toMicros(t.UpdatedAt), t.AccentColor, t.Contact, t.PrivacyURL, id); err != nil {
 			return s.constraint(err)
 		}
 		keep := map[string]bool{}
@@ -197,6 +207,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_logos WHERE tenant_id = ?`, id); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id); err != nil {
 			return s.constraint(err)
 		}
@@ -208,4 +221,40 @@ func (s *Store) CountTenants(ctx context.Context) (int, error) {
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants`).Scan(&n)
 	return n, err
+}
+
+func (s *Store) SetTenantLogo(ctx context.Context, tenantID string, l *store.Logo) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, tenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("tenant %w", store.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_logos WHERE tenant_id = ?`, tenantID); err != nil {
+			return err
+		}
+		if l == nil {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenant_logos (tenant_id, content_type, data, updated_at) VALUES (?, ?, ?, ?)`,
+			tenantID, l.ContentType, l.Data, toMicros(l.UpdatedAt))
+		return s.constraint(err)
+	})
+}
+
+func (s *Store) TenantLogo(ctx context.Context, tenantID string) (*store.Logo, error) {
+	var l store.Logo
+	var updated int64
+	err := s.r.QueryRowContext(ctx, `SELECT content_type, data, updated_at FROM tenant_logos WHERE tenant_id = ?`, tenantID).
+		Scan(&l.ContentType, &l.Data, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("logo %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.UpdatedAt = fromMicros(updated)
+	return &l, nil
 }

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TenantUpdate", testTenantUpdate},
 		{"TenantUpdateRollsBack", testTenantUpdateRollsBack},
 		{"TenantDelete", testTenantDelete},
+		{"TenantBranding", testTenantBranding},
 		{"UserCreateGet", testUserCreateGet},
 		{"UserDomainMustBelongToTenant", testUserDomain},
 		{"UserEmailUnique", testUserEmailUnique},
@@ -485,4 +486,77 @@ func testConcurrentUserUpdates(t *testing.T, s store.Store) {
 	if want := "N alice@a.example"; len(got.Name) != len(want)+n {
 		t.Fatalf("lost updates: name %q has %d x, want %d", got.Name, len(got.Name)-len(want), n)
 	}
+}
+
+func testTenantBranding(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := &store.Tenant{ID: id("t"), Name: "B", Domains: []string{"b.example"}, CreatedAt: now(), UpdatedAt: now(),
+		AccentColor: "#0057b8", Contact: "IT help desk: extension 4357", PrivacyURL: "https://b.example/privacy"}
+	if err := s.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Tenant(ctx, tn.ID)
+	if err != nil || got.AccentColor != "#0057b8" || got.Contact != tn.Contact || got.PrivacyURL != tn.PrivacyURL || !got.LogoUpdatedAt.IsZero() {
+		t.Fatalf("created %+v %v", got, err)
+	}
+	// UpdateTenant changes the branding and keeps it through other changes.
+	if _, err := s.UpdateTenant(ctx, tn.ID, func(x *store.Tenant) error { x.AccentColor, x.PrivacyURL = "#003366", ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateTenant(ctx, tn.ID, func(x *store.Tenant) error { x.Name = "B2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.TenantByDomain(ctx, "b.example")
+	if got.AccentColor != "#003366" || got.PrivacyURL != "" || got.Contact != tn.Contact || got.Name != "B2" {
+		t.Fatalf("after updates %+v", got)
+	}
+
+	// The logo: none, set, replaced, listed through LogoUpdatedAt, removed.
+	_, err = s.TenantLogo(ctx, tn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	png := []byte("\x89PNG\r\n\x1a\n\x00binary\xff")
+	at := now()
+	if err := s.SetTenantLogo(ctx, tn.ID, &store.Logo{ContentType: "image/png", Data: png, UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	later := at.Add(time.Second)
+	if err := s.SetTenantLogo(ctx, tn.ID, &store.Logo{ContentType: "image/jpeg", Data: png[:5], UpdatedAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.TenantLogo(ctx, tn.ID)
+	if err != nil || l.ContentType != "image/jpeg" || string(l.Data) != string(png[:5]) || !l.UpdatedAt.Equal(later) {
+		t.Fatalf("logo %+v %v", l, err)
+	}
+	if err := s.SetTenantLogo(ctx, tn.ID, &store.Logo{ContentType: "image/png", Data: png, UpdatedAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.TenantLogo(ctx, tn.ID); string(l.Data) != string(png) {
+		t.Fatalf("binary logo changed in the store: %q", l.Data)
+	}
+	got, _ = s.Tenant(ctx, tn.ID)
+	if !got.LogoUpdatedAt.Equal(later) {
+		t.Fatalf("LogoUpdatedAt %v, want %v", got.LogoUpdatedAt, later)
+	}
+	all, _ := s.Tenants(ctx)
+	for _, x := range all {
+		if x.ID == tn.ID && (!x.LogoUpdatedAt.Equal(later) || x.AccentColor != "#003366") {
+			t.Fatalf("Tenants() lists %+v", x)
+		}
+	}
+	wantErr(t, s.SetTenantLogo(ctx, "missing", &store.Logo{ContentType: "image/png", Data: png, UpdatedAt: at}), store.ErrNotFound)
+	if err := s.SetTenantLogo(ctx, tn.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.TenantLogo(ctx, tn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	if got, _ := s.Tenant(ctx, tn.ID); !got.LogoUpdatedAt.IsZero() {
+		t.Fatal("removed logo still dated")
+	}
+	// Deleting the tenant deletes its logo.
+	s.SetTenantLogo(ctx, tn.ID, &store.Logo{ContentType: "image/png", Data: png, UpdatedAt: at})
+	if err := s.DeleteTenant(ctx, tn.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.TenantLogo(ctx, tn.ID)
+	wantErr(t, err, store.ErrNotFound)
 }
