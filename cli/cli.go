@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/apiclient"
-	"github.com/pomona-mdm/pomona/version"
 )
 
 // Env is the process environment the CLI reads (tests replace it).
@@ -40,9 +39,8 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	m := map[string]command{
 		"serve":     {"run the server", runServe},
-		"version":   {"print the version", func(env *Env, _ []string) error { fmt.Fprintln(env.Stdout, "pomona", version.Version()); return nil }},
 		"tenant":    {"manage tenants: add, list, show, update, delete", runTenant},
 		"user":      {"manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", runUser},
 		"apikey":    {"manage admin API keys: create, list, revoke", runAPIKey},
@@ -55,6 +53,10 @@ func commands() map[string]command {
 		"sim":       {"a simulated iPhone, iPad or Mac: enroll (checks a deployment from the outside)", runSim},
 		"bench":     {"load benchmark: simulated devices against a server it starts on loopback", runBench},
 	}
+	for name, c := range deployCommands() {
+		m[name] = c
+	}
+	return m
 }
 
 // usageError is a mistake in the command line: it prints usage hints and
@@ -77,6 +79,9 @@ func Main(env *Env, args []string) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
@@ -117,7 +122,7 @@ func printUsage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nEvery flag can also be set as POMONA_<FLAG> (for example --public-url as POMONA_PUBLIC_URL).")
 	fmt.Fprintln(w, "Run `pomona <command> -h` for a command's flags.")

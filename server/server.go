@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pomona-mdm/pomona/admins"
@@ -45,6 +47,7 @@ import (
 	"github.com/pomona-mdm/pomona/store/postgres"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 	"github.com/pomona-mdm/pomona/store/sqlstore"
+	"github.com/pomona-mdm/pomona/tlscert"
 	"github.com/pomona-mdm/pomona/version"
 	"github.com/pomona-mdm/pomona/webhook"
 )
@@ -52,6 +55,7 @@ import (
 // TLS modes.
 const (
 	TLSAuto = "auto" // --tls-cert/--tls-key when given, else a certificate from Pomona's CA
+	TLSACME = "acme" // a publicly trusted certificate obtained and renewed by ACME (RFC 8555)
 	TLSOff  = "off"  // plain HTTP behind a TLS-terminating proxy
 )
 
@@ -61,9 +65,21 @@ type Config struct {
 	PublicURL   string
 	DataDir     string
 	DB          string // database URL; empty: SQLite in DataDir
-	TLS         string // auto or off
+	TLS         string // auto, acme or off
 	TLSCert     string
 	TLSKey      string
+	// TLSReloadInterval is how often --tls-cert/--tls-key are checked for
+	// changes (size, modification time); SIGHUP reloads at once. Default 30 s.
+	TLSReloadInterval time.Duration
+	// ACME (--tls=acme): the directory URL (default Let's Encrypt), the
+	// account's contact e-mail, an optional plain-HTTP listener for
+	// HTTP-01 challenges (normally :80; TLS-ALPN-01 is always answered on
+	// the HTTPS listener) and a PEM CA file to trust for the directory
+	// (a private ACME CA).
+	ACMEDirectory  string
+	ACMEEmail      string
+	ACMEHTTPListen string
+	ACMECAFile     string
 	AdminAPIKey string // bootstrap key; empty: none
 	SecretKey   string // sealing key; empty: key file in DataDir
 	CAKeyType   string
@@ -140,6 +156,8 @@ type Server struct {
 	PublicURL *url.URL
 	handler   http.Handler
 	tlsConfig *tls.Config
+	certFiles *tlscert.Reloader // --tls-cert/--tls-key, reloaded on change and SIGHUP
+	acme      *tlscert.ACME     // --tls=acme
 	notes     startup
 }
 
@@ -173,8 +191,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.PublicURL = pub
 	s.notes.publicHTTP = pub.Scheme != "https"
-	if cfg.TLS != TLSAuto && cfg.TLS != TLSOff {
-		return nil, fmt.Errorf("--tls must be %q or %q, not %q", TLSAuto, TLSOff, cfg.TLS)
+	if cfg.TLS != TLSAuto && cfg.TLS != TLSACME && cfg.TLS != TLSOff {
+		return nil, fmt.Errorf("--tls must be %q, %q or %q, not %q", TLSAuto, TLSACME, TLSOff, cfg.TLS)
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
@@ -516,13 +534,42 @@ func (s *Server) setupTLS(ctx context.Context, sealer *seal.Sealer) error {
 		}
 		s.notes.tlsDesc = "off (plain HTTP: put a TLS-terminating proxy in front)"
 		return nil
+	case cfg.TLS == TLSACME:
+		if cfg.TLSCert != "" {
+			return errors.New("--tls=acme obtains the certificate itself: leave out --tls-cert/--tls-key")
+		}
+		ac := tlscert.ACMEConfig{Host: s.PublicURL.Hostname(), Directory: cfg.ACMEDirectory, Email: cfg.ACMEEmail,
+			Cache: &tlscert.SealedCache{Secrets: s.Store, Sealer: sealer, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}}
+		if cfg.ACMECAFile != "" {
+			pool, err := tlscert.ReadCAFile(cfg.ACMECAFile)
+			if err != nil {
+				return fmt.Errorf("--acme-ca-file: %w", err)
+			}
+			ac.RootCAs = pool
+		}
+		a, err := tlscert.NewACME(ac)
+		if err != nil {
+			return err
+		}
+		s.acme, s.tlsConfig = a, a.TLSConfig()
+		dir := cfg.ACMEDirectory
+		if dir == "" {
+			dir = tlscert.LetsEncrypt
+		}
+		s.notes.tlsDesc = fmt.Sprintf("ACME certificate for %s from %s (TLS-ALPN-01 on this listener", ac.Host, dir)
+		if cfg.ACMEHTTPListen != "" {
+			s.notes.tlsDesc += ", HTTP-01 on " + cfg.ACMEHTTPListen
+		}
+		s.notes.tlsDesc += "; renewed automatically)"
+		return nil
 	case cfg.TLSCert != "":
-		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		r, err := tlscert.NewReloader(cfg.TLSCert, cfg.TLSKey, s.log)
 		if err != nil {
 			return fmt.Errorf("cannot load --tls-cert/--tls-key: %w", err)
 		}
-		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-		s.notes.tlsDesc = "certificate from " + cfg.TLSCert
+		s.certFiles = r
+		s.tlsConfig = &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}
+		s.notes.tlsDesc = fmt.Sprintf("certificate from %s (valid until %s; reloaded when the files change or on SIGHUP)", cfg.TLSCert, r.Leaf().NotAfter.Format("2006-01-02"))
 		return nil
 	}
 	host := s.PublicURL.Hostname()
@@ -555,7 +602,42 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		srv.TLSConfig = s.tlsConfig
 		ln = tls.NewListener(ln, s.tlsConfig)
 	}
+	var acmeHTTP *http.Server
+	if s.acme != nil && s.cfg.ACMEHTTPListen != "" {
+		hl, err := net.Listen("tcp", s.cfg.ACMEHTTPListen)
+		if err != nil {
+			return fmt.Errorf("--acme-http-listen %s: %w", s.cfg.ACMEHTTPListen, err)
+		}
+		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		go acmeHTTP.Serve(hl)
+		defer acmeHTTP.Close()
+	}
+	if s.certFiles != nil {
+		// SIGHUP (systemctl reload, certbot's deploy hook) reloads at once;
+		// otherwise the files are checked every interval.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		every := s.cfg.TLSReloadInterval
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		go s.certFiles.Watch(ctx, every, hup)
+	}
 	s.printStartup(out, ln.Addr())
+	if s.acme != nil {
+		// Obtain the certificate now rather than during a device's first
+		// handshake (the listener below answers the TLS-ALPN-01 challenge).
+		go func() {
+			leaf, err := s.acme.Prefetch()
+			if err != nil {
+				s.log.Error("ACME: no certificate yet (retried at the next handshake)", "err", err)
+				return
+			}
+			s.log.Info("ACME: certificate ready", "subject", leaf.Subject.CommonName, "issuer", leaf.Issuer.CommonName, "not_after", leaf.NotAfter.Format(time.RFC3339))
+		}()
+	}
 	go s.watchPushCert(ctx)
 	go s.webhooks.Run(ctx)
 	go s.repush(ctx)
@@ -624,7 +706,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")
 	}
 	if n.devTLS {
-		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
+		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls=acme, --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
 	}
 	if n.push == nil {
 		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed at Apple's push certificates portal, then pomona push-cert import (docs/push-certificate.md)")

@@ -1,0 +1,11 @@
+package cli
+
+// deployCommands are the operator's commands for installing and keeping a
+// server: version, health check, backup and restore. commands() merges
+// them in (kept apart so the command table can be restructured freely).
+func deployCommands() map[string]command {
+	return map[string]command{
+		"version":     {"print the version and build information (also --version)", runVersion},
+		"healthcheck": {"exit 0 when the local server answers /readyz (for container health checks)", runHealthcheck},
+	}
+}
