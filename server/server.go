@@ -61,13 +61,13 @@ const (
 
 // Config is everything `pomona serve` can be told.
 type Config struct {
-	Listen      string
-	PublicURL   string
-	DataDir     string
-	DB          string // database URL; empty: SQLite in DataDir
-	TLS         string // auto, acme or off
-	TLSCert     string
-	TLSKey      string
+	Listen    string
+	PublicURL string
+	DataDir   string
+	DB        string // database URL; empty: SQLite in DataDir
+	TLS       string // auto, acme or off
+	TLSCert   string
+	TLSKey    string
 	// TLSReloadInterval is how often --tls-cert/--tls-key are checked for
 	// changes (size, modification time); SIGHUP reloads at once. Default 30 s.
 	TLSReloadInterval time.Duration
@@ -80,9 +80,9 @@ type Config struct {
 	ACMEEmail      string
 	ACMEHTTPListen string
 	ACMECAFile     string
-	AdminAPIKey string // bootstrap key; empty: none
-	SecretKey   string // sealing key; empty: key file in DataDir
-	CAKeyType   string
+	AdminAPIKey    string // bootstrap key; empty: none
+	SecretKey      string // sealing key; empty: key file in DataDir
+	CAKeyType      string
 	// Password is the argon2id cost of new password hashes.
 	Password        password.Params
 	ShutdownTimeout time.Duration
