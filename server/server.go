@@ -61,28 +61,16 @@ const (
 
 // Config is everything `pomona serve` can be told.
 type Config struct {
-	Listen    string
-	PublicURL string
-	DataDir   string
-	DB        string // database URL; empty: SQLite in DataDir
-	TLS       string // auto, acme or off
-	TLSCert   string
-	TLSKey    string
-	// TLSReloadInterval is how often --tls-cert/--tls-key are checked for
-	// changes (size, modification time); SIGHUP reloads at once. Default 30 s.
-	TLSReloadInterval time.Duration
-	// ACME (--tls=acme): the directory URL (default Let's Encrypt), the
-	// account's contact e-mail, an optional plain-HTTP listener for
-	// HTTP-01 challenges (normally :80; TLS-ALPN-01 is always answered on
-	// the HTTPS listener) and a PEM CA file to trust for the directory
-	// (a private ACME CA).
-	ACMEDirectory  string
-	ACMEEmail      string
-	ACMEHTTPListen string
-	ACMECAFile     string
-	AdminAPIKey    string // bootstrap key; empty: none
-	SecretKey      string // sealing key; empty: key file in DataDir
-	CAKeyType      string
+	Listen      string
+	PublicURL   string
+	DataDir     string
+	DB          string // database URL; empty: SQLite in DataDir
+	TLS         string // auto, acme or off
+	TLSCert     string
+	TLSKey      string
+	AdminAPIKey string // bootstrap key; empty: none
+	SecretKey   string // sealing key; empty: key file in DataDir
+	CAKeyType   string
 	// Password is the argon2id cost of new password hashes.
 	Password        password.Params
 	ShutdownTimeout time.Duration
@@ -115,6 +103,19 @@ type Config struct {
 	// WebhookBackoff is the first retry delay of a failed webhook delivery
 	// (doubling each time, 8 attempts).
 	WebhookBackoff time.Duration
+
+	// TLSReloadInterval is how often --tls-cert/--tls-key are checked for
+	// changes (size, modification time); SIGHUP reloads at once. Default 30 s.
+	TLSReloadInterval time.Duration
+	// ACME (--tls=acme): the directory URL (default Let's Encrypt), the
+	// account's contact e-mail, an optional plain-HTTP listener for
+	// HTTP-01 challenges (normally :80; TLS-ALPN-01 is always answered on
+	// the HTTPS listener) and a PEM CA file to trust for the directory
+	// (a private ACME CA).
+	ACMEDirectory  string
+	ACMEEmail      string
+	ACMEHTTPListen string
+	ACMECAFile     string
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
