@@ -7,5 +7,7 @@ func deployCommands() map[string]command {
 	return map[string]command{
 		"version":     {"print the version and build information (also --version)", runVersion},
 		"healthcheck": {"exit 0 when the local server answers /readyz (for container health checks)", runHealthcheck},
+		"backup":      {"copy the SQLite store of a running server: backup --to FILE", runBackup},
+		"restore":     {"put a backup into a data directory: restore --from FILE --data DIR", runRestore},
 	}
 }

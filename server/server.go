@@ -158,6 +158,7 @@ type Server struct {
 	handler   http.Handler
 	tlsConfig *tls.Config
 	certFiles *tlscert.Reloader // --tls-cert/--tls-key, reloaded on change and SIGHUP
+	unlock    func()            // releases the SQLite store's lock (a no-op for PostgreSQL)
 	acme      *tlscert.ACME     // --tls=acme
 	notes     startup
 }
@@ -211,7 +212,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the data directory %s: %w (choose another with --data)", cfg.DataDir, err)
 	}
-	s.Store, s.notes.storeDesc, err = openStore(ctx, cfg)
+	s.Store, s.notes.storeDesc, s.unlock, err = openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +220,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	defer func() {
 		if !ok {
 			s.Store.Close()
+			s.unlock()
 		}
 	}()
 
@@ -458,7 +460,9 @@ func (s *Server) Close() error {
 	if s.demoAPNs != nil {
 		s.demoAPNs.Close()
 	}
-	return s.Store.Close()
+	err := s.Store.Close()
+	s.unlock()
+	return err
 }
 
 func parsePublicURL(raw string) (*url.URL, error) {
@@ -472,24 +476,46 @@ func parsePublicURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+// openStore opens the store cfg names. A SQLite store is locked for as
+// long as the server runs (unlock releases it), so `pomona restore` can
+// refuse to overwrite it and two servers cannot share the file.
+func openStore(ctx context.Context, cfg Config) (st store.Store, desc string, unlock func(), err error) {
 	dbURL := cfg.DB
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(cfg.DataDir, "pomona.db")
 	}
-	st, desc, err := OpenDB(ctx, dbURL)
-	if err != nil {
-		return nil, "", err
+	unlock = func() {}
+	if path, ok := SQLitePath(dbURL); ok {
+		if unlock, err = sqlite.Lock(path); err != nil {
+			if errors.Is(err, sqlite.ErrLocked) {
+				return nil, "", nil, fmt.Errorf("%w: another `pomona serve` uses %s (stop it, or give this one another --data)", err, path)
+			}
+			return nil, "", nil, err
+		}
 	}
-	return st, desc, nil
+	sst, desc, err := OpenDB(ctx, dbURL)
+	if err != nil {
+		unlock()
+		return nil, "", nil, err
+	}
+	return sst, desc, unlock, nil
+}
+
+// SQLitePath is the file of a sqlite:// (or sqlite:) database URL; ok is
+// false for other URLs.
+func SQLitePath(dbURL string) (path string, ok bool) {
+	if !strings.HasPrefix(dbURL, "sqlite:") {
+		return "", false
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//"), true
 }
 
 // OpenDB opens a store by URL: sqlite://<path> (or sqlite:<path>) or
 // postgres://…, applying pending migrations. desc names it for output.
 func OpenDB(ctx context.Context, dbURL string) (st *sqlstore.Store, desc string, err error) {
 	switch {
-	case strings.HasPrefix(dbURL, "sqlite://") || strings.HasPrefix(dbURL, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//")
+	case strings.HasPrefix(dbURL, "sqlite:"):
+		path, _ := SQLitePath(dbURL)
 		st, err = sqlite.Open(ctx, path)
 		if err != nil {
 			return nil, "", fmt.Errorf("cannot open the SQLite store: %w", err)

@@ -279,3 +279,23 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// Two servers on one SQLite file are refused: the first holds its lock
+// (which is also how `pomona restore` tells a live store).
+func TestSQLiteStoreIsLockedWhileOpen(t *testing.T) {
+	cfg := testConfig(t)
+	first, err := server.New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(context.Background(), cfg, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "another `pomona serve`") {
+		t.Fatalf("second server on the same store: %v", err)
+	}
+	first.Close()
+	again, err := server.New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatalf("after Close the store is free: %v", err)
+	}
+	again.Close()
+}
