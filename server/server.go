@@ -640,17 +640,29 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		go acmeHTTP.Serve(hl)
 		defer acmeHTTP.Close()
 	}
+	// SIGHUP (systemctl reload, certbot's deploy hook) reloads the
+	// certificate files at once; otherwise they are checked every
+	// interval. Without files SIGHUP is logged, never fatal (its default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if s.certFiles != nil {
-		// SIGHUP (systemctl reload, certbot's deploy hook) reloads at once;
-		// otherwise the files are checked every interval.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		every := s.cfg.TLSReloadInterval
 		if every <= 0 {
 			every = 30 * time.Second
 		}
 		go s.certFiles.Watch(ctx, every, hup)
+	} else {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					s.log.Info("SIGHUP: nothing to reload (only --tls-cert/--tls-key files are reloaded)")
+				}
+			}
+		}()
 	}
 	s.printStartup(out, ln.Addr())
 	if s.acme != nil {

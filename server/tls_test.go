@@ -293,3 +293,21 @@ func TestACME(t *testing.T) {
 		})
 	}
 }
+
+// SIGHUP to a server without certificate files (systemctl reload) is
+// logged, not fatal (the signal's default action would end the process).
+func TestSIGHUPWithoutCertificateFiles(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TLS = server.TLSOff
+	addr, _, _, stop := run(t, cfg)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}

@@ -156,7 +156,7 @@ func (c *SealedCache) Put(ctx context.Context, name string, data []byte) error {
 }
 
 func (c *SealedCache) Delete(ctx context.Context, name string) error {
-	return c.Secrets.PutSecret(ctx, "acme/"+name, nil)
+	return c.Secrets.PutSecret(ctx, "acme/"+name, []byte{}) // the column is NOT NULL
 }
 
 var _ autocert.Cache = (*SealedCache)(nil)
