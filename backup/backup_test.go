@@ -58,7 +58,9 @@ func TestRestoreRefusals(t *testing.T) {
 			p := bak + ".cut"
 			os.WriteFile(p, b[:len(b)/3], 0o600)
 			return p
-		}, func(err error) bool { return err != nil && (strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "not a")) }},
+		}, func(err error) bool {
+			return err != nil && (strings.Contains(err.Error(), "damaged") || strings.Contains(err.Error(), "not a"))
+		}},
 		{"existing store without force", func(t *testing.T, bak, dir string) string {
 			os.MkdirAll(dir, 0o700)
 			os.WriteFile(filepath.Join(dir, "pomona.db"), []byte("old"), 0o600)
