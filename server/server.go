@@ -670,6 +670,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		// handshake (the listener below answers the TLS-ALPN-01 challenge).
 		go func() {
 			leaf, err := s.acme.Prefetch()
+			if ctx.Err() != nil {
+				return // stopped meanwhile: nothing to report
+			}
 			if err != nil {
 				s.log.Error("ACME: no certificate yet (retried at the next handshake)", "err", err)
 				return

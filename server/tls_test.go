@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -158,7 +159,7 @@ const acmeHost = "mdm.pomona.test"
 func pebble(t *testing.T, httpPort, tlsPort int) (dir, caFile string, roots *x509.CertPool) {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	logger := log.New(testWriter{t}, "pebble ", 0)
+	logger := log.New(newTestWriter(t), "pebble ", 0)
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
 	dnsLn, dnsPort := freePort(t)
@@ -183,10 +184,26 @@ func pebble(t *testing.T, httpPort, tlsPort int) (dir, caFile string, roots *x50
 	return srv.URL + wfe.DirectoryPath, caFile, roots
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs into the test until it ends (server goroutines such as
+// an ACME order in flight may outlive it; t.Log after the end is a race).
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
+	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
@@ -202,7 +219,7 @@ func freePort(t *testing.T) (net.Listener, int) {
 // runOn is run with a listener chosen by the test.
 func runOn(t *testing.T, cfg server.Config, ln net.Listener) (*syncBuf, func() error) {
 	t.Helper()
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
