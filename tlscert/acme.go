@@ -103,7 +103,16 @@ func (a *ACME) HTTPHandler() http.Handler {
 // first device does not wait for issuance. The HTTPS listener (TLS-ALPN-01)
 // or the HTTP-01 listener must already be serving.
 func (a *ACME) Prefetch() (*x509.Certificate, error) {
-	c, err := a.m.GetCertificate(&tls.ClientHelloInfo{ServerName: a.host})
+	// Look like a modern client (ECDSA): autocert keeps an ECDSA and an RSA
+	// certificate apart, and a bare hello would order an RSA one while the
+	// first real handshake orders the ECDSA one at the same time; the two
+	// TLS-ALPN-01 challenges for one name would then overwrite each other.
+	c, err := a.m.GetCertificate(&tls.ClientHelloInfo{
+		ServerName:       a.host,
+		CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedCurves:  []tls.CurveID{tls.CurveP256},
+	})
 	if err != nil {
 		return nil, err
 	}
