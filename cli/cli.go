@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/apiclient"
-	"github.com/pomona-mdm/pomona/version"
 )
 
 // Env is the process environment the CLI reads (tests replace it).
@@ -51,9 +50,8 @@ type command struct {
 type sub struct{ name, summary string }
 
 func commands() map[string]command {
-	return map[string]command{
-		"serve":   {summary: "run the server", run: runServe},
-		"version": {summary: "print the version", run: runVersion},
+	m := map[string]command{
+		"serve": {summary: "run the server", run: runServe},
 		"tenant": {summary: "manage tenants: add, list, show, update, branding, delete", run: runTenant, subs: []sub{
 			{"add", "create a tenant with its company domains"},
 			{"list", "list the tenants"},
@@ -112,15 +110,10 @@ func commands() map[string]command {
 		}},
 		"bench": {summary: "load benchmark: simulated devices against a server it starts on loopback", run: runBench},
 	}
-}
-
-func runVersion(env *Env, args []string) error {
-	fs := newFlags(env, "version", "version")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
+	for name, c := range deployCommands() {
+		m[name] = c
 	}
-	fmt.Fprintln(env.Stdout, "pomona", version.Version())
-	return nil
+	return m
 }
 
 func isHelp(arg string) bool {
@@ -156,6 +149,9 @@ func Main(env *Env, args []string) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
@@ -228,7 +224,7 @@ func printUsage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nEvery flag can also be set as POMONA_<FLAG> (for example --public-url as POMONA_PUBLIC_URL).")
 	fmt.Fprintln(w, "Run `pomona <command> -h` for a command's flags.")

@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pomona-mdm/pomona/admins"
@@ -46,6 +48,7 @@ import (
 	"github.com/pomona-mdm/pomona/store/postgres"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 	"github.com/pomona-mdm/pomona/store/sqlstore"
+	"github.com/pomona-mdm/pomona/tlscert"
 	"github.com/pomona-mdm/pomona/version"
 	"github.com/pomona-mdm/pomona/webhook"
 )
@@ -53,6 +56,7 @@ import (
 // TLS modes.
 const (
 	TLSAuto = "auto" // --tls-cert/--tls-key when given, else a certificate from Pomona's CA
+	TLSACME = "acme" // a publicly trusted certificate obtained and renewed by ACME (RFC 8555)
 	TLSOff  = "off"  // plain HTTP behind a TLS-terminating proxy
 )
 
@@ -62,7 +66,7 @@ type Config struct {
 	PublicURL   string
 	DataDir     string
 	DB          string // database URL; empty: SQLite in DataDir
-	TLS         string // auto or off
+	TLS         string // auto, acme or off
 	TLSCert     string
 	TLSKey      string
 	AdminAPIKey string // bootstrap key; empty: none
@@ -113,6 +117,19 @@ type Config struct {
 	// (nil: time.Now). End-to-end tests move it across a certificate's
 	// lifetime.
 	Clock func() time.Time
+
+	// TLSReloadInterval is how often --tls-cert/--tls-key are checked for
+	// changes (size, modification time); SIGHUP reloads at once. Default 30 s.
+	TLSReloadInterval time.Duration
+	// ACME (--tls=acme): the directory URL (default Let's Encrypt), the
+	// account's contact e-mail, an optional plain-HTTP listener for
+	// HTTP-01 challenges (normally :80; TLS-ALPN-01 is always answered on
+	// the HTTPS listener) and a PEM CA file to trust for the directory
+	// (a private ACME CA).
+	ACMEDirectory  string
+	ACMEEmail      string
+	ACMEHTTPListen string
+	ACMECAFile     string
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -155,6 +172,9 @@ type Server struct {
 	PublicURL *url.URL
 	handler   http.Handler
 	tlsConfig *tls.Config
+	certFiles *tlscert.Reloader // --tls-cert/--tls-key, reloaded on change and SIGHUP
+	unlock    func()            // releases the SQLite store's lock (a no-op for PostgreSQL)
+	acme      *tlscert.ACME     // --tls=acme
 	notes     startup
 }
 
@@ -189,8 +209,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.PublicURL = pub
 	s.notes.publicHTTP = pub.Scheme != "https"
-	if cfg.TLS != TLSAuto && cfg.TLS != TLSOff {
-		return nil, fmt.Errorf("--tls must be %q or %q, not %q", TLSAuto, TLSOff, cfg.TLS)
+	if cfg.TLS != TLSAuto && cfg.TLS != TLSACME && cfg.TLS != TLSOff {
+		return nil, fmt.Errorf("--tls must be %q, %q or %q, not %q", TLSAuto, TLSACME, TLSOff, cfg.TLS)
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
@@ -214,7 +234,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := checkDemoDir(cfg); err != nil {
 		return nil, err
 	}
-	s.Store, s.notes.storeDesc, err = openStore(ctx, cfg)
+	s.Store, s.notes.storeDesc, s.unlock, err = openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +242,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	defer func() {
 		if !ok {
 			s.Store.Close()
+			s.unlock()
 		}
 	}()
 
@@ -462,7 +483,9 @@ func (s *Server) Close() error {
 	if s.demoAPNs != nil {
 		s.demoAPNs.Close()
 	}
-	return s.Store.Close()
+	err := s.Store.Close()
+	s.unlock()
+	return err
 }
 
 func parsePublicURL(raw string) (*url.URL, error) {
@@ -476,24 +499,46 @@ func parsePublicURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+// openStore opens the store cfg names. A SQLite store is locked for as
+// long as the server runs (unlock releases it), so `pomona restore` can
+// refuse to overwrite it and two servers cannot share the file.
+func openStore(ctx context.Context, cfg Config) (st store.Store, desc string, unlock func(), err error) {
 	dbURL := cfg.DB
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(cfg.DataDir, "pomona.db")
 	}
-	st, desc, err := OpenDB(ctx, dbURL)
-	if err != nil {
-		return nil, "", err
+	unlock = func() {}
+	if path, ok := SQLitePath(dbURL); ok {
+		if unlock, err = sqlite.Lock(path); err != nil {
+			if errors.Is(err, sqlite.ErrLocked) {
+				return nil, "", nil, fmt.Errorf("%w: another `pomona serve` uses %s (stop it, or give this one another --data)", err, path)
+			}
+			return nil, "", nil, err
+		}
 	}
-	return st, desc, nil
+	sst, desc, err := OpenDB(ctx, dbURL)
+	if err != nil {
+		unlock()
+		return nil, "", nil, err
+	}
+	return sst, desc, unlock, nil
+}
+
+// SQLitePath is the file of a sqlite:// (or sqlite:) database URL; ok is
+// false for other URLs.
+func SQLitePath(dbURL string) (path string, ok bool) {
+	if !strings.HasPrefix(dbURL, "sqlite:") {
+		return "", false
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//"), true
 }
 
 // OpenDB opens a store by URL: sqlite://<path> (or sqlite:<path>) or
 // postgres://…, applying pending migrations. desc names it for output.
 func OpenDB(ctx context.Context, dbURL string) (st *sqlstore.Store, desc string, err error) {
 	switch {
-	case strings.HasPrefix(dbURL, "sqlite://") || strings.HasPrefix(dbURL, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(dbURL, "sqlite:"), "//")
+	case strings.HasPrefix(dbURL, "sqlite:"):
+		path, _ := SQLitePath(dbURL)
 		st, err = sqlite.Open(ctx, path)
 		if err != nil {
 			return nil, "", fmt.Errorf("cannot open the SQLite store: %w", err)
@@ -539,13 +584,42 @@ func (s *Server) setupTLS(ctx context.Context, sealer *seal.Sealer) error {
 		}
 		s.notes.tlsDesc = "off (plain HTTP: put a TLS-terminating proxy in front)"
 		return nil
+	case cfg.TLS == TLSACME:
+		if cfg.TLSCert != "" {
+			return errors.New("--tls=acme obtains the certificate itself: leave out --tls-cert/--tls-key")
+		}
+		ac := tlscert.ACMEConfig{Host: s.PublicURL.Hostname(), Directory: cfg.ACMEDirectory, Email: cfg.ACMEEmail,
+			Cache: &tlscert.SealedCache{Secrets: s.Store, Sealer: sealer, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}}
+		if cfg.ACMECAFile != "" {
+			pool, err := tlscert.ReadCAFile(cfg.ACMECAFile)
+			if err != nil {
+				return fmt.Errorf("--acme-ca-file: %w", err)
+			}
+			ac.RootCAs = pool
+		}
+		a, err := tlscert.NewACME(ac)
+		if err != nil {
+			return err
+		}
+		s.acme, s.tlsConfig = a, a.TLSConfig()
+		dir := cfg.ACMEDirectory
+		if dir == "" {
+			dir = tlscert.LetsEncrypt
+		}
+		s.notes.tlsDesc = fmt.Sprintf("ACME certificate for %s from %s (TLS-ALPN-01 on this listener", ac.Host, dir)
+		if cfg.ACMEHTTPListen != "" {
+			s.notes.tlsDesc += ", HTTP-01 on " + cfg.ACMEHTTPListen
+		}
+		s.notes.tlsDesc += "; renewed automatically)"
+		return nil
 	case cfg.TLSCert != "":
-		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		r, err := tlscert.NewReloader(cfg.TLSCert, cfg.TLSKey, s.log)
 		if err != nil {
 			return fmt.Errorf("cannot load --tls-cert/--tls-key: %w", err)
 		}
-		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-		s.notes.tlsDesc = "certificate from " + cfg.TLSCert
+		s.certFiles = r
+		s.tlsConfig = &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}
+		s.notes.tlsDesc = fmt.Sprintf("certificate from %s (valid until %s; reloaded when the files change or on SIGHUP)", cfg.TLSCert, r.Leaf().NotAfter.Format("2006-01-02"))
 		return nil
 	}
 	host := s.PublicURL.Hostname()
@@ -578,7 +652,57 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		srv.TLSConfig = s.tlsConfig
 		ln = tls.NewListener(ln, s.tlsConfig)
 	}
+	var acmeHTTP *http.Server
+	if s.acme != nil && s.cfg.ACMEHTTPListen != "" {
+		hl, err := net.Listen("tcp", s.cfg.ACMEHTTPListen)
+		if err != nil {
+			return fmt.Errorf("--acme-http-listen %s: %w", s.cfg.ACMEHTTPListen, err)
+		}
+		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		go acmeHTTP.Serve(hl)
+		defer acmeHTTP.Close()
+	}
+	// SIGHUP (systemctl reload, certbot's deploy hook) reloads the
+	// certificate files at once; otherwise they are checked every
+	// interval. Without files SIGHUP is logged, never fatal (its default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if s.certFiles != nil {
+		every := s.cfg.TLSReloadInterval
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		go s.certFiles.Watch(ctx, every, hup)
+	} else {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					s.log.Info("SIGHUP: nothing to reload (only --tls-cert/--tls-key files are reloaded)")
+				}
+			}
+		}()
+	}
 	s.printStartup(out, ln.Addr())
+	if s.acme != nil {
+		// Obtain the certificate now rather than during a device's first
+		// handshake (the listener below answers the TLS-ALPN-01 challenge).
+		go func() {
+			leaf, err := s.acme.Prefetch()
+			if ctx.Err() != nil {
+				return // stopped meanwhile: nothing to report
+			}
+			if err != nil {
+				s.log.Error("ACME: no certificate yet (retried at the next handshake)", "err", err)
+				return
+			}
+			s.log.Info("ACME: certificate ready", "subject", leaf.Subject.CommonName, "issuer", leaf.Issuer.CommonName, "not_after", leaf.NotAfter.Format(time.RFC3339))
+		}()
+	}
 	go s.watchPushCert(ctx)
 	go s.webhooks.Run(ctx)
 	go s.repush(ctx)
@@ -650,7 +774,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")
 	}
 	if n.devTLS {
-		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
+		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls=acme, --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
 	}
 	if n.push == nil {
 		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed at Apple's push certificates portal, then pomona push-cert import (docs/push-certificate.md)")

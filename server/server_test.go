@@ -202,6 +202,9 @@ func TestConfigErrorsTellWhatToDo(t *testing.T) {
 		{"bad tls mode", func(c *server.Config) { c.TLS = "maybe" }, "--tls"},
 		{"cert without key", func(c *server.Config) { c.TLSCert = "x.pem" }, "give both"},
 		{"missing cert files", func(c *server.Config) { c.TLSCert, c.TLSKey = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "--tls-cert"},
+		{"acme for an IP address", func(c *server.Config) { c.TLS, c.PublicURL = server.TLSACME, "https://192.0.2.1" }, "DNS name"},
+		{"acme with certificate files", func(c *server.Config) { c.TLS, c.TLSCert, c.TLSKey = server.TLSACME, "c.pem", "k.pem" }, "leave out --tls-cert"},
+		{"acme CA file missing", func(c *server.Config) { c.TLS, c.ACMECAFile = server.TLSACME, "/nonexistent/ca.pem" }, "--acme-ca-file"},
 		{"bad key type", func(c *server.Config) { c.CAKeyType = "dsa" }, "--ca-key-type"},
 		{"bad secret key", func(c *server.Config) { c.SecretKey = "short" }, "POMONA_SECRET_KEY"},
 		{"unreachable postgres", func(c *server.Config) { c.DB = "postgres://nobody@127.0.0.1:1/pomona?connect_timeout=2" }, "cannot reach"},
@@ -275,4 +278,24 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+}
+
+// Two servers on one SQLite file are refused: the first holds its lock
+// (which is also how `pomona restore` tells a live store).
+func TestSQLiteStoreIsLockedWhileOpen(t *testing.T) {
+	cfg := testConfig(t)
+	first, err := server.New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(context.Background(), cfg, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "another `pomona serve`") {
+		t.Fatalf("second server on the same store: %v", err)
+	}
+	first.Close()
+	again, err := server.New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatalf("after Close the store is free: %v", err)
+	}
+	again.Close()
 }

@@ -2,11 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 	"github.com/pomona-mdm/pomona/store/storetest"
 )
 
@@ -38,5 +42,37 @@ func TestMigrationsIdempotent(t *testing.T) {
 	v2, _ := s.SchemaVersion(ctx)
 	if v1 == 0 || v1 != v2 {
 		t.Fatalf("schema versions %d then %d", v1, v2)
+	}
+}
+
+// A binary older than the database (schema_migrations holds a version it
+// has no migration for) refuses to open it, naming both versions.
+func TestRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "pomona.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := s.SchemaVersion(ctx)
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = sqlite.Open(ctx, path)
+	var tooNew *sqlstore.SchemaTooNewError
+	if !errors.As(err, &tooNew) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("open of a newer schema: err = %v, want SchemaTooNewError", err)
+	}
+	if tooNew.Database != 9999 || tooNew.Binary != known || !strings.Contains(err.Error(), "newer than this Pomona binary") {
+		t.Fatalf("error %+v: %v", tooNew, err)
 	}
 }

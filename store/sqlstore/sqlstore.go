@@ -294,6 +294,22 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 		return err
 	}
 	sort.Strings(files)
+	// A binary older than the database must not run on it: it would not
+	// know the newer columns and tables (migrations only go forward).
+	known := 0
+	for _, f := range files {
+		num, _, _ := strings.Cut(path.Base(f), "_")
+		if v, err := strconv.Atoi(num); err == nil && v > known {
+			known = v
+		}
+	}
+	var applied sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&applied); err != nil {
+		return fmt.Errorf("%s: read schema version: %w", s.d.Name, err)
+	}
+	if int(applied.Int64) > known {
+		return &SchemaTooNewError{Backend: s.d.Name, Database: int(applied.Int64), Binary: known}
+	}
 	for _, f := range files {
 		base := path.Base(f)
 		num, _, ok := strings.Cut(base, "_")
@@ -324,6 +340,20 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// SchemaTooNewError: the database was migrated by a newer Pomona than this
+// binary (its schema_migrations has a version this binary has no file for).
+// Open refuses such a store; errors.As finds it.
+type SchemaTooNewError struct {
+	Backend          string // "sqlite" or "postgres"
+	Database, Binary int    // newest applied migration; newest this binary knows
+}
+
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("%s: the database schema is version %d, newer than this Pomona binary knows (up to %d): "+
+		"a newer Pomona has upgraded it, and migrations only go forward. Run that newer binary (or newer), "+
+		"or restore the backup taken before the upgrade (docs/deployment.md, Upgrades)", e.Backend, e.Database, e.Binary)
 }
 
 // SchemaVersion reports the newest applied migration.

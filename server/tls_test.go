@@ -1,0 +1,330 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+
+	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/server"
+)
+
+// writePair issues a certificate for mdm.example.net from ca and writes
+// it and its key to dir/cert.pem and dir/key.pem (replacing them).
+func writePair(t *testing.T, ca *pki.CA, dir string) *x509.Certificate {
+	t.Helper()
+	cert, key, err := ca.IssueServer([]string{"mdm.example.net"}, pki.ECDSAP256, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := pki.KeyPEM(key)
+	// Write-then-rename, as certbot and most tools replace files.
+	for name, b := range map[string][]byte{"cert.pem": pki.CertPEM(cert), "key.pem": kp} {
+		tmp := filepath.Join(dir, name+".tmp")
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert
+}
+
+// servedSerial opens a new TLS connection and returns the serial of the
+// certificate the server presents.
+func servedSerial(t *testing.T, addr string, pool *x509.CertPool) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "mdm.example.net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// The operator's certificate files are reloaded on SIGHUP and when they
+// change; new connections get the new certificate while an open
+// keep-alive connection goes on working; a broken pair keeps the old one.
+func TestTLSFilesReload(t *testing.T) {
+	for _, trigger := range []string{"SIGHUP", "file change"} {
+		t.Run(trigger, func(t *testing.T) {
+			opsCA, _ := pki.NewCA("ops CA", pki.ECDSAP256, time.Now())
+			pool := x509.NewCertPool()
+			pool.AddCert(opsCA.Cert)
+			dir := t.TempDir()
+			first := writePair(t, opsCA, dir)
+			cfg := testConfig(t)
+			cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			cfg.TLSReloadInterval = time.Hour // only SIGHUP
+			if trigger == "file change" {
+				cfg.TLSReloadInterval = 20 * time.Millisecond
+			}
+			addr, out, _, stop := run(t, cfg)
+			defer stop()
+			if !strings.Contains(out.String(), "reloaded when the files change or on SIGHUP") {
+				t.Fatalf("start-up output does not say the certificate is reloaded:\n%s", out)
+			}
+
+			// A keep-alive connection made before the change.
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "mdm.example.net"}, MaxConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			get := func() (serial string, reused bool) {
+				t.Helper()
+				req, _ := http.NewRequest("GET", "https://"+addr+"/healthz", nil)
+				req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+					GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+				}))
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("keep-alive request: %v", err)
+				}
+				io.Copy(io.Discard, resp.Body) // read to the end, or the connection is not reused
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("keep-alive request: %s", resp.Status)
+				}
+				return resp.TLS.PeerCertificates[0].SerialNumber.String(), reused
+			}
+			if s, _ := get(); s != first.SerialNumber.String() {
+				t.Fatalf("first certificate not served")
+			}
+
+			second := writePair(t, opsCA, dir)
+			if trigger == "SIGHUP" {
+				// Without the signal nothing changes (the interval is an hour).
+				time.Sleep(50 * time.Millisecond)
+				if s := servedSerial(t, addr, pool); s != first.SerialNumber.String() {
+					t.Fatal("certificate changed without SIGHUP")
+				}
+				if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, func() bool { return servedSerial(t, addr, pool) == second.SerialNumber.String() })
+
+			s, reused := get()
+			if !reused || s != first.SerialNumber.String() {
+				t.Fatalf("the open connection was not kept (reused %v, serial %s)", reused, s)
+			}
+
+			// A half-written renewal (certificate without its key) is refused;
+			// the server keeps serving the second certificate.
+			cert3, _, _ := opsCA.IssueServer([]string{"mdm.example.net"}, pki.ECDSAP256, time.Now())
+			os.WriteFile(filepath.Join(dir, "cert.pem"), pki.CertPEM(cert3), 0o600)
+			if trigger == "SIGHUP" {
+				syscall.Kill(os.Getpid(), syscall.SIGHUP)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if s := servedSerial(t, addr, pool); s != second.SerialNumber.String() {
+				t.Fatalf("a mismatched pair replaced the certificate")
+			}
+		})
+	}
+}
+
+// acmeHost is the name the test certificates are for. autocert wants a
+// dotted name; the test's DNS server answers 127.0.0.1 for every name.
+const acmeHost = "mdm.pomona.test"
+
+// pebble runs Let's Encrypt's ACME test server (RFC 8555) in-process on
+// loopback, with its companion DNS server (challtestsrv) answering
+// 127.0.0.1 for every name. Its validation authority connects to
+// acmeHost on tlsPort for TLS-ALPN-01 and httpPort for HTTP-01.
+// It returns the directory URL, a PEM file of the CA to trust for the
+// directory's HTTPS, and a pool with the issuing root.
+func pebble(t *testing.T, httpPort, tlsPort int) (dir, caFile string, roots *x509.CertPool) {
+	t.Helper()
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	logger := log.New(newTestWriter(t), "pebble ", 0)
+	store := db.NewMemoryStore()
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
+	dnsLn, dnsPort := freePort(t)
+	dnsLn.Close()
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	dns, err := challtestsrv.New(challtestsrv.Config{Log: logger, DNSAddrs: []string{dnsAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.SetDefaultDNSIPv4("127.0.0.1")
+	dns.SetDefaultDNSIPv6("")
+	go dns.Run()
+	t.Cleanup(dns.Shutdown)
+	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	srv := httptest.NewTLSServer(front.Handler())
+	t.Cleanup(srv.Close)
+	caFile = filepath.Join(t.TempDir(), "acme-ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	roots = x509.NewCertPool()
+	roots.AddCert(authority.GetRootCert(0).Cert)
+	return srv.URL + wfe.DirectoryPath, caFile, roots
+}
+
+// testWriter logs into the test until it ends (server goroutines such as
+// an ACME order in flight may outlive it; t.Log after the end is a race).
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
+	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
+	return w
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func freePort(t *testing.T) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// runOn is run with a listener chosen by the test.
+func runOn(t *testing.T, cfg server.Config, ln net.Listener) (*syncBuf, func() error) {
+	t.Helper()
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, out) }()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "listening") })
+	return out, func() error {
+		cancel()
+		err := <-done
+		srv.Close()
+		return err
+	}
+}
+
+// publicCert waits until the server at addr presents a certificate for
+// acmeHost that chains to roots.
+func publicCert(t *testing.T, addr string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: acmeHost})
+		if err == nil {
+			defer c.Close()
+			return c.ConnectionState().PeerCertificates[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate from the ACME server: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// --tls=acme obtains a certificate from a local ACME server, answering
+// TLS-ALPN-01 on the HTTPS listener or HTTP-01 on --acme-http-listen; the
+// account and certificate are sealed in the store, so a restart (or
+// another instance) serves the certificate without asking the CA again.
+func TestACME(t *testing.T) {
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			ln, port := freePort(t)
+			httpLn, httpPort := freePort(t)
+			httpLn.Close()
+			tlsPort := port
+			if challenge == "http-01" {
+				// Nothing answers TLS-ALPN-01 there: the client must fall back.
+				closed, p := freePort(t)
+				closed.Close()
+				tlsPort = p
+			}
+			dir, caFile, roots := pebble(t, httpPort, tlsPort)
+			cfg := testConfig(t)
+			cfg.PublicURL = "https://" + acmeHost + ":" + strconv.Itoa(port)
+			cfg.TLS = server.TLSACME
+			cfg.ACMEDirectory, cfg.ACMECAFile, cfg.ACMEEmail = dir, caFile, "it@example.net"
+			if challenge == "http-01" {
+				cfg.ACMEHTTPListen = "127.0.0.1:" + strconv.Itoa(httpPort)
+			}
+			out, stop := runOn(t, cfg, ln)
+			if !strings.Contains(out.String(), "ACME certificate for "+acmeHost+" from "+dir) {
+				t.Fatalf("start-up output:\n%s", out)
+			}
+			leaf := publicCert(t, ln.Addr().String(), roots)
+			if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != acmeHost {
+				t.Fatalf("certificate names %v", leaf.DNSNames)
+			}
+			// A client without a server name (pomona healthcheck) is served too.
+			c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatalf("handshake without SNI: %v", err)
+			}
+			c.Close()
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Restart on the same store with the ACME server unreachable:
+			// the sealed cache has the certificate.
+			cfg.ACMEDirectory = "https://127.0.0.1:1/dir"
+			ln2, _ := freePort(t)
+			_, stop2 := runOn(t, cfg, ln2)
+			defer stop2()
+			again := publicCert(t, ln2.Addr().String(), roots)
+			if again.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+				t.Fatal("restart did not serve the cached certificate")
+			}
+		})
+	}
+}
+
+// SIGHUP to a server without certificate files (systemctl reload) is
+// logged, not fatal (the signal's default action would end the process).
+func TestSIGHUPWithoutCertificateFiles(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TLS = server.TLSOff
+	addr, _, _, stop := run(t, cfg)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
