@@ -49,6 +49,19 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 // SignatureDigests, so the body is hashed once. Errors wrap ErrSignature.
 // Apple: "MDM check-in protocol", Mdm-Signature header (SignMessage).
 func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
+	return verifyDetached(header, body, false)
+}
+
+// VerifyDetachedAnyTime is VerifyDetached without comparing the CMS
+// signing time to the signer certificate's validity: a device whose
+// identity expired signs with a time after NotAfter, and the caller wants
+// to know who it is in order to say so (the caller checks validity with
+// its own clock). Every other check, and every bound, is VerifyDetached's.
+func VerifyDetachedAnyTime(header string, body []byte) (*x509.Certificate, error) {
+	return verifyDetached(header, body, true)
+}
+
+func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
@@ -74,6 +87,19 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	p7.Content = body
+	orig := p7.Certificates
+	if anyTime {
+		// smallstep/pkcs7 compares the signing time with the certificate's
+		// validity; copies with a wide validity neutralise only that (the
+		// signature check uses the public key).
+		wide := make([]*x509.Certificate, len(orig))
+		for i, c := range orig {
+			cc := *c
+			cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+			wide[i] = &cc
+		}
+		p7.Certificates = wide
+	}
 	if err := p7.Verify(); err != nil {
 		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
 	}
@@ -81,7 +107,12 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 	}
-	return signer, nil
+	for _, c := range orig {
+		if c.Equal(signer) {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 }
 
 // CheckIdentity checks that an identity certificate (from Mdm-Signature or
