@@ -17,22 +17,14 @@ const renewalEvery = time.Hour
 // cluster (lease "identity-renewal"), the first time a minute after start
 // (so frequent restarts do not starve it).
 func (s *Server) renewals(ctx context.Context) {
-	t := time.NewTimer(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	s.every(ctx, time.Minute, renewalEvery, func(ctx context.Context) {
+		if !s.leased(ctx, "identity-renewal", renewalEvery-5*time.Minute) {
 			return
-		case <-t.C:
-		}
-		t.Reset(renewalEvery)
-		if ok, err := s.Store.TryLease(ctx, "identity-renewal", s.instance, renewalEvery-5*time.Minute, time.Now()); err != nil || !ok {
-			continue
 		}
 		if _, err := s.RunRenewals(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("identity renewal pass failed", "err", err)
 		}
-	}
+	})
 }
 
 // RunRenewals runs one pass of the renewal job now (the periodic runner,

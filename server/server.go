@@ -808,14 +808,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 // days ahead) in the log twice a day and keeps the expiry metric current
 // when another instance imported a new certificate.
 func (s *Server) watchPushCert(ctx context.Context) {
-	t := time.NewTicker(12 * time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	s.every(ctx, 12*time.Hour, 12*time.Hour, func(ctx context.Context) {
 		c, err := s.LoadPushCert(ctx)
 		if err != nil {
 			s.pushChanged(nil)
@@ -823,17 +816,39 @@ func (s *Server) watchPushCert(ctx context.Context) {
 			s.pushChanged(c)
 		}
 		// Every instance keeps its metric current; one warns per interval.
-		if ok, _ := s.Store.TryLease(ctx, "push-cert-warnings", s.instance, 11*time.Hour, time.Now()); !ok {
-			continue
+		if !s.leased(ctx, "push-cert-warnings", 11*time.Hour) {
+			return
 		}
 		if err != nil {
 			s.log.Warn("no usable APNs push certificate", "err", err)
-			continue
+			return
 		}
 		for _, p := range c.Problems(time.Now()) {
 			s.log.Warn("push certificate: " + p)
 		}
+	})
+}
+
+// every runs fn after first, then every interval, until ctx ends.
+func (s *Server) every(ctx context.Context, first, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(interval)
+		fn(ctx)
 	}
+}
+
+// leased reports whether this instance holds the cluster-wide lease name
+// for ttl (periodic jobs run on one instance per interval).
+func (s *Server) leased(ctx context.Context, name string, ttl time.Duration) bool {
+	ok, err := s.Store.TryLease(ctx, name, s.instance, ttl, time.Now())
+	return err == nil && ok
 }
 
 // deviceEvent turns MDM channel events into webhook events.
@@ -869,29 +884,22 @@ const (
 )
 
 func (s *Server) repush(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	s.every(ctx, time.Minute, time.Minute, func(ctx context.Context) {
+		// One instance of a cluster re-pushes per interval.
+		if !s.leased(ctx, "repush", 50*time.Second) {
 			return
-		case <-t.C:
 		}
 		now := time.Now()
-		// One instance of a cluster re-pushes per interval.
-		if ok, err := s.Store.TryLease(ctx, "repush", s.instance, 50*time.Second, now); err != nil || !ok {
-			continue
-		}
 		chs, err := s.Store.WaitingChannels(ctx, now.Add(-repushWaiting), now.Add(-repushEvery), 1000)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("re-push: cannot list waiting channels", "err", err)
 			}
-			continue
+			return
 		}
 		if len(chs) > 0 {
 			s.log.Info("re-pushing devices with waiting commands", "channels", len(chs))
 			s.pusher.PushNow(ctx, chs)
 		}
-	}
+	})
 }
