@@ -41,7 +41,7 @@ func runServe(env *Env, args []string) error {
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")
 	fs.StringVar(&cfg.APNsCAFile, "apns-ca-file", "", "PEM CA to trust for --apns-url (a local stand-in)")
-	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so `pomona sim enroll` works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
+	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so pomona sim enroll works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
