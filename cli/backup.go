@@ -109,7 +109,7 @@ func runRestore(env *Env, args []string) error {
 	fs := newFlags(env, "restore", "restore --from FILE --data DIR [--force]")
 	var sf storeFlags
 	sf.register(fs)
-	from := fs.String("from", "", "the backup file (from `pomona backup`)")
+	from := fs.String("from", "", "the backup file (made by pomona backup)")
 	force := fs.Bool("force", false, "replace an existing store that no server is using (its files are kept as *.before-restore-<time>)")
 	if _, err := parse(env, fs, args); err != nil {
 		return err

@@ -302,7 +302,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "server", "https://localhost:8443", "Pomona server URL")
 	fs.StringVar(&c.apiKey, "api-key", "", "admin API key")
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM file of a CA to trust for the server's certificate (default: <data>/ca.pem when it exists)")
-	fs.StringVar(&c.data, "data", defaultData, "data directory of a local server, to trust its ca.pem (default: the nearest ./pomona-data here or in a parent directory)")
+	fs.StringVar(&c.data, "data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
 }
 

@@ -37,6 +37,12 @@ func (s *syncBuffer) String() string {
 // has printed its start-up summary (then stops it), or until it exits.
 func serveUntilReady(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return serveArgsUntilReady(t, append([]string{"--listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:8443"}, args...)...)
+}
+
+// serveArgsUntilReady is serveUntilReady with exactly these arguments.
+func serveArgsUntilReady(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
@@ -44,7 +50,7 @@ func serveUntilReady(t *testing.T, args ...string) (code int, stdout, stderr str
 	go func() {
 		done <- cli.Main(&cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 			Getenv: func(string) string { return "" }, Ctx: ctx},
-			append([]string{"serve", "--listen", "127.0.0.1:0", "--public-url", "https://127.0.0.1:8443"}, args...))
+			append([]string{"serve"}, args...))
 	}()
 	deadline := time.After(60 * time.Second)
 	for {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -14,10 +15,22 @@ import (
 // on stdout and exit 0, for every command and subcommand, without a
 // server (help never dials).
 func TestHelpOnEveryCommand(t *testing.T) {
+	// A flag's line in the usage is "  -name" or "  -name type": text in
+	// backquotes in a usage string would become the type (flag.UnquoteUsage),
+	// as in "-demo pomona sim enroll".
+	flagLine := regexp.MustCompile(`^  -[a-z0-9-]+( (string|int|uint|int64|uint64|float|duration|value))?$`)
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := Main(&Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 			Getenv: func(string) string { return "" }, Ctx: context.Background()}, args)
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "  -") && !flagLine.MatchString(l) {
+				t.Errorf("pomona %s: garbled flag line %q", strings.Join(args, " "), l)
+			}
+			if strings.Contains(l, "(default:") && strings.Contains(l, "(default \"") {
+				t.Errorf("pomona %s: two defaults in %q", strings.Join(args, " "), l)
+			}
+		}
 		return code, out.String(), errb.String()
 	}
 	for name, cmd := range commands() {

@@ -24,7 +24,7 @@ func runPushCert(env *Env, args []string) error {
 	cf.register(fs)
 	out := fs.String("out", "", "csr: write the CSR to this file (default: stdout)")
 	certFile := fs.String("cert", "", "import: PEM certificate from Apple")
-	keyFile := fs.String("key", "", "import: PEM private key (omit when `pomona push-cert csr` made the CSR)")
+	keyFile := fs.String("key", "", "import: PEM private key (omit when pomona push-cert csr made the CSR: its key stays on the server)")
 	p12File := fs.String("p12", "", "import: .p12 export with certificate and key")
 	pwStdin := fs.Bool("password-stdin", false, "import: read the .p12 password from stdin")
 	allowTopic := fs.Bool("allow-topic-change", false, "import: replace a certificate of another topic (enrolled devices stop receiving pushes)")

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/pomona-mdm/pomona/admins"
@@ -12,11 +14,28 @@ import (
 	"github.com/pomona-mdm/pomona/server"
 )
 
+// localPublicURL is the public URL of a development server listening on
+// listen when --public-url was not given: https://localhost with listen's
+// port, so that the printed links (console set-up, discovery, enrollment
+// URLs) reach it. def is kept for port 0 (chosen by the system) and for an
+// address without a port.
+func localPublicURL(listen, def string) string {
+	_, port, err := net.SplitHostPort(listen)
+	n, perr := strconv.Atoi(port)
+	switch {
+	case err != nil || perr != nil || n <= 0:
+		return def
+	case n == 443:
+		return "https://localhost"
+	}
+	return "https://localhost:" + port
+}
+
 func runServe(env *Env, args []string) error {
 	cfg := server.DefaultConfig()
 	fs := newFlags(env, "serve", "serve [flags]")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
-	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "externally visible https base URL of this server")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "externally visible https base URL of this server (with --tls=auto and without this flag, --listen's port: --listen :9443 means https://localhost:9443)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the embedded database, keys and ca.pem")
 	fs.StringVar(&cfg.DB, "db", "", "database URL (default: the SQLite file in --data)")
 	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "auto (--tls-cert/--tls-key, else a certificate from Pomona's CA), acme (a public certificate for --public-url's host by ACME) or off (plain HTTP behind a TLS proxy)")
@@ -41,12 +60,17 @@ func runServe(env *Env, args []string) error {
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")
 	fs.StringVar(&cfg.APNsCAFile, "apns-ca-file", "", "PEM CA to trust for --apns-url (a local stand-in)")
-	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so `pomona sim enroll` works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
+	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so pomona sim enroll works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
 	if _, err := parse(env, fs, args); err != nil {
 		return err
+	}
+	publicURLSet := false
+	fs.Visit(func(f *flag.Flag) { publicURLSet = publicURLSet || f.Name == "public-url" })
+	if !publicURLSet && cfg.TLS == "auto" {
+		cfg.PublicURL = localPublicURL(cfg.Listen, cfg.PublicURL)
 	}
 	if cfg.Demo {
 		// The demo never writes into a deployment's data: it keeps its own

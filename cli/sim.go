@@ -35,7 +35,7 @@ func runSim(env *Env, args []string) error {
 	secret := fs.String("totp-secret", "", "the account's TOTP key (base32), if it has a second factor already")
 	family := fs.String("model-family", "iPhone", "iPhone, iPad or Mac")
 	caFile := fs.String("ca-file", "", "extra CA to trust (default: <data>/ca.pem when it exists)")
-	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem (default: the nearest ./pomona-data here or in a parent directory)")
+	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
 	if _, err := parse(env, fs, args); err != nil {
 		return err

@@ -242,6 +242,26 @@ func TestConsoleFirstOwnerSetupLink(t *testing.T) {
 	token := strings.TrimPrefix(path, "/console/setup?token=")
 	form := url.Values{"token": {token}, "sealed": {sealed[1]}, "email": {"boss@ops.example"}, "password": {"the owner password"},
 		"password2": {"the owner password"}, "code": {totp.Code(secret, clk.now())}}
+	// A mistyped code or a second password that differs keeps the key
+	// already shown (it may be in the app by now) and the email: the next
+	// try needs no new scan.
+	for _, change := range []url.Values{{"code": {"000000"}}, {"password2": {"the owner passw0rd"}}} {
+		retry := url.Values{}
+		for k, v := range form {
+			retry[k] = v
+		}
+		for k, v := range change {
+			retry[k] = v
+		}
+		if totp.Code(secret, clk.now()) == "000000" {
+			continue
+		}
+		code, body := u.post("/console/setup", retry)
+		if code != 422 || !strings.Contains(body, `id="secret" aria-label="Key for your authenticator app">`+secretText[1]+`<`) ||
+			!strings.Contains(body, `value="boss@ops.example"`) {
+			t.Fatalf("setup with %v: %d, want 422 with the same key and the email kept: %.2000s", change, code, body)
+		}
+	}
 	// A tampered sealed secret is refused.
 	bad := url.Values{}
 	for k, v := range form {

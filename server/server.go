@@ -185,6 +185,7 @@ type startup struct {
 	keyCreated   bool
 	firstAPIKey  string // shown once
 	ownerSetup   string // first owner's console setup link, shown once
+	pendingOwner string // id of the first owner when no console account is set up yet (later starts)
 	tlsDesc      string
 	caFile       string
 	devTLS       bool
@@ -339,6 +340,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	} else if tok != "" {
 		s.notes.ownerSetup = s.SetupURL(tok)
+	} else if all, err := s.Store.Admins(ctx); err == nil {
+		// The first start's link was shown once: say how to get a new one
+		// while nobody has finished setting up a console account.
+		pending := ""
+		for _, a := range all {
+			if a.PasswordHash != "" {
+				pending = ""
+				break
+			}
+			if a.Role == store.RoleOwner && pending == "" {
+				pending = a.ID
+			}
+		}
+		s.notes.pendingOwner = pending
 	}
 	if cfg.Demo {
 		if err := s.setupDemo(ctx); err != nil {
@@ -769,6 +784,8 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("  Web console: no account yet. Open this one-time link to set up the first owner (valid 72 h):")
 		p("    %s", n.ownerSetup)
 		next = append(next, "set up the first console owner with the link above (or later: pomona admin create --email you@example.com)")
+	} else if n.pendingOwner != "" {
+		next = append(next, "no web-console account is set up yet: open the setup link the first start printed (valid 72 h), or print a new one: pomona admin reset "+n.pendingOwner)
 	}
 	if n.keyCreated {
 		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")

@@ -129,6 +129,11 @@ func TestFirstStartAutoTLS(t *testing.T) {
 	if srv2.FirstAPIKey() != "" || strings.Contains(out2.String(), "Admin API key") {
 		t.Fatal("a second start made another first-start key")
 	}
+	// Nobody used the console link yet: the second start says how to get a
+	// new one.
+	if !strings.Contains(out2.String(), "no web-console account is set up yet") || !strings.Contains(out2.String(), "pomona admin reset ad_") {
+		t.Errorf("second start without a console account gives no way to a new setup link:\n%s", out2.String())
+	}
 	if !srv2.CA.Cert.Equal(srv.CA.Cert) {
 		t.Fatal("CA changed across restarts")
 	}

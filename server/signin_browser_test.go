@@ -268,3 +268,55 @@ func TestSignInWithEnterInChromium(t *testing.T) {
 	}
 	waitCallback("code + Return")
 }
+
+// TestSignInRetryWithKeyboardInChromium: in a browser (no identifier from a
+// device), someone types the account, Tab, a wrong password and Return. The
+// page comes back with the account kept and the focus in the password
+// field, so that typing the right one and Return goes on; the focus used to
+// land in the (filled) account field.
+func TestSignInRetryWithKeyboardInChromium(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := browser.Start(t, w.e.Server.TLSConfig().Certificates[0].Leaf)
+	focused := func(want string) {
+		t.Helper()
+		var id string
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`document.activeElement ? document.activeElement.id : ""`, &id)); err != nil {
+			t.Fatal(err)
+		}
+		if id != want {
+			t.Fatalf("focus on %q, want %q", id, want)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Run(sctx,
+		chromedp.Navigate(w.e.URL+"/login/"+w.tenant),
+		chromedp.WaitVisible(`#identifier`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	focused("identifier")
+	var account string
+	if err := chromedp.Run(sctx,
+		chromedp.KeyEvent("alice@example.com"),
+		chromedp.KeyEvent(kb.Tab),
+		chromedp.KeyEvent("not-her-password"+kb.Enter),
+		chromedp.WaitVisible(`#error`, chromedp.ByQuery),
+		chromedp.Value(`#identifier`, &account, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if account != "alice@example.com" {
+		t.Fatalf("the account field holds %q after a wrong password", account)
+	}
+	focused("password")
+	screenshot(t, ctx, "signin-retry")
+	if err := chromedp.Run(sctx,
+		chromedp.KeyEvent("alice-password"+kb.Enter),
+		chromedp.WaitVisible(`#secret`, chromedp.ByQuery),
+	); err != nil {
+		var body string
+		chromedp.Run(ctx, chromedp.Text("body", &body, chromedp.ByQuery))
+		t.Fatalf("the right password + Return did not lead on: %v; page: %.300s", err, body)
+	}
+}

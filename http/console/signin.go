@@ -105,18 +105,28 @@ func (c *Console) logout(w http.ResponseWriter, r *Request) error {
 type setupView struct {
 	CSRF, Token, Email, Role, Sealed, SecretText, Error string
 	AskEmail                                            bool
+	TypedEmail                                          string // the first owner's email, kept after an error
 	OTPAuthURL                                          template.URL
 	QR                                                  template.HTML
 }
 
 func (c *Console) setupPage(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
-	c.showSetup(w, r, r.URL.Query().Get("token"), http.StatusOK, "")
+	c.showSetup(w, r, r.URL.Query().Get("token"), http.StatusOK, "", setupKept{})
 }
 
-// showSetup renders the setup form with a fresh TOTP secret, sealed into
-// the form so that the POST can check the code against it.
-func (c *Console) showSetup(w http.ResponseWriter, r *http.Request, token string, status int, msg string) {
+// setupKept is what a setup form that failed keeps for the next try: the
+// TOTP secret already shown (and perhaps already added to the app, so a
+// mistyped code or password does not mean scanning again) and the email.
+type setupKept struct {
+	secret []byte
+	email  string
+}
+
+// showSetup renders the setup form with kept.secret, or a fresh TOTP
+// secret, sealed into the form so that the POST can check the code against
+// it.
+func (c *Console) showSetup(w http.ResponseWriter, r *http.Request, token string, status int, msg string, kept setupKept) {
 	a, err := c.Admins.SetupAccount(r.Context(), token)
 	if err != nil {
 		if !errors.Is(err, admins.ErrBadSetupLink) {
@@ -126,14 +136,17 @@ func (c *Console) showSetup(w http.ResponseWriter, r *http.Request, token string
 			"Message": admins.ErrBadSetupLink.Error()})
 		return
 	}
-	secret := totp.NewSecret()
+	secret := kept.secret
+	if secret == nil {
+		secret = totp.NewSecret()
+	}
 	account := a.Email
 	if account == "" {
 		account = "owner"
 	}
 	uri := totp.URI(secret, "Pomona console", account)
 	c.renderPublic(w, r, status, "setup", "Set up your account", setupView{
-		CSRF: c.preToken(w, r), Token: token, Email: a.Email, AskEmail: a.Email == "", Role: admins.RoleTitle(a.Role), Error: msg,
+		CSRF: c.preToken(w, r), Token: token, Email: a.Email, AskEmail: a.Email == "", TypedEmail: kept.email, Role: admins.RoleTitle(a.Role), Error: msg,
 		Sealed:     encodeSealed(c.Admins.Sealer.Seal(secret, admins.SetupContext(a.ID))),
 		SecretText: totp.Encode(secret), OTPAuthURL: template.URL(uri), QR: template.HTML(totp.QRSVG(uri, "QR code for your authenticator app")),
 	})
@@ -145,21 +158,22 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	token := r.PostFormValue("token")
 	if !c.checkPre(r) {
-		c.showSetup(w, r, token, http.StatusForbidden, "The form expired. Enter the password and a new code again.")
+		c.showSetup(w, r, token, http.StatusForbidden, "The form expired. Enter the password and a new code again.", setupKept{})
 		return
 	}
 	a, err := c.Admins.SetupAccount(r.Context(), token)
 	if err != nil {
-		c.showSetup(w, r, token, http.StatusNotFound, "")
+		c.showSetup(w, r, token, http.StatusNotFound, "", setupKept{})
 		return
 	}
 	secret, err := decodeSealed(r.PostFormValue("sealed"), c.Admins.Sealer, admins.SetupContext(a.ID))
 	if err != nil {
-		c.showSetup(w, r, token, http.StatusBadRequest, "The form was altered. Scan the new code and try again.")
+		c.showSetup(w, r, token, http.StatusBadRequest, "The form was altered. Scan the new code and try again.", setupKept{})
 		return
 	}
+	kept := setupKept{secret: secret, email: strings.TrimSpace(r.PostFormValue("email"))}
 	if r.PostFormValue("password") != r.PostFormValue("password2") {
-		c.showSetup(w, r, token, http.StatusUnprocessableEntity, "The two passwords differ.")
+		c.showSetup(w, r, token, http.StatusUnprocessableEntity, "The two passwords differ.", kept)
 		return
 	}
 	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
@@ -169,7 +183,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		msg := "Setup failed on the server; the log has the details."
 		switch {
 		case errors.As(err, &ve):
-			msg = ve.Error() + ". Scan the new code below (the previous one was replaced)."
+			msg = ve.Error() + "."
 		case errors.As(err, &locked):
 			msg = locked.Error()
 		case errors.Is(err, admins.ErrBadSetupLink):
@@ -177,7 +191,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		default:
 			c.Log.Error("console: setup failed", "err", err)
 		}
-		c.showSetup(w, r, token, http.StatusUnprocessableEntity, msg)
+		c.showSetup(w, r, token, http.StatusUnprocessableEntity, msg, kept)
 		return
 	}
 	c.Log.Info("console: account set up", "admin", a.Email, "role", a.Role)
