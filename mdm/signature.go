@@ -1,6 +1,7 @@
 package mdm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -49,6 +50,20 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 // SignatureDigests, so the body is hashed once. Errors wrap ErrSignature.
 // Apple: "MDM check-in protocol", Mdm-Signature header (SignMessage).
 func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
+	return verifyDetached(header, body, false)
+}
+
+// VerifyDetachedAnyTime is VerifyDetached without comparing the CMS
+// signing time with the signer certificate's validity, under the same
+// bounds (it is reached by the same unauthenticated bytes). A device whose
+// identity expired signs with a time after its NotAfter, which
+// VerifyDetached refuses before anyone can say why; the caller must check
+// the returned certificate's validity with its own clock.
+func VerifyDetachedAnyTime(header string, body []byte) (*x509.Certificate, error) {
+	return verifyDetached(header, body, true)
+}
+
+func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
@@ -74,6 +89,18 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	p7.Content = body
+	orig := p7.Certificates
+	if anyTime {
+		// The signature check uses the public key only; the copies' wide
+		// validity only neutralises the signing-time comparison.
+		open := make([]*x509.Certificate, len(orig))
+		for i, c := range orig {
+			cc := *c
+			cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+			open[i] = &cc
+		}
+		p7.Certificates = open
+	}
 	if err := p7.Verify(); err != nil {
 		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
 	}
@@ -81,7 +108,12 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 	}
-	return signer, nil
+	for _, c := range orig {
+		if bytes.Equal(c.Raw, signer.Raw) {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 }
 
 // CheckIdentity checks that an identity certificate (from Mdm-Signature or

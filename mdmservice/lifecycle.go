@@ -5,13 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/smallstep/pkcs7"
 
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
@@ -61,45 +57,14 @@ func (s *Service) unknownResult(ctx context.Context, enr *store.Enrollment, chan
 // expiredSigner returns the signer of an Mdm-Signature whose only fault is
 // its signing time. A device whose identity expired signs with a time
 // after the certificate's NotAfter, and the CMS check (mdm.VerifyDetached)
-// refuses that before the identity check can say why. Here the digest and
-// the signature are verified as there, with the signing time no longer
-// compared to the certificate's validity; the caller checks validity with
-// the server's clock. nil when the signature does not verify.
+// refuses that before the identity check can say why. The bytes are the
+// same unauthenticated ones, so they go through the same bounded parse
+// (mdm.VerifyDetachedAnyTime); the caller checks validity with the
+// server's clock. nil when the signature does not verify.
 func expiredSigner(header string, body []byte) *x509.Certificate {
-	header = strings.TrimSpace(header)
-	if header == "" || len(header) > mdm.MaxSignature {
-		return nil
-	}
-	der, err := base64.StdEncoding.DecodeString(header)
+	c, err := mdm.VerifyDetachedAnyTime(header, body)
 	if err != nil {
 		return nil
 	}
-	p7, err := pkcs7.Parse(der)
-	if err != nil || len(p7.Content) != 0 {
-		return nil
-	}
-	p7.Content = body
-	orig := p7.Certificates
-	open := make([]*x509.Certificate, len(orig))
-	for i, c := range orig {
-		// The signature check uses the public key only; the copies' wide
-		// validity only neutralises the signing-time comparison.
-		cc := *c
-		cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-		open[i] = &cc
-	}
-	p7.Certificates = open
-	if p7.Verify() != nil {
-		return nil
-	}
-	signer := p7.GetOnlySigner()
-	if signer == nil {
-		return nil
-	}
-	for _, c := range orig {
-		if bytes.Equal(c.Raw, signer.Raw) {
-			return c
-		}
-	}
-	return nil
+	return c
 }
