@@ -12,11 +12,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // ErrSignature wraps every device-authentication failure.
 var ErrSignature = errors.New("device authentication failed")
+
+// ErrSigningTime: the signature verifies except that its CMS signing time
+// lies outside the signer certificate's validity (wrapped with
+// ErrSignature). VerifyDetachedAnyTime is then worth trying.
+var ErrSigningTime = errors.New("the signing time is outside the certificate's validity")
 
 // MaxSignature bounds the Mdm-Signature header (base64 characters). A
 // device's signature (one certificate, one SignerInfo) is about 2 KiB.
@@ -102,6 +109,10 @@ func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate
 		p7.Certificates = open
 	}
 	if err := p7.Verify(); err != nil {
+		var st *pkcs7.SigningTimeNotValidError
+		if errors.As(err, &st) {
+			return nil, fmt.Errorf("%w: %w: %v", ErrSignature, ErrSigningTime, err)
+		}
 		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
 	}
 	signer := p7.GetOnlySigner()

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -47,8 +48,8 @@ func TestExpiredSigner(t *testing.T) {
 	}
 	body := []byte("<plist/>")
 	hdr := sign(expired, body)
-	if _, err := mdm.VerifyDetached(hdr, body); err == nil {
-		t.Fatal("the CMS check accepted a signing time after NotAfter: expiredSigner is not needed")
+	if _, err := mdm.VerifyDetached(hdr, body); !errors.Is(err, mdm.ErrSigningTime) {
+		t.Fatalf("the CMS check on a signing time after NotAfter: %v, want ErrSigningTime (which sends the request to expiredSigner)", err)
 	}
 	if c := expiredSigner(hdr, body); c == nil || !c.Equal(expired) || !c.NotAfter.Equal(expired.NotAfter) {
 		t.Fatalf("expired signer not found: %v", c)

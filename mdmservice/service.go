@@ -129,7 +129,7 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		if err == nil && r.ClientCert != nil && !r.ClientCert.Equal(cert) {
 			err = errors.New("the Mdm-Signature signer is not the client certificate")
 		}
-		if err != nil {
+		if errors.Is(err, mdm.ErrSigningTime) {
 			// An expired identity's signing time fails the CMS check first.
 			if c := expiredSigner(r.Signature, r.Body); c != nil {
 				if resp := s.expiredIdentity(ctx, c, now); resp != nil {
