@@ -1,6 +1,7 @@
 package mdm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -11,11 +12,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // ErrSignature wraps every device-authentication failure.
 var ErrSignature = errors.New("device authentication failed")
+
+// ErrSigningTime: the signature verifies except that its CMS signing time
+// lies outside the signer certificate's validity (wrapped with
+// ErrSignature). VerifyDetachedAnyTime is then worth trying.
+var ErrSigningTime = errors.New("the signing time is outside the certificate's validity")
 
 // MaxSignature bounds the Mdm-Signature header (base64 characters). A
 // device's signature (one certificate, one SignerInfo) is about 2 KiB.
@@ -53,10 +61,11 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 }
 
 // VerifyDetachedAnyTime is VerifyDetached without comparing the CMS
-// signing time to the signer certificate's validity: a device whose
-// identity expired signs with a time after NotAfter, and the caller wants
-// to know who it is in order to say so (the caller checks validity with
-// its own clock). Every other check, and every bound, is VerifyDetached's.
+// signing time with the signer certificate's validity, under the same
+// bounds (it is reached by the same unauthenticated bytes). A device whose
+// identity expired signs with a time after its NotAfter, which
+// VerifyDetached refuses before anyone can say why; the caller must check
+// the returned certificate's validity with its own clock.
 func VerifyDetachedAnyTime(header string, body []byte) (*x509.Certificate, error) {
 	return verifyDetached(header, body, true)
 }
@@ -89,18 +98,21 @@ func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate
 	p7.Content = body
 	orig := p7.Certificates
 	if anyTime {
-		// smallstep/pkcs7 compares the signing time with the certificate's
-		// validity; copies with a wide validity neutralise only that (the
-		// signature check uses the public key).
-		wide := make([]*x509.Certificate, len(orig))
+		// The signature check uses the public key only; the copies' wide
+		// validity only neutralises the signing-time comparison.
+		open := make([]*x509.Certificate, len(orig))
 		for i, c := range orig {
 			cc := *c
 			cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-			wide[i] = &cc
+			open[i] = &cc
 		}
-		p7.Certificates = wide
+		p7.Certificates = open
 	}
 	if err := p7.Verify(); err != nil {
+		var st *pkcs7.SigningTimeNotValidError
+		if errors.As(err, &st) {
+			return nil, fmt.Errorf("%w: %w: %v", ErrSignature, ErrSigningTime, err)
+		}
 		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
 	}
 	signer := p7.GetOnlySigner()
@@ -108,7 +120,7 @@ func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate
 		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
 	}
 	for _, c := range orig {
-		if c.Equal(signer) {
+		if bytes.Equal(c.Raw, signer.Raw) {
 			return c, nil
 		}
 	}

@@ -54,13 +54,13 @@ func (s *Service) unknownResult(ctx context.Context, enr *store.Enrollment, chan
 		RequestType: res.RequestType})
 }
 
-// expiredSigner returns the signer of an Mdm-Signature whose only fault
-// may be its signing time: a device whose identity expired signs with a
-// time after the certificate's NotAfter, and the CMS check
-// (mdm.VerifyDetached) refuses that before the identity check can say
-// why. Same bounds and checks as VerifyDetached (mdm.VerifyDetachedAnyTime);
-// the caller checks validity with the server's clock. nil when the
-// signature does not verify.
+// expiredSigner returns the signer of an Mdm-Signature whose only fault is
+// its signing time. A device whose identity expired signs with a time
+// after the certificate's NotAfter, and the CMS check (mdm.VerifyDetached)
+// refuses that before the identity check can say why. The bytes are the
+// same unauthenticated ones, so they go through the same bounded parse
+// (mdm.VerifyDetachedAnyTime); the caller checks validity with the
+// server's clock. nil when the signature does not verify.
 func expiredSigner(header string, body []byte) *x509.Certificate {
 	c, err := mdm.VerifyDetachedAnyTime(header, body)
 	if err != nil {

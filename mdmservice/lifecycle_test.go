@@ -1,12 +1,14 @@
 package mdmservice
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/smallstep/pkcs7"
 
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
 )
 
 // A device whose identity expired signs with a signing time after the
@@ -45,8 +48,8 @@ func TestExpiredSigner(t *testing.T) {
 	}
 	body := []byte("<plist/>")
 	hdr := sign(expired, body)
-	if _, err := mdm.VerifyDetached(hdr, body); err == nil {
-		t.Fatal("the CMS check accepted a signing time after NotAfter: expiredSigner is not needed")
+	if _, err := mdm.VerifyDetached(hdr, body); !errors.Is(err, mdm.ErrSigningTime) {
+		t.Fatalf("the CMS check on a signing time after NotAfter: %v, want ErrSigningTime (which sends the request to expiredSigner)", err)
 	}
 	if c := expiredSigner(hdr, body); c == nil || !c.Equal(expired) || !c.NotAfter.Equal(expired.NotAfter) {
 		t.Fatalf("expired signer not found: %v", c)
@@ -72,5 +75,30 @@ func TestExpiredSigner(t *testing.T) {
 		if c := expiredSigner(tc.hdr, tc.body); c != nil {
 			t.Errorf("%s: signer %v", name, c.Subject)
 		}
+	}
+}
+
+// expiredSigner reads the same unauthenticated Mdm-Signature as
+// mdm.VerifyDetached, after it refused it: the hostile headers must be
+// refused under the same bounds. Before, it handed the header to
+// pkcs7.Parse directly (the nested BER cost gigabytes) and verified every
+// SignerInfo (the 8 MiB body hashed 40 times).
+func TestExpiredSignerHostileHeaders(t *testing.T) {
+	big := bytes.Repeat([]byte("<plist><string>x</string></plist>"), (8<<20)/33)
+	ac, ak := untrustedtest.SelfSigned(t, "attacker")
+	for _, tc := range []struct {
+		name, sig string
+		body      []byte
+	}{
+		{"nested definite BER", base64.StdEncoding.EncodeToString(untrustedtest.Read(t, untrustedtest.NestedBER)), []byte("<plist/>")},
+		{"40 SignerInfos over 8 MiB", base64.StdEncoding.EncodeToString(untrustedtest.DetachedRepeated(t, big, ac, ak, 40)), big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *x509.Certificate
+			untrustedtest.Bounded(t, 200*time.Millisecond, 4<<20, func() { c = expiredSigner(tc.sig, tc.body) })
+			if c != nil {
+				t.Fatalf("signer %v from a hostile header", c.Subject)
+			}
+		})
 	}
 }

@@ -129,7 +129,7 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		if err == nil && r.ClientCert != nil && !r.ClientCert.Equal(cert) {
 			err = errors.New("the Mdm-Signature signer is not the client certificate")
 		}
-		if err != nil {
+		if errors.Is(err, mdm.ErrSigningTime) {
 			// An expired identity's signing time fails the CMS check first.
 			if c := expiredSigner(r.Signature, r.Body); c != nil {
 				if resp := s.expiredIdentity(ctx, c, now); resp != nil {
@@ -303,6 +303,9 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 		if resp := s.admit(ctx, a, msg.Identity, r.Authorization); resp != nil {
 			return *resp
 		}
+		if resp := s.userChannelAllowed(ctx, a.enr, msg.Identity); resp != nil {
+			return *resp
+		}
 		// The channel belongs to the authenticated enrollment; the device's
 		// EnrollmentUserID only tells its user channels apart. A new
 		// channel gets a random id (an existing one keeps its own).
@@ -344,6 +347,51 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 		return plain(http.StatusBadRequest, "declarative management is not enabled on this server")
 	}
 	return plain(http.StatusBadRequest, "unknown MessageType "+msg.MessageType)
+}
+
+// MaxUserChannels bounds the user channels of one enrollment. A user
+// enrollment manages the person who enrolled: an iPhone or iPad has only
+// the device channel, a Mac the device channel and that person's user
+// channel (Apple, "User Enrollment into MDM": on macOS only the enrolling
+// user is managed). Without the bound, each TokenUpdate with a new
+// EnrollmentUserID stored one more channel — a command queue and a push
+// target — for as long as the device kept sending them.
+const MaxUserChannels = 1
+
+// userChannelAllowed refuses a TokenUpdate that would add a user channel
+// where the enrollment may have none (iOS) or has its one already (macOS):
+// 403, the device keeps its existing channels. A repeated TokenUpdate of
+// an existing channel is always allowed. Two concurrent first TokenUpdates
+// with different EnrollmentUserIDs can both pass this check (one-time, at
+// most the requests in flight); every later new one is refused.
+func (s *Service) userChannelAllowed(ctx context.Context, enr *store.Enrollment, id mdm.Identity) *Response {
+	if id.Kind() != mdm.UserChannel {
+		return nil
+	}
+	if enr.Platform == enroll.IOS {
+		resp := plain(http.StatusForbidden, "an iPhone or iPad user enrollment has no user channel")
+		return &resp
+	}
+	chs, err := s.Store.Channels(ctx, enr.ID)
+	if err != nil {
+		resp := plain(http.StatusInternalServerError, err.Error())
+		return &resp
+	}
+	users := 0
+	for _, ch := range chs {
+		if ch.Kind != mdm.UserChannel {
+			continue
+		}
+		if ch.EnrollmentUserID == id.EnrollmentUserID {
+			return nil
+		}
+		users++
+	}
+	if users >= MaxUserChannels {
+		resp := plain(http.StatusForbidden, fmt.Sprintf("this enrollment has its user channel already (at most %d): a user enrollment manages only the user who enrolled", MaxUserChannels))
+		return &resp
+	}
+	return nil
 }
 
 // lastSeenEvery limits last-seen writes to one per channel per minute.
