@@ -8,7 +8,9 @@
 package mdmservice
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -30,6 +32,8 @@ type Store interface {
 	store.EnrollmentStore
 	store.MDMStore
 	store.TokenStore
+	// Tombstone tells a deleted user's device it is no longer managed.
+	store.TombstoneStore
 	// User finds an enrollment's owner (a Mac's device channel carries no
 	// bearer: the owner must still be enabled).
 	User(ctx context.Context, id string) (*store.User, error)
@@ -100,6 +104,13 @@ func plain(status int, reason string) Response {
 
 // unrecognized tells an iOS 17+/macOS 14+ device that the server no longer
 // knows it: the device unenrolls.
+// sameFingerprint reports whether fp is the SHA-256 of cert's DER: the
+// tombstone must name this very certificate, not only its serial.
+func sameFingerprint(fp []byte, cert *x509.Certificate) bool {
+	sum := sha256.Sum256(cert.Raw)
+	return bytes.Equal(sum[:], fp)
+}
+
 func unrecognized(reason string) Response {
 	return Response{Status: http.StatusForbidden, ContentType: "application/json",
 		Body: []byte(`{"code":"com.apple.unrecognized.device"}`), Reason: reason}
@@ -152,8 +163,20 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		resp := plain(http.StatusForbidden, err.Error())
 		return nil, &resp
 	}
-	ic, err := s.Store.IdentityCert(ctx, enroll.SerialHex(cert))
+	serial := enroll.SerialHex(cert)
+	ic, err := s.Store.IdentityCert(ctx, serial)
 	if err != nil {
+		// The enrollment may have gone with its user or tenant: its
+		// tombstone says so, and com.apple.unrecognized.device makes the
+		// device remove its profile (docs/lifecycle.md, "Endings").
+		if ts, terr := s.Store.Tombstone(ctx, serial); terr == nil && sameFingerprint(ts.SHA256, cert) {
+			if s.Log != nil {
+				s.Log.Info("request from a device whose enrollment was deleted", "enrollment", ts.EnrollmentID,
+					"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
+			}
+			resp := unrecognized("the enrollment was deleted: " + ts.Reason)
+			return nil, &resp
+		}
 		resp := plain(http.StatusForbidden, "the identity certificate is not one Pomona issued to an enrollment")
 		return nil, &resp
 	}

@@ -123,8 +123,9 @@ type TenantStore interface {
 	// gives ErrInUse; adding one owned elsewhere gives ErrConflict.
 	UpdateTenant(ctx context.Context, id string, fn func(*Tenant) error) (*Tenant, error)
 	// DeleteTenant removes the tenant; with users left and cascade false it
-	// gives ErrInUse, with cascade true the users go too.
-	DeleteTenant(ctx context.Context, id string, cascade bool) error
+	// gives ErrInUse, with cascade true the users go too, their enrollments
+	// leaving tombstones (see TombstoneStore) stamped with end.
+	DeleteTenant(ctx context.Context, id string, cascade bool, end Ending) error
 	CountTenants(ctx context.Context) (int, error)
 	// SetTenantLogo stores the tenant's logo, replacing any, or removes it
 	// when l is nil; it sets the tenant's LogoUpdatedAt (zero when
@@ -146,7 +147,11 @@ type UserStore interface {
 	// UpdateUser is an atomic read-modify-write of one user. fn must not
 	// block (hash passwords before calling).
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (*User, error)
-	DeleteUser(ctx context.Context, id string) error
+	// DeleteUser removes the user and, by cascade, their enrollments; in
+	// the same transaction every identity certificate of those
+	// enrollments leaves a tombstone stamped with end. ErrNotFound: no
+	// such user.
+	DeleteUser(ctx context.Context, id string, end Ending) error
 	CountUsers(ctx context.Context) (int, error)
 }
 
@@ -190,6 +195,7 @@ type Store interface {
 	AdminStore
 	StatsStore
 	RenewalStore
+	TombstoneStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

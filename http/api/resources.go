@@ -240,18 +240,34 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	dry, err := boolParam(r, "dry_run")
+	if err != nil {
+		return err
+	}
 	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if err := a.Store.DeleteTenant(r.Context(), t.ID, cascade); err != nil {
+	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
+	if err != nil {
+		return err
+	}
+	if dry {
+		dryRun(w, devices)
+		return nil
+	}
+	by := Principal(r.Context())
+	if cascade {
+		a.unenrollAll(r.Context(), devices, by)
+	}
+	if err := a.Store.DeleteTenant(r.Context(), t.ID, cascade, store.Ending{Reason: "tenant deleted by " + by, At: a.now()}); err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return &httpx.Error{Status: http.StatusConflict, Code: "in_use",
 				Message: "the tenant still has users; delete them first or pass cascade=true to delete them with it", Err: err}
 		}
 		return err
 	}
-	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "by", Principal(r.Context()))
+	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", len(devices), "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -372,14 +388,28 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	dry, err := boolParam(r, "dry_run")
+	if err != nil {
+		return err
+	}
 	u, err := a.userRef(r)
 	if err != nil {
 		return err
 	}
-	if err := a.Store.DeleteUser(r.Context(), u.ID); err != nil {
+	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{UserID: u.ID})
+	if err != nil {
 		return err
 	}
-	a.Log.Info("user deleted", "user", u.ID, "by", Principal(r.Context()))
+	if dry {
+		dryRun(w, devices)
+		return nil
+	}
+	by := Principal(r.Context())
+	a.unenrollAll(r.Context(), devices, by)
+	if err := a.Store.DeleteUser(r.Context(), u.ID, store.Ending{Reason: "user deleted by " + by, At: a.now()}); err != nil {
+		return err
+	}
+	a.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", len(devices), "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -223,7 +223,7 @@ func (c *Console) deleteTenant(w http.ResponseWriter, r *Request) error {
 	if r.PostFormValue("confirm") != t.Name {
 		return refusef(http.StatusBadRequest, "Type the tenant's name to confirm the deletion.")
 	}
-	if err := c.Store.DeleteTenant(r.Context(), t.ID, false); err != nil {
+	if err := c.Store.DeleteTenant(r.Context(), t.ID, false, store.Ending{Reason: "tenant deleted in the console", At: c.Now().UTC()}); err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return refusef(http.StatusConflict, "The tenant still has users: delete them first.")
 		}

@@ -189,7 +189,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 	return result, err
 }
 
-func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error {
+func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool, end store.Ending) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, id).Scan(&n); err != nil {
@@ -203,6 +203,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool) error
 		}
 		if n > 0 && !cascade {
 			return fmt.Errorf("%w: tenant still has %d user(s)", store.ErrInUse, n)
+		}
+		if err := bury(ctx, tx, `e.tenant_id = ?`, id, end); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE tenant_id = ?`, id); err != nil {
 			return err

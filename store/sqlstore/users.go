@@ -139,15 +139,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) 
 	return result, err
 }
 
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
-	if err != nil {
-		return s.constraint(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user %w", store.ErrNotFound)
-	}
-	return nil
+func (s *Store) DeleteUser(ctx context.Context, id string, end store.Ending) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		if err := bury(ctx, tx, `e.user_id = ?`, id, end); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		if err != nil {
+			return s.constraint(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %w", store.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 func (s *Store) CountUsers(ctx context.Context) (int, error) {

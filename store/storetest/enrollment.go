@@ -54,7 +54,7 @@ func testAccessTokens(t *testing.T, s store.Store) {
 		t.Fatalf("bound to %q", got.EnrollmentID)
 	}
 	// Deleting the user removes its tokens.
-	if err := s.DeleteUser(ctx, u.ID); err != nil {
+	if err := s.DeleteUser(ctx, u.ID, store.Ending{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.AccessToken(ctx, []byte("h1"))

@@ -48,7 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}},
 	}
-	for _, nt := range append(append(append(enrollmentTests(), mdmTests()...), adminTests()...), ownershipTests()...) {
+	for _, nt := range append(append(append(append(enrollmentTests(), mdmTests()...), adminTests()...), ownershipTests()...), tombstoneTests()...) {
 		tests = append(tests, struct {
 			name string
 			fn   func(t *testing.T, s store.Store)
@@ -205,11 +205,11 @@ func testTenantDelete(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	tn := mustTenant(t, s, "A", "a.example")
 	u := mustUser(t, s, tn.ID, "alice@a.example")
-	wantErr(t, s.DeleteTenant(ctx, tn.ID, false), store.ErrInUse)
+	wantErr(t, s.DeleteTenant(ctx, tn.ID, false, store.Ending{}), store.ErrInUse)
 	if _, err := s.User(ctx, u.ID); err != nil {
 		t.Fatal("refused delete removed the user")
 	}
-	if err := s.DeleteTenant(ctx, tn.ID, true); err != nil {
+	if err := s.DeleteTenant(ctx, tn.ID, true, store.Ending{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.User(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
@@ -218,7 +218,7 @@ func testTenantDelete(t *testing.T, s store.Store) {
 	if _, err := s.TenantByDomain(ctx, "a.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("deleted tenant's domain still resolves")
 	}
-	wantErr(t, s.DeleteTenant(ctx, tn.ID, false), store.ErrNotFound)
+	wantErr(t, s.DeleteTenant(ctx, tn.ID, false, store.Ending{}), store.ErrNotFound)
 	// The domain is free again.
 	mustTenant(t, s, "B", "a.example")
 }
@@ -358,10 +358,10 @@ func testUserDelete(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	tn := mustTenant(t, s, "A", "a.example")
 	u := mustUser(t, s, tn.ID, "alice@a.example")
-	if err := s.DeleteUser(ctx, u.ID); err != nil {
+	if err := s.DeleteUser(ctx, u.ID, store.Ending{}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, s.DeleteUser(ctx, u.ID), store.ErrNotFound)
+	wantErr(t, s.DeleteUser(ctx, u.ID, store.Ending{}), store.ErrNotFound)
 	// The domain is no longer in use.
 	if _, err := s.UpdateTenant(ctx, tn.ID, func(x *store.Tenant) error { x.Domains = []string{"b.example"}; return nil }); err != nil {
 		t.Fatal(err)
@@ -554,7 +554,7 @@ func testTenantBranding(t *testing.T, s store.Store) {
 	}
 	// Deleting the tenant deletes its logo.
 	s.SetTenantLogo(ctx, tn.ID, &store.Logo{ContentType: "image/png", Data: png, UpdatedAt: at})
-	if err := s.DeleteTenant(ctx, tn.ID, false); err != nil {
+	if err := s.DeleteTenant(ctx, tn.ID, false, store.Ending{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.TenantLogo(ctx, tn.ID)
