@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/server"
 )
 
 // Endings (issue 13): deleting a user, or their tenant with cascade, wakes
@@ -16,7 +17,8 @@ import (
 // the devices and changes nothing.
 func TestDeleteUserUnenrollsDevices(t *testing.T) {
 	stub, opt := withAPNs(t)
-	w := newWorldWith(t, opt)
+	clk := &movableClock{}
+	w := newWorldWith(t, opt, withClock(clk), func(c *server.Config) { c.TombstoneRetention = 48 * time.Hour })
 	e, ctx := w.e, context.Background()
 	alice := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	bob := enrolledDevice(t, w, "iPad", "bob@example.com", "bob-password")
@@ -64,5 +66,17 @@ func TestDeleteUserUnenrollsDevices(t *testing.T) {
 	unrecognized(bob, "bob")
 	if _, err := olga.Poll(ctx, nil, false); err != nil {
 		t.Fatalf("another tenant's device after the deletion: %v", err)
+	}
+
+	// Tombstones go after --tombstone-retention, on the lifecycle clock.
+	start := clk.now()
+	for _, c := range []struct {
+		after time.Duration
+		want  int64
+	}{{47 * time.Hour, 0}, {49 * time.Hour, 2}, {50 * time.Hour, 0}} {
+		clk.moveTo(start.Add(c.after))
+		if n, err := e.Server.PurgeTombstones(ctx); err != nil || n != c.want {
+			t.Fatalf("purge after %v: %d, %v; want %d", c.after, n, err, c.want)
+		}
 	}
 }

@@ -112,6 +112,10 @@ type Config struct {
 	// certificate this long after the InstallProfile counts as failed and
 	// is tried again (default 7 days).
 	RenewalTimeout time.Duration
+	// TombstoneRetention: how long a deleted user's or tenant's devices
+	// are still answered com.apple.unrecognized.device (default 90 days;
+	// docs/lifecycle.md, "Endings").
+	TombstoneRetention time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's
@@ -722,6 +726,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.webhooks.Run(ctx)
 	go s.repush(ctx)
 	go s.renewals(ctx)
+	go s.purgeTombstones(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

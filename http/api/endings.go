@@ -52,7 +52,12 @@ func (a *API) unenrollAll(ctx context.Context, devices []store.Enrollment, by st
 	}
 }
 
+// now is the device-lifecycle clock (the command queue's), so tombstones
+// age on the same clock as the purge that removes them.
 func (a *API) now() time.Time {
+	if a.Commands != nil && a.Commands.Now != nil {
+		return a.Commands.Now().UTC()
+	}
 	if a.Now != nil {
 		return a.Now().UTC()
 	}
