@@ -160,9 +160,10 @@ func runTenant(env *Env, args []string) error {
 	case "branding":
 		return runTenantBranding(env, &cf, args)
 	case "delete":
-		fs := newFlags(env, "tenant delete", "tenant delete <id or domain> [--cascade]")
+		fs := newFlags(env, "tenant delete", "tenant delete <id or domain> [--cascade [--yes]]")
 		cf.register(fs)
-		cascade := fs.Bool("cascade", false, "also delete the tenant's users")
+		cascade := fs.Bool("cascade", false, "also delete the tenant's users (their enrolled devices are told to remove their enrollment)")
+		yes := fs.Bool("yes", false, "confirm that the users' enrolled devices are unenrolled")
 		pos, err := parse(env, fs, args)
 		if err != nil {
 			return err
@@ -175,8 +176,12 @@ func runTenant(env *Env, args []string) error {
 			return err
 		}
 		path := "/api/v1/tenants/" + url.PathEscape(pos[0])
+		n := 0
 		if *cascade {
 			path += "?cascade=true"
+			if n, err = confirmEnding(env, c, path, "tenant "+pos[0], *yes); err != nil {
+				return err
+			}
 		}
 		if err := c.Do(env.Ctx, http.MethodDelete, path, nil, nil); err != nil {
 			var ae *apiclient.Error
@@ -186,7 +191,7 @@ func runTenant(env *Env, args []string) error {
 			}
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "deleted tenant %s\n", pos[0])
+		fmt.Fprintf(env.Stdout, "deleted tenant %s%s\n", pos[0], unenrolledNote(n))
 		return nil
 	}
 	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, tenantUsage)
@@ -536,14 +541,29 @@ func runUser(env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "%s must sign in again on every device (the devices ask; they stay enrolled)\n", u.Email)
 		return nil
 	case "delete":
-		c, ref, err := one("user delete <id or email>", nil)
+		f := newFlags(env, "user delete", "user delete <id or email> [--yes]")
+		cf.register(f)
+		yes := f.Bool("yes", false, "confirm that the user's enrolled devices are unenrolled")
+		pos, err := parse(env, f, args)
 		if err != nil {
 			return err
 		}
-		if err := c.Do(env.Ctx, http.MethodDelete, "/api/v1/users/"+url.PathEscape(ref), nil, nil); err != nil {
+		if len(pos) != 1 {
+			return usagef("give one user id or email\nUsage: pomona user delete <id or email> [--yes]")
+		}
+		c, err := cf.client(env)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "deleted user %s\n", ref)
+		path := "/api/v1/users/" + url.PathEscape(pos[0])
+		n, err := confirmEnding(env, c, path, "user "+pos[0], *yes)
+		if err != nil {
+			return err
+		}
+		if err := c.Do(env.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "deleted user %s%s\n", pos[0], unenrolledNote(n))
 		return nil
 	case "import":
 		return runImport(env, args)
@@ -691,4 +711,31 @@ func runAPIKey(env *Env, args []string) error {
 		return nil
 	}
 	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, apikeyUsage)
+}
+
+// confirmEnding asks the API (?dry_run=true on path) how many enrolled
+// devices deleting what would unenroll; with any and no --yes it says so
+// and refuses (exit 1), so a deletion never unenrolls devices unawares.
+func confirmEnding(env *Env, c *apiclient.Client, path, what string, yes bool) (int, error) {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	var dry struct {
+		Devices int `json:"devices_to_unenroll"`
+	}
+	if err := c.Do(env.Ctx, http.MethodDelete, path+sep+"dry_run=true", nil, &dry); err != nil {
+		return 0, err
+	}
+	if dry.Devices > 0 && !yes {
+		return 0, fmt.Errorf("deleting %s unenrolls %d device(s): each is sent RemoveProfile and loses its managed apps, accounts and data; give --yes to go ahead", what, dry.Devices)
+	}
+	return dry.Devices, nil
+}
+
+func unenrolledNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d device(s) told to remove their enrollment)", n)
 }

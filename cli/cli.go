@@ -58,7 +58,7 @@ func commands() map[string]command {
 			{"show", "show one tenant"},
 			{"update", "rename a tenant, add or remove domains, change the second-factor rule"},
 			{"branding", "the sign-in pages' logo, accent colour, contact line and privacy link"},
-			{"delete", "delete a tenant (--cascade: with its users)"},
+			{"delete", "delete a tenant (--cascade: with its users, unenrolling their devices; --yes confirms)"},
 		}},
 		"user": {summary: "manage users: add, list, show, update, enable, disable, set-password, reset-2fa, reauthenticate, delete, import", run: runUser, subs: []sub{
 			{"add", "create a user"},
@@ -70,7 +70,7 @@ func commands() map[string]command {
 			{"set-password", "set a user's password"},
 			{"reset-2fa", "remove a user's second factor (they set up a new one at the next sign-in)"},
 			{"reauthenticate", "make the user's devices sign in again"},
-			{"delete", "delete a user"},
+			{"delete", "delete a user, unenrolling their devices (--yes confirms)"},
 			{"import", "create or update users from a CSV file"},
 		}},
 		"apikey": {summary: "manage admin API keys: create, list, revoke", run: runAPIKey, subs: []sub{

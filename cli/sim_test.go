@@ -40,6 +40,16 @@ func TestDemoAndSimEnroll(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "not correct") {
 		t.Fatalf("wrong password: %+v", r)
 	}
+	// Deleting the user says how many devices it unenrolls and wants --yes.
+	r = runCLI(t, e, "", nil, "user", "delete", server.DemoUser)
+	if r.code != 1 || !strings.Contains(r.stderr, "unenrolls 1 device(s)") || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("user delete without --yes: %+v", r)
+	}
+	mustOK(t, runCLI(t, e, "", nil, "user", "show", server.DemoUser))
+	r = mustOK(t, runCLI(t, e, "", nil, "user", "delete", server.DemoUser, "--yes"))
+	if !strings.Contains(r.stdout, "1 device(s) told to remove their enrollment") {
+		t.Fatalf("user delete --yes:\n%s", r.stdout)
+	}
 }
 
 // TestSimRun keeps a small fleet alive against a server that pushes to the
