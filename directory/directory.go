@@ -45,6 +45,10 @@ type Service struct {
 	// Password sets the argon2id cost of new hashes.
 	Password password.Params
 	Now      func() time.Time
+	// Disabled, when set, is called after UpdateUser turned an enabled
+	// user disabled (the change is committed): the server's
+	// --unenroll-on-disable policy ends the user's enrollments there.
+	Disabled func(ctx context.Context, u *store.User)
 }
 
 // New returns a Service with the default password cost.
@@ -356,8 +360,10 @@ func (s *Service) UpdateUser(ctx context.Context, id string, p UserPatch) (*stor
 			return nil, err
 		}
 	}
-	return s.Store.UpdateUser(ctx, id, func(u *store.User) error {
+	disabled := false
+	u, err := s.Store.UpdateUser(ctx, id, func(u *store.User) error {
 		now := s.now()
+		disabled = false
 		if p.Email != nil {
 			u.Email = email
 		}
@@ -372,12 +378,17 @@ func (s *Service) UpdateUser(ctx context.Context, id string, p UserPatch) (*stor
 				// Disabling ends every session: the devices must sign in again
 				// (and will be refused).
 				u.TokensNotBefore = now
+				disabled = true
 			}
 			u.Enabled = *p.Enabled
 		}
 		u.UpdatedAt = now
 		return nil
 	})
+	if err == nil && disabled && s.Disabled != nil {
+		s.Disabled(ctx, u)
+	}
+	return u, err
 }
 
 // SetPassword replaces the password and ends every session of the user.

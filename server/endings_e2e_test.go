@@ -80,3 +80,26 @@ func TestDeleteUserUnenrollsDevices(t *testing.T) {
 		}
 	}
 }
+
+// With --unenroll-on-disable, disabling a user ends their devices'
+// enrollments: the next request is answered com.apple.unrecognized.device.
+// Without it (the default) the device stays enrolled.
+func TestDisableUnenrollsByPolicy(t *testing.T) {
+	for _, policy := range []bool{true, false} {
+		t.Run(map[bool]string{true: "policy", false: "default"}[policy], func(t *testing.T) {
+			w := newWorldWith(t, func(c *server.Config) { c.UnenrollOnDisable = policy })
+			e, ctx := w.e, context.Background()
+			d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+			mustStatus(t, do(t, e, "PATCH", "/api/v1/users/alice@example.com", map[string]any{"enabled": false}, e.APIKey), 200)
+			_, err := d.Poll(ctx, nil, false)
+			gone := err != nil && strings.Contains(err.Error(), "com.apple.unrecognized.device")
+			if gone != policy {
+				t.Fatalf("poll after disabling (policy %v): %v", policy, err)
+			}
+			st := do(t, e, "GET", "/api/v1/devices/"+d.MDM.EnrollmentID, nil, e.APIKey).json(t)["status"]
+			if want := map[bool]string{true: "unenrolled", false: "enrolled"}[policy]; st != want {
+				t.Fatalf("device status %v, want %s", st, want)
+			}
+		})
+	}
+}

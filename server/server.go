@@ -116,6 +116,11 @@ type Config struct {
 	// are still answered com.apple.unrecognized.device (default 90 days;
 	// docs/lifecycle.md, "Endings").
 	TombstoneRetention time.Duration
+	// UnenrollOnDisable: disabling a user also unenrolls their enrolled
+	// devices (RemoveProfile queued and the enrollment ended at once, so
+	// the device's next request is answered com.apple.unrecognized.device).
+	// Off by default: a disabled user's devices stay enrolled.
+	UnenrollOnDisable bool
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's
@@ -331,6 +336,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: clock}
+	if cfg.UnenrollOnDisable {
+		s.Directory.Disabled = s.unenrollDisabled
+	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
 	s.Admins = admins.New(s.Store, sealer, cfg.Password)
