@@ -25,6 +25,12 @@ func Inventory(requestType string, raw []byte) (section string, data any, fields
 	if err != nil {
 		return "", nil, nil, false
 	}
+	return InventoryOf(requestType, doc)
+}
+
+// InventoryOf is Inventory for a result already decoded by DecodeResult
+// (Result.Doc), so the MDM path decodes each result once.
+func InventoryOf(requestType string, doc map[string]any) (section string, data any, fields *DeviceFields, ok bool) {
 	switch requestType {
 	case "DeviceInformation":
 		q, _ := doc["QueryResponses"].(map[string]any)

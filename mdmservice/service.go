@@ -458,7 +458,7 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 		// What the answer reveals goes into the inventory in the same
 		// transaction as the result.
 		inv := func(rt string) (string, any, *store.DeviceInfo, bool) {
-			section, data, f, ok := mdm.Inventory(rt, res.Raw)
+			section, data, f, ok := mdm.InventoryOf(rt, res.Doc)
 			if !ok {
 				return "", nil, nil, false
 			}
