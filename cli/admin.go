@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
-	"text/tabwriter"
 	"time"
 )
+
+// pomona admin create|list|reset: web-console accounts through the API
+// (/api/v1/admins). An invitation or a reset prints a one-time setup link
+// where the person chooses a password and sets up their authenticator
+// app.
 
 const adminUsage = "admin create --email E [--role owner|admin|helpdesk|auditor] [--name N] | list | reset <id>"
 
@@ -22,70 +28,64 @@ type consoleAdmin struct {
 	SetupExpiresAt *time.Time `json:"setup_expires_at"`
 }
 
-// runAdmin manages web-console accounts through the API: an invitation
-// or a reset prints a one-time setup link where the person chooses a
-// password and sets up their authenticator app.
-func runAdmin(env *Env, args []string) error {
-	sub, args, err := subcommand(args, adminUsage)
+// adminOptions are the flags of every admin subcommand (read by create).
+type adminOptions struct{ email, name, role *string }
+
+func adminFlags(fs *flag.FlagSet) adminOptions {
+	return adminOptions{
+		email: fs.String("email", "", "the administrator's email (create)"),
+		name:  fs.String("name", "", "their name (create)"),
+		role:  fs.String("role", "owner", "owner, admin, helpdesk or auditor (create)"),
+	}
+}
+
+func adminCreate(c *call, o adminOptions) error {
+	api, err := c.client()
 	if err != nil {
 		return err
 	}
-	var cf clientFlags
-	fs := newFlags(env, "admin "+sub, adminUsage)
-	cf.register(fs)
-	email := fs.String("email", "", "the administrator's email (create)")
-	name := fs.String("name", "", "their name (create)")
-	role := fs.String("role", "owner", "owner, admin, helpdesk or auditor (create)")
-	pos, err := parse(env, fs, args)
+	if *o.email == "" && len(c.args) == 1 {
+		*o.email = c.args[0]
+	}
+	if *o.email == "" {
+		return usagef("give the administrator's --email")
+	}
+	var a consoleAdmin
+	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins", map[string]string{"email": *o.email, "name": *o.name, "role": *o.role}, &a); err != nil {
+		return err
+	}
+	return printSetupLink(c, a)
+}
+
+func adminReset(c *call, _ adminOptions) error {
+	api, err := c.client()
 	if err != nil {
 		return err
 	}
-	c, err := cf.client(env)
+	id, err := c.one("give the id of the account to reset (pomona admin list)")
 	if err != nil {
 		return err
 	}
-	printLink := func(a consoleAdmin) error {
-		if cf.json {
-			return printJSON(env.Stdout, a)
-		}
-		fmt.Fprintf(env.Stdout, "Console account %s (%s). Send this one-time setup link to them over a trusted channel; it works once, until %s:\n\n  %s\n",
-			a.Email, a.Role, a.SetupExpiresAt.Local().Format(time.RFC1123), a.SetupURL)
-		return nil
+	var a consoleAdmin
+	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins/"+id+"/reset", nil, &a); err != nil {
+		return err
 	}
-	switch sub {
-	case "create":
-		if *email == "" && len(pos) == 1 {
-			*email = pos[0]
-		}
-		if *email == "" {
-			return usagef("give the administrator's --email")
-		}
-		var a consoleAdmin
-		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/admins", map[string]string{"email": *email, "name": *name, "role": *role}, &a); err != nil {
-			return err
-		}
-		return printLink(a)
-	case "reset":
-		if len(pos) != 1 {
-			return usagef("give the id of the account to reset (pomona admin list)")
-		}
-		var a consoleAdmin
-		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/admins/"+pos[0]+"/reset", nil, &a); err != nil {
-			return err
-		}
-		return printLink(a)
-	case "list":
-		var out struct {
-			Admins []consoleAdmin `json:"admins"`
-		}
-		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/admins", nil, &out); err != nil {
-			return err
-		}
-		if cf.json {
-			return printJSON(env.Stdout, out)
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tEMAIL\tROLE\tSTATE\tLAST SIGN-IN")
+	return printSetupLink(c, a)
+}
+
+func adminList(c *call, _ adminOptions) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Admins []consoleAdmin `json:"admins"`
+	}
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/admins", nil, &out); err != nil {
+		return err
+	}
+	return c.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tEMAIL\tROLE\tSTATE\tLAST SIGN-IN")
 		for _, a := range out.Admins {
 			state, last := "active", "never"
 			switch {
@@ -97,9 +97,17 @@ func runAdmin(env *Env, args []string) error {
 			if a.LastSignInAt != nil {
 				last = a.LastSignInAt.Local().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, orDash(a.Email), a.Role, state, last)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.ID, orDash(a.Email), a.Role, state, last)
 		}
-		return tw.Flush()
+	})
+}
+
+// printSetupLink shows the one-time setup link of a new or reset account.
+func printSetupLink(c *call, a consoleAdmin) error {
+	if c.json() {
+		return printJSON(c.Stdout, a)
 	}
-	return usagef("unknown subcommand %q: %s", sub, adminUsage)
+	fmt.Fprintf(c.Stdout, "Console account %s (%s). Send this one-time setup link to them over a trusted channel; it works once, until %s:\n\n  %s\n",
+		a.Email, a.Role, a.SetupExpiresAt.Local().Format(time.RFC1123), a.SetupURL)
+	return nil
 }
