@@ -9,6 +9,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -187,6 +188,22 @@ func findCA(data string) string {
 		}
 		dir = up
 	}
+}
+
+// trustPool is the system's roots plus the PEM certificates in file (none
+// when file is ""); added reports whether file held any.
+func trustPool(file string) (pool *x509.CertPool, added bool, err error) {
+	var pem []byte
+	if file != "" {
+		if pem, err = os.ReadFile(file); err != nil {
+			return nil, false, err
+		}
+	}
+	pool, err = x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	return pool, pool.AppendCertsFromPEM(pem), nil
 }
 
 func fileExists(p string) bool {

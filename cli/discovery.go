@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/pomona-mdm/pomona/discovery/check"
@@ -44,15 +42,11 @@ func discoveryCheck(fs *flag.FlagSet) func(*call) error {
 			opts.Resolve[p[0]+":"+p[1]] = p[2] + ":" + p[3]
 		}
 		if *trust != "" {
-			pem, err := os.ReadFile(*trust)
+			pool, ok, err := trustPool(*trust)
 			if err != nil {
 				return err
 			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
+			if !ok {
 				return fmt.Errorf("--trust-ca %s holds no PEM certificate", *trust)
 			}
 			opts.RootCAs = pool

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -48,20 +46,13 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 				return usagef("--totp-secret: %v", err)
 			}
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
 		ca := *caFile
 		if ca == "" {
 			ca = findCA(*data)
 		}
-		if ca != "" {
-			pem, err := os.ReadFile(ca)
-			if err != nil {
-				return err
-			}
-			pool.AppendCertsFromPEM(pem)
+		pool, _, err := trustPool(ca)
+		if err != nil {
+			return err
 		}
 		d, err := devicesim.New(devicesim.Options{ModelFamily: *family, RootCAs: pool})
 		if err != nil {

@@ -215,26 +215,17 @@ func stubCA(dir string) (*pki.CA, string, bool, error) {
 	return ca, abs, true, nil
 }
 
-// serverPool trusts the system roots plus the server's CA file.
+// serverPool trusts the system roots plus the server's CA file: --ca-file,
+// else <data>/ca.pem when it exists.
 func serverPool(cf clientFlags) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
 	ca := cf.caFile
 	if ca == "" {
 		if p := filepath.Join(cf.data, "ca.pem"); fileExists(p) {
 			ca = p
 		}
 	}
-	if ca != "" {
-		b, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, err
-		}
-		pool.AppendCertsFromPEM(b)
-	}
-	return pool, nil
+	pool, _, err := trustPool(ca)
+	return pool, err
 }
 
 // randomWord is n random characters: base64url for passwords, hex
