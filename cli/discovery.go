@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/ident"
 )
 
 // pomona discovery check|snippet: a company domain's discovery redirect.
@@ -29,7 +29,7 @@ func discoveryCheck(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		domain, err := ident.Domain(arg)
+		domain, err := address.Domain(arg)
 		if err != nil {
 			return usagef("%v", err)
 		}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -30,7 +30,7 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 		if *user == "" {
 			return usagef("%s", c.withUsage("give --user"))
 		}
-		_, domain, err := ident.Email(*user)
+		_, domain, err := address.Email(*user)
 		if err != nil {
 			return usagef("--user: %v", err)
 		}
