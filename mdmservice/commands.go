@@ -11,6 +11,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/untrusted"
 )
@@ -59,8 +60,9 @@ type Idempotency struct {
 }
 
 // ErrIdempotencyKeyReused is the answer to a key repeated with a
-// different request.
-var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used for a different request")
+// different request (422, code idempotency_key_reused).
+var ErrIdempotencyKeyReused = problem.Coded(problem.Unprocessable, "idempotency_key_reused",
+	"this Idempotency-Key was already used for a different request; send a new key for a new request")
 
 // AdminPlist bounds a raw command plist from the API or the console (the
 // API's request bodies are at most 1 MiB); binary plists are refused by
@@ -83,12 +85,28 @@ type EnqueueRequest struct {
 	Idempotency *Idempotency
 }
 
-// Errors the API maps to statuses.
+// The device cannot take commands: each is a Conflict (409, code
+// not_enrolled).
 var (
-	ErrNotEnrolled = errors.New("the device has not completed enrollment yet (no Authenticate)")
-	ErrNoChannel   = errors.New("the enrollment has no such channel")
-	ErrUnenrolled  = errors.New("the device is unenrolled")
+	ErrNotEnrolled = problem.Coded(problem.Conflict, "not_enrolled", "the device has not completed enrollment yet (no Authenticate)")
+	ErrNoChannel   = problem.Coded(problem.Conflict, "not_enrolled", "the enrollment has no such channel")
+	ErrUnenrolled  = problem.Coded(problem.Conflict, "not_enrolled", "the device is unenrolled")
 )
+
+// notEnrolled is sentinel with more detail; errors.Is(err, sentinel) holds.
+func notEnrolled(sentinel *problem.Error, format string, args ...any) error {
+	return &problem.Error{Kind: sentinel.Kind, Code: sentinel.Code, Message: sentinel.Message + ": " + fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// refused is Apple's rules (or the server's) refusing a command: 422,
+// code command_refused; errors.As finds the *catalog.Refusal.
+func refused(err error) error {
+	var ref *catalog.Refusal
+	if errors.As(err, &ref) {
+		return &problem.Error{Kind: problem.Unprocessable, Code: "command_refused", Message: "Refused: " + ref.Error(), Err: ref}
+	}
+	return err
+}
 
 // NewUUID returns a random upper-case UUID.
 func NewUUID() string {
@@ -153,7 +171,7 @@ func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind stri
 			return &chs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no %s channel (it appears with the channel's TokenUpdate)", ErrNoChannel, kind)
+	return nil, notEnrolled(ErrNoChannel, "no %s channel (it appears with the channel's TokenUpdate)", kind)
 }
 
 // Enqueue validates and queues a command for one enrollment, then pushes.
@@ -172,7 +190,7 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	}
 	rt, cmd, err := c.Build(platform, r)
 	if err != nil {
-		return "", err
+		return "", refused(err)
 	}
 	id := NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
@@ -280,7 +298,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return nil, err
 	}
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("%w: no enrolled device matches the targets", ErrNotEnrolled)
+		return nil, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
 	}
 	byPlatform := map[string][]store.ChannelTarget{}
 	for _, t := range targets {
@@ -317,7 +335,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		}
 	}
 	if len(ids) == 0 {
-		return nil, firstRefusal
+		return nil, refused(firstRefusal)
 	}
 	id := NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()

@@ -22,6 +22,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -137,11 +138,11 @@ func (a *API) Register(mux *http.ServeMux) {
 		if len(allow) > 0 {
 			sort.Strings(allow)
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed",
+			httpx.WriteError(w, r, a.Log, problem.Coded(problem.MethodNotAllowed, "method_not_allowed",
 				"%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 			return
 		}
-		httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusNotFound, "not_found", "no API endpoint %s %s", r.Method, r.URL.Path))
+		httpx.WriteError(w, r, a.Log, problem.Coded(problem.NotFound, "not_found", "no API endpoint %s %s", r.Method, r.URL.Path))
 	})
 }
 
@@ -158,7 +159,6 @@ func (a *API) authenticated(h handlerFunc) http.Handler {
 		p, err := a.Auth.Check(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			a.Metrics.AdminAuthFails.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pomona-admin"`)
 			httpx.WriteError(w, r, a.Log, err)
 			return
 		}
@@ -196,9 +196,12 @@ type KeyAuth struct {
 	Log       *slog.Logger
 }
 
+// keyChallenge is the WWW-Authenticate value of every 401 (RFC 6750 §3).
+const keyChallenge = `Bearer realm="pomona-admin"`
+
 var (
-	errNoKey  = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "missing API key: send \"Authorization: Bearer <key>\"")
-	errBadKey = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "invalid or revoked API key")
+	errNoKey  = &problem.Error{Kind: problem.Unauthenticated, Code: "unauthorized", Message: "missing API key: send \"Authorization: Bearer <key>\"", Challenge: keyChallenge}
+	errBadKey = &problem.Error{Kind: problem.Unauthenticated, Code: "unauthorized", Message: "invalid or revoked API key", Challenge: keyChallenge}
 )
 
 // touchEvery limits last-used updates to one write per key per minute.

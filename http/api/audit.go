@@ -1,24 +1,14 @@
 package api
 
 import (
+	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
-
-// AuditEntry is the API form of an audit record.
-type AuditEntry struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Target string    `json:"target,omitempty"`
-	Status int       `json:"status"`
-	Remote string    `json:"remote,omitempty"`
-}
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -26,14 +16,14 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "limit must be a number from 1 to 1000")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "limit must be a number from 1 to 1000")
 		}
 		f.Limit = n
 	}
 	if b := q.Get("before"); b != "" {
 		n, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || n < 1 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "before must be an audit entry id")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "before must be an audit entry id")
 		}
 		f.Before = n
 	}
@@ -41,9 +31,9 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]AuditEntry, 0, len(es))
+	out := make([]apitypes.AuditEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Status: e.Status, Remote: e.Remote})
+		out = append(out, apitypes.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Status: e.Status, Remote: e.Remote})
 	}
 	resp := map[string]any{"entries": out}
 	if len(es) == f.Limit {

@@ -2,8 +2,8 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,73 +11,22 @@ import (
 
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm"
-	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Device is the API form of an enrollment: what a user enrollment reveals.
-type Device struct {
-	ID                string     `json:"id"`
-	EnrollmentID      string     `json:"enrollment_id,omitempty"` // Apple's EnrollmentID (not a hardware identifier)
-	TenantID          string     `json:"tenant_id"`
-	UserID            string     `json:"user_id"`
-	Status            string     `json:"status"`
-	Platform          string     `json:"platform"`
-	Product           string     `json:"product"`
-	Model             string     `json:"model,omitempty"`
-	ModelName         string     `json:"model_name,omitempty"`
-	DeviceName        string     `json:"device_name,omitempty"`
-	OSVersion         string     `json:"os_version,omitempty"`
-	BuildVersion      string     `json:"build_version,omitempty"`
-	Language          string     `json:"language,omitempty"`
-	DeviceSignature   string     `json:"device_signature"`
-	CreatedAt         time.Time  `json:"created_at"`
-	EnrolledAt        *time.Time `json:"enrolled_at,omitempty"`
-	UnenrolledAt      *time.Time `json:"unenrolled_at,omitempty"`
-	LastSeenAt        *time.Time `json:"last_seen_at,omitempty"`
-	Channels          []Channel  `json:"channels,omitempty"`
-	ProfileIdentifier string     `json:"profile_identifier"`
-	// Inventory is what the device's answers revealed, by section.
-	Inventory json.RawMessage `json:"inventory,omitempty"`
-	// Renewal is the latest renewal of the identity certificate (single
-	// device only; absent before the first one).
-	Renewal *Renewal `json:"renewal,omitempty"`
-}
-
-// Renewal is the state of an identity renewal (docs/lifecycle.md).
-type Renewal struct {
-	Status      string    `json:"status"` // queued, done or failed
-	Error       string    `json:"error,omitempty"`
-	Attempts    int       `json:"attempts"`
-	CommandUUID string    `json:"command_uuid,omitempty"` // the InstallProfile
-	Serial      string    `json:"certificate_serial"`     // the certificate being renewed (hex)
-	NewSerial   string    `json:"new_certificate_serial,omitempty"`
-	QueuedAt    time.Time `json:"queued_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-func renewal(r *store.Renewal) *Renewal {
-	return &Renewal{Status: r.Status, Error: r.Error, Attempts: r.Attempts, CommandUUID: r.CommandUUID, Serial: r.Serial,
+func renewal(r *store.Renewal) *apitypes.Renewal {
+	return &apitypes.Renewal{Status: r.Status, Error: r.Error, Attempts: r.Attempts, CommandUUID: r.CommandUUID, Serial: r.Serial,
 		NewSerial: r.NewSerial, QueuedAt: r.QueuedAt, UpdatedAt: r.UpdatedAt}
 }
 
-// Channel is a device or user channel (the push token itself stays inside).
-type Channel struct {
-	ID            string     `json:"id"`
-	Kind          string     `json:"kind"`
-	UserShortName string     `json:"user_short_name,omitempty"`
-	Pushable      bool       `json:"pushable"`
-	LastPushAt    *time.Time `json:"last_push_at,omitempty"`
-	LastSeenAt    *time.Time `json:"last_seen_at,omitempty"`
-}
-
-func device(e *store.Enrollment) Device {
-	return Device{ID: e.ID, EnrollmentID: e.AppleEnrollmentID, TenantID: e.TenantID, UserID: e.UserID, Status: e.Status, Platform: e.Platform,
+func device(e *store.Enrollment) apitypes.Device {
+	return apitypes.Device{ID: e.ID, EnrollmentID: e.AppleEnrollmentID, TenantID: e.TenantID, UserID: e.UserID, Status: e.Status, Platform: e.Platform,
 		Product: e.Product, Model: e.Model, ModelName: e.ModelName, DeviceName: e.DeviceName, OSVersion: e.OSVersion, BuildVersion: e.BuildVersion,
-		Language: e.Language, DeviceSignature: e.DeviceSignature, CreatedAt: e.CreatedAt, EnrolledAt: opt(e.EnrolledAt),
-		UnenrolledAt: opt(e.UnenrolledAt), LastSeenAt: opt(e.LastSeenAt), ProfileIdentifier: e.ProfileID, Inventory: e.Inventory}
+		Language: e.Language, DeviceSignature: e.DeviceSignature, CreatedAt: e.CreatedAt, EnrolledAt: apitypes.Opt(e.EnrolledAt),
+		UnenrolledAt: apitypes.Opt(e.UnenrolledAt), LastSeenAt: apitypes.Opt(e.LastSeenAt), ProfileIdentifier: e.ProfileID, Inventory: e.Inventory}
 }
 
 // deviceRef finds an enrollment by Pomona's id (en_…) or Apple's EnrollmentID.
@@ -88,7 +37,7 @@ func (a *API) deviceRef(r *http.Request) (*store.Enrollment, error) {
 	}
 	e, err := a.Store.EnrollmentByAppleID(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, httpx.Errorf(http.StatusNotFound, "not_found", "no device with id or EnrollmentID %q", id)
+		return nil, problem.Coded(problem.NotFound, "not_found", "no device with id or EnrollmentID %q", id)
 	}
 	return e, err
 }
@@ -99,7 +48,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "limit must be a number from 1 to 1000")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "limit must be a number from 1 to 1000")
 		}
 		f.Limit = n
 	}
@@ -123,7 +72,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]Device, 0, len(es))
+	out := make([]apitypes.Device, 0, len(es))
 	for i := range es {
 		out = append(out, device(&es[i]))
 	}
@@ -146,8 +95,8 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, c := range chs {
-		d.Channels = append(d.Channels, Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
-			LastPushAt: opt(c.LastPushAt), LastSeenAt: opt(c.LastSeenAt)})
+		d.Channels = append(d.Channels, apitypes.Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
+			LastPushAt: apitypes.Opt(c.LastPushAt), LastSeenAt: apitypes.Opt(c.LastSeenAt)})
 	}
 	if rn, err := a.Store.LatestRenewal(r.Context(), e.ID); err == nil {
 		d.Renewal = renewal(rn)
@@ -180,7 +129,7 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	if v, ok := in["expires_in"]; ok {
 		n, ok := v.(float64)
 		if !ok || n <= 0 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "expires_in must be a positive number of seconds")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "expires_in must be a positive number of seconds")
 		}
 		req.ExpiresAt = a.Now().Add(time.Duration(n) * time.Second)
 		delete(in, "expires_in")
@@ -188,7 +137,7 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	if v, ok := in["push"]; ok {
 		b, ok := v.(bool)
 		if !ok {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "push must be true or false")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "push must be true or false")
 		}
 		req.NoPush = !b
 		delete(in, "push")
@@ -196,7 +145,7 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	if p, ok := in["plist"]; ok {
 		s, _ := p.(string)
 		if s == "" || len(in) != 1 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "plist must be the only command field: the command dictionary as XML text")
+			return problem.Coded(problem.Invalid, "invalid_request", "plist must be the only command field: the command dictionary as XML text")
 		}
 		req.Plist = []byte(s)
 	} else {
@@ -204,7 +153,7 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	}
 	id, err := a.Commands.Enqueue(r.Context(), e, req)
 	if err != nil {
-		return a.commandError(r, e.ID, err)
+		return a.commandRefused(r, e.ID, err)
 	}
 	a.Metrics.Commands.WithLabelValues("queued").Inc()
 	a.Log.Info("command queued", "device", e.ID, "command", id, "by", Principal(r.Context()))
@@ -212,35 +161,13 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// commandError maps what queueing a command can fail with: Apple's rules
-// refuse it (422), or the device cannot take commands (409).
-func (a *API) commandError(r *http.Request, target string, err error) error {
-	var ref *catalog.Refusal
-	switch {
-	case errors.As(err, &ref):
+// commandRefused counts and logs a command Apple's rules refused.
+func (a *API) commandRefused(r *http.Request, target string, err error) error {
+	if pe, ok := problem.As(err); ok && pe.Code == "command_refused" {
 		a.Metrics.Commands.WithLabelValues("refused").Inc()
-		a.Log.Info("command refused", "target", target, "reason", ref.Error(), "by", Principal(r.Context()))
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "command_refused", Message: ref.Error()}
-	case errors.Is(err, mdmservice.ErrIdempotencyKeyReused):
-		return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Message: err.Error() +
-			"; send a new key for a new request"}
-	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
-		return &httpx.Error{Status: http.StatusConflict, Code: "not_enrolled", Message: err.Error()}
+		a.Log.Info("command refused", "target", target, "reason", pe.Message, "by", Principal(r.Context()))
 	}
 	return err
-}
-
-// CommandStatus is a command in a device's queue with its result.
-type CommandStatus struct {
-	CommandUUID string         `json:"command_uuid"`
-	RequestType string         `json:"request_type"`
-	Channel     string         `json:"channel"`
-	Status      string         `json:"status"`
-	CreatedAt   time.Time      `json:"created_at"`
-	SentAt      *time.Time     `json:"sent_at,omitempty"`
-	UpdatedAt   time.Time      `json:"updated_at"`
-	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
-	Result      map[string]any `json:"result,omitempty"`
 }
 
 func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
@@ -252,15 +179,15 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := []CommandStatus{}
+	out := []apitypes.CommandStatus{}
 	for _, c := range chs {
 		qs, err := a.Store.QueuedCommands(r.Context(), c.ID, 200)
 		if err != nil {
 			return err
 		}
 		for _, q := range qs {
-			cs := CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
-				SentAt: opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: opt(q.ExpiresAt)}
+			cs := apitypes.CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: c.Kind, Status: q.Status, CreatedAt: q.CreatedAt,
+				SentAt: apitypes.Opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: apitypes.Opt(q.ExpiresAt)}
 			if len(q.Result) > 0 {
 				// JSON-safe by construction (mdm.DecodeValue): data as
 				// base64, dates as RFC 3339, NaN and ±Inf as strings.
@@ -291,7 +218,7 @@ func (a *API) pushDevice(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.Pusher.PushNow(r.Context(), chs)
 	if err != nil {
-		return &httpx.Error{Status: http.StatusConflict, Code: "cannot_push", Message: err.Error()}
+		return &problem.Error{Kind: problem.Conflict, Code: "cannot_push", Message: err.Error()}
 	}
 	out := []map[string]any{}
 	for _, p := range res {
@@ -385,7 +312,7 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 		f.UserIDs = append(f.UserIDs, usr.ID)
 	}
 	if f.TenantID == "" && len(f.UserIDs) == 0 && len(f.EnrollmentIDs) == 0 {
-		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "targets needs devices, users or a tenant")
+		return problem.Coded(problem.Invalid, "invalid_request", "targets needs devices, users or a tenant")
 	}
 	req := mdmservice.EnqueueRequest{JSON: in.Command, CreatedBy: Principal(r.Context()), Idempotency: idem}
 	if in.Plist != "" {
@@ -395,13 +322,13 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 		req.NoPush = true
 	}
 	if in.ExpiresIn < 0 {
-		return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "expires_in must be positive")
+		return problem.Coded(problem.Invalid, "invalid_parameter", "expires_in must be positive")
 	} else if in.ExpiresIn > 0 {
 		req.ExpiresAt = a.Now().Add(time.Duration(in.ExpiresIn * float64(time.Second)))
 	}
 	res, err := a.Commands.EnqueueBulk(r.Context(), f, req)
 	if err != nil {
-		return a.commandError(r, "bulk", err)
+		return a.commandRefused(r, "bulk", err)
 	}
 	a.Metrics.Commands.WithLabelValues("queued").Add(float64(res.Queued))
 	a.Log.Info("bulk command queued", "command", res.CommandUUID, "targets", res.Queued, "by", Principal(r.Context()))

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/problem"
 )
 
 // IdempotencyHeader makes a command creation happen at most once
@@ -35,7 +35,7 @@ func idempotency(r *http.Request, body any) (*mdmservice.Idempotency, error) {
 	}
 	key, ok := parseIdempotencyKey(vs)
 	if !ok {
-		return nil, &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_parameter",
+		return nil, &problem.Error{Kind: problem.Invalid, Code: "invalid_parameter",
 			Message: `Idempotency-Key must be one string of 1 to 255 printable ASCII characters, e.g. Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"`}
 	}
 	b, err := json.Marshal(body)

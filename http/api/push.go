@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
-	"time"
 
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/pushcert"
 )
 
@@ -20,31 +21,19 @@ type PushCerts interface {
 	Changed(c *pushcert.Cert)
 }
 
-// PushCert is the API form of the push certificate. The key never leaves.
-type PushCert struct {
-	Topic         string    `json:"topic"`
-	Subject       string    `json:"subject"`
-	Issuer        string    `json:"issuer"`
-	IssuedByApple bool      `json:"issued_by_apple"`
-	NotBefore     time.Time `json:"not_before"`
-	NotAfter      time.Time `json:"not_after"`
-	DaysLeft      int       `json:"days_left"`
-	Warnings      []string  `json:"warnings"`
-}
-
-func (a *API) pushView(c *pushcert.Cert) PushCert {
+func (a *API) pushView(c *pushcert.Cert) apitypes.PushCert {
 	w := c.Problems(a.Now())
 	if w == nil {
 		w = []string{}
 	}
-	return PushCert{Topic: c.Topic, Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(), IssuedByApple: c.IssuedByApple,
+	return apitypes.PushCert{Topic: c.Topic, Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(), IssuedByApple: c.IssuedByApple,
 		NotBefore: c.Cert.NotBefore, NotAfter: c.Cert.NotAfter, DaysLeft: int(c.Cert.NotAfter.Sub(a.Now()).Hours() / 24), Warnings: w}
 }
 
 func (a *API) getPushCert(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.Push.Load(r.Context())
 	if errors.Is(err, pushcert.ErrNone) {
-		return httpx.Errorf(http.StatusNotFound, "not_found", "%v", err)
+		return problem.Coded(problem.NotFound, "not_found", "%v", err)
 	}
 	if err != nil {
 		return err
@@ -70,20 +59,20 @@ func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
 	var err error
 	switch {
 	case in.PKCS12 != "" && in.Certificate != "":
-		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give either certificate (+ private_key) or pkcs12, not both")
+		return problem.Coded(problem.Invalid, "invalid_request", "give either certificate (+ private_key) or pkcs12, not both")
 	case in.PKCS12 != "":
 		raw, derr := base64.StdEncoding.DecodeString(in.PKCS12)
 		if derr != nil {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "pkcs12 must be base64")
+			return problem.Coded(problem.Invalid, "invalid_request", "pkcs12 must be base64")
 		}
 		c, err = pushcert.ParsePKCS12(raw, in.Password)
 	case in.Certificate != "":
 		c, err = pushcert.ParsePEM([]byte(in.Certificate), []byte(in.PrivateKey))
 	default:
-		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give certificate (PEM, with private_key unless the CSR was made by this server) or pkcs12 (base64) with password")
+		return problem.Coded(problem.Invalid, "invalid_request", "give certificate (PEM, with private_key unless the CSR was made by this server) or pkcs12 (base64) with password")
 	}
 	if err != nil {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
+		return problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
 	}
 	old, err := a.Push.Load(r.Context())
 	if err != nil && !errors.Is(err, pushcert.ErrNone) {
@@ -91,12 +80,12 @@ func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := pushcert.CheckReplacement(old, c, in.AllowTopicChange, a.Now()); err != nil {
 		if errors.Is(err, pushcert.ErrTopicChange) {
-			return httpx.Errorf(http.StatusConflict, "topic_change", "%s (allow_topic_change=true)", err.Error())
+			return problem.Coded(problem.Conflict, "topic_change", "%s (allow_topic_change=true)", err.Error())
 		}
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
+		return problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
 	}
 	if err := a.Push.Save(r.Context(), c); err != nil {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
+		return problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
 	}
 	a.Push.Changed(c)
 	for _, p := range c.Problems(a.Now()) {

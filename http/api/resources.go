@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"io"
 	"mime"
 	"net/http"
@@ -14,63 +15,16 @@ import (
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Tenant is the API form of a tenant.
-type Tenant struct {
-	ID                  string    `json:"id"`
-	Name                string    `json:"name"`
-	Domains             []string  `json:"domains"`
-	RequireSecondFactor bool      `json:"require_second_factor"`
-	EnrollmentURL       string    `json:"enrollment_url"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
-	// Branding of the device sign-in pages; "" when not set.
-	AccentColor string `json:"accent_color"`
-	Contact     string `json:"contact"`
-	PrivacyURL  string `json:"privacy_url"`
-	LogoURL     string `json:"logo_url,omitempty"` // public URL of the logo; absent without one
-}
-
-// User is the API form of a user. Secrets never leave the server.
-type User struct {
-	ID             string     `json:"id"`
-	TenantID       string     `json:"tenant_id"`
-	Email          string     `json:"email"`
-	ManagedAppleID string     `json:"managed_apple_id"`
-	Name           string     `json:"name"`
-	Enabled        bool       `json:"enabled"`
-	PasswordSet    bool       `json:"password_set"`
-	SecondFactor   string     `json:"second_factor"` // none, pending, active
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	LastSignInAt   *time.Time `json:"last_sign_in_at,omitempty"`
-}
-
-// APIKey is the API form of an admin key; Key is only set on creation.
-type APIKey struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Key        string     `json:"key,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-}
-
-func opt(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func (a *API) tenant(t *store.Tenant) Tenant {
+func (a *API) tenant(t *store.Tenant) apitypes.Tenant {
 	d := t.Domains
 	if d == nil {
 		d = []string{}
 	}
-	out := Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
+	out := apitypes.Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
 		EnrollmentURL: a.EnrollURL(t.ID), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 		AccentColor: t.AccentColor, Contact: t.Contact, PrivacyURL: t.PrivacyURL}
 	if !t.LogoUpdatedAt.IsZero() {
@@ -79,14 +33,14 @@ func (a *API) tenant(t *store.Tenant) Tenant {
 	return out
 }
 
-func user(u *store.User) User {
-	return User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, ManagedAppleID: u.ManagedAppleID, Name: u.Name,
+func user(u *store.User) apitypes.User {
+	return apitypes.User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, ManagedAppleID: u.ManagedAppleID, Name: u.Name,
 		Enabled: u.Enabled, PasswordSet: u.PasswordHash != "", SecondFactor: directory.SecondFactorState(u),
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastSignInAt: opt(u.LastSignInAt)}
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastSignInAt: apitypes.Opt(u.LastSignInAt)}
 }
 
-func key(k *store.APIKey) APIKey {
-	return APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, LastUsedAt: opt(k.LastUsedAt), RevokedAt: opt(k.RevokedAt)}
+func key(k *store.APIKey) apitypes.APIKey {
+	return apitypes.APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, LastUsedAt: apitypes.Opt(k.LastUsedAt), RevokedAt: apitypes.Opt(k.RevokedAt)}
 }
 
 // --- server ---
@@ -129,7 +83,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
-	out := []Tenant{}
+	out := []apitypes.Tenant{}
 	if d := r.URL.Query().Get("domain"); d != "" {
 		t, err := a.Dir.ResolveTenant(r.Context(), d)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -192,19 +146,19 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
 func (a *API) putLogo(w http.ResponseWriter, r *http.Request) error {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != branding.PNG && mt != branding.JPEG {
-		return httpx.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the logo as image/png or image/jpeg (SVG is not accepted), got %q", r.Header.Get("Content-Type"))
+		return problem.Coded(problem.UnsupportedMediaType, "unsupported_media_type", "send the logo as image/png or image/jpeg (SVG is not accepted), got %q", r.Header.Get("Content-Type"))
 	}
 	// Bounded before anything parses it.
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, branding.MaxLogoBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return httpx.Errorf(http.StatusRequestEntityTooLarge, "too_large", "the logo is larger than %d KiB", branding.MaxLogoBytes>>10)
+			return problem.Coded(problem.TooLarge, "too_large", "the logo is larger than %d KiB", branding.MaxLogoBytes>>10)
 		}
-		return httpx.Errorf(http.StatusBadRequest, "bad_request", "cannot read the logo: %v", err)
+		return problem.Coded(problem.Invalid, "bad_request", "cannot read the logo: %v", err)
 	}
 	if ct, err := branding.Logo(data); err == nil && ct != mt {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid", "the data is %s, the Content-Type says %s", ct, mt)
+		return problem.Coded(problem.Unprocessable, "invalid", "the data is %s, the Content-Type says %s", ct, mt)
 	}
 	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -262,7 +216,7 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.Store.DeleteTenant(r.Context(), t.ID, cascade, store.Ending{Reason: "tenant deleted by " + by, At: a.now()}); err != nil {
 		if errors.Is(err, store.ErrInUse) {
-			return &httpx.Error{Status: http.StatusConflict, Code: "in_use",
+			return &problem.Error{Kind: problem.Conflict, Code: "in_use",
 				Message: "the tenant still has users; delete them first or pass cascade=true to delete them with it", Err: err}
 		}
 		return err
@@ -279,7 +233,7 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "%s must be true or false", name)
+		return false, problem.Coded(problem.Invalid, "invalid_parameter", "%s must be true or false", name)
 	}
 	return b, nil
 }
@@ -324,7 +278,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "limit must be a number from 1 to 1000")
+			return problem.Coded(problem.Invalid, "invalid_parameter", "limit must be a number from 1 to 1000")
 		}
 		f.Limit = n
 	}
@@ -339,7 +293,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]User, 0, len(us))
+	out := make([]apitypes.User, 0, len(us))
 	for i := range us {
 		out = append(out, user(&us[i]))
 	}
@@ -377,7 +331,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
 	u, err := a.Dir.UpdateUser(r.Context(), cur.ID, directory.UserPatch{Email: in.Email, ManagedAppleID: in.ManagedAppleID, Name: in.Name, Enabled: in.Enabled})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) && in.Email != nil {
-			return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			return &problem.Error{Kind: problem.Unprocessable, Code: "validation_failed",
 				Message: "email: the new email's domain is not one of the tenant's domains", Err: err}
 		}
 		return err
@@ -458,7 +412,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if in.Name == "" || len(in.Name) > 100 {
-		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
+		return problem.Validation("name", "is required (at most 100 characters)")
 	}
 	k, rec := NewKey(in.Name, a.Now())
 	if err := a.Store.CreateAPIKey(r.Context(), rec); err != nil {
@@ -482,7 +436,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]APIKey, 0, len(ks))
+	out := make([]apitypes.APIKey, 0, len(ks))
 	for i := range ks {
 		out = append(out, key(&ks[i]))
 	}
@@ -521,7 +475,7 @@ func (a *API) snippet(w http.ResponseWriter, r *http.Request) error {
 	}
 	s, err := discovery.Snippet(kind, a.PublicURL, baseURL, domain)
 	if err != nil {
-		return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "%v", err)
+		return problem.Coded(problem.Invalid, "invalid_parameter", "%v", err)
 	}
 	resp := map[string]string{"kind": kind, "snippet": s}
 	if kind == "json" {

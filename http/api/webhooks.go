@@ -1,8 +1,8 @@
 package api
 
 import (
+	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
-	"time"
 
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/store"
@@ -14,21 +14,12 @@ type Sealer interface {
 	Seal(plaintext []byte, context string) []byte
 }
 
-// Webhook is the API form of a subscription; Secret only on creation.
-type Webhook struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func webhookView(w *store.Webhook) Webhook {
+func webhookView(w *store.Webhook) apitypes.Webhook {
 	ev := w.Events
 	if ev == nil {
 		ev = []string{}
 	}
-	return Webhook{ID: w.ID, URL: w.URL, Events: ev, CreatedAt: w.CreatedAt}
+	return apitypes.Webhook{ID: w.ID, URL: w.URL, Events: ev, CreatedAt: w.CreatedAt}
 }
 
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
@@ -57,7 +48,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := []Webhook{}
+	out := []apitypes.Webhook{}
 	for i := range hs {
 		out = append(out, webhookView(&hs[i]))
 	}

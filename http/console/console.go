@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/admins"
-	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
@@ -267,48 +266,15 @@ func (c *Console) audit(r *http.Request, a *store.Admin, status int) {
 	}
 }
 
-// userError is a refusal to show the administrator as it is.
-type userError struct {
-	status int
-	msg    string
-}
-
-func (e *userError) Error() string { return e.msg }
-
-func refusef(status int, format string, args ...any) error {
-	return &userError{status: status, msg: fmt.Sprintf(format, args...)}
-}
-
-// handleError turns an error of a page into what the administrator sees:
-// after a POST, a message on the page they came from; on a GET, an error page.
+// handleError turns an error of a page into what the administrator sees,
+// with the status and message the API would answer (httpx.Classify, the
+// one mapping): after a POST, a message on the page they came from; on a
+// GET, an error page.
 func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
-	status, msg := http.StatusInternalServerError, "Something went wrong on the server; the log has the details."
-	var ue *userError
-	var ve *directory.ValidationError
-	var locked *auth.LockedError
-	var ref *catalog.Refusal
-	switch {
-	case errors.As(err, &ue):
-		status, msg = ue.status, ue.msg
-	case errors.As(err, &ve):
-		status, msg = http.StatusUnprocessableEntity, ve.Error()
-	case errors.As(err, &ref):
-		status, msg = http.StatusUnprocessableEntity, "Refused: "+ref.Error()
-	case errors.As(err, &locked):
-		status, msg = http.StatusTooManyRequests, err.Error()
-	case errors.Is(err, store.ErrNotFound):
-		status, msg = http.StatusNotFound, "Not found: "+err.Error()
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInUse):
-		status, msg = http.StatusConflict, err.Error()
-	case errors.Is(err, admins.ErrLastOwner), errors.Is(err, admins.ErrSelf):
-		status, msg = http.StatusConflict, err.Error()
-	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
-		status, msg = http.StatusConflict, err.Error()
-	default:
-		c.Log.Error("console: request failed", "path", r.URL.Path, "admin", r.Admin.Email, "err", err)
-	}
-	if status < 500 {
-		c.Log.Info("console: refused", "path", r.URL.Path, "admin", r.Admin.Email, "status", status, "reason", msg)
+	status, body := httpx.Log(c.Log, r.Request, err, "admin", r.Admin.Email)
+	msg := body.Error
+	if status == http.StatusInternalServerError {
+		msg = "Something went wrong on the server; the log has the details."
 	}
 	if r.Method == http.MethodPost {
 		// Back to the page the form was on, with the reason.

@@ -21,6 +21,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/webhook"
@@ -156,7 +157,7 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
 	twoFA := r.PostFormValue("second_factor") == "on"
 	if _, err := c.Dir.UpdateTenant(r.Context(), t.ID, directory.TenantPatch{Name: &name, Domains: &domains, RequireSecondFactor: &twoFA}); err != nil {
 		if errors.Is(err, store.ErrInUse) {
-			return refusef(http.StatusConflict, "A domain you removed is still used by users' email addresses: move or delete those users first.")
+			return problem.New(problem.Conflict, "A domain you removed is still used by users' email addresses: move or delete those users first.")
 		}
 		return err
 	}
@@ -203,7 +204,7 @@ func (c *Console) checkDomain(w http.ResponseWriter, r *Request) error {
 	}
 	domain := r.PostFormValue("domain")
 	if !slices.Contains(t.Domains, domain) {
-		return refusef(http.StatusBadRequest, "%s is not a domain of this tenant", domain)
+		return problem.New(problem.Invalid, "%s is not a domain of this tenant", domain)
 	}
 	rep := c.Check(r.Context(), check.Options{Domain: domain, ExpectBaseURL: c.EnrollURL(t.ID)})
 	c.Log.Info("console: discovery check", "domain", domain, "by", r.Admin.Email)
@@ -221,11 +222,11 @@ func (c *Console) deleteTenant(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	if r.PostFormValue("confirm") != t.Name {
-		return refusef(http.StatusBadRequest, "Type the tenant's name to confirm the deletion.")
+		return problem.New(problem.Invalid, "Type the tenant's name to confirm the deletion.")
 	}
 	if err := c.Store.DeleteTenant(r.Context(), t.ID, false, store.Ending{Reason: "tenant deleted in the console", At: c.Now().UTC()}); err != nil {
 		if errors.Is(err, store.ErrInUse) {
-			return refusef(http.StatusConflict, "The tenant still has users: delete them first.")
+			return problem.New(problem.Conflict, "The tenant still has users: delete them first.")
 		}
 		return err
 	}
@@ -306,12 +307,12 @@ type importLine struct {
 func (c *Console) importUsers(w http.ResponseWriter, r *Request) error {
 	f, _, err := r.FormFile("csv")
 	if err != nil {
-		return refusef(http.StatusBadRequest, "Choose a CSV file to import.")
+		return problem.New(problem.Invalid, "Choose a CSV file to import.")
 	}
 	defer f.Close()
 	_, rows, err := directory.ReadUserCSV(io.LimitReader(f, MaxForm), r.PostFormValue("tenant"))
 	if err != nil {
-		return refusef(http.StatusUnprocessableEntity, "The CSV cannot be imported: %v", err)
+		return problem.New(problem.Unprocessable, "The CSV cannot be imported: %v", err)
 	}
 	created := 0
 	var failed []importLine
@@ -571,24 +572,24 @@ func formCommand(c *Console, rt, platform string, form func(string) string) (map
 		case "integer":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a whole number", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be a whole number", f.Name)
 			}
 			cmd[f.Name] = float64(n)
 		case "real":
 			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a number", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be a number", f.Name)
 			}
 			cmd[f.Name] = n
 		case "array", "dictionary", "any":
 			var x any
 			if err := json.Unmarshal([]byte(v), &x); err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be JSON: %v", f.Name, err)
+				return nil, problem.New(problem.Unprocessable, "%s must be JSON: %v", f.Name, err)
 			}
 			cmd[f.Name] = x
 		case "data":
 			if _, err := base64.StdEncoding.DecodeString(v); err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be base64", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be base64", f.Name)
 			}
 			cmd[f.Name] = v
 		default:
@@ -609,7 +610,7 @@ func (c *Console) sendCommand(w http.ResponseWriter, r *Request) error {
 	} else {
 		rt := r.PostFormValue("request_type")
 		if rt == "" {
-			return refusef(http.StatusBadRequest, "Choose a command.")
+			return problem.New(problem.Invalid, "Choose a command.")
 		}
 		if req.JSON, err = formCommand(c, rt, platformOf(e), r.PostFormValue); err != nil {
 			return err
@@ -653,7 +654,7 @@ func (c *Console) resendCommand(w http.ResponseWriter, r *Request) error {
 			return c.done(w, r, Prefix+"/devices/"+e.ID, "%s sent again as %s.", q.RequestType, id)
 		}
 	}
-	return refusef(http.StatusNotFound, "That command is not in this device's history.")
+	return problem.New(problem.NotFound, "That command is not in this device's history.")
 }
 
 func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
@@ -667,7 +668,7 @@ func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
 	}
 	res, err := c.Pusher.PushNow(r.Context(), chs)
 	if err != nil {
-		return refusef(http.StatusConflict, "Cannot push: %v", err)
+		return problem.New(problem.Conflict, "Cannot push: %v", err)
 	}
 	var bad []string
 	for _, p := range res {
@@ -680,7 +681,7 @@ func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
 		}
 	}
 	if len(bad) > 0 {
-		return refusef(http.StatusBadGateway, "APNs refused the push: %s", strings.Join(bad, "; "))
+		return problem.New(problem.BadGateway, "APNs refused the push: %s", strings.Join(bad, "; "))
 	}
 	return c.done(w, r, Prefix+"/devices/"+e.ID, "Push sent to %d channel(s): the device checks in shortly.", len(res))
 }
@@ -758,20 +759,20 @@ func (c *Console) pushUpload(w http.ResponseWriter, r *Request) error {
 	case len(certPEM) > 0:
 		pc, err = pushcert.ParsePEM(certPEM, keyPEM)
 	default:
-		return refusef(http.StatusBadRequest, "Choose the certificate from Apple (PEM, with its key unless the CSR was made here) or a PKCS#12 file.")
+		return problem.New(problem.Invalid, "Choose the certificate from Apple (PEM, with its key unless the CSR was made here) or a PKCS#12 file.")
 	}
 	if err != nil {
-		return refusef(http.StatusUnprocessableEntity, "The certificate cannot be used: %v", err)
+		return problem.New(problem.Unprocessable, "The certificate cannot be used: %v", err)
 	}
 	old, err := c.Push.Load(r.Context())
 	if err != nil && !errors.Is(err, pushcert.ErrNone) {
 		return err
 	}
 	if err := pushcert.CheckReplacement(old, pc, r.PostFormValue("allow_topic_change") == "on", c.Now()); err != nil {
-		return refusef(http.StatusConflict, "%v", err)
+		return problem.New(problem.Conflict, "%v", err)
 	}
 	if err := c.Push.Save(r.Context(), pc); err != nil {
-		return refusef(http.StatusUnprocessableEntity, "%v", err)
+		return problem.New(problem.Unprocessable, "%v", err)
 	}
 	c.Push.Changed(pc)
 	c.Log.Info("push certificate imported", "topic", pc.Topic, "not_after", pc.Cert.NotAfter, "by", "console:"+r.Admin.Email)
@@ -792,7 +793,7 @@ func (c *Console) apiKeys(w http.ResponseWriter, r *Request) error {
 func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if name == "" || len(name) > 100 {
-		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
+		return problem.Validation("name", "is required (at most 100 characters)")
 	}
 	k, rec := api.NewKey(name, c.Now())
 	if err := c.Store.CreateAPIKey(r.Context(), rec); err != nil {
@@ -935,7 +936,7 @@ func (c *Console) updateAdmin(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) resetAdmin(w http.ResponseWriter, r *Request) error {
 	if r.PathValue("id") == r.Admin.ID {
-		return refusef(http.StatusConflict, "Ask another owner to reset your own account.")
+		return problem.New(problem.Conflict, "Ask another owner to reset your own account.")
 	}
 	a, tok, err := c.Admins.ResetSetup(r.Context(), r.PathValue("id"))
 	if err != nil {

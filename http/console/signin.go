@@ -10,6 +10,7 @@ import (
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -178,12 +179,12 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
 	if err != nil {
-		var ve *directory.ValidationError
 		var locked *auth.LockedError
+		pe, isProblem := problem.As(err)
 		msg := "Setup failed on the server; the log has the details."
 		switch {
-		case errors.As(err, &ve):
-			msg = ve.Error() + "."
+		case isProblem && pe.Kind == problem.Unprocessable:
+			msg = pe.Message + "."
 		case errors.As(err, &locked):
 			msg = locked.Error()
 		case errors.Is(err, admins.ErrBadSetupLink):
