@@ -218,7 +218,9 @@ func (d *Dispatcher) deliver(ctx context.Context, w *store.Webhook, dl store.Del
 
 // Create validates and stores a webhook. An empty secret gets a random
 // one; the secret is returned once and kept sealed.
-func Create(ctx context.Context, st store.WebhookStore, sealer interface {
+func Create(ctx context.Context, st interface {
+	CreateWebhook(ctx context.Context, w *store.Webhook) error
+}, sealer interface {
 	Seal(plaintext []byte, context string) []byte
 }, rawURL string, events []string, secret string, now time.Time) (*store.Webhook, string, error) {
 	u, err := url.Parse(strings.TrimSpace(rawURL))

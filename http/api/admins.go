@@ -23,7 +23,7 @@ func (a *API) createAdmin(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	ad, tok, err := a.Admins.Invite(r.Context(), in.Email, in.Name, in.Role)
+	ad, tok, err := a.App.Accounts.Invite(r.Context(), in.Email, in.Name, in.Role)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func (a *API) createAdmin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAdmins(w http.ResponseWriter, r *http.Request) error {
-	as, err := a.Store.Admins(r.Context())
+	as, err := a.App.Accounts.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (a *API) listAdmins(w http.ResponseWriter, r *http.Request) error {
 // resetAdmin clears a console account's password and second factor, ends
 // its sessions and returns a new setup link.
 func (a *API) resetAdmin(w http.ResponseWriter, r *http.Request) error {
-	ad, tok, err := a.Admins.ResetSetup(r.Context(), r.PathValue("id"))
+	ad, tok, err := a.App.Accounts.ResetSetup(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/problem"
 )
 
 // IdempotencyHeader makes a command creation happen at most once
 // (draft-ietf-httpapi-idempotency-key-header, section 2): repeating the
-// request with the same key within mdmservice.IdempotencyTTL returns the
+// request with the same key within app.IdempotencyTTL returns the
 // first answer and queues nothing; the same key with another request is
 // refused with 422.
 const IdempotencyHeader = "Idempotency-Key"
@@ -28,7 +28,7 @@ const maxIdempotencyKey = 255
 // too. The fingerprint covers the method, the path and body, the request
 // as decoded and re-encoded (so key order and spacing do not matter).
 // Malformed keys give a 400.
-func idempotency(r *http.Request, body any) (*mdmservice.Idempotency, error) {
+func idempotency(r *http.Request, body any) (*app.Idempotency, error) {
 	vs := r.Header.Values(IdempotencyHeader)
 	if len(vs) == 0 {
 		return nil, nil
@@ -45,7 +45,7 @@ func idempotency(r *http.Request, body any) (*mdmservice.Idempotency, error) {
 	h := sha256.New()
 	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
 	h.Write(b)
-	return &mdmservice.Idempotency{Principal: Principal(r.Context()), Key: key, Fingerprint: hex.EncodeToString(h.Sum(nil))}, nil
+	return &app.Idempotency{Principal: Principal(r.Context()), Key: key, Fingerprint: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func parseIdempotencyKey(vs []string) (string, bool) {

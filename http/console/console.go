@@ -23,12 +23,10 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/admins"
-	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -51,13 +49,11 @@ const (
 
 // Console serves the web console.
 type Console struct {
-	Admins    *admins.Service
-	Dir       *directory.Service
-	Store     store.Store
-	Commands  *mdmservice.Commands
+	// Admins signs console accounts in and keeps their sessions.
+	Admins *admins.Service
+	// App holds the use cases every page calls.
+	App       *app.App
 	Catalog   *catalog.Catalog
-	Pusher    api.DevicePusher
-	Push      api.PushCerts
 	EnrollURL func(tenantID string) string
 	PublicURL string
 	// Origin is Pomona's public origin; POSTs from another origin are refused.
@@ -261,7 +257,7 @@ func (c *Console) audit(r *http.Request, a *store.Admin, status int) {
 		target += "/" + u
 	}
 	e := &store.AuditEntry{At: c.Now().UTC(), Actor: "console:" + a.Email, Action: r.Pattern, Target: target, Status: status, Remote: r.RemoteAddr}
-	if err := c.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+	if err := c.App.Audit.Record(r.Context(), e); err != nil {
 		c.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
 	}
 }

@@ -1,8 +1,7 @@
-package mdmservice
+package app
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/problem"
+	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/untrusted"
 )
@@ -108,15 +108,6 @@ func refused(err error) error {
 	return err
 }
 
-// NewUUID returns a random upper-case UUID.
-func NewUUID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // Build validates a command for platform and returns its request type and
 // the command dictionary.
 func (c *Commands) Build(platform string, r EnqueueRequest) (string, map[string]any, error) {
@@ -192,7 +183,7 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	if err != nil {
 		return "", refused(err)
 	}
-	id := NewUUID()
+	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
 	if err != nil {
 		return "", err
@@ -337,7 +328,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	if len(ids) == 0 {
 		return nil, refused(firstRefusal)
 	}
-	id := NewUUID()
+	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
 	if err != nil {
 		return nil, err
