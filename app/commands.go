@@ -21,8 +21,13 @@ type Pusher interface {
 	Push(ctx context.Context, channels []store.Channel)
 }
 
-// Commands queues commands for enrollments after checking them against
-// Apple's user-enrollment rules.
+// Commands queues MDM commands for enrolled devices after checking them
+// against Apple's rules for user enrollments (mdm/catalog, generated from
+// Apple's device-management schema; Commands reference:
+// https://developer.apple.com/documentation/devicemanagement/commands-and-queries).
+// It is the use case under Devices.Enqueue and EnqueueBulk, the renewal
+// job and the endings; it takes the device's store.Enrollment already
+// resolved.
 type Commands struct {
 	Store interface {
 		store.MDMStore
@@ -165,7 +170,15 @@ func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind stri
 	return nil, notEnrolled(ErrNoChannel, "no %s channel (it appears with the channel's TokenUpdate)", kind)
 }
 
-// Enqueue validates and queues a command for one enrollment, then pushes.
+// Enqueue validates and queues a command for one device (its device
+// channel, or r.Channel "user" for a Mac's user channel), then pushes
+// unless r.NoPush, and returns the new CommandUUID (upper-case UUID). With
+// r.Idempotency a repeat within IdempotencyTTL returns the first
+// CommandUUID and queues nothing. Errors: Conflict not_enrolled
+// (ErrNotEnrolled, ErrUnenrolled, ErrNoChannel); Unprocessable
+// command_refused (a *catalog.Refusal inside: a command or key Apple
+// forbids for user enrollments, a plist over AdminPlist's bounds, a
+// DeclarativeManagement command) or idempotency_key_reused.
 func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r EnqueueRequest) (string, error) {
 	var done queuedOne
 	if ok, err := c.replay(ctx, r.Idempotency, &done); ok || err != nil {
@@ -273,10 +286,12 @@ type BulkSkip struct {
 	Reason   string `json:"reason"`
 }
 
-// EnqueueBulk queues one command for every enrolled device channel that f
-// selects, in one transaction. Targets on a platform where Apple forbids
-// the command (or one of its keys) for user enrollments are skipped and
-// counted; if no target remains, the refusal is returned.
+// EnqueueBulk queues one command (one CommandUUID) for every enrolled
+// device channel that f selects, in one transaction, and pushes them.
+// Targets on a platform where Apple forbids the command (or one of its
+// keys) for user enrollments are skipped and counted in Skipped. Errors:
+// Conflict not_enrolled when nothing enrolled matches; Unprocessable
+// command_refused when every platform refuses; idempotency_key_reused.
 func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
 	var done BulkResult
 	if ok, err := c.replay(ctx, r.Idempotency, &done); err != nil {
@@ -360,7 +375,8 @@ type Unenrolled struct {
 // Unenroll removes a device from management: RemoveProfile of the
 // enrollment profile (the device deletes its managed data and checks out),
 // and with immediately — or when the device never finished enrolling —
-// the server forgets it at once.
+// the server forgets it at once (its enrollment ends with the reason
+// "unenrolled by <by>"). Errors: as Enqueue.
 func (c *Commands) Unenroll(ctx context.Context, enr *store.Enrollment, immediately bool, by string) (*Unenrolled, error) {
 	out := &Unenrolled{}
 	if enr.AppleEnrollmentID != "" && enr.Status == store.EnrollmentEnrolled {

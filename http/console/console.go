@@ -16,7 +16,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -159,22 +158,11 @@ func (c *Console) Patterns() []string {
 	return out
 }
 
-func securityHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Cache-Control", "no-store")
-}
+// csp is the console pages' Content-Security-Policy: no script, styles
+// and images from the console itself, forms only to itself.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func securityHeaders(w http.ResponseWriter) { httpx.PageHeaders(w, csp, "same-origin") }
 
 // sameOrigin refuses cross-site POSTs: the Origin header (or, without one,
 // Sec-Fetch-Site) must say the form came from Pomona itself.

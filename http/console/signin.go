@@ -10,6 +10,7 @@ import (
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/totp"
 )
@@ -64,7 +65,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusForbidden, "The sign-in form expired. Try again.")
 		return
 	}
-	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	var locked *auth.LockedError
 	switch {
 	case errors.As(err, &locked):
@@ -177,7 +178,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		c.showSetup(w, r, token, http.StatusUnprocessableEntity, "The two passwords differ.", kept)
 		return
 	}
-	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	if err != nil {
 		var locked *auth.LockedError
 		pe, isProblem := problem.As(err)

@@ -125,3 +125,21 @@ func TestWriteErrorSendsTheChallenge(t *testing.T) {
 		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
 }
+
+func TestPageHeadersAndClientIP(t *testing.T) {
+	w := httptest.NewRecorder()
+	PageHeaders(w, "default-src 'none'", "no-referrer")
+	for k, v := range map[string]string{"Content-Security-Policy": "default-src 'none'", "X-Frame-Options": "DENY",
+		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"} {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	for addr, want := range map[string]string{"192.0.2.1:443": "192.0.2.1", "[2001:db8::1]:443": "2001:db8::1", "pipe": "pipe"} {
+		r.RemoteAddr = addr
+		if got := ClientIP(r); got != want {
+			t.Errorf("ClientIP(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
