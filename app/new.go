@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/store"
@@ -59,7 +59,7 @@ type Config struct {
 	// tombstones); Now is the wall clock of records such as API keys.
 	Lifecycle, Now func() time.Time
 	// Accounts manages console accounts.
-	Accounts *admins.Service
+	Accounts *adminaccount.Service
 	Log      *slog.Logger
 }
 

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/httpx"
@@ -49,7 +49,7 @@ const (
 // Console serves the web console.
 type Console struct {
 	// Admins signs console accounts in and keeps their sessions.
-	Admins *admins.Service
+	Admins *adminaccount.Service
 	// App holds the use cases every page calls.
 	App       *app.App
 	Catalog   *catalog.Catalog
@@ -102,12 +102,12 @@ func (c *Console) Register(mux *http.ServeMux) {
 
 type route struct {
 	pattern string
-	perm    admins.Permission
+	perm    adminaccount.Permission
 	h       pageFunc
 }
 
 func (c *Console) routes() []route {
-	R, S, M, A := admins.Read, admins.Support, admins.Manage, admins.Accounts
+	R, S, M, A := adminaccount.Read, adminaccount.Support, adminaccount.Manage, adminaccount.Accounts
 	return []route{
 		{"GET /console/{$}", R, c.dashboard},
 		{"POST /console/logout", R, c.logout},
@@ -177,7 +177,7 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 	return false
 }
 
-func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler {
+func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
 		var cookie string
@@ -186,7 +186,7 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 		}
 		a, err := c.Admins.Session(r.Context(), cookie)
 		if err != nil {
-			if !errors.Is(err, admins.ErrNoSession) {
+			if !errors.Is(err, adminaccount.ErrNoSession) {
 				c.Log.Error("console: session lookup failed", "err", err)
 				http.Error(w, "The console cannot reach its database; see the server log.", http.StatusServiceUnavailable)
 				return
@@ -199,7 +199,7 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 			http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 			return
 		}
-		req := &Request{Request: r, Admin: a, CSRF: admins.CSRFToken(cookie)}
+		req := &Request{Request: r, Admin: a, CSRF: adminaccount.CSRFToken(cookie)}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 			if err := parseForm(r); err != nil {
@@ -213,8 +213,8 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 				return
 			}
 		}
-		if !admins.Can(a.Role, perm) {
-			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", admins.RoleTitle(a.Role)))
+		if !adminaccount.Can(a.Role, perm) {
+			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", adminaccount.RoleTitle(a.Role)))
 			c.audit(r, a, http.StatusForbidden)
 			return
 		}

@@ -777,7 +777,7 @@ func SetupLink(publicURL, token string) string {
 }
 
 func (c *Console) inviteAdmin(w http.ResponseWriter, r *Request) error {
-	a, tok, err := c.Admins.Invite(r.Context(), r.PostFormValue("email"), r.PostFormValue("name"), r.PostFormValue("role"))
+	a, tok, err := c.App.Accounts.Invite(r.Context(), r.PostFormValue("email"), r.PostFormValue("name"), r.PostFormValue("role"))
 	if err != nil {
 		return err
 	}
@@ -795,7 +795,7 @@ func (c *Console) updateAdmin(w http.ResponseWriter, r *Request) error {
 		b := v == "true"
 		enabled = &b
 	}
-	a, err := c.Admins.Update(r.Context(), r.Admin.ID, r.PathValue("id"), role, enabled)
+	a, err := c.App.Accounts.Update(r.Context(), r.Admin.ID, r.PathValue("id"), role, enabled)
 	if err != nil {
 		return err
 	}
@@ -806,7 +806,7 @@ func (c *Console) resetAdmin(w http.ResponseWriter, r *Request) error {
 	if r.PathValue("id") == r.Admin.ID {
 		return problem.New(problem.Conflict, "Ask another owner to reset your own account.")
 	}
-	a, tok, err := c.Admins.ResetSetup(r.Context(), r.PathValue("id"))
+	a, tok, err := c.App.Accounts.ResetSetup(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
