@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +147,19 @@ func TestValidation(t *testing.T) {
 	wantProblem(t, err, problem.Unprocessable, "validation_failed")
 	_, err = f.a.PushCerts.Import(ctx, app.PushCertUpload{})
 	wantProblem(t, err, problem.Invalid, "invalid_request")
+}
+
+// Removing a domain that users' emails still use is refused with the
+// store's detail (which domain, how many users) as an in_use conflict.
+func TestUpdateTenantDomainInUse(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.a.Tenants.Update(ctx, "example.com", directory.TenantPatch{Domains: &[]string{"example.com", "example.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.a.Tenants.Update(ctx, "example.com", directory.TenantPatch{Domains: &[]string{"example.org"}})
+	wantProblem(t, err, problem.Conflict, "in_use")
+	if pe, _ := problem.As(err); !strings.Contains(pe.Message, "example.com still has 1 user") || !errors.Is(err, store.ErrInUse) {
+		t.Fatalf("%q %v", pe.Message, err)
+	}
 }

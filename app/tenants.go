@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/problem"
@@ -65,7 +66,13 @@ func (t *Tenants) Update(ctx context.Context, ref string, p directory.TenantPatc
 	if err != nil {
 		return nil, err
 	}
-	return t.Dir.UpdateTenant(ctx, cur.ID, p)
+	out, err := t.Dir.UpdateTenant(ctx, cur.ID, p)
+	if errors.Is(err, store.ErrInUse) {
+		// The store says which domain and how many users.
+		msg := strings.TrimPrefix(err.Error(), store.ErrInUse.Error()+": ")
+		return nil, &problem.Error{Kind: problem.Conflict, Code: "in_use", Message: msg + ": move or delete those users first", Err: err}
+	}
+	return out, err
 }
 
 // SetLogo stores the sign-in page logo of the tenant ref (PNG or JPEG of

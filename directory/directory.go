@@ -1,8 +1,10 @@
 // Package directory holds the rules for tenants and users: what a valid
 // name, domain, email or password is, how a tenant is named in requests
 // (by id or by one of its domains), and what changes together (a new
-// password also ends every session of that user). The admin API, the CLI
-// (through the API) and the console all go through it.
+// password also ends every session of that user), applied as each tenant
+// or user is written. The application layer (package app) calls it for
+// every tenant and user use case of the API, the console and the CLI;
+// console accounts (package adminaccount) share its password rules.
 package directory
 
 import (

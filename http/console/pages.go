@@ -154,9 +154,6 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
 	name, domains := r.PostFormValue("name"), splitList(r.PostFormValue("domains"))
 	twoFA := r.PostFormValue("second_factor") == "on"
 	if _, err := c.App.Tenants.Update(r.Context(), t.ID, directory.TenantPatch{Name: &name, Domains: &domains, RequireSecondFactor: &twoFA}); err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return problem.New(problem.Conflict, "A domain you removed is still used by users' email addresses: move or delete those users first.")
-		}
 		return err
 	}
 	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant saved.")
