@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // pomona apikey create|list|revoke: admin API keys (/api/v1/apikeys).
@@ -32,7 +32,7 @@ func apikeyCreate(c *call, name *string) error {
 	if *name == "" {
 		return usagef("give the key a --name")
 	}
-	var k apiclient.APIKey
+	var k apitypes.APIKey
 	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": *name}, &k); err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func apikeyList(c *call, _ *string) error {
 		return err
 	}
 	var out struct {
-		Keys []apiclient.APIKey `json:"api_keys"`
+		Keys []apitypes.APIKey `json:"api_keys"`
 	}
 	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/apikeys", nil, &out); err != nil {
 		return err

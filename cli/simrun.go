@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
@@ -106,7 +107,7 @@ func simRun(fs *flag.FlagSet) func(*call) error {
 					}
 					email := fmt.Sprintf("sim-%s-%d@%s", run, i+1, *domain)
 					pw := randomWord(18, false)
-					if _, err := api.CreateUser(ctx, apiclient.UserInput{Email: email, Name: fmt.Sprintf("Simulated user %d", i+1), Password: pw}); err != nil {
+					if _, err := api.CreateUser(ctx, apitypes.UserInput{Email: email, Name: fmt.Sprintf("Simulated user %d", i+1), Password: pw}); err != nil {
 						firstErr.CompareAndSwap(nil, fmt.Sprintf("create %s: %v", email, err))
 						continue
 					}

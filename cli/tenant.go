@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/branding"
 )
 
@@ -35,7 +36,7 @@ func tenantAdd(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var t apiclient.Tenant
+		var t apitypes.Tenant
 		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/tenants", map[string]any{"name": name, "domains": domains, "require_second_factor": *twoFA}, &t); err != nil {
 			return err
 		}
@@ -49,7 +50,7 @@ func tenantList(c *call) error {
 		return err
 	}
 	var out struct {
-		Tenants []apiclient.Tenant `json:"tenants"`
+		Tenants []apitypes.Tenant `json:"tenants"`
 	}
 	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/tenants", nil, &out); err != nil {
 		return err
@@ -124,7 +125,7 @@ func tenantUpdate(fs *flag.FlagSet) func(*call) error {
 		if len(patch) == 0 {
 			return usagef("nothing to change: give --name, --add-domain, --remove-domain or --second-factor")
 		}
-		var t apiclient.Tenant
+		var t apitypes.Tenant
 		if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(cur.ID), patch, &t); err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func tenantBranding(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var t apiclient.Tenant
+		var t apitypes.Tenant
 		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(ref), nil, &t); err != nil {
 			return err
 		}
@@ -237,7 +238,7 @@ func tenantDelete(fs *flag.FlagSet) func(*call) error {
 	}
 }
 
-func showTenant(c *call, t *apiclient.Tenant) error {
+func showTenant(c *call, t *apitypes.Tenant) error {
 	return c.print(t, func(w io.Writer) {
 		fmt.Fprintf(w, "id\t%s\nname\t%s\ndomains\t%s\nsecond factor\t%s\nenrollment URL\t%s\ncreated\t%s\n",
 			t.ID, t.Name, strings.Join(t.Domains, ", "), onOff(t.RequireSecondFactor),

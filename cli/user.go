@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // pomona user add|list|show|update|enable|disable|set-password|reset-2fa|
@@ -42,7 +43,7 @@ func userAdd(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		in := apiclient.UserInput{Tenant: *tenant, Email: email, Name: *name, ManagedAppleID: *maid, Password: pw}
+		in := apitypes.UserInput{Tenant: *tenant, Email: email, Name: *name, ManagedAppleID: *maid, Password: pw}
 		if *disabled {
 			f := false
 			in.Enabled = &f
@@ -73,7 +74,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var all []apiclient.User
+		var all []apitypes.User
 		after := ""
 		for {
 			q := url.Values{"limit": {"1000"}}
@@ -87,7 +88,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 				q.Set("after", after)
 			}
 			var page struct {
-				Users     []apiclient.User `json:"users"`
+				Users     []apitypes.User `json:"users"`
 				NextAfter string           `json:"next_after"`
 			}
 			if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/users?"+q.Encode(), nil, &page); err != nil {
@@ -161,7 +162,7 @@ func userUpdate(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var u apiclient.User
+		var u apitypes.User
 		if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/users/"+url.PathEscape(ref), patch, &u); err != nil {
 			return err
 		}
@@ -177,7 +178,7 @@ func userEnable(enabled bool) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var u apiclient.User
+		var u apitypes.User
 		if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/users/"+url.PathEscape(ref), map[string]any{"enabled": enabled}, &u); err != nil {
 			return err
 		}
@@ -205,7 +206,7 @@ func userSetPassword(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var u apiclient.User
+		var u apitypes.User
 		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(ref)+"/password", map[string]string{"password": pw}, &u); err != nil {
 			return err
 		}
@@ -222,7 +223,7 @@ func userReset2FA(c *call) error {
 	if err != nil {
 		return err
 	}
-	var u apiclient.User
+	var u apitypes.User
 	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/users/"+url.PathEscape(ref)+"/totp", nil, &u); err != nil {
 		return err
 	}
@@ -235,7 +236,7 @@ func userReauthenticate(c *call) error {
 	if err != nil {
 		return err
 	}
-	var u apiclient.User
+	var u apitypes.User
 	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(ref)+"/reauthenticate", nil, &u); err != nil {
 		return err
 	}
@@ -263,7 +264,7 @@ func userDelete(fs *flag.FlagSet) func(*call) error {
 	}
 }
 
-func showUser(c *call, u *apiclient.User) error {
+func showUser(c *call, u *apitypes.User) error {
 	return c.print(u, func(w io.Writer) {
 		fmt.Fprintf(w, "id\t%s\nemail\t%s\nname\t%s\nmanaged apple account\t%s\ntenant\t%s\nenabled\t%v\npassword\t%s\nsecond factor\t%s\nlast sign-in\t%s\n",
 			u.ID, u.Email, u.Name, u.ManagedAppleID, u.TenantID, u.Enabled, setNone(u.PasswordSet), u.SecondFactor, lastSignIn(u.LastSignInAt))

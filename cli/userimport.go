@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/directory"
 )
 
 type importRow struct {
 	line int
 	rec  []string
-	in   apiclient.UserInput
+	in   apitypes.UserInput
 	err  error // set when the row cannot even be sent
 }
 
@@ -144,7 +145,7 @@ func readImport(r io.Reader, defaultTenant string) ([]string, []importRow, error
 	}
 	out := make([]importRow, 0, len(rows))
 	for _, row := range rows {
-		out = append(out, importRow{line: row.Line, rec: row.Record, err: row.Err, in: apiclient.UserInput{Email: row.Input.Email,
+		out = append(out, importRow{line: row.Line, rec: row.Record, err: row.Err, in: apitypes.UserInput{Email: row.Input.Email,
 			Name: row.Input.Name, ManagedAppleID: row.Input.ManagedAppleID, Password: row.Input.Password, Tenant: row.Input.Tenant, Enabled: row.Input.Enabled}})
 	}
 	return header, out, nil
