@@ -89,7 +89,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 			}
 			var page struct {
 				Users     []apitypes.User `json:"users"`
-				NextAfter string           `json:"next_after"`
+				NextAfter string          `json:"next_after"`
 			}
 			if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/users?"+q.Encode(), nil, &page); err != nil {
 				return err
