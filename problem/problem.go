@@ -49,6 +49,10 @@ const (
 	// Unavailable: something the request needs is not configured or not
 	// reachable (no push certificate yet). 503.
 	Unavailable
+	// Gone: the endpoint or message is not served and the client should
+	// not ask again (an MDM UserAuthenticate to a user-enrollment server).
+	// 410.
+	Gone
 )
 
 var kindNames = [...]string{
@@ -62,6 +66,7 @@ var kindNames = [...]string{
 	UnsupportedMediaType: "unsupported_media_type",
 	TooManyRequests:      "too_many_requests",
 	Unavailable:          "unavailable",
+	Gone:                 "gone",
 }
 
 // String is the Kind's default machine code ("not_found", …).
