@@ -44,6 +44,9 @@ type Config struct {
 // (ongoing authorization, the 401 re-authentication challenge) → Core
 // (the store).
 func New(c Config) *Channel {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
 	emit := c.Emit
 	if emit == nil {
 		emit = func(context.Context, Event) {}
