@@ -6,9 +6,9 @@ import (
 
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Authorizer decides on bearer tokens (auth.Service).
@@ -114,7 +114,7 @@ func (b *Bearer) authorize(ctx context.Context, r *Request) error {
 	if g.Token.EnrollmentID != "" {
 		return problem.New(problem.Forbidden, "the access token is already used by another enrollment")
 	}
-	if err := b.Store.BindAccessToken(ctx, token.Hash(r.Bearer), enr.ID); errors.Is(err, store.ErrConflict) {
+	if err := b.Store.BindAccessToken(ctx, opaquetoken.Hash(r.Bearer), enr.ID); errors.Is(err, store.ErrConflict) {
 		return problem.New(problem.Forbidden, "the access token is already used by another enrollment")
 	} else if err != nil {
 		return err

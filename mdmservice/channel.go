@@ -20,9 +20,9 @@ import (
 	"crypto/x509"
 
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Request is one device request on the check-in or the command channel,
@@ -205,9 +205,9 @@ func (c *Channel) Command(ctx context.Context, r *Request) (*Answer, error) {
 
 // resolve parses the bearer and resolves the sender, once per request.
 func (c *Channel) resolve(ctx context.Context, r *Request, cert *x509.Certificate, q store.DeviceRequestQuery) error {
-	if tok, err := token.FromHeader(r.Authorization); err == nil {
+	if tok, err := opaquetoken.FromHeader(r.Authorization); err == nil {
 		r.Bearer = tok
-		q.TokenHash = token.Hash(tok)
+		q.TokenHash = opaquetoken.Hash(tok)
 	}
 	d, err := c.Identity.Resolve(ctx, cert, q)
 	if err != nil {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // AppleEnrollmentBinder records Authenticate.
@@ -250,6 +250,6 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 // newChannelID names a new channel: random, so that nothing a device sends
 // can name (or collide with) a channel.
 func newChannelID() string {
-	t, _ := token.New()
+	t, _ := opaquetoken.New()
 	return "ch_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:24]
 }

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
@@ -168,7 +168,7 @@ type Server struct {
 	MDM       *mdmservice.Channel
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
-	Admins    *admins.Service
+	Admins    *adminaccount.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	pusher    *pusher
@@ -340,7 +340,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
-	s.Admins = admins.New(s.Store, sealer, cfg.Password)
+	s.Admins = adminaccount.New(s.Store, sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
 	}
