@@ -159,7 +159,7 @@ func assign(dest, v any) error {
 		case nil:
 			*d = nil
 		case []byte:
-			*d = append([]byte(nil), x...)
+			*d = x // database/sql copied it already (Scan into *any)
 		case string:
 			*d = []byte(x)
 		default:
