@@ -2,7 +2,9 @@
 // callers: the application layer (tenants, users, devices, commands, …), the
 // MDM channel and the enrollment service. A service says what went wrong as
 // a Kind (not an HTTP status); http/httpx renders every Kind to a status and
-// body in one place, so handlers never invent status codes. The shape
+// body in one place for the API and the console, and http/mdmhttp for the
+// MDM channel (devices read plain text or Apple's JSON codes), so handlers
+// never invent status codes. The shape
 // follows RFC 9457 (Problem Details for HTTP APIs): a stable machine code,
 // a message for people, and the offending field where there is one.
 //
@@ -49,6 +51,11 @@ const (
 	// Unavailable: something the request needs is not configured or not
 	// reachable (no push certificate yet). 503.
 	Unavailable
+	// MethodNotAllowed: the path exists, but not with this method. 405.
+	MethodNotAllowed
+	// BadGateway: a service the request relies on (APNs) refused or
+	// failed. 502.
+	BadGateway
 	// Gone: the endpoint or message is not served and the client should
 	// not ask again (an MDM UserAuthenticate to a user-enrollment server).
 	// 410.
@@ -66,6 +73,8 @@ var kindNames = [...]string{
 	UnsupportedMediaType: "unsupported_media_type",
 	TooManyRequests:      "too_many_requests",
 	Unavailable:          "unavailable",
+	MethodNotAllowed:     "method_not_allowed",
+	BadGateway:           "bad_gateway",
 	Gone:                 "gone",
 }
 
@@ -120,6 +129,14 @@ func Wrap(kind Kind, err error, format string, args ...any) *Error {
 // FieldError makes an Invalid or Unprocessable *Error naming the offending field.
 func FieldError(kind Kind, field, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: kind.String(), Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validation makes the Unprocessable *Error for input that is well-formed
+// but not acceptable (a tenant's domain, a user's password, a webhook's
+// URL): code "validation_failed", Field set, and a Message that starts with
+// the field ("email: must be an email address") so that it reads on its own.
+func Validation(field, format string, args ...any) *Error {
+	return &Error{Kind: Unprocessable, Code: "validation_failed", Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // As finds the first *Error in err's chain.

@@ -3,6 +3,7 @@ package mdmhttp
 import (
 	"net/http"
 
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/problem"
 )
@@ -14,24 +15,6 @@ type response struct {
 	body        []byte
 	challenge   string // WWW-Authenticate
 	reason      string // for the log
-}
-
-// statusOf is the one mapping of the MDM channel's problem kinds to HTTP
-// statuses (Apple's MDM protocol: 401 with a challenge asks for a new
-// sign-in, 403 refuses, 410 tells a Mac not to send UserAuthenticate
-// again; https://developer.apple.com/documentation/devicemanagement/implementing-device-management/handling-errors).
-var statusOf = map[problem.Kind]int{
-	problem.Invalid:              http.StatusBadRequest,
-	problem.Unauthenticated:      http.StatusUnauthorized,
-	problem.Forbidden:            http.StatusForbidden,
-	problem.NotFound:             http.StatusNotFound,
-	problem.Conflict:             http.StatusConflict,
-	problem.Unprocessable:        http.StatusUnprocessableEntity,
-	problem.TooLarge:             http.StatusRequestEntityTooLarge,
-	problem.UnsupportedMediaType: http.StatusUnsupportedMediaType,
-	problem.TooManyRequests:      http.StatusTooManyRequests,
-	problem.Unavailable:          http.StatusServiceUnavailable,
-	problem.Gone:                 http.StatusGone,
 }
 
 // render is the only place where the MDM channel's answers and errors
@@ -50,7 +33,10 @@ func render(ans *mdmservice.Answer, err error) response {
 	if !ok {
 		return plainText(http.StatusInternalServerError, err.Error())
 	}
-	status, known := statusOf[pe.Kind]
+	// The statuses are httpx's one table (Apple's MDM protocol: 401 with
+	// a challenge asks for a new sign-in, 403 refuses, 410 tells a Mac not
+	// to send UserAuthenticate again).
+	status, known := httpx.StatusOf(pe.Kind)
 	if !known {
 		status = http.StatusInternalServerError
 	}
