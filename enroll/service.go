@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -228,9 +227,6 @@ func (s *Service) issue(ctx context.Context, csr *x509.CertificateRequest, e *st
 
 func record(c *x509.Certificate, enrollmentID string, now time.Time, renewedFrom string) *store.IdentityCert {
 	sum := sha256.Sum256(c.Raw)
-	return &store.IdentityCert{Serial: SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
+	return &store.IdentityCert{Serial: pki.SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now, RenewedFrom: renewedFrom}
 }
-
-// SerialHex is how certificate serials are stored.
-func SerialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

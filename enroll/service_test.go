@@ -120,7 +120,7 @@ func TestIssuance(t *testing.T) {
 	// Renewal: the re-sent profile keeps every immutable key, and its
 	// challenge issues the successor for the same enrollment.
 	topic := "com.apple.mgmt.External.t"
-	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, enroll.ErrNotRenewable) {
+	if _, _, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), topic, 0); !errors.Is(err, enroll.ErrNotRenewable) {
 		t.Fatalf("renewal of a pending enrollment: %v", err)
 	}
 	if err := st.BindAppleEnrollment(ctx, e.ID, "APPLE-1", store.DeviceInfo{}, clock); err != nil {
@@ -133,11 +133,11 @@ func TestIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.URLs.ServerURL = "https://moved.example.net/mdm/connect"
-	signed, r, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), "com.apple.mgmt.External.other", 0)
+	signed, r, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), "com.apple.mgmt.External.other", 0)
 	if err != nil || r.Status != store.RenewalQueued || r.Attempts != 1 {
 		t.Fatalf("renewal profile: %+v %v", r, err)
 	}
-	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), topic, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second renewal while one is queued: %v", err)
 	}
 	orig, renewed := payloads(t, firstProfile), payloads(t, signed)
@@ -157,17 +157,17 @@ func TestIssuance(t *testing.T) {
 	if err != nil || ne.ID != e.ID || next.Subject.CommonName != e.ID {
 		t.Fatalf("renewal SCEP: %v", err)
 	}
-	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(next)); err != nil || ic.RenewedFrom != enroll.SerialHex(cert) || ic.EnrollmentID != e.ID {
+	if ic, err := st.IdentityCert(ctx, pki.SerialHex(next)); err != nil || ic.RenewedFrom != pki.SerialHex(cert) || ic.EnrollmentID != e.ID {
 		t.Fatalf("renewed certificate record: %+v %v", ic, err)
 	}
-	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != enroll.SerialHex(next) {
+	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != pki.SerialHex(next) {
 		t.Fatalf("renewal state after SCEP: %+v", lr)
 	}
 	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrChallengeUsed) {
 		t.Fatalf("renewal challenge reused: %v", err)
 	}
 	// An enrollment that ended meanwhile gets no certificate.
-	signed, _, err = svc.RenewalProfile(ctx, e, enroll.SerialHex(next), topic, 0)
+	signed, _, err = svc.RenewalProfile(ctx, e, pki.SerialHex(next), topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestIssuance(t *testing.T) {
 	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadChallenge) {
 		t.Fatalf("replaced challenge: %v", err)
 	}
-	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
+	if ic, err := st.IdentityCert(ctx, pki.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
 		t.Fatalf("certificate of the replaced profile not revoked: %+v %v", ic, err)
 	}
 	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chC); err != nil {

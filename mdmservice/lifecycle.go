@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -22,7 +22,7 @@ func (s *Service) expiredIdentity(ctx context.Context, cert *x509.Certificate, n
 	if cert == nil || !now.After(cert.NotAfter) || cert.CheckSignatureFrom(s.CA) != nil {
 		return nil
 	}
-	ic, err := s.Store.IdentityCert(ctx, enroll.SerialHex(cert))
+	ic, err := s.Store.IdentityCert(ctx, pki.SerialHex(cert))
 	if err != nil {
 		return nil
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/opaquetoken"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -163,7 +164,7 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		resp := plain(http.StatusForbidden, err.Error())
 		return nil, &resp
 	}
-	serial := enroll.SerialHex(cert)
+	serial := pki.SerialHex(cert)
 	ic, err := s.Store.IdentityCert(ctx, serial)
 	if err != nil {
 		// The enrollment may have gone with its user or tenant: its

@@ -114,7 +114,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatal("identity not issued by the CA")
 	}
 	st := e.Server.Store
-	ic, err := st.IdentityCert(ctx, enroll.SerialHex(cert))
+	ic, err := st.IdentityCert(ctx, pki.SerialHex(cert))
 	if err != nil || ic.EnrollmentID != cert.Subject.CommonName {
 		t.Fatalf("identity record %+v %v", ic, err)
 	}
@@ -165,7 +165,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if retried.Subject.CommonName != en.ID {
 		t.Fatalf("the retry made another enrollment: %s", retried.Subject.CommonName)
 	}
-	if rec, err := st.IdentityCert(ctx, enroll.SerialHex(cert)); err != nil || rec.RevokedAt.IsZero() {
+	if rec, err := st.IdentityCert(ctx, pki.SerialHex(cert)); err != nil || rec.RevokedAt.IsZero() {
 		t.Fatalf("the certificate of the replaced profile is not revoked: %+v %v", rec, err)
 	}
 	if err := d.Authenticate(ctx); err != nil {

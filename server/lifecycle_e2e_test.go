@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/server"
 )
 
@@ -100,7 +100,7 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 		t.Fatalf("a queued renewal was queued again: %+v", rep)
 	}
 	dev := do(t, e, "GET", "/api/v1/devices/"+enrollmentID, nil, e.APIKey).json(t)
-	if r, _ := dev["renewal"].(map[string]any); r == nil || r["status"] != "queued" || r["certificate_serial"] != enroll.SerialHex(orig) {
+	if r, _ := dev["renewal"].(map[string]any); r == nil || r["status"] != "queued" || r["certificate_serial"] != pki.SerialHex(orig) {
 		t.Fatalf("renewal not visible: %v", dev["renewal"])
 	}
 	cmd, err := d.Poll(ctx, nil, false)
@@ -115,7 +115,7 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 		t.Fatalf("the answer signed by the new identity: %+v %v", next, err)
 	}
 	dev = do(t, e, "GET", "/api/v1/devices/"+enrollmentID, nil, e.APIKey).json(t)
-	if r := dev["renewal"].(map[string]any); r["status"] != "done" || r["new_certificate_serial"] != enroll.SerialHex(d.IdentityCert) {
+	if r := dev["renewal"].(map[string]any); r["status"] != "done" || r["new_certificate_serial"] != pki.SerialHex(d.IdentityCert) {
 		t.Fatalf("renewal after SCEP: %v", r)
 	}
 

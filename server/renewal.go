@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"time"
 
-	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -61,8 +61,8 @@ func (s *Server) renewalEvent(ctx context.Context, event string, r *store.Renewa
 // identityRenewed: SCEP issued a renewed identity for an enrollment.
 func (s *Server) identityRenewed(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string) {
 	s.Metrics.Renewals.WithLabelValues("issued").Inc()
-	s.log.Info("identity renewed", "device", e.ID, "enrollment_id", e.AppleEnrollmentID, "serial", enroll.SerialHex(cert), "renews", renews,
+	s.log.Info("identity renewed", "device", e.ID, "enrollment_id", e.AppleEnrollmentID, "serial", pki.SerialHex(cert), "renews", renews,
 		"not_after", cert.NotAfter)
 	s.events.Publish(ctx, "device.identity_renewed", map[string]any{"device": e.ID, "enrollment_id": e.AppleEnrollmentID, "tenant_id": e.TenantID,
-		"user_id": e.UserID, "serial": enroll.SerialHex(cert), "renews": renews, "not_after": cert.NotAfter.UTC().Format(time.RFC3339)})
+		"user_id": e.UserID, "serial": pki.SerialHex(cert), "renews": renews, "not_after": cert.NotAfter.UTC().Format(time.RFC3339)})
 }

@@ -152,7 +152,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Metrics.SCEP.WithLabelValues("PKIOperation", "issued").Inc()
-	log.Info("SCEP: identity certificate issued", "kind", kind, "enrollment", e.ID, "serial", enroll.SerialHex(cert), "not_after", cert.NotAfter)
+	log.Info("SCEP: identity certificate issued", "kind", kind, "enrollment", e.ID, "serial", pki.SerialHex(cert), "not_after", cert.NotAfter)
 	w.Header().Set("Content-Type", "application/x-pki-message")
 	w.Write(rep.Raw)
 }
