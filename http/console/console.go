@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
@@ -285,7 +285,7 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 	status, msg := http.StatusInternalServerError, "Something went wrong on the server; the log has the details."
 	var ue *userError
 	var ve *directory.ValidationError
-	var locked *auth.LockedError
+	var locked *credential.LockedError
 	var ref *catalog.Refusal
 	switch {
 	case errors.As(err, &ue):

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/totp"
 )
@@ -64,7 +64,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
-	var locked *auth.LockedError
+	var locked *credential.LockedError
 	switch {
 	case errors.As(err, &locked):
 		c.Log.Warn("console: sign-in locked", "email", email, "remote", r.RemoteAddr, "scope", locked.Scope)
@@ -179,7 +179,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
 	if err != nil {
 		var ve *directory.ValidationError
-		var locked *auth.LockedError
+		var locked *credential.LockedError
 		msg := "Setup failed on the server; the log has the details."
 		switch {
 		case errors.As(err, &ve):
