@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 const storeUsage = "store migrate --from sqlite://path/pomona.db --to postgres://user:pw@host/db (or the other way)"
@@ -29,12 +29,12 @@ func runStore(env *Env, args []string) error {
 	if *from == "" || *to == "" {
 		return usagef("give --from and --to\nUsage: pomona %s", storeUsage)
 	}
-	src, sdesc, err := server.OpenDB(env.Ctx, *from)
+	src, sdesc, err := open.DB(env.Ctx, *from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, ddesc, err := server.OpenDB(env.Ctx, *to)
+	dst, ddesc, err := open.DB(env.Ctx, *to)
 	if err != nil {
 		return err
 	}

@@ -460,7 +460,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	if in.Name == "" || len(in.Name) > 100 {
 		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
 	}
-	k, rec := NewKey(in.Name, a.Now())
+	k, rec := apikey.NewRecord(in.Name, a.Now())
 	if err := a.Store.CreateAPIKey(r.Context(), rec); err != nil {
 		return err
 	}
@@ -469,12 +469,6 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	out.Key = k
 	httpx.WriteJSON(w, http.StatusCreated, out)
 	return nil
-}
-
-// NewKey makes a key string and the record to store for it.
-func NewKey(name string, now time.Time) (string, *store.APIKey) {
-	k, id, hash := apikey.New()
-	return k, &store.APIKey{ID: id, Name: name, SecretHash: hash, CreatedAt: now.UTC().Truncate(time.Microsecond)}
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {

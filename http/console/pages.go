@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
@@ -794,7 +794,7 @@ func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
 	if name == "" || len(name) > 100 {
 		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
 	}
-	k, rec := api.NewKey(name, c.Now())
+	k, rec := apikey.NewRecord(name, c.Now())
 	if err := c.Store.CreateAPIKey(r.Context(), rec); err != nil {
 		return err
 	}
