@@ -14,6 +14,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -65,10 +66,13 @@ type Catalog struct {
 	byType   map[string]*Command
 }
 
-var std = mustLoad(catalogJSON)
+// std is loaded on first use rather than at init, so that the generator
+// (./gen, which declares its output with this package's types) still runs
+// when catalog.json is broken or missing.
+var std = sync.OnceValue(func() *Catalog { return mustLoad(catalogJSON) })
 
 // Default is the catalogue generated from Apple's schema.
-func Default() *Catalog { return std }
+func Default() *Catalog { return std() }
 
 func mustLoad(b []byte) *Catalog {
 	var c Catalog
