@@ -18,6 +18,7 @@ import (
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
 
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/untrusted"
 )
 
@@ -33,12 +34,6 @@ var (
 	// bodyDigests are what devices sign the machine info with (the
 	// captured iPhone body uses SHA-1).
 	bodyDigests = []asn1.ObjectIdentifier{untrusted.SHA1, untrusted.SHA256}
-)
-
-// Platforms Pomona enrolls.
-const (
-	IOS   = "iOS"   // iPhone and iPad (iPadOS)
-	MacOS = "macOS" // Mac
 )
 
 // MachineInfo is the content of the device's signed plist. Hardware
@@ -172,9 +167,9 @@ func findParent(c *x509.Certificate, pool []*x509.Certificate) *x509.Certificate
 func Platform(product string) string {
 	switch {
 	case strings.HasPrefix(product, "iPhone"), strings.HasPrefix(product, "iPad"), strings.HasPrefix(product, "iPod"):
-		return IOS
+		return catalog.IOS
 	case strings.HasPrefix(product, "Mac"), strings.HasPrefix(product, "iMac"), strings.HasPrefix(product, "VirtualMac"):
-		return MacOS
+		return catalog.MacOS
 	}
 	return ""
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/seal"
@@ -68,7 +69,7 @@ func TestIssuance(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = e
-		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != enroll.IOS {
+		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != catalog.IOS {
 			t.Fatalf("enrollment %+v", e)
 		}
 		if firstProfile == nil {

@@ -167,7 +167,7 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 		return "", err
 	}
 	platform := catalog.IOS
-	if enr.Platform == "macOS" {
+	if enr.Platform == catalog.MacOS {
 		platform = catalog.MacOS
 	}
 	rt, cmd, err := c.Build(platform, r)
@@ -294,7 +294,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	var chs []store.Channel
 	for platform, ts := range byPlatform {
 		cp := catalog.IOS
-		if platform == "macOS" {
+		if platform == catalog.MacOS {
 			cp = catalog.MacOS
 		}
 		prt, pcmd, err := c.Build(cp, r)

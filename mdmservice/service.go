@@ -23,6 +23,7 @@ import (
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
@@ -232,7 +233,7 @@ func (s *Service) admit(ctx context.Context, a *authenticated, id mdm.Identity, 
 // needsToken: iOS sends the access token on every request; a Mac only on
 // its user channel.
 func needsToken(enr *store.Enrollment, id mdm.Identity) bool {
-	return enr.Platform == enroll.IOS || id.Kind() == mdm.UserChannel
+	return enr.Platform == catalog.IOS || id.Kind() == mdm.UserChannel
 }
 
 // authorize checks the bearer for the enrollment. A missing, expired or
@@ -392,7 +393,7 @@ func (s *Service) userChannelAllowed(ctx context.Context, enr *store.Enrollment,
 	if id.Kind() != mdm.UserChannel {
 		return nil
 	}
-	if enr.Platform == enroll.IOS {
+	if enr.Platform == catalog.IOS {
 		resp := plain(http.StatusForbidden, "an iPhone or iPad user enrollment has no user channel")
 		return &resp
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/internal/testenv"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/pushcert"
@@ -119,7 +120,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatalf("identity record %+v %v", ic, err)
 	}
 	en, err := st.Enrollment(ctx, ic.EnrollmentID)
-	if err != nil || en.Status != store.EnrollmentPending || en.Product != "iPhone15,3" || en.Platform != enroll.IOS ||
+	if err != nil || en.Status != store.EnrollmentPending || en.Product != "iPhone15,3" || en.Platform != catalog.IOS ||
 		en.DeviceSignature != enroll.SigOther || en.TenantID != w.tenant || !strings.HasSuffix(en.ProfileID, w.tenant+".enrollment") {
 		t.Fatalf("enrollment %+v %v", en, err)
 	}
@@ -204,7 +205,7 @@ func TestEnrollMac(t *testing.T) {
 		t.Fatal("Mac profile lacks what macOS needs")
 	}
 	en, _ := w.e.Server.Store.Enrollment(context.Background(), res.IdentityCert.Subject.CommonName)
-	if en.Platform != enroll.MacOS {
+	if en.Platform != catalog.MacOS {
 		t.Fatalf("platform %s", en.Platform)
 	}
 }

@@ -450,7 +450,7 @@ func (c *Console) deviceRef(r *Request) (*store.Enrollment, error) {
 }
 
 func platformOf(e *store.Enrollment) string {
-	if e.Platform == "macOS" {
+	if e.Platform == catalog.MacOS {
 		return catalog.MacOS
 	}
 	return catalog.IOS

@@ -22,10 +22,12 @@ import (
 //go:embed catalog.json
 var catalogJSON []byte
 
-// Platforms Pomona manages (iPadOS follows iOS).
+// Platforms Pomona enrolls and manages, named as Apple's schema names them
+// (supportedOS keys): the one set of platform names in Pomona, stored in
+// Enrollment.Platform. iPadOS follows iOS.
 const (
-	IOS   = "iOS"
-	MacOS = "macOS"
+	IOS   = "iOS"   // iPhone and iPad (iPadOS)
+	MacOS = "macOS" // Mac
 )
 
 // Platform is one OS's rule for a command or key.
