@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/pomona-mdm/pomona/mdm"
 )
 
 // Channel is the device channel of an enrollment or one of a Mac's user
@@ -28,14 +30,16 @@ type Channel struct {
 	UpdatedAt        time.Time
 }
 
-// Queue statuses. Results use Apple's words.
+// Queue statuses: Pomona's own (queued, sent, expired) and the device's
+// result statuses, which are Apple's words and come from package mdm (one
+// source: a result's Status is stored as the device sent it).
 const (
 	QueueQueued             = "queued"
 	QueueSent               = "sent"
-	QueueAcknowledged       = "Acknowledged"
-	QueueError              = "Error"
-	QueueCommandFormatError = "CommandFormatError"
-	QueueNotNow             = "NotNow"
+	QueueAcknowledged       = mdm.Acknowledged
+	QueueError              = mdm.Error
+	QueueCommandFormatError = mdm.CommandFormatError
+	QueueNotNow             = mdm.NotNow
 	QueueExpired            = "expired"
 )
 
