@@ -10,6 +10,7 @@ import (
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -63,7 +64,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusForbidden, "The sign-in form expired. Try again.")
 		return
 	}
-	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	var locked *credential.LockedError
 	switch {
 	case errors.As(err, &locked):
@@ -176,7 +177,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		c.showSetup(w, r, token, http.StatusUnprocessableEntity, "The two passwords differ.", kept)
 		return
 	}
-	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	if err != nil {
 		var ve *directory.ValidationError
 		var locked *credential.LockedError

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,6 +32,7 @@ import (
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -239,14 +239,6 @@ func (h *Handler) message(w http.ResponseWriter, status int, tenant *store.Tenan
 	h.render(w, status, "message.html", view{tenant: tenant, Tenant: name, Title: title, Message: msg, Restart: restart})
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, err := h.Tenants.Tenant(r.Context(), r.PathValue("tenant"))
 	if err != nil {
@@ -376,7 +368,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, t *store.Tena
 		h.render(w, http.StatusBadRequest, "password.html", v)
 		return
 	}
-	u, err := h.Auth.VerifyPassword(r.Context(), t.ID, email, r.PostForm.Get("password"), clientIP(r))
+	u, err := h.Auth.VerifyPassword(r.Context(), t.ID, email, r.PostForm.Get("password"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: password refused", "identifier", email, "tenant", t.ID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "password.html", v)
@@ -409,7 +401,7 @@ func (h *Handler) setupView(t *store.Tenant, st *state, errMsg string) view {
 }
 
 func (h *Handler) code(w http.ResponseWriter, r *http.Request, t *store.Tenant, st *state) {
-	u, err := h.Auth.VerifyTOTP(r.Context(), st.UserID, r.PostForm.Get("code"), clientIP(r))
+	u, err := h.Auth.VerifyTOTP(r.Context(), st.UserID, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: code refused", "user", st.UserID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "code.html", view{tenant: t, Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF})
@@ -419,7 +411,7 @@ func (h *Handler) code(w http.ResponseWriter, r *http.Request, t *store.Tenant, 
 }
 
 func (h *Handler) setup(w http.ResponseWriter, r *http.Request, t *store.Tenant, st *state) {
-	u, err := h.Auth.ConfirmTOTP(r.Context(), st.UserID, st.Secret, r.PostForm.Get("code"), clientIP(r))
+	u, err := h.Auth.ConfirmTOTP(r.Context(), st.UserID, st.Secret, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: setup code refused", "user", st.UserID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "setup.html", h.setupView(t, st, ""))
