@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"time"
-
-	"github.com/pomona-mdm/pomona/mdm"
 )
 
 // Channel is the device channel of an enrollment or one of a Mac's user
@@ -30,17 +28,14 @@ type Channel struct {
 	UpdatedAt        time.Time
 }
 
-// Queue statuses: Pomona's own (queued, sent, expired) and the device's
-// result statuses, which are Apple's words and come from package mdm (one
-// source: a result's Status is stored as the device sent it).
+// Queue statuses: Pomona's own. A command the device answered has the
+// result's Status as the device sent it, in Apple's words (mdm.Acknowledged,
+// mdm.Error, mdm.CommandFormatError, mdm.NotNow: one source, package mdm,
+// which store does not import so that it stays the lowest layer).
 const (
-	QueueQueued             = "queued"
-	QueueSent               = "sent"
-	QueueAcknowledged       = mdm.Acknowledged
-	QueueError              = mdm.Error
-	QueueCommandFormatError = mdm.CommandFormatError
-	QueueNotNow             = mdm.NotNow
-	QueueExpired            = "expired"
+	QueueQueued  = "queued"
+	QueueSent    = "sent"
+	QueueExpired = "expired"
 )
 
 // Command is a command to send (Payload is the command plist).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 )
@@ -70,7 +71,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.RecordResult(ctx, "e", "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now, nil); err != nil {
+		if _, err := s.RecordResult(ctx, "e", "CH", q.UUID, mdm.Acknowledged, []byte("<plist/>"), now, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -275,11 +276,11 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 			return err
 		}
 		switch cur {
-		case store.QueueAcknowledged, store.QueueError, store.QueueCommandFormatError:
+		case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
 			// A repeated result is idempotent: the first one stands.
 			return nil
 		case store.QueueExpired:
-			if status == store.QueueNotNow {
+			if status == mdm.NotNow {
 				return nil
 			}
 		}
@@ -287,7 +288,7 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 			status, result, toMicros(now), channelID, uuid); err != nil {
 			return err
 		}
-		if inv == nil || status != store.QueueAcknowledged {
+		if inv == nil || status != mdm.Acknowledged {
 			return nil
 		}
 		if section, data, info, ok := inv(rt); ok {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -136,7 +137,7 @@ func testDashboard(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "A1", q.UUID, store.QueueError, []byte("e"), t0, nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "A1", q.UUID, mdm.Error, []byte("e"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.Dashboard(ctx, t0.Add(-7*24*time.Hour), t0.Add(-time.Hour))

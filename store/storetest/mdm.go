@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -110,23 +111,23 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("first %s", got)
 	}
-	_, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0, nil)
+	_, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c9", mdm.Acknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0, nil)
+	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1/U1", "c0", mdm.Acknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	if rt, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
+	if rt, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", mdm.NotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
 		t.Fatal(err)
 	}
 	// After a result, NotNow commands wait; the next queued one comes.
 	if got := next(false); got != "c1" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0, nil)
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueError, []byte("late"), t0, nil) // repeat: first result stands
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Acknowledged, []byte("ok1"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Error, []byte("late"), t0, nil) // repeat: first result stands
 	if got := next(false); got != "c2" {
 		t.Fatalf("third %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c2", mdm.Acknowledged, nil, t0, nil)
 	if got := next(false); got != "" {
 		t.Fatalf("nothing queued, got %s", got)
 	}
@@ -134,13 +135,13 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("after idle: %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", mdm.Acknowledged, []byte("ok0"), t0, nil)
 	list, _ := s.QueuedCommands(ctx, "APPLE-1", 10)
 	if len(list) != 3 || list[0].UUID != "c2" {
 		t.Fatalf("list %+v", list)
 	}
 	for _, q := range list {
-		if q.UUID == "c1" && (q.Status != store.QueueAcknowledged || string(q.Result) != "ok1") {
+		if q.UUID == "c1" && (q.Status != mdm.Acknowledged || string(q.Result) != "ok1") {
 			t.Fatalf("repeated result overwrote: %+v", q)
 		}
 	}
@@ -205,7 +206,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		if q, err := s.NextCommand(ctx, e1.ID, ids[i], true, now()); err != nil || q.UUID != "bulk" {
 			t.Fatalf("%d: first %v %v", i, q, err)
 		}
-		if _, err := s.RecordResult(ctx, e1.ID, ids[i], "bulk", store.QueueAcknowledged, nil, now(), nil); err != nil {
+		if _, err := s.RecordResult(ctx, e1.ID, ids[i], "bulk", mdm.Acknowledged, nil, now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		if q, err := s.NextCommand(ctx, e1.ID, ids[i], false, now()); err != nil || q.UUID != "bulk2" {
@@ -293,13 +294,13 @@ func testInventory(t *testing.T, s store.Store) {
 			return section, map[string]any{"PasscodePresent": true}, &store.DeviceInfo{OSVersion: "18.4"}, true
 		}
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("security_info")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", mdm.Acknowledged, []byte("r"), now(), inv("security_info")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("again")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", mdm.Acknowledged, []byte("r"), now(), inv("again")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i2", store.QueueError, []byte("e"), now(), inv("error")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i2", mdm.Error, []byte("e"), now(), inv("error")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Enrollment(ctx, e1.ID)
@@ -431,13 +432,13 @@ func testLostDelivery(t *testing.T, s store.Store) {
 	if got := next(false); got != "l1" {
 		t.Fatalf("lost delivery not repeated: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l1", store.QueueNotNow, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l1", mdm.NotNow, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "l2" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l2", store.QueueAcknowledged, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l2", mdm.Acknowledged, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "" {

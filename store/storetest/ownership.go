@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -91,7 +92,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.RecordResult(ctx, e2.ID, victim.ID, q.UUID, store.QueueAcknowledged, []byte("forged"), t0, nil)
+	_, err = s.RecordResult(ctx, e2.ID, victim.ID, q.UUID, mdm.Acknowledged, []byte("forged"), t0, nil)
 	wantErr(t, err, store.ErrNotFound)
 	if list, _ := s.QueuedCommands(ctx, victim.ID, 1); list[0].Status != store.QueueSent || list[0].Result != nil {
 		t.Fatalf("a forged result was recorded: %+v", list[0])
@@ -105,7 +106,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	if got, _ := s.Enrollment(ctx, e2.ID); got.LastSeenAt.Equal(t0.Add(time.Hour)) {
 		t.Fatal("touching a channel that is not the enrollment's counted as seen")
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, victim.ID, q.UUID, store.QueueAcknowledged, []byte("ok"), t0, nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, victim.ID, q.UUID, mdm.Acknowledged, []byte("ok"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 }
