@@ -184,10 +184,14 @@ func (m MachineInfo) Sanitized() []byte {
 	return b
 }
 
-// Challenge is the WWW-Authenticate value of the 401 that starts the
-// sign-in: Apple's comma form. State rides in loginURL's path, never its
-// query (the device replaces the query with user-identifier).
-func Challenge(loginURL string) string {
+// WWWAuthenticate is the WWW-Authenticate header value of the 401 that
+// starts the sign-in (the authentication challenge of account-driven
+// enrollment, not the SCEP challenge): Apple's comma form,
+// Bearer method="apple-as-web", url="<loginURL>". State rides in
+// loginURL's path, never its query (the device replaces the query with
+// user-identifier). See "Onboarding users with Account-Driven
+// Enrollment", https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+func WWWAuthenticate(loginURL string) string {
 	return `Bearer method="apple-as-web", url="` + loginURL + `"`
 }
 

@@ -89,31 +89,31 @@ func TestIssuance(t *testing.T) {
 		return ""
 	}
 	ch := fetch("x")
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), "unknown"); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), "unknown"); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("unknown: %v", err)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ""); !errors.Is(err, enroll.ErrNoChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ""); !errors.Is(err, enroll.ErrNoSCEPChallenge) {
 		t.Fatalf("empty: %v", err)
 	}
-	cert, e, err := svc.IssueForChallenge(ctx, newCSR(t), ch)
+	cert, e, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch)
 	if err != nil || cert.Subject.CommonName != e.ID || cert.CheckSignatureFrom(ca.Cert) != nil {
 		t.Fatalf("issue: %v", err)
 	}
 	if cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || cert.NotAfter.Sub(cert.NotBefore) > pki.IdentityValidity+time.Hour {
 		t.Fatal("identity certificate shape")
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ch); !errors.Is(err, enroll.ErrChallengeUsed) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch); !errors.Is(err, enroll.ErrSCEPChallengeUsed) {
 		t.Fatalf("reused: %v", err)
 	}
 	// A CSR with a broken signature is refused and does not consume.
 	ch2 := fetch("y")
 	bad := newCSR(t)
 	bad.Signature[0] ^= 0xff
-	if _, _, err := svc.IssueForChallenge(ctx, bad, ch2); err == nil {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, bad, ch2); err == nil {
 		t.Fatal("bad CSR signature accepted")
 	}
-	clock = clock.Add(enroll.DefaultChallengeTTL + time.Second)
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ch2); !errors.Is(err, enroll.ErrChallengeExpired) {
+	clock = clock.Add(enroll.DefaultSCEPChallengeTTL + time.Second)
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch2); !errors.Is(err, enroll.ErrSCEPChallengeExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 	clock = time.Now()
@@ -154,7 +154,7 @@ func TestIssuance(t *testing.T) {
 	if rch == orig["scep"]["Challenge"] {
 		t.Fatal("the renewal reuses the enrollment challenge")
 	}
-	next, ne, err := svc.IssueForChallenge(ctx, newCSR(t), rch)
+	next, ne, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), rch)
 	if err != nil || ne.ID != e.ID || next.Subject.CommonName != e.ID {
 		t.Fatalf("renewal SCEP: %v", err)
 	}
@@ -164,7 +164,7 @@ func TestIssuance(t *testing.T) {
 	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != pki.SerialHex(next) {
 		t.Fatalf("renewal state after SCEP: %+v", lr)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrChallengeUsed) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrSCEPChallengeUsed) {
 		t.Fatalf("renewal challenge reused: %v", err)
 	}
 	// An enrollment that ended meanwhile gets no certificate.
@@ -176,7 +176,7 @@ func TestIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Ending deletes the enrollment's unused challenges, the renewal's too.
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), payloads(t, signed)["scep"]["Challenge"].(string)); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), payloads(t, signed)["scep"]["Challenge"].(string)); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("renewal of an ended enrollment: %v", err)
 	}
 
@@ -185,7 +185,7 @@ func TestIssuance(t *testing.T) {
 	// certificate issued for it is revoked (finding 9 of issue 11).
 	chA := fetch("z")
 	first := last
-	certA, _, err := svc.IssueForChallenge(ctx, newCSR(t), chA)
+	certA, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,13 +194,13 @@ func TestIssuance(t *testing.T) {
 	if last.ID != first.ID {
 		t.Fatalf("a second pending enrollment %s for one sign-in (first %s)", last.ID, first.ID)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("replaced challenge: %v", err)
 	}
 	if ic, err := st.IdentityCert(ctx, pki.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
 		t.Fatalf("certificate of the replaced profile not revoked: %+v %v", ic, err)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chC); err != nil {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chC); err != nil {
 		t.Fatalf("latest challenge: %v", err)
 	}
 	// Once enrolled, the sign-in cannot make another enrollment.

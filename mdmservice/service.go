@@ -248,7 +248,7 @@ func (s *Service) authorize(ctx context.Context, a *authenticated, header string
 	if err != nil {
 		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrInvalidToken) {
 			resp := plain(http.StatusUnauthorized, "sign-in required: "+err.Error())
-			resp.Challenge = enroll.Challenge(s.LoginURL(a.enr.TenantID))
+			resp.Challenge = enroll.WWWAuthenticate(s.LoginURL(a.enr.TenantID))
 			return &resp
 		}
 		resp := plain(http.StatusInternalServerError, err.Error())
