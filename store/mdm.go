@@ -38,8 +38,10 @@ const (
 	QueueExpired = "expired"
 )
 
-// Command is a command to send (Payload is the command plist).
-type Command struct {
+// CommandRecord is one command as stored: what to send (Payload is the
+// command plist, mdm.Command encoded) and who queued it when. Named apart
+// from mdm.Command (the protocol's command) and catalog.CommandSchema.
+type CommandRecord struct {
 	UUID        string
 	RequestType string
 	Payload     []byte
@@ -50,7 +52,7 @@ type Command struct {
 
 // QueuedCommand is a command in one channel's queue.
 type QueuedCommand struct {
-	Command
+	CommandRecord
 	ChannelID string
 	Status    string
 	Result    []byte
@@ -103,7 +105,7 @@ type MDMStore interface {
 	SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error
 	// Enqueue stores cmd once and queues it for every channel, in one
 	// transaction.
-	Enqueue(ctx context.Context, cmd *Command, channelIDs []string) error
+	Enqueue(ctx context.Context, cmd *CommandRecord, channelIDs []string) error
 	// NextCommand hands out the next command of the channel and marks it
 	// sent. Queued commands and ones sent without an answer (the delivery
 	// was lost: a device answers one command at a time) are eligible after

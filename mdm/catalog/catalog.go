@@ -49,8 +49,10 @@ type Key struct {
 	Sub       []Key               `json:"sub,omitempty"`
 }
 
-// Command is one MDM command.
-type Command struct {
+// CommandSchema is what Apple's schema says of one MDM command: its keys and,
+// per platform, when it came and what a user enrollment allows. Named
+// apart from mdm.Command (a command to send) and store.CommandRecord.
+type CommandSchema struct {
 	RequestType string              `json:"request_type"`
 	Title       string              `json:"title"`
 	Source      string              `json:"source"`
@@ -64,8 +66,8 @@ type Catalog struct {
 		Repository string `json:"repository"`
 		Commit     string `json:"commit"`
 	} `json:"source"`
-	Commands []Command `json:"commands"`
-	byType   map[string]*Command
+	Commands []CommandSchema `json:"commands"`
+	byType   map[string]*CommandSchema
 }
 
 // std is loaded on first use rather than at init, so that the generator
@@ -81,7 +83,7 @@ func mustLoad(b []byte) *Catalog {
 	if err := json.Unmarshal(b, &c); err != nil {
 		panic("catalog: " + err.Error())
 	}
-	c.byType = map[string]*Command{}
+	c.byType = map[string]*CommandSchema{}
 	for i := range c.Commands {
 		c.byType[c.Commands[i].RequestType] = &c.Commands[i]
 	}
@@ -89,7 +91,7 @@ func mustLoad(b []byte) *Catalog {
 }
 
 // Command looks a request type up.
-func (c *Catalog) Command(requestType string) (*Command, bool) {
+func (c *Catalog) Command(requestType string) (*CommandSchema, bool) {
 	cmd, ok := c.byType[requestType]
 	return cmd, ok
 }

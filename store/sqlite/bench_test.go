@@ -42,7 +42,7 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,7 +63,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 	s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", TokenHash: []byte("h"), Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil)
 	s.PutChannel(ctx, &store.Channel{ID: "CH", EnrollmentRef: "e", Kind: "device", CreatedAt: now, UpdatedAt: now})
 	for i := 0; i < b.N; i++ {
-		s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
+		s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -152,11 +152,11 @@ const (
 
 var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
 
-func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
+func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
 }
 
-func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.Command, channelIDs []string) error {
+func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, channelIDs []string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
 		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
 		return s.constraint(err)
@@ -437,7 +437,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, principal, key string, now t
 		WHERE principal = ? AND idem_key = ? AND expires_at > ?`, principal, key, toMicros(now)))
 }
 
-func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.Command, channelIDs []string) (*store.IdempotencyKey, error) {
+func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.CommandRecord, channelIDs []string) (*store.IdempotencyKey, error) {
 	var existing *store.IdempotencyKey
 	err := s.tx(ctx, func(tx *Tx) error {
 		existing = nil

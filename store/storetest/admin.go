@@ -129,7 +129,7 @@ func testDashboard(t *testing.T, s store.Store) {
 		}
 	}
 	for i, rt := range []string{"DeviceInformation", "InstallProfile", "ProfileList"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id("c"), RequestType: rt, Payload: []byte("x"), CreatedAt: t0.Add(time.Duration(i))}, []string{"A1", "A2"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id("c"), RequestType: rt, Payload: []byte("x"), CreatedAt: t0.Add(time.Duration(i))}, []string{"A1", "A2"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -86,7 +86,7 @@ func testQueue(t *testing.T, s store.Store) {
 
 	t0 := now()
 	for i, rt := range []string{"DeviceInformation", "ProfileList", "SecurityInfo"} {
-		c := &store.Command{UUID: fmt.Sprint("c", i), RequestType: rt, Payload: []byte("<plist/>"), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+		c := &store.CommandRecord{UUID: fmt.Sprint("c", i), RequestType: rt, Payload: []byte("<plist/>"), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
 		if i == 2 {
 			c.ExpiresAt = t0.Add(time.Hour)
 		}
@@ -94,8 +94,8 @@ func testQueue(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, s.Enqueue(ctx, &store.Command{UUID: "c0", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"}), store.ErrConflict)
-	if err := s.Enqueue(ctx, &store.Command{UUID: "cx", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"NOPE"}); err == nil {
+	wantErr(t, s.Enqueue(ctx, &store.CommandRecord{UUID: "c0", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"}), store.ErrConflict)
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "cx", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"NOPE"}); err == nil {
 		t.Fatal("enqueued for an unknown channel")
 	}
 	next := func(afterIdle bool) string {
@@ -146,7 +146,7 @@ func testQueue(t *testing.T, s store.Store) {
 		}
 	}
 	// Expired commands are skipped and marked.
-	s.Enqueue(ctx, &store.Command{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
+	s.Enqueue(ctx, &store.CommandRecord{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
 	if q, err := s.NextCommand(ctx, e1.ID, "APPLE-1", true, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired command handed out: %+v", q)
 	}
@@ -155,7 +155,7 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatalf("expired status %s", list[0].Status)
 	}
 	// Waiting channels: a queued command older than the threshold.
-	s.Enqueue(ctx, &store.Command{UUID: "wait", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"})
+	s.Enqueue(ctx, &store.CommandRecord{UUID: "wait", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"})
 	if w, err := s.WaitingChannels(ctx, t0.Add(time.Minute), t0.Add(time.Minute), 10); err != nil || len(w) != 1 || w[0].ID != "APPLE-1" {
 		t.Fatalf("waiting %+v %v", w, err)
 	}
@@ -190,7 +190,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{ids[0], ids[n-1]} {
@@ -199,7 +199,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		}
 	}
 	// 1,203 targets (full batches and a remainder), in order behind "bulk".
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk2", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids[:1203]); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk2", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids[:1203]); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{1, 499, 500, 1000, 1202} {
@@ -218,7 +218,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 	}
 	// One unknown channel among many: nothing is queued.
 	bad := append(append([]string{}, ids[:700]...), "NO-SUCH-CHANNEL")
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk3", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, bad); err == nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk3", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, bad); err == nil {
 		t.Fatal("enqueued for an unknown channel")
 	}
 	if qs, _ := s.QueuedCommands(ctx, ids[0], 10); len(qs) != 2 {
@@ -280,7 +280,7 @@ func testInventory(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"i1", "i2"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "SecurityInfo", Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "SecurityInfo", Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -411,7 +411,7 @@ func testLostDelivery(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"l1", "l2"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now().Add(time.Duration(i))}, []string{"LD"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now().Add(time.Duration(i))}, []string{"LD"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -82,7 +82,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	}
 
 	// The victim's queue is out of reach of the other enrollment.
-	if err := s.Enqueue(ctx, &store.Command{UUID: id("cmd"), RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{victim.ID}); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id("cmd"), RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{victim.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if q, err := s.NextCommand(ctx, e2.ID, victim.ID, true, t0); !errors.Is(err, store.ErrNotFound) {

@@ -84,7 +84,7 @@ func main() {
 		os.Exit(1)
 	}
 	sort.Strings(files)
-	var cmds []catalog.Command
+	var cmds []catalog.CommandSchema
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -99,7 +99,7 @@ func main() {
 		if y.Payload.RequestType == "" {
 			continue
 		}
-		cmds = append(cmds, catalog.Command{RequestType: y.Payload.RequestType, Title: y.Title, Source: "mdm/commands/" + filepath.Base(f),
+		cmds = append(cmds, catalog.CommandSchema{RequestType: y.Payload.RequestType, Title: y.Title, Source: "mdm/commands/" + filepath.Base(f),
 			Platforms: plat(y.Payload.SupportedOS), Keys: keys(y.PayloadKeys)})
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].RequestType < cmds[j].RequestType })
