@@ -207,11 +207,15 @@ type Grant struct {
 	User  *store.User
 }
 
-// Authorize checks an Authorization header for tenantID: the token must
+// Authorize checks header, the value of an Authorization header
+// ("Bearer <token>", RFC 6750), for the tenant tenantID: the token must
 // exist, belong to the tenant, be unexpired, be newer than the user's last
 // forced re-authentication, not revoked by the end of its enrollment, and
 // the user must be enabled. AuthorizeStale skips these time and revocation
 // checks: an expired or revoked token still identifies the user (CheckOut).
+// Errors: ErrNoToken without a header; ErrInvalidToken (wrapped with the
+// reason) for a malformed, unknown, foreign, expired or revoked token or a
+// gone or disabled user; store errors as they are.
 func (s *Service) Authorize(ctx context.Context, tenantID, header string) (*Grant, error) {
 	return s.authorize(ctx, tenantID, header, false)
 }

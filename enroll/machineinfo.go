@@ -1,7 +1,11 @@
-// Package enroll is the protocol logic of the enrollment endpoint: reading
-// the device's signed machine-info plist, deciding the device's platform,
-// and the challenge and error answers Apple's account-driven flow expects.
-// It does no I/O.
+// Package enroll is the enrollment of account-driven User Enrollment.
+// Its protocol logic is pure (machineinfo.go: reading the device's signed
+// machine-info plist, deciding the device's platform, the WWW-Authenticate
+// and error answers Apple's flow expects; no I/O). Service (service.go,
+// renewal.go) does the enrollment's storage and issuance: the pending
+// enrollment and its one-time SCEP challenge, the signed enrollment
+// profile, SCEP issuance and the re-sent profile of a renewal.
+// See https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
 package enroll
 
 import (

@@ -60,11 +60,12 @@ type QueuedCommand struct {
 	UpdatedAt time.Time
 }
 
-// DeviceInfo is what Authenticate tells about the device.
 // InventoryFunc says what a result adds to the inventory, given the
 // command's request type (ok false: nothing).
 type InventoryFunc func(requestType string) (section string, data any, info *DeviceInfo, ok bool)
 
+// DeviceInfo is what Authenticate (and later DeviceInformation results)
+// tell about the device: OS version and build, product, names and model.
 type DeviceInfo struct {
 	OSVersion, BuildVersion, ProductName, DeviceName, Model, ModelName string
 }
