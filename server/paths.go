@@ -34,9 +34,7 @@ func (s *Server) url(path string) string { return strings.TrimRight(s.PublicURL.
 func (s *Server) LoginURL(tenantID string) string { return s.url(LoginPath(tenantID)) }
 
 // EnrollURL is the absolute enrollment URL of a tenant.
-func (s *Server) EnrollURL(tenantID string) string {
-	return strings.TrimRight(s.PublicURL.String(), "/") + EnrollPath(tenantID)
-}
+func (s *Server) EnrollURL(tenantID string) string { return s.url(EnrollPath(tenantID)) }
 
 // SetupURL is the console's one-time setup link for token.
 func (s *Server) SetupURL(token string) string { return console.SetupLink(s.PublicURL.String(), token) }
