@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/jobs"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -64,39 +64,20 @@ func (t *Tombstones) Purge(ctx context.Context) (int64, error) {
 
 // UnenrollOnDisable is the --unenroll-on-disable policy.
 type UnenrollOnDisable struct {
-	Store interface {
-		Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error)
-	}
-	Commands *mdmservice.Commands
-	Log      *slog.Logger
+	Endings *app.Endings
+	Log     *slog.Logger
 }
 
 // Disabled (directory.Service.Disabled) sends RemoveProfile to every
 // enrolled device of u, a user just disabled, and ends its enrollment at
-// once (mdmservice.Commands.Unenroll with immediately), so the device's
-// next request is answered com.apple.unrecognized.device even though the
-// disabled user's token is refused. Devices are listed 500 at a time.
-// Failures are logged; the user stays disabled.
+// once (app.Endings.UnenrollUser), so the device's next request is
+// answered com.apple.unrecognized.device even though the disabled user's
+// token is refused. Failures are logged; the user stays disabled.
 func (p *UnenrollOnDisable) Disabled(ctx context.Context, u *store.User) {
-	f := store.EnrollmentFilter{UserID: u.ID, Status: store.EnrollmentEnrolled, Limit: 500}
-	n := 0
-	for {
-		page, err := p.Store.Enrollments(ctx, f)
-		if err != nil {
-			p.Log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)
-			return
-		}
-		for i := range page {
-			if _, err := p.Commands.Unenroll(ctx, &page[i], true, "policy: user disabled"); err != nil {
-				p.Log.Error("unenroll on disable failed", "user", u.ID, "device", page[i].ID, "err", err)
-				continue
-			}
-			n++
-		}
-		if len(page) < f.Limit {
-			break
-		}
-		f.Before = page[len(page)-1].ID
+	n, err := p.Endings.UnenrollUser(ctx, u.ID, "policy: user disabled")
+	if err != nil {
+		p.Log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)
+		return
 	}
 	p.Log.Info("user disabled: devices unenrolled by policy", "user", u.ID, "devices", n)
 }

@@ -43,15 +43,15 @@ func (s *Server) routes() http.Handler {
 
 	// Admin and operations.
 	(&api.API{
-		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
+		App: s.App, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: s.PushCerts, Commands: s.Commands, Pusher: s.pusher, Sealer: s.sealer, Admins: s.Admins, SetupURL: s.SetupURL,
+		SetupURL: s.SetupURL,
 	}).Register(mux)
 	(&console.Console{
-		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
-		Push: s.PushCerts, EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(), Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
-		Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck, Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
+		Admins: s.Admins, App: s.App, Catalog: catalog.Default(), EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(),
+		Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host, Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck,
+		Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", health.Live)
 	mux.Handle("GET /readyz", health.Ready(s.Store, log))

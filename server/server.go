@@ -22,6 +22,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apikey"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/directory"
@@ -46,15 +47,17 @@ import (
 
 // Server is a wired Pomona server.
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	Store      store.Store
-	Metrics    *metrics.Metrics
-	Directory  *directory.Service
-	Auth       *auth.Service
-	Enroll     *enroll.Service
-	MDM        *mdmservice.Service
-	Commands   *mdmservice.Commands
+	cfg       Config
+	log       *slog.Logger
+	Store     store.Store
+	Metrics   *metrics.Metrics
+	Directory *directory.Service
+	Auth      *auth.Service
+	Enroll    *enroll.Service
+	MDM       *mdmservice.Service
+	Commands  *app.Commands
+	// App is the application layer the API, the console and the jobs call.
+	App        *app.App
 	Renewal    *renewal.Job
 	Tombstones *endings.Tombstones
 	Admins     *adminaccount.Service
@@ -131,19 +134,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.MDM = &mdmservice.Service{
 		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: clock, Events: s.deviceEvent, Topic: s.PushCerts.Topic,
 	}
-	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: clock}
-	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
-		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}
-	s.Tombstones = &endings.Tombstones{Store: s.Store, Retention: cfg.TombstoneRetention, Now: clock, Log: log}
-	if cfg.UnenrollOnDisable {
-		s.Directory.Disabled = (&endings.UnenrollOnDisable{Store: s.Store, Commands: s.Commands, Log: log}).Disabled
-	}
 	s.Admins = adminaccount.New(s.Store, s.sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
 	}
 	if cfg.ConsoleIdleTimeout > 0 {
 		s.Admins.IdleTimeout = cfg.ConsoleIdleTimeout
+	}
+	s.App = app.New(s.Store, app.Config{Directory: s.Directory, Catalog: catalog.Default(), Pusher: s.pusher, PushCerts: s.PushCerts,
+		Sealer: s.sealer, Lifecycle: clock, Now: time.Now, Accounts: s.Admins, Log: log})
+	s.Commands = s.App.Commands
+	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
+		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}
+	s.Tombstones = &endings.Tombstones{Store: s.Store, Retention: cfg.TombstoneRetention, Now: clock, Log: log}
+	if cfg.UnenrollOnDisable {
+		s.Directory.Disabled = (&endings.UnenrollOnDisable{Endings: s.App.Endings, Log: log}).Disabled
 	}
 
 	// First start (an admin API key, the first owner's setup link), the

@@ -11,6 +11,7 @@ import (
 	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -179,12 +180,12 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	if err != nil {
-		var ve *directory.ValidationError
 		var locked *credential.LockedError
+		pe, isProblem := problem.As(err)
 		msg := "Setup failed on the server; the log has the details."
 		switch {
-		case errors.As(err, &ve):
-			msg = ve.Error() + "."
+		case isProblem && pe.Kind == problem.Unprocessable:
+			msg = pe.Message + "."
 		case errors.As(err, &locked):
 			msg = locked.Error()
 		case errors.Is(err, adminaccount.ErrBadSetupLink):

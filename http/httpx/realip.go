@@ -121,15 +121,3 @@ func FromTrustedProxy(r *http.Request, proxies []netip.Prefix) bool {
 	a, err := netip.ParseAddr(host)
 	return err == nil && trusted(a, proxies)
 }
-
-// ClientIP is the client's address without the port: the host of
-// RemoteAddr, which RealIP already set to the client behind trusted
-// proxies (RemoteAddr itself when it has no port). Per-address sign-in
-// limits count by it.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}

@@ -207,15 +207,11 @@ func (h *Handler) readState(r *http.Request, tenant string) (*state, error) {
 }
 
 func securityHeaders(w http.ResponseWriter) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// Chrome applies form-action to the redirect after a POST, so Apple's
 	// callback scheme must be allowed there.
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	httpx.PageHeaders(w, "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'",
+		"no-referrer")
 }
 
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
