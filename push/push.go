@@ -5,6 +5,12 @@
 // answers are retried with backoff, and answers that mean the token is gone
 // (410 Unregistered, BadDeviceToken, DeviceTokenNotForTopic) are reported
 // as dead so the server stops pushing to them.
+//
+// Apple: "Sending MDM commands to a device" (the push with PushMagic,
+// sent to the push certificate's Topic),
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device
+// and "Handling error responses from APNs",
+// https://developer.apple.com/documentation/usernotifications/handling-error-responses-from-apns
 package push
 
 import (
@@ -28,7 +34,8 @@ import (
 // Production is Apple's APNs endpoint for MDM pushes.
 const Production = "https://api.push.apple.com"
 
-// Target is one channel to wake.
+// Target is one channel to wake: the Token and PushMagic the channel's
+// TokenUpdate check-in sent (https://developer.apple.com/documentation/devicemanagement/tokenupdaterequest).
 type Target struct {
 	Token     []byte
 	PushMagic string

@@ -3,6 +3,11 @@
 // wire format is smallstep/scep's; who gets a certificate is decided by
 // package enroll (a one-time challenge, from the enrollment profile or a
 // re-sent one that renews the identity).
+//
+// RFC 8894: GET and POST §4.1, GetCACaps §3.5, GetCACert §4.2,
+// PKIOperation (PKCSReq, RenewalReq) §4.3;
+// the device side is Apple's SCEP payload,
+// https://developer.apple.com/documentation/devicemanagement/scep
 package scephttp
 
 import (

@@ -7,6 +7,11 @@
 // Sign-in state lives in a sealed, short-lived cookie rather than in
 // server memory, so any instance can serve the next step and cancelling
 // leaves nothing behind.
+//
+// Apple: https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow
+// (the login URL of the apple-as-web challenge and the
+// apple-remotemanagement-user-login://authentication-results callback);
+// verification codes are RFC 6238 TOTP.
 package signin
 
 import (
