@@ -35,14 +35,15 @@ func init() {
 	pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
 }
 
-// MaxMessage bounds a PKIOperation message.
+// MaxMessage bounds a PKIOperation message, in bytes (a PKCSReq with a
+// 2048-bit key is about 4 KiB).
 const MaxMessage = 64 << 10
 
 // messageASN1 bounds the PKIMessage and its enveloped content (package
 // untrusted checks both before smallstep/scep parses them).
 var messageASN1 = untrusted.ASN1Limits{MaxSize: MaxMessage, MaxDepth: 32, MaxElements: 4096}
 
-// Caps is the GetCACaps answer.
+// Caps is the GetCACaps answer (RFC 8894 §3.5.2): one capability a line.
 const Caps = "SHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
 
 // Issuer decides and issues identity certificates.
