@@ -7,8 +7,8 @@
 // application/x-apple-aspen-mdm-checkin (check-in, at most mdm.MaxCheckin
 // bytes) or application/x-apple-aspen-mdm (command, at most mdm.MaxResult
 // bytes); another type is 415, a larger body 413, an unreadable one 400.
-// Every other status comes
-// from render, the one place mdmservice's errors become HTTP.
+// Every other status comes from render, the one place mdmservice's
+// errors become HTTP.
 //
 // Apple: "Check-in", https://developer.apple.com/documentation/devicemanagement/check-in;
 // "Sending MDM commands to a device",
