@@ -68,8 +68,11 @@ type Client struct {
 	Backoff     time.Duration
 }
 
-// New makes a client for cert talking to url (Production or a stand-in);
-// rootCAs, when set, replaces the system roots for the server certificate.
+// New makes a client for cert talking to url (Production when empty, or a
+// stand-in); rootCAs, when set, replaces the system roots for the server
+// certificate. The client's Topic is the certificate's; it sends at most 32
+// pushes at once, each within 30 s, and retries a transient failure 3
+// times after 0.5 s, 1 s and 2 s. It fails when cert has no key.
 func New(cert *pushcert.Cert, url string, rootCAs *x509.CertPool) (*Client, error) {
 	if cert == nil || cert.Key == nil {
 		return nil, errors.New("push: no push certificate with its key")
@@ -102,7 +105,12 @@ func (c *Client) Close() { c.HTTP.CloseIdleConnections() }
 // deadReasons mean the token is no longer valid for the topic.
 var deadReasons = map[string]bool{"BadDeviceToken": true, "DeviceTokenNotForTopic": true, "Unregistered": true, "ExpiredToken": true}
 
-// Send pushes to one target, retrying transient failures.
+// Send pushes to one target: POST /3/device/<hex token> with
+// apns-push-type mdm, apns-topic Topic, priority 10 and {"mdm":"<PushMagic>"}.
+// A transport error, 429 or 5xx is retried up to Retries times, waiting
+// Backoff, then twice as long each time; the last answer is returned.
+// Result.Dead is set for 410 and for the reasons that mean the token is
+// gone (BadDeviceToken, DeviceTokenNotForTopic, Unregistered, ExpiredToken).
 func (c *Client) Send(ctx context.Context, t Target) Result {
 	body, _ := json.Marshal(map[string]string{"mdm": t.PushMagic})
 	url := c.URL + "/3/device/" + hex.EncodeToString(t.Token)
@@ -152,7 +160,8 @@ func (c *Client) once(ctx context.Context, url string, body []byte) Result {
 	return r
 }
 
-// SendAll pushes to every target with bounded concurrency.
+// SendAll pushes to every target with at most Concurrency in flight and
+// returns one Result per target, in the order of ts.
 func (c *Client) SendAll(ctx context.Context, ts []Target) []Result {
 	out := make([]Result, len(ts))
 	n := c.Concurrency
