@@ -95,8 +95,9 @@ var ErrBody = errors.New("the request body is not a signed machine-info property
 // iPhones send it, BER with indefinite lengths) with an XML plist inside,
 // or, from tools, a bare XML plist. Binary plists are refused. Both layers
 // are decoded by package untrusted within bodyASN1 and bodyPlist. Errors
-// wrap ErrBody. Apple: "Account-driven User Enrollment", the device's
-// first POST to the enrollment URL.
+// wrap ErrBody; either layer over MaxBody bytes is refused. Apple: the
+// device's POST to the BaseURL that discovery named
+// (https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow).
 func ParseBody(body []byte) (*Parsed, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: the body is empty", ErrBody)
