@@ -51,7 +51,14 @@ type Issuer interface {
 	IssueForSCEPChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
 }
 
-// Handler serves /scep.
+// Handler serves /scep?operation=…: GetCACaps answers Caps (text/plain);
+// GetCACert the RA and CA certificates as a degenerate CMS
+// (application/x-x509-ca-ra-cert, RFC 8894 §3.4, §4.2); PKIOperation (POST
+// body, or GET with the message base64 in message, at most MaxMessage
+// bytes) a CertRep (application/x-pki-message, RFC 8894 §4.3) with the
+// certificate, or FAILURE with failInfo badRequest when Issuer refuses the
+// challenge. An unknown operation or unreadable, undecryptable or
+// unsupported message is 400, another method 405.
 type Handler struct {
 	PKI     *pki.Issuer
 	Issuer  Issuer
