@@ -196,6 +196,8 @@ type Store interface {
 	StatsStore
 	RenewalStore
 	TombstoneStore
+	GroupStore
+	ProfileStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").
