@@ -42,6 +42,7 @@ import (
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
@@ -121,6 +122,9 @@ type Config struct {
 	// the device's next request is answered com.apple.unrecognized.device).
 	// Off by default: a disabled user's devices stay enrolled.
 	UnenrollOnDisable bool
+	// ProfileVerifyInterval: every device with profiles of Pomona's is
+	// sent a ProfileList this often to find drift (default 24 h).
+	ProfileVerifyInterval time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's
@@ -168,6 +172,9 @@ type Server struct {
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
+	// Profiles and ProfileJob: desired state (groups, profiles, the reconciler).
+	Profiles   *profiles.Service
+	ProfileJob *profiles.Job
 	Admins    *admins.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
@@ -341,6 +348,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
+	s.setupProfiles(cfg, log, clock)
 	s.Admins = admins.New(s.Store, sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
@@ -402,6 +410,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
 		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer, Admins: s.Admins, SetupURL: s.SetupURL,
+		Profiles: s.Profiles,
 	}).Register(mux)
 	(&console.Console{
 		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
@@ -735,6 +744,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.repush(ctx)
 	go s.renewals(ctx)
 	go s.purgeTombstones(ctx)
+	go s.ProfileJob.Loop(ctx, profileTick)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -903,6 +913,9 @@ func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 		if e.RequestType == "InstallProfile" {
 			s.Renewal.Result(ctx, e.CommandUUID, e.Status, e.Result)
 		}
+	}
+	if e.Kind == "result" || e.Kind == "token-update" {
+		s.profileDeviceEvent(ctx, e)
 	}
 	s.events.Publish(ctx, name, data)
 }

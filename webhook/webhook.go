@@ -36,7 +36,8 @@ import (
 
 // Events Pomona publishes.
 var Events = []string{"enrollment.profile_issued", "device.authenticated", "device.token_update", "device.checked_out", "command.result",
-	"device.renewal_queued", "device.identity_renewed", "device.renewal_failed", "device.identity_expired"}
+	"device.renewal_queued", "device.identity_renewed", "device.renewal_failed", "device.identity_expired",
+	"profile.installed", "profile.failed"}
 
 // Sign returns the Pomona-Signature header value for body at t.
 func Sign(secret, body []byte, t time.Time) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -53,6 +54,8 @@ type API struct {
 	// Admins manages console accounts; SetupURL makes a setup link.
 	Admins   *admins.Service
 	SetupURL func(token string) string
+	// Profiles: groups, the profile library, assignments and status.
+	Profiles *profiles.Service
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -72,7 +75,7 @@ func (a *API) Patterns() []string {
 }
 
 func (a *API) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /api/v1/server", a.serverInfo},
 		{"POST /api/v1/tenants", a.createTenant},
 		{"GET /api/v1/tenants", a.listTenants},
@@ -111,7 +114,7 @@ func (a *API) routes() []route {
 		{"POST /api/v1/admins", a.createAdmin},
 		{"GET /api/v1/admins", a.listAdmins},
 		{"POST /api/v1/admins/{id}/reset", a.resetAdmin},
-	}
+	}, a.profileRoutes()...)
 }
 
 // Register mounts the API on mux.

@@ -44,6 +44,9 @@ type Device struct {
 	// Renewal is the latest renewal of the identity certificate (single
 	// device only; absent before the first one).
 	Renewal *Renewal `json:"renewal,omitempty"`
+	// Profiles are the configuration profiles Pomona manages on the
+	// device, with their state (single device only).
+	Profiles []ProfileState `json:"profiles,omitempty"`
 }
 
 // Renewal is the state of an identity renewal (docs/lifecycle.md).
@@ -152,6 +155,9 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if rn, err := a.Store.LatestRenewal(r.Context(), e.ID); err == nil {
 		d.Renewal = renewal(rn)
 	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if d.Profiles, err = a.deviceProfiles(r, e.ID); err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, d)
