@@ -40,9 +40,9 @@ import (
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
-	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
@@ -175,10 +175,10 @@ type Server struct {
 	// Profiles and ProfileJob: desired state (groups, profiles, the reconciler).
 	Profiles   *profiles.Service
 	ProfileJob *profiles.Job
-	Admins    *admins.Service
-	CA        *pki.CA
-	Issuer    *pki.Issuer
-	pusher    *pusher
+	Admins     *admins.Service
+	CA         *pki.CA
+	Issuer     *pki.Issuer
+	pusher     *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
