@@ -172,13 +172,10 @@ type Server struct {
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
-	// Profiles and ProfileJob: desired state (groups, profiles, the reconciler).
-	Profiles   *profiles.Service
-	ProfileJob *profiles.Job
-	Admins     *admins.Service
-	CA         *pki.CA
-	Issuer     *pki.Issuer
-	pusher     *pusher
+	Admins    *admins.Service
+	CA        *pki.CA
+	Issuer    *pki.Issuer
+	pusher    *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
@@ -192,6 +189,11 @@ type Server struct {
 	unlock    func()            // releases the SQLite store's lock (a no-op for PostgreSQL)
 	acme      *tlscert.ACME     // --tls=acme
 	notes     startup
+
+	// Profiles and ProfileJob: desired state (groups, configuration
+	// profiles, the reconciler; server/profiles.go).
+	Profiles   *profiles.Service
+	ProfileJob *profiles.Job
 }
 
 // startup collects what New learned, for the start-up summary.
