@@ -31,6 +31,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -71,6 +72,8 @@ type Console struct {
 	Metrics *metrics.Metrics
 	Now     func() time.Time
 	Version string
+	// Profiles: groups and configuration profiles (profiles.go).
+	Profiles *profiles.Service
 
 	pages map[string]*template.Template
 }
@@ -114,7 +117,7 @@ type route struct {
 
 func (c *Console) routes() []route {
 	R, S, M, A := adminaccount.Read, adminaccount.Support, adminaccount.Manage, adminaccount.Accounts
-	return []route{
+	return append([]route{
 		{"GET /console/{$}", R, c.dashboard},
 		{"POST /console/logout", R, c.logout},
 		{"GET /console/tenants", R, c.tenants},
@@ -152,7 +155,7 @@ func (c *Console) routes() []route {
 		{"POST /console/admins", A, c.inviteAdmin},
 		{"POST /console/admins/{id}", A, c.updateAdmin},
 		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
-	}
+	}, c.profileRoutes()...)
 }
 
 // Patterns lists every authenticated route (for tests).

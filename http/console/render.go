@@ -50,7 +50,7 @@ var funcs = template.FuncMap{
 
 func statusClass(s string) string {
 	switch s {
-	case store.QueueAcknowledged, store.EnrollmentEnrolled, "ok", "delivered":
+	case store.QueueAcknowledged, store.EnrollmentEnrolled, "ok", "delivered", "installed":
 		return "good"
 	case store.QueueError, store.QueueCommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
 		return "bad"
