@@ -2,6 +2,10 @@ package devicesim
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"sync"
@@ -22,6 +26,8 @@ type InstalledProfile struct {
 	// Doc is the installed profile's top-level dictionary (variables
 	// already substituted by the server).
 	Doc map[string]any
+	// Certificates are what the profile's SCEP payloads obtained.
+	Certificates []*x509.Certificate
 }
 
 // configProfiles is the device's store of installed profiles.
@@ -117,7 +123,7 @@ func (d *Device) platform() string {
 // (a payload or key Apple's schema forbids on this platform) is refused
 // with an error chain naming it; a profile with the identifier of an
 // installed one replaces it.
-func (d *Device) installConfig(c *ReceivedCommand, raw []byte) map[string]any {
+func (d *Device) installConfig(ctx context.Context, c *ReceivedCommand, raw []byte) map[string]any {
 	content, signed := raw, false
 	if p7, err := pkcs7.Parse(raw); err == nil && len(p7.Content) > 0 {
 		if err := p7.Verify(); err != nil {
@@ -148,16 +154,66 @@ func (d *Device) installConfig(c *ReceivedCommand, raw []byte) map[string]any {
 			chainEntry(payloadErrorDomain, 2014, fmt.Sprintf("%s is not allowed in a User Enrollment: %s", what, v.Reason)))
 	}
 	d.cfg.mu.Lock()
-	defer d.cfg.mu.Unlock()
-	if reason, ok := d.cfg.refuse[id]; ok {
+	reason, refused := d.cfg.refuse[id]
+	d.cfg.mu.Unlock()
+	if refused {
 		return errorChainAnswer(c, chainEntry(installationErrorDomain, 4001, fmt.Sprintf("Profile Installation Failed: The profile “%s” could not be installed.", name)),
 			chainEntry(profileErrorDomain, 1009, reason))
 	}
+	// SCEP payloads get their certificates before the profile counts as
+	// installed; a refusal fails the whole installation, as on a device.
+	var certs []*x509.Certificate
+	content2, _ := doc["PayloadContent"].([]any)
+	for _, item := range content2 {
+		pl, _ := item.(map[string]any)
+		if pl["PayloadType"] != "com.apple.security.scep" {
+			continue
+		}
+		sc, _ := pl["PayloadContent"].(map[string]any)
+		url, _ := sc["URL"].(string)
+		challenge, _ := sc["Challenge"].(string)
+		info := &ProfileInfo{SCEPURL: url}
+		if subj, ok := sc["Subject"].([]any); ok {
+			info.SCEPSubject = subjectOf(subj)
+		}
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return errorChainAnswer(c, chainEntry(scepErrorDomain, 22013, err.Error()))
+		}
+		cert, err := d.scepRequest(ctx, "profile SCEP", info, key, challenge)
+		if err != nil {
+			return errorChainAnswer(c, chainEntry(installationErrorDomain, 4001, fmt.Sprintf("Profile Installation Failed: The profile “%s” could not be installed.", name)),
+				chainEntry(scepErrorDomain, 22013, "The SCEP server returned an invalid response: "+err.Error()))
+		}
+		certs = append(certs, cert)
+	}
+	d.cfg.mu.Lock()
+	defer d.cfg.mu.Unlock()
 	if d.cfg.installed == nil {
 		d.cfg.installed = map[string]*InstalledProfile{}
 	}
-	d.cfg.installed[id] = &InstalledProfile{Identifier: id, DisplayName: name, UUID: uuid, Signed: signed, Doc: doc}
+	d.cfg.installed[id] = &InstalledProfile{Identifier: id, DisplayName: name, UUID: uuid, Signed: signed, Doc: doc, Certificates: certs}
 	return map[string]any{"CommandUUID": c.CommandUUID, "Status": "Acknowledged", "RequestType": c.RequestType()}
+}
+
+// subjectOf reads a SCEP payload's Subject (an array of RDNs, each an
+// array of [OID or short name, value] pairs).
+func subjectOf(v []any) [][][]string {
+	var out [][][]string
+	for _, rdn := range v {
+		var r [][]string
+		atvs, _ := rdn.([]any)
+		for _, atv := range atvs {
+			pair, _ := atv.([]any)
+			if len(pair) == 2 {
+				a, _ := pair[0].(string)
+				b, _ := pair[1].(string)
+				r = append(r, []string{a, b})
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // removeProfile answers RemoveProfile: an installed configuration profile

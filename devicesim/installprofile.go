@@ -64,7 +64,7 @@ func (d *Device) InstallProfile(ctx context.Context, c *ReceivedCommand) map[str
 	}
 	if err != nil {
 		// A configuration profile (no MDM payload): install it.
-		return d.installConfig(c, raw)
+		return d.installConfig(ctx, c, raw)
 	}
 	if info.Identifier != d.Profile.Identifier {
 		return map[string]any{"CommandUUID": c.CommandUUID, "Status": "Acknowledged", "RequestType": c.RequestType()}

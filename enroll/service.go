@@ -47,6 +47,9 @@ type Service struct {
 	// Renewed, when set, hears of every identity issued with a renewal
 	// challenge (cert renews the certificate with serial renews).
 	Renewed func(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string)
+	// ProfileCerts, when set, lets the challenges of configuration
+	// profiles' SCEP payloads issue user certificates (profilecert.go).
+	ProfileCerts store.ProfileCertStore
 }
 
 // DefaultChallengeTTL bounds the time between the profile fetch and SCEP.
@@ -184,6 +187,9 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 		return nil, nil, ErrChallengeUsed
 	case !now.Before(ch.ExpiresAt):
 		return nil, nil, ErrChallengeExpired
+	}
+	if ch.Kind == store.ChallengeProfile {
+		return s.issueProfileCert(ctx, csr, h, ch, now)
 	}
 	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
 	if err != nil {

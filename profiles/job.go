@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -15,6 +16,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
@@ -61,6 +63,8 @@ type Job struct {
 	Lease       time.Duration
 	Now         func() time.Time
 	Log         *slog.Logger
+	// SCEPURL is Pomona's SCEP service ($SCEP_URL in profiles).
+	SCEPURL string
 	// Notify, when set, hears items that reached installed or failed.
 	Notify func(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem)
 
@@ -156,12 +160,34 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// values are the variables of one device.
-func values(u *store.User, t *store.Tenant, e *store.Enrollment) map[string]string {
+// values are the variables of one device. The SCEP challenge stays a
+// placeholder until the InstallProfile is built (challenge).
+func (j *Job) values(u *store.User, t *store.Tenant, e *store.Enrollment) map[string]string {
 	return map[string]string{
 		mobileconfig.VarEmail: u.Email, mobileconfig.VarManagedAppleID: u.ManagedAppleID, mobileconfig.VarUserName: u.Name,
 		mobileconfig.VarUserID: u.ID, mobileconfig.VarEnrollmentID: e.AppleEnrollmentID, mobileconfig.VarTenant: t.Name,
+		mobileconfig.VarSCEPURL: j.SCEPURL, mobileconfig.VarSCEPChallenge: mobileconfig.ChallengePlaceholder,
 	}
+}
+
+// ProfileChallengeTTL bounds the time between queueing a profile with a
+// SCEP payload and the device's SCEP request (a device that was offline
+// longer fails the install and the retry brings a new challenge).
+const ProfileChallengeTTL = 7 * 24 * time.Hour
+
+// challenge fills the one-time SCEP challenge into a rendered profile
+// that has the placeholder: bound to this enrollment and this profile, it
+// issues one user certificate (enroll.Service.issueProfileCert).
+func (j *Job) challenge(ctx context.Context, enr *store.Enrollment, profileID string, payload []byte) ([]byte, error) {
+	if !bytes.Contains(payload, []byte(mobileconfig.ChallengePlaceholder)) {
+		return payload, nil
+	}
+	tok, hash := opaquetoken.New()
+	ch := &store.SCEPChallenge{Hash: hash, EnrollmentID: enr.ID, ExpiresAt: j.now().Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}
+	if err := j.Store.AddProfileChallenge(ctx, ch, profileID); err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(payload, []byte(mobileconfig.ChallengePlaceholder), []byte(tok)), nil
 }
 
 func toItems(its []store.ProfileItem) []reconcile.Item {
@@ -218,16 +244,19 @@ func (j *Job) reconcile(ctx context.Context, d store.DirtyEnrollment, rep *Repor
 		sign[c.ProfileID] = c.Sign
 	}
 	now := j.now()
-	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: values(u, t, enr)}, profiles, toItems(stored), now)
+	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(u, t, enr)}, profiles, toItems(stored), now)
 	queued := false
 	for _, a := range actions {
 		it := &store.ProfileItem{EnrollmentID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
 		switch a.Kind {
 		case reconcile.Install:
-			payload := a.Payload
+			payload, err := j.challenge(ctx, enr, a.ProfileID, a.Payload)
+			if err != nil {
+				return time.Time{}, false, err
+			}
 			if sign[a.ProfileID] && j.Signer != nil {
 				if sg := j.Signer(); sg != nil {
-					if payload, err = profile.Sign(a.Payload, sg.Cert, sg.Key, sg.Chain); err != nil {
+					if payload, err = profile.Sign(payload, sg.Cert, sg.Key, sg.Chain); err != nil {
 						return time.Time{}, false, err
 					}
 				}

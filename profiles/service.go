@@ -32,6 +32,7 @@ type Store interface {
 	store.UserStore
 	store.EnrollmentStore
 	store.MDMStore
+	store.ProfileCertStore
 }
 
 // Service runs the use cases.

@@ -24,8 +24,9 @@ func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.T
 		Signer: func() *profiles.Signer {
 			return &profiles.Signer{Cert: s.Issuer.ProfileSigner, Key: s.Issuer.ProfileSignerKey, Chain: []*x509.Certificate{s.Issuer.CA.Cert}}
 		},
-		Notify: s.profileEvent,
+		Notify: s.profileEvent, SCEPURL: s.url(SCEPPath),
 	}
+	s.Enroll.ProfileCerts = s.Store
 	s.ProfileJob.Wake() // makes the wake channel before anyone calls it
 	s.Profiles = &profiles.Service{Store: s.Store, Rules: payloads.Default(), Now: clock, Changed: s.ProfileJob.Wake}
 }

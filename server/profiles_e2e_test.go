@@ -37,6 +37,37 @@ func wifiProfile(version string) []byte {
 </dict></plist>`)
 }
 
+// eapTLSProfile is a per-user certificate from Pomona's CA (SCEP with a
+// challenge filled in per device) and a Wi-Fi network that uses it.
+const eapTLSProfile = `<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadIdentifier</key><string>com.example.eaptls</string>
+<key>PayloadUUID</key><string>1A0B0C5E-1111-4222-8333-444455556666</string>
+<key>PayloadDisplayName</key><string>Corp secure Wi-Fi</string>
+<key>PayloadContent</key><array>
+<dict>
+	<key>PayloadType</key><string>com.apple.security.scep</string>
+	<key>PayloadIdentifier</key><string>com.example.eaptls.scep</string>
+	<key>PayloadUUID</key><string>2A0B0C5E-1111-4222-8333-444455556666</string>
+	<key>PayloadContent</key><dict>
+		<key>URL</key><string>$SCEP_URL</string>
+		<key>Challenge</key><string>$SCEP_CHALLENGE</string>
+		<key>Subject</key><array><array><array><string>CN</string><string>$EMAIL</string></array></array></array>
+		<key>Keysize</key><integer>2048</integer>
+	</dict>
+</dict>
+<dict>
+	<key>PayloadType</key><string>com.apple.wifi.managed</string>
+	<key>PayloadIdentifier</key><string>com.example.eaptls.wifi</string>
+	<key>PayloadUUID</key><string>3A0B0C5E-1111-4222-8333-444455556666</string>
+	<key>SSID_STR</key><string>Corp-Secure</string>
+	<key>EncryptionType</key><string>WPA2</string>
+	<key>PayloadCertificateUUID</key><string>2A0B0C5E-1111-4222-8333-444455556666</string>
+	<key>EAPClientConfiguration</key><dict><key>AcceptEAPTypes</key><array><integer>13</integer></array></dict>
+</dict>
+</array></dict></plist>`
+
 const vpnProfile = `<?xml version="1.0" encoding="UTF-8"?>
 <plist version="1.0"><dict>
 <key>PayloadType</key><string>Configuration</string>
@@ -96,8 +127,9 @@ func ssid(d *devicesim.Device) string {
 }
 
 // The issue's "Done when" for configuration profiles: devices enrolling
-// into a group that has a Wi-Fi profile get it without an admin acting,
-// with their user's email; a forbidden payload is refused at upload; a new
+// into a group that has a Wi-Fi profile and a per-user certificate profile
+// get both without an admin acting, with their user's email and a
+// certificate from Pomona's CA in their user's name; a forbidden payload is refused at upload; a new
 // version reaches every device; a refusing device shows Apple's reason and
 // is retried; removing the assignment removes the profile; ProfileList is
 // what the status says.
@@ -125,6 +157,10 @@ func TestProfilesEndToEnd(t *testing.T) {
 		t.Fatalf("profile: %s", a.body)
 	}
 	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": gid}, k), 200)
+	a = do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString([]byte(eapTLSProfile))}, k)
+	mustStatus(t, a, 201)
+	certPID := a.json(t)["id"].(string)
+	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+certPID+"/assignments", map[string]any{"group_id": gid}, k), 200)
 
 	// A payload a user enrollment forbids is refused with its name.
 	a = do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString([]byte(vpnProfile))}, k)
@@ -167,8 +203,40 @@ func TestProfilesEndToEnd(t *testing.T) {
 	if len(bobs.Installed()) != 0 {
 		t.Fatalf("bob got %+v", bobs.Installed())
 	}
+	// The per-user certificate: issued by Pomona's CA in alice's name on
+	// each of her devices, listed per device, revocable.
+	converge(t, all, "certificate profile installed", func() bool {
+		c := do(t, e, "GET", "/api/v1/profiles/"+certPID+"/status", nil, k).json(t)["counts"].(map[string]any)
+		return c["installed"] == 3.0
+	})
+	for _, d := range alices {
+		p, ok := d.InstalledProfile("com.example.eaptls")
+		if !ok || len(p.Certificates) != 1 {
+			t.Fatalf("%s: certificate profile %+v", d.ModelFamily, p)
+		}
+		c := p.Certificates[0]
+		if c.CheckSignatureFrom(e.Server.CA.Cert) != nil || c.Subject.CommonName != "alice@example.com" || len(c.EmailAddresses) != 1 || c.EmailAddresses[0] != "alice@example.com" {
+			t.Fatalf("user certificate %v %v", c.Subject, c.EmailAddresses)
+		}
+		// It is not an MDM identity.
+		if _, err := e.Server.Store.IdentityCert(t.Context(), fmt.Sprintf("%x", c.SerialNumber.Bytes())); err == nil {
+			t.Fatal("a user certificate was recorded as an MDM identity")
+		}
+	}
+	cl := do(t, e, "GET", "/api/v1/devices/"+phone1.MDM.EnrollmentID+"/certificates", nil, k)
+	mustStatus(t, cl, 200)
+	certs := cl.json(t)["certificates"].([]any)
+	if len(certs) != 1 || certs[0].(map[string]any)["email"] != "alice@example.com" || certs[0].(map[string]any)["profile_id"] != certPID {
+		t.Fatalf("certificates: %s", cl.body)
+	}
+	serial := certs[0].(map[string]any)["serial"].(string)
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+phone2.MDM.EnrollmentID+"/certificates/"+serial+"/revoke", nil, k), 404)
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+phone1.MDM.EnrollmentID+"/certificates/"+serial+"/revoke", nil, k), 204)
+	if c := do(t, e, "GET", "/api/v1/devices/"+phone1.MDM.EnrollmentID+"/certificates", nil, k).json(t)["certificates"].([]any)[0].(map[string]any); c["revoked_at"] == nil {
+		t.Fatalf("not revoked: %v", c)
+	}
 	dev := do(t, e, "GET", "/api/v1/devices/"+phone1.MDM.EnrollmentID, nil, k).json(t)
-	if ps, _ := dev["profiles"].([]any); len(ps) != 1 || ps[0].(map[string]any)["state"] != "installed" || ps[0].(map[string]any)["identifier"] != "com.example.wifi" {
+	if ps, _ := dev["profiles"].([]any); len(ps) != 2 || ps[0].(map[string]any)["state"] != "installed" || ps[1].(map[string]any)["identifier"] != "com.example.wifi" {
 		t.Fatalf("device profiles: %v", dev["profiles"])
 	}
 
@@ -218,16 +286,16 @@ func TestProfilesEndToEnd(t *testing.T) {
 		return c["installed"] == 0.0 && c["removing"] == 0.0
 	})
 	dev = do(t, e, "GET", "/api/v1/devices/"+phone1.MDM.EnrollmentID, nil, k).json(t)
-	if dev["profiles"] != nil {
+	if ps, _ := dev["profiles"].([]any); len(ps) != 1 || ps[0].(map[string]any)["identifier"] != "com.example.eaptls" {
 		t.Fatalf("device profiles after removal: %v", dev["profiles"])
 	}
 	// Webhooks: an event for every installed (verified) item and for the
 	// failure.
 	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) && (strings.Count(hooks.types(), "profile.installed") < 7 || !strings.Contains(hooks.types(), "profile.failed")) {
+	for time.Now().Before(deadline) && (strings.Count(hooks.types(), "profile.installed") < 10 || !strings.Contains(hooks.types(), "profile.failed")) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := hooks.types(); strings.Count(got, "profile.installed") != 7 || strings.Count(got, "profile.failed") != 1 {
+	if got := hooks.types(); strings.Count(got, "profile.installed") != 10 || strings.Count(got, "profile.failed") != 1 {
 		t.Fatalf("webhook events: %s", got)
 	}
 }

@@ -200,3 +200,44 @@ type ProfileStore interface {
 	// tests).
 	DirtyCount(ctx context.Context, now time.Time) (int, error)
 }
+
+// ChallengeProfile is the kind of a SCEP challenge filled into a
+// configuration profile's SCEP payload at delivery: it issues a user
+// certificate (ProfileCert), never an MDM identity.
+const ChallengeProfile = "profile"
+
+// ProfileCert is a user certificate Pomona's CA issued through a
+// profile's SCEP payload.
+type ProfileCert struct {
+	Serial       string // hex
+	EnrollmentID string
+	ProfileID    string
+	Subject      string
+	Email        string // the rfc822Name SAN
+	SHA256       []byte
+	NotBefore    time.Time
+	NotAfter     time.Time
+	IssuedAt     time.Time
+	RevokedAt    time.Time
+	RevokedBy    string
+}
+
+// ProfileCertStore keeps the one-time challenges of profiles' SCEP
+// payloads and the certificates they issued.
+type ProfileCertStore interface {
+	// AddProfileChallenge stores ch (Kind ChallengeProfile) for
+	// enrollment ch.EnrollmentID and profileID.
+	AddProfileChallenge(ctx context.Context, ch *SCEPChallenge, profileID string) error
+	// ProfileChallenge returns a profile challenge and its profile
+	// (ErrNotFound: none, or of another kind).
+	ProfileChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, string, error)
+	// ConsumeProfileChallenge marks the challenge used and records c, in
+	// one transaction: ErrChallengeUsed, ErrExpired, ErrNotFound, or
+	// ErrConflict when c is for another enrollment or profile.
+	ConsumeProfileChallenge(ctx context.Context, hash []byte, now time.Time, c *ProfileCert) error
+	// ProfileCerts lists an enrollment's certificates, newest first.
+	ProfileCerts(ctx context.Context, enrollmentID string) ([]ProfileCert, error)
+	// RevokeProfileCert marks one of the enrollment's certificates revoked
+	// (ErrNotFound: not the enrollment's; revoking twice keeps the first).
+	RevokeProfileCert(ctx context.Context, enrollmentID, serial, by string, now time.Time) error
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,6 +35,8 @@ func (a *API) profileRoutes() []route {
 		{"DELETE /api/v1/profiles/{id}/assignments/{group}", a.unassignProfile},
 		{"GET /api/v1/profiles/{id}/status", a.profileStatus},
 		{"POST /api/v1/devices/{id}/profiles/{profile}/retry", a.retryProfile},
+		{"GET /api/v1/devices/{id}/certificates", a.deviceCertificates},
+		{"POST /api/v1/devices/{id}/certificates/{serial}/revoke", a.revokeCertificate},
 	}
 }
 
@@ -430,4 +433,48 @@ func (a *API) deviceProfiles(r *http.Request, enrollmentID string) ([]ProfileSta
 		out[i] = profileState(&its[i])
 	}
 	return out, nil
+}
+
+// Certificate is a user certificate issued through a profile's SCEP payload.
+type Certificate struct {
+	Serial    string     `json:"serial"`
+	ProfileID string     `json:"profile_id"`
+	Subject   string     `json:"subject"`
+	Email     string     `json:"email"`
+	SHA256    string     `json:"sha256"`
+	NotBefore time.Time  `json:"not_before"`
+	NotAfter  time.Time  `json:"not_after"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+}
+
+func (a *API) deviceCertificates(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	cs, err := a.Store.ProfileCerts(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]Certificate, len(cs))
+	for i, c := range cs {
+		out[i] = Certificate{Serial: c.Serial, ProfileID: c.ProfileID, Subject: c.Subject, Email: c.Email, SHA256: fmt.Sprintf("%x", c.SHA256),
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: c.IssuedAt, RevokedAt: opt(c.RevokedAt), RevokedBy: c.RevokedBy}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"certificates": out})
+	return nil
+}
+
+func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
+	e, err := a.deviceRef(r)
+	if err != nil {
+		return err
+	}
+	if err := a.Store.RevokeProfileCert(r.Context(), e.ID, r.PathValue("serial"), Principal(r.Context()), a.Now().UTC().Truncate(time.Microsecond)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

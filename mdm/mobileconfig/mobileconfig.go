@@ -152,10 +152,21 @@ const (
 	VarUserID         = "USER_ID"          // Pomona's user id (us_…)
 	VarEnrollmentID   = "ENROLLMENT_ID"    // Apple's EnrollmentID of the device
 	VarTenant         = "TENANT"           // the tenant's name
+	// VarSCEPURL is Pomona's SCEP service; VarSCEPChallenge, in a
+	// com.apple.security.scep payload's Challenge, becomes a one-time
+	// challenge bound to the device and the profile that issues a user
+	// certificate (filled in after the content hash is taken: the hash
+	// stays the same from one delivery to the next).
+	VarSCEPURL       = "SCEP_URL"
+	VarSCEPChallenge = "SCEP_CHALLENGE"
 )
 
 // Known lists the variable names, sorted.
-var Known = []string{VarEmail, VarEnrollmentID, VarManagedAppleID, VarTenant, VarUserID, VarUserName}
+var Known = []string{VarEmail, VarEnrollmentID, VarManagedAppleID, VarSCEPChallenge, VarSCEPURL, VarTenant, VarUserID, VarUserName}
+
+// ChallengePlaceholder is what a rendered profile holds where the one-time
+// SCEP challenge goes (pass it as the value of VarSCEPChallenge).
+const ChallengePlaceholder = "$" + VarSCEPChallenge
 
 var varRE = regexp.MustCompile(`\$\$|\$[A-Z][A-Z0-9_]*`)
 

@@ -553,3 +553,82 @@ func (s *Store) DirtyCount(ctx context.Context, now time.Time) (int, error) {
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_queue WHERE due_at <= ?`, toMicros(now)).Scan(&n)
 	return n, err
 }
+
+// Per-user certificates of profiles' SCEP payloads.
+
+func (s *Store) AddProfileChallenge(ctx context.Context, ch *store.SCEPChallenge, profileID string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, kind, profile_id) VALUES (?, ?, ?, ?, ?)`,
+		ch.Hash, ch.EnrollmentID, toMicros(ch.ExpiresAt), store.ChallengeProfile, profileID)
+	return s.constraint(err)
+}
+
+func (s *Store) ProfileChallenge(ctx context.Context, hash []byte) (*store.SCEPChallenge, string, error) {
+	return profileChallenge(ctx, s.r, hash)
+}
+
+func profileChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChallenge, string, error) {
+	c, err := getChallenge(ctx, q, hash)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.Kind != store.ChallengeProfile {
+		return nil, "", fmt.Errorf("profile SCEP challenge %w", store.ErrNotFound)
+	}
+	var pid string
+	if err := q.QueryRowContext(ctx, `SELECT profile_id FROM scep_challenges WHERE hash = ?`, hash).Scan(&pid); err != nil {
+		return nil, "", err
+	}
+	return c, pid, nil
+}
+
+func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now time.Time, pc *store.ProfileCert) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		c, pid, err := profileChallenge(ctx, tx, hash)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !c.UsedAt.IsZero():
+			return store.ErrChallengeUsed
+		case !now.Before(c.ExpiresAt):
+			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
+		case pc.EnrollmentID != c.EnrollmentID || pc.ProfileID != pid:
+			return fmt.Errorf("%w: certificate and challenge belong to different enrollments or profiles", store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.Serial, pc.EnrollmentID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
+			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt))
+		return s.constraint(err)
+	})
+}
+
+func (s *Store) ProfileCerts(ctx context.Context, enrollmentID string) ([]store.ProfileCert, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.ProfileCert, error) {
+		var c store.ProfileCert
+		var nb, na, is, rv int64
+		if err := sc.Scan(&c.Serial, &c.EnrollmentID, &c.ProfileID, &c.Subject, &c.Email, &c.SHA256, &nb, &na, &is, &rv, &c.RevokedBy); err != nil {
+			return nil, err
+		}
+		c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(is), fromMicros(rv)
+		return &c, nil
+	}, `SELECT serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at, revoked_at, revoked_by
+		FROM profile_certs WHERE enrollment_id = ? ORDER BY issued_at DESC, serial`, enrollmentID)
+}
+
+func (s *Store) RevokeProfileCert(ctx context.Context, enrollmentID, serial, by string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		var rv int64
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM profile_certs WHERE serial = ? AND enrollment_id = ?`, serial, enrollmentID).Scan(&rv)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("certificate %w on this device", store.ErrNotFound)
+		}
+		if err != nil || rv != 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ? WHERE serial = ?`, toMicros(now), by, serial)
+		return err
+	})
+}

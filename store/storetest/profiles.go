@@ -19,6 +19,7 @@ func profileTests() []namedTest {
 		{"AssignmentsMarkDevices", testAssignmentsMarkDevices},
 		{"ReconcileQueueClaims", testReconcileQueueClaims},
 		{"ProfileItemsAndStatus", testProfileItems},
+		{"ProfileCertificates", testProfileCerts},
 	}
 }
 
@@ -412,5 +413,60 @@ func testProfileItems(t *testing.T, s store.Store) {
 	}
 	if items, _ := s.ProfileItems(ctx, es[0].ID); len(items) != 0 {
 		t.Fatal("not deleted")
+	}
+}
+
+// A profile's SCEP challenge issues a user certificate once, for its own
+// enrollment and profile, and never an MDM identity.
+func testProfileCerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := enrolledFor(t, s, tn.ID, u.ID)
+	other := enrolledFor(t, s, tn.ID, u.ID)
+	p := mustProfile(t, s, tn.ID, "com.example.eaptls")
+	t0 := now()
+	ch := &store.SCEPChallenge{Hash: []byte("pc-1"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.AddProfileChallenge(ctx, ch, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, pid, err := s.ProfileChallenge(ctx, []byte("pc-1"))
+	if err != nil || pid != p.ID || got.EnrollmentID != e.ID || got.Kind != store.ChallengeProfile {
+		t.Fatalf("challenge: %+v %s %v", got, pid, err)
+	}
+	// It never becomes an MDM identity.
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("pc-1"), t0, &store.IdentityCert{Serial: "x1", EnrollmentID: e.ID, SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}), store.ErrConflict)
+	if _, err := s.IdentityCert(ctx, "x1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a profile challenge recorded an identity certificate")
+	}
+	// An enrollment's challenge is not for another enrollment or profile.
+	pc := &store.ProfileCert{Serial: "aa01", EnrollmentID: other.ID, ProfileID: p.ID, Subject: "CN=alice@a.example", Email: "alice@a.example",
+		SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc), store.ErrConflict)
+	pc.EnrollmentID = e.ID
+	if err := s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc); err != nil {
+		t.Fatal(err)
+	}
+	pc2 := *pc
+	pc2.Serial = "aa02"
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, &pc2), store.ErrChallengeUsed)
+	s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: []byte("pc-2"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Minute)}, p.ID)
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-2"), t0.Add(time.Hour), &pc2), store.ErrExpired)
+	if _, _, err := s.ProfileChallenge(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	cs, err := s.ProfileCerts(ctx, e.ID)
+	if err != nil || len(cs) != 1 || cs[0].Serial != "aa01" || cs[0].Email != "alice@a.example" || !cs[0].RevokedAt.IsZero() {
+		t.Fatalf("certs: %+v %v", cs, err)
+	}
+	wantErr(t, s.RevokeProfileCert(ctx, other.ID, "aa01", "key:k", t0), store.ErrNotFound)
+	if err := s.RevokeProfileCert(ctx, e.ID, "aa01", "key:k", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeProfileCert(ctx, e.ID, "aa01", "key:other", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := s.ProfileCerts(ctx, e.ID); !cs[0].RevokedAt.Equal(t0) || cs[0].RevokedBy != "key:k" {
+		t.Fatalf("revoked: %+v", cs[0])
 	}
 }

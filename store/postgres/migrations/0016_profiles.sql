@@ -93,3 +93,26 @@ CREATE TABLE reconcile_queue (
 	claimed_until BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX reconcile_queue_due ON reconcile_queue(due_at);
+
+-- Per-user certificates inside profiles: a com.apple.security.scep payload
+-- pointing at Pomona's SCEP service gets a one-time challenge (kind
+-- 'profile') bound to the enrollment and the profile at delivery. What it
+-- issues is a user certificate, never an MDM identity: it is recorded
+-- here, not in identity_certs, so it can never authenticate on the MDM
+-- channel.
+ALTER TABLE scep_challenges ADD COLUMN profile_id TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE profile_certs (
+	serial        TEXT PRIMARY KEY,
+	enrollment_id TEXT NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,
+	profile_id    TEXT NOT NULL,
+	subject       TEXT NOT NULL,
+	email         TEXT NOT NULL DEFAULT '',
+	sha256        BYTEA NOT NULL,
+	not_before    BIGINT NOT NULL,
+	not_after     BIGINT NOT NULL,
+	issued_at     BIGINT NOT NULL,
+	revoked_at    BIGINT NOT NULL DEFAULT 0,
+	revoked_by    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX profile_certs_enrollment ON profile_certs(enrollment_id);
