@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/micromdm/plist"
@@ -32,6 +33,9 @@ const (
 	// DefaultLease: how long a claim keeps other instances off an
 	// enrollment (a pass over a batch takes far less).
 	DefaultLease = 2 * time.Minute
+	// DefaultWorkers: passes run in parallel on one instance when much is
+	// due (each claims its own batch; the claims keep them apart).
+	DefaultWorkers = 4
 )
 
 // Signer is Pomona's profile signer.
@@ -60,6 +64,7 @@ type Job struct {
 	Holder      string
 	VerifyEvery time.Duration
 	Batch       int
+	Workers     int
 	Lease       time.Duration
 	Now         func() time.Time
 	Log         *slog.Logger
@@ -101,16 +106,12 @@ func (j *Job) Loop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	w := j.wakeCh()
+	workers := j.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
 	for {
-		for {
-			rep, err := j.Run(ctx)
-			if err != nil && ctx.Err() == nil {
-				j.Log.Warn("profile reconciler: pass failed", "err", err)
-			}
-			if err != nil || rep.Claimed < j.batch() {
-				break // drained what is due
-			}
-		}
+		j.drain(ctx, workers)
 		select {
 		case <-ctx.Done():
 			return
@@ -118,6 +119,31 @@ func (j *Job) Loop(ctx context.Context, interval time.Duration) {
 		case <-w:
 		}
 	}
+}
+
+// drain runs passes until nothing is due: one, and when it finds a full
+// batch, workers in parallel.
+func (j *Job) drain(ctx context.Context, workers int) {
+	pass := func() bool {
+		rep, err := j.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			j.Log.Warn("profile reconciler: pass failed", "err", err)
+		}
+		return err == nil && rep.Claimed >= j.batch()
+	}
+	if !pass() {
+		return // the common case: little or nothing was due
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pass() {
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (j *Job) batch() int {
