@@ -1,3 +1,11 @@
+// Package profiles is the reconciler of configuration profiles (issue 15):
+// it makes every enrolled device's installed set equal its desired set —
+// InstallProfile, RemoveProfile (only what Pomona installed), ProfileList
+// verification, failures with Apple's error chain and bounded backoff —
+// driven by the store's queue of changed enrollments, on every instance
+// safely (row claims). The use cases (groups, library, assignments,
+// status) are app.Profiles; the rules are the pure package reconcile.
+// See docs/profiles.md.
 package profiles
 
 import (
@@ -14,9 +22,9 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/reconcile"
@@ -51,13 +59,24 @@ const (
 	EventFailed    = "profile.failed"
 )
 
+// Store is what the job needs from storage.
+type Store interface {
+	store.GroupStore
+	store.ProfileStore
+	store.ProfileCertStore
+	store.EnrollmentStore
+	store.MDMStore
+	Tenant(ctx context.Context, id string) (*store.Tenant, error)
+	User(ctx context.Context, id string) (*store.User, error)
+}
+
 // Job is the reconciler. Every instance runs it: work is claimed per
 // enrollment in the store (ClaimDirty), so two instances never plan — or
 // deliver — for one device at the same time, and a pass costs what is due,
 // not the fleet's size.
 type Job struct {
 	Store    Store
-	Commands *mdmservice.Commands
+	Commands *app.Commands
 	// Signer returns the profile signer (nil: profiles go unsigned).
 	Signer func() *Signer
 	// Holder names this instance in claims.
@@ -348,7 +367,7 @@ func (j *Job) enqueue(ctx context.Context, enr *store.Enrollment, cmd map[string
 	if err != nil {
 		return "", err
 	}
-	return j.Commands.Enqueue(ctx, enr, mdmservice.EnqueueRequest{Plist: b, NoPush: true, CreatedBy: "profiles"})
+	return j.Commands.Enqueue(ctx, enr, app.EnqueueRequest{Plist: b, NoPush: true, CreatedBy: "profiles"})
 }
 
 func (j *Job) notify(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem) {

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdm/payloads"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/postgres"
 	"github.com/pomona-mdm/pomona/store/sqlite"
@@ -33,7 +33,7 @@ const wifi = `<plist version="1.0"><dict>
 
 // fleet seeds a tenant whose n enrolled devices (each with its device
 // channel) are in a group with the Wi-Fi profile; it returns the channels.
-func fleet(t *testing.T, st Store, n int) []string {
+func fleet(t *testing.T, st storeAll, n int) []string {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	tn := &store.Tenant{ID: "tn_1", Name: "Example", Domains: []string{"example.com"}, CreatedAt: now, UpdatedAt: now}
@@ -60,8 +60,8 @@ func fleet(t *testing.T, st Store, n int) []string {
 		}
 		chs = append(chs, ch.ID)
 	}
-	svc := &Service{Store: st, Rules: payloads.Default(), Now: time.Now}
-	p, err := svc.Upload(ctx, Upload{TenantID: tn.ID, Content: []byte(wifi), Platforms: []string{"iOS"}})
+	svc := &app.Profiles{Store: st.(app.ProfileStore), Rules: payloads.Default(), Now: time.Now}
+	p, err := svc.Upload(ctx, app.ProfileUpload{TenantID: tn.ID, Content: []byte(wifi), Platforms: []string{"iOS"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +75,9 @@ func fleet(t *testing.T, st Store, n int) []string {
 	return chs
 }
 
-func job(st Store, holder string) *Job {
+func job(st storeAll, holder string) *Job {
 	return &Job{Store: st, Holder: holder, Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Batch: 7,
-		Commands: &mdmservice.Commands{Store: st.(commandStore), Catalog: catalog.Default(), Now: time.Now}}
+		Commands: &app.Commands{Store: st.(commandStore), Catalog: catalog.Default(), Now: time.Now}}
 }
 
 type commandStore interface {
@@ -85,10 +85,13 @@ type commandStore interface {
 	store.IdempotencyStore
 }
 
+// storeAll is a whole backend (what the tests open).
+type storeAll = store.Store
+
 // twoInstances runs two reconcilers (each with its own store connection,
 // as two servers on one database would) until nothing is due, then checks
 // that every device got exactly one InstallProfile.
-func twoInstances(t *testing.T, a, b Store, chs []string) {
+func twoInstances(t *testing.T, a, b storeAll, chs []string) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for _, j := range []*Job{job(a, "A"), job(b, "B")} {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/store"
@@ -17,7 +16,9 @@ import (
 // idle queue costs one indexed query per tick).
 const profileTick = 15 * time.Second
 
-// setupProfiles builds the desired-state use cases and the reconciler.
+// setupProfiles builds the reconciler and connects it to the use cases
+// (App.Profiles wakes it on every change) and to SCEP (profiles' user
+// certificates).
 func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.Time) {
 	s.ProfileJob = &profiles.Job{
 		Store: s.Store, Commands: s.Commands, Holder: s.instance, VerifyEvery: cfg.ProfileVerifyInterval, Now: clock, Log: log,
@@ -28,7 +29,7 @@ func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.T
 	}
 	s.Enroll.ProfileCerts = s.Store
 	s.ProfileJob.Wake() // makes the wake channel before anyone calls it
-	s.Profiles = &profiles.Service{Store: s.Store, Rules: payloads.Default(), Now: clock, Changed: s.ProfileJob.Wake}
+	s.App.Profiles.Changed = s.ProfileJob.Wake
 }
 
 // profileDeviceEvent feeds the reconciler from the MDM channel: a

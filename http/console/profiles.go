@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/problem"
-	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -37,22 +37,10 @@ func (c *Console) profileRoutes() []route {
 	}
 }
 
-// profileErr shows the use cases' typed errors as the console's.
-func profileErr(err error) error {
-	if p, ok := problem.As(err); ok {
-		status := map[problem.Kind]int{problem.Invalid: 400, problem.NotFound: 404, problem.Conflict: 409, problem.Unprocessable: 422}[p.Kind]
-		if status == 0 {
-			return err
-		}
-		return refusef(status, "%s", p.Message)
-	}
-	return err
-}
-
 // tenantChoice resolves the tenant a page is about (?tenant=, or the only
 // one), and lists them for the selector.
 func (c *Console) tenantChoice(r *Request) (*store.Tenant, []store.Tenant, error) {
-	ts, err := c.Store.Tenants(r.Context())
+	ts, err := c.App.Tenants.List(r.Context(), "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +56,7 @@ func (c *Console) tenantChoice(r *Request) (*store.Tenant, []store.Tenant, error
 	if len(ts) == 0 {
 		return nil, ts, nil
 	}
-	return nil, ts, refusef(http.StatusNotFound, "No tenant %q.", want)
+	return nil, ts, problem.New(problem.NotFound, "No tenant %q.", want)
 }
 
 // --- groups ---
@@ -80,8 +68,8 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *Request) error {
 	}
 	var gs []store.Group
 	if t != nil {
-		if gs, err = c.Profiles.Groups(r.Context(), t.ID); err != nil {
-			return profileErr(err)
+		if gs, err = c.App.Profiles.Groups(r.Context(), t.ID); err != nil {
+			return err
 		}
 	}
 	c.render(w, r, http.StatusOK, "groups", "Groups", map[string]any{"Tenant": t, "Tenants": ts, "Groups": gs})
@@ -89,19 +77,15 @@ func (c *Console) groupsPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) createGroup(w http.ResponseWriter, r *Request) error {
-	g, err := c.Profiles.CreateGroup(r.Context(), r.PostFormValue("tenant"), r.PostFormValue("name"))
+	g, err := c.App.Profiles.CreateGroup(r.Context(), r.PostFormValue("tenant"), r.PostFormValue("name"))
 	if err != nil {
-		return profileErr(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/groups/"+g.ID, "Group %s created.", g.Name)
 }
 
 func (c *Console) groupPage(w http.ResponseWriter, r *Request) error {
-	g, err := c.Store.Group(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	ms, err := c.Store.GroupMembers(r.Context(), g.ID, r.URL.Query().Get("after"), 200)
+	g, ms, err := c.App.Profiles.GroupDetail(r.Context(), r.PathValue("id"), r.URL.Query().Get("after"), 200)
 	if err != nil {
 		return err
 	}
@@ -123,11 +107,11 @@ func (c *Console) addGroupMembers(w http.ResponseWriter, r *Request) error {
 		}
 	}
 	if len(refs) == 0 {
-		return refusef(http.StatusBadRequest, "Give the members' emails, or a CSV file of emails.")
+		return problem.New(problem.Invalid, "Give the members' emails, or a CSV file of emails.")
 	}
-	rows, err := c.Profiles.AddMembers(r.Context(), r.PathValue("id"), refs)
+	rows, err := c.App.Profiles.AddMembers(r.Context(), r.PathValue("id"), refs)
 	if err != nil {
-		return profileErr(err)
+		return err
 	}
 	added, failed := 0, 0
 	var bad []string
@@ -149,27 +133,27 @@ func (c *Console) addGroupMembers(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) removeGroupMember(w http.ResponseWriter, r *Request) error {
-	if err := c.Profiles.RemoveMember(r.Context(), r.PathValue("id"), r.PathValue("user")); err != nil {
-		return profileErr(err)
+	if err := c.App.Profiles.RemoveMember(r.Context(), r.PathValue("id"), r.PathValue("user")); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/groups/"+r.PathValue("id"), "Member removed: the profiles of the group leave their devices.")
 }
 
 func (c *Console) renameGroup(w http.ResponseWriter, r *Request) error {
-	g, err := c.Profiles.RenameGroup(r.Context(), r.PathValue("id"), r.PostFormValue("name"))
+	g, err := c.App.Profiles.RenameGroup(r.Context(), r.PathValue("id"), r.PostFormValue("name"))
 	if err != nil {
-		return profileErr(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/groups/"+g.ID, "Renamed to %s.", g.Name)
 }
 
 func (c *Console) deleteGroup(w http.ResponseWriter, r *Request) error {
-	g, err := c.Store.Group(r.Context(), r.PathValue("id"))
+	g, err := c.App.Profiles.Group(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if err := c.Profiles.DeleteGroup(r.Context(), g.ID); err != nil {
-		return profileErr(err)
+	if err := c.App.Profiles.DeleteGroup(r.Context(), g.ID); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/groups?tenant="+g.TenantID, "Group %s deleted.", g.Name)
 }
@@ -183,7 +167,7 @@ func (c *Console) profilesView(r *Request) (map[string]any, error) {
 	}
 	v := map[string]any{"Tenant": t, "Tenants": ts}
 	if t != nil {
-		ps, err := c.Store.ConfigProfiles(r.Context(), t.ID)
+		ps, err := c.App.Profiles.List(r.Context(), t.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -202,24 +186,24 @@ func (c *Console) profilesPage(w http.ResponseWriter, r *Request) error {
 }
 
 // upload reads the form's file and settings.
-func upload(r *Request) (profiles.Upload, error) {
+func upload(r *Request) (app.ProfileUpload, error) {
 	f, _, err := r.FormFile("file")
 	if err != nil {
-		return profiles.Upload{}, refusef(http.StatusBadRequest, "Choose a .mobileconfig file.")
+		return app.ProfileUpload{}, problem.New(problem.Invalid, "Choose a .mobileconfig file.")
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 2<<20))
 	if err != nil {
-		return profiles.Upload{}, err
+		return app.ProfileUpload{}, err
 	}
-	return profiles.Upload{TenantID: r.PostFormValue("tenant"), Content: b, Platforms: r.PostForm["platforms"],
+	return app.ProfileUpload{TenantID: r.PostFormValue("tenant"), Content: b, Platforms: r.PostForm["platforms"],
 		MinOS: strings.TrimSpace(r.PostFormValue("min_os")), Sign: r.PostFormValue("sign") != ""}, nil
 }
 
 // refused shows the user-enrollment check's findings on the page the
 // upload came from (422), rather than as a one-line message.
 func (c *Console) refused(w http.ResponseWriter, r *Request, err error, name, title string, v map[string]any) bool {
-	var ref *profiles.RefusedError
+	var ref *app.RefusedError
 	if !errors.As(err, &ref) {
 		return false
 	}
@@ -234,31 +218,24 @@ func (c *Console) uploadProfile(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := c.Profiles.Upload(r.Context(), u)
+	p, err := c.App.Profiles.Upload(r.Context(), u)
 	if err != nil {
 		v, verr := c.profilesView(r)
 		if verr == nil && c.refused(w, r, err, "profiles", "Profiles", v) {
 			return nil
 		}
-		return profileErr(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Profile %s uploaded: assign it to a group.", p.Identifier)
 }
 
 func (c *Console) profileView(r *Request) (map[string]any, error) {
-	p, err := c.Store.ConfigProfile(r.Context(), r.PathValue("id"))
+	d, err := c.App.Profiles.Profile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	vs, err := c.Store.ProfileVersions(r.Context(), p.ID)
-	if err != nil {
-		return nil, err
-	}
-	as, err := c.Store.Assignments(r.Context(), p.ID)
-	if err != nil {
-		return nil, err
-	}
-	gs, err := c.Profiles.Groups(r.Context(), p.TenantID)
+	p, vs, as := d.Profile, d.Versions, d.Assignments
+	gs, err := c.App.Profiles.Groups(r.Context(), p.TenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +251,7 @@ func (c *Console) profileView(r *Request) (map[string]any, error) {
 	for _, a := range as {
 		rows = append(rows, assignment{a, names[a.GroupID]})
 	}
-	st, err := c.Profiles.Status(r.Context(), p.ID, "failed", "", 100)
+	st, err := c.App.Profiles.Status(r.Context(), p.ID, "failed", "", 100)
 	if err != nil {
 		return nil, err
 	}
@@ -297,35 +274,35 @@ func (c *Console) uploadVersion(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	u.ProfileID = r.PathValue("id")
-	p, err := c.Profiles.Upload(r.Context(), u)
+	p, err := c.App.Profiles.Upload(r.Context(), u)
 	if err != nil {
 		v, verr := c.profileView(r)
 		if verr == nil && c.refused(w, r, err, "profile", "Profile", v) {
 			return nil
 		}
-		return profileErr(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Version %d uploaded: every device of its groups gets it.", p.Version)
 }
 
 func (c *Console) assignProfile(w http.ResponseWriter, r *Request) error {
 	exclude := r.PostFormValue("mode") == "exclude"
-	if err := c.Profiles.Assign(r.Context(), r.PathValue("id"), r.PostFormValue("group"), exclude); err != nil {
-		return profileErr(err)
+	if err := c.App.Profiles.Assign(r.Context(), r.PathValue("id"), r.PostFormValue("group"), exclude); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Assignment saved: the group's devices are being updated.")
 }
 
 func (c *Console) unassignProfile(w http.ResponseWriter, r *Request) error {
-	if err := c.Profiles.Unassign(r.Context(), r.PathValue("id"), r.PathValue("group")); err != nil {
-		return profileErr(err)
+	if err := c.App.Profiles.Unassign(r.Context(), r.PathValue("id"), r.PathValue("group")); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Assignment removed: the profile leaves the group's devices.")
 }
 
 func (c *Console) retryProfile(w http.ResponseWriter, r *Request) error {
-	if err := c.Profiles.Retry(r.Context(), r.PathValue("device"), r.PathValue("id")); err != nil {
-		return profileErr(err)
+	if err := c.App.Profiles.Retry(r.Context(), r.PathValue("device"), r.PathValue("id")); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Retry queued.")
 }
@@ -334,7 +311,7 @@ func (c *Console) retryProfile(w http.ResponseWriter, r *Request) error {
 // allows no inline styles), with the counts as text beside it.
 func stateBar(counts map[string]int) template.HTML {
 	total := 0
-	for _, s := range profiles.States {
+	for _, s := range app.States {
 		total += counts[s]
 	}
 	if total == 0 {
@@ -342,12 +319,12 @@ func stateBar(counts map[string]int) template.HTML {
 	}
 	var b strings.Builder
 	var label []string
-	for _, s := range profiles.States {
+	for _, s := range app.States {
 		label = append(label, fmt.Sprintf("%d %s", counts[s], s))
 	}
 	fmt.Fprintf(&b, `<svg class="chart rollout" viewBox="0 0 600 24" role="img" aria-label="%s">`, template.HTMLEscapeString(strings.Join(label, ", ")))
 	x := 0.0
-	for _, s := range profiles.States {
+	for _, s := range app.States {
 		n := counts[s]
 		if n == 0 {
 			continue

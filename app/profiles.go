@@ -1,12 +1,12 @@
-// Package profiles is the desired-state engine's application layer for
-// configuration profiles: groups of users, the tenant's profile library
-// (upload with Apple's user-enrollment check, versions), assignments, the
-// per-device status — and the reconciler job (job.go) that makes every
-// enrolled device's installed set equal its desired set. The rules are in
-// pure packages: mdm/payloads (Apple's schema), mdm/mobileconfig (the file
-// and its variables), reconcile (plans and verification). See
-// docs/profiles.md.
-package profiles
+package app
+
+// Desired state for configuration profiles (docs/profiles.md): groups of
+// users, the tenant's profile library (upload with Apple's user-enrollment
+// check, versions), assignments and the per-device status. The reconciler
+// that makes every enrolled device's installed set equal its desired set
+// is the job in package profiles; the rules are in pure packages:
+// mdm/payloads (Apple's schema), mdm/mobileconfig (the file and its
+// variables), reconcile (plans and verification).
 
 import (
 	"context"
@@ -24,30 +24,31 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Store is what the use cases and the job need from storage.
-type Store interface {
+// ProfileStore is what the profile use cases need from storage.
+type ProfileStore interface {
 	store.GroupStore
 	store.ProfileStore
-	store.TenantStore
-	store.UserStore
-	store.EnrollmentStore
-	store.MDMStore
 	store.ProfileCertStore
+	Tenant(ctx context.Context, id string) (*store.Tenant, error)
+	User(ctx context.Context, id string) (*store.User, error)
+	UserByEmail(ctx context.Context, email string) (*store.User, error)
 }
 
-// Service runs the use cases.
-type Service struct {
-	Store Store
+// Profiles runs the use cases of groups and configuration profiles.
+type Profiles struct {
+	Store ProfileStore
 	Rules *payloads.Rules
-	Now   func() time.Time
+	// Tenants resolves a tenant named by id, name or domain.
+	Tenants *Tenants
+	Now     func() time.Time
 	// Changed, when set, is told that devices were marked for the
 	// reconciler (the job then runs at once rather than at its next tick).
 	Changed func()
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+func (s *Profiles) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 
-func (s *Service) changed() {
+func (s *Profiles) changed() {
 	if s.Changed != nil {
 		s.Changed()
 	}
@@ -68,8 +69,12 @@ func groupName(name string) (string, error) {
 }
 
 // CreateGroup makes a static group in a tenant.
-func (s *Service) CreateGroup(ctx context.Context, tenantID, name string) (*store.Group, error) {
+func (s *Profiles) CreateGroup(ctx context.Context, tenantRef, name string) (*store.Group, error) {
 	name, err := groupName(name)
+	if err != nil {
+		return nil, err
+	}
+	tenantID, err := s.tenantID(ctx, tenantRef)
 	if err != nil {
 		return nil, err
 	}
@@ -86,15 +91,35 @@ func (s *Service) CreateGroup(ctx context.Context, tenantID, name string) (*stor
 	return g, nil
 }
 
-// Groups lists a tenant's groups, the implicit all-users group first.
-func (s *Service) Groups(ctx context.Context, tenantID string) ([]store.Group, error) {
+// tenantID resolves a tenant id, name or domain.
+func (s *Profiles) tenantID(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", problem.FieldError(problem.Invalid, "tenant_id", "tenant_id is required")
+	}
+	if s.Tenants == nil {
+		return ref, nil
+	}
+	t, err := s.Tenants.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return t.ID, nil
+}
+
+// Groups lists a tenant's groups (id, name or domain), the implicit
+// all-users group first.
+func (s *Profiles) Groups(ctx context.Context, tenantRef string) ([]store.Group, error) {
+	tenantID, err := s.tenantID(ctx, tenantRef)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := s.Store.AllUsersGroup(ctx, tenantID, s.now()); err != nil {
 		return nil, err
 	}
 	return s.Store.Groups(ctx, tenantID)
 }
 
-func (s *Service) staticGroup(ctx context.Context, id string) (*store.Group, error) {
+func (s *Profiles) staticGroup(ctx context.Context, id string) (*store.Group, error) {
 	g, err := s.Store.Group(ctx, id)
 	if err != nil {
 		return nil, err
@@ -106,7 +131,7 @@ func (s *Service) staticGroup(ctx context.Context, id string) (*store.Group, err
 }
 
 // RenameGroup renames a static group.
-func (s *Service) RenameGroup(ctx context.Context, id, name string) (*store.Group, error) {
+func (s *Profiles) RenameGroup(ctx context.Context, id, name string) (*store.Group, error) {
 	name, err := groupName(name)
 	if err != nil {
 		return nil, err
@@ -122,7 +147,7 @@ func (s *Service) RenameGroup(ctx context.Context, id, name string) (*store.Grou
 }
 
 // DeleteGroup deletes a static group; its devices lose what it gave them.
-func (s *Service) DeleteGroup(ctx context.Context, id string) error {
+func (s *Profiles) DeleteGroup(ctx context.Context, id string) error {
 	if _, err := s.staticGroup(ctx, id); err != nil {
 		return err
 	}
@@ -145,7 +170,7 @@ type MemberRow struct {
 // AddMembers adds users, named by id or email, to a static group. Unknown
 // users or users of another tenant are reported per row and not added;
 // the others are added in one transaction.
-func (s *Service) AddMembers(ctx context.Context, groupID string, refs []string) ([]MemberRow, error) {
+func (s *Profiles) AddMembers(ctx context.Context, groupID string, refs []string) ([]MemberRow, error) {
 	g, err := s.staticGroup(ctx, groupID)
 	if err != nil {
 		return nil, err
@@ -200,7 +225,7 @@ func (s *Service) AddMembers(ctx context.Context, groupID string, refs []string)
 	return rows, nil
 }
 
-func (s *Service) allMembers(ctx context.Context, groupID string) ([]string, error) {
+func (s *Profiles) allMembers(ctx context.Context, groupID string) ([]string, error) {
 	var out []string
 	after := ""
 	for {
@@ -219,7 +244,7 @@ func (s *Service) allMembers(ctx context.Context, groupID string) ([]string, err
 }
 
 // RemoveMember removes a user (id or email) from a static group.
-func (s *Service) RemoveMember(ctx context.Context, groupID, ref string) error {
+func (s *Profiles) RemoveMember(ctx context.Context, groupID, ref string) error {
 	if _, err := s.staticGroup(ctx, groupID); err != nil {
 		return err
 	}
@@ -238,8 +263,8 @@ func (s *Service) RemoveMember(ctx context.Context, groupID, ref string) error {
 	return nil
 }
 
-// Upload is a .mobileconfig for a tenant's library.
-type Upload struct {
+// ProfileUpload is a .mobileconfig for a tenant's library.
+type ProfileUpload struct {
 	TenantID string
 	// ProfileID, when set, makes the upload the next version of that
 	// profile (same PayloadIdentifier); otherwise a new profile.
@@ -268,7 +293,7 @@ func (e *RefusedError) Error() string {
 // version. Errors: problem Invalid (unreadable file, bad platform or
 // version), *RefusedError (422), Conflict (identifier taken, or another
 // identifier than the profile's), NotFound.
-func (s *Service) Upload(ctx context.Context, u Upload) (*store.ConfigProfile, error) {
+func (s *Profiles) Upload(ctx context.Context, u ProfileUpload) (*store.ConfigProfile, error) {
 	p, err := mobileconfig.Read(u.Content)
 	if err != nil {
 		return nil, problem.FieldError(problem.Unprocessable, "content", "%s", err.Error())
@@ -283,8 +308,8 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*store.ConfigProfile, e
 		}
 		u.TenantID, u.Platforms, u.MinOS = cur.TenantID, cur.Platforms, cur.MinOS
 	}
-	if u.TenantID == "" {
-		return nil, problem.FieldError(problem.Invalid, "tenant_id", "tenant_id is required")
+	if u.TenantID, err = s.tenantID(ctx, u.TenantID); err != nil {
+		return nil, err
 	}
 	if _, err := s.Store.Tenant(ctx, u.TenantID); err != nil {
 		return nil, err
@@ -333,7 +358,7 @@ func (s *Service) Upload(ctx context.Context, u Upload) (*store.ConfigProfile, e
 
 // platforms checks the requested platforms, or chooses those on which
 // every payload type of p exists.
-func (s *Service) platforms(req []string, p *mobileconfig.Profile) ([]string, error) {
+func (s *Profiles) platforms(req []string, p *mobileconfig.Profile) ([]string, error) {
 	if len(req) > 0 {
 		var out []string
 		for _, x := range req {
@@ -382,7 +407,7 @@ func compact(s []string) []string {
 }
 
 // Assign assigns a profile to a group (or excludes the group).
-func (s *Service) Assign(ctx context.Context, profileID, groupID string, exclude bool) error {
+func (s *Profiles) Assign(ctx context.Context, profileID, groupID string, exclude bool) error {
 	err := s.Store.Assign(ctx, &store.Assignment{ProfileID: profileID, GroupID: groupID, Exclude: exclude, CreatedAt: s.now()}, s.now())
 	if err != nil {
 		return err
@@ -392,7 +417,7 @@ func (s *Service) Assign(ctx context.Context, profileID, groupID string, exclude
 }
 
 // Unassign removes an assignment: the group's devices lose the profile.
-func (s *Service) Unassign(ctx context.Context, profileID, groupID string) error {
+func (s *Profiles) Unassign(ctx context.Context, profileID, groupID string) error {
 	if err := s.Store.Unassign(ctx, profileID, groupID, s.now()); err != nil {
 		return err
 	}
@@ -403,24 +428,21 @@ func (s *Service) Unassign(ctx context.Context, profileID, groupID string) error
 // States a status filter may name.
 var States = []string{reconcile.Pending, reconcile.Installing, reconcile.Installed, reconcile.Failed, reconcile.Removing}
 
-// Status is a profile's rollout: counts by state and a page of devices.
-type Status struct {
+// Rollout is a profile's status: counts by state and a page of devices.
+type Rollout struct {
 	Counts  map[string]int
 	Devices []store.ProfileDevice
 }
 
 // Status counts the profile's devices by state and lists a page of them.
-func (s *Service) Status(ctx context.Context, profileID, state, after string, limit int) (*Status, error) {
-	if state != "" && !contains(States, state) {
+func (s *Profiles) Status(ctx context.Context, profileID, state, after string, limitN int) (*Rollout, error) {
+	if state != "" && !containsString(States, state) {
 		return nil, problem.FieldError(problem.Invalid, "state", "state is one of %s", strings.Join(States, ", "))
 	}
 	if _, err := s.Store.ConfigProfile(ctx, profileID); err != nil {
 		return nil, err
 	}
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	counts, devs, err := s.Store.ProfileStatus(ctx, profileID, state, after, limit)
+	counts, devs, err := s.Store.ProfileStatus(ctx, profileID, state, after, limit(limitN))
 	if err != nil {
 		return nil, err
 	}
@@ -429,10 +451,10 @@ func (s *Service) Status(ctx context.Context, profileID, state, after string, li
 			counts[st] = 0
 		}
 	}
-	return &Status{Counts: counts, Devices: devs}, nil
+	return &Rollout{Counts: counts, Devices: devs}, nil
 }
 
-func contains(s []string, x string) bool {
+func containsString(s []string, x string) bool {
 	for _, y := range s {
 		if y == x {
 			return true
@@ -443,7 +465,7 @@ func contains(s []string, x string) bool {
 
 // Retry makes a failed item of a device try again now, with a fresh
 // count of attempts.
-func (s *Service) Retry(ctx context.Context, enrollmentID, profileID string) error {
+func (s *Profiles) Retry(ctx context.Context, enrollmentID, profileID string) error {
 	items, err := s.Store.ProfileItems(ctx, enrollmentID)
 	if err != nil {
 		return err
@@ -466,4 +488,75 @@ func (s *Service) Retry(ctx context.Context, enrollmentID, profileID string) err
 		return nil
 	}
 	return fmt.Errorf("profile item %w", store.ErrNotFound)
+}
+
+// DeviceProfiles lists the profiles Pomona manages on a device (en_…),
+// with their state.
+func (s *Profiles) DeviceProfiles(ctx context.Context, enrollmentID string) ([]store.ProfileItem, error) {
+	return s.Store.ProfileItems(ctx, enrollmentID)
+}
+
+// Certificates lists the user certificates issued to a device through
+// profiles' SCEP payloads.
+func (s *Profiles) Certificates(ctx context.Context, enrollmentID string) ([]store.ProfileCert, error) {
+	return s.Store.ProfileCerts(ctx, enrollmentID)
+}
+
+// RevokeCertificate marks one of the device's user certificates revoked
+// by the caller (NotFound: not the device's).
+func (s *Profiles) RevokeCertificate(ctx context.Context, enrollmentID, serial, by string) error {
+	return s.Store.RevokeProfileCert(ctx, enrollmentID, serial, by, s.now())
+}
+
+// GroupDetail is a group with a page of its members (by email after
+// after, at most n).
+func (s *Profiles) GroupDetail(ctx context.Context, id, after string, n int) (*store.Group, []store.User, error) {
+	g, err := s.Store.Group(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := s.Store.GroupMembers(ctx, g.ID, after, limit(n))
+	return g, ms, err
+}
+
+// Group returns one group.
+func (s *Profiles) Group(ctx context.Context, id string) (*store.Group, error) {
+	return s.Store.Group(ctx, id)
+}
+
+// List lists the profiles of a tenant (id, name or domain; "" for all).
+func (s *Profiles) List(ctx context.Context, tenantRef string) ([]store.ConfigProfile, error) {
+	tid := ""
+	if tenantRef != "" {
+		var err error
+		if tid, err = s.tenantID(ctx, tenantRef); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.ConfigProfiles(ctx, tid)
+}
+
+// ProfileDetail is a profile with its versions (newest first) and
+// assignments.
+type ProfileDetail struct {
+	Profile     *store.ConfigProfile
+	Versions    []store.ProfileVersion
+	Assignments []store.Assignment
+}
+
+// Profile returns a profile with its versions and assignments.
+func (s *Profiles) Profile(ctx context.Context, id string) (*ProfileDetail, error) {
+	p, err := s.Store.ConfigProfile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.Store.ProfileVersions(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	as, err := s.Store.Assignments(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &ProfileDetail{Profile: p, Versions: vs, Assignments: as}, nil
 }
