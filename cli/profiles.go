@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,123 +14,112 @@ import (
 	"text/tabwriter"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // pomona group … and pomona profile …: desired state through the admin
 // API (/api/v1/groups, /api/v1/profiles; docs/profiles.md).
 
-func profileCommands() map[string]command {
-	return map[string]command{
-		"group": {summary: "groups of users that profiles are assigned to: add, list, show, rename, delete, add-members, remove-member", run: runGroup, subs: []sub{
-			{"add", "create a static group in a tenant"},
-			{"list", "list a tenant's groups (the implicit all-users group first)"},
-			{"show", "show a group and its members"},
-			{"rename", "rename a static group"},
-			{"delete", "delete a static group (its devices lose the profiles it gave them)"},
-			{"add-members", "add users by email or id (or from a CSV of emails), with a per-row report"},
-			{"remove-member", "remove a user from a group"},
-		}},
-		"profile": {summary: "configuration profiles kept on devices: upload, list, show, assign, unassign, status", run: runProfile, subs: []sub{
-			{"upload", "upload a .mobileconfig (checked against Apple's user-enrollment rules), or a new version of a profile"},
-			{"list", "list the profiles"},
-			{"show", "show a profile with its versions and assignments"},
-			{"assign", "assign a profile to a group (or exclude a group)"},
-			{"unassign", "remove an assignment (the group's devices lose the profile)"},
-			{"status", "a profile's rollout: counts by state and devices (with Apple's reason when failed)"},
-		}},
+func groupAdd(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	return func(c *call) error {
+		name, err := c.one(c.withUsage("give the group's name"))
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var g apitypes.Group
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/groups", map[string]any{"tenant_id": *tenant, "name": name}, &g); err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, g)
+		}
+		fmt.Fprintf(c.Stdout, "group %s created: %s\n", g.ID, g.Name)
+		return nil
 	}
 }
 
-const groupUsage = "group add <name> --tenant T | list --tenant T | show <id> | rename <id> <name> | delete <id> | add-members <id> <email>... [--csv emails.csv] | remove-member <id> <email or id>"
-
-func runGroup(env *Env, args []string) error {
-	sub, args, err := subcommand(args, groupUsage)
-	if err != nil {
-		return err
-	}
-	var cf clientFlags
-	fs := newFlags(env, "group "+sub, groupUsage)
-	cf.register(fs)
-	tenant := fs.String("tenant", "", "add, list: tenant id, name or domain")
-	csvFile := fs.String("csv", "", "add-members: a CSV file whose first column holds the emails (a header row named email is skipped)")
-	pos, err := parse(env, fs, args)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(env)
-	if err != nil {
-		return err
-	}
-	need := func(n int, what string) error {
-		if len(pos) < n {
-			return usagef("%s\nUsage: pomona %s", what, groupUsage)
-		}
-		return nil
-	}
-	ctx, out := env.Ctx, env.Stdout
-	switch sub {
-	case "add":
-		if err := need(1, "give the group's name"); err != nil {
+func groupList(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
 			return err
 		}
-		var g map[string]any
-		if err := c.Do(ctx, http.MethodPost, "/api/v1/groups", map[string]any{"tenant_id": *tenant, "name": pos[0]}, &g); err != nil {
-			return err
-		}
-		if cf.json {
-			return printJSON(out, g)
-		}
-		fmt.Fprintf(out, "group %s created: %s\n", g["id"], g["name"])
-		return nil
-	case "list":
 		var res struct {
-			Groups []map[string]any `json:"groups"`
+			Groups []apitypes.Group `json:"groups"`
 		}
-		if err := c.Do(ctx, http.MethodGet, "/api/v1/groups?tenant_id="+url.QueryEscape(*tenant), nil, &res); err != nil {
+		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups?tenant_id="+url.QueryEscape(*tenant), nil, &res); err != nil {
 			return err
 		}
-		if cf.json {
-			return printJSON(out, res)
+		return c.print(res, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tNAME\tSOURCE\tMEMBERS")
+			for _, g := range res.Groups {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", g.ID, g.Name, g.Source, g.Members)
+			}
+		})
+	}
+}
+
+func groupShow(c *call) error {
+	id, err := c.one(c.withUsage("give the group id"))
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var res map[string]any
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(id)+"?limit=1000", nil, &res); err != nil {
+		return err
+	}
+	return printJSON(c.Stdout, res)
+}
+
+func groupRename(c *call) error {
+	if len(c.args) != 2 {
+		return usagef("%s", c.withUsage("give the group id and its new name"))
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var g apitypes.Group
+	if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/groups/"+url.PathEscape(c.args[0]), map[string]any{"name": c.args[1]}, &g); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "group %s renamed: %s\n", g.ID, g.Name)
+	return nil
+}
+
+func groupDelete(c *call) error {
+	id, err := c.one(c.withUsage("give the group id"))
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(id), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "group %s deleted\n", id)
+	return nil
+}
+
+func groupAddMembers(fs *flag.FlagSet) func(*call) error {
+	csvFile := fs.String("csv", "", "a CSV file whose first column holds the emails (a header row named email is skipped)")
+	return func(c *call) error {
+		if len(c.args) < 1 {
+			return usagef("%s", c.withUsage("give the group id, then emails or --csv"))
 		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSOURCE\tMEMBERS")
-		for _, g := range res.Groups {
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", g["id"], g["name"], g["source"], g["members"])
-		}
-		return tw.Flush()
-	case "show":
-		if err := need(1, "give the group id"); err != nil {
-			return err
-		}
-		var res map[string]any
-		if err := c.Do(ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(pos[0])+"?limit=1000", nil, &res); err != nil {
-			return err
-		}
-		return printJSON(out, res)
-	case "rename":
-		if err := need(2, "give the group id and its new name"); err != nil {
-			return err
-		}
-		var g map[string]any
-		if err := c.Do(ctx, http.MethodPatch, "/api/v1/groups/"+url.PathEscape(pos[0]), map[string]any{"name": pos[1]}, &g); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "group %s renamed: %s\n", g["id"], g["name"])
-		return nil
-	case "delete":
-		if err := need(1, "give the group id"); err != nil {
-			return err
-		}
-		if err := c.Do(ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(pos[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "group %s deleted\n", pos[0])
-		return nil
-	case "add-members":
-		if err := need(1, "give the group id, then emails or --csv"); err != nil {
-			return err
-		}
-		users := pos[1:]
+		users := c.args[1:]
 		if *csvFile != "" {
 			more, err := csvEmails(*csvFile)
 			if err != nil {
@@ -138,20 +128,29 @@ func runGroup(env *Env, args []string) error {
 			users = append(users, more...)
 		}
 		if len(users) == 0 {
-			return usagef("give the members' emails or ids, or --csv\nUsage: pomona %s", groupUsage)
+			return usagef("%s", c.withUsage("give the members' emails or ids, or --csv"))
 		}
-		return addMembers(ctx, c, out, pos[0], users, cf.json)
-	case "remove-member":
-		if err := need(2, "give the group id and the member's email or id"); err != nil {
+		api, err := c.client()
+		if err != nil {
 			return err
 		}
-		if err := c.Do(ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(pos[0])+"/members/"+url.PathEscape(pos[1]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s removed from group %s\n", pos[1], pos[0])
-		return nil
+		return addMembers(c.Ctx, api, c.Stdout, c.args[0], users, c.json())
 	}
-	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, groupUsage)
+}
+
+func groupRemoveMember(c *call) error {
+	if len(c.args) != 2 {
+		return usagef("%s", c.withUsage("give the group id and the member's email or id"))
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(c.args[0])+"/members/"+url.PathEscape(c.args[1]), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "%s removed from group %s\n", c.args[1], c.args[0])
+	return nil
 }
 
 // csvEmails reads the first column of a CSV file, skipping a header.
@@ -184,11 +183,9 @@ func csvEmails(path string) ([]string, error) {
 // make the command fail after the report.
 func addMembers(ctx context.Context, c *apiclient.Client, out io.Writer, group string, users []string, asJSON bool) error {
 	var res struct {
-		Added  int `json:"added"`
-		Failed int `json:"failed"`
-		Rows   []struct {
-			Ref, Result, Error string
-		} `json:"rows"`
+		Added  int                  `json:"added"`
+		Failed int                  `json:"failed"`
+		Rows   []apitypes.MemberRow `json:"rows"`
 	}
 	if err := c.Do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/members", map[string]any{"users": users}, &res); err != nil {
 		return err
@@ -212,57 +209,34 @@ func addMembers(ctx context.Context, c *apiclient.Client, out io.Writer, group s
 	return nil
 }
 
-const profileUsage = "profile upload <file.mobileconfig> --tenant T [--platforms iOS,macOS] [--min-os 17.0] [--sign] | upload <file> --profile <id> (a new version) | list [--tenant T] | show <id> | assign <id> --group G [--exclude] | unassign <id> --group G | status <id> [--state S]"
-
-func runProfile(env *Env, args []string) error {
-	sub, args, err := subcommand(args, profileUsage)
-	if err != nil {
-		return err
-	}
-	var cf clientFlags
-	fs := newFlags(env, "profile "+sub, profileUsage)
-	cf.register(fs)
-	tenant := fs.String("tenant", "", "upload, list: tenant id, name or domain")
-	profileID := fs.String("profile", "", "upload: make the file the next version of this profile")
-	platforms := fs.String("platforms", "", "upload: iOS, macOS or both, comma separated (default: every platform all its payloads exist on)")
-	minOS := fs.String("min-os", "", "upload: minimum OS version (e.g. 17.0)")
-	sign := fs.Bool("sign", false, "upload: Pomona signs the delivered profile with its profile signer")
-	group := fs.String("group", "", "assign, unassign: the group id")
-	exclude := fs.Bool("exclude", false, "assign: keep the profile off the group's devices (exclusion wins)")
-	state := fs.String("state", "", "status: only devices in this state (pending, installing, installed, failed, removing)")
-	pos, err := parse(env, fs, args)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(env)
-	if err != nil {
-		return err
-	}
-	need := func(n int, what string) error {
-		if len(pos) < n {
-			return usagef("%s\nUsage: pomona %s", what, profileUsage)
-		}
-		return nil
-	}
-	ctx, out := env.Ctx, env.Stdout
-	switch sub {
-	case "upload":
-		if err := need(1, "give the .mobileconfig file"); err != nil {
-			return err
-		}
-		content, err := os.ReadFile(pos[0])
+func profileUpload(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	profileID := fs.String("profile", "", "make the file the next version of this profile")
+	platforms := fs.String("platforms", "", "iOS, macOS or both, comma separated (default: every platform all its payloads exist on)")
+	minOS := fs.String("min-os", "", "minimum OS version (e.g. 17.0)")
+	sign := fs.Bool("sign", false, "Pomona signs the delivered profile with its profile signer")
+	return func(c *call) error {
+		file, err := c.one(c.withUsage("give the .mobileconfig file"))
 		if err != nil {
 			return err
 		}
-		var p map[string]any
+		content, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var p apitypes.Profile
 		if *profileID != "" {
-			err = c.Do(ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(*profileID)+"/versions", map[string]any{"content": content}, &p)
+			err = api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(*profileID)+"/versions", map[string]any{"content": content}, &p)
 		} else {
 			body := map[string]any{"tenant_id": *tenant, "content": content, "min_os_version": *minOS, "sign": *sign}
 			if *platforms != "" {
 				body["platforms"] = strings.Split(*platforms, ",")
 			}
-			err = c.Do(ctx, http.MethodPost, "/api/v1/profiles", body, &p)
+			err = api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles", body, &p)
 		}
 		var ae *apiclient.Error
 		if errors.As(err, &ae) && ae.Code == "user_enrollment_refused" {
@@ -271,83 +245,122 @@ func runProfile(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if cf.json {
-			return printJSON(out, p)
+		if c.json() {
+			return printJSON(c.Stdout, p)
 		}
-		fmt.Fprintf(out, "profile %s: %s version %v (%v)\n", p["id"], p["identifier"], p["version"], p["platforms"])
+		fmt.Fprintf(c.Stdout, "profile %s: %s version %d (%s)\n", p.ID, p.Identifier, p.Version, strings.Join(p.Platforms, ", "))
 		return nil
-	case "list":
+	}
+}
+
+func profileList(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain (default: every tenant)")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
 		q := ""
 		if *tenant != "" {
 			q = "?tenant_id=" + url.QueryEscape(*tenant)
 		}
 		var res struct {
-			Profiles []map[string]any `json:"profiles"`
+			Profiles []apitypes.Profile `json:"profiles"`
 		}
-		if err := c.Do(ctx, http.MethodGet, "/api/v1/profiles"+q, nil, &res); err != nil {
+		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/profiles"+q, nil, &res); err != nil {
 			return err
 		}
-		if cf.json {
-			return printJSON(out, res)
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tIDENTIFIER\tNAME\tVERSION\tPLATFORMS\tPAYLOADS")
-		for _, p := range res.Profiles {
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", p["id"], p["identifier"], p["name"], p["version"], p["platforms"], p["payload_types"])
-		}
-		return tw.Flush()
-	case "show":
-		if err := need(1, "give the profile id"); err != nil {
-			return err
-		}
-		var p map[string]any
-		if err := c.Do(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(pos[0]), nil, &p); err != nil {
-			return err
-		}
-		return printJSON(out, p)
-	case "assign", "unassign":
-		if err := need(1, "give the profile id"); err != nil {
+		return c.print(res, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tIDENTIFIER\tNAME\tVERSION\tPLATFORMS\tPAYLOADS")
+			for _, p := range res.Profiles {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Identifier, p.Name, p.Version, strings.Join(p.Platforms, ","), strings.Join(p.PayloadTypes, ","))
+			}
+		})
+	}
+}
+
+func profileShow(c *call) error {
+	id, err := c.one(c.withUsage("give the profile id"))
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var p apitypes.Profile
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(id), nil, &p); err != nil {
+		return err
+	}
+	return printJSON(c.Stdout, p)
+}
+
+func profileAssign(fs *flag.FlagSet) func(*call) error {
+	group := fs.String("group", "", "the group id")
+	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
+	return func(c *call) error {
+		id, err := c.one(c.withUsage("give the profile id"))
+		if err != nil {
 			return err
 		}
 		if *group == "" {
-			return usagef("give --group\nUsage: pomona %s", profileUsage)
+			return usagef("%s", c.withUsage("give --group"))
 		}
-		if sub == "assign" {
-			if err := c.Do(ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(pos[0])+"/assignments", map[string]any{"group_id": *group, "exclude": *exclude}, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "profile %s %s group %s\n", pos[0], map[bool]string{true: "excludes", false: "assigned to"}[*exclude], *group)
-			return nil
-		}
-		if err := c.Do(ctx, http.MethodDelete, "/api/v1/profiles/"+url.PathEscape(pos[0])+"/assignments/"+url.PathEscape(*group), nil, nil); err != nil {
+		api, err := c.client()
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "profile %s unassigned from group %s\n", pos[0], *group)
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments", apitypes.ProfileAssignment{GroupID: *group, Exclude: *exclude}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s %s group %s\n", id, map[bool]string{true: "excludes", false: "assigned to"}[*exclude], *group)
 		return nil
-	case "status":
-		if err := need(1, "give the profile id"); err != nil {
+	}
+}
+
+func profileUnassign(fs *flag.FlagSet) func(*call) error {
+	group := fs.String("group", "", "the group id")
+	return func(c *call) error {
+		id, err := c.one(c.withUsage("give the profile id"))
+		if err != nil {
 			return err
 		}
-		return profileStatus(ctx, c, out, pos[0], *state, cf.json)
+		if *group == "" {
+			return usagef("%s", c.withUsage("give --group"))
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments/"+url.PathEscape(*group), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s unassigned from group %s\n", id, *group)
+		return nil
 	}
-	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, profileUsage)
+}
+
+func profileStatusCmd(fs *flag.FlagSet) func(*call) error {
+	state := fs.String("state", "", "only devices in this state (pending, installing, installed, failed, removing)")
+	return func(c *call) error {
+		id, err := c.one(c.withUsage("give the profile id"))
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		return profileStatus(c.Ctx, api, c.Stdout, id, *state, c.json())
+	}
 }
 
 // profileStatus prints the counts and every device (all pages).
 func profileStatus(ctx context.Context, c *apiclient.Client, out io.Writer, id, state string, asJSON bool) error {
-	type dev struct {
-		Device, Email, Platform, State, Error string
-		Version, Attempts                     int
-	}
-	var counts map[string]int
-	var devs []dev
+	var all apitypes.ProfileStatus
 	after := ""
 	for {
-		var res struct {
-			Counts    map[string]int `json:"counts"`
-			Devices   []dev          `json:"devices"`
-			NextAfter string         `json:"next_after"`
-		}
+		var res apitypes.ProfileStatus
 		q := url.Values{"limit": {"1000"}, "after": {after}}
 		if state != "" {
 			q.Set("state", state)
@@ -355,20 +368,21 @@ func profileStatus(ctx context.Context, c *apiclient.Client, out io.Writer, id, 
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(id)+"/status?"+q.Encode(), nil, &res); err != nil {
 			return err
 		}
-		counts = res.Counts
-		devs = append(devs, res.Devices...)
+		all.Counts = res.Counts
+		all.Devices = append(all.Devices, res.Devices...)
 		if res.NextAfter == "" {
 			break
 		}
 		after = res.NextAfter
 	}
 	if asJSON {
-		return printJSON(out, map[string]any{"counts": counts, "devices": devs})
+		return printJSON(out, all)
 	}
-	fmt.Fprintf(out, "installed %d, installing %d, pending %d, failed %d, removing %d\n", counts["installed"], counts["installing"], counts["pending"], counts["failed"], counts["removing"])
+	n := all.Counts
+	fmt.Fprintf(out, "installed %d, installing %d, pending %d, failed %d, removing %d\n", n["installed"], n["installing"], n["pending"], n["failed"], n["removing"])
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tUSER\tPLATFORM\tSTATE\tVERSION\tATTEMPTS\tERROR")
-	for _, d := range devs {
+	for _, d := range all.Devices {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Device, d.Email, d.Platform, d.State, d.Version, d.Attempts, orDash(d.Error))
 	}
 	return tw.Flush()
