@@ -29,6 +29,9 @@ type Profile struct {
 	UpdatedAt    time.Time           `json:"updated_at"`
 	Versions     []ProfileVersion    `json:"versions,omitempty"`
 	Assignments  []ProfileAssignment `json:"assignments,omitempty"`
+	// Content is the current version's XML (placeholders kept), with
+	// GET /api/v1/profiles/{id}?content=true only (pomona export).
+	Content []byte `json:"content,omitempty"`
 }
 
 // ProfileVersion is one uploaded version.

@@ -98,6 +98,10 @@ func commands() []*command {
 			{name: "status", synopsis: "a profile's rollout: counts by state and devices (with Apple's reason when failed)", api: true, flags: profileStatusCmd,
 				usage: "profile status <id> [--state pending|installing|installed|failed|removing]"},
 		}},
+		{name: "apply", synopsis: "make the server's groups, profiles and assignments those of a file (--dry-run shows the changes)", api: true, flags: runApply,
+			usage: "apply -f pomona.yaml [--dry-run]"},
+		{name: "export", synopsis: "write the server's groups, profiles and assignments as pomona.yaml and profile files", api: true, flags: runExport,
+			usage: "export [--tenant T] [--dir DIR]"},
 		{name: "audit", synopsis: "show the audit log of admin changes", api: true, flags: runAudit,
 			usage: "audit [--actor A] [--action A] [--target T] [--limit N]"},
 		{name: "store", synopsis: "move a deployment between SQLite and PostgreSQL: migrate", children: []*command{

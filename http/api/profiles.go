@@ -250,6 +250,9 @@ func (a *API) getProfile(w http.ResponseWriter, r *http.Request) error {
 	for _, x := range d.Assignments {
 		out.Assignments = append(out.Assignments, apitypes.ProfileAssignment{GroupID: x.GroupID, Exclude: x.Exclude})
 	}
+	if r.URL.Query().Get("content") == "true" && len(d.Versions) > 0 {
+		out.Content = d.Versions[0].Plist
+	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
