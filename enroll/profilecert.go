@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -18,18 +19,18 @@ import (
 // authenticate on the MDM channel.
 func (s *Service) issueProfileCert(ctx context.Context, csr *x509.CertificateRequest, h []byte, ch *store.SCEPChallenge, now time.Time) (*x509.Certificate, *store.Enrollment, error) {
 	if s.ProfileCerts == nil {
-		return nil, nil, ErrBadChallenge
+		return nil, nil, ErrBadSCEPChallenge
 	}
 	_, profileID, err := s.ProfileCerts.ProfileChallenge(ctx, h)
 	if err != nil {
-		return nil, nil, ErrBadChallenge
+		return nil, nil, ErrBadSCEPChallenge
 	}
 	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
 	if err != nil {
 		return nil, nil, err
 	}
 	if e.Status != store.EnrollmentEnrolled {
-		return nil, nil, ErrBadChallenge // ended enrollments lose their challenges
+		return nil, nil, ErrBadSCEPChallenge // ended enrollments lose their challenges
 	}
 	u, err := s.Store.User(ctx, e.UserID)
 	if err != nil {
@@ -44,16 +45,16 @@ func (s *Service) issueProfileCert(ctx context.Context, csr *x509.CertificateReq
 		return nil, nil, err
 	}
 	sum := sha256.Sum256(cert.Raw)
-	pc := &store.ProfileCert{Serial: SerialHex(cert), EnrollmentID: e.ID, ProfileID: profileID, Subject: cert.Subject.String(), Email: u.Email,
+	pc := &store.ProfileCert{Serial: pki.SerialHex(cert), EnrollmentID: e.ID, ProfileID: profileID, Subject: cert.Subject.String(), Email: u.Email,
 		SHA256: sum[:], NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now}
 	err = s.ProfileCerts.ConsumeProfileChallenge(ctx, h, now, pc)
 	switch {
-	case errors.Is(err, store.ErrChallengeUsed):
-		return nil, nil, ErrChallengeUsed
+	case errors.Is(err, store.ErrSCEPChallengeUsed):
+		return nil, nil, ErrSCEPChallengeUsed
 	case errors.Is(err, store.ErrExpired):
-		return nil, nil, ErrChallengeExpired
+		return nil, nil, ErrSCEPChallengeExpired
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
-		return nil, nil, ErrBadChallenge
+		return nil, nil, ErrBadSCEPChallenge
 	case err != nil:
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ const profileTick = 15 * time.Second
 // certificates).
 func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.Time) {
 	s.ProfileJob = &profiles.Job{
-		Store: s.Store, Commands: s.Commands, Holder: s.instance, VerifyEvery: cfg.ProfileVerifyInterval, Now: clock, Log: log,
+		Store: s.Store, Commands: s.Commands, Holder: s.jobs.Instance, VerifyEvery: cfg.ProfileVerifyInterval, Now: clock, Log: log,
 		Signer: func() *profiles.Signer {
 			return &profiles.Signer{Cert: s.Issuer.ProfileSigner, Key: s.Issuer.ProfileSignerKey, Chain: []*x509.Certificate{s.Issuer.CA.Cert}}
 		},

@@ -589,7 +589,7 @@ func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now ti
 		}
 		switch {
 		case !c.UsedAt.IsZero():
-			return store.ErrChallengeUsed
+			return store.ErrSCEPChallengeUsed
 		case !now.Before(c.ExpiresAt):
 			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
 		case pc.EnrollmentID != c.EnrollmentID || pc.ProfileID != pid:

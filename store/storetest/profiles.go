@@ -449,7 +449,7 @@ func testProfileCerts(t *testing.T, s store.Store) {
 	}
 	pc2 := *pc
 	pc2.Serial = "aa02"
-	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, &pc2), store.ErrChallengeUsed)
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, &pc2), store.ErrSCEPChallengeUsed)
 	s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: []byte("pc-2"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Minute)}, p.ID)
 	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-2"), t0.Add(time.Hour), &pc2), store.ErrExpired)
 	if _, _, err := s.ProfileChallenge(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
