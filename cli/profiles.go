@@ -23,7 +23,7 @@ import (
 func groupAdd(fs *flag.FlagSet) func(*call) error {
 	tenant := fs.String("tenant", "", "tenant id, name or domain")
 	return func(c *call) error {
-		name, err := c.one(c.withUsage("give the group's name"))
+		name, err := c.one("give the group's name")
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func groupList(fs *flag.FlagSet) func(*call) error {
 }
 
 func groupShow(c *call) error {
-	id, err := c.one(c.withUsage("give the group id"))
+	id, err := c.one("give the group id")
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func groupShow(c *call) error {
 
 func groupRename(c *call) error {
 	if len(c.args) != 2 {
-		return usagef("%s", c.withUsage("give the group id and its new name"))
+		return usagef("%s", "give the group id and its new name")
 	}
 	api, err := c.client()
 	if err != nil {
@@ -98,7 +98,7 @@ func groupRename(c *call) error {
 }
 
 func groupDelete(c *call) error {
-	id, err := c.one(c.withUsage("give the group id"))
+	id, err := c.one("give the group id")
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func groupAddMembers(fs *flag.FlagSet) func(*call) error {
 	csvFile := fs.String("csv", "", "a CSV file whose first column holds the emails (a header row named email is skipped)")
 	return func(c *call) error {
 		if len(c.args) < 1 {
-			return usagef("%s", c.withUsage("give the group id, then emails or --csv"))
+			return usagef("%s", "give the group id, then emails or --csv")
 		}
 		users := c.args[1:]
 		if *csvFile != "" {
@@ -128,7 +128,7 @@ func groupAddMembers(fs *flag.FlagSet) func(*call) error {
 			users = append(users, more...)
 		}
 		if len(users) == 0 {
-			return usagef("%s", c.withUsage("give the members' emails or ids, or --csv"))
+			return usagef("%s", "give the members' emails or ids, or --csv")
 		}
 		api, err := c.client()
 		if err != nil {
@@ -140,7 +140,7 @@ func groupAddMembers(fs *flag.FlagSet) func(*call) error {
 
 func groupRemoveMember(c *call) error {
 	if len(c.args) != 2 {
-		return usagef("%s", c.withUsage("give the group id and the member's email or id"))
+		return usagef("%s", "give the group id and the member's email or id")
 	}
 	api, err := c.client()
 	if err != nil {
@@ -216,7 +216,7 @@ func profileUpload(fs *flag.FlagSet) func(*call) error {
 	minOS := fs.String("min-os", "", "minimum OS version (e.g. 17.0)")
 	sign := fs.Bool("sign", false, "Pomona signs the delivered profile with its profile signer")
 	return func(c *call) error {
-		file, err := c.one(c.withUsage("give the .mobileconfig file"))
+		file, err := c.one("give the .mobileconfig file")
 		if err != nil {
 			return err
 		}
@@ -280,7 +280,7 @@ func profileList(fs *flag.FlagSet) func(*call) error {
 }
 
 func profileShow(c *call) error {
-	id, err := c.one(c.withUsage("give the profile id"))
+	id, err := c.one("give the profile id")
 	if err != nil {
 		return err
 	}
@@ -299,12 +299,12 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 	group := fs.String("group", "", "the group id")
 	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
 	return func(c *call) error {
-		id, err := c.one(c.withUsage("give the profile id"))
+		id, err := c.one("give the profile id")
 		if err != nil {
 			return err
 		}
 		if *group == "" {
-			return usagef("%s", c.withUsage("give --group"))
+			return usagef("%s", "give --group")
 		}
 		api, err := c.client()
 		if err != nil {
@@ -321,12 +321,12 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 func profileUnassign(fs *flag.FlagSet) func(*call) error {
 	group := fs.String("group", "", "the group id")
 	return func(c *call) error {
-		id, err := c.one(c.withUsage("give the profile id"))
+		id, err := c.one("give the profile id")
 		if err != nil {
 			return err
 		}
 		if *group == "" {
-			return usagef("%s", c.withUsage("give --group"))
+			return usagef("%s", "give --group")
 		}
 		api, err := c.client()
 		if err != nil {
@@ -343,7 +343,7 @@ func profileUnassign(fs *flag.FlagSet) func(*call) error {
 func profileStatusCmd(fs *flag.FlagSet) func(*call) error {
 	state := fs.String("state", "", "only devices in this state (pending, installing, installed, failed, removing)")
 	return func(c *call) error {
-		id, err := c.one(c.withUsage("give the profile id"))
+		id, err := c.one("give the profile id")
 		if err != nil {
 			return err
 		}
