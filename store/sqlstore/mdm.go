@@ -144,12 +144,23 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 	return err
 }
 
+// A channel's commands go out in seq order (NextCommand). seq only orders
+// the rows of one channel, so each row takes its channel's highest seq
+// plus one, computed in the INSERT: no global MAX(seq) — a scan of the
+// whole queue, and on PostgreSQL a read every other enqueue's insert
+// conflicts with under SERIALIZABLE. Enqueues to different channels never
+// touch the same rows; two at once to one channel still conflict (one is
+// retried), which keeps that channel's order. On SQLite writers are
+// serialised anyway.
 const (
 	enqueueBatch  = 500
-	enqueueOneSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES (?, ?, ?, ?, ?)`
+	enqueueOneSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+		SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, CAST(? AS BIGINT) FROM queue WHERE channel_id = ?`
 )
 
-var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
+var enqueueBatchSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+	SELECT v.column1, ?, (SELECT COALESCE(MAX(q.seq), 0) + 1 FROM queue q WHERE q.channel_id = v.column1), ?, CAST(? AS BIGINT)
+	FROM (VALUES (?)` + strings.Repeat(", (?)", enqueueBatch-1) + `) AS v`
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
@@ -160,38 +171,32 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.Command, channel
 		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
 		return s.constraint(err)
 	}
-	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
-		return err
-	}
 	// Rows go in batches of enqueueBatch (one statement each: a bulk
 	// command to 100,000 devices is 200 statements, not 100,000 round
 	// trips); the remainder one by one, so that the statement texts
 	// stay few.
 	at := toMicros(cmd.CreatedAt)
-	insert := func(q string, ids []string) error {
-		args := make([]any, 0, 5*len(ids))
-		for _, id := range ids {
-			seq++
-			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+	failed := func(err error, ids []string) error {
+		if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
+			return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
 		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
-				return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
-			}
-			return s.constraint(err)
-		}
-		return nil
+		return s.constraint(err)
 	}
 	for len(channelIDs) >= enqueueBatch {
-		if err := insert(enqueueBatchSQL, channelIDs[:enqueueBatch]); err != nil {
-			return err
+		ids := channelIDs[:enqueueBatch]
+		args := make([]any, 0, 3+len(ids))
+		args = append(args, cmd.UUID, store.QueueQueued, at)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, enqueueBatchSQL, args...); err != nil {
+			return failed(err, ids)
 		}
 		channelIDs = channelIDs[enqueueBatch:]
 	}
 	for _, id := range channelIDs {
-		if err := insert(enqueueOneSQL, []string{id}); err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, enqueueOneSQL, id, cmd.UUID, store.QueueQueued, at, id); err != nil {
+			return failed(err, []string{id})
 		}
 	}
 	return nil
