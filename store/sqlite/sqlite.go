@@ -30,6 +30,7 @@ var Dialect = sqlstore.Dialect{
 	Name:            "sqlite",
 	CacheStatements: true,
 	GroupCommit:     true,
+	Greatest:        "MAX",
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -144,23 +145,60 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 	return err
 }
 
-// A channel's commands go out in seq order (NextCommand). seq only orders
-// the rows of one channel, so each row takes its channel's highest seq
-// plus one, computed in the INSERT: no global MAX(seq) — a scan of the
-// whole queue, and on PostgreSQL a read every other enqueue's insert
-// conflicts with under SERIALIZABLE. Enqueues to different channels never
-// touch the same rows; two at once to one channel still conflict (one is
-// retried), which keeps that channel's order. On SQLite writers are
-// serialised anyway.
-const (
-	enqueueBatch  = 500
-	enqueueOneSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
-		SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, CAST(? AS BIGINT) FROM queue WHERE channel_id = ?`
-)
+// A channel's commands go out in seq order (NextCommand), and seq only
+// orders the rows of one channel. A new row's seq is a clock in
+// microseconds (Dialect.SeqClock: PostgreSQL's clock_timestamp(), one
+// clock for every instance; on SQLite, whose writes are serialised in one
+// process, a counter that never repeats or goes back), and for a single
+// channel at least that channel's highest seq plus one. So no enqueue
+// reads a global MAX(seq) — a scan of the whole queue and, under
+// SERIALIZABLE, a read that every other enqueue's insert conflicted with:
+// a bulk enqueue reads no queue row at all, and a single one only its
+// channel's (two at once to one channel still conflict, and one is
+// retried, which keeps that channel's order). Rows written before this
+// scheme have small seqs (a global counter), below any clock value.
+const enqueueBatch = 500
 
-var enqueueBatchSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
-	SELECT v.column1, ?, (SELECT COALESCE(MAX(q.seq), 0) + 1 FROM queue q WHERE q.channel_id = v.column1), ?, CAST(? AS BIGINT)
-	FROM (VALUES (?)` + strings.Repeat(", (?)", enqueueBatch-1) + `) AS v`
+// seqCounter is the SQLite seq clock: microseconds since the epoch, but
+// always above the last value it gave and above every seq in the queue
+// when the process started.
+type seqCounter struct {
+	mu      sync.Mutex
+	last    int64
+	running bool
+}
+
+func (c *seqCounter) started() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
+
+func (c *seqCounter) start(last int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.running = max(c.last, last), true
+}
+
+func (c *seqCounter) next() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = max(time.Now().UnixMicro(), c.last+1)
+	return c.last
+}
+
+func (s *Store) enqueueSQL(batch int) string {
+	clock := s.d.SeqClock
+	if clock == "" {
+		clock = "CAST(? AS BIGINT)"
+	}
+	if batch == 1 {
+		return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+			SELECT ?, ?, ` + s.d.Greatest + `(` + clock + `, COALESCE(MAX(seq), 0) + 1), ?, CAST(? AS BIGINT) FROM queue WHERE channel_id = ?`
+	}
+	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, "+clock+", ?, ?), ", batch), ", ")
+}
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
@@ -182,20 +220,41 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.Command, channel
 		}
 		return s.constraint(err)
 	}
+	if s.d.SeqClock == "" && !s.seqs.started() {
+		// Once per process: continue above every seq already written,
+		// whatever the clock says now.
+		var last int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&last); err != nil {
+			return err
+		}
+		s.seqs.start(last)
+	}
 	for len(channelIDs) >= enqueueBatch {
 		ids := channelIDs[:enqueueBatch]
-		args := make([]any, 0, 3+len(ids))
-		args = append(args, cmd.UUID, store.QueueQueued, at)
-		for _, id := range ids {
-			args = append(args, id)
+		var seq int64
+		if s.d.SeqClock == "" {
+			seq = s.seqs.next()
 		}
-		if _, err := tx.ExecContext(ctx, enqueueBatchSQL, args...); err != nil {
+		args := make([]any, 0, 5*len(ids))
+		for _, id := range ids {
+			args = append(args, id, cmd.UUID)
+			if s.d.SeqClock == "" {
+				args = append(args, seq)
+			}
+			args = append(args, store.QueueQueued, at)
+		}
+		if _, err := tx.ExecContext(ctx, s.enqueueSQL(enqueueBatch), args...); err != nil {
 			return failed(err, ids)
 		}
 		channelIDs = channelIDs[enqueueBatch:]
 	}
 	for _, id := range channelIDs {
-		if _, err := tx.ExecContext(ctx, enqueueOneSQL, id, cmd.UUID, store.QueueQueued, at, id); err != nil {
+		args := []any{id, cmd.UUID}
+		if s.d.SeqClock == "" {
+			args = append(args, s.seqs.next())
+		}
+		args = append(args, store.QueueQueued, at, id)
+		if _, err := tx.ExecContext(ctx, s.enqueueSQL(1), args...); err != nil {
 			return failed(err, []string{id})
 		}
 	}

@@ -45,6 +45,13 @@ type Dialect struct {
 	// one database transaction with one durable COMMIT (groupcommit.go);
 	// for a backend with a single writer connection (SQLite).
 	GroupCommit bool
+	// SeqClock is an SQL expression for the current time in microseconds
+	// on the database server, giving queue rows their seq (mdm.go); empty:
+	// the store's own counter (one process writes: SQLite).
+	SeqClock string
+	// Greatest names the scalar maximum function (GREATEST; SQLite's is
+	// MAX with two arguments).
+	Greatest string
 }
 
 // Store implements store.Store over database/sql.
@@ -55,6 +62,8 @@ type Store struct {
 	name string
 	// gc is the group committer when the dialect asks for one.
 	gc *groupCommitter
+	// seqs gives queue rows their seq when the dialect has no SeqClock.
+	seqs seqCounter
 	// Closers run on Close (connection pools).
 	closers []func() error
 }
