@@ -214,3 +214,14 @@ func (g *groupCommitter) exec(ctx context.Context, q string, args ...any) (sql.R
 	})
 	return res, err
 }
+
+// writeRow runs a single write statement that returns a row (INSERT …
+// RETURNING) on the writer and scans it into dest: with group commit as a
+// transaction of the next batch (the row is read before the batch
+// commits), otherwise directly.
+func (s *Store) writeRow(ctx context.Context, q string, args []any, dest ...any) error {
+	if s.gc == nil {
+		return s.w.QueryRowContext(ctx, q, args...).Scan(dest...)
+	}
+	return s.gc.do(ctx, func(tx *Tx) error { return tx.QueryRowContext(ctx, q, args...).Scan(dest...) })
+}

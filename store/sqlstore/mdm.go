@@ -79,14 +79,14 @@ func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.
 }
 
 func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
-	err := s.w.QueryRowContext(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
+	err := s.writeRow(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
 		push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (enrollment_ref, kind, enrollment_user_id) DO UPDATE SET user_short_name = excluded.user_short_name,
 		user_long_name = excluded.user_long_name, push_token = excluded.push_token, push_magic = excluded.push_magic,
 		push_dead = excluded.push_dead, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
 		RETURNING id`,
-		c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
-		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)).Scan(&c.ID)
+		[]any{c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
+			toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)}, &c.ID)
 	return s.constraint(err)
 }
 
