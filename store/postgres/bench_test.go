@@ -53,7 +53,7 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -108,7 +108,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		ch := fmt.Sprint("CH-", n.Add(1)%writers)
 		for pb.Next() {
-			if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("c", n.Add(1)), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{ch}); err != nil {
+			if err := s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("c", n.Add(1)), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{ch}); err != nil {
 				b.Error(err)
 				return
 			}

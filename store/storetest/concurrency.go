@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -22,7 +23,7 @@ func testQueueOrderPerChannel(t *testing.T, s store.Store) {
 	}
 	enq := func(uuid string, targets ...string) {
 		t.Helper()
-		if err := s.Enqueue(ctx, &store.Command{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, targets); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, targets); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +39,7 @@ func testQueueOrderPerChannel(t *testing.T, s store.Store) {
 			if err != nil || q.UUID != u {
 				t.Fatalf("%s: got %v %v, want %s", id, q, err, u)
 			}
-			if _, err := s.RecordResult(ctx, e1.ID, id, u, store.QueueAcknowledged, nil, now(), nil); err != nil {
+			if _, err := s.RecordResult(ctx, e1.ID, id, u, mdm.Acknowledged, nil, now(), nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -68,12 +69,12 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 			id := fmt.Sprint("W-", w)
 			for i := 0; i < each; i++ {
 				uuid := fmt.Sprintf("w%d-%d", w, i)
-				if err := s.Enqueue(ctx, &store.Command{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, []string{id}); err != nil {
+				if err := s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, []string{id}); err != nil {
 					errs <- fmt.Errorf("%s: %w", uuid, err)
 				}
 				// A failing write between the good ones.
 				bad := fmt.Sprintf("bad%d-%d", w, i)
-				if err := s.Enqueue(ctx, &store.Command{UUID: bad, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, []string{id, "NO-SUCH-CHANNEL"}); err == nil {
+				if err := s.Enqueue(ctx, &store.CommandRecord{UUID: bad, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, []string{id, "NO-SUCH-CHANNEL"}); err == nil {
 					errs <- fmt.Errorf("%s: enqueued for an unknown channel", bad)
 				}
 			}
