@@ -197,8 +197,11 @@ func (s *Store) enqueueSQL(batch int) string {
 		return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
 			SELECT ?, ?, ` + s.d.Greatest + `(` + clock + `, COALESCE(MAX(seq), 0) + 1), ?, CAST(? AS BIGINT) FROM queue WHERE channel_id = ?`
 	}
+	// A batch takes one seq for all its rows (its channels differ): read
+	// once, passed as a parameter (evaluating the clock per row made
+	// PostgreSQL's bulk insert markedly slower).
 	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, "+clock+", ?, ?), ", batch), ", ")
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", batch), ", ")
 }
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
@@ -235,14 +238,12 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		var seq int64
 		if s.d.SeqClock == "" {
 			seq = s.seqs.next()
+		} else if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
+			return err
 		}
 		args := make([]any, 0, 5*len(ids))
 		for _, id := range ids {
-			args = append(args, id, cmd.UUID)
-			if s.d.SeqClock == "" {
-				args = append(args, seq)
-			}
-			args = append(args, store.QueueQueued, at)
+			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
 		}
 		if _, err := tx.ExecContext(ctx, s.enqueueSQL(enqueueBatch), args...); err != nil {
 			return failed(err, ids)
