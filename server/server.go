@@ -35,6 +35,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/scephttp"
 	"github.com/pomona-mdm/pomona/http/signin"
 	"github.com/pomona-mdm/pomona/http/wellknown"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -121,6 +122,16 @@ type Config struct {
 	// the device's next request is answered com.apple.unrecognized.device).
 	// Off by default: a disabled user's devices stay enrolled.
 	UnenrollOnDisable bool
+	// ReenrollWindow: a new enrollment is linked to the same user's
+	// earlier one of the same model last heard of at most this long before
+	// (default 30 days; docs/lifecycle.md, "Re-enrollment").
+	ReenrollWindow time.Duration
+	// SilentAfter: enrolled devices not seen for this long are flagged
+	// silent (default 30 days).
+	SilentAfter time.Duration
+	// RetireSilentAfter: devices not seen for this long are retired
+	// (RemoveProfile, enrollment ended); zero, the default, never retires.
+	RetireSilentAfter time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's
@@ -168,6 +179,11 @@ type Server struct {
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
+	// Reenroll, Silence and Endings are the enrollment lifecycle
+	// (package lifecycle).
+	Reenroll *lifecycle.Reenrollment
+	Silence  *lifecycle.Silence
+	Endings  *lifecycle.Endings
 	Admins    *admins.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
@@ -336,8 +352,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: clock}
-	if cfg.UnenrollOnDisable {
-		s.Directory.Disabled = s.unenrollDisabled
+	if err := s.setupLifecycle(clock); err != nil {
+		return nil, err
 	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
@@ -402,6 +418,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
 		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer, Admins: s.Admins, SetupURL: s.SetupURL,
+		Endings: s.Endings, Silence: s.Silence,
 	}).Register(mux)
 	(&console.Console{
 		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
@@ -735,6 +752,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.repush(ctx)
 	go s.renewals(ctx)
 	go s.purgeTombstones(ctx)
+	go s.retireSilent(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -891,6 +909,8 @@ func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 		return
 	case "identity-expired":
 		s.Metrics.Renewals.WithLabelValues("expired").Inc()
+	case "authenticate":
+		s.reenrolled(ctx, e.Enrollment)
 	}
 	name := map[string]string{"authenticate": "device.authenticated", "token-update": "device.token_update", "checkout": "device.checked_out", "result": "command.result",
 		"identity-expired": "device.identity_expired"}[e.Kind]

@@ -20,6 +20,7 @@ import (
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
@@ -53,6 +54,10 @@ type API struct {
 	// Admins manages console accounts; SetupURL makes a setup link.
 	Admins   *admins.Service
 	SetupURL func(token string) string
+	// Endings deletes users and tenants without orphaning devices;
+	// Silence flags silent devices (package lifecycle).
+	Endings *lifecycle.Endings
+	Silence *lifecycle.Silence
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error

@@ -44,6 +44,13 @@ type Device struct {
 	// Renewal is the latest renewal of the identity certificate (single
 	// device only; absent before the first one).
 	Renewal *Renewal `json:"renewal,omitempty"`
+	// Silent: enrolled and not seen for serve --silent-after.
+	Silent bool `json:"silent"`
+	// Predecessor is the device id of the enrollment this one likely
+	// replaces (the same user's device re-enrolled); Successor, on a
+	// single device, the one that likely replaced it (docs/lifecycle.md).
+	Predecessor string `json:"predecessor,omitempty"`
+	Successor   string `json:"successor,omitempty"`
 }
 
 // Renewal is the state of an identity renewal (docs/lifecycle.md).
@@ -119,13 +126,17 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.UserID = usr.ID
 	}
+	f, err := a.silentFilter(r, f)
+	if err != nil {
+		return err
+	}
 	es, err := a.Store.Enrollments(r.Context(), f)
 	if err != nil {
 		return err
 	}
 	out := make([]Device, 0, len(es))
 	for i := range es {
-		out = append(out, device(&es[i]))
+		out = append(out, a.lifecycleFields(device(&es[i]), &es[i]))
 	}
 	resp := map[string]any{"devices": out}
 	if len(es) == f.Limit {
@@ -140,7 +151,10 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := device(e)
+	d := a.lifecycleFields(device(e), e)
+	if err := a.links(r.Context(), &d, e); err != nil {
+		return err
+	}
 	chs, err := a.Store.Channels(r.Context(), e.ID)
 	if err != nil {
 		return err

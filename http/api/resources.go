@@ -248,26 +248,24 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
-	if err != nil {
-		return err
-	}
+	by := Principal(r.Context())
 	if dry {
-		dryRun(w, devices)
+		devices, err := a.Endings.Enrolled(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
+		if err != nil {
+			return err
+		}
+		dryRun(w, len(devices))
 		return nil
 	}
-	by := Principal(r.Context())
-	if cascade {
-		a.unenrollAll(r.Context(), devices, by)
-	}
-	if err := a.Store.DeleteTenant(r.Context(), t.ID, cascade, store.Ending{Reason: "tenant deleted by " + by, At: a.now()}); err != nil {
+	n, err := a.Endings.DeleteTenant(r.Context(), t.ID, cascade, by)
+	if err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return &httpx.Error{Status: http.StatusConflict, Code: "in_use",
 				Message: "the tenant still has users; delete them first or pass cascade=true to delete them with it", Err: err}
 		}
 		return err
 	}
-	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", len(devices), "by", by)
+	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", n, "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -396,20 +394,20 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{UserID: u.ID})
-	if err != nil {
-		return err
-	}
 	if dry {
-		dryRun(w, devices)
+		devices, err := a.Endings.Enrolled(r.Context(), store.EnrollmentFilter{UserID: u.ID})
+		if err != nil {
+			return err
+		}
+		dryRun(w, len(devices))
 		return nil
 	}
 	by := Principal(r.Context())
-	a.unenrollAll(r.Context(), devices, by)
-	if err := a.Store.DeleteUser(r.Context(), u.ID, store.Ending{Reason: "user deleted by " + by, At: a.now()}); err != nil {
+	n, err := a.Endings.DeleteUser(r.Context(), u.ID, by)
+	if err != nil {
 		return err
 	}
-	a.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", len(devices), "by", by)
+	a.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", n, "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
