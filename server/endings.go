@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"time"
-
 )
 
 // DefaultTombstoneRetention is how long tombstones are kept by default: a

@@ -184,10 +184,10 @@ type Server struct {
 	Reenroll *lifecycle.Reenrollment
 	Silence  *lifecycle.Silence
 	Endings  *lifecycle.Endings
-	Admins    *admins.Service
-	CA        *pki.CA
-	Issuer    *pki.Issuer
-	pusher    *pusher
+	Admins   *admins.Service
+	CA       *pki.CA
+	Issuer   *pki.Issuer
+	pusher   *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
