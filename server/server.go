@@ -179,15 +179,10 @@ type Server struct {
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
-	// Reenroll, Silence and Endings are the enrollment lifecycle
-	// (package lifecycle).
-	Reenroll *lifecycle.Reenrollment
-	Silence  *lifecycle.Silence
-	Endings  *lifecycle.Endings
-	Admins   *admins.Service
-	CA       *pki.CA
-	Issuer   *pki.Issuer
-	pusher   *pusher
+	Admins    *admins.Service
+	CA        *pki.CA
+	Issuer    *pki.Issuer
+	pusher    *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
@@ -201,6 +196,12 @@ type Server struct {
 	unlock    func()            // releases the SQLite store's lock (a no-op for PostgreSQL)
 	acme      *tlscert.ACME     // --tls=acme
 	notes     startup
+
+	// Reenroll, Silence and Endings are the enrollment lifecycle
+	// (package lifecycle).
+	Reenroll *lifecycle.Reenrollment
+	Silence  *lifecycle.Silence
+	Endings  *lifecycle.Endings
 }
 
 // startup collects what New learned, for the start-up summary.

@@ -36,7 +36,9 @@ import (
 
 // Events Pomona publishes.
 var Events = []string{"enrollment.profile_issued", "device.authenticated", "device.token_update", "device.checked_out", "command.result",
-	"device.renewal_queued", "device.identity_renewed", "device.renewal_failed", "device.identity_expired"}
+	"device.renewal_queued", "device.identity_renewed", "device.renewal_failed", "device.identity_expired",
+	// The enrollment lifecycle (package lifecycle, docs/lifecycle.md).
+	"device.reenrolled", "enrollment.ended"}
 
 // Sign returns the Pomona-Signature header value for body at t.
 func Sign(secret, body []byte, t time.Time) string {
