@@ -17,14 +17,17 @@ import (
 // expiredIdentity answers a request signed by an identity certificate
 // Pomona issued to an enrollment that is past its NotAfter: a clear 403
 // (not the generic "not valid now") and an operator log line with the
-// next step. nil when cert is not such a certificate.
+// next step. An ending wins over the expiry: when the enrollment was
+// deleted (tombstone) or ended, the answer is com.apple.unrecognized.device
+// as for a valid certificate, so the device still removes its profile. nil
+// when cert is not such a certificate.
 func (s *Service) expiredIdentity(ctx context.Context, cert *x509.Certificate, now time.Time) *Response {
 	if cert == nil || !now.After(cert.NotAfter) || cert.CheckSignatureFrom(s.CA) != nil {
 		return nil
 	}
 	ic, err := s.Store.IdentityCert(ctx, enroll.SerialHex(cert))
 	if err != nil {
-		return nil
+		return s.tombstoned(ctx, cert)
 	}
 	if sum := sha256.Sum256(cert.Raw); !bytes.Equal(sum[:], ic.SHA256) {
 		return nil
@@ -32,6 +35,10 @@ func (s *Service) expiredIdentity(ctx context.Context, cert *x509.Certificate, n
 	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
 	if err != nil {
 		return nil
+	}
+	if !ic.RevokedAt.IsZero() || enr.Status == store.EnrollmentUnenrolled {
+		resp := unrecognized("the enrollment of this expired identity was ended")
+		return &resp
 	}
 	s.Log.Warn("a device's identity certificate expired before it was renewed: the device cannot be managed any more. "+
 		"Next step: ask the user to remove the work account (Settings > General > VPN & Device Management) and sign in again; "+
@@ -67,4 +74,21 @@ func expiredSigner(header string, body []byte) *x509.Certificate {
 		return nil
 	}
 	return c
+}
+
+// tombstoned answers com.apple.unrecognized.device when cert's enrollment
+// was deleted with its user or tenant (a tombstone names this very
+// certificate: serial and SHA-256 fingerprint); nil otherwise. The device
+// then removes its profile (docs/lifecycle.md, "Endings").
+func (s *Service) tombstoned(ctx context.Context, cert *x509.Certificate) *Response {
+	ts, err := s.Store.Tombstone(ctx, enroll.SerialHex(cert))
+	if err != nil || !sameFingerprint(ts.SHA256, cert) {
+		return nil
+	}
+	if s.Log != nil {
+		s.Log.Info("request from a device whose enrollment was deleted", "enrollment", ts.EnrollmentID,
+			"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
+	}
+	resp := unrecognized("the enrollment was deleted: " + ts.Reason)
+	return &resp
 }

@@ -169,13 +169,8 @@ func (s *Service) identify(ctx context.Context, r Request) (*authenticated, *Res
 		// The enrollment may have gone with its user or tenant: its
 		// tombstone says so, and com.apple.unrecognized.device makes the
 		// device remove its profile (docs/lifecycle.md, "Endings").
-		if ts, terr := s.Store.Tombstone(ctx, serial); terr == nil && sameFingerprint(ts.SHA256, cert) {
-			if s.Log != nil {
-				s.Log.Info("request from a device whose enrollment was deleted", "enrollment", ts.EnrollmentID,
-					"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
-			}
-			resp := unrecognized("the enrollment was deleted: " + ts.Reason)
-			return nil, &resp
+		if resp := s.tombstoned(ctx, cert); resp != nil {
+			return nil, resp
 		}
 		resp := plain(http.StatusForbidden, "the identity certificate is not one Pomona issued to an enrollment")
 		return nil, &resp
