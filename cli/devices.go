@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const deviceUsage = "device list [--tenant T] [--user U] [--status S] [--platform P] | show <id> | command <id> '<json>' | command --tenant T|--user U '<json>' | commands <id> | push <id> | unenroll <id> [--immediately]"
+const deviceUsage = "device list [--tenant T] [--user U] [--status S] [--platform P] [--silent] | show <id> | command <id> '<json>' | command --tenant T|--user U '<json>' | commands <id> | push <id> | unenroll <id> [--immediately]"
 
 func runDevice(env *Env, args []string) error {
 	sub, args, err := subcommand(args, deviceUsage)
@@ -25,6 +25,7 @@ func runDevice(env *Env, args []string) error {
 	user := fs.String("user", "", "list: user id or email")
 	status := fs.String("status", "", "list: pending, enrolled or unenrolled")
 	platform := fs.String("platform", "", "list: iOS or macOS")
+	silent := fs.Bool("silent", false, "list: only enrolled devices not seen for serve --silent-after")
 	channel := fs.String("channel", "", "command: device (default) or user (a Mac's user channel)")
 	noPush := fs.Bool("no-push", false, "command: queue without waking the device")
 	immediately := fs.Bool("immediately", false, "unenroll: also forget the device at once (its next request unenrolls it)")
@@ -46,6 +47,9 @@ func runDevice(env *Env, args []string) error {
 	switch sub {
 	case "list":
 		q := url.Values{"limit": {"1000"}}
+		if *silent {
+			q.Set("silent", "true")
+		}
 		for k, v := range map[string]string{"tenant": *tenant, "user": *user, "status": *status, "platform": *platform} {
 			if v != "" {
 				q.Set(k, v)
@@ -63,7 +67,11 @@ func runDevice(env *Env, args []string) error {
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tENROLLMENT ID\tSTATUS\tPLATFORM\tPRODUCT\tOS\tUSER\tLAST SEEN")
 		for _, d := range out.Devices {
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), d["status"], d["platform"], d["product"],
+			st := str(d["status"])
+			if d["silent"] == true {
+				st += " (silent)"
+			}
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), st, d["platform"], d["product"],
 				orDash(str(d["os_version"])), d["user_id"], orDash(str(d["last_seen_at"])))
 		}
 		return tw.Flush()

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/server"
@@ -56,6 +57,9 @@ func runServe(env *Env, args []string) error {
 	fs.DurationVar(&cfg.RenewalWindow, "renewal-window", renewal.DefaultWindow, "renew device identity certificates within this long before they expire (spread over its first half per device)")
 	fs.DurationVar(&cfg.RenewalTimeout, "renewal-timeout", renewal.DefaultTimeout, "a renewal whose device has not fetched its new identity after this long counts as failed and is tried again")
 	fs.BoolVar(&cfg.UnenrollOnDisable, "unenroll-on-disable", false, "disabling a user also unenrolls their devices (RemoveProfile; the device is forgotten at once)")
+	fs.DurationVar(&cfg.ReenrollWindow, "reenroll-window", lifecycle.DefaultReenrollWindow, "link a new enrollment to the same user's earlier one of the same model last heard of at most this long before (its likely predecessor)")
+	fs.DurationVar(&cfg.SilentAfter, "silent-after", lifecycle.DefaultSilentAfter, "flag enrolled devices not seen for this long as silent (API, console, CLI filters; dashboard count)")
+	fs.DurationVar(&cfg.RetireSilentAfter, "retire-silent-after", 0, "retire devices not seen for this long: RemoveProfile, enrollment ended, enrollment.ended event (0: never; at least --silent-after)")
 	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", server.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", admins.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")
