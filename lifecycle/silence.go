@@ -101,7 +101,7 @@ func (s *Silence) Run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
-	by := fmt.Sprintf("policy: silent for %s", days(s.RetireAfter))
+	by := "policy: silent for " + Days(s.RetireAfter)
 	for i := range due {
 		e := &due[i]
 		if err := s.End(ctx, e, by); err != nil {
@@ -119,8 +119,9 @@ func (s *Silence) Run(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// days writes d in days when it is a whole number of them ("30 days").
-func days(d time.Duration) string {
+// Days writes d in days when it is a whole number of them ("30 days"),
+// else as a Go duration ("36h0m0s").
+func Days(d time.Duration) string {
 	switch {
 	case d == 24*time.Hour:
 		return "1 day"

@@ -28,6 +28,7 @@ import (
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -71,6 +72,10 @@ type Console struct {
 	Metrics *metrics.Metrics
 	Now     func() time.Time
 	Version string
+	// Endings deletes users and tenants without orphaning devices;
+	// Silence flags silent devices (package lifecycle).
+	Endings *lifecycle.Endings
+	Silence *lifecycle.Silence
 
 	pages map[string]*template.Template
 }
@@ -124,6 +129,8 @@ func (c *Console) routes() []route {
 		{"POST /console/tenants/{id}/check", R, c.checkDomain},
 		{"POST /console/tenants/{id}/branding", M, c.updateBranding},
 		{"POST /console/tenants/{id}/delete", M, c.deleteTenant},
+		{"GET /console/tenants/{id}/delete", M, c.confirmDeleteTenant},
+		{"POST /console/tenants/{id}/delete-with-users", M, c.deleteTenantWithUsers},
 		{"GET /console/users", R, c.users},
 		{"POST /console/users", M, c.createUser},
 		{"POST /console/users/import", M, c.importUsers},
@@ -132,6 +139,8 @@ func (c *Console) routes() []route {
 		{"POST /console/users/{id}/password", M, c.setUserPassword},
 		{"POST /console/users/{id}/second-factor", M, c.resetUserTOTP},
 		{"POST /console/users/{id}/reauthenticate", S, c.reauthenticate},
+		{"GET /console/users/{id}/delete", M, c.confirmDeleteUser},
+		{"POST /console/users/{id}/delete", M, c.deleteUser},
 		{"GET /console/devices", R, c.devices},
 		{"GET /console/devices/{id}", R, c.device},
 		{"POST /console/devices/{id}/commands", M, c.sendCommand},

@@ -11,13 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
 	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
@@ -38,6 +38,9 @@ type dashboardView struct {
 	Push                    *pushcert.Cert
 	PushDays                int
 	PushWarnings            []string
+	// SilentFor is serve --silent-after in words (D.PendingDevices counts
+	// the silent devices).
+	SilentFor string
 }
 
 type platformCount struct {
@@ -48,11 +51,11 @@ type platformCount struct {
 
 func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
 	now := c.Now()
-	d, err := c.Store.Dashboard(r.Context(), now.AddDate(0, 0, -30), now.Add(-7*24*time.Hour))
+	d, err := c.Store.Dashboard(r.Context(), now.AddDate(0, 0, -30), c.silentCutoff())
 	if err != nil {
 		return err
 	}
-	v := dashboardView{D: d, Versions: d.Enrolled, Chart: barChart(d.PerDay, 30, now)}
+	v := dashboardView{D: d, Versions: d.Enrolled, Chart: barChart(d.PerDay, 30, now), SilentFor: c.silentFor()}
 	byPlatform := map[string]int{}
 	for _, e := range d.Enrolled {
 		v.Devices += e.Count
@@ -411,6 +414,7 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	if f.Status == "all" {
 		f.Status = ""
 	}
+	f = c.silentFilter(f)
 	es, err := c.Store.Enrollments(r.Context(), f)
 	if err != nil {
 		return err
@@ -428,7 +432,7 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 		status = store.EnrollmentEnrolled
 	}
 	c.render(w, r, http.StatusOK, "devices", "Devices", map[string]any{"Devices": es, "Tenants": ts, "Status": status,
-		"Platform": f.Platform, "Tenant": f.TenantID, "Next": next})
+		"Platform": f.Platform, "Tenant": f.TenantID, "Next": next, "Silent": c.silentSet(es), "SilentFor": c.silentFor()})
 	return nil
 }
 
@@ -540,7 +544,12 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	if cmd, ok := c.Catalog.Command(rt); ok {
 		title = cmd.Title
 	}
+	pred, succ, err := lifecycle.Links(r.Context(), c.Store, e)
+	if err != nil {
+		return err
+	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
+		"Predecessor": pred, "Successor": succ, "Silent": c.silent(e), "SilentFor": c.silentFor(),
 		"Device": e, "User": u, "Renewal": renewal, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
