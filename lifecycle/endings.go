@@ -94,6 +94,10 @@ func (x *Endings) DeleteTenant(ctx context.Context, tenantID string, cascade boo
 // even though the disabled user's token is refused. Failures are logged;
 // the user stays disabled.
 func (x *Endings) UserDisabled(ctx context.Context, u *store.User) {
+	if x.Unenroll == nil {
+		x.Log.Error("unenroll on disable: no way to unenroll devices configured", "user", u.ID)
+		return
+	}
 	devices, err := x.Enrolled(ctx, store.EnrollmentFilter{UserID: u.ID})
 	if err != nil {
 		x.Log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)

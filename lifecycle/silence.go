@@ -51,6 +51,9 @@ func (s *Silence) Check() error {
 	if s.RetireAfter < 0 || s.SilentAfter < 0 {
 		return fmt.Errorf("--silent-after and --retire-silent-after must not be negative")
 	}
+	if s.RetireAfter > 0 && s.End == nil {
+		return fmt.Errorf("lifecycle: retiring silent devices needs Silence.End")
+	}
 	if s.RetireAfter > 0 && s.RetireAfter < s.silentAfter() {
 		return fmt.Errorf("--retire-silent-after %s is shorter than --silent-after %s: only silent devices are retired", s.RetireAfter, s.silentAfter())
 	}

@@ -59,6 +59,7 @@ func (c *Console) silentSet(es []store.Enrollment) map[string]bool {
 // confirmDeletion is the data of the confirmation page.
 type confirmDeletion struct {
 	What    string // "user" or "tenant"
+	ID      string // the tenant's id
 	Name    string // the email or tenant name
 	Action  string // where the form posts
 	Back    string // cancel link
@@ -139,6 +140,7 @@ func (c *Console) tenantDeletion(r *Request) (confirmDeletion, error) {
 	if err != nil {
 		return confirmDeletion{}, err
 	}
+	id := t.ID
 	devices, err := c.Endings.Enrolled(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
 	if err != nil {
 		return confirmDeletion{}, err
@@ -147,7 +149,7 @@ func (c *Console) tenantDeletion(r *Request) (confirmDeletion, error) {
 	if err != nil {
 		return confirmDeletion{}, err
 	}
-	return confirmDeletion{What: "tenant", Name: t.Name, Action: Prefix + "/tenants/" + t.ID + "/delete-with-users", Back: Prefix + "/tenants/" + t.ID,
+	return confirmDeletion{What: "tenant", ID: id, Name: t.Name, Action: Prefix + "/tenants/" + id + "/delete-with-users", Back: Prefix + "/tenants/" + id,
 		Users: len(users), Devices: devices, Typed: true}, nil
 }
 
@@ -168,18 +170,13 @@ func (c *Console) deleteTenantWithUsers(w http.ResponseWriter, r *Request) error
 		c.renderConfirm(w, r, http.StatusConflict, v)
 		return nil
 	}
-	id := r.PathValue("id")
-	t, err := c.Dir.ResolveTenant(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	n, err := c.Endings.DeleteTenant(r.Context(), t.ID, true, "console:"+r.Admin.Email)
+	n, err := c.Endings.DeleteTenant(r.Context(), v.ID, true, "console:"+r.Admin.Email)
 	if errors.Is(err, store.ErrNotFound) {
 		return refusef(http.StatusNotFound, "The tenant no longer exists.")
 	}
 	if err != nil {
 		return err
 	}
-	c.Log.Info("tenant deleted", "tenant", t.ID, "cascade", true, "devices_unenrolled", n, "by", "console:"+r.Admin.Email)
-	return c.done(w, r, Prefix+"/tenants", "Tenant %s deleted with its users; %d device(s) unenrolled.", t.Name, n)
+	c.Log.Info("tenant deleted", "tenant", v.ID, "cascade", true, "devices_unenrolled", n, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/tenants", "Tenant %s deleted with its users; %d device(s) unenrolled.", v.Name, n)
 }
