@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Store is what enrollment needs from storage.
@@ -88,7 +88,7 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 		return nil, nil, fmt.Errorf("device %q is not enrolled by Pomona", r.Body.Info.Product)
 	}
 	now := s.now()
-	challenge, chHash := token.New()
+	challenge, chHash := opaquetoken.New()
 	e := &store.Enrollment{
 		ID: newEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
 		Platform: platform, Product: r.Body.Info.Product, OSVersion: r.Body.Info.OSVersion, BuildVersion: r.Body.Info.Version,
@@ -143,7 +143,7 @@ func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, k store.Pr
 }
 
 func newEnrollmentID() string {
-	t, _ := token.New()
+	t, _ := opaquetoken.New()
 	return "en_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:20]
 }
 
@@ -170,7 +170,7 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	if challenge == "" {
 		return nil, nil, ErrNoChallenge
 	}
-	h := token.Hash(challenge)
+	h := opaquetoken.Hash(challenge)
 	ch, err := s.Store.SCEPChallenge(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, ErrBadChallenge
