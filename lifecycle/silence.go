@@ -117,7 +117,7 @@ func (s *Silence) Run(ctx context.Context) (int, error) {
 		n++
 		s.Log.Info("silent device retired: RemoveProfile queued and enrollment ended", "device", e.ID, "enrollment_id", e.AppleEnrollmentID,
 			"user", e.UserID, "last_seen", e.LastSeenAt, "retire_after", s.RetireAfter.String())
-		publish(ctx, s.Events, EventEnded, ended(e, EndRetired, by, now))
+		PublishEnded(ctx, s.Events, e, EndRetired, by, now)
 	}
 	return n, nil
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // DefaultTombstoneRetention is how long tombstones are kept by default: a
@@ -40,4 +42,18 @@ func (s *Server) PurgeTombstones(ctx context.Context) (int64, error) {
 		s.log.Info("tombstones purged", "count", n, "older_than", keep.String())
 	}
 	return n, err
+}
+
+// unenrollDisabled is the --unenroll-on-disable policy: every enrolled
+// device of a user just disabled is sent RemoveProfile and its enrollment
+// ended at once (app.Endings.UnenrollUser), so its next request is
+// answered com.apple.unrecognized.device even though the disabled user's
+// token is refused. Failures are logged; the user stays disabled.
+func (s *Server) unenrollDisabled(ctx context.Context, u *store.User) {
+	n, err := s.App.Endings.UnenrollUser(ctx, u.ID, "policy: user disabled")
+	if err != nil {
+		s.log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)
+		return
+	}
+	s.log.Info("user disabled: devices unenrolled by policy", "user", u.ID, "devices", n)
 }

@@ -13,19 +13,17 @@ import (
 const retireEvery = time.Hour
 
 // setupLifecycle builds the enrollment lifecycle: re-enrollment links,
-// silence and its retirement policy, endings by deletion and disabling.
+// silence and its retirement policy, and the enrollment.ended events of
+// the application layer's endings.
 func (s *Server) setupLifecycle(clock func() time.Time) error {
-	unenroll := func(ctx context.Context, e *store.Enrollment, immediately bool, by string) error {
-		_, err := s.Commands.Unenroll(ctx, e, immediately, by)
-		return err
-	}
-	s.Endings = &lifecycle.Endings{Store: s.Store, Unenroll: unenroll, Events: s.events, Now: clock, Log: s.log}
-	if s.cfg.UnenrollOnDisable {
-		s.Directory.Disabled = s.Endings.UserDisabled
-	}
+	s.App.Endings.Events = s.events
 	s.Reenroll = &lifecycle.Reenrollment{Store: s.Store, Window: s.cfg.ReenrollWindow, Events: s.events, Log: s.log}
 	s.Silence = &lifecycle.Silence{Store: s.Store, SilentAfter: s.cfg.SilentAfter, RetireAfter: s.cfg.RetireSilentAfter, Events: s.events,
-		Now: clock, Log: s.log, End: func(ctx context.Context, e *store.Enrollment, by string) error { return unenroll(ctx, e, true, by) }}
+		Now: clock, Log: s.log, End: func(ctx context.Context, e *store.Enrollment, by string) error {
+			_, err := s.App.Commands.Unenroll(ctx, e, true, by)
+			return err
+		}}
+	s.App.Devices.Silence = s.Silence
 	return s.Silence.Check()
 }
 

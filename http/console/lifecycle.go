@@ -1,12 +1,10 @@
 package console
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
-	"github.com/pomona-mdm/pomona/lifecycle"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -16,40 +14,11 @@ import (
 // or a tenant with its users after a confirmation page that says how many
 // devices will be unenrolled (as the API's ?dry_run and the CLI's --yes).
 
-// silentCutoff is the last-seen time before which an enrolled device is
-// silent, on the device-lifecycle clock.
-func (c *Console) silentCutoff() time.Time {
-	if c.Silence == nil {
-		return c.Now().Add(-lifecycle.DefaultSilentAfter)
-	}
-	return c.Silence.Cutoff(c.Silence.Now())
-}
-
-// silentFor is the silence threshold in words ("30 days").
-func (c *Console) silentFor() string {
-	if c.Silence == nil {
-		return lifecycle.Days(lifecycle.DefaultSilentAfter)
-	}
-	return lifecycle.Days(c.Silence.Threshold())
-}
-
-func (c *Console) silent(e *store.Enrollment) bool {
-	return e.Status == store.EnrollmentEnrolled && e.LastSeenAt.Before(c.silentCutoff())
-}
-
-// silentFilter turns the devices page's status "silent" into the filter.
-func (c *Console) silentFilter(f store.EnrollmentFilter) store.EnrollmentFilter {
-	if f.Status == "silent" {
-		f.Status, f.SeenBefore = store.EnrollmentEnrolled, c.silentCutoff()
-	}
-	return f
-}
-
 // silentSet names the silent devices of a page.
 func (c *Console) silentSet(es []store.Enrollment) map[string]bool {
 	out := map[string]bool{}
 	for i := range es {
-		if c.silent(&es[i]) {
+		if c.App.Devices.Silent(&es[i]) {
 			out[es[i].ID] = true
 		}
 	}
@@ -59,11 +28,12 @@ func (c *Console) silentSet(es []store.Enrollment) map[string]bool {
 // confirmDeletion is the data of the confirmation page.
 type confirmDeletion struct {
 	What    string // "user" or "tenant"
-	ID      string // the tenant's id
+	ID      string // the user's or tenant's id
 	Name    string // the email or tenant name
 	Action  string // where the form posts
 	Back    string // cancel link
 	Users   int    // tenant: users deleted with it
+	More    bool   // tenant: and more users than Users
 	Devices []store.Enrollment
 	// Shown bounds the device list on the page (the count is exact).
 	Shown []store.Enrollment
@@ -89,41 +59,46 @@ func confirmedCount(r *Request) int {
 	return n
 }
 
-func (c *Console) confirmDeleteUser(w http.ResponseWriter, r *Request) error {
+func (c *Console) userDeletion(r *Request) (confirmDeletion, error) {
 	u, err := c.userRef(r)
 	if err != nil {
-		return err
+		return confirmDeletion{}, err
 	}
-	devices, err := c.Endings.Enrolled(r.Context(), store.EnrollmentFilter{UserID: u.ID})
+	devices, err := c.App.Endings.Enrolled(r.Context(), store.EnrollmentFilter{UserID: u.ID})
+	if err != nil {
+		return confirmDeletion{}, err
+	}
+	return confirmDeletion{What: "user", ID: u.ID, Name: u.Email, Action: Prefix + "/users/" + u.ID + "/delete", Back: Prefix + "/users/" + u.ID,
+		Devices: devices}, nil
+}
+
+func (c *Console) confirmDeleteUser(w http.ResponseWriter, r *Request) error {
+	v, err := c.userDeletion(r)
 	if err != nil {
 		return err
 	}
-	c.renderConfirm(w, r, http.StatusOK, confirmDeletion{What: "user", Name: u.Email, Action: Prefix + "/users/" + u.ID + "/delete",
-		Back: Prefix + "/users/" + u.ID, Devices: devices})
+	c.renderConfirm(w, r, http.StatusOK, v)
 	return nil
 }
 
+// deleteUser deletes a user (app.Users.Delete: RemoveProfile to each
+// enrolled device first, tombstones) once the administrator saw the count.
 func (c *Console) deleteUser(w http.ResponseWriter, r *Request) error {
-	u, err := c.userRef(r)
+	v, err := c.userDeletion(r)
 	if err != nil {
 		return err
 	}
-	devices, err := c.Endings.Enrolled(r.Context(), store.EnrollmentFilter{UserID: u.ID})
-	if err != nil {
-		return err
-	}
-	v := confirmDeletion{What: "user", Name: u.Email, Action: Prefix + "/users/" + u.ID + "/delete", Back: Prefix + "/users/" + u.ID, Devices: devices}
-	if confirmedCount(r) != len(devices) {
+	if confirmedCount(r) != len(v.Devices) {
 		v.Error = "The number of devices to unenroll changed since the page was shown: check it again."
 		c.renderConfirm(w, r, http.StatusConflict, v)
 		return nil
 	}
-	n, err := c.Endings.DeleteUser(r.Context(), u.ID, "console:"+r.Admin.Email)
+	_, n, err := c.App.Users.Delete(r.Context(), v.ID, false, "console:"+r.Admin.Email)
 	if err != nil {
 		return err
 	}
-	c.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", n, "by", "console:"+r.Admin.Email)
-	return c.done(w, r, Prefix+"/users", "%s deleted; %d device(s) unenrolled.", u.Email, n)
+	c.Log.Info("user deleted", "user", v.ID, "devices_unenrolled", n, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/users", "%s deleted; %d device(s) unenrolled.", v.Name, n)
 }
 
 func (c *Console) confirmDeleteTenant(w http.ResponseWriter, r *Request) error {
@@ -136,21 +111,20 @@ func (c *Console) confirmDeleteTenant(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) tenantDeletion(r *Request) (confirmDeletion, error) {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return confirmDeletion{}, err
 	}
-	id := t.ID
-	devices, err := c.Endings.Enrolled(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
+	devices, err := c.App.Endings.Enrolled(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
 	if err != nil {
 		return confirmDeletion{}, err
 	}
-	users, err := c.Store.Users(r.Context(), store.UserFilter{TenantID: t.ID, Limit: 100000})
+	users, more, err := c.App.Users.List(r.Context(), app.UserQuery{Tenant: t.ID, Limit: app.MaxLimit})
 	if err != nil {
 		return confirmDeletion{}, err
 	}
-	return confirmDeletion{What: "tenant", ID: id, Name: t.Name, Action: Prefix + "/tenants/" + id + "/delete-with-users", Back: Prefix + "/tenants/" + id,
-		Users: len(users), Devices: devices, Typed: true}, nil
+	return confirmDeletion{What: "tenant", ID: t.ID, Name: t.Name, Action: Prefix + "/tenants/" + t.ID + "/delete-with-users", Back: Prefix + "/tenants/" + t.ID,
+		Users: len(users), More: more != "", Devices: devices, Typed: true}, nil
 }
 
 // deleteTenantWithUsers deletes a tenant with its users (the API's
@@ -170,10 +144,7 @@ func (c *Console) deleteTenantWithUsers(w http.ResponseWriter, r *Request) error
 		c.renderConfirm(w, r, http.StatusConflict, v)
 		return nil
 	}
-	n, err := c.Endings.DeleteTenant(r.Context(), v.ID, true, "console:"+r.Admin.Email)
-	if errors.Is(err, store.ErrNotFound) {
-		return refusef(http.StatusNotFound, "The tenant no longer exists.")
-	}
+	_, n, err := c.App.Tenants.Delete(r.Context(), v.ID, true, false, "console:"+r.Admin.Email)
 	if err != nil {
 		return err
 	}
