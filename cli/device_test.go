@@ -48,6 +48,13 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) || !strings.Contains(r.stdout, "enrolled") {
 		t.Fatalf("device list:\n%s", r.stdout)
 	}
+	// Just seen: not silent; silent selects enrolled devices only.
+	if r := mustOK(t, runCLI(t, e, "", nil, "device", "list", "--silent")); strings.Contains(r.stdout, d.MDM.EnrollmentID) || strings.Contains(r.stdout, "(silent)") {
+		t.Fatalf("device list --silent right after enrolling:\n%s", r.stdout)
+	}
+	if r := runCLI(t, e, "", nil, "device", "list", "--silent", "--status", "pending"); r.code != 1 || !strings.Contains(r.stderr, "silent=true selects enrolled devices") {
+		t.Fatalf("device list --silent --status pending: %+v", r)
+	}
 	if r := runCLI(t, e, "", nil, "device", "command", d.MDM.EnrollmentID, `{"request_type":"EraseDevice"}`); r.code != 1 || !strings.Contains(r.stderr, "forbids") {
 		t.Fatalf("forbidden command: %+v", r)
 	}
