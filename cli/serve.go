@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/demo"
+	"github.com/pomona-mdm/pomona/endings"
 	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/renewal"
@@ -60,7 +62,7 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 	fs.DurationVar(&cfg.ReenrollWindow, "reenroll-window", lifecycle.DefaultReenrollWindow, "link a new enrollment to the same user's earlier one of the same model last heard of at most this long before (its likely predecessor)")
 	fs.DurationVar(&cfg.SilentAfter, "silent-after", lifecycle.DefaultSilentAfter, "flag enrolled devices not seen for this long as silent (API, console, CLI filters; dashboard count)")
 	fs.DurationVar(&cfg.RetireSilentAfter, "retire-silent-after", 0, "retire devices not seen for this long: RemoveProfile, enrollment ended, enrollment.ended event (0: never; at least --silent-after)")
-	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", server.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
+	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", endings.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", adminaccount.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
@@ -82,7 +84,7 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 			if cfg.DB != "" {
 				return usagef("--demo keeps its data apart in its own directory: it cannot be combined with --db")
 			}
-			cfg.DataDir = server.DemoDataDir(cfg.DataDir)
+			cfg.DataDir = demo.DataDir(cfg.DataDir)
 		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -5,6 +5,7 @@ package metrics
 import (
 	"net/http"
 	rtmetrics "runtime/metrics"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,9 +29,12 @@ type Metrics struct {
 
 	PushCertExpiry prometheus.Gauge // Unix time the push certificate expires (0: none)
 
-	MDM      *prometheus.CounterVec // endpoint, code
-	Commands *prometheus.CounterVec // event: queued, refused, result status
-	Pushes   *prometheus.CounterVec // result
+	MDM *prometheus.CounterVec // endpoint, code
+	// MDMMessages counts the MDM channel's messages by message (check-in
+	// MessageType, Idle, Result) and outcome (ok or the error's code).
+	MDMMessages *prometheus.CounterVec
+	Commands    *prometheus.CounterVec // event: queued, refused, result status
+	Pushes      *prometheus.CounterVec // result
 
 	// Renewals counts identity renewals by event: queued, issued, failed,
 	// and expired (a request refused because the identity expired first).
@@ -74,6 +78,9 @@ func New() *Metrics {
 	m.MDM = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_mdm_requests_total", Help: "MDM check-in and command requests by endpoint and answer code.",
 	}, []string{"endpoint", "code"})
+	m.MDMMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_mdm_messages_total", Help: "MDM messages that reached the service, by message (check-in MessageType, Idle, Result) and outcome (ok, or the error code: unauthenticated, forbidden, com.apple.unrecognized.device, ...).",
+	}, []string{"message", "outcome"})
 	m.Commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_commands_total", Help: "Commands queued, refused by the user-enrollment rules, and results by status.",
 	}, []string{"event"})
@@ -83,7 +90,7 @@ func New() *Metrics {
 	m.Renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_identity_renewals_total", Help: "Identity certificate renewals by event (queued, issued, failed; expired: a request refused because the identity expired before renewal). Alert on failed and expired.",
 	}, []string{"event"})
-	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes, m.Renewals)
+	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.MDMMessages, m.Commands, m.Pushes, m.Renewals)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pomona_go_heap_live_bytes",
@@ -104,4 +111,30 @@ func heapLive() float64 {
 		return 0
 	}
 	return float64(s[0].Value.Uint64())
+}
+
+// DeviceEvent counts what the MDM channel reports (kind is
+// mdmservice.Event.Kind): command results by status
+// (pomona_commands_total{event="result-<status>"}, "result-unknown-command"
+// for a result of no queued command) and expired identities
+// (pomona_renewals_total{event="expired"}).
+func (m *Metrics) DeviceEvent(kind, status string) {
+	switch kind {
+	case "unknown-result":
+		m.Commands.WithLabelValues("result-unknown-command").Inc()
+	case "identity-expired":
+		m.Renewals.WithLabelValues("expired").Inc()
+	case "result":
+		m.Commands.WithLabelValues("result-" + status).Inc()
+	}
+}
+
+// SetPushCertExpiry sets pomona_push_certificate_expiry_timestamp_seconds to
+// notAfter (Unix seconds), 0 for the zero time (no usable certificate).
+func (m *Metrics) SetPushCertExpiry(notAfter time.Time) {
+	if notAfter.IsZero() {
+		m.PushCertExpiry.Set(0)
+		return
+	}
+	m.PushCertExpiry.Set(float64(notAfter.Unix()))
 }

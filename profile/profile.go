@@ -16,6 +16,8 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
+
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 )
 
 // Common holds the keys every payload has.
@@ -93,7 +95,7 @@ type Params struct {
 	SCEPURL        string
 	SCEPChallenge  string
 	ManagedAppleID string
-	Platform       string // "iOS" or "macOS"
+	Platform       string // catalog.IOS or catalog.MacOS
 	// TrustedCA, when set, is installed as a trusted root (needed when the
 	// server's TLS certificate comes from Pomona's own CA).
 	TrustedCA *x509.Certificate
@@ -113,7 +115,7 @@ func (p Params) check() error {
 	if !strings.HasPrefix(p.ServerURL, "https://") {
 		return errors.New("profile: the ServerURL must be https")
 	}
-	if p.Platform != "iOS" && p.Platform != "macOS" {
+	if p.Platform != catalog.IOS && p.Platform != catalog.MacOS {
 		return fmt.Errorf("profile: unknown platform %q", p.Platform)
 	}
 	return nil
@@ -146,7 +148,7 @@ func Build(p Params) ([]byte, error) {
 			Retries: 3, RetryDelay: 10,
 		},
 	}
-	if p.Platform == "macOS" {
+	if p.Platform == catalog.MacOS {
 		no := false
 		scep.PayloadContent.KeyIsExtractable = &no
 	}

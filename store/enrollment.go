@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// ErrChallengeUsed: the one-time SCEP challenge was already consumed.
-var ErrChallengeUsed = errors.New("challenge already used")
+// ErrSCEPChallengeUsed: the one-time SCEP challenge was already consumed.
+var ErrSCEPChallengeUsed = errors.New("challenge already used")
 
 // ErrExpired: a one-time value (SCEP challenge) is past its lifetime.
 var ErrExpired = errors.New("expired")
@@ -38,9 +38,12 @@ const (
 
 // Enrollment is one device enrollment of one user, from the profile fetch on.
 type Enrollment struct {
-	ID           string
-	TenantID     string
-	UserID       string
+	ID       string
+	TenantID string
+	UserID   string
+	// TokenHash is the hash of the sign-in's access token, an input of
+	// CreateEnrollment (which binds that token to the enrollment); reads
+	// leave it nil — the binding lives on the token (AccessToken.EnrollmentID).
 	TokenHash    []byte
 	Platform     string // iOS or macOS
 	Product      string // e.g. iPhone15,3
@@ -135,7 +138,7 @@ type EnrollmentStore interface {
 	SCEPChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, error)
 	// ConsumeSCEPChallenge marks the challenge used and records cert in one
 	// transaction; for a renewal challenge it also marks the renewal of
-	// cert.RenewedFrom done. A used challenge gives ErrChallengeUsed, an expired one
+	// cert.RenewedFrom done. A used challenge gives ErrSCEPChallengeUsed, an expired one
 	// ErrExpired, an unknown one ErrNotFound; nothing is recorded then.
 	ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *IdentityCert) error
 	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)

@@ -197,6 +197,7 @@ type Store interface {
 	RenewalStore
 	TombstoneStore
 	LifecycleStore
+	DeviceRequestStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -1,0 +1,30 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/mdmservice"
+)
+
+// newMDMChannel builds the MDM channel (mdmservice.New stacks its
+// decorators) and the push-topic cache that pushChanged invalidates.
+func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmservice.Channel {
+	s.topics = &mdmservice.TopicCache{Load: s.PushCerts.Topic, Now: time.Now}
+	return mdmservice.New(mdmservice.Config{
+		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, Topic: s.topics, Emit: s.deviceEvent, Log: log, Now: clock,
+		Challenge: func(tenantID string) string { return enroll.WWWAuthenticate(s.LoginURL(tenantID)) },
+		Observe:   func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
+	})
+}
+
+// pushChanged follows a new (or no longer usable) push certificate: the
+// expiry metric, and the topic cache is emptied so the next check-in
+// compares against the new Topic at once.
+func (s *Server) pushChanged(notAfter time.Time) {
+	s.Metrics.SetPushCertExpiry(notAfter)
+	if s.topics != nil {
+		s.topics.Invalidate()
+	}
+}
