@@ -68,9 +68,14 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "DeviceInformation") || !strings.Contains(r.stdout, "Acknowledged") {
 		t.Fatalf("commands:\n%s", r.stdout)
 	}
+	// device show: text by default, the API's object with --json.
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID))
-	if !strings.Contains(r.stdout, `"device_information"`) {
+	if !strings.Contains(r.stdout, "device_information") || strings.Contains(r.stdout, "{") || !strings.Contains(r.stdout, d.MDM.EnrollmentID) {
 		t.Fatalf("show:\n%s", r.stdout)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID, "--json"))
+	if !strings.Contains(r.stdout, `"device_information"`) {
+		t.Fatalf("show --json:\n%s", r.stdout)
 	}
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "command", "--tenant", "a.example", `{"request_type":"ProfileList"}`, "--no-push"))
 	if !strings.Contains(r.stdout, "for 1 device(s)") {
@@ -139,5 +144,20 @@ func TestDeviceCommands(t *testing.T) {
 	r = mustOK(t, runCLI(t, e, "", nil, "audit", "--action", "POST /api/v1/devices/{id}/unenroll"))
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) {
 		t.Fatalf("audit:\n%s", r.stdout)
+	}
+
+	// Amy enrolls her iPhone again: device show names its predecessor.
+	d2, _ := devicesim.New(devicesim.Options{RootCAs: pool})
+	defer d2.Close()
+	if _, err := d2.Enroll(ctx, e.URL, devicesim.Credentials{User: "amy@a.example", Password: "amy-password"}); err != nil {
+		t.Fatal(err)
+	}
+	d2.Authenticate(ctx)
+	old := mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID, "--json"))
+	var oldDev struct{ ID string }
+	json.Unmarshal([]byte(old.stdout), &oldDev)
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d2.MDM.EnrollmentID))
+	if oldDev.ID == "" || !strings.Contains(r.stdout, "re-enrollment of") || !strings.Contains(r.stdout, oldDev.ID) {
+		t.Fatalf("device show of the re-enrolled device does not name its predecessor %q:\n%s", oldDev.ID, r.stdout)
 	}
 }

@@ -28,7 +28,7 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
 	return func(c *call) error {
 		if *user == "" {
-			return usagef("%s", c.withUsage("give --user"))
+			return usagef("give --user")
 		}
 		_, domain, err := address.Email(*user)
 		if err != nil {
