@@ -17,7 +17,9 @@ import (
 const TopicTTL = time.Minute
 
 // TopicCache holds the push topic (the push certificate's UID, "Topic" of
-// the enrollment profile's MDM payload) that check-ins must carry. Loading
+// the enrollment profile's MDM payload,
+// https://developer.apple.com/documentation/devicemanagement/mdm) that a
+// check-in carrying Topic must match. Loading
 // it reads and unseals the push certificate, too costly for every
 // check-in, so it is loaded at most once per TopicTTL, and again when a
 // check-in's topic differs or Invalidate is called.
@@ -29,12 +31,18 @@ type TopicCache struct {
 	mu     sync.Mutex
 	topic  string
 	loaded time.Time
+	// gen counts Invalidate calls: a Load that began before one read the
+	// old certificate, so its topic is not kept (else the old topic would
+	// be trusted for another TopicTTL after the certificate changed).
+	gen uint64
 }
 
-// Invalidate forgets the topic (the push certificate changed).
+// Invalidate forgets the topic (the push certificate changed), and the
+// topic of any Load still in flight.
 func (c *TopicCache) Invalidate() {
 	c.mu.Lock()
 	c.topic, c.loaded = "", time.Time{}
+	c.gen++
 	c.mu.Unlock()
 }
 
@@ -46,13 +54,16 @@ func (c *TopicCache) get(ctx context.Context, fresh bool) (string, error) {
 		c.mu.Unlock()
 		return t, nil
 	}
+	gen := c.gen
 	c.mu.Unlock()
 	t, err := c.Load(ctx)
 	if err != nil {
 		return "", err
 	}
 	c.mu.Lock()
-	c.topic, c.loaded = t, now
+	if c.gen == gen {
+		c.topic, c.loaded = t, now
+	}
 	c.mu.Unlock()
 	return t, nil
 }
