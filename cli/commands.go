@@ -78,7 +78,7 @@ func commands() []*command {
 		}},
 		{name: "device", synopsis: "enrolled devices: list, show, command, commands, push, unenroll", children: []*command{
 			{name: "list", synopsis: "list devices", api: true, flags: deviceList, noArgs: true,
-				usage: "device list [--tenant T] [--user U] [--status S] [--platform P] [--limit N]"},
+				usage: "device list [--tenant T] [--user U] [--status S] [--platform P] [--silent] [--limit N]"},
 			{name: "show", synopsis: "show one device", api: true, run: deviceShow,
 				usage: "device show <id or EnrollmentID>"},
 			{name: "command", synopsis: "queue an MDM command", api: true, flags: deviceCommand,

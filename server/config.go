@@ -79,6 +79,16 @@ type Config struct {
 	// ProfileVerifyInterval: every device with profiles of Pomona's is
 	// sent a ProfileList this often to find drift (default 24 h).
 	ProfileVerifyInterval time.Duration
+	// ReenrollWindow: a new enrollment is linked to the same user's
+	// earlier one of the same model last heard of at most this long before
+	// (default 30 days; docs/lifecycle.md, "Re-enrollment").
+	ReenrollWindow time.Duration
+	// SilentAfter: enrolled devices not seen for this long are flagged
+	// silent (default 30 days).
+	SilentAfter time.Duration
+	// RetireSilentAfter: devices not seen for this long are retired
+	// (RemoveProfile, enrollment ended); zero, the default, never retires.
+	RetireSilentAfter time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's

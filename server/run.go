@@ -93,6 +93,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.jobs.Run(ctx, s.Renewal.Periodic())
 	go s.jobs.Run(ctx, s.Tombstones.Periodic())
 	go s.ProfileJob.Loop(ctx, profileTick)
+	if s.cfg.RetireSilentAfter > 0 {
+		go s.jobs.Run(ctx, s.Silence.Periodic())
+	}
 	go s.webhooks.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -30,6 +30,7 @@ import (
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/jobs"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -84,6 +85,10 @@ type Server struct {
 	// ProfileJob reconciles configuration profiles (server/profiles.go;
 	// the use cases are App.Profiles).
 	ProfileJob *profiles.Job
+	// Reenroll and Silence are the enrollment lifecycle's jobs (package
+	// lifecycle).
+	Reenroll *lifecycle.Reenrollment
+	Silence  *lifecycle.Silence
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -155,6 +160,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.UnenrollOnDisable {
 		s.Directory.Disabled = (&endings.UnenrollOnDisable{Endings: s.App.Endings, Log: log}).Disabled
 	}
+	if err := s.setupLifecycle(clock); err != nil {
+		return nil, err
+	}
 
 	// First start (an admin API key, the first owner's setup link), the
 	// demo's data, and what the start-up summary shows.
@@ -185,6 +193,7 @@ func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 	s.Metrics.DeviceEvent(e.Kind, e.Status)
 	s.Renewal.DeviceEvent(ctx, e)
 	s.profileDeviceEvent(ctx, e)
+	s.Reenroll.DeviceEvent(ctx, e)
 	s.events.DeviceEvent(ctx, e.Kind, e.Enrollment, e.ChannelID, e.CommandUUID, e.RequestType, e.Status)
 }
 

@@ -196,6 +196,7 @@ type Store interface {
 	StatsStore
 	RenewalStore
 	TombstoneStore
+	LifecycleStore
 	DeviceRequestStore
 	GroupStore
 	ProfileStore
