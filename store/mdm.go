@@ -12,7 +12,7 @@ import (
 // new channels), used by the queue and the admin side.
 type Channel struct {
 	ID            string
-	EnrollmentRef string // Enrollment.ID
+	DeviceID string // Enrollment.ID
 	Kind          string // device or user
 	// EnrollmentUserID is Apple's EnrollmentUserID of a user channel; empty
 	// on the device channel (the store refuses any other combination).

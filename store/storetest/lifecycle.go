@@ -99,7 +99,7 @@ func testSilentFilter(t *testing.T, s store.Store) {
 	// Being seen again takes a device out.
 	for id, at := range seen {
 		if at.Before(t0.Add(-30 * 24 * time.Hour)) {
-			chs := &store.Channel{ID: id + "-ch", EnrollmentRef: id, Kind: "device", PushToken: []byte{1}, CreatedAt: t0, UpdatedAt: t0}
+			chs := &store.Channel{ID: id + "-ch", DeviceID: id, Kind: "device", PushToken: []byte{1}, CreatedAt: t0, UpdatedAt: t0}
 			if err := s.PutChannel(ctx, chs); err != nil {
 				t.Fatal(err)
 			}
