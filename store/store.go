@@ -196,6 +196,7 @@ type Store interface {
 	StatsStore
 	RenewalStore
 	TombstoneStore
+	ABMStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").
