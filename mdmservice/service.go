@@ -53,6 +53,8 @@ type Service struct {
 	// Events, when set, hears about check-ins and results (webhooks,
 	// inventory, metrics).
 	Events func(ctx context.Context, e Event)
+	// Tokens answers GetToken (nil: every TokenServiceType is refused).
+	Tokens TokenService
 
 	idOnce sync.Once
 	ids    *mdm.IdentityChecker
@@ -365,7 +367,7 @@ func (s *Service) Checkin(ctx context.Context, r Request) Response {
 	case mdm.GetBootstrapToken, mdm.SetBootstrapToken:
 		return plain(http.StatusBadRequest, msg.MessageType+" is not available for user enrollments")
 	case mdm.GetToken:
-		return plain(http.StatusBadRequest, "unsupported TokenServiceType "+msg.TokenServiceType)
+		return s.getToken(ctx, a, msg, r.Authorization)
 	case mdm.DeclarativeManagement:
 		return plain(http.StatusBadRequest, "declarative management is not enabled on this server")
 	}
