@@ -87,3 +87,17 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// UnverifiedIssuer reads the iss claim of a JWT without verifying it, to
+// choose the key that must verify it.
+func UnverifiedIssuer(token string) (string, error) {
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		return "", fmt.Errorf("not a JWT: %w", err)
+	}
+	iss, _ := claims["iss"].(string)
+	if iss == "" {
+		return "", errors.New("no iss (server_uuid)")
+	}
+	return iss, nil
+}

@@ -131,6 +131,10 @@ func CertificatePEM(t *store.ABMServerToken) ([]byte, error) {
 	return (&KeyPair{Cert: c}).CertPEM(), nil
 }
 
+// KeyPairOf returns the key pair of t (the demo hands its certificate to
+// the ABM stand-in).
+func (s *Service) KeyPairOf(t *store.ABMServerToken) (*KeyPair, error) { return s.keyPair(t) }
+
 func (s *Service) keyPair(t *store.ABMServerToken) (*KeyPair, error) {
 	c, err := x509.ParseCertificate(t.Certificate)
 	if err != nil {

@@ -70,6 +70,9 @@ type Device struct {
 	IdentityCert *x509.Certificate
 	SCEPCACerts  []*x509.Certificate
 	MDM          MDMState
+	// Unenrolled says why the device removed its enrollment by itself
+	// ("" while enrolled).
+	Unenrolled string
 
 	resolveMu sync.Mutex
 	resolve   map[string]string

@@ -113,5 +113,5 @@ func (s *Server) setupDemo(ctx context.Context) error {
 	pool.AddCert(stub.CA.Cert)
 	s.pusher.url, s.pusher.rootCAs = stub.URL, pool
 	s.notes.demo, s.notes.demoDir = true, s.cfg.DataDir
-	return nil
+	return s.setupDemoABM(ctx, t.ID)
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
@@ -139,6 +140,10 @@ type Config struct {
 	ACMEEmail      string
 	ACMEHTTPListen string
 	ACMECAFile     string
+
+	// ABMURL is Apple's device-assignment service for the Apple Business
+	// Manager connection ("" Apple's; a local stand-in in tests).
+	ABMURL string
 }
 
 // DefaultConfig is what `pomona serve` uses without flags.
@@ -168,6 +173,7 @@ type Server struct {
 	MDM       *mdmservice.Service
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
+	ABM       *abm.Service
 	Admins    *admins.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
@@ -175,6 +181,7 @@ type Server struct {
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
+	demoABM   *http.Server
 	events    *webhook.Publisher
 	webhooks  *webhook.Dispatcher
 	sealer    *seal.Sealer
@@ -207,6 +214,9 @@ type startup struct {
 	pushErr      error
 	demo         bool
 	demoDir      string
+	demoABM      string // the demo tenant's ABM server token
+	abm          string
+	abmProblems  []string
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -341,6 +351,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
+	s.setupABM()
 	s.Admins = admins.New(s.Store, sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
@@ -374,11 +385,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.notes.tenants, _ = s.Store.CountTenants(ctx)
 		s.notes.users, _ = s.Store.CountUsers(ctx)
 	}
+	s.notes.abm, s.notes.abmProblems = s.abmNotes(ctx)
 
 	// Device-facing handlers.
 	mux := http.NewServeMux()
 	// Method-less pattern: the handler answers other methods with a JSON 405.
 	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
+	mux.Handle(FallbackDiscoveryPath("{tenant}"), &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics, Fallback: true})
 	mux.Handle(EnrollPath("{tenant}"), &enrollhttp.Handler{
 		Tenants: s.Store, Auth: s.Auth, Enroll: s.Enroll, PushCert: s.LoadPushCert, LoginURL: s.LoginURL, Log: log, Metrics: s.Metrics,
 		OnProfile: func(ctx context.Context, e *store.Enrollment) {
@@ -402,6 +415,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
 		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer, Admins: s.Admins, SetupURL: s.SetupURL,
+		ABM: s.ABM,
 	}).Register(mux)
 	(&console.Console{
 		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
@@ -509,6 +523,9 @@ func (s *Server) FirstAPIKey() string { return s.notes.firstAPIKey }
 func (s *Server) Close() error {
 	if s.demoAPNs != nil {
 		s.demoAPNs.Close()
+	}
+	if s.demoABM != nil {
+		s.demoABM.Close()
 	}
 	err := s.Store.Close()
 	s.unlock()
@@ -735,6 +752,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.repush(ctx)
 	go s.renewals(ctx)
 	go s.purgeTombstones(ctx)
+	go s.abmJobs(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -774,6 +792,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	} else {
 		p("  push cert    none")
 	}
+	p("  ABM          %s", n.abm)
 	p("  console      %s", s.ConsoleURL())
 	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
 	var next []string
@@ -813,6 +832,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 			next = append(next, p)
 		}
 	}
+	next = append(next, n.abmProblems...)
 	if n.publicHTTP {
 		next = append(next, "--public-url is http: Apple devices only enroll over https")
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/directory"
@@ -53,6 +54,9 @@ type API struct {
 	// Admins manages console accounts; SetupURL makes a setup link.
 	Admins   *admins.Service
 	SetupURL func(token string) string
+	// ABM is the Apple Business Manager connection (server tokens,
+	// fallback discovery).
+	ABM *abm.Service
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -72,7 +76,7 @@ func (a *API) Patterns() []string {
 }
 
 func (a *API) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /api/v1/server", a.serverInfo},
 		{"POST /api/v1/tenants", a.createTenant},
 		{"GET /api/v1/tenants", a.listTenants},
@@ -111,7 +115,7 @@ func (a *API) routes() []route {
 		{"POST /api/v1/admins", a.createAdmin},
 		{"GET /api/v1/admins", a.listAdmins},
 		{"POST /api/v1/admins/{id}/reset", a.resetAdmin},
-	}
+	}, a.abmRoutes()...)
 }
 
 // Register mounts the API on mux.
