@@ -192,4 +192,3 @@ func TestMAIDToken(t *testing.T) {
 		t.Fatal("no server_uuid accepted")
 	}
 }
-

@@ -113,6 +113,9 @@ func commands() map[string]command {
 	for name, c := range deployCommands() {
 		m[name] = c
 	}
+	for name, c := range abmCommands() {
+		m[name] = c
+	}
 	return m
 }
 

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +15,7 @@ import (
 	"github.com/pomona-mdm/pomona/totp"
 )
 
-const simUsage = "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s]\n" +
+const simUsage = "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s] [--managed-devices-only abm-cert.pem]\n" +
 	"       pomona sim run --domain company.example --devices N [--server URL] [--families iPhone,iPad,Mac] [--apns-listen 127.0.0.1:2197] [--duration 10m]"
 
 func runSim(env *Env, args []string) error {
@@ -37,8 +39,24 @@ func runSim(env *Env, args []string) error {
 	caFile := fs.String("ca-file", "", "extra CA to trust (default: <data>/ca.pem when it exists)")
 	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
+	mdo := fs.String("managed-devices-only", "", "behave like a device under ABM's \"Managed devices only\": after enrolling, ask GetToken for com.apple.maid "+
+		"and verify the JWT with this ABM public-key certificate (pomona abm token cert <id>); unenroll when that fails")
 	if _, err := parse(env, fs, args); err != nil {
 		return err
+	}
+	var abmCert *x509.Certificate
+	if *mdo != "" {
+		b, err := os.ReadFile(*mdo)
+		if err != nil {
+			return usagef("--managed-devices-only: %v", err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return usagef("--managed-devices-only: %s holds no PEM certificate (pomona abm token cert <id> --out %s)", *mdo, *mdo)
+		}
+		if abmCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
+			return usagef("--managed-devices-only: %v", err)
+		}
 	}
 	if *user == "" {
 		return usagef("give --user\nUsage: pomona %s", simUsage)
@@ -156,6 +174,14 @@ func runSim(env *Env, args []string) error {
 		}
 	}
 	ok("enrolled as EnrollmentID %s", d.MDM.EnrollmentID)
+	if abmCert != nil {
+		c, err := d.ManagedAppleAccountSignIn(ctx, devicesim.ManagedDevicesOnly{
+			Certificate: func(context.Context, string) (*x509.Certificate, error) { return abmCert, nil }})
+		if err != nil {
+			return fail("Managed Apple Account sign-in (Managed devices only)", err)
+		}
+		ok("Managed Apple Account sign-in: the com.apple.maid token of MDM server %s verifies (jti %s)", c.Issuer, c.ID)
+	}
 	deadline := time.Now().Add(*poll)
 	for {
 		cmd, err := d.Poll(ctx, nil, false)

@@ -305,4 +305,3 @@ func TestFallbackDiscoveryURLNotValid(t *testing.T) {
 		t.Fatalf("not valid: %d %s", a.status, a.body)
 	}
 }
-
