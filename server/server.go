@@ -804,6 +804,10 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("  Try it:  export POMONA_DATA=%s", n.demoDir)
 		p("           pomona sim enroll --user %s --password %s --server %s --poll 30s", DemoUser, DemoPassword, s.PublicURL)
 		p("  then, in another terminal (same POMONA_DATA):  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
+		if n.demoABM != "" {
+			p("  The demo tenant has a server token from a local Apple Business Manager stand-in (%s): to play a device under", n.demoABM)
+			p("  \"Managed devices only\", pomona abm token cert %s --out abm.pem, then add --managed-devices-only abm.pem to sim enroll.", n.demoABM)
+		}
 	}
 	if n.firstAPIKey != "" {
 		p("")
