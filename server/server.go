@@ -421,6 +421,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
 		Push: pushStore{s}, EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(), Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
 		Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck, Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
+		ABM: s.ABM,
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

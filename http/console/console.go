@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/admins"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
@@ -52,6 +53,8 @@ const (
 
 // Console serves the web console.
 type Console struct {
+	// ABM is the Apple Business Manager connection.
+	ABM       *abm.Service
 	Admins    *admins.Service
 	Dir       *directory.Service
 	Store     store.Store
@@ -114,7 +117,7 @@ type route struct {
 
 func (c *Console) routes() []route {
 	R, S, M, A := admins.Read, admins.Support, admins.Manage, admins.Accounts
-	return []route{
+	return append([]route{
 		{"GET /console/{$}", R, c.dashboard},
 		{"POST /console/logout", R, c.logout},
 		{"GET /console/tenants", R, c.tenants},
@@ -152,7 +155,7 @@ func (c *Console) routes() []route {
 		{"POST /console/admins", A, c.inviteAdmin},
 		{"POST /console/admins/{id}", A, c.updateAdmin},
 		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
-	}
+	}, c.abmRoutes()...)
 }
 
 // Patterns lists every authenticated route (for tests).
