@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -248,7 +248,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID string, secret []byte,
 // account's failure counter and returns a new access token.
 func (s *Service) IssueToken(ctx context.Context, u *store.User) (string, error) {
 	now := s.now()
-	t, hash := token.New()
+	t, hash := opaquetoken.New()
 	if err := s.Store.CreateAccessToken(ctx, &store.AccessToken{Hash: hash, UserID: u.ID, TenantID: u.TenantID,
 		CreatedAt: now, ExpiresAt: now.Add(s.TokenTTL)}); err != nil {
 		return "", err
@@ -279,14 +279,14 @@ func (s *Service) AuthorizeStale(ctx context.Context, tenantID, header string) (
 }
 
 func (s *Service) authorize(ctx context.Context, tenantID, header string, stale bool) (*Grant, error) {
-	tok, err := token.FromHeader(header)
-	if errors.Is(err, token.ErrMissing) {
+	tok, err := opaquetoken.FromHeader(header)
+	if errors.Is(err, opaquetoken.ErrMissing) {
 		return nil, ErrNoToken
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
-	at, err := s.Store.AccessToken(ctx, token.Hash(tok))
+	at, err := s.Store.AccessToken(ctx, opaquetoken.Hash(tok))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: unknown", ErrInvalidToken)
 	}

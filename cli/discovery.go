@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/ident"
 )
 
 const discoveryUsage = "discovery check <domain> [--user someone@domain] | snippet nginx|apache|caddy|json [--domain D]"
@@ -45,7 +45,7 @@ func runDiscoveryCheck(env *Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("give the company domain: pomona discovery check example.com")
 	}
-	domain, err := ident.Domain(pos[0])
+	domain, err := address.Domain(pos[0])
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/server"
@@ -58,7 +58,7 @@ func runServe(env *Env, args []string) error {
 	fs.DurationVar(&cfg.RenewalTimeout, "renewal-timeout", renewal.DefaultTimeout, "a renewal whose device has not fetched its new identity after this long counts as failed and is tried again")
 	fs.BoolVar(&cfg.UnenrollOnDisable, "unenroll-on-disable", false, "disabling a user also unenrolls their devices (RemoveProfile; the device is forgotten at once)")
 	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", server.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
-	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", admins.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
+	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", adminaccount.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")

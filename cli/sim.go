@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -61,7 +61,7 @@ func runSim(env *Env, args []string) error {
 	if *user == "" {
 		return usagef("give --user\nUsage: pomona %s", simUsage)
 	}
-	_, domain, err := ident.Email(*user)
+	_, domain, err := address.Email(*user)
 	if err != nil {
 		return usagef("--user: %v", err)
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/branding"
-	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -111,7 +111,7 @@ func normDomains(in []string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, d := range in {
-		n, err := ident.Domain(d)
+		n, err := address.Domain(d)
 		if err != nil {
 			return nil, invalid("domains", "%v", err)
 		}
@@ -248,7 +248,7 @@ func (s *Service) ResolveTenant(ctx context.Context, ref string) (*store.Tenant,
 	if strings.HasPrefix(ref, "tn_") {
 		return s.Store.Tenant(ctx, ref)
 	}
-	d, err := ident.Domain(ref)
+	d, err := address.Domain(ref)
 	if err != nil {
 		return nil, invalid("tenant", "%q is neither a tenant id nor a domain", ref)
 	}
@@ -271,13 +271,13 @@ type UserInput struct {
 var ErrTenantDomain = errors.New("the email's domain is not one of the tenant's domains")
 
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (*store.User, error) {
-	email, domain, err := ident.Email(in.Email)
+	email, domain, err := address.Email(in.Email)
 	if err != nil {
 		return nil, invalid("email", "%v", err)
 	}
 	maid := email
 	if strings.TrimSpace(in.ManagedAppleID) != "" {
-		if maid, _, err = ident.Email(in.ManagedAppleID); err != nil {
+		if maid, _, err = address.Email(in.ManagedAppleID); err != nil {
 			return nil, invalid("managed_apple_id", "%v", err)
 		}
 	}
@@ -346,12 +346,12 @@ func (s *Service) UpdateUser(ctx context.Context, id string, p UserPatch) (*stor
 	var email, maid, name string
 	var err error
 	if p.Email != nil {
-		if email, _, err = ident.Email(*p.Email); err != nil {
+		if email, _, err = address.Email(*p.Email); err != nil {
 			return nil, invalid("email", "%v", err)
 		}
 	}
 	if p.ManagedAppleID != nil {
-		if maid, _, err = ident.Email(*p.ManagedAppleID); err != nil {
+		if maid, _, err = address.Email(*p.ManagedAppleID); err != nil {
 			return nil, invalid("managed_apple_id", "%v", err)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/pomona-mdm/pomona/ident"
+	"github.com/pomona-mdm/pomona/address"
 )
 
 // Path is where devices (or the company domain's redirect) ask.
@@ -128,7 +128,7 @@ func ParseQuery(raw string) (Request, error) {
 	if !haveUID || uid == "" {
 		return req, reject("missing-identifier", "user-identifier is missing", "Enter your work email address. "+contactIT)
 	}
-	email, domain, err := ident.Email(uid)
+	email, domain, err := address.Email(uid)
 	if err != nil {
 		return req, reject("malformed-identifier", "user-identifier is not a valid email address: "+err.Error(),
 			"Enter your work email address, like name@company.com.")

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // DefaultRenewalChallengeTTL bounds how long a re-sent profile's SCEP
@@ -60,7 +60,7 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 	if keys.GetToken, err = s.advertiseToken(ctx, e.TenantID); err != nil {
 		return nil, nil, err
 	}
-	challenge, chHash := token.New()
+	challenge, chHash := opaquetoken.New()
 	signed, err := s.signedProfile(e, t, *keys, challenge)
 	if err != nil {
 		return nil, nil, err

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Store is what enrollment needs from storage.
@@ -92,7 +92,7 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 		return nil, nil, fmt.Errorf("device %q is not enrolled by Pomona", r.Body.Info.Product)
 	}
 	now := s.now()
-	challenge, chHash := token.New()
+	challenge, chHash := opaquetoken.New()
 	e := &store.Enrollment{
 		ID: newEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
 		Platform: platform, Product: r.Body.Info.Product, OSVersion: r.Body.Info.OSVersion, BuildVersion: r.Body.Info.Version,
@@ -165,7 +165,7 @@ func (s *Service) advertiseToken(ctx context.Context, tenantID string) (bool, er
 }
 
 func newEnrollmentID() string {
-	t, _ := token.New()
+	t, _ := opaquetoken.New()
 	return "en_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:20]
 }
 
@@ -192,7 +192,7 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	if challenge == "" {
 		return nil, nil, ErrNoChallenge
 	}
-	h := token.Hash(challenge)
+	h := opaquetoken.Hash(challenge)
 	ch, err := s.Store.SCEPChallenge(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, ErrBadChallenge

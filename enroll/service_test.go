@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
-	"github.com/pomona-mdm/pomona/token"
 
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
@@ -56,14 +56,14 @@ func TestIssuance(t *testing.T) {
 	parsed, _ := enroll.ParseBody(body)
 
 	for _, tok := range []string{"x", "y", "z"} {
-		if err := st.CreateAccessToken(ctx, &store.AccessToken{Hash: token.Hash(tok), UserID: u.ID, TenantID: tn.ID, CreatedAt: clock, ExpiresAt: clock.Add(time.Hour)}); err != nil {
+		if err := st.CreateAccessToken(ctx, &store.AccessToken{Hash: opaquetoken.Hash(tok), UserID: u.ID, TenantID: tn.ID, CreatedAt: clock, ExpiresAt: clock.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var last *store.Enrollment
 	var firstProfile []byte
 	fetch := func(tok string) string {
-		signed, e, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash(tok), Body: parsed, Topic: "com.apple.mgmt.External.t"})
+		signed, e, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: opaquetoken.Hash(tok), Body: parsed, Topic: "com.apple.mgmt.External.t"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestIssuance(t *testing.T) {
 	if err := st.BindAppleEnrollment(ctx, first.ID, "APPLE-Z", store.DeviceInfo{}, clock); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: token.Hash("z"), Body: parsed, Topic: "t"}); !errors.Is(err, enroll.ErrSignInUsed) {
+	if _, _, err := svc.Profile(ctx, enroll.Request{Tenant: tn, User: u, TokenHash: opaquetoken.Hash("z"), Body: parsed, Topic: "t"}); !errors.Is(err, enroll.ErrSignInUsed) {
 		t.Fatalf("profile with a used sign-in: %v", err)
 	}
 }

@@ -23,8 +23,8 @@ import (
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Store is what the MDM channel needs from storage.
@@ -265,8 +265,8 @@ func (s *Service) authorize(ctx context.Context, a *authenticated, header string
 		resp := plain(http.StatusForbidden, "the access token is already used by another enrollment")
 		return &resp
 	}
-	tok, _ := token.FromHeader(header)
-	if err := s.Store.BindAccessToken(ctx, token.Hash(tok), a.enr.ID); errors.Is(err, store.ErrConflict) {
+	tok, _ := opaquetoken.FromHeader(header)
+	if err := s.Store.BindAccessToken(ctx, opaquetoken.Hash(tok), a.enr.ID); errors.Is(err, store.ErrConflict) {
 		resp := plain(http.StatusForbidden, "the access token is already used by another enrollment")
 		return &resp
 	} else if err != nil {
@@ -496,6 +496,6 @@ func (s *Service) Command(ctx context.Context, r Request) Response {
 // newChannelID names a new channel: random, so that nothing a device sends
 // can name (or collide with) a channel.
 func newChannelID() string {
-	t, _ := token.New()
+	t, _ := opaquetoken.New()
 	return "ch_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:24]
 }

@@ -15,10 +15,10 @@ import (
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/internal/testenv"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 const topic = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555"
@@ -127,7 +127,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatal("TOTP setup or sign-in time not recorded")
 	}
 	// The token is stored only as a hash.
-	if _, err := st.AccessToken(ctx, token.Hash(res.AccessToken)); err != nil {
+	if _, err := st.AccessToken(ctx, opaquetoken.Hash(res.AccessToken)); err != nil {
 		t.Fatal(err)
 	}
 

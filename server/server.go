@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
@@ -174,7 +174,7 @@ type Server struct {
 	Commands  *mdmservice.Commands
 	Renewal   *renewal.Job
 	ABM       *abm.Service
-	Admins    *admins.Service
+	Admins    *adminaccount.Service
 	CA        *pki.CA
 	Issuer    *pki.Issuer
 	pusher    *pusher
@@ -352,7 +352,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
 	s.setupABM()
-	s.Admins = admins.New(s.Store, sealer, cfg.Password)
+	s.Admins = adminaccount.New(s.Store, sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
 	}

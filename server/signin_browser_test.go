@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/pomona-mdm/pomona/internal/browser"
-	"github.com/pomona-mdm/pomona/token"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -144,7 +144,7 @@ func TestSignInInChromium(t *testing.T) {
 	}
 	loc, status := cb.get()
 	const prefix = "apple-remotemanagement-user-login://authentication-results?access-token="
-	if status != 308 || !strings.HasPrefix(loc, prefix) || !token.Valid(strings.TrimPrefix(loc, prefix)) {
+	if status != 308 || !strings.HasPrefix(loc, prefix) || !opaquetoken.Valid(strings.TrimPrefix(loc, prefix)) {
 		t.Fatalf("sign-in ended with %d %q", status, loc)
 	}
 	u, _ := w.e.Server.Store.UserByEmail(context.Background(), "alice@example.com")

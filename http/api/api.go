@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
@@ -52,7 +52,7 @@ type API struct {
 	Pusher    DevicePusher
 	Sealer    Sealer
 	// Admins manages console accounts; SetupURL makes a setup link.
-	Admins   *admins.Service
+	Admins   *adminaccount.Service
 	SetupURL func(token string) string
 	// ABM is the Apple Business Manager connection (server tokens,
 	// fallback discovery).

@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/problem"
 )
@@ -14,7 +14,7 @@ import (
 // fallback discovery registration with Apple's refusals in plain words.
 
 func (c *Console) abmRoutes() []route {
-	R, M := admins.Read, admins.Manage
+	R, M := adminaccount.Read, adminaccount.Manage
 	return []route{
 		{"GET /console/abm", R, c.abmPage},
 		{"POST /console/abm", M, c.abmCreate},

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery/check"
@@ -55,7 +55,7 @@ const (
 type Console struct {
 	// ABM is the Apple Business Manager connection.
 	ABM       *abm.Service
-	Admins    *admins.Service
+	Admins    *adminaccount.Service
 	Dir       *directory.Service
 	Store     store.Store
 	Commands  *mdmservice.Commands
@@ -111,12 +111,12 @@ func (c *Console) Register(mux *http.ServeMux) {
 
 type route struct {
 	pattern string
-	perm    admins.Permission
+	perm    adminaccount.Permission
 	h       pageFunc
 }
 
 func (c *Console) routes() []route {
-	R, S, M, A := admins.Read, admins.Support, admins.Manage, admins.Accounts
+	R, S, M, A := adminaccount.Read, adminaccount.Support, adminaccount.Manage, adminaccount.Accounts
 	return append([]route{
 		{"GET /console/{$}", R, c.dashboard},
 		{"POST /console/logout", R, c.logout},
@@ -197,7 +197,7 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 	return false
 }
 
-func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler {
+func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
 		var cookie string
@@ -206,7 +206,7 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 		}
 		a, err := c.Admins.Session(r.Context(), cookie)
 		if err != nil {
-			if !errors.Is(err, admins.ErrNoSession) {
+			if !errors.Is(err, adminaccount.ErrNoSession) {
 				c.Log.Error("console: session lookup failed", "err", err)
 				http.Error(w, "The console cannot reach its database; see the server log.", http.StatusServiceUnavailable)
 				return
@@ -219,7 +219,7 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 			http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 			return
 		}
-		req := &Request{Request: r, Admin: a, CSRF: admins.CSRFToken(cookie)}
+		req := &Request{Request: r, Admin: a, CSRF: adminaccount.CSRFToken(cookie)}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 			if err := parseForm(r); err != nil {
@@ -233,8 +233,8 @@ func (c *Console) authenticated(perm admins.Permission, h pageFunc) http.Handler
 				return
 			}
 		}
-		if !admins.Can(a.Role, perm) {
-			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", admins.RoleTitle(a.Role)))
+		if !adminaccount.Can(a.Role, perm) {
+			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", adminaccount.RoleTitle(a.Role)))
 			c.audit(r, a, http.StatusForbidden)
 			return
 		}
@@ -303,7 +303,7 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 		status, msg = http.StatusNotFound, "Not found: "+err.Error()
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInUse):
 		status, msg = http.StatusConflict, err.Error()
-	case errors.Is(err, admins.ErrLastOwner), errors.Is(err, admins.ErrSelf):
+	case errors.Is(err, adminaccount.ErrLastOwner), errors.Is(err, adminaccount.ErrSelf):
 		status, msg = http.StatusConflict, err.Error()
 	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
 		status, msg = http.StatusConflict, err.Error()

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -39,9 +39,11 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
-	"role":   admins.RoleTitle,
-	"join":   strings.Join,
-	"can":    func(a *store.Admin, p int) bool { return a != nil && admins.Can(a.Role, admins.Permission(p)) },
+	"role": adminaccount.RoleTitle,
+	"join": strings.Join,
+	"can": func(a *store.Admin, p int) bool {
+		return a != nil && adminaccount.Can(a.Role, adminaccount.Permission(p))
+	},
 	"status": statusClass,
 	"list":   func(s ...string) []string { return s },
 }
@@ -121,7 +123,7 @@ func (c *Console) write(w http.ResponseWriter, status int, name string, p page) 
 
 func encodeSealed(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func decodeSealed(s string, o admins.Sealer, context string) ([]byte, error) {
+func decodeSealed(s string, o adminaccount.Sealer, context string) ([]byte, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, err

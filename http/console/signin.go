@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/totp"
@@ -21,7 +21,7 @@ func (c *Console) preToken(w http.ResponseWriter, r *http.Request) string {
 	if ck, err := r.Cookie(preCookie); err == nil && len(ck.Value) >= 32 {
 		return ck.Value
 	}
-	tok := admins.CSRFToken(directory.NewID("pre") + time.Now().String())
+	tok := adminaccount.CSRFToken(directory.NewID("pre") + time.Now().String())
 	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: tok, Path: Prefix, HttpOnly: true, Secure: c.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	return tok
@@ -70,7 +70,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.Log.Warn("console: sign-in locked", "email", email, "remote", r.RemoteAddr, "scope", locked.Scope)
 		show(http.StatusTooManyRequests, "Too many failed attempts. Try again in "+locked.RetryAfter.Round(time.Minute).String()+".")
 		return
-	case errors.Is(err, admins.ErrBadCredentials):
+	case errors.Is(err, adminaccount.ErrBadCredentials):
 		c.Log.Info("console: sign-in failed", "email", email, "remote", r.RemoteAddr)
 		show(http.StatusUnauthorized, "The email, password or code is not right.")
 		return
@@ -129,11 +129,11 @@ type setupKept struct {
 func (c *Console) showSetup(w http.ResponseWriter, r *http.Request, token string, status int, msg string, kept setupKept) {
 	a, err := c.Admins.SetupAccount(r.Context(), token)
 	if err != nil {
-		if !errors.Is(err, admins.ErrBadSetupLink) {
+		if !errors.Is(err, adminaccount.ErrBadSetupLink) {
 			c.Log.Error("console: setup lookup", "err", err)
 		}
 		c.renderPublic(w, r, http.StatusNotFound, "message", "Setup link", map[string]any{"Title": "This link does not work",
-			"Message": admins.ErrBadSetupLink.Error()})
+			"Message": adminaccount.ErrBadSetupLink.Error()})
 		return
 	}
 	secret := kept.secret
@@ -146,8 +146,8 @@ func (c *Console) showSetup(w http.ResponseWriter, r *http.Request, token string
 	}
 	uri := totp.URI(secret, "Pomona console", account)
 	c.renderPublic(w, r, status, "setup", "Set up your account", setupView{
-		CSRF: c.preToken(w, r), Token: token, Email: a.Email, AskEmail: a.Email == "", TypedEmail: kept.email, Role: admins.RoleTitle(a.Role), Error: msg,
-		Sealed:     encodeSealed(c.Admins.Sealer.Seal(secret, admins.SetupContext(a.ID))),
+		CSRF: c.preToken(w, r), Token: token, Email: a.Email, AskEmail: a.Email == "", TypedEmail: kept.email, Role: adminaccount.RoleTitle(a.Role), Error: msg,
+		Sealed:     encodeSealed(c.Admins.Sealer.Seal(secret, adminaccount.SetupContext(a.ID))),
 		SecretText: totp.Encode(secret), OTPAuthURL: template.URL(uri), QR: template.HTML(totp.QRSVG(uri, "QR code for your authenticator app")),
 	})
 }
@@ -166,7 +166,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		c.showSetup(w, r, token, http.StatusNotFound, "", setupKept{})
 		return
 	}
-	secret, err := decodeSealed(r.PostFormValue("sealed"), c.Admins.Sealer, admins.SetupContext(a.ID))
+	secret, err := decodeSealed(r.PostFormValue("sealed"), c.Admins.Sealer, adminaccount.SetupContext(a.ID))
 	if err != nil {
 		c.showSetup(w, r, token, http.StatusBadRequest, "The form was altered. Scan the new code and try again.", setupKept{})
 		return
@@ -186,7 +186,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 			msg = ve.Error() + "."
 		case errors.As(err, &locked):
 			msg = locked.Error()
-		case errors.Is(err, admins.ErrBadSetupLink):
+		case errors.Is(err, adminaccount.ErrBadSetupLink):
 			msg = err.Error()
 		default:
 			c.Log.Error("console: setup failed", "err", err)

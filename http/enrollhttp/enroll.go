@@ -15,9 +15,9 @@ import (
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/token"
 )
 
 // Handler serves POST /enroll/{tenant}.
@@ -119,8 +119,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		httpx.WriteError(w, r, h.Log, err)
 		return "error"
 	}
-	tok, _ := token.FromHeader(r.Header.Get("Authorization"))
-	signed, e, err := h.Enroll.Profile(ctx, enroll.Request{Tenant: tenant, User: grant.User, TokenHash: token.Hash(tok), Body: parsed, Topic: push.Topic})
+	tok, _ := opaquetoken.FromHeader(r.Header.Get("Authorization"))
+	signed, e, err := h.Enroll.Profile(ctx, enroll.Request{Tenant: tenant, User: grant.User, TokenHash: opaquetoken.Hash(tok), Body: parsed, Topic: push.Topic})
 	if errors.Is(err, enroll.ErrSignInUsed) {
 		log.Info("enrollment refused: the sign-in was already used", "user", grant.User.ID, "err", err)
 		plain(w, http.StatusForbidden, enroll.ErrSignInUsed.Error())

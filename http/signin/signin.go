@@ -28,10 +28,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/enroll"
-	"github.com/pomona-mdm/pomona/ident"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -281,7 +281,7 @@ func (h *Handler) restartURL(t *store.Tenant, identifier string) string {
 func (h *Handler) start(w http.ResponseWriter, r *http.Request, t *store.Tenant) {
 	id := r.URL.Query().Get("user-identifier")
 	if id != "" {
-		if _, _, err := ident.Email(id); err != nil {
+		if _, _, err := address.Email(id); err != nil {
 			h.message(w, http.StatusBadRequest, t, "Check the address", "“"+id+"” is not an email address. Go back and enter your work email address.", "")
 			return
 		}
@@ -369,7 +369,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, t *store.Tena
 		id = r.PostForm.Get("identifier")
 	}
 	v := view{tenant: t, Tenant: t.Name, Identifier: id, Editable: st.Identifier == "", Action: h.loginPath(t), CSRF: st.CSRF}
-	email, _, err := ident.Email(id)
+	email, _, err := address.Email(id)
 	if err != nil {
 		v.Error = "Enter your work email address."
 		h.render(w, http.StatusBadRequest, "password.html", v)

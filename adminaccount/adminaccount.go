@@ -1,8 +1,8 @@
-// Package admins holds the rules for web-console accounts: invitations
+// Package adminaccount holds the rules for web-console accounts: invitations
 // and resets through one-time setup links, sign-in with a password and a
 // TOTP code (rate-limited, each code once), sessions with an idle and an
 // absolute timeout, and what each role may do. It is independent of HTTP.
-package admins
+package adminaccount
 
 import (
 	"context"

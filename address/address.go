@@ -1,8 +1,8 @@
-// Package ident validates and normalises the identifiers people type: the
+// Package address validates and normalises the identifiers people type: the
 // email address entered on the device, and the enterprise domains tenants
 // own. Discovery and the directory share it so that both agree on what a
 // valid domain or email is.
-package ident
+package address
 
 import (
 	"errors"

@@ -1,8 +1,8 @@
-// Package token makes and reads the opaque access tokens Pomona hands to a
+// Package opaquetoken makes and reads the opaque access tokens Pomona hands to a
 // device through the sign-in callback, and the other one-time secrets of
 // enrollment (SCEP challenges). A token is 256 random bits in base64url;
 // only its SHA-256 is stored, so a database leak yields no usable token.
-package token
+package opaquetoken
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package admins_test
+package adminaccount_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pomona-mdm/pomona/admins"
+	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/seal"
@@ -17,7 +17,7 @@ import (
 )
 
 type fixture struct {
-	svc   *admins.Service
+	svc   *adminaccount.Service
 	st    store.Store
 	clock time.Time
 }
@@ -31,7 +31,7 @@ func setup(t *testing.T) *fixture {
 	k, _ := seal.ParseKey(seal.NewKey())
 	sealer, _ := seal.New(k)
 	f := &fixture{st: st, clock: time.Unix(1_800_000_000, 0)}
-	f.svc = admins.New(st, sealer, password.Fast)
+	f.svc = adminaccount.New(st, sealer, password.Fast)
 	f.svc.Now = func() time.Time { return f.clock }
 	return f
 }
@@ -65,7 +65,7 @@ func TestRoles(t *testing.T) {
 		{"root", [4]bool{}},
 	} {
 		for p, want := range c.want {
-			if got := admins.Can(c.role, admins.Permission(p)); got != want {
+			if got := adminaccount.Can(c.role, adminaccount.Permission(p)); got != want {
 				t.Errorf("Can(%s, %d) = %v", c.role, p, got)
 			}
 		}
@@ -95,20 +95,20 @@ func TestSetupLink(t *testing.T) {
 	if _, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, "000000", "ip"); err == nil {
 		t.Fatal("wrong code accepted")
 	}
-	if _, err := f.svc.CompleteSetup(ctx, "forged", "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); !errors.Is(err, admins.ErrBadSetupLink) {
+	if _, err := f.svc.CompleteSetup(ctx, "forged", "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); !errors.Is(err, adminaccount.ErrBadSetupLink) {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.CompleteSetup(ctx, tok, "", "a long console password", secret, totp.Code(secret, f.clock), "ip"); err != nil {
 		t.Fatal(err)
 	}
 	// The link works once.
-	if _, err := f.svc.SetupAccount(ctx, tok); !errors.Is(err, admins.ErrBadSetupLink) {
+	if _, err := f.svc.SetupAccount(ctx, tok); !errors.Is(err, adminaccount.ErrBadSetupLink) {
 		t.Fatal("reused setup link:", err)
 	}
 	// Expired links fail.
 	_, tok2, _ := f.svc.Invite(ctx, "late@ops.example", "", store.RoleAuditor)
-	f.clock = f.clock.Add(admins.DefaultSetupTTL + time.Second)
-	if _, err := f.svc.SetupAccount(ctx, tok2); !errors.Is(err, admins.ErrBadSetupLink) {
+	f.clock = f.clock.Add(adminaccount.DefaultSetupTTL + time.Second)
+	if _, err := f.svc.SetupAccount(ctx, tok2); !errors.Is(err, adminaccount.ErrBadSetupLink) {
 		t.Fatal("expired link:", err)
 	}
 }
@@ -118,20 +118,20 @@ func TestSignInSessionsAndReset(t *testing.T) {
 	ctx := context.Background()
 	a, secret := f.ready(t, "root@ops.example", store.RoleOwner)
 	code := totp.Code(secret, f.clock)
-	if _, err := f.svc.SignIn(ctx, "root@ops.example", "wrong password!", code, "ip"); !errors.Is(err, admins.ErrBadCredentials) {
+	if _, err := f.svc.SignIn(ctx, "root@ops.example", "wrong password!", code, "ip"); !errors.Is(err, adminaccount.ErrBadCredentials) {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", "123456", "ip"); !errors.Is(err, admins.ErrBadCredentials) {
+	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", "123456", "ip"); !errors.Is(err, adminaccount.ErrBadCredentials) {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SignIn(ctx, "nobody@ops.example", "a long console password", code, "ip"); !errors.Is(err, admins.ErrBadCredentials) {
+	if _, err := f.svc.SignIn(ctx, "nobody@ops.example", "a long console password", code, "ip"); !errors.Is(err, adminaccount.ErrBadCredentials) {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.SignIn(ctx, "ROOT@ops.example", "a long console password", code, "ip"); err != nil {
 		t.Fatal(err)
 	}
 	// The same code does not work twice.
-	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", code, "ip"); !errors.Is(err, admins.ErrBadCredentials) {
+	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", code, "ip"); !errors.Is(err, adminaccount.ErrBadCredentials) {
 		t.Fatal("code replayed:", err)
 	}
 	cookie, err := f.svc.StartSession(ctx, a, "ip")
@@ -141,10 +141,10 @@ func TestSignInSessionsAndReset(t *testing.T) {
 	if got, err := f.svc.Session(ctx, cookie); err != nil || got.ID != a.ID {
 		t.Fatal(got, err)
 	}
-	if _, err := f.svc.Session(ctx, cookie+"x"); !errors.Is(err, admins.ErrNoSession) {
+	if _, err := f.svc.Session(ctx, cookie+"x"); !errors.Is(err, adminaccount.ErrNoSession) {
 		t.Fatal(err)
 	}
-	if admins.CSRFToken(cookie) == admins.CSRFToken(cookie+"x") || admins.CSRFToken(cookie) == "" {
+	if adminaccount.CSRFToken(cookie) == adminaccount.CSRFToken(cookie+"x") || adminaccount.CSRFToken(cookie) == "" {
 		t.Fatal("CSRF token")
 	}
 	// Activity keeps the session; idleness ends it.
@@ -153,7 +153,7 @@ func TestSignInSessionsAndReset(t *testing.T) {
 		t.Fatal("active session ended:", err)
 	}
 	f.clock = f.clock.Add(31 * time.Minute)
-	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, admins.ErrNoSession) {
+	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, adminaccount.ErrNoSession) {
 		t.Fatal("idle session lives:", err)
 	}
 	// Absolute lifetime.
@@ -162,7 +162,7 @@ func TestSignInSessionsAndReset(t *testing.T) {
 		f.clock = f.clock.Add(29 * time.Minute)
 		f.svc.Session(ctx, cookie)
 	}
-	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, admins.ErrNoSession) {
+	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, adminaccount.ErrNoSession) {
 		t.Fatal("session outlived its lifetime:", err)
 	}
 	// A reset ends sessions and the old password.
@@ -170,11 +170,11 @@ func TestSignInSessionsAndReset(t *testing.T) {
 	if _, _, err := f.svc.ResetSetup(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, admins.ErrNoSession) {
+	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, adminaccount.ErrNoSession) {
 		t.Fatal("session survived a reset:", err)
 	}
 	f.clock = f.clock.Add(time.Minute)
-	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", totp.Code(secret, f.clock), "ip"); !errors.Is(err, admins.ErrBadCredentials) {
+	if _, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", totp.Code(secret, f.clock), "ip"); !errors.Is(err, adminaccount.ErrBadCredentials) {
 		t.Fatal("signed in after reset:", err)
 	}
 }
@@ -199,10 +199,10 @@ func TestLastOwnerAndSelf(t *testing.T) {
 	root, _ := f.ready(t, "root@ops.example", store.RoleOwner)
 	other, _ := f.ready(t, "other@ops.example", store.RoleAdmin)
 	off, admin, owner := false, store.RoleAdmin, store.RoleOwner
-	if _, err := f.svc.Update(ctx, root.ID, root.ID, &admin, nil); !errors.Is(err, admins.ErrSelf) {
+	if _, err := f.svc.Update(ctx, root.ID, root.ID, &admin, nil); !errors.Is(err, adminaccount.ErrSelf) {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Update(ctx, other.ID, root.ID, nil, &off); !errors.Is(err, admins.ErrLastOwner) {
+	if _, err := f.svc.Update(ctx, other.ID, root.ID, nil, &off); !errors.Is(err, adminaccount.ErrLastOwner) {
 		t.Fatal("last owner disabled:", err)
 	}
 	if _, err := f.svc.Update(ctx, root.ID, other.ID, &owner, nil); err != nil {
@@ -212,7 +212,7 @@ func TestLastOwnerAndSelf(t *testing.T) {
 	if _, err := f.svc.Update(ctx, other.ID, root.ID, nil, &off); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, admins.ErrNoSession) {
+	if _, err := f.svc.Session(ctx, cookie); !errors.Is(err, adminaccount.ErrNoSession) {
 		t.Fatal("disabled account keeps its session")
 	}
 }
