@@ -141,11 +141,11 @@ func TestClientAgainstStandIn(t *testing.T) {
 			t.Fatalf("%q: %v", u, err)
 		}
 	}
-	org.NoFallbackDiscovery = true
+	f.stub.Update(func() { org.NoFallbackDiscovery = true })
 	if err := c.SetDiscoveryURL(ctx, "https://mdm.example.net/x"); !errors.As(err, &ae) || ae.Code != "ORG_NOT_SUPPORTED" || !strings.Contains(err.Error(), "does not offer") {
 		t.Fatalf("org not supported: %v", err)
 	}
-	org.NoFallbackDiscovery = false
+	f.stub.Update(func() { org.NoFallbackDiscovery = false })
 	if err := c.RemoveDiscoveryURL(ctx); err != nil {
 		t.Fatal(err)
 	}

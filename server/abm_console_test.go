@@ -60,11 +60,11 @@ func TestConsoleABM(t *testing.T) {
 	if code, body := o.post("/console/abm/"+id[1]+"/discovery", nil); code != 200 || !strings.Contains(body, "registered with Apple") {
 		t.Fatalf("register: %d %.500s", code, body)
 	}
-	org.NoFallbackDiscovery = true
+	stub.Update(func() { org.NoFallbackDiscovery = true })
 	if code, body := o.post("/console/abm/"+id[1]+"/discovery", nil); code != 200 || !strings.Contains(body, "does not offer account-driven enrollment fallback discovery") {
 		t.Fatalf("ORG_NOT_SUPPORTED: %d %.500s", code, body)
 	}
-	org.NoFallbackDiscovery = false
+	stub.Update(func() { org.NoFallbackDiscovery = false })
 	if code, body := o.post("/console/abm/"+id[1]+"/discovery/remove", nil); code != 200 || !strings.Contains(body, "removed at Apple") {
 		t.Fatalf("remove discovery: %d %.500s", code, body)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/abm/abmstub"
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/server"
 )
 
@@ -28,12 +29,12 @@ type abmWorld struct {
 	org  *abmstub.Org
 }
 
-func newABMWorld(t *testing.T) *abmWorld {
+func newABMWorld(t *testing.T, opts ...testenv.Option) *abmWorld {
 	t.Helper()
 	stub := abmstub.New()
 	srv := httptest.NewServer(stub.Handler())
 	t.Cleanup(srv.Close)
-	w := newWorldWith(t, func(c *server.Config) { c.ABMURL = srv.URL })
+	w := newWorldWith(t, append([]testenv.Option{func(c *server.Config) { c.ABMURL = srv.URL }}, opts...)...)
 	return &abmWorld{world: w, stub: stub, abm: srv, org: &abmstub.Org{Name: "Example Corp", ID: "1703", Domains: []string{"example.com"}}}
 }
 
@@ -271,7 +272,7 @@ func TestFallbackDiscoveryEndToEnd(t *testing.T) {
 	}
 
 	// Apple's refusals in plain words.
-	w.org.NoFallbackDiscovery = true
+	w.stub.Update(func() { w.org.NoFallbackDiscovery = true })
 	a = do(t, e, "POST", "/api/v1/abm/tokens/"+id+"/discovery", nil, e.APIKey)
 	if a.status != 422 || a.json(t)["code"] != "org_not_supported" || !strings.Contains(a.json(t)["error"].(string), "does not offer") {
 		t.Fatalf("ORG_NOT_SUPPORTED: %d %s", a.status, a.body)
@@ -279,7 +280,7 @@ func TestFallbackDiscoveryEndToEnd(t *testing.T) {
 	if v := do(t, e, "GET", "/api/v1/abm/tokens/"+id, nil, e.APIKey).json(t); !strings.Contains(v["discovery_error"].(string), "ORG_NOT_SUPPORTED") {
 		t.Fatalf("the refusal is not kept for the console: %v", v)
 	}
-	w.org.NoFallbackDiscovery = false
+	w.stub.Update(func() { w.org.NoFallbackDiscovery = false })
 
 	a = do(t, e, "DELETE", "/api/v1/abm/tokens/"+id+"/discovery", nil, e.APIKey)
 	mustStatus(t, a, 200)
@@ -291,11 +292,11 @@ func TestFallbackDiscoveryEndToEnd(t *testing.T) {
 	}
 }
 
-// Apple refuses a localhost or http discovery URL: the admin reads why.
+// Apple refuses an http discovery URL (a server behind a TLS proxy with
+// a wrong --public-url): the admin reads why.
 func TestFallbackDiscoveryURLNotValid(t *testing.T) {
-	w := newABMWorld(t)
+	w := newABMWorld(t, func(c *server.Config) { c.TLS, c.PublicURL = server.TLSOff, "http://"+c.Listen })
 	e := w.e
-	e.Server.ABM.DiscoveryURL = func(tenantID string) string { return "http://localhost/abm/discovery/" + tenantID }
 	id, cert := w.newServerToken(t, w.tenant, "Main")
 	uuid := w.stub.AddServer(w.org, "Pomona MDM")
 	file, _ := w.stub.Token(uuid, cert, time.Now().Add(365*24*time.Hour))

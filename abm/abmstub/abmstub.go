@@ -176,6 +176,15 @@ func (s *Stub) Certificate(serverUUID string) (*x509.Certificate, error) {
 	return srv.Cert, nil
 }
 
+// Update changes an organisation's or server's settings (fields of Org
+// or Server values the stand-in handed out) while it serves: fn runs
+// under the stand-in's lock.
+func (s *Stub) Update(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
+}
+
 // EndSessions ends every session (the next call gets 401 and the client
 // must authenticate again).
 func (s *Stub) EndSessions() {
@@ -330,12 +339,12 @@ func firstDomain(o *Org) string {
 }
 
 func (s *Stub) profile(w http.ResponseWriter, r *http.Request, srv *Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if srv.Org.NoFallbackDiscovery {
 		code(w, http.StatusBadRequest, "ORG_NOT_SUPPORTED")
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch r.Method {
 	case http.MethodGet:
 		if srv.DiscoveryURL == "" {
