@@ -10,6 +10,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/abm/abmstub"
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // The signature of Twitter's published OAuth 1.0a example (the parameters
@@ -190,5 +191,35 @@ func TestMAIDToken(t *testing.T) {
 	}
 	if _, _, err := abm.MAIDToken(kp.Key, "", now); err == nil {
 		t.Fatal("no server_uuid accepted")
+	}
+}
+
+// TestProblems: warnings from 30 days before expiry, after expiry, for a
+// token never imported and for a failed discovery registration; none for
+// a token with a year left.
+func TestProblems(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	tok := func(id string, expiry time.Time, imported bool, discErr string) store.ABMServerToken {
+		t := store.ABMServerToken{ID: id, Name: id, AccessTokenExpiry: expiry, DiscoveryError: discErr}
+		if imported {
+			t.TokenSealed = []byte("x")
+		}
+		return t
+	}
+	for _, c := range []struct {
+		t    store.ABMServerToken
+		want string
+	}{
+		{tok("fine", now.Add(365*24*time.Hour), true, ""), ""},
+		{tok("soon", now.Add(10*24*time.Hour+time.Hour), true, ""), "expires in 10 days"},
+		{tok("edge", now.Add(abm.WarnBefore-time.Hour), true, ""), "expires in 29 days"},
+		{tok("gone", now.Add(-time.Hour), true, ""), "expired on 2026-11-30"},
+		{tok("new", time.Time{}, false, ""), "has no token yet"},
+		{tok("disc", now.Add(365*24*time.Hour), true, "ORG_NOT_SUPPORTED: nope"), "fallback discovery registration failed: ORG_NOT_SUPPORTED"},
+	} {
+		got := strings.Join(abm.Problems([]store.ABMServerToken{c.t}, now), "\n")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.t.ID, got, c.want)
+		}
 	}
 }

@@ -142,6 +142,10 @@ func TestManagedDevicesOnlyEndToEnd(t *testing.T) {
 	if c, err := early.ManagedAppleAccountSignIn(ctx, w.managedDevicesOnly()); err != nil || c.Issuer != uuid {
 		t.Fatalf("the early device after re-delivery: %+v %v", c, err)
 	}
+	// Re-delivery is done once: the device's profile advertises it now.
+	if n, err := e.Server.RedeliverForGetToken(ctx, w.tenant); err != nil || n != 0 {
+		t.Fatalf("a second re-delivery pass queued %d (%v)", n, err)
+	}
 
 	// Enrolled with the token: the capability from the start; the device
 	// signs in, stays enrolled and keeps answering commands.
