@@ -17,6 +17,7 @@ import (
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
 )
@@ -86,8 +87,8 @@ var (
 	ErrBadCredentials = errors.New("the email, password or code is not right")
 	ErrBadSetupLink   = errors.New("this setup link is invalid, used or expired: ask an owner for a new one")
 	ErrNoSession      = errors.New("not signed in")
-	ErrLastOwner      = errors.New("the last enabled owner cannot be demoted or disabled: make another account owner first")
-	ErrSelf           = errors.New("you cannot change your own role or disable your own account")
+	ErrLastOwner      = problem.Coded(problem.Conflict, "last_owner", "the last enabled owner cannot be demoted or disabled: make another account owner first")
+	ErrSelf           = problem.Coded(problem.Conflict, "self", "you cannot change your own role or disable your own account")
 )
 
 // Service implements console accounts on a Store.
@@ -146,7 +147,7 @@ func normEmail(email string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(email))
 	at := strings.LastIndexByte(e, '@')
 	if at < 1 || at == len(e)-1 || len(e) > 254 || strings.ContainsAny(e, " \t<>\"") {
-		return "", &directory.ValidationError{Field: "email", Message: "must be an email address such as ops@example.com"}
+		return "", problem.Validation("email", "must be an email address such as ops@example.com")
 	}
 	return e, nil
 }
@@ -157,7 +158,7 @@ func checkRole(role string) error {
 			return nil
 		}
 	}
-	return &directory.ValidationError{Field: "role", Message: "must be one of owner, admin, helpdesk, auditor"}
+	return problem.Validation("role", "must be one of owner, admin, helpdesk, auditor")
 }
 
 // Invite creates an account that can only be set up through the returned
@@ -171,7 +172,7 @@ func (s *Service) Invite(ctx context.Context, email, name, role string) (*store.
 		return nil, "", err
 	}
 	if len(name) > 200 {
-		return nil, "", &directory.ValidationError{Field: "name", Message: "is at most 200 characters"}
+		return nil, "", problem.Validation("name", "is at most 200 characters")
 	}
 	tok := randomToken()
 	now := s.now()
@@ -258,7 +259,7 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 	step, ok := totp.Verify(secret, code, s.now(), 0)
 	if !ok {
 		s.fail(ctx, a.Email, ip)
-		return nil, &directory.ValidationError{Field: "code", Message: "does not match: check the clock of the phone and enter the current code"}
+		return nil, problem.Validation("code", "does not match: check the clock of the phone and enter the current code")
 	}
 	h, err := password.Hash(pw, s.Password)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // Client talks to one Pomona server.
@@ -176,11 +176,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, idemp
 		return &transportError{err}
 	}
 	if resp.StatusCode >= 400 {
-		var e struct {
-			Error string `json:"error"`
-			Code  string `json:"code"`
-			Field string `json:"field"`
-		}
+		var e apitypes.Error
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error, e.Code = strings.TrimSpace(string(data)), "http_error"
 			if e.Error == "" {
@@ -202,21 +198,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, idemp
 
 // Typed helpers for the resources the CLI uses most.
 
+// The wire types, declared once in package apitypes (shared with the
+// server), under the names the CLI knows.
 type (
-	Tenant = api.Tenant
-	User   = api.User
-	APIKey = api.APIKey
+	Tenant     = apitypes.Tenant
+	User       = apitypes.User
+	APIKey     = apitypes.APIKey
+	UserInput  = apitypes.UserInput
+	ServerInfo = apitypes.ServerInfo
 )
-
-// UserInput is the body of POST /api/v1/users.
-type UserInput struct {
-	Tenant         string `json:"tenant,omitempty"`
-	Email          string `json:"email"`
-	ManagedAppleID string `json:"managed_apple_id,omitempty"`
-	Name           string `json:"name,omitempty"`
-	Password       string `json:"password,omitempty"`
-	Enabled        *bool  `json:"enabled,omitempty"`
-}
 
 func (c *Client) CreateUser(ctx context.Context, in UserInput) (*User, error) {
 	var u User
@@ -231,15 +221,6 @@ func (c *Client) User(ctx context.Context, ref string) (*User, error) {
 func (c *Client) Tenant(ctx context.Context, ref string) (*Tenant, error) {
 	var t Tenant
 	return &t, c.Do(ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(ref), nil, &t)
-}
-
-// ServerInfo is GET /api/v1/server.
-type ServerInfo struct {
-	Version   string `json:"version"`
-	PublicURL string `json:"public_url"`
-	Store     string `json:"store"`
-	Tenants   int    `json:"tenants"`
-	Users     int    `json:"users"`
 }
 
 func (c *Client) ServerInfo(ctx context.Context) (*ServerInfo, error) {

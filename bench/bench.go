@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
 )
@@ -175,7 +175,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Every run has its own tenant domain, so runs against one server
 	// never collide.
-	domain := "bench-" + mdmservice.NewUUID()[:8] + ".example"
+	domain := "bench-" + profile.NewUUID()[:8] + ".example"
 	domain = strings.ToLower(domain)
 	rep := &Report{Options: o, Devices: o.Devices, Store: "sqlite", Seeded: o.Seed}
 	if o.DB != "" {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/directory"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/server"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -95,12 +95,12 @@ func seedDevice(ctx context.Context, st store.Store, tenantID, userID string, no
 	if err := st.CreateEnrollment(ctx, e, nil); err != nil {
 		return err
 	}
-	apple := mdmservice.NewUUID()
+	apple := profile.NewUUID()
 	if err := st.BindAppleEnrollment(ctx, e.ID, apple, store.DeviceInfo{OSVersion: "18.2", BuildVersion: "22C152", ProductName: "iPhone15,3"}, now); err != nil {
 		return err
 	}
 	push := make([]byte, 32)
 	rand.Read(push)
-	return st.PutChannel(ctx, &store.Channel{ID: apple, EnrollmentRef: e.ID, Kind: "device", PushToken: push, PushMagic: mdmservice.NewUUID(),
+	return st.PutChannel(ctx, &store.Channel{ID: apple, EnrollmentRef: e.ID, Kind: "device", PushToken: push, PushMagic: profile.NewUUID(),
 		LastSeenAt: now, CreatedAt: now, UpdatedAt: now})
 }

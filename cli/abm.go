@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"time"
+
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // abmCommands are the Apple Business Manager commands; commands() merges
@@ -88,13 +88,13 @@ func runABM(env *Env, args []string) error {
 		}
 		return url.PathEscape(pos[0]), nil
 	}
-	var v abmView
+	var v apitypes.ABMServerToken
 	switch group + " " + sub {
 	case "token create":
 		if *tenant == "" || *name == "" {
 			return usagef("give --tenant and --name\nUsage: pomona %s", abmTokenUsage)
 		}
-		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/abm/tokens", map[string]any{"tenant": *tenant, "name": *name}, &v); err != nil {
+		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/abm/tokens", apitypes.ABMServerTokenCreate{Tenant: *tenant, Name: *name}, &v); err != nil {
 			return err
 		}
 		if err := writeOut(env, *out, v.Certificate); err != nil {
@@ -108,9 +108,7 @@ func runABM(env *Env, args []string) error {
 		if *tenant != "" {
 			q = "?tenant=" + url.QueryEscape(*tenant)
 		}
-		var resp struct {
-			Tokens []abmView `json:"tokens"`
-		}
+		var resp apitypes.ABMServerTokenList
 		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens"+q, nil, &resp); err != nil {
 			return err
 		}
@@ -156,7 +154,7 @@ func runABM(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.Do(env.Ctx, http.MethodPut, "/api/v1/abm/tokens/"+id+"/token", map[string]any{"server_token": base64.StdEncoding.EncodeToString(b)}, &v); err != nil {
+		if err := c.Do(env.Ctx, http.MethodPut, "/api/v1/abm/tokens/"+id+"/token", apitypes.ABMServerTokenImport{ServerToken: b}, &v); err != nil {
 			return err
 		}
 		return showABM(env, &cf, &v)
@@ -193,13 +191,7 @@ func runABM(env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var d struct {
-			Registered  bool   `json:"registered"`
-			URL         string `json:"url"`
-			LastUpdated string `json:"last_updated"`
-			Want        string `json:"want"`
-			Current     bool   `json:"current"`
-		}
+		var d apitypes.ABMDiscovery
 		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens/"+id+"/discovery", nil, &d); err != nil {
 			return err
 		}
@@ -219,23 +211,6 @@ func runABM(env *Env, args []string) error {
 	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, usage)
 }
 
-type abmView struct {
-	ID                  string     `json:"id"`
-	TenantID            string     `json:"tenant_id"`
-	Name                string     `json:"name"`
-	Status              string     `json:"status"`
-	OrgName             string     `json:"org_name,omitempty"`
-	ServerName          string     `json:"server_name,omitempty"`
-	ServerUUID          string     `json:"server_uuid,omitempty"`
-	ExpiresAt           *time.Time `json:"expires_at,omitempty"`
-	DaysLeft            *int       `json:"days_left,omitempty"`
-	DiscoveryURL        string     `json:"discovery_url,omitempty"`
-	DiscoveryAssertedAt *time.Time `json:"discovery_asserted_at,omitempty"`
-	DiscoveryError      string     `json:"discovery_error,omitempty"`
-	Certificate         string     `json:"certificate"`
-	Warnings            []string   `json:"warnings"`
-}
-
 func writeOut(env *Env, file, content string) error {
 	if file == "" {
 		fmt.Fprint(env.Stdout, content)
@@ -248,7 +223,7 @@ func writeOut(env *Env, file, content string) error {
 	return nil
 }
 
-func showABM(env *Env, cf *clientFlags, v *abmView) error {
+func showABM(env *Env, cf *clientFlags, v *apitypes.ABMServerToken) error {
 	if cf.json {
 		return printJSON(env.Stdout, v)
 	}

@@ -1,8 +1,10 @@
 // Package directory holds the rules for tenants and users: what a valid
 // name, domain, email or password is, how a tenant is named in requests
 // (by id or by one of its domains), and what changes together (a new
-// password also ends every session of that user). The admin API, the CLI
-// (through the API) and the console all go through it.
+// password also ends every session of that user), applied as each tenant
+// or user is written. The application layer (package app) calls it for
+// every tenant and user use case of the API, the console and the CLI;
+// console accounts (package adminaccount) share its password rules.
 package directory
 
 import (
@@ -10,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,19 +19,14 @@ import (
 	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/password"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// ValidationError is input that is well-formed but not acceptable.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
-
+// invalid is input that is well-formed but not acceptable: a
+// problem.Validation (422, code validation_failed, naming field).
 func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+	return problem.Validation(field, format, args...)
 }
 
 // Store is what the directory needs from storage.
@@ -162,7 +158,7 @@ type TenantPatch struct {
 	PrivacyURL          *string
 }
 
-// brandingField checks one branding field with check, as a ValidationError
+// brandingField checks one branding field with check, as a validation problem
 // naming field.
 func brandingField(field string, v *string, check func(string) (string, error)) (string, error) {
 	if v == nil {
@@ -176,7 +172,7 @@ func brandingField(field string, v *string, check func(string) (string, error)) 
 }
 
 // SetLogo stores a tenant's sign-in page logo after branding.Logo checked
-// it (PNG or JPEG, size and dimensions limited; a ValidationError on field
+// it (PNG or JPEG, size and dimensions limited; a validation problem on field
 // "logo" otherwise); nil or empty data removes the logo.
 func (s *Service) SetLogo(ctx context.Context, tenantID string, data []byte) error {
 	if len(data) == 0 {

@@ -49,6 +49,11 @@ const (
 	// Unavailable: something the request needs is not configured or not
 	// reachable (no push certificate yet). 503.
 	Unavailable
+	// MethodNotAllowed: the path exists, but not with this method. 405.
+	MethodNotAllowed
+	// BadGateway: a service the request relies on (APNs) refused or
+	// failed. 502.
+	BadGateway
 )
 
 var kindNames = [...]string{
@@ -62,6 +67,8 @@ var kindNames = [...]string{
 	UnsupportedMediaType: "unsupported_media_type",
 	TooManyRequests:      "too_many_requests",
 	Unavailable:          "unavailable",
+	MethodNotAllowed:     "method_not_allowed",
+	BadGateway:           "bad_gateway",
 }
 
 // String is the Kind's default machine code ("not_found", …).
@@ -115,6 +122,14 @@ func Wrap(kind Kind, err error, format string, args ...any) *Error {
 // FieldError makes an Invalid or Unprocessable *Error naming the offending field.
 func FieldError(kind Kind, field, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: kind.String(), Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validation makes the Unprocessable *Error for input that is well-formed
+// but not acceptable (a tenant's domain, a user's password, a webhook's
+// URL): code "validation_failed", Field set, and a Message that starts with
+// the field ("email: must be an email address") so that it reads on its own.
+func Validation(field, format string, args ...any) *Error {
+	return &Error{Kind: Unprocessable, Code: "validation_failed", Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // As finds the first *Error in err's chain.

@@ -23,9 +23,9 @@ import (
 
 	"github.com/micromdm/plist"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -59,7 +59,7 @@ const (
 type Job struct {
 	Store    Store
 	Enroll   *enroll.Service
-	Commands *mdmservice.Commands
+	Commands *app.Commands
 	// Topic is the current push topic (the re-sent profile's Topic).
 	Topic func(ctx context.Context) (string, error)
 	// Window, Timeout, Batch: zero means the default.
@@ -180,7 +180,7 @@ func (j *Job) start(ctx context.Context, c store.RenewalCandidate, topic string)
 	if err != nil {
 		return err
 	}
-	uuid, err := j.Commands.Enqueue(ctx, e, mdmservice.EnqueueRequest{Plist: cmd, CreatedBy: "renewal"})
+	uuid, err := j.Commands.Enqueue(ctx, e, app.EnqueueRequest{Plist: cmd, CreatedBy: "renewal"})
 	if err != nil {
 		j.fail(ctx, r, "cannot queue the InstallProfile: "+err.Error(), j.Now().UTC())
 		return err

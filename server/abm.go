@@ -35,6 +35,7 @@ func (s *Server) setupABM() {
 		// hourly ABM pass picks up what this one leaves.
 		go s.RedeliverForGetToken(context.WithoutCancel(ctx), tenantID)
 	}
+	s.App.ABM = s.ABM
 	s.Enroll.GetToken = s.ABM.HasToken
 	s.MDM.Tokens = s.ABM
 }

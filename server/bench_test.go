@@ -8,6 +8,7 @@ import (
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/mdmservice"
 )
 
@@ -77,7 +78,7 @@ func BenchmarkCommandRoundTripService(b *testing.B) {
 		// The device's answer is signed outside the measured time (the
 		// device does that work, with its own key).
 		b.StartTimer()
-		id, err := w.e.Server.Commands.Enqueue(ctx, enr, mdmservice.EnqueueRequest{JSON: map[string]any{"request_type": "DeviceInformation", "queries": []any{"OSVersion"}}, NoPush: true})
+		id, err := w.e.Server.Commands.Enqueue(ctx, enr, app.EnqueueRequest{JSON: map[string]any{"request_type": "DeviceInformation", "queries": []any{"OSVersion"}}, NoPush: true})
 		if err != nil {
 			b.Fatal(err)
 		}

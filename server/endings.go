@@ -46,30 +46,14 @@ func (s *Server) PurgeTombstones(ctx context.Context) (int64, error) {
 
 // unenrollDisabled is the --unenroll-on-disable policy: every enrolled
 // device of a user just disabled is sent RemoveProfile and its enrollment
-// ended at once (mdmservice.Commands.Unenroll with immediately), so its
-// next request is answered com.apple.unrecognized.device even though the
-// disabled user's token is refused. Failures are logged; the user stays
-// disabled.
+// ended at once (app.Endings.UnenrollUser), so its next request is
+// answered com.apple.unrecognized.device even though the disabled user's
+// token is refused. Failures are logged; the user stays disabled.
 func (s *Server) unenrollDisabled(ctx context.Context, u *store.User) {
-	f := store.EnrollmentFilter{UserID: u.ID, Status: store.EnrollmentEnrolled, Limit: 500}
-	n := 0
-	for {
-		page, err := s.Store.Enrollments(ctx, f)
-		if err != nil {
-			s.log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)
-			return
-		}
-		for i := range page {
-			if _, err := s.Commands.Unenroll(ctx, &page[i], true, "policy: user disabled"); err != nil {
-				s.log.Error("unenroll on disable failed", "user", u.ID, "device", page[i].ID, "err", err)
-				continue
-			}
-			n++
-		}
-		if len(page) < f.Limit {
-			break
-		}
-		f.Before = page[len(page)-1].ID
+	n, err := s.App.Endings.UnenrollUser(ctx, u.ID, "policy: user disabled")
+	if err != nil {
+		s.log.Error("unenroll on disable: listing the user's devices failed", "user", u.ID, "err", err)
+		return
 	}
 	s.log.Info("user disabled: devices unenrolled by policy", "user", u.ID, "devices", n)
 }

@@ -109,7 +109,7 @@ func FuzzSCEPHTTP(f *testing.F) {
 }
 
 // FuzzAdminPlistHTTP: the admin API's raw command plist (the console's
-// raw-plist field goes through the same mdmservice.Commands.Build).
+// raw-plist field goes through the same app.Commands.Build).
 func FuzzAdminPlistHTTP(f *testing.F) {
 	f.Add([]byte(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>RequestType</key><string>DeviceInformation</string><key>Queries</key><array><string>OSVersion</string></array></dict></plist>`))
 	f.Add([]byte(`<plist version="1.0"><dict><key>CommandUUID</key><string>x</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>`))

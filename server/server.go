@@ -23,6 +23,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
@@ -171,13 +172,15 @@ type Server struct {
 	Auth      *auth.Service
 	Enroll    *enroll.Service
 	MDM       *mdmservice.Service
-	Commands  *mdmservice.Commands
-	Renewal   *renewal.Job
-	ABM       *abm.Service
-	Admins    *adminaccount.Service
-	CA        *pki.CA
-	Issuer    *pki.Issuer
-	pusher    *pusher
+	Commands  *app.Commands
+	// App is the application layer the API, the console and the jobs call.
+	App     *app.App
+	Renewal *renewal.Job
+	ABM     *abm.Service
+	Admins  *adminaccount.Service
+	CA      *pki.CA
+	Issuer  *pki.Issuer
+	pusher  *pusher
 	// instance names this process in cluster-wide leases.
 	instance  string
 	demoAPNs  *apnsstub.Server
@@ -301,7 +304,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	} else if n, err := s.Store.CountAPIKeys(ctx); err != nil {
 		return nil, err
 	} else if n == 0 {
-		k, rec := api.NewKey("first-start", time.Now())
+		k, rec := app.NewKey("first-start", time.Now())
 		if err := s.Store.CreateAPIKey(ctx, rec); err != nil {
 			return nil, err
 		}
@@ -345,7 +348,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Commands = &mdmservice.Commands{Store: s.Store, Catalog: catalog.Default(), Push: s.pusher, Now: clock}
+	s.App = app.New(s.Store, app.Config{Directory: s.Directory, Catalog: catalog.Default(), Pusher: s.pusher, PushCerts: pushStore{s},
+		Sealer: sealer, Lifecycle: clock, Now: time.Now, Log: log})
+	s.Commands = s.App.Commands
 	if cfg.UnenrollOnDisable {
 		s.Directory.Disabled = s.unenrollDisabled
 	}
@@ -353,6 +358,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
 	s.setupABM()
 	s.Admins = adminaccount.New(s.Store, sealer, cfg.Password)
+	s.App.Accounts.Service = s.Admins
 	if cfg.ConsoleClock != nil {
 		s.Admins.Now = cfg.ConsoleClock
 	}
@@ -411,17 +417,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	// Admin and operations.
 	(&api.API{
-		Dir: s.Directory, Store: s.Store, Log: log, Metrics: s.Metrics,
+		App: s.App, Log: log, Metrics: s.Metrics,
 		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
 		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
-		Push: pushStore{s}, Commands: s.Commands, Pusher: s.pusher, Sealer: sealer, Admins: s.Admins, SetupURL: s.SetupURL,
-		ABM: s.ABM,
+		SetupURL: s.SetupURL,
 	}).Register(mux)
 	(&console.Console{
-		Admins: s.Admins, Dir: s.Directory, Store: s.Store, Commands: s.Commands, Catalog: catalog.Default(), Pusher: s.pusher,
-		Push: pushStore{s}, EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(), Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
+		Admins: s.Admins, App: s.App, Catalog: catalog.Default(), EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(), Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
 		Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck, Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
-		ABM: s.ABM,
 	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -477,7 +480,8 @@ func (s *Server) pushChanged(c *pushcert.Cert) {
 	s.Metrics.PushCertExpiry.Set(float64(c.Cert.NotAfter.Unix()))
 }
 
-// pushStore adapts the server to the API's push-certificate needs.
+// pushStore adapts the server to the application layer's push-certificate
+// needs (app.PushCertStore).
 type pushStore struct{ s *Server }
 
 func (p pushStore) Load(ctx context.Context) (*pushcert.Cert, error) { return p.s.LoadPushCert(ctx) }

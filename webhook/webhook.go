@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -215,27 +216,26 @@ func (d *Dispatcher) deliver(ctx context.Context, w *store.Webhook, dl store.Del
 	d.Store.FinishDelivery(ctx, dl.ID, store.DeliveryPending, problem, next, now)
 }
 
-// ValidationError is a webhook field that is not acceptable.
-type ValidationError = directory.ValidationError
-
 // Create validates and stores a webhook. An empty secret gets a random
 // one; the secret is returned once and kept sealed.
-func Create(ctx context.Context, st store.WebhookStore, sealer interface {
+func Create(ctx context.Context, st interface {
+	CreateWebhook(ctx context.Context, w *store.Webhook) error
+}, sealer interface {
 	Seal(plaintext []byte, context string) []byte
 }, rawURL string, events []string, secret string, now time.Time) (*store.Webhook, string, error) {
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, "", &ValidationError{Field: "url", Message: "must be an absolute http(s) URL"}
+		return nil, "", problem.Validation("url", "must be an absolute http(s) URL")
 	}
 	for _, e := range events {
 		if !slices.Contains(Events, e) {
-			return nil, "", &ValidationError{Field: "events", Message: "unknown event " + e}
+			return nil, "", problem.Validation("events", "unknown event %s", e)
 		}
 	}
 	if secret == "" {
 		secret = NewSecret()
 	} else if len(secret) < 16 {
-		return nil, "", &ValidationError{Field: "secret", Message: "must be at least 16 characters"}
+		return nil, "", problem.Validation("secret", "must be at least 16 characters")
 	}
 	id := directory.NewID("wh")
 	hook := &store.Webhook{ID: id, URL: u.String(), Events: events, Secret: sealer.Seal([]byte(secret), SecretContext(id)),

@@ -1,7 +1,8 @@
-// Package api is the admin REST API under /api/v1: JSON in and out,
-// authenticated with API keys, errors as {"error": "...", "code": "..."}.
-// Handlers only decode, call the directory service or the store, and
-// encode; the rules live in package directory.
+// Package api is the admin REST API under /api/v1: JSON in and out
+// (package apitypes), authenticated with API keys, errors as
+// {"error": "...", "code": "..."} (httpx.Classify). Handlers only decode,
+// call the application layer (package app) and encode; the use cases and
+// their rules live there.
 package api
 
 import (
@@ -16,13 +17,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/abm"
-	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apikey"
-	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/http/httpx"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -36,8 +35,7 @@ const MaxBody = 1 << 20
 
 // API serves the admin REST API.
 type API struct {
-	Dir     *directory.Service
-	Store   store.Store
+	App     *app.App
 	Auth    *KeyAuth
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
@@ -47,16 +45,8 @@ type API struct {
 	EnrollURL func(tenantID string) string
 	Version   string
 	Now       func() time.Time
-	Push      PushCerts
-	Commands  *mdmservice.Commands
-	Pusher    DevicePusher
-	Sealer    Sealer
-	// Admins manages console accounts; SetupURL makes a setup link.
-	Admins   *adminaccount.Service
+	// SetupURL makes a console account's setup link.
 	SetupURL func(token string) string
-	// ABM is the Apple Business Manager connection (server tokens,
-	// fallback discovery).
-	ABM *abm.Service
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -141,11 +131,11 @@ func (a *API) Register(mux *http.ServeMux) {
 		if len(allow) > 0 {
 			sort.Strings(allow)
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed",
+			httpx.WriteError(w, r, a.Log, problem.Coded(problem.MethodNotAllowed, "method_not_allowed",
 				"%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 			return
 		}
-		httpx.WriteError(w, r, a.Log, httpx.Errorf(http.StatusNotFound, "not_found", "no API endpoint %s %s", r.Method, r.URL.Path))
+		httpx.WriteError(w, r, a.Log, problem.Coded(problem.NotFound, "not_found", "no API endpoint %s %s", r.Method, r.URL.Path))
 	})
 }
 
@@ -162,7 +152,6 @@ func (a *API) authenticated(h handlerFunc) http.Handler {
 		p, err := a.Auth.Check(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			a.Metrics.AdminAuthFails.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pomona-admin"`)
 			httpx.WriteError(w, r, a.Log, err)
 			return
 		}
@@ -184,8 +173,8 @@ func (a *API) audit(r *http.Request, principal string, status int) {
 		status = http.StatusOK
 	}
 	e := &store.AuditEntry{At: a.Now().UTC(), Actor: principal, Action: r.Pattern, Target: r.PathValue("id"), Status: status, Remote: r.RemoteAddr}
-	// The request may be cancelled by now; the record must still be written.
-	if err := a.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+	// The request may be cancelled by now; the record is still written.
+	if err := a.App.Audit.Record(r.Context(), e); err != nil {
 		a.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
 	}
 }
@@ -200,9 +189,12 @@ type KeyAuth struct {
 	Log       *slog.Logger
 }
 
+// keyChallenge is the WWW-Authenticate value of every 401 (RFC 6750 §3).
+const keyChallenge = `Bearer realm="pomona-admin"`
+
 var (
-	errNoKey  = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "missing API key: send \"Authorization: Bearer <key>\"")
-	errBadKey = httpx.Errorf(http.StatusUnauthorized, "unauthorized", "invalid or revoked API key")
+	errNoKey  = &problem.Error{Kind: problem.Unauthenticated, Code: "unauthorized", Message: "missing API key: send \"Authorization: Bearer <key>\"", Challenge: keyChallenge}
+	errBadKey = &problem.Error{Kind: problem.Unauthenticated, Code: "unauthorized", Message: "invalid or revoked API key", Challenge: keyChallenge}
 )
 
 // touchEvery limits last-used updates to one write per key per minute.

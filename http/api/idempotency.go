@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/pomona-mdm/pomona/http/httpx"
-	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/app"
+	"github.com/pomona-mdm/pomona/problem"
 )
 
 // IdempotencyHeader makes a command creation happen at most once
 // (draft-ietf-httpapi-idempotency-key-header, section 2): repeating the
-// request with the same key within mdmservice.IdempotencyTTL returns the
+// request with the same key within app.IdempotencyTTL returns the
 // first answer and queues nothing; the same key with another request is
 // refused with 422.
 const IdempotencyHeader = "Idempotency-Key"
@@ -28,14 +28,14 @@ const maxIdempotencyKey = 255
 // too. The fingerprint covers the method, the path and body, the request
 // as decoded and re-encoded (so key order and spacing do not matter).
 // Malformed keys give a 400.
-func idempotency(r *http.Request, body any) (*mdmservice.Idempotency, error) {
+func idempotency(r *http.Request, body any) (*app.Idempotency, error) {
 	vs := r.Header.Values(IdempotencyHeader)
 	if len(vs) == 0 {
 		return nil, nil
 	}
 	key, ok := parseIdempotencyKey(vs)
 	if !ok {
-		return nil, &httpx.Error{Status: http.StatusBadRequest, Code: "invalid_parameter",
+		return nil, &problem.Error{Kind: problem.Invalid, Code: "invalid_parameter",
 			Message: `Idempotency-Key must be one string of 1 to 255 printable ASCII characters, e.g. Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"`}
 	}
 	b, err := json.Marshal(body)
@@ -45,7 +45,7 @@ func idempotency(r *http.Request, body any) (*mdmservice.Idempotency, error) {
 	h := sha256.New()
 	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
 	h.Write(b)
-	return &mdmservice.Idempotency{Principal: Principal(r.Context()), Key: key, Fingerprint: hex.EncodeToString(h.Sum(nil))}, nil
+	return &app.Idempotency{Principal: Principal(r.Context()), Key: key, Fingerprint: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func parseIdempotencyKey(vs []string) (string, bool) {

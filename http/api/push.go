@@ -1,51 +1,27 @@
 package api
 
 import (
-	"context"
 	"encoding/base64"
-	"errors"
 	"net/http"
-	"time"
 
+	"github.com/pomona-mdm/pomona/apitypes"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/pushcert"
 )
 
-// PushCerts is where the API keeps the push certificate.
-type PushCerts interface {
-	Load(ctx context.Context) (*pushcert.Cert, error)
-	Save(ctx context.Context, c *pushcert.Cert) error
-	SaveCSRKey(ctx context.Context, c *pushcert.Cert) error
-	// Changed tells the server the certificate changed (metrics, caches).
-	Changed(c *pushcert.Cert)
-}
-
-// PushCert is the API form of the push certificate. The key never leaves.
-type PushCert struct {
-	Topic         string    `json:"topic"`
-	Subject       string    `json:"subject"`
-	Issuer        string    `json:"issuer"`
-	IssuedByApple bool      `json:"issued_by_apple"`
-	NotBefore     time.Time `json:"not_before"`
-	NotAfter      time.Time `json:"not_after"`
-	DaysLeft      int       `json:"days_left"`
-	Warnings      []string  `json:"warnings"`
-}
-
-func (a *API) pushView(c *pushcert.Cert) PushCert {
+func (a *API) pushView(c *pushcert.Cert) apitypes.PushCert {
 	w := c.Problems(a.Now())
 	if w == nil {
 		w = []string{}
 	}
-	return PushCert{Topic: c.Topic, Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(), IssuedByApple: c.IssuedByApple,
+	return apitypes.PushCert{Topic: c.Topic, Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(), IssuedByApple: c.IssuedByApple,
 		NotBefore: c.Cert.NotBefore, NotAfter: c.Cert.NotAfter, DaysLeft: int(c.Cert.NotAfter.Sub(a.Now()).Hours() / 24), Warnings: w}
 }
 
 func (a *API) getPushCert(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.Push.Load(r.Context())
-	if errors.Is(err, pushcert.ErrNone) {
-		return httpx.Errorf(http.StatusNotFound, "not_found", "%v", err)
-	}
+	c, err := a.App.PushCerts.Get(r.Context())
 	if err != nil {
 		return err
 	}
@@ -54,51 +30,28 @@ func (a *API) getPushCert(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Certificate string `json:"certificate"`
-		PrivateKey  string `json:"private_key"`
-		PKCS12      string `json:"pkcs12"`
-		Password    string `json:"password"`
-		// AllowTopicChange must be set to replace a certificate with one of
-		// another topic: every enrolled device would stop answering pushes.
-		AllowTopicChange bool `json:"allow_topic_change"`
-	}
+	var in apitypes.PushCertUpload
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	var c *pushcert.Cert
-	var err error
-	switch {
-	case in.PKCS12 != "" && in.Certificate != "":
-		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give either certificate (+ private_key) or pkcs12, not both")
-	case in.PKCS12 != "":
-		raw, derr := base64.StdEncoding.DecodeString(in.PKCS12)
-		if derr != nil {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_request", "pkcs12 must be base64")
+	up := app.PushCertUpload{Password: in.Password, AllowTopicChange: in.AllowTopicChange}
+	if in.Certificate != "" {
+		up.CertPEM, up.KeyPEM = []byte(in.Certificate), []byte(in.PrivateKey)
+	}
+	if in.PKCS12 != "" {
+		raw, err := base64.StdEncoding.DecodeString(in.PKCS12)
+		if err != nil {
+			if in.Certificate == "" {
+				return problem.Coded(problem.Invalid, "invalid_request", "pkcs12 must be base64")
+			}
+			raw = []byte(in.PKCS12) // both given: Import refuses the pair
 		}
-		c, err = pushcert.ParsePKCS12(raw, in.Password)
-	case in.Certificate != "":
-		c, err = pushcert.ParsePEM([]byte(in.Certificate), []byte(in.PrivateKey))
-	default:
-		return httpx.Errorf(http.StatusBadRequest, "invalid_request", "give certificate (PEM, with private_key unless the CSR was made by this server) or pkcs12 (base64) with password")
+		up.PKCS12 = raw
 	}
+	c, err := a.App.PushCerts.Import(r.Context(), up)
 	if err != nil {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
-	}
-	old, err := a.Push.Load(r.Context())
-	if err != nil && !errors.Is(err, pushcert.ErrNone) {
 		return err
 	}
-	if err := pushcert.CheckReplacement(old, c, in.AllowTopicChange, a.Now()); err != nil {
-		if errors.Is(err, pushcert.ErrTopicChange) {
-			return httpx.Errorf(http.StatusConflict, "topic_change", "%s (allow_topic_change=true)", err.Error())
-		}
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
-	}
-	if err := a.Push.Save(r.Context(), c); err != nil {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid_certificate", "%v", err)
-	}
-	a.Push.Changed(c)
 	for _, p := range c.Problems(a.Now()) {
 		a.Log.Warn("push certificate: " + p)
 	}
@@ -108,32 +61,14 @@ func (a *API) putPushCert(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) pushCSR(w http.ResponseWriter, r *http.Request) error {
-	csr, key, err := pushcert.NewCSR("Pomona MDM push")
+	csr, err := a.App.PushCerts.CSR(r.Context())
 	if err != nil {
-		return err
-	}
-	if err := a.Push.SaveCSRKey(r.Context(), &pushcert.Cert{Key: key}); err != nil {
 		return err
 	}
 	a.Log.Info("push certificate CSR created", "by", Principal(r.Context()))
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{
-		"csr": string(csr),
-		"next": "Have the CSR signed with an MDM vendor certificate (Apple Developer Program: 'MDM CSR' certificate), upload the signed request at https://identity.apple.com/pushcert, " +
+	httpx.WriteJSON(w, http.StatusOK, apitypes.CSR{CSR: string(csr),
+		Next: "Have the CSR signed with an MDM vendor certificate (Apple Developer Program: 'MDM CSR' certificate), upload the signed request at https://identity.apple.com/pushcert, " +
 			"download the certificate and import it: pomona push-cert import --cert MDM_Certificate.pem (the key stays on this server).",
 	})
-	return nil
-}
-
-func (a *API) reauthenticate(w http.ResponseWriter, r *http.Request) error {
-	cur, err := a.userRef(r)
-	if err != nil {
-		return err
-	}
-	u, err := a.Dir.Reauthenticate(r.Context(), cur.ID)
-	if err != nil {
-		return err
-	}
-	a.Log.Info("user must re-authenticate: access tokens revoked", "user", u.ID, "by", Principal(r.Context()))
-	httpx.WriteJSON(w, http.StatusOK, user(u))
 	return nil
 }

@@ -7,70 +7,23 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/pomona-mdm/pomona/apikey"
+	"github.com/pomona-mdm/pomona/apitypes"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Tenant is the API form of a tenant.
-type Tenant struct {
-	ID                  string    `json:"id"`
-	Name                string    `json:"name"`
-	Domains             []string  `json:"domains"`
-	RequireSecondFactor bool      `json:"require_second_factor"`
-	EnrollmentURL       string    `json:"enrollment_url"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
-	// Branding of the device sign-in pages; "" when not set.
-	AccentColor string `json:"accent_color"`
-	Contact     string `json:"contact"`
-	PrivacyURL  string `json:"privacy_url"`
-	LogoURL     string `json:"logo_url,omitempty"` // public URL of the logo; absent without one
-}
-
-// User is the API form of a user. Secrets never leave the server.
-type User struct {
-	ID             string     `json:"id"`
-	TenantID       string     `json:"tenant_id"`
-	Email          string     `json:"email"`
-	ManagedAppleID string     `json:"managed_apple_id"`
-	Name           string     `json:"name"`
-	Enabled        bool       `json:"enabled"`
-	PasswordSet    bool       `json:"password_set"`
-	SecondFactor   string     `json:"second_factor"` // none, pending, active
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	LastSignInAt   *time.Time `json:"last_sign_in_at,omitempty"`
-}
-
-// APIKey is the API form of an admin key; Key is only set on creation.
-type APIKey struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Key        string     `json:"key,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-}
-
-func opt(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func (a *API) tenant(t *store.Tenant) Tenant {
+func (a *API) tenant(t *store.Tenant) apitypes.Tenant {
 	d := t.Domains
 	if d == nil {
 		d = []string{}
 	}
-	out := Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
+	out := apitypes.Tenant{ID: t.ID, Name: t.Name, Domains: d, RequireSecondFactor: t.RequireSecondFactor,
 		EnrollmentURL: a.EnrollURL(t.ID), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 		AccentColor: t.AccentColor, Contact: t.Contact, PrivacyURL: t.PrivacyURL}
 	if !t.LogoUpdatedAt.IsZero() {
@@ -79,46 +32,36 @@ func (a *API) tenant(t *store.Tenant) Tenant {
 	return out
 }
 
-func user(u *store.User) User {
-	return User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, ManagedAppleID: u.ManagedAppleID, Name: u.Name,
+func user(u *store.User) apitypes.User {
+	return apitypes.User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, ManagedAppleID: u.ManagedAppleID, Name: u.Name,
 		Enabled: u.Enabled, PasswordSet: u.PasswordHash != "", SecondFactor: directory.SecondFactorState(u),
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastSignInAt: opt(u.LastSignInAt)}
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, LastSignInAt: apitypes.Opt(u.LastSignInAt)}
 }
 
-func key(k *store.APIKey) APIKey {
-	return APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, LastUsedAt: opt(k.LastUsedAt), RevokedAt: opt(k.RevokedAt)}
+func key(k *store.APIKey) apitypes.APIKey {
+	return apitypes.APIKey{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, LastUsedAt: apitypes.Opt(k.LastUsedAt), RevokedAt: apitypes.Opt(k.RevokedAt)}
 }
 
 // --- server ---
 
 func (a *API) serverInfo(w http.ResponseWriter, r *http.Request) error {
-	nt, err := a.Store.CountTenants(r.Context())
+	nt, nu, err := a.App.Stats.Counts(r.Context())
 	if err != nil {
 		return err
 	}
-	nu, err := a.Store.CountUsers(r.Context())
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{
-		"version": a.Version, "public_url": a.PublicURL, "store": a.Store.Backend(),
-		"tenants": nt, "users": nu, "discovery_path": discovery.Path,
-	})
+	httpx.WriteJSON(w, http.StatusOK, apitypes.ServerInfo{Version: a.Version, PublicURL: a.PublicURL, Store: a.App.Stats.Backend(),
+		Tenants: nt, Users: nu, DiscoveryPath: discovery.Path})
 	return nil
 }
 
 // --- tenants ---
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Name                string   `json:"name"`
-		Domains             []string `json:"domains"`
-		RequireSecondFactor *bool    `json:"require_second_factor"`
-	}
+	var in apitypes.TenantInput
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	t, err := a.Dir.CreateTenant(r.Context(), directory.TenantInput{Name: in.Name, Domains: in.Domains, RequireSecondFactor: in.RequireSecondFactor})
+	t, err := a.App.Tenants.Create(r.Context(), directory.TenantInput{Name: in.Name, Domains: in.Domains, RequireSecondFactor: in.RequireSecondFactor})
 	if err != nil {
 		return err
 	}
@@ -129,30 +72,20 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
-	out := []Tenant{}
-	if d := r.URL.Query().Get("domain"); d != "" {
-		t, err := a.Dir.ResolveTenant(r.Context(), d)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if t != nil {
-			out = append(out, a.tenant(t))
-		}
-	} else {
-		ts, err := a.Store.Tenants(r.Context())
-		if err != nil {
-			return err
-		}
-		for i := range ts {
-			out = append(out, a.tenant(&ts[i]))
-		}
+	ts, err := a.App.Tenants.List(r.Context(), r.URL.Query().Get("domain"))
+	if err != nil {
+		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"tenants": out})
+	out := apitypes.Tenants{Tenants: []apitypes.Tenant{}}
+	for i := range ts {
+		out.Tenants = append(out.Tenants, a.tenant(&ts[i]))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := a.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -161,23 +94,12 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Name                *string   `json:"name"`
-		Domains             *[]string `json:"domains"`
-		RequireSecondFactor *bool     `json:"require_second_factor"`
-		AccentColor         *string   `json:"accent_color"`
-		Contact             *string   `json:"contact"`
-		PrivacyURL          *string   `json:"privacy_url"`
-	}
+	var in apitypes.TenantPatch
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	cur, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	t, err := a.Dir.UpdateTenant(r.Context(), cur.ID, directory.TenantPatch{Name: in.Name, Domains: in.Domains, RequireSecondFactor: in.RequireSecondFactor,
-		AccentColor: in.AccentColor, Contact: in.Contact, PrivacyURL: in.PrivacyURL})
+	t, err := a.App.Tenants.Update(r.Context(), r.PathValue("id"), directory.TenantPatch{Name: in.Name, Domains: in.Domains,
+		RequireSecondFactor: in.RequireSecondFactor, AccentColor: in.AccentColor, Contact: in.Contact, PrivacyURL: in.PrivacyURL})
 	if err != nil {
 		return err
 	}
@@ -192,28 +114,22 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request) error {
 func (a *API) putLogo(w http.ResponseWriter, r *http.Request) error {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != branding.PNG && mt != branding.JPEG {
-		return httpx.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the logo as image/png or image/jpeg (SVG is not accepted), got %q", r.Header.Get("Content-Type"))
+		return problem.Coded(problem.UnsupportedMediaType, "unsupported_media_type", "send the logo as image/png or image/jpeg (SVG is not accepted), got %q", r.Header.Get("Content-Type"))
 	}
 	// Bounded before anything parses it.
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, branding.MaxLogoBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return httpx.Errorf(http.StatusRequestEntityTooLarge, "too_large", "the logo is larger than %d KiB", branding.MaxLogoBytes>>10)
+			return problem.Coded(problem.TooLarge, "too_large", "the logo is larger than %d KiB", branding.MaxLogoBytes>>10)
 		}
-		return httpx.Errorf(http.StatusBadRequest, "bad_request", "cannot read the logo: %v", err)
+		return problem.Coded(problem.Invalid, "bad_request", "cannot read the logo: %v", err)
 	}
 	if ct, err := branding.Logo(data); err == nil && ct != mt {
-		return httpx.Errorf(http.StatusUnprocessableEntity, "invalid", "the data is %s, the Content-Type says %s", ct, mt)
+		return problem.Coded(problem.Unprocessable, "invalid", "the data is %s, the Content-Type says %s", ct, mt)
 	}
-	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := a.App.Tenants.SetLogo(r.Context(), r.PathValue("id"), data)
 	if err != nil {
-		return err
-	}
-	if err := a.Dir.SetLogo(r.Context(), t.ID, data); err != nil {
-		return err
-	}
-	if t, err = a.Store.Tenant(r.Context(), t.ID); err != nil {
 		return err
 	}
 	a.Log.Info("tenant logo set", "tenant", t.ID, "bytes", len(data), "by", Principal(r.Context()))
@@ -223,11 +139,8 @@ func (a *API) putLogo(w http.ResponseWriter, r *http.Request) error {
 
 // deleteLogo removes the tenant's logo (also when it has none).
 func (a *API) deleteLogo(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := a.App.Tenants.SetLogo(r.Context(), r.PathValue("id"), nil)
 	if err != nil {
-		return err
-	}
-	if err := a.Dir.SetLogo(r.Context(), t.ID, nil); err != nil {
 		return err
 	}
 	a.Log.Info("tenant logo removed", "tenant", t.ID, "by", Principal(r.Context()))
@@ -235,6 +148,9 @@ func (a *API) deleteLogo(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteTenant deletes a tenant (?cascade=true: with its users, their
+// devices sent RemoveProfile first); ?dry_run=true only counts those
+// devices.
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	cascade, err := boolParam(r, "cascade")
 	if err != nil {
@@ -244,30 +160,16 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{TenantID: t.ID})
+	by := Principal(r.Context())
+	t, n, err := a.App.Tenants.Delete(r.Context(), r.PathValue("id"), cascade, dry, by)
 	if err != nil {
 		return err
 	}
 	if dry {
-		dryRun(w, devices)
+		httpx.WriteJSON(w, http.StatusOK, apitypes.Deletion{DevicesToUnenroll: n})
 		return nil
 	}
-	by := Principal(r.Context())
-	if cascade {
-		a.unenrollAll(r.Context(), devices, by)
-	}
-	if err := a.Store.DeleteTenant(r.Context(), t.ID, cascade, store.Ending{Reason: "tenant deleted by " + by, At: a.now()}); err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return &httpx.Error{Status: http.StatusConflict, Code: "in_use",
-				Message: "the tenant still has users; delete them first or pass cascade=true to delete them with it", Err: err}
-		}
-		return err
-	}
-	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", len(devices), "by", by)
+	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", n, "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -279,26 +181,32 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "%s must be true or false", name)
+		return false, problem.Coded(problem.Invalid, "invalid_parameter", "%s must be true or false", name)
 	}
 	return b, nil
+}
+
+// limitParam reads ?limit= (1–1000; 0 when absent).
+func limitParam(r *http.Request) (int, error) {
+	l := r.URL.Query().Get("limit")
+	if l == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, problem.Coded(problem.Invalid, "invalid_parameter", "limit must be a number from 1 to 1000")
+	}
+	return n, nil
 }
 
 // --- users ---
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Tenant         string `json:"tenant"`
-		Email          string `json:"email"`
-		ManagedAppleID string `json:"managed_apple_id"`
-		Name           string `json:"name"`
-		Password       string `json:"password"`
-		Enabled        *bool  `json:"enabled"`
-	}
+	var in apitypes.UserInput
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	u, err := a.Dir.CreateUser(r.Context(), directory.UserInput{Tenant: in.Tenant, Email: in.Email,
+	u, err := a.App.Users.Create(r.Context(), directory.UserInput{Tenant: in.Tenant, Email: in.Email,
 		ManagedAppleID: in.ManagedAppleID, Name: in.Name, Password: in.Password, Enabled: in.Enabled})
 	if err != nil {
 		return err
@@ -309,50 +217,26 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// userRef finds a user by id or by email.
-func (a *API) userRef(r *http.Request) (*store.User, error) {
-	ref := r.PathValue("id")
-	if len(ref) > 3 && ref[:3] == "us_" {
-		return a.Store.User(r.Context(), ref)
-	}
-	return a.Store.UserByEmail(r.Context(), strings.ToLower(ref))
-}
-
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := store.UserFilter{Email: strings.ToLower(q.Get("email")), After: strings.ToLower(q.Get("after")), Limit: 100}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "limit must be a number from 1 to 1000")
-		}
-		f.Limit = n
-	}
-	if ref := q.Get("tenant"); ref != "" {
-		t, err := a.Dir.ResolveTenant(r.Context(), ref)
-		if err != nil {
-			return err
-		}
-		f.TenantID = t.ID
-	}
-	us, err := a.Store.Users(r.Context(), f)
+	n, err := limitParam(r)
 	if err != nil {
 		return err
 	}
-	out := make([]User, 0, len(us))
+	us, next, err := a.App.Users.List(r.Context(), app.UserQuery{Tenant: q.Get("tenant"), Email: q.Get("email"), After: q.Get("after"), Limit: n})
+	if err != nil {
+		return err
+	}
+	out := apitypes.Users{Users: make([]apitypes.User, 0, len(us)), NextAfter: next}
 	for i := range us {
-		out = append(out, user(&us[i]))
+		out.Users = append(out.Users, user(&us[i]))
 	}
-	resp := map[string]any{"users": out}
-	if len(us) == f.Limit {
-		resp["next_after"] = us[len(us)-1].Email
-	}
-	httpx.WriteJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
-	u, err := a.userRef(r)
+	u, err := a.App.Users.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -361,25 +245,12 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Email          *string `json:"email"`
-		ManagedAppleID *string `json:"managed_apple_id"`
-		Name           *string `json:"name"`
-		Enabled        *bool   `json:"enabled"`
-	}
+	var in apitypes.UserPatch
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	cur, err := a.userRef(r)
+	u, err := a.App.Users.Update(r.Context(), r.PathValue("id"), directory.UserPatch{Email: in.Email, ManagedAppleID: in.ManagedAppleID, Name: in.Name, Enabled: in.Enabled})
 	if err != nil {
-		return err
-	}
-	u, err := a.Dir.UpdateUser(r.Context(), cur.ID, directory.UserPatch{Email: in.Email, ManagedAppleID: in.ManagedAppleID, Name: in.Name, Enabled: in.Enabled})
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) && in.Email != nil {
-			return &httpx.Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
-				Message: "email: the new email's domain is not one of the tenant's domains", Err: err}
-		}
 		return err
 	}
 	a.Log.Info("user updated", "user", u.ID, "by", Principal(r.Context()))
@@ -387,45 +258,33 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteUser deletes a user after sending RemoveProfile to their enrolled
+// devices; ?dry_run=true only counts those devices.
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	dry, err := boolParam(r, "dry_run")
 	if err != nil {
 		return err
 	}
-	u, err := a.userRef(r)
-	if err != nil {
-		return err
-	}
-	devices, err := a.enrolledDevices(r.Context(), store.EnrollmentFilter{UserID: u.ID})
+	by := Principal(r.Context())
+	u, n, err := a.App.Users.Delete(r.Context(), r.PathValue("id"), dry, by)
 	if err != nil {
 		return err
 	}
 	if dry {
-		dryRun(w, devices)
+		httpx.WriteJSON(w, http.StatusOK, apitypes.Deletion{DevicesToUnenroll: n})
 		return nil
 	}
-	by := Principal(r.Context())
-	a.unenrollAll(r.Context(), devices, by)
-	if err := a.Store.DeleteUser(r.Context(), u.ID, store.Ending{Reason: "user deleted by " + by, At: a.now()}); err != nil {
-		return err
-	}
-	a.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", len(devices), "by", by)
+	a.Log.Info("user deleted", "user", u.ID, "devices_unenrolled", n, "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 func (a *API) setPassword(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Password string `json:"password"`
-	}
+	var in apitypes.PasswordInput
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	cur, err := a.userRef(r)
-	if err != nil {
-		return err
-	}
-	u, err := a.Dir.SetPassword(r.Context(), cur.ID, in.Password)
+	u, err := a.App.Users.SetPassword(r.Context(), r.PathValue("id"), in.Password)
 	if err != nil {
 		return err
 	}
@@ -435,11 +294,7 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) resetTOTP(w http.ResponseWriter, r *http.Request) error {
-	cur, err := a.userRef(r)
-	if err != nil {
-		return err
-	}
-	u, err := a.Dir.ResetSecondFactor(r.Context(), cur.ID)
+	u, err := a.App.Users.ResetSecondFactor(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -448,20 +303,25 @@ func (a *API) resetTOTP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (a *API) reauthenticate(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.App.Users.Reauthenticate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	a.Log.Info("user must re-authenticate: access tokens revoked", "user", u.ID, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, user(u))
+	return nil
+}
+
 // --- API keys ---
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Name string `json:"name"`
-	}
+	var in apitypes.APIKeyInput
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	if in.Name == "" || len(in.Name) > 100 {
-		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
-	}
-	k, rec := NewKey(in.Name, a.Now())
-	if err := a.Store.CreateAPIKey(r.Context(), rec); err != nil {
+	k, rec, err := a.App.Keys.Create(r.Context(), in.Name)
+	if err != nil {
 		return err
 	}
 	a.Log.Info("API key created", "key", rec.ID, "name", rec.Name, "by", Principal(r.Context()))
@@ -471,28 +331,22 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// NewKey makes a key string and the record to store for it.
-func NewKey(name string, now time.Time) (string, *store.APIKey) {
-	k, id, hash := apikey.New()
-	return k, &store.APIKey{ID: id, Name: name, SecretHash: hash, CreatedAt: now.UTC().Truncate(time.Microsecond)}
-}
-
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
-	ks, err := a.Store.APIKeys(r.Context())
+	ks, err := a.App.Keys.List(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]APIKey, 0, len(ks))
+	out := apitypes.APIKeys{APIKeys: make([]apitypes.APIKey, 0, len(ks))}
 	for i := range ks {
-		out = append(out, key(&ks[i]))
+		out.APIKeys = append(out.APIKeys, key(&ks[i]))
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"api_keys": out})
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if err := a.Store.RevokeAPIKey(r.Context(), id, a.Now().UTC()); err != nil {
+	if err := a.App.Keys.Revoke(r.Context(), id); err != nil {
 		return err
 	}
 	a.Log.Info("API key revoked", "key", id, "by", Principal(r.Context()))
@@ -507,7 +361,7 @@ func (a *API) snippet(w http.ResponseWriter, r *http.Request) error {
 	domain := r.URL.Query().Get("domain")
 	var baseURL string
 	if domain != "" {
-		t, err := a.Dir.ResolveTenant(r.Context(), domain)
+		t, err := a.App.Tenants.Resolve(r.Context(), domain)
 		if err != nil {
 			return err
 		}
@@ -521,12 +375,12 @@ func (a *API) snippet(w http.ResponseWriter, r *http.Request) error {
 	}
 	s, err := discovery.Snippet(kind, a.PublicURL, baseURL, domain)
 	if err != nil {
-		return httpx.Errorf(http.StatusBadRequest, "invalid_parameter", "%v", err)
+		return problem.Coded(problem.Invalid, "invalid_parameter", "%v", err)
 	}
-	resp := map[string]string{"kind": kind, "snippet": s}
+	out := apitypes.Snippet{Kind: kind, Snippet: s}
 	if kind == "json" {
-		resp["note"] = discovery.JSONNote(domain)
+		out.Note = discovery.JSONNote(domain)
 	}
-	httpx.WriteJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -2,71 +2,51 @@ package api
 
 import (
 	"net/http"
-	"time"
 
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/webhook"
 )
 
-// Sealer seals secrets the server must use later (webhook signing keys).
-type Sealer interface {
-	Seal(plaintext []byte, context string) []byte
-}
-
-// Webhook is the API form of a subscription; Secret only on creation.
-type Webhook struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func webhookView(w *store.Webhook) Webhook {
+func webhookView(w *store.Webhook) apitypes.Webhook {
 	ev := w.Events
 	if ev == nil {
 		ev = []string{}
 	}
-	return Webhook{ID: w.ID, URL: w.URL, Events: ev, CreatedAt: w.CreatedAt}
+	return apitypes.Webhook{ID: w.ID, URL: w.URL, Events: ev, CreatedAt: w.CreatedAt}
 }
 
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		URL    string   `json:"url"`
-		Events []string `json:"events"`
-		Secret string   `json:"secret"`
-	}
+	var in apitypes.WebhookInput
 	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
 		return err
 	}
-	hook, secret, err := webhook.Create(r.Context(), a.Store, a.Sealer, in.URL, in.Events, in.Secret, a.Now())
+	hook, secret, err := a.App.Webhooks.Create(r.Context(), in.URL, in.Events, in.Secret)
 	if err != nil {
 		return err
 	}
-	id := hook.ID
 	out := webhookView(hook)
 	out.Secret = secret
-	a.Log.Info("webhook created", "webhook", id, "url", hook.URL, "by", Principal(r.Context()))
+	a.Log.Info("webhook created", "webhook", hook.ID, "url", hook.URL, "by", Principal(r.Context()))
 	httpx.WriteJSON(w, http.StatusCreated, out)
 	return nil
 }
 
 func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) error {
-	hs, err := a.Store.Webhooks(r.Context())
+	hs, err := a.App.Webhooks.List(r.Context())
 	if err != nil {
 		return err
 	}
-	out := []Webhook{}
+	out := apitypes.Webhooks{Webhooks: []apitypes.Webhook{}}
 	for i := range hs {
-		out = append(out, webhookView(&hs[i]))
+		out.Webhooks = append(out.Webhooks, webhookView(&hs[i]))
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"webhooks": out})
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
-	if err := a.Store.DeleteWebhook(r.Context(), r.PathValue("id")); err != nil {
+	if err := a.App.Webhooks.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -74,27 +54,20 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.Store.Webhook(r.Context(), r.PathValue("id")); err != nil {
-		return err
-	}
-	ds, err := a.Store.Deliveries(r.Context(), r.PathValue("id"), 100)
+	ds, err := a.App.Webhooks.Deliveries(r.Context(), r.PathValue("id"), 100)
 	if err != nil {
 		return err
 	}
-	out := []map[string]any{}
+	out := apitypes.Deliveries{Deliveries: []apitypes.Delivery{}}
 	for _, d := range ds {
-		m := map[string]any{"id": d.ID, "event": d.Event, "status": d.Status, "attempts": d.Attempts, "created_at": d.CreatedAt}
-		if d.LastError != "" {
-			m["last_error"] = d.LastError
-		}
+		v := apitypes.Delivery{ID: d.ID, Event: d.Event, Status: d.Status, Attempts: d.Attempts, CreatedAt: d.CreatedAt, LastError: d.LastError,
+			DeliveredAt: apitypes.Opt(d.DeliveredAt)}
 		if d.Status == store.DeliveryPending {
-			m["next_attempt_at"] = d.NextAt
+			next := d.NextAt
+			v.NextAt = &next
 		}
-		if !d.DeliveredAt.IsZero() {
-			m["delivered_at"] = d.DeliveredAt
-		}
-		out = append(out, m)
+		out.Deliveries = append(out.Deliveries, v)
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

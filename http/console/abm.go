@@ -5,7 +5,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/problem"
 )
 
@@ -28,31 +28,17 @@ func (c *Console) abmRoutes() []route {
 	}
 }
 
-// abmRefusal shows a problem of the ABM service as the page's message.
-func abmRefusal(err error) error {
-	p, ok := problem.As(err)
-	if !ok {
-		return err
-	}
-	status := map[problem.Kind]int{problem.Invalid: http.StatusBadRequest, problem.NotFound: http.StatusNotFound, problem.Conflict: http.StatusConflict,
-		problem.Unprocessable: http.StatusUnprocessableEntity, problem.Unavailable: http.StatusServiceUnavailable}[p.Kind]
-	if status == 0 {
-		return err
-	}
-	return refusef(status, "%s", p.Message)
-}
-
 type abmRow struct {
-	api.ABMServerToken
+	apitypes.ABMServerToken
 	TenantName string
 }
 
 func (c *Console) abmPage(w http.ResponseWriter, r *Request) error {
-	all, err := c.ABM.List(r.Context(), "")
+	all, err := c.App.ABM.List(r.Context(), "")
 	if err != nil {
 		return err
 	}
-	tenants, err := c.Store.Tenants(r.Context())
+	tenants, err := c.App.Tenants.List(r.Context(), "")
 	if err != nil {
 		return err
 	}
@@ -62,16 +48,16 @@ func (c *Console) abmPage(w http.ResponseWriter, r *Request) error {
 	}
 	rows := make([]abmRow, 0, len(all))
 	for i := range all {
-		rows = append(rows, abmRow{ABMServerToken: api.ABMView(&all[i], c.Now()), TenantName: names[all[i].TenantID]})
+		rows = append(rows, abmRow{ABMServerToken: abm.View(&all[i], c.Now()), TenantName: names[all[i].TenantID]})
 	}
 	c.render(w, r, http.StatusOK, "abm", "Apple Business Manager", map[string]any{"Tokens": rows, "Tenants": tenants, "New": r.URL.Query().Get("new")})
 	return nil
 }
 
 func (c *Console) abmCreate(w http.ResponseWriter, r *Request) error {
-	t, err := c.ABM.Create(r.Context(), r.PostFormValue("tenant"), r.PostFormValue("name"))
+	t, err := c.App.ABM.Create(r.Context(), r.PostFormValue("tenant"), r.PostFormValue("name"))
 	if err != nil {
-		return abmRefusal(err)
+		return err
 	}
 	c.Log.Info("ABM server token created", "token", t.ID, "tenant", t.TenantID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/abm?new="+t.ID+"#"+t.ID, "Key pair for %s made. Download its certificate, upload it to ABM, then import the token ABM offers.", t.Name)
@@ -80,7 +66,7 @@ func (c *Console) abmCreate(w http.ResponseWriter, r *Request) error {
 // abmToken shows one token: its card on the page (where a refused form
 // without a Referer comes back to).
 func (c *Console) abmToken(w http.ResponseWriter, r *Request) error {
-	t, err := c.ABM.Get(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -89,7 +75,7 @@ func (c *Console) abmToken(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmCertificate(w http.ResponseWriter, r *Request) error {
-	t, err := c.ABM.Get(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -109,11 +95,11 @@ func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	if len(file) == 0 {
-		return refusef(http.StatusBadRequest, "Choose the server token file (.p7m) ABM downloaded.")
+		return problem.New(problem.Invalid, "Choose the server token file (.p7m) ABM downloaded.")
 	}
-	t, err := c.ABM.Import(r.Context(), r.PathValue("id"), file)
+	t, err := c.App.ABM.Import(r.Context(), r.PathValue("id"), file)
 	if err != nil {
-		return abmRefusal(err)
+		return err
 	}
 	c.Log.Info("ABM server token imported", "token", t.ID, "server_uuid", t.ServerUUID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/abm#"+t.ID, "Server token of %s (%s) imported; valid until %s. Devices of this tenant can answer GetToken now.",
@@ -121,24 +107,24 @@ func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmRegister(w http.ResponseWriter, r *Request) error {
-	t, err := c.ABM.RegisterDiscovery(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.RegisterDiscovery(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return abmRefusal(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/abm#"+t.ID, "Fallback discovery URL registered with Apple: %s", t.DiscoveryURL)
 }
 
 func (c *Console) abmUnregister(w http.ResponseWriter, r *Request) error {
-	t, err := c.ABM.RemoveDiscovery(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.RemoveDiscovery(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return abmRefusal(err)
+		return err
 	}
 	return c.done(w, r, Prefix+"/abm#"+t.ID, "Fallback discovery URL removed at Apple.")
 }
 
 func (c *Console) abmDelete(w http.ResponseWriter, r *Request) error {
-	if err := c.ABM.Delete(r.Context(), r.PathValue("id")); err != nil {
-		return abmRefusal(err)
+	if err := c.App.ABM.Delete(r.Context(), r.PathValue("id")); err != nil {
+		return err
 	}
 	return c.done(w, r, Prefix+"/abm", "Server token removed.")
 }

@@ -16,21 +16,16 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/auth"
-	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
-	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -53,15 +48,11 @@ const (
 
 // Console serves the web console.
 type Console struct {
-	// ABM is the Apple Business Manager connection.
-	ABM       *abm.Service
-	Admins    *adminaccount.Service
-	Dir       *directory.Service
-	Store     store.Store
-	Commands  *mdmservice.Commands
+	// Admins signs console accounts in and keeps their sessions.
+	Admins *adminaccount.Service
+	// App holds the use cases every page calls.
+	App       *app.App
 	Catalog   *catalog.Catalog
-	Pusher    api.DevicePusher
-	Push      api.PushCerts
 	EnrollURL func(tenantID string) string
 	PublicURL string
 	// Origin is Pomona's public origin; POSTs from another origin are refused.
@@ -167,22 +158,11 @@ func (c *Console) Patterns() []string {
 	return out
 }
 
-func securityHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Cache-Control", "no-store")
-}
+// csp is the console pages' Content-Security-Policy: no script, styles
+// and images from the console itself, forms only to itself.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func securityHeaders(w http.ResponseWriter) { httpx.PageHeaders(w, csp, "same-origin") }
 
 // sameOrigin refuses cross-site POSTs: the Origin header (or, without one,
 // Sec-Fetch-Site) must say the form came from Pomona itself.
@@ -265,53 +245,20 @@ func (c *Console) audit(r *http.Request, a *store.Admin, status int) {
 		target += "/" + u
 	}
 	e := &store.AuditEntry{At: c.Now().UTC(), Actor: "console:" + a.Email, Action: r.Pattern, Target: target, Status: status, Remote: r.RemoteAddr}
-	if err := c.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+	if err := c.App.Audit.Record(r.Context(), e); err != nil {
 		c.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
 	}
 }
 
-// userError is a refusal to show the administrator as it is.
-type userError struct {
-	status int
-	msg    string
-}
-
-func (e *userError) Error() string { return e.msg }
-
-func refusef(status int, format string, args ...any) error {
-	return &userError{status: status, msg: fmt.Sprintf(format, args...)}
-}
-
-// handleError turns an error of a page into what the administrator sees:
-// after a POST, a message on the page they came from; on a GET, an error page.
+// handleError turns an error of a page into what the administrator sees,
+// with the status and message the API would answer (httpx.Classify, the
+// one mapping): after a POST, a message on the page they came from; on a
+// GET, an error page.
 func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
-	status, msg := http.StatusInternalServerError, "Something went wrong on the server; the log has the details."
-	var ue *userError
-	var ve *directory.ValidationError
-	var locked *auth.LockedError
-	var ref *catalog.Refusal
-	switch {
-	case errors.As(err, &ue):
-		status, msg = ue.status, ue.msg
-	case errors.As(err, &ve):
-		status, msg = http.StatusUnprocessableEntity, ve.Error()
-	case errors.As(err, &ref):
-		status, msg = http.StatusUnprocessableEntity, "Refused: "+ref.Error()
-	case errors.As(err, &locked):
-		status, msg = http.StatusTooManyRequests, err.Error()
-	case errors.Is(err, store.ErrNotFound):
-		status, msg = http.StatusNotFound, "Not found: "+err.Error()
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInUse):
-		status, msg = http.StatusConflict, err.Error()
-	case errors.Is(err, adminaccount.ErrLastOwner), errors.Is(err, adminaccount.ErrSelf):
-		status, msg = http.StatusConflict, err.Error()
-	case errors.Is(err, mdmservice.ErrNotEnrolled), errors.Is(err, mdmservice.ErrNoChannel), errors.Is(err, mdmservice.ErrUnenrolled):
-		status, msg = http.StatusConflict, err.Error()
-	default:
-		c.Log.Error("console: request failed", "path", r.URL.Path, "admin", r.Admin.Email, "err", err)
-	}
-	if status < 500 {
-		c.Log.Info("console: refused", "path", r.URL.Path, "admin", r.Admin.Email, "status", status, "reason", msg)
+	status, body := httpx.Log(c.Log, r.Request, err, "admin", r.Admin.Email)
+	msg := body.Error
+	if status == http.StatusInternalServerError {
+		msg = "Something went wrong on the server; the log has the details."
 	}
 	if r.Method == http.MethodPost {
 		// Back to the page the form was on, with the reason.

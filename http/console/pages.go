@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/discovery/check"
-	"github.com/pomona-mdm/pomona/http/api"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
-	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/webhook"
@@ -48,7 +48,7 @@ type platformCount struct {
 
 func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
 	now := c.Now()
-	d, err := c.Store.Dashboard(r.Context(), now.AddDate(0, 0, -30), now.Add(-7*24*time.Hour))
+	d, err := c.App.Stats.Dashboard(r.Context(), now.AddDate(0, 0, -30), now.Add(-7*24*time.Hour))
 	if err != nil {
 		return err
 	}
@@ -65,9 +65,8 @@ func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
 	for _, p := range d.PerDay {
 		v.Last30 += p.Count
 	}
-	v.Users, _ = c.Store.CountUsers(r.Context())
-	v.Tenants, _ = c.Store.CountTenants(r.Context())
-	if pc, err := c.Push.Load(r.Context()); err == nil {
+	v.Tenants, v.Users, _ = c.App.Stats.Counts(r.Context())
+	if pc, err := c.App.PushCerts.Get(r.Context()); err == nil {
 		v.Push, v.PushDays, v.PushWarnings = pc, int(pc.Cert.NotAfter.Sub(now).Hours()/24), pc.Problems(now)
 	}
 	c.render(w, r, http.StatusOK, "dashboard", "Dashboard", v)
@@ -77,7 +76,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
 // --- tenants ---
 
 func (c *Console) tenants(w http.ResponseWriter, r *Request) error {
-	ts, err := c.Store.Tenants(r.Context())
+	ts, err := c.App.Tenants.List(r.Context(), "")
 	if err != nil {
 		return err
 	}
@@ -97,7 +96,7 @@ func splitList(s string) []string {
 
 func (c *Console) createTenant(w http.ResponseWriter, r *Request) error {
 	twoFA := r.PostFormValue("second_factor") == "on"
-	t, err := c.Dir.CreateTenant(r.Context(), directory.TenantInput{Name: r.PostFormValue("name"), Domains: splitList(r.PostFormValue("domains")), RequireSecondFactor: &twoFA})
+	t, err := c.App.Tenants.Create(r.Context(), directory.TenantInput{Name: r.PostFormValue("name"), Domains: splitList(r.PostFormValue("domains")), RequireSecondFactor: &twoFA})
 	if err != nil {
 		return err
 	}
@@ -130,12 +129,12 @@ func (c *Console) tenantView(r *Request, t *store.Tenant, checked string, rep *c
 		}
 		ds = append(ds, dv)
 	}
-	n, _ := c.Store.Users(r.Context(), store.UserFilter{TenantID: t.ID, Limit: 1})
-	return map[string]any{"Tenant": t, "Domains": ds, "EnrollURL": c.EnrollURL(t.ID), "HasUsers": len(n) > 0, "Kinds": discovery.SnippetKinds}, nil
+	hasUsers, _ := c.App.Tenants.HasUsers(r.Context(), t.ID)
+	return map[string]any{"Tenant": t, "Domains": ds, "EnrollURL": c.EnrollURL(t.ID), "HasUsers": hasUsers, "Kinds": discovery.SnippetKinds}, nil
 }
 
 func (c *Console) tenant(w http.ResponseWriter, r *Request) error {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -148,16 +147,13 @@ func (c *Console) tenant(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	name, domains := r.PostFormValue("name"), splitList(r.PostFormValue("domains"))
 	twoFA := r.PostFormValue("second_factor") == "on"
-	if _, err := c.Dir.UpdateTenant(r.Context(), t.ID, directory.TenantPatch{Name: &name, Domains: &domains, RequireSecondFactor: &twoFA}); err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return refusef(http.StatusConflict, "A domain you removed is still used by users' email addresses: move or delete those users first.")
-		}
+	if _, err := c.App.Tenants.Update(r.Context(), t.ID, directory.TenantPatch{Name: &name, Domains: &domains, RequireSecondFactor: &twoFA}); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant saved.")
@@ -167,7 +163,7 @@ func (c *Console) updateTenant(w http.ResponseWriter, r *Request) error {
 // colour, contact line, privacy link (checked by package branding through
 // the directory) and the logo (uploaded, removed, or left as it is).
 func (c *Console) updateBranding(w http.ResponseWriter, r *Request) error {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -177,16 +173,16 @@ func (c *Console) updateBranding(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	accent, contact, privacy := r.PostFormValue("accent_color"), r.PostFormValue("contact"), r.PostFormValue("privacy_url")
-	if _, err := c.Dir.UpdateTenant(r.Context(), t.ID, directory.TenantPatch{AccentColor: &accent, Contact: &contact, PrivacyURL: &privacy}); err != nil {
+	if _, err := c.App.Tenants.Update(r.Context(), t.ID, directory.TenantPatch{AccentColor: &accent, Contact: &contact, PrivacyURL: &privacy}); err != nil {
 		return err
 	}
 	switch {
 	case len(logo) > 0:
-		if err := c.Dir.SetLogo(r.Context(), t.ID, logo); err != nil {
+		if _, err := c.App.Tenants.SetLogo(r.Context(), t.ID, logo); err != nil {
 			return err
 		}
 	case r.PostFormValue("remove_logo") == "on":
-		if err := c.Dir.SetLogo(r.Context(), t.ID, nil); err != nil {
+		if _, err := c.App.Tenants.SetLogo(r.Context(), t.ID, nil); err != nil {
 			return err
 		}
 	}
@@ -197,13 +193,13 @@ func (c *Console) updateBranding(w http.ResponseWriter, r *Request) error {
 // checkDomain runs the discovery check the way a device would and shows
 // the report beside the domain.
 func (c *Console) checkDomain(w http.ResponseWriter, r *Request) error {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	domain := r.PostFormValue("domain")
 	if !slices.Contains(t.Domains, domain) {
-		return refusef(http.StatusBadRequest, "%s is not a domain of this tenant", domain)
+		return problem.New(problem.Invalid, "%s is not a domain of this tenant", domain)
 	}
 	rep := c.Check(r.Context(), check.Options{Domain: domain, ExpectBaseURL: c.EnrollURL(t.ID)})
 	c.Log.Info("console: discovery check", "domain", domain, "by", r.Admin.Email)
@@ -216,17 +212,14 @@ func (c *Console) checkDomain(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) deleteTenant(w http.ResponseWriter, r *Request) error {
-	t, err := c.Dir.ResolveTenant(r.Context(), r.PathValue("id"))
+	t, err := c.App.Tenants.Resolve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	if r.PostFormValue("confirm") != t.Name {
-		return refusef(http.StatusBadRequest, "Type the tenant's name to confirm the deletion.")
+		return problem.New(problem.Invalid, "Type the tenant's name to confirm the deletion.")
 	}
-	if err := c.Store.DeleteTenant(r.Context(), t.ID, false, store.Ending{Reason: "tenant deleted in the console", At: c.Now().UTC()}); err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return refusef(http.StatusConflict, "The tenant still has users: delete them first.")
-		}
+	if _, _, err := c.App.Tenants.Delete(r.Context(), t.ID, false, false, "console:"+r.Admin.Email); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/tenants", "Tenant %s deleted.", t.Name)
@@ -236,41 +229,11 @@ func (c *Console) deleteTenant(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) users(w http.ResponseWriter, r *Request) error {
 	q := r.URL.Query()
-	f := store.UserFilter{After: strings.ToLower(q.Get("after")), Limit: 50}
-	search := strings.ToLower(strings.TrimSpace(q.Get("q")))
-	if t := q.Get("tenant"); t != "" {
-		f.TenantID = t
-	}
-	var us []store.User
-	var err error
-	if strings.Contains(search, "@") {
-		f.Email = search
-		us, err = c.Store.Users(r.Context(), f)
-	} else {
-		// Filter a page at a time by substring of email or name.
-		for len(us) < f.Limit {
-			page, perr := c.Store.Users(r.Context(), store.UserFilter{TenantID: f.TenantID, After: f.After, Limit: 500})
-			if perr != nil {
-				return perr
-			}
-			for _, u := range page {
-				if search == "" || strings.Contains(u.Email, search) || strings.Contains(strings.ToLower(u.Name), search) {
-					us = append(us, u)
-					if len(us) == f.Limit {
-						break
-					}
-				}
-			}
-			if len(page) < 500 {
-				break
-			}
-			f.After = page[len(page)-1].Email
-		}
-	}
+	us, next, err := c.App.Users.Search(r.Context(), q.Get("tenant"), q.Get("q"), q.Get("after"), 50)
 	if err != nil {
 		return err
 	}
-	ts, err := c.Store.Tenants(r.Context())
+	ts, err := c.App.Tenants.List(r.Context(), "")
 	if err != nil {
 		return err
 	}
@@ -278,17 +241,13 @@ func (c *Console) users(w http.ResponseWriter, r *Request) error {
 	for _, t := range ts {
 		names[t.ID] = t.Name
 	}
-	next := ""
-	if len(us) == f.Limit {
-		next = us[len(us)-1].Email
-	}
 	c.render(w, r, http.StatusOK, "users", "Users", map[string]any{"Users": us, "Tenants": ts, "TenantNames": names, "Q": q.Get("q"),
 		"Tenant": q.Get("tenant"), "Next": next, "Columns": strings.Join(directory.CSVColumns, ",")})
 	return nil
 }
 
 func (c *Console) createUser(w http.ResponseWriter, r *Request) error {
-	u, err := c.Dir.CreateUser(r.Context(), directory.UserInput{Tenant: r.PostFormValue("tenant"), Email: r.PostFormValue("email"),
+	u, err := c.App.Users.Create(r.Context(), directory.UserInput{Tenant: r.PostFormValue("tenant"), Email: r.PostFormValue("email"),
 		Name: r.PostFormValue("name"), ManagedAppleID: r.PostFormValue("managed_apple_id"), Password: r.PostFormValue("password")})
 	if err != nil {
 		return err
@@ -297,33 +256,15 @@ func (c *Console) createUser(w http.ResponseWriter, r *Request) error {
 	return c.done(w, r, Prefix+"/users/"+u.ID, "User %s created.", u.Email)
 }
 
-type importLine struct {
-	Line  int
-	Email string
-	Error string
-}
-
 func (c *Console) importUsers(w http.ResponseWriter, r *Request) error {
 	f, _, err := r.FormFile("csv")
 	if err != nil {
-		return refusef(http.StatusBadRequest, "Choose a CSV file to import.")
+		return problem.New(problem.Invalid, "Choose a CSV file to import.")
 	}
 	defer f.Close()
-	_, rows, err := directory.ReadUserCSV(io.LimitReader(f, MaxForm), r.PostFormValue("tenant"))
+	created, failed, err := c.App.Users.Import(r.Context(), io.LimitReader(f, MaxForm), r.PostFormValue("tenant"))
 	if err != nil {
-		return refusef(http.StatusUnprocessableEntity, "The CSV cannot be imported: %v", err)
-	}
-	created := 0
-	var failed []importLine
-	for _, row := range rows {
-		if row.Err == nil {
-			_, row.Err = c.Dir.CreateUser(r.Context(), row.Input)
-		}
-		if row.Err != nil {
-			failed = append(failed, importLine{row.Line, row.Input.Email, row.Err.Error()})
-			continue
-		}
-		created++
+		return err
 	}
 	c.Log.Info("console: users imported", "created", created, "failed", len(failed), "by", r.Admin.Email)
 	c.render(w, r, http.StatusOK, "import", "Import result", map[string]any{"Created": created, "Failed": failed})
@@ -331,7 +272,7 @@ func (c *Console) importUsers(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) userRef(r *Request) (*store.User, error) {
-	return c.Store.User(r.Context(), r.PathValue("id"))
+	return c.App.Users.Get(r.Context(), r.PathValue("id"))
 }
 
 func (c *Console) user(w http.ResponseWriter, r *Request) error {
@@ -339,11 +280,11 @@ func (c *Console) user(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := c.Store.Tenant(r.Context(), u.TenantID)
+	t, err := c.App.Tenants.Resolve(r.Context(), u.TenantID)
 	if err != nil {
 		return err
 	}
-	es, err := c.Store.Enrollments(r.Context(), store.EnrollmentFilter{UserID: u.ID, Limit: 100})
+	es, _, err := c.App.Devices.List(r.Context(), app.DeviceQuery{User: u.ID, Limit: 100})
 	if err != nil {
 		return err
 	}
@@ -357,7 +298,7 @@ func (c *Console) setUserEnabled(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	on := r.PostFormValue("enabled") == "true"
-	if _, err := c.Dir.UpdateUser(r.Context(), u.ID, directory.UserPatch{Enabled: &on}); err != nil {
+	if _, err := c.App.Users.Update(r.Context(), u.ID, directory.UserPatch{Enabled: &on}); err != nil {
 		return err
 	}
 	if on {
@@ -371,7 +312,7 @@ func (c *Console) setUserPassword(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Dir.SetPassword(r.Context(), u.ID, r.PostFormValue("password")); err != nil {
+	if _, err := c.App.Users.SetPassword(r.Context(), u.ID, r.PostFormValue("password")); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/users/"+u.ID, "Password of %s changed; their devices will ask them to sign in again.", u.Email)
@@ -382,7 +323,7 @@ func (c *Console) resetUserTOTP(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Dir.ResetSecondFactor(r.Context(), u.ID); err != nil {
+	if _, err := c.App.Users.ResetSecondFactor(r.Context(), u.ID); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/users/"+u.ID, "Second factor of %s reset: they set up a new one at their next sign-in.", u.Email)
@@ -393,7 +334,7 @@ func (c *Console) reauthenticate(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Dir.Reauthenticate(r.Context(), u.ID); err != nil {
+	if _, err := c.App.Users.Reauthenticate(r.Context(), u.ID); err != nil {
 		return err
 	}
 	c.Log.Info("user must re-authenticate: access tokens revoked", "user", u.ID, "by", "console:"+r.Admin.Email)
@@ -404,37 +345,32 @@ func (c *Console) reauthenticate(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	q := r.URL.Query()
-	f := store.EnrollmentFilter{Status: q.Get("status"), Platform: q.Get("platform"), TenantID: q.Get("tenant"), Before: q.Get("before"), Limit: 50}
+	f := app.DeviceQuery{Status: q.Get("status"), Platform: q.Get("platform"), Tenant: q.Get("tenant"), Before: q.Get("before"), Limit: 50}
 	if f.Status == "" && !q.Has("status") {
 		f.Status = store.EnrollmentEnrolled
 	}
 	if f.Status == "all" {
 		f.Status = ""
 	}
-	es, err := c.Store.Enrollments(r.Context(), f)
+	es, next, err := c.App.Devices.List(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	ts, err := c.Store.Tenants(r.Context())
+	ts, err := c.App.Tenants.List(r.Context(), "")
 	if err != nil {
 		return err
-	}
-	next := ""
-	if len(es) == f.Limit {
-		next = es[len(es)-1].ID
 	}
 	status := q.Get("status")
 	if status == "" {
 		status = store.EnrollmentEnrolled
 	}
 	c.render(w, r, http.StatusOK, "devices", "Devices", map[string]any{"Devices": es, "Tenants": ts, "Status": status,
-		"Platform": f.Platform, "Tenant": f.TenantID, "Next": next})
+		"Platform": f.Platform, "Tenant": f.Tenant, "Next": next})
 	return nil
 }
 
 type commandRow struct {
-	store.QueuedCommand
-	Channel string
+	app.QueuedCommand
 	Result  template.HTML
 	ErrText string
 }
@@ -443,10 +379,6 @@ type field struct {
 	Name, Type, Label string
 	Required          bool
 	Options           []string
-}
-
-func (c *Console) deviceRef(r *Request) (*store.Enrollment, error) {
-	return c.Store.Enrollment(r.Context(), r.PathValue("id"))
 }
 
 func platformOf(e *store.Enrollment) string {
@@ -491,45 +423,35 @@ func (c *Console) commandFields(rt, platform string) []field {
 }
 
 func (c *Console) device(w http.ResponseWriter, r *Request) error {
-	e, err := c.deviceRef(r)
+	dt, err := c.App.Devices.Detail(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	chs, err := c.Store.Channels(r.Context(), e.ID)
+	e := dt.Device
+	hist, err := c.App.Devices.History(r.Context(), e, 100, true)
 	if err != nil {
 		return err
 	}
 	var rows []commandRow
-	for _, ch := range chs {
-		qs, err := c.Store.QueuedCommands(r.Context(), ch.ID, 100)
-		if err != nil {
-			return err
-		}
-		for _, q := range qs {
-			row := commandRow{QueuedCommand: q, Channel: ch.Kind}
-			if len(q.Result) > 0 {
-				if m, err := mdm.DecodeDict(q.Result); err == nil {
-					row.Result = template.HTML(renderValue(m, 0))
-					if ec, ok := m["ErrorChain"].([]any); ok && len(ec) > 0 {
-						if d, ok := ec[0].(map[string]any); ok {
-							row.ErrText, _ = d["LocalizedDescription"].(string)
-						}
+	for _, q := range hist {
+		row := commandRow{QueuedCommand: q}
+		if len(q.Result) > 0 {
+			if m, err := mdm.DecodeDict(q.Result); err == nil {
+				row.Result = template.HTML(renderValue(m, 0))
+				if ec, ok := m["ErrorChain"].([]any); ok && len(ec) > 0 {
+					if d, ok := ec[0].(map[string]any); ok {
+						row.ErrText, _ = d["LocalizedDescription"].(string)
 					}
 				}
 			}
-			rows = append(rows, row)
 		}
+		rows = append(rows, row)
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].CreatedAt.After(rows[j].CreatedAt) })
 	var inv map[string]any
 	if len(e.Inventory) > 0 {
 		json.Unmarshal(e.Inventory, &inv)
 	}
-	u, _ := c.Store.User(r.Context(), e.UserID)
-	renewal, err := c.Store.LatestRenewal(r.Context(), e.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
+	u, _ := c.App.Users.Get(r.Context(), e.UserID)
 	platform := platformOf(e)
 	rt := r.URL.Query().Get("command")
 	choices := c.commandChoices(platform)
@@ -541,7 +463,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 		title = cmd.Title
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
-		"Device": e, "User": u, "Renewal": renewal, "Channels": chs, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
+		"Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil
@@ -571,24 +493,24 @@ func formCommand(c *Console, rt, platform string, form func(string) string) (map
 		case "integer":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a whole number", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be a whole number", f.Name)
 			}
 			cmd[f.Name] = float64(n)
 		case "real":
 			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be a number", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be a number", f.Name)
 			}
 			cmd[f.Name] = n
 		case "array", "dictionary", "any":
 			var x any
 			if err := json.Unmarshal([]byte(v), &x); err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be JSON: %v", f.Name, err)
+				return nil, problem.New(problem.Unprocessable, "%s must be JSON: %v", f.Name, err)
 			}
 			cmd[f.Name] = x
 		case "data":
 			if _, err := base64.StdEncoding.DecodeString(v); err != nil {
-				return nil, refusef(http.StatusUnprocessableEntity, "%s must be base64", f.Name)
+				return nil, problem.New(problem.Unprocessable, "%s must be base64", f.Name)
 			}
 			cmd[f.Name] = v
 		default:
@@ -599,26 +521,25 @@ func formCommand(c *Console, rt, platform string, form func(string) string) (map
 }
 
 func (c *Console) sendCommand(w http.ResponseWriter, r *Request) error {
-	e, err := c.deviceRef(r)
+	e, err := c.App.Devices.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	req := mdmservice.EnqueueRequest{CreatedBy: "console:" + r.Admin.Email, Channel: r.PostFormValue("channel")}
+	req := app.EnqueueRequest{CreatedBy: "console:" + r.Admin.Email, Channel: r.PostFormValue("channel")}
 	if raw := strings.TrimSpace(r.PostFormValue("plist")); raw != "" {
 		req.Plist = []byte(raw)
 	} else {
 		rt := r.PostFormValue("request_type")
 		if rt == "" {
-			return refusef(http.StatusBadRequest, "Choose a command.")
+			return problem.New(problem.Invalid, "Choose a command.")
 		}
 		if req.JSON, err = formCommand(c, rt, platformOf(e), r.PostFormValue); err != nil {
 			return err
 		}
 	}
-	id, err := c.Commands.Enqueue(r.Context(), e, req)
+	_, id, err := c.App.Devices.Enqueue(r.Context(), e.ID, req)
 	if err != nil {
-		var ref *catalog.Refusal
-		if errors.As(err, &ref) {
+		if pe, ok := problem.As(err); ok && pe.Code == "command_refused" {
 			c.Metrics.Commands.WithLabelValues("refused").Inc()
 		}
 		return err
@@ -629,45 +550,18 @@ func (c *Console) sendCommand(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) resendCommand(w http.ResponseWriter, r *Request) error {
-	e, err := c.deviceRef(r)
+	deviceID := r.PathValue("id")
+	rt, id, err := c.App.Devices.Resend(r.Context(), deviceID, r.PathValue("uuid"), "console:"+r.Admin.Email)
 	if err != nil {
 		return err
 	}
-	chs, err := c.Store.Channels(r.Context(), e.ID)
-	if err != nil {
-		return err
-	}
-	for _, ch := range chs {
-		qs, err := c.Store.QueuedCommands(r.Context(), ch.ID, 100)
-		if err != nil {
-			return err
-		}
-		for _, q := range qs {
-			if q.UUID != r.PathValue("uuid") {
-				continue
-			}
-			id, err := c.Commands.Enqueue(r.Context(), e, mdmservice.EnqueueRequest{Plist: q.Payload, Channel: ch.Kind, CreatedBy: "console:" + r.Admin.Email})
-			if err != nil {
-				return err
-			}
-			return c.done(w, r, Prefix+"/devices/"+e.ID, "%s sent again as %s.", q.RequestType, id)
-		}
-	}
-	return refusef(http.StatusNotFound, "That command is not in this device's history.")
+	return c.done(w, r, Prefix+"/devices/"+deviceID, "%s sent again as %s.", rt, id)
 }
 
 func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
-	e, err := c.deviceRef(r)
+	e, res, err := c.App.Devices.Push(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
-	}
-	chs, err := c.Store.Channels(r.Context(), e.ID)
-	if err != nil {
-		return err
-	}
-	res, err := c.Pusher.PushNow(r.Context(), chs)
-	if err != nil {
-		return refusef(http.StatusConflict, "Cannot push: %v", err)
 	}
 	var bad []string
 	for _, p := range res {
@@ -680,17 +574,14 @@ func (c *Console) pushDevice(w http.ResponseWriter, r *Request) error {
 		}
 	}
 	if len(bad) > 0 {
-		return refusef(http.StatusBadGateway, "APNs refused the push: %s", strings.Join(bad, "; "))
+		return problem.New(problem.BadGateway, "APNs refused the push: %s", strings.Join(bad, "; "))
 	}
 	return c.done(w, r, Prefix+"/devices/"+e.ID, "Push sent to %d channel(s): the device checks in shortly.", len(res))
 }
 
 func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
-	e, err := c.deviceRef(r)
+	e, _, err := c.App.Devices.Unenroll(r.Context(), r.PathValue("id"), r.PostFormValue("immediately") == "on", "console:"+r.Admin.Email)
 	if err != nil {
-		return err
-	}
-	if _, err := c.Commands.Unenroll(r.Context(), e, r.PostFormValue("immediately") == "on", "console:"+r.Admin.Email); err != nil {
 		return err
 	}
 	c.Log.Info("device unenroll requested", "device", e.ID, "by", "console:"+r.Admin.Email)
@@ -701,7 +592,7 @@ func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) pushPage(w http.ResponseWriter, r *Request) error {
 	v := map[string]any{}
-	pc, err := c.Push.Load(r.Context())
+	pc, err := c.App.PushCerts.Get(r.Context())
 	switch {
 	case err == nil:
 		v["Cert"], v["Days"], v["Warnings"] = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
@@ -714,11 +605,8 @@ func (c *Console) pushPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) pushCSR(w http.ResponseWriter, r *Request) error {
-	csr, key, err := pushcert.NewCSR("Pomona MDM push")
+	csr, err := c.App.PushCerts.CSR(r.Context())
 	if err != nil {
-		return err
-	}
-	if err := c.Push.SaveCSRKey(r.Context(), &pushcert.Cert{Key: key}); err != nil {
 		return err
 	}
 	c.Log.Info("push certificate CSR created", "by", "console:"+r.Admin.Email)
@@ -751,29 +639,14 @@ func (c *Console) pushUpload(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	var pc *pushcert.Cert
-	switch {
-	case len(p12) > 0:
-		pc, err = pushcert.ParsePKCS12(p12, r.PostFormValue("password"))
-	case len(certPEM) > 0:
-		pc, err = pushcert.ParsePEM(certPEM, keyPEM)
-	default:
-		return refusef(http.StatusBadRequest, "Choose the certificate from Apple (PEM, with its key unless the CSR was made here) or a PKCS#12 file.")
+	if len(p12) == 0 && len(certPEM) == 0 {
+		return problem.New(problem.Invalid, "Choose the certificate from Apple (PEM, with its key unless the CSR was made here) or a PKCS#12 file.")
 	}
+	pc, err := c.App.PushCerts.Import(r.Context(), app.PushCertUpload{CertPEM: certPEM, KeyPEM: keyPEM, PKCS12: p12, Password: r.PostFormValue("password"),
+		AllowTopicChange: r.PostFormValue("allow_topic_change") == "on"})
 	if err != nil {
-		return refusef(http.StatusUnprocessableEntity, "The certificate cannot be used: %v", err)
-	}
-	old, err := c.Push.Load(r.Context())
-	if err != nil && !errors.Is(err, pushcert.ErrNone) {
 		return err
 	}
-	if err := pushcert.CheckReplacement(old, pc, r.PostFormValue("allow_topic_change") == "on", c.Now()); err != nil {
-		return refusef(http.StatusConflict, "%v", err)
-	}
-	if err := c.Push.Save(r.Context(), pc); err != nil {
-		return refusef(http.StatusUnprocessableEntity, "%v", err)
-	}
-	c.Push.Changed(pc)
 	c.Log.Info("push certificate imported", "topic", pc.Topic, "not_after", pc.Cert.NotAfter, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/push", "Push certificate for %s imported; valid until %s.", pc.Topic, pc.Cert.NotAfter.Format("2006-01-02"))
 }
@@ -781,7 +654,7 @@ func (c *Console) pushUpload(w http.ResponseWriter, r *Request) error {
 // --- API keys ---
 
 func (c *Console) apiKeys(w http.ResponseWriter, r *Request) error {
-	ks, err := c.Store.APIKeys(r.Context())
+	ks, err := c.App.Keys.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -790,16 +663,13 @@ func (c *Console) apiKeys(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
-	name := strings.TrimSpace(r.PostFormValue("name"))
-	if name == "" || len(name) > 100 {
-		return &directory.ValidationError{Field: "name", Message: "is required (at most 100 characters)"}
-	}
-	k, rec := api.NewKey(name, c.Now())
-	if err := c.Store.CreateAPIKey(r.Context(), rec); err != nil {
+	k, rec, err := c.App.Keys.Create(r.Context(), r.PostFormValue("name"))
+	if err != nil {
 		return err
 	}
+	name := rec.Name
 	c.Log.Info("API key created", "key", rec.ID, "name", name, "by", "console:"+r.Admin.Email)
-	ks, err := c.Store.APIKeys(r.Context())
+	ks, err := c.App.Keys.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -808,7 +678,7 @@ func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) revokeAPIKey(w http.ResponseWriter, r *Request) error {
-	if err := c.Store.RevokeAPIKey(r.Context(), r.PathValue("id"), c.Now().UTC()); err != nil {
+	if err := c.App.Keys.Revoke(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/apikeys", "API key %s revoked.", r.PathValue("id"))
@@ -817,13 +687,13 @@ func (c *Console) revokeAPIKey(w http.ResponseWriter, r *Request) error {
 // --- webhooks ---
 
 func (c *Console) webhooksView(r *Request) (map[string]any, error) {
-	hs, err := c.Store.Webhooks(r.Context())
+	hs, err := c.App.Webhooks.List(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	deliveries := map[string][]store.Delivery{}
 	for _, h := range hs {
-		ds, err := c.Store.Deliveries(r.Context(), h.ID, 10)
+		ds, err := c.App.Webhooks.Deliveries(r.Context(), h.ID, 10)
 		if err != nil {
 			return nil, err
 		}
@@ -842,7 +712,7 @@ func (c *Console) webhooks(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) createWebhook(w http.ResponseWriter, r *Request) error {
-	hook, secret, err := webhook.Create(r.Context(), c.Store, c.Admins.Sealer, r.PostFormValue("url"), r.PostForm["events"], "", c.Now())
+	hook, secret, err := c.App.Webhooks.Create(r.Context(), r.PostFormValue("url"), r.PostForm["events"], "")
 	if err != nil {
 		return err
 	}
@@ -857,7 +727,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) deleteWebhook(w http.ResponseWriter, r *Request) error {
-	if err := c.Store.DeleteWebhook(r.Context(), r.PathValue("id")); err != nil {
+	if err := c.App.Webhooks.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/webhooks", "Webhook deleted.")
@@ -871,13 +741,9 @@ func (c *Console) auditPage(w http.ResponseWriter, r *Request) error {
 	if b := q.Get("before"); b != "" {
 		f.Before, _ = strconv.ParseInt(b, 10, 64)
 	}
-	es, err := c.Store.Audit(r.Context(), f)
+	es, next, err := c.App.Audit.List(r.Context(), f)
 	if err != nil {
 		return err
-	}
-	var next int64
-	if len(es) == f.Limit {
-		next = es[len(es)-1].ID
 	}
 	c.render(w, r, http.StatusOK, "audit", "Audit log", map[string]any{"Entries": es, "F": f, "Next": next})
 	return nil
@@ -890,7 +756,7 @@ func (c *Console) adminsPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) showAdmins(w http.ResponseWriter, r *Request, link, linkFor string) error {
-	as, err := c.Store.Admins(r.Context())
+	as, err := c.App.Accounts.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -908,7 +774,7 @@ func SetupLink(publicURL, token string) string {
 }
 
 func (c *Console) inviteAdmin(w http.ResponseWriter, r *Request) error {
-	a, tok, err := c.Admins.Invite(r.Context(), r.PostFormValue("email"), r.PostFormValue("name"), r.PostFormValue("role"))
+	a, tok, err := c.App.Accounts.Invite(r.Context(), r.PostFormValue("email"), r.PostFormValue("name"), r.PostFormValue("role"))
 	if err != nil {
 		return err
 	}
@@ -926,7 +792,7 @@ func (c *Console) updateAdmin(w http.ResponseWriter, r *Request) error {
 		b := v == "true"
 		enabled = &b
 	}
-	a, err := c.Admins.Update(r.Context(), r.Admin.ID, r.PathValue("id"), role, enabled)
+	a, err := c.App.Accounts.Update(r.Context(), r.Admin.ID, r.PathValue("id"), role, enabled)
 	if err != nil {
 		return err
 	}
@@ -935,9 +801,9 @@ func (c *Console) updateAdmin(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) resetAdmin(w http.ResponseWriter, r *Request) error {
 	if r.PathValue("id") == r.Admin.ID {
-		return refusef(http.StatusConflict, "Ask another owner to reset your own account.")
+		return problem.New(problem.Conflict, "Ask another owner to reset your own account.")
 	}
-	a, tok, err := c.Admins.ResetSetup(r.Context(), r.PathValue("id"))
+	a, tok, err := c.App.Accounts.ResetSetup(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

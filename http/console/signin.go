@@ -10,6 +10,8 @@ import (
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/totp"
 )
 
@@ -63,7 +65,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusForbidden, "The sign-in form expired. Try again.")
 		return
 	}
-	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	var locked *auth.LockedError
 	switch {
 	case errors.As(err, &locked):
@@ -176,14 +178,14 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		c.showSetup(w, r, token, http.StatusUnprocessableEntity, "The two passwords differ.", kept)
 		return
 	}
-	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), remoteIP(r))
+	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	if err != nil {
-		var ve *directory.ValidationError
 		var locked *auth.LockedError
+		pe, isProblem := problem.As(err)
 		msg := "Setup failed on the server; the log has the details."
 		switch {
-		case errors.As(err, &ve):
-			msg = ve.Error() + "."
+		case isProblem && pe.Kind == problem.Unprocessable:
+			msg = pe.Message + "."
 		case errors.As(err, &locked):
 			msg = locked.Error()
 		case errors.Is(err, adminaccount.ErrBadSetupLink):

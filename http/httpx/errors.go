@@ -1,5 +1,6 @@
 // Package httpx holds what every Pomona HTTP handler shares: the JSON
-// error shape and the single place where errors become status codes,
+// error shape and the single place where errors (problem.Error, the
+// store's sentinels, a cancelled request) become status codes (Classify),
 // strict JSON decoding within a size bound, and the logging, metrics and
 // panic-recovery middleware.
 package httpx
@@ -8,55 +9,64 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
 
-	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Error is an error with its HTTP status and a stable machine code.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Err     error // cause, logged but never sent
+// statusOf is the HTTP status of each problem.Kind: the one table.
+var statusOf = map[problem.Kind]int{
+	problem.Invalid:              http.StatusBadRequest,
+	problem.Unauthenticated:      http.StatusUnauthorized,
+	problem.Forbidden:            http.StatusForbidden,
+	problem.NotFound:             http.StatusNotFound,
+	problem.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	problem.Conflict:             http.StatusConflict,
+	problem.TooLarge:             http.StatusRequestEntityTooLarge,
+	problem.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	problem.Unprocessable:        http.StatusUnprocessableEntity,
+	problem.TooManyRequests:      http.StatusTooManyRequests,
+	problem.BadGateway:           http.StatusBadGateway,
+	problem.Unavailable:          http.StatusServiceUnavailable,
 }
 
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
-	}
-	return e.Message
-}
+// StatusClientClosed is the status logged (and recorded in the audit log)
+// for a request the client gave up on (nginx's 499; never seen by it).
+const StatusClientClosed = 499
 
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf makes an *Error.
-func Errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// Body is the JSON error document: {"error": "...", "code": "..."}.
+// Body is the JSON error document: {"error": "...", "code": "...",
+// "field": "..."}. Challenge is not part of it: WriteError sends it as the
+// WWW-Authenticate header.
 type Body struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-	Field string `json:"field,omitempty"`
+	Error     string `json:"error"`
+	Code      string `json:"code"`
+	Field     string `json:"field,omitempty"`
+	Challenge string `json:"-"`
 }
 
-// Classify maps any error to its status, code and public message.
+// Classify is the one place where an error becomes what a client sees,
+// used by the API (as JSON, WriteError) and the console (as an HTML page
+// or a message after a form, with the same status and message): a
+// *problem.Error by its Kind; the store's sentinels (ErrNotFound 404,
+// ErrConflict and ErrInUse 409) with the store's message for people;
+// context.Canceled 499; anything else 500 with a fixed message (the cause
+// is only logged).
 func Classify(err error) (status int, body Body) {
-	var he *Error
-	var ve *directory.ValidationError
+	if pe, ok := problem.As(err); ok {
+		if st, ok := statusOf[pe.Kind]; ok {
+			code := pe.Code
+			if code == "" {
+				code = pe.Kind.String()
+			}
+			return st, Body{Error: pe.Message, Code: code, Field: pe.Field, Challenge: pe.Challenge}
+		}
+	}
 	switch {
-	case errors.As(err, &he):
-		return he.Status, Body{Error: he.Message, Code: he.Code}
-	case errors.As(err, &ve):
-		return http.StatusUnprocessableEntity, Body{Error: ve.Error(), Code: "validation_failed", Field: ve.Field}
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, Body{Error: clean(err), Code: "not_found"}
 	case errors.Is(err, store.ErrConflict):
@@ -64,9 +74,22 @@ func Classify(err error) (status int, body Body) {
 	case errors.Is(err, store.ErrInUse):
 		return http.StatusConflict, Body{Error: clean(err), Code: "in_use"}
 	case errors.Is(err, context.Canceled):
-		return 499, Body{Error: "request cancelled", Code: "cancelled"}
+		return StatusClientClosed, Body{Error: "request cancelled", Code: "cancelled"}
 	}
 	return http.StatusInternalServerError, Body{Error: "internal error; the server log has the details", Code: "internal"}
+}
+
+// Log logs a failed request once: at error level for 5xx (with the cause),
+// at info level otherwise. It returns the status and body to show.
+func Log(log *slog.Logger, r *http.Request, err error, attrs ...any) (int, Body) {
+	status, body := Classify(err)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	args := append([]any{"method", r.Method, "path", r.URL.Path, "status", status, "code", body.Code, "err", err.Error(), "remote", r.RemoteAddr}, attrs...)
+	log.Log(r.Context(), level, "request failed", args...)
+	return status, body
 }
 
 // clean keeps the part of a store error meant for people: store errors
@@ -85,15 +108,13 @@ func clean(err error) string {
 	return s
 }
 
-// WriteError logs err and writes it as JSON.
+// WriteError logs err and writes it as JSON (Classify), with the
+// WWW-Authenticate header of an Unauthenticated problem that carries one.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	status, body := Classify(err)
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
+	status, body := Log(log, r, err)
+	if body.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", body.Challenge)
 	}
-	log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", status,
-		"code", body.Code, "err", err.Error(), "remote", r.RemoteAddr)
 	WriteJSON(w, status, body)
 }
 
@@ -115,10 +136,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json, got %q", ct)
+			return problem.Coded(problem.UnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json, got %q", ct)
 		}
 	} else {
-		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return problem.Coded(problem.UnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 	}
 	body := http.MaxBytesReader(w, r.Body, max)
 	dec := json.NewDecoder(body)
@@ -131,7 +152,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 		if errors.As(err, &mbe) {
 			return jsonError(err, max)
 		}
-		return Errorf(http.StatusBadRequest, "invalid_json", "request body must hold a single JSON object")
+		return problem.Coded(problem.Invalid, "invalid_json", "request body must hold a single JSON object")
 	}
 	return nil
 }
@@ -142,17 +163,17 @@ func jsonError(err error, max int64) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &mbe):
-		return Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than %d bytes", max)
+		return problem.Coded(problem.TooLarge, "body_too_large", "request body is larger than %d bytes", max)
 	case errors.As(err, &se):
-		return Errorf(http.StatusBadRequest, "invalid_json", "malformed JSON at byte %d", se.Offset)
+		return problem.Coded(problem.Invalid, "invalid_json", "malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
-		return Errorf(http.StatusBadRequest, "invalid_json", "field %q must be %s", te.Field, te.Type)
+		return problem.Coded(problem.Invalid, "invalid_json", "field %q must be %s", te.Field, te.Type)
 	case errors.Is(err, io.EOF):
-		return Errorf(http.StatusBadRequest, "invalid_json", "request body is empty")
+		return problem.Coded(problem.Invalid, "invalid_json", "request body is empty")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return Errorf(http.StatusBadRequest, "invalid_json", "request body ends in the middle of the JSON")
+		return problem.Coded(problem.Invalid, "invalid_json", "request body ends in the middle of the JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return Errorf(http.StatusBadRequest, "unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
+		return problem.Coded(problem.Invalid, "unknown_field", "%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return Errorf(http.StatusBadRequest, "invalid_json", "malformed JSON: %v", err)
+	return problem.Coded(problem.Invalid, "invalid_json", "malformed JSON: %v", err)
 }

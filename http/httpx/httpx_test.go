@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -53,7 +54,12 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: domain x already belongs to another tenant", store.ErrConflict), 409, "conflict", ""},
 		{fmt.Errorf("%w: constraint failed: UNIQUE constraint failed: users.email (2067)", store.ErrConflict), 409, "conflict", "users.email"},
 		{fmt.Errorf("%w: tenant still has 3 user(s)", store.ErrInUse), 409, "in_use", ""},
-		{&directory.ValidationError{Field: "email", Message: "bad"}, 422, "validation_failed", ""},
+		{problem.Validation("email", "bad"), 422, "validation_failed", ""},
+		{fmt.Errorf("wrapped: %w", problem.Coded(problem.Conflict, "topic_change", "other topic")), 409, "topic_change", ""},
+		{problem.New(problem.MethodNotAllowed, "use GET"), 405, "method_not_allowed", ""},
+		{problem.New(problem.BadGateway, "APNs refused"), 502, "bad_gateway", ""},
+		{problem.Wrap(problem.Unavailable, errors.New("/etc/secret unreadable"), "no push certificate"), 503, "unavailable", "/etc/secret"},
+		{context.Canceled, 499, "cancelled", ""},
 		{errors.New("disk on fire at /var/lib/secret"), 500, "internal", "/var/lib"},
 	} {
 		status, body := Classify(tc.err)
@@ -97,6 +103,43 @@ func TestDecodeJSON(t *testing.T) {
 		}
 		if got != tc.status {
 			t.Errorf("%q %q: status %d want %d (%v)", tc.ct, tc.body, got, tc.status, err)
+		}
+	}
+}
+
+// Every Kind has its status: a Kind added to package problem without one
+// here would be rendered as a 500.
+func TestEveryKindHasAStatus(t *testing.T) {
+	for k := problem.Invalid; k <= problem.BadGateway; k++ {
+		if st, _ := Classify(problem.New(k, "x")); st == 500 {
+			t.Errorf("kind %v renders as 500", k)
+		}
+	}
+}
+
+func TestWriteErrorSendsTheChallenge(t *testing.T) {
+	w := httptest.NewRecorder()
+	e := &problem.Error{Kind: problem.Unauthenticated, Code: "unauthorized", Message: "missing API key", Challenge: `Bearer realm="pomona-admin"`}
+	WriteError(w, httptest.NewRequest("GET", "/api/v1/server", nil), slog.New(slog.NewTextHandler(io.Discard, nil)), e)
+	if w.Code != 401 || w.Header().Get("WWW-Authenticate") != `Bearer realm="pomona-admin"` || strings.Contains(w.Body.String(), "realm") {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
+
+func TestPageHeadersAndClientIP(t *testing.T) {
+	w := httptest.NewRecorder()
+	PageHeaders(w, "default-src 'none'", "no-referrer")
+	for k, v := range map[string]string{"Content-Security-Policy": "default-src 'none'", "X-Frame-Options": "DENY",
+		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"} {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	for addr, want := range map[string]string{"192.0.2.1:443": "192.0.2.1", "[2001:db8::1]:443": "2001:db8::1", "pipe": "pipe"} {
+		r.RemoteAddr = addr
+		if got := ClientIP(r); got != want {
+			t.Errorf("ClientIP(%q) = %q, want %q", addr, got, want)
 		}
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,6 +31,7 @@ import (
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/branding"
 	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -206,15 +206,11 @@ func (h *Handler) readState(r *http.Request, tenant string) (*state, error) {
 }
 
 func securityHeaders(w http.ResponseWriter) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// Chrome applies form-action to the redirect after a POST, so Apple's
 	// callback scheme must be allowed there.
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	httpx.PageHeaders(w, "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' apple-remotemanagement-user-login:; frame-ancestors 'none'; base-uri 'none'",
+		"no-referrer")
 }
 
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
@@ -236,14 +232,6 @@ func (h *Handler) message(w http.ResponseWriter, status int, tenant *store.Tenan
 		name = tenant.Name
 	}
 	h.render(w, status, "message.html", view{tenant: tenant, Tenant: name, Title: title, Message: msg, Restart: restart})
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -375,7 +363,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, t *store.Tena
 		h.render(w, http.StatusBadRequest, "password.html", v)
 		return
 	}
-	u, err := h.Auth.VerifyPassword(r.Context(), t.ID, email, r.PostForm.Get("password"), clientIP(r))
+	u, err := h.Auth.VerifyPassword(r.Context(), t.ID, email, r.PostForm.Get("password"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: password refused", "identifier", email, "tenant", t.ID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "password.html", v)
@@ -408,7 +396,7 @@ func (h *Handler) setupView(t *store.Tenant, st *state, errMsg string) view {
 }
 
 func (h *Handler) code(w http.ResponseWriter, r *http.Request, t *store.Tenant, st *state) {
-	u, err := h.Auth.VerifyTOTP(r.Context(), st.UserID, r.PostForm.Get("code"), clientIP(r))
+	u, err := h.Auth.VerifyTOTP(r.Context(), st.UserID, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: code refused", "user", st.UserID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "code.html", view{tenant: t, Tenant: t.Name, Identifier: st.Identifier, Action: h.loginPath(t), CSRF: st.CSRF})
@@ -418,7 +406,7 @@ func (h *Handler) code(w http.ResponseWriter, r *http.Request, t *store.Tenant, 
 }
 
 func (h *Handler) setup(w http.ResponseWriter, r *http.Request, t *store.Tenant, st *state) {
-	u, err := h.Auth.ConfirmTOTP(r.Context(), st.UserID, st.Secret, r.PostForm.Get("code"), clientIP(r))
+	u, err := h.Auth.ConfirmTOTP(r.Context(), st.UserID, st.Secret, r.PostForm.Get("code"), httpx.ClientIP(r))
 	if err != nil {
 		h.Log.Info("sign-in: setup code refused", "user", st.UserID, "err", err, "remote", r.RemoteAddr)
 		h.refuse(w, t, st, err, "setup.html", h.setupView(t, st, ""))

@@ -13,6 +13,7 @@ import (
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/metrics"
+	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -40,7 +41,7 @@ type Handler struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		httpx.WriteError(w, r, h.Log, httpx.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "use GET"))
+		httpx.WriteError(w, r, h.Log, problem.Coded(problem.MethodNotAllowed, "method_not_allowed", "use GET"))
 		return
 	}
 	req, err := discovery.ParseQuery(r.URL.RawQuery)

@@ -1,4 +1,4 @@
-package mdmservice
+package app
 
 import (
 	"errors"

@@ -1,8 +1,7 @@
-package mdmservice
+package app
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/problem"
+	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/untrusted"
 )
@@ -20,8 +21,13 @@ type Pusher interface {
 	Push(ctx context.Context, channels []store.Channel)
 }
 
-// Commands queues commands for enrollments after checking them against
-// Apple's user-enrollment rules.
+// Commands queues MDM commands for enrolled devices after checking them
+// against Apple's rules for user enrollments (mdm/catalog, generated from
+// Apple's device-management schema; Commands reference:
+// https://developer.apple.com/documentation/devicemanagement/commands-and-queries).
+// It is the use case under Devices.Enqueue and EnqueueBulk, the renewal
+// job and the endings; it takes the device's store.Enrollment already
+// resolved.
 type Commands struct {
 	Store interface {
 		store.MDMStore
@@ -59,8 +65,9 @@ type Idempotency struct {
 }
 
 // ErrIdempotencyKeyReused is the answer to a key repeated with a
-// different request.
-var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used for a different request")
+// different request (422, code idempotency_key_reused).
+var ErrIdempotencyKeyReused = problem.Coded(problem.Unprocessable, "idempotency_key_reused",
+	"this Idempotency-Key was already used for a different request; send a new key for a new request")
 
 // AdminPlist bounds a raw command plist from the API or the console (the
 // API's request bodies are at most 1 MiB); binary plists are refused by
@@ -83,20 +90,27 @@ type EnqueueRequest struct {
 	Idempotency *Idempotency
 }
 
-// Errors the API maps to statuses.
+// The device cannot take commands: each is a Conflict (409, code
+// not_enrolled).
 var (
-	ErrNotEnrolled = errors.New("the device has not completed enrollment yet (no Authenticate)")
-	ErrNoChannel   = errors.New("the enrollment has no such channel")
-	ErrUnenrolled  = errors.New("the device is unenrolled")
+	ErrNotEnrolled = problem.Coded(problem.Conflict, "not_enrolled", "the device has not completed enrollment yet (no Authenticate)")
+	ErrNoChannel   = problem.Coded(problem.Conflict, "not_enrolled", "the enrollment has no such channel")
+	ErrUnenrolled  = problem.Coded(problem.Conflict, "not_enrolled", "the device is unenrolled")
 )
 
-// NewUUID returns a random upper-case UUID.
-func NewUUID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%X-%X-%X-%X-%X", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+// notEnrolled is sentinel with more detail; errors.Is(err, sentinel) holds.
+func notEnrolled(sentinel *problem.Error, format string, args ...any) error {
+	return &problem.Error{Kind: sentinel.Kind, Code: sentinel.Code, Message: sentinel.Message + ": " + fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// refused is Apple's rules (or the server's) refusing a command: 422,
+// code command_refused; errors.As finds the *catalog.Refusal.
+func refused(err error) error {
+	var ref *catalog.Refusal
+	if errors.As(err, &ref) {
+		return &problem.Error{Kind: problem.Unprocessable, Code: "command_refused", Message: "Refused: " + ref.Error(), Err: ref}
+	}
+	return err
 }
 
 // Build validates a command for platform and returns its request type and
@@ -153,10 +167,18 @@ func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind stri
 			return &chs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no %s channel (it appears with the channel's TokenUpdate)", ErrNoChannel, kind)
+	return nil, notEnrolled(ErrNoChannel, "no %s channel (it appears with the channel's TokenUpdate)", kind)
 }
 
-// Enqueue validates and queues a command for one enrollment, then pushes.
+// Enqueue validates and queues a command for one device (its device
+// channel, or r.Channel "user" for a Mac's user channel), then pushes
+// unless r.NoPush, and returns the new CommandUUID (upper-case UUID). With
+// r.Idempotency a repeat within IdempotencyTTL returns the first
+// CommandUUID and queues nothing. Errors: Conflict not_enrolled
+// (ErrNotEnrolled, ErrUnenrolled, ErrNoChannel); Unprocessable
+// command_refused (a *catalog.Refusal inside: a command or key Apple
+// forbids for user enrollments, a plist over AdminPlist's bounds, a
+// DeclarativeManagement command) or idempotency_key_reused.
 func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r EnqueueRequest) (string, error) {
 	var done queuedOne
 	if ok, err := c.replay(ctx, r.Idempotency, &done); ok || err != nil {
@@ -172,9 +194,9 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	}
 	rt, cmd, err := c.Build(platform, r)
 	if err != nil {
-		return "", err
+		return "", refused(err)
 	}
-	id := NewUUID()
+	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
 	if err != nil {
 		return "", err
@@ -264,10 +286,12 @@ type BulkSkip struct {
 	Reason   string `json:"reason"`
 }
 
-// EnqueueBulk queues one command for every enrolled device channel that f
-// selects, in one transaction. Targets on a platform where Apple forbids
-// the command (or one of its keys) for user enrollments are skipped and
-// counted; if no target remains, the refusal is returned.
+// EnqueueBulk queues one command (one CommandUUID) for every enrolled
+// device channel that f selects, in one transaction, and pushes them.
+// Targets on a platform where Apple forbids the command (or one of its
+// keys) for user enrollments are skipped and counted in Skipped. Errors:
+// Conflict not_enrolled when nothing enrolled matches; Unprocessable
+// command_refused when every platform refuses; idempotency_key_reused.
 func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
 	var done BulkResult
 	if ok, err := c.replay(ctx, r.Idempotency, &done); err != nil {
@@ -280,7 +304,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return nil, err
 	}
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("%w: no enrolled device matches the targets", ErrNotEnrolled)
+		return nil, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
 	}
 	byPlatform := map[string][]store.ChannelTarget{}
 	for _, t := range targets {
@@ -317,9 +341,9 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		}
 	}
 	if len(ids) == 0 {
-		return nil, firstRefusal
+		return nil, refused(firstRefusal)
 	}
-	id := NewUUID()
+	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
 	if err != nil {
 		return nil, err
@@ -351,7 +375,8 @@ type Unenrolled struct {
 // Unenroll removes a device from management: RemoveProfile of the
 // enrollment profile (the device deletes its managed data and checks out),
 // and with immediately — or when the device never finished enrolling —
-// the server forgets it at once.
+// the server forgets it at once (its enrollment ends with the reason
+// "unenrolled by <by>"). Errors: as Enqueue.
 func (c *Commands) Unenroll(ctx context.Context, enr *store.Enrollment, immediately bool, by string) (*Unenrolled, error) {
 	out := &Unenrolled{}
 	if enr.AppleEnrollmentID != "" && enr.Status == store.EnrollmentEnrolled {

@@ -1,0 +1,252 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/pomona-mdm/pomona/problem"
+	"github.com/pomona-mdm/pomona/push"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// DeviceStore is what Devices reads.
+type DeviceStore interface {
+	Enrollment(ctx context.Context, deviceID string) (*store.Enrollment, error)
+	EnrollmentByAppleID(ctx context.Context, enrollmentID string) (*store.Enrollment, error)
+	Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error)
+	Channels(ctx context.Context, deviceID string) ([]store.Channel, error)
+	LatestRenewal(ctx context.Context, deviceID string) (*store.Renewal, error)
+	QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error)
+}
+
+// DevicePusher wakes a device's channels now and says what APNs answered.
+type DevicePusher interface {
+	PushNow(ctx context.Context, chs []store.Channel) ([]push.Result, error)
+}
+
+// Devices are the device and command use cases. A device is named by
+// Pomona's DeviceID ("en_…") or by Apple's EnrollmentID (a "ref").
+type Devices struct {
+	Store    DeviceStore
+	Commands *Commands
+	Pusher   DevicePusher
+	Users    *Users
+	Tenants  *Tenants
+}
+
+// Get finds a device by DeviceID or EnrollmentID. Errors:
+// store.ErrNotFound / NotFound (404).
+func (d *Devices) Get(ctx context.Context, ref string) (*store.Enrollment, error) {
+	if isDeviceID(ref) {
+		return d.Store.Enrollment(ctx, ref)
+	}
+	e, err := d.Store.EnrollmentByAppleID(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problem.New(problem.NotFound, "no device with id or EnrollmentID %q", ref)
+	}
+	return e, err
+}
+
+// DeviceQuery selects a page of devices, newest first: by Status and
+// Platform (exact; "" for any), Tenant and User (refs), before the
+// DeviceID Before, at most Limit (default 100, at most 1000).
+type DeviceQuery struct {
+	Status, Platform, Tenant, User, Before string
+	Limit                                  int
+}
+
+// List returns a page of devices and the DeviceID to continue before (""
+// when this page is the last). Errors: as Tenants.Resolve and Users.Get.
+func (d *Devices) List(ctx context.Context, q DeviceQuery) ([]store.Enrollment, string, error) {
+	f := store.EnrollmentFilter{Status: q.Status, Platform: q.Platform, Before: q.Before, Limit: limit(q.Limit)}
+	if q.Tenant != "" {
+		t, err := d.Tenants.Resolve(ctx, q.Tenant)
+		if err != nil {
+			return nil, "", err
+		}
+		f.TenantID = t.ID
+	}
+	if q.User != "" {
+		u, err := d.Users.Get(ctx, q.User)
+		if err != nil {
+			return nil, "", err
+		}
+		f.UserID = u.ID
+	}
+	es, err := d.Store.Enrollments(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(es) == f.Limit {
+		next = es[len(es)-1].ID
+	}
+	return es, next, nil
+}
+
+// Detail is one device with its channels and its latest identity renewal.
+type Detail struct {
+	Device   *store.Enrollment
+	Channels []store.Channel
+	Renewal  *store.Renewal // nil before the first renewal
+}
+
+// Detail finds the device ref with its channels and latest renewal.
+// Errors: as Get.
+func (d *Devices) Detail(ctx context.Context, ref string) (*Detail, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	chs, err := d.Store.Channels(ctx, e.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &Detail{Device: e, Channels: chs}
+	if rn, err := d.Store.LatestRenewal(ctx, e.ID); err == nil {
+		out.Renewal = rn
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QueuedCommand is a command of a device's history with the kind of the
+// channel it went to ("device" or "user").
+type QueuedCommand struct {
+	store.QueuedCommand
+	Channel string
+}
+
+// History returns the device's commands, at most perChannel of each
+// channel, as the store orders them channel by channel (sorted: newest
+// first).
+func (d *Devices) History(ctx context.Context, e *store.Enrollment, perChannel int, sorted bool) ([]QueuedCommand, error) {
+	chs, err := d.Store.Channels(ctx, e.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []QueuedCommand
+	for _, c := range chs {
+		qs, err := d.Store.QueuedCommands(ctx, c.ID, perChannel)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range qs {
+			out = append(out, QueuedCommand{QueuedCommand: q, Channel: c.Kind})
+		}
+	}
+	if sorted {
+		sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	}
+	return out, nil
+}
+
+// Enqueue checks a command against Apple's rules for the device's platform
+// and queues it for the device ref, then pushes (unless req.NoPush); with
+// req.Idempotency a repeat replays the first answer. It returns the device
+// and the CommandUUID. Errors: as Get; Unprocessable command_refused (the
+// rules refuse it; errors.As finds the *catalog.Refusal) or
+// idempotency_key_reused; Conflict not_enrolled (no Authenticate yet, no
+// such channel, unenrolled).
+func (d *Devices) Enqueue(ctx context.Context, ref string, req EnqueueRequest) (*store.Enrollment, string, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := d.Commands.Enqueue(ctx, e, req)
+	return e, id, err
+}
+
+// Resend queues again a command of the device's history (the same payload
+// under a new CommandUUID, to the same channel) and returns its request
+// type and new CommandUUID. Errors: as Enqueue; NotFound when the command
+// is not in the device's history.
+func (d *Devices) Resend(ctx context.Context, ref, commandUUID, by string) (string, string, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return "", "", err
+	}
+	hist, err := d.History(ctx, e, 100, false)
+	if err != nil {
+		return "", "", err
+	}
+	for _, q := range hist {
+		if q.UUID == commandUUID {
+			id, err := d.Commands.Enqueue(ctx, e, EnqueueRequest{Plist: q.Payload, Channel: q.Channel, CreatedBy: by})
+			return q.RequestType, id, err
+		}
+	}
+	return "", "", problem.New(problem.NotFound, "That command is not in this device's history.")
+}
+
+// Push wakes every channel of the device ref now and returns APNs'
+// answers per channel. Errors: as Get; Conflict cannot_push when no push
+// is possible (no push certificate, no token).
+func (d *Devices) Push(ctx context.Context, ref string) (*store.Enrollment, []push.Result, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	chs, err := d.Store.Channels(ctx, e.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := d.Pusher.PushNow(ctx, chs)
+	if err != nil {
+		return nil, nil, &problem.Error{Kind: problem.Conflict, Code: "cannot_push", Message: err.Error(), Err: err}
+	}
+	return e, res, nil
+}
+
+// Unenroll removes the device ref from management: RemoveProfile of the
+// enrollment profile (the device deletes its managed data and checks
+// out); with immediately — or when the device never finished enrolling —
+// the server also forgets it at once and answers its next request
+// com.apple.unrecognized.device (iOS 17+, macOS 14+ then unenroll
+// themselves). Errors: as Get and Enqueue.
+func (d *Devices) Unenroll(ctx context.Context, ref string, immediately bool, by string) (*store.Enrollment, *Unenrolled, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := d.Commands.Unenroll(ctx, e, immediately, by)
+	return e, u, err
+}
+
+// Targets selects devices for a bulk command: DeviceIDs (or Apple's
+// EnrollmentIDs), users (refs) and a tenant (ref); the union is taken.
+type Targets struct {
+	Devices []string
+	Users   []string
+	Tenant  string
+}
+
+// EnqueueBulk queues one command for every enrolled device channel the
+// targets select, in one transaction, and pushes them; targets on a
+// platform where Apple forbids the command are skipped and counted.
+// Errors: Invalid invalid_request without targets; as Tenants.Resolve and
+// Users.Get; Conflict not_enrolled when nothing matches; Unprocessable
+// command_refused when every platform refuses; idempotency_key_reused.
+func (d *Devices) EnqueueBulk(ctx context.Context, t Targets, req EnqueueRequest) (*BulkResult, error) {
+	f := store.TargetFilter{EnrollmentIDs: t.Devices}
+	if t.Tenant != "" {
+		tn, err := d.Tenants.Resolve(ctx, t.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		f.TenantID = tn.ID
+	}
+	for _, ref := range t.Users {
+		u, err := d.Users.Get(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		f.UserIDs = append(f.UserIDs, u.ID)
+	}
+	if f.TenantID == "" && len(f.UserIDs) == 0 && len(f.EnrollmentIDs) == 0 {
+		return nil, problem.Coded(problem.Invalid, "invalid_request", "targets needs devices, users or a tenant")
+	}
+	return d.Commands.EnqueueBulk(ctx, f, req)
+}
