@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,226 +12,247 @@ import (
 	"github.com/pomona-mdm/pomona/apitypes"
 )
 
-// abmCommands are the Apple Business Manager commands; commands() merges
-// them in.
-func abmCommands() map[string]command {
-	return map[string]command{
-		"abm": {summary: "Apple Business Manager: server tokens (GetToken for Managed Apple Accounts) and fallback discovery", run: runABM, subs: []sub{
-			{"token", "server tokens: create, list, show, cert, import, remove"},
-			{"discovery", "the fallback discovery URL registered with Apple: register, show, remove"},
+// abmCommand is `pomona abm`: Apple Business Manager server tokens (for
+// GetToken com.apple.maid under "Managed devices only") and the fallback
+// discovery registration (docs/apple-business-manager.md).
+func abmCommand() *command {
+	return &command{name: "abm", synopsis: "Apple Business Manager: server tokens (GetToken for Managed Apple Accounts) and fallback discovery", children: []*command{
+		{name: "token", synopsis: "server tokens: create, list, show, cert, import, remove", children: []*command{
+			{name: "create", synopsis: "make the key pair of a new ABM MDM server and print the certificate to upload to ABM", api: true, flags: abmTokenCreate,
+				usage: "abm token create --tenant <id or domain> --name <label> [--out cert.pem]"},
+			{name: "list", synopsis: "list the server tokens", api: true, flags: abmTokenList,
+				usage: "abm token list [--tenant <id or domain>]"},
+			{name: "show", synopsis: "show one server token: organisation, MDM server, server_uuid, expiry", api: true, run: abmTokenShow,
+				usage: "abm token show <token id>"},
+			{name: "cert", synopsis: "print the public-key certificate to upload to ABM", api: true, flags: abmTokenCert,
+				usage: "abm token cert <token id> [--out cert.pem]"},
+			{name: "import", synopsis: "import (or renew) the server token ABM downloaded (.p7m)", api: true, run: abmTokenImport,
+				usage: "abm token import <token id> <file.p7m>"},
+			{name: "remove", synopsis: "remove a server token", api: true, run: abmTokenRemove,
+				usage: "abm token remove <token id>"},
 		}},
-	}
+		{name: "discovery", synopsis: "the fallback discovery URL registered with Apple: register, show, remove", children: []*command{
+			{name: "register", synopsis: "register the tenant's fallback discovery URL with Apple", api: true, run: abmDiscovery(http.MethodPost),
+				usage: "abm discovery register <token id>"},
+			{name: "show", synopsis: "what Apple has registered", api: true, run: abmDiscoveryShow,
+				usage: "abm discovery show <token id>"},
+			{name: "remove", synopsis: "remove the registration at Apple", api: true, run: abmDiscovery(http.MethodDelete),
+				usage: "abm discovery remove <token id>"},
+		}},
+	}}
 }
 
-const (
-	abmTokenUsage = "abm token create --tenant <id|domain> --name <label> [--out cert.pem] | list [--tenant <id|domain>] | show <id> | " +
-		"cert <id> [--out cert.pem] | import <id> <file.p7m> | remove <id>"
-	abmDiscoveryUsage = "abm discovery register <token id> | show <token id> | remove <token id>"
-)
-
-var abmSubs = map[string][]sub{
-	"token": {
-		{"create", "make the key pair of a new ABM MDM server and print the certificate to upload to ABM"},
-		{"list", "list the server tokens"},
-		{"show", "show one server token: organisation, MDM server, server_uuid, expiry"},
-		{"cert", "print the public-key certificate to upload to ABM"},
-		{"import", "import (or renew) the server token ABM downloaded (.p7m)"},
-		{"remove", "remove a server token"},
-	},
-	"discovery": {
-		{"register", "register the tenant's fallback discovery URL with Apple"},
-		{"show", "what Apple has registered"},
-		{"remove", "remove the registration at Apple"},
-	},
+func abmTokenPath(c *call) (string, error) {
+	if len(c.args) < 1 {
+		return "", usagef("%s", c.withUsage("give the server token's id (pomona abm token list)"))
+	}
+	return "/api/v1/abm/tokens/" + url.PathEscape(c.args[0]), nil
 }
 
-func runABM(env *Env, args []string) error {
-	group, args := args[0], args[1:]
-	usage := map[string]string{"token": abmTokenUsage, "discovery": abmDiscoveryUsage}[group]
-	if len(args) == 0 || isHelp(args[0]) {
-		w := env.Stderr
-		if len(args) > 0 {
-			w = env.Stdout
-		}
-		fmt.Fprintf(w, "Usage: pomona %s\n\nSubcommands:\n", usage)
-		for _, s := range abmSubs[group] {
-			fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
-		}
-		if len(args) == 0 {
-			return usagef("missing subcommand")
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	known := false
-	for _, s := range abmSubs[group] {
-		known = known || s.name == sub
-	}
-	if !known {
-		return usagef("unknown subcommand %q\nUsage: pomona %s", sub, usage)
-	}
-	var cf clientFlags
-	fs := newFlags(env, "abm "+group+" "+sub, usage)
-	cf.register(fs)
-	tenant := fs.String("tenant", "", "create, list: tenant id or one of its domains")
-	name := fs.String("name", "", "create: a label for this ABM MDM server, e.g. \"Main\"")
-	out := fs.String("out", "", "create, cert: write the certificate to this file (default: stdout)")
-	pos, err := parse(env, fs, args)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(env)
-	if err != nil {
-		return err
-	}
-	needID := func() (string, error) {
-		if len(pos) < 1 {
-			return "", usagef("give the server token's id (pomona abm token list)\nUsage: pomona %s", usage)
-		}
-		return url.PathEscape(pos[0]), nil
-	}
-	var v apitypes.ABMServerToken
-	switch group + " " + sub {
-	case "token create":
+func abmTokenCreate(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id or one of its domains")
+	name := fs.String("name", "", "a label for this ABM MDM server, e.g. \"Main\"")
+	out := fs.String("out", "", "write the certificate to this file (default: stdout)")
+	return func(c *call) error {
 		if *tenant == "" || *name == "" {
-			return usagef("give --tenant and --name\nUsage: pomona %s", abmTokenUsage)
+			return usagef("%s", c.withUsage("give --tenant and --name"))
 		}
-		if err := c.Do(env.Ctx, http.MethodPost, "/api/v1/abm/tokens", apitypes.ABMServerTokenCreate{Tenant: *tenant, Name: *name}, &v); err != nil {
+		api, err := c.client()
+		if err != nil {
 			return err
 		}
-		if err := writeOut(env, *out, v.Certificate); err != nil {
+		var v apitypes.ABMServerToken
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/abm/tokens", apitypes.ABMServerTokenCreate{Tenant: *tenant, Name: *name}, &v); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stderr, "created %s. Next: in Apple Business Manager, Preferences → Your MDM Servers → Add (or edit) → Upload Public Key: "+
+		if err := writeCert(c, *out, v.Certificate); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stderr, "created %s. Next: in Apple Business Manager, Preferences → Your MDM Servers → Add (or edit) → Upload Public Key: "+
 			"upload this certificate, save, click Download Token, then: pomona abm token import %s <file.p7m>\n", v.ID, v.ID)
 		return nil
-	case "token list":
+	}
+}
+
+func abmTokenList(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "only this tenant's (id or one of its domains)")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
 		q := ""
 		if *tenant != "" {
 			q = "?tenant=" + url.QueryEscape(*tenant)
 		}
-		var resp apitypes.ABMServerTokenList
-		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens"+q, nil, &resp); err != nil {
+		var out apitypes.ABMServerTokenList
+		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/abm/tokens"+q, nil, &out); err != nil {
 			return err
 		}
-		if cf.json {
-			return printJSON(env.Stdout, resp.Tokens)
+		if c.json() {
+			return printJSON(c.Stdout, out.Tokens)
 		}
-		fmt.Fprintf(env.Stdout, "%-24s %-22s %-18s %-20s %-37s %s\n", "ID", "TENANT", "STATUS", "NAME", "SERVER UUID", "EXPIRES")
-		for _, t := range resp.Tokens {
-			exp := "-"
-			if t.ExpiresAt != nil {
-				exp = t.ExpiresAt.Local().Format("2006-01-02")
+		return c.print(out, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tTENANT\tSTATUS\tNAME\tSERVER UUID\tEXPIRES")
+			for _, t := range out.Tokens {
+				exp := "-"
+				if t.ExpiresAt != nil {
+					exp = t.ExpiresAt.Local().Format("2006-01-02")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.TenantID, t.Status, t.Name, orDash(t.ServerUUID), exp)
 			}
-			fmt.Fprintf(env.Stdout, "%-24s %-22s %-18s %-20s %-37s %s\n", t.ID, t.TenantID, t.Status, t.Name, orDash(t.ServerUUID), exp)
-		}
-		return nil
-	case "token show":
-		id, err := needID()
+		})
+	}
+}
+
+func abmTokenShow(c *call) error {
+	path, err := abmTokenPath(c)
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var v apitypes.ABMServerToken
+	if err := api.Do(c.Ctx, http.MethodGet, path, nil, &v); err != nil {
+		return err
+	}
+	return showABM(c, &v)
+}
+
+func abmTokenCert(fs *flag.FlagSet) func(*call) error {
+	out := fs.String("out", "", "write the certificate to this file (default: stdout)")
+	return func(c *call) error {
+		path, err := abmTokenPath(c)
 		if err != nil {
 			return err
 		}
-		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens/"+id, nil, &v); err != nil {
-			return err
-		}
-		return showABM(env, &cf, &v)
-	case "token cert":
-		id, err := needID()
+		api, err := c.client()
 		if err != nil {
 			return err
 		}
-		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens/"+id, nil, &v); err != nil {
+		var v apitypes.ABMServerToken
+		if err := api.Do(c.Ctx, http.MethodGet, path, nil, &v); err != nil {
 			return err
 		}
-		return writeOut(env, *out, v.Certificate)
-	case "token import":
-		id, err := needID()
+		return writeCert(c, *out, v.Certificate)
+	}
+}
+
+func abmTokenImport(c *call) error {
+	path, err := abmTokenPath(c)
+	if err != nil {
+		return err
+	}
+	if len(c.args) != 2 {
+		return usagef("%s", c.withUsage("give the token id and the .p7m file ABM downloaded"))
+	}
+	b, err := os.ReadFile(c.args[1])
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var v apitypes.ABMServerToken
+	if err := api.Do(c.Ctx, http.MethodPut, path+"/token", apitypes.ABMServerTokenImport{ServerToken: b}, &v); err != nil {
+		return err
+	}
+	return showABM(c, &v)
+}
+
+func abmTokenRemove(c *call) error {
+	path, err := abmTokenPath(c)
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "removed %s\n", c.args[0])
+	return nil
+}
+
+// abmDiscovery registers (POST) or removes (DELETE) the fallback
+// discovery URL at Apple.
+func abmDiscovery(method string) func(*call) error {
+	return func(c *call) error {
+		path, err := abmTokenPath(c)
 		if err != nil {
 			return err
 		}
-		if len(pos) < 2 {
-			return usagef("give the .p7m file ABM downloaded\nUsage: pomona %s", abmTokenUsage)
-		}
-		b, err := os.ReadFile(pos[1])
+		api, err := c.client()
 		if err != nil {
 			return err
 		}
-		if err := c.Do(env.Ctx, http.MethodPut, "/api/v1/abm/tokens/"+id+"/token", apitypes.ABMServerTokenImport{ServerToken: b}, &v); err != nil {
+		var v apitypes.ABMServerToken
+		if err := api.Do(c.Ctx, method, path+"/discovery", nil, &v); err != nil {
 			return err
 		}
-		return showABM(env, &cf, &v)
-	case "token remove":
-		id, err := needID()
-		if err != nil {
-			return err
+		if c.json() {
+			return printJSON(c.Stdout, v)
 		}
-		if err := c.Do(env.Ctx, http.MethodDelete, "/api/v1/abm/tokens/"+id, nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "removed %s\n", pos[0])
-		return nil
-	case "discovery register", "discovery remove":
-		id, err := needID()
-		if err != nil {
-			return err
-		}
-		method := map[string]string{"register": http.MethodPost, "remove": http.MethodDelete}[sub]
-		if err := c.Do(env.Ctx, method, "/api/v1/abm/tokens/"+id+"/discovery", nil, &v); err != nil {
-			return err
-		}
-		if cf.json {
-			return printJSON(env.Stdout, v)
-		}
-		if sub == "register" {
-			fmt.Fprintf(env.Stdout, "registered with Apple: %s\n(re-asserted every hour; devices on iOS 18.2, macOS 15.2 and later reach it when the company domain does not answer)\n", v.DiscoveryURL)
+		if method == http.MethodPost {
+			fmt.Fprintf(c.Stdout, "registered with Apple: %s\n(re-asserted every hour; devices on iOS 18.2, macOS 15.2 and later reach it when the company domain does not answer)\n", v.DiscoveryURL)
 		} else {
-			fmt.Fprintln(env.Stdout, "removed at Apple")
-		}
-		return nil
-	case "discovery show":
-		id, err := needID()
-		if err != nil {
-			return err
-		}
-		var d apitypes.ABMDiscovery
-		if err := c.Do(env.Ctx, http.MethodGet, "/api/v1/abm/tokens/"+id+"/discovery", nil, &d); err != nil {
-			return err
-		}
-		if cf.json {
-			return printJSON(env.Stdout, d)
-		}
-		switch {
-		case !d.Registered:
-			fmt.Fprintf(env.Stdout, "nothing registered at Apple (pomona abm discovery register %s registers %s)\n", pos[0], d.Want)
-		case d.Current:
-			fmt.Fprintf(env.Stdout, "registered   %s\nupdated      %s\n", d.URL, d.LastUpdated)
-		default:
-			fmt.Fprintf(env.Stdout, "registered   %s (not this tenant's %s: register again)\nupdated      %s\n", d.URL, d.Want, d.LastUpdated)
+			fmt.Fprintln(c.Stdout, "removed at Apple")
 		}
 		return nil
 	}
-	return usagef("unknown subcommand %q\nUsage: pomona %s", sub, usage)
 }
 
-func writeOut(env *Env, file, content string) error {
+func abmDiscoveryShow(c *call) error {
+	path, err := abmTokenPath(c)
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var d apitypes.ABMDiscovery
+	if err := api.Do(c.Ctx, http.MethodGet, path+"/discovery", nil, &d); err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.Stdout, d)
+	}
+	switch {
+	case !d.Registered:
+		fmt.Fprintf(c.Stdout, "nothing registered at Apple (pomona abm discovery register %s registers %s)\n", c.args[0], d.Want)
+	case d.Current:
+		fmt.Fprintf(c.Stdout, "registered   %s\nupdated      %s\n", d.URL, d.LastUpdated)
+	default:
+		fmt.Fprintf(c.Stdout, "registered   %s (not this tenant's %s: register again)\nupdated      %s\n", d.URL, d.Want, d.LastUpdated)
+	}
+	return nil
+}
+
+func writeCert(c *call, file, content string) error {
 	if file == "" {
-		fmt.Fprint(env.Stdout, content)
+		fmt.Fprint(c.Stdout, content)
 		return nil
 	}
 	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "certificate written to %s (public: it is uploaded to ABM; the key stays sealed on the server)\n", file)
+	fmt.Fprintf(c.Stderr, "certificate written to %s (public: it is uploaded to ABM; the key stays sealed on the server)\n", file)
 	return nil
 }
 
-func showABM(env *Env, cf *clientFlags, v *apitypes.ABMServerToken) error {
-	if cf.json {
-		return printJSON(env.Stdout, v)
+func showABM(c *call, v *apitypes.ABMServerToken) error {
+	if c.json() {
+		return printJSON(c.Stdout, v)
 	}
 	p := func(k, val string) {
 		if val != "" {
-			fmt.Fprintf(env.Stdout, "%-13s %s\n", k, val)
+			fmt.Fprintf(c.Stdout, "%-13s %s\n", k, val)
 		}
 	}
 	p("id", v.ID)
@@ -243,9 +266,7 @@ func showABM(env *Env, cf *clientFlags, v *apitypes.ABMServerToken) error {
 		p("expires", fmt.Sprintf("%s (%d days)", v.ExpiresAt.Local().Format("2006-01-02"), *v.DaysLeft))
 	}
 	p("discovery", v.DiscoveryURL)
-	if v.DiscoveryError != "" {
-		p("discovery err", v.DiscoveryError)
-	}
+	p("discovery err", v.DiscoveryError)
 	if len(v.Warnings) > 0 {
 		p("warnings", strings.Join(v.Warnings, "\n              "))
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,76 +69,73 @@ func keyID(k []byte) string {
 	return s.KeyID()
 }
 
-// runBackup copies the SQLite store of a running (or stopped) server.
-func runBackup(env *Env, args []string) error {
-	fs := newFlags(env, "backup", "backup --to FILE [--data DIR | --db sqlite://PATH]")
+// runBackup is `pomona backup`: it copies the SQLite store of a running
+// (or stopped) server.
+func runBackup(fs *flag.FlagSet) func(*call) error {
 	var sf storeFlags
 	sf.register(fs)
 	to := fs.String("to", "", "the backup file to write (must not exist)")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
+	return func(c *call) error {
+		if *to == "" {
+			return usagef("--to FILE is required, e.g. --to /backup/pomona-$(date +%%F).db")
+		}
+		path, err := sf.sqlitePath()
+		if err != nil {
+			return err
+		}
+		info, err := backup.SQLite(c.Ctx, path, *to)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "Backed up %s (schema v%d, %d bytes) to %s.\n", path, info.Schema, info.Bytes, info.Path)
+		fmt.Fprintln(c.Stdout, "\nThe backup holds the sealed secrets (CA, TLS and push keys, second-factor secrets) but NOT the")
+		fmt.Fprintln(c.Stdout, "sealing key that opens them. Keep a copy of the key somewhere other than the backups:")
+		k, from, err := sf.key()
+		switch {
+		case err != nil:
+			fmt.Fprintf(c.Stdout, "  (cannot read the key: %v)\n", err)
+		case k == nil:
+			fmt.Fprintf(c.Stdout, "  no %s here: the server uses POMONA_SECRET_KEY; keep that value\n", filepath.Join(sf.data, "secret.key"))
+		default:
+			fmt.Fprintf(c.Stdout, "  %s (key ID %s)\n", from, keyID(k))
+		}
+		fmt.Fprintln(c.Stdout, "Without it a restored server cannot open its CA and refuses to start.")
+		return nil
 	}
-	if *to == "" {
-		return usagef("--to FILE is required, e.g. --to /backup/pomona-$(date +%%F).db")
-	}
-	path, err := sf.sqlitePath()
-	if err != nil {
-		return err
-	}
-	info, err := backup.SQLite(env.Ctx, path, *to)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "Backed up %s (schema v%d, %d bytes) to %s.\n", path, info.Schema, info.Bytes, info.Path)
-	fmt.Fprintln(env.Stdout, "\nThe backup holds the sealed secrets (CA, TLS and push keys, second-factor secrets) but NOT the")
-	fmt.Fprintln(env.Stdout, "sealing key that opens them. Keep a copy of the key somewhere other than the backups:")
-	k, from, err := sf.key()
-	switch {
-	case err != nil:
-		fmt.Fprintf(env.Stdout, "  (cannot read the key: %v)\n", err)
-	case k == nil:
-		fmt.Fprintf(env.Stdout, "  no %s here: the server uses POMONA_SECRET_KEY; keep that value\n", filepath.Join(sf.data, "secret.key"))
-	default:
-		fmt.Fprintf(env.Stdout, "  %s (key ID %s)\n", from, keyID(k))
-	}
-	fmt.Fprintln(env.Stdout, "Without it a restored server cannot open its CA and refuses to start.")
-	return nil
 }
 
-// runRestore puts a backup into a data directory.
-func runRestore(env *Env, args []string) error {
-	fs := newFlags(env, "restore", "restore --from FILE --data DIR [--force]")
+// runRestore is `pomona restore`: it puts a backup into a data directory.
+func runRestore(fs *flag.FlagSet) func(*call) error {
 	var sf storeFlags
 	sf.register(fs)
 	from := fs.String("from", "", "the backup file (made by pomona backup)")
 	force := fs.Bool("force", false, "replace an existing store that no server is using (its files are kept as *.before-restore-<time>)")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
-	}
-	if *from == "" {
-		return usagef("--from FILE is required")
-	}
-	if sf.db != "" {
-		if _, err := sf.sqlitePath(); err != nil {
+	return func(c *call) error {
+		if *from == "" {
+			return usagef("--from FILE is required")
+		}
+		if sf.db != "" {
+			if _, err := sf.sqlitePath(); err != nil {
+				return err
+			}
+			return usagef("restore writes <data>/pomona.db: give --data, not --db")
+		}
+		k, keyFrom, err := sf.key()
+		if err != nil {
 			return err
 		}
-		return usagef("restore writes <data>/pomona.db: give --data, not --db")
+		info, err := backup.Restore(c.Ctx, *from, sf.data, backup.RestoreOptions{Force: *force, Key: k})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "Restored %s into %s (schema v%d).\n", *from, info.Path, info.Schema)
+		if k == nil {
+			fmt.Fprintf(c.Stdout, "\nNo sealing key here yet: before `pomona serve --data %s`, put the backed-up server's key into\n", sf.data)
+			fmt.Fprintf(c.Stdout, "%s (mode 0600) or set POMONA_SECRET_KEY. Without it the server refuses to start.\n", filepath.Join(sf.data, "secret.key"))
+		} else {
+			fmt.Fprintf(c.Stdout, "The sealing key from %s (key ID %s) opens it.\n", keyFrom, keyID(k))
+		}
+		fmt.Fprintf(c.Stdout, "Start the server: pomona serve --data %s\n", sf.data)
+		return nil
 	}
-	k, keyFrom, err := sf.key()
-	if err != nil {
-		return err
-	}
-	info, err := backup.Restore(env.Ctx, *from, sf.data, backup.RestoreOptions{Force: *force, Key: k})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "Restored %s into %s (schema v%d).\n", *from, info.Path, info.Schema)
-	if k == nil {
-		fmt.Fprintf(env.Stdout, "\nNo sealing key here yet: before `pomona serve --data %s`, put the backed-up server's key into\n", sf.data)
-		fmt.Fprintf(env.Stdout, "%s (mode 0600) or set POMONA_SECRET_KEY. Without it the server refuses to start.\n", filepath.Join(sf.data, "secret.key"))
-	} else {
-		fmt.Fprintf(env.Stdout, "The sealing key from %s (key ID %s) opens it.\n", keyFrom, keyID(k))
-	}
-	fmt.Fprintf(env.Stdout, "Start the server: pomona serve --data %s\n", sf.data)
-	return nil
 }

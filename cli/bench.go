@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -9,13 +10,10 @@ import (
 	"github.com/pomona-mdm/pomona/bench"
 )
 
-const benchUsage = "bench [--devices 300] [--seed N] [--checkins 10] [--commands 2] [--concurrency 8] [--store sqlite|postgres --db URL] [--in-process | --server https://127.0.0.1:PORT --api-key K [--server-pid PID]] [--json]"
-
-// runBench drives simulated devices at a pomona server it starts on
+// runBench is `pomona bench`: it drives simulated devices at a pomona server it starts on
 // loopback and prints per-phase throughput, server CPU per operation,
 // latency percentiles, errors and server memory. It fails on errors.
-func runBench(env *Env, args []string) error {
-	fs := newFlags(env, "bench", benchUsage)
+func runBench(fs *flag.FlagSet) func(*call) error {
 	o := bench.Options{}
 	fs.IntVar(&o.Devices, "devices", 300, "simulated devices to enroll")
 	fs.IntVar(&o.Users, "users", 0, "users the devices enroll as (default min(devices, 50))")
@@ -33,47 +31,46 @@ func runBench(env *Env, args []string) error {
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (with --in-process: server and load; go tool pprof)")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
-	}
-	switch *storeKind {
-	case "sqlite":
-		o.DB = ""
-	case "postgres":
-		if o.DB == "" {
-			return usagef("--store postgres needs --db postgres://… (an empty database)")
+	return func(c *call) error {
+		switch *storeKind {
+		case "sqlite":
+			o.DB = ""
+		case "postgres":
+			if o.DB == "" {
+				return usagef("--store postgres needs --db postgres://… (an empty database)")
+			}
+		default:
+			return usagef("--store must be sqlite or postgres")
 		}
-	default:
-		return usagef("--store must be sqlite or postgres")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	o.Binary, o.Log = exe, env.Stderr
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		o.Binary, o.Log = exe, c.Stderr
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		rep, err := bench.Run(c.Ctx, o)
+		if err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		if *asJSON {
+			printJSON(c.Stdout, rep)
+		} else {
+			fmt.Fprint(c.Stdout, rep.Table())
+		}
+		if rep.TotalErrors > 0 {
+			fmt.Fprintf(c.Stderr, "bench: %d operations failed\n", rep.TotalErrors)
+			return errSilent
+		}
+		return nil
 	}
-	rep, err := bench.Run(env.Ctx, o)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		printJSON(env.Stdout, rep)
-	} else {
-		fmt.Fprint(env.Stdout, rep.Table())
-	}
-	if rep.TotalErrors > 0 {
-		fmt.Fprintf(env.Stderr, "bench: %d operations failed\n", rep.TotalErrors)
-		return errSilent
-	}
-	return nil
 }

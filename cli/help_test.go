@@ -6,14 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestHelpOnEveryCommand walks the command table: `pomona <command>
-// --help`, `-h`, and `pomona <command> <subcommand> --help` print usage
-// on stdout and exit 0, for every command and subcommand, without a
-// server (help never dials).
+// TestHelpOnEveryCommand walks the command table: for every command and
+// subcommand, `pomona <path> --help` and `-h` print its usage on stdout
+// and exit 0, without a server (help never dials); a group lists each of
+// its children with its synopsis, refuses a missing or unknown
+// subcommand with exit 2 and that list, and every node is declared
+// completely (a synopsis; a leaf a usage line and one run func).
 func TestHelpOnEveryCommand(t *testing.T) {
 	// A flag's line in the usage is "  -name" or "  -name type": text in
 	// backquotes in a usage string would become the type (flag.UnquoteUsage),
@@ -33,30 +36,65 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		}
 		return code, out.String(), errb.String()
 	}
-	for name, cmd := range commands() {
-		for _, h := range []string{"--help", "-h"} {
-			code, out, errs := run(name, h)
-			if code != 0 || !strings.Contains(out, "Usage: pomona "+name) {
-				t.Errorf("pomona %s %s: exit %d\nstdout: %s\nstderr: %s", name, h, code, out, errs)
+	nodes := 0
+	var walk func(path []string, cmds []*command, parentHelp string)
+	walk = func(path []string, cmds []*command, parentHelp string) {
+		seen := map[string]bool{}
+		for _, cmd := range cmds {
+			nodes++
+			p := append(slices.Clone(path), cmd.name)
+			name := strings.Join(p, " ")
+			if cmd.name == "" || seen[cmd.name] || strings.HasPrefix(cmd.name, "-") || isHelp(cmd.name) {
+				t.Errorf("pomona %s: a name must be given, not start with -, not mean help, and be unique among its siblings", name)
 			}
-		}
-		for _, s := range cmd.subs {
+			seen[cmd.name] = true
+			if cmd.synopsis == "" {
+				t.Errorf("pomona %s: no synopsis", name)
+			}
+			if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(cmd.name) + ` +` + regexp.QuoteMeta(cmd.synopsis) + `$`).MatchString(parentHelp) {
+				t.Errorf("pomona %s is not listed with its synopsis by its parent's help:\n%s", name, parentHelp)
+			}
+			leaf := len(cmd.children) == 0
+			if leaf && (cmd.flags == nil) == (cmd.run == nil) {
+				t.Errorf("pomona %s: a leaf needs exactly one of flags and run", name)
+			}
+			if !leaf && (cmd.flags != nil || cmd.run != nil || cmd.usage != "" || cmd.api) {
+				t.Errorf("pomona %s: a group only has children (Main dispatches to them)", name)
+			}
+			if leaf && (!strings.HasPrefix(cmd.usage, p[0]+" ") && cmd.usage != p[0] || !strings.Contains(cmd.usage, cmd.name)) {
+				t.Errorf("pomona %s: usage %q does not show the command", name, cmd.usage)
+			}
+			var help string
 			for _, h := range []string{"--help", "-h"} {
-				code, out, errs := run(name, s.name, h)
-				if code != 0 || !strings.Contains(out, "Usage: pomona "+name) {
-					t.Errorf("pomona %s %s %s: exit %d\nstdout: %s\nstderr: %s", name, s.name, h, code, out, errs)
+				code, out, errs := run(append(slices.Clone(p), h)...)
+				want := "Usage: pomona " + name
+				if leaf {
+					want = "Usage: pomona " + cmd.usage + "\n"
+				}
+				if code != 0 || !strings.Contains(out, want) || errs != "" {
+					t.Errorf("pomona %s %s: exit %d, want %q\nstdout: %s\nstderr: %s", name, h, code, want, out, errs)
+				}
+				help = out
+			}
+			if leaf {
+				continue
+			}
+			for _, args := range [][]string{append(slices.Clone(p), "no-such-subcommand"), p} {
+				code, _, errs := run(args...)
+				if code != 2 || !strings.Contains(errs, "subcommand") || !strings.Contains(errs, "  "+cmd.children[0].name+" ") {
+					t.Errorf("pomona %s: exit %d, stderr: %s", strings.Join(args, " "), code, errs)
 				}
 			}
-		}
-		if len(cmd.subs) > 0 {
-			code, _, errs := run(name, "no-such-subcommand")
-			if code != 2 || !strings.Contains(errs, "unknown subcommand") || !strings.Contains(errs, cmd.subs[0].name) {
-				t.Errorf("pomona %s no-such-subcommand: exit %d, stderr: %s", name, code, errs)
-			}
+			walk(p, cmd.children, help)
 		}
 	}
-	if code, out, _ := run("help"); code != 0 || !strings.Contains(out, "Commands:") {
+	code, top, _ := run("help")
+	if code != 0 || !strings.Contains(top, "Commands:") {
 		t.Errorf("pomona help: exit %d", code)
+	}
+	walk(nil, commands(), top)
+	if nodes < 40 {
+		t.Errorf("walked %d commands: the table is not all there", nodes)
 	}
 }
 

@@ -32,9 +32,9 @@ func localPublicURL(listen, def string) string {
 	return "https://localhost:" + port
 }
 
-func runServe(env *Env, args []string) error {
+// runServe is `pomona serve`: it runs the server until SIGINT or SIGTERM.
+func runServe(fs *flag.FlagSet) func(*call) error {
 	cfg := server.DefaultConfig()
-	fs := newFlags(env, "serve", "serve [flags]")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "externally visible https base URL of this server (with --tls=auto and without this flag, --listen's port: --listen :9443 means https://localhost:9443)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for the embedded database, keys and ca.pem")
@@ -68,44 +68,43 @@ func runServe(env *Env, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
-	}
-	publicURLSet := false
-	fs.Visit(func(f *flag.Flag) { publicURLSet = publicURLSet || f.Name == "public-url" })
-	if !publicURLSet && cfg.TLS == "auto" {
-		cfg.PublicURL = localPublicURL(cfg.Listen, cfg.PublicURL)
-	}
-	if cfg.Demo {
-		// The demo never writes into a deployment's data: it keeps its own
-		// directory (./pomona-data-demo), and a SQLite database there.
-		if cfg.DB != "" {
-			return usagef("--demo keeps its data apart in its own directory: it cannot be combined with --db")
+	return func(c *call) error {
+		publicURLSet := false
+		fs.Visit(func(f *flag.Flag) { publicURLSet = publicURLSet || f.Name == "public-url" })
+		if !publicURLSet && cfg.TLS == "auto" {
+			cfg.PublicURL = localPublicURL(cfg.Listen, cfg.PublicURL)
 		}
-		cfg.DataDir = server.DemoDataDir(cfg.DataDir)
+		if cfg.Demo {
+			// The demo never writes into a deployment's data: it keeps its own
+			// directory (./pomona-data-demo), and a SQLite database there.
+			if cfg.DB != "" {
+				return usagef("--demo keeps its data apart in its own directory: it cannot be combined with --db")
+			}
+			cfg.DataDir = server.DemoDataDir(cfg.DataDir)
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level %q: use debug, info, warn or error", *logLevel)
+		}
+		opts := &slog.HandlerOptions{Level: level}
+		var log *slog.Logger
+		switch *logFormat {
+		case "text":
+			log = slog.New(slog.NewTextHandler(c.Stderr, opts))
+		case "json":
+			log = slog.New(slog.NewJSONHandler(c.Stderr, opts))
+		default:
+			return usagef("--log-format %q: use text or json", *logFormat)
+		}
+		srv, err := server.New(c.Ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w (is another server running? choose another address with --listen)", cfg.Listen, err)
+		}
+		return srv.Run(c.Ctx, ln, c.Stdout)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usagef("--log-level %q: use debug, info, warn or error", *logLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	var log *slog.Logger
-	switch *logFormat {
-	case "text":
-		log = slog.New(slog.NewTextHandler(env.Stderr, opts))
-	case "json":
-		log = slog.New(slog.NewJSONHandler(env.Stderr, opts))
-	default:
-		return usagef("--log-format %q: use text or json", *logFormat)
-	}
-	srv, err := server.New(env.Ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w (is another server running? choose another address with --listen)", cfg.Listen, err)
-	}
-	return srv.Run(env.Ctx, ln, env.Stdout)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -15,21 +16,11 @@ import (
 	"github.com/pomona-mdm/pomona/totp"
 )
 
-const simUsage = "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s] [--managed-devices-only abm-cert.pem]\n" +
-	"       pomona sim run --domain company.example --devices N [--server URL] [--families iPhone,iPad,Mac] [--apns-listen 127.0.0.1:2197] [--duration 10m]"
-
-func runSim(env *Env, args []string) error {
-	sub, args, err := subcommand(args, simUsage)
-	if err != nil {
-		return err
-	}
-	if sub == "run" {
-		return runSimFleet(env, args)
-	}
-	if sub != "enroll" {
-		return usagef("unknown subcommand %q\nUsage: pomona %s", sub, simUsage)
-	}
-	fs := newFlags(env, "sim enroll", simUsage)
+// simEnroll is `pomona sim enroll`: one simulated device enrolls
+// against a deployment step by step, as a real one would (discovery at
+// the company domain, sign-in, profile, SCEP, check-in), and says which
+// step fails. `pomona sim run` (simrun.go) keeps a fleet enrolled.
+func simEnroll(fs *flag.FlagSet) func(*call) error {
 	server := fs.String("server", "", "the Pomona server, asked directly when the company domain does not answer discovery")
 	user := fs.String("user", "", "the work account to enroll")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
@@ -41,168 +32,160 @@ func runSim(env *Env, args []string) error {
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
 	mdo := fs.String("managed-devices-only", "", "behave like a device under ABM's \"Managed devices only\": after enrolling, ask GetToken for com.apple.maid "+
 		"and verify the JWT with this ABM public-key certificate (pomona abm token cert <id>); unenroll when that fails")
-	if _, err := parse(env, fs, args); err != nil {
-		return err
-	}
-	var abmCert *x509.Certificate
-	if *mdo != "" {
-		b, err := os.ReadFile(*mdo)
+	return func(c *call) error {
+		if *user == "" {
+			return usagef("%s", c.withUsage("give --user"))
+		}
+		_, domain, err := address.Email(*user)
 		if err != nil {
-			return usagef("--managed-devices-only: %v", err)
+			return usagef("--user: %v", err)
 		}
-		blk, _ := pem.Decode(b)
-		if blk == nil || blk.Type != "CERTIFICATE" {
-			return usagef("--managed-devices-only: %s holds no PEM certificate (pomona abm token cert <id> --out %s)", *mdo, *mdo)
+		password := *pw
+		if password == "" {
+			if password, _, err = readPassword(c.Env, *pwStdin, false, false); err != nil {
+				return err
+			}
 		}
-		if abmCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
-			return usagef("--managed-devices-only: %v", err)
+		var abmCert *x509.Certificate
+		if *mdo != "" {
+			b, err := os.ReadFile(*mdo)
+			if err != nil {
+				return usagef("--managed-devices-only: %v", err)
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return usagef("--managed-devices-only: %s holds no PEM certificate (pomona abm token cert <id> --out %s)", *mdo, *mdo)
+			}
+			if abmCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
+				return usagef("--managed-devices-only: %v", err)
+			}
 		}
-	}
-	if *user == "" {
-		return usagef("give --user\nUsage: pomona %s", simUsage)
-	}
-	_, domain, err := address.Email(*user)
-	if err != nil {
-		return usagef("--user: %v", err)
-	}
-	password := *pw
-	if password == "" {
-		if password, _, err = readPassword(env, *pwStdin, false, false); err != nil {
-			return err
+		creds := devicesim.Credentials{User: *user, Password: password}
+		if *secret != "" {
+			if creds.TOTPSecret, err = totp.Decode(*secret); err != nil {
+				return usagef("--totp-secret: %v", err)
+			}
 		}
-	}
-	creds := devicesim.Credentials{User: *user, Password: password}
-	if *secret != "" {
-		if creds.TOTPSecret, err = totp.Decode(*secret); err != nil {
-			return usagef("--totp-secret: %v", err)
+		ca := *caFile
+		if ca == "" {
+			ca = findCA(*data)
 		}
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	ca := *caFile
-	if ca == "" {
-		ca = findCA(*data)
-	}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, _, err := trustPool(ca)
 		if err != nil {
 			return err
 		}
-		pool.AppendCertsFromPEM(pem)
-	}
-	d, err := devicesim.New(devicesim.Options{ModelFamily: *family, RootCAs: pool})
-	if err != nil {
-		return usagef("%v", err)
-	}
-	defer d.Close()
-	w := env.Stdout
-	ok := func(format string, a ...any) { fmt.Fprintf(w, "  ok    "+format+"\n", a...) }
-	fail := func(step string, err error) error {
-		fmt.Fprintf(w, "  FAIL  %s: %v\n", step, err)
-		if errors.Is(err, devicesim.ErrNoTOTPSecret) {
-			fmt.Fprintf(w, "        %s has a second factor already: give its key with --totp-secret KEY (the first\n"+
-				"        `pomona sim enroll` printed it), or reset it with `pomona user reset-2fa %s`\n", *user, *user)
+		d, err := devicesim.New(devicesim.Options{ModelFamily: *family, RootCAs: pool})
+		if err != nil {
+			return usagef("%v", err)
 		}
-		var se *devicesim.SignInError
-		if errors.As(err, &se) {
-			fmt.Fprintf(w, "        the page said: %s\n", se.Shown)
+		defer d.Close()
+		w := c.Stdout
+		ok := func(format string, a ...any) { fmt.Fprintf(w, "  ok    "+format+"\n", a...) }
+		fail := func(step string, err error) error {
+			fmt.Fprintf(w, "  FAIL  %s: %v\n", step, err)
+			if errors.Is(err, devicesim.ErrNoTOTPSecret) {
+				fmt.Fprintf(w, "        %s has a second factor already: give its key with --totp-secret KEY (the first\n"+
+					"        `pomona sim enroll` printed it), or reset it with `pomona user reset-2fa %s`\n", *user, *user)
+			}
+			var se *devicesim.SignInError
+			if errors.As(err, &se) {
+				fmt.Fprintf(w, "        the page said: %s\n", se.Shown)
+			}
+			return errSilent
 		}
-		return errSilent
-	}
-	fmt.Fprintf(w, "Simulated %s enrolling %s\n", d.ModelFamily, *user)
-	ctx := env.Ctx
+		fmt.Fprintf(w, "Simulated %s enrolling %s\n", d.ModelFamily, *user)
+		ctx := c.Ctx
 
-	// 1. Discovery at the company domain, as the device does; reserved
-	// example domains are never asked (they do not exist).
-	var base string
-	if !reservedDomain(domain) {
-		base, err = d.Discover(ctx, "https://"+domain, *user)
-		if err == nil {
-			ok("discovery at %s: %s", domain, base)
-		} else if *server == "" {
-			return fail("discovery", err)
-		} else {
-			fmt.Fprintf(w, "  warn  discovery at %s failed (%v); asking %s directly\n", domain, err, *server)
+		// 1. Discovery at the company domain, as the device does; reserved
+		// example domains are never asked (they do not exist).
+		var base string
+		if !reservedDomain(domain) {
+			base, err = d.Discover(ctx, "https://"+domain, *user)
+			if err == nil {
+				ok("discovery at %s: %s", domain, base)
+			} else if *server == "" {
+				return fail("discovery", err)
+			} else {
+				fmt.Fprintf(w, "  warn  discovery at %s failed (%v); asking %s directly\n", domain, err, *server)
+			}
 		}
-	}
-	if base == "" {
-		if *server == "" {
-			return usagef("%s is a reserved example domain: give --server", domain)
+		if base == "" {
+			if *server == "" {
+				return usagef("%s is a reserved example domain: give --server", domain)
+			}
+			if base, err = d.Discover(ctx, strings.TrimRight(*server, "/"), *user); err != nil {
+				return fail("discovery", err)
+			}
+			ok("discovery at %s: %s", *server, base)
 		}
-		if base, err = d.Discover(ctx, strings.TrimRight(*server, "/"), *user); err != nil {
-			return fail("discovery", err)
-		}
-		ok("discovery at %s: %s", *server, base)
-	}
-	login, err := d.FirstPost(ctx)
-	if err != nil {
-		return fail("enrollment request", err)
-	}
-	ok("enrollment request answered 401 with the sign-in page %s", login)
-	if _, err := d.SignIn(ctx, creds); err != nil {
-		return fail("sign-in", err)
-	}
-	ok("signed in; access token received through the 308 callback")
-	if creds.TOTPSecret == nil && d.TOTPSecret != nil {
-		fmt.Fprintf(w, "        second factor set up: TOTP key %s (pass --totp-secret next time)\n", totp.Encode(d.TOTPSecret))
-	}
-	raw, err := d.FetchProfile(ctx)
-	if err != nil {
-		return fail("profile", err)
-	}
-	p, err := d.CheckProfile(raw)
-	if err != nil {
-		return fail("profile check", err)
-	}
-	ok("profile: %s, managed Apple account %s, topic %s, signed %v", p.EnrollmentMode, p.ManagedAppleID, p.Topic, p.Signed)
-	cert, err := d.SCEPEnroll(ctx)
-	if err != nil {
-		return fail("SCEP", err)
-	}
-	ok("identity certificate %s, valid until %s", cert.Subject.CommonName, cert.NotAfter.Format("2006-01-02"))
-	if err := d.Authenticate(ctx); err != nil {
-		return fail("Authenticate", err)
-	}
-	if err := d.TokenUpdate(ctx, false); err != nil {
-		return fail("TokenUpdate", err)
-	}
-	if d.ModelFamily == "Mac" {
-		if err := d.TokenUpdate(ctx, true); err != nil {
-			return fail("user-channel TokenUpdate", err)
-		}
-	}
-	ok("enrolled as EnrollmentID %s", d.MDM.EnrollmentID)
-	if abmCert != nil {
-		c, err := d.ManagedAppleAccountSignIn(ctx, devicesim.ManagedDevicesOnly{
-			Certificate: func(context.Context, string) (*x509.Certificate, error) { return abmCert, nil }})
+		login, err := d.FirstPost(ctx)
 		if err != nil {
-			return fail("Managed Apple Account sign-in (Managed devices only)", err)
+			return fail("enrollment request", err)
 		}
-		ok("Managed Apple Account sign-in: the com.apple.maid token of MDM server %s verifies (jti %s)", c.Issuer, c.ID)
-	}
-	deadline := time.Now().Add(*poll)
-	for {
-		cmd, err := d.Poll(ctx, nil, false)
-		for err == nil && cmd != nil {
-			ok("command %s (%s) answered", cmd.RequestType(), cmd.CommandUUID)
-			cmd, err = d.Poll(ctx, d.Process(ctx, cmd), false)
+		ok("enrollment request answered 401 with the sign-in page %s", login)
+		if _, err := d.SignIn(ctx, creds); err != nil {
+			return fail("sign-in", err)
 		}
+		ok("signed in; access token received through the 308 callback")
+		if creds.TOTPSecret == nil && d.TOTPSecret != nil {
+			fmt.Fprintf(w, "        second factor set up: TOTP key %s (pass --totp-secret next time)\n", totp.Encode(d.TOTPSecret))
+		}
+		raw, err := d.FetchProfile(ctx)
 		if err != nil {
-			return fail("command poll", err)
+			return fail("profile", err)
 		}
-		if time.Now().After(deadline) {
-			break
+		p, err := d.CheckProfile(raw)
+		if err != nil {
+			return fail("profile check", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(3 * time.Second):
+		ok("profile: %s, managed Apple account %s, topic %s, signed %v", p.EnrollmentMode, p.ManagedAppleID, p.Topic, p.Signed)
+		cert, err := d.SCEPEnroll(ctx)
+		if err != nil {
+			return fail("SCEP", err)
 		}
+		ok("identity certificate %s, valid until %s", cert.Subject.CommonName, cert.NotAfter.Format("2006-01-02"))
+		if err := d.Authenticate(ctx); err != nil {
+			return fail("Authenticate", err)
+		}
+		if err := d.TokenUpdate(ctx, false); err != nil {
+			return fail("TokenUpdate", err)
+		}
+		if d.ModelFamily == "Mac" {
+			if err := d.TokenUpdate(ctx, true); err != nil {
+				return fail("user-channel TokenUpdate", err)
+			}
+		}
+		ok("enrolled as EnrollmentID %s", d.MDM.EnrollmentID)
+		if abmCert != nil {
+			mc, err := d.ManagedAppleAccountSignIn(ctx, devicesim.ManagedDevicesOnly{
+				Certificate: func(context.Context, string) (*x509.Certificate, error) { return abmCert, nil }})
+			if err != nil {
+				return fail("Managed Apple Account sign-in (Managed devices only)", err)
+			}
+			ok("Managed Apple Account sign-in: the com.apple.maid token of MDM server %s verifies (jti %s)", mc.Issuer, mc.ID)
+		}
+		deadline := time.Now().Add(*poll)
+		for {
+			cmd, err := d.Poll(ctx, nil, false)
+			for err == nil && cmd != nil {
+				ok("command %s (%s) answered", cmd.RequestType(), cmd.CommandUUID)
+				cmd, err = d.Poll(ctx, d.Process(ctx, cmd), false)
+			}
+			if err != nil {
+				return fail("command poll", err)
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(3 * time.Second):
+			}
+		}
+		fmt.Fprintln(w, "Enrollment works.")
+		return nil
 	}
-	fmt.Fprintln(w, "Enrollment works.")
-	return nil
 }
 
 // reservedDomain: names that never resolve (RFC 2606, RFC 6761).

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 
 	"github.com/pomona-mdm/pomona/version"
@@ -9,17 +10,15 @@ import (
 // runVersion prints the version and what the Go toolchain recorded about
 // the build (module version for `go install …@vX`, VCS revision for a
 // build from a checkout). `pomona --version` runs it too.
-func runVersion(env *Env, args []string) error {
-	fs := newFlags(env, "version", "version [--json]")
+func runVersion(fs *flag.FlagSet) func(*call) error {
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(env, fs, args); err != nil {
+	return func(c *call) error {
+		b := version.Info()
+		if *asJSON {
+			return printJSON(c.Stdout, map[string]any{"version": b.Version, "module": b.Path, "module_version": b.Module,
+				"revision": b.Revision, "time": b.Time, "modified": b.Modified, "go": b.GoVersion})
+		}
+		_, err := fmt.Fprint(c.Stdout, b.String())
 		return err
 	}
-	b := version.Info()
-	if *asJSON {
-		return printJSON(env.Stdout, map[string]any{"version": b.Version, "module": b.Path, "module_version": b.Module,
-			"revision": b.Revision, "time": b.Time, "modified": b.Modified, "go": b.GoVersion})
-	}
-	_, err := fmt.Fprint(env.Stdout, b.String())
-	return err
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/csv"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +13,14 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/directory"
 )
 
 type importRow struct {
 	line int
 	rec  []string
-	in   apiclient.UserInput
+	in   apitypes.UserInput
 	err  error // set when the row cannot even be sent
 }
 
@@ -28,116 +30,112 @@ type importResult struct {
 	skipped bool
 }
 
-// runImport creates one user per CSV row through the API. Each row is its
+// userImport is `pomona user import`: it creates one user per CSV row through the API. Each row is its
 // own request and its own transaction on the server, so a bad row never
 // stops the good ones and nothing is half-written. Failed rows are listed
 // with their line number and can be written to a CSV for correction.
-func runImport(env *Env, args []string) error {
-	var cf clientFlags
-	fs := newFlags(env, "user import", "user import <users.csv> [--tenant T] [--workers N] [--skip-existing] [--errors failed.csv]")
-	cf.register(fs)
+func userImport(fs *flag.FlagSet) func(*call) error {
 	tenant := fs.String("tenant", "", "tenant (id or domain) for rows without a tenant column")
 	workers := fs.Int("workers", 4, "requests in parallel")
 	skipExisting := fs.Bool("skip-existing", false, "count users that already exist as skipped, not failed")
 	errFile := fs.String("errors", "", "write the failed rows, with an error column, to this CSV file (import it again once corrected: the error column is ignored)")
-	pos, err := parse(env, fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give the CSV file: pomona user import users.csv (header: email,name,managed_apple_id,password,tenant,enabled)")
-	}
-	if *workers < 1 || *workers > 64 {
-		return usagef("--workers must be from 1 to 64")
-	}
-	var r io.Reader
-	if pos[0] == "-" {
-		r = env.Stdin
-	} else {
-		f, err := os.Open(pos[0])
+	return func(c *call) error {
+		file, err := c.one("give the CSV file: pomona user import users.csv (header: email,name,managed_apple_id,password,tenant,enabled)")
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r = f
-	}
-	header, rows, err := readImport(r, *tenant)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(env)
-	if err != nil {
-		return err
-	}
-	if _, err := c.ServerInfo(env.Ctx); err != nil {
-		return err // unreachable server or bad key: say so once, not per row
-	}
-
-	jobs := make(chan importRow)
-	results := make(chan importResult)
-	var wg sync.WaitGroup
-	for i := 0; i < *workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for row := range jobs {
-				res := importResult{row: row, err: row.err}
-				if res.err == nil {
-					_, res.err = c.CreateUser(env.Ctx, row.in)
-					var ae *apiclient.Error
-					if *skipExisting && errors.As(res.err, &ae) && ae.Status == 409 {
-						res.err, res.skipped = nil, true
-					}
-				}
-				results <- res
-			}
-		}()
-	}
-	go func() {
-		for _, row := range rows {
-			select {
-			case jobs <- row:
-			case <-env.Ctx.Done():
-			}
+		if *workers < 1 || *workers > 64 {
+			return usagef("--workers must be from 1 to 64")
 		}
-		close(jobs)
-		wg.Wait()
-		close(results)
-	}()
-
-	bar := newProgress(env, len(rows))
-	var failed []importResult
-	created, skipped := 0, 0
-	for res := range results {
-		switch {
-		case res.err != nil:
-			failed = append(failed, res)
-		case res.skipped:
-			skipped++
-		default:
-			created++
+		var r io.Reader
+		if file == "-" {
+			r = c.Stdin
+		} else {
+			f, err := os.Open(file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
 		}
-		bar.step(res.err == nil)
-	}
-	bar.done()
-	sortResults(failed)
-	for _, f := range failed {
-		fmt.Fprintf(env.Stdout, "line %d (%s): %s\n", f.row.line, orDash(f.row.in.Email), describe(f.err))
-	}
-	fmt.Fprintf(env.Stdout, "%d rows: %d created, %d skipped, %d failed\n", len(rows), created, skipped, len(failed))
-	if *errFile != "" && len(failed) > 0 {
-		if err := writeFailed(*errFile, header, failed); err != nil {
+		header, rows, err := readImport(r, *tenant)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "failed rows written to %s; fix them and import that file again\n", *errFile)
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		if _, err := api.ServerInfo(c.Ctx); err != nil {
+			return err // unreachable server or bad key: say so once, not per row
+		}
+
+		jobs := make(chan importRow)
+		results := make(chan importResult)
+		var wg sync.WaitGroup
+		for i := 0; i < *workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for row := range jobs {
+					res := importResult{row: row, err: row.err}
+					if res.err == nil {
+						_, res.err = api.CreateUser(c.Ctx, row.in)
+						var ae *apiclient.Error
+						if *skipExisting && errors.As(res.err, &ae) && ae.Status == 409 {
+							res.err, res.skipped = nil, true
+						}
+					}
+					results <- res
+				}
+			}()
+		}
+		go func() {
+			for _, row := range rows {
+				select {
+				case jobs <- row:
+				case <-c.Ctx.Done():
+				}
+			}
+			close(jobs)
+			wg.Wait()
+			close(results)
+		}()
+
+		bar := newProgress(c.Env, len(rows))
+		var failed []importResult
+		created, skipped := 0, 0
+		for res := range results {
+			switch {
+			case res.err != nil:
+				failed = append(failed, res)
+			case res.skipped:
+				skipped++
+			default:
+				created++
+			}
+			bar.step(res.err == nil)
+		}
+		bar.done()
+		sortResults(failed)
+		for _, f := range failed {
+			fmt.Fprintf(c.Stdout, "line %d (%s): %s\n", f.row.line, orDash(f.row.in.Email), describe(f.err))
+		}
+		fmt.Fprintf(c.Stdout, "%d rows: %d created, %d skipped, %d failed\n", len(rows), created, skipped, len(failed))
+		if *errFile != "" && len(failed) > 0 {
+			if err := writeFailed(*errFile, header, failed); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.Stdout, "failed rows written to %s; fix them and import that file again\n", *errFile)
+		}
+		if c.Ctx.Err() != nil {
+			return fmt.Errorf("interrupted: rows not yet sent were not imported")
+		}
+		if len(failed) > 0 {
+			return errSilent
+		}
+		return nil
 	}
-	if env.Ctx.Err() != nil {
-		return fmt.Errorf("interrupted: rows not yet sent were not imported")
-	}
-	if len(failed) > 0 {
-		return errSilent
-	}
-	return nil
 }
 
 func readImport(r io.Reader, defaultTenant string) ([]string, []importRow, error) {
@@ -147,7 +145,7 @@ func readImport(r io.Reader, defaultTenant string) ([]string, []importRow, error
 	}
 	out := make([]importRow, 0, len(rows))
 	for _, row := range rows {
-		out = append(out, importRow{line: row.Line, rec: row.Record, err: row.Err, in: apiclient.UserInput{Email: row.Input.Email,
+		out = append(out, importRow{line: row.Line, rec: row.Record, err: row.Err, in: apitypes.UserInput{Email: row.Input.Email,
 			Name: row.Input.Name, ManagedAppleID: row.Input.ManagedAppleID, Password: row.Input.Password, Tenant: row.Input.Tenant, Enabled: row.Input.Enabled}})
 	}
 	return header, out, nil
@@ -159,13 +157,6 @@ func describe(err error) string {
 		return ae.Message
 	}
 	return err.Error()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func sortResults(rs []importResult) {

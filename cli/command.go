@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pomona-mdm/pomona/apiclient"
+)
+
+// command is one node of the command tree declared in commands.go:
+// `pomona <name>` at the top, `pomona <group> <name>` below. A group has
+// children, and Main picks the child the next argument names (answering
+// --help, -h and unknown names itself); a leaf runs.
+type command struct {
+	name string
+	// synopsis is one line, shown in the parent's list of commands.
+	synopsis string
+	// usage is a leaf's command line without "pomona ", shown after
+	// "Usage: pomona " by --help and by flag errors.
+	usage string
+	// api: the leaf administers a server through its admin API. It gets
+	// the API's flags (--server, --api-key, --ca-file, --data, --json)
+	// and call.client.
+	api bool
+	// flags declares the leaf's own flags on fs and returns its run func,
+	// which reads their values once they are parsed. run is the run func
+	// of a leaf without flags of its own. A leaf has exactly one of them,
+	// a group neither.
+	flags    func(fs *flag.FlagSet) func(*call) error
+	run      func(*call) error
+	children []*command
+}
+
+// find returns the command named name among cmds, or nil.
+func find(cmds []*command, name string) *command {
+	for _, c := range cmds {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// with makes a flags builder from declare, which declares flags and
+// returns where their values land, and run, which reads them: for the
+// subcommands of a group that share one set of flags.
+func with[T any](declare func(*flag.FlagSet) T, run func(*call, T) error) func(*flag.FlagSet) func(*call) error {
+	return func(fs *flag.FlagSet) func(*call) error {
+		v := declare(fs)
+		return func(c *call) error { return run(c, v) }
+	}
+}
+
+// call is one run of a leaf command: the process environment, the
+// positional arguments left once the flags are parsed, and for an API
+// command the API's flags and client.
+type call struct {
+	*Env
+	// usage is the command's usage line (without "pomona ").
+	usage string
+	// args are the positional arguments.
+	args []string
+	// flags is the command's flag set, so that Main can name the flag for
+	// an API error about a field.
+	flags   *flag.FlagSet
+	api     *clientFlags
+	cl      *apiclient.Client
+	cleanup []func()
+}
+
+// start runs the leaf cmd (called as path: "tenant add") with args: it
+// makes the flag set, declares the API's flags and the command's own,
+// parses args into them and the positional arguments (a flag error or
+// asked-for help prints the usage line and the flags), and runs the
+// command. The call it returns holds the flag set and what to clean up.
+func (cmd *command) start(env *Env, path string, args []string) (*call, error) {
+	fs := flag.NewFlagSet(path, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", cmd.usage)
+		fs.PrintDefaults()
+	}
+	c := &call{Env: env, usage: cmd.usage, flags: fs}
+	if cmd.api {
+		c.api = &clientFlags{}
+		c.api.register(fs)
+	}
+	run := cmd.run
+	if cmd.flags != nil {
+		run = cmd.flags(fs)
+	}
+	pos, err := parse(env, fs, args)
+	if err != nil {
+		return c, err
+	}
+	c.args = pos
+	return c, run(c)
+}
+
+// client is the admin API client the API flags describe, made on first
+// use (so a command checks its arguments before it needs a server).
+func (c *call) client() (*apiclient.Client, error) {
+	if c.cl != nil {
+		return c.cl, nil
+	}
+	cl, err := c.api.client()
+	if err != nil {
+		return nil, err
+	}
+	c.cl = cl
+	c.cleanup = append(c.cleanup, cl.HTTP.CloseIdleConnections)
+	return cl, nil
+}
+
+// json: --json was given to an API command.
+func (c *call) json() bool { return c.api != nil && c.api.json }
+
+// one returns the single positional argument, or a usage error saying
+// hint when there is not exactly one.
+func (c *call) one(hint string) (string, error) {
+	if len(c.args) != 1 {
+		return "", usagef("%s", hint)
+	}
+	return c.args[0], nil
+}
+
+// withUsage is hint followed by the command's usage line, for a usage
+// error.
+func (c *call) withUsage(hint string) string {
+	return hint + "\nUsage: pomona " + c.usage
+}
+
+// print writes v as JSON with --json, else the text table writes (to a
+// tabwriter: columns separated by tabs are aligned).
+func (c *call) print(v any, table func(w io.Writer)) error {
+	if c.json() {
+		return printJSON(c.Stdout, v)
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// parse parses flags anywhere among the arguments (so
+// `tenant add "Example" --domain example.com` works), then fills every flag
+// not given on the command line from POMONA_<FLAG>.
+func parse(env *Env, fs *flag.FlagSet, args []string) ([]string, error) {
+	// Help that was asked for goes to stdout (pomona user add -h | less);
+	// a usage error's hint stays on stderr.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs.SetOutput(env.Stdout)
+		}
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := "POMONA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env.Getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = usagef("%s=%q: %v", name, v, e)
+			}
+		}
+	})
+	return pos, err
+}
+
+// clientFlags are the flags of every command that talks to the API.
+type clientFlags struct {
+	server, apiKey, caFile, data string
+	json                         bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "https://localhost:8443", "Pomona server URL")
+	fs.StringVar(&c.apiKey, "api-key", "", "admin API key")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM file of a CA to trust for the server's certificate (default: <data>/ca.pem when it exists)")
+	fs.StringVar(&c.data, "data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+}
+
+func (c *clientFlags) client() (*apiclient.Client, error) {
+	ca := c.caFile
+	if ca == "" && strings.HasPrefix(c.server, "https://") {
+		ca = findCA(c.data)
+	}
+	return apiclient.New(c.server, c.apiKey, ca)
+}
