@@ -300,6 +300,17 @@ func (s *Service) authorize(ctx context.Context, tenantID, header string, stale 
 	if err != nil {
 		return nil, fmt.Errorf("%w: the user is gone", ErrInvalidToken)
 	}
+	return s.Check(at, u, tenantID, stale)
+}
+
+// Check is Authorize's decision on rows already read: the access token at
+// and its user u (at.UserID) for tenantID. The MDM channel reads both with
+// the rest of a request's sender in one store round trip and decides here,
+// so both paths refuse the same tokens with the same errors.
+func (s *Service) Check(at *store.AccessToken, u *store.User, tenantID string, stale bool) (*Grant, error) {
+	if at.TenantID != tenantID {
+		return nil, fmt.Errorf("%w: issued for another tenant", ErrInvalidToken)
+	}
 	if !stale {
 		switch {
 		case !s.now().Before(at.ExpiresAt):

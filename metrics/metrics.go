@@ -28,9 +28,12 @@ type Metrics struct {
 
 	PushCertExpiry prometheus.Gauge // Unix time the push certificate expires (0: none)
 
-	MDM      *prometheus.CounterVec // endpoint, code
-	Commands *prometheus.CounterVec // event: queued, refused, result status
-	Pushes   *prometheus.CounterVec // result
+	MDM *prometheus.CounterVec // endpoint, code
+	// MDMMessages counts the MDM channel's messages by message (check-in
+	// MessageType, Idle, Result) and outcome (ok or the error's code).
+	MDMMessages *prometheus.CounterVec
+	Commands    *prometheus.CounterVec // event: queued, refused, result status
+	Pushes      *prometheus.CounterVec // result
 
 	// Renewals counts identity renewals by event: queued, issued, failed,
 	// and expired (a request refused because the identity expired first).
@@ -74,6 +77,9 @@ func New() *Metrics {
 	m.MDM = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_mdm_requests_total", Help: "MDM check-in and command requests by endpoint and answer code.",
 	}, []string{"endpoint", "code"})
+	m.MDMMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pomona_mdm_messages_total", Help: "MDM messages that reached the service, by message (check-in MessageType, Idle, Result) and outcome (ok, or the error code: unauthenticated, forbidden, com.apple.unrecognized.device, ...).",
+	}, []string{"message", "outcome"})
 	m.Commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_commands_total", Help: "Commands queued, refused by the user-enrollment rules, and results by status.",
 	}, []string{"event"})
@@ -83,7 +89,7 @@ func New() *Metrics {
 	m.Renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_identity_renewals_total", Help: "Identity certificate renewals by event (queued, issued, failed; expired: a request refused because the identity expired before renewal). Alert on failed and expired.",
 	}, []string{"event"})
-	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.Commands, m.Pushes, m.Renewals)
+	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.MDMMessages, m.Commands, m.Pushes, m.Renewals)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pomona_go_heap_live_bytes",

@@ -2,7 +2,9 @@
 // callers: the application layer (tenants, users, devices, commands, …), the
 // MDM channel and the enrollment service. A service says what went wrong as
 // a Kind (not an HTTP status); http/httpx renders every Kind to a status and
-// body in one place, so handlers never invent status codes. The shape
+// body in one place for the API and the console, and http/mdmhttp for the
+// MDM channel (devices read plain text or Apple's JSON codes), so handlers
+// never invent status codes. The shape
 // follows RFC 9457 (Problem Details for HTTP APIs): a stable machine code,
 // a message for people, and the offending field where there is one.
 //
@@ -54,6 +56,10 @@ const (
 	// BadGateway: a service the request relies on (APNs) refused or
 	// failed. 502.
 	BadGateway
+	// Gone: the endpoint or message is not served and the client should
+	// not ask again (an MDM UserAuthenticate to a user-enrollment server).
+	// 410.
+	Gone
 )
 
 var kindNames = [...]string{
@@ -69,6 +75,7 @@ var kindNames = [...]string{
 	Unavailable:          "unavailable",
 	MethodNotAllowed:     "method_not_allowed",
 	BadGateway:           "bad_gateway",
+	Gone:                 "gone",
 }
 
 // String is the Kind's default machine code ("not_found", …).

@@ -24,21 +24,25 @@ func (s *Server) FallbackDiscoveryURL(tenantID string) string {
 	return s.url(FallbackDiscoveryPath(tenantID))
 }
 
-// setupABM wires the Apple Business Manager connection: GetToken answers,
-// the com.apple.mdm.token capability of the tenant's profiles, and the
-// re-delivery of profiles handed out without it once a token is imported.
-func (s *Server) setupABM() {
-	s.ABM = &abm.Service{Store: s.Store, Sealer: s.sealer, BaseURL: s.cfg.ABMURL, DiscoveryURL: s.FallbackDiscoveryURL,
+// newABM is the Apple Business Manager connection: its GetToken answers
+// go into the MDM channel (abm.TokenAnswerer), the com.apple.mdm.token
+// capability into the tenant's profiles, and an imported token re-delivers
+// the profiles handed out without it (connectABM).
+func (s *Server) newABM() *abm.Service {
+	a := &abm.Service{Store: s.Store, Sealer: s.sealer, BaseURL: s.cfg.ABMURL, DiscoveryURL: s.FallbackDiscoveryURL,
 		Now: time.Now, Log: s.log, Metrics: metrics.NewABM(s.Metrics.Registry)}
-	s.ABM.TokenAdded = func(ctx context.Context, tenantID string) {
+	a.TokenAdded = func(ctx context.Context, tenantID string) {
 		// In the background: a tenant may have many enrolled devices; the
 		// hourly ABM pass picks up what this one leaves.
 		go s.RedeliverForGetToken(context.WithoutCancel(ctx), tenantID)
 	}
-	s.App.ABM = s.ABM
-	s.Enroll.GetToken = s.ABM.HasToken
-	s.MDM.Tokens = s.ABM
+	s.Enroll.GetToken = a.HasToken
+	return a
 }
+
+// connectABM hands the connection to the application layer (the API and
+// the console call app.App.ABM).
+func (s *Server) connectABM() { s.App.ABM = s.ABM }
 
 // RedeliverForGetToken re-sends the enrollment profile, through the
 // renewal path, to the enrolled devices of tenantID whose profile does

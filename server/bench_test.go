@@ -28,8 +28,9 @@ func BenchmarkIdleCheckinService(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r := w.e.Server.MDM.Command(ctx, req); r.Status != 200 {
-			b.Fatalf("%d %s", r.Status, r.Reason)
+		rq := req // the channel fills in the resolved sender
+		if _, err := w.e.Server.MDM.Command(ctx, &rq); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -82,14 +83,15 @@ func BenchmarkCommandRoundTripService(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if r := w.e.Server.MDM.Command(ctx, idle); r.Status != 200 || len(r.Body) == 0 {
-			b.Fatalf("poll: %d %s", r.Status, r.Reason)
+		rq := idle
+		if a, err := w.e.Server.MDM.Command(ctx, &rq); err != nil || len(a.Body) == 0 {
+			b.Fatalf("poll: %v %v", a, err)
 		}
 		b.StopTimer()
 		ans := sign(map[string]any{"Status": "Acknowledged", "CommandUUID": id, "QueryResponses": map[string]any{"OSVersion": "18.2"}})
 		b.StartTimer()
-		if r := w.e.Server.MDM.Command(ctx, ans); r.Status != 200 {
-			b.Fatalf("result: %d %s", r.Status, r.Reason)
+		if _, err := w.e.Server.MDM.Command(ctx, &ans); err != nil {
+			b.Fatalf("result: %v", err)
 		}
 	}
 }

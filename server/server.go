@@ -171,7 +171,7 @@ type Server struct {
 	Directory *directory.Service
 	Auth      *auth.Service
 	Enroll    *enroll.Service
-	MDM       *mdmservice.Service
+	MDM       *mdmservice.Channel
 	Commands  *app.Commands
 	// App is the application layer the API, the console and the jobs call.
 	App     *app.App
@@ -186,6 +186,7 @@ type Server struct {
 	demoAPNs  *apnsstub.Server
 	demoABM   *http.Server
 	events    *webhook.Publisher
+	topics    *mdmservice.TopicCache // the push topic check-ins must carry (server/mdmchannel.go)
 	webhooks  *webhook.Dispatcher
 	sealer    *seal.Sealer
 	PublicURL *url.URL
@@ -341,9 +342,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.webhooks = &webhook.Dispatcher{Store: s.Store, Opener: sealer, HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log, Now: time.Now,
 		Backoff: backoff, MaxAttempts: 8, Interval: min(time.Second, backoff)}
-	s.MDM = &mdmservice.Service{
-		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, LoginURL: s.LoginURL, Log: log, Now: clock, Events: s.deviceEvent, Topic: s.pushTopic,
-	}
+	s.ABM = s.newABM()
+	s.MDM = s.newMDMChannel(log, clock)
 	s.pusher, err = newPusher(s, cfg.APNsURL, cfg.APNsCAFile)
 	if err != nil {
 		return nil, err
@@ -356,7 +356,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.pushTopic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Notify: s.renewalEvent}
-	s.setupABM()
+	s.connectABM()
 	s.Admins = adminaccount.New(s.Store, sealer, cfg.Password)
 	s.App.Accounts.Service = s.Admins
 	if cfg.ConsoleClock != nil {
@@ -473,6 +473,9 @@ func (s *Server) LoadPushCert(ctx context.Context) (*pushcert.Cert, error) {
 }
 
 func (s *Server) pushChanged(c *pushcert.Cert) {
+	if s.topics != nil {
+		s.topics.Invalidate()
+	}
 	if c == nil {
 		s.Metrics.PushCertExpiry.Set(0)
 		return

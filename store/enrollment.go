@@ -38,9 +38,12 @@ const (
 
 // Enrollment is one device enrollment of one user, from the profile fetch on.
 type Enrollment struct {
-	ID           string
-	TenantID     string
-	UserID       string
+	ID       string
+	TenantID string
+	UserID   string
+	// TokenHash is the hash of the sign-in's access token, an input of
+	// CreateEnrollment (which binds that token to the enrollment); reads
+	// leave it nil — the binding lives on the token (AccessToken.EnrollmentID).
 	TokenHash    []byte
 	Platform     string // iOS or macOS
 	Product      string // e.g. iPhone15,3

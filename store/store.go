@@ -196,6 +196,7 @@ type Store interface {
 	StatsStore
 	RenewalStore
 	TombstoneStore
+	DeviceRequestStore
 	ABMStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -33,6 +33,7 @@ var statusOf = map[problem.Kind]int{
 	problem.TooManyRequests:      http.StatusTooManyRequests,
 	problem.BadGateway:           http.StatusBadGateway,
 	problem.Unavailable:          http.StatusServiceUnavailable,
+	problem.Gone:                 http.StatusGone,
 }
 
 // StatusClientClosed is the status logged (and recorded in the audit log)

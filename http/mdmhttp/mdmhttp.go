@@ -5,6 +5,7 @@
 package mdmhttp
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -22,9 +23,18 @@ import (
 	"github.com/pomona-mdm/pomona/metrics"
 )
 
-// Handler serves one of the two endpoints.
+// Channel is the MDM channel the handler serves (mdmservice.Channel).
+type Channel interface {
+	Checkin(ctx context.Context, r *mdmservice.Request) (*mdmservice.Answer, error)
+	Command(ctx context.Context, r *mdmservice.Request) (*mdmservice.Answer, error)
+}
+
+// Handler serves one of the two endpoints: the check-in endpoint
+// (Apple, "Check-in": https://developer.apple.com/documentation/devicemanagement/check-in)
+// or the command endpoint (the ServerURL; "Sending MDM commands to a
+// device": https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device).
 type Handler struct {
-	Service *mdmservice.Service
+	Service Channel
 	// Checkin selects the check-in endpoint; otherwise the command endpoint.
 	Checkin bool
 	// ClientCertHeader, when set, is the header a TLS-terminating proxy puts
@@ -77,26 +87,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"endpoint", endpoint, "header", h.ClientCertHeader, "peer", httpx.Peer(r))
 		}
 	}
-	var resp mdmservice.Response
+	var ans *mdmservice.Answer
 	if h.Checkin {
-		resp = h.Service.Checkin(r.Context(), req)
+		ans, err = h.Service.Checkin(r.Context(), &req)
 	} else {
-		resp = h.Service.Command(r.Context(), req)
+		ans, err = h.Service.Command(r.Context(), &req)
 	}
-	h.Metrics.MDM.WithLabelValues(endpoint, strconv.Itoa(resp.Status)).Inc()
+	resp := render(ans, err)
+	h.Metrics.MDM.WithLabelValues(endpoint, strconv.Itoa(resp.status)).Inc()
 	level := slog.LevelDebug
-	if resp.Status >= 400 {
+	if resp.status >= 400 {
 		level = slog.LevelInfo
 	}
-	h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.Status, "reason", resp.Reason, "remote", r.RemoteAddr)
-	if resp.Challenge != "" {
-		w.Header().Set("WWW-Authenticate", resp.Challenge)
-	}
-	if resp.ContentType != "" {
-		w.Header().Set("Content-Type", resp.ContentType)
-	}
-	w.WriteHeader(resp.Status)
-	w.Write(resp.Body)
+	h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
+	resp.write(w)
 }
 
 func (h *Handler) forwardedCert(r *http.Request) string {

@@ -135,14 +135,14 @@ func (s *Store) insertChallenge(ctx context.Context, tx *Tx, enrollmentID string
 	return s.constraint(err)
 }
 
-const enrollmentColumns = `id, tenant_id, user_id, token_hash, platform, product, os_version, build_version,
+const enrollmentColumns = `id, tenant_id, user_id, platform, product, os_version, build_version,
 	language, machine_info, device_signature, profile_id, status, created_at, updated_at,
 	COALESCE(apple_enrollment_id, ''), device_name, model, model_name, enrolled_at, unenrolled_at, last_seen_at, inventory`
 
 func scanEnrollment(sc scanner) (*store.Enrollment, error) {
 	var e store.Enrollment
 	var created, updated, enrolled, unenrolled, seen int64
-	err := sc.Scan(&e.ID, &e.TenantID, &e.UserID, &e.TokenHash, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
+	err := sc.Scan(&e.ID, &e.TenantID, &e.UserID, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
 		&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated,
 		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &enrolled, &unenrolled, &seen, &e.Inventory)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -1,0 +1,255 @@
+package mdmservice
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/opaquetoken"
+	"github.com/pomona-mdm/pomona/problem"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// AppleEnrollmentBinder records Authenticate.
+type AppleEnrollmentBinder interface {
+	BindAppleEnrollment(ctx context.Context, id, appleEnrollmentID string, info store.DeviceInfo, now time.Time) error
+}
+
+// ChannelStore keeps an enrollment's channels.
+type ChannelStore interface {
+	PutChannel(ctx context.Context, c *store.Channel) error
+	Channels(ctx context.Context, enrollmentRef string) ([]store.Channel, error)
+	Channel(ctx context.Context, enrollmentRef, kind, enrollmentUserID string) (*store.Channel, error)
+	TouchChannel(ctx context.Context, enrollmentRef, id string, now time.Time) error
+}
+
+// EnrollmentEnder ends an enrollment on CheckOut.
+type EnrollmentEnder interface {
+	EndEnrollment(ctx context.Context, id, reason string, now time.Time) error
+}
+
+// QueueStore is a channel's command queue.
+type QueueStore interface {
+	RecordResult(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, error)
+	NextCommand(ctx context.Context, enrollmentRef, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error)
+}
+
+// CoreStore is everything Core writes and the reads that go with them.
+type CoreStore interface {
+	AppleEnrollmentBinder
+	ChannelStore
+	EnrollmentEnder
+	QueueStore
+}
+
+// Core is the one implementation of the channels: it assumes the request
+// is authenticated, bound and authorized (the decorators around it) and
+// does the message's work on the store.
+type Core struct {
+	Store CoreStore
+	// Tokens answers GetToken; nil: NoTokens (every TokenServiceType
+	// refused).
+	Tokens TokenService
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+var _ Service = (*Core)(nil)
+
+func (c *Core) now() time.Time { return c.Now().UTC().Truncate(time.Microsecond) }
+
+// Authenticate binds Apple's EnrollmentID to the device; a second
+// enrollment claiming the same EnrollmentID is Forbidden.
+func (c *Core) Authenticate(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	enr := &r.Device.Enrollment
+	err := c.Store.BindAppleEnrollment(ctx, enr.ID, m.EnrollmentID, store.DeviceInfo{OSVersion: m.OSVersion, BuildVersion: m.BuildVersion,
+		ProductName: m.ProductName, DeviceName: m.DeviceName, Model: m.Model, ModelName: m.ModelName}, c.now())
+	if errors.Is(err, store.ErrConflict) {
+		return nil, problem.New(problem.Forbidden, "%s", err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	enr.AppleEnrollmentID = m.EnrollmentID
+	return &Answer{Reason: "authenticated"}, nil
+}
+
+// TokenUpdate stores the channel. The channel belongs to the
+// authenticated enrollment; the device's EnrollmentUserID only tells its
+// user channels apart. A new channel gets a random id (an existing one
+// keeps its own).
+func (c *Core) TokenUpdate(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	enr := &r.Device.Enrollment
+	if err := c.userChannelAllowed(ctx, r, m.Identity); err != nil {
+		return nil, err
+	}
+	now := c.now()
+	ch := &store.Channel{ID: newChannelID(), EnrollmentRef: enr.ID, Kind: m.Kind(), EnrollmentUserID: m.EnrollmentUserID,
+		UserShortName: m.UserShortName, UserLongName: m.UserLongName, PushToken: m.Token, PushMagic: m.PushMagic,
+		CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
+	if err := c.Store.PutChannel(ctx, ch); err != nil {
+		return nil, err
+	}
+	return &Answer{Reason: "token updated", ChannelID: ch.ID}, nil
+}
+
+// CheckOut on the device channel ends the enrollment (its identity
+// certificates and tokens are revoked with it).
+func (c *Core) CheckOut(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	enr := &r.Device.Enrollment
+	if m.Kind() == mdm.DeviceChannel {
+		now := c.now()
+		if err := c.Store.EndEnrollment(ctx, enr.ID, "the device checked out", now); err != nil {
+			return nil, err
+		}
+		enr.Status, enr.UnenrolledAt = store.EnrollmentUnenrolled, now
+	}
+	return &Answer{Reason: "checked out"}, nil
+}
+
+// UserAuthenticate is forbidden for user enrollments; 410 Gone tells the
+// Mac not to ask again.
+func (c *Core) UserAuthenticate(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	return nil, problem.New(problem.Gone, "UserAuthenticate is not used with user enrollments")
+}
+
+// GetToken is answered by the TokenService.
+func (c *Core) GetToken(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	t := c.Tokens
+	if t == nil {
+		t = NoTokens{}
+	}
+	return t.GetToken(ctx, r, m)
+}
+
+// DeclarativeManagement is not served yet (the enrollment's commands
+// refuse it too).
+func (c *Core) DeclarativeManagement(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	return nil, problem.New(problem.Invalid, "declarative management is not enabled on this server")
+}
+
+// BootstrapToken: user enrollments have no bootstrap token.
+func (c *Core) BootstrapToken(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
+	return nil, problem.New(problem.Invalid, "%s is not available for user enrollments", m.MessageType)
+}
+
+// MaxUserChannels bounds the user channels of one enrollment. A user
+// enrollment manages the person who enrolled: an iPhone or iPad has only
+// the device channel, a Mac the device channel and that person's user
+// channel (Apple, "User Enrollment into MDM": on macOS only the enrolling
+// user is managed). Without the bound, each TokenUpdate with a new
+// EnrollmentUserID stored one more channel — a command queue and a push
+// target — for as long as the device kept sending them.
+const MaxUserChannels = 1
+
+// userChannelAllowed refuses a TokenUpdate that would add a user channel
+// where the enrollment may have none (iOS) or has its one already (macOS):
+// 403, the device keeps its existing channels. A repeated TokenUpdate of
+// an existing channel is always allowed. Two concurrent first TokenUpdates
+// with different EnrollmentUserIDs can both pass this check (one-time, at
+// most the requests in flight); every later new one is refused.
+func (c *Core) userChannelAllowed(ctx context.Context, r *Request, id mdm.Identity) error {
+	if id.Kind() != mdm.UserChannel {
+		return nil
+	}
+	enr := &r.Device.Enrollment
+	if enr.Platform == "iOS" {
+		return problem.New(problem.Forbidden, "an iPhone or iPad user enrollment has no user channel")
+	}
+	if ch := r.Device.Channel; ch != nil && ch.Kind == mdm.UserChannel && ch.EnrollmentUserID == id.EnrollmentUserID {
+		return nil
+	}
+	chs, err := c.Store.Channels(ctx, enr.ID)
+	if err != nil {
+		return err
+	}
+	users := 0
+	for _, ch := range chs {
+		if ch.Kind != mdm.UserChannel {
+			continue
+		}
+		if ch.EnrollmentUserID == id.EnrollmentUserID {
+			return nil
+		}
+		users++
+	}
+	if users >= MaxUserChannels {
+		return problem.New(problem.Forbidden, "this enrollment has its user channel already (at most %d): a user enrollment manages only the user who enrolled", MaxUserChannels)
+	}
+	return nil
+}
+
+// lastSeenEvery limits last-seen writes to one per channel per minute.
+const lastSeenEvery = time.Minute
+
+// CommandAndReportResults records a result (if any) and hands out the
+// next queued command. Only the sender's own channels can be found, and
+// every read and write is scoped to its enrollment again in the store.
+func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm.Result) (*Answer, error) {
+	enr := &r.Device.Enrollment
+	ch := r.Device.Channel
+	if ch == nil {
+		var err error
+		ch, err = c.Store.Channel(ctx, enr.ID, res.Kind(), res.EnrollmentUserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, problem.New(problem.Invalid, "no TokenUpdate has been received for this channel")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	answer := &Answer{ChannelID: ch.ID}
+	now := c.now()
+	if now.Sub(ch.LastSeenAt) > lastSeenEvery {
+		c.Store.TouchChannel(ctx, enr.ID, ch.ID, now)
+	}
+	afterIdle := res.Status == mdm.Idle
+	if !afterIdle {
+		// What the answer reveals goes into the inventory in the same
+		// transaction as the result.
+		inv := func(rt string) (string, any, *store.DeviceInfo, bool) {
+			section, data, f, ok := mdm.InventoryOf(rt, res.Doc)
+			if !ok {
+				return "", nil, nil, false
+			}
+			var info *store.DeviceInfo
+			if f != nil {
+				info = &store.DeviceInfo{OSVersion: f.OSVersion, BuildVersion: f.BuildVersion, DeviceName: f.DeviceName, Model: f.Model, ModelName: f.ModelName}
+			}
+			return section, data, info, true
+		}
+		rt, err := c.Store.RecordResult(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Not 400: a device holding such a result would resend it on
+			// every poll. Acknowledge it and hand out the next command.
+			c.Log.Warn("MDM result for a command never queued for this channel: acknowledged and dropped",
+				"device", enr.ID, "channel", ch.ID, "command_uuid", res.CommandUUID, "status", res.Status, "request_type", res.RequestType)
+			answer.UnknownResult = true
+		case err != nil:
+			return nil, err
+		default:
+			answer.RequestType = rt
+		}
+	}
+	q, err := c.Store.NextCommand(ctx, enr.ID, ch.ID, afterIdle, now)
+	if errors.Is(err, store.ErrNotFound) {
+		answer.Reason = "no command"
+		return answer, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	answer.Body, answer.ContentType, answer.Reason = q.Payload, "application/xml; charset=utf-8", "command "+q.UUID
+	return answer, nil
+}
+
+// newChannelID names a new channel: random, so that nothing a device sends
+// can name (or collide with) a channel.
+func newChannelID() string {
+	t, _ := opaquetoken.New()
+	return "ch_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:24]
+}

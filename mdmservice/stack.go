@@ -1,0 +1,66 @@
+package mdmservice
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"time"
+)
+
+// Store is everything the MDM channel reads and writes: the union of the
+// narrow interfaces its parts take (store.Store has it all).
+type Store interface {
+	IdentityStore
+	BearerStore
+	CoreStore
+}
+
+// Config is what New assembles a channel from.
+type Config struct {
+	Store Store
+	Auth  Authorizer
+	// CA is the issuer of every identity certificate Pomona accepts.
+	CA *x509.Certificate
+	// Topic is the push topic check-ins must carry.
+	Topic *TopicCache
+	// Challenge is the WWW-Authenticate value of a tenant's 401.
+	Challenge func(tenantID string) string
+	// Emit, when set, hears what succeeded (webhooks, metrics).
+	Emit func(ctx context.Context, e Event)
+	// Observe, when set, counts messages by outcome (the Metrics
+	// decorator).
+	Observe func(message, outcome string)
+	// Tokens answers GetToken (nil: NoTokens).
+	Tokens TokenService
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// New stacks the MDM channel (docs/architecture.md, "One check-in's
+// path"): Channel verifies the signature, decodes the message and
+// resolves its sender once; then Metrics (messages by outcome) → Events
+// (webhooks) → CertAuth
+// (the certificate is bound to the message's EnrollmentID) → Bearer
+// (ongoing authorization, the 401 re-authentication challenge) → Core
+// (the store).
+func New(c Config) *Channel {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	emit := c.Emit
+	if emit == nil {
+		emit = func(context.Context, Event) {}
+	}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, Log: c.Log, Now: c.Now}
+	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
+	svc = CertAuth{Next: svc}
+	svc = Events{Next: svc, Emit: emit}
+	if c.Observe != nil {
+		svc = Metrics{Next: svc, Observe: c.Observe}
+	}
+	return &Channel{
+		Identity: &Identity{Store: c.Store, CA: c.CA, Log: c.Log, Now: c.Now, Events: emit},
+		Topic:    c.Topic,
+		Service:  svc,
+	}
+}

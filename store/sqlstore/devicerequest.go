@@ -1,0 +1,190 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+const identityCertColumns = `serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from, revoked_at, revoked_reason`
+
+const accessTokenColumns = `hash, user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at`
+
+// deviceRequestSQL joins an identity certificate to its enrollment and
+// user (inner joins: all three must exist) and, by their keys, to the
+// bearer's access token and the message's channel (left joins: either may
+// be missing, their columns are then NULL).
+var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + qualify("e", enrollmentColumns) + `, ` +
+	qualify("u", userColumns) + `, ` + qualify("t", accessTokenColumns) + `, ` + qualify("c", channelColumns) + `
+	FROM identity_certs ic
+	JOIN enrollments e ON e.id = ic.enrollment_id
+	JOIN users u ON u.id = e.user_id
+	LEFT JOIN access_tokens t ON t.hash = ?
+	LEFT JOIN channels c ON c.enrollment_ref = e.id AND c.kind = ? AND c.enrollment_user_id = ?
+	WHERE ic.serial = ?`
+
+// DeviceRequest reads an MDM request's sender in one statement.
+func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (*store.DeviceRequest, error) {
+	icN, enrN, userN, tokN, chN := columnCount(identityCertColumns), columnCount(enrollmentColumns), columnCount(userColumns),
+		columnCount(accessTokenColumns), columnCount(channelColumns)
+	vals := make([]any, icN+enrN+userN+tokN+chN)
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	hash := q.TokenHash
+	if hash == nil {
+		hash = []byte{} // matches no token (a NULL parameter is typed differently by each driver)
+	}
+	err := s.r.QueryRowContext(ctx, deviceRequestSQL, hash, q.ChannelKind, q.EnrollmentUserID, q.Serial).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("device request %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r store.DeviceRequest
+	ic, rest := vals[:icN], vals[icN:]
+	var nb, na, issued, revoked int64
+	if err := (&valueScanner{v: ic}).Scan(&r.IdentityCert.Serial, &r.IdentityCert.EnrollmentID, &r.IdentityCert.SHA256, &nb, &na, &issued,
+		&r.IdentityCert.RenewedFrom, &revoked, &r.IdentityCert.RevokedReason); err != nil {
+		return nil, err
+	}
+	r.IdentityCert.NotBefore, r.IdentityCert.NotAfter, r.IdentityCert.IssuedAt, r.IdentityCert.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(issued), fromMicros(revoked)
+	e, err := scanEnrollment(&valueScanner{v: rest[:enrN]})
+	if err != nil {
+		return nil, err
+	}
+	r.Enrollment = *e
+	rest = rest[enrN:]
+	u, err := scanUser(&valueScanner{v: rest[:userN]})
+	if err != nil {
+		return nil, err
+	}
+	r.User = *u
+	rest = rest[userN:]
+	if tok := rest[:tokN]; tok[0] != nil {
+		var t store.AccessToken
+		var created, expires, revoked int64
+		if err := (&valueScanner{v: tok}).Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID, &revoked); err != nil {
+			return nil, err
+		}
+		t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
+		r.AccessToken = &t
+	}
+	if ch := rest[tokN:]; ch[0] != nil {
+		c, err := scanChannel(&valueScanner{v: ch})
+		if err != nil {
+			return nil, err
+		}
+		r.Channel = c
+	}
+	return &r, nil
+}
+
+// columnCount is the number of columns in a column list.
+func columnCount(columns string) int { return len(splitColumns(columns)) }
+
+// splitColumns splits a column list at its top-level commas.
+func splitColumns(columns string) []string {
+	depth, start := 0, 0
+	var items []string
+	for i, r := range columns {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				items = append(items, columns[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(items, columns[start:])
+}
+
+// qualify prefixes every column of a column list with alias (also inside
+// a COALESCE(column, …)).
+func qualify(alias, columns string) string {
+	var out []string
+	for _, it := range splitColumns(columns) {
+		it = strings.TrimSpace(it)
+		if rest, ok := strings.CutPrefix(it, "COALESCE("); ok {
+			it = "COALESCE(" + alias + "." + rest
+		} else {
+			it = alias + "." + it
+		}
+		out = append(out, it)
+	}
+	return strings.Join(out, ", ")
+}
+
+// valueScanner feeds driver values already read (int64, string, []byte,
+// nil) to a scan function written for a row: a NULL becomes the zero value.
+type valueScanner struct{ v []any }
+
+func (s *valueScanner) Scan(dest ...any) error {
+	if len(dest) != len(s.v) {
+		return fmt.Errorf("sqlstore: %d values for %d destinations", len(s.v), len(dest))
+	}
+	for i, d := range dest {
+		if err := assign(d, s.v[i]); err != nil {
+			return fmt.Errorf("sqlstore: column %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func assign(dest, v any) error {
+	switch d := dest.(type) {
+	case *string:
+		switch x := v.(type) {
+		case nil:
+			*d = ""
+		case string:
+			*d = x
+		case []byte:
+			*d = string(x)
+		default:
+			return fmt.Errorf("%T into string", v)
+		}
+	case *[]byte:
+		switch x := v.(type) {
+		case nil:
+			*d = nil
+		case []byte:
+			*d = x // database/sql copied it already (Scan into *any)
+		case string:
+			*d = []byte(x)
+		default:
+			return fmt.Errorf("%T into []byte", v)
+		}
+	case *int64:
+		switch x := v.(type) {
+		case nil:
+			*d = 0
+		case int64:
+			*d = x
+		default:
+			return fmt.Errorf("%T into int64", v)
+		}
+	case *int:
+		switch x := v.(type) {
+		case nil:
+			*d = 0
+		case int64:
+			*d = int(x)
+		default:
+			return fmt.Errorf("%T into int", v)
+		}
+	default:
+		return fmt.Errorf("unsupported destination %T", dest)
+	}
+	return nil
+}
