@@ -6,7 +6,6 @@ package adminaccount
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -14,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
@@ -102,9 +102,9 @@ type Service struct {
 	// SessionTTL ends a session this long after sign-in, however active.
 	SessionTTL time.Duration
 	// SetupTTL is how long an invitation or reset link works.
-	SetupTTL time.Duration
-	Limits   auth.Limits
-	dummy    string
+	SetupTTL  time.Duration
+	Limits    credential.Limits
+	passwords *credential.Passwords
 }
 
 // Defaults.
@@ -118,25 +118,11 @@ const (
 
 // New returns a Service with the defaults.
 func New(s Store, sealer Sealer, pw password.Params) *Service {
-	d, _ := password.Hash("pomona-dummy-password", pw)
 	return &Service{Store: s, Sealer: sealer, Password: pw, Now: time.Now, IdleTimeout: DefaultIdleTimeout,
-		SessionTTL: DefaultSessionTTL, SetupTTL: DefaultSetupTTL, Limits: auth.DefaultLimits, dummy: d}
+		SessionTTL: DefaultSessionTTL, SetupTTL: DefaultSetupTTL, Limits: credential.DefaultLimits, passwords: credential.NewPasswords(pw)}
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
-
-func randomToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hash(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
-}
 
 func totpContext(id string) string { return "console-totp:" + id }
 
@@ -174,10 +160,10 @@ func (s *Service) Invite(ctx context.Context, email, name, role string) (*store.
 	if len(name) > 200 {
 		return nil, "", problem.Validation("name", "is at most 200 characters")
 	}
-	tok := randomToken()
+	tok, tokHash := opaquetoken.New()
 	now := s.now()
 	a := &store.Admin{ID: directory.NewID("ad"), Email: e, Name: strings.TrimSpace(name), Role: role, Enabled: true,
-		SetupHash: hash(tok), SetupExpiresAt: now.Add(s.SetupTTL), CreatedAt: now, UpdatedAt: now}
+		SetupHash: tokHash, SetupExpiresAt: now.Add(s.SetupTTL), CreatedAt: now, UpdatedAt: now}
 	if err := s.Store.CreateAdmin(ctx, a); err != nil {
 		return nil, "", err
 	}
@@ -192,10 +178,10 @@ func (s *Service) InviteFirstOwner(ctx context.Context) (string, error) {
 	if err != nil || n > 0 {
 		return "", err
 	}
-	tok := randomToken()
+	tok, tokHash := opaquetoken.New()
 	now := s.now()
 	err = s.Store.CreateAdmin(ctx, &store.Admin{ID: directory.NewID("ad"), Email: "", Role: store.RoleOwner, Enabled: true,
-		SetupHash: hash(tok), SetupExpiresAt: now.Add(s.SetupTTL), CreatedAt: now, UpdatedAt: now})
+		SetupHash: tokHash, SetupExpiresAt: now.Add(s.SetupTTL), CreatedAt: now, UpdatedAt: now})
 	if errors.Is(err, store.ErrConflict) {
 		return "", nil // another instance made it at the same moment
 	}
@@ -205,11 +191,11 @@ func (s *Service) InviteFirstOwner(ctx context.Context) (string, error) {
 // ResetSetup clears an account's password and second factor, ends its
 // sessions and returns a new setup token.
 func (s *Service) ResetSetup(ctx context.Context, id string) (*store.Admin, string, error) {
-	tok := randomToken()
+	tok, tokHash := opaquetoken.New()
 	now := s.now()
 	a, err := s.Store.UpdateAdmin(ctx, id, func(a *store.Admin) error {
 		a.PasswordHash, a.TOTPSecret, a.TOTPLastStep = "", nil, 0
-		a.SetupHash, a.SetupExpiresAt, a.UpdatedAt = hash(tok), now.Add(s.SetupTTL), now
+		a.SetupHash, a.SetupExpiresAt, a.UpdatedAt = tokHash, now.Add(s.SetupTTL), now
 		return nil
 	})
 	if err != nil {
@@ -223,7 +209,7 @@ func (s *Service) SetupAccount(ctx context.Context, token string) (*store.Admin,
 	if token == "" {
 		return nil, ErrBadSetupLink
 	}
-	a, err := s.Store.AdminBySetupHash(ctx, hash(token))
+	a, err := s.Store.AdminBySetupHash(ctx, opaquetoken.Hash(token))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrBadSetupLink
 	}
@@ -266,7 +252,7 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 		return nil, err
 	}
 	sealed := s.Sealer.Seal(secret, totpContext(a.ID))
-	th := hash(token)
+	th := opaquetoken.Hash(token)
 	return s.Store.UpdateAdmin(ctx, a.ID, func(x *store.Admin) error {
 		if string(x.SetupHash) != string(th) {
 			return ErrBadSetupLink // used meanwhile
@@ -298,28 +284,23 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if a == nil || !a.Ready() || !a.Enabled {
-		password.Verify(pw, s.dummy)
+	hash := ""
+	if a != nil && a.Ready() && a.Enabled {
+		hash = a.PasswordHash
+	}
+	if !s.passwords.Verify(pw, hash) {
 		s.fail(ctx, e, ip)
 		return nil, ErrBadCredentials
 	}
-	if password.Verify(pw, a.PasswordHash) != nil {
-		s.fail(ctx, e, ip)
-		return nil, ErrBadCredentials
-	}
-	secret, err := s.Sealer.Open(a.TOTPSecret, totpContext(a.ID))
+	step, ok, err := credential.VerifySealedCode(s.Sealer, a.TOTPSecret, totpContext(a.ID), code, s.now(), a.TOTPLastStep)
 	if err != nil {
-		return nil, fmt.Errorf("admins: open the TOTP secret of %s: %w", a.ID, err)
+		return nil, fmt.Errorf("adminaccount: open the TOTP secret of %s: %w", a.ID, err)
 	}
-	step, ok := totp.Verify(secret, code, s.now(), a.TOTPLastStep)
 	if !ok {
 		s.fail(ctx, e, ip)
 		return nil, ErrBadCredentials
 	}
-	var rehash string
-	if password.NeedsRehash(a.PasswordHash, s.Password) {
-		rehash, _ = password.Hash(pw, s.Password)
-	}
+	rehash := s.passwords.Rehash(pw, a.PasswordHash)
 	a, err = s.Store.UpdateAdmin(ctx, a.ID, func(x *store.Admin) error {
 		if step <= x.TOTPLastStep {
 			return ErrBadCredentials // the code was used meanwhile
@@ -339,9 +320,9 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 
 // StartSession creates a session and returns the cookie value.
 func (s *Service) StartSession(ctx context.Context, a *store.Admin, remote string) (string, error) {
-	tok := randomToken()
+	tok, tokHash := opaquetoken.New()
 	now := s.now()
-	err := s.Store.CreateAdminSession(ctx, &store.AdminSession{Hash: hash(tok), AdminID: a.ID, CreatedAt: now, LastSeenAt: now,
+	err := s.Store.CreateAdminSession(ctx, &store.AdminSession{Hash: tokHash, AdminID: a.ID, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(s.SessionTTL), Remote: remote})
 	return tok, err
 }
@@ -352,7 +333,7 @@ func (s *Service) Session(ctx context.Context, cookie string) (*store.Admin, err
 	if cookie == "" {
 		return nil, ErrNoSession
 	}
-	h := hash(cookie)
+	h := opaquetoken.Hash(cookie)
 	sess, err := s.Store.AdminSession(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
@@ -387,7 +368,7 @@ func (s *Service) EndSession(ctx context.Context, cookie string) error {
 	if cookie == "" {
 		return nil
 	}
-	return s.Store.DeleteAdminSession(ctx, hash(cookie))
+	return s.Store.DeleteAdminSession(ctx, opaquetoken.Hash(cookie))
 }
 
 // CSRFToken is the anti-forgery token of a session: derived from the
@@ -441,4 +422,25 @@ func (s *Service) Update(ctx context.Context, actorID, id string, role *string, 
 		err = s.Store.DeleteAdminSessions(ctx, id)
 	}
 	return a, err
+}
+
+// PendingOwner is the id of the first owner while no console account has
+// been set up yet (the first start's setup link was shown once: the
+// start-up summary says how to get a new one); "" once any account has a
+// password.
+func (s *Service) PendingOwner(ctx context.Context) (string, error) {
+	all, err := s.Store.Admins(ctx)
+	if err != nil {
+		return "", err
+	}
+	pending := ""
+	for _, a := range all {
+		if a.PasswordHash != "" {
+			return "", nil
+		}
+		if a.Role == store.RoleOwner && pending == "" {
+			pending = a.ID
+		}
+	}
+	return pending, nil
 }

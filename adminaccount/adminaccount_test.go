@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/seal"
 	"github.com/pomona-mdm/pomona/store"
@@ -187,7 +187,7 @@ func TestRateLimit(t *testing.T) {
 		f.svc.SignIn(ctx, "root@ops.example", "wrong password!", "000000", "ip")
 	}
 	_, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", totp.Code(secret, f.clock), "ip")
-	var locked *auth.LockedError
+	var locked *credential.LockedError
 	if !errors.As(err, &locked) || locked.Scope != "account" {
 		t.Fatal("not locked:", err)
 	}

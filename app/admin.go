@@ -28,13 +28,6 @@ type Keys struct {
 	Now   func() time.Time
 }
 
-// NewKey makes a key string ("pomona_<id>_<secret>", package apikey) and
-// the record to store for it (the secret only as its hash).
-func NewKey(name string, now time.Time) (string, *store.APIKey) {
-	k, id, hash := apikey.New()
-	return k, &store.APIKey{ID: id, Name: name, SecretHash: hash, CreatedAt: now.UTC().Truncate(time.Microsecond)}
-}
-
 // Create makes an API key named name (1–100 bytes after trimming spaces)
 // and returns the key string — shown once, never stored — with its
 // record. Errors: validation_failed on "name".
@@ -43,7 +36,7 @@ func (k *Keys) Create(ctx context.Context, name string) (string, *store.APIKey, 
 	if name == "" || len(name) > 100 {
 		return "", nil, problem.Validation("name", "is required (at most 100 characters)")
 	}
-	key, rec := NewKey(name, clock(k.Now))
+	key, rec := apikey.NewRecord(name, clock(k.Now))
 	if err := k.Store.CreateAPIKey(ctx, rec); err != nil {
 		return "", nil, err
 	}

@@ -189,7 +189,7 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 		return "", err
 	}
 	platform := catalog.IOS
-	if enr.Platform == "macOS" {
+	if enr.Platform == catalog.MacOS {
 		platform = catalog.MacOS
 	}
 	rt, cmd, err := c.Build(platform, r)
@@ -201,7 +201,7 @@ func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r Enqueue
 	if err != nil {
 		return "", err
 	}
-	if ok, err := c.enqueue(ctx, r.Idempotency, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+	if ok, err := c.enqueue(ctx, r.Idempotency, &store.CommandRecord{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
 		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, []string{ch.ID}, &done, queuedOne{CommandUUID: id}); ok || err != nil {
 		return done.CommandUUID, err
 	}
@@ -246,7 +246,7 @@ func replayed(rec *store.IdempotencyKey, k *Idempotency, out any) error {
 // with answer as what a repeat gets. When a request with the same key won
 // (a concurrent repeat), nothing is queued: its answer is decoded into
 // out and enqueue returns true.
-func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.Command, channelIDs []string, out, answer any) (bool, error) {
+func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.CommandRecord, channelIDs []string, out, answer any) (bool, error) {
 	if k == nil {
 		return false, c.Store.Enqueue(ctx, cmd, channelIDs)
 	}
@@ -318,7 +318,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	var chs []store.Channel
 	for platform, ts := range byPlatform {
 		cp := catalog.IOS
-		if platform == "macOS" {
+		if platform == catalog.MacOS {
 			cp = catalog.MacOS
 		}
 		prt, pcmd, err := c.Build(cp, r)
@@ -349,7 +349,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return nil, err
 	}
 	res.CommandUUID, res.Queued = id, len(ids)
-	if ok, err := c.enqueue(ctx, r.Idempotency, &store.Command{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+	if ok, err := c.enqueue(ctx, r.Idempotency, &store.CommandRecord{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
 		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, ids, &done, res); ok || err != nil {
 		if err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/store"
@@ -41,82 +42,28 @@ var (
 	ErrInvalidToken   = errors.New("the access token is invalid, expired or revoked")
 )
 
-// LockedError says sign-in is refused until RetryAfter.
-type LockedError struct {
-	RetryAfter time.Duration
-	Scope      string // "account" or "address"
-}
-
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("too many failed sign-ins for this %s; retry in %s", e.Scope, e.RetryAfter.Round(time.Second))
-}
-
-// Limits are the sign-in rate limits: at most Max failures per Window for
-// one account, and at most IPMax for one client address.
-type Limits struct {
-	Window time.Duration
-	Max    int
-	IPMax  int
-}
-
-// DefaultLimits: 5 failures per account and 30 per address in 15 minutes.
-var DefaultLimits = Limits{Window: 15 * time.Minute, Max: 5, IPMax: 30}
-
 // DefaultTokenTTL is how long an access token lets a device talk to
 // Pomona before the person must sign in again.
 const DefaultTokenTTL = 30 * 24 * time.Hour
 
 // Service implements sign-in and token checks.
 type Service struct {
-	Store    Store
-	Sealer   Sealer
-	Password password.Params
-	TokenTTL time.Duration
-	Limits   Limits
-	Now      func() time.Time
-	// dummy is verified when the account does not exist, so that a wrong
-	// account costs as much time as a wrong password.
-	dummy string
+	Store     Store
+	Sealer    Sealer
+	Password  password.Params
+	TokenTTL  time.Duration
+	Limits    credential.Limits
+	Now       func() time.Time
+	passwords *credential.Passwords
 }
 
 // New returns a Service with the defaults.
 func New(s Store, sealer Sealer, pw password.Params) *Service {
-	d, _ := password.Hash("pomona-dummy-password", pw)
-	return &Service{Store: s, Sealer: sealer, Password: pw, TokenTTL: DefaultTokenTTL, Limits: DefaultLimits, Now: time.Now, dummy: d}
+	return &Service{Store: s, Sealer: sealer, Password: pw, TokenTTL: DefaultTokenTTL, Limits: credential.DefaultLimits, Now: time.Now,
+		passwords: credential.NewPasswords(pw)}
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
-
-// Check refuses a sign-in step when the account or the address has too
-// many recent failures. prefix keeps separate counters per sign-in
-// ("signin" for devices, "console" for administrators).
-func (l Limits) Check(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) error {
-	for _, c := range []struct {
-		key, scope string
-		max        int
-	}{{prefix + ":acct:" + account, "account", l.Max}, {prefix + ":ip:" + ip, "address", l.IPMax}} {
-		n, start, err := st.RateLimitCount(ctx, c.key, l.Window, now)
-		if err != nil {
-			return err
-		}
-		if n >= c.max {
-			return &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
-		}
-	}
-	return nil
-}
-
-// Fail counts a failed step for the account and the address.
-func (l Limits) Fail(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) {
-	st.RateLimitHit(ctx, prefix+":acct:"+account, l.Window, now)
-	st.RateLimitHit(ctx, prefix+":ip:"+ip, l.Window, now)
-}
-
-// Reset clears the account's failures after a successful sign-in (the
-// address keeps its count).
-func (l Limits) Reset(ctx context.Context, st store.RateLimitStore, prefix, account string) {
-	st.RateLimitReset(ctx, prefix+":acct:"+account)
-}
 
 const limitPrefix = "signin"
 
@@ -140,27 +87,24 @@ func (s *Service) VerifyPassword(ctx context.Context, tenantID, email, pw, ip st
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if u == nil || u.TenantID != tenantID || u.PasswordHash == "" {
-		password.Verify(pw, s.dummy)
-		s.fail(ctx, email, ip)
-		return nil, ErrBadCredentials
+	hash := ""
+	if u != nil && u.TenantID == tenantID {
+		hash = u.PasswordHash
 	}
-	if err := password.Verify(pw, u.PasswordHash); err != nil {
+	if !s.passwords.Verify(pw, hash) {
 		s.fail(ctx, email, ip)
 		return nil, ErrBadCredentials
 	}
 	if !u.Enabled {
 		return nil, ErrDisabled
 	}
-	if password.NeedsRehash(u.PasswordHash, s.Password) {
-		if h, err := password.Hash(pw, s.Password); err == nil {
-			s.Store.UpdateUser(ctx, u.ID, func(x *store.User) error {
-				if x.PasswordHash == u.PasswordHash {
-					x.PasswordHash = h
-				}
-				return nil
-			})
-		}
+	if h := s.passwords.Rehash(pw, u.PasswordHash); h != "" {
+		s.Store.UpdateUser(ctx, u.ID, func(x *store.User) error {
+			if x.PasswordHash == u.PasswordHash {
+				x.PasswordHash = h
+			}
+			return nil
+		})
 	}
 	return u, nil
 }
@@ -197,11 +141,10 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code, ip string) (*sto
 	if u.TOTPSecret == nil {
 		return nil, ErrBadCode
 	}
-	secret, err := s.Sealer.Open(u.TOTPSecret, totpContext(u.ID))
+	step, ok, err := credential.VerifySealedCode(s.Sealer, u.TOTPSecret, totpContext(u.ID), code, s.now(), u.TOTPLastStep)
 	if err != nil {
 		return nil, fmt.Errorf("auth: open the TOTP secret of %s: %w", u.ID, err)
 	}
-	step, ok := totp.Verify(secret, code, s.now(), u.TOTPLastStep)
 	if !ok {
 		s.fail(ctx, u.Email, ip)
 		return nil, ErrBadCode
@@ -264,11 +207,15 @@ type Grant struct {
 	User  *store.User
 }
 
-// Authorize checks an Authorization header for tenantID: the token must
+// Authorize checks header, the value of an Authorization header
+// ("Bearer <token>", RFC 6750), for the tenant tenantID: the token must
 // exist, belong to the tenant, be unexpired, be newer than the user's last
 // forced re-authentication, not revoked by the end of its enrollment, and
 // the user must be enabled. AuthorizeStale skips these time and revocation
 // checks: an expired or revoked token still identifies the user (CheckOut).
+// Errors: ErrNoToken without a header; ErrInvalidToken (wrapped with the
+// reason) for a malformed, unknown, foreign, expired or revoked token or a
+// gone or disabled user; store errors as they are.
 func (s *Service) Authorize(ctx context.Context, tenantID, header string) (*Grant, error) {
 	return s.authorize(ctx, tenantID, header, false)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/seal"
@@ -83,7 +84,7 @@ func TestPasswordAndLimits(t *testing.T) {
 		f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "wrong", "10.0.0.3")
 	}
 	_, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", "10.0.0.4")
-	var le *auth.LockedError
+	var le *credential.LockedError
 	if !errors.As(err, &le) || le.Scope != "account" || le.RetryAfter <= 0 {
 		t.Fatalf("after 5 failures: %v", err)
 	}

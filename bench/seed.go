@@ -12,8 +12,8 @@ import (
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/profile"
-	"github.com/pomona-mdm/pomona/server"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 const benchPassword = "bench-password-1"
@@ -25,7 +25,7 @@ const benchPassword = "bench-password-1"
 // without enrolling each through the full flow. The simulated devices
 // then enroll on top of them.
 func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log io.Writer) error {
-	st, _, err := server.OpenDB(ctx, dbURL)
+	st, _, err := open.DB(ctx, dbURL)
 	if err != nil {
 		return err
 	}

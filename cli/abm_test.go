@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/abm"
+	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/server"
 )
@@ -20,7 +21,7 @@ import (
 // registered, shown and removed from the CLI.
 func TestDemoManagedDevicesOnly(t *testing.T) {
 	e := testenv.Start(t, func(c *server.Config) { c.Demo = true })
-	r := mustOK(t, runCLI(t, e, "", nil, "abm", "token", "list", "--tenant", server.DemoDomain, "--json"))
+	r := mustOK(t, runCLI(t, e, "", nil, "abm", "token", "list", "--tenant", demo.Domain, "--json"))
 	var list []struct {
 		ID, Status, ServerUUID string
 	}
@@ -31,8 +32,8 @@ func TestDemoManagedDevicesOnly(t *testing.T) {
 	dir := t.TempDir()
 	cert := filepath.Join(dir, "abm.pem")
 	mustOK(t, runCLI(t, e, "", nil, "abm", "token", "cert", id, "--out", cert))
-	r = mustOK(t, runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser,
-		"--password", server.DemoPassword, "--server", e.URL, "--managed-devices-only", cert))
+	r = mustOK(t, runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", demo.User,
+		"--password", demo.Password, "--server", e.URL, "--managed-devices-only", cert))
 	if !strings.Contains(r.stdout, "com.apple.maid token of MDM server") || !strings.Contains(r.stdout, "Enrollment works.") {
 		t.Fatalf("sim enroll --managed-devices-only:\n%s", r.stdout)
 	}
@@ -46,8 +47,8 @@ func TestDemoManagedDevicesOnly(t *testing.T) {
 	// Another key's certificate: the JWT does not verify, the device leaves.
 	other, _ := abm.NewKeyPair("other", time.Now())
 	os.WriteFile(filepath.Join(dir, "other.pem"), other.CertPEM(), 0o644)
-	mustOK(t, runCLI(t, e, "bob-demo-password-1\n", nil, "user", "add", "bob@"+server.DemoDomain, "--password-stdin"))
-	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", "bob@"+server.DemoDomain,
+	mustOK(t, runCLI(t, e, "bob-demo-password-1\n", nil, "user", "add", "bob@"+demo.Domain, "--password-stdin"))
+	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", "bob@"+demo.Domain,
 		"--password", "bob-demo-password-1", "--server", e.URL, "--managed-devices-only", filepath.Join(dir, "other.pem"))
 	if r.code != 1 || !strings.Contains(r.stdout, "unenrolled itself") {
 		t.Fatalf("with another certificate: %+v", r)

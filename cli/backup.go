@@ -9,7 +9,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/backup"
 	"github.com/pomona-mdm/pomona/seal"
-	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 // storeFlags locate a local store and its sealing key the way `serve`
@@ -30,7 +30,7 @@ func (f *storeFlags) sqlitePath() (string, error) {
 	if f.db == "" {
 		return filepath.Join(f.data, "pomona.db"), nil
 	}
-	if p, ok := server.SQLitePath(f.db); ok {
+	if p, ok := open.SQLitePath(f.db); ok {
 		return p, nil
 	}
 	return "", usagef("--db is not SQLite: back up PostgreSQL with pg_dump and restore with pg_restore (docs/postgresql.md, Backups)")

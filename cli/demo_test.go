@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/cli"
-	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 type syncBuffer struct {
@@ -88,15 +89,15 @@ func TestDemoKeepsItsOwnData(t *testing.T) {
 	if code, out, errs := serveUntilReady(t, "--data", data); code != 0 || strings.Contains(out, data+"-demo") {
 		t.Fatalf("normal start: exit %d\n%s\n%s", code, out, errs)
 	}
-	st, _, err := server.OpenDB(context.Background(), "sqlite://"+filepath.Join(data, "pomona.db"))
+	st, _, err := open.DB(context.Background(), "sqlite://"+filepath.Join(data, "pomona.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := st.TenantByDomain(ctx, server.DemoDomain); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.TenantByDomain(ctx, demo.Domain); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the demo tenant is in the real store: %v", err)
 	}
-	if _, err := st.UserByEmail(ctx, server.DemoUser); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.UserByEmail(ctx, demo.User); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the demo user is in the real store: %v", err)
 	}
 	if n, _ := st.CountTenants(ctx); n != 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/pushcert"
@@ -17,8 +18,8 @@ import (
 
 func TestDemoAndSimEnroll(t *testing.T) {
 	e := testenv.Start(t, func(c *server.Config) { c.Demo = true })
-	r := mustOK(t, runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser,
-		"--password", server.DemoPassword, "--server", e.URL))
+	r := mustOK(t, runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", demo.User,
+		"--password", demo.Password, "--server", e.URL))
 	for _, want := range []string{"discovery at " + e.URL, "answered 401", "second factor set up", "profile: BYOD", "identity certificate", "enrolled as EnrollmentID", "Enrollment works."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("sim output lacks %q:\n%s", want, r.stdout)
@@ -30,23 +31,23 @@ func TestDemoAndSimEnroll(t *testing.T) {
 	}
 	// Again, without the key of the second factor set up the first time:
 	// the failure says which flag gives it.
-	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser,
-		"--password", server.DemoPassword, "--server", e.URL)
+	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", demo.User,
+		"--password", demo.Password, "--server", e.URL)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "--totp-secret") {
 		t.Fatalf("repeated enroll without --totp-secret: %+v", r)
 	}
 	// A wrong password is reported as the page shows it.
-	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", server.DemoUser, "--password", "wrong", "--server", e.URL)
+	r = runCLI(t, e, "", map[string]string{"POMONA_DATA": e.DataDir}, "sim", "enroll", "--user", demo.User, "--password", "wrong", "--server", e.URL)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  sign-in") || !strings.Contains(r.stdout, "not correct") {
 		t.Fatalf("wrong password: %+v", r)
 	}
 	// Deleting the user says how many devices it unenrolls and wants --yes.
-	r = runCLI(t, e, "", nil, "user", "delete", server.DemoUser)
+	r = runCLI(t, e, "", nil, "user", "delete", demo.User)
 	if r.code != 1 || !strings.Contains(r.stderr, "unenrolls 1 device(s)") || !strings.Contains(r.stderr, "--yes") {
 		t.Fatalf("user delete without --yes: %+v", r)
 	}
-	mustOK(t, runCLI(t, e, "", nil, "user", "show", server.DemoUser))
-	r = mustOK(t, runCLI(t, e, "", nil, "user", "delete", server.DemoUser, "--yes"))
+	mustOK(t, runCLI(t, e, "", nil, "user", "show", demo.User))
+	r = mustOK(t, runCLI(t, e, "", nil, "user", "delete", demo.User, "--yes"))
 	if !strings.Contains(r.stdout, "1 device(s) told to remove their enrollment") {
 		t.Fatalf("user delete --yes:\n%s", r.stdout)
 	}

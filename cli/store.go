@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 const storeMigrateUsage = "store migrate --from sqlite://path/pomona.db --to postgres://user:pw@host/db (or the other way)"
@@ -21,12 +21,12 @@ func storeMigrate(fs *flag.FlagSet) func(*call) error {
 		if *from == "" || *to == "" {
 			return usagef("%s", c.withUsage("give --from and --to"))
 		}
-		src, sdesc, err := server.OpenDB(c.Ctx, *from)
+		src, sdesc, err := open.DB(c.Ctx, *from)
 		if err != nil {
 			return err
 		}
 		defer src.Close()
-		dst, ddesc, err := server.OpenDB(c.Ctx, *to)
+		dst, ddesc, err := open.DB(c.Ctx, *to)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,11 @@
-// Package enroll is the protocol logic of the enrollment endpoint: reading
-// the device's signed machine-info plist, deciding the device's platform,
-// and the challenge and error answers Apple's account-driven flow expects.
-// It does no I/O.
+// Package enroll is the enrollment of account-driven User Enrollment.
+// Its protocol logic is pure (machineinfo.go: reading the device's signed
+// machine-info plist, deciding the device's platform, the WWW-Authenticate
+// and error answers Apple's flow expects; no I/O). Service (service.go,
+// renewal.go) does the enrollment's storage and issuance: the pending
+// enrollment and its one-time SCEP challenge, the signed enrollment
+// profile, SCEP issuance and the re-sent profile of a renewal.
+// See https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
 package enroll
 
 import (
@@ -18,6 +22,7 @@ import (
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
 
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/untrusted"
 )
 
@@ -33,12 +38,6 @@ var (
 	// bodyDigests are what devices sign the machine info with (the
 	// captured iPhone body uses SHA-1).
 	bodyDigests = []asn1.ObjectIdentifier{untrusted.SHA1, untrusted.SHA256}
-)
-
-// Platforms Pomona enrolls.
-const (
-	IOS   = "iOS"   // iPhone and iPad (iPadOS)
-	MacOS = "macOS" // Mac
 )
 
 // MachineInfo is the content of the device's signed plist. Hardware
@@ -172,9 +171,9 @@ func findParent(c *x509.Certificate, pool []*x509.Certificate) *x509.Certificate
 func Platform(product string) string {
 	switch {
 	case strings.HasPrefix(product, "iPhone"), strings.HasPrefix(product, "iPad"), strings.HasPrefix(product, "iPod"):
-		return IOS
+		return catalog.IOS
 	case strings.HasPrefix(product, "Mac"), strings.HasPrefix(product, "iMac"), strings.HasPrefix(product, "VirtualMac"):
-		return MacOS
+		return catalog.MacOS
 	}
 	return ""
 }
@@ -189,10 +188,14 @@ func (m MachineInfo) Sanitized() []byte {
 	return b
 }
 
-// Challenge is the WWW-Authenticate value of the 401 that starts the
-// sign-in: Apple's comma form. State rides in loginURL's path, never its
-// query (the device replaces the query with user-identifier).
-func Challenge(loginURL string) string {
+// WWWAuthenticate is the WWW-Authenticate header value of the 401 that
+// starts the sign-in (the authentication challenge of account-driven
+// enrollment, not the SCEP challenge): Apple's comma form,
+// Bearer method="apple-as-web", url="<loginURL>". State rides in
+// loginURL's path, never its query (the device replaces the query with
+// user-identifier). See "Onboarding users with Account-Driven
+// Enrollment", https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+func WWWAuthenticate(loginURL string) string {
 	return `Bearer method="apple-as-web", url="` + loginURL + `"`
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/smallstep/pkcs7"
 
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/untrusted/untrustedtest"
 )
 
@@ -33,7 +34,7 @@ func TestRealIPhoneBody(t *testing.T) {
 	if p.Signature != SigApple {
 		t.Fatalf("signature %s: %s", p.Signature, p.SignatureDetail)
 	}
-	if Platform(p.Info.Product) != IOS {
+	if Platform(p.Info.Product) != catalog.IOS {
 		t.Fatal("platform")
 	}
 	// Tampering with the signed content is noticed (advisory, but logged).
@@ -85,7 +86,7 @@ func TestParseBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Signature != SigOther || p.Info.OSVersion != "15.2" || Platform(p.Info.Product) != MacOS {
+	if p.Signature != SigOther || p.Info.OSVersion != "15.2" || Platform(p.Info.Product) != catalog.MacOS {
 		t.Fatalf("%+v", p)
 	}
 	stored := string(p.Info.Sanitized())
@@ -112,8 +113,8 @@ func TestParseBody(t *testing.T) {
 }
 
 func TestPlatform(t *testing.T) {
-	for in, want := range map[string]string{"iPhone15,3": IOS, "iPad13,4": IOS, "Mac14,2": MacOS, "MacBookPro18,1": MacOS,
-		"iMac21,1": MacOS, "VirtualMac2,1": MacOS, "AppleTV11,1": "", "Watch6,1": "", "RealityDevice14,1": "", "": ""} {
+	for in, want := range map[string]string{"iPhone15,3": catalog.IOS, "iPad13,4": catalog.IOS, "Mac14,2": catalog.MacOS, "MacBookPro18,1": catalog.MacOS,
+		"iMac21,1": catalog.MacOS, "VirtualMac2,1": catalog.MacOS, "AppleTV11,1": "", "Watch6,1": "", "RealityDevice14,1": "", "": ""} {
 		if got := Platform(in); got != want {
 			t.Errorf("Platform(%q) = %q", in, got)
 		}

@@ -10,10 +10,10 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// DefaultRenewalChallengeTTL bounds how long a re-sent profile's SCEP
+// DefaultRenewalSCEPChallengeTTL bounds how long a re-sent profile's SCEP
 // challenge stays usable: the device may be offline for days before it
 // polls for the InstallProfile that carries it.
-const DefaultRenewalChallengeTTL = 7 * 24 * time.Hour
+const DefaultRenewalSCEPChallengeTTL = 7 * 24 * time.Hour
 
 // ErrNotRenewable: the enrollment cannot be renewed (never authenticated,
 // or ended).
@@ -28,8 +28,8 @@ var ErrNotRenewable = errors.New("only an enrolled device's identity can be rene
 // (store.ProfileKeys; topic is only the fallback for enrollments from
 // before they were recorded), so they are identical, and its SCEP
 // payload carries a fresh one-time challenge of kind renewal bound to e,
-// valid for ttl (0: DefaultRenewalChallengeTTL). SCEP with it issues the
-// successor certificate for the same enrollment (IssueForChallenge).
+// valid for ttl (0: DefaultRenewalSCEPChallengeTTL). SCEP with it issues the
+// successor certificate for the same enrollment (IssueForSCEPChallenge).
 //
 // It returns the signed profile (the InstallProfile's Payload) and the
 // renewal as stored (status queued, CommandUUID still empty). An
@@ -66,7 +66,7 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 		return nil, nil, err
 	}
 	if ttl <= 0 {
-		ttl = DefaultRenewalChallengeTTL
+		ttl = DefaultRenewalSCEPChallengeTTL
 	}
 	now := s.now()
 	r := &store.Renewal{Serial: serial, EnrollmentID: e.ID, QueuedAt: now}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,9 +40,9 @@ type Service struct {
 	TrustCA bool
 	// ProfilePrefix starts every PayloadIdentifier (reverse DNS of the
 	// public host).
-	ProfilePrefix string
-	ChallengeTTL  time.Duration
-	Now           func() time.Time
+	ProfilePrefix    string
+	SCEPChallengeTTL time.Duration
+	Now              func() time.Time
 	// GetToken, when set, says whether a tenant's profiles advertise
 	// com.apple.mdm.token (it has an Apple Business Manager server token
 	// to answer GetToken with); unset: never.
@@ -53,8 +52,8 @@ type Service struct {
 	Renewed func(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string)
 }
 
-// DefaultChallengeTTL bounds the time between the profile fetch and SCEP.
-const DefaultChallengeTTL = time.Hour
+// DefaultSCEPChallengeTTL bounds the time between the profile fetch and SCEP.
+const DefaultSCEPChallengeTTL = time.Hour
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 
@@ -109,9 +108,9 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	if err != nil {
 		return nil, nil, err
 	}
-	ttl := s.ChallengeTTL
+	ttl := s.SCEPChallengeTTL
 	if ttl == 0 {
-		ttl = DefaultChallengeTTL
+		ttl = DefaultSCEPChallengeTTL
 	}
 	_, err = s.Store.CreatePendingEnrollment(ctx, e, &store.SCEPChallenge{Hash: chHash, ExpiresAt: now.Add(ttl)}, now)
 	if errors.Is(err, store.ErrConflict) {
@@ -172,30 +171,30 @@ func newEnrollmentID() string {
 // SCEP issuance failures a client is told about (as SCEP failInfo
 // badRequest) and the log explains.
 var (
-	// ErrNoChallenge also answers a RenewalReq signed by the current
+	// ErrNoSCEPChallenge also answers a RenewalReq signed by the current
 	// identity: Apple devices never renew an MDM identity that way (the
 	// server re-sends the enrollment profile, see RenewalProfile).
-	ErrNoChallenge      = errors.New("the SCEP request has no challenge (identities are renewed with a re-sent enrollment profile)")
-	ErrBadChallenge     = errors.New("unknown SCEP challenge")
-	ErrChallengeUsed    = errors.New("the SCEP challenge was already used")
-	ErrChallengeExpired = errors.New("the SCEP challenge expired; fetch the profile again")
-	ErrEnded            = errors.New("the renewal challenge's enrollment has ended")
+	ErrNoSCEPChallenge      = errors.New("the SCEP request has no challenge (identities are renewed with a re-sent enrollment profile)")
+	ErrBadSCEPChallenge     = errors.New("unknown SCEP challenge")
+	ErrSCEPChallengeUsed    = errors.New("the SCEP challenge was already used")
+	ErrSCEPChallengeExpired = errors.New("the SCEP challenge expired; fetch the profile again")
+	ErrEnded                = errors.New("the renewal challenge's enrollment has ended")
 )
 
-// IssueForChallenge issues an identity certificate for csr if challenge is
+// IssueForSCEPChallenge issues an identity certificate for csr if challenge is
 // a valid, unexpired, unused one-time challenge; issuing consumes it, and
 // the certificate is tied to the challenge's enrollment. A renewal
 // challenge (RenewalProfile) issues the successor of the certificate it
 // renews (RenewedFrom), for the same enrollment, while that enrollment is
 // enrolled (ErrEnded otherwise).
-func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error) {
+func (s *Service) IssueForSCEPChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error) {
 	if challenge == "" {
-		return nil, nil, ErrNoChallenge
+		return nil, nil, ErrNoSCEPChallenge
 	}
 	h := opaquetoken.Hash(challenge)
 	ch, err := s.Store.SCEPChallenge(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, ErrBadChallenge
+		return nil, nil, ErrBadSCEPChallenge
 	}
 	if err != nil {
 		return nil, nil, err
@@ -203,16 +202,16 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	now := s.now()
 	switch {
 	case !ch.UsedAt.IsZero():
-		return nil, nil, ErrChallengeUsed
+		return nil, nil, ErrSCEPChallengeUsed
 	case !now.Before(ch.ExpiresAt):
-		return nil, nil, ErrChallengeExpired
+		return nil, nil, ErrSCEPChallengeExpired
 	}
 	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
 	if err != nil {
 		return nil, nil, err
 	}
 	if e.Status == store.EnrollmentUnenrolled {
-		return nil, nil, ErrBadChallenge // ended enrollments lose their challenges
+		return nil, nil, ErrBadSCEPChallenge // ended enrollments lose their challenges
 	}
 	if ch.Kind == store.ChallengeRenewal && e.Status != store.EnrollmentEnrolled {
 		return nil, nil, ErrEnded
@@ -226,11 +225,11 @@ func (s *Service) IssueForChallenge(ctx context.Context, csr *x509.CertificateRe
 	case errors.Is(err, store.ErrNotFound):
 		// Deleted meanwhile: a newer profile of the same sign-in replaced it,
 		// or the enrollment ended.
-		return nil, nil, ErrBadChallenge
-	case errors.Is(err, store.ErrChallengeUsed):
-		return nil, nil, ErrChallengeUsed
+		return nil, nil, ErrBadSCEPChallenge
+	case errors.Is(err, store.ErrSCEPChallengeUsed):
+		return nil, nil, ErrSCEPChallengeUsed
 	case errors.Is(err, store.ErrExpired):
-		return nil, nil, ErrChallengeExpired
+		return nil, nil, ErrSCEPChallengeExpired
 	case err != nil:
 		return nil, nil, err
 	}
@@ -250,9 +249,6 @@ func (s *Service) issue(ctx context.Context, csr *x509.CertificateRequest, e *st
 
 func record(c *x509.Certificate, enrollmentID string, now time.Time, renewedFrom string) *store.IdentityCert {
 	sum := sha256.Sum256(c.Raw)
-	return &store.IdentityCert{Serial: SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
+	return &store.IdentityCert{Serial: pki.SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now, RenewedFrom: renewedFrom}
 }
-
-// SerialHex is how certificate serials are stored.
-func SerialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

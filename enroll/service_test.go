@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/seal"
@@ -68,7 +69,7 @@ func TestIssuance(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = e
-		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != enroll.IOS {
+		if e.Product != "iPhone12,1" || e.DeviceSignature != enroll.SigApple || e.Platform != catalog.IOS {
 			t.Fatalf("enrollment %+v", e)
 		}
 		if firstProfile == nil {
@@ -88,31 +89,31 @@ func TestIssuance(t *testing.T) {
 		return ""
 	}
 	ch := fetch("x")
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), "unknown"); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), "unknown"); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("unknown: %v", err)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ""); !errors.Is(err, enroll.ErrNoChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ""); !errors.Is(err, enroll.ErrNoSCEPChallenge) {
 		t.Fatalf("empty: %v", err)
 	}
-	cert, e, err := svc.IssueForChallenge(ctx, newCSR(t), ch)
+	cert, e, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch)
 	if err != nil || cert.Subject.CommonName != e.ID || cert.CheckSignatureFrom(ca.Cert) != nil {
 		t.Fatalf("issue: %v", err)
 	}
 	if cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || cert.NotAfter.Sub(cert.NotBefore) > pki.IdentityValidity+time.Hour {
 		t.Fatal("identity certificate shape")
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ch); !errors.Is(err, enroll.ErrChallengeUsed) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch); !errors.Is(err, enroll.ErrSCEPChallengeUsed) {
 		t.Fatalf("reused: %v", err)
 	}
 	// A CSR with a broken signature is refused and does not consume.
 	ch2 := fetch("y")
 	bad := newCSR(t)
 	bad.Signature[0] ^= 0xff
-	if _, _, err := svc.IssueForChallenge(ctx, bad, ch2); err == nil {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, bad, ch2); err == nil {
 		t.Fatal("bad CSR signature accepted")
 	}
-	clock = clock.Add(enroll.DefaultChallengeTTL + time.Second)
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), ch2); !errors.Is(err, enroll.ErrChallengeExpired) {
+	clock = clock.Add(enroll.DefaultSCEPChallengeTTL + time.Second)
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), ch2); !errors.Is(err, enroll.ErrSCEPChallengeExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 	clock = time.Now()
@@ -120,7 +121,7 @@ func TestIssuance(t *testing.T) {
 	// Renewal: the re-sent profile keeps every immutable key, and its
 	// challenge issues the successor for the same enrollment.
 	topic := "com.apple.mgmt.External.t"
-	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, enroll.ErrNotRenewable) {
+	if _, _, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), topic, 0); !errors.Is(err, enroll.ErrNotRenewable) {
 		t.Fatalf("renewal of a pending enrollment: %v", err)
 	}
 	if err := st.BindAppleEnrollment(ctx, e.ID, "APPLE-1", store.DeviceInfo{}, clock); err != nil {
@@ -133,11 +134,11 @@ func TestIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.URLs.ServerURL = "https://moved.example.net/mdm/connect"
-	signed, r, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), "com.apple.mgmt.External.other", 0)
+	signed, r, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), "com.apple.mgmt.External.other", 0)
 	if err != nil || r.Status != store.RenewalQueued || r.Attempts != 1 {
 		t.Fatalf("renewal profile: %+v %v", r, err)
 	}
-	if _, _, err := svc.RenewalProfile(ctx, e, enroll.SerialHex(cert), topic, 0); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := svc.RenewalProfile(ctx, e, pki.SerialHex(cert), topic, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second renewal while one is queued: %v", err)
 	}
 	orig, renewed := payloads(t, firstProfile), payloads(t, signed)
@@ -153,21 +154,21 @@ func TestIssuance(t *testing.T) {
 	if rch == orig["scep"]["Challenge"] {
 		t.Fatal("the renewal reuses the enrollment challenge")
 	}
-	next, ne, err := svc.IssueForChallenge(ctx, newCSR(t), rch)
+	next, ne, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), rch)
 	if err != nil || ne.ID != e.ID || next.Subject.CommonName != e.ID {
 		t.Fatalf("renewal SCEP: %v", err)
 	}
-	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(next)); err != nil || ic.RenewedFrom != enroll.SerialHex(cert) || ic.EnrollmentID != e.ID {
+	if ic, err := st.IdentityCert(ctx, pki.SerialHex(next)); err != nil || ic.RenewedFrom != pki.SerialHex(cert) || ic.EnrollmentID != e.ID {
 		t.Fatalf("renewed certificate record: %+v %v", ic, err)
 	}
-	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != enroll.SerialHex(next) {
+	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != pki.SerialHex(next) {
 		t.Fatalf("renewal state after SCEP: %+v", lr)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrChallengeUsed) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), rch); !errors.Is(err, enroll.ErrSCEPChallengeUsed) {
 		t.Fatalf("renewal challenge reused: %v", err)
 	}
 	// An enrollment that ended meanwhile gets no certificate.
-	signed, _, err = svc.RenewalProfile(ctx, e, enroll.SerialHex(next), topic, 0)
+	signed, _, err = svc.RenewalProfile(ctx, e, pki.SerialHex(next), topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestIssuance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Ending deletes the enrollment's unused challenges, the renewal's too.
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), payloads(t, signed)["scep"]["Challenge"].(string)); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), payloads(t, signed)["scep"]["Challenge"].(string)); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("renewal of an ended enrollment: %v", err)
 	}
 
@@ -184,7 +185,7 @@ func TestIssuance(t *testing.T) {
 	// certificate issued for it is revoked (finding 9 of issue 11).
 	chA := fetch("z")
 	first := last
-	certA, _, err := svc.IssueForChallenge(ctx, newCSR(t), chA)
+	certA, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +194,13 @@ func TestIssuance(t *testing.T) {
 	if last.ID != first.ID {
 		t.Fatalf("a second pending enrollment %s for one sign-in (first %s)", last.ID, first.ID)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadChallenge) {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chB); !errors.Is(err, enroll.ErrBadSCEPChallenge) {
 		t.Fatalf("replaced challenge: %v", err)
 	}
-	if ic, err := st.IdentityCert(ctx, enroll.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
+	if ic, err := st.IdentityCert(ctx, pki.SerialHex(certA)); err != nil || ic.RevokedAt.IsZero() {
 		t.Fatalf("certificate of the replaced profile not revoked: %+v %v", ic, err)
 	}
-	if _, _, err := svc.IssueForChallenge(ctx, newCSR(t), chC); err != nil {
+	if _, _, err := svc.IssueForSCEPChallenge(ctx, newCSR(t), chC); err != nil {
 		t.Fatalf("latest challenge: %v", err)
 	}
 	// Once enrolled, the sign-in cannot make another enrollment.

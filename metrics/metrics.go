@@ -5,6 +5,7 @@ package metrics
 import (
 	"net/http"
 	rtmetrics "runtime/metrics"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -110,4 +111,30 @@ func heapLive() float64 {
 		return 0
 	}
 	return float64(s[0].Value.Uint64())
+}
+
+// DeviceEvent counts what the MDM channel reports (kind is
+// mdmservice.Event.Kind): command results by status
+// (pomona_commands_total{event="result-<status>"}, "result-unknown-command"
+// for a result of no queued command) and expired identities
+// (pomona_renewals_total{event="expired"}).
+func (m *Metrics) DeviceEvent(kind, status string) {
+	switch kind {
+	case "unknown-result":
+		m.Commands.WithLabelValues("result-unknown-command").Inc()
+	case "identity-expired":
+		m.Renewals.WithLabelValues("expired").Inc()
+	case "result":
+		m.Commands.WithLabelValues("result-" + status).Inc()
+	}
+}
+
+// SetPushCertExpiry sets pomona_push_certificate_expiry_timestamp_seconds to
+// notAfter (Unix seconds), 0 for the zero time (no usable certificate).
+func (m *Metrics) SetPushCertExpiry(notAfter time.Time) {
+	if notAfter.IsZero() {
+		m.PushCertExpiry.Set(0)
+		return
+	}
+	m.PushCertExpiry.Set(float64(notAfter.Unix()))
 }

@@ -29,7 +29,7 @@ const (
 )
 
 func (ca *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	tmpl.SerialNumber = serial()
+	tmpl.SerialNumber = NewSerial()
 	tmpl.SubjectKeyId = keyID(pub)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func NewCA(commonName string, kt KeyType, now time.Time) (*CA, error) {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+		SerialNumber:          NewSerial(),
 		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"Pomona MDM"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(10, 0, 0),
@@ -114,7 +115,7 @@ func (ca *CA) IssueServer(hosts []string, kt KeyType, now time.Time) (*x509.Cert
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
+		SerialNumber: NewSerial(),
 		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"Pomona MDM"}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(ServerCertValidity),
@@ -140,13 +141,21 @@ func (ca *CA) IssueServer(hosts []string, kt KeyType, now time.Time) (*x509.Cert
 	return cert, key, err
 }
 
-func serial() *big.Int {
+// NewSerial is a random certificate serial number: positive, at most
+// 127 bits (within the 20 octets RFC 5280 §4.1.2.2 allows, with at least
+// the 64 random bits the CA/Browser Forum asks for).
+func NewSerial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		panic(err)
 	}
 	return n.Add(n, big.NewInt(1))
 }
+
+// SerialHex is how a certificate's serial is stored and logged: the
+// big-endian bytes of the serial number in lower-case hex (no sign, no
+// leading zero bytes), e.g. "4f1c…".
+func SerialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
 
 func keyID(pub crypto.PublicKey) []byte {
 	der, err := x509.MarshalPKIXPublicKey(pub)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
+
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 )
 
 // Common holds the keys every payload has.
@@ -98,7 +100,7 @@ type Params struct {
 	SCEPURL        string
 	SCEPChallenge  string
 	ManagedAppleID string
-	Platform       string // "iOS" or "macOS"
+	Platform       string // catalog.IOS or catalog.MacOS
 	// GetToken advertises CapToken (the tenant has an Apple Business
 	// Manager server token to answer GetToken with).
 	GetToken bool
@@ -121,7 +123,7 @@ func (p Params) check() error {
 	if !strings.HasPrefix(p.ServerURL, "https://") {
 		return errors.New("profile: the ServerURL must be https")
 	}
-	if p.Platform != "iOS" && p.Platform != "macOS" {
+	if p.Platform != catalog.IOS && p.Platform != catalog.MacOS {
 		return fmt.Errorf("profile: unknown platform %q", p.Platform)
 	}
 	return nil
@@ -154,7 +156,7 @@ func Build(p Params) ([]byte, error) {
 			Retries: 3, RetryDelay: 10,
 		},
 	}
-	if p.Platform == "macOS" {
+	if p.Platform == catalog.MacOS {
 		no := false
 		scep.PayloadContent.KeyIsExtractable = &no
 	}

@@ -14,7 +14,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -169,7 +168,7 @@ func NewLocal(topic string, issuer *pki.CA, notAfter time.Time) (*Cert, error) {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(),
+		SerialNumber: pki.NewSerial(),
 		Subject: pkix.Name{CommonName: "APSP:" + strings.TrimPrefix(topic, TopicPrefix), Organization: []string{"Pomona local push"},
 			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidUID, Value: topic}}},
 		NotBefore:   time.Now().Add(-time.Hour),
@@ -186,11 +185,6 @@ func NewLocal(topic string, issuer *pki.CA, notAfter time.Time) (*Cert, error) {
 		return nil, err
 	}
 	return fromParts(c, key, nil)
-}
-
-func newSerial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	return n.Add(n, big.NewInt(1))
 }
 
 // ErrTopicChange: the new certificate has another topic than the current one.

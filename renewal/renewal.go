@@ -26,6 +26,7 @@ import (
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -68,6 +69,9 @@ type Job struct {
 	Batch   int
 	Now     func() time.Time
 	Log     *slog.Logger
+	// Metrics, when set, counts transitions and issued identities
+	// (pomona_renewals_total by event).
+	Metrics *metrics.Metrics
 	// Notify, when set, hears every transition (event Queued or Failed;
 	// reason says why a renewal failed).
 	Notify func(ctx context.Context, event string, r *store.Renewal, reason string)
@@ -209,6 +213,9 @@ func (j *Job) fail(ctx context.Context, r *store.Renewal, reason string, now tim
 }
 
 func (j *Job) notify(ctx context.Context, event string, r *store.Renewal, reason string) {
+	if j.Metrics != nil {
+		j.Metrics.Renewals.WithLabelValues(event).Inc()
+	}
 	if j.Notify != nil {
 		j.Notify(ctx, event, r, reason)
 	}

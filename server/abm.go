@@ -10,6 +10,8 @@ import (
 
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/abm/abmstub"
+	"github.com/pomona-mdm/pomona/demo"
+	"github.com/pomona-mdm/pomona/jobs"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -71,42 +73,47 @@ func (s *Server) RedeliverForGetToken(ctx context.Context, tenantID string) (int
 // abmEvery is the period of the ABM pass.
 const abmEvery = time.Hour
 
-// abmJobs keeps every instance's server-token expiry metric current and,
-// on one instance per interval, re-asserts the registered fallback
-// discovery URLs (idempotent at Apple), re-delivers profiles that lack
-// com.apple.mdm.token, and logs the tokens' warnings (expiry from 30 days).
-func (s *Server) abmJobs(ctx context.Context) {
-	s.every(ctx, 2*time.Minute, abmEvery, func(ctx context.Context) {
-		problems, err := s.ABM.Refresh(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
+// abmJobs are the ABM connection's periodic jobs: on every instance the
+// server-token expiry metric is kept current (tokens imported on another
+// instance included); on one instance per interval the registered
+// fallback discovery URLs are re-asserted (idempotent at Apple), profiles
+// that lack com.apple.mdm.token are re-delivered, and the tokens'
+// warnings (expiry from 30 days) are logged.
+func (s *Server) abmJobs() []jobs.Job {
+	return []jobs.Job{
+		{First: time.Minute, Interval: abmEvery, Run: func(ctx context.Context) {
+			if _, err := s.ABM.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("ABM: cannot read the server tokens", "err", err)
 			}
-			return
+		}},
+		{Lease: "abm", LeaseTTL: abmEvery - 5*time.Minute, First: 2 * time.Minute, Interval: abmEvery, Run: s.abmPass},
+	}
+}
+
+// abmPass is the cluster-wide hourly pass of abmJobs.
+func (s *Server) abmPass(ctx context.Context) {
+	all, err := s.ABM.List(ctx, "")
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("ABM: cannot read the server tokens", "err", err)
 		}
-		if !s.leased(ctx, "abm", abmEvery-5*time.Minute) {
-			return
+		return
+	}
+	for _, p := range abm.Problems(all, time.Now()) {
+		s.log.Warn(p)
+	}
+	if n, err := s.ABM.Reassert(ctx); err != nil {
+		s.log.Warn("fallback discovery: re-assertion failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("fallback discovery URLs re-asserted with Apple", "count", n)
+	}
+	done := map[string]bool{}
+	for _, t := range all {
+		if !done[t.TenantID] && abm.Usable(&t, time.Now()) {
+			done[t.TenantID] = true
+			s.RedeliverForGetToken(ctx, t.TenantID)
 		}
-		for _, p := range problems {
-			s.log.Warn(p)
-		}
-		if n, err := s.ABM.Reassert(ctx); err != nil {
-			s.log.Warn("fallback discovery: re-assertion failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("fallback discovery URLs re-asserted with Apple", "count", n)
-		}
-		all, err := s.ABM.List(ctx, "")
-		if err != nil {
-			return
-		}
-		done := map[string]bool{}
-		for _, t := range all {
-			if !done[t.TenantID] && abm.Usable(&t, time.Now()) {
-				done[t.TenantID] = true
-				s.RedeliverForGetToken(ctx, t.TenantID)
-			}
-		}
-	})
+	}
 }
 
 // abmNotes are the start-up summary's ABM line and warnings.
@@ -141,7 +148,12 @@ func orDefault(s, def string) string {
 // demo tenant answers GetToken (`pomona sim enroll --managed-devices-only`).
 const demoABMName = "Demo ABM server (stand-in)"
 
-func (s *Server) setupDemoABM(ctx context.Context, tenantID string) error {
+func (s *Server) setupDemoABM(ctx context.Context) error {
+	t, err := s.Store.TenantByDomain(ctx, demo.Domain)
+	if err != nil {
+		return fmt.Errorf("demo ABM stand-in: %w", err)
+	}
+	tenantID := t.ID
 	stub := abmstub.New()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -173,7 +185,7 @@ func (s *Server) setupDemoABM(ctx context.Context, tenantID string) error {
 	if err != nil {
 		return err
 	}
-	uuid := stub.AddServer(&abmstub.Org{Name: "Demo Corp (ABM stand-in)", ID: "DEMO", Domains: []string{DemoDomain}}, "Pomona demo")
+	uuid := stub.AddServer(&abmstub.Org{Name: "Demo Corp (ABM stand-in)", ID: "DEMO", Domains: []string{demo.Domain}}, "Pomona demo")
 	file, err := stub.Token(uuid, kp.Cert, time.Now().Add(365*24*time.Hour))
 	if err != nil {
 		return err

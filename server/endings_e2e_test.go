@@ -75,7 +75,7 @@ func TestDeleteUserUnenrollsDevices(t *testing.T) {
 		want  int64
 	}{{47 * time.Hour, 0}, {49 * time.Hour, 2}, {50 * time.Hour, 0}} {
 		clk.moveTo(start.Add(c.after))
-		if n, err := e.Server.PurgeTombstones(ctx); err != nil || n != c.want {
+		if n, err := e.Server.Tombstones.Purge(ctx); err != nil || n != c.want {
 			t.Fatalf("purge after %v: %d, %v; want %d", c.after, n, err, c.want)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/internal/testenv"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/pushcert"
@@ -114,12 +115,12 @@ func TestEnrollEndToEnd(t *testing.T) {
 		t.Fatal("identity not issued by the CA")
 	}
 	st := e.Server.Store
-	ic, err := st.IdentityCert(ctx, enroll.SerialHex(cert))
+	ic, err := st.IdentityCert(ctx, pki.SerialHex(cert))
 	if err != nil || ic.EnrollmentID != cert.Subject.CommonName {
 		t.Fatalf("identity record %+v %v", ic, err)
 	}
 	en, err := st.Enrollment(ctx, ic.EnrollmentID)
-	if err != nil || en.Status != store.EnrollmentPending || en.Product != "iPhone15,3" || en.Platform != enroll.IOS ||
+	if err != nil || en.Status != store.EnrollmentPending || en.Product != "iPhone15,3" || en.Platform != catalog.IOS ||
 		en.DeviceSignature != enroll.SigOther || en.TenantID != w.tenant || !strings.HasSuffix(en.ProfileID, w.tenant+".enrollment") {
 		t.Fatalf("enrollment %+v %v", en, err)
 	}
@@ -165,7 +166,7 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if retried.Subject.CommonName != en.ID {
 		t.Fatalf("the retry made another enrollment: %s", retried.Subject.CommonName)
 	}
-	if rec, err := st.IdentityCert(ctx, enroll.SerialHex(cert)); err != nil || rec.RevokedAt.IsZero() {
+	if rec, err := st.IdentityCert(ctx, pki.SerialHex(cert)); err != nil || rec.RevokedAt.IsZero() {
 		t.Fatalf("the certificate of the replaced profile is not revoked: %+v %v", rec, err)
 	}
 	if err := d.Authenticate(ctx); err != nil {
@@ -204,7 +205,7 @@ func TestEnrollMac(t *testing.T) {
 		t.Fatal("Mac profile lacks what macOS needs")
 	}
 	en, _ := w.e.Server.Store.Enrollment(context.Background(), res.IdentityCert.Subject.CommonName)
-	if en.Platform != enroll.MacOS {
+	if en.Platform != catalog.MacOS {
 		t.Fatalf("platform %s", en.Platform)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/server"
 )
 
@@ -88,19 +88,19 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 	enrollmentID := d.MDM.EnrollmentID
 
 	// Nothing is due a year ahead of expiry.
-	if rep, err := e.Server.RunRenewals(ctx); err != nil || rep.Queued != 0 {
+	if rep, err := e.Server.Renewal.RunLogged(ctx); err != nil || rep.Queued != 0 {
 		t.Fatalf("renewals at enrollment: %+v %v", rep, err)
 	}
 	// 20 days before expiry the renewal is queued, once.
 	clk.moveTo(orig.NotAfter.Add(-20 * 24 * time.Hour))
-	if rep, err := e.Server.RunRenewals(ctx); err != nil || rep.Queued != 1 {
+	if rep, err := e.Server.Renewal.RunLogged(ctx); err != nil || rep.Queued != 1 {
 		t.Fatalf("renewals 20 days before expiry: %+v %v", rep, err)
 	}
-	if rep, _ := e.Server.RunRenewals(ctx); rep.Queued != 0 {
+	if rep, _ := e.Server.Renewal.RunLogged(ctx); rep.Queued != 0 {
 		t.Fatalf("a queued renewal was queued again: %+v", rep)
 	}
 	dev := do(t, e, "GET", "/api/v1/devices/"+enrollmentID, nil, e.APIKey).json(t)
-	if r, _ := dev["renewal"].(map[string]any); r == nil || r["status"] != "queued" || r["certificate_serial"] != enroll.SerialHex(orig) {
+	if r, _ := dev["renewal"].(map[string]any); r == nil || r["status"] != "queued" || r["certificate_serial"] != pki.SerialHex(orig) {
 		t.Fatalf("renewal not visible: %v", dev["renewal"])
 	}
 	cmd, err := d.Poll(ctx, nil, false)
@@ -115,7 +115,7 @@ func TestIdentityRenewalEndToEnd(t *testing.T) {
 		t.Fatalf("the answer signed by the new identity: %+v %v", next, err)
 	}
 	dev = do(t, e, "GET", "/api/v1/devices/"+enrollmentID, nil, e.APIKey).json(t)
-	if r := dev["renewal"].(map[string]any); r["status"] != "done" || r["new_certificate_serial"] != enroll.SerialHex(d.IdentityCert) {
+	if r := dev["renewal"].(map[string]any); r["status"] != "done" || r["new_certificate_serial"] != pki.SerialHex(d.IdentityCert) {
 		t.Fatalf("renewal after SCEP: %v", r)
 	}
 
@@ -166,7 +166,7 @@ func TestIdentityRenewalFailures(t *testing.T) {
 	silent := enrolledDevice(t, w, "iPad", "bob@example.com", "bob-password")
 	refusing.Now, silent.Now = clk.now, clk.now
 	clk.moveTo(refusing.IdentityCert.NotAfter.Add(-20 * 24 * time.Hour))
-	if rep, err := e.Server.RunRenewals(ctx); err != nil || rep.Queued != 2 {
+	if rep, err := e.Server.Renewal.RunLogged(ctx); err != nil || rep.Queued != 2 {
 		t.Fatalf("renewals: %+v %v", rep, err)
 	}
 
@@ -190,7 +190,7 @@ func TestIdentityRenewalFailures(t *testing.T) {
 
 	// No SCEP within the timeout: failed, then tried again.
 	clk.moveTo(refusing.IdentityCert.NotAfter.Add(-12 * 24 * time.Hour))
-	rep, err := e.Server.RunRenewals(ctx)
+	rep, err := e.Server.Renewal.RunLogged(ctx)
 	if err != nil || rep.Failed != 1 || rep.Queued != 1 {
 		t.Fatalf("after the timeout: %+v %v", rep, err)
 	}

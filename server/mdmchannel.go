@@ -12,11 +12,21 @@ import (
 // newMDMChannel builds the MDM channel (mdmservice.New stacks its
 // decorators) and the push-topic cache that pushChanged invalidates.
 func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmservice.Channel {
-	s.topics = &mdmservice.TopicCache{Load: s.pushTopic, Now: time.Now}
+	s.topics = &mdmservice.TopicCache{Load: s.PushCerts.Topic, Now: time.Now}
 	return mdmservice.New(mdmservice.Config{
 		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, Topic: s.topics, Emit: s.deviceEvent, Log: log, Now: clock,
-		Challenge: func(tenantID string) string { return enroll.Challenge(s.LoginURL(tenantID)) },
+		Challenge: func(tenantID string) string { return enroll.WWWAuthenticate(s.LoginURL(tenantID)) },
 		Observe:   func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
 		Tokens:    abm.TokenAnswerer{Service: s.ABM},
 	})
+}
+
+// pushChanged follows a new (or no longer usable) push certificate: the
+// expiry metric, and the topic cache is emptied so the next check-in
+// compares against the new Topic at once.
+func (s *Server) pushChanged(notAfter time.Time) {
+	s.Metrics.SetPushCertExpiry(notAfter)
+	if s.topics != nil {
+		s.topics.Invalidate()
+	}
 }

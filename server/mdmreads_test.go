@@ -134,7 +134,7 @@ func TestIdleCheckinStoreRoundTrips(t *testing.T) {
 	topicLoads := 0
 	topics := &mdmservice.TopicCache{Now: time.Now, Load: func(ctx context.Context) (string, error) {
 		topicLoads++
-		c, err := srv.LoadPushCert(ctx)
+		c, err := srv.PushCerts.Load(ctx)
 		if err != nil {
 			return "", err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/server"
+	"github.com/pomona-mdm/pomona/store/open"
 )
 
 func pomonaCLI(t testing.TB, args ...string) (int, string, string) {
@@ -75,7 +76,7 @@ func TestStoreMigrateBothWays(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verified") {
 		t.Fatalf("postgres -> sqlite: %d\n%s\n%s", code, out, errs)
 	}
-	st, _, err := server.OpenDB(ctx, "sqlite://"+back)
+	st, _, err := open.DB(ctx, "sqlite://"+back)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/pomona-mdm/pomona/devicesim"
-	"github.com/pomona-mdm/pomona/enroll"
+	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -146,7 +146,7 @@ func TestEndedEnrollmentIsTerminal(t *testing.T) {
 				}
 			}
 			// Its certificate and the sign-in's token are revoked.
-			if ic, err := st.IdentityCert(ctx, enroll.SerialHex(d.IdentityCert)); err != nil || ic.RevokedAt.IsZero() {
+			if ic, err := st.IdentityCert(ctx, pki.SerialHex(d.IdentityCert)); err != nil || ic.RevokedAt.IsZero() {
 				t.Errorf("the ended enrollment's certificate is not revoked: %+v %v", ic, err)
 			}
 			if _, err := d.FetchProfile(ctx); err == nil || !strings.Contains(err.Error(), "403") {

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// ErrChallengeUsed: the one-time SCEP challenge was already consumed.
-var ErrChallengeUsed = errors.New("challenge already used")
+// ErrSCEPChallengeUsed: the one-time SCEP challenge was already consumed.
+var ErrSCEPChallengeUsed = errors.New("challenge already used")
 
 // ErrExpired: a one-time value (SCEP challenge) is past its lifetime.
 var ErrExpired = errors.New("expired")
@@ -134,7 +134,7 @@ type EnrollmentStore interface {
 	SCEPChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, error)
 	// ConsumeSCEPChallenge marks the challenge used and records cert in one
 	// transaction; for a renewal challenge it also marks the renewal of
-	// cert.RenewedFrom done. A used challenge gives ErrChallengeUsed, an expired one
+	// cert.RenewedFrom done. A used challenge gives ErrSCEPChallengeUsed, an expired one
 	// ErrExpired, an unknown one ErrNotFound; nothing is recorded then.
 	ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.Time, cert *IdentityCert) error
 	IdentityCert(ctx context.Context, serial string) (*IdentityCert, error)

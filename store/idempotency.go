@@ -38,7 +38,7 @@ type IdempotencyStore interface {
 	// request, or a concurrent one that committed first), nothing is
 	// queued and that record is returned (existing != nil, err nil); an
 	// expired record of the key is replaced.
-	EnqueueOnce(ctx context.Context, k *IdempotencyKey, cmd *Command, channelIDs []string) (existing *IdempotencyKey, err error)
+	EnqueueOnce(ctx context.Context, k *IdempotencyKey, cmd *CommandRecord, channelIDs []string) (existing *IdempotencyKey, err error)
 	// PurgeIdempotencyKeys deletes the records expired at now and returns
 	// how many.
 	PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)

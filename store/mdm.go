@@ -28,19 +28,20 @@ type Channel struct {
 	UpdatedAt        time.Time
 }
 
-// Queue statuses. Results use Apple's words.
+// Queue statuses: Pomona's own. A command the device answered has the
+// result's Status as the device sent it, in Apple's words (mdm.Acknowledged,
+// mdm.Error, mdm.CommandFormatError, mdm.NotNow: one source, package mdm,
+// which store does not import so that it stays the lowest layer).
 const (
-	QueueQueued             = "queued"
-	QueueSent               = "sent"
-	QueueAcknowledged       = "Acknowledged"
-	QueueError              = "Error"
-	QueueCommandFormatError = "CommandFormatError"
-	QueueNotNow             = "NotNow"
-	QueueExpired            = "expired"
+	QueueQueued  = "queued"
+	QueueSent    = "sent"
+	QueueExpired = "expired"
 )
 
-// Command is a command to send (Payload is the command plist).
-type Command struct {
+// CommandRecord is one command as stored: what to send (Payload is the
+// command plist, mdm.Command encoded) and who queued it when. Named apart
+// from mdm.Command (the protocol's command) and catalog.CommandSchema.
+type CommandRecord struct {
 	UUID        string
 	RequestType string
 	Payload     []byte
@@ -51,7 +52,7 @@ type Command struct {
 
 // QueuedCommand is a command in one channel's queue.
 type QueuedCommand struct {
-	Command
+	CommandRecord
 	ChannelID string
 	Status    string
 	Result    []byte
@@ -59,11 +60,12 @@ type QueuedCommand struct {
 	UpdatedAt time.Time
 }
 
-// DeviceInfo is what Authenticate tells about the device.
 // InventoryFunc says what a result adds to the inventory, given the
 // command's request type (ok false: nothing).
 type InventoryFunc func(requestType string) (section string, data any, info *DeviceInfo, ok bool)
 
+// DeviceInfo is what Authenticate (and later DeviceInformation results)
+// tell about the device: OS version and build, product, names and model.
 type DeviceInfo struct {
 	OSVersion, BuildVersion, ProductName, DeviceName, Model, ModelName string
 }
@@ -104,7 +106,7 @@ type MDMStore interface {
 	SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error
 	// Enqueue stores cmd once and queues it for every channel, in one
 	// transaction.
-	Enqueue(ctx context.Context, cmd *Command, channelIDs []string) error
+	Enqueue(ctx context.Context, cmd *CommandRecord, channelIDs []string) error
 	// NextCommand hands out the next command of the channel and marks it
 	// sent. Queued commands and ones sent without an answer (the delivery
 	// was lost: a device answers one command at a time) are eligible after

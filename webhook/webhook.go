@@ -31,13 +31,10 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/jobs"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
-
-// Events Pomona publishes.
-var Events = []string{"enrollment.profile_issued", "device.authenticated", "device.token_update", "device.checked_out", "command.result",
-	"device.renewal_queued", "device.identity_renewed", "device.renewal_failed", "device.identity_expired"}
 
 // Sign returns the Pomona-Signature header value for body at t.
 func Sign(secret, body []byte, t time.Time) string {
@@ -135,19 +132,10 @@ type Dispatcher struct {
 	Interval    time.Duration // how often to look for due deliveries
 }
 
-// Run delivers until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context) {
-	t := time.NewTicker(d.Interval)
-	defer t.Stop()
-	for {
-		d.Tick(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+// Run delivers until ctx ends: at once, then every Interval, on every
+// instance (a delivery is claimed in the store, so instances share the
+// queue).
+func (d *Dispatcher) Run(ctx context.Context) { jobs.Every(ctx, 0, d.Interval, d.Tick) }
 
 // Tick delivers what is due now.
 func (d *Dispatcher) Tick(ctx context.Context) {
@@ -244,4 +232,16 @@ func Create(ctx context.Context, st interface {
 		return nil, "", err
 	}
 	return hook, secret, nil
+}
+
+// NewDispatcher is the server's dispatcher: deliveries over HTTPS with a
+// 15 s timeout, 8 attempts, the first retry after backoff (0: 10 s) and
+// doubling, the queue looked at every second (or every backoff when
+// shorter, as tests set it).
+func NewDispatcher(st store.WebhookStore, opener Opener, backoff time.Duration, log *slog.Logger) *Dispatcher {
+	if backoff <= 0 {
+		backoff = 10 * time.Second
+	}
+	return &Dispatcher{Store: st, Opener: opener, HTTP: &http.Client{Timeout: 15 * time.Second}, Log: log, Now: time.Now,
+		Backoff: backoff, MaxAttempts: 8, Interval: min(time.Second, backoff)}
 }

@@ -382,7 +382,7 @@ type field struct {
 }
 
 func platformOf(e *store.Enrollment) string {
-	if e.Platform == "macOS" {
+	if e.Platform == catalog.MacOS {
 		return catalog.MacOS
 	}
 	return catalog.IOS

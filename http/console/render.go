@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -50,11 +51,11 @@ var funcs = template.FuncMap{
 
 func statusClass(s string) string {
 	switch s {
-	case store.QueueAcknowledged, store.EnrollmentEnrolled, "ok", "delivered":
+	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered":
 		return "good"
-	case store.QueueError, store.QueueCommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
+	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
 		return "bad"
-	case store.QueueNotNow, "warning", store.QueueExpired:
+	case mdm.NotNow, "warning", store.QueueExpired:
 		return "warn"
 	}
 	return "neutral"

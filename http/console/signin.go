@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
-	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/problem"
@@ -66,7 +66,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := c.Admins.SignIn(r.Context(), email, r.PostFormValue("password"), strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
-	var locked *auth.LockedError
+	var locked *credential.LockedError
 	switch {
 	case errors.As(err, &locked):
 		c.Log.Warn("console: sign-in locked", "email", email, "remote", r.RemoteAddr, "scope", locked.Scope)
@@ -180,7 +180,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err = c.Admins.CompleteSetup(r.Context(), token, r.PostFormValue("email"), r.PostFormValue("password"), secret, strings.TrimSpace(r.PostFormValue("code")), httpx.ClientIP(r))
 	if err != nil {
-		var locked *auth.LockedError
+		var locked *credential.LockedError
 		pe, isProblem := problem.As(err)
 		msg := "Setup failed on the server; the log has the details."
 		switch {

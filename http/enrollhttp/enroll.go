@@ -106,7 +106,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
 		// The only correct first answer: the device opens the sign-in page.
-		w.Header().Set("WWW-Authenticate", enroll.Challenge(h.LoginURL(tenant.ID)))
+		w.Header().Set("WWW-Authenticate", enroll.WWWAuthenticate(h.LoginURL(tenant.ID)))
 		plain(w, http.StatusUnauthorized, "sign in to continue")
 		log.Info("enrollment challenge sent", "signature_detail", parsed.SignatureDetail)
 		return "challenge"

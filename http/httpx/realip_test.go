@@ -90,3 +90,17 @@ func TestFromTrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+func TestClientIP(t *testing.T) {
+	for _, c := range []struct{ remote, want string }{
+		{"192.0.2.7:51234", "192.0.2.7"},
+		{"[2001:db8::1]:443", "2001:db8::1"},
+		{"192.0.2.7", "192.0.2.7"}, // no port: as it is
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if got := ClientIP(r); got != c.want {
+			t.Errorf("ClientIP(%q) = %q, want %q", c.remote, got, c.want)
+		}
+	}
+}

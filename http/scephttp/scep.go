@@ -42,7 +42,7 @@ const Caps = "SHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
 
 // Issuer decides and issues identity certificates.
 type Issuer interface {
-	IssueForChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
+	IssueForSCEPChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
 }
 
 // Handler serves /scep.
@@ -126,7 +126,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	// Every certificate needs a one-time challenge, renewals included (in
 	// the re-sent enrollment profile): a RenewalReq without one is refused.
 	kind := req.MessageType.String()
-	cert, e, err := h.Issuer.IssueForChallenge(r.Context(), req.CSR, req.ChallengePassword)
+	cert, e, err := h.Issuer.IssueForSCEPChallenge(r.Context(), req.CSR, req.ChallengePassword)
 	if err != nil {
 		result := "refused"
 		if !isRefusal(err) {
@@ -152,13 +152,13 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Metrics.SCEP.WithLabelValues("PKIOperation", "issued").Inc()
-	log.Info("SCEP: identity certificate issued", "kind", kind, "enrollment", e.ID, "serial", enroll.SerialHex(cert), "not_after", cert.NotAfter)
+	log.Info("SCEP: identity certificate issued", "kind", kind, "enrollment", e.ID, "serial", pki.SerialHex(cert), "not_after", cert.NotAfter)
 	w.Header().Set("Content-Type", "application/x-pki-message")
 	w.Write(rep.Raw)
 }
 
 func isRefusal(err error) bool {
-	for _, e := range []error{enroll.ErrNoChallenge, enroll.ErrBadChallenge, enroll.ErrChallengeUsed, enroll.ErrChallengeExpired, enroll.ErrEnded} {
+	for _, e := range []error{enroll.ErrNoSCEPChallenge, enroll.ErrBadSCEPChallenge, enroll.ErrSCEPChallengeUsed, enroll.ErrSCEPChallengeExpired, enroll.ErrEnded} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/pomona-mdm/pomona/address"
 	"github.com/pomona-mdm/pomona/auth"
 	"github.com/pomona-mdm/pomona/branding"
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -323,7 +324,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, t *store.Tenant) 
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, t *store.Tenant, st *state, err error, page string, v view) bool {
-	var le *auth.LockedError
+	var le *credential.LockedError
 	switch {
 	case errors.As(err, &le):
 		h.Metrics.SignIn.WithLabelValues("locked").Inc()

@@ -14,6 +14,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -21,10 +22,12 @@ import (
 //go:embed catalog.json
 var catalogJSON []byte
 
-// Platforms Pomona manages (iPadOS follows iOS).
+// Platforms Pomona enrolls and manages, named as Apple's schema names them
+// (supportedOS keys): the one set of platform names in Pomona, stored in
+// Enrollment.Platform. iPadOS follows iOS.
 const (
-	IOS   = "iOS"
-	MacOS = "macOS"
+	IOS   = "iOS"   // iPhone and iPad (iPadOS)
+	MacOS = "macOS" // Mac
 )
 
 // Platform is one OS's rule for a command or key.
@@ -46,8 +49,10 @@ type Key struct {
 	Sub       []Key               `json:"sub,omitempty"`
 }
 
-// Command is one MDM command.
-type Command struct {
+// CommandSchema is what Apple's schema says of one MDM command: its keys and,
+// per platform, when it came and what a user enrollment allows. Named
+// apart from mdm.Command (a command to send) and store.CommandRecord.
+type CommandSchema struct {
 	RequestType string              `json:"request_type"`
 	Title       string              `json:"title"`
 	Source      string              `json:"source"`
@@ -61,21 +66,24 @@ type Catalog struct {
 		Repository string `json:"repository"`
 		Commit     string `json:"commit"`
 	} `json:"source"`
-	Commands []Command `json:"commands"`
-	byType   map[string]*Command
+	Commands []CommandSchema `json:"commands"`
+	byType   map[string]*CommandSchema
 }
 
-var std = mustLoad(catalogJSON)
+// std is loaded on first use rather than at init, so that the generator
+// (./gen, which declares its output with this package's types) still runs
+// when catalog.json is broken or missing.
+var std = sync.OnceValue(func() *Catalog { return mustLoad(catalogJSON) })
 
 // Default is the catalogue generated from Apple's schema.
-func Default() *Catalog { return std }
+func Default() *Catalog { return std() }
 
 func mustLoad(b []byte) *Catalog {
 	var c Catalog
 	if err := json.Unmarshal(b, &c); err != nil {
 		panic("catalog: " + err.Error())
 	}
-	c.byType = map[string]*Command{}
+	c.byType = map[string]*CommandSchema{}
 	for i := range c.Commands {
 		c.byType[c.Commands[i].RequestType] = &c.Commands[i]
 	}
@@ -83,7 +91,7 @@ func mustLoad(b []byte) *Catalog {
 }
 
 // Command looks a request type up.
-func (c *Catalog) Command(requestType string) (*Command, bool) {
+func (c *Catalog) Command(requestType string) (*CommandSchema, bool) {
 	cmd, ok := c.byType[requestType]
 	return cmd, ok
 }

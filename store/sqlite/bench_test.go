@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
 )
@@ -41,7 +42,7 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -62,7 +63,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 	s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", TokenHash: []byte("h"), Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil)
 	s.PutChannel(ctx, &store.Channel{ID: "CH", EnrollmentRef: "e", Kind: "device", CreatedAt: now, UpdatedAt: now})
 	for i := 0; i < b.N; i++ {
-		s.Enqueue(ctx, &store.Command{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
+		s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -70,7 +71,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.RecordResult(ctx, "e", "CH", q.UUID, store.QueueAcknowledged, []byte("<plist/>"), now, nil); err != nil {
+		if _, err := s.RecordResult(ctx, "e", "CH", q.UUID, mdm.Acknowledged, []byte("<plist/>"), now, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

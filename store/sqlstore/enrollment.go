@@ -186,7 +186,7 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 			return err
 		}
 		if !c.UsedAt.IsZero() {
-			return store.ErrChallengeUsed
+			return store.ErrSCEPChallengeUsed
 		}
 		if !now.Before(c.ExpiresAt) {
 			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)

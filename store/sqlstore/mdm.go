@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -151,11 +152,11 @@ const (
 
 var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
 
-func (s *Store) Enqueue(ctx context.Context, cmd *store.Command, channelIDs []string) error {
+func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
 }
 
-func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.Command, channelIDs []string) error {
+func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, channelIDs []string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
 		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
 		return s.constraint(err)
@@ -275,11 +276,11 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 			return err
 		}
 		switch cur {
-		case store.QueueAcknowledged, store.QueueError, store.QueueCommandFormatError:
+		case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
 			// A repeated result is idempotent: the first one stands.
 			return nil
 		case store.QueueExpired:
-			if status == store.QueueNotNow {
+			if status == mdm.NotNow {
 				return nil
 			}
 		}
@@ -287,7 +288,7 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 			status, result, toMicros(now), channelID, uuid); err != nil {
 			return err
 		}
-		if inv == nil || status != store.QueueAcknowledged {
+		if inv == nil || status != mdm.Acknowledged {
 			return nil
 		}
 		if section, data, info, ok := inv(rt); ok {
@@ -436,7 +437,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, principal, key string, now t
 		WHERE principal = ? AND idem_key = ? AND expires_at > ?`, principal, key, toMicros(now)))
 }
 
-func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.Command, channelIDs []string) (*store.IdempotencyKey, error) {
+func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.CommandRecord, channelIDs []string) (*store.IdempotencyKey, error) {
 	var existing *store.IdempotencyKey
 	err := s.tx(ctx, func(tx *Tx) error {
 		existing = nil

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -54,7 +55,7 @@ func (s *Store) Dashboard(ctx context.Context, since, idleBefore time.Time) (*st
 		sql  string
 		args []any
 	}{
-		{&d.Pending, `SELECT COUNT(*) FROM queue WHERE status IN (?, ?, ?)`, []any{store.QueueQueued, store.QueueSent, store.QueueNotNow}},
+		{&d.Pending, `SELECT COUNT(*) FROM queue WHERE status IN (?, ?, ?)`, []any{store.QueueQueued, store.QueueSent, mdm.NotNow}},
 		{&d.PendingDevices, `SELECT COUNT(*) FROM enrollments WHERE status = ? AND last_seen_at < ?`, []any{store.EnrollmentEnrolled, toMicros(idleBefore)}},
 		{&d.FailedWebhooks, `SELECT COUNT(*) FROM webhook_deliveries WHERE status = ?`, []any{store.DeliveryFailed}},
 		{&d.EnrollmentsOpen, `SELECT COUNT(*) FROM enrollments WHERE status = ?`, []any{store.EnrollmentPending}},
@@ -74,7 +75,7 @@ func (s *Store) Dashboard(ctx context.Context, since, idleBefore time.Time) (*st
 		return &e, nil
 	}, `SELECT ch.enrollment_ref, c.request_type, c.uuid, q.status, q.updated_at FROM queue q
 		JOIN commands c ON c.uuid = q.command_uuid JOIN channels ch ON ch.id = q.channel_id
-		WHERE q.status IN (?, ?) ORDER BY q.updated_at DESC LIMIT 10`, store.QueueError, store.QueueCommandFormatError)
+		WHERE q.status IN (?, ?) ORDER BY q.updated_at DESC LIMIT 10`, mdm.Error, mdm.CommandFormatError)
 	if err != nil {
 		return nil, err
 	}

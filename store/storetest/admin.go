@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -128,7 +129,7 @@ func testDashboard(t *testing.T, s store.Store) {
 		}
 	}
 	for i, rt := range []string{"DeviceInformation", "InstallProfile", "ProfileList"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id("c"), RequestType: rt, Payload: []byte("x"), CreatedAt: t0.Add(time.Duration(i))}, []string{"A1", "A2"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id("c"), RequestType: rt, Payload: []byte("x"), CreatedAt: t0.Add(time.Duration(i))}, []string{"A1", "A2"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +137,7 @@ func testDashboard(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "A1", q.UUID, store.QueueError, []byte("e"), t0, nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "A1", q.UUID, mdm.Error, []byte("e"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.Dashboard(ctx, t0.Add(-7*24*time.Hour), t0.Add(-time.Hour))

@@ -103,7 +103,7 @@ func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
 	}
 	again := *cert
 	again.Serial, again.SHA256 = "02", []byte("fp2")
-	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), &again), store.ErrChallengeUsed)
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), &again), store.ErrSCEPChallengeUsed)
 	if _, err := s.IdentityCert(ctx, "02"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("a refused consumption recorded a certificate")
 	}
@@ -134,7 +134,7 @@ func testChallengeRace(t *testing.T, s store.Store) {
 			err := s.ConsumeSCEPChallenge(ctx, []byte("race"), now(), c)
 			if err == nil {
 				ok.Add(1)
-			} else if !errors.Is(err, store.ErrChallengeUsed) {
+			} else if !errors.Is(err, store.ErrSCEPChallengeUsed) {
 				t.Error(err)
 			}
 		}(i)

@@ -29,8 +29,8 @@ func testIdempotentEnqueue(t *testing.T, s store.Store) {
 	key := func(principal, k, fp, resp string, at time.Time) *store.IdempotencyKey {
 		return &store.IdempotencyKey{Principal: principal, Key: k, Fingerprint: fp, Response: []byte(resp), CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)}
 	}
-	cmd := func(uuid string) *store.Command {
-		return &store.Command{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}
+	cmd := func(uuid string) *store.CommandRecord {
+		return &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}
 	}
 	queued := func(channel string) []string {
 		t.Helper()
@@ -112,7 +112,7 @@ func testIdempotentEnqueueRace(t *testing.T, s store.Store) {
 			defer wg.Done()
 			uuid := fmt.Sprint("RACE-C", i)
 			k := &store.IdempotencyKey{Principal: "key:a", Key: "same", Fingerprint: "fp", Response: []byte(uuid), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-			ex, err := s.EnqueueOnce(ctx, k, &store.Command{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"RACE-1"})
+			ex, err := s.EnqueueOnce(ctx, k, &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"RACE-1"})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -85,7 +86,7 @@ func testQueue(t *testing.T, s store.Store) {
 
 	t0 := now()
 	for i, rt := range []string{"DeviceInformation", "ProfileList", "SecurityInfo"} {
-		c := &store.Command{UUID: fmt.Sprint("c", i), RequestType: rt, Payload: []byte("<plist/>"), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+		c := &store.CommandRecord{UUID: fmt.Sprint("c", i), RequestType: rt, Payload: []byte("<plist/>"), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
 		if i == 2 {
 			c.ExpiresAt = t0.Add(time.Hour)
 		}
@@ -93,8 +94,8 @@ func testQueue(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, s.Enqueue(ctx, &store.Command{UUID: "c0", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"}), store.ErrConflict)
-	if err := s.Enqueue(ctx, &store.Command{UUID: "cx", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"NOPE"}); err == nil {
+	wantErr(t, s.Enqueue(ctx, &store.CommandRecord{UUID: "c0", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"}), store.ErrConflict)
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "cx", RequestType: "x", Payload: []byte("x"), CreatedAt: t0}, []string{"NOPE"}); err == nil {
 		t.Fatal("enqueued for an unknown channel")
 	}
 	next := func(afterIdle bool) string {
@@ -110,23 +111,23 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("first %s", got)
 	}
-	_, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c9", store.QueueAcknowledged, nil, t0, nil)
+	_, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c9", mdm.Acknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1/U1", "c0", store.QueueAcknowledged, nil, t0, nil)
+	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1/U1", "c0", mdm.Acknowledged, nil, t0, nil)
 	wantErr(t, err, store.ErrNotFound)
-	if rt, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueNotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
+	if rt, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", mdm.NotNow, []byte("nn"), t0, nil); err != nil || rt != "DeviceInformation" {
 		t.Fatal(err)
 	}
 	// After a result, NotNow commands wait; the next queued one comes.
 	if got := next(false); got != "c1" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueAcknowledged, []byte("ok1"), t0, nil)
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", store.QueueError, []byte("late"), t0, nil) // repeat: first result stands
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Acknowledged, []byte("ok1"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Error, []byte("late"), t0, nil) // repeat: first result stands
 	if got := next(false); got != "c2" {
 		t.Fatalf("third %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c2", store.QueueAcknowledged, nil, t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c2", mdm.Acknowledged, nil, t0, nil)
 	if got := next(false); got != "" {
 		t.Fatalf("nothing queued, got %s", got)
 	}
@@ -134,18 +135,18 @@ func testQueue(t *testing.T, s store.Store) {
 	if got := next(true); got != "c0" {
 		t.Fatalf("after idle: %s", got)
 	}
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", store.QueueAcknowledged, []byte("ok0"), t0, nil)
+	s.RecordResult(ctx, e1.ID, "APPLE-1", "c0", mdm.Acknowledged, []byte("ok0"), t0, nil)
 	list, _ := s.QueuedCommands(ctx, "APPLE-1", 10)
 	if len(list) != 3 || list[0].UUID != "c2" {
 		t.Fatalf("list %+v", list)
 	}
 	for _, q := range list {
-		if q.UUID == "c1" && (q.Status != store.QueueAcknowledged || string(q.Result) != "ok1") {
+		if q.UUID == "c1" && (q.Status != mdm.Acknowledged || string(q.Result) != "ok1") {
 			t.Fatalf("repeated result overwrote: %+v", q)
 		}
 	}
 	// Expired commands are skipped and marked.
-	s.Enqueue(ctx, &store.Command{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
+	s.Enqueue(ctx, &store.CommandRecord{UUID: "old", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Second)}, []string{"APPLE-1"})
 	if q, err := s.NextCommand(ctx, e1.ID, "APPLE-1", true, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired command handed out: %+v", q)
 	}
@@ -154,7 +155,7 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatalf("expired status %s", list[0].Status)
 	}
 	// Waiting channels: a queued command older than the threshold.
-	s.Enqueue(ctx, &store.Command{UUID: "wait", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"})
+	s.Enqueue(ctx, &store.CommandRecord{UUID: "wait", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{"APPLE-1"})
 	if w, err := s.WaitingChannels(ctx, t0.Add(time.Minute), t0.Add(time.Minute), 10); err != nil || len(w) != 1 || w[0].ID != "APPLE-1" {
 		t.Fatalf("waiting %+v %v", w, err)
 	}
@@ -189,7 +190,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{ids[0], ids[n-1]} {
@@ -198,14 +199,14 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 		}
 	}
 	// 1,203 targets (full batches and a remainder), in order behind "bulk".
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk2", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids[:1203]); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk2", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, ids[:1203]); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{1, 499, 500, 1000, 1202} {
 		if q, err := s.NextCommand(ctx, e1.ID, ids[i], true, now()); err != nil || q.UUID != "bulk" {
 			t.Fatalf("%d: first %v %v", i, q, err)
 		}
-		if _, err := s.RecordResult(ctx, e1.ID, ids[i], "bulk", store.QueueAcknowledged, nil, now(), nil); err != nil {
+		if _, err := s.RecordResult(ctx, e1.ID, ids[i], "bulk", mdm.Acknowledged, nil, now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		if q, err := s.NextCommand(ctx, e1.ID, ids[i], false, now()); err != nil || q.UUID != "bulk2" {
@@ -217,7 +218,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 	}
 	// One unknown channel among many: nothing is queued.
 	bad := append(append([]string{}, ids[:700]...), "NO-SUCH-CHANNEL")
-	if err := s.Enqueue(ctx, &store.Command{UUID: "bulk3", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, bad); err == nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "bulk3", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now()}, bad); err == nil {
 		t.Fatal("enqueued for an unknown channel")
 	}
 	if qs, _ := s.QueuedCommands(ctx, ids[0], 10); len(qs) != 2 {
@@ -279,7 +280,7 @@ func testInventory(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"i1", "i2"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "SecurityInfo", Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "SecurityInfo", Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,13 +294,13 @@ func testInventory(t *testing.T, s store.Store) {
 			return section, map[string]any{"PasscodePresent": true}, &store.DeviceInfo{OSVersion: "18.4"}, true
 		}
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("security_info")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", mdm.Acknowledged, []byte("r"), now(), inv("security_info")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", store.QueueAcknowledged, []byte("r"), now(), inv("again")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i1", mdm.Acknowledged, []byte("r"), now(), inv("again")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i2", store.QueueError, []byte("e"), now(), inv("error")); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "INV-1", "i2", mdm.Error, []byte("e"), now(), inv("error")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Enrollment(ctx, e1.ID)
@@ -410,7 +411,7 @@ func testLostDelivery(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"l1", "l2"} {
-		if err := s.Enqueue(ctx, &store.Command{UUID: id, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now().Add(time.Duration(i))}, []string{"LD"}); err != nil {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now().Add(time.Duration(i))}, []string{"LD"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -431,13 +432,13 @@ func testLostDelivery(t *testing.T, s store.Store) {
 	if got := next(false); got != "l1" {
 		t.Fatalf("lost delivery not repeated: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l1", store.QueueNotNow, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l1", mdm.NotNow, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "l2" {
 		t.Fatalf("after NotNow: %s", got)
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l2", store.QueueAcknowledged, nil, now(), nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, "LD", "l2", mdm.Acknowledged, nil, now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := next(false); got != "" {

@@ -50,7 +50,7 @@ func Migration0009(t *testing.T, old store.Store, exec func(q string) error, reo
 	} {
 		must(exec(q))
 	}
-	must(old.Enqueue(ctx, &store.Command{UUID: "CMD-1", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now}, []string{"EID-LIVE/UID-1"}))
+	must(old.Enqueue(ctx, &store.CommandRecord{UUID: "CMD-1", RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now}, []string{"EID-LIVE/UID-1"}))
 	s := reopen()
 	user, err := s.Channel(ctx, "en_live", "user", "UID-1")
 	if err != nil || user.ID != "EID-LIVE/UID-1" || user.UserShortName != "alice" || user.PushMagic != "m-user" {

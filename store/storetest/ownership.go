@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -81,7 +82,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	}
 
 	// The victim's queue is out of reach of the other enrollment.
-	if err := s.Enqueue(ctx, &store.Command{UUID: id("cmd"), RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{victim.ID}); err != nil {
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id("cmd"), RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: t0}, []string{victim.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if q, err := s.NextCommand(ctx, e2.ID, victim.ID, true, t0); !errors.Is(err, store.ErrNotFound) {
@@ -91,7 +92,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.RecordResult(ctx, e2.ID, victim.ID, q.UUID, store.QueueAcknowledged, []byte("forged"), t0, nil)
+	_, err = s.RecordResult(ctx, e2.ID, victim.ID, q.UUID, mdm.Acknowledged, []byte("forged"), t0, nil)
 	wantErr(t, err, store.ErrNotFound)
 	if list, _ := s.QueuedCommands(ctx, victim.ID, 1); list[0].Status != store.QueueSent || list[0].Result != nil {
 		t.Fatalf("a forged result was recorded: %+v", list[0])
@@ -105,7 +106,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	if got, _ := s.Enrollment(ctx, e2.ID); got.LastSeenAt.Equal(t0.Add(time.Hour)) {
 		t.Fatal("touching a channel that is not the enrollment's counted as seen")
 	}
-	if _, err := s.RecordResult(ctx, e1.ID, victim.ID, q.UUID, store.QueueAcknowledged, []byte("ok"), t0, nil); err != nil {
+	if _, err := s.RecordResult(ctx, e1.ID, victim.ID, q.UUID, mdm.Acknowledged, []byte("ok"), t0, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 )
 
 type yKey struct {
@@ -45,42 +47,16 @@ type yFile struct {
 	PayloadKeys []yKey `yaml:"payloadkeys"`
 }
 
-// Output types (mirrored in catalog.go).
-type platform struct {
-	Introduced     string `json:"introduced,omitempty"`
-	Removed        string `json:"removed,omitempty"`
-	UserEnrollment string `json:"user_enrollment,omitempty"`
-	DeviceChannel  *bool  `json:"device_channel,omitempty"`
-	UserChannel    *bool  `json:"user_channel,omitempty"`
-}
+var oses = []string{catalog.IOS, catalog.MacOS}
 
-type key struct {
-	Name      string              `json:"name"`
-	Type      string              `json:"type"`
-	Required  bool                `json:"required,omitempty"`
-	Range     []any               `json:"range,omitempty"`
-	Platforms map[string]platform `json:"platforms,omitempty"`
-	Sub       []key               `json:"sub,omitempty"`
-}
-
-type command struct {
-	RequestType string              `json:"request_type"`
-	Title       string              `json:"title"`
-	Source      string              `json:"source"`
-	Platforms   map[string]platform `json:"platforms"`
-	Keys        []key               `json:"keys"`
-}
-
-var oses = []string{"iOS", "macOS"}
-
-func plat(m map[string]yOS) map[string]platform {
-	out := map[string]platform{}
+func plat(m map[string]yOS) map[string]catalog.Platform {
+	out := map[string]catalog.Platform{}
 	for _, o := range oses {
 		s, ok := m[o]
 		if !ok {
 			continue
 		}
-		out[o] = platform{Introduced: s.Introduced, Removed: s.Removed, UserEnrollment: s.UserEnrollment.Mode, DeviceChannel: s.DeviceChannel, UserChannel: s.UserChannel}
+		out[o] = catalog.Platform{Introduced: s.Introduced, Removed: s.Removed, UserEnrollment: s.UserEnrollment.Mode, DeviceChannel: s.DeviceChannel, UserChannel: s.UserChannel}
 	}
 	if len(out) == 0 {
 		return nil
@@ -88,10 +64,10 @@ func plat(m map[string]yOS) map[string]platform {
 	return out
 }
 
-func keys(ks []yKey) []key {
-	var out []key
+func keys(ks []yKey) []catalog.Key {
+	var out []catalog.Key
 	for _, k := range ks {
-		out = append(out, key{Name: k.Key, Type: strings.Trim(k.Type, "<>"), Required: k.Presence == "required",
+		out = append(out, catalog.Key{Name: k.Key, Type: strings.Trim(k.Type, "<>"), Required: k.Presence == "required",
 			Range: k.RangeList, Platforms: plat(k.SupportedOS), Sub: keys(k.SubKeys)})
 	}
 	return out
@@ -108,7 +84,7 @@ func main() {
 		os.Exit(1)
 	}
 	sort.Strings(files)
-	var cmds []command
+	var cmds []catalog.CommandSchema
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -123,7 +99,7 @@ func main() {
 		if y.Payload.RequestType == "" {
 			continue
 		}
-		cmds = append(cmds, command{RequestType: y.Payload.RequestType, Title: y.Title, Source: "mdm/commands/" + filepath.Base(f),
+		cmds = append(cmds, catalog.CommandSchema{RequestType: y.Payload.RequestType, Title: y.Title, Source: "mdm/commands/" + filepath.Base(f),
 			Platforms: plat(y.Payload.SupportedOS), Keys: keys(y.PayloadKeys)})
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].RequestType < cmds[j].RequestType })

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/http/api"
+	"github.com/pomona-mdm/pomona/http/console"
+	"github.com/pomona-mdm/pomona/http/enrollhttp"
+	"github.com/pomona-mdm/pomona/http/health"
+	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/http/mdmhttp"
+	"github.com/pomona-mdm/pomona/http/scephttp"
+	"github.com/pomona-mdm/pomona/http/signin"
+	"github.com/pomona-mdm/pomona/http/wellknown"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/version"
+)
+
+// routes mounts every handler on one mux: the device-facing endpoints,
+// the admin API and console, and the operations endpoints.
+func (s *Server) routes() http.Handler {
+	cfg, log := s.cfg, s.log
+	mux := http.NewServeMux()
+
+	// Device-facing handlers.
+	// Method-less pattern: the handler answers other methods with a JSON 405.
+	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
+	mux.Handle(FallbackDiscoveryPath("{tenant}"), &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics, Fallback: true})
+	mux.Handle(EnrollPath("{tenant}"), &enrollhttp.Handler{
+		Tenants: s.Store, Auth: s.Auth, Enroll: s.Enroll, PushCert: s.PushCerts.Load, LoginURL: s.LoginURL, Log: log, Metrics: s.Metrics,
+		OnProfile: s.events.ProfileIssued,
+	})
+	signIn := &signin.Handler{
+		Tenants: s.Store, Auth: s.Auth, Sealer: s.sealer, Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host,
+		Secure: s.PublicURL.Scheme == "https", Log: log, Metrics: s.Metrics, Now: time.Now,
+	}
+	mux.Handle(LoginPath("{tenant}"), signIn)
+	mux.HandleFunc("GET "+LoginPath("{tenant}")+"/logo", signIn.ServeLogo)
+	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
+	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics})
+	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics})
+
+	// Admin and operations.
+	(&api.API{
+		App: s.App, Log: log, Metrics: s.Metrics,
+		Auth:      &api.KeyAuth{Keys: s.Store, Bootstrap: cfg.AdminAPIKey, Now: time.Now, Log: log},
+		PublicURL: s.PublicURL.String(), EnrollURL: s.EnrollURL, Version: version.Version(), Now: time.Now,
+		SetupURL: s.SetupURL,
+	}).Register(mux)
+	(&console.Console{
+		Admins: s.Admins, App: s.App, Catalog: catalog.Default(), EnrollURL: s.EnrollURL, PublicURL: s.PublicURL.String(),
+		Origin: s.PublicURL.Scheme + "://" + s.PublicURL.Host, Secure: s.PublicURL.Scheme == "https", Check: s.discoveryCheck,
+		Log: log, Metrics: s.Metrics, Now: time.Now, Version: version.Version(),
+	}).Register(mux)
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(s.Store, log))
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+
+	// The client's address (behind trusted proxies) is settled before
+	// anything logs, limits or audits it.
+	return httpx.RealIP(httpx.Observe(mux, log, s.Metrics), s.proxies)
+}
