@@ -18,9 +18,9 @@ import (
 func abmCommand() *command {
 	return &command{name: "abm", synopsis: "Apple Business Manager: server tokens (GetToken for Managed Apple Accounts) and fallback discovery", children: []*command{
 		{name: "token", synopsis: "server tokens: create, list, show, cert, import, remove", children: []*command{
-			{name: "create", synopsis: "make the key pair of a new ABM MDM server and print the certificate to upload to ABM", api: true, flags: abmTokenCreate,
+			{name: "create", synopsis: "make the key pair of a new ABM MDM server and print the certificate to upload to ABM", api: true, flags: abmTokenCreate, noArgs: true,
 				usage: "abm token create --tenant <id or domain> --name <label> [--out cert.pem]"},
-			{name: "list", synopsis: "list the server tokens", api: true, flags: abmTokenList,
+			{name: "list", synopsis: "list the server tokens", api: true, flags: abmTokenList, noArgs: true,
 				usage: "abm token list [--tenant <id or domain>]"},
 			{name: "show", synopsis: "show one server token: organisation, MDM server, server_uuid, expiry", api: true, run: abmTokenShow,
 				usage: "abm token show <token id>"},
@@ -42,9 +42,14 @@ func abmCommand() *command {
 	}}
 }
 
-func abmTokenPath(c *call) (string, error) {
+// abmTokenPath is the API path of the token the first of want positional
+// arguments names (the command takes exactly want).
+func abmTokenPath(c *call, want int) (string, error) {
 	if len(c.args) < 1 {
-		return "", usagef("%s", c.withUsage("give the server token's id (pomona abm token list)"))
+		return "", usagef("give the server token's id (pomona abm token list)")
+	}
+	if len(c.args) > want {
+		return "", usagef("too many arguments: %q", strings.Join(c.args[want:], " "))
 	}
 	return "/api/v1/abm/tokens/" + url.PathEscape(c.args[0]), nil
 }
@@ -55,7 +60,7 @@ func abmTokenCreate(fs *flag.FlagSet) func(*call) error {
 	out := fs.String("out", "", "write the certificate to this file (default: stdout)")
 	return func(c *call) error {
 		if *tenant == "" || *name == "" {
-			return usagef("%s", c.withUsage("give --tenant and --name"))
+			return usagef("give --tenant and --name")
 		}
 		api, err := c.client()
 		if err != nil {
@@ -106,7 +111,7 @@ func abmTokenList(fs *flag.FlagSet) func(*call) error {
 }
 
 func abmTokenShow(c *call) error {
-	path, err := abmTokenPath(c)
+	path, err := abmTokenPath(c, 1)
 	if err != nil {
 		return err
 	}
@@ -124,7 +129,7 @@ func abmTokenShow(c *call) error {
 func abmTokenCert(fs *flag.FlagSet) func(*call) error {
 	out := fs.String("out", "", "write the certificate to this file (default: stdout)")
 	return func(c *call) error {
-		path, err := abmTokenPath(c)
+		path, err := abmTokenPath(c, 1)
 		if err != nil {
 			return err
 		}
@@ -141,12 +146,12 @@ func abmTokenCert(fs *flag.FlagSet) func(*call) error {
 }
 
 func abmTokenImport(c *call) error {
-	path, err := abmTokenPath(c)
+	path, err := abmTokenPath(c, 2)
 	if err != nil {
 		return err
 	}
 	if len(c.args) != 2 {
-		return usagef("%s", c.withUsage("give the token id and the .p7m file ABM downloaded"))
+		return usagef("give the token id and the .p7m file ABM downloaded")
 	}
 	b, err := os.ReadFile(c.args[1])
 	if err != nil {
@@ -164,7 +169,7 @@ func abmTokenImport(c *call) error {
 }
 
 func abmTokenRemove(c *call) error {
-	path, err := abmTokenPath(c)
+	path, err := abmTokenPath(c, 1)
 	if err != nil {
 		return err
 	}
@@ -183,7 +188,7 @@ func abmTokenRemove(c *call) error {
 // discovery URL at Apple.
 func abmDiscovery(method string) func(*call) error {
 	return func(c *call) error {
-		path, err := abmTokenPath(c)
+		path, err := abmTokenPath(c, 1)
 		if err != nil {
 			return err
 		}
@@ -208,7 +213,7 @@ func abmDiscovery(method string) func(*call) error {
 }
 
 func abmDiscoveryShow(c *call) error {
-	path, err := abmTokenPath(c)
+	path, err := abmTokenPath(c, 1)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -12,8 +13,6 @@ import (
 // (/api/v1/admins). An invitation or a reset prints a one-time setup link
 // where the person chooses a password and sets up their authenticator
 // app.
-
-const adminUsage = "admin create --email E [--role owner|admin|helpdesk|auditor] [--name N] | list | reset <id>"
 
 // consoleAdmin is the API form of a web-console account.
 type consoleAdmin struct {
@@ -28,52 +27,49 @@ type consoleAdmin struct {
 	SetupExpiresAt *time.Time `json:"setup_expires_at"`
 }
 
-// adminOptions are the flags of every admin subcommand (read by create).
-type adminOptions struct{ email, name, role *string }
-
-func adminFlags(fs *flag.FlagSet) adminOptions {
-	return adminOptions{
-		email: fs.String("email", "", "the administrator's email (create)"),
-		name:  fs.String("name", "", "their name (create)"),
-		role:  fs.String("role", "owner", "owner, admin, helpdesk or auditor (create)"),
+func adminCreate(fs *flag.FlagSet) func(*call) error {
+	email := fs.String("email", "", "the administrator's email (also as the only argument)")
+	name := fs.String("name", "", "their name")
+	role := fs.String("role", "owner", "owner, admin, helpdesk or auditor")
+	return func(c *call) error {
+		e := *email
+		if e == "" && len(c.args) == 1 {
+			e = c.args[0]
+		} else if len(c.args) > 0 {
+			return usagef("give the email once: --email E or one argument")
+		}
+		if e == "" {
+			return usagef("give the administrator's --email")
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var a consoleAdmin
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins", map[string]string{"email": e, "name": *name, "role": *role}, &a); err != nil {
+			return err
+		}
+		return printSetupLink(c, a)
 	}
 }
 
-func adminCreate(c *call, o adminOptions) error {
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
-	if *o.email == "" && len(c.args) == 1 {
-		*o.email = c.args[0]
-	}
-	if *o.email == "" {
-		return usagef("give the administrator's --email")
-	}
-	var a consoleAdmin
-	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins", map[string]string{"email": *o.email, "name": *o.name, "role": *o.role}, &a); err != nil {
-		return err
-	}
-	return printSetupLink(c, a)
-}
-
-func adminReset(c *call, _ adminOptions) error {
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
+func adminReset(c *call) error {
 	id, err := c.one("give the id of the account to reset (pomona admin list)")
 	if err != nil {
 		return err
 	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
 	var a consoleAdmin
-	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins/"+id+"/reset", nil, &a); err != nil {
+	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/admins/"+url.PathEscape(id)+"/reset", nil, &a); err != nil {
 		return err
 	}
 	return printSetupLink(c, a)
 }
 
-func adminList(c *call, _ adminOptions) error {
+func adminList(c *call) error {
 	api, err := c.client()
 	if err != nil {
 		return err

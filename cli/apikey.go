@@ -13,27 +13,26 @@ import (
 
 // pomona apikey create|list|revoke: admin API keys (/api/v1/apikeys).
 
-const apikeyUsage = "apikey create --name N | list | revoke <id>"
-
-// apikeyFlags are the flags of every apikey subcommand: --name, read by
-// create.
-func apikeyFlags(fs *flag.FlagSet) *string {
-	return fs.String("name", "", "what the key is for (with create)")
+func apikeyCreate(fs *flag.FlagSet) func(*call) error {
+	name := fs.String("name", "", "what the key is for (also as the only argument)")
+	return func(c *call) error { return apikeyCreateRun(c, *name) }
 }
 
-func apikeyCreate(c *call, name *string) error {
+func apikeyCreateRun(c *call, name string) error {
+	if name == "" && len(c.args) == 1 {
+		name = c.args[0]
+	} else if len(c.args) > 0 {
+		return usagef("give the name once: --name N or one argument")
+	}
+	if name == "" {
+		return usagef("give the key a --name")
+	}
 	api, err := c.client()
 	if err != nil {
 		return err
 	}
-	if *name == "" && len(c.args) == 1 {
-		*name = c.args[0]
-	}
-	if *name == "" {
-		return usagef("give the key a --name")
-	}
 	var k apitypes.APIKey
-	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": *name}, &k); err != nil {
+	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/apikeys", map[string]string{"name": name}, &k); err != nil {
 		return err
 	}
 	if c.json() {
@@ -43,7 +42,7 @@ func apikeyCreate(c *call, name *string) error {
 	return nil
 }
 
-func apikeyList(c *call, _ *string) error {
+func apikeyList(c *call) error {
 	api, err := c.client()
 	if err != nil {
 		return err
@@ -69,17 +68,20 @@ func apikeyList(c *call, _ *string) error {
 	})
 }
 
-func apikeyRevoke(c *call, _ *string) error {
-	api, err := c.client()
+func apikeyRevoke(c *call) error {
+	id, err := c.one("give the id of the key to revoke (pomona apikey list)")
 	if err != nil {
 		return err
 	}
-	id, err := c.one("give the id of the key to revoke (pomona apikey list)")
+	api, err := c.client()
 	if err != nil {
 		return err
 	}
 	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/apikeys/"+url.PathEscape(id), nil, nil); err != nil {
 		return err
+	}
+	if c.json() {
+		return printJSON(c.Stdout, actionResult{ID: id, Action: "revoked"})
 	}
 	fmt.Fprintf(c.Stdout, "revoked API key %s\n", id)
 	return nil

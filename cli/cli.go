@@ -67,11 +67,14 @@ var errSilent = errors.New("")
 // mistake in the command line (unknown command or subcommand, bad flag,
 // missing argument), 1 when the command failed.
 func Main(env *Env, args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// A mistake like an unknown command: the list goes to stderr.
+		fmt.Fprintf(env.Stderr, "pomona: missing command\n\n")
+		printUsage(env.Stderr)
+		return 2
+	}
+	if isHelp(args[0]) {
 		printUsage(env.Stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	if args[0] == "--version" || args[0] == "-version" {
@@ -111,8 +114,7 @@ func Main(env *Env, args []string) int {
 	for _, f := range c.cleanup {
 		f()
 	}
-	// Messages name the top command ("pomona tenant: …"), as they did
-	// before the table.
+	// Messages name the command as typed ("pomona tenant add: …").
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -120,13 +122,20 @@ func Main(env *Env, args []string) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(env.Stderr, "pomona %s: %s\n", args[0], ue.msg)
+		printUsageError(env.Stderr, path, cmd.usage, ue.msg)
 		return 2
 	case errors.Is(err, errSilent):
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", args[0], flagNamed(c.flags, err))
+	fmt.Fprintf(env.Stderr, "pomona %s: %v\n", path, flagNamed(c.flags, err))
 	return 1
+}
+
+// printUsageError is how every mistake in a leaf's command line is told
+// (exit 2): "pomona <command> <subcommand>: <what is wrong>", then the
+// command's usage line and where its flags are listed.
+func printUsageError(w io.Writer, path, usage, msg string) {
+	fmt.Fprintf(w, "pomona %s: %s\nUsage: pomona %s\nRun `pomona %s --help` for its flags.\n", path, msg, usage, path)
 }
 
 // flagNamed rewrites an API validation error about a field (e.g.

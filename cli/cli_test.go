@@ -54,7 +54,7 @@ func mustOK(t *testing.T, r result) result {
 }
 
 func TestUsageAndVersion(t *testing.T) {
-	if r := runCLI(t, nil, "", nil); r.code != 2 || !strings.Contains(r.stdout, "serve") {
+	if r := runCLI(t, nil, "", nil); r.code != 2 || !strings.Contains(r.stderr, "serve") || r.stdout != "" {
 		t.Fatalf("no args: %+v", r)
 	}
 	if r := runCLI(t, nil, "", nil, "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {

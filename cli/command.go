@@ -33,6 +33,9 @@ type command struct {
 	flags    func(fs *flag.FlagSet) func(*call) error
 	run      func(*call) error
 	children []*command
+	// noArgs: the leaf takes flags only; a positional argument is a
+	// usage error (exit 2), not silently ignored.
+	noArgs bool
 }
 
 // find returns the command named name among cmds, or nil.
@@ -45,23 +48,14 @@ func find(cmds []*command, name string) *command {
 	return nil
 }
 
-// with makes a flags builder from declare, which declares flags and
-// returns where their values land, and run, which reads them: for the
-// subcommands of a group that share one set of flags.
-func with[T any](declare func(*flag.FlagSet) T, run func(*call, T) error) func(*flag.FlagSet) func(*call) error {
-	return func(fs *flag.FlagSet) func(*call) error {
-		v := declare(fs)
-		return func(c *call) error { return run(c, v) }
-	}
-}
-
 // call is one run of a leaf command: the process environment, the
 // positional arguments left once the flags are parsed, and for an API
 // command the API's flags and client.
 type call struct {
 	*Env
-	// usage is the command's usage line (without "pomona ").
-	usage string
+	// path is the command as typed ("tenant add"), usage its usage line
+	// (without "pomona ").
+	path, usage string
 	// args are the positional arguments.
 	args []string
 	// flags is the command's flag set, so that Main can name the flag for
@@ -74,17 +68,19 @@ type call struct {
 
 // start runs the leaf cmd (called as path: "tenant add") with args: it
 // makes the flag set, declares the API's flags and the command's own,
-// parses args into them and the positional arguments (a flag error or
-// asked-for help prints the usage line and the flags), and runs the
-// command. The call it returns holds the flag set and what to clean up.
+// parses args into them and the positional arguments, and runs the
+// command. Help that was asked for (--help, -h, or "help" as the only
+// argument) prints the usage line and the flags to stdout and returns
+// flag.ErrHelp; a flag error, or an argument to a noArgs command, is a
+// usageError (Main prints it with the usage line). The call it returns
+// holds the flag set and what to clean up.
 func (cmd *command) start(env *Env, path string, args []string) (*call, error) {
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", cmd.usage)
-		fs.PrintDefaults()
-	}
-	c := &call{Env: env, usage: cmd.usage, flags: fs}
+	// The flag package's own messages are not printed: Main says what is
+	// wrong in one format (printUsageError), and help goes to stdout.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	c := &call{Env: env, path: path, usage: cmd.usage, flags: fs}
 	if cmd.api {
 		c.api = &clientFlags{}
 		c.api.register(fs)
@@ -93,9 +89,21 @@ func (cmd *command) start(env *Env, path string, args []string) (*call, error) {
 	if cmd.flags != nil {
 		run = cmd.flags(fs)
 	}
+	if len(args) == 1 && args[0] == "help" {
+		args = []string{"--help"}
+	}
 	pos, err := parse(env, fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(env.Stdout, "Usage: pomona %s\n\nFlags (each also as POMONA_<FLAG>):\n", cmd.usage)
+		fs.SetOutput(env.Stdout)
+		fs.PrintDefaults()
+		return c, err
+	}
 	if err != nil {
 		return c, err
+	}
+	if cmd.noArgs && len(pos) > 0 {
+		return c, usagef("takes no arguments, got %q", strings.Join(pos, " "))
 	}
 	c.args = pos
 	return c, run(c)
@@ -128,12 +136,6 @@ func (c *call) one(hint string) (string, error) {
 	return c.args[0], nil
 }
 
-// withUsage is hint followed by the command's usage line, for a usage
-// error.
-func (c *call) withUsage(hint string) string {
-	return hint + "\nUsage: pomona " + c.usage
-}
-
 // print writes v as JSON with --json, else the text table writes (to a
 // tabwriter: columns separated by tabs are aligned).
 func (c *call) print(v any, table func(w io.Writer)) error {
@@ -149,16 +151,6 @@ func (c *call) print(v any, table func(w io.Writer)) error {
 // `tenant add "Example" --domain example.com` works), then fills every flag
 // not given on the command line from POMONA_<FLAG>.
 func parse(env *Env, fs *flag.FlagSet, args []string) ([]string, error) {
-	// Help that was asked for goes to stdout (pomona user add -h | less);
-	// a usage error's hint stays on stderr.
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "--help" || a == "-help" {
-			fs.SetOutput(env.Stdout)
-		}
-	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -210,9 +202,28 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 func (c *clientFlags) client() (*apiclient.Client, error) {
-	ca := c.caFile
-	if ca == "" && strings.HasPrefix(c.server, "https://") {
-		ca = findCA(c.data)
+	return apiclient.New(c.server, c.apiKey, c.caPath())
+}
+
+// caPath is the CA file to trust for the server's certificate: --ca-file,
+// else for an https server the local server's ca.pem that findCA finds
+// (--data, or the nearest pomona-data), else "" (the system roots only).
+// The API client and what else talks to the same server (sim run's
+// simulated devices) resolve it here, so they trust the same CA.
+func (c *clientFlags) caPath() string {
+	if c.caFile != "" || !strings.HasPrefix(c.server, "https://") {
+		return c.caFile
 	}
-	return apiclient.New(c.server, c.apiKey, ca)
+	return findCA(c.data)
+}
+
+// actionResult is the --json answer of a command whose API call returns
+// no resource (a deletion, a revocation): {"id": what it acted on (as
+// given on the command line), "action": "deleted"|"revoked",
+// "devices_unenrolled": devices told to remove their enrollment (deletions
+// only)}.
+type actionResult struct {
+	ID                string `json:"id"`
+	Action            string `json:"action"`
+	DevicesUnenrolled *int   `json:"devices_unenrolled,omitempty"`
 }

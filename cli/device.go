@@ -8,88 +8,182 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
 )
 
 // pomona device list|show|command|commands|push|unenroll: enrolled
 // devices through the admin API (/api/v1/devices, /api/v1/commands).
 
-const deviceUsage = "device list [--tenant T] [--user U] [--status S] [--platform P] | show <id> | command <id> '<json>' | command --tenant T|--user U '<json>' | commands <id> | push <id> | unenroll <id> [--immediately]"
-
-// deviceOptions are the flags of every device subcommand; the usage
-// of each says which subcommand reads it.
-type deviceOptions struct {
-	tenant, user, status, platform, channel, file *string
-	noPush, immediately                           *bool
-}
-
-func deviceFlags(fs *flag.FlagSet) deviceOptions {
-	return deviceOptions{
-		tenant:      fs.String("tenant", "", "list: tenant id or domain"),
-		user:        fs.String("user", "", "list: user id or email"),
-		status:      fs.String("status", "", "list: pending, enrolled or unenrolled"),
-		platform:    fs.String("platform", "", "list: iOS or macOS"),
-		channel:     fs.String("channel", "", "command: device (default) or user (a Mac's user channel)"),
-		noPush:      fs.Bool("no-push", false, "command: queue without waking the device"),
-		immediately: fs.Bool("immediately", false, "unenroll: also forget the device at once (its next request unenrolls it)"),
-		file:        fs.String("file", "", "command: read the command JSON from this file (- for stdin)"),
-	}
-}
-
 // oneDevice is the device the single positional argument names (a
 // device id or EnrollmentID), and the API client.
 func oneDevice(c *call) (*apiclient.Client, string, error) {
-	api, err := c.client()
+	ref, err := c.one("give the device id or EnrollmentID")
 	if err != nil {
 		return nil, "", err
 	}
-	ref, err := c.one(c.withUsage("give the device id or EnrollmentID"))
+	api, err := c.client()
 	return api, ref, err
 }
 
-func deviceList(c *call, o deviceOptions) error {
-	api, err := c.client()
-	if err != nil {
-		return err
+// deviceList lists the devices, newest first, following the API's pages
+// (GET /api/v1/devices, at most 1000 a page, next_before) until all are
+// fetched or --limit is reached.
+func deviceList(fs *flag.FlagSet) func(*call) error {
+	f := map[string]*string{
+		"tenant":   fs.String("tenant", "", "only devices of this tenant (id or domain)"),
+		"user":     fs.String("user", "", "only devices of this user (id or email)"),
+		"status":   fs.String("status", "", "only devices in this state: pending, enrolled or unenrolled"),
+		"platform": fs.String("platform", "", "only devices of this platform: iOS or macOS"),
 	}
-	q := url.Values{"limit": {"1000"}}
-	for k, v := range map[string]string{"tenant": *o.tenant, "user": *o.user, "status": *o.status, "platform": *o.platform} {
-		if v != "" {
-			q.Set(k, v)
+	limit := fs.Int("limit", 0, "at most this many devices (default: all)")
+	return func(c *call) error {
+		if *limit < 0 {
+			return usagef("--limit must be 0 (all) or more")
 		}
-	}
-	var out struct {
-		Devices []map[string]any `json:"devices"`
-	}
-	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/devices?"+q.Encode(), nil, &out); err != nil {
-		return err
-	}
-	return c.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "ID\tENROLLMENT ID\tSTATUS\tPLATFORM\tPRODUCT\tOS\tUSER\tLAST SEEN")
-		for _, d := range out.Devices {
-			fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), d["status"], d["platform"], d["product"],
-				orDash(str(d["os_version"])), d["user_id"], orDash(str(d["last_seen_at"])))
+		api, err := c.client()
+		if err != nil {
+			return err
 		}
-	})
+		var all []map[string]any
+		before := ""
+		for {
+			q := url.Values{"limit": {"1000"}}
+			for k, v := range f {
+				if *v != "" {
+					q.Set(k, *v)
+				}
+			}
+			if before != "" {
+				q.Set("before", before)
+			}
+			var page struct {
+				Devices    []map[string]any `json:"devices"`
+				NextBefore string           `json:"next_before"`
+			}
+			if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/devices?"+q.Encode(), nil, &page); err != nil {
+				return err
+			}
+			all = append(all, page.Devices...)
+			if page.NextBefore == "" || page.NextBefore == before || (*limit > 0 && len(all) >= *limit) {
+				break
+			}
+			before = page.NextBefore
+		}
+		if *limit > 0 && len(all) > *limit {
+			all = all[:*limit]
+		}
+		if all == nil {
+			all = []map[string]any{}
+		}
+		return c.print(map[string]any{"devices": all}, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tENROLLMENT ID\tSTATUS\tPLATFORM\tPRODUCT\tOS\tUSER\tLAST SEEN")
+			for _, d := range all {
+				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), d["status"], d["platform"], d["product"],
+					orDash(str(d["os_version"])), d["user_id"], orDash(str(d["last_seen_at"])))
+			}
+		})
+	}
 }
 
-func deviceShow(c *call, _ deviceOptions) error {
+// deviceShow prints one device (GET /api/v1/devices/{id}): a text
+// summary, or with --json the API's object as it came.
+func deviceShow(c *call) error {
 	api, ref, err := oneDevice(c)
 	if err != nil {
 		return err
 	}
-	var d map[string]any
-	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(ref), nil, &d); err != nil {
+	var raw json.RawMessage
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(ref), nil, &raw); err != nil {
 		return err
 	}
-	return printJSON(c.Stdout, d)
+	if c.json() {
+		var d map[string]any
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		return printJSON(c.Stdout, d)
+	}
+	var d apitypes.Device
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return err
+	}
+	return c.print(d, func(w io.Writer) { deviceTable(w, &d) })
+}
+
+// deviceTable writes a device as "field<TAB>value" lines.
+func deviceTable(w io.Writer, d *apitypes.Device) {
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format(time.RFC3339)
+	}
+	model := d.Model
+	if d.ModelName != "" {
+		model = strings.TrimSpace(d.ModelName + " " + d.Model)
+	}
+	osv := d.OSVersion
+	if d.BuildVersion != "" {
+		osv += " (" + d.BuildVersion + ")"
+	}
+	fmt.Fprintf(w, "id\t%s\nenrollment id\t%s\nstatus\t%s\nplatform\t%s\nproduct\t%s\nmodel\t%s\ndevice name\t%s\nOS\t%s\nlanguage\t%s\n",
+		d.ID, orDash(d.EnrollmentID), d.Status, d.Platform, orDash(d.Product), orDash(model), orDash(d.DeviceName), orDash(osv), orDash(d.Language))
+	fmt.Fprintf(w, "tenant\t%s\nuser\t%s\nprofile\t%s\ncreated\t%s\nenrolled\t%s\nunenrolled\t%s\nlast seen\t%s\n",
+		d.TenantID, d.UserID, orDash(d.ProfileIdentifier), d.CreatedAt.Local().Format(time.RFC3339), at(d.EnrolledAt), at(d.UnenrolledAt), at(d.LastSeenAt))
+	for _, ch := range d.Channels {
+		push := "pushable"
+		if !ch.Pushable {
+			push = "no push token"
+		}
+		kind := ch.Kind
+		if ch.UserShortName != "" {
+			kind += " (" + ch.UserShortName + ")"
+		}
+		fmt.Fprintf(w, "channel\t%s %s, %s, last push %s, last seen %s\n", kind, ch.ID, push, at(ch.LastPushAt), at(ch.LastSeenAt))
+	}
+	if r := d.Renewal; r != nil {
+		fmt.Fprintf(w, "identity renewal\t%s after %d attempt(s), %s", r.Status, r.Attempts, r.UpdatedAt.Local().Format(time.RFC3339))
+		if r.Error != "" {
+			fmt.Fprintf(w, ": %s", r.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	var inv map[string]json.RawMessage
+	if json.Unmarshal(d.Inventory, &inv) == nil && len(inv) > 0 {
+		sections := make([]string, 0, len(inv))
+		for k := range inv {
+			sections = append(sections, k)
+		}
+		sort.Strings(sections)
+		fmt.Fprintf(w, "inventory\t%s (--json shows the values)\n", strings.Join(sections, ", "))
+	}
 }
 
 // deviceCommand queues a command for one device, or for every enrolled
 // device of a tenant or a user (--tenant, --user).
-func deviceCommand(c *call, o deviceOptions) error {
+func deviceCommand(fs *flag.FlagSet) func(*call) error {
+	o := deviceCommandOptions{
+		tenant:  fs.String("tenant", "", "queue for every enrolled device of this tenant (id or domain)"),
+		user:    fs.String("user", "", "queue for every enrolled device of this user (id or email)"),
+		channel: fs.String("channel", "", "device (default) or user (a Mac's user channel)"),
+		noPush:  fs.Bool("no-push", false, "queue without waking the device"),
+		file:    fs.String("file", "", "read the command JSON from this file (- for stdin)"),
+	}
+	return func(c *call) error { return deviceCommandRun(c, o) }
+}
+
+// deviceCommandOptions are the flags of device command.
+type deviceCommandOptions struct {
+	tenant, user, channel, file *string
+	noPush                      *bool
+}
+
+func deviceCommandRun(c *call, o deviceCommandOptions) error {
 	api, err := c.client()
 	if err != nil {
 		return err
@@ -163,15 +257,18 @@ func deviceCommand(c *call, o deviceOptions) error {
 	if *o.noPush {
 		cmd["push"] = false
 	}
-	var out map[string]string
+	var out apitypes.CommandQueued
 	if err := api.DoOnce(c.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(pos[0])+"/commands", cmd, &out); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.Stdout, "queued %s\n", out["command_uuid"])
+	if c.json() {
+		return printJSON(c.Stdout, out)
+	}
+	fmt.Fprintf(c.Stdout, "queued %s\n", out.CommandUUID)
 	return nil
 }
 
-func deviceCommands(c *call, _ deviceOptions) error {
+func deviceCommands(c *call) error {
 	api, ref, err := oneDevice(c)
 	if err != nil {
 		return err
@@ -190,27 +287,53 @@ func deviceCommands(c *call, _ deviceOptions) error {
 	})
 }
 
-func devicePush(c *call, _ deviceOptions) error {
+// devicePush wakes a device (POST /api/v1/devices/{id}/push): one line
+// per channel pushed to, or with --json the API's {"pushes": [...]}.
+func devicePush(c *call) error {
 	api, ref, err := oneDevice(c)
 	if err != nil {
 		return err
 	}
-	var out map[string]any
+	var out apitypes.Pushes
 	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(ref)+"/push", nil, &out); err != nil {
 		return err
 	}
-	return printJSON(c.Stdout, out)
+	return c.print(out, func(w io.Writer) {
+		if len(out.Pushes) == 0 {
+			fmt.Fprintf(w, "%s has no channel with a push token: nothing was sent\n", ref)
+		}
+		for _, p := range out.Pushes {
+			switch {
+			case p.OK:
+				fmt.Fprintf(w, "channel %s\tpushed (APNs %d)\n", p.Channel, p.Status)
+			case p.Error != "":
+				fmt.Fprintf(w, "channel %s\tnot pushed: %s\n", p.Channel, p.Error)
+			default:
+				dead := ""
+				if p.DeadToken {
+					dead = "; the token is no longer valid"
+				}
+				fmt.Fprintf(w, "channel %s\trefused (APNs %d %s%s)\n", p.Channel, p.Status, p.Reason, dead)
+			}
+		}
+	})
 }
 
-func deviceUnenroll(c *call, o deviceOptions) error {
-	api, ref, err := oneDevice(c)
-	if err != nil {
-		return err
+func deviceUnenroll(fs *flag.FlagSet) func(*call) error {
+	immediately := fs.Bool("immediately", false, "also forget the device at once (its next request unenrolls it)")
+	return func(c *call) error {
+		api, ref, err := oneDevice(c)
+		if err != nil {
+			return err
+		}
+		var out map[string]any
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(ref)+"/unenroll", map[string]bool{"immediately": *immediately}, &out); err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, out)
+		}
+		fmt.Fprintf(c.Stdout, "unenroll requested for %v (RemoveProfile %v)\n", out["device"], orDash(str(out["command_uuid"])))
+		return nil
 	}
-	var out map[string]any
-	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(ref)+"/unenroll", map[string]bool{"immediately": *o.immediately}, &out); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.Stdout, "unenroll requested for %v (RemoveProfile %v)\n", out["device"], orDash(str(out["command_uuid"])))
-	return nil
 }

@@ -61,9 +61,14 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "DeviceInformation") || !strings.Contains(r.stdout, "Acknowledged") {
 		t.Fatalf("commands:\n%s", r.stdout)
 	}
+	// device show: text by default, the API's object with --json.
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID))
-	if !strings.Contains(r.stdout, `"device_information"`) {
+	if !strings.Contains(r.stdout, "device_information") || strings.Contains(r.stdout, "{") || !strings.Contains(r.stdout, d.MDM.EnrollmentID) {
 		t.Fatalf("show:\n%s", r.stdout)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID, "--json"))
+	if !strings.Contains(r.stdout, `"device_information"`) {
+		t.Fatalf("show --json:\n%s", r.stdout)
 	}
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "command", "--tenant", "a.example", `{"request_type":"ProfileList"}`, "--no-push"))
 	if !strings.Contains(r.stdout, "for 1 device(s)") {

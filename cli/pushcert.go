@@ -16,51 +16,63 @@ import (
 // pomona push-cert csr|import|show: the APNs push certificate
 // (/api/v1/push-certificate).
 
-const pushCertUsage = "push-cert csr [--out push.csr] | import --cert cert.pem [--key key.pem] | import --p12 cert.p12 [--password-stdin] | show"
-
-// pushCertOptions are the flags of every push-cert subcommand; the usage
-// of each says which subcommand reads it.
-type pushCertOptions struct {
-	out, certFile, keyFile, p12File *string
-	pwStdin, allowTopic             *bool
-}
-
-func pushCertFlags(fs *flag.FlagSet) pushCertOptions {
-	return pushCertOptions{
-		out:        fs.String("out", "", "csr: write the CSR to this file (default: stdout)"),
-		certFile:   fs.String("cert", "", "import: PEM certificate from Apple"),
-		keyFile:    fs.String("key", "", "import: PEM private key (omit when pomona push-cert csr made the CSR: its key stays on the server)"),
-		p12File:    fs.String("p12", "", "import: .p12 export with certificate and key"),
-		pwStdin:    fs.Bool("password-stdin", false, "import: read the .p12 password from stdin"),
-		allowTopic: fs.Bool("allow-topic-change", false, "import: replace a certificate of another topic (enrolled devices stop receiving pushes)"),
-	}
-}
-
-func pushCertCSR(c *call, o pushCertOptions) error {
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
-	var resp struct {
-		CSR  string `json:"csr"`
-		Next string `json:"next"`
-	}
-	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/push-certificate/csr", nil, &resp); err != nil {
-		return err
-	}
-	if *o.out != "" {
-		if err := os.WriteFile(*o.out, []byte(resp.CSR), 0o644); err != nil {
+func pushCertCSR(fs *flag.FlagSet) func(*call) error {
+	out := fs.String("out", "", "write the CSR to this file (default: stdout)")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.Stdout, "CSR written to %s (its private key stays sealed on the server)\n", *o.out)
-	} else {
-		fmt.Fprint(c.Stdout, resp.CSR)
+		// With --json: {"csr": PEM text, "next": what to do with it,
+		// "file": --out when given}.
+		var resp struct {
+			CSR  string `json:"csr"`
+			Next string `json:"next"`
+			File string `json:"file,omitempty"`
+		}
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/push-certificate/csr", nil, &resp); err != nil {
+			return err
+		}
+		if *out != "" {
+			if err := os.WriteFile(*out, []byte(resp.CSR), 0o644); err != nil {
+				return err
+			}
+			resp.File = *out
+		}
+		switch {
+		case c.json():
+			return printJSON(c.Stdout, resp)
+		case *out != "":
+			fmt.Fprintf(c.Stdout, "CSR written to %s (its private key stays sealed on the server)\n", *out)
+		default:
+			fmt.Fprint(c.Stdout, resp.CSR)
+		}
+		fmt.Fprintln(c.Stderr, "next:", resp.Next)
+		return nil
 	}
-	fmt.Fprintln(c.Stderr, "next:", resp.Next)
-	return nil
 }
 
-func pushCertImport(c *call, o pushCertOptions) error {
+func pushCertImport(fs *flag.FlagSet) func(*call) error {
+	o := pushCertOptions{
+		certFile:   fs.String("cert", "", "PEM certificate from Apple"),
+		keyFile:    fs.String("key", "", "PEM private key (omit when pomona push-cert csr made the CSR: its key stays on the server)"),
+		p12File:    fs.String("p12", "", ".p12 export with certificate and key"),
+		pwStdin:    fs.Bool("password-stdin", false, "read the .p12 password from stdin"),
+		allowTopic: fs.Bool("allow-topic-change", false, "replace a certificate of another topic (enrolled devices stop receiving pushes)"),
+	}
+	return func(c *call) error { return pushCertImportRun(c, o) }
+}
+
+// pushCertOptions are the flags of push-cert import.
+type pushCertOptions struct {
+	certFile, keyFile, p12File *string
+	pwStdin, allowTopic        *bool
+}
+
+func pushCertImportRun(c *call, o pushCertOptions) error {
+	if *o.p12File == "" && *o.certFile == "" {
+		return usagef("give --cert (and --key) or --p12")
+	}
 	api, err := c.client()
 	if err != nil {
 		return err
@@ -93,8 +105,6 @@ func pushCertImport(c *call, o pushCertOptions) error {
 			}
 			body["private_key"] = string(k)
 		}
-	default:
-		return usagef("give --cert (and --key) or --p12")
 	}
 	var pc pushView
 	if err := api.Do(c.Ctx, http.MethodPut, "/api/v1/push-certificate", body, &pc); err != nil {
@@ -109,7 +119,7 @@ func pushCertImport(c *call, o pushCertOptions) error {
 	return showPush(c, &pc)
 }
 
-func pushCertShow(c *call, _ pushCertOptions) error {
+func pushCertShow(c *call) error {
 	api, err := c.client()
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 		"and verify the JWT with this ABM public-key certificate (pomona abm token cert <id>); unenroll when that fails")
 	return func(c *call) error {
 		if *user == "" {
-			return usagef("%s", c.withUsage("give --user"))
+			return usagef("give --user")
 		}
 		_, domain, err := address.Email(*user)
 		if err != nil {

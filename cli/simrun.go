@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,7 +89,10 @@ func simRun(fs *flag.FlagSet) func(*call) error {
 		fleet := &devicesim.Fleet{Server: strings.TrimRight(c.api.server, "/"), RootCAs: pool, APNs: stub, Poll: *poll}
 
 		// Users: one per device, with a random password, under a run prefix.
-		run := randomWord(4, true)
+		run, err := randomString(4, lowerHex)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(w, "Creating %d users sim-%s-N@%s and enrolling %d devices (%d at a time)…\n", *n, run, *domain, *n, *concurrency)
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -106,7 +107,11 @@ func simRun(fs *flag.FlagSet) func(*call) error {
 						return
 					}
 					email := fmt.Sprintf("sim-%s-%d@%s", run, i+1, *domain)
-					pw := randomWord(18, false)
+					pw, err := randomString(18, urlSafe)
+					if err != nil {
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("password for %s: %v", email, err))
+						return
+					}
 					if _, err := api.CreateUser(ctx, apitypes.UserInput{Email: email, Name: fmt.Sprintf("Simulated user %d", i+1), Password: pw}); err != nil {
 						firstErr.CompareAndSwap(nil, fmt.Sprintf("create %s: %v", email, err))
 						continue
@@ -216,26 +221,10 @@ func stubCA(dir string) (*pki.CA, string, bool, error) {
 	return ca, abs, true, nil
 }
 
-// serverPool trusts the system roots plus the server's CA file: --ca-file,
-// else <data>/ca.pem when it exists.
+// serverPool trusts the system roots plus the server's CA file, found as
+// the API client finds it (clientFlags.caPath), so the simulated devices
+// trust the server the admin API calls reached.
 func serverPool(cf clientFlags) (*x509.CertPool, error) {
-	ca := cf.caFile
-	if ca == "" {
-		if p := filepath.Join(cf.data, "ca.pem"); fileExists(p) {
-			ca = p
-		}
-	}
-	pool, _, err := trustPool(ca)
+	pool, _, err := trustPool(cf.caPath())
 	return pool, err
-}
-
-// randomWord is n random characters: base64url for passwords, hex
-// (lower-case, safe in an email's local part) with hex=true.
-func randomWord(n int, hex bool) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	if hex {
-		return fmt.Sprintf("%x", b)[:n]
-	}
-	return base64.RawURLEncoding.EncodeToString(b)[:n]
 }

@@ -19,7 +19,7 @@ func storeMigrate(fs *flag.FlagSet) func(*call) error {
 	to := fs.String("to", "", "target database URL (must be empty)")
 	return func(c *call) error {
 		if *from == "" || *to == "" {
-			return usagef("%s", c.withUsage("give --from and --to"))
+			return usagef("give --from and --to")
 		}
 		src, sdesc, err := open.DB(c.Ctx, *from)
 		if err != nil {

@@ -142,7 +142,7 @@ func tenantBranding(fs *flag.FlagSet) func(*call) error {
 	logo := fs.String("logo", "", "PNG or JPEG logo file (at most 256 KiB, 2048 px a side; no SVG)")
 	removeLogo := fs.Bool("remove-logo", false, "remove the logo")
 	return func(c *call) error {
-		ref, err := c.one(c.withUsage("give one tenant id or domain"))
+		ref, err := c.one("give one tenant id or domain")
 		if err != nil {
 			return err
 		}
@@ -232,6 +232,9 @@ func tenantDelete(fs *flag.FlagSet) func(*call) error {
 				return fmt.Errorf("tenant %s still has users: delete them first, or give --cascade to delete them with it", ref)
 			}
 			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
 		}
 		fmt.Fprintf(c.Stdout, "deleted tenant %s%s\n", ref, unenrolledNote(n))
 		return nil

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base32"
 	"flag"
 	"fmt"
 	"io"
@@ -116,7 +114,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 // oneUser is the single positional argument of a user subcommand
 // without flags of its own, and the API client.
 func oneUser(c *call) (*apiclient.Client, string, error) {
-	ref, err := c.one(c.withUsage("give one user id or email"))
+	ref, err := c.one("give one user id or email")
 	if err != nil {
 		return nil, "", err
 	}
@@ -210,6 +208,13 @@ func userSetPassword(fs *flag.FlagSet) func(*call) error {
 		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(ref)+"/password", map[string]string{"password": pw}, &u); err != nil {
 			return err
 		}
+		if c.json() {
+			// The user, and the generated password (shown once) when one was.
+			return printJSON(c.Stdout, struct {
+				*apitypes.User
+				Password string `json:"password,omitempty"`
+			}{&u, map[bool]string{true: pw}[generated]})
+		}
 		fmt.Fprintf(c.Stdout, "password set for %s; every session of the user has ended\n", u.Email)
 		if generated {
 			fmt.Fprintf(c.Stdout, "password: %s   (shown once)\n", pw)
@@ -227,6 +232,9 @@ func userReset2FA(c *call) error {
 	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/users/"+url.PathEscape(ref)+"/totp", nil, &u); err != nil {
 		return err
 	}
+	if c.json() {
+		return printJSON(c.Stdout, u)
+	}
 	fmt.Fprintf(c.Stdout, "second factor reset for %s: the next sign-in sets up a new one\n", u.Email)
 	return nil
 }
@@ -239,6 +247,9 @@ func userReauthenticate(c *call) error {
 	var u apitypes.User
 	if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(ref)+"/reauthenticate", nil, &u); err != nil {
 		return err
+	}
+	if c.json() {
+		return printJSON(c.Stdout, u)
 	}
 	fmt.Fprintf(c.Stdout, "%s must sign in again on every device (the devices ask; they stay enrolled)\n", u.Email)
 	return nil
@@ -258,6 +269,9 @@ func userDelete(fs *flag.FlagSet) func(*call) error {
 		}
 		if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
 			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
 		}
 		fmt.Fprintf(c.Stdout, "deleted user %s%s\n", ref, unenrolledNote(n))
 		return nil
@@ -294,11 +308,8 @@ func readPassword(env *Env, fromStdin, generate, optional bool) (pw string, gene
 	case fromStdin && generate:
 		return "", false, usagef("--password-stdin and --generate-password exclude each other")
 	case generate:
-		b := make([]byte, 15)
-		if _, err := rand.Read(b); err != nil {
-			return "", false, err
-		}
-		return strings.ToLower(base32.StdEncoding.EncodeToString(b)), true, nil
+		pw, err := randomString(generatedPasswordLen, lowerBase32)
+		return pw, err == nil, err
 	case fromStdin:
 		line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 		if err != nil && err != io.EOF {

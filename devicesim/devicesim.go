@@ -8,6 +8,12 @@
 // Every step is a method a Go test can call on its own; Enroll runs them
 // all. Each step returns an error that says what was wrong, the way
 // `pomona discovery check` does.
+//
+// Apple: https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+// and https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow;
+// check-in https://developer.apple.com/documentation/devicemanagement/check-in; commands
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device;
+// SCEP RFC 8894.
 package devicesim
 
 import (
@@ -259,9 +265,9 @@ func (d *Device) MachineInfo() ([]byte, error) {
 
 var challengeParam = regexp.MustCompile(`([A-Za-z-]+)="([^"]*)"|([A-Za-z-]+)=([^\s,"]+)`)
 
-// ParseChallenge reads a WWW-Authenticate value the way Apple's client
-// does: the Bearer scheme (case-sensitive) then name=value pairs, commas
-// optional.
+// ParseChallenge reads a WWW-Authenticate value (RFC 9110 §11.6.1) the way
+// Apple's client does: the Bearer scheme (case-sensitive) then name=value
+// pairs, commas optional. It fails only when the scheme is not Bearer.
 func ParseChallenge(h string) (map[string]string, error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(h), "Bearer ")
 	if !ok {

@@ -32,7 +32,8 @@ func errorAnswer(c *ReceivedCommand, domain string, code int, msg string) map[st
 		"ErrorChain": []any{map[string]any{"ErrorDomain": domain, "ErrorCode": code, "LocalizedDescription": msg, "USEnglishDescription": msg}}}
 }
 
-// InstallProfile installs the command's Payload. A profile with the
+// InstallProfile installs the command's Payload
+// (https://developer.apple.com/documentation/devicemanagement/installprofilecommand). A profile with the
 // enrollment profile's PayloadIdentifier replaces it, as on a real device:
 // the immutable keys of its MDM payload (Topic, ServerURL, CheckInURL,
 // AssignedManagedAppleID compared case-insensitively, EnrollmentMode,

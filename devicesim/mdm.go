@@ -166,7 +166,11 @@ func (d *Device) Poll(ctx context.Context, status map[string]any, userChannel bo
 	return &c, nil
 }
 
-// Answer builds a realistic user-enrollment answer to a command.
+// Answer builds a realistic user-enrollment answer to a command: for
+// DeviceInformation the queried keys it knows
+// (https://developer.apple.com/documentation/devicemanagement/deviceinformationcommand),
+// for ProfileList the installed profiles
+// (https://developer.apple.com/documentation/devicemanagement/profile-list-command).
 func (d *Device) Answer(c *ReceivedCommand) map[string]any {
 	out := map[string]any{"CommandUUID": c.CommandUUID, "Status": "Acknowledged", "RequestType": c.RequestType()}
 	switch c.RequestType() {

@@ -162,7 +162,8 @@ func parseProfile(raw []byte) (*ProfileInfo, error) {
 }
 
 // SCEPEnroll requests the identity certificate named by the profile with
-// its challenge, as the device's SCEP client does.
+// its challenge, as the device's SCEP client does (RFC 8894 PKCSReq,
+// Apple's SCEP payload https://developer.apple.com/documentation/devicemanagement/scep).
 func (d *Device) SCEPEnroll(ctx context.Context) (*x509.Certificate, error) {
 	const step = "SCEP"
 	if d.Profile == nil {

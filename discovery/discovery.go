@@ -3,6 +3,10 @@
 // what the device sends, and shape the answer or the rejection Apple
 // defines. It does no I/O; the HTTP handler and the tenant lookup live
 // elsewhere.
+//
+// Apple: "Onboarding users with account-driven enrollment",
+// https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+// and the endpoint, https://developer.apple.com/documentation/devicemanagement/get-.well-known-com.apple.remotemanagement
 package discovery
 
 import (
@@ -43,7 +47,8 @@ type Request struct {
 	ModelFamily   string
 }
 
-// Response is the JSON document of a successful answer.
+// Response is the JSON document of a successful answer (Apple's
+// AvailableServers, https://developer.apple.com/documentation/devicemanagement/get-.well-known-com.apple.remotemanagement).
 type Response struct {
 	Servers []Server `json:"Servers"`
 }
@@ -54,7 +59,8 @@ type Server struct {
 	BaseURL string `json:"BaseURL"`
 }
 
-// Failure is the JSON body of a 403 rejection.
+// Failure is the JSON body of a 403 rejection; Code is always FailedCode
+// (com.apple.well-known.failed).
 type Failure struct {
 	Code        string `json:"code"`
 	Description string `json:"description,omitempty"`

@@ -95,8 +95,9 @@ var ErrBody = errors.New("the request body is not a signed machine-info property
 // iPhones send it, BER with indefinite lengths) with an XML plist inside,
 // or, from tools, a bare XML plist. Binary plists are refused. Both layers
 // are decoded by package untrusted within bodyASN1 and bodyPlist. Errors
-// wrap ErrBody. Apple: "Account-driven User Enrollment", the device's
-// first POST to the enrollment URL.
+// wrap ErrBody; either layer over MaxBody bytes is refused. Apple: the
+// device's POST to the BaseURL that discovery named
+// (https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow).
 func ParseBody(body []byte) (*Parsed, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: the body is empty", ErrBody)
@@ -193,14 +194,18 @@ func (m MachineInfo) Sanitized() []byte {
 // enrollment, not the SCEP challenge): Apple's comma form,
 // Bearer method="apple-as-web", url="<loginURL>". State rides in
 // loginURL's path, never its query (the device replaces the query with
-// user-identifier). See "Onboarding users with Account-Driven
-// Enrollment", https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+// user-identifier). The header is RFC 9110 §11.6.1 with RFC 6750's Bearer
+// scheme. Apple: "Implementing the simple authentication account-driven
+// enrollment flow",
+// https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow
 func WWWAuthenticate(loginURL string) string {
 	return `Bearer method="apple-as-web", url="` + loginURL + `"`
 }
 
 // CallbackURL is where a finished sign-in sends the web view: Apple's
-// callback scheme with the access token.
+// callback scheme, apple-remotemanagement-user-login://authentication-results,
+// with the access token query-escaped in access-token
+// (https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow).
 func CallbackURL(accessToken string) string {
 	return "apple-remotemanagement-user-login://authentication-results?access-token=" + url.QueryEscape(accessToken)
 }

@@ -22,8 +22,10 @@ var ErrNotRenewable = errors.New("only an enrolled device's identity can be rene
 // RenewalProfile starts the renewal of identity certificate serial of
 // enrollment e, the way Apple devices renew an MDM identity: they never
 // do it by themselves, the server re-sends the enrollment profile with
-// InstallProfile (profile installation replaces the installed profile with
-// the same PayloadIdentifier). The profile is built by the code that built
+// InstallProfile (profile installation replaces the installed profile
+// with the same PayloadIdentifier;
+// https://developer.apple.com/documentation/devicemanagement/installprofilecommand).
+// The profile is built by the code that built
 // the original, with the immutable MDM-payload keys recorded then
 // (store.ProfileKeys; topic is only the fallback for enrollments from
 // before they were recorded), so they are identical, and its SCEP

@@ -186,7 +186,10 @@ var (
 // the certificate is tied to the challenge's enrollment. A renewal
 // challenge (RenewalProfile) issues the successor of the certificate it
 // renews (RenewedFrom), for the same enrollment, while that enrollment is
-// enrolled (ErrEnded otherwise).
+// enrolled (ErrEnded otherwise). challenge is the challengePassword
+// attribute of the PKCSReq's CSR (RFC 2985 §5.4.1, RFC 8894 §2.4), which
+// the device copies from the SCEP payload's Challenge
+// (https://developer.apple.com/documentation/devicemanagement/scep).
 func (s *Service) IssueForSCEPChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error) {
 	if challenge == "" {
 		return nil, nil, ErrNoSCEPChallenge

@@ -10,7 +10,8 @@ import (
 var hardwareIDs = map[string]bool{"UDID": true, "SerialNumber": true, "IMEI": true, "MEID": true, "ICCID": true,
 	"BluetoothMAC": true, "WiFiMAC": true, "EthernetMAC": true, "ProvisioningUDID": true, "PhoneNumber": true, "EthernetMACs": true}
 
-// DeviceFields are the DeviceInformation answers that refresh the device record.
+// DeviceFields are the DeviceInformation answers that refresh the device
+// record (https://developer.apple.com/documentation/devicemanagement/deviceinformationresponse).
 type DeviceFields struct {
 	OSVersion, BuildVersion, DeviceName, Model, ModelName string
 }

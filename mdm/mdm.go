@@ -3,6 +3,12 @@
 // results (safely: XML only, bounded size and nesting), resolving which
 // enrollment channel a message speaks for, and encoding commands. It does
 // no I/O.
+//
+// Apple: "Check-in", https://developer.apple.com/documentation/devicemanagement/check-in
+// (Authenticate, TokenUpdate, CheckOut, UserAuthenticate, GetToken,
+// DeclarativeManagement), and "Sending MDM commands to a device",
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device
+// (the command/report channel: Status, CommandUUID, ErrorChain).
 package mdm
 
 import (
@@ -115,7 +121,11 @@ const (
 	SetBootstrapToken     = "SetBootstrapToken"
 )
 
-// Checkin is a decoded check-in message (the keys user enrollment uses).
+// Checkin is a decoded check-in message (the keys user enrollment uses):
+// AuthenticateRequest, TokenUpdateRequest, CheckOutRequest,
+// UserAuthenticateRequest, GetTokenRequest, DeclarativeManagementRequest
+// and the bootstrap-token requests, told apart by MessageType
+// (https://developer.apple.com/documentation/devicemanagement/check-in).
 type Checkin struct {
 	Identity
 	MessageType string `plist:"MessageType"`
@@ -142,7 +152,8 @@ type Checkin struct {
 	TokenServiceType string `plist:"TokenServiceType"`
 }
 
-// DecodeCheckin decodes and validates a check-in body.
+// DecodeCheckin decodes and validates a check-in body: an XML plist of at
+// most MaxCheckin bytes and MaxDepth levels. Errors wrap ErrMalformed.
 func DecodeCheckin(b []byte) (*Checkin, error) {
 	if len(b) > MaxCheckin {
 		return nil, malformed("check-in larger than %d bytes", MaxCheckin)
@@ -175,7 +186,8 @@ const (
 	NotNow             = "NotNow"
 )
 
-// ErrorChainItem is one entry of a result's ErrorChain.
+// ErrorChainItem is one entry of a result's ErrorChain (Apple's
+// ErrorChainItem, https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device).
 type ErrorChainItem struct {
 	ErrorCode            int    `plist:"ErrorCode" json:"code"`
 	ErrorDomain          string `plist:"ErrorDomain" json:"domain"`
@@ -183,7 +195,10 @@ type ErrorChainItem struct {
 	USEnglishDescription string `plist:"USEnglishDescription" json:"us_english_description,omitempty"`
 }
 
-// Result is a decoded command response (or Idle poll).
+// Result is a decoded command response (or Idle poll): the body a device
+// PUTs on the command channel with Status Acknowledged, Error,
+// CommandFormatError, NotNow or Idle
+// (https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device).
 type Result struct {
 	Identity
 	Status      string           `plist:"Status"`
@@ -197,7 +212,8 @@ type Result struct {
 	Doc map[string]any `plist:"-"`
 }
 
-// DecodeResult decodes and validates a command-channel body.
+// DecodeResult decodes and validates a command-channel body: an XML plist
+// of at most MaxResult bytes within ResultPlist. Errors wrap ErrMalformed.
 func DecodeResult(b []byte) (*Result, error) {
 	if len(b) > MaxResult {
 		return nil, malformed("result larger than %d bytes", MaxResult)
@@ -269,7 +285,9 @@ func resultOf(doc map[string]any) (*Result, error) {
 	return r, nil
 }
 
-// Command is what the server sends on the command channel.
+// Command is what the server sends on the command channel: a plist
+// dictionary with CommandUUID and Command (whose RequestType names the
+// command, e.g. InstallProfile, https://developer.apple.com/documentation/devicemanagement/installprofilecommand).
 type Command struct {
 	CommandUUID string         `plist:"CommandUUID"`
 	Command     map[string]any `plist:"Command"`

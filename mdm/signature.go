@@ -37,7 +37,8 @@ var SignatureDigests = []asn1.ObjectIdentifier{untrusted.SHA1, untrusted.SHA256}
 // signatureASN1 bounds the decoded Mdm-Signature before any parsing.
 var signatureASN1 = untrusted.ASN1Limits{MaxSize: MaxSignature, MaxDepth: 32, MaxElements: 2048}
 
-// VerifySignature checks an Mdm-Signature header: base64 of a DER CMS
+// VerifySignature checks an Mdm-Signature header (sent when the MDM
+// payload's SignMessage is true, https://developer.apple.com/documentation/devicemanagement/mdm): base64 of a DER CMS
 // detached signature over exactly body, carrying the signer certificate,
 // which must be issued by ca and valid at now. It returns the signer.
 func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.Time) (*x509.Certificate, error) {
@@ -55,7 +56,8 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 // walk within signatureASN1), the body at most MaxResult bytes, and the
 // CMS must carry exactly one SignerInfo (RFC 5652 §5.3) with a digest in
 // SignatureDigests, so the body is hashed once. Errors wrap ErrSignature.
-// Apple: "MDM check-in protocol", Mdm-Signature header (SignMessage).
+// Apple: the Mdm-Signature header a device sends when its MDM payload
+// sets SignMessage (https://developer.apple.com/documentation/devicemanagement/mdm).
 func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 	return verifyDetached(header, body, false)
 }

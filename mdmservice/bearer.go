@@ -31,9 +31,11 @@ type BearerStore interface {
 }
 
 // Bearer is ongoing authorization of account-driven user enrollment
-// (Apple, "Onboarding users with account sign-in", "Authenticating with
-// a bearer token":
-// https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-sign-in).
+// (Apple, "Onboarding users with account-driven enrollment":
+// https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
+// and https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow;
+// the Authorization: Bearer header is RFC 6750 §2.1, the challenge
+// RFC 9110 §11.6.1).
 // iOS sends the access token on every request and a Mac on its user
 // channel: a missing, expired or revoked token is answered 401 with the
 // apple-as-web challenge, so the device asks the person to sign in again

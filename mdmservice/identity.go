@@ -19,7 +19,8 @@ import (
 
 // UnrecognizedDevice is Apple's error code that makes an iOS 17+ or
 // macOS 14+ device remove its enrollment: the server no longer knows it
-// (https://developer.apple.com/documentation/devicemanagement/implementing-device-management/handling-errors).
+// (Apple's ErrorUnrecognizedDevice, the body of a 403:
+// https://developer.apple.com/documentation/devicemanagement/errorunrecognizeddevice).
 const UnrecognizedDevice = "com.apple.unrecognized.device"
 
 // unrecognized tells the device the server no longer manages it (403 with

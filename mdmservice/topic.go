@@ -17,7 +17,9 @@ import (
 const TopicTTL = time.Minute
 
 // TopicCache holds the push topic (the push certificate's UID, "Topic" of
-// the enrollment profile's MDM payload) that check-ins must carry. Loading
+// the enrollment profile's MDM payload,
+// https://developer.apple.com/documentation/devicemanagement/mdm) that a
+// check-in carrying Topic must match. Loading
 // it reads and unseals the push certificate, too costly for every
 // check-in, so it is loaded at most once per TopicTTL, and again when a
 // check-in's topic differs or Invalidate is called.

@@ -4,6 +4,13 @@
 // payload with EnrollmentMode BYOD and AssignedManagedAppleID, never
 // AccessRights or the legacy ManagedAppleID, a SCEP payload with a one-time
 // challenge, and Pomona's CA when the TLS chain needs it.
+//
+// Apple: "Profile-specific payload keys",
+// https://developer.apple.com/documentation/devicemanagement/profile-specific-payload-keys
+// (each payload's "Allowed in user enrollment" row), the MDM payload
+// https://developer.apple.com/documentation/devicemanagement/mdm and the SCEP payload
+// https://developer.apple.com/documentation/devicemanagement/scep; account-driven rules in
+// https://developer.apple.com/documentation/devicemanagement/onboarding-users-with-account-driven-enrollment
 package profile
 
 import (
@@ -20,7 +27,8 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 )
 
-// Common holds the keys every payload has.
+// Common holds the keys every payload has
+// (https://developer.apple.com/documentation/devicemanagement/commonpayloadkeys).
 type Common struct {
 	PayloadType         string `plist:"PayloadType"`
 	PayloadVersion      int    `plist:"PayloadVersion"`
@@ -37,7 +45,9 @@ type Configuration struct {
 	PayloadContent []any `plist:"PayloadContent"`
 }
 
-// MDM is the com.apple.mdm payload.
+// MDM is the com.apple.mdm payload (https://developer.apple.com/documentation/devicemanagement/mdm),
+// with the keys a user enrollment allows; ServerCapabilities holds
+// capability strings such as CapPerUserConnections.
 type MDM struct {
 	Common
 	IdentityCertificateUUID string   `plist:"IdentityCertificateUUID"`
@@ -51,7 +61,8 @@ type MDM struct {
 	AssignedManagedAppleID  string   `plist:"AssignedManagedAppleID"`
 }
 
-// SCEP is the com.apple.security.scep payload.
+// SCEP is the com.apple.security.scep payload
+// (https://developer.apple.com/documentation/devicemanagement/scep).
 type SCEP struct {
 	Common
 	PayloadContent SCEPContent `plist:"PayloadContent"`
@@ -78,7 +89,8 @@ type Root struct {
 	PayloadContent             []byte `plist:"PayloadContent"`
 }
 
-// Capabilities Pomona advertises. per-user-connections is what lets a Mac
+// Capabilities Pomona advertises in the MDM payload's ServerCapabilities
+// (https://developer.apple.com/documentation/devicemanagement/mdm). per-user-connections is what lets a Mac
 // open its user channel; it cannot be added later.
 const CapPerUserConnections = "com.apple.mdm.per-user-connections"
 
@@ -199,7 +211,7 @@ func Build(p Params) ([]byte, error) {
 	return plist.MarshalIndent(cfg, "\t")
 }
 
-// Sign wraps the profile in a CMS SignedData signed by cert (SHA-256),
+// Sign wraps the profile in a CMS SignedData (RFC 5652 §5) signed by cert (SHA-256),
 // carrying chain so the device can build the path.
 func Sign(profile []byte, cert *x509.Certificate, key crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
 	sd, err := pkcs7.NewSignedData(profile)

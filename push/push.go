@@ -5,6 +5,12 @@
 // answers are retried with backoff, and answers that mean the token is gone
 // (410 Unregistered, BadDeviceToken, DeviceTokenNotForTopic) are reported
 // as dead so the server stops pushing to them.
+//
+// Apple: "Sending MDM commands to a device" (the push with PushMagic,
+// sent to the push certificate's Topic),
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device
+// and "Handling error responses from APNs",
+// https://developer.apple.com/documentation/usernotifications/handling-error-responses-from-apns
 package push
 
 import (
@@ -28,7 +34,8 @@ import (
 // Production is Apple's APNs endpoint for MDM pushes.
 const Production = "https://api.push.apple.com"
 
-// Target is one channel to wake.
+// Target is one channel to wake: the Token and PushMagic the channel's
+// TokenUpdate check-in sent (https://developer.apple.com/documentation/devicemanagement/tokenupdaterequest).
 type Target struct {
 	Token     []byte
 	PushMagic string
@@ -61,8 +68,11 @@ type Client struct {
 	Backoff     time.Duration
 }
 
-// New makes a client for cert talking to url (Production or a stand-in);
-// rootCAs, when set, replaces the system roots for the server certificate.
+// New makes a client for cert talking to url (Production when empty, or a
+// stand-in); rootCAs, when set, replaces the system roots for the server
+// certificate. The client's Topic is the certificate's; it sends at most 32
+// pushes at once, each within 30 s, and retries a transient failure 3
+// times after 0.5 s, 1 s and 2 s. It fails when cert has no key.
 func New(cert *pushcert.Cert, url string, rootCAs *x509.CertPool) (*Client, error) {
 	if cert == nil || cert.Key == nil {
 		return nil, errors.New("push: no push certificate with its key")
@@ -95,7 +105,12 @@ func (c *Client) Close() { c.HTTP.CloseIdleConnections() }
 // deadReasons mean the token is no longer valid for the topic.
 var deadReasons = map[string]bool{"BadDeviceToken": true, "DeviceTokenNotForTopic": true, "Unregistered": true, "ExpiredToken": true}
 
-// Send pushes to one target, retrying transient failures.
+// Send pushes to one target: POST /3/device/<hex token> with
+// apns-push-type mdm, apns-topic Topic, priority 10 and {"mdm":"<PushMagic>"}.
+// A transport error, 429 or 5xx is retried up to Retries times, waiting
+// Backoff, then twice as long each time; the last answer is returned.
+// Result.Dead is set for 410 and for the reasons that mean the token is
+// gone (BadDeviceToken, DeviceTokenNotForTopic, Unregistered, ExpiredToken).
 func (c *Client) Send(ctx context.Context, t Target) Result {
 	body, _ := json.Marshal(map[string]string{"mdm": t.PushMagic})
 	url := c.URL + "/3/device/" + hex.EncodeToString(t.Token)
@@ -145,7 +160,8 @@ func (c *Client) once(ctx context.Context, url string, body []byte) Result {
 	return r
 }
 
-// SendAll pushes to every target with bounded concurrency.
+// SendAll pushes to every target with at most Concurrency in flight and
+// returns one Result per target, in the order of ts.
 func (c *Client) SendAll(ctx context.Context, ts []Target) []Result {
 	out := make([]Result, len(ts))
 	n := c.Concurrency

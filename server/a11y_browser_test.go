@@ -65,7 +65,7 @@ func TestSignInAccessibilityInChromium(t *testing.T) {
 	login := w.e.URL + "/login/" + w.tenant + "?user-identifier=alice%40example.com"
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		step, cancel := context.WithTimeout(ctx, 45*time.Second)
 		defer cancel()
 		if err := chromedp.Run(step, actions...); err != nil {
 			t.Fatalf("%s: %v", what, err)
@@ -122,7 +122,7 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 	bg := context.Background()
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		step, cancel := context.WithTimeout(ctx, 45*time.Second)
 		defer cancel()
 		if err := chromedp.Run(step, actions...); err != nil {
 			var html string

@@ -2,6 +2,10 @@
 // discovery hands to devices: POST without a token answers the 401
 // apple-as-web challenge, POST with a valid token answers the signed
 // enrollment profile.
+//
+// Apple: https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow
+// (the 401 with WWW-Authenticate: Bearer method="apple-as-web", then the
+// POST with Authorization: Bearer, RFC 6750 §2.1).
 package enrollhttp
 
 import (
@@ -20,7 +24,15 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 )
 
-// Handler serves POST /enroll/{tenant}.
+// Handler serves POST /enroll/{tenant}: the body is the device's CMS-signed
+// machine-info plist (at most enroll.MaxBody bytes, else 413; unreadable,
+// 400). Without an Authorization header it answers 401 and the
+// apple-as-web challenge; with a valid bearer token, 200 and the signed
+// profile (application/x-apple-aspen-config). An invalid or already used
+// token gets 403 (a second 401 would loop the device), a family Pomona
+// does not enroll 403, no push certificate yet 503, an unknown tenant 404,
+// another method 405; these answers are short text. Store and issuance
+// failures are rendered by httpx.WriteError.
 type Handler struct {
 	Tenants interface {
 		Tenant(ctx context.Context, id string) (*store.Tenant, error)

@@ -2,6 +2,19 @@
 // (PUT /mdm/connect) endpoints: it reads the body within bounds, takes the
 // device identity from Mdm-Signature or a client certificate, and writes
 // what mdmservice answers.
+//
+// Both take PUT only (else 405), with Content-Type
+// application/x-apple-aspen-mdm-checkin (check-in, at most mdm.MaxCheckin
+// bytes) or application/x-apple-aspen-mdm (command, at most mdm.MaxResult
+// bytes); another type is 415, a larger body 413, an unreadable one 400.
+// Every other status comes from render, the one place mdmservice's
+// errors become HTTP.
+//
+// Apple: "Check-in", https://developer.apple.com/documentation/devicemanagement/check-in;
+// "Sending MDM commands to a device",
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device;
+// ErrorUnrecognizedDevice,
+// https://developer.apple.com/documentation/devicemanagement/errorunrecognizeddevice.
 package mdmhttp
 
 import (

@@ -3,6 +3,11 @@
 // wire format is smallstep/scep's; who gets a certificate is decided by
 // package enroll (a one-time challenge, from the enrollment profile or a
 // re-sent one that renews the identity).
+//
+// RFC 8894: GET and POST §4.1, GetCACaps §3.5, GetCACert §4.2,
+// PKIOperation (PKCSReq, RenewalReq) §4.3;
+// the device side is Apple's SCEP payload,
+// https://developer.apple.com/documentation/devicemanagement/scep
 package scephttp
 
 import (
@@ -30,14 +35,15 @@ func init() {
 	pkcs7.ContentEncryptionAlgorithm = pkcs7.EncryptionAlgorithmAES128CBC
 }
 
-// MaxMessage bounds a PKIOperation message.
+// MaxMessage bounds a PKIOperation message, in bytes (a PKCSReq with a
+// 2048-bit key is about 4 KiB).
 const MaxMessage = 64 << 10
 
 // messageASN1 bounds the PKIMessage and its enveloped content (package
 // untrusted checks both before smallstep/scep parses them).
 var messageASN1 = untrusted.ASN1Limits{MaxSize: MaxMessage, MaxDepth: 32, MaxElements: 4096}
 
-// Caps is the GetCACaps answer.
+// Caps is the GetCACaps answer (RFC 8894 §3.5.2): one capability a line.
 const Caps = "SHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation\n"
 
 // Issuer decides and issues identity certificates.
@@ -45,7 +51,14 @@ type Issuer interface {
 	IssueForSCEPChallenge(ctx context.Context, csr *x509.CertificateRequest, challenge string) (*x509.Certificate, *store.Enrollment, error)
 }
 
-// Handler serves /scep.
+// Handler serves /scep?operation=…: GetCACaps answers Caps (text/plain);
+// GetCACert the RA and CA certificates as a degenerate CMS
+// (application/x-x509-ca-ra-cert, RFC 8894 §3.4, §4.2); PKIOperation (POST
+// body, or GET with the message base64 in message, at most MaxMessage
+// bytes) a CertRep (application/x-pki-message, RFC 8894 §4.3) with the
+// certificate, or FAILURE with failInfo badRequest when Issuer refuses the
+// challenge. An unknown operation or unreadable, undecryptable or
+// unsupported message is 400, another method 405.
 type Handler struct {
 	PKI     *pki.Issuer
 	Issuer  Issuer

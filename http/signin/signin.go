@@ -7,6 +7,11 @@
 // Sign-in state lives in a sealed, short-lived cookie rather than in
 // server memory, so any instance can serve the next step and cancelling
 // leaves nothing behind.
+//
+// Apple: https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow
+// (the login URL of the apple-as-web challenge and the
+// apple-remotemanagement-user-login://authentication-results callback);
+// verification codes are RFC 6238 TOTP.
 package signin
 
 import (
@@ -49,7 +54,12 @@ type Sealer interface {
 	Open(sealed []byte, context string) ([]byte, error)
 }
 
-// Handler serves GET and POST /login/{tenant}.
+// Handler serves GET, HEAD and POST /login/{tenant}: the login URL of the
+// apple-as-web challenge, to which the device appends ?user-identifier=
+// (https://developer.apple.com/documentation/devicemanagement/implementing-the-simple-authentication-account-driven-enrollment-flow).
+// Pages are HTML; a finished sign-in answers 308 to enroll.CallbackURL.
+// An unknown tenant is 404, another method 405, a user-identifier that is
+// no email address 400. State lives at most StateTTL.
 type Handler struct {
 	Tenants interface {
 		Tenant(ctx context.Context, id string) (*store.Tenant, error)

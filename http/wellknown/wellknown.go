@@ -2,6 +2,8 @@
 // the first request of account-driven enrollment, which names the
 // enrollment server for a user. The decisions are in package discovery;
 // this is the thin HTTP side.
+//
+// Apple: https://developer.apple.com/documentation/devicemanagement/get-.well-known-com.apple.remotemanagement
 package wellknown
 
 import (
@@ -22,7 +24,10 @@ type Tenants interface {
 	TenantByDomain(ctx context.Context, domain string) (*store.Tenant, error)
 }
 
-// Handler answers discovery requests.
+// Handler answers discovery requests: 200 with discovery.Response JSON,
+// 403 with discovery.Failure JSON (com.apple.well-known.failed) for an
+// unknown domain or refused query, 405 for methods other than GET and
+// HEAD; a store failure goes through httpx.WriteError.
 type Handler struct {
 	Tenants Tenants
 	// BaseURL is the enrollment URL of a tenant (the tenant is in its path).

@@ -76,7 +76,7 @@ func start(t *testing.T, leaf *x509.Certificate, width, height int) context.Cont
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute) // a hang guard, not a speed target: a busy 2-core machine needs minutes for a walk of every page
 	t.Cleanup(func() {
 		chromedp.Cancel(ctx) // closes the browser and waits for it
 		cancelT()

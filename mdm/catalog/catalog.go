@@ -4,6 +4,11 @@
 // before queueing, any command or key that Apple forbids for a user
 // enrollment on the device's platform, and converts typed JSON into the
 // command dictionary Apple expects.
+//
+// Apple: "Commands and queries", https://developer.apple.com/documentation/devicemanagement/commands-and-queries
+// (each command page's "Allowed in user enrollment" row is the schema's
+// userenrollment key), from https://github.com/apple/device-management
+// (mdm/commands).
 package catalog
 
 import (
