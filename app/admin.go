@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -168,7 +169,12 @@ func (p *PushCerts) Import(ctx context.Context, in PushCertUpload) (*pushcert.Ce
 		return nil, problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
 	}
 	if err := p.Store.Save(ctx, c); err != nil {
-		return nil, problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
+		if errors.Is(err, pushcert.ErrNoCSRKey) || errors.Is(err, pushcert.ErrCSRKeyMismatch) {
+			return nil, problem.Coded(problem.Unprocessable, "invalid_certificate", "%v", err)
+		}
+		// The server's own failure (its store, the sealing key): a 500
+		// whose cause is logged, never a 422 showing driver text.
+		return nil, fmt.Errorf("saving the push certificate: %w", err)
 	}
 	p.Store.Changed(c)
 	return c, nil

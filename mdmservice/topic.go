@@ -31,12 +31,18 @@ type TopicCache struct {
 	mu     sync.Mutex
 	topic  string
 	loaded time.Time
+	// gen counts Invalidate calls: a Load that began before one read the
+	// old certificate, so its topic is not kept (else the old topic would
+	// be trusted for another TopicTTL after the certificate changed).
+	gen uint64
 }
 
-// Invalidate forgets the topic (the push certificate changed).
+// Invalidate forgets the topic (the push certificate changed), and the
+// topic of any Load still in flight.
 func (c *TopicCache) Invalidate() {
 	c.mu.Lock()
 	c.topic, c.loaded = "", time.Time{}
+	c.gen++
 	c.mu.Unlock()
 }
 
@@ -48,13 +54,16 @@ func (c *TopicCache) get(ctx context.Context, fresh bool) (string, error) {
 		c.mu.Unlock()
 		return t, nil
 	}
+	gen := c.gen
 	c.mu.Unlock()
 	t, err := c.Load(ctx)
 	if err != nil {
 		return "", err
 	}
 	c.mu.Lock()
-	c.topic, c.loaded = t, now
+	if c.gen == gen {
+		c.topic, c.loaded = t, now
+	}
 	c.mu.Unlock()
 	return t, nil
 }

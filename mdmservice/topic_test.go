@@ -47,3 +47,35 @@ func TestTopicCache(t *testing.T) {
 		t.Fatalf("without a certificate: %v, want Unavailable", err)
 	}
 }
+
+// TestTopicCacheInvalidateDuringLoad: a Load that read the old push
+// certificate and returns after Invalidate (the certificate was saved
+// meanwhile) must not be kept: the next check-in with the old topic is
+// refused at once, not trusted for another TopicTTL.
+func TestTopicCacheInvalidateDuringLoad(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	current := "com.apple.mgmt.A"
+	var c *TopicCache
+	inFlight := true
+	c = &TopicCache{Now: func() time.Time { return now }, Load: func(context.Context) (string, error) {
+		read := current
+		if inFlight {
+			// The certificate changes (and this instance invalidates)
+			// while this Load still holds the old topic.
+			inFlight = false
+			current = "com.apple.mgmt.B"
+			c.Invalidate()
+		}
+		return read, nil
+	}}
+	if err := c.Check(ctx, "com.apple.mgmt.A"); err != nil {
+		t.Fatal(err) // answered with what was current when it asked
+	}
+	if err := c.Check(ctx, "com.apple.mgmt.A"); problem.KindOf(err) != problem.Invalid {
+		t.Fatalf("old topic after Invalidate: %v, want Invalid", err)
+	}
+	if err := c.Check(ctx, "com.apple.mgmt.B"); err != nil {
+		t.Fatalf("new topic: %v", err)
+	}
+}

@@ -50,15 +50,24 @@ func Load(ctx context.Context, secrets Secrets, sealer Sealer) (*Cert, error) {
 	return fromParts(cert, key, nil)
 }
 
+// The errors of Save that the administrator's upload caused (the key is
+// missing); every other error of Save is the server's (reading or writing
+// its secrets, unsealing).
+var (
+	ErrNoCSRKey       = errors.New("the certificate comes without a private key and no CSR was made here: import the PEM key or a .p12 as well")
+	ErrCSRKeyMismatch = errors.New("the certificate does not match the key of the last CSR made here: import its private key too")
+)
+
 // Save stores c, replacing the previous certificate. A certificate without
 // a key uses the key kept from the last CSR. Renewing keeps devices
 // working only when the topic stays the same; the caller decides whether a
-// topic change is allowed.
+// topic change is allowed. Errors: ErrNoCSRKey, ErrCSRKeyMismatch (the
+// upload's fault), otherwise the store's or the sealer's.
 func Save(ctx context.Context, secrets Secrets, sealer Sealer, c *Cert) error {
 	if c.Key == nil {
 		sealed, err := secrets.Secret(ctx, csrKeySecret)
 		if errors.Is(err, store.ErrNotFound) {
-			return errors.New("the certificate comes without a private key and no CSR was made here: import the PEM key or a .p12 as well")
+			return ErrNoCSRKey
 		}
 		if err != nil {
 			return err
@@ -69,7 +78,7 @@ func Save(ctx context.Context, secrets Secrets, sealer Sealer, c *Cert) error {
 		}
 		_, key, err := pki.ParsePair(append(pki.CertPEM(c.Cert), kp...))
 		if err != nil {
-			return errors.New("the certificate does not match the key of the last CSR made here: import its private key too")
+			return ErrCSRKeyMismatch
 		}
 		c.Key = key
 	}

@@ -112,6 +112,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.status >= 400 {
 		level = slog.LevelInfo
 	}
+	if resp.status >= 500 {
+		level = slog.LevelError // the cause of a 500 is only here
+	}
 	h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
 	resp.write(w)
 }

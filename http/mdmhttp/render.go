@@ -21,7 +21,10 @@ type response struct {
 // become HTTP. A device reads no problem documents: an error's body is its
 // message as plain text, except Apple's com.apple.unrecognized.device,
 // which is the JSON {"code": "com.apple.unrecognized.device"} Apple
-// specifies. An error without a Kind is the server's own failure: 500.
+// specifies. An error without a Kind is the server's own failure: 500
+// with a fixed body (internalError), its cause only in the log line, so
+// that a device never reads SQL text, file paths or driver detail — the
+// same rule as the API's httpx.Classify.
 func render(ans *mdmservice.Answer, err error) response {
 	if err == nil {
 		if ans == nil {
@@ -31,7 +34,9 @@ func render(ans *mdmservice.Answer, err error) response {
 	}
 	pe, ok := problem.As(err)
 	if !ok {
-		return plainText(http.StatusInternalServerError, err.Error())
+		resp := plainText(http.StatusInternalServerError, internalError)
+		resp.reason = err.Error()
+		return resp
 	}
 	// The statuses are httpx's one table (Apple's MDM protocol: 401 with
 	// a challenge asks for a new sign-in, 403 refuses, 410 tells a Mac not
@@ -47,6 +52,9 @@ func render(ans *mdmservice.Answer, err error) response {
 	resp.challenge = pe.Challenge
 	return resp
 }
+
+// internalError is the body of every 500: the cause is logged, not sent.
+const internalError = "internal error; the server log has the details"
 
 func plainText(status int, reason string) response {
 	return response{status: status, contentType: "text/plain; charset=utf-8", body: []byte(reason + "\n"), reason: reason}

@@ -29,7 +29,9 @@ func TestRender(t *testing.T) {
 		{"unrecognized device", nil, problem.Coded(problem.Forbidden, mdmservice.UnrecognizedDevice, "the enrollment was ended"), 403, "application/json", `{"code":"com.apple.unrecognized.device"}`, ""},
 		{"gone", nil, problem.New(problem.Gone, "UserAuthenticate is not used with user enrollments"), 410, "text/plain; charset=utf-8", "UserAuthenticate is not used with user enrollments\n", ""},
 		{"no push certificate: the cause is not sent", nil, problem.Wrap(problem.Unavailable, errors.New("sealed blob"), "no push certificate"), 503, "text/plain; charset=utf-8", "no push certificate\n", ""},
-		{"internal", nil, errors.New("database is locked"), 500, "text/plain; charset=utf-8", "database is locked\n", ""},
+		// The cause of a 500 (SQL text, paths, driver detail) is logged, never sent.
+		{"internal: the cause is not sent", nil, errors.New(`sqlstore: UNIQUE constraint failed: channels.id (/var/lib/pomona/pomona.db)`), 500,
+			"text/plain; charset=utf-8", "internal error; the server log has the details\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
