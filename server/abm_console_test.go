@@ -50,22 +50,22 @@ func TestConsoleABM(t *testing.T) {
 	uuid := stub.AddServer(org, "Pomona MDM")
 	other, _ := abm.NewKeyPair("other", time.Now())
 	foreign, _ := stub.Token(uuid, other.Cert, time.Now().Add(365*24*time.Hour))
-	if code, body := o.postMultipart("/console/abm/"+id[1]+"/token", map[string]string{}, map[string][]byte{"server_token": foreign}); code != 200 || !strings.Contains(body, "encrypted to another public key") {
+	if code, body := o.postMultipart("/console/abm/token", map[string]string{"id": id[1]}, map[string][]byte{"server_token": foreign}); code != 200 || !strings.Contains(body, "encrypted to another public key") {
 		t.Fatalf("foreign token: %d %.500s", code, body)
 	}
 	file, _ := stub.Token(uuid, kp.Cert, time.Now().Add(365*24*time.Hour))
-	if code, body := o.postMultipart("/console/abm/"+id[1]+"/token", map[string]string{}, map[string][]byte{"server_token": file}); code != 200 || !strings.Contains(body, "Pomona MDM (Example Corp) imported") || !strings.Contains(body, uuid) {
+	if code, body := o.postMultipart("/console/abm/token", map[string]string{"id": id[1]}, map[string][]byte{"server_token": file}); code != 200 || !strings.Contains(body, "Pomona MDM (Example Corp) imported") || !strings.Contains(body, uuid) {
 		t.Fatalf("import: %d %.500s", code, body)
 	}
-	if code, body := o.post("/console/abm/"+id[1]+"/discovery", nil); code != 200 || !strings.Contains(body, "registered with Apple") {
+	if code, body := o.post("/console/abm/discovery", url.Values{"id": {id[1]}}); code != 200 || !strings.Contains(body, "registered with Apple") {
 		t.Fatalf("register: %d %.500s", code, body)
 	}
 	stub.Update(func() { org.NoFallbackDiscovery = true })
-	if code, body := o.post("/console/abm/"+id[1]+"/discovery", nil); code != 200 || !strings.Contains(body, "does not offer account-driven enrollment fallback discovery") {
+	if code, body := o.post("/console/abm/discovery", url.Values{"id": {id[1]}}); code != 200 || !strings.Contains(body, "does not offer account-driven enrollment fallback discovery") {
 		t.Fatalf("ORG_NOT_SUPPORTED: %d %.500s", code, body)
 	}
 	stub.Update(func() { org.NoFallbackDiscovery = false })
-	if code, body := o.post("/console/abm/"+id[1]+"/discovery/remove", nil); code != 200 || !strings.Contains(body, "removed at Apple") {
+	if code, body := o.post("/console/abm/discovery/remove", url.Values{"id": {id[1]}}); code != 200 || !strings.Contains(body, "removed at Apple") {
 		t.Fatalf("remove discovery: %d %.500s", code, body)
 	}
 
@@ -73,12 +73,12 @@ func TestConsoleABM(t *testing.T) {
 	if code, body := a.get("/console/abm"); code != 200 || !strings.Contains(body, uuid) || strings.Contains(body, `action="/console/abm"`) {
 		t.Fatalf("auditor: %d", code)
 	}
-	if code, _ := a.post("/console/abm/"+id[1]+"/delete", nil); code == 200 {
+	if code, _ := a.post("/console/abm/delete", url.Values{"id": {id[1]}}); code == 200 {
 		if got, err := w.e.Server.ABM.Get(t.Context(), id[1]); err != nil || got == nil {
 			t.Fatal("an auditor removed a server token")
 		}
 	}
-	if code, body := o.post("/console/abm/"+id[1]+"/delete", nil); code != 200 || !strings.Contains(body, "Server token removed") {
+	if code, body := o.post("/console/abm/delete", url.Values{"id": {id[1]}}); code != 200 || !strings.Contains(body, "Server token removed") {
 		t.Fatalf("delete: %d %.300s", code, body)
 	}
 }

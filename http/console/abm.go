@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
@@ -19,12 +20,12 @@ func (c *Console) abmRoutes() []route {
 		{"GET /console/abm", R, c.abmPage},
 		{"POST /console/abm", M, c.abmCreate},
 		{"GET /console/abm/{id}", R, c.abmToken},
-		{"GET /console/abm/{id}/discovery", R, c.abmToken},
 		{"GET /console/abm/{id}/certificate", R, c.abmCertificate},
-		{"POST /console/abm/{id}/token", M, c.abmImport},
-		{"POST /console/abm/{id}/discovery", M, c.abmRegister},
-		{"POST /console/abm/{id}/discovery/remove", M, c.abmUnregister},
-		{"POST /console/abm/{id}/delete", M, c.abmDelete},
+		// The forms name the token in a field (id), not in the path.
+		{"POST /console/abm/token", M, c.abmImport},
+		{"POST /console/abm/discovery", M, c.abmRegister},
+		{"POST /console/abm/discovery/remove", M, c.abmUnregister},
+		{"POST /console/abm/delete", M, c.abmDelete},
 	}
 }
 
@@ -63,14 +64,10 @@ func (c *Console) abmCreate(w http.ResponseWriter, r *Request) error {
 	return c.done(w, r, Prefix+"/abm?new="+t.ID+"#"+t.ID, "Key pair for %s made. Download its certificate, upload it to ABM, then import the token ABM offers.", t.Name)
 }
 
-// abmToken shows one token: its card on the page (where a refused form
+// abmToken is one token's card on the page (also where a refused form
 // without a Referer comes back to).
 func (c *Console) abmToken(w http.ResponseWriter, r *Request) error {
-	t, err := c.App.ABM.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	http.Redirect(w, r.Request, Prefix+"/abm#"+t.ID, http.StatusFound)
+	http.Redirect(w, r.Request, Prefix+"/abm#"+url.PathEscape(r.PathValue("id")), http.StatusFound)
 	return nil
 }
 
@@ -97,7 +94,7 @@ func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
 	if len(file) == 0 {
 		return problem.New(problem.Invalid, "Choose the server token file (.p7m) ABM downloaded.")
 	}
-	t, err := c.App.ABM.Import(r.Context(), r.PathValue("id"), file)
+	t, err := c.App.ABM.Import(r.Context(), r.PostFormValue("id"), file)
 	if err != nil {
 		return err
 	}
@@ -107,7 +104,7 @@ func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmRegister(w http.ResponseWriter, r *Request) error {
-	t, err := c.App.ABM.RegisterDiscovery(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.RegisterDiscovery(r.Context(), r.PostFormValue("id"))
 	if err != nil {
 		return err
 	}
@@ -115,7 +112,7 @@ func (c *Console) abmRegister(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmUnregister(w http.ResponseWriter, r *Request) error {
-	t, err := c.App.ABM.RemoveDiscovery(r.Context(), r.PathValue("id"))
+	t, err := c.App.ABM.RemoveDiscovery(r.Context(), r.PostFormValue("id"))
 	if err != nil {
 		return err
 	}
@@ -123,7 +120,7 @@ func (c *Console) abmUnregister(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmDelete(w http.ResponseWriter, r *Request) error {
-	if err := c.App.ABM.Delete(r.Context(), r.PathValue("id")); err != nil {
+	if err := c.App.ABM.Delete(r.Context(), r.PostFormValue("id")); err != nil {
 		return err
 	}
 	return c.done(w, r, Prefix+"/abm", "Server token removed.")
