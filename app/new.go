@@ -9,6 +9,7 @@ import (
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -30,6 +31,8 @@ type App struct {
 	// fallback discovery): package abm's service, which the server builds
 	// (it needs the device-assignment client and the public URL).
 	ABM *abm.Service
+	// Profiles: groups and configuration profiles (profiles.go).
+	Profiles *Profiles
 }
 
 // Store is the union of the narrow interfaces App's services take: what
@@ -46,6 +49,7 @@ type Store interface {
 	store.MDMStore
 	store.EnrollmentStore
 	store.IdempotencyStore
+	ProfileStore
 }
 
 // Config is what New needs besides the store.
@@ -93,5 +97,6 @@ func New(st Store, c Config) *App {
 	a.Audit = &Audit{Store: st}
 	a.Stats = &Stats{Store: st}
 	a.Accounts = &Accounts{Service: c.Accounts, Store: st}
+	a.Profiles = &Profiles{Store: st, Rules: payloads.Default(), Tenants: a.Tenants, Now: c.Lifecycle}
 	return a
 }

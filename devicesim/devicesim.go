@@ -80,6 +80,9 @@ type Device struct {
 	// ("" while enrolled).
 	Unenrolled string
 
+	// cfg holds the configuration profiles installed over MDM.
+	cfg configProfiles
+
 	resolveMu sync.Mutex
 	resolve   map[string]string
 }

@@ -95,6 +95,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	for _, j := range s.abmJobs() {
 		go s.jobs.Run(ctx, j)
 	}
+	go s.ProfileJob.Loop(ctx, profileTick)
 	go s.webhooks.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -198,6 +198,9 @@ type Store interface {
 	TombstoneStore
 	DeviceRequestStore
 	ABMStore
+	GroupStore
+	ProfileStore
+	ProfileCertStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").
