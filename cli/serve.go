@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/endings"
@@ -70,6 +71,7 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")
 	fs.StringVar(&cfg.APNsCAFile, "apns-ca-file", "", "PEM CA to trust for --apns-url (a local stand-in)")
+	fs.StringVar(&cfg.ABMURL, "abm-url", "", "Apple Business Manager's device-assignment service for server tokens and fallback discovery (default Apple's, "+abm.DefaultURL+"; a local stand-in for tests)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so pomona sim enroll works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")

@@ -193,6 +193,7 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 		{"/console/devices/" + dev.ID, "#command"},
 		{"/console/devices/" + dev.ID + "?command=DeviceInformation", "#key-Queries"},
 		{"/console/push", "main h1"},
+		{"/console/abm", "main h1"},
 		{"/console/apikeys", "main h1"},
 		{"/console/webhooks", "main h1"},
 		{"/console/audit", "table"},

@@ -41,6 +41,9 @@ type Config struct {
 	// to trust for it (a local stand-in).
 	APNsURL    string
 	APNsCAFile string
+	// ABMURL is Apple's device-assignment service for the Apple Business
+	// Manager connection ("" Apple's; a local stand-in in tests).
+	ABMURL string
 	// Demo sets up a throwaway tenant, user, push certificate and a local
 	// APNs stand-in (docs: README quick start). Never in production.
 	Demo bool

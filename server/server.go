@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/app"
@@ -59,8 +60,11 @@ type Server struct {
 	MDM       *mdmservice.Channel
 	Commands  *app.Commands
 	// App is the application layer the API, the console and the jobs call.
-	App        *app.App
-	Renewal    *renewal.Job
+	App     *app.App
+	Renewal *renewal.Job
+	// ABM is the Apple Business Manager connection (server tokens,
+	// GetToken, fallback discovery).
+	ABM        *abm.Service
 	Tombstones *endings.Tombstones
 	Admins     *adminaccount.Service
 	PushCerts  *pushcert.Stored
@@ -69,6 +73,7 @@ type Server struct {
 	pusher     *push.Pusher
 	jobs       *jobs.Runner // periodic jobs, leased per cluster
 	demoAPNs   *apnsstub.Server
+	demoABM    *http.Server // the demo's ABM stand-in
 	events     *webhook.Publisher
 	webhooks   *webhook.Dispatcher
 	sealer     *seal.Sealer
@@ -142,6 +147,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		TrustCA:       s.notes.devTLS,
 		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
 	}
+	s.ABM = s.newABM()
 	s.MDM = s.newMDMChannel(log, clock)
 	s.Admins = adminaccount.New(s.Store, s.sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
@@ -153,6 +159,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.App = app.New(s.Store, app.Config{Directory: s.Directory, Catalog: catalog.Default(), Pusher: s.pusher, PushCerts: s.PushCerts,
 		Sealer: s.sealer, Lifecycle: clock, Now: time.Now, Accounts: s.Admins, Log: log})
 	s.Commands = s.App.Commands
+	s.connectABM()
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}
 	s.Tombstones = &endings.Tombstones{Store: s.Store, Retention: cfg.TombstoneRetention, Now: clock, Log: log}
@@ -178,7 +185,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			s.notes.push = created
 		}
 		s.notes.demo, s.notes.demoDir = true, cfg.DataDir
+		if err := s.setupDemoABM(ctx); err != nil {
+			return nil, err
+		}
 	}
+	s.notes.abm, s.notes.abmProblems = s.abmNotes(ctx)
 	s.notes.tenants, _ = s.Store.CountTenants(ctx)
 	s.notes.users, _ = s.Store.CountUsers(ctx)
 
@@ -308,6 +319,9 @@ func orNow(clock func() time.Time) func() time.Time {
 func (s *Server) Close() error {
 	if s.demoAPNs != nil {
 		s.demoAPNs.Close()
+	}
+	if s.demoABM != nil {
+		s.demoABM.Close()
 	}
 	if s.Store == nil {
 		return nil

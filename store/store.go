@@ -198,6 +198,7 @@ type Store interface {
 	TombstoneStore
 	LifecycleStore
 	DeviceRequestStore
+	ABMStore
 	GroupStore
 	ProfileStore
 	ProfileCertStore

@@ -150,7 +150,7 @@ func (c *Console) routes() []route {
 		{"POST /console/admins", A, c.inviteAdmin},
 		{"POST /console/admins/{id}", A, c.updateAdmin},
 		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
-	}, c.profileRoutes()...)
+	}, append(c.abmRoutes(), c.profileRoutes()...)...)
 }
 
 // Patterns lists every authenticated route (for tests).
