@@ -45,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.device = &store.Enrollment{ID: directory.NewID("en"), TenantID: f.tenant.ID, UserID: f.user.ID, TokenHash: []byte("t"), Platform: "iOS", Product: "iPhone15,3",
 		Status: store.EnrollmentPending, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	if err := st.CreateEnrollment(ctx, f.device, &store.SCEPChallenge{Hash: []byte("h"), EnrollmentID: f.device.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+	if err := st.CreateEnrollment(ctx, f.device, &store.SCEPChallenge{Hash: []byte("h"), DeviceID: f.device.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -25,7 +25,7 @@ func (s *Service) issueProfileCert(ctx context.Context, csr *x509.CertificateReq
 	if err != nil {
 		return nil, nil, ErrBadSCEPChallenge
 	}
-	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
+	e, err := s.Store.Enrollment(ctx, ch.DeviceID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,7 +45,7 @@ func (s *Service) issueProfileCert(ctx context.Context, csr *x509.CertificateReq
 		return nil, nil, err
 	}
 	sum := sha256.Sum256(cert.Raw)
-	pc := &store.ProfileCert{Serial: pki.SerialHex(cert), EnrollmentID: e.ID, ProfileID: profileID, Subject: cert.Subject.String(), Email: u.Email,
+	pc := &store.ProfileCert{Serial: pki.SerialHex(cert), DeviceID: e.ID, ProfileID: profileID, Subject: cert.Subject.String(), Email: u.Email,
 		SHA256: sum[:], NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, IssuedAt: now}
 	err = s.ProfileCerts.ConsumeProfileChallenge(ctx, h, now, pc)
 	switch {

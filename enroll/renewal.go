@@ -71,8 +71,8 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 		ttl = DefaultRenewalSCEPChallengeTTL
 	}
 	now := s.now()
-	r := &store.Renewal{Serial: serial, EnrollmentID: e.ID, QueuedAt: now}
-	if err := s.Store.StartRenewal(ctx, r, &store.SCEPChallenge{Hash: chHash, EnrollmentID: e.ID, ExpiresAt: now.Add(ttl),
+	r := &store.Renewal{Serial: serial, DeviceID: e.ID, QueuedAt: now}
+	if err := s.Store.StartRenewal(ctx, r, &store.SCEPChallenge{Hash: chHash, DeviceID: e.ID, ExpiresAt: now.Add(ttl),
 		Kind: store.ChallengeRenewal, Renews: serial}); err != nil {
 		return nil, nil, err
 	}

@@ -215,7 +215,7 @@ func (s *Service) IssueForSCEPChallenge(ctx context.Context, csr *x509.Certifica
 	if ch.Kind == store.ChallengeProfile {
 		return s.issueProfileCert(ctx, csr, h, ch, now)
 	}
-	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
+	e, err := s.Store.Enrollment(ctx, ch.DeviceID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,6 +258,6 @@ func (s *Service) issue(ctx context.Context, csr *x509.CertificateRequest, e *st
 
 func record(c *x509.Certificate, enrollmentID string, now time.Time, renewedFrom string) *store.IdentityCert {
 	sum := sha256.Sum256(c.Raw)
-	return &store.IdentityCert{Serial: pki.SerialHex(c), EnrollmentID: enrollmentID, SHA256: sum[:],
+	return &store.IdentityCert{Serial: pki.SerialHex(c), DeviceID: enrollmentID, SHA256: sum[:],
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, IssuedAt: now, RenewedFrom: renewedFrom}
 }

@@ -158,7 +158,7 @@ func TestIssuance(t *testing.T) {
 	if err != nil || ne.ID != e.ID || next.Subject.CommonName != e.ID {
 		t.Fatalf("renewal SCEP: %v", err)
 	}
-	if ic, err := st.IdentityCert(ctx, pki.SerialHex(next)); err != nil || ic.RenewedFrom != pki.SerialHex(cert) || ic.EnrollmentID != e.ID {
+	if ic, err := st.IdentityCert(ctx, pki.SerialHex(next)); err != nil || ic.RenewedFrom != pki.SerialHex(cert) || ic.DeviceID != e.ID {
 		t.Fatalf("renewed certificate record: %+v %v", ic, err)
 	}
 	if lr, _ := st.LatestRenewal(ctx, e.ID); lr.Status != store.RenewalDone || lr.NewSerial != pki.SerialHex(next) {

@@ -110,10 +110,10 @@ func (b *Bearer) authorize(ctx context.Context, r *Request) error {
 	if g.User.ID != enr.UserID {
 		return problem.New(problem.Forbidden, "the access token belongs to another user than this enrollment's")
 	}
-	if g.Token.EnrollmentID == enr.ID {
+	if g.Token.DeviceID == enr.ID {
 		return nil // bound already: no write on the hot path
 	}
-	if g.Token.EnrollmentID != "" {
+	if g.Token.DeviceID != "" {
 		return problem.New(problem.Forbidden, "the access token is already used by another enrollment")
 	}
 	if err := b.Store.BindAccessToken(ctx, opaquetoken.Hash(r.Bearer), enr.ID); errors.Is(err, store.ErrConflict) {

@@ -132,7 +132,7 @@ func (s *Identity) Resolve(ctx context.Context, cert *x509.Certificate, q store.
 	if !ic.RevokedAt.IsZero() {
 		return nil, unrecognized("the identity certificate was revoked: %s", ic.RevokedReason)
 	}
-	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
+	enr, err := s.Store.Enrollment(ctx, ic.DeviceID)
 	if err != nil {
 		return nil, unrecognized("the enrollment of this identity no longer exists")
 	}
@@ -159,7 +159,7 @@ func (s *Identity) tombstoned(ctx context.Context, cert *x509.Certificate) error
 		return nil
 	}
 	if s.Log != nil {
-		s.Log.Info("request from a device whose enrollment was deleted", "device", ts.EnrollmentID,
+		s.Log.Info("request from a device whose enrollment was deleted", "device", ts.DeviceID,
 			"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
 	}
 	return unrecognized("the enrollment was deleted: %s", ts.Reason)
@@ -183,7 +183,7 @@ func (s *Identity) expiredIdentity(ctx context.Context, cert *x509.Certificate, 
 	if !sameFingerprint(ic.SHA256, cert) {
 		return nil
 	}
-	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
+	enr, err := s.Store.Enrollment(ctx, ic.DeviceID)
 	if err != nil {
 		return nil
 	}

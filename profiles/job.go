@@ -195,7 +195,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-			j.Log.Warn("profile reconciler: enrollment left for a retry", "device", d.EnrollmentID, "err", err)
+			j.Log.Warn("profile reconciler: enrollment left for a retry", "device", d.DeviceID, "err", err)
 			next, verify = j.now().Add(reconcile.BackoffBase), d.Verify
 		}
 		if err := j.Store.FinishDirty(ctx, d, j.Holder, next, verify); err != nil {
@@ -228,7 +228,7 @@ func (j *Job) challenge(ctx context.Context, enr *store.Enrollment, profileID st
 		return payload, nil
 	}
 	tok, hash := opaquetoken.New()
-	ch := &store.SCEPChallenge{Hash: hash, EnrollmentID: enr.ID, ExpiresAt: j.now().Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}
+	ch := &store.SCEPChallenge{Hash: hash, DeviceID: enr.ID, ExpiresAt: j.now().Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}
 	if err := j.Store.AddProfileChallenge(ctx, ch, profileID); err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func toItems(its []store.ProfileItem) []reconcile.Item {
 // enrollment is due again (zero: only when something changes) and
 // whether that is a verification.
 func (j *Job) reconcile(ctx context.Context, d store.DirtyEnrollment, rep *Report) (time.Time, bool, error) {
-	enr, err := j.Store.Enrollment(ctx, d.EnrollmentID)
+	enr, err := j.Store.Enrollment(ctx, d.DeviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, false, nil
 	}
@@ -292,7 +292,7 @@ func (j *Job) reconcile(ctx context.Context, d store.DirtyEnrollment, rep *Repor
 	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(u, t, enr)}, profiles, toItems(stored), now)
 	queued := false
 	for _, a := range actions {
-		it := &store.ProfileItem{EnrollmentID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
+		it := &store.ProfileItem{DeviceID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
 		switch a.Kind {
 		case reconcile.Install:
 			payload, err := j.challenge(ctx, enr, a.ProfileID, a.Payload)

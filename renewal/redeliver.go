@@ -32,7 +32,7 @@ func (j *Job) Redeliver(ctx context.Context, cands []store.RenewalCandidate, rea
 		switch err := j.start(ctx, c, topic); {
 		case err == nil:
 			rep.Queued++
-			j.Log.Info("profile re-delivery queued", "device", c.EnrollmentID, "serial", c.Serial, "reason", reason)
+			j.Log.Info("profile re-delivery queued", "device", c.DeviceID, "serial", c.Serial, "reason", reason)
 		case ctx.Err() != nil:
 			return rep, ctx.Err()
 		case errors.Is(err, store.ErrConflict):

@@ -142,7 +142,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 			if rep.Queued >= batch {
 				break
 			}
-			if now.Before(Due(c.EnrollmentID, c.NotAfter, j.window())) {
+			if now.Before(Due(c.DeviceID, c.NotAfter, j.window())) {
 				continue
 			}
 			if r := c.Renewal; r != nil && (r.Status != store.RenewalFailed || now.Sub(r.UpdatedAt) < j.timeout()) {
@@ -169,7 +169,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 
 // start queues the renewal of one certificate.
 func (j *Job) start(ctx context.Context, c store.RenewalCandidate, topic string) error {
-	e, err := j.Store.Enrollment(ctx, c.EnrollmentID)
+	e, err := j.Store.Enrollment(ctx, c.DeviceID)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func (j *Job) fail(ctx context.Context, r *store.Renewal, reason string, now tim
 	}
 	r.Status, r.Error = store.RenewalFailed, reason
 	j.Log.Warn("renewal failed: the device keeps its current identity until it expires; the job tries again after the timeout, "+
-		"or ask the user to open Settings so the device fetches its commands", "device", r.EnrollmentID, "serial", r.Serial, "reason", reason,
+		"or ask the user to open Settings so the device fetches its commands", "device", r.DeviceID, "serial", r.Serial, "reason", reason,
 		"attempt", r.Attempts, "retry_after", j.timeout())
 	j.notify(ctx, Failed, r, reason)
 	return true

@@ -116,10 +116,10 @@ func TestEnrollEndToEnd(t *testing.T) {
 	}
 	st := e.Server.Store
 	ic, err := st.IdentityCert(ctx, pki.SerialHex(cert))
-	if err != nil || ic.EnrollmentID != cert.Subject.CommonName {
+	if err != nil || ic.DeviceID != cert.Subject.CommonName {
 		t.Fatalf("identity record %+v %v", ic, err)
 	}
-	en, err := st.Enrollment(ctx, ic.EnrollmentID)
+	en, err := st.Enrollment(ctx, ic.DeviceID)
 	if err != nil || en.Status != store.EnrollmentPending || en.Product != "iPhone15,3" || en.Platform != catalog.IOS ||
 		en.DeviceSignature != enroll.SigOther || en.TenantID != w.tenant || !strings.HasSuffix(en.ProfileID, w.tenant+".enrollment") {
 		t.Fatalf("enrollment %+v %v", en, err)

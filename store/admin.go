@@ -96,8 +96,8 @@ type DayCount struct {
 
 // CommandError is a command a device answered with Error or CommandFormatError.
 type CommandError struct {
-	EnrollmentID, RequestType, CommandUUID, Status string
-	At                                             time.Time
+	DeviceID, RequestType, CommandUUID, Status string
+	At                                         time.Time
 }
 
 // StatsStore computes aggregates for the console.

@@ -21,10 +21,10 @@ type AccessToken struct {
 	TenantID  string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	// EnrollmentID is set when the token fetches an enrollment profile (or,
+	// DeviceID is set when the token fetches an enrollment profile (or,
 	// for a token from a later sign-in, when it is first used on the MDM
 	// channel); from then on it is refused for any other enrollment.
-	EnrollmentID string
+	DeviceID string
 	// RevokedAt is when the token's enrollment ended (zero: not revoked).
 	RevokedAt time.Time
 }
@@ -80,10 +80,10 @@ type Enrollment struct {
 
 // SCEPChallenge is a one-time SCEP challenge (stored hashed).
 type SCEPChallenge struct {
-	Hash         []byte
-	EnrollmentID string
-	ExpiresAt    time.Time
-	UsedAt       time.Time
+	Hash      []byte
+	DeviceID  string
+	ExpiresAt time.Time
+	UsedAt    time.Time
 	// Kind is ChallengeEnrollment (the zero value means it too) or
 	// ChallengeRenewal; Renews is then the serial of the certificate the
 	// issued one replaces (recorded as its RenewedFrom).
@@ -93,13 +93,13 @@ type SCEPChallenge struct {
 
 // IdentityCert records a device identity certificate Pomona issued.
 type IdentityCert struct {
-	Serial       string // hex
-	EnrollmentID string
-	SHA256       []byte // of the DER certificate
-	NotBefore    time.Time
-	NotAfter     time.Time
-	IssuedAt     time.Time
-	RenewedFrom  string // serial of the certificate this one renews
+	Serial      string // hex
+	DeviceID    string
+	SHA256      []byte // of the DER certificate
+	NotBefore   time.Time
+	NotAfter    time.Time
+	IssuedAt    time.Time
+	RenewedFrom string // serial of the certificate this one renews
 	// RevokedAt is when the certificate stopped being accepted (its
 	// enrollment ended or was replaced); zero while it is valid.
 	RevokedAt     time.Time

@@ -83,7 +83,7 @@ type CandidateProfile struct {
 
 // ProfileItem is the state of one profile on one enrollment.
 type ProfileItem struct {
-	EnrollmentID string
+	DeviceID     string
 	ProfileID    string
 	Identifier   string
 	State        string // reconcile.Pending, Installing, Installed, Failed, Removing
@@ -108,7 +108,7 @@ type ProfileDevice struct {
 
 // DirtyEnrollment is an enrollment the reconciler must look at.
 type DirtyEnrollment struct {
-	EnrollmentID string
+	DeviceID string
 	// Verify: send ProfileList (periodic verification or after installs).
 	Verify bool
 	// Gen counts markings; FinishDirty compares it to see later ones.
@@ -209,17 +209,17 @@ const ChallengeProfile = "profile"
 // ProfileCert is a user certificate Pomona's CA issued through a
 // profile's SCEP payload.
 type ProfileCert struct {
-	Serial       string // hex
-	EnrollmentID string
-	ProfileID    string
-	Subject      string
-	Email        string // the rfc822Name SAN
-	SHA256       []byte
-	NotBefore    time.Time
-	NotAfter     time.Time
-	IssuedAt     time.Time
-	RevokedAt    time.Time
-	RevokedBy    string
+	Serial    string // hex
+	DeviceID  string
+	ProfileID string
+	Subject   string
+	Email     string // the rfc822Name SAN
+	SHA256    []byte
+	NotBefore time.Time
+	NotAfter  time.Time
+	IssuedAt  time.Time
+	RevokedAt time.Time
+	RevokedBy string
 }
 
 // ProfileCertStore keeps the one-time challenges of profiles' SCEP

@@ -22,24 +22,24 @@ const (
 // enrollment: the re-sent enrollment profile (CommandUUID) with a
 // one-time SCEP challenge bound to the enrollment.
 type Renewal struct {
-	Serial       string // the certificate being renewed
-	EnrollmentID string
-	CommandUUID  string // the InstallProfile ("" until queued)
-	Status       string
-	Attempts     int
-	Error        string // why it failed
-	NewSerial    string // the successor, once issued
-	QueuedAt     time.Time
-	UpdatedAt    time.Time
+	Serial      string // the certificate being renewed
+	DeviceID    string
+	CommandUUID string // the InstallProfile ("" until queued)
+	Status      string
+	Attempts    int
+	Error       string // why it failed
+	NewSerial   string // the successor, once issued
+	QueuedAt    time.Time
+	UpdatedAt   time.Time
 }
 
 // RenewalCandidate is an enrollment's newest identity certificate that
 // expires soon, with the state of its renewal (Renewal nil: none yet).
 type RenewalCandidate struct {
-	Serial       string
-	EnrollmentID string
-	NotAfter     time.Time
-	Renewal      *Renewal
+	Serial   string
+	DeviceID string
+	NotAfter time.Time
+	Renewal  *Renewal
 }
 
 // ProfileKeys are the immutable MDM-payload keys of the enrollment

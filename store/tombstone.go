@@ -22,7 +22,7 @@ type Ending struct {
 type Tombstone struct {
 	Serial            string // hex, of the identity certificate
 	SHA256            []byte // of the DER certificate
-	EnrollmentID      string
+	DeviceID          string
 	AppleEnrollmentID string // "" when the device never checked in
 	TenantID          string
 	UserID            string

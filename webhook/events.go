@@ -80,7 +80,7 @@ func (p *Publisher) DeviceEvent(ctx context.Context, kind string, e *store.Enrol
 // RenewalChanged publishes a renewal job transition (event is
 // renewal.Queued or renewal.Failed; reason says why it failed).
 func (p *Publisher) RenewalChanged(ctx context.Context, event string, r *store.Renewal, reason string) {
-	data := map[string]any{"device": r.EnrollmentID, "serial": r.Serial, "command_uuid": r.CommandUUID, "attempt": r.Attempts}
+	data := map[string]any{"device": r.DeviceID, "serial": r.Serial, "command_uuid": r.CommandUUID, "attempt": r.Attempts}
 	switch event {
 	case renewalQueued:
 		p.Publish(ctx, EventRenewalQueued, data)

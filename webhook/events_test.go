@@ -53,7 +53,7 @@ func TestDeviceEventMapping(t *testing.T) {
 	}
 
 	q.events = nil
-	r := &store.Renewal{EnrollmentID: "dev_1", Serial: "ab", CommandUUID: "cmd-2", Attempts: 1}
+	r := &store.Renewal{DeviceID: "dev_1", Serial: "ab", CommandUUID: "cmd-2", Attempts: 1}
 	p.RenewalChanged(ctx, "queued", r, "")
 	p.RenewalChanged(ctx, "failed", r, "no SCEP in time")
 	p.RenewalChanged(ctx, "done", r, "")

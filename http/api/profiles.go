@@ -294,7 +294,7 @@ func (a *API) profileStatus(w http.ResponseWriter, r *http.Request) error {
 	for i := range st.Devices {
 		d := &st.Devices[i]
 		out.Devices[i] = profileState(&d.ProfileItem)
-		out.Devices[i].Device, out.Devices[i].UserID, out.Devices[i].Email, out.Devices[i].Platform, out.Devices[i].DeviceName = d.EnrollmentID, d.UserID, d.Email, d.Platform, d.DeviceName
+		out.Devices[i].Device, out.Devices[i].UserID, out.Devices[i].Email, out.Devices[i].Platform, out.Devices[i].DeviceName = d.DeviceID, d.UserID, d.Email, d.Platform, d.DeviceName
 	}
 	if n == 0 {
 		n = app.DefaultLimit

@@ -125,12 +125,12 @@ func (s *Store) WithoutGetToken(ctx context.Context, tenantID string, limit int)
 		var c store.RenewalCandidate
 		var r store.Renewal
 		var na, queued, updated int64
-		if err := rows.Scan(&c.Serial, &c.EnrollmentID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
+		if err := rows.Scan(&c.Serial, &c.DeviceID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
 			return nil, err
 		}
 		c.NotAfter = fromMicros(na)
 		if r.Status != "" {
-			r.Serial, r.EnrollmentID, r.QueuedAt, r.UpdatedAt = c.Serial, c.EnrollmentID, fromMicros(queued), fromMicros(updated)
+			r.Serial, r.DeviceID, r.QueuedAt, r.UpdatedAt = c.Serial, c.DeviceID, fromMicros(queued), fromMicros(updated)
 			c.Renewal = &r
 		}
 		out = append(out, c)

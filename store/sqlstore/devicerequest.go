@@ -50,7 +50,7 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 	var r store.DeviceRequest
 	ic, rest := vals[:icN], vals[icN:]
 	var nb, na, issued, revoked int64
-	if err := (&valueScanner{v: ic}).Scan(&r.IdentityCert.Serial, &r.IdentityCert.EnrollmentID, &r.IdentityCert.SHA256, &nb, &na, &issued,
+	if err := (&valueScanner{v: ic}).Scan(&r.IdentityCert.Serial, &r.IdentityCert.DeviceID, &r.IdentityCert.SHA256, &nb, &na, &issued,
 		&r.IdentityCert.RenewedFrom, &revoked, &r.IdentityCert.RevokedReason); err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 	if tok := rest[:tokN]; tok[0] != nil {
 		var t store.AccessToken
 		var created, expires, revoked int64
-		if err := (&valueScanner{v: tok}).Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID, &revoked); err != nil {
+		if err := (&valueScanner{v: tok}).Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.DeviceID, &revoked); err != nil {
 			return nil, err
 		}
 		t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)

@@ -12,7 +12,7 @@ import (
 
 func (s *Store) CreateAccessToken(ctx context.Context, t *store.AccessToken) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO access_tokens (hash, user_id, tenant_id, created_at, expires_at, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.Hash, t.UserID, t.TenantID, toMicros(t.CreatedAt), toMicros(t.ExpiresAt), t.EnrollmentID)
+		t.Hash, t.UserID, t.TenantID, toMicros(t.CreatedAt), toMicros(t.ExpiresAt), t.DeviceID)
 	return s.constraint(err)
 }
 
@@ -20,7 +20,7 @@ func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToke
 	var t store.AccessToken
 	var created, expires, revoked int64
 	err := s.r.QueryRowContext(ctx, `SELECT hash, user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at FROM access_tokens WHERE hash = ?`, hash).
-		Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.EnrollmentID, &revoked)
+		Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.DeviceID, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("access token %w", store.ErrNotFound)
 	}
@@ -168,7 +168,7 @@ func getChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChall
 	var c store.SCEPChallenge
 	var exp, used int64
 	err := q.QueryRowContext(ctx, `SELECT hash, enrollment_id, expires_at, used_at, kind, renews FROM scep_challenges WHERE hash = ?`, hash).
-		Scan(&c.Hash, &c.EnrollmentID, &exp, &used, &c.Kind, &c.Renews)
+		Scan(&c.Hash, &c.DeviceID, &exp, &used, &c.Kind, &c.Renews)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("SCEP challenge %w", store.ErrNotFound)
 	}
@@ -191,7 +191,7 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 		if !now.Before(c.ExpiresAt) {
 			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
 		}
-		if cert.EnrollmentID != c.EnrollmentID {
+		if cert.DeviceID != c.DeviceID {
 			return fmt.Errorf("%w: certificate and challenge belong to different enrollments", store.ErrConflict)
 		}
 		if c.Kind == store.ChallengeProfile {
@@ -216,7 +216,7 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 
 func (s *Store) insertCert(ctx context.Context, tx *Tx, c *store.IdentityCert) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO identity_certs (serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.Serial, c.EnrollmentID, c.SHA256, toMicros(c.NotBefore), toMicros(c.NotAfter),
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.Serial, c.DeviceID, c.SHA256, toMicros(c.NotBefore), toMicros(c.NotAfter),
 		toMicros(c.IssuedAt), c.RenewedFrom)
 	return s.constraint(err)
 }
@@ -225,7 +225,7 @@ func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.Identit
 	var c store.IdentityCert
 	var nb, na, issued, revoked int64
 	err := s.r.QueryRowContext(ctx, `SELECT serial, enrollment_id, sha256, not_before, not_after, issued_at, renewed_from, revoked_at, revoked_reason
-		FROM identity_certs WHERE serial = ?`, serial).Scan(&c.Serial, &c.EnrollmentID, &c.SHA256, &nb, &na, &issued, &c.RenewedFrom, &revoked, &c.RevokedReason)
+		FROM identity_certs WHERE serial = ?`, serial).Scan(&c.Serial, &c.DeviceID, &c.SHA256, &nb, &na, &issued, &c.RenewedFrom, &revoked, &c.RevokedReason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("identity certificate %w", store.ErrNotFound)
 	}

@@ -384,7 +384,7 @@ func scanItem(sc scanner, extra ...any) (*store.ProfileItem, error) {
 	var it store.ProfileItem
 	var ack int
 	var nr, u int64
-	err := sc.Scan(append([]any{&it.EnrollmentID, &it.ProfileID, &it.Identifier, &it.State, &it.Version, &it.Hash, &it.CommandUUID, &ack, &it.Attempts, &it.Error, &nr, &u}, extra...)...)
+	err := sc.Scan(append([]any{&it.DeviceID, &it.ProfileID, &it.Identifier, &it.State, &it.Version, &it.Hash, &it.CommandUUID, &ack, &it.Attempts, &it.Error, &nr, &u}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
 	}
@@ -406,7 +406,7 @@ func (s *Store) PutProfileItem(ctx context.Context, it *store.ProfileItem) error
 		ON CONFLICT (enrollment_id, profile_id) DO UPDATE SET identifier = excluded.identifier, state = excluded.state, version = excluded.version,
 		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
 		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`,
-		it.EnrollmentID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
+		it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
 		toMicros(it.NextRetry), toMicros(it.UpdatedAt))
 	return s.constraint(err)
 }
@@ -499,7 +499,7 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 		for rows.Next() {
 			var d store.DirtyEnrollment
 			var v int
-			if err := rows.Scan(&d.EnrollmentID, &v, &d.Gen); err != nil {
+			if err := rows.Scan(&d.DeviceID, &v, &d.Gen); err != nil {
 				rows.Close()
 				return err
 			}
@@ -512,7 +512,7 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 		}
 		for _, d := range out {
 			if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id = ?`,
-				holder, toMicros(now.Add(lease)), d.EnrollmentID); err != nil {
+				holder, toMicros(now.Add(lease)), d.DeviceID); err != nil {
 				return err
 			}
 		}
@@ -525,7 +525,7 @@ func (s *Store) FinishDirty(ctx context.Context, d store.DirtyEnrollment, holder
 	return s.tx(ctx, func(tx *Tx) error {
 		var gen int64
 		var by string
-		err := tx.QueryRowContext(ctx, `SELECT gen, claimed_by FROM reconcile_queue WHERE enrollment_id = ?`, d.EnrollmentID).Scan(&gen, &by)
+		err := tx.QueryRowContext(ctx, `SELECT gen, claimed_by FROM reconcile_queue WHERE enrollment_id = ?`, d.DeviceID).Scan(&gen, &by)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -537,12 +537,12 @@ func (s *Store) FinishDirty(ctx context.Context, d store.DirtyEnrollment, holder
 			return nil // the claim expired and another holder has it
 		case gen != d.Gen:
 			// Marked again meanwhile: due as marked, claim released.
-			_, err = tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE enrollment_id = ?`, d.EnrollmentID)
+			_, err = tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE enrollment_id = ?`, d.DeviceID)
 		case next.IsZero():
-			_, err = tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE enrollment_id = ?`, d.EnrollmentID)
+			_, err = tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE enrollment_id = ?`, d.DeviceID)
 		default:
 			_, err = tx.ExecContext(ctx, `UPDATE reconcile_queue SET due_at = ?, verify = ?, claimed_by = '', claimed_until = 0 WHERE enrollment_id = ?`,
-				toMicros(next), boolInt(verify), d.EnrollmentID)
+				toMicros(next), boolInt(verify), d.DeviceID)
 		}
 		return err
 	})
@@ -558,7 +558,7 @@ func (s *Store) DirtyCount(ctx context.Context, now time.Time) (int, error) {
 
 func (s *Store) AddProfileChallenge(ctx context.Context, ch *store.SCEPChallenge, profileID string) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, kind, profile_id) VALUES (?, ?, ?, ?, ?)`,
-		ch.Hash, ch.EnrollmentID, toMicros(ch.ExpiresAt), store.ChallengeProfile, profileID)
+		ch.Hash, ch.DeviceID, toMicros(ch.ExpiresAt), store.ChallengeProfile, profileID)
 	return s.constraint(err)
 }
 
@@ -592,14 +592,14 @@ func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now ti
 			return store.ErrSCEPChallengeUsed
 		case !now.Before(c.ExpiresAt):
 			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
-		case pc.EnrollmentID != c.EnrollmentID || pc.ProfileID != pid:
+		case pc.DeviceID != c.DeviceID || pc.ProfileID != pid:
 			return fmt.Errorf("%w: certificate and challenge belong to different enrollments or profiles", store.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.Serial, pc.EnrollmentID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.Serial, pc.DeviceID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
 			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt))
 		return s.constraint(err)
 	})
@@ -609,7 +609,7 @@ func (s *Store) ProfileCerts(ctx context.Context, enrollmentID string) ([]store.
 	return collect(ctx, s.r, func(sc scanner) (*store.ProfileCert, error) {
 		var c store.ProfileCert
 		var nb, na, is, rv int64
-		if err := sc.Scan(&c.Serial, &c.EnrollmentID, &c.ProfileID, &c.Subject, &c.Email, &c.SHA256, &nb, &na, &is, &rv, &c.RevokedBy); err != nil {
+		if err := sc.Scan(&c.Serial, &c.DeviceID, &c.ProfileID, &c.Subject, &c.Email, &c.SHA256, &nb, &na, &is, &rv, &c.RevokedBy); err != nil {
 			return nil, err
 		}
 		c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(is), fromMicros(rv)

@@ -15,7 +15,7 @@ const renewalColumns = `serial, enrollment_id, command_uuid, status, attempts, e
 func scanRenewal(sc scanner) (*store.Renewal, error) {
 	var r store.Renewal
 	var queued, updated int64
-	err := sc.Scan(&r.Serial, &r.EnrollmentID, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated)
+	err := sc.Scan(&r.Serial, &r.DeviceID, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("renewal %w", store.ErrNotFound)
 	}
@@ -52,12 +52,12 @@ func (s *Store) RenewalCandidates(ctx context.Context, after time.Time, afterSer
 		var c store.RenewalCandidate
 		var r store.Renewal
 		var na, queued, updated int64
-		if err := rows.Scan(&c.Serial, &c.EnrollmentID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
+		if err := rows.Scan(&c.Serial, &c.DeviceID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
 			return nil, err
 		}
 		c.NotAfter = fromMicros(na)
 		if r.Status != "" {
-			r.Serial, r.EnrollmentID, r.QueuedAt, r.UpdatedAt = c.Serial, c.EnrollmentID, fromMicros(queued), fromMicros(updated)
+			r.Serial, r.DeviceID, r.QueuedAt, r.UpdatedAt = c.Serial, c.DeviceID, fromMicros(queued), fromMicros(updated)
 			c.Renewal = &r
 		}
 		out = append(out, c)
@@ -72,7 +72,7 @@ func (s *Store) StartRenewal(ctx context.Context, r *store.Renewal, ch *store.SC
 		case errors.Is(err, store.ErrNotFound):
 			r.Attempts = 1
 			_, err = tx.ExecContext(ctx, `INSERT INTO renewals (`+renewalColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				r.Serial, r.EnrollmentID, r.CommandUUID, store.RenewalQueued, r.Attempts, "", "", toMicros(r.QueuedAt), toMicros(r.QueuedAt))
+				r.Serial, r.DeviceID, r.CommandUUID, store.RenewalQueued, r.Attempts, "", "", toMicros(r.QueuedAt), toMicros(r.QueuedAt))
 		case err != nil:
 			return err
 		case cur.Status != store.RenewalFailed:
@@ -87,7 +87,7 @@ func (s *Store) StartRenewal(ctx context.Context, r *store.Renewal, ch *store.SC
 		}
 		r.Status, r.Error, r.UpdatedAt = store.RenewalQueued, "", r.QueuedAt
 		_, err = tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, used_at, kind, renews) VALUES (?, ?, ?, 0, ?, ?)`,
-			ch.Hash, r.EnrollmentID, toMicros(ch.ExpiresAt), store.ChallengeRenewal, r.Serial)
+			ch.Hash, r.DeviceID, toMicros(ch.ExpiresAt), store.ChallengeRenewal, r.Serial)
 		return s.constraint(err)
 	})
 }

@@ -68,7 +68,7 @@ func (s *Store) Dashboard(ctx context.Context, since, idleBefore time.Time) (*st
 	errs, err := collect(ctx, s.r, func(sc scanner) (*store.CommandError, error) {
 		var e store.CommandError
 		var at int64
-		if err := sc.Scan(&e.EnrollmentID, &e.RequestType, &e.CommandUUID, &e.Status, &at); err != nil {
+		if err := sc.Scan(&e.DeviceID, &e.RequestType, &e.CommandUUID, &e.Status, &at); err != nil {
 			return nil, err
 		}
 		e.At = fromMicros(at)

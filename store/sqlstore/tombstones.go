@@ -26,7 +26,7 @@ func (s *Store) Tombstone(ctx context.Context, serial string) (*store.Tombstone,
 	var t store.Tombstone
 	var ended int64
 	err := s.r.QueryRowContext(ctx, `SELECT serial, sha256, enrollment_id, apple_enrollment_id, tenant_id, user_id, reason, ended_at
-		FROM tombstones WHERE serial = ?`, serial).Scan(&t.Serial, &t.SHA256, &t.EnrollmentID, &t.AppleEnrollmentID, &t.TenantID, &t.UserID, &t.Reason, &ended)
+		FROM tombstones WHERE serial = ?`, serial).Scan(&t.Serial, &t.SHA256, &t.DeviceID, &t.AppleEnrollmentID, &t.TenantID, &t.UserID, &t.Reason, &ended)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("tombstone %w", store.ErrNotFound)
 	}

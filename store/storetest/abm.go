@@ -111,7 +111,7 @@ func testABMWithoutGetToken(t *testing.T, s store.Store) {
 	mk := func(tenant, user, apple, challenge string) *store.Enrollment {
 		t.Helper()
 		e := mustEnrollment(t, s, tenant, user, []byte(challenge), t0.Add(time.Hour))
-		c := &store.IdentityCert{Serial: "s-" + challenge, EnrollmentID: e.ID, SHA256: []byte("h-" + challenge), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
+		c := &store.IdentityCert{Serial: "s-" + challenge, DeviceID: e.ID, SHA256: []byte("h-" + challenge), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
 		if err := s.ConsumeSCEPChallenge(ctx, []byte(challenge), t0, c); err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +154,7 @@ func testABMWithoutGetToken(t *testing.T, s store.Store) {
 		t.Fatalf("got %+v, want %v", got, want)
 	}
 	for _, c := range got {
-		if want[c.EnrollmentID] != c.Serial || c.Renewal != nil {
+		if want[c.DeviceID] != c.Serial || c.Renewal != nil {
 			t.Fatalf("candidate %+v, want %v", c, want)
 		}
 	}

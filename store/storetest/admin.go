@@ -160,7 +160,7 @@ func testDashboard(t *testing.T, s store.Store) {
 	if d.Pending != 5 || d.EnrollmentsOpen != 1 {
 		t.Fatalf("pending %d open %d", d.Pending, d.EnrollmentsOpen)
 	}
-	if len(d.RecentErrors) != 1 || d.RecentErrors[0].EnrollmentID != e1.ID || d.RecentErrors[0].RequestType != "DeviceInformation" {
+	if len(d.RecentErrors) != 1 || d.RecentErrors[0].DeviceID != e1.ID || d.RecentErrors[0].RequestType != "DeviceInformation" {
 		t.Fatalf("errors %+v", d.RecentErrors)
 	}
 }

@@ -21,14 +21,14 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 	tn := mustTenant(t, s, "A", "a.example")
 	u := mustUser(t, s, tn.ID, "alice@a.example")
 	e := mustEnrollment(t, s, tn.ID, u.ID, []byte("c1"), now().Add(time.Hour))
-	cert := &store.IdentityCert{Serial: "0a1b", EnrollmentID: e.ID, SHA256: []byte("fp"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
+	cert := &store.IdentityCert{Serial: "0a1b", DeviceID: e.ID, SHA256: []byte("fp"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
 	if err := s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), cert); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.BindAppleEnrollment(ctx, e.ID, "APPLE-DR", store.DeviceInfo{OSVersion: "18.3"}, now()); err != nil {
 		t.Fatal(err)
 	}
-	tok := &store.AccessToken{Hash: []byte("tok-dr"), UserID: u.ID, TenantID: tn.ID, CreatedAt: now(), ExpiresAt: now().Add(time.Hour), EnrollmentID: e.ID}
+	tok := &store.AccessToken{Hash: []byte("tok-dr"), UserID: u.ID, TenantID: tn.ID, CreatedAt: now(), ExpiresAt: now().Add(time.Hour), DeviceID: e.ID}
 	if err := s.CreateAccessToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 	wantU, _ := s.User(ctx, u.ID)
 	wantT, _ := s.AccessToken(ctx, []byte("tok-dr"))
 	wantC, _ := s.Channel(ctx, e.ID, "device", "")
-	if got.IdentityCert.Serial != wantIC.Serial || got.IdentityCert.EnrollmentID != e.ID || string(got.IdentityCert.SHA256) != "fp" ||
+	if got.IdentityCert.Serial != wantIC.Serial || got.IdentityCert.DeviceID != e.ID || string(got.IdentityCert.SHA256) != "fp" ||
 		!got.IdentityCert.NotAfter.Equal(wantIC.NotAfter) || !got.IdentityCert.RevokedAt.IsZero() {
 		t.Errorf("identity certificate %+v, want %+v", got.IdentityCert, wantIC)
 	}
@@ -57,7 +57,7 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 	if got.User.ID != u.ID || got.User.Email != wantU.Email || got.User.Enabled != wantU.Enabled || !got.User.TokensNotBefore.Equal(wantU.TokensNotBefore) {
 		t.Errorf("user %+v, want %+v", got.User, wantU)
 	}
-	if got.AccessToken == nil || string(got.AccessToken.Hash) != "tok-dr" || got.AccessToken.EnrollmentID != e.ID ||
+	if got.AccessToken == nil || string(got.AccessToken.Hash) != "tok-dr" || got.AccessToken.DeviceID != e.ID ||
 		!got.AccessToken.ExpiresAt.Equal(wantT.ExpiresAt) || got.AccessToken.UserID != u.ID {
 		t.Errorf("access token %+v, want %+v", got.AccessToken, wantT)
 	}

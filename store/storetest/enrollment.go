@@ -37,7 +37,7 @@ func testAccessTokens(t *testing.T, s store.Store) {
 	}
 	wantErr(t, s.CreateAccessToken(ctx, tok), store.ErrConflict)
 	got, err := s.AccessToken(ctx, []byte("h1"))
-	if err != nil || got.UserID != u.ID || got.TenantID != tn.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || got.EnrollmentID != "" {
+	if err != nil || got.UserID != u.ID || got.TenantID != tn.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) || got.DeviceID != "" {
 		t.Fatalf("AccessToken = %+v, %v", got, err)
 	}
 	_, err = s.AccessToken(ctx, []byte("nope"))
@@ -50,8 +50,8 @@ func testAccessTokens(t *testing.T, s store.Store) {
 	}
 	wantErr(t, s.BindAccessToken(ctx, []byte("h1"), "E2"), store.ErrConflict)
 	wantErr(t, s.BindAccessToken(ctx, []byte("nope"), "E1"), store.ErrNotFound)
-	if got, _ := s.AccessToken(ctx, []byte("h1")); got.EnrollmentID != "E1" {
-		t.Fatalf("bound to %q", got.EnrollmentID)
+	if got, _ := s.AccessToken(ctx, []byte("h1")); got.DeviceID != "E1" {
+		t.Fatalf("bound to %q", got.DeviceID)
 	}
 	// Deleting the user removes its tokens.
 	if err := s.DeleteUser(ctx, u.ID, store.Ending{}); err != nil {
@@ -89,14 +89,14 @@ func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
 	_, err = s.Enrollment(ctx, "nope")
 	wantErr(t, err, store.ErrNotFound)
 	ch, err := s.SCEPChallenge(ctx, []byte("c1"))
-	if err != nil || ch.EnrollmentID != e.ID || !ch.UsedAt.IsZero() {
+	if err != nil || ch.DeviceID != e.ID || !ch.UsedAt.IsZero() {
 		t.Fatalf("SCEPChallenge = %+v, %v", ch, err)
 	}
-	cert := &store.IdentityCert{Serial: "01ab", EnrollmentID: e.ID, SHA256: []byte("fp1"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
+	cert := &store.IdentityCert{Serial: "01ab", DeviceID: e.ID, SHA256: []byte("fp1"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
 	// A certificate for another enrollment cannot consume this challenge.
 	other := mustEnrollment(t, s, tn.ID, u.ID, nil, time.Time{})
 	wrong := *cert
-	wrong.EnrollmentID = other.ID
+	wrong.DeviceID = other.ID
 	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), &wrong), store.ErrConflict)
 	if err := s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), cert); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func testEnrollmentAndChallenge(t *testing.T, s store.Store) {
 	}
 	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("unknown"), now(), &again), store.ErrNotFound)
 	ic, err := s.IdentityCert(ctx, "01ab")
-	if err != nil || ic.EnrollmentID != e.ID || string(ic.SHA256) != "fp1" {
+	if err != nil || ic.DeviceID != e.ID || string(ic.SHA256) != "fp1" {
 		t.Fatalf("IdentityCert = %+v, %v", ic, err)
 	}
 	// Expired challenges are refused.
@@ -130,7 +130,7 @@ func testChallengeRace(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c := &store.IdentityCert{Serial: string(rune('a' + i)), EnrollmentID: e.ID, SHA256: []byte{byte(i)}, NotBefore: now(), NotAfter: now(), IssuedAt: now()}
+			c := &store.IdentityCert{Serial: string(rune('a' + i)), DeviceID: e.ID, SHA256: []byte{byte(i)}, NotBefore: now(), NotAfter: now(), IssuedAt: now()}
 			err := s.ConsumeSCEPChallenge(ctx, []byte("race"), now(), c)
 			if err == nil {
 				ok.Add(1)

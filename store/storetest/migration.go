@@ -38,7 +38,7 @@ func Migration0009(t *testing.T, old store.Store, exec func(q string) error, reo
 			VALUES ('%s', 't', 'u', 'h-%[1]s', 'macOS', 'pending', %d, %[2]d)`, id, now.UnixMicro())))
 		must(exec(fmt.Sprintf(`INSERT INTO identity_certs (serial, enrollment_id, sha256, not_before, not_after, issued_at)
 			VALUES ('s-%s', '%[1]s', 'fp-%[1]s', %d, %d, %[2]d)`, id, now.UnixMicro(), now.Add(time.Hour).UnixMicro())))
-		must(old.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("h-" + id), UserID: "u", TenantID: "t", CreatedAt: now, ExpiresAt: now.Add(time.Hour), EnrollmentID: id}))
+		must(old.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("h-" + id), UserID: "u", TenantID: "t", CreatedAt: now, ExpiresAt: now.Add(time.Hour), DeviceID: id}))
 	}
 	must(old.BindAppleEnrollment(ctx, "en_live", "EID-LIVE", store.DeviceInfo{}, now))
 	must(old.BindAppleEnrollment(ctx, "en_gone", "EID-GONE", store.DeviceInfo{}, now))

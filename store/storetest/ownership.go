@@ -159,7 +159,7 @@ func testEndEnrollment(t *testing.T, s store.Store) {
 	for i, h := range []string{"tok-bound", "tok-other", "tok-created"} {
 		tok := &store.AccessToken{Hash: []byte(h), UserID: u.ID, TenantID: tn.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 		if i == 1 {
-			tok.EnrollmentID = keep.ID
+			tok.DeviceID = keep.ID
 		}
 		if err := s.CreateAccessToken(ctx, tok); err != nil {
 			t.Fatal(err)
@@ -169,7 +169,7 @@ func testEndEnrollment(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for i, ref := range []string{e.ID, keep.ID} {
-		c := &store.IdentityCert{Serial: fmt.Sprint("e", i), EnrollmentID: ref, SHA256: []byte(fmt.Sprint("fp-e", i)), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
+		c := &store.IdentityCert{Serial: fmt.Sprint("e", i), DeviceID: ref, SHA256: []byte(fmt.Sprint("fp-e", i)), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
 		if err := s.ConsumeSCEPChallenge(ctx, []byte([]string{"c-used", "c-keep"}[i]), t0, c); err != nil {
 			t.Fatal(err)
 		}
@@ -246,10 +246,10 @@ func testPendingPerToken(t *testing.T, s store.Store) {
 	if err != nil || replaced {
 		t.Fatalf("first: %v %v", replaced, err)
 	}
-	if tok, _ := s.AccessToken(ctx, []byte("one")); tok.EnrollmentID != e1.ID {
-		t.Fatalf("token bound to %q, want %s", tok.EnrollmentID, e1.ID)
+	if tok, _ := s.AccessToken(ctx, []byte("one")); tok.DeviceID != e1.ID {
+		t.Fatalf("token bound to %q, want %s", tok.DeviceID, e1.ID)
 	}
-	cert := &store.IdentityCert{Serial: "p1", EnrollmentID: e1.ID, SHA256: []byte("fp-p1"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
+	cert := &store.IdentityCert{Serial: "p1", DeviceID: e1.ID, SHA256: []byte("fp-p1"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
 	if err := s.ConsumeSCEPChallenge(ctx, []byte("p1"), t0, cert); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func testPendingPerToken(t *testing.T, s store.Store) {
 	if _, err := s.SCEPChallenge(ctx, []byte("p1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the older challenge survived: %v", err)
 	}
-	if ch, err := s.SCEPChallenge(ctx, []byte("p2")); err != nil || ch.EnrollmentID != e1.ID {
+	if ch, err := s.SCEPChallenge(ctx, []byte("p2")); err != nil || ch.DeviceID != e1.ID {
 		t.Fatalf("new challenge %+v %v", ch, err)
 	}
 	if ic, _ := s.IdentityCert(ctx, "p1"); ic.RevokedAt.IsZero() {
@@ -330,15 +330,15 @@ func testPendingRace(t *testing.T, s store.Store) {
 		}
 		if ch, err := s.SCEPChallenge(ctx, []byte(fmt.Sprint("race-", i))); err == nil {
 			usable++
-			if ch.EnrollmentID != all[0].ID {
-				t.Errorf("challenge %d for %s", i, ch.EnrollmentID)
+			if ch.DeviceID != all[0].ID {
+				t.Errorf("challenge %d for %s", i, ch.DeviceID)
 			}
 		}
 	}
 	if usable != 1 {
 		t.Fatalf("%d usable challenges for one sign-in", usable)
 	}
-	if tok, _ := s.AccessToken(ctx, []byte("race")); tok.EnrollmentID != all[0].ID {
-		t.Fatalf("token bound to %q", tok.EnrollmentID)
+	if tok, _ := s.AccessToken(ctx, []byte("race")); tok.DeviceID != all[0].ID {
+		t.Fatalf("token bound to %q", tok.DeviceID)
 	}
 }

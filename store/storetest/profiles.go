@@ -54,7 +54,7 @@ func claimAll(t *testing.T, s store.Store, at time.Time) []string {
 	}
 	var out []string
 	for _, d := range ds {
-		out = append(out, d.EnrollmentID)
+		out = append(out, d.DeviceID)
 		if err := s.FinishDirty(ctx, d, "h", time.Time{}, false); err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func testReconcileQueueClaims(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	a, err := s.ClaimDirty(ctx, "A", t0, time.Minute, 10)
-	if err != nil || len(a) != 1 || a[0].EnrollmentID != ids[0] || !a[0].Verify {
+	if err != nil || len(a) != 1 || a[0].DeviceID != ids[0] || !a[0].Verify {
 		t.Fatalf("claim: %+v %v", a, err)
 	}
 	if b, _ := s.ClaimDirty(ctx, "B", t0, time.Minute, 10); len(b) != 0 {
@@ -344,7 +344,7 @@ func testReconcileQueueClaims(t *testing.T, s store.Store) {
 				}
 				mu.Lock()
 				for _, d := range ds {
-					seen[d.EnrollmentID]++
+					seen[d.DeviceID]++
 				}
 				mu.Unlock()
 			}
@@ -373,13 +373,13 @@ func testProfileItems(t *testing.T, s store.Store) {
 	sort.Slice(es, func(i, j int) bool { return es[i].ID < es[j].ID })
 	t0 := now()
 	for i, e := range es {
-		it := &store.ProfileItem{EnrollmentID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h",
+		it := &store.ProfileItem{DeviceID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h",
 			CommandUUID: fmt.Sprint("CMD-", i), UpdatedAt: t0}
 		if err := s.PutProfileItem(ctx, it); err != nil {
 			t.Fatal(err)
 		}
 	}
-	failed := &store.ProfileItem{EnrollmentID: es[2].ID, ProfileID: p.ID, Identifier: p.Identifier, State: "failed", Version: 1, Hash: "h",
+	failed := &store.ProfileItem{DeviceID: es[2].ID, ProfileID: p.ID, Identifier: p.Identifier, State: "failed", Version: 1, Hash: "h",
 		CommandUUID: "CMD-2", Acknowledged: false, Attempts: 2, Error: "MCProfileErrorDomain 1000: no", NextRetry: t0.Add(time.Minute), UpdatedAt: t0}
 	if err := s.PutProfileItem(ctx, failed); err != nil {
 		t.Fatal(err)
@@ -395,10 +395,10 @@ func testProfileItems(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	counts, devs, err := s.ProfileStatus(ctx, p.ID, "", "", 2)
-	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].EnrollmentID != es[0].ID || devs[0].Email != "alice@a.example" {
+	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].DeviceID != es[0].ID || devs[0].Email != "alice@a.example" {
 		t.Fatalf("status: %v %+v %v", counts, devs, err)
 	}
-	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "", devs[1].EnrollmentID, 2); len(devs) != 1 || devs[0].EnrollmentID != es[2].ID {
+	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "", devs[1].DeviceID, 2); len(devs) != 1 || devs[0].DeviceID != es[2].ID {
 		t.Fatalf("page 2: %+v", devs)
 	}
 	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "failed", "", 10); len(devs) != 1 || devs[0].Error != failed.Error {
@@ -426,31 +426,31 @@ func testProfileCerts(t *testing.T, s store.Store) {
 	other := enrolledFor(t, s, tn.ID, u.ID)
 	p := mustProfile(t, s, tn.ID, "com.example.eaptls")
 	t0 := now()
-	ch := &store.SCEPChallenge{Hash: []byte("pc-1"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Hour)}
+	ch := &store.SCEPChallenge{Hash: []byte("pc-1"), DeviceID: e.ID, ExpiresAt: t0.Add(time.Hour)}
 	if err := s.AddProfileChallenge(ctx, ch, p.ID); err != nil {
 		t.Fatal(err)
 	}
 	got, pid, err := s.ProfileChallenge(ctx, []byte("pc-1"))
-	if err != nil || pid != p.ID || got.EnrollmentID != e.ID || got.Kind != store.ChallengeProfile {
+	if err != nil || pid != p.ID || got.DeviceID != e.ID || got.Kind != store.ChallengeProfile {
 		t.Fatalf("challenge: %+v %s %v", got, pid, err)
 	}
 	// It never becomes an MDM identity.
-	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("pc-1"), t0, &store.IdentityCert{Serial: "x1", EnrollmentID: e.ID, SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}), store.ErrConflict)
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("pc-1"), t0, &store.IdentityCert{Serial: "x1", DeviceID: e.ID, SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}), store.ErrConflict)
 	if _, err := s.IdentityCert(ctx, "x1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("a profile challenge recorded an identity certificate")
 	}
 	// An enrollment's challenge is not for another enrollment or profile.
-	pc := &store.ProfileCert{Serial: "aa01", EnrollmentID: other.ID, ProfileID: p.ID, Subject: "CN=alice@a.example", Email: "alice@a.example",
+	pc := &store.ProfileCert{Serial: "aa01", DeviceID: other.ID, ProfileID: p.ID, Subject: "CN=alice@a.example", Email: "alice@a.example",
 		SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
 	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc), store.ErrConflict)
-	pc.EnrollmentID = e.ID
+	pc.DeviceID = e.ID
 	if err := s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc); err != nil {
 		t.Fatal(err)
 	}
 	pc2 := *pc
 	pc2.Serial = "aa02"
 	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, &pc2), store.ErrSCEPChallengeUsed)
-	s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: []byte("pc-2"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Minute)}, p.ID)
+	s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: []byte("pc-2"), DeviceID: e.ID, ExpiresAt: t0.Add(time.Minute)}, p.ID)
 	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-2"), t0.Add(time.Hour), &pc2), store.ErrExpired)
 	if _, _, err := s.ProfileChallenge(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal(err)

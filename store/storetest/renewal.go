@@ -21,7 +21,7 @@ func testRenewals(t *testing.T, s store.Store) {
 	mk := func(apple string, challenge string, notAfter time.Time) (*store.Enrollment, *store.IdentityCert) {
 		t.Helper()
 		e := mustEnrollment(t, s, tn.ID, u.ID, []byte(challenge), t0.Add(time.Hour))
-		c := &store.IdentityCert{Serial: "s-" + challenge, EnrollmentID: e.ID, SHA256: []byte("h-" + challenge), NotBefore: t0, NotAfter: notAfter, IssuedAt: t0}
+		c := &store.IdentityCert{Serial: "s-" + challenge, DeviceID: e.ID, SHA256: []byte("h-" + challenge), NotBefore: t0, NotAfter: notAfter, IssuedAt: t0}
 		if err := s.ConsumeSCEPChallenge(ctx, []byte(challenge), t0, c); err != nil {
 			t.Fatal(err)
 		}
@@ -48,11 +48,11 @@ func testRenewals(t *testing.T, s store.Store) {
 		t.Fatalf("second page: %+v %v", got, err)
 	}
 
-	r := &store.Renewal{Serial: c1.Serial, EnrollmentID: e1.ID, QueuedAt: t0}
+	r := &store.Renewal{Serial: c1.Serial, DeviceID: e1.ID, QueuedAt: t0}
 	if err := s.StartRenewal(ctx, r, &store.SCEPChallenge{Hash: []byte("r1"), ExpiresAt: t0.Add(time.Hour)}); err != nil || r.Attempts != 1 {
 		t.Fatalf("start: %v %+v", err, r)
 	}
-	if err := s.StartRenewal(ctx, &store.Renewal{Serial: c1.Serial, EnrollmentID: e1.ID, QueuedAt: t0}, &store.SCEPChallenge{Hash: []byte("r1b"), ExpiresAt: t0.Add(time.Hour)}); !errors.Is(err, store.ErrConflict) {
+	if err := s.StartRenewal(ctx, &store.Renewal{Serial: c1.Serial, DeviceID: e1.ID, QueuedAt: t0}, &store.SCEPChallenge{Hash: []byte("r1b"), ExpiresAt: t0.Add(time.Hour)}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second start of a queued renewal: %v", err)
 	}
 	if err := s.SetRenewalCommand(ctx, c1.Serial, "CMD-1", t0); err != nil {
@@ -65,7 +65,7 @@ func testRenewals(t *testing.T, s store.Store) {
 		t.Fatalf("unknown command: %v", err)
 	}
 	ch, err := s.SCEPChallenge(ctx, []byte("r1"))
-	if err != nil || ch.Kind != store.ChallengeRenewal || ch.Renews != c1.Serial || ch.EnrollmentID != e1.ID {
+	if err != nil || ch.Kind != store.ChallengeRenewal || ch.Renews != c1.Serial || ch.DeviceID != e1.ID {
 		t.Fatalf("renewal challenge: %+v %v", ch, err)
 	}
 	if ch, _ := s.SCEPChallenge(ctx, []byte("c2")); ch.Kind != store.ChallengeEnrollment {
@@ -92,14 +92,14 @@ func testRenewals(t *testing.T, s store.Store) {
 	if lr, err := s.LatestRenewal(ctx, e1.ID); err != nil || lr.Status != store.RenewalFailed || lr.Error != "no SCEP" {
 		t.Fatalf("latest: %+v %v", lr, err)
 	}
-	r2 := &store.Renewal{Serial: c1.Serial, EnrollmentID: e1.ID, QueuedAt: t0.Add(time.Hour)}
+	r2 := &store.Renewal{Serial: c1.Serial, DeviceID: e1.ID, QueuedAt: t0.Add(time.Hour)}
 	if err := s.StartRenewal(ctx, r2, &store.SCEPChallenge{Hash: []byte("r2"), ExpiresAt: t0.Add(2 * time.Hour)}); err != nil || r2.Attempts != 2 {
 		t.Fatalf("restart: %v %+v", err, r2)
 	}
 
 	// SCEP with the renewal challenge: the successor renews c1, the
 	// renewal is done, and c1 is no longer a candidate.
-	next := &store.IdentityCert{Serial: "s-next", EnrollmentID: e1.ID, SHA256: []byte("h-next"), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0.Add(time.Hour)}
+	next := &store.IdentityCert{Serial: "s-next", DeviceID: e1.ID, SHA256: []byte("h-next"), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0.Add(time.Hour)}
 	if err := s.ConsumeSCEPChallenge(ctx, []byte("r2"), t0.Add(time.Hour), next); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func testTombstones(t *testing.T, s store.Store) {
 	for i, d := range devices {
 		ch := []byte("ch-" + d.serial)
 		e := mustEnrollment(t, s, d.tenant.ID, d.user.ID, ch, t0.Add(time.Hour))
-		c := &store.IdentityCert{Serial: d.serial, EnrollmentID: e.ID, SHA256: []byte("fp-" + d.serial), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
+		c := &store.IdentityCert{Serial: d.serial, DeviceID: e.ID, SHA256: []byte("fp-" + d.serial), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}
 		if err := s.ConsumeSCEPChallenge(ctx, ch, t0, c); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func testTombstones(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(ts.SHA256, []byte("fp-a1")) || ts.AppleEnrollmentID != "APPLE-0" || ts.TenantID != tn.ID || ts.UserID != alice.ID ||
-		ts.EnrollmentID == "" || ts.Reason != "user deleted by test" || !ts.EndedAt.Equal(t1) {
+		ts.DeviceID == "" || ts.Reason != "user deleted by test" || !ts.EndedAt.Equal(t1) {
 		t.Fatalf("tombstone %+v", ts)
 	}
 	if _, err := s.IdentityCert(ctx, "a1"); err == nil {
