@@ -64,11 +64,7 @@ func tenantList(c *call) error {
 }
 
 func tenantShow(c *call) error {
-	ref, err := c.one("give one tenant id or domain")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	ref, api, err := c.oneClient("give one tenant id or domain")
 	if err != nil {
 		return err
 	}
@@ -86,11 +82,7 @@ func tenantUpdate(fs *flag.FlagSet) func(*call) error {
 	fs.Var(&remove, "remove-domain", "domain to remove (repeatable; refused while users are in it)")
 	twoFA := fs.String("second-factor", "", "true or false: require a second factor at sign-in")
 	return func(c *call) error {
-		ref, err := c.one("give one tenant id or domain")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		ref, api, err := c.oneClient("give one tenant id or domain")
 		if err != nil {
 			return err
 		}
@@ -209,11 +201,7 @@ func tenantDelete(fs *flag.FlagSet) func(*call) error {
 	cascade := fs.Bool("cascade", false, "also delete the tenant's users (their enrolled devices are told to remove their enrollment)")
 	yes := fs.Bool("yes", false, "confirm that the users' enrolled devices are unenrolled")
 	return func(c *call) error {
-		ref, err := c.one("give one tenant id or domain")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		ref, api, err := c.oneClient("give one tenant id or domain")
 		if err != nil {
 			return err
 		}
