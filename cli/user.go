@@ -114,11 +114,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 // oneUser is the single positional argument of a user subcommand
 // without flags of its own, and the API client.
 func oneUser(c *call) (*apiclient.Client, string, error) {
-	ref, err := c.one("give one user id or email")
-	if err != nil {
-		return nil, "", err
-	}
-	api, err := c.client()
+	ref, api, err := c.oneClient("give one user id or email")
 	return api, ref, err
 }
 
