@@ -266,11 +266,7 @@ func userDelete(fs *flag.FlagSet) func(*call) error {
 		if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
 			return err
 		}
-		if c.json() {
-			return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
-		}
-		fmt.Fprintf(c.Stdout, "deleted user %s%s\n", ref, unenrolledNote(n))
-		return nil
+		return printDeleted(c, "user", ref, n)
 	}
 }
 
