@@ -158,6 +158,9 @@ type Device struct {
 	// Renewal is the latest renewal of the identity certificate (single
 	// device only; absent before the first one).
 	Renewal *Renewal `json:"renewal,omitempty"`
+	// Profiles are the configuration profiles Pomona manages on the
+	// device, with their state (single device only).
+	Profiles []ProfileState `json:"profiles,omitempty"`
 }
 
 // Renewal is the state of an identity renewal (docs/lifecycle.md).

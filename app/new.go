@@ -8,6 +8,7 @@ import (
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -25,6 +26,8 @@ type App struct {
 	Audit     *Audit
 	Stats     *Stats
 	Accounts  *Accounts
+	// Profiles: groups and configuration profiles (profiles.go).
+	Profiles *Profiles
 }
 
 // Store is the union of the narrow interfaces App's services take: what
@@ -41,6 +44,7 @@ type Store interface {
 	store.MDMStore
 	store.EnrollmentStore
 	store.IdempotencyStore
+	ProfileStore
 }
 
 // Config is what New needs besides the store.
@@ -88,5 +92,6 @@ func New(st Store, c Config) *App {
 	a.Audit = &Audit{Store: st}
 	a.Stats = &Stats{Store: st}
 	a.Accounts = &Accounts{Service: c.Accounts, Store: st}
+	a.Profiles = &Profiles{Store: st, Rules: payloads.Default(), Tenants: a.Tenants, Now: c.Lifecycle}
 	return a
 }

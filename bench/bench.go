@@ -52,8 +52,10 @@ type Options struct {
 	Checkins    int // idle check-ins per device
 	Commands    int // command round trips per device
 	Concurrency int
-	Timeout     time.Duration // the whole run
-	Log         io.Writer     // progress
+	// Profiles adds the desired-state phases (bench/profiles.go).
+	Profiles bool
+	Timeout  time.Duration // the whole run
+	Log      io.Writer     // progress
 }
 
 // Phase is one measured phase.
@@ -356,6 +358,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		return nil
 	}, o.Log))
+
+	// Phase 5: configuration profiles (bench/profiles.go).
+	if o.Profiles {
+		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, o.Log)
+		if err != nil {
+			return rep, fmt.Errorf("bench: profiles: %w", err)
+		}
+		rep.Phases = append(rep.Phases, ps...)
+	}
 
 	// Memory of idle enrolled devices: every device closes its connections
 	// (idle devices hold none), then the server collects and reports.

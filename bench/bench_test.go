@@ -42,6 +42,31 @@ func TestInProcessRun(t *testing.T) {
 	}
 }
 
+// The profile phases: every enrolled device (seeded ones too) gets its
+// InstallProfile queued after one assignment.
+func TestProfilePhases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of argon2id")
+	}
+	profileSettle, profileIdle = time.Second, time.Second
+	var log strings.Builder
+	rep, err := Run(context.Background(), Options{InProcess: true, Devices: 3, Users: 2, Seed: 40, Concurrency: 2, Profiles: true,
+		Timeout: 3 * time.Minute, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	found := false
+	for _, p := range rep.Phases {
+		if p.Errors != 0 {
+			t.Errorf("phase %+v\n%s", p, log.String())
+		}
+		found = found || strings.HasPrefix(p.Name, "profile assigned to all users: 43 installs queued")
+	}
+	if !found {
+		t.Fatalf("no profile phase: %+v", rep.Phases)
+	}
+}
+
 func TestRefusesRemoteServers(t *testing.T) {
 	for _, u := range []string{"https://mdm.example.com", "http://127.0.0.1:8443", "https://10.0.0.1:8443"} {
 		if _, err := Run(context.Background(), Options{Server: u, APIKey: "k", Devices: 1}); err == nil || !strings.Contains(err.Error(), "loopback") {

@@ -19,6 +19,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	fs.IntVar(&o.Users, "users", 0, "users the devices enroll as (default min(devices, 50))")
 	fs.IntVar(&o.Checkins, "checkins", 10, "idle check-ins per device")
 	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device")
+	fs.BoolVar(&o.Profiles, "profiles", false, "also measure configuration profiles: one assignment to every device, the status API, a membership change, the idle reconciler")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "operations in flight")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.IntVar(&o.Seed, "seed", 0, "more enrolled devices to write straight into the store before the server starts (large tables)")

@@ -12,6 +12,7 @@ import (
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/endings"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/renewal"
 	"github.com/pomona-mdm/pomona/server"
 )
@@ -58,6 +59,7 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 	fs.DurationVar(&cfg.RenewalWindow, "renewal-window", renewal.DefaultWindow, "renew device identity certificates within this long before they expire (spread over its first half per device)")
 	fs.DurationVar(&cfg.RenewalTimeout, "renewal-timeout", renewal.DefaultTimeout, "a renewal whose device has not fetched its new identity after this long counts as failed and is tried again")
 	fs.BoolVar(&cfg.UnenrollOnDisable, "unenroll-on-disable", false, "disabling a user also unenrolls their devices (RemoveProfile; the device is forgotten at once)")
+	fs.DurationVar(&cfg.ProfileVerifyInterval, "profile-verify-interval", profiles.DefaultVerifyEvery, "how often each device with configuration profiles from Pomona is asked for its ProfileList to find drift")
 	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", endings.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", adminaccount.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")

@@ -77,6 +77,9 @@ type Device struct {
 	SCEPCACerts  []*x509.Certificate
 	MDM          MDMState
 
+	// cfg holds the configuration profiles installed over MDM.
+	cfg configProfiles
+
 	resolveMu sync.Mutex
 	resolve   map[string]string
 }

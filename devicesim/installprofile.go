@@ -9,10 +9,15 @@ import (
 
 // Process answers a command the way the device would, carrying out the
 // ones the simulator implements: InstallProfile of the enrollment profile
-// (how a server renews the MDM identity). Every other command gets Answer.
+// (how a server renews the MDM identity), configuration profiles (kept,
+// listed by ProfileList, refused when a user enrollment forbids them) and
+// RemoveProfile of them. Every other command gets Answer.
 func (d *Device) Process(ctx context.Context, c *ReceivedCommand) map[string]any {
-	if c.RequestType() == "InstallProfile" {
+	switch c.RequestType() {
+	case "InstallProfile":
 		return d.InstallProfile(ctx, c)
+	case "RemoveProfile":
+		return d.removeProfile(c)
 	}
 	return d.Answer(c)
 }
@@ -40,8 +45,8 @@ func errorAnswer(c *ReceivedCommand, domain string, code int, msg string) map[st
 // the per-user-connections capability) must be unchanged or the device
 // answers MCMDMErrorDomain 12012; then the device runs SCEP with the new
 // profile's challenge and a new key, switches to the new identity, and
-// answers Acknowledged signed with it. Another profile is acknowledged
-// without further effect.
+// answers Acknowledged signed with it. A configuration profile (no MDM
+// payload) is installed by installConfig.
 func (d *Device) InstallProfile(ctx context.Context, c *ReceivedCommand) map[string]any {
 	raw, _ := c.Command["Payload"].([]byte)
 	if len(raw) == 0 {
@@ -58,7 +63,11 @@ func (d *Device) InstallProfile(ctx context.Context, c *ReceivedCommand) map[str
 		}
 		return errorAnswer(c, profileErrorDomain, 1000, err.Error())
 	}
-	if err != nil || info.Identifier != d.Profile.Identifier {
+	if err != nil {
+		// A configuration profile (no MDM payload): install it.
+		return d.installConfig(ctx, c, raw)
+	}
+	if info.Identifier != d.Profile.Identifier {
 		return map[string]any{"CommandUUID": c.CommandUUID, "Status": "Acknowledged", "RequestType": c.RequestType()}
 	}
 	if changed := immutableChanges(d.Profile, info); len(changed) > 0 {

@@ -188,7 +188,7 @@ func (d *Device) Answer(c *ReceivedCommand) map[string]any {
 	case "SecurityInfo":
 		out["SecurityInfo"] = map[string]any{"PasscodePresent": true, "HardwareEncryptionCaps": 3, "PasscodeCompliant": true}
 	case "ProfileList":
-		out["ProfileList"] = []any{map[string]any{"PayloadIdentifier": d.Profile.Identifier, "PayloadDisplayName": "Work management", "IsManaged": true}}
+		out["ProfileList"] = d.profileList()
 	case "ManagedApplicationList":
 		out["ManagedApplicationList"] = map[string]any{}
 	case "CertificateList":

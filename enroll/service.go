@@ -46,6 +46,9 @@ type Service struct {
 	// Renewed, when set, hears of every identity issued with a renewal
 	// challenge (cert renews the certificate with serial renews).
 	Renewed func(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string)
+	// ProfileCerts, when set, lets the challenges of configuration
+	// profiles' SCEP payloads issue user certificates (profilecert.go).
+	ProfileCerts store.ProfileCertStore
 }
 
 // DefaultSCEPChallengeTTL bounds the time between the profile fetch and SCEP.
@@ -186,6 +189,9 @@ func (s *Service) IssueForSCEPChallenge(ctx context.Context, csr *x509.Certifica
 		return nil, nil, ErrSCEPChallengeUsed
 	case !now.Before(ch.ExpiresAt):
 		return nil, nil, ErrSCEPChallengeExpired
+	}
+	if ch.Kind == store.ChallengeProfile {
+		return s.issueProfileCert(ctx, csr, h, ch, now)
 	}
 	e, err := s.Store.Enrollment(ctx, ch.EnrollmentID)
 	if err != nil {

@@ -1,7 +1,6 @@
 package mdm
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/smallstep/pkcs7"
 
 	"github.com/pomona-mdm/pomona/untrusted"
 )
@@ -87,46 +84,21 @@ func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate
 	if err != nil {
 		return nil, fmt.Errorf("%w: Mdm-Signature is not base64", ErrSignature)
 	}
-	p7, err := untrusted.ParseCMS(der, signatureASN1)
+	sd, err := untrusted.ParseSignedData(der, signatureASN1, SignatureDigests...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: Mdm-Signature is not CMS: %v", ErrSignature, err)
+		return nil, fmt.Errorf("%w: Mdm-Signature is not an acceptable CMS signature: %v", ErrSignature, err)
 	}
-	if len(p7.Content) != 0 {
+	if len(sd.Content) != 0 {
 		return nil, fmt.Errorf("%w: Mdm-Signature must be detached", ErrSignature)
 	}
-	if err := untrusted.OneSigner(p7, SignatureDigests...); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
-	}
-	p7.Content = body
-	orig := p7.Certificates
-	if anyTime {
-		// The signature check uses the public key only; the copies' wide
-		// validity only neutralises the signing-time comparison.
-		open := make([]*x509.Certificate, len(orig))
-		for i, c := range orig {
-			cc := *c
-			cc.NotBefore, cc.NotAfter = time.Time{}, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-			open[i] = &cc
-		}
-		p7.Certificates = open
-	}
-	if err := p7.Verify(); err != nil {
-		var st *pkcs7.SigningTimeNotValidError
-		if errors.As(err, &st) {
+	signer, err := sd.Verify(body, anyTime)
+	if err != nil {
+		if errors.Is(err, untrusted.ErrSigningTime) {
 			return nil, fmt.Errorf("%w: %w: %v", ErrSignature, ErrSigningTime, err)
 		}
 		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
 	}
-	signer := p7.GetOnlySigner()
-	if signer == nil {
-		return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
-	}
-	for _, c := range orig {
-		if bytes.Equal(c.Raw, signer.Raw) {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: no single signer certificate", ErrSignature)
+	return signer, nil
 }
 
 // CheckIdentity checks that an identity certificate (from Mdm-Signature or

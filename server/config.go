@@ -76,6 +76,9 @@ type Config struct {
 	// the device's next request is answered com.apple.unrecognized.device).
 	// Off by default: a disabled user's devices stay enrolled.
 	UnenrollOnDisable bool
+	// ProfileVerifyInterval: every device with profiles of Pomona's is
+	// sent a ProfileList this often to find drift (default 24 h).
+	ProfileVerifyInterval time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's

@@ -92,6 +92,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.jobs.Run(ctx, (&push.Repush{Channels: s.Store, Pusher: s.pusher, Log: s.log}).Job())
 	go s.jobs.Run(ctx, s.Renewal.Periodic())
 	go s.jobs.Run(ctx, s.Tombstones.Periodic())
+	go s.ProfileJob.Loop(ctx, profileTick)
 	go s.webhooks.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

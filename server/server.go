@@ -34,6 +34,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
 	"github.com/pomona-mdm/pomona/pki"
+	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
 	"github.com/pomona-mdm/pomona/pushcert"
@@ -79,6 +80,10 @@ type Server struct {
 	acme       *tlscert.ACME          // --tls=acme
 	topics     *mdmservice.TopicCache // the push topic check-ins must carry (mdmchannel.go)
 	notes      startup
+
+	// ProfileJob reconciles configuration profiles (server/profiles.go;
+	// the use cases are App.Profiles).
+	ProfileJob *profiles.Job
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -146,6 +151,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}
 	s.Tombstones = &endings.Tombstones{Store: s.Store, Retention: cfg.TombstoneRetention, Now: clock, Log: log}
+	s.setupProfiles(cfg, log, clock)
 	if cfg.UnenrollOnDisable {
 		s.Directory.Disabled = (&endings.UnenrollOnDisable{Endings: s.App.Endings, Log: log}).Disabled
 	}
@@ -178,6 +184,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 	s.Metrics.DeviceEvent(e.Kind, e.Status)
 	s.Renewal.DeviceEvent(ctx, e)
+	s.profileDeviceEvent(ctx, e)
 	s.events.DeviceEvent(ctx, e.Kind, e.Enrollment, e.ChannelID, e.CommandUUID, e.RequestType, e.Status)
 }
 

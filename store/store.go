@@ -197,6 +197,9 @@ type Store interface {
 	RenewalStore
 	TombstoneStore
 	DeviceRequestStore
+	GroupStore
+	ProfileStore
+	ProfileCertStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -20,6 +20,10 @@ const (
 	EventIdentityRenewed = "device.identity_renewed"
 	EventRenewalFailed   = "device.renewal_failed"
 	EventIdentityExpired = "device.identity_expired"
+	// Configuration profiles (docs/profiles.md): an item verified
+	// installed by ProfileList, or failed (error chain, attempts, retry).
+	EventProfileInstalled = "profile.installed"
+	EventProfileFailed    = "profile.failed"
 )
 
 // Event names of the packages that report to the publisher (webhook does
@@ -32,7 +36,7 @@ const (
 
 // Events lists every event Pomona publishes (a webhook subscribes to some).
 var Events = []string{EventProfileIssued, EventAuthenticated, EventTokenUpdate, EventCheckedOut, EventCommandResult,
-	EventRenewalQueued, EventIdentityRenewed, EventRenewalFailed, EventIdentityExpired}
+	EventRenewalQueued, EventIdentityRenewed, EventRenewalFailed, EventIdentityExpired, EventProfileInstalled, EventProfileFailed}
 
 // deviceEvents maps the MDM channel's event kinds (mdmservice.Event.Kind)
 // to webhook events; kinds not listed are not published.

@@ -66,7 +66,7 @@ func (a *API) Patterns() []string {
 }
 
 func (a *API) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /api/v1/server", a.serverInfo},
 		{"POST /api/v1/tenants", a.createTenant},
 		{"GET /api/v1/tenants", a.listTenants},
@@ -105,7 +105,7 @@ func (a *API) routes() []route {
 		{"POST /api/v1/admins", a.createAdmin},
 		{"GET /api/v1/admins", a.listAdmins},
 		{"POST /api/v1/admins/{id}/reset", a.resetAdmin},
-	}
+	}, a.profileRoutes()...)
 }
 
 // Register mounts the API on mux.

@@ -56,6 +56,9 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if dt.Renewal != nil {
 		d.Renewal = renewal(dt.Renewal)
 	}
+	if d.Profiles, err = a.deviceProfiles(r, dt.Device.ID); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, d)
 	return nil
 }

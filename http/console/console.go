@@ -108,7 +108,7 @@ type route struct {
 
 func (c *Console) routes() []route {
 	R, S, M, A := adminaccount.Read, adminaccount.Support, adminaccount.Manage, adminaccount.Accounts
-	return []route{
+	return append([]route{
 		{"GET /console/{$}", R, c.dashboard},
 		{"POST /console/logout", R, c.logout},
 		{"GET /console/tenants", R, c.tenants},
@@ -146,7 +146,7 @@ func (c *Console) routes() []route {
 		{"POST /console/admins", A, c.inviteAdmin},
 		{"POST /console/admins/{id}", A, c.updateAdmin},
 		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
-	}
+	}, c.profileRoutes()...)
 }
 
 // Patterns lists every authenticated route (for tests).

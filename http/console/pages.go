@@ -462,8 +462,12 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	if cmd, ok := c.Catalog.Command(rt); ok {
 		title = cmd.Title
 	}
+	items, err := c.App.Profiles.DeviceProfiles(r.Context(), e.ID)
+	if err != nil {
+		return err
+	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
-		"Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
+		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil

@@ -51,7 +51,7 @@ var funcs = template.FuncMap{
 
 func statusClass(s string) string {
 	switch s {
-	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered":
+	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered", "installed":
 		return "good"
 	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
 		return "bad"

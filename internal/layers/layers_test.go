@@ -66,11 +66,12 @@ func imports(t *testing.T) map[string]map[string]bool {
 var pure = []string{
 	"problem", "address", "branding", "discovery", "enroll", "mdm", "mdm/catalog",
 	"profile", "opaquetoken", "password", "totp", "seal", "apitypes",
+	"mdm/payloads", "mdm/mobileconfig", "reconcile",
 }
 
 // serviceLayer are the application layer and the MDM channel: no HTTP
 // handler plumbing (their callers render problems), no SQL drivers.
-var serviceLayer = []string{"app", "mdmservice"}
+var serviceLayer = []string{"app", "mdmservice", "profiles"}
 
 func TestPurePackages(t *testing.T) {
 	g := imports(t)

@@ -30,6 +30,11 @@ var Dialect = sqlstore.Dialect{
 	Name:      "postgres",
 	Numbered:  true,
 	TxOptions: &sql.TxOptions{Isolation: sql.LevelSerializable},
+	// One clock for every instance: a command enqueued after another
+	// (through any instance) gets a later seq, unless the database
+	// server's clock is stepped back in between.
+	SeqClock: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+	Greatest: "GREATEST",
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected

@@ -7,8 +7,8 @@ import (
 )
 
 func (s *Store) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
-	return s.w.QueryRowContext(ctx, `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote).Scan(&e.ID)
+	return s.writeRow(ctx, `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		[]any{toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote}, &e.ID)
 }
 
 func (s *Store) Audit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {

@@ -13,7 +13,8 @@ import (
 // per-cluster runtime state and console sessions end with a move: neither
 // is copied.
 var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api_keys", "secrets", "access_tokens", "enrollments",
-	"scep_challenges", "identity_certs", "rate_limits", "channels", "commands", "queue", "audit_log", "webhooks", "webhook_deliveries", "admins"}
+	"scep_challenges", "identity_certs", "rate_limits", "channels", "commands", "queue", "audit_log", "webhooks", "webhook_deliveries", "admins",
+	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "profile_certs"}
 
 // TableReport compares one table after a copy.
 type TableReport struct {

@@ -194,6 +194,10 @@ func (s *Store) ConsumeSCEPChallenge(ctx context.Context, hash []byte, now time.
 		if cert.EnrollmentID != c.EnrollmentID {
 			return fmt.Errorf("%w: certificate and challenge belong to different enrollments", store.ErrConflict)
 		}
+		if c.Kind == store.ChallengeProfile {
+			// A profile's challenge never issues an MDM identity.
+			return fmt.Errorf("%w: a profile's SCEP challenge issues user certificates only", store.ErrConflict)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/mdm"
@@ -79,14 +80,14 @@ func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.
 }
 
 func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
-	err := s.w.QueryRowContext(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
+	err := s.writeRow(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
 		push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (enrollment_ref, kind, enrollment_user_id) DO UPDATE SET user_short_name = excluded.user_short_name,
 		user_long_name = excluded.user_long_name, push_token = excluded.push_token, push_magic = excluded.push_magic,
 		push_dead = excluded.push_dead, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
 		RETURNING id`,
-		c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
-		toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)).Scan(&c.ID)
+		[]any{c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
+			toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)}, &c.ID)
 	return s.constraint(err)
 }
 
@@ -145,12 +146,63 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 	return err
 }
 
-const (
-	enqueueBatch  = 500
-	enqueueOneSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES (?, ?, ?, ?, ?)`
-)
+// A channel's commands go out in seq order (NextCommand), and seq only
+// orders the rows of one channel. A new row's seq is a clock in
+// microseconds (Dialect.SeqClock: PostgreSQL's clock_timestamp(), one
+// clock for every instance; on SQLite, whose writes are serialised in one
+// process, a counter that never repeats or goes back), and for a single
+// channel at least that channel's highest seq plus one. So no enqueue
+// reads a global MAX(seq) — a scan of the whole queue and, under
+// SERIALIZABLE, a read that every other enqueue's insert conflicted with:
+// a bulk enqueue reads no queue row at all, and a single one only its
+// channel's (two at once to one channel still conflict, and one is
+// retried, which keeps that channel's order). Rows written before this
+// scheme have small seqs (a global counter), below any clock value.
+const enqueueBatch = 500
 
-var enqueueBatchSQL = enqueueOneSQL + strings.Repeat(", (?, ?, ?, ?, ?)", enqueueBatch-1)
+// seqCounter is the SQLite seq clock: microseconds since the epoch, but
+// always above the last value it gave and above every seq in the queue
+// when the process started.
+type seqCounter struct {
+	mu      sync.Mutex
+	last    int64
+	running bool
+}
+
+func (c *seqCounter) started() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
+
+func (c *seqCounter) start(last int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.running = max(c.last, last), true
+}
+
+func (c *seqCounter) next() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = max(time.Now().UnixMicro(), c.last+1)
+	return c.last
+}
+
+func (s *Store) enqueueSQL(batch int) string {
+	clock := s.d.SeqClock
+	if clock == "" {
+		clock = "CAST(? AS BIGINT)"
+	}
+	if batch == 1 {
+		return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+			SELECT ?, ?, ` + s.d.Greatest + `(` + clock + `, COALESCE(MAX(seq), 0) + 1), ?, CAST(? AS BIGINT) FROM queue WHERE channel_id = ?`
+	}
+	// A batch takes one seq for all its rows (its channels differ): read
+	// once, passed as a parameter (evaluating the clock per row made
+	// PostgreSQL's bulk insert markedly slower).
+	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", batch), ", ")
+}
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
@@ -161,38 +213,51 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
 		return s.constraint(err)
 	}
-	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&seq); err != nil {
-		return err
-	}
 	// Rows go in batches of enqueueBatch (one statement each: a bulk
 	// command to 100,000 devices is 200 statements, not 100,000 round
 	// trips); the remainder one by one, so that the statement texts
 	// stay few.
 	at := toMicros(cmd.CreatedAt)
-	insert := func(q string, ids []string) error {
-		args := make([]any, 0, 5*len(ids))
-		for _, id := range ids {
-			seq++
-			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+	failed := func(err error, ids []string) error {
+		if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
+			return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
 		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
-				return fmt.Errorf("a channel of %v %w", ids[:min(len(ids), 3)], store.ErrNotFound)
-			}
-			return s.constraint(err)
+		return s.constraint(err)
+	}
+	if s.d.SeqClock == "" && !s.seqs.started() {
+		// Once per process: continue above every seq already written,
+		// whatever the clock says now.
+		var last int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue`).Scan(&last); err != nil {
+			return err
 		}
-		return nil
+		s.seqs.start(last)
 	}
 	for len(channelIDs) >= enqueueBatch {
-		if err := insert(enqueueBatchSQL, channelIDs[:enqueueBatch]); err != nil {
+		ids := channelIDs[:enqueueBatch]
+		var seq int64
+		if s.d.SeqClock == "" {
+			seq = s.seqs.next()
+		} else if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
 			return err
+		}
+		args := make([]any, 0, 5*len(ids))
+		for _, id := range ids {
+			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+		}
+		if _, err := tx.ExecContext(ctx, s.enqueueSQL(enqueueBatch), args...); err != nil {
+			return failed(err, ids)
 		}
 		channelIDs = channelIDs[enqueueBatch:]
 	}
 	for _, id := range channelIDs {
-		if err := insert(enqueueOneSQL, []string{id}); err != nil {
-			return err
+		args := []any{id, cmd.UUID}
+		if s.d.SeqClock == "" {
+			args = append(args, s.seqs.next())
+		}
+		args = append(args, store.QueueQueued, at, id)
+		if _, err := tx.ExecContext(ctx, s.enqueueSQL(1), args...); err != nil {
+			return failed(err, []string{id})
 		}
 	}
 	return nil

@@ -41,6 +41,17 @@ type Dialect struct {
 	// (SQLite: preparing costs as much as running a simple query; pgx
 	// caches them per connection itself).
 	CacheStatements bool
+	// GroupCommit runs the write transactions of concurrent callers in
+	// one database transaction with one durable COMMIT (groupcommit.go);
+	// for a backend with a single writer connection (SQLite).
+	GroupCommit bool
+	// SeqClock is an SQL expression for the current time in microseconds
+	// on the database server, giving queue rows their seq (mdm.go); empty:
+	// the store's own counter (one process writes: SQLite).
+	SeqClock string
+	// Greatest names the scalar maximum function (GREATEST; SQLite's is
+	// MAX with two arguments).
+	Greatest string
 }
 
 // Store implements store.Store over database/sql.
@@ -49,6 +60,10 @@ type Store struct {
 	w    *db // writes (and read-modify-write transactions)
 	r    *db // reads
 	name string
+	// gc is the group committer when the dialect asks for one.
+	gc *groupCommitter
+	// seqs gives queue rows their seq when the dialect has no SeqClock.
+	seqs seqCounter
 	// Closers run on Close (connection pools).
 	closers []func() error
 }
@@ -59,6 +74,12 @@ var _ store.Store = (*Store)(nil)
 // (they may be the same pool).
 func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
+	if d.GroupCommit {
+		s.gc = newGroupCommitter(s)
+		// Single statements on the writer join the batches too.
+		s.w.gc = s.gc
+		s.closers = append(s.closers, func() error { s.gc.close(); return nil })
+	}
 	if r != w {
 		s.closers = append(s.closers, s.r.close)
 	}
@@ -116,6 +137,10 @@ type db struct {
 
 	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt // by query as written
+
+	// gc, on the writer pool with group commit, runs ExecContext as a
+	// transaction of the next batch.
+	gc *groupCommitter
 }
 
 // maxStatements bounds the statement cache: queries built with a
@@ -177,6 +202,9 @@ func (x *db) close() error {
 }
 
 func (x *db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if x.gc != nil {
+		return x.gc.exec(ctx, q, args...)
+	}
 	if st := x.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -248,8 +276,12 @@ func (x *Tx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 const maxTxAttempts = 20
 
 // tx runs fn in a transaction, retrying it when the backend reports a
-// serialization conflict. fn must be safe to run again.
+// serialization conflict. fn must be safe to run again. With group
+// commit, fn runs in the next batch (groupcommit.go).
 func (s *Store) tx(ctx context.Context, fn func(*Tx) error) error {
+	if s.gc != nil {
+		return s.gc.do(ctx, fn)
+	}
 	var err error
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {
 		if attempt > 0 {

@@ -27,6 +27,8 @@ func mdmTests() []namedTest {
 		{"Audit", testAudit},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
+		{"QueueOrderPerChannel", testQueueOrderPerChannel},
+		{"ConcurrentWriters", testConcurrentWriters},
 	}
 }
 

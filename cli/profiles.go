@@ -1,0 +1,389 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pomona-mdm/pomona/apiclient"
+	"github.com/pomona-mdm/pomona/apitypes"
+)
+
+// pomona group … and pomona profile …: desired state through the admin
+// API (/api/v1/groups, /api/v1/profiles; docs/profiles.md).
+
+func groupAdd(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	return func(c *call) error {
+		name, err := c.one("give the group's name")
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var g apitypes.Group
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/groups", map[string]any{"tenant_id": *tenant, "name": name}, &g); err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, g)
+		}
+		fmt.Fprintf(c.Stdout, "group %s created: %s\n", g.ID, g.Name)
+		return nil
+	}
+}
+
+func groupList(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var res struct {
+			Groups []apitypes.Group `json:"groups"`
+		}
+		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups?tenant_id="+url.QueryEscape(*tenant), nil, &res); err != nil {
+			return err
+		}
+		return c.print(res, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tNAME\tSOURCE\tMEMBERS")
+			for _, g := range res.Groups {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", g.ID, g.Name, g.Source, g.Members)
+			}
+		})
+	}
+}
+
+func groupShow(c *call) error {
+	id, err := c.one("give the group id")
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var res map[string]any
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(id)+"?limit=1000", nil, &res); err != nil {
+		return err
+	}
+	return printJSON(c.Stdout, res)
+}
+
+func groupRename(c *call) error {
+	if len(c.args) != 2 {
+		return usagef("%s", "give the group id and its new name")
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var g apitypes.Group
+	if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/groups/"+url.PathEscape(c.args[0]), map[string]any{"name": c.args[1]}, &g); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "group %s renamed: %s\n", g.ID, g.Name)
+	return nil
+}
+
+func groupDelete(c *call) error {
+	id, err := c.one("give the group id")
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(id), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "group %s deleted\n", id)
+	return nil
+}
+
+func groupAddMembers(fs *flag.FlagSet) func(*call) error {
+	csvFile := fs.String("csv", "", "a CSV file whose first column holds the emails (a header row named email is skipped)")
+	return func(c *call) error {
+		if len(c.args) < 1 {
+			return usagef("%s", "give the group id, then emails or --csv")
+		}
+		users := c.args[1:]
+		if *csvFile != "" {
+			more, err := csvEmails(*csvFile)
+			if err != nil {
+				return err
+			}
+			users = append(users, more...)
+		}
+		if len(users) == 0 {
+			return usagef("%s", "give the members' emails or ids, or --csv")
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		return addMembers(c.Ctx, api, c.Stdout, c.args[0], users, c.json())
+	}
+}
+
+func groupRemoveMember(c *call) error {
+	if len(c.args) != 2 {
+		return usagef("%s", "give the group id and the member's email or id")
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(c.args[0])+"/members/"+url.PathEscape(c.args[1]), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "%s removed from group %s\n", c.args[1], c.args[0])
+	return nil
+}
+
+// csvEmails reads the first column of a CSV file, skipping a header.
+func csvEmails(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	var out []string
+	for line := 1; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		v := strings.TrimSpace(rec[0])
+		if v == "" || line == 1 && strings.EqualFold(v, "email") {
+			continue
+		}
+		out = append(out, v)
+	}
+}
+
+// addMembers adds users and prints the per-row report; rows that failed
+// make the command fail after the report.
+func addMembers(ctx context.Context, c *apiclient.Client, out io.Writer, group string, users []string, asJSON bool) error {
+	var res struct {
+		Added  int                  `json:"added"`
+		Failed int                  `json:"failed"`
+		Rows   []apitypes.MemberRow `json:"rows"`
+	}
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/members", map[string]any{"users": users}, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		if err := printJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROW\tUSER\tRESULT\tERROR")
+		for i, r := range res.Rows {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", i+1, r.Ref, r.Result, orDash(r.Error))
+		}
+		tw.Flush()
+		fmt.Fprintf(out, "%d added, %d failed\n", res.Added, res.Failed)
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d users were not added", res.Failed, len(users))
+	}
+	return nil
+}
+
+func profileUpload(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain")
+	profileID := fs.String("profile", "", "make the file the next version of this profile")
+	platforms := fs.String("platforms", "", "iOS, macOS or both, comma separated (default: every platform all its payloads exist on)")
+	minOS := fs.String("min-os", "", "minimum OS version (e.g. 17.0)")
+	sign := fs.Bool("sign", false, "Pomona signs the delivered profile with its profile signer")
+	return func(c *call) error {
+		file, err := c.one("give the .mobileconfig file")
+		if err != nil {
+			return err
+		}
+		content, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		var p apitypes.Profile
+		if *profileID != "" {
+			err = api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(*profileID)+"/versions", map[string]any{"content": content}, &p)
+		} else {
+			body := map[string]any{"tenant_id": *tenant, "content": content, "min_os_version": *minOS, "sign": *sign}
+			if *platforms != "" {
+				body["platforms"] = strings.Split(*platforms, ",")
+			}
+			err = api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles", body, &p)
+		}
+		var ae *apiclient.Error
+		if errors.As(err, &ae) && ae.Code == "user_enrollment_refused" {
+			return fmt.Errorf("refused: %s", ae.Message)
+		}
+		if err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, p)
+		}
+		fmt.Fprintf(c.Stdout, "profile %s: %s version %d (%s)\n", p.ID, p.Identifier, p.Version, strings.Join(p.Platforms, ", "))
+		return nil
+	}
+}
+
+func profileList(fs *flag.FlagSet) func(*call) error {
+	tenant := fs.String("tenant", "", "tenant id, name or domain (default: every tenant)")
+	return func(c *call) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		q := ""
+		if *tenant != "" {
+			q = "?tenant_id=" + url.QueryEscape(*tenant)
+		}
+		var res struct {
+			Profiles []apitypes.Profile `json:"profiles"`
+		}
+		if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/profiles"+q, nil, &res); err != nil {
+			return err
+		}
+		return c.print(res, func(w io.Writer) {
+			fmt.Fprintln(w, "ID\tIDENTIFIER\tNAME\tVERSION\tPLATFORMS\tPAYLOADS")
+			for _, p := range res.Profiles {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Identifier, p.Name, p.Version, strings.Join(p.Platforms, ","), strings.Join(p.PayloadTypes, ","))
+			}
+		})
+	}
+}
+
+func profileShow(c *call) error {
+	id, err := c.one("give the profile id")
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var p apitypes.Profile
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(id), nil, &p); err != nil {
+		return err
+	}
+	return printJSON(c.Stdout, p)
+}
+
+func profileAssign(fs *flag.FlagSet) func(*call) error {
+	group := fs.String("group", "", "the group id")
+	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
+	return func(c *call) error {
+		id, err := c.one("give the profile id")
+		if err != nil {
+			return err
+		}
+		if *group == "" {
+			return usagef("%s", "give --group")
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments", apitypes.ProfileAssignment{GroupID: *group, Exclude: *exclude}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s %s group %s\n", id, map[bool]string{true: "excludes", false: "assigned to"}[*exclude], *group)
+		return nil
+	}
+}
+
+func profileUnassign(fs *flag.FlagSet) func(*call) error {
+	group := fs.String("group", "", "the group id")
+	return func(c *call) error {
+		id, err := c.one("give the profile id")
+		if err != nil {
+			return err
+		}
+		if *group == "" {
+			return usagef("%s", "give --group")
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments/"+url.PathEscape(*group), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s unassigned from group %s\n", id, *group)
+		return nil
+	}
+}
+
+func profileStatusCmd(fs *flag.FlagSet) func(*call) error {
+	state := fs.String("state", "", "only devices in this state (pending, installing, installed, failed, removing)")
+	return func(c *call) error {
+		id, err := c.one("give the profile id")
+		if err != nil {
+			return err
+		}
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		return profileStatus(c.Ctx, api, c.Stdout, id, *state, c.json())
+	}
+}
+
+// profileStatus prints the counts and every device (all pages).
+func profileStatus(ctx context.Context, c *apiclient.Client, out io.Writer, id, state string, asJSON bool) error {
+	var all apitypes.ProfileStatus
+	after := ""
+	for {
+		var res apitypes.ProfileStatus
+		q := url.Values{"limit": {"1000"}, "after": {after}}
+		if state != "" {
+			q.Set("state", state)
+		}
+		if err := c.Do(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(id)+"/status?"+q.Encode(), nil, &res); err != nil {
+			return err
+		}
+		all.Counts = res.Counts
+		all.Devices = append(all.Devices, res.Devices...)
+		if res.NextAfter == "" {
+			break
+		}
+		after = res.NextAfter
+	}
+	if asJSON {
+		return printJSON(out, all)
+	}
+	n := all.Counts
+	fmt.Fprintf(out, "installed %d, installing %d, pending %d, failed %d, removing %d\n", n["installed"], n["installing"], n["pending"], n["failed"], n["removing"])
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tUSER\tPLATFORM\tSTATE\tVERSION\tATTEMPTS\tERROR")
+	for _, d := range all.Devices {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Device, d.Email, d.Platform, d.State, d.Version, d.Attempts, orDash(d.Error))
+	}
+	return tw.Flush()
+}

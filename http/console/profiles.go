@@ -1,0 +1,338 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/app"
+	"github.com/pomona-mdm/pomona/problem"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Groups and configuration profiles (docs/profiles.md): the same use
+// cases as /api/v1/groups and /api/v1/profiles.
+
+func (c *Console) profileRoutes() []route {
+	R, S, M := adminaccount.Read, adminaccount.Support, adminaccount.Manage
+	return []route{
+		{"GET /console/groups", R, c.groupsPage},
+		{"POST /console/groups", M, c.createGroup},
+		{"GET /console/groups/{id}", R, c.groupPage},
+		{"POST /console/groups/{id}/members", M, c.addGroupMembers},
+		{"POST /console/groups/{id}/members/{user}/remove", M, c.removeGroupMember},
+		{"POST /console/groups/{id}/rename", M, c.renameGroup},
+		{"POST /console/groups/{id}/delete", M, c.deleteGroup},
+		{"GET /console/profiles", R, c.profilesPage},
+		{"POST /console/profiles", M, c.uploadProfile},
+		{"GET /console/profiles/{id}", R, c.profilePage},
+		{"POST /console/profiles/{id}/versions", M, c.uploadVersion},
+		{"POST /console/profiles/{id}/assignments", M, c.assignProfile},
+		{"POST /console/profiles/{id}/assignments/{group}/remove", M, c.unassignProfile},
+		{"POST /console/profiles/{id}/devices/{device}/retry", S, c.retryProfile},
+	}
+}
+
+// tenantChoice resolves the tenant a page is about (?tenant=, or the only
+// one), and lists them for the selector.
+func (c *Console) tenantChoice(r *Request) (*store.Tenant, []store.Tenant, error) {
+	ts, err := c.App.Tenants.List(r.Context(), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	want := r.URL.Query().Get("tenant")
+	if want == "" {
+		want = r.PostFormValue("tenant")
+	}
+	for i := range ts {
+		if ts[i].ID == want || want == "" && len(ts) > 0 {
+			return &ts[i], ts, nil
+		}
+	}
+	if len(ts) == 0 {
+		return nil, ts, nil
+	}
+	return nil, ts, problem.New(problem.NotFound, "No tenant %q.", want)
+}
+
+// --- groups ---
+
+func (c *Console) groupsPage(w http.ResponseWriter, r *Request) error {
+	t, ts, err := c.tenantChoice(r)
+	if err != nil {
+		return err
+	}
+	var gs []store.Group
+	if t != nil {
+		if gs, err = c.App.Profiles.Groups(r.Context(), t.ID); err != nil {
+			return err
+		}
+	}
+	c.render(w, r, http.StatusOK, "groups", "Groups", map[string]any{"Tenant": t, "Tenants": ts, "Groups": gs})
+	return nil
+}
+
+func (c *Console) createGroup(w http.ResponseWriter, r *Request) error {
+	g, err := c.App.Profiles.CreateGroup(r.Context(), r.PostFormValue("tenant"), r.PostFormValue("name"))
+	if err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/groups/"+g.ID, "Group %s created.", g.Name)
+}
+
+func (c *Console) groupPage(w http.ResponseWriter, r *Request) error {
+	g, ms, err := c.App.Profiles.GroupDetail(r.Context(), r.PathValue("id"), r.URL.Query().Get("after"), 200)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "group", g.Name, map[string]any{"Group": g, "Members": ms, "Static": g.Source == store.GroupStatic})
+	return nil
+}
+
+func (c *Console) addGroupMembers(w http.ResponseWriter, r *Request) error {
+	refs := strings.FieldsFunc(r.PostFormValue("users"), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' || r == ' ' || r == ';' })
+	if f, _, err := r.FormFile("csv"); err == nil {
+		defer f.Close()
+		b, _ := io.ReadAll(io.LimitReader(f, MaxForm))
+		for i, line := range strings.Split(string(b), "\n") {
+			v := strings.TrimSpace(strings.SplitN(line, ",", 2)[0])
+			if v == "" || i == 0 && strings.EqualFold(v, "email") {
+				continue
+			}
+			refs = append(refs, v)
+		}
+	}
+	if len(refs) == 0 {
+		return problem.New(problem.Invalid, "Give the members' emails, or a CSV file of emails.")
+	}
+	rows, err := c.App.Profiles.AddMembers(r.Context(), r.PathValue("id"), refs)
+	if err != nil {
+		return err
+	}
+	added, failed := 0, 0
+	var bad []string
+	for _, x := range rows {
+		switch x.Result {
+		case "added":
+			added++
+		case "error":
+			failed++
+			bad = append(bad, x.Ref+" ("+x.Error+")")
+		}
+	}
+	if failed > 0 {
+		c.setFlash(w, "error", fmt.Sprintf("%d added; %d not added: %s", added, failed, strings.Join(bad, "; ")))
+		http.Redirect(w, r.Request, Prefix+"/groups/"+r.PathValue("id"), http.StatusSeeOther)
+		return nil
+	}
+	return c.done(w, r, Prefix+"/groups/"+r.PathValue("id"), "%d added.", added)
+}
+
+func (c *Console) removeGroupMember(w http.ResponseWriter, r *Request) error {
+	if err := c.App.Profiles.RemoveMember(r.Context(), r.PathValue("id"), r.PathValue("user")); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/groups/"+r.PathValue("id"), "Member removed: the profiles of the group leave their devices.")
+}
+
+func (c *Console) renameGroup(w http.ResponseWriter, r *Request) error {
+	g, err := c.App.Profiles.RenameGroup(r.Context(), r.PathValue("id"), r.PostFormValue("name"))
+	if err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/groups/"+g.ID, "Renamed to %s.", g.Name)
+}
+
+func (c *Console) deleteGroup(w http.ResponseWriter, r *Request) error {
+	g, err := c.App.Profiles.Group(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := c.App.Profiles.DeleteGroup(r.Context(), g.ID); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/groups?tenant="+g.TenantID, "Group %s deleted.", g.Name)
+}
+
+// --- profiles ---
+
+func (c *Console) profilesView(r *Request) (map[string]any, error) {
+	t, ts, err := c.tenantChoice(r)
+	if err != nil {
+		return nil, err
+	}
+	v := map[string]any{"Tenant": t, "Tenants": ts}
+	if t != nil {
+		ps, err := c.App.Profiles.List(r.Context(), t.ID)
+		if err != nil {
+			return nil, err
+		}
+		v["Profiles"] = ps
+	}
+	return v, nil
+}
+
+func (c *Console) profilesPage(w http.ResponseWriter, r *Request) error {
+	v, err := c.profilesView(r)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "profiles", "Profiles", v)
+	return nil
+}
+
+// upload reads the form's file and settings.
+func upload(r *Request) (app.ProfileUpload, error) {
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return app.ProfileUpload{}, problem.New(problem.Invalid, "Choose a .mobileconfig file.")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 2<<20))
+	if err != nil {
+		return app.ProfileUpload{}, err
+	}
+	return app.ProfileUpload{TenantID: r.PostFormValue("tenant"), Content: b, Platforms: r.PostForm["platforms"],
+		MinOS: strings.TrimSpace(r.PostFormValue("min_os")), Sign: r.PostFormValue("sign") != ""}, nil
+}
+
+// refused shows the user-enrollment check's findings on the page the
+// upload came from (422), rather than as a one-line message.
+func (c *Console) refused(w http.ResponseWriter, r *Request, err error, name, title string, v map[string]any) bool {
+	var ref *app.RefusedError
+	if !errors.As(err, &ref) {
+		return false
+	}
+	c.Log.Info("console: refused", "path", r.URL.Path, "admin", r.Admin.Email, "status", 422, "reason", err.Error())
+	v["Violations"] = ref.Violations
+	c.render(w, r, http.StatusUnprocessableEntity, name, title, v)
+	return true
+}
+
+func (c *Console) uploadProfile(w http.ResponseWriter, r *Request) error {
+	u, err := upload(r)
+	if err != nil {
+		return err
+	}
+	p, err := c.App.Profiles.Upload(r.Context(), u)
+	if err != nil {
+		v, verr := c.profilesView(r)
+		if verr == nil && c.refused(w, r, err, "profiles", "Profiles", v) {
+			return nil
+		}
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Profile %s uploaded: assign it to a group.", p.Identifier)
+}
+
+func (c *Console) profileView(r *Request) (map[string]any, error) {
+	d, err := c.App.Profiles.Profile(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	p, vs, as := d.Profile, d.Versions, d.Assignments
+	gs, err := c.App.Profiles.Groups(r.Context(), p.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, g := range gs {
+		names[g.ID] = g.Name
+	}
+	type assignment struct {
+		store.Assignment
+		Name string
+	}
+	var rows []assignment
+	for _, a := range as {
+		rows = append(rows, assignment{a, names[a.GroupID]})
+	}
+	st, err := c.App.Profiles.Status(r.Context(), p.ID, "failed", "", 100)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Profile": p, "Versions": vs, "Assignments": rows, "Groups": gs, "Counts": st.Counts, "Failed": st.Devices,
+		"Bar": stateBar(st.Counts)}, nil
+}
+
+func (c *Console) profilePage(w http.ResponseWriter, r *Request) error {
+	v, err := c.profileView(r)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, http.StatusOK, "profile", v["Profile"].(*store.ConfigProfile).Name, v)
+	return nil
+}
+
+func (c *Console) uploadVersion(w http.ResponseWriter, r *Request) error {
+	u, err := upload(r)
+	if err != nil {
+		return err
+	}
+	u.ProfileID = r.PathValue("id")
+	p, err := c.App.Profiles.Upload(r.Context(), u)
+	if err != nil {
+		v, verr := c.profileView(r)
+		if verr == nil && c.refused(w, r, err, "profile", "Profile", v) {
+			return nil
+		}
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Version %d uploaded: every device of its groups gets it.", p.Version)
+}
+
+func (c *Console) assignProfile(w http.ResponseWriter, r *Request) error {
+	exclude := r.PostFormValue("mode") == "exclude"
+	if err := c.App.Profiles.Assign(r.Context(), r.PathValue("id"), r.PostFormValue("group"), exclude); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Assignment saved: the group's devices are being updated.")
+}
+
+func (c *Console) unassignProfile(w http.ResponseWriter, r *Request) error {
+	if err := c.App.Profiles.Unassign(r.Context(), r.PathValue("id"), r.PathValue("group")); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Assignment removed: the profile leaves the group's devices.")
+}
+
+func (c *Console) retryProfile(w http.ResponseWriter, r *Request) error {
+	if err := c.App.Profiles.Retry(r.Context(), r.PathValue("device"), r.PathValue("id")); err != nil {
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Retry queued.")
+}
+
+// stateBar draws the rollout as one stacked bar (inline SVG: the CSP
+// allows no inline styles), with the counts as text beside it.
+func stateBar(counts map[string]int) template.HTML {
+	total := 0
+	for _, s := range app.States {
+		total += counts[s]
+	}
+	if total == 0 {
+		return template.HTML(`<p class="muted">No device has this profile yet.</p>`)
+	}
+	var b strings.Builder
+	var label []string
+	for _, s := range app.States {
+		label = append(label, fmt.Sprintf("%d %s", counts[s], s))
+	}
+	fmt.Fprintf(&b, `<svg class="chart rollout" viewBox="0 0 600 24" role="img" aria-label="%s">`, template.HTMLEscapeString(strings.Join(label, ", ")))
+	x := 0.0
+	for _, s := range app.States {
+		n := counts[s]
+		if n == 0 {
+			continue
+		}
+		wd := 600 * float64(n) / float64(total)
+		fmt.Fprintf(&b, `<rect class="state-%s" x="%.1f" y="0" width="%.1f" height="24"><title>%s: %d</title></rect>`, s, x, wd, s, n)
+		x += wd
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}

@@ -1,0 +1,529 @@
+// Package profiles is the reconciler of configuration profiles (issue 15):
+// it makes every enrolled device's installed set equal its desired set —
+// InstallProfile, RemoveProfile (only what Pomona installed), ProfileList
+// verification, failures with Apple's error chain and bounded backoff —
+// driven by the store's queue of changed enrollments, on every instance
+// safely (row claims). The use cases (groups, library, assignments,
+// status) are app.Profiles; the rules are the pure package reconcile.
+// See docs/profiles.md.
+package profiles
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/app"
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
+	"github.com/pomona-mdm/pomona/opaquetoken"
+	"github.com/pomona-mdm/pomona/profile"
+	"github.com/pomona-mdm/pomona/reconcile"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Defaults of Job's settings.
+const (
+	// DefaultVerifyEvery: every enrolled device with profiles gets a
+	// ProfileList this often, to find drift.
+	DefaultVerifyEvery = 24 * time.Hour
+	// DefaultBatch: enrollments claimed per pass.
+	DefaultBatch = 200
+	// DefaultLease: how long a claim keeps other instances off an
+	// enrollment (a pass over a batch takes far less).
+	DefaultLease = 2 * time.Minute
+	// DefaultWorkers: passes run in parallel on one instance when much is
+	// due (each claims its own batch; the claims keep them apart).
+	DefaultWorkers = 4
+)
+
+// Signer is Pomona's profile signer.
+type Signer struct {
+	Cert  *x509.Certificate
+	Key   crypto.Signer
+	Chain []*x509.Certificate
+}
+
+// Webhook events.
+const (
+	EventInstalled = "profile.installed"
+	EventFailed    = "profile.failed"
+)
+
+// Store is what the job needs from storage.
+type Store interface {
+	store.GroupStore
+	store.ProfileStore
+	store.ProfileCertStore
+	store.EnrollmentStore
+	store.MDMStore
+	Tenant(ctx context.Context, id string) (*store.Tenant, error)
+	User(ctx context.Context, id string) (*store.User, error)
+}
+
+// Job is the reconciler. Every instance runs it: work is claimed per
+// enrollment in the store (ClaimDirty), so two instances never plan — or
+// deliver — for one device at the same time, and a pass costs what is due,
+// not the fleet's size.
+type Job struct {
+	Store    Store
+	Commands *app.Commands
+	// Signer returns the profile signer (nil: profiles go unsigned).
+	Signer func() *Signer
+	// Holder names this instance in claims.
+	Holder      string
+	VerifyEvery time.Duration
+	Batch       int
+	Workers     int
+	Lease       time.Duration
+	Now         func() time.Time
+	Log         *slog.Logger
+	// SCEPURL is Pomona's SCEP service ($SCEP_URL in profiles).
+	SCEPURL string
+	// Notify, when set, hears items that reached installed or failed.
+	Notify func(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem)
+
+	wake chan struct{}
+}
+
+func (j *Job) now() time.Time { return j.Now().UTC().Truncate(time.Microsecond) }
+
+func (j *Job) verifyEvery() time.Duration {
+	if j.VerifyEvery > 0 {
+		return j.VerifyEvery
+	}
+	return DefaultVerifyEvery
+}
+
+// Wake makes Loop run a pass now (devices were marked).
+func (j *Job) Wake() {
+	select {
+	case j.wakeCh() <- struct{}{}:
+	default:
+	}
+}
+
+func (j *Job) wakeCh() chan struct{} {
+	if j.wake == nil {
+		j.wake = make(chan struct{}, 1)
+	}
+	return j.wake
+}
+
+// Loop runs passes when woken and every interval until ctx ends. Call
+// Wake only after Loop's channel exists (the server makes it first).
+func (j *Job) Loop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	w := j.wakeCh()
+	workers := j.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	for {
+		j.drain(ctx, workers)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w:
+		}
+	}
+}
+
+// drain runs passes until nothing is due: one, and when it finds a full
+// batch, workers in parallel.
+func (j *Job) drain(ctx context.Context, workers int) {
+	pass := func() bool {
+		rep, err := j.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			j.Log.Warn("profile reconciler: pass failed", "err", err)
+		}
+		return err == nil && rep.Claimed >= j.batch()
+	}
+	if !pass() {
+		return // the common case: little or nothing was due
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pass() {
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (j *Job) batch() int {
+	if j.Batch > 0 {
+		return j.Batch
+	}
+	return DefaultBatch
+}
+
+// Report says what one pass did.
+type Report struct {
+	Claimed, Installs, Removals, Failures, Verifies int
+}
+
+// Run is one pass: claim the enrollments due, reconcile each, release.
+func (j *Job) Run(ctx context.Context) (Report, error) {
+	var rep Report
+	lease := j.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	ds, err := j.Store.ClaimDirty(ctx, j.Holder, j.now(), lease, j.batch())
+	if err != nil {
+		return rep, err
+	}
+	rep.Claimed = len(ds)
+	for _, d := range ds {
+		next, verify, err := j.reconcile(ctx, d, &rep)
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			j.Log.Warn("profile reconciler: enrollment left for a retry", "device", d.EnrollmentID, "err", err)
+			next, verify = j.now().Add(reconcile.BackoffBase), d.Verify
+		}
+		if err := j.Store.FinishDirty(ctx, d, j.Holder, next, verify); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// values are the variables of one device. The SCEP challenge stays a
+// placeholder until the InstallProfile is built (challenge).
+func (j *Job) values(u *store.User, t *store.Tenant, e *store.Enrollment) map[string]string {
+	return map[string]string{
+		mobileconfig.VarEmail: u.Email, mobileconfig.VarManagedAppleID: u.ManagedAppleID, mobileconfig.VarUserName: u.Name,
+		mobileconfig.VarUserID: u.ID, mobileconfig.VarEnrollmentID: e.AppleEnrollmentID, mobileconfig.VarTenant: t.Name,
+		mobileconfig.VarSCEPURL: j.SCEPURL, mobileconfig.VarSCEPChallenge: mobileconfig.ChallengePlaceholder,
+	}
+}
+
+// ProfileChallengeTTL bounds the time between queueing a profile with a
+// SCEP payload and the device's SCEP request (a device that was offline
+// longer fails the install and the retry brings a new challenge).
+const ProfileChallengeTTL = 7 * 24 * time.Hour
+
+// challenge fills the one-time SCEP challenge into a rendered profile
+// that has the placeholder: bound to this enrollment and this profile, it
+// issues one user certificate (enroll.Service.issueProfileCert).
+func (j *Job) challenge(ctx context.Context, enr *store.Enrollment, profileID string, payload []byte) ([]byte, error) {
+	if !bytes.Contains(payload, []byte(mobileconfig.ChallengePlaceholder)) {
+		return payload, nil
+	}
+	tok, hash := opaquetoken.New()
+	ch := &store.SCEPChallenge{Hash: hash, EnrollmentID: enr.ID, ExpiresAt: j.now().Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}
+	if err := j.Store.AddProfileChallenge(ctx, ch, profileID); err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(payload, []byte(mobileconfig.ChallengePlaceholder), []byte(tok)), nil
+}
+
+func toItems(its []store.ProfileItem) []reconcile.Item {
+	out := make([]reconcile.Item, len(its))
+	for i, it := range its {
+		out[i] = reconcile.Item{ProfileID: it.ProfileID, Identifier: it.Identifier, State: it.State, Version: it.Version, Hash: it.Hash,
+			CommandUUID: it.CommandUUID, Acknowledged: it.Acknowledged, Attempts: it.Attempts, Error: it.Error, NextRetry: it.NextRetry}
+	}
+	return out
+}
+
+// reconcile plans and queues for one enrollment. It returns when the
+// enrollment is due again (zero: only when something changes) and
+// whether that is a verification.
+func (j *Job) reconcile(ctx context.Context, d store.DirtyEnrollment, rep *Report) (time.Time, bool, error) {
+	enr, err := j.Store.Enrollment(ctx, d.EnrollmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if enr.Status != store.EnrollmentEnrolled {
+		return time.Time{}, false, nil // ended: its profiles went with the enrollment profile
+	}
+	ch, err := j.Store.Channel(ctx, enr.ID, mdm.DeviceChannel, "")
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, false, nil // its first TokenUpdate marks it again
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	u, err := j.Store.User(ctx, enr.UserID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, err := j.Store.Tenant(ctx, enr.TenantID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	cands, err := j.Store.CandidateProfiles(ctx, enr.ID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	stored, err := j.Store.ProfileItems(ctx, enr.ID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	sign := map[string]bool{}
+	profiles := make([]reconcile.Profile, len(cands))
+	for i, c := range cands {
+		profiles[i] = reconcile.Profile{ProfileID: c.ProfileID, Identifier: c.Identifier, Version: c.Version, Platforms: c.Platforms,
+			MinOS: c.MinOS, Plist: c.Plist, Included: c.Included, Excluded: c.Excluded}
+		sign[c.ProfileID] = c.Sign
+	}
+	now := j.now()
+	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(u, t, enr)}, profiles, toItems(stored), now)
+	queued := false
+	for _, a := range actions {
+		it := &store.ProfileItem{EnrollmentID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
+		switch a.Kind {
+		case reconcile.Install:
+			payload, err := j.challenge(ctx, enr, a.ProfileID, a.Payload)
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			if sign[a.ProfileID] && j.Signer != nil {
+				if sg := j.Signer(); sg != nil {
+					if payload, err = profile.Sign(payload, sg.Cert, sg.Key, sg.Chain); err != nil {
+						return time.Time{}, false, err
+					}
+				}
+			}
+			uuid, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "InstallProfile", "Payload": payload})
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			it.State, it.Hash, it.CommandUUID, it.Attempts = reconcile.Installing, a.Hash, uuid, a.Attempts
+			rep.Installs++
+			queued = true
+			j.Log.Info("profile: InstallProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier,
+				"version", a.Version, "command_uuid", uuid, "attempt", a.Attempts)
+		case reconcile.Remove:
+			uuid, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "RemoveProfile", "Identifier": a.Identifier})
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			it.State, it.CommandUUID = reconcile.Removing, uuid
+			rep.Removals++
+			queued = true
+			j.Log.Info("profile: RemoveProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier, "command_uuid", uuid)
+		case reconcile.Fail:
+			it.State, it.Error = reconcile.Failed, a.Error
+			rep.Failures++
+			j.Log.Warn("profile: cannot be made for this device", "device", enr.ID, "profile", a.ProfileID, "reason", a.Error)
+		case reconcile.Drop:
+			if err := j.Store.DeleteProfileItem(ctx, enr.ID, a.ProfileID); err != nil {
+				return time.Time{}, false, err
+			}
+			continue
+		}
+		if err := j.Store.PutProfileItem(ctx, it); err != nil {
+			return time.Time{}, false, err
+		}
+		if a.Kind == reconcile.Fail {
+			j.notify(ctx, EventFailed, enr, it)
+		}
+	}
+	if d.Verify && (len(stored) > 0 || queued) {
+		if _, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}); err != nil {
+			return time.Time{}, false, err
+		}
+		rep.Verifies++
+		queued = true
+	}
+	if queued && j.Commands.Push != nil {
+		j.Commands.Push.Push(ctx, []store.Channel{*ch})
+	}
+	// Due again for a retry, or for the periodic verification when the
+	// device has (or is getting) profiles of Pomona's.
+	switch {
+	case !wake.IsZero():
+		return wake, false, nil
+	case len(stored) > 0 || queued:
+		return now.Add(j.verifyEvery()), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+func (j *Job) enqueue(ctx context.Context, enr *store.Enrollment, cmd map[string]any) (string, error) {
+	b, err := plist.Marshal(cmd)
+	if err != nil {
+		return "", err
+	}
+	return j.Commands.Enqueue(ctx, enr, app.EnqueueRequest{Plist: b, NoPush: true, CreatedBy: "profiles"})
+}
+
+func (j *Job) notify(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem) {
+	if j.Notify != nil {
+		j.Notify(ctx, event, enr, it)
+	}
+}
+
+// Enrolled queues a device whose device channel just got its first
+// TokenUpdate: it gets every profile of its groups without an admin acting.
+func (j *Job) Enrolled(ctx context.Context, enr *store.Enrollment) {
+	if err := j.Store.MarkDirty(ctx, []string{enr.ID}, j.now(), false); err != nil {
+		j.Log.Warn("profile reconciler: cannot queue a new device", "device", enr.ID, "err", err)
+		return
+	}
+	j.Wake()
+}
+
+// errorChain renders Apple's ErrorChain of a result.
+func errorChain(status string, raw []byte) string {
+	out := "the device answered " + status
+	if res, err := mdm.DecodeResult(raw); err == nil {
+		var parts []string
+		for _, e := range res.ErrorChain {
+			parts = append(parts, fmt.Sprintf("%s %d: %s", e.ErrorDomain, e.ErrorCode, e.LocalizedDescription))
+		}
+		if len(parts) > 0 {
+			out += ": " + strings.Join(parts, "; ")
+		}
+	}
+	return out
+}
+
+// Result takes a device's answer: InstallProfile and RemoveProfile of
+// Pomona's items move their state (Error: failed with Apple's error chain
+// and a retry after the backoff); a ProfileList is compared with the
+// items (installed when listed, drift when missing).
+func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, requestType, status string, raw []byte) {
+	switch requestType {
+	case "InstallProfile", "RemoveProfile":
+	case "ProfileList":
+		if status == mdm.Acknowledged {
+			j.profileList(ctx, enr, raw)
+		}
+		return
+	default:
+		return
+	}
+	if status == mdm.NotNow {
+		return // the device will be asked again
+	}
+	it, err := j.Store.ProfileItemByCommand(ctx, commandUUID)
+	if err != nil {
+		return // not Pomona's profile command (or superseded)
+	}
+	now := j.now()
+	it.UpdatedAt = now
+	switch {
+	case status == mdm.Acknowledged && requestType == "RemoveProfile":
+		if err := j.Store.DeleteProfileItem(ctx, enr.ID, it.ProfileID); err != nil {
+			j.Log.Warn("profile: cannot record a removal", "device", enr.ID, "err", err)
+		}
+		j.Log.Info("profile: removed", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
+		return
+	case status == mdm.Acknowledged:
+		// Installed as far as the device says; ProfileList confirms it.
+		it.Acknowledged, it.Error = true, ""
+		if err := j.Store.PutProfileItem(ctx, it); err != nil {
+			j.Log.Warn("profile: cannot record an acknowledgement", "device", enr.ID, "err", err)
+			return
+		}
+		j.verifySoon(ctx, enr)
+		return
+	}
+	// Error or CommandFormatError.
+	it.Error = errorChain(status, raw)
+	if requestType == "RemoveProfile" {
+		// The profile may be gone already: ProfileList settles it.
+		it.Acknowledged = true
+		if err := j.Store.PutProfileItem(ctx, it); err == nil {
+			j.verifySoon(ctx, enr)
+		}
+		return
+	}
+	it.State = reconcile.Failed
+	if it.Attempts < reconcile.MaxAttempts {
+		it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
+	}
+	if err := j.Store.PutProfileItem(ctx, it); err != nil {
+		j.Log.Warn("profile: cannot record a failure", "device", enr.ID, "err", err)
+		return
+	}
+	j.Log.Warn("profile: the device refused the profile", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
+		"reason", it.Error, "attempt", it.Attempts, "next_retry", it.NextRetry)
+	if !it.NextRetry.IsZero() {
+		j.Store.MarkDirty(ctx, []string{enr.ID}, it.NextRetry, false)
+	}
+	j.notify(ctx, EventFailed, enr, it)
+}
+
+// verifySoon asks for a ProfileList at once.
+func (j *Job) verifySoon(ctx context.Context, enr *store.Enrollment) {
+	if err := j.Store.MarkDirty(ctx, []string{enr.ID}, j.now(), true); err != nil {
+		j.Log.Warn("profile reconciler: cannot queue a verification", "device", enr.ID, "err", err)
+		return
+	}
+	j.Wake()
+}
+
+// profileList compares a ProfileList answer with the items.
+func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, raw []byte) {
+	res, err := mdm.DecodeResult(raw)
+	if err != nil {
+		return
+	}
+	listed := map[string]bool{}
+	list, _ := res.Doc["ProfileList"].([]any)
+	for _, x := range list {
+		if d, ok := x.(map[string]any); ok {
+			if id, ok := d["PayloadIdentifier"].(string); ok {
+				listed[id] = true
+			}
+		}
+	}
+	items, err := j.Store.ProfileItems(ctx, enr.ID)
+	if err != nil {
+		return
+	}
+	byID := map[string]*store.ProfileItem{}
+	for i := range items {
+		byID[items[i].ProfileID] = &items[i]
+	}
+	drift := false
+	for _, c := range reconcile.Verify(toItems(items), listed) {
+		it := byID[c.ProfileID]
+		if c.To == "" {
+			j.Store.DeleteProfileItem(ctx, enr.ID, it.ProfileID)
+			continue
+		}
+		it.State, it.UpdatedAt = c.To, j.now()
+		if c.Drift {
+			drift = true
+			it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
+			j.Log.Warn("profile: drift, the device no longer has it", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
+		}
+		if err := j.Store.PutProfileItem(ctx, it); err != nil {
+			j.Log.Warn("profile: cannot record a verification", "device", enr.ID, "err", err)
+			continue
+		}
+		if c.To == reconcile.Installed {
+			j.Log.Info("profile: installed (verified by ProfileList)", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier, "version", it.Version)
+			j.notify(ctx, EventInstalled, enr, it)
+		}
+	}
+	if drift {
+		j.Store.MarkDirty(ctx, []string{enr.ID}, j.now(), false)
+		j.Wake()
+	}
+}

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"time"
+
+	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/profiles"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// profileTick is how often every instance looks for due reconciler work
+// without being woken (retries and verifications come due by time; an
+// idle queue costs one indexed query per tick).
+const profileTick = 15 * time.Second
+
+// setupProfiles builds the reconciler and connects it to the use cases
+// (App.Profiles wakes it on every change) and to SCEP (profiles' user
+// certificates).
+func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.Time) {
+	s.ProfileJob = &profiles.Job{
+		Store: s.Store, Commands: s.Commands, Holder: s.jobs.Instance, VerifyEvery: cfg.ProfileVerifyInterval, Now: clock, Log: log,
+		Signer: func() *profiles.Signer {
+			return &profiles.Signer{Cert: s.Issuer.ProfileSigner, Key: s.Issuer.ProfileSignerKey, Chain: []*x509.Certificate{s.Issuer.CA.Cert}}
+		},
+		Notify: s.profileEvent, SCEPURL: s.url(SCEPPath),
+	}
+	s.Enroll.ProfileCerts = s.Store
+	s.ProfileJob.Wake() // makes the wake channel before anyone calls it
+	s.App.Profiles.Changed = s.ProfileJob.Wake
+}
+
+// profileDeviceEvent feeds the reconciler from the MDM channel: a
+// TokenUpdate (the first one completes enrollment) queues the device, and
+// results of profile commands move their items.
+func (s *Server) profileDeviceEvent(ctx context.Context, e mdmservice.Event) {
+	switch e.Kind {
+	case "token-update":
+		s.ProfileJob.Enrolled(ctx, e.Enrollment)
+	case "result":
+		s.ProfileJob.Result(ctx, e.Enrollment, e.CommandUUID, e.RequestType, e.Status, e.Result)
+	}
+}
+
+// profileEvent publishes profile.installed and profile.failed.
+func (s *Server) profileEvent(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem) {
+	data := map[string]any{"device": enr.ID, "enrollment_id": enr.AppleEnrollmentID, "tenant_id": enr.TenantID, "user_id": enr.UserID,
+		"platform": enr.Platform, "profile_id": it.ProfileID, "identifier": it.Identifier, "version": it.Version, "state": it.State}
+	if it.Error != "" {
+		data["error"], data["attempts"] = it.Error, it.Attempts
+		if !it.NextRetry.IsZero() {
+			data["next_retry"] = it.NextRetry
+		}
+	}
+	s.events.Publish(ctx, event, data)
+}

@@ -1,0 +1,66 @@
+package server_test
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// The console's Groups and Profiles pages: create a group, add a member,
+// upload (a forbidden payload shows the check inline), assign, see the
+// device install it on the device page and the profile's counts.
+func TestConsoleProfiles(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	u := newConsoleUser(t, w, clk, "owner@ops.example", store.RoleOwner)
+
+	code, body := u.post("/console/groups", url.Values{"tenant": {w.tenant}, "name": {"Wi-Fi users"}})
+	gid := regexp.MustCompile(`/console/groups/(gr_[a-z0-9]+)`).FindStringSubmatch(body)
+	if code != 200 || gid == nil || !strings.Contains(body, "Group Wi-Fi users created.") {
+		t.Fatalf("create group: %d %.500s", code, body)
+	}
+	code, body = u.postMultipart("/console/groups/"+gid[1]+"/members", map[string]string{"users": "alice@example.com, nobody@example.com"}, map[string][]byte{})
+	if code != 200 || !strings.Contains(body, "1 added; 1 not added: nobody@example.com") {
+		t.Fatalf("add members: %d %.800s", code, body)
+	}
+
+	code, body = u.postMultipart("/console/profiles", map[string]string{"tenant": w.tenant}, map[string][]byte{"file": []byte(vpnProfile)})
+	if code != 422 || !strings.Contains(body, "A user enrollment would refuse this profile") || !strings.Contains(body, "com.apple.vpn.managed (com.example.vpn.payload)") {
+		t.Fatalf("forbidden upload: %d %.800s", code, body)
+	}
+	code, body = u.postMultipart("/console/profiles", map[string]string{"tenant": w.tenant, "sign": "on"}, map[string][]byte{"file": wifiProfile("v1")})
+	pid := regexp.MustCompile(`/console/profiles/(pr_[a-z0-9]+)`).FindStringSubmatch(body)
+	if code != 200 || pid == nil || !strings.Contains(body, "Profile com.example.wifi uploaded") {
+		t.Fatalf("upload: %d %.800s", code, body)
+	}
+	code, body = u.post("/console/profiles/"+pid[1]+"/assignments", url.Values{"group": {gid[1]}, "mode": {"include"}})
+	if code != 200 || !strings.Contains(body, "Assignment saved") || !strings.Contains(body, "assigned to <a href=\"/console/groups/"+gid[1]) {
+		t.Fatalf("assign: %d %.800s", code, body)
+	}
+	converge(t, []*devicesim.Device{d}, "installed", func() bool {
+		_, ok := d.InstalledProfile("com.example.wifi")
+		_, body := u.get("/console/profiles/" + pid[1])
+		return ok && strings.Contains(body, "1 installed ·")
+	})
+	dev, _ := w.e.Server.Store.EnrollmentByAppleID(t.Context(), d.MDM.EnrollmentID)
+	code, body = u.get("/console/devices/" + dev.ID)
+	if code != 200 || !strings.Contains(body, "com.example.wifi</a> version 1: <span class=\"badge good\">installed</span>") {
+		t.Fatalf("device page: %d %.3000s", code, body)
+	}
+	for _, p := range []string{"/console/groups", "/console/groups/" + gid[1], "/console/profiles", "/console/profiles/" + pid[1]} {
+		if code, body := u.get(p); code != 200 || !strings.Contains(body, "</html>") {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	auditor := newConsoleUser(t, w, clk, "auditor@ops.example", store.RoleAuditor)
+	if _, body := auditor.get("/console/profiles/" + pid[1]); strings.Contains(body, "/assignments\"") {
+		t.Error("the auditor is offered the assignment form")
+	}
+	if code, _ := auditor.post("/console/profiles/"+pid[1]+"/assignments/"+gid[1]+"/remove", nil); code != 403 {
+		t.Errorf("auditor removes an assignment: %d", code)
+	}
+}

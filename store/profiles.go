@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Group sources. A static group's members are managed in Pomona; the
+// implicit "all users" group of a tenant holds every user of it (no
+// member rows). A later identity-provider sync will add its own source,
+// whose membership is read-only here.
+const (
+	GroupStatic   = "static"
+	GroupAllUsers = "all"
+)
+
+// AllUsersName is the name of a tenant's implicit group.
+const AllUsersName = "All users"
+
+// Group is a set of a tenant's users; their devices follow them.
+type Group struct {
+	ID        string
+	TenantID  string
+	Name      string // unique per tenant
+	Source    string // GroupStatic, GroupAllUsers
+	Members   int    // member count (GroupAllUsers: the tenant's users)
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ConfigProfile is a configuration profile in a tenant's library.
+type ConfigProfile struct {
+	ID         string
+	TenantID   string
+	Identifier string // PayloadIdentifier, unique per tenant
+	Name       string // PayloadDisplayName or the identifier
+	// Platforms it applies to (iOS, macOS); empty: both.
+	Platforms []string
+	MinOS     string // "" or a dotted version
+	// Sign: Pomona signs it with its profile signer at delivery.
+	Sign bool
+	// Version is the current version; Hash its content hash (of the
+	// stored plist, placeholders kept).
+	Version      int
+	Hash         string
+	PayloadTypes []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// ProfileVersion is one uploaded version of a profile.
+type ProfileVersion struct {
+	ProfileID string
+	Version   int
+	Plist     []byte // XML, placeholders kept
+	Hash      string
+	Signed    bool // the upload was signed
+	CreatedAt time.Time
+}
+
+// Assignment puts a profile on a group's devices (or keeps it off them:
+// Exclude wins over any include).
+type Assignment struct {
+	ProfileID string
+	GroupID   string
+	Exclude   bool
+	CreatedAt time.Time
+}
+
+// CandidateProfile is a profile assigned to (or excluded from) one of a
+// user's groups, with its current version: the reconciler's input.
+type CandidateProfile struct {
+	ProfileID  string
+	Identifier string
+	Version    int
+	Platforms  []string
+	MinOS      string
+	Sign       bool
+	Plist      []byte
+	Included   bool
+	Excluded   bool
+}
+
+// ProfileItem is the state of one profile on one enrollment.
+type ProfileItem struct {
+	EnrollmentID string
+	ProfileID    string
+	Identifier   string
+	State        string // reconcile.Pending, Installing, Installed, Failed, Removing
+	Version      int
+	Hash         string // content hash after substitution
+	CommandUUID  string
+	Acknowledged bool
+	Attempts     int
+	Error        string // Apple's error chain, or why the profile cannot be made
+	NextRetry    time.Time
+	UpdatedAt    time.Time
+}
+
+// ProfileDevice is a ProfileItem with its device, for status pages.
+type ProfileDevice struct {
+	ProfileItem
+	UserID     string
+	Email      string
+	Platform   string
+	DeviceName string
+}
+
+// DirtyEnrollment is an enrollment the reconciler must look at.
+type DirtyEnrollment struct {
+	EnrollmentID string
+	// Verify: send ProfileList (periodic verification or after installs).
+	Verify bool
+	// Gen counts markings; FinishDirty compares it to see later ones.
+	Gen int64
+}
+
+// GroupStore keeps groups and their members.
+type GroupStore interface {
+	// CreateGroup stores g (ID set by the caller); a name taken in the
+	// tenant gives ErrConflict, an unknown tenant ErrNotFound.
+	CreateGroup(ctx context.Context, g *Group) error
+	// AllUsersGroup returns the tenant's implicit group, creating it on
+	// first use (ErrNotFound: no such tenant).
+	AllUsersGroup(ctx context.Context, tenantID string, now time.Time) (*Group, error)
+	Group(ctx context.Context, id string) (*Group, error)
+	Groups(ctx context.Context, tenantID string) ([]Group, error)
+	// RenameGroup renames a static group (ErrConflict: name taken).
+	RenameGroup(ctx context.Context, id, name string, now time.Time) (*Group, error)
+	// DeleteGroup deletes the group with its memberships and assignments;
+	// the devices that may lose or gain profiles are marked dirty.
+	DeleteGroup(ctx context.Context, id string, now time.Time) error
+	// AddGroupMembers adds users (of the group's tenant: another tenant's
+	// user gives ErrNotFound and adds nothing) and marks their enrolled
+	// devices dirty; members already in are skipped. Returns how many were
+	// added.
+	AddGroupMembers(ctx context.Context, groupID string, userIDs []string, now time.Time) (int, error)
+	// RemoveGroupMember removes one member and marks their devices dirty
+	// (ErrNotFound: not a member).
+	RemoveGroupMember(ctx context.Context, groupID, userID string, now time.Time) error
+	// GroupMembers lists members by email after the given email.
+	GroupMembers(ctx context.Context, groupID, after string, limit int) ([]User, error)
+	// UserGroups lists the static groups a user is in.
+	UserGroups(ctx context.Context, userID string) ([]Group, error)
+}
+
+// ProfileStore keeps the profile library, assignments and per-device
+// state, and the reconciler's queue of enrollments to look at. Every
+// change that can alter a device's desired set marks exactly the enrolled
+// devices it concerns dirty in the same transaction, so the reconciler's
+// work follows what changed, never the fleet's size.
+type ProfileStore interface {
+	// CreateProfile stores p with its first version v (IDs set by the
+	// caller). An identifier taken in the tenant gives ErrConflict.
+	CreateProfile(ctx context.Context, p *ConfigProfile, v *ProfileVersion) error
+	// AddProfileVersion stores v as the next version of its profile
+	// (v.Version is set), makes it current and marks the devices the
+	// profile is assigned to dirty. Returns the updated profile.
+	AddProfileVersion(ctx context.Context, v *ProfileVersion) (*ConfigProfile, error)
+	ConfigProfile(ctx context.Context, id string) (*ConfigProfile, error)
+	ConfigProfiles(ctx context.Context, tenantID string) ([]ConfigProfile, error)
+	ProfileVersions(ctx context.Context, profileID string) ([]ProfileVersion, error)
+	// Assign adds or changes an assignment; the profile and the group
+	// must be of one tenant (ErrNotFound otherwise). The group's devices
+	// are marked dirty.
+	Assign(ctx context.Context, a *Assignment, now time.Time) error
+	// Unassign removes it (ErrNotFound: none) and marks the devices dirty.
+	Unassign(ctx context.Context, profileID, groupID string, now time.Time) error
+	Assignments(ctx context.Context, profileID string) ([]Assignment, error)
+
+	// CandidateProfiles lists the profiles assigned to or excluded from
+	// the groups of the enrollment's user (the tenant's all-users group
+	// included), with their current versions.
+	CandidateProfiles(ctx context.Context, enrollmentID string) ([]CandidateProfile, error)
+	// ProfileItems lists an enrollment's items.
+	ProfileItems(ctx context.Context, enrollmentID string) ([]ProfileItem, error)
+	// PutProfileItem stores (inserts or replaces) an item.
+	PutProfileItem(ctx context.Context, it *ProfileItem) error
+	// DeleteProfileItem forgets an item (absent: not an error).
+	DeleteProfileItem(ctx context.Context, enrollmentID, profileID string) error
+	// ProfileItemByCommand finds the item whose current command is uuid
+	// (ErrNotFound: not a profile command, or superseded).
+	ProfileItemByCommand(ctx context.Context, commandUUID string) (*ProfileItem, error)
+	// ProfileStatus counts a profile's items by state and lists those in
+	// state (all when ""), by enrollment id after after, at most limit.
+	ProfileStatus(ctx context.Context, profileID, state, after string, limit int) (map[string]int, []ProfileDevice, error)
+
+	// MarkDirty queues enrollments for the reconciler at due (an earlier
+	// due stands); verify asks for a ProfileList.
+	MarkDirty(ctx context.Context, enrollmentIDs []string, due time.Time, verify bool) error
+	// ClaimDirty claims up to limit due enrollments for holder until
+	// now+lease: no other holder gets them meanwhile (on PostgreSQL too:
+	// the claim is one serializable transaction).
+	ClaimDirty(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]DirtyEnrollment, error)
+	// FinishDirty ends holder's claim: with next zero the entry goes, else
+	// it is due again at next (verify as given) — unless it was marked
+	// again since the claim (Gen changed), which keeps it due as marked.
+	FinishDirty(ctx context.Context, d DirtyEnrollment, holder string, next time.Time, verify bool) error
+	// DirtyCount is the number of queued enrollments due by now (metrics,
+	// tests).
+	DirtyCount(ctx context.Context, now time.Time) (int, error)
+}
+
+// ChallengeProfile is the kind of a SCEP challenge filled into a
+// configuration profile's SCEP payload at delivery: it issues a user
+// certificate (ProfileCert), never an MDM identity.
+const ChallengeProfile = "profile"
+
+// ProfileCert is a user certificate Pomona's CA issued through a
+// profile's SCEP payload.
+type ProfileCert struct {
+	Serial       string // hex
+	EnrollmentID string
+	ProfileID    string
+	Subject      string
+	Email        string // the rfc822Name SAN
+	SHA256       []byte
+	NotBefore    time.Time
+	NotAfter     time.Time
+	IssuedAt     time.Time
+	RevokedAt    time.Time
+	RevokedBy    string
+}
+
+// ProfileCertStore keeps the one-time challenges of profiles' SCEP
+// payloads and the certificates they issued.
+type ProfileCertStore interface {
+	// AddProfileChallenge stores ch (Kind ChallengeProfile) for
+	// enrollment ch.EnrollmentID and profileID.
+	AddProfileChallenge(ctx context.Context, ch *SCEPChallenge, profileID string) error
+	// ProfileChallenge returns a profile challenge and its profile
+	// (ErrNotFound: none, or of another kind).
+	ProfileChallenge(ctx context.Context, hash []byte) (*SCEPChallenge, string, error)
+	// ConsumeProfileChallenge marks the challenge used and records c, in
+	// one transaction: ErrChallengeUsed, ErrExpired, ErrNotFound, or
+	// ErrConflict when c is for another enrollment or profile.
+	ConsumeProfileChallenge(ctx context.Context, hash []byte, now time.Time, c *ProfileCert) error
+	// ProfileCerts lists an enrollment's certificates, newest first.
+	ProfileCerts(ctx context.Context, enrollmentID string) ([]ProfileCert, error)
+	// RevokeProfileCert marks one of the enrollment's certificates revoked
+	// (ErrNotFound: not the enrollment's; revoking twice keeps the first).
+	RevokeProfileCert(ctx context.Context, enrollmentID, serial, by string, now time.Time) error
+}

@@ -1,0 +1,227 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+)
+
+// Group commit (SQLite). SQLite has one writer and, with
+// synchronous=FULL, every COMMIT appends the changed pages to the WAL and
+// fsyncs it: a durable write costs one fsync and the write-out of every
+// page it touched, however small the change. When several requests write
+// at once, one goroutine (the committer) runs their transactions one
+// after the other inside a single database transaction, each in its own
+// SAVEPOINT, and commits once: the batch shares one fsync, and pages that
+// several of them touch (the queue's index, a channel row) go to the WAL
+// once. Nobody is answered before that COMMIT has returned, so every
+// acknowledged write is as durable as before (synchronous stays FULL).
+//
+// Isolation is unchanged: the transactions of a batch run serially on
+// the one connection, so each sees the ones before it exactly as if they
+// had committed first (SQLite's serial order is the batch order). A
+// transaction whose function fails is rolled back to its savepoint and
+// only its caller gets the error. When the batch itself fails — the
+// COMMIT, or an error that made SQLite roll back the whole transaction
+// (an I/O error, a full disk, a statement interrupted by a cancelled
+// context) — no caller has been answered yet, and each transaction of
+// the batch runs again alone, as it would have without group commit
+// (transaction functions are written to be safe to run again: see tx).
+// A transaction alone in its batch runs as a plain transaction.
+
+// maxBatch bounds the transactions sharing one commit, so that one
+// commit's latency stays short under a flood of writers.
+const maxBatch = 64
+
+// gcRequest is one transaction waiting for the committer.
+type gcRequest struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error // buffered (1): the committer never blocks on it
+}
+
+type groupCommitter struct {
+	s    *Store
+	reqs chan *gcRequest
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+var errStoreClosed = errors.New("the store is closed")
+
+func newGroupCommitter(s *Store) *groupCommitter {
+	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{})}
+	g.wg.Add(1)
+	go g.loop()
+	return g
+}
+
+// do runs fn in a transaction of the next batch and returns its error
+// once the batch has committed (or fn's own error). It waits for the
+// batch even when ctx ends meanwhile: the answer must say whether the
+// write is durable. A request whose ctx has ended before its turn is not
+// run.
+func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
+	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1)}
+	select {
+	case g.reqs <- r:
+	case <-g.stop:
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// recovered turns a panic of fn into its error: fn runs on the
+// committer's goroutine, where a panic would end the process instead of
+// the one request.
+func recovered(fn func(*Tx) error) func(*Tx) error {
+	return func(tx *Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("sqlstore: transaction panicked: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return fn(tx)
+	}
+}
+
+func (g *groupCommitter) close() {
+	g.once.Do(func() { close(g.stop) })
+	g.wg.Wait()
+}
+
+func (g *groupCommitter) loop() {
+	defer g.wg.Done()
+	batch := make([]*gcRequest, 0, maxBatch)
+	for {
+		select {
+		case r := <-g.reqs:
+			batch = append(batch[:0], r)
+		case <-g.stop:
+			// Whatever is still queued was never run.
+			for {
+				select {
+				case r := <-g.reqs:
+					r.done <- fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+				default:
+					return
+				}
+			}
+		}
+		// Everyone who arrived while the last batch was committing
+		// shares this one.
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		g.run(batch)
+		clear(batch)
+	}
+}
+
+// run commits one batch and answers every request in it.
+func (g *groupCommitter) run(batch []*gcRequest) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		live[0].done <- g.s.once(live[0].ctx, live[0].fn)
+		return
+	}
+	errs, err := g.shared(live)
+	if err != nil {
+		// The batch as a whole failed and nothing of it is durable: each
+		// transaction runs again on its own.
+		for _, r := range live {
+			r.done <- g.s.once(r.ctx, r.fn)
+		}
+		return
+	}
+	for i, r := range live {
+		r.done <- errs[i]
+	}
+}
+
+// shared runs the batch's transactions in one database transaction, each
+// behind a savepoint, and commits. It returns each function's own error,
+// or an error for the batch as a whole (then nothing was committed).
+func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
+	s := g.s
+	// The batch's own context: no single caller's cancellation may roll
+	// back the others' work (database/sql rolls a transaction back when
+	// the context it began with ends).
+	ctx := context.Background()
+	t, err := s.w.DB.BeginTx(ctx, s.d.TxOptions)
+	if err != nil {
+		return nil, err
+	}
+	tx := &Tx{Tx: t, d: s.d, db: s.w}
+	defer func() {
+		for _, q := range tx.want {
+			s.w.stmt(ctx, q)
+		}
+	}()
+	errs := make([]error, len(batch))
+	for i, r := range batch {
+		if _, err := t.ExecContext(ctx, "SAVEPOINT gc"); err != nil {
+			t.Rollback()
+			return nil, err
+		}
+		if errs[i] = r.fn(tx); errs[i] != nil {
+			if _, err := t.ExecContext(ctx, "ROLLBACK TO gc"); err != nil {
+				t.Rollback()
+				return nil, err
+			}
+		}
+		if _, err := t.ExecContext(ctx, "RELEASE gc"); err != nil {
+			t.Rollback()
+			return nil, err
+		}
+	}
+	if err := t.Commit(); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// groupExec runs a single write statement of the writer pool as a
+// transaction of the next batch.
+func (g *groupCommitter) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := g.do(ctx, func(tx *Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, q, args...)
+		return err
+	})
+	return res, err
+}
+
+// writeRow runs a single write statement that returns a row (INSERT …
+// RETURNING) on the writer and scans it into dest: with group commit as a
+// transaction of the next batch (the row is read before the batch
+// commits), otherwise directly.
+func (s *Store) writeRow(ctx context.Context, q string, args []any, dest ...any) error {
+	if s.gc == nil {
+		return s.w.QueryRowContext(ctx, q, args...).Scan(dest...)
+	}
+	return s.gc.do(ctx, func(tx *Tx) error { return tx.QueryRowContext(ctx, q, args...).Scan(dest...) })
+}

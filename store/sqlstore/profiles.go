@@ -1,0 +1,634 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+// Groups.
+
+const groupColumns = `g.id, g.tenant_id, g.name, g.source, g.created_at, g.updated_at,
+	CASE WHEN g.source = 'all' THEN (SELECT COUNT(*) FROM users u WHERE u.tenant_id = g.tenant_id)
+	ELSE (SELECT COUNT(*) FROM user_group_members m WHERE m.group_id = g.id) END`
+
+func scanGroup(sc scanner) (*store.Group, error) {
+	var g store.Group
+	var c, u int64
+	err := sc.Scan(&g.ID, &g.TenantID, &g.Name, &g.Source, &c, &u, &g.Members)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("group %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.CreatedAt, g.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &g, nil
+}
+
+func (s *Store) CreateGroup(ctx context.Context, g *store.Group) error {
+	if g.Source == "" {
+		g.Source = store.GroupStatic
+	}
+	return s.tx(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, g.TenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("tenant %w", store.ErrNotFound)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO user_groups (id, tenant_id, name, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			g.ID, g.TenantID, g.Name, g.Source, toMicros(g.CreatedAt), toMicros(g.UpdatedAt))
+		return s.constraint(err)
+	})
+}
+
+func (s *Store) AllUsersGroup(ctx context.Context, tenantID string, now time.Time) (*store.Group, error) {
+	g, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM user_groups g WHERE g.tenant_id = ? AND g.source = 'all'`, tenantID))
+	if !errors.Is(err, store.ErrNotFound) {
+		return g, err
+	}
+	ng := &store.Group{ID: "gr_all_" + tenantID, TenantID: tenantID, Name: store.AllUsersName, Source: store.GroupAllUsers, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateGroup(ctx, ng); err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	return scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM user_groups g WHERE g.tenant_id = ? AND g.source = 'all'`, tenantID))
+}
+
+func (s *Store) Group(ctx context.Context, id string) (*store.Group, error) {
+	return scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM user_groups g WHERE g.id = ?`, id))
+}
+
+func (s *Store) Groups(ctx context.Context, tenantID string) ([]store.Group, error) {
+	return collect(ctx, s.r, scanGroup, `SELECT `+groupColumns+` FROM user_groups g WHERE g.tenant_id = ? ORDER BY g.source = 'all' DESC, g.name`, tenantID)
+}
+
+func (s *Store) RenameGroup(ctx context.Context, id, name string, now time.Time) (*store.Group, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE user_groups SET name = ?, updated_at = ? WHERE id = ?`, name, toMicros(now), id)
+	if err != nil {
+		return nil, s.constraint(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, fmt.Errorf("group %w", store.ErrNotFound)
+	}
+	return s.Group(ctx, id)
+}
+
+func (s *Store) DeleteGroup(ctx context.Context, id string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		if err := markGroup(ctx, tx, id, now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM user_groups WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("group %w", store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+func (s *Store) AddGroupMembers(ctx context.Context, groupID string, userIDs []string, now time.Time) (int, error) {
+	added := 0
+	err := s.tx(ctx, func(tx *Tx) error {
+		added = 0
+		var tenant, source string
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id, source FROM user_groups WHERE id = ?`, groupID).Scan(&tenant, &source)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("group %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if source != store.GroupStatic {
+			return fmt.Errorf("%w: the members of a %s group are not managed in Pomona", store.ErrConflict, source)
+		}
+		for _, uid := range userIDs {
+			var ut string
+			err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM users WHERE id = ?`, uid).Scan(&ut)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && ut != tenant {
+				return fmt.Errorf("user %s %w in the group's tenant", uid, store.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `INSERT INTO user_group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT (group_id, user_id) DO NOTHING`, groupID, uid)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				added++
+				if err := markWhere(ctx, tx, `e.user_id = ?`, now, uid); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE user_groups SET updated_at = ? WHERE id = ?`, toMicros(now), groupID)
+		return err
+	})
+	return added, err
+}
+
+func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM user_group_members WHERE group_id = ? AND user_id = ?`, groupID, userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("membership %w", store.ErrNotFound)
+		}
+		return markWhere(ctx, tx, `e.user_id = ?`, now, userID)
+	})
+}
+
+func (s *Store) GroupMembers(ctx context.Context, groupID, after string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	g, err := s.Group(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if g.Source == store.GroupAllUsers {
+		return collect(ctx, s.r, scanUser, `SELECT `+userColumns+` FROM users WHERE tenant_id = ? AND email > ? ORDER BY email LIMIT ?`, g.TenantID, after, limit)
+	}
+	return collect(ctx, s.r, scanUser, `SELECT `+userColumns+` FROM users WHERE id IN (SELECT user_id FROM user_group_members WHERE group_id = ?)
+		AND email > ? ORDER BY email LIMIT ?`, groupID, after, limit)
+}
+
+func (s *Store) UserGroups(ctx context.Context, userID string) ([]store.Group, error) {
+	return collect(ctx, s.r, scanGroup, `SELECT `+groupColumns+` FROM user_groups g
+		WHERE g.id IN (SELECT group_id FROM user_group_members WHERE user_id = ?) ORDER BY g.name`, userID)
+}
+
+// Dirty marking: every change queues exactly the enrolled devices it may
+// concern, in the caller's transaction, with one INSERT … SELECT.
+
+const markSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
+	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.status = 'enrolled' AND (%s)
+	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
+	due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`
+
+func markWhere(ctx context.Context, tx *Tx, cond string, due time.Time, args ...any) error {
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(markSQL, cond), append([]any{toMicros(due)}, args...)...)
+	return err
+}
+
+// markGroup marks the devices of a group's users.
+func markGroup(ctx context.Context, tx *Tx, groupID string, due time.Time) error {
+	return markWhere(ctx, tx, `e.user_id IN (SELECT user_id FROM user_group_members WHERE group_id = ?)
+		OR e.tenant_id IN (SELECT tenant_id FROM user_groups WHERE id = ? AND source = 'all')`, due, groupID, groupID)
+}
+
+// markProfile marks the devices of every group the profile is assigned
+// to, and those that have an item of it.
+func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) error {
+	return markWhere(ctx, tx, `e.user_id IN (SELECT m.user_id FROM user_group_members m JOIN profile_assignments a ON a.group_id = m.group_id WHERE a.profile_id = ?)
+		OR e.tenant_id IN (SELECT g.tenant_id FROM user_groups g JOIN profile_assignments a ON a.group_id = g.id WHERE a.profile_id = ? AND g.source = 'all')
+		OR e.id IN (SELECT enrollment_id FROM profile_items WHERE profile_id = ?)`, due, profileID, profileID, profileID)
+}
+
+// Profiles.
+
+const profileColumns = `id, tenant_id, identifier, name, platforms, min_os, sign, version, hash, payload_types, created_at, updated_at`
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func scanProfile(sc scanner) (*store.ConfigProfile, error) {
+	var p store.ConfigProfile
+	var plats, types string
+	var sign int
+	var c, u int64
+	err := sc.Scan(&p.ID, &p.TenantID, &p.Identifier, &p.Name, &plats, &p.MinOS, &sign, &p.Version, &p.Hash, &types, &c, &u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("profile %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.Platforms, p.PayloadTypes, p.Sign = splitList(plats), splitList(types), sign != 0
+	p.CreatedAt, p.UpdatedAt = fromMicros(c), fromMicros(u)
+	return &p, nil
+}
+
+func (s *Store) CreateProfile(ctx context.Context, p *store.ConfigProfile, v *store.ProfileVersion) error {
+	p.Version, v.Version, v.ProfileID, p.Hash = 1, 1, p.ID, v.Hash
+	return s.tx(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, p.TenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("tenant %w", store.ErrNotFound)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM config_profiles WHERE tenant_id = ? AND identifier = ?`, p.TenantID, p.Identifier).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: the tenant has a profile with the identifier %s already (upload a new version of it instead)", store.ErrConflict, p.Identifier)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO config_profiles (`+profileColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.TenantID, p.Identifier, p.Name, strings.Join(p.Platforms, ","), p.MinOS, boolInt(p.Sign), p.Version, p.Hash,
+			strings.Join(p.PayloadTypes, ","), toMicros(p.CreatedAt), toMicros(p.UpdatedAt)); err != nil {
+			return s.constraint(err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO config_profile_versions (profile_id, version, plist, hash, signed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			v.ProfileID, v.Version, v.Plist, v.Hash, boolInt(v.Signed), toMicros(v.CreatedAt))
+		return s.constraint(err)
+	})
+}
+
+func (s *Store) AddProfileVersion(ctx context.Context, v *store.ProfileVersion) (*store.ConfigProfile, error) {
+	var out *store.ConfigProfile
+	err := s.tx(ctx, func(tx *Tx) error {
+		p, err := scanProfile(tx.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ?`, v.ProfileID))
+		if err != nil {
+			return err
+		}
+		v.Version = p.Version + 1
+		if _, err := tx.ExecContext(ctx, `INSERT INTO config_profile_versions (profile_id, version, plist, hash, signed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			v.ProfileID, v.Version, v.Plist, v.Hash, boolInt(v.Signed), toMicros(v.CreatedAt)); err != nil {
+			return s.constraint(err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE config_profiles SET version = ?, hash = ?, updated_at = ? WHERE id = ?`,
+			v.Version, v.Hash, toMicros(v.CreatedAt), v.ProfileID); err != nil {
+			return err
+		}
+		p.Version, p.Hash, p.UpdatedAt = v.Version, v.Hash, v.CreatedAt
+		out = p
+		return markProfile(ctx, tx, v.ProfileID, v.CreatedAt)
+	})
+	return out, err
+}
+
+func (s *Store) ConfigProfile(ctx context.Context, id string) (*store.ConfigProfile, error) {
+	return scanProfile(s.r.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ?`, id))
+}
+
+func (s *Store) ConfigProfiles(ctx context.Context, tenantID string) ([]store.ConfigProfile, error) {
+	q, args := `SELECT `+profileColumns+` FROM config_profiles`, []any{}
+	if tenantID != "" {
+		q, args = q+` WHERE tenant_id = ?`, append(args, tenantID)
+	}
+	return collect(ctx, s.r, scanProfile, q+` ORDER BY identifier`, args...)
+}
+
+func (s *Store) ProfileVersions(ctx context.Context, profileID string) ([]store.ProfileVersion, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.ProfileVersion, error) {
+		var v store.ProfileVersion
+		var signed int
+		var c int64
+		if err := sc.Scan(&v.ProfileID, &v.Version, &v.Plist, &v.Hash, &signed, &c); err != nil {
+			return nil, err
+		}
+		v.Signed, v.CreatedAt = signed != 0, fromMicros(c)
+		return &v, nil
+	}, `SELECT profile_id, version, plist, hash, signed, created_at FROM config_profile_versions WHERE profile_id = ? ORDER BY version DESC`, profileID)
+}
+
+func (s *Store) Assign(ctx context.Context, a *store.Assignment, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		var pt, gt string
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM config_profiles WHERE id = ?`, a.ProfileID).Scan(&pt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("profile %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `SELECT tenant_id FROM user_groups WHERE id = ?`, a.GroupID).Scan(&gt)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && gt != pt {
+			return fmt.Errorf("group %w in the profile's tenant", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO profile_assignments (profile_id, group_id, exclude, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (profile_id, group_id) DO UPDATE SET exclude = excluded.exclude`, a.ProfileID, a.GroupID, boolInt(a.Exclude), toMicros(a.CreatedAt)); err != nil {
+			return err
+		}
+		return markGroup(ctx, tx, a.GroupID, now)
+	})
+}
+
+func (s *Store) Unassign(ctx context.Context, profileID, groupID string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		if err := markGroup(ctx, tx, groupID, now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM profile_assignments WHERE profile_id = ? AND group_id = ?`, profileID, groupID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("assignment %w", store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+func (s *Store) Assignments(ctx context.Context, profileID string) ([]store.Assignment, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.Assignment, error) {
+		var a store.Assignment
+		var ex int
+		var c int64
+		if err := sc.Scan(&a.ProfileID, &a.GroupID, &ex, &c); err != nil {
+			return nil, err
+		}
+		a.Exclude, a.CreatedAt = ex != 0, fromMicros(c)
+		return &a, nil
+	}, `SELECT profile_id, group_id, exclude, created_at FROM profile_assignments WHERE profile_id = ? ORDER BY group_id`, profileID)
+}
+
+func (s *Store) CandidateProfiles(ctx context.Context, enrollmentID string) ([]store.CandidateProfile, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.CandidateProfile, error) {
+		var c store.CandidateProfile
+		var plats string
+		var sign, inc, exc int
+		if err := sc.Scan(&c.ProfileID, &c.Identifier, &c.Version, &plats, &c.MinOS, &sign, &c.Plist, &inc, &exc); err != nil {
+			return nil, err
+		}
+		c.Platforms, c.Sign, c.Included, c.Excluded = splitList(plats), sign != 0, inc != 0, exc != 0
+		return &c, nil
+	}, `SELECT p.id, p.identifier, p.version, p.platforms, p.min_os, p.sign, v.plist,
+		MAX(CASE WHEN a.exclude = 0 THEN 1 ELSE 0 END), MAX(CASE WHEN a.exclude <> 0 THEN 1 ELSE 0 END)
+		FROM enrollments e
+		JOIN user_groups g ON g.tenant_id = e.tenant_id
+		JOIN profile_assignments a ON a.group_id = g.id
+		JOIN config_profiles p ON p.id = a.profile_id
+		JOIN config_profile_versions v ON v.profile_id = p.id AND v.version = p.version
+		WHERE e.id = ? AND (g.source = 'all' OR EXISTS (SELECT 1 FROM user_group_members m WHERE m.group_id = g.id AND m.user_id = e.user_id))
+		GROUP BY p.id, p.identifier, p.version, p.platforms, p.min_os, p.sign, v.plist
+		ORDER BY p.identifier`, enrollmentID)
+}
+
+// Items.
+
+const itemColumns = `i.enrollment_id, i.profile_id, i.identifier, i.state, i.version, i.hash, i.command_uuid, i.acknowledged, i.attempts, i.error, i.next_retry, i.updated_at`
+
+func scanItem(sc scanner, extra ...any) (*store.ProfileItem, error) {
+	var it store.ProfileItem
+	var ack int
+	var nr, u int64
+	err := sc.Scan(append([]any{&it.EnrollmentID, &it.ProfileID, &it.Identifier, &it.State, &it.Version, &it.Hash, &it.CommandUUID, &ack, &it.Attempts, &it.Error, &nr, &u}, extra...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	it.Acknowledged, it.NextRetry, it.UpdatedAt = ack != 0, fromMicros(nr), fromMicros(u)
+	return &it, nil
+}
+
+func (s *Store) ProfileItems(ctx context.Context, enrollmentID string) ([]store.ProfileItem, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
+}
+
+func (s *Store) PutProfileItem(ctx context.Context, it *store.ProfileItem) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO profile_items (enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (enrollment_id, profile_id) DO UPDATE SET identifier = excluded.identifier, state = excluded.state, version = excluded.version,
+		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
+		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`,
+		it.EnrollmentID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
+		toMicros(it.NextRetry), toMicros(it.UpdatedAt))
+	return s.constraint(err)
+}
+
+func (s *Store) DeleteProfileItem(ctx context.Context, enrollmentID, profileID string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ?`, enrollmentID, profileID)
+	return err
+}
+
+func (s *Store) ProfileItemByCommand(ctx context.Context, commandUUID string) (*store.ProfileItem, error) {
+	if commandUUID == "" {
+		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
+	}
+	return scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.command_uuid = ?`, commandUUID))
+}
+
+func (s *Store) ProfileStatus(ctx context.Context, profileID, state, after string, limit int) (map[string]int, []store.ProfileDevice, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	counts := map[string]int{}
+	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM profile_items WHERE profile_id = ? GROUP BY state`, profileID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		counts[st] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	q := `SELECT ` + itemColumns + `, e.user_id, u.email, e.platform, e.device_name FROM profile_items i
+		JOIN enrollments e ON e.id = i.enrollment_id JOIN users u ON u.id = e.user_id
+		WHERE i.profile_id = ? AND i.enrollment_id > ?`
+	args := []any{profileID, after}
+	if state != "" {
+		q, args = q+` AND i.state = ?`, append(args, state)
+	}
+	devs, err := collect(ctx, s.r, func(sc scanner) (*store.ProfileDevice, error) {
+		var d store.ProfileDevice
+		it, err := scanItem(sc, &d.UserID, &d.Email, &d.Platform, &d.DeviceName)
+		if err != nil {
+			return nil, err
+		}
+		d.ProfileItem = *it
+		return &d, nil
+	}, q+` ORDER BY i.enrollment_id LIMIT ?`, append(args, limit)...)
+	return counts, devs, err
+}
+
+// The reconciler's queue.
+
+func (s *Store) MarkDirty(ctx context.Context, ids []string, due time.Time, verify bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen) VALUES (?, ?, ?, 1)
+				ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
+				verify = CASE WHEN excluded.verify <> 0 THEN 1 ELSE reconcile_queue.verify END,
+				due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`,
+				id, toMicros(due), boolInt(verify)); err != nil {
+				return s.constraint(err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []store.DirtyEnrollment
+	err := s.tx(ctx, func(tx *Tx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, `SELECT enrollment_id, verify, gen FROM reconcile_queue WHERE due_at <= ? AND claimed_until <= ?
+			ORDER BY due_at LIMIT ?`, toMicros(now), toMicros(now), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var d store.DirtyEnrollment
+			var v int
+			if err := rows.Scan(&d.EnrollmentID, &v, &d.Gen); err != nil {
+				rows.Close()
+				return err
+			}
+			d.Verify = v != 0
+			out = append(out, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range out {
+			if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id = ?`,
+				holder, toMicros(now.Add(lease)), d.EnrollmentID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) FinishDirty(ctx context.Context, d store.DirtyEnrollment, holder string, next time.Time, verify bool) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		var gen int64
+		var by string
+		err := tx.QueryRowContext(ctx, `SELECT gen, claimed_by FROM reconcile_queue WHERE enrollment_id = ?`, d.EnrollmentID).Scan(&gen, &by)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case by != holder:
+			return nil // the claim expired and another holder has it
+		case gen != d.Gen:
+			// Marked again meanwhile: due as marked, claim released.
+			_, err = tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE enrollment_id = ?`, d.EnrollmentID)
+		case next.IsZero():
+			_, err = tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE enrollment_id = ?`, d.EnrollmentID)
+		default:
+			_, err = tx.ExecContext(ctx, `UPDATE reconcile_queue SET due_at = ?, verify = ?, claimed_by = '', claimed_until = 0 WHERE enrollment_id = ?`,
+				toMicros(next), boolInt(verify), d.EnrollmentID)
+		}
+		return err
+	})
+}
+
+func (s *Store) DirtyCount(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_queue WHERE due_at <= ?`, toMicros(now)).Scan(&n)
+	return n, err
+}
+
+// Per-user certificates of profiles' SCEP payloads.
+
+func (s *Store) AddProfileChallenge(ctx context.Context, ch *store.SCEPChallenge, profileID string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, kind, profile_id) VALUES (?, ?, ?, ?, ?)`,
+		ch.Hash, ch.EnrollmentID, toMicros(ch.ExpiresAt), store.ChallengeProfile, profileID)
+	return s.constraint(err)
+}
+
+func (s *Store) ProfileChallenge(ctx context.Context, hash []byte) (*store.SCEPChallenge, string, error) {
+	return profileChallenge(ctx, s.r, hash)
+}
+
+func profileChallenge(ctx context.Context, q queryer, hash []byte) (*store.SCEPChallenge, string, error) {
+	c, err := getChallenge(ctx, q, hash)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.Kind != store.ChallengeProfile {
+		return nil, "", fmt.Errorf("profile SCEP challenge %w", store.ErrNotFound)
+	}
+	var pid string
+	if err := q.QueryRowContext(ctx, `SELECT profile_id FROM scep_challenges WHERE hash = ?`, hash).Scan(&pid); err != nil {
+		return nil, "", err
+	}
+	return c, pid, nil
+}
+
+func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now time.Time, pc *store.ProfileCert) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		c, pid, err := profileChallenge(ctx, tx, hash)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !c.UsedAt.IsZero():
+			return store.ErrSCEPChallengeUsed
+		case !now.Before(c.ExpiresAt):
+			return fmt.Errorf("SCEP challenge %w", store.ErrExpired)
+		case pc.EnrollmentID != c.EnrollmentID || pc.ProfileID != pid:
+			return fmt.Errorf("%w: certificate and challenge belong to different enrollments or profiles", store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.Serial, pc.EnrollmentID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
+			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt))
+		return s.constraint(err)
+	})
+}
+
+func (s *Store) ProfileCerts(ctx context.Context, enrollmentID string) ([]store.ProfileCert, error) {
+	return collect(ctx, s.r, func(sc scanner) (*store.ProfileCert, error) {
+		var c store.ProfileCert
+		var nb, na, is, rv int64
+		if err := sc.Scan(&c.Serial, &c.EnrollmentID, &c.ProfileID, &c.Subject, &c.Email, &c.SHA256, &nb, &na, &is, &rv, &c.RevokedBy); err != nil {
+			return nil, err
+		}
+		c.NotBefore, c.NotAfter, c.IssuedAt, c.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(is), fromMicros(rv)
+		return &c, nil
+	}, `SELECT serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at, revoked_at, revoked_by
+		FROM profile_certs WHERE enrollment_id = ? ORDER BY issued_at DESC, serial`, enrollmentID)
+}
+
+func (s *Store) RevokeProfileCert(ctx context.Context, enrollmentID, serial, by string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		var rv int64
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM profile_certs WHERE serial = ? AND enrollment_id = ?`, serial, enrollmentID).Scan(&rv)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("certificate %w on this device", store.ErrNotFound)
+		}
+		if err != nil || rv != 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ? WHERE serial = ?`, toMicros(now), by, serial)
+		return err
+	})
+}

@@ -1,0 +1,472 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+)
+
+func profileTests() []namedTest {
+	return []namedTest{
+		{"Groups", testGroups},
+		{"ProfilesAndVersions", testProfilesAndVersions},
+		{"AssignmentsMarkDevices", testAssignmentsMarkDevices},
+		{"ReconcileQueueClaims", testReconcileQueueClaims},
+		{"ProfileItemsAndStatus", testProfileItems},
+		{"ProfileCertificates", testProfileCerts},
+	}
+}
+
+// enrolledFor makes an enrollment of user that authenticated (status enrolled).
+func enrolledFor(t *testing.T, s store.Store, tenantID, userID string) *store.Enrollment {
+	t.Helper()
+	e := mustEnrollment(t, s, tenantID, userID, nil, time.Time{})
+	if err := s.BindAppleEnrollment(context.Background(), e.ID, "apple-"+e.ID, store.DeviceInfo{}, now()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func mustProfile(t *testing.T, s store.Store, tenantID, identifier string) *store.ConfigProfile {
+	t.Helper()
+	p := &store.ConfigProfile{ID: id("pr"), TenantID: tenantID, Identifier: identifier, Name: identifier, Platforms: []string{"iOS", "macOS"},
+		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now(), UpdatedAt: now()}
+	v := &store.ProfileVersion{Plist: []byte("<plist>" + identifier + "</plist>"), Hash: "h1-" + identifier, CreatedAt: now()}
+	if err := s.CreateProfile(context.Background(), p, v); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// claimAll claims every due enrollment and finishes the claims.
+func claimAll(t *testing.T, s store.Store, at time.Time) []string {
+	t.Helper()
+	ctx := context.Background()
+	ds, err := s.ClaimDirty(ctx, "h", at, time.Minute, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.EnrollmentID)
+		if err := s.FinishDirty(ctx, d, "h", time.Time{}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testGroups(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	other := mustTenant(t, s, "B", "b.example")
+	alice := mustUser(t, s, tn.ID, "alice@a.example")
+	bob := mustUser(t, s, tn.ID, "bob@a.example")
+	olga := mustUser(t, s, other.ID, "olga@b.example")
+
+	g := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.CreateGroup(ctx, g); err != nil || g.Source != store.GroupStatic {
+		t.Fatal(err, g.Source)
+	}
+	wantErr(t, s.CreateGroup(ctx, &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}), store.ErrConflict)
+	wantErr(t, s.CreateGroup(ctx, &store.Group{ID: id("gr"), TenantID: "nope", Name: "X", CreatedAt: now(), UpdatedAt: now()}), store.ErrNotFound)
+	if err := s.CreateGroup(ctx, &store.Group{ID: id("gr"), TenantID: other.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatalf("the same name in another tenant: %v", err)
+	}
+
+	all, err := s.AllUsersGroup(ctx, tn.ID, now())
+	if err != nil || all.Source != store.GroupAllUsers || all.Members != 2 || all.Name != store.AllUsersName {
+		t.Fatalf("all users: %+v %v", all, err)
+	}
+	if again, err := s.AllUsersGroup(ctx, tn.ID, now()); err != nil || again.ID != all.ID {
+		t.Fatalf("all users twice: %+v %v", again, err)
+	}
+	if _, err := s.AddGroupMembers(ctx, all.ID, []string{alice.ID}, now()); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("members of the all-users group: %v", err)
+	}
+
+	// Another tenant's user: nothing is added.
+	if _, err := s.AddGroupMembers(ctx, g.ID, []string{alice.ID, olga.ID}, now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant member: %v", err)
+	}
+	if got, _ := s.Group(ctx, g.ID); got.Members != 0 {
+		t.Fatalf("half-written: %d members", got.Members)
+	}
+	if n, err := s.AddGroupMembers(ctx, g.ID, []string{alice.ID, bob.ID}, now()); err != nil || n != 2 {
+		t.Fatal(n, err)
+	}
+	if n, err := s.AddGroupMembers(ctx, g.ID, []string{alice.ID}, now()); err != nil || n != 0 {
+		t.Fatalf("again: %d %v", n, err)
+	}
+	ms, err := s.GroupMembers(ctx, g.ID, "", 1)
+	if err != nil || len(ms) != 1 || ms[0].ID != alice.ID {
+		t.Fatalf("members page 1: %+v %v", ms, err)
+	}
+	if ms, _ = s.GroupMembers(ctx, g.ID, ms[0].Email, 10); len(ms) != 1 || ms[0].ID != bob.ID {
+		t.Fatalf("members page 2: %+v", ms)
+	}
+	if ms, _ = s.GroupMembers(ctx, all.ID, "", 10); len(ms) != 2 {
+		t.Fatalf("all-users members: %+v", ms)
+	}
+	if gs, err := s.UserGroups(ctx, alice.ID); err != nil || len(gs) != 1 || gs[0].ID != g.ID {
+		t.Fatalf("user groups: %+v %v", gs, err)
+	}
+	wantErr(t, s.RemoveGroupMember(ctx, g.ID, olga.ID, now()), store.ErrNotFound)
+	if err := s.RemoveGroupMember(ctx, g.ID, bob.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.RenameGroup(ctx, g.ID, "Field sales", now()); err != nil || r.Name != "Field sales" || r.Members != 1 {
+		t.Fatalf("rename: %+v %v", r, err)
+	}
+	if _, err := s.RenameGroup(ctx, g.ID, store.AllUsersName, now()); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rename onto a taken name: %v", err)
+	}
+	gs, err := s.Groups(ctx, tn.ID)
+	if err != nil || len(gs) != 2 || gs[0].ID != all.ID || gs[1].ID != g.ID {
+		t.Fatalf("groups: %+v %v", gs, err)
+	}
+	if err := s.DeleteGroup(ctx, g.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteGroup(ctx, g.ID, now()), store.ErrNotFound)
+	if _, err := s.Group(ctx, g.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+func testProfilesAndVersions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	other := mustTenant(t, s, "B", "b.example")
+	p := mustProfile(t, s, tn.ID, "com.example.wifi")
+	if p.Version != 1 || p.Hash != "h1-com.example.wifi" {
+		t.Fatalf("%+v", p)
+	}
+	dup := &store.ConfigProfile{ID: id("pr"), TenantID: tn.ID, Identifier: "com.example.wifi", Name: "x", CreatedAt: now(), UpdatedAt: now()}
+	wantErr(t, s.CreateProfile(ctx, dup, &store.ProfileVersion{Plist: []byte("x"), Hash: "x", CreatedAt: now()}), store.ErrConflict)
+	if _, err := s.ConfigProfile(ctx, dup.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused profile was stored")
+	}
+	mustProfile(t, s, other.ID, "com.example.wifi") // another tenant: fine
+
+	v2 := &store.ProfileVersion{ProfileID: p.ID, Plist: []byte("<plist>v2</plist>"), Hash: "h2", Signed: true, CreatedAt: now()}
+	got, err := s.AddProfileVersion(ctx, v2)
+	if err != nil || got.Version != 2 || got.Hash != "h2" || v2.Version != 2 {
+		t.Fatalf("v2: %+v %v", got, err)
+	}
+	if _, err := s.AddProfileVersion(ctx, &store.ProfileVersion{ProfileID: "nope", Plist: []byte("x"), Hash: "x", CreatedAt: now()}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	vs, err := s.ProfileVersions(ctx, p.ID)
+	if err != nil || len(vs) != 2 || vs[0].Version != 2 || string(vs[0].Plist) != "<plist>v2</plist>" || !vs[0].Signed || vs[1].Hash != "h1-com.example.wifi" {
+		t.Fatalf("versions: %+v %v", vs, err)
+	}
+	ps, err := s.ConfigProfiles(ctx, tn.ID)
+	if err != nil || len(ps) != 1 || ps[0].ID != p.ID || len(ps[0].Platforms) != 2 || ps[0].PayloadTypes[0] != "com.apple.wifi.managed" {
+		t.Fatalf("list: %+v %v", ps, err)
+	}
+}
+
+// Every change marks exactly the enrolled devices it concerns.
+func testAssignmentsMarkDevices(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	other := mustTenant(t, s, "B", "b.example")
+	alice := mustUser(t, s, tn.ID, "alice@a.example")
+	bob := mustUser(t, s, tn.ID, "bob@a.example")
+	olga := mustUser(t, s, other.ID, "olga@b.example")
+	ea := enrolledFor(t, s, tn.ID, alice.ID)
+	mustEnrollment(t, s, tn.ID, alice.ID, nil, time.Time{}) // pending: never marked
+	eb := enrolledFor(t, s, tn.ID, bob.ID)
+	enrolledFor(t, s, other.ID, olga.ID)
+	claimAll(t, s, now())
+
+	g := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddGroupMembers(ctx, g.ID, []string{alice.ID}, now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, s, now()); fmt.Sprint(got) != fmt.Sprint([]string{ea.ID}) {
+		t.Fatalf("membership marks %v", got)
+	}
+	p := mustProfile(t, s, tn.ID, "com.example.wifi")
+	op := mustProfile(t, s, other.ID, "com.other.wifi")
+	if err := s.Assign(ctx, &store.Assignment{ProfileID: op.ID, GroupID: g.ID, CreatedAt: now()}, now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-tenant assignment: %v", err)
+	}
+	if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: g.ID, CreatedAt: now()}, now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, s, now()); fmt.Sprint(got) != fmt.Sprint([]string{ea.ID}) {
+		t.Fatalf("assignment marks %v", got)
+	}
+	cs, err := s.CandidateProfiles(ctx, ea.ID)
+	if err != nil || len(cs) != 1 || cs[0].ProfileID != p.ID || !cs[0].Included || cs[0].Excluded || string(cs[0].Plist) != "<plist>com.example.wifi</plist>" {
+		t.Fatalf("candidates: %+v %v", cs, err)
+	}
+	if cs, _ := s.CandidateProfiles(ctx, eb.ID); len(cs) != 0 {
+		t.Fatalf("bob's candidates: %+v", cs)
+	}
+
+	// All users + an exclusion.
+	all, _ := s.AllUsersGroup(ctx, tn.ID, now())
+	if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: all.ID, CreatedAt: now()}, now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, s, now()); len(got) != 2 {
+		t.Fatalf("all-users assignment marks %v", got)
+	}
+	if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: g.ID, Exclude: true, CreatedAt: now()}, now()); err != nil {
+		t.Fatal(err)
+	}
+	claimAll(t, s, now())
+	if cs, _ := s.CandidateProfiles(ctx, ea.ID); len(cs) != 1 || !cs[0].Included || !cs[0].Excluded {
+		t.Fatalf("excluded: %+v", cs)
+	}
+	if cs, _ := s.CandidateProfiles(ctx, eb.ID); len(cs) != 1 || !cs[0].Included || cs[0].Excluded {
+		t.Fatalf("bob via all users: %+v", cs)
+	}
+	as, err := s.Assignments(ctx, p.ID)
+	if err != nil || len(as) != 2 {
+		t.Fatalf("assignments: %+v %v", as, err)
+	}
+
+	// A new version marks every device of the profile's groups.
+	if _, err := s.AddProfileVersion(ctx, &store.ProfileVersion{ProfileID: p.ID, Plist: []byte("v2"), Hash: "h2", CreatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, s, now()); len(got) != 2 {
+		t.Fatalf("version marks %v", got)
+	}
+	if err := s.Unassign(ctx, p.ID, all.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.Unassign(ctx, p.ID, all.ID, now()), store.ErrNotFound)
+	if got := claimAll(t, s, now()); len(got) != 2 {
+		t.Fatalf("unassignment marks %v", got)
+	}
+	if err := s.DeleteGroup(ctx, g.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimAll(t, s, now()); fmt.Sprint(got) != fmt.Sprint([]string{ea.ID}) {
+		t.Fatalf("group deletion marks %v", got)
+	}
+	if as, _ := s.Assignments(ctx, p.ID); len(as) != 0 {
+		t.Fatalf("assignments left: %+v", as)
+	}
+}
+
+func testReconcileQueueClaims(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, enrolledFor(t, s, tn.ID, u.ID).ID)
+	}
+	t0 := now()
+	if err := s.MarkDirty(ctx, ids[:1], t0.Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.DirtyCount(ctx, t0); n != 0 {
+		t.Fatalf("not due yet: %d", n)
+	}
+	// An earlier due stands.
+	if err := s.MarkDirty(ctx, ids[:1], t0, false); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.ClaimDirty(ctx, "A", t0, time.Minute, 10)
+	if err != nil || len(a) != 1 || a[0].EnrollmentID != ids[0] || !a[0].Verify {
+		t.Fatalf("claim: %+v %v", a, err)
+	}
+	if b, _ := s.ClaimDirty(ctx, "B", t0, time.Minute, 10); len(b) != 0 {
+		t.Fatalf("claimed twice: %+v", b)
+	}
+	// Marked while claimed: the entry stays due after the finish.
+	s.MarkDirty(ctx, ids[:1], t0, false)
+	if err := s.FinishDirty(ctx, a[0], "A", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = s.ClaimDirty(ctx, "A", t0, time.Minute, 10)
+	if len(a) != 1 {
+		t.Fatalf("a marking during the claim was lost: %+v", a)
+	}
+	// Rescheduled for a verification.
+	if err := s.FinishDirty(ctx, a[0], "A", t0.Add(24*time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.ClaimDirty(ctx, "A", t0, time.Minute, 10); len(a) != 0 {
+		t.Fatalf("rescheduled entry claimed early: %+v", a)
+	}
+	if a, _ := s.ClaimDirty(ctx, "A", t0.Add(24*time.Hour), time.Minute, 10); len(a) != 1 || !a[0].Verify {
+		t.Fatalf("verification: %+v", a)
+	} else if err := s.FinishDirty(ctx, a[0], "A", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	// An expired claim can be taken over; the old holder's finish is ignored.
+	s.MarkDirty(ctx, ids[:1], t0, false)
+	old, _ := s.ClaimDirty(ctx, "A", t0, time.Minute, 10)
+	taken, _ := s.ClaimDirty(ctx, "B", t0.Add(2*time.Minute), time.Minute, 10)
+	if len(old) != 1 || len(taken) != 1 {
+		t.Fatalf("takeover: %+v %+v", old, taken)
+	}
+	s.FinishDirty(ctx, old[0], "A", time.Time{}, false)
+	if n, _ := s.DirtyCount(ctx, t0); n != 1 {
+		t.Fatal("the old holder finished another's claim")
+	}
+	s.FinishDirty(ctx, taken[0], "B", time.Time{}, false)
+
+	// Concurrent claimers never get one enrollment twice.
+	if err := s.MarkDirty(ctx, ids, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				ds, err := s.ClaimDirty(ctx, fmt.Sprint("w", w), t0, time.Hour, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					seen[d.EnrollmentID]++
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	if len(seen) != len(ids) {
+		t.Fatalf("claimed %d of %d", len(seen), len(ids))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s claimed %d times", id, n)
+		}
+	}
+}
+
+func testProfileItems(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	p := mustProfile(t, s, tn.ID, "com.example.wifi")
+	var es []*store.Enrollment
+	for i := 0; i < 3; i++ {
+		es = append(es, enrolledFor(t, s, tn.ID, u.ID))
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].ID < es[j].ID })
+	t0 := now()
+	for i, e := range es {
+		it := &store.ProfileItem{EnrollmentID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h",
+			CommandUUID: fmt.Sprint("CMD-", i), UpdatedAt: t0}
+		if err := s.PutProfileItem(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := &store.ProfileItem{EnrollmentID: es[2].ID, ProfileID: p.ID, Identifier: p.Identifier, State: "failed", Version: 1, Hash: "h",
+		CommandUUID: "CMD-2", Acknowledged: false, Attempts: 2, Error: "MCProfileErrorDomain 1000: no", NextRetry: t0.Add(time.Minute), UpdatedAt: t0}
+	if err := s.PutProfileItem(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ProfileItemByCommand(ctx, "CMD-2")
+	if err != nil || got.State != "failed" || got.Attempts != 2 || !got.NextRetry.Equal(t0.Add(time.Minute)) || got.Error != failed.Error {
+		t.Fatalf("by command: %+v %v", got, err)
+	}
+	if _, err := s.ProfileItemByCommand(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := s.ProfileItemByCommand(ctx, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	counts, devs, err := s.ProfileStatus(ctx, p.ID, "", "", 2)
+	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].EnrollmentID != es[0].ID || devs[0].Email != "alice@a.example" {
+		t.Fatalf("status: %v %+v %v", counts, devs, err)
+	}
+	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "", devs[1].EnrollmentID, 2); len(devs) != 1 || devs[0].EnrollmentID != es[2].ID {
+		t.Fatalf("page 2: %+v", devs)
+	}
+	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "failed", "", 10); len(devs) != 1 || devs[0].Error != failed.Error {
+		t.Fatalf("filtered: %+v", devs)
+	}
+	items, err := s.ProfileItems(ctx, es[0].ID)
+	if err != nil || len(items) != 1 || items[0].CommandUUID != "CMD-0" {
+		t.Fatalf("items: %+v %v", items, err)
+	}
+	if err := s.DeleteProfileItem(ctx, es[0].ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := s.ProfileItems(ctx, es[0].ID); len(items) != 0 {
+		t.Fatal("not deleted")
+	}
+}
+
+// A profile's SCEP challenge issues a user certificate once, for its own
+// enrollment and profile, and never an MDM identity.
+func testProfileCerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := enrolledFor(t, s, tn.ID, u.ID)
+	other := enrolledFor(t, s, tn.ID, u.ID)
+	p := mustProfile(t, s, tn.ID, "com.example.eaptls")
+	t0 := now()
+	ch := &store.SCEPChallenge{Hash: []byte("pc-1"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.AddProfileChallenge(ctx, ch, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, pid, err := s.ProfileChallenge(ctx, []byte("pc-1"))
+	if err != nil || pid != p.ID || got.EnrollmentID != e.ID || got.Kind != store.ChallengeProfile {
+		t.Fatalf("challenge: %+v %s %v", got, pid, err)
+	}
+	// It never becomes an MDM identity.
+	wantErr(t, s.ConsumeSCEPChallenge(ctx, []byte("pc-1"), t0, &store.IdentityCert{Serial: "x1", EnrollmentID: e.ID, SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(time.Hour), IssuedAt: t0}), store.ErrConflict)
+	if _, err := s.IdentityCert(ctx, "x1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a profile challenge recorded an identity certificate")
+	}
+	// An enrollment's challenge is not for another enrollment or profile.
+	pc := &store.ProfileCert{Serial: "aa01", EnrollmentID: other.ID, ProfileID: p.ID, Subject: "CN=alice@a.example", Email: "alice@a.example",
+		SHA256: []byte("h"), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc), store.ErrConflict)
+	pc.EnrollmentID = e.ID
+	if err := s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, pc); err != nil {
+		t.Fatal(err)
+	}
+	pc2 := *pc
+	pc2.Serial = "aa02"
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-1"), t0, &pc2), store.ErrSCEPChallengeUsed)
+	s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: []byte("pc-2"), EnrollmentID: e.ID, ExpiresAt: t0.Add(time.Minute)}, p.ID)
+	wantErr(t, s.ConsumeProfileChallenge(ctx, []byte("pc-2"), t0.Add(time.Hour), &pc2), store.ErrExpired)
+	if _, _, err := s.ProfileChallenge(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	cs, err := s.ProfileCerts(ctx, e.ID)
+	if err != nil || len(cs) != 1 || cs[0].Serial != "aa01" || cs[0].Email != "alice@a.example" || !cs[0].RevokedAt.IsZero() {
+		t.Fatalf("certs: %+v %v", cs, err)
+	}
+	wantErr(t, s.RevokeProfileCert(ctx, other.ID, "aa01", "key:k", t0), store.ErrNotFound)
+	if err := s.RevokeProfileCert(ctx, e.ID, "aa01", "key:k", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeProfileCert(ctx, e.ID, "aa01", "key:other", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := s.ProfileCerts(ctx, e.ID); !cs[0].RevokedAt.Equal(t0) || cs[0].RevokedBy != "key:k" {
+		t.Fatalf("revoked: %+v", cs[0])
+	}
+}
