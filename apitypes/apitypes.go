@@ -161,6 +161,13 @@ type Device struct {
 	// Profiles are the configuration profiles Pomona manages on the
 	// device, with their state (single device only).
 	Profiles []ProfileState `json:"profiles,omitempty"`
+	// Silent: enrolled and not seen for serve --silent-after.
+	Silent bool `json:"silent"`
+	// Predecessor is the device id of the enrollment this one likely
+	// replaces (the same user's device re-enrolled); Successor, on a
+	// single device, the one that likely replaced it (docs/lifecycle.md).
+	Predecessor string `json:"predecessor,omitempty"`
+	Successor   string `json:"successor,omitempty"`
 }
 
 // Renewal is the state of an identity renewal (docs/lifecycle.md).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/store"
@@ -33,6 +34,9 @@ type Devices struct {
 	Pusher   DevicePusher
 	Users    *Users
 	Tenants  *Tenants
+	// Silence says which devices are silent (serve --silent-after); nil:
+	// none are.
+	Silence *lifecycle.Silence
 }
 
 // Get finds a device by DeviceID or EnrollmentID. Errors:
@@ -54,6 +58,9 @@ func (d *Devices) Get(ctx context.Context, ref string) (*store.Enrollment, error
 type DeviceQuery struct {
 	Status, Platform, Tenant, User, Before string
 	Limit                                  int
+	// Silent selects the silent devices only (enrolled, not seen for
+	// serve --silent-after); Status must then be "" or enrolled.
+	Silent bool
 }
 
 // List returns a page of devices and the DeviceID to continue before (""
@@ -74,6 +81,12 @@ func (d *Devices) List(ctx context.Context, q DeviceQuery) ([]store.Enrollment, 
 		}
 		f.UserID = u.ID
 	}
+	if q.Silent {
+		if f.Status != "" && f.Status != store.EnrollmentEnrolled {
+			return nil, "", problem.Coded(problem.Invalid, "invalid_parameter", "silent=true selects enrolled devices: leave out status or use status=enrolled")
+		}
+		f = d.silentFilter(f)
+	}
 	es, err := d.Store.Enrollments(ctx, f)
 	if err != nil {
 		return nil, "", err
@@ -90,6 +103,9 @@ type Detail struct {
 	Device   *store.Enrollment
 	Channels []store.Channel
 	Renewal  *store.Renewal // nil before the first renewal
+	// Predecessor and Successor are the enrollments this one likely
+	// replaces and was likely replaced by (nil: none; lifecycle.Links).
+	Predecessor, Successor *store.Enrollment
 }
 
 // Detail finds the device ref with its channels and latest renewal.
@@ -104,6 +120,9 @@ func (d *Devices) Detail(ctx context.Context, ref string) (*Detail, error) {
 		return nil, err
 	}
 	out := &Detail{Device: e, Channels: chs}
+	if out.Predecessor, out.Successor, err = lifecycle.Links(ctx, d.Store, e); err != nil {
+		return nil, err
+	}
 	if rn, err := d.Store.LatestRenewal(ctx, e.ID); err == nil {
 		out.Renewal = rn
 	} else if !errors.Is(err, store.ErrNotFound) {

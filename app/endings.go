@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -20,6 +21,9 @@ type Endings struct {
 	}
 	Commands *Commands // nil: no RemoveProfile is sent
 	Log      *slog.Logger
+	// Events, when set, hears enrollment.ended for every device a
+	// deletion or the disable policy ended (lifecycle.PublishEnded).
+	Events lifecycle.Publisher
 }
 
 // Enrolled lists every enrolled device matching f (all pages of 500).
@@ -61,8 +65,22 @@ func (e *Endings) unenroll(ctx context.Context, devices []store.Enrollment, imme
 			continue
 		}
 		n++
+		if immediately {
+			// Ended now (the disable policy); deletions announce theirs
+			// once the rows are gone (Ended).
+			lifecycle.PublishEnded(ctx, e.Events, &devices[i], lifecycle.EndUserDisabled, by, e.now())
+		}
 	}
 	return n
+}
+
+// Ended sends enrollment.ended for each device a deletion ended, with
+// reason lifecycle.EndUserDeleted or EndTenantDeleted.
+func (e *Endings) Ended(ctx context.Context, devices []store.Enrollment, reason, by string) {
+	at := e.now()
+	for i := range devices {
+		lifecycle.PublishEnded(ctx, e.Events, &devices[i], reason, by, at)
+	}
 }
 
 // UnenrollUser is the --unenroll-on-disable policy (a job, called after a

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
@@ -26,6 +27,10 @@ type App struct {
 	Audit     *Audit
 	Stats     *Stats
 	Accounts  *Accounts
+	// ABM is the Apple Business Manager connection (server tokens, GetToken,
+	// fallback discovery): package abm's service, which the server builds
+	// (it needs the device-assignment client and the public URL).
+	ABM *abm.Service
 	// Profiles: groups and configuration profiles (profiles.go).
 	Profiles *Profiles
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -123,6 +124,9 @@ func (t *Tenants) Delete(ctx context.Context, ref string, cascade, dryRun bool, 
 			return nil, 0, &problem.Error{Kind: ErrTenantInUse.Kind, Code: ErrTenantInUse.Code, Message: ErrTenantInUse.Message, Err: err}
 		}
 		return nil, 0, err
+	}
+	if cascade {
+		t.Endings.Ended(ctx, devices, lifecycle.EndTenantDeleted, by)
 	}
 	return tn, len(devices), nil
 }

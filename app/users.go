@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pomona-mdm/pomona/directory"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -182,6 +183,7 @@ func (u *Users) Delete(ctx context.Context, ref string, dryRun bool, by string) 
 	if err := u.Store.DeleteUser(ctx, us.ID, store.Ending{Reason: "user deleted by " + by, At: u.Endings.now()}); err != nil {
 		return nil, 0, err
 	}
+	u.Endings.Ended(ctx, devices, lifecycle.EndUserDeleted, by)
 	return us, len(devices), nil
 }
 

@@ -101,6 +101,6 @@ func seedDevice(ctx context.Context, st store.Store, tenantID, userID string, no
 	}
 	push := make([]byte, 32)
 	rand.Read(push)
-	return st.PutChannel(ctx, &store.Channel{ID: apple, EnrollmentRef: e.ID, Kind: "device", PushToken: push, PushMagic: profile.NewUUID(),
+	return st.PutChannel(ctx, &store.Channel{ID: apple, DeviceID: e.ID, Kind: "device", PushToken: push, PushMagic: profile.NewUUID(),
 		LastSeenAt: now, CreatedAt: now, UpdatedAt: now})
 }

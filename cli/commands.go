@@ -78,7 +78,7 @@ func commands() []*command {
 		}},
 		{name: "device", synopsis: "enrolled devices: list, show, command, commands, push, unenroll", children: []*command{
 			{name: "list", synopsis: "list devices", api: true, flags: deviceList, noArgs: true,
-				usage: "device list [--tenant T] [--user U] [--status S] [--platform P] [--limit N]"},
+				usage: "device list [--tenant T] [--user U] [--status S] [--platform P] [--silent] [--limit N]"},
 			{name: "show", synopsis: "show one device", api: true, run: deviceShow,
 				usage: "device show <id or EnrollmentID>"},
 			{name: "command", synopsis: "queue an MDM command", api: true, flags: deviceCommand,
@@ -90,6 +90,7 @@ func commands() []*command {
 			{name: "unenroll", synopsis: "remove the enrollment from a device", api: true, flags: deviceUnenroll,
 				usage: "device unenroll <id or EnrollmentID> [--immediately]"},
 		}},
+		abmCommand(),
 		{name: "group", synopsis: "groups of users that profiles are assigned to: add, list, show, rename, delete, add-members, remove-member", children: []*command{
 			{name: "add", synopsis: "create a static group in a tenant", api: true, flags: groupAdd, usage: "group add <name> --tenant T"},
 			{name: "list", synopsis: "list a tenant's groups (the implicit all-users group first)", api: true, flags: groupList, noArgs: true, usage: "group list --tenant T"},
@@ -121,7 +122,7 @@ func commands() []*command {
 		}},
 		{name: "sim", synopsis: "simulated iPhones, iPads and Macs: enroll (checks a deployment from the outside), run (a fleet)", children: []*command{
 			{name: "enroll", synopsis: "enroll one simulated device against a deployment, step by step", flags: simEnroll, noArgs: true,
-				usage: "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s]"},
+				usage: "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s] [--managed-devices-only abm-cert.pem]"},
 			{name: "run", synopsis: "a fleet of simulated devices against a deployment", api: true, flags: simRun, noArgs: true,
 				usage: "sim run --domain company.example --devices N [--families iPhone,iPad,Mac] [--apns-listen 127.0.0.1:2197] [--state ./pomona-sim] [--duration 0]"},
 		}},

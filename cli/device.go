@@ -41,6 +41,7 @@ func deviceList(fs *flag.FlagSet) func(*call) error {
 		"platform": fs.String("platform", "", "only devices of this platform: iOS or macOS"),
 	}
 	limit := fs.Int("limit", 0, "at most this many devices (default: all)")
+	silent := fs.Bool("silent", false, "only enrolled devices not seen for serve --silent-after")
 	return func(c *call) error {
 		if *limit < 0 {
 			return usagef("--limit must be 0 (all) or more")
@@ -53,6 +54,9 @@ func deviceList(fs *flag.FlagSet) func(*call) error {
 		before := ""
 		for {
 			q := url.Values{"limit": {"1000"}}
+			if *silent {
+				q.Set("silent", "true")
+			}
 			for k, v := range f {
 				if *v != "" {
 					q.Set(k, *v)
@@ -83,7 +87,11 @@ func deviceList(fs *flag.FlagSet) func(*call) error {
 		return c.print(map[string]any{"devices": all}, func(w io.Writer) {
 			fmt.Fprintln(w, "ID\tENROLLMENT ID\tSTATUS\tPLATFORM\tPRODUCT\tOS\tUSER\tLAST SEEN")
 			for _, d := range all {
-				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), d["status"], d["platform"], d["product"],
+				st := str(d["status"])
+				if d["silent"] == true {
+					st += " (silent)"
+				}
+				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), st, d["platform"], d["product"],
 					orDash(str(d["os_version"])), d["user_id"], orDash(str(d["last_seen_at"])))
 			}
 		})
@@ -135,6 +143,15 @@ func deviceTable(w io.Writer, d *apitypes.Device) {
 		d.ID, orDash(d.EnrollmentID), d.Status, d.Platform, orDash(d.Product), orDash(model), orDash(d.DeviceName), orDash(osv), orDash(d.Language))
 	fmt.Fprintf(w, "tenant\t%s\nuser\t%s\nprofile\t%s\ncreated\t%s\nenrolled\t%s\nunenrolled\t%s\nlast seen\t%s\n",
 		d.TenantID, d.UserID, orDash(d.ProfileIdentifier), d.CreatedAt.Local().Format(time.RFC3339), at(d.EnrolledAt), at(d.UnenrolledAt), at(d.LastSeenAt))
+	if d.Silent {
+		fmt.Fprintf(w, "silent\tyes: not seen for serve --silent-after\n")
+	}
+	if d.Predecessor != "" {
+		fmt.Fprintf(w, "re-enrollment of\t%s (likely the same device enrolled again)\n", d.Predecessor)
+	}
+	if d.Successor != "" {
+		fmt.Fprintf(w, "re-enrolled as\t%s (likely the same device enrolled again)\n", d.Successor)
+	}
 	for _, ch := range d.Channels {
 		push := "pushable"
 		if !ch.Pushable {

@@ -48,6 +48,13 @@ func TestDeviceCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) || !strings.Contains(r.stdout, "enrolled") {
 		t.Fatalf("device list:\n%s", r.stdout)
 	}
+	// Just seen: not silent; silent selects enrolled devices only.
+	if r := mustOK(t, runCLI(t, e, "", nil, "device", "list", "--silent")); strings.Contains(r.stdout, d.MDM.EnrollmentID) || strings.Contains(r.stdout, "(silent)") {
+		t.Fatalf("device list --silent right after enrolling:\n%s", r.stdout)
+	}
+	if r := runCLI(t, e, "", nil, "device", "list", "--silent", "--status", "pending"); r.code != 1 || !strings.Contains(r.stderr, "silent=true selects enrolled devices") {
+		t.Fatalf("device list --silent --status pending: %+v", r)
+	}
 	if r := runCLI(t, e, "", nil, "device", "command", d.MDM.EnrollmentID, `{"request_type":"EraseDevice"}`); r.code != 1 || !strings.Contains(r.stderr, "forbids") {
 		t.Fatalf("forbidden command: %+v", r)
 	}
@@ -137,5 +144,20 @@ func TestDeviceCommands(t *testing.T) {
 	r = mustOK(t, runCLI(t, e, "", nil, "audit", "--action", "POST /api/v1/devices/{id}/unenroll"))
 	if !strings.Contains(r.stdout, d.MDM.EnrollmentID) {
 		t.Fatalf("audit:\n%s", r.stdout)
+	}
+
+	// Amy enrolls her iPhone again: device show names its predecessor.
+	d2, _ := devicesim.New(devicesim.Options{RootCAs: pool})
+	defer d2.Close()
+	if _, err := d2.Enroll(ctx, e.URL, devicesim.Credentials{User: "amy@a.example", Password: "amy-password"}); err != nil {
+		t.Fatal(err)
+	}
+	d2.Authenticate(ctx)
+	old := mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID, "--json"))
+	var oldDev struct{ ID string }
+	json.Unmarshal([]byte(old.stdout), &oldDev)
+	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d2.MDM.EnrollmentID))
+	if oldDev.ID == "" || !strings.Contains(r.stdout, "re-enrollment of") || !strings.Contains(r.stdout, oldDev.ID) {
+		t.Fatalf("device show of the re-enrolled device does not name its predecessor %q:\n%s", oldDev.ID, r.stdout)
 	}
 }

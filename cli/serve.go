@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/endings"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/renewal"
@@ -60,12 +62,16 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 	fs.DurationVar(&cfg.RenewalTimeout, "renewal-timeout", renewal.DefaultTimeout, "a renewal whose device has not fetched its new identity after this long counts as failed and is tried again")
 	fs.BoolVar(&cfg.UnenrollOnDisable, "unenroll-on-disable", false, "disabling a user also unenrolls their devices (RemoveProfile; the device is forgotten at once)")
 	fs.DurationVar(&cfg.ProfileVerifyInterval, "profile-verify-interval", profiles.DefaultVerifyEvery, "how often each device with configuration profiles from Pomona is asked for its ProfileList to find drift")
+	fs.DurationVar(&cfg.ReenrollWindow, "reenroll-window", lifecycle.DefaultReenrollWindow, "link a new enrollment to the same user's earlier one of the same model last heard of at most this long before (its likely predecessor)")
+	fs.DurationVar(&cfg.SilentAfter, "silent-after", lifecycle.DefaultSilentAfter, "flag enrolled devices not seen for this long as silent (API, console, CLI filters; dashboard count)")
+	fs.DurationVar(&cfg.RetireSilentAfter, "retire-silent-after", 0, "retire devices not seen for this long: RemoveProfile, enrollment ended, enrollment.ended event (0: never; at least --silent-after)")
 	fs.DurationVar(&cfg.TombstoneRetention, "tombstone-retention", endings.DefaultTombstoneRetention, "how long the devices of a deleted user or tenant are still told to remove their profile (com.apple.unrecognized.device) before they are forgotten")
 	fs.DurationVar(&cfg.ConsoleIdleTimeout, "console-idle-timeout", adminaccount.DefaultIdleTimeout, "sign web-console administrators out after this long without activity")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "proxies (IPs or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client (for logs, audit and per-address sign-in limits) and whose --client-cert-header is believed")
 	fs.StringVar(&cfg.ClientCertHeader, "client-cert-header", "", "header in which a TLS-terminating proxy forwards the device's client certificate (URL-escaped PEM); honoured only from --trusted-proxies, which it requires")
 	fs.StringVar(&cfg.APNsURL, "apns-url", "https://api.push.apple.com", "APNs endpoint (another HTTP/2 endpoint for tests or an air-gapped relay)")
 	fs.StringVar(&cfg.APNsCAFile, "apns-ca-file", "", "PEM CA to trust for --apns-url (a local stand-in)")
+	fs.StringVar(&cfg.ABMURL, "abm-url", "", "Apple Business Manager's device-assignment service for server tokens and fallback discovery (default Apple's, "+abm.DefaultURL+"; a local stand-in for tests)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: a throwaway tenant, user, push certificate and local APNs stand-in, so pomona sim enroll works without an Apple account (never for real devices); its data goes to <data>-demo, never into --data itself")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")

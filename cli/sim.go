@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -26,6 +30,8 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 	caFile := fs.String("ca-file", "", "extra CA to trust (default: <data>/ca.pem when it exists)")
 	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
+	mdo := fs.String("managed-devices-only", "", "behave like a device under ABM's \"Managed devices only\": after enrolling, ask GetToken for com.apple.maid "+
+		"and verify the JWT with this ABM public-key certificate (pomona abm token cert <id>); unenroll when that fails")
 	return func(c *call) error {
 		if *user == "" {
 			return usagef("give --user")
@@ -38,6 +44,20 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 		if password == "" {
 			if password, _, err = readPassword(c.Env, *pwStdin, false, false); err != nil {
 				return err
+			}
+		}
+		var abmCert *x509.Certificate
+		if *mdo != "" {
+			b, err := os.ReadFile(*mdo)
+			if err != nil {
+				return usagef("--managed-devices-only: %v", err)
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return usagef("--managed-devices-only: %s holds no PEM certificate (pomona abm token cert <id> --out %s)", *mdo, *mdo)
+			}
+			if abmCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
+				return usagef("--managed-devices-only: %v", err)
 			}
 		}
 		creds := devicesim.Credentials{User: *user, Password: password}
@@ -136,6 +156,14 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 			}
 		}
 		ok("enrolled as EnrollmentID %s", d.MDM.EnrollmentID)
+		if abmCert != nil {
+			mc, err := d.ManagedAppleAccountSignIn(ctx, devicesim.ManagedDevicesOnly{
+				Certificate: func(context.Context, string) (*x509.Certificate, error) { return abmCert, nil }})
+			if err != nil {
+				return fail("Managed Apple Account sign-in (Managed devices only)", err)
+			}
+			ok("Managed Apple Account sign-in: the com.apple.maid token of MDM server %s verifies (jti %s)", mc.Issuer, mc.ID)
+		}
 		deadline := time.Now().Add(*poll)
 		for {
 			cmd, err := d.Poll(ctx, nil, false)

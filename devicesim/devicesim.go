@@ -76,6 +76,9 @@ type Device struct {
 	IdentityCert *x509.Certificate
 	SCEPCACerts  []*x509.Certificate
 	MDM          MDMState
+	// Unenrolled says why the device removed its enrollment by itself
+	// ("" while enrolled).
+	Unenrolled string
 
 	// cfg holds the configuration profiles installed over MDM.
 	cfg configProfiles

@@ -56,6 +56,12 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 	} else if err != nil {
 		return nil, nil, err
 	}
+	// The one capability that may change: com.apple.mdm.token follows
+	// whether the tenant answers GetToken now.
+	had := keys.GetToken
+	if keys.GetToken, err = s.advertiseToken(ctx, e.TenantID); err != nil {
+		return nil, nil, err
+	}
 	challenge, chHash := opaquetoken.New()
 	signed, err := s.signedProfile(e, t, *keys, challenge)
 	if err != nil {
@@ -69,6 +75,11 @@ func (s *Service) RenewalProfile(ctx context.Context, e *store.Enrollment, seria
 	if err := s.Store.StartRenewal(ctx, r, &store.SCEPChallenge{Hash: chHash, EnrollmentID: e.ID, ExpiresAt: now.Add(ttl),
 		Kind: store.ChallengeRenewal, Renews: serial}); err != nil {
 		return nil, nil, err
+	}
+	if keys.GetToken != had {
+		if err := s.Store.PutProfileKeys(ctx, e.ID, *keys, now); err != nil {
+			return nil, nil, err
+		}
 	}
 	return signed, r, nil
 }

@@ -43,6 +43,10 @@ type Service struct {
 	ProfilePrefix    string
 	SCEPChallengeTTL time.Duration
 	Now              func() time.Time
+	// GetToken, when set, says whether a tenant's profiles advertise
+	// com.apple.mdm.token (it has an Apple Business Manager server token
+	// to answer GetToken with); unset: never.
+	GetToken func(ctx context.Context, tenantID string) (bool, error)
 	// Renewed, when set, hears of every identity issued with a renewal
 	// challenge (cert renews the certificate with serial renews).
 	Renewed func(ctx context.Context, e *store.Enrollment, cert *x509.Certificate, renews string)
@@ -99,6 +103,10 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 		Status:    store.EnrollmentPending, CreatedAt: now, UpdatedAt: now,
 	}
 	keys := store.ProfileKeys{ManagedAppleID: r.User.ManagedAppleID, Topic: r.Topic, ServerURL: s.URLs.ServerURL, CheckInURL: s.URLs.CheckInURL}
+	var err error
+	if keys.GetToken, err = s.advertiseToken(ctx, r.Tenant.ID); err != nil {
+		return nil, nil, err
+	}
 	signed, err := s.signedProfile(e, r.Tenant, keys, challenge)
 	if err != nil {
 		return nil, nil, err
@@ -126,13 +134,14 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 // passes the keys recorded when the profile was first handed out, so a
 // re-sent profile carries the same immutable MDM-payload keys as the
 // original (PayloadIdentifier, Topic, ServerURL, CheckInURL,
-// AssignedManagedAppleID, EnrollmentMode, capabilities): a device rejects
+// AssignedManagedAppleID, EnrollmentMode, the per-user-connections
+// capability; only com.apple.mdm.token may change): a device rejects
 // a change with MCMDMErrorDomain 12012.
 func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, k store.ProfileKeys, challenge string) ([]byte, error) {
 	params := profile.Params{
 		Identifier: e.ProfileID, Organization: t.Name, Topic: k.Topic,
 		ServerURL: k.ServerURL, CheckInURL: k.CheckInURL, SCEPURL: s.URLs.SCEPURL,
-		SCEPChallenge: challenge, ManagedAppleID: k.ManagedAppleID, Platform: e.Platform,
+		SCEPChallenge: challenge, ManagedAppleID: k.ManagedAppleID, Platform: e.Platform, GetToken: k.GetToken,
 	}
 	if s.TrustCA {
 		params.TrustedCA = s.Issuer.CA.Cert
@@ -142,6 +151,19 @@ func (s *Service) signedProfile(e *store.Enrollment, t *store.Tenant, k store.Pr
 		return nil, err
 	}
 	return profile.Sign(raw, s.Issuer.ProfileSigner, s.Issuer.ProfileSignerKey, []*x509.Certificate{s.Issuer.CA.Cert})
+}
+
+// advertiseToken reports whether tenantID's profiles advertise
+// com.apple.mdm.token now.
+func (s *Service) advertiseToken(ctx context.Context, tenantID string) (bool, error) {
+	if s.GetToken == nil {
+		return false, nil
+	}
+	ok, err := s.GetToken(ctx, tenantID)
+	if err != nil {
+		return false, fmt.Errorf("enrollment profile: does the tenant answer GetToken: %w", err)
+	}
+	return ok, nil
 }
 
 func newEnrollmentID() string {

@@ -87,7 +87,7 @@ func (c *Core) TokenUpdate(ctx context.Context, r *Request, m *mdm.Checkin) (*An
 		return nil, err
 	}
 	now := c.now()
-	ch := &store.Channel{ID: newChannelID(), EnrollmentRef: enr.ID, Kind: m.Kind(), EnrollmentUserID: m.EnrollmentUserID,
+	ch := &store.Channel{ID: newChannelID(), DeviceID: enr.ID, Kind: m.Kind(), EnrollmentUserID: m.EnrollmentUserID,
 		UserShortName: m.UserShortName, UserLongName: m.UserLongName, PushToken: m.Token, PushMagic: m.PushMagic,
 		CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
 	if err := c.Store.PutChannel(ctx, ch); err != nil {

@@ -124,12 +124,8 @@ func (s *Identity) Resolve(ctx context.Context, cert *x509.Certificate, q store.
 		// The enrollment may have gone with its user or tenant: its
 		// tombstone says so, and com.apple.unrecognized.device makes the
 		// device remove its profile (docs/lifecycle.md, "Endings").
-		if ts, terr := s.Store.Tombstone(ctx, q.Serial); terr == nil && sameFingerprint(ts.SHA256, cert) {
-			if s.Log != nil {
-				s.Log.Info("request from a device whose enrollment was deleted", "device", ts.EnrollmentID,
-					"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
-			}
-			return nil, unrecognized("the enrollment was deleted: %s", ts.Reason)
+		if err := s.tombstoned(ctx, cert); err != nil {
+			return nil, err
 		}
 		return nil, problem.New(problem.Forbidden, "the identity certificate is not one Pomona issued to an enrollment")
 	}
@@ -153,17 +149,36 @@ func sameFingerprint(fp []byte, cert *x509.Certificate) bool {
 	return bytes.Equal(sum[:], fp)
 }
 
+// tombstoned answers com.apple.unrecognized.device when cert's enrollment
+// was deleted with its user or tenant (a tombstone names this very
+// certificate: serial and SHA-256 fingerprint); nil otherwise. The device
+// then removes its profile (docs/lifecycle.md, "Endings").
+func (s *Identity) tombstoned(ctx context.Context, cert *x509.Certificate) error {
+	ts, err := s.Store.Tombstone(ctx, serialHex(cert))
+	if err != nil || !sameFingerprint(ts.SHA256, cert) {
+		return nil
+	}
+	if s.Log != nil {
+		s.Log.Info("request from a device whose enrollment was deleted", "device", ts.EnrollmentID,
+			"enrollment_id", ts.AppleEnrollmentID, "user", ts.UserID, "tenant", ts.TenantID, "reason", ts.Reason, "ended", ts.EndedAt)
+	}
+	return unrecognized("the enrollment was deleted: %s", ts.Reason)
+}
+
 // expiredIdentity answers a request signed by an identity certificate
 // Pomona issued to an enrollment that is past its NotAfter: a clear 403
 // (not the generic "not valid now") and an operator log line with the
-// next step. nil when cert is not such a certificate.
+// next step. An ending wins over the expiry: when the enrollment was
+// deleted (tombstone) or ended, the answer is com.apple.unrecognized.device
+// as for a valid certificate, so the device still removes its profile.
+// nil when cert is not such a certificate.
 func (s *Identity) expiredIdentity(ctx context.Context, cert *x509.Certificate, now time.Time) error {
 	if cert == nil || !now.After(cert.NotAfter) || cert.CheckSignatureFrom(s.CA) != nil {
 		return nil
 	}
 	ic, err := s.Store.IdentityCert(ctx, serialHex(cert))
 	if err != nil {
-		return nil
+		return s.tombstoned(ctx, cert)
 	}
 	if !sameFingerprint(ic.SHA256, cert) {
 		return nil
@@ -171,6 +186,9 @@ func (s *Identity) expiredIdentity(ctx context.Context, cert *x509.Certificate, 
 	enr, err := s.Store.Enrollment(ctx, ic.EnrollmentID)
 	if err != nil {
 		return nil
+	}
+	if !ic.RevokedAt.IsZero() || enr.Status == store.EnrollmentUnenrolled {
+		return unrecognized("the enrollment of this expired identity was ended")
 	}
 	s.Log.Warn("a device's identity certificate expired before it was renewed: the device cannot be managed any more. "+
 		"Next step: ask the user to remove the work account (Settings > General > VPN & Device Management) and sign in again; "+

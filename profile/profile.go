@@ -94,6 +94,11 @@ type Root struct {
 // open its user channel; it cannot be added later.
 const CapPerUserConnections = "com.apple.mdm.per-user-connections"
 
+// CapToken makes the device send GetToken check-ins (Apple: "Get Token";
+// Managed Apple Account access needs it). Unlike per-user-connections it
+// may be added to an installed profile by re-delivering it.
+const CapToken = "com.apple.mdm.token"
+
 // Params personalise the profile for one enrollment.
 type Params struct {
 	// Identifier is the stable PayloadIdentifier of the profile; the
@@ -108,6 +113,9 @@ type Params struct {
 	SCEPChallenge  string
 	ManagedAppleID string
 	Platform       string // catalog.IOS or catalog.MacOS
+	// GetToken advertises CapToken (the tenant has an Apple Business
+	// Manager server token to answer GetToken with).
+	GetToken bool
 	// TrustedCA, when set, is installed as a trusted root (needed when the
 	// server's TLS certificate comes from Pomona's own CA).
 	TrustedCA *x509.Certificate
@@ -176,6 +184,9 @@ func Build(p Params) ([]byte, error) {
 		ServerCapabilities:      []string{CapPerUserConnections},
 		EnrollmentMode:          "BYOD",
 		AssignedManagedAppleID:  p.ManagedAppleID,
+	}
+	if p.GetToken {
+		mdm.ServerCapabilities = append(mdm.ServerCapabilities, CapToken)
 	}
 	content := []any{}
 	if p.TrustedCA != nil {

@@ -54,7 +54,7 @@ func fleet(t *testing.T, st storeAll, n int) []string {
 		if err := st.BindAppleEnrollment(ctx, e.ID, fmt.Sprint("APPLE-", i), store.DeviceInfo{OSVersion: "18.2"}, now); err != nil {
 			t.Fatal(err)
 		}
-		ch := &store.Channel{ID: fmt.Sprint("ch_", i), EnrollmentRef: e.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: now, UpdatedAt: now}
+		ch := &store.Channel{ID: fmt.Sprint("ch_", i), DeviceID: e.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: now, UpdatedAt: now}
 		if err := st.PutChannel(ctx, ch); err != nil {
 			t.Fatal(err)
 		}

@@ -193,11 +193,14 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 		{"/console/devices/" + dev.ID, "#command"},
 		{"/console/devices/" + dev.ID + "?command=DeviceInformation", "#key-Queries"},
 		{"/console/push", "main h1"},
+		{"/console/abm", "main h1"},
 		{"/console/apikeys", "main h1"},
 		{"/console/webhooks", "main h1"},
 		{"/console/audit", "table"},
 		{"/console/admins", "table"},
 		{"/console/devices/no-such-device", ".flash, main h1"},
+		{"/console/users/" + alice.ID + "/delete", "#consequence"},
+		{"/console/tenants/" + w.tenant + "/delete", "#confirm"},
 	} {
 		run(p.path, chromedp.Navigate(e.URL+p.path), chromedp.WaitVisible(p.wait, chromedp.ByQuery))
 		if strings.HasPrefix(p.path, "/console/devices/dv") || strings.HasPrefix(p.path, "/console/devices/"+dev.ID) {
@@ -215,4 +218,17 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 	run("import", chromedp.Navigate(e.URL+"/console/users"), chromedp.SetUploadFiles("#csv", []string{csv}, chromedp.ByID),
 		chromedp.Click(`form[action="/console/users/import"] button`, chromedp.ByQuery), chromedp.WaitVisible(`[aria-label="Rows not imported"]`, chromedp.ByQuery))
 	a11yCheck(t, ctx, "import report")
+
+	// Deleting with the keyboard alone: the confirmation's button takes
+	// Return; the tenant's form submits from the typed name.
+	run("delete user by keyboard", chromedp.Navigate(e.URL+"/console/users/"+alice.ID+"/delete"), chromedp.WaitVisible("#consequence", chromedp.ByID),
+		chromedp.Focus(`form button.danger`, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	if _, err := e.Server.Store.User(bg, alice.ID); err == nil {
+		t.Fatal("the user was not deleted from the keyboard")
+	}
+	run("delete tenant by keyboard", chromedp.Navigate(e.URL+"/console/tenants/"+w.tenant+"/delete"), chromedp.WaitVisible("#confirm", chromedp.ByID),
+		chromedp.SendKeys("#confirm", "Example Corp"+kb.Enter, chromedp.ByID), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	if _, err := e.Server.Store.Tenant(bg, w.tenant); err == nil {
+		t.Fatal("the tenant was not deleted from the keyboard")
+	}
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
@@ -39,7 +40,14 @@ func TestAttackConsoleRolesEveryForm(t *testing.T) {
 	hook := do(t, e, "POST", "/api/v1/webhooks", map[string]any{"url": "https://hooks.example/x", "events": []string{"device.renewal_queued"}}, e.APIKey)
 	mustStatus(t, hook, 201)
 	hookID, _ := hook.json(t)["id"].(string)
-	ids := map[string]string{"id": "", "uuid": cmdUUID}
+	group := do(t, e, "POST", "/api/v1/groups", map[string]any{"tenant_id": w.tenant, "name": "Wi-Fi users"}, e.APIKey)
+	mustStatus(t, group, 201)
+	groupID, _ := group.json(t)["id"].(string)
+	mustStatus(t, do(t, e, "POST", "/api/v1/groups/"+groupID+"/members", map[string]any{"users": []string{"alice@example.com"}}, e.APIKey), 200)
+	prof := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(wifiProfile("v1"))}, e.APIKey)
+	mustStatus(t, prof, 201)
+	profileID, _ := prof.json(t)["id"].(string)
+	ids := map[string]string{"id": "", "uuid": cmdUUID, "user": alice.ID, "group": groupID, "device": dev}
 	idFor := func(pattern string) string {
 		switch {
 		case strings.Contains(pattern, "/tenants/"):
@@ -54,6 +62,10 @@ func TestAttackConsoleRolesEveryForm(t *testing.T) {
 			return hookID
 		case strings.Contains(pattern, "/admins/"):
 			return target.ID
+		case strings.Contains(pattern, "/groups/"):
+			return groupID
+		case strings.Contains(pattern, "/profiles/"):
+			return profileID
 		}
 		return ""
 	}
@@ -61,7 +73,9 @@ func TestAttackConsoleRolesEveryForm(t *testing.T) {
 	allowed := map[string]map[string]bool{
 		store.RoleAuditor: {"POST /console/tenants/{id}/check": true},
 		store.RoleHelpDesk: {"POST /console/tenants/{id}/check": true, "POST /console/users/{id}/reauthenticate": true,
-			"POST /console/devices/{id}/commands/{uuid}/resend": true, "POST /console/devices/{id}/push": true},
+			"POST /console/devices/{id}/commands/{uuid}/resend": true, "POST /console/devices/{id}/push": true,
+			// Retrying a failed profile install is help desk's resend.
+			"POST /console/profiles/{id}/devices/{device}/retry": true},
 	}
 	forms := 0
 	for _, role := range []string{store.RoleAuditor, store.RoleHelpDesk} {

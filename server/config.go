@@ -41,6 +41,9 @@ type Config struct {
 	// to trust for it (a local stand-in).
 	APNsURL    string
 	APNsCAFile string
+	// ABMURL is Apple's device-assignment service for the Apple Business
+	// Manager connection ("" Apple's; a local stand-in in tests).
+	ABMURL string
 	// Demo sets up a throwaway tenant, user, push certificate and a local
 	// APNs stand-in (docs: README quick start). Never in production.
 	Demo bool
@@ -79,6 +82,16 @@ type Config struct {
 	// ProfileVerifyInterval: every device with profiles of Pomona's is
 	// sent a ProfileList this often to find drift (default 24 h).
 	ProfileVerifyInterval time.Duration
+	// ReenrollWindow: a new enrollment is linked to the same user's
+	// earlier one of the same model last heard of at most this long before
+	// (default 30 days; docs/lifecycle.md, "Re-enrollment").
+	ReenrollWindow time.Duration
+	// SilentAfter: enrolled devices not seen for this long are flagged
+	// silent (default 30 days).
+	SilentAfter time.Duration
+	// RetireSilentAfter: devices not seen for this long are retired
+	// (RemoveProfile, enrollment ended); zero, the default, never retires.
+	RetireSilentAfter time.Duration
 	// Clock is the device-lifecycle clock: enrollment, SCEP issuance,
 	// identity checks on the MDM channel, the command queue and renewals
 	// (nil: time.Now). End-to-end tests move it across a certificate's

@@ -217,7 +217,8 @@ func TestIdentityRenewalFailures(t *testing.T) {
 
 // Identity certificates are backdated: a device whose clock is a few
 // minutes slow finds its new identity valid and checks in. The window is
-// pki.IdentityBackdate (10 minutes).
+// pki.IdentityBackdate (10 minutes). A device slower than that fails, and
+// once its clock is set retries without a new sign-in.
 func TestSlowDeviceClockEnrolls(t *testing.T) {
 	w := newWorld(t, true)
 	ctx := context.Background()
@@ -251,6 +252,24 @@ func TestSlowDeviceClockEnrolls(t *testing.T) {
 			if !tc.ok {
 				if err == nil || !strings.Contains(err.Error(), "not valid on this device's clock") {
 					t.Fatalf("a clock %s slow: %v", tc.slow, err)
+				}
+				// Its challenge is spent. Once its clock is set, the device
+				// retries with the same sign-in: the profile fetched again
+				// carries a fresh challenge for the same enrollment.
+				spent := d.Profile.SCEPChallenge
+				d.Now = time.Now
+				raw, err := d.FetchProfile(ctx)
+				if err != nil {
+					t.Fatalf("re-fetching the profile without a new sign-in: %v", err)
+				}
+				if _, err := d.CheckProfile(raw); err != nil || d.Profile.SCEPChallenge == spent {
+					t.Fatalf("the re-fetched profile: %v (challenge repeated: %v)", err, d.Profile.SCEPChallenge == spent)
+				}
+				if _, err := d.SCEPEnroll(ctx); err != nil {
+					t.Fatalf("SCEP after the clock was set: %v", err)
+				}
+				if err := d.Authenticate(ctx); err != nil {
+					t.Fatalf("check-in after the retry: %v", err)
 				}
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdmservice"
 )
@@ -16,6 +17,7 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, Topic: s.topics, Emit: s.deviceEvent, Log: log, Now: clock,
 		Challenge: func(tenantID string) string { return enroll.WWWAuthenticate(s.LoginURL(tenantID)) },
 		Observe:   func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
+		Tokens:    abm.TokenAnswerer{Service: s.ABM},
 	})
 }
 

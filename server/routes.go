@@ -27,6 +27,7 @@ func (s *Server) routes() http.Handler {
 	// Device-facing handlers.
 	// Method-less pattern: the handler answers other methods with a JSON 405.
 	mux.Handle(discovery.Path, &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics})
+	mux.Handle(FallbackDiscoveryPath("{tenant}"), &wellknown.Handler{Tenants: s.Store, BaseURL: s.EnrollURL, Log: log, Metrics: s.Metrics, Fallback: true})
 	mux.Handle(EnrollPath("{tenant}"), &enrollhttp.Handler{
 		Tenants: s.Store, Auth: s.Auth, Enroll: s.Enroll, PushCert: s.PushCerts.Load, LoginURL: s.LoginURL, Log: log, Metrics: s.Metrics,
 		OnProfile: s.events.ProfileIssued,

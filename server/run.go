@@ -92,7 +92,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.jobs.Run(ctx, (&push.Repush{Channels: s.Store, Pusher: s.pusher, Log: s.log}).Job())
 	go s.jobs.Run(ctx, s.Renewal.Periodic())
 	go s.jobs.Run(ctx, s.Tombstones.Periodic())
+	for _, j := range s.abmJobs() {
+		go s.jobs.Run(ctx, j)
+	}
 	go s.ProfileJob.Loop(ctx, profileTick)
+	if s.cfg.RetireSilentAfter > 0 {
+		go s.jobs.Run(ctx, s.Silence.Periodic())
+	}
 	go s.webhooks.Run(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -133,6 +139,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	} else {
 		p("  push cert    none")
 	}
+	p("  ABM          %s", n.abm)
 	p("  console      %s", s.ConsoleURL())
 	p("  health       %s/healthz  %s/readyz  metrics: %s/metrics", s.PublicURL, s.PublicURL, s.PublicURL)
 	var next []string
@@ -144,6 +151,10 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 		p("  Try it:  export POMONA_DATA=%s", n.demoDir)
 		p("           pomona sim enroll --user %s --password %s --server %s --poll 30s", demo.User, demo.Password, s.PublicURL)
 		p("  then, in another terminal (same POMONA_DATA):  pomona device list; pomona device command <id> '{\"request_type\":\"DeviceInformation\",\"queries\":[\"OSVersion\"]}'")
+		if n.demoABM != "" {
+			p("  The demo tenant has a server token from a local Apple Business Manager stand-in (%s): to play a device under", n.demoABM)
+			p("  \"Managed devices only\", pomona abm token cert %s --out abm.pem, then add --managed-devices-only abm.pem to sim enroll.", n.demoABM)
+		}
 	}
 	if n.firstAPIKey != "" {
 		p("")
@@ -175,6 +186,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 			next = append(next, p)
 		}
 	}
+	next = append(next, n.abmProblems...)
 	if n.publicHTTP {
 		next = append(next, "--public-url is http: Apple devices only enroll over https")
 	}

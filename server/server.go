@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apikey"
 	"github.com/pomona-mdm/pomona/app"
@@ -30,6 +31,7 @@ import (
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/jobs"
+	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/metrics"
@@ -58,8 +60,11 @@ type Server struct {
 	MDM       *mdmservice.Channel
 	Commands  *app.Commands
 	// App is the application layer the API, the console and the jobs call.
-	App        *app.App
-	Renewal    *renewal.Job
+	App     *app.App
+	Renewal *renewal.Job
+	// ABM is the Apple Business Manager connection (server tokens,
+	// GetToken, fallback discovery).
+	ABM        *abm.Service
 	Tombstones *endings.Tombstones
 	Admins     *adminaccount.Service
 	PushCerts  *pushcert.Stored
@@ -68,6 +73,7 @@ type Server struct {
 	pusher     *push.Pusher
 	jobs       *jobs.Runner // periodic jobs, leased per cluster
 	demoAPNs   *apnsstub.Server
+	demoABM    *http.Server // the demo's ABM stand-in
 	events     *webhook.Publisher
 	webhooks   *webhook.Dispatcher
 	sealer     *seal.Sealer
@@ -84,6 +90,10 @@ type Server struct {
 	// ProfileJob reconciles configuration profiles (server/profiles.go;
 	// the use cases are App.Profiles).
 	ProfileJob *profiles.Job
+	// Reenroll and Silence are the enrollment lifecycle's jobs (package
+	// lifecycle).
+	Reenroll *lifecycle.Reenrollment
+	Silence  *lifecycle.Silence
 }
 
 // New opens everything cfg names and wires the HTTP handler. Close
@@ -137,6 +147,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		TrustCA:       s.notes.devTLS,
 		ProfilePrefix: enroll.ProfilePrefix(s.PublicURL.Hostname()),
 	}
+	s.ABM = s.newABM()
 	s.MDM = s.newMDMChannel(log, clock)
 	s.Admins = adminaccount.New(s.Store, s.sealer, cfg.Password)
 	if cfg.ConsoleClock != nil {
@@ -148,12 +159,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.App = app.New(s.Store, app.Config{Directory: s.Directory, Catalog: catalog.Default(), Pusher: s.pusher, PushCerts: s.PushCerts,
 		Sealer: s.sealer, Lifecycle: clock, Now: time.Now, Accounts: s.Admins, Log: log})
 	s.Commands = s.App.Commands
+	s.connectABM()
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}
 	s.Tombstones = &endings.Tombstones{Store: s.Store, Retention: cfg.TombstoneRetention, Now: clock, Log: log}
 	s.setupProfiles(cfg, log, clock)
 	if cfg.UnenrollOnDisable {
 		s.Directory.Disabled = (&endings.UnenrollOnDisable{Endings: s.App.Endings, Log: log}).Disabled
+	}
+	if err := s.setupLifecycle(clock); err != nil {
+		return nil, err
 	}
 
 	// First start (an admin API key, the first owner's setup link), the
@@ -170,7 +185,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			s.notes.push = created
 		}
 		s.notes.demo, s.notes.demoDir = true, cfg.DataDir
+		if err := s.setupDemoABM(ctx); err != nil {
+			return nil, err
+		}
 	}
+	s.notes.abm, s.notes.abmProblems = s.abmNotes(ctx)
 	s.notes.tenants, _ = s.Store.CountTenants(ctx)
 	s.notes.users, _ = s.Store.CountUsers(ctx)
 
@@ -185,6 +204,7 @@ func (s *Server) deviceEvent(ctx context.Context, e mdmservice.Event) {
 	s.Metrics.DeviceEvent(e.Kind, e.Status)
 	s.Renewal.DeviceEvent(ctx, e)
 	s.profileDeviceEvent(ctx, e)
+	s.Reenroll.DeviceEvent(ctx, e)
 	s.events.DeviceEvent(ctx, e.Kind, e.Enrollment, e.ChannelID, e.CommandUUID, e.RequestType, e.Status)
 }
 
@@ -299,6 +319,9 @@ func orNow(clock func() time.Time) func() time.Time {
 func (s *Server) Close() error {
 	if s.demoAPNs != nil {
 		s.demoAPNs.Close()
+	}
+	if s.demoABM != nil {
+		s.demoABM.Close()
 	}
 	if s.Store == nil {
 		return nil

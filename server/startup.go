@@ -22,4 +22,7 @@ type startup struct {
 	pushErr      error
 	demo         bool
 	demoDir      string
+	demoABM      string   // the demo tenant's ABM server token
+	abm          string   // the ABM line
+	abmProblems  []string // server-token warnings (expiry from 30 days)
 }

@@ -72,6 +72,10 @@ type Enrollment struct {
 	LastSeenAt        time.Time
 	// Inventory is JSON: what the device's answers revealed, by section.
 	Inventory []byte
+	// PredecessorID is the id of the enrollment this one likely replaces
+	// (the same user's device re-enrolled: docs/lifecycle.md); "" when
+	// none was recognised. Set by LifecycleStore.SetPredecessor.
+	PredecessorID string
 }
 
 // SCEPChallenge is a one-time SCEP challenge (stored hashed).
@@ -145,6 +149,13 @@ type EnrollmentStore interface {
 // EnrollmentFilter selects enrollments; zero fields match everything.
 type EnrollmentFilter struct {
 	TenantID, UserID, Status, Platform string
+	// PredecessorID selects the enrollment that names this one as its
+	// predecessor (its successor).
+	PredecessorID string
+	// SeenBefore, when not zero, selects enrollments last seen before it
+	// (with Status enrolled: the silent devices; an index on (status,
+	// last_seen_at) serves it).
+	SeenBefore time.Time
 	// Before is the ID of the last enrollment of the previous page.
 	Before string
 	Limit  int // default 100

@@ -11,9 +11,9 @@ import (
 // a string the device chose; ID is Pomona's own name for it (random for
 // new channels), used by the queue and the admin side.
 type Channel struct {
-	ID            string
-	EnrollmentRef string // Enrollment.ID
-	Kind          string // device or user
+	ID       string
+	DeviceID string // Enrollment.ID
+	Kind     string // device or user
 	// EnrollmentUserID is Apple's EnrollmentUserID of a user channel; empty
 	// on the device channel (the store refuses any other combination).
 	EnrollmentUserID string

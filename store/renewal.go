@@ -50,6 +50,10 @@ type ProfileKeys struct {
 	Topic          string
 	ServerURL      string
 	CheckInURL     string
+	// GetToken: the profile advertises com.apple.mdm.token (the one
+	// capability that may change on re-delivery; Apple Business Manager's
+	// Managed Apple Account access needs it).
+	GetToken bool
 }
 
 // RenewalStore keeps identity renewals and what they must repeat.

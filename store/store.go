@@ -196,7 +196,9 @@ type Store interface {
 	StatsStore
 	RenewalStore
 	TombstoneStore
+	LifecycleStore
 	DeviceRequestStore
+	ABMStore
 	GroupStore
 	ProfileStore
 	ProfileCertStore

@@ -24,6 +24,10 @@ const (
 	// installed by ProfileList, or failed (error chain, attempts, retry).
 	EventProfileInstalled = "profile.installed"
 	EventProfileFailed    = "profile.failed"
+	// The enrollment lifecycle (package lifecycle, docs/lifecycle.md):
+	// a new enrollment's likely predecessor, and every server-side ending.
+	EventReenrolled      = "device.reenrolled"
+	EventEnrollmentEnded = "enrollment.ended"
 )
 
 // Event names of the packages that report to the publisher (webhook does
@@ -36,7 +40,7 @@ const (
 
 // Events lists every event Pomona publishes (a webhook subscribes to some).
 var Events = []string{EventProfileIssued, EventAuthenticated, EventTokenUpdate, EventCheckedOut, EventCommandResult,
-	EventRenewalQueued, EventIdentityRenewed, EventRenewalFailed, EventIdentityExpired, EventProfileInstalled, EventProfileFailed}
+	EventRenewalQueued, EventIdentityRenewed, EventRenewalFailed, EventIdentityExpired, EventProfileInstalled, EventProfileFailed, EventReenrolled, EventEnrollmentEnded}
 
 // deviceEvents maps the MDM channel's event kinds (mdmservice.Event.Kind)
 // to webhook events; kinds not listed are not published.

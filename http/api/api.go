@@ -105,7 +105,7 @@ func (a *API) routes() []route {
 		{"POST /api/v1/admins", a.createAdmin},
 		{"GET /api/v1/admins", a.listAdmins},
 		{"POST /api/v1/admins/{id}/reset", a.resetAdmin},
-	}, a.profileRoutes()...)
+	}, append(a.abmRoutes(), a.profileRoutes()...)...)
 }
 
 // Register mounts the API on mux.

@@ -30,14 +30,18 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	silent, err := boolParam(r, "silent")
+	if err != nil {
+		return err
+	}
 	es, next, err := a.App.Devices.List(r.Context(), app.DeviceQuery{Status: q.Get("status"), Platform: q.Get("platform"), Before: q.Get("before"),
-		Tenant: q.Get("tenant"), User: q.Get("user"), Limit: n})
+		Tenant: q.Get("tenant"), User: q.Get("user"), Limit: n, Silent: silent})
 	if err != nil {
 		return err
 	}
 	out := apitypes.Devices{Devices: make([]apitypes.Device, 0, len(es)), NextBefore: next}
 	for i := range es {
-		out.Devices = append(out.Devices, device(&es[i]))
+		out.Devices = append(out.Devices, a.lifecycleFields(device(&es[i]), &es[i]))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -48,7 +52,8 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := device(dt.Device)
+	d := a.lifecycleFields(device(dt.Device), dt.Device)
+	d.Predecessor, d.Successor = deviceID(dt.Predecessor), deviceID(dt.Successor)
 	for _, c := range dt.Channels {
 		d.Channels = append(d.Channels, apitypes.Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
 			LastPushAt: apitypes.Opt(c.LastPushAt), LastSeenAt: apitypes.Opt(c.LastSeenAt)})

@@ -118,6 +118,8 @@ func (c *Console) routes() []route {
 		{"POST /console/tenants/{id}/check", R, c.checkDomain},
 		{"POST /console/tenants/{id}/branding", M, c.updateBranding},
 		{"POST /console/tenants/{id}/delete", M, c.deleteTenant},
+		{"GET /console/tenants/{id}/delete", M, c.confirmDeleteTenant},
+		{"POST /console/tenants/{id}/delete-with-users", M, c.deleteTenantWithUsers},
 		{"GET /console/users", R, c.users},
 		{"POST /console/users", M, c.createUser},
 		{"POST /console/users/import", M, c.importUsers},
@@ -126,6 +128,8 @@ func (c *Console) routes() []route {
 		{"POST /console/users/{id}/password", M, c.setUserPassword},
 		{"POST /console/users/{id}/second-factor", M, c.resetUserTOTP},
 		{"POST /console/users/{id}/reauthenticate", S, c.reauthenticate},
+		{"GET /console/users/{id}/delete", M, c.confirmDeleteUser},
+		{"POST /console/users/{id}/delete", M, c.deleteUser},
 		{"GET /console/devices", R, c.devices},
 		{"GET /console/devices/{id}", R, c.device},
 		{"POST /console/devices/{id}/commands", M, c.sendCommand},
@@ -146,7 +150,7 @@ func (c *Console) routes() []route {
 		{"POST /console/admins", A, c.inviteAdmin},
 		{"POST /console/admins/{id}", A, c.updateAdmin},
 		{"POST /console/admins/{id}/reset", A, c.resetAdmin},
-	}, c.profileRoutes()...)
+	}, append(c.abmRoutes(), c.profileRoutes()...)...)
 }
 
 // Patterns lists every authenticated route (for tests).

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/branding"
@@ -38,6 +37,9 @@ type dashboardView struct {
 	Push                    *pushcert.Cert
 	PushDays                int
 	PushWarnings            []string
+	// SilentFor is serve --silent-after in words (D.PendingDevices counts
+	// the silent devices).
+	SilentFor string
 }
 
 type platformCount struct {
@@ -48,11 +50,11 @@ type platformCount struct {
 
 func (c *Console) dashboard(w http.ResponseWriter, r *Request) error {
 	now := c.Now()
-	d, err := c.App.Stats.Dashboard(r.Context(), now.AddDate(0, 0, -30), now.Add(-7*24*time.Hour))
+	d, err := c.App.Stats.Dashboard(r.Context(), now.AddDate(0, 0, -30), c.App.Devices.SilentCutoff())
 	if err != nil {
 		return err
 	}
-	v := dashboardView{D: d, Versions: d.Enrolled, Chart: barChart(d.PerDay, 30, now)}
+	v := dashboardView{D: d, Versions: d.Enrolled, Chart: barChart(d.PerDay, 30, now), SilentFor: c.App.Devices.SilentFor()}
 	byPlatform := map[string]int{}
 	for _, e := range d.Enrolled {
 		v.Devices += e.Count
@@ -352,6 +354,9 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	if f.Status == "all" {
 		f.Status = ""
 	}
+	if f.Status == "silent" {
+		f.Status, f.Silent = "", true
+	}
 	es, next, err := c.App.Devices.List(r.Context(), f)
 	if err != nil {
 		return err
@@ -365,7 +370,7 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 		status = store.EnrollmentEnrolled
 	}
 	c.render(w, r, http.StatusOK, "devices", "Devices", map[string]any{"Devices": es, "Tenants": ts, "Status": status,
-		"Platform": f.Platform, "Tenant": f.Tenant, "Next": next})
+		"Platform": f.Platform, "Tenant": f.Tenant, "Next": next, "Silent": c.silentSet(es)})
 	return nil
 }
 
@@ -467,6 +472,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
+		"Predecessor": dt.Predecessor, "Successor": dt.Successor, "Silent": c.App.Devices.Silent(e), "SilentFor": c.App.Devices.SilentFor(),
 		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})

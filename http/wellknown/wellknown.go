@@ -34,6 +34,13 @@ type Handler struct {
 	BaseURL func(tenantID string) string
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
+	// Fallback serves one tenant's fallback discovery URL, the one
+	// registered with Apple Business Manager (the tenant is the {tenant}
+	// path value): Apple redirects a device there with the same query when
+	// the company domain does not answer (iOS 18.2, macOS 15.2 and later).
+	// It answers like the domain for that tenant's users, and like an
+	// unknown domain for everyone else.
+	Fallback bool
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +55,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := h.Tenants.TenantByDomain(r.Context(), req.Domain)
+	if err == nil && h.Fallback && t.ID != r.PathValue("tenant") {
+		// A tenant's fallback URL answers only for its own domains, and
+		// exactly as an unknown domain otherwise: it tells neither which
+		// tenants exist nor who owns a domain.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// The same answer whether or not the user exists: discovery must
 		// not tell who has an account.

@@ -39,7 +39,7 @@ func BenchmarkBulkEnqueue100k(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprint("CH-", i)
 		// One enrollment, many (user) channels: the queue does not care.
-		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: "e", Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now, UpdatedAt: now}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], DeviceID: "e", Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now, UpdatedAt: now}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,7 +64,7 @@ func BenchmarkQueueFetch(b *testing.B) {
 	s.CreateTenant(ctx, &store.Tenant{ID: "t", Name: "t", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now})
 	s.CreateUser(ctx, &store.User{ID: "u", TenantID: "t", Email: "u@t.example", ManagedAppleID: "u@t.example", Enabled: true, CreatedAt: now, UpdatedAt: now})
 	s.CreateEnrollment(ctx, &store.Enrollment{ID: "e", TenantID: "t", UserID: "u", TokenHash: []byte("h"), Platform: "iOS", Status: "enrolled", CreatedAt: now, UpdatedAt: now}, nil)
-	s.PutChannel(ctx, &store.Channel{ID: "CH", EnrollmentRef: "e", Kind: "device", CreatedAt: now, UpdatedAt: now})
+	s.PutChannel(ctx, &store.Channel{ID: "CH", DeviceID: "e", Kind: "device", CreatedAt: now, UpdatedAt: now})
 	for i := 0; i < b.N; i++ {
 		s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("c", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH"})
 	}
@@ -98,7 +98,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	const writers = 8
 	for i := 0; i < writers; i++ {
 		id := fmt.Sprint("CH-", i)
-		s.PutChannel(ctx, &store.Channel{ID: id, EnrollmentRef: "e", Kind: "user", EnrollmentUserID: id, CreatedAt: now, UpdatedAt: now})
+		s.PutChannel(ctx, &store.Channel{ID: id, DeviceID: "e", Kind: "user", EnrollmentUserID: id, CreatedAt: now, UpdatedAt: now})
 	}
 	var n atomic.Int64
 	b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))

@@ -9,12 +9,19 @@ import (
 	"strings"
 )
 
-// Tables in an order that satisfies the foreign keys. Leases are
-// per-cluster runtime state and console sessions end with a move: neither
-// is copied.
+// Tables in an order that satisfies the foreign keys: everything a move
+// between stores (pomona store migrate) must keep. NotCopied lists the
+// rest, with the reason; a test fails when a table is in neither.
 var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api_keys", "secrets", "access_tokens", "enrollments",
-	"scep_challenges", "identity_certs", "rate_limits", "channels", "commands", "queue", "audit_log", "webhooks", "webhook_deliveries", "admins",
-	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "profile_certs"}
+	"scep_challenges", "identity_certs", "enrollment_profiles", "renewals", "tombstones", "rate_limits", "channels", "commands", "queue",
+	"audit_log", "webhooks", "webhook_deliveries", "admins",
+	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "profile_certs",
+	"abm_server_tokens"}
+
+// NotCopied are the tables a move leaves behind: leases are per-cluster
+// runtime state, console sessions end with a move (admins sign in again),
+// and idempotency keys only answer retries within 24 hours.
+var NotCopied = []string{"leases", "admin_sessions", "idempotency_keys"}
 
 // TableReport compares one table after a copy.
 type TableReport struct {

@@ -137,14 +137,14 @@ func (s *Store) insertChallenge(ctx context.Context, tx *Tx, enrollmentID string
 
 const enrollmentColumns = `id, tenant_id, user_id, platform, product, os_version, build_version,
 	language, machine_info, device_signature, profile_id, status, created_at, updated_at,
-	COALESCE(apple_enrollment_id, ''), device_name, model, model_name, enrolled_at, unenrolled_at, last_seen_at, inventory`
+	COALESCE(apple_enrollment_id, ''), device_name, model, model_name, enrolled_at, unenrolled_at, last_seen_at, inventory, predecessor_id`
 
 func scanEnrollment(sc scanner) (*store.Enrollment, error) {
 	var e store.Enrollment
 	var created, updated, enrolled, unenrolled, seen int64
 	err := sc.Scan(&e.ID, &e.TenantID, &e.UserID, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
 		&e.Language, &e.MachineInfo, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated,
-		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &enrolled, &unenrolled, &seen, &e.Inventory)
+		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &enrolled, &unenrolled, &seen, &e.Inventory, &e.PredecessorID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("enrollment %w", store.ErrNotFound)
 	}
@@ -281,11 +281,16 @@ func (s *Store) RateLimitReset(ctx context.Context, key string) error {
 func (s *Store) Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error) {
 	q := `SELECT ` + enrollmentColumns + ` FROM enrollments WHERE 1=1`
 	var args []any
-	for col, v := range map[string]string{"tenant_id": f.TenantID, "user_id": f.UserID, "status": f.Status, "platform": f.Platform} {
-		if v != "" {
-			q += ` AND ` + col + ` = ?`
-			args = append(args, v)
+	for _, c := range []struct{ col, v string }{{"tenant_id", f.TenantID}, {"user_id", f.UserID}, {"status", f.Status}, {"platform", f.Platform},
+		{"predecessor_id", f.PredecessorID}} {
+		if c.v != "" {
+			q += ` AND ` + c.col + ` = ?`
+			args = append(args, c.v)
 		}
+	}
+	if !f.SeenBefore.IsZero() {
+		q += ` AND last_seen_at < ?`
+		args = append(args, toMicros(f.SeenBefore))
 	}
 	if f.Before != "" {
 		q += ` AND (created_at, id) < (SELECT created_at, id FROM enrollments WHERE id = ?)`

@@ -86,7 +86,7 @@ func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
 		user_long_name = excluded.user_long_name, push_token = excluded.push_token, push_magic = excluded.push_magic,
 		push_dead = excluded.push_dead, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at
 		RETURNING id`,
-		[]any{c.ID, c.EnrollmentRef, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
+		[]any{c.ID, c.DeviceID, c.Kind, c.EnrollmentUserID, c.UserShortName, c.UserLongName, c.PushToken, c.PushMagic, boolInt(c.PushDead),
 			toMicros(c.LastPushAt), toMicros(c.LastSeenAt), toMicros(c.CreatedAt), toMicros(c.UpdatedAt)}, &c.ID)
 	return s.constraint(err)
 }
@@ -105,7 +105,7 @@ func scanChannel(sc scanner) (*store.Channel, error) {
 	var c store.Channel
 	var dead int
 	var push, seen, created, updated int64
-	if err := sc.Scan(&c.ID, &c.EnrollmentRef, &c.Kind, &c.EnrollmentUserID, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
+	if err := sc.Scan(&c.ID, &c.DeviceID, &c.Kind, &c.EnrollmentUserID, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
 		&push, &seen, &created, &updated); err != nil {
 		return nil, err
 	}

@@ -155,17 +155,20 @@ func (s *Store) completeRenewal(ctx context.Context, tx *Tx, serial, newSerial s
 }
 
 func (s *Store) PutProfileKeys(ctx context.Context, enrollmentID string, k store.ProfileKeys, now time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO enrollment_profiles (enrollment_id, managed_apple_id, topic, server_url, checkin_url, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (enrollment_id) DO UPDATE SET managed_apple_id = excluded.managed_apple_id,
-		topic = excluded.topic, server_url = excluded.server_url, checkin_url = excluded.checkin_url, updated_at = excluded.updated_at`,
-		enrollmentID, k.ManagedAppleID, k.Topic, k.ServerURL, k.CheckInURL, toMicros(now))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO enrollment_profiles (enrollment_id, managed_apple_id, topic, server_url, checkin_url, get_token, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (enrollment_id) DO UPDATE SET managed_apple_id = excluded.managed_apple_id,
+		topic = excluded.topic, server_url = excluded.server_url, checkin_url = excluded.checkin_url, get_token = excluded.get_token,
+		updated_at = excluded.updated_at`,
+		enrollmentID, k.ManagedAppleID, k.Topic, k.ServerURL, k.CheckInURL, boolInt(k.GetToken), toMicros(now))
 	return s.constraint(err)
 }
 
 func (s *Store) ProfileKeys(ctx context.Context, enrollmentID string) (*store.ProfileKeys, error) {
 	var k store.ProfileKeys
-	err := s.r.QueryRowContext(ctx, `SELECT managed_apple_id, topic, server_url, checkin_url FROM enrollment_profiles WHERE enrollment_id = ?`,
-		enrollmentID).Scan(&k.ManagedAppleID, &k.Topic, &k.ServerURL, &k.CheckInURL)
+	var getToken int64
+	err := s.r.QueryRowContext(ctx, `SELECT managed_apple_id, topic, server_url, checkin_url, get_token FROM enrollment_profiles WHERE enrollment_id = ?`,
+		enrollmentID).Scan(&k.ManagedAppleID, &k.Topic, &k.ServerURL, &k.CheckInURL, &getToken)
+	k.GetToken = getToken != 0
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("profile keys %w", store.ErrNotFound)
 	}

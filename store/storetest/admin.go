@@ -124,7 +124,7 @@ func testDashboard(t *testing.T, s store.Store) {
 		if ch == "A2" {
 			ref = e2.ID
 		}
-		if err := s.PutChannel(ctx, &store.Channel{ID: ch, EnrollmentRef: ref, Kind: "device", CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: ch, DeviceID: ref, Kind: "device", CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
 	}

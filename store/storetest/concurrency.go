@@ -17,7 +17,7 @@ func testQueueOrderPerChannel(t *testing.T, s store.Store) {
 	e1, _ := enrolled(t, s)
 	ids := []string{"O-a", "O-b", "O-c"}
 	for _, id := range ids {
-		if err := s.PutChannel(ctx, &store.Channel{ID: id, EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: id, CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: id, DeviceID: e1.ID, Kind: "user", EnrollmentUserID: id, CreatedAt: now(), UpdatedAt: now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,7 +56,7 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 	const writers, each = 16, 6
 	for w := 0; w < writers; w++ {
 		id := fmt.Sprint("W-", w)
-		if err := s.PutChannel(ctx, &store.Channel{ID: id, EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: id, CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: id, DeviceID: e1.ID, Kind: "user", EnrollmentUserID: id, CreatedAt: now(), UpdatedAt: now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

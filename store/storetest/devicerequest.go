@@ -32,7 +32,7 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 	if err := s.CreateAccessToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	ch := &store.Channel{ID: "ch-dr", EnrollmentRef: e.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m", CreatedAt: now(), UpdatedAt: now(), LastSeenAt: now()}
+	ch := &store.Channel{ID: "ch-dr", DeviceID: e.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m", CreatedAt: now(), UpdatedAt: now(), LastSeenAt: now()}
 	if err := s.PutChannel(ctx, ch); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func testIdempotentEnqueue(t *testing.T, s store.Store) {
 	// One device channel and one user channel: an enrollment has one
 	// device channel at most.
 	for _, ch := range []store.Channel{{ID: "IDEM-1", Kind: "device"}, {ID: "IDEM-2", Kind: "user", EnrollmentUserID: "IDEM-USER"}} {
-		ch.EnrollmentRef, ch.CreatedAt, ch.UpdatedAt = e1.ID, now(), now()
+		ch.DeviceID, ch.CreatedAt, ch.UpdatedAt = e1.ID, now(), now()
 		if err := s.PutChannel(ctx, &ch); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func testIdempotentEnqueue(t *testing.T, s store.Store) {
 func testIdempotentEnqueueRace(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	e1, _ := enrolled(t, s)
-	if err := s.PutChannel(ctx, &store.Channel{ID: "RACE-1", EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+	if err := s.PutChannel(ctx, &store.Channel{ID: "RACE-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 8

@@ -68,7 +68,7 @@ func testBindApple(t *testing.T, s store.Store) {
 func testQueue(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	e1, e2 := enrolled(t, s)
-	ch := &store.Channel{ID: "APPLE-1", EnrollmentRef: e1.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m1", CreatedAt: now(), UpdatedAt: now()}
+	ch := &store.Channel{ID: "APPLE-1", DeviceID: e1.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m1", CreatedAt: now(), UpdatedAt: now()}
 	if err := s.PutChannel(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +77,14 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	// A channel id cannot be taken over by another enrollment.
-	wantErr(t, s.PutChannel(ctx, &store.Channel{ID: "APPLE-1", EnrollmentRef: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: now(), UpdatedAt: now()}), store.ErrConflict)
-	if got, _ := s.Channel(ctx, e1.ID, "device", ""); got.PushMagic != "m2" || got.EnrollmentRef != e1.ID || got.ID != "APPLE-1" {
+	wantErr(t, s.PutChannel(ctx, &store.Channel{ID: "APPLE-1", DeviceID: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: now(), UpdatedAt: now()}), store.ErrConflict)
+	if got, _ := s.Channel(ctx, e1.ID, "device", ""); got.PushMagic != "m2" || got.DeviceID != e1.ID || got.ID != "APPLE-1" {
 		t.Fatalf("channel %+v", got)
 	}
 	if cs, _ := s.Channels(ctx, e1.ID); len(cs) != 1 {
 		t.Fatalf("channels %d", len(cs))
 	}
-	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1/U1", EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()})
+	s.PutChannel(ctx, &store.Channel{ID: "APPLE-1/U1", DeviceID: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()})
 
 	t0 := now()
 	for i, rt := range []string{"DeviceInformation", "ProfileList", "SecurityInfo"} {
@@ -188,7 +188,7 @@ func testBulkEnqueue(t *testing.T, s store.Store) {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprint("E-", i)
-		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: ids[i], DeviceID: e1.ID, Kind: "user", EnrollmentUserID: ids[i], CreatedAt: now(), UpdatedAt: now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -278,7 +278,7 @@ func testInventory(t *testing.T, s store.Store) {
 
 	// A result carries its inventory update into the same transaction;
 	// a repeated result changes nothing, an error result adds nothing.
-	if err := s.PutChannel(ctx, &store.Channel{ID: "INV-1", EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+	if err := s.PutChannel(ctx, &store.Channel{ID: "INV-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"i1", "i2"} {
@@ -409,7 +409,7 @@ func testLeases(t *testing.T, s store.Store) {
 func testLostDelivery(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	e1, _ := enrolled(t, s)
-	if err := s.PutChannel(ctx, &store.Channel{ID: "LD", EnrollmentRef: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+	if err := s.PutChannel(ctx, &store.Channel{ID: "LD", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"l1", "l2"} {

@@ -80,10 +80,10 @@ func Migration0009(t *testing.T, old store.Store, exec func(q string) error, reo
 		t.Fatal("live token revoked")
 	}
 	// New channels follow the new rules next to migrated ones.
-	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_new", EnrollmentRef: "en_live", Kind: "user", EnrollmentUserID: "UID-2", CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_new", DeviceID: "en_live", Kind: "user", EnrollmentUserID: "UID-2", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_dup", EnrollmentRef: "en_live", Kind: "device", PushMagic: "m-new", CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch_dup", DeviceID: "en_live", Kind: "device", PushMagic: "m-new", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if dev, _ := s.Channel(ctx, "en_live", "device", ""); dev.ID != "EID-LIVE" || dev.PushMagic != "m-new" {

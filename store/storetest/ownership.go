@@ -31,21 +31,21 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	e1, e2 := enrolled(t, s)
 	t0 := now()
-	dev := &store.Channel{ID: id("ch"), EnrollmentRef: e1.ID, Kind: "device", PushMagic: "m1", CreatedAt: t0, UpdatedAt: t0}
+	dev := &store.Channel{ID: id("ch"), DeviceID: e1.ID, Kind: "device", PushMagic: "m1", CreatedAt: t0, UpdatedAt: t0}
 	if err := s.PutChannel(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
 	first := dev.ID
 	// The same channel again under another proposed id keeps its id.
-	again := &store.Channel{ID: id("ch"), EnrollmentRef: e1.ID, Kind: "device", PushMagic: "m2", CreatedAt: t0, UpdatedAt: t0}
+	again := &store.Channel{ID: id("ch"), DeviceID: e1.ID, Kind: "device", PushMagic: "m2", CreatedAt: t0, UpdatedAt: t0}
 	if err := s.PutChannel(ctx, again); err != nil {
 		t.Fatal(err)
 	}
 	if again.ID != first {
 		t.Fatalf("PutChannel of an existing channel: id %s, stored %s", again.ID, first)
 	}
-	victim := &store.Channel{ID: id("ch"), EnrollmentRef: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: t0, UpdatedAt: t0}
-	other := &store.Channel{ID: id("ch"), EnrollmentRef: e2.ID, Kind: "device", CreatedAt: t0, UpdatedAt: t0}
+	victim := &store.Channel{ID: id("ch"), DeviceID: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: t0, UpdatedAt: t0}
+	other := &store.Channel{ID: id("ch"), DeviceID: e2.ID, Kind: "device", CreatedAt: t0, UpdatedAt: t0}
 	for _, c := range []*store.Channel{victim, other} {
 		if err := s.PutChannel(ctx, c); err != nil {
 			t.Fatal(err)
@@ -73,7 +73,7 @@ func testChannelOwnership(t *testing.T, s store.Store) {
 			}
 			continue
 		}
-		if err != nil || got.ID != tc.want || got.EnrollmentRef != tc.ref || got.EnrollmentUserID != tc.uid {
+		if err != nil || got.ID != tc.want || got.DeviceID != tc.ref || got.EnrollmentUserID != tc.uid {
 			t.Errorf("Channel(%s, %s, %s) = %+v, %v; want %s", tc.ref, tc.kind, tc.uid, got, err, tc.want)
 		}
 	}
@@ -124,7 +124,7 @@ func testChannelConstraint(t *testing.T, s store.Store) {
 		{Kind: "other"},
 		{Kind: ""},
 	} {
-		c.ID, c.EnrollmentRef, c.CreatedAt, c.UpdatedAt = id("bad"), e1.ID, t0, t0
+		c.ID, c.DeviceID, c.CreatedAt, c.UpdatedAt = id("bad"), e1.ID, t0, t0
 		if err := s.PutChannel(ctx, &c); err == nil {
 			t.Errorf("stored kind %q with EnrollmentUserID %q", c.Kind, c.EnrollmentUserID)
 		}
@@ -133,11 +133,11 @@ func testChannelConstraint(t *testing.T, s store.Store) {
 		t.Fatalf("refused channels stored: %+v", cs)
 	}
 	// An id already used by another enrollment's channel is not taken over.
-	mine := &store.Channel{ID: "SHARED", EnrollmentRef: e1.ID, Kind: "device", PushMagic: "mine", CreatedAt: t0, UpdatedAt: t0}
+	mine := &store.Channel{ID: "SHARED", DeviceID: e1.ID, Kind: "device", PushMagic: "mine", CreatedAt: t0, UpdatedAt: t0}
 	if err := s.PutChannel(ctx, mine); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, s.PutChannel(ctx, &store.Channel{ID: "SHARED", EnrollmentRef: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: t0, UpdatedAt: t0}), store.ErrConflict)
+	wantErr(t, s.PutChannel(ctx, &store.Channel{ID: "SHARED", DeviceID: e2.ID, Kind: "device", PushMagic: "evil", CreatedAt: t0, UpdatedAt: t0}), store.ErrConflict)
 	if got, _ := s.Channel(ctx, e1.ID, "device", ""); got.PushMagic != "mine" {
 		t.Fatalf("taken over: %+v", got)
 	}
