@@ -164,7 +164,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.synopsis)
 	}
 	fmt.Fprintln(w, "\nEvery flag can also be set as POMONA_<FLAG> (for example --public-url as POMONA_PUBLIC_URL).")
-	fmt.Fprintln(w, "Run `pomona <command> -h` for a command's flags.")
+	fmt.Fprintln(w, "Run `pomona <command> -h` for a command's subcommands or flags, `pomona <command> <subcommand> -h` for a subcommand's flags.")
 }
 
 // defaultData is the data directory's default, for serve and the CLI alike.

@@ -28,7 +28,7 @@ const (
 )
 
 // ErrNone means no push certificate has been imported yet.
-var ErrNone = errors.New("no APNs push certificate yet: create a CSR with `pomona push-cert csr`, get it signed at Apple's push certificates portal, then `pomona push-cert import`")
+var ErrNone = errors.New("no APNs push certificate yet: create a CSR with `pomona push-cert csr`, have it signed with an MDM vendor certificate, upload it at Apple's Push Certificates Portal, then `pomona push-cert import`")
 
 // Load returns the stored push certificate.
 func Load(ctx context.Context, secrets Secrets, sealer Sealer) (*Cert, error) {

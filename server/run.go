@@ -170,14 +170,17 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	} else if n.pendingOwner != "" {
 		next = append(next, "no web-console account is set up yet: open the setup link the first start printed (valid 72 h), or print a new one: pomona admin reset "+n.pendingOwner)
 	}
-	if n.keyCreated {
+	// The demo's directory is throwaway (delete it when done) and its
+	// domain is not a company's: backing up its key or redirecting its
+	// domain would be wrong steps; the demo's own lines say what to try.
+	if n.keyCreated && !n.demo {
 		next = append(next, "back up "+strings.TrimPrefix(n.sealKeyDesc, "from ")+": without it the CA and other sealed secrets cannot be read")
 	}
 	if n.devTLS {
 		next = append(next, fmt.Sprintf("trust the development CA for local tools: curl --cacert %s %s/healthz (the CLI finds it in --data by itself); real devices need a publicly trusted certificate: --tls=acme, --tls-cert/--tls-key, or --tls=off behind a TLS proxy (docs/deployment.md)", n.caFile, s.PublicURL))
 	}
 	if n.push == nil {
-		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed at Apple's push certificates portal, then pomona push-cert import (docs/push-certificate.md)")
+		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed with an MDM vendor certificate, upload it at Apple's Push Certificates Portal, then pomona push-cert import (docs/push-certificate.md)")
 	} else {
 		for _, p := range n.push.Problems(time.Now()) {
 			next = append(next, p)
@@ -192,7 +195,7 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	} else if n.users == 0 {
 		next = append(next, "no users yet: pomona user add alice@<domain> --name 'Alice' (or pomona user import users.csv)")
 	}
-	if n.tenants > 0 {
+	if n.tenants > 0 && !n.demo {
 		next = append(next, "point each company domain's /.well-known/ at this server: pomona discovery snippet nginx --domain <domain>, then pomona discovery check <domain>")
 	}
 	if len(next) > 0 {
