@@ -54,6 +54,23 @@ func abmTokenPath(c *call, want int) (string, error) {
 	return "/api/v1/abm/tokens/" + url.PathEscape(c.args[0]), nil
 }
 
+// abmTokenDo sends method to the server token named by the one argument
+// (c.args[0]), at its path plus suffix ("" or "/discovery"), without a
+// body, and decodes the answer into v (nil: no answer wanted). Errors:
+// usage errors from abmTokenPath, the client's configuration, the API's
+// problem.
+func abmTokenDo(c *call, method, suffix string, v any) error {
+	path, err := abmTokenPath(c, 1)
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return api.Do(c.Ctx, method, path+suffix, nil, v)
+}
+
 func abmTokenCreate(fs *flag.FlagSet) func(*call) error {
 	tenant := fs.String("tenant", "", "tenant id or one of its domains")
 	name := fs.String("name", "", "a label for this ABM MDM server, e.g. \"Main\"")
@@ -111,16 +128,8 @@ func abmTokenList(fs *flag.FlagSet) func(*call) error {
 }
 
 func abmTokenShow(c *call) error {
-	path, err := abmTokenPath(c, 1)
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
 	var v apitypes.ABMServerToken
-	if err := api.Do(c.Ctx, http.MethodGet, path, nil, &v); err != nil {
+	if err := abmTokenDo(c, http.MethodGet, "", &v); err != nil {
 		return err
 	}
 	return showABM(c, &v)
@@ -129,16 +138,8 @@ func abmTokenShow(c *call) error {
 func abmTokenCert(fs *flag.FlagSet) func(*call) error {
 	out := fs.String("out", "", "write the certificate to this file (default: stdout)")
 	return func(c *call) error {
-		path, err := abmTokenPath(c, 1)
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
-		if err != nil {
-			return err
-		}
 		var v apitypes.ABMServerToken
-		if err := api.Do(c.Ctx, http.MethodGet, path, nil, &v); err != nil {
+		if err := abmTokenDo(c, http.MethodGet, "", &v); err != nil {
 			return err
 		}
 		return writeCert(c, *out, v.Certificate)
@@ -169,15 +170,7 @@ func abmTokenImport(c *call) error {
 }
 
 func abmTokenRemove(c *call) error {
-	path, err := abmTokenPath(c, 1)
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
-	if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+	if err := abmTokenDo(c, http.MethodDelete, "", nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.Stdout, "removed %s\n", c.args[0])
@@ -188,16 +181,8 @@ func abmTokenRemove(c *call) error {
 // discovery URL at Apple.
 func abmDiscovery(method string) func(*call) error {
 	return func(c *call) error {
-		path, err := abmTokenPath(c, 1)
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
-		if err != nil {
-			return err
-		}
 		var v apitypes.ABMServerToken
-		if err := api.Do(c.Ctx, method, path+"/discovery", nil, &v); err != nil {
+		if err := abmTokenDo(c, method, "/discovery", &v); err != nil {
 			return err
 		}
 		if c.json() {
@@ -213,16 +198,8 @@ func abmDiscovery(method string) func(*call) error {
 }
 
 func abmDiscoveryShow(c *call) error {
-	path, err := abmTokenPath(c, 1)
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
-	if err != nil {
-		return err
-	}
 	var d apitypes.ABMDiscovery
-	if err := api.Do(c.Ctx, http.MethodGet, path+"/discovery", nil, &d); err != nil {
+	if err := abmTokenDo(c, http.MethodGet, "/discovery", &d); err != nil {
 		return err
 	}
 	if c.json() {

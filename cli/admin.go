@@ -54,11 +54,7 @@ func adminCreate(fs *flag.FlagSet) func(*call) error {
 }
 
 func adminReset(c *call) error {
-	id, err := c.one("give the id of the account to reset (pomona admin list)")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	id, api, err := c.oneClient("give the id of the account to reset (pomona admin list)")
 	if err != nil {
 		return err
 	}

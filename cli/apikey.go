@@ -69,11 +69,7 @@ func apikeyList(c *call) error {
 }
 
 func apikeyRevoke(c *call) error {
-	id, err := c.one("give the id of the key to revoke (pomona apikey list)")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	id, api, err := c.oneClient("give the id of the key to revoke (pomona apikey list)")
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,21 @@ func (c *call) one(hint string) (string, error) {
 	return c.args[0], nil
 }
 
+// oneClient is one, then client: the single positional argument and the
+// admin API client, or the first of their errors (the usage error first,
+// so a command checks its arguments before it needs a server).
+func (c *call) oneClient(hint string) (string, *apiclient.Client, error) {
+	arg, err := c.one(hint)
+	if err != nil {
+		return "", nil, err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return arg, cl, nil
+}
+
 // print writes v as JSON with --json, else the text table writes (to a
 // tabwriter: columns separated by tabs are aligned).
 func (c *call) print(v any, table func(w io.Writer)) error {

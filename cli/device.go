@@ -22,11 +22,7 @@ import (
 // oneDevice is the device the single positional argument names (a
 // device id or EnrollmentID), and the API client.
 func oneDevice(c *call) (*apiclient.Client, string, error) {
-	ref, err := c.one("give the device id or EnrollmentID")
-	if err != nil {
-		return nil, "", err
-	}
-	api, err := c.client()
+	ref, api, err := c.oneClient("give the device id or EnrollmentID")
 	return api, ref, err
 }
 

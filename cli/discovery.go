@@ -121,11 +121,7 @@ func orDefault(s, d string) string {
 func discoverySnippet(fs *flag.FlagSet) func(*call) error {
 	domain := fs.String("domain", "", "a tenant's domain (required for json; names the server block otherwise)")
 	return func(c *call) error {
-		kind, err := c.one("give the kind: nginx, apache, caddy or json")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		kind, api, err := c.oneClient("give the kind: nginx, apache, caddy or json")
 		if err != nil {
 			return err
 		}

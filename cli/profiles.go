@@ -23,11 +23,7 @@ import (
 func groupAdd(fs *flag.FlagSet) func(*call) error {
 	tenant := fs.String("tenant", "", "tenant id, name or domain")
 	return func(c *call) error {
-		name, err := c.one("give the group's name")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		name, api, err := c.oneClient("give the group's name")
 		if err != nil {
 			return err
 		}
@@ -66,11 +62,7 @@ func groupList(fs *flag.FlagSet) func(*call) error {
 }
 
 func groupShow(c *call) error {
-	id, err := c.one("give the group id")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	id, api, err := c.oneClient("give the group id")
 	if err != nil {
 		return err
 	}
@@ -98,11 +90,7 @@ func groupRename(c *call) error {
 }
 
 func groupDelete(c *call) error {
-	id, err := c.one("give the group id")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	id, api, err := c.oneClient("give the group id")
 	if err != nil {
 		return err
 	}
@@ -280,11 +268,7 @@ func profileList(fs *flag.FlagSet) func(*call) error {
 }
 
 func profileShow(c *call) error {
-	id, err := c.one("give the profile id")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	id, api, err := c.oneClient("give the profile id")
 	if err != nil {
 		return err
 	}
@@ -343,11 +327,7 @@ func profileUnassign(fs *flag.FlagSet) func(*call) error {
 func profileStatusCmd(fs *flag.FlagSet) func(*call) error {
 	state := fs.String("state", "", "only devices in this state (pending, installing, installed, failed, removing)")
 	return func(c *call) error {
-		id, err := c.one("give the profile id")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		id, api, err := c.oneClient("give the profile id")
 		if err != nil {
 			return err
 		}

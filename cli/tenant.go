@@ -64,11 +64,7 @@ func tenantList(c *call) error {
 }
 
 func tenantShow(c *call) error {
-	ref, err := c.one("give one tenant id or domain")
-	if err != nil {
-		return err
-	}
-	api, err := c.client()
+	ref, api, err := c.oneClient("give one tenant id or domain")
 	if err != nil {
 		return err
 	}
@@ -86,11 +82,7 @@ func tenantUpdate(fs *flag.FlagSet) func(*call) error {
 	fs.Var(&remove, "remove-domain", "domain to remove (repeatable; refused while users are in it)")
 	twoFA := fs.String("second-factor", "", "true or false: require a second factor at sign-in")
 	return func(c *call) error {
-		ref, err := c.one("give one tenant id or domain")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		ref, api, err := c.oneClient("give one tenant id or domain")
 		if err != nil {
 			return err
 		}
@@ -209,11 +201,7 @@ func tenantDelete(fs *flag.FlagSet) func(*call) error {
 	cascade := fs.Bool("cascade", false, "also delete the tenant's users (their enrolled devices are told to remove their enrollment)")
 	yes := fs.Bool("yes", false, "confirm that the users' enrolled devices are unenrolled")
 	return func(c *call) error {
-		ref, err := c.one("give one tenant id or domain")
-		if err != nil {
-			return err
-		}
-		api, err := c.client()
+		ref, api, err := c.oneClient("give one tenant id or domain")
 		if err != nil {
 			return err
 		}
@@ -233,11 +221,7 @@ func tenantDelete(fs *flag.FlagSet) func(*call) error {
 			}
 			return err
 		}
-		if c.json() {
-			return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
-		}
-		fmt.Fprintf(c.Stdout, "deleted tenant %s%s\n", ref, unenrolledNote(n))
-		return nil
+		return printDeleted(c, "tenant", ref, n)
 	}
 }
 
@@ -281,11 +265,19 @@ func confirmEnding(c *call, path, what string, yes bool) (int, error) {
 	return dry.Devices, nil
 }
 
-func unenrolledNote(n int) string {
-	if n == 0 {
-		return ""
+// printDeleted reports that the kind ("tenant", "user") ref was deleted and
+// n of its devices told to unenroll: an actionResult with --json, else one
+// line.
+func printDeleted(c *call, kind, ref string, n int) error {
+	if c.json() {
+		return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
 	}
-	return fmt.Sprintf(" (%d device(s) told to remove their enrollment)", n)
+	note := ""
+	if n != 0 {
+		note = fmt.Sprintf(" (%d device(s) told to remove their enrollment)", n)
+	}
+	fmt.Fprintf(c.Stdout, "deleted %s %s%s\n", kind, ref, note)
+	return nil
 }
 
 // multiFlag is a repeatable flag; each value may also list several,

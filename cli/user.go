@@ -114,11 +114,7 @@ func userList(fs *flag.FlagSet) func(*call) error {
 // oneUser is the single positional argument of a user subcommand
 // without flags of its own, and the API client.
 func oneUser(c *call) (*apiclient.Client, string, error) {
-	ref, err := c.one("give one user id or email")
-	if err != nil {
-		return nil, "", err
-	}
-	api, err := c.client()
+	ref, api, err := c.oneClient("give one user id or email")
 	return api, ref, err
 }
 
@@ -270,11 +266,7 @@ func userDelete(fs *flag.FlagSet) func(*call) error {
 		if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
 			return err
 		}
-		if c.json() {
-			return printJSON(c.Stdout, actionResult{ID: ref, Action: "deleted", DevicesUnenrolled: &n})
-		}
-		fmt.Fprintf(c.Stdout, "deleted user %s%s\n", ref, unenrolledNote(n))
-		return nil
+		return printDeleted(c, "user", ref, n)
 	}
 }
 

@@ -34,46 +34,40 @@ func (m Metrics) observe(message string, err error) {
 	m.Observe(message, outcome)
 }
 
-func (m Metrics) Authenticate(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.Authenticate(ctx, r, c)
+// checkin calls next, one of Next's check-in methods, and observes its
+// outcome under the check-in's MessageType.
+func (m Metrics) checkin(next func(context.Context, *Request, *mdm.Checkin) (*Answer, error), ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
+	a, err := next(ctx, r, c)
 	m.observe(c.MessageType, err)
 	return a, err
+}
+
+func (m Metrics) Authenticate(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
+	return m.checkin(m.Next.Authenticate, ctx, r, c)
 }
 
 func (m Metrics) TokenUpdate(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.TokenUpdate(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.TokenUpdate, ctx, r, c)
 }
 
 func (m Metrics) CheckOut(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.CheckOut(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.CheckOut, ctx, r, c)
 }
 
 func (m Metrics) UserAuthenticate(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.UserAuthenticate(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.UserAuthenticate, ctx, r, c)
 }
 
 func (m Metrics) GetToken(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.GetToken(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.GetToken, ctx, r, c)
 }
 
 func (m Metrics) DeclarativeManagement(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.DeclarativeManagement(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.DeclarativeManagement, ctx, r, c)
 }
 
 func (m Metrics) BootstrapToken(ctx context.Context, r *Request, c *mdm.Checkin) (*Answer, error) {
-	a, err := m.Next.BootstrapToken(ctx, r, c)
-	m.observe(c.MessageType, err)
-	return a, err
+	return m.checkin(m.Next.BootstrapToken, ctx, r, c)
 }
 
 func (m Metrics) CommandAndReportResults(ctx context.Context, r *Request, res *mdm.Result) (*Answer, error) {

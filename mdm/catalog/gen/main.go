@@ -5,16 +5,12 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/pomona-mdm/pomona/internal/schemagen"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 )
 
@@ -78,24 +74,11 @@ func main() {
 	out := flag.String("out", "catalog.json", "output file")
 	commit := flag.String("commit", "", "source commit, recorded in the output")
 	flag.Parse()
-	files, err := filepath.Glob(filepath.Join(*src, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		fmt.Fprintf(os.Stderr, "gen: no YAML files in %q\n", *src)
-		os.Exit(1)
-	}
-	sort.Strings(files)
+	files := schemagen.YAMLFiles(*src)
 	var cmds []catalog.CommandSchema
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
 		var y yFile
-		if err := yaml.Unmarshal(b, &y); err != nil {
-			fmt.Fprintf(os.Stderr, "gen: %s: %v\n", f, err)
-			os.Exit(1)
-		}
+		schemagen.Decode(f, &y)
 		if y.Payload.RequestType == "" {
 			continue
 		}
@@ -103,17 +86,5 @@ func main() {
 			Platforms: plat(y.Payload.SupportedOS), Keys: keys(y.PayloadKeys)})
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].RequestType < cmds[j].RequestType })
-	doc := map[string]any{
-		"source":   map[string]string{"repository": "apple/device-management", "commit": *commit, "license": "MIT"},
-		"commands": cmds,
-	}
-	b, err := json.MarshalIndent(doc, "", " ")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	schemagen.Write(*out, *commit, "commands", cmds)
 }

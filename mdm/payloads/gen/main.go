@@ -7,13 +7,13 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/pomona-mdm/pomona/internal/schemagen"
 	"gopkg.in/yaml.v3"
 )
 
@@ -150,25 +150,12 @@ func main() {
 	out := flag.String("out", "payloads.json", "output file")
 	commit := flag.String("commit", "", "source commit, recorded in the output")
 	flag.Parse()
-	files, err := filepath.Glob(filepath.Join(*src, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		fmt.Fprintf(os.Stderr, "gen: no YAML files in %q\n", *src)
-		os.Exit(1)
-	}
-	sort.Strings(files)
+	files := schemagen.YAMLFiles(*src)
 	byType := map[string]*payload{}
 	var order []string
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
 		var y yFile
-		if err := yaml.Unmarshal(b, &y); err != nil {
-			fmt.Fprintf(os.Stderr, "gen: %s: %v\n", f, err)
-			os.Exit(1)
-		}
+		schemagen.Decode(f, &y)
 		t := y.Payload.PayloadType
 		if t == "" {
 			continue
@@ -195,17 +182,5 @@ func main() {
 	for _, t := range order {
 		all = append(all, *byType[t])
 	}
-	doc := map[string]any{
-		"source":   map[string]string{"repository": "apple/device-management", "commit": *commit, "license": "MIT"},
-		"payloads": all,
-	}
-	b, err := json.MarshalIndent(doc, "", " ")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	schemagen.Write(*out, *commit, "payloads", all)
 }
