@@ -119,21 +119,5 @@ func (s *Store) WithoutGetToken(ctx context.Context, tenantID string, limit int)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []store.RenewalCandidate
-	for rows.Next() {
-		var c store.RenewalCandidate
-		var r store.Renewal
-		var na, queued, updated int64
-		if err := rows.Scan(&c.Serial, &c.DeviceID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
-			return nil, err
-		}
-		c.NotAfter = fromMicros(na)
-		if r.Status != "" {
-			r.Serial, r.DeviceID, r.QueuedAt, r.UpdatedAt = c.Serial, c.DeviceID, fromMicros(queued), fromMicros(updated)
-			c.Renewal = &r
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanRenewalCandidates(rows)
 }

@@ -46,23 +46,7 @@ func (s *Store) RenewalCandidates(ctx context.Context, after time.Time, afterSer
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []store.RenewalCandidate
-	for rows.Next() {
-		var c store.RenewalCandidate
-		var r store.Renewal
-		var na, queued, updated int64
-		if err := rows.Scan(&c.Serial, &c.DeviceID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
-			return nil, err
-		}
-		c.NotAfter = fromMicros(na)
-		if r.Status != "" {
-			r.Serial, r.DeviceID, r.QueuedAt, r.UpdatedAt = c.Serial, c.DeviceID, fromMicros(queued), fromMicros(updated)
-			c.Renewal = &r
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanRenewalCandidates(rows)
 }
 
 func (s *Store) StartRenewal(ctx context.Context, r *store.Renewal, ch *store.SCEPChallenge) error {
@@ -176,4 +160,27 @@ func (s *Store) ProfileKeys(ctx context.Context, enrollmentID string) (*store.Pr
 		return nil, err
 	}
 	return &k, nil
+}
+
+// scanRenewalCandidates reads rows of (serial, enrollment id, not_after,
+// and the renewal's command_uuid, status, attempts, error, new_serial,
+// queued_at, updated_at — empty when none) and closes them.
+func scanRenewalCandidates(rows *sql.Rows) ([]store.RenewalCandidate, error) {
+	defer rows.Close()
+	var out []store.RenewalCandidate
+	for rows.Next() {
+		var c store.RenewalCandidate
+		var r store.Renewal
+		var na, queued, updated int64
+		if err := rows.Scan(&c.Serial, &c.DeviceID, &na, &r.CommandUUID, &r.Status, &r.Attempts, &r.Error, &r.NewSerial, &queued, &updated); err != nil {
+			return nil, err
+		}
+		c.NotAfter = fromMicros(na)
+		if r.Status != "" {
+			r.Serial, r.DeviceID, r.QueuedAt, r.UpdatedAt = c.Serial, c.DeviceID, fromMicros(queued), fromMicros(updated)
+			c.Renewal = &r
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
