@@ -117,7 +117,8 @@ func (s *Identity) Resolve(ctx context.Context, cert *x509.Certificate, q store.
 	q.Serial = serialHex(cert)
 	if dr, err := s.Store.DeviceRequest(ctx, q); err == nil && dr.IdentityCert.RevokedAt.IsZero() && dr.Enrollment.Status != store.EnrollmentUnenrolled {
 		u := dr.User
-		return &Device{Certificate: cert, IdentityCert: dr.IdentityCert, Enrollment: dr.Enrollment, User: &u, AccessToken: dr.AccessToken, Channel: dr.Channel}, nil
+		return &Device{Certificate: cert, IdentityCert: dr.IdentityCert, Enrollment: dr.Enrollment, User: &u, AccessToken: dr.AccessToken, Channel: dr.Channel,
+			CommandWaiting: dr.CommandWaiting}, nil
 	}
 	ic, err := s.Store.IdentityCert(ctx, q.Serial)
 	if err != nil {
