@@ -1,6 +1,7 @@
 package mdm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -56,7 +57,14 @@ func VerifySignature(header string, body []byte, ca *x509.Certificate, now time.
 // Apple: the Mdm-Signature header a device sends when its MDM payload
 // sets SignMessage (https://developer.apple.com/documentation/devicemanagement/mdm).
 func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
-	return verifyDetached(header, body, false)
+	return verifyDetached(header, body, false, nil)
+}
+
+// VerifyDetachedWith is VerifyDetached with the certificates the CMS
+// carries parsed through certs (nil: parsed every time): the same checks,
+// the same errors.
+func VerifyDetachedWith(header string, body []byte, certs *CertCache) (*x509.Certificate, error) {
+	return verifyDetached(header, body, false, certs)
 }
 
 // VerifyDetachedAnyTime is VerifyDetached without comparing the CMS
@@ -66,10 +74,10 @@ func VerifyDetached(header string, body []byte) (*x509.Certificate, error) {
 // VerifyDetached refuses before anyone can say why; the caller must check
 // the returned certificate's validity with its own clock.
 func VerifyDetachedAnyTime(header string, body []byte) (*x509.Certificate, error) {
-	return verifyDetached(header, body, true)
+	return verifyDetached(header, body, true, nil)
 }
 
-func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate, error) {
+func verifyDetached(header string, body []byte, anyTime bool, certs *CertCache) (*x509.Certificate, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
@@ -84,7 +92,11 @@ func verifyDetached(header string, body []byte, anyTime bool) (*x509.Certificate
 	if err != nil {
 		return nil, fmt.Errorf("%w: Mdm-Signature is not base64", ErrSignature)
 	}
-	sd, err := untrusted.ParseSignedData(der, signatureASN1, SignatureDigests...)
+	var parse untrusted.CertParser
+	if certs != nil {
+		parse = certs.Parse
+	}
+	sd, err := untrusted.ParseSignedDataWith(der, signatureASN1, parse, SignatureDigests...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Mdm-Signature is not an acceptable CMS signature: %v", ErrSignature, err)
 	}
@@ -149,4 +161,67 @@ func (k *IdentityChecker) Check(c *x509.Certificate, now time.Time) error {
 	k.seen[sum] = struct{}{}
 	k.mu.Unlock()
 	return nil
+}
+
+// CertCache remembers certificates parsed from DER by their exact bytes,
+// so that a device's identity certificate, which rides in every
+// Mdm-Signature, is parsed once and not on every request (x509 parsing
+// cost ~40 allocations and ~40,000 instructions per poll,
+// docs/benchmarks.md, session 5; looking the bytes up in a map costs far
+// less than even hashing them with SHA-256). Parsing depends only on the
+// bytes, so a remembered certificate is exactly what x509.ParseCertificate
+// would return; failures are not remembered. Nothing is trusted because it
+// is remembered: every signature is verified, every identity checked.
+//
+// Memory is bounded: two generations of at most Max entries each (a full
+// current generation becomes the previous one, the older one is dropped;
+// a hit in the previous generation moves the entry forward), so at most
+// 2×Max certificates are kept (a device identity: ~3.7 KB parsed plus its
+// DER as the key, ~4.6 KB), and a device that polls again within a
+// generation is a hit.
+type CertCache struct {
+	// Max bounds each generation (entries); at least 1.
+	Max int
+
+	mu        sync.Mutex
+	cur, prev map[string]*x509.Certificate
+}
+
+// Parse is x509.ParseCertificate(der) through the cache. der is not kept:
+// a certificate parsed here is parsed from a copy.
+func (k *CertCache) Parse(der []byte) (*x509.Certificate, error) {
+	k.mu.Lock()
+	c, ok := k.cur[string(der)] // no conversion: the compiler looks the bytes up in place
+	if !ok {
+		if c, ok = k.prev[string(der)]; ok {
+			k.putLocked(string(c.Raw), c)
+		}
+	}
+	k.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(bytes.Clone(der))
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	k.putLocked(string(der), c)
+	k.mu.Unlock()
+	return c, nil
+}
+
+func (k *CertCache) putLocked(key string, c *x509.Certificate) {
+	if k.cur == nil || len(k.cur) >= max(k.Max, 1) {
+		k.prev, k.cur = k.cur, make(map[string]*x509.Certificate, max(k.Max, 1))
+	}
+	k.cur[key] = c
+}
+
+// Len is the number of certificates remembered (both generations; an
+// entry moved forward may be counted twice).
+func (k *CertCache) Len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.cur) + len(k.prev)
 }

@@ -1,6 +1,7 @@
 package mdm
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -117,5 +118,60 @@ func TestIdentityChecker(t *testing.T) {
 	forged.Signature[len(forged.Signature)-1] ^= 1
 	if err := k.Check(&forged, time.Now()); err == nil {
 		t.Fatal("a changed certificate passed from memory")
+	}
+}
+
+// TestCertCache: a remembered certificate is what x509.ParseCertificate
+// returns, parsed from a copy; failures are not remembered; memory stays
+// within two generations; and a signature checked through the cache is
+// judged exactly as without it (a tampered body fails on a hit too).
+func TestCertCache(t *testing.T) {
+	ca, _ := pki.NewCA("ca", pki.ECDSAP256, time.Now())
+	c, k := identity(t, ca)
+	k2 := &CertCache{Max: 2}
+
+	der := append([]byte(nil), c.Raw...)
+	got, err := k2.Parse(der)
+	if err != nil || !got.Equal(c) {
+		t.Fatalf("Parse: %v", err)
+	}
+	der[len(der)-1] ^= 0xff // the request's buffer is reused: the cache must not see it
+	if again, err := k2.Parse(c.Raw); err != nil || again != got || !again.Equal(c) {
+		t.Fatalf("a second Parse of the same bytes: %p (want the remembered %p), %v", again, got, err)
+	}
+	if other, err := k2.Parse(der); err != nil || other == got || !bytes.Equal(other.Raw, der) {
+		t.Fatalf("other bytes (a changed signature) answered with the remembered certificate: %v", err)
+	}
+	if _, err := k2.Parse([]byte("not a certificate")); err == nil || k2.Len() != 2 {
+		t.Fatalf("garbage: %v, %d remembered (want 2)", err, k2.Len())
+	}
+
+	// Bounded: two generations of Max; an entry used again moves forward.
+	var certs []*x509.Certificate
+	for range 5 {
+		ci, _ := identity(t, ca)
+		certs = append(certs, ci)
+	}
+	for i, ci := range certs {
+		k2.Parse(ci.Raw)
+		k2.Parse(c.Raw) // kept warm
+		if n := k2.Len(); n > 2*k2.Max {
+			t.Fatalf("after %d certificates: %d remembered, at most %d", i+1, n, 2*k2.Max)
+		}
+	}
+	if hit, _ := k2.Parse(c.Raw); hit != got {
+		t.Error("the certificate used on every step was dropped")
+	}
+
+	body := []byte("<plist>body</plist>")
+	sig := sign(t, body, c, k)
+	for i := range 2 { // a miss, then a hit
+		signer, err := VerifyDetachedWith(sig, body, k2)
+		if err != nil || !signer.Equal(c) {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if _, err := VerifyDetachedWith(sig, []byte("<plist>other</plist>"), k2); !errors.Is(err, ErrSignature) {
+			t.Fatalf("round %d: a tampered body: %v", i, err)
+		}
 	}
 }

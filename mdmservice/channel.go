@@ -61,6 +61,10 @@ type Device struct {
 	User        *store.User
 	AccessToken *store.AccessToken
 	Channel     *store.Channel
+	// CommandWaiting, read with Channel, reports that Channel has a command
+	// an Idle poll would be handed; an Idle poll without one is answered
+	// with no further store read. False when Channel is nil.
+	CommandWaiting bool
 }
 
 // DeviceID is Pomona's id of the device (the enrollment row).

@@ -235,6 +235,12 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			answer.RequestType = rt
 		}
 	}
+	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
+		// The request's one store read found nothing an Idle poll would
+		// be handed (NextCommand's own first look, made a moment earlier).
+		answer.Reason = "no command"
+		return answer, nil
+	}
 	q, err := c.Store.NextCommand(ctx, enr.ID, ch.ID, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {
 		answer.Reason = "no command"

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -327,4 +328,52 @@ func TestSIGHUPWithoutCertificateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// TestTLSResumptionAndKeepAlive: the development certificate is ECDSA
+// P-256 (a cheap handshake), a client that keeps connections reuses one,
+// and a new connection from a client with a session cache resumes its TLS
+// session (no certificate signature, no key exchange of a full handshake),
+// as an iPhone does when it comes back.
+func TestTLSResumptionAndKeepAlive(t *testing.T) {
+	cfg := testConfig(t)
+	addr, _, srv, stop := run(t, cfg)
+	defer stop()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.CA.Cert)
+	cache := tls.NewLRUClientSessionCache(4)
+	conf := &tls.Config{RootCAs: pool, ServerName: "mdm.example.net", ClientSessionCache: cache}
+
+	tr := &http.Transport{TLSClientConfig: conf}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	get := func() (reused bool, st *tls.ConnectionState) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+addr+"/healthz", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return reused, resp.TLS
+	}
+	_, st := get()
+	if st.DidResume {
+		t.Fatal("the first connection resumed a session")
+	}
+	if _, ok := st.PeerCertificates[0].PublicKey.(*ecdsa.PublicKey); !ok {
+		t.Errorf("the development certificate's key is %T, want ECDSA", st.PeerCertificates[0].PublicKey)
+	}
+	if reused, _ := get(); !reused {
+		t.Error("the keep-alive connection was not reused")
+	}
+	tr.CloseIdleConnections()
+	reused, st := get()
+	if reused || !st.DidResume {
+		t.Errorf("a new connection: reused %v, resumed %v; want a new connection resuming the session", reused, st.DidResume)
+	}
 }

@@ -18,10 +18,16 @@ type DeviceRequestQuery struct {
 // DeviceRequest is the sender of one MDM request, read at once: its
 // identity certificate, the enrollment that certificate was issued to, the
 // enrollment's user, and when asked for, the access token and the channel.
+//
+// The rows are what the MDM channel decides on, not whole records: the
+// enrollment's MachineInfo and Inventory (blobs that grow with the
+// device's answers) are nil, and the user carries no credentials
+// (PasswordHash, TOTPSecret, TOTPConfirmedAt, TOTPLastStep are zero).
+// Whoever needs them reads Enrollment or User.
 type DeviceRequest struct {
 	IdentityCert IdentityCert
 	Enrollment   Enrollment
-	// User is the enrollment's owner.
+	// User is the enrollment's owner (without credentials).
 	User User
 	// AccessToken is the token of DeviceRequestQuery.TokenHash; nil when
 	// none was asked for or no such token exists.
@@ -30,6 +36,11 @@ type DeviceRequest struct {
 	// EnrollmentUserID; nil when none was asked for or it does not exist
 	// (yet).
 	Channel *Channel
+	// CommandWaiting reports that Channel has a command an Idle poll would
+	// be handed (queue status queued, sent or NotNow), read in the same
+	// statement: an idle poll that finds none needs no second read. False
+	// when Channel is nil.
+	CommandWaiting bool
 }
 
 // DeviceRequestStore resolves an MDM request's sender in one round trip:

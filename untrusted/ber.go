@@ -32,6 +32,10 @@ type ASN1Limits struct {
 // elements.
 var DefaultASN1 = ASN1Limits{MaxSize: 64 << 10, MaxDepth: 32, MaxElements: 4096}
 
+// smallASN1 is the input size up to which walk sizes its node array for
+// real rather than worst-case density.
+const smallASN1 = 16 << 10
+
 // maxLengthOctets bounds long-form lengths to 3 octets (< 16 MiB).
 const maxLengthOctets = 3
 
@@ -182,9 +186,18 @@ func walk(in []byte, lim ASN1Limits) (*walker, error) {
 	if len(in) > lim.MaxSize {
 		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrASN1, len(in), lim.MaxSize)
 	}
-	// Every element takes at least 2 bytes: one allocation of at most
-	// 12 bytes of nodes per input byte.
-	w := &walker{in: in, lim: lim, nodes: make([]node, 0, min(lim.MaxElements, len(in)/2))}
+	// Every element takes at least 2 bytes, so there are at most len(in)/2
+	// nodes (12 bytes of nodes per input byte), allocated at once for large
+	// inputs (no regrowth on dense hostile input). Small inputs — every
+	// Mdm-Signature (at most 12 KiB) — get room for one node per 8 bytes,
+	// grown by append for denser input: real CMS has one element per ~14
+	// bytes (a device's signature: 96 in 1,378 bytes), and the worst-case
+	// array was the largest allocation of an idle poll (13.8 KB).
+	n := len(in) / 2
+	if len(in) <= smallASN1 {
+		n = len(in)/8 + 1
+	}
+	w := &walker{in: in, lim: lim, nodes: make([]node, 0, min(lim.MaxElements, n))}
 	_, end, err := w.element(0, len(in), 1)
 	if err != nil {
 		return nil, err

@@ -86,11 +86,26 @@ var (
 // are skipped; every certificate must parse (x509.ParseCertificate).
 // Errors wrap ErrCMS.
 func ParseSignedData(in []byte, lim ASN1Limits, allowed ...asn1.ObjectIdentifier) (*SignedData, error) {
+	return ParseSignedDataWith(in, lim, nil, allowed...)
+}
+
+// CertParser parses one certificate from DER, as x509.ParseCertificate
+// does (the same result and errors for the same bytes). It may keep der
+// only by copying it: der points into a buffer of the request.
+type CertParser func(der []byte) (*x509.Certificate, error)
+
+// ParseSignedDataWith is ParseSignedData with the certificates parsed by
+// parse (nil: x509.ParseCertificate), e.g. one that remembers the
+// certificates it parsed. The bounds and checks are the same.
+func ParseSignedDataWith(in []byte, lim ASN1Limits, parse CertParser, allowed ...asn1.ObjectIdentifier) (*SignedData, error) {
+	if parse == nil {
+		parse = x509.ParseCertificate
+	}
 	der, err := ToDER(in, lim)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCMS, err)
 	}
-	sd, err := parseSignedDataDER(der)
+	sd, err := parseSignedDataDER(der, parse)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCMS, err)
 	}
@@ -102,7 +117,7 @@ func ParseSignedData(in []byte, lim ASN1Limits, allowed ...asn1.ObjectIdentifier
 	return nil, fmt.Errorf("%w: digest algorithm %v is not accepted", ErrCMS, sd.DigestAlgorithm)
 }
 
-func parseSignedDataDER(der []byte) (*SignedData, error) {
+func parseSignedDataDER(der []byte, parse CertParser) (*SignedData, error) {
 	in := cryptobyte.String(der)
 	var ci, content cryptobyte.String
 	var ct asn1.ObjectIdentifier
@@ -146,7 +161,7 @@ func parseSignedDataDER(der []byte) (*SignedData, error) {
 			if !certs.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
 				return nil, errors.New("certificates: only X.509 certificates are accepted")
 			}
-			c, err := x509.ParseCertificate(raw)
+			c, err := parse(raw)
 			if err != nil {
 				return nil, fmt.Errorf("certificates: %v", err)
 			}

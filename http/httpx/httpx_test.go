@@ -143,3 +143,16 @@ func TestPageHeadersAndClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusLabel: the metrics' code label is the status in decimal, from
+// the table or strconv alike.
+func TestStatusLabel(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		want string
+	}{{200, "200"}, {100, "100"}, {599, "599"}, {404, "404"}, {99, "99"}, {600, "600"}, {0, "0"}, {-1, "-1"}} {
+		if got := StatusLabel(tc.code); got != tc.want {
+			t.Errorf("StatusLabel(%d) = %q, want %q", tc.code, got, tc.want)
+		}
+	}
+}

@@ -37,6 +37,24 @@ func (r *StatusRecorder) Write(b []byte) (int, error) {
 
 func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// statusLabels holds the decimal text of every HTTP status (100–599), the
+// value of the code label of request metrics: strconv.Itoa allocates for
+// numbers above 99, and every request is counted.
+var statusLabels = func() (t [600]string) {
+	for i := 100; i < len(t); i++ {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+// StatusLabel is code in decimal, without allocating for 100–599.
+func StatusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
+}
+
 // Observe wraps the whole server: it recovers panics (logging the stack
 // and answering 500, so one bad request never takes the process down),
 // counts and times requests by their mux pattern, and logs each request at
@@ -65,10 +83,14 @@ func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 				rec.Status = http.StatusOK
 			}
 			d := time.Since(start)
-			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.Status)).Inc()
+			m.Requests.WithLabelValues(route, r.Method, StatusLabel(rec.Status)).Inc()
 			m.Latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			log.Debug("http", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.Status,
-				"bytes", rec.Bytes, "duration", d, "remote", r.RemoteAddr)
+			// Enabled first: the attributes cost allocations even when the
+			// record is dropped (every request passes here).
+			if log.Enabled(r.Context(), slog.LevelDebug) {
+				log.Debug("http", "method", r.Method, "path", r.URL.Path, "route", route, "status", rec.Status,
+					"bytes", rec.Bytes, "duration", d, "remote", r.RemoteAddr)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/mdm"
@@ -107,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ans, err = h.Service.Command(r.Context(), &req)
 	}
 	resp := render(ans, err)
-	h.Metrics.MDM.WithLabelValues(endpoint, strconv.Itoa(resp.status)).Inc()
+	h.Metrics.MDM.WithLabelValues(endpoint, httpx.StatusLabel(resp.status)).Inc()
 	level := slog.LevelDebug
 	if resp.status >= 400 {
 		level = slog.LevelInfo
@@ -115,7 +114,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.status >= 500 {
 		level = slog.LevelError // the cause of a 500 is only here
 	}
-	h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
+	if h.Log.Enabled(r.Context(), level) { // most answers are debug-level: skip building the record
+		h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
+	}
 	resp.write(w)
 }
 

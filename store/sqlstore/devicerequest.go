@@ -14,12 +14,29 @@ const identityCertColumns = `serial, enrollment_id, sha256, not_before, not_afte
 
 const accessTokenColumns = `hash, user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at`
 
+// deviceRequestEnrollmentColumns and deviceRequestUserColumns are the
+// enrollment and user columns the MDM channel decides on: enrollmentColumns
+// without machine_info and inventory (blobs that grow with the device's
+// answers), userColumns without the credentials. Every column costs the
+// driver a name, a declared type and a value per statement (the idle poll's
+// largest share of allocations, docs/benchmarks.md, session 5).
+const (
+	deviceRequestEnrollmentColumns = `id, tenant_id, user_id, platform, product, os_version, build_version,
+	language, device_signature, profile_id, status, created_at, updated_at,
+	COALESCE(apple_enrollment_id, ''), device_name, model, model_name, enrolled_at, unenrolled_at, last_seen_at, predecessor_id`
+	deviceRequestUserColumns = `id, tenant_id, email, managed_apple_id, name, enabled, tokens_not_before, created_at, updated_at, last_sign_in_at`
+)
+
 // deviceRequestSQL joins an identity certificate to its enrollment and
 // user (inner joins: all three must exist) and, by their keys, to the
 // bearer's access token and the message's channel (left joins: either may
-// be missing, their columns are then NULL).
-var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + qualify("e", enrollmentColumns) + `, ` +
-	qualify("u", userColumns) + `, ` + qualify("t", accessTokenColumns) + `, ` + qualify("c", channelColumns) + `
+// be missing, their columns are then NULL). Its last column says whether
+// the channel has a command an Idle poll would be handed (the statuses of
+// NextCommand after an Idle), so that an idle poll with an empty queue is
+// one statement; CASE keeps it an integer on both backends.
+var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + qualify("e", deviceRequestEnrollmentColumns) + `, ` +
+	qualify("u", deviceRequestUserColumns) + `, ` + qualify("t", accessTokenColumns) + `, ` + qualify("c", channelColumns) + `,
+	CASE WHEN EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status IN ('queued', 'sent', 'NotNow')) THEN 1 ELSE 0 END
 	FROM identity_certs ic
 	JOIN enrollments e ON e.id = ic.enrollment_id
 	JOIN users u ON u.id = e.user_id
@@ -27,12 +44,17 @@ var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + q
 	LEFT JOIN channels c ON c.enrollment_ref = e.id AND c.kind = ? AND c.enrollment_user_id = ?
 	WHERE ic.serial = ?`
 
+// The column counts of deviceRequestSQL's parts, counted once.
+var (
+	drCertN, drEnrN, drUserN = columnCount(identityCertColumns), columnCount(deviceRequestEnrollmentColumns), columnCount(deviceRequestUserColumns)
+	drTokN, drChN            = columnCount(accessTokenColumns), columnCount(channelColumns)
+	drN                      = drCertN + drEnrN + drUserN + drTokN + drChN + 1
+)
+
 // DeviceRequest reads an MDM request's sender in one statement.
 func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (*store.DeviceRequest, error) {
-	icN, enrN, userN, tokN, chN := columnCount(identityCertColumns), columnCount(enrollmentColumns), columnCount(userColumns),
-		columnCount(accessTokenColumns), columnCount(channelColumns)
-	vals := make([]any, icN+enrN+userN+tokN+chN)
-	ptrs := make([]any, len(vals))
+	buf := make([]any, 2*drN) // the values, then pointers to them: one allocation
+	vals, ptrs := buf[:drN:drN], buf[drN:]
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
@@ -47,27 +69,23 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 	if err != nil {
 		return nil, err
 	}
-	var r store.DeviceRequest
-	ic, rest := vals[:icN], vals[icN:]
+	r := &store.DeviceRequest{}
+	ic, rest := vals[:drCertN], vals[drCertN:]
 	var nb, na, issued, revoked int64
 	if err := (&valueScanner{v: ic}).Scan(&r.IdentityCert.Serial, &r.IdentityCert.DeviceID, &r.IdentityCert.SHA256, &nb, &na, &issued,
 		&r.IdentityCert.RenewedFrom, &revoked, &r.IdentityCert.RevokedReason); err != nil {
 		return nil, err
 	}
 	r.IdentityCert.NotBefore, r.IdentityCert.NotAfter, r.IdentityCert.IssuedAt, r.IdentityCert.RevokedAt = fromMicros(nb), fromMicros(na), fromMicros(issued), fromMicros(revoked)
-	e, err := scanEnrollment(&valueScanner{v: rest[:enrN]})
-	if err != nil {
+	if err := scanRequestEnrollment(&valueScanner{v: rest[:drEnrN]}, &r.Enrollment); err != nil {
 		return nil, err
 	}
-	r.Enrollment = *e
-	rest = rest[enrN:]
-	u, err := scanUser(&valueScanner{v: rest[:userN]})
-	if err != nil {
+	rest = rest[drEnrN:]
+	if err := scanRequestUser(&valueScanner{v: rest[:drUserN]}, &r.User); err != nil {
 		return nil, err
 	}
-	r.User = *u
-	rest = rest[userN:]
-	if tok := rest[:tokN]; tok[0] != nil {
+	rest = rest[drUserN:]
+	if tok := rest[:drTokN]; tok[0] != nil {
 		var t store.AccessToken
 		var created, expires, revoked int64
 		if err := (&valueScanner{v: tok}).Scan(&t.Hash, &t.UserID, &t.TenantID, &created, &expires, &t.DeviceID, &revoked); err != nil {
@@ -76,14 +94,46 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 		t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
 		r.AccessToken = &t
 	}
-	if ch := rest[tokN:]; ch[0] != nil {
+	rest = rest[drTokN:]
+	if ch := rest[:drChN]; ch[0] != nil {
 		c, err := scanChannel(&valueScanner{v: ch})
 		if err != nil {
 			return nil, err
 		}
 		r.Channel = c
+		var waiting int64
+		if err := assign(&waiting, rest[drChN]); err != nil {
+			return nil, err
+		}
+		r.CommandWaiting = waiting != 0
 	}
-	return &r, nil
+	return r, nil
+}
+
+// scanRequestEnrollment reads deviceRequestEnrollmentColumns into e.
+func scanRequestEnrollment(sc scanner, e *store.Enrollment) error {
+	var created, updated, enrolled, unenrolled, seen int64
+	if err := sc.Scan(&e.ID, &e.TenantID, &e.UserID, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
+		&e.Language, &e.DeviceSignature, &e.ProfileID, &e.Status, &created, &updated,
+		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &enrolled, &unenrolled, &seen, &e.PredecessorID); err != nil {
+		return err
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	e.EnrolledAt, e.UnenrolledAt, e.LastSeenAt = fromMicros(enrolled), fromMicros(unenrolled), fromMicros(seen)
+	return nil
+}
+
+// scanRequestUser reads deviceRequestUserColumns into u.
+func scanRequestUser(sc scanner, u *store.User) error {
+	var enabled int
+	var notBefore, created, updated, lastSignIn int64
+	if err := sc.Scan(&u.ID, &u.TenantID, &u.Email, &u.ManagedAppleID, &u.Name, &enabled, &notBefore, &created, &updated, &lastSignIn); err != nil {
+		return err
+	}
+	u.Enabled = enabled != 0
+	u.TokensNotBefore = fromMicros(notBefore)
+	u.CreatedAt, u.UpdatedAt, u.LastSignInAt = fromMicros(created), fromMicros(updated), fromMicros(lastSignIn)
+	return nil
 }
 
 // columnCount is the number of columns in a column list.

@@ -51,11 +51,14 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 		t.Errorf("identity certificate %+v, want %+v", got.IdentityCert, wantIC)
 	}
 	if got.Enrollment.ID != e.ID || got.Enrollment.AppleEnrollmentID != "APPLE-DR" || got.Enrollment.Status != wantE.Status ||
-		got.Enrollment.OSVersion != "18.3" || !got.Enrollment.EnrolledAt.Equal(wantE.EnrolledAt) || string(got.Enrollment.MachineInfo) != string(wantE.MachineInfo) {
+		got.Enrollment.OSVersion != "18.3" || !got.Enrollment.EnrolledAt.Equal(wantE.EnrolledAt) || got.Enrollment.ProfileID != wantE.ProfileID ||
+		got.Enrollment.Platform != wantE.Platform || got.Enrollment.TenantID != tn.ID || got.Enrollment.UserID != u.ID ||
+		got.Enrollment.MachineInfo != nil || got.Enrollment.Inventory != nil {
 		t.Errorf("enrollment %+v, want %+v", got.Enrollment, wantE)
 	}
-	if got.User.ID != u.ID || got.User.Email != wantU.Email || got.User.Enabled != wantU.Enabled || !got.User.TokensNotBefore.Equal(wantU.TokensNotBefore) {
-		t.Errorf("user %+v, want %+v", got.User, wantU)
+	if got.User.ID != u.ID || got.User.Email != wantU.Email || got.User.Enabled != wantU.Enabled || !got.User.TokensNotBefore.Equal(wantU.TokensNotBefore) ||
+		got.User.TenantID != tn.ID || got.User.PasswordHash != "" || got.User.TOTPSecret != nil {
+		t.Errorf("user %+v, want %+v without credentials", got.User, wantU)
 	}
 	if got.AccessToken == nil || string(got.AccessToken.Hash) != "tok-dr" || got.AccessToken.DeviceID != e.ID ||
 		!got.AccessToken.ExpiresAt.Equal(wantT.ExpiresAt) || got.AccessToken.UserID != u.ID {
@@ -65,10 +68,55 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 		t.Errorf("channel %+v, want %+v", got.Channel, wantC)
 	}
 
+	if got.CommandWaiting {
+		t.Error("CommandWaiting with an empty queue")
+	}
+
+	// CommandWaiting: a command an Idle poll would be handed (queued, sent,
+	// NotNow) on the asked channel, and only on that channel.
+	waiting := func(q store.DeviceRequestQuery) bool {
+		t.Helper()
+		got, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.CommandWaiting
+	}
+	dev := store.DeviceRequestQuery{Serial: "0a1b", ChannelKind: "device"}
+	other := store.DeviceRequestQuery{Serial: "0a1b", ChannelKind: "user", EnrollmentUserID: "U7"}
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch-dr-u", DeviceID: e.ID, Kind: "user", EnrollmentUserID: "U7", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "dr-c1", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now()}, []string{"ch-dr"}); err != nil {
+		t.Fatal(err)
+	}
+	if !waiting(dev) || waiting(other) {
+		t.Errorf("queued: waiting on the device channel %v, on the user channel %v", waiting(dev), waiting(other))
+	}
+	if q, err := s.NextCommand(ctx, e.ID, "ch-dr", true, now()); err != nil || q.UUID != "dr-c1" {
+		t.Fatal(q, err)
+	}
+	if !waiting(dev) {
+		t.Error("sent without an answer: not waiting")
+	}
+	if _, err := s.RecordResult(ctx, e.ID, "ch-dr", "dr-c1", "NotNow", nil, now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !waiting(dev) {
+		t.Error("NotNow: not waiting")
+	}
+	s.NextCommand(ctx, e.ID, "ch-dr", true, now())
+	if _, err := s.RecordResult(ctx, e.ID, "ch-dr", "dr-c1", "Acknowledged", nil, now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if waiting(dev) {
+		t.Error("acknowledged: still waiting")
+	}
+
 	// Without a bearer or a channel kind, or with unknown ones: nil.
 	for _, q := range []store.DeviceRequestQuery{{Serial: "0a1b"}, {Serial: "0a1b", TokenHash: []byte("other"), ChannelKind: "user", EnrollmentUserID: "U1"}} {
 		got, err := s.DeviceRequest(ctx, q)
-		if err != nil || got.AccessToken != nil || got.Channel != nil || got.Enrollment.ID != e.ID {
+		if err != nil || got.AccessToken != nil || got.Channel != nil || got.CommandWaiting || got.Enrollment.ID != e.ID {
 			t.Errorf("%+v: %+v, %v", q, got, err)
 		}
 	}
