@@ -223,11 +223,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 		}
 		// The result, its inventory and the next command's sent mark go
 		// in one transaction: one durable write per answer.
-		go func() {
-			time.Sleep(200 * time.Millisecond)
-			c.Store.RecordResultNext(context.Background(), enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
-		}()
-		rt, q, err := "", (*store.QueuedCommand)(nil), error(store.ErrNotFound)
+		rt, q, err := c.Store.RecordResultNext(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Not 400: a device holding such a result would resend it on
