@@ -392,10 +392,31 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 }
 
 // RecordResultNext is RecordResult and NextCommand (after a report, not
-// an Idle) in one transaction: the result, its inventory and the next
-// command's sent mark share one durable commit.
+// an Idle). With group commit (SQLite: one writer, no serialization
+// conflicts) both are one transaction: the result, its inventory and the
+// next command's sent mark share one durable commit. On PostgreSQL the
+// next command is read and marked after the result's commit, as
+// NextCommand does: the mark is a hint and need not share the result's
+// durability, and reading the channel's queue inside the SERIALIZABLE
+// result transaction would widen its read set, and with it its conflicts
+// with concurrent enqueues and jobs. That costs one round trip more only
+// when a next command is handed out.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
 	inv store.InventoryFunc) (string, *store.QueuedCommand, error) {
+	if s.gc == nil {
+		rt, err := s.RecordResult(ctx, ref, channelID, uuid, status, result, now, inv)
+		if err != nil {
+			return "", nil, err
+		}
+		q, err := s.NextCommand(ctx, ref, channelID, false, now)
+		if errors.Is(err, store.ErrNotFound) {
+			return rt, nil, nil
+		}
+		// An error here fails the request although the result is stored:
+		// the device sends it again, the repeat is ignored and the next
+		// command comes with the answer.
+		return rt, q, err
+	}
 	var rt string
 	var q *store.QueuedCommand
 	err := s.tx(ctx, func(tx *Tx) error {
