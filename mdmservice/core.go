@@ -33,7 +33,7 @@ type EnrollmentEnder interface {
 
 // QueueStore is a channel's command queue.
 type QueueStore interface {
-	RecordResult(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, error)
+	RecordResultNext(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, *store.QueuedCommand, error)
 	NextCommand(ctx context.Context, enrollmentRef, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error)
 }
 
@@ -221,7 +221,9 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			}
 			return section, data, info, true
 		}
-		rt, err := c.Store.RecordResult(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
+		// The result, its inventory and the next command's sent mark go
+		// in one transaction: one durable write per answer.
+		rt, q, err := c.Store.RecordResultNext(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Not 400: a device holding such a result would resend it on
@@ -233,6 +235,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			return nil, err
 		default:
 			answer.RequestType = rt
+			return answer.deliver(q), nil
 		}
 	}
 	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
@@ -243,14 +246,22 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 	}
 	q, err := c.Store.NextCommand(ctx, enr.ID, ch.ID, afterIdle, now)
 	if errors.Is(err, store.ErrNotFound) {
-		answer.Reason = "no command"
-		return answer, nil
+		q, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	answer.Body, answer.ContentType, answer.Reason = q.Payload, "application/xml; charset=utf-8", "command "+q.UUID
-	return answer, nil
+	return answer.deliver(q), nil
+}
+
+// deliver puts command q (nil: none) into the answer.
+func (a *Answer) deliver(q *store.QueuedCommand) *Answer {
+	if q == nil {
+		a.Reason = "no command"
+		return a
+	}
+	a.Body, a.ContentType, a.Reason = q.Payload, "application/xml; charset=utf-8", "command "+q.UUID
+	return a
 }
 
 // newChannelID names a new channel: random, so that nothing a device sends

@@ -91,9 +91,9 @@ func (c *countingStore) EndEnrollment(ctx context.Context, id, reason string, no
 	c.write("EndEnrollment")
 	return c.s.EndEnrollment(ctx, id, reason, now)
 }
-func (c *countingStore) RecordResult(ctx context.Context, ref, ch, uuid, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, error) {
-	c.write("RecordResult")
-	return c.s.RecordResult(ctx, ref, ch, uuid, status, raw, now, inv)
+func (c *countingStore) RecordResultNext(ctx context.Context, ref, ch, uuid, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, *store.QueuedCommand, error) {
+	c.write("RecordResultNext")
+	return c.s.RecordResultNext(ctx, ref, ch, uuid, status, raw, now, inv)
 }
 
 // NextCommand with nothing queued is a read (handing out a command would

@@ -108,7 +108,9 @@ type MDMStore interface {
 	// transaction.
 	Enqueue(ctx context.Context, cmd *CommandRecord, channelIDs []string) error
 	// NextCommand hands out the next command of the channel and marks it
-	// sent. Queued commands and ones sent without an answer (the delivery
+	// sent (a mark a crash may lose without harm: the command is then
+	// handed out again, as a sent command never answered is; it is visible
+	// to reads when NextCommand returns). Queued commands and ones sent without an answer (the delivery
 	// was lost: a device answers one command at a time) are eligible after
 	// any report; commands answered NotNow only after an Idle poll.
 	// Expired commands are marked expired and skipped.
@@ -125,6 +127,12 @@ type MDMStore interface {
 	// applied to the channel's enrollment in the same transaction (one
 	// durable write per answer).
 	RecordResult(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, error)
+	// RecordResultNext is RecordResult followed by NextCommand after a
+	// report (afterIdle false) in the same transaction: the result, its
+	// inventory and the next command's sent mark are one durable write. It
+	// returns the command's request type and the next command, nil when
+	// there is none. ErrNotFound as RecordResult (then nothing is written).
+	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, *QueuedCommand, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -41,6 +41,8 @@ type gcRequest struct {
 	ctx  context.Context
 	fn   func(*Tx) error
 	done chan error // buffered (1): the committer never blocks on it
+	// hint: the write may be lost in a crash (see doHint).
+	hint bool
 }
 
 type groupCommitter struct {
@@ -49,6 +51,10 @@ type groupCommitter struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+	// sync is the connection's synchronous setting as last set by the
+	// committer ("" unknown: the DSN's FULL, or a PRAGMA that failed).
+	// Only the committer's goroutine touches it.
+	sync string
 }
 
 var errStoreClosed = errors.New("the store is closed")
@@ -75,6 +81,56 @@ func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
 		return ctx.Err()
 	}
 	return <-r.done
+}
+
+// doHint is do for a write that is only a hint: a crash may lose it
+// and nothing breaks (a command's "sent" mark — the command is then sent
+// again, which the queue does anyway for a sent command never answered).
+// A batch made only of hints commits with synchronous=NORMAL: the WAL
+// frames are written (the write is visible to every reader when doHint
+// returns) but not fsynced; they become durable with the next batch that
+// commits with FULL (its fsync of the WAL covers every frame before it)
+// or at a checkpoint (which syncs the WAL first). A hint that shares a
+// batch with any other write is committed with FULL like the rest. So a
+// durable write is never weakened: every other batch still commits with
+// synchronous=FULL, set again before its COMMIT if a hint batch lowered it.
+func (g *groupCommitter) doHint(ctx context.Context, fn func(*Tx) error) error {
+	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1), hint: true}
+	select {
+	case g.reqs <- r:
+	case <-g.stop:
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// setSync sets the writer connection's synchronous level for the next
+// COMMIT: NORMAL when every transaction of the batch is a hint, FULL
+// otherwise. The PRAGMA runs outside a transaction on the writer pool's
+// single connection, which only the committer writes on. A failure to
+// lower the level is harmless (the batch commits with FULL); a failure to
+// raise it fails the batch, which must not commit without its fsync. A
+// connection the pool opens anew gets FULL from its DSN, so a stale
+// g.sync can only make the committer set FULL once more than needed.
+func (g *groupCommitter) setSync(hintsOnly bool) error {
+	want := "FULL"
+	if hintsOnly {
+		want = "NORMAL"
+	}
+	if g.sync == want {
+		return nil
+	}
+	if _, err := g.s.w.DB.ExecContext(context.Background(), "PRAGMA synchronous = "+want); err != nil {
+		g.sync = ""
+		if hintsOnly {
+			return nil
+		}
+		return fmt.Errorf("%s: set synchronous=FULL: %w", g.s.d.Name, err)
+	}
+	g.sync = want
+	return nil
 }
 
 // recovered turns a panic of fn into its error: fn runs on the
@@ -140,9 +196,20 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		}
 		live = append(live, r)
 	}
-	switch len(live) {
-	case 0:
+	if len(live) == 0 {
 		return
+	}
+	hintsOnly := true
+	for _, r := range live {
+		hintsOnly = hintsOnly && r.hint
+	}
+	if err := g.setSync(hintsOnly); err != nil {
+		for _, r := range live {
+			r.done <- err
+		}
+		return
+	}
+	switch len(live) {
 	case 1:
 		live[0].done <- g.s.once(live[0].ctx, live[0].fn)
 		return

@@ -275,99 +275,214 @@ func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 	return &q, nil
 }
 
-func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
-	// A command still "sent" when the device reports on another one never
-	// reached it (a device works through one command at a time; the
-	// answer carrying it was lost, e.g. with a failed instance): it goes
-	// again. NotNow commands wait for the next Idle.
-	statuses := `('queued', 'sent')`
+// claimable lists the queue statuses NextCommand may hand out: queued
+// commands and ones sent without an answer (a device works through one
+// command at a time: a command still "sent" when the device reports on
+// another one never reached it, e.g. its answer was lost with a failed
+// instance), and after an Idle poll also the ones answered NotNow (they
+// wait for the next Idle).
+func claimable(afterIdle bool) string {
 	if afterIdle {
-		statuses = `('queued', 'sent', 'NotNow')`
+		return `('queued', 'sent', 'NotNow')`
 	}
-	// Most polls find nothing: look first without a write transaction.
+	return `('queued', 'sent')`
+}
+
+// nextSQL reads a channel's next claimable command (seq order), scoped
+// to the authenticated enrollment ref. Arguments: channel id, ref.
+func nextSQL(afterIdle bool) string {
+	return `SELECT ` + queuedColumns + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+		JOIN channels ch ON ch.id = q.channel_id
+		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN ` + claimable(afterIdle) + ` ORDER BY q.seq LIMIT 1`
+}
+
+// claimSQL sets a queue row's status (sent, with sent_at, or expired) if it
+// is still claimable: a result that was recorded meanwhile (a command
+// handed out twice at once) is never overwritten. Arguments: status,
+// sent_at (0 keeps it), updated_at, channel id, command uuid.
+func claimSQL(afterIdle bool) string {
+	return `UPDATE queue SET status = ?, sent_at = CASE WHEN CAST(? AS BIGINT) <> 0 THEN CAST(? AS BIGINT) ELSE sent_at END, updated_at = ?
+		WHERE channel_id = ? AND command_uuid = ? AND status IN ` + claimable(afterIdle)
+}
+
+// next hands out channelID's next command: read the first claimable row,
+// mark it sent (or expired, and read on), both through the functions
+// given (a transaction's, or the read pool and hint writes).
+func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write func(q string, args ...any) (int64, error),
+	ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+	at := toMicros(now)
+	for {
+		q, err := scanQueued(read(nextSQL(afterIdle), channelID, ref))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("command %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !q.ExpiresAt.IsZero() && !now.Before(q.ExpiresAt) {
+			if _, err := write(claimSQL(afterIdle), store.QueueExpired, 0, 0, at, channelID, q.UUID); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		n, err := write(claimSQL(afterIdle), store.QueueSent, at, at, at, channelID, q.UUID)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			continue // answered meanwhile: the next one
+		}
+		q.Status, q.SentAt, q.UpdatedAt = store.QueueSent, now, now
+		return q, nil
+	}
+}
+
+// NextCommand reads the next command on the read pool and marks it sent
+// with a hint write (Store.hint): the mark is what the API, the console
+// and the re-push job (WaitingChannels: a sent command is not pushed for)
+// show, but it needs no fsync of its own before the device is answered —
+// lost in a crash, the command is still queued and goes again on the
+// next poll, as a sent command never answered does anyway. On SQLite it
+// costs a commit without fsync (durable with the next durable commit),
+// on PostgreSQL one autocommitted statement; most polls find nothing
+// and cost one read.
+func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+	// Most polls find nothing: a one-column look first (the full row's
+	// read costs the driver some two dozen allocations more when empty).
 	var one int
-	// Both look-ups are scoped to the authenticated enrollment ref.
 	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM queue q JOIN channels ch ON ch.id = q.channel_id
-		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+statuses+` LIMIT 1`, channelID, ref).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+claimable(afterIdle)+` LIMIT 1`, channelID, ref).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("command %w", store.ErrNotFound)
 	} else if err != nil {
 		return nil, err
 	}
-	var out *store.QueuedCommand
-	err := s.tx(ctx, func(tx *Tx) error {
-		for {
-			q, err := scanQueued(tx.QueryRowContext(ctx, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-				JOIN channels ch ON ch.id = q.channel_id
-				WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+statuses+` ORDER BY q.seq LIMIT 1`, channelID, ref))
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil // commit: expired commands stay marked
-			}
-			if err != nil {
-				return err
-			}
-			if !q.ExpiresAt.IsZero() && !now.Before(q.ExpiresAt) {
-				if _, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
-					store.QueueExpired, toMicros(now), channelID, q.UUID); err != nil {
-					return err
-				}
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, sent_at = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
-				store.QueueSent, toMicros(now), toMicros(now), channelID, q.UUID); err != nil {
-				return err
-			}
-			q.Status, q.SentAt = store.QueueSent, now
-			out = q
-			return nil
-		}
-	})
-	if err == nil && out == nil {
-		return nil, fmt.Errorf("command %w", store.ErrNotFound)
+	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) },
+		func(q string, args ...any) (int64, error) { return s.hint(ctx, q, args...) }, ref, channelID, afterIdle, now)
+}
+
+// hint runs one write statement that may be lost in a crash without harm
+// (groupcommit.go, doHint): on SQLite in a batch that commits without
+// fsync unless it shares the batch with a durable write, elsewhere as a
+// single autocommitted statement. It returns the rows affected.
+func (s *Store) hint(ctx context.Context, q string, args ...any) (int64, error) {
+	var res sql.Result
+	var err error
+	if s.gc != nil {
+		err = s.gc.doHint(ctx, func(tx *Tx) error {
+			res, err = tx.ExecContext(ctx, q, args...)
+			return err
+		})
+	} else {
+		res, err = s.w.ExecContext(ctx, q, args...)
 	}
-	return out, err
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
 	var rt string
 	err := s.tx(ctx, func(tx *Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-			JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?`,
-			channelID, uuid, ref).Scan(&cur, &rt)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		switch cur {
-		case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
-			// A repeated result is idempotent: the first one stands.
-			return nil
-		case store.QueueExpired:
-			if status == mdm.NotNow {
-				return nil
-			}
-		}
-		if _, err = tx.ExecContext(ctx, `UPDATE queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
-			status, result, toMicros(now), channelID, uuid); err != nil {
-			return err
-		}
-		if inv == nil || status != mdm.Acknowledged {
-			return nil
-		}
-		if section, data, info, ok := inv(rt); ok {
-			return updateInventory(ctx, tx, ref, section, data, info, now)
-		}
-		return nil
+		var err error
+		rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv)
+		return err
 	})
 	return rt, err
+}
+
+// RecordResultNext is RecordResult and NextCommand (after a report, not
+// an Idle). With group commit (SQLite: one writer, no serialization
+// conflicts) both are one transaction: the result, its inventory and the
+// next command's sent mark share one durable commit. On PostgreSQL the
+// next command is read and marked after the result's commit, as
+// NextCommand does: the mark is a hint and need not share the result's
+// durability, and reading the channel's queue inside the SERIALIZABLE
+// result transaction would widen its read set, and with it its conflicts
+// with concurrent enqueues and jobs. That costs one round trip more only
+// when a next command is handed out.
+func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
+	inv store.InventoryFunc) (string, *store.QueuedCommand, error) {
+	if s.gc == nil {
+		rt, err := s.RecordResult(ctx, ref, channelID, uuid, status, result, now, inv)
+		if err != nil {
+			return "", nil, err
+		}
+		q, err := s.NextCommand(ctx, ref, channelID, false, now)
+		if errors.Is(err, store.ErrNotFound) {
+			return rt, nil, nil
+		}
+		// An error here fails the request although the result is stored:
+		// the device sends it again, the repeat is ignored and the next
+		// command comes with the answer.
+		return rt, q, err
+	}
+	var rt string
+	var q *store.QueuedCommand
+	err := s.tx(ctx, func(tx *Tx) error {
+		var err error
+		q = nil
+		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
+			return err
+		}
+		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
+			func(q string, args ...any) (int64, error) {
+				res, err := tx.ExecContext(ctx, q, args...)
+				if err != nil {
+					return 0, err
+				}
+				return res.RowsAffected()
+			}, ref, channelID, false, now)
+		if errors.Is(err, store.ErrNotFound) {
+			q = nil
+			return nil // commit the result: there is just nothing to send
+		}
+		return err
+	})
+	return rt, q, err
+}
+
+func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
+	var cur, rt string
+	err := tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+		JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?`,
+		channelID, uuid, ref).Scan(&cur, &rt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch cur {
+	case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
+		// A repeated result is idempotent: the first one stands.
+		return rt, nil
+	case store.QueueExpired:
+		if status == mdm.NotNow {
+			return rt, nil
+		}
+	}
+	if _, err = tx.ExecContext(ctx, `UPDATE queue SET status = ?, result = ?, updated_at = ? WHERE channel_id = ? AND command_uuid = ?`,
+		status, result, toMicros(now), channelID, uuid); err != nil {
+		return "", err
+	}
+	if inv == nil || status != mdm.Acknowledged {
+		return rt, nil
+	}
+	if section, data, info, ok := inv(rt); ok {
+		return rt, updateInventory(ctx, tx, ref, section, data, info, now)
+	}
+	return rt, nil
 }
 
 func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error { return updateInventory(ctx, tx, ref, section, data, info, now) })
 }
 
+// updateInventory replaces one section of the enrollment's inventory
+// (a JSON object of sections, each {"data": …, "updated_at": RFC 3339})
+// and the device fields info carries, in one statement. The other
+// sections are kept as they are stored (not decoded and encoded again).
 func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	var raw []byte
 	err := tx.QueryRowContext(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
@@ -377,26 +492,27 @@ func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any,
 	if err != nil {
 		return err
 	}
-	inv := map[string]any{}
-	if len(raw) > 0 {
-		json.Unmarshal(raw, &inv)
+	inv := map[string]json.RawMessage{}
+	if len(raw) > 0 && json.Unmarshal(raw, &inv) != nil {
+		inv = map[string]json.RawMessage{}
 	}
-	inv[section] = map[string]any{"data": data, "updated_at": now.UTC().Format(time.RFC3339)}
+	sec, err := json.Marshal(map[string]any{"data": data, "updated_at": now.UTC().Format(time.RFC3339)})
+	if err != nil {
+		return err
+	}
+	inv[section] = sec
 	b, err := json.Marshal(inv)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ? WHERE id = ?`, b, toMicros(now), ref); err != nil {
-		return err
-	}
 	if info == nil {
-		return nil
+		info = &store.DeviceInfo{}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET
+	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ?,
 		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
 		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
 		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`,
-		info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
+		b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
 		info.Model, info.Model, info.ModelName, info.ModelName, ref)
 	return err
 }

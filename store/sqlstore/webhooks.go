@@ -54,24 +54,18 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	return nil
 }
 
+// QueueEvent first looks for subscribers on the read pool: most events
+// (a command result on every answer) have none, and then cost one read,
+// not a write transaction.
 func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error {
+	if ids, err := subscribers(ctx, s.r, event); err != nil || len(ids) == 0 {
+		return err
+	}
 	return s.tx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks`)
+		ids, err := subscribers(ctx, tx, event)
 		if err != nil {
 			return err
 		}
-		var ids []string
-		for rows.Next() {
-			var id, events string
-			if err := rows.Scan(&id, &events); err != nil {
-				rows.Close()
-				return err
-			}
-			if events == "" || contains(strings.Split(events, ","), event) {
-				ids = append(ids, id)
-			}
-		}
-		rows.Close()
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, event, payload, status, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 				id, event, payload, store.DeliveryPending, toMicros(now), toMicros(now)); err != nil {
@@ -80,6 +74,29 @@ func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, no
 		}
 		return nil
 	})
+}
+
+// subscribers lists the webhooks that take event (all events when their
+// list is empty).
+func subscribers(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}, event string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, events FROM webhooks`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id, events string
+		if err := rows.Scan(&id, &events); err != nil {
+			return nil, err
+		}
+		if events == "" || contains(strings.Split(events, ","), event) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
 }
 
 func contains(list []string, s string) bool {

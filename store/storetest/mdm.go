@@ -24,6 +24,7 @@ func mdmTests() []namedTest {
 		{"EnrollmentList", testEnrollmentList},
 		{"Inventory", testInventory},
 		{"LostDeliveryResent", testLostDelivery},
+		{"ResultAndNextInOneWrite", testResultNext},
 		{"Audit", testAudit},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
@@ -309,6 +310,114 @@ func testInventory(t *testing.T, s store.Store) {
 	if calls != 1 || got.OSVersion != "18.4" || !strings.Contains(string(got.Inventory), `"security_info"`) ||
 		strings.Contains(string(got.Inventory), `"again"`) || strings.Contains(string(got.Inventory), `"error"`) {
 		t.Fatalf("calls %d, inventory %s", calls, got.Inventory)
+	}
+}
+
+// RecordResultNext records a result and hands out (marks sent) the next
+// command in one call, with RecordResult's and NextCommand's rules: NotNow
+// commands wait for an Idle, expired ones are skipped and marked, an
+// unknown command writes nothing, a repeated result still gets the next
+// command. NextCommand's sent mark is visible when it returns.
+func testResultNext(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	for _, c := range []*store.Channel{{ID: "RN-1", DeviceID: e1.ID}, {ID: "RN-2", DeviceID: e2.ID}} {
+		c.Kind, c.CreatedAt, c.UpdatedAt = "device", now(), now()
+		if err := s.PutChannel(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := now()
+	for i, id := range []string{"n1", "n2", "n3", "n4"} {
+		c := &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("p-" + id), CreatedAt: t0}
+		if id == "n3" {
+			c.ExpiresAt = t0.Add(time.Second)
+		}
+		if err := s.Enqueue(ctx, c, []string{"RN-1"}); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	status := func(uuid string) store.QueuedCommand {
+		t.Helper()
+		list, err := s.QueuedCommands(ctx, "RN-1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range list {
+			if q.UUID == uuid {
+				return q
+			}
+		}
+		t.Fatalf("%s not queued", uuid)
+		return store.QueuedCommand{}
+	}
+	q, err := s.NextCommand(ctx, e1.ID, "RN-1", true, t0)
+	if err != nil || q.UUID != "n1" || q.Status != store.QueueSent || string(q.Payload) != "p-n1" {
+		t.Fatalf("first: %+v %v", q, err)
+	}
+	if got := status("n1"); got.Status != store.QueueSent || !got.SentAt.Equal(t0) {
+		t.Fatalf("sent mark not visible: %+v", got)
+	}
+	// Another enrollment's channel and an unknown command: ErrNotFound,
+	// and the next command is not marked.
+	_, _, err = s.RecordResultNext(ctx, e2.ID, "RN-1", "n1", mdm.Acknowledged, []byte("x"), t0, nil)
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "nope", mdm.Acknowledged, []byte("x"), t0, nil)
+	wantErr(t, err, store.ErrNotFound)
+	if got := status("n2"); got.Status != store.QueueQueued {
+		t.Fatalf("n2 after a refused result: %+v", got)
+	}
+	// NotNow: the next command comes, n1 waits.
+	t1 := t0.Add(time.Minute)
+	rt, q, err := s.RecordResultNext(ctx, e1.ID, "RN-1", "n1", mdm.NotNow, []byte("nn"), t1, nil)
+	if err != nil || rt != "ProfileList" || q == nil || q.UUID != "n2" || q.Status != store.QueueSent || string(q.Payload) != "p-n2" {
+		t.Fatalf("after NotNow: %q %+v %v", rt, q, err)
+	}
+	if got := status("n2"); got.Status != store.QueueSent || !got.SentAt.Equal(t1) {
+		t.Fatalf("n2 not marked sent: %+v", got)
+	}
+	if got := status("n1"); got.Status != mdm.NotNow || string(got.Result) != "nn" {
+		t.Fatalf("n1: %+v", got)
+	}
+	// n3 has expired by now: skipped and marked; n4 comes.
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Acknowledged, []byte("ok"), t1, func(string) (string, any, *store.DeviceInfo, bool) {
+		return "profiles", []any{"a"}, nil, true
+	})
+	if err != nil || q == nil || q.UUID != "n4" {
+		t.Fatalf("after n2: %+v %v", q, err)
+	}
+	if got := status("n3"); got.Status != store.QueueExpired {
+		t.Fatalf("n3: %+v", got)
+	}
+	if got, _ := s.Enrollment(ctx, e1.ID); !strings.Contains(string(got.Inventory), `"profiles"`) {
+		t.Fatalf("inventory not written with the result: %s", got.Inventory)
+	}
+	// A repeated result stands as it was and still gets the next command
+	// (n4 again: sent, never answered).
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Error, []byte("late"), t1, nil)
+	if err != nil || q == nil || q.UUID != "n4" {
+		t.Fatalf("repeat: %+v %v", q, err)
+	}
+	if got := status("n2"); got.Status != mdm.Acknowledged || string(got.Result) != "ok" {
+		t.Fatalf("repeat overwrote: %+v", got)
+	}
+	// Nothing after n4 but the NotNow n1, which waits for an Idle.
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n4", mdm.Acknowledged, nil, t1, nil)
+	if err != nil || q != nil {
+		t.Fatalf("nothing to send: %+v %v", q, err)
+	}
+	if q, err := s.NextCommand(ctx, e1.ID, "RN-1", true, t1); err != nil || q.UUID != "n1" {
+		t.Fatalf("after Idle: %+v %v", q, err)
+	}
+	// The sent mark never overwrites a result.
+	if _, err := s.RecordResult(ctx, e1.ID, "RN-1", "n1", mdm.Acknowledged, nil, t1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := s.NextCommand(ctx, e1.ID, "RN-1", true, t1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("answered command handed out again: %+v %v", q, err)
+	}
+	if got := status("n1"); got.Status != mdm.Acknowledged {
+		t.Fatalf("n1: %+v", got)
 	}
 }
 
