@@ -246,9 +246,22 @@ func replayed(rec *store.IdempotencyKey, k *Idempotency, out any) error {
 // with answer as what a repeat gets. When a request with the same key won
 // (a concurrent repeat), nothing is queued: its answer is decoded into
 // out and enqueue returns true.
+//
+// The audit entry of ctx's request (RequestAudit), when its caller gave
+// the success status, is written in the same transaction as the command
+// and marked written only when that transaction committed and queued the
+// command (not on failure, not on a replay).
 func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.CommandRecord, channelIDs []string, out, answer any) (bool, error) {
+	ra := claimRequestAudit(ctx)
+	if ra != nil {
+		cmd.Audit = &ra.Entry
+	}
 	if k == nil {
-		return false, c.Store.Enqueue(ctx, cmd, channelIDs)
+		err := c.Store.Enqueue(ctx, cmd, channelIDs)
+		if ra != nil {
+			ra.written = err == nil
+		}
+		return false, err
 	}
 	b, err := json.Marshal(answer)
 	if err != nil {
@@ -262,6 +275,9 @@ func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.Comma
 	}
 	if existing != nil {
 		return true, replayed(existing, k, out)
+	}
+	if ra != nil {
+		ra.written = true
 	}
 	if last := c.lastPurge.Load(); now.Unix()-last >= 3600 && c.lastPurge.CompareAndSwap(last, now.Unix()) {
 		// Expired keys only take room (lookups ignore them); a failed

@@ -48,6 +48,14 @@ type CommandRecord struct {
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // zero: never
 	CreatedBy   string
+	// Audit, when set, is the audit entry of the request that queues the
+	// command: Enqueue and EnqueueOnce append it in the same transaction
+	// (and set its ID), so that the command and the record of who queued
+	// it share one durable commit and neither exists without the other.
+	// It is not written when the transaction fails or when EnqueueOnce
+	// finds the key already used (nothing is queued then). Never read
+	// back (QueuedCommand leaves it nil).
+	Audit *AuditEntry
 }
 
 // QueuedCommand is a command in one channel's queue.

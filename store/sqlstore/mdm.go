@@ -260,6 +260,11 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 			return failed(err, []string{id})
 		}
 	}
+	if cmd.Audit != nil {
+		// The request's audit entry shares the command's commit (one
+		// fsync, not two) and is rolled back with it.
+		return appendAudit(ctx, tx, cmd.Audit)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ func mdmTests() []namedTest {
 		{"Inventory", testInventory},
 		{"LostDeliveryResent", testLostDelivery},
 		{"Audit", testAudit},
+		{"EnqueueWithAudit", testEnqueueWithAudit},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
 		{"QueueOrderPerChannel", testQueueOrderPerChannel},
@@ -448,5 +450,64 @@ func testLostDelivery(t *testing.T, s store.Store) {
 	}
 	if got := next(true); got != "l1" {
 		t.Fatalf("after Idle: %s", got)
+	}
+}
+
+// testEnqueueWithAudit: a command's request audit entry (CommandRecord.Audit)
+// is appended in the enqueue's transaction: there after a success (ID set),
+// absent when the enqueue fails, and absent when EnqueueOnce finds its key
+// already used (nothing queued then).
+func testEnqueueWithAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	if err := s.PutChannel(ctx, &store.Channel{ID: "AUD-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(target string) *store.AuditEntry {
+		return &store.AuditEntry{At: now(), Actor: "key:k1", Action: "POST /api/v1/devices/{id}/commands", Target: target, Status: 201, Remote: "10.0.0.9"}
+	}
+	cmd := func(uuid string, a *store.AuditEntry) *store.CommandRecord {
+		return &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now(), Audit: a}
+	}
+	recorded := func() []string {
+		t.Helper()
+		es, err := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/devices/{id}/commands"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, fmt.Sprintf("%s/%d/%s", e.Target, e.Status, e.Remote))
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	ok := entry("ok")
+	if err := s.Enqueue(ctx, cmd("AUD-C1", ok), []string{"AUD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok.ID == 0 {
+		t.Fatal("the entry's ID was not set")
+	}
+	// A failed enqueue (an unknown channel) writes no entry.
+	failed := entry("failed")
+	if err := s.Enqueue(ctx, cmd("AUD-C2", failed), []string{"AUD-1", "NO-SUCH-CHANNEL"}); err == nil {
+		t.Fatal("enqueued for an unknown channel")
+	}
+	// Under an idempotency key: the first request writes its entry, a
+	// repeat (nothing queued) does not.
+	key := &store.IdempotencyKey{Principal: "key:k1", Key: "aud", Fingerprint: "fp", Response: []byte(`{}`), CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
+	if ex, err := s.EnqueueOnce(ctx, key, cmd("AUD-C3", entry("once")), []string{"AUD-1"}); err != nil || ex != nil {
+		t.Fatalf("%+v %v", ex, err)
+	}
+	if ex, err := s.EnqueueOnce(ctx, key, cmd("AUD-C4", entry("repeat")), []string{"AUD-1"}); err != nil || ex == nil {
+		t.Fatalf("%+v %v", ex, err)
+	}
+	if got := fmt.Sprint(recorded()); got != "[ok/201/10.0.0.9 once/201/10.0.0.9]" {
+		t.Fatalf("audit entries: %s", got)
+	}
+	if qs, _ := s.QueuedCommands(ctx, "AUD-1", 10); len(qs) != 2 {
+		t.Fatalf("queued: %d", len(qs))
 	}
 }
