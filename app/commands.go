@@ -322,17 +322,20 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	if len(targets) == 0 {
 		return nil, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
 	}
-	byPlatform := map[string][]store.ChannelTarget{}
-	for _, t := range targets {
-		byPlatform[t.Platform] = append(byPlatform[t.Platform], t)
+	// The command is built (checked against Apple's rules) once per
+	// platform, not per target; targets are counted per platform and
+	// then kept or dropped in place, without copying their channels.
+	count := map[string]int{}
+	for i := range targets {
+		count[targets[i].Platform]++
 	}
 	res := &BulkResult{Skipped: []BulkSkip{}, ByPlatform: map[string]int{}}
 	var cmd map[string]any
 	var rt string
 	var firstRefusal error
-	var ids []string
-	var chs []store.Channel
-	for platform, ts := range byPlatform {
+	allowed := map[string]bool{}
+	queued := 0
+	for platform, n := range count {
 		cp := catalog.IOS
 		if platform == catalog.MacOS {
 			cp = catalog.MacOS
@@ -346,18 +349,22 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 			if firstRefusal == nil {
 				firstRefusal = err
 			}
-			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: len(ts), Reason: err.Error()})
+			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: n, Reason: err.Error()})
 			continue
 		}
 		rt, cmd = prt, pcmd
-		res.ByPlatform[platform] = len(ts)
-		for _, t := range ts {
-			ids = append(ids, t.ChannelID)
-			chs = append(chs, t.Channel)
-		}
+		res.ByPlatform[platform] = n
+		allowed[platform] = true
+		queued += n
 	}
-	if len(ids) == 0 {
+	if queued == 0 {
 		return nil, refused(firstRefusal)
+	}
+	ids := make([]string, 0, queued)
+	for i := range targets {
+		if allowed[targets[i].Platform] {
+			ids = append(ids, targets[i].ChannelID)
+		}
 	}
 	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
@@ -373,6 +380,12 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return &done, nil
 	}
 	if !r.NoPush && c.Push != nil {
+		chs := make([]store.Channel, 0, queued)
+		for i := range targets {
+			if allowed[targets[i].Platform] {
+				chs = append(chs, targets[i].Channel)
+			}
+		}
 		c.Push.Push(ctx, chs)
 	}
 	return res, nil

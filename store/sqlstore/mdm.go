@@ -103,15 +103,23 @@ const channelColumns = `id, enrollment_ref, kind, enrollment_user_id, user_short
 
 func scanChannel(sc scanner) (*store.Channel, error) {
 	var c store.Channel
+	if err := scanChannelInto(&c, sc); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// scanChannelInto scans channelColumns into c.
+func scanChannelInto(c *store.Channel, sc scanner) error {
 	var dead int
 	var push, seen, created, updated int64
 	if err := sc.Scan(&c.ID, &c.DeviceID, &c.Kind, &c.EnrollmentUserID, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
 		&push, &seen, &created, &updated); err != nil {
-		return nil, err
+		return err
 	}
 	c.PushDead = dead != 0
 	c.LastPushAt, c.LastSeenAt, c.CreatedAt, c.UpdatedAt = fromMicros(push), fromMicros(seen), fromMicros(created), fromMicros(updated)
-	return &c, nil
+	return nil
 }
 
 func (s *Store) Channel(ctx context.Context, ref, kind, enrollmentUserID string) (*store.Channel, error) {
@@ -241,9 +249,11 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		} else if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
 			return err
 		}
+		// The values every row shares are boxed once, not per row.
 		args := make([]any, 0, 5*len(ids))
+		uuid, seqArg, status, atArg := any(cmd.UUID), any(seq), any(store.QueueQueued), any(at)
 		for _, id := range ids {
-			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+			args = append(args, id, uuid, seqArg, status, atArg)
 		}
 		if _, err := tx.ExecContext(ctx, s.enqueueSQL(enqueueBatch), args...); err != nil {
 			return failed(err, ids)
@@ -415,29 +425,31 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 }
 
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
-	seen := map[string]bool{}
-	var out []store.ChannelTarget
+	// The rows of one query are distinct channels; only a union of
+	// several (a tenant and users, chunks of a list) can repeat one, so
+	// duplicates are removed once at the end, and only then (a map of
+	// 100,000 ids for a tenant-wide command would be waste).
+	queries := 0
+	out := make([]store.ChannelTarget, 0, 64)
 	base := `SELECT c.id, c.enrollment_ref, c.kind, c.enrollment_user_id, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
 		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform /* = channelColumns, c. prefixed */
 		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
 		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `
 	run := func(where string, args ...any) error {
+		queries++
 		rows, err := s.r.QueryContext(ctx, base+where, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var t store.ChannelTarget
-			c, err := scanChannel(withExtra{rows, &t.Platform})
-			if err != nil {
+			// Scanned in place: no per-row copy of the channel.
+			out = append(out, store.ChannelTarget{})
+			t := &out[len(out)-1]
+			if err := scanChannelInto(&t.Channel, withExtra{rows, &t.Platform}); err != nil {
 				return err
 			}
-			t.Channel, t.ChannelID = *c, c.ID
-			if !seen[t.ChannelID] {
-				seen[t.ChannelID] = true
-				out = append(out, t)
-			}
+			t.ChannelID = t.Channel.ID
 		}
 		return rows.Err()
 	}
@@ -477,6 +489,18 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 	}
 	if err := chunks(apple, func(n int) string { return `e.apple_enrollment_id IN ` + in(n) }); err != nil {
 		return nil, err
+	}
+	if queries > 1 {
+		seen := make(map[string]struct{}, len(out))
+		kept := out[:0]
+		for _, t := range out {
+			if _, dup := seen[t.ChannelID]; !dup {
+				seen[t.ChannelID] = struct{}{}
+				kept = append(kept, t)
+			}
+		}
+		clear(out[len(kept):])
+		out = kept
 	}
 	return out, nil
 }
