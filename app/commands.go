@@ -382,11 +382,13 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	if !r.NoPush && c.Push != nil {
 		chs := make([]store.Channel, 0, queued)
 		for i := range targets {
-			if allowed[targets[i].Platform] {
-				chs = append(chs, targets[i].Channel)
+			if t := &targets[i]; allowed[t.Platform] && len(t.PushToken) > 0 && t.PushMagic != "" && !t.PushDead {
+				chs = append(chs, t.PushChannel())
 			}
 		}
-		c.Push.Push(ctx, chs)
+		if len(chs) > 0 {
+			c.Push.Push(ctx, chs)
+		}
 	}
 	return res, nil
 }

@@ -91,35 +91,19 @@ func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
 	return s.constraint(err)
 }
 
-// withExtra scans trailing columns after the ones a scan function knows.
-type withExtra struct {
-	sc    scanner
-	extra any
-}
-
-func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.extra)...) }
-
 const channelColumns = `id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
 
 func scanChannel(sc scanner) (*store.Channel, error) {
 	var c store.Channel
-	if err := scanChannelInto(&c, sc); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
-// scanChannelInto scans channelColumns into c.
-func scanChannelInto(c *store.Channel, sc scanner) error {
 	var dead int
 	var push, seen, created, updated int64
 	if err := sc.Scan(&c.ID, &c.DeviceID, &c.Kind, &c.EnrollmentUserID, &c.UserShortName, &c.UserLongName, &c.PushToken, &c.PushMagic, &dead,
 		&push, &seen, &created, &updated); err != nil {
-		return err
+		return nil, err
 	}
 	c.PushDead = dead != 0
 	c.LastPushAt, c.LastSeenAt, c.CreatedAt, c.UpdatedAt = fromMicros(push), fromMicros(seen), fromMicros(created), fromMicros(updated)
-	return nil
+	return &c, nil
 }
 
 func (s *Store) Channel(ctx context.Context, ref, kind, enrollmentUserID string) (*store.Channel, error) {
@@ -431,8 +415,7 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 	// 100,000 ids for a tenant-wide command would be waste).
 	queries := 0
 	out := make([]store.ChannelTarget, 0, 64)
-	base := `SELECT c.id, c.enrollment_ref, c.kind, c.enrollment_user_id, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
-		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform /* = channelColumns, c. prefixed */
+	base := `SELECT c.id, e.platform, c.push_token, c.push_magic, c.push_dead
 		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
 		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `
 	run := func(where string, args ...any) error {
@@ -442,14 +425,15 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 			return err
 		}
 		defer rows.Close()
+		var dead int
 		for rows.Next() {
-			// Scanned in place: no per-row copy of the channel.
+			// Scanned in place: no per-row copy.
 			out = append(out, store.ChannelTarget{})
 			t := &out[len(out)-1]
-			if err := scanChannelInto(&t.Channel, withExtra{rows, &t.Platform}); err != nil {
+			if err := rows.Scan(&t.ChannelID, &t.Platform, &t.PushToken, &t.PushMagic, &dead); err != nil {
 				return err
 			}
-			t.ChannelID = t.Channel.ID
+			t.PushDead = dead != 0
 		}
 		return rows.Err()
 	}
