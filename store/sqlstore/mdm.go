@@ -225,6 +225,18 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		}
 		s.seqs.start(last)
 	}
+	if s.d.UnnestText != "" && len(channelIDs) > 1 {
+		// One statement for every row (their channels differ: one seq).
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+			SELECT t.id, ?, ?, ?, ? FROM `+s.d.UnnestText, cmd.UUID, seq, store.QueueQueued, at, channelIDs); err != nil {
+			return failed(err, channelIDs)
+		}
+		channelIDs = nil
+	}
 	for len(channelIDs) >= enqueueBatch {
 		ids := channelIDs[:enqueueBatch]
 		var seq int64
