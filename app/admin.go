@@ -219,6 +219,52 @@ func (a *Audit) Record(ctx context.Context, e *store.AuditEntry) error {
 	return a.Store.AppendAudit(context.WithoutCancel(ctx), e)
 }
 
+// RequestAudit is the audit entry of one admin request, handed down in
+// the request's context (WithRequestAudit) so that a use case that writes
+// can append it in its own transaction: the change and its record then
+// share one durable commit (one fsync on SQLite, not two), and a record
+// of success exists only if the change committed. Use cases that do so:
+// Commands.Enqueue and Commands.EnqueueBulk. Whoever made the entry
+// writes it itself (Audit.Record) when no use case did (Written false):
+// a failed request, a replayed idempotent one, every other call.
+type RequestAudit struct {
+	// Entry is the record; Entry.Status is the status the caller answers
+	// when the use case succeeds (0: the caller has not said, and no use
+	// case writes the entry).
+	Entry   store.AuditEntry
+	claimed bool
+	written bool
+}
+
+type requestAuditKey struct{}
+
+// WithRequestAudit returns ctx carrying ra.
+func WithRequestAudit(ctx context.Context, ra *RequestAudit) context.Context {
+	return context.WithValue(ctx, requestAuditKey{}, ra)
+}
+
+// RequestAuditFrom returns the request's audit entry, or nil.
+func RequestAuditFrom(ctx context.Context) *RequestAudit {
+	ra, _ := ctx.Value(requestAuditKey{}).(*RequestAudit)
+	return ra
+}
+
+// Written reports whether a use case committed the entry (its ID is set).
+func (ra *RequestAudit) Written() bool { return ra != nil && ra.written }
+
+// claimRequestAudit returns the entry of ctx's request for the one write
+// about to run, or nil (none, no success status given, or claimed by an
+// earlier write of the same request). The caller marks it written only
+// after its transaction committed with the entry inside.
+func claimRequestAudit(ctx context.Context) *RequestAudit {
+	ra := RequestAuditFrom(ctx)
+	if ra == nil || ra.claimed || ra.Entry.Status == 0 {
+		return nil
+	}
+	ra.claimed = true
+	return ra
+}
+
 // List returns a page of entries, newest first (f.Limit default 100, at
 // most 1000), and the id to continue before (0 when this page is the
 // last).

@@ -246,9 +246,22 @@ func replayed(rec *store.IdempotencyKey, k *Idempotency, out any) error {
 // with answer as what a repeat gets. When a request with the same key won
 // (a concurrent repeat), nothing is queued: its answer is decoded into
 // out and enqueue returns true.
+//
+// The audit entry of ctx's request (RequestAudit), when its caller gave
+// the success status, is written in the same transaction as the command
+// and marked written only when that transaction committed and queued the
+// command (not on failure, not on a replay).
 func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.CommandRecord, channelIDs []string, out, answer any) (bool, error) {
+	ra := claimRequestAudit(ctx)
+	if ra != nil {
+		cmd.Audit = &ra.Entry
+	}
 	if k == nil {
-		return false, c.Store.Enqueue(ctx, cmd, channelIDs)
+		err := c.Store.Enqueue(ctx, cmd, channelIDs)
+		if ra != nil {
+			ra.written = err == nil
+		}
+		return false, err
 	}
 	b, err := json.Marshal(answer)
 	if err != nil {
@@ -262,6 +275,9 @@ func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.Comma
 	}
 	if existing != nil {
 		return true, replayed(existing, k, out)
+	}
+	if ra != nil {
+		ra.written = true
 	}
 	if last := c.lastPurge.Load(); now.Unix()-last >= 3600 && c.lastPurge.CompareAndSwap(last, now.Unix()) {
 		// Expired keys only take room (lookups ignore them); a failed
@@ -306,17 +322,20 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	if len(targets) == 0 {
 		return nil, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
 	}
-	byPlatform := map[string][]store.ChannelTarget{}
-	for _, t := range targets {
-		byPlatform[t.Platform] = append(byPlatform[t.Platform], t)
+	// The command is built (checked against Apple's rules) once per
+	// platform, not per target; targets are counted per platform and
+	// then kept or dropped in place, without copying their channels.
+	count := map[string]int{}
+	for i := range targets {
+		count[targets[i].Platform]++
 	}
 	res := &BulkResult{Skipped: []BulkSkip{}, ByPlatform: map[string]int{}}
 	var cmd map[string]any
 	var rt string
 	var firstRefusal error
-	var ids []string
-	var chs []store.Channel
-	for platform, ts := range byPlatform {
+	allowed := map[string]bool{}
+	queued := 0
+	for platform, n := range count {
 		cp := catalog.IOS
 		if platform == catalog.MacOS {
 			cp = catalog.MacOS
@@ -330,18 +349,22 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 			if firstRefusal == nil {
 				firstRefusal = err
 			}
-			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: len(ts), Reason: err.Error()})
+			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: n, Reason: err.Error()})
 			continue
 		}
 		rt, cmd = prt, pcmd
-		res.ByPlatform[platform] = len(ts)
-		for _, t := range ts {
-			ids = append(ids, t.ChannelID)
-			chs = append(chs, t.Channel)
-		}
+		res.ByPlatform[platform] = n
+		allowed[platform] = true
+		queued += n
 	}
-	if len(ids) == 0 {
+	if queued == 0 {
 		return nil, refused(firstRefusal)
+	}
+	ids := make([]string, 0, queued)
+	for i := range targets {
+		if allowed[targets[i].Platform] {
+			ids = append(ids, targets[i].ChannelID)
+		}
 	}
 	id := profile.NewUUID()
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
@@ -357,7 +380,15 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return &done, nil
 	}
 	if !r.NoPush && c.Push != nil {
-		c.Push.Push(ctx, chs)
+		chs := make([]store.Channel, 0, queued)
+		for i := range targets {
+			if t := &targets[i]; allowed[t.Platform] && len(t.PushToken) > 0 && t.PushMagic != "" && !t.PushDead {
+				chs = append(chs, t.PushChannel())
+			}
+		}
+		if len(chs) > 0 {
+			c.Push.Push(ctx, chs)
+		}
 	}
 	return res, nil
 }

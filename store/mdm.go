@@ -48,6 +48,14 @@ type CommandRecord struct {
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // zero: never
 	CreatedBy   string
+	// Audit, when set, is the audit entry of the request that queues the
+	// command: Enqueue and EnqueueOnce append it in the same transaction
+	// (and set its ID), so that the command and the record of who queued
+	// it share one durable commit and neither exists without the other.
+	// It is not written when the transaction fails or when EnqueueOnce
+	// finds the key already used (nothing is queued then). Never read
+	// back (QueuedCommand leaves it nil).
+	Audit *AuditEntry
 }
 
 // QueuedCommand is a command in one channel's queue.
@@ -142,7 +150,9 @@ type MDMStore interface {
 	// pushedBefore: devices that did not come for their commands.
 	WaitingChannels(ctx context.Context, waitingSince, pushedBefore time.Time, limit int) ([]Channel, error)
 	// TargetChannels returns the device channels of enrolled enrollments
-	// matching f, with their platform, for bulk commands.
+	// matching f, each once, with their platform and what a push needs,
+	// for bulk commands (100,000 targets are one read of five columns a
+	// row, not the whole channel).
 	TargetChannels(ctx context.Context, f TargetFilter) ([]ChannelTarget, error)
 }
 
@@ -155,9 +165,18 @@ type TargetFilter struct {
 	EnrollmentIDs []string
 }
 
-// ChannelTarget is a device channel and its platform.
+// ChannelTarget is a device channel a bulk command goes to: its id, its
+// enrollment's platform, and the channel's push fields (as in Channel).
 type ChannelTarget struct {
 	ChannelID string
 	Platform  string
-	Channel   Channel
+	PushToken []byte
+	PushMagic string
+	PushDead  bool
+}
+
+// PushChannel is the target as a Channel for a Pusher: only ID and the
+// push fields are set.
+func (t *ChannelTarget) PushChannel() Channel {
+	return Channel{ID: t.ChannelID, PushToken: t.PushToken, PushMagic: t.PushMagic, PushDead: t.PushDead}
 }

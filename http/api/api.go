@@ -155,26 +155,55 @@ func (a *API) authenticated(h handlerFunc) http.Handler {
 			httpx.WriteError(w, r, a.Log, err)
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		var ra *app.RequestAudit
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			ra = &app.RequestAudit{Entry: store.AuditEntry{At: a.Now().UTC(), Actor: p, Action: r.Pattern, Target: r.PathValue("id"), Remote: r.RemoteAddr}}
+			ctx = app.WithRequestAudit(ctx, ra)
+		}
+		r = r.WithContext(ctx)
 		rec := &httpx.StatusRecorder{ResponseWriter: w}
 		if err := h(rec, r); err != nil {
 			httpx.WriteError(rec, r, a.Log, err)
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			a.audit(r, p, rec.Status)
+		if ra != nil {
+			a.audit(r, ra, rec.Status)
 		}
 	})
 }
 
-// audit records a change (or an attempted one) in the audit log. Bodies
-// are never recorded: they can hold passwords and keys.
-func (a *API) audit(r *http.Request, principal string, status int) {
+// auditOnSuccess tells the use case r's handler calls that it may write
+// the request's audit entry in its own transaction, recording status —
+// the status the handler answers when the use case succeeds (see
+// app.RequestAudit). The handler must then answer exactly that status
+// after a success.
+func auditOnSuccess(r *http.Request, status int) {
+	if ra := app.RequestAuditFrom(r.Context()); ra != nil {
+		ra.Entry.Status = status
+	}
+}
+
+// audit records a change (or an attempted one) in the audit log, unless
+// the use case already committed the record with its change. Bodies are
+// never recorded: they can hold passwords and keys.
+func (a *API) audit(r *http.Request, ra *app.RequestAudit, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	e := &store.AuditEntry{At: a.Now().UTC(), Actor: principal, Action: r.Pattern, Target: r.PathValue("id"), Status: status, Remote: r.RemoteAddr}
+	if ra.Written() {
+		if ra.Entry.Status == status {
+			return
+		}
+		// Not expected (handlers answer the status they announced): the
+		// committed entry says otherwise, so the answer given is recorded
+		// too.
+		a.Log.Error("audit entry written with the change has another status than the answer",
+			"action", ra.Entry.Action, "id", ra.Entry.ID, "recorded", ra.Entry.Status, "answered", status)
+	}
+	e := ra.Entry
+	e.ID, e.Status = 0, status
 	// The request may be cancelled by now; the record is still written.
-	if err := a.App.Audit.Record(r.Context(), e); err != nil {
+	if err := a.App.Audit.Record(r.Context(), &e); err != nil {
 		a.Log.Error("cannot write the audit log", "err", err, "action", e.Action, "actor", e.Actor)
 	}
 }

@@ -111,6 +111,7 @@ func (a *API) enqueueCommand(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		req.JSON = in
 	}
+	auditOnSuccess(r, http.StatusCreated)
 	e, id, err := a.App.Devices.Enqueue(r.Context(), r.PathValue("id"), req)
 	if err != nil {
 		return a.commandRefused(r, r.PathValue("id"), err)
@@ -222,6 +223,7 @@ func (a *API) bulkCommand(w http.ResponseWriter, r *http.Request) error {
 	} else if in.ExpiresIn > 0 {
 		req.ExpiresAt = a.Now().Add(time.Duration(in.ExpiresIn * float64(time.Second)))
 	}
+	auditOnSuccess(r, http.StatusCreated)
 	res, err := a.App.Devices.EnqueueBulk(r.Context(), app.Targets{Devices: in.Targets.Devices, Users: in.Targets.Users, Tenant: in.Targets.Tenant}, req)
 	if err != nil {
 		return a.commandRefused(r, "bulk", err)

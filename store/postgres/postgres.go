@@ -35,6 +35,9 @@ var Dialect = sqlstore.Dialect{
 	// server's clock is stepped back in between.
 	SeqClock: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
 	Greatest: "GREATEST",
+	// pgx sends a []string as a text[] in binary: 100,000 channel ids are
+	// one parameter of one statement.
+	UnnestText: "unnest(CAST(? AS text[])) AS t(id)",
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected

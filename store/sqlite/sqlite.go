@@ -45,6 +45,15 @@ var Dialect = sqlstore.Dialect{
 	},
 }
 
+// writerCache is the page cache of the one writer connection: 64 MiB
+// (SQLite's default is 2 MiB). A bulk command to 100,000 devices inserts
+// into every leaf page of the queue's two channel-ordered indexes; with
+// the default cache the transaction spent most of its time re-reading
+// (pread) and spilling (to the WAL, before its commit) the same pages.
+// The cache holds only pages actually read, so a small database uses
+// little of it; it is allocated outside the Go heap.
+const writerCache = "_pragma=cache_size(-65536)"
+
 // Open opens (creating if needed) the database file at path and applies
 // pending migrations.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
@@ -69,7 +78,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	}
 	// Writes go through one connection (SQLite has one writer anyway:
 	// queueing in Go beats spinning on SQLITE_BUSY), reads through a pool.
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	w, err := sql.Open("sqlite", dsn("immediate")+"&"+writerCache)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

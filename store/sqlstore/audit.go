@@ -6,9 +6,20 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 )
 
+const appendAuditSQL = `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
+
+func auditArgs(e *store.AuditEntry) []any {
+	return []any{toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote}
+}
+
 func (s *Store) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
-	return s.writeRow(ctx, `INSERT INTO audit_log (at, actor, action, target, status, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		[]any{toMicros(e.At), e.Actor, e.Action, e.Target, e.Status, e.Remote}, &e.ID)
+	return s.writeRow(ctx, appendAuditSQL, auditArgs(e), &e.ID)
+}
+
+// appendAudit appends e inside tx (a write that carries its request's
+// audit entry: one commit for both).
+func appendAudit(ctx context.Context, tx *Tx, e *store.AuditEntry) error {
+	return tx.QueryRowContext(ctx, appendAuditSQL, auditArgs(e)...).Scan(&e.ID)
 }
 
 func (s *Store) Audit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {

@@ -91,14 +91,6 @@ func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
 	return s.constraint(err)
 }
 
-// withExtra scans trailing columns after the ones a scan function knows.
-type withExtra struct {
-	sc    scanner
-	extra any
-}
-
-func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.extra)...) }
-
 const channelColumns = `id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token, push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at`
 
 func scanChannel(sc scanner) (*store.Channel, error) {
@@ -233,6 +225,18 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		}
 		s.seqs.start(last)
 	}
+	if s.d.UnnestText != "" && len(channelIDs) > 1 {
+		// One statement for every row (their channels differ: one seq).
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+			SELECT t.id, ?, ?, ?, ? FROM `+s.d.UnnestText, cmd.UUID, seq, store.QueueQueued, at, channelIDs); err != nil {
+			return failed(err, channelIDs)
+		}
+		channelIDs = nil
+	}
 	for len(channelIDs) >= enqueueBatch {
 		ids := channelIDs[:enqueueBatch]
 		var seq int64
@@ -241,9 +245,11 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		} else if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
 			return err
 		}
+		// The values every row shares are boxed once, not per row.
 		args := make([]any, 0, 5*len(ids))
+		uuid, seqArg, status, atArg := any(cmd.UUID), any(seq), any(store.QueueQueued), any(at)
 		for _, id := range ids {
-			args = append(args, id, cmd.UUID, seq, store.QueueQueued, at)
+			args = append(args, id, uuid, seqArg, status, atArg)
 		}
 		if _, err := tx.ExecContext(ctx, s.enqueueSQL(enqueueBatch), args...); err != nil {
 			return failed(err, ids)
@@ -259,6 +265,11 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		if _, err := tx.ExecContext(ctx, s.enqueueSQL(1), args...); err != nil {
 			return failed(err, []string{id})
 		}
+	}
+	if cmd.Audit != nil {
+		// The request's audit entry shares the command's commit (one
+		// fsync, not two) and is rolled back with it.
+		return appendAudit(ctx, tx, cmd.Audit)
 	}
 	return nil
 }
@@ -526,29 +537,31 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 }
 
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
-	seen := map[string]bool{}
-	var out []store.ChannelTarget
-	base := `SELECT c.id, c.enrollment_ref, c.kind, c.enrollment_user_id, c.user_short_name, c.user_long_name, c.push_token, c.push_magic, c.push_dead,
-		c.last_push_at, c.last_seen_at, c.created_at, c.updated_at, e.platform /* = channelColumns, c. prefixed */
+	// The rows of one query are distinct channels; only a union of
+	// several (a tenant and users, chunks of a list) can repeat one, so
+	// duplicates are removed once at the end, and only then (a map of
+	// 100,000 ids for a tenant-wide command would be waste).
+	queries := 0
+	out := make([]store.ChannelTarget, 0, 64)
+	base := `SELECT c.id, e.platform, c.push_token, c.push_magic, c.push_dead
 		FROM channels c JOIN enrollments e ON e.id = c.enrollment_ref
 		WHERE c.kind = 'device' AND e.status = 'enrolled' AND `
 	run := func(where string, args ...any) error {
+		queries++
 		rows, err := s.r.QueryContext(ctx, base+where, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var dead int
 		for rows.Next() {
-			var t store.ChannelTarget
-			c, err := scanChannel(withExtra{rows, &t.Platform})
-			if err != nil {
+			// Scanned in place: no per-row copy.
+			out = append(out, store.ChannelTarget{})
+			t := &out[len(out)-1]
+			if err := rows.Scan(&t.ChannelID, &t.Platform, &t.PushToken, &t.PushMagic, &dead); err != nil {
 				return err
 			}
-			t.Channel, t.ChannelID = *c, c.ID
-			if !seen[t.ChannelID] {
-				seen[t.ChannelID] = true
-				out = append(out, t)
-			}
+			t.PushDead = dead != 0
 		}
 		return rows.Err()
 	}
@@ -588,6 +601,18 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 	}
 	if err := chunks(apple, func(n int) string { return `e.apple_enrollment_id IN ` + in(n) }); err != nil {
 		return nil, err
+	}
+	if queries > 1 {
+		seen := make(map[string]struct{}, len(out))
+		kept := out[:0]
+		for _, t := range out {
+			if _, dup := seen[t.ChannelID]; !dup {
+				seen[t.ChannelID] = struct{}{}
+				kept = append(kept, t)
+			}
+		}
+		clear(out[len(kept):])
+		out = kept
 	}
 	return out, nil
 }

@@ -52,6 +52,12 @@ type Dialect struct {
 	// Greatest names the scalar maximum function (GREATEST; SQLite's is
 	// MAX with two arguments).
 	Greatest string
+	// UnnestText is a table expression of one column, id, over one
+	// parameter holding a []string (PostgreSQL: unnest of a text[]): a
+	// bulk enqueue then inserts all its queue rows in one statement with
+	// one parameter, not in batches of enqueueBatch rows of five
+	// parameters each. Empty: batches.
+	UnnestText string
 }
 
 // Store implements store.Store over database/sql.

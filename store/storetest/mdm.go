@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ func mdmTests() []namedTest {
 		{"LostDeliveryResent", testLostDelivery},
 		{"ResultAndNextInOneWrite", testResultNext},
 		{"Audit", testAudit},
+		{"EnqueueWithAudit", testEnqueueWithAudit},
+		{"TargetChannels", testTargetChannels},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
 		{"QueueOrderPerChannel", testQueueOrderPerChannel},
@@ -557,5 +560,138 @@ func testLostDelivery(t *testing.T, s store.Store) {
 	}
 	if got := next(true); got != "l1" {
 		t.Fatalf("after Idle: %s", got)
+	}
+}
+
+// testEnqueueWithAudit: a command's request audit entry (CommandRecord.Audit)
+// is appended in the enqueue's transaction: there after a success (ID set),
+// absent when the enqueue fails, and absent when EnqueueOnce finds its key
+// already used (nothing queued then).
+func testEnqueueWithAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	if err := s.PutChannel(ctx, &store.Channel{ID: "AUD-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(target string) *store.AuditEntry {
+		return &store.AuditEntry{At: now(), Actor: "key:k1", Action: "POST /api/v1/devices/{id}/commands", Target: target, Status: 201, Remote: "10.0.0.9"}
+	}
+	cmd := func(uuid string, a *store.AuditEntry) *store.CommandRecord {
+		return &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("x"), CreatedAt: now(), Audit: a}
+	}
+	recorded := func() []string {
+		t.Helper()
+		es, err := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/devices/{id}/commands"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, fmt.Sprintf("%s/%d/%s", e.Target, e.Status, e.Remote))
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	ok := entry("ok")
+	if err := s.Enqueue(ctx, cmd("AUD-C1", ok), []string{"AUD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok.ID == 0 {
+		t.Fatal("the entry's ID was not set")
+	}
+	// A failed enqueue (an unknown channel) writes no entry.
+	failed := entry("failed")
+	if err := s.Enqueue(ctx, cmd("AUD-C2", failed), []string{"AUD-1", "NO-SUCH-CHANNEL"}); err == nil {
+		t.Fatal("enqueued for an unknown channel")
+	}
+	// Under an idempotency key: the first request writes its entry, a
+	// repeat (nothing queued) does not.
+	key := &store.IdempotencyKey{Principal: "key:k1", Key: "aud", Fingerprint: "fp", Response: []byte(`{}`), CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
+	if ex, err := s.EnqueueOnce(ctx, key, cmd("AUD-C3", entry("once")), []string{"AUD-1"}); err != nil || ex != nil {
+		t.Fatalf("%+v %v", ex, err)
+	}
+	if ex, err := s.EnqueueOnce(ctx, key, cmd("AUD-C4", entry("repeat")), []string{"AUD-1"}); err != nil || ex == nil {
+		t.Fatalf("%+v %v", ex, err)
+	}
+	if got := fmt.Sprint(recorded()); got != "[ok/201/10.0.0.9 once/201/10.0.0.9]" {
+		t.Fatalf("audit entries: %s", got)
+	}
+	if qs, _ := s.QueuedCommands(ctx, "AUD-1", 10); len(qs) != 2 {
+		t.Fatalf("queued: %d", len(qs))
+	}
+}
+
+// testTargetChannels: a bulk command's targets are the device channels of
+// enrolled enrollments (not pending, not unenrolled, no user channels)
+// selected by tenant, users and ids (Pomona's or Apple's), each once when
+// the selections overlap, with the platform and the push fields.
+func testTargetChannels(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ta, tb := mustTenant(t, s, "A", "a.example"), mustTenant(t, s, "B", "b.example")
+	u1, u2, u3 := mustUser(t, s, ta.ID, "u1@a.example"), mustUser(t, s, ta.ID, "u2@a.example"), mustUser(t, s, tb.ID, "u3@b.example")
+	device := func(tenant, user *string, platform, apple, channel string, ch store.Channel) *store.Enrollment {
+		t.Helper()
+		e := &store.Enrollment{ID: id("en_tgt"), TenantID: *tenant, UserID: *user, TokenHash: []byte("tok-" + channel), Platform: platform,
+			Status: store.EnrollmentPending, CreatedAt: now(), UpdatedAt: now()}
+		if err := s.CreateEnrollment(ctx, e, nil); err != nil {
+			t.Fatal(err)
+		}
+		if apple != "" {
+			if err := s.BindAppleEnrollment(ctx, e.ID, apple, store.DeviceInfo{}, now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch.ID, ch.DeviceID, ch.Kind, ch.CreatedAt, ch.UpdatedAt = channel, e.ID, "device", now(), now()
+		if err := s.PutChannel(ctx, &ch); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e1 := device(&ta.ID, &u1.ID, "iOS", "TGT-A1", "TGT-C1", store.Channel{PushToken: []byte("t1"), PushMagic: "m1"})
+	e2 := device(&ta.ID, &u1.ID, "macOS", "TGT-A2", "TGT-C2", store.Channel{PushToken: []byte("t2"), PushMagic: "m2", PushDead: true})
+	if err := s.PutChannel(ctx, &store.Channel{ID: "TGT-C2-USER", DeviceID: e2.ID, Kind: "user", EnrollmentUserID: "U", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	device(&ta.ID, &u2.ID, "iOS", "", "TGT-C3", store.Channel{}) // pending: no Authenticate yet
+	e4 := device(&ta.ID, &u2.ID, "iOS", "TGT-A4", "TGT-C4", store.Channel{})
+	if err := s.EndEnrollment(ctx, e4.ID, "test", now()); err != nil {
+		t.Fatal(err)
+	}
+	device(&tb.ID, &u3.ID, "iOS", "TGT-A5", "TGT-C5", store.Channel{})
+
+	for _, c := range []struct {
+		name string
+		f    store.TargetFilter
+		want string
+	}{
+		{"tenant", store.TargetFilter{TenantID: ta.ID}, "[TGT-C1 TGT-C2]"},
+		{"users", store.TargetFilter{UserIDs: []string{u1.ID, u2.ID}}, "[TGT-C1 TGT-C2]"},
+		{"ids", store.TargetFilter{EnrollmentIDs: []string{e1.ID, "TGT-A5", "TGT-A4", "NO-SUCH"}}, "[TGT-C1 TGT-C5]"},
+		{"union", store.TargetFilter{TenantID: ta.ID, UserIDs: []string{u1.ID, u3.ID}, EnrollmentIDs: []string{e1.ID, "TGT-A2", "TGT-A5"}}, "[TGT-C1 TGT-C2 TGT-C5]"},
+		{"other tenant", store.TargetFilter{TenantID: tb.ID}, "[TGT-C5]"},
+	} {
+		ts, err := s.TargetChannels(ctx, c.f)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var got []string
+		for _, x := range ts {
+			got = append(got, x.ChannelID)
+			switch x.ChannelID {
+			case "TGT-C1":
+				if x.Platform != "iOS" || string(x.PushToken) != "t1" || x.PushMagic != "m1" || x.PushDead {
+					t.Fatalf("%s: %+v", c.name, x)
+				}
+			case "TGT-C2":
+				if x.Platform != "macOS" || string(x.PushToken) != "t2" || x.PushMagic != "m2" || !x.PushDead {
+					t.Fatalf("%s: %+v", c.name, x)
+				}
+			}
+		}
+		sort.Strings(got)
+		if fmt.Sprint(got) != c.want {
+			t.Fatalf("%s: %v, want %s", c.name, got, c.want)
+		}
 	}
 }
