@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
