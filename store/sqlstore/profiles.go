@@ -690,6 +690,9 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	if err != nil {
 		return nil, err
 	}
+	if len(enrs) == 0 {
+		return nil, nil
+	}
 	tenantIDs := map[string]bool{}
 	for _, e := range enrs {
 		tenantIDs[e.TenantID] = true
