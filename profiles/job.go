@@ -209,7 +209,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	for i := range ins {
 		byID[ins[i].Enrollment.ID] = &ins[i]
 	}
-	bp := &batchPlan{job: j, now: j.now(), shared: map[sharedKey]*store.CommandRecord{}}
+	bp := &batchPlan{job: j, now: j.now(), shared: map[sharedKey]*store.CommandRecord{}, render: reconcile.NewRenderer()}
 	if j.Signer != nil {
 		bp.signer = j.Signer()
 	}
@@ -253,6 +253,9 @@ type batchPlan struct {
 	shared map[sharedKey]*store.CommandRecord
 	push   []store.Channel
 	failed []failedItem
+	// render renders each distinct profile of the batch once and fills
+	// in every device's values (the same bytes as mobileconfig.Render).
+	render *reconcile.Renderer
 }
 
 // sharedKey identifies a shareable command: its platform (Apple's rules
@@ -302,7 +305,7 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 		sign[c.ProfileID] = c.Sign
 	}
 	stored := in.Items
-	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(&in.User, &in.Tenant, enr)},
+	actions, wake := bp.render.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(&in.User, &in.Tenant, enr)},
 		profiles, toItems(stored), now)
 
 	// This device's writes, merged into the batch only when all of it
