@@ -34,8 +34,10 @@ const (
 	// DefaultVerifyEvery: every enrolled device with profiles gets a
 	// ProfileList this often, to find drift.
 	DefaultVerifyEvery = 24 * time.Hour
-	// DefaultBatch: enrollments claimed per pass.
-	DefaultBatch = 200
+	// DefaultBatch: enrollments claimed per pass — planned in memory and
+	// written in one transaction (a few MB at most: a per-device
+	// rendering is a command row of ~2 KB).
+	DefaultBatch = 1000
 	// DefaultLease: how long a claim keeps other instances off an
 	// enrollment (a pass over a batch takes far less).
 	DefaultLease = 2 * time.Minute
