@@ -141,4 +141,3 @@ func (r *Renderer) Render(stored []byte, values map[string]string) ([]byte, stri
 func (r *Renderer) Plan(dev Device, profiles []Profile, items []Item, now time.Time) ([]Action, time.Time) {
 	return plan(r.Render, dev, profiles, items, now)
 }
-

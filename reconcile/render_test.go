@@ -14,9 +14,9 @@ import (
 func TestRendererIsRender(t *testing.T) {
 	multi := strings.Replace(benchWifi, "<string>Bench</string>", "<string>$USER_NAME at $TENANT costs $$5 &amp; more</string>", 1)
 	plists := map[string]string{
-		"one variable":  benchWifi,
-		"several":       multi,
-		"no variable":   strings.Replace(benchWifi, "$EMAIL", "fixed@example.com", 1),
+		"one variable":   benchWifi,
+		"several":        multi,
+		"no variable":    strings.Replace(benchWifi, "$EMAIL", "fixed@example.com", 1),
 		"does not parse": "<plist><dict><key>x</key>",
 	}
 	values := []map[string]string{
