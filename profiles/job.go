@@ -13,17 +13,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/micromdm/plist"
-
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
 	"github.com/pomona-mdm/pomona/opaquetoken"
 	"github.com/pomona-mdm/pomona/profile"
@@ -36,8 +34,10 @@ const (
 	// DefaultVerifyEvery: every enrolled device with profiles gets a
 	// ProfileList this often, to find drift.
 	DefaultVerifyEvery = 24 * time.Hour
-	// DefaultBatch: enrollments claimed per pass.
-	DefaultBatch = 200
+	// DefaultBatch: enrollments claimed per pass — planned in memory and
+	// written in one transaction (a few MB at most: a per-device
+	// rendering is a command row of ~2 KB).
+	DefaultBatch = 1000
 	// DefaultLease: how long a claim keeps other instances off an
 	// enrollment (a pass over a batch takes far less).
 	DefaultLease = 2 * time.Minute
@@ -177,7 +177,14 @@ type Report struct {
 	Claimed, Installs, Removals, Failures, Verifies int
 }
 
-// Run is one pass: claim the enrollments due, reconcile each, release.
+// Run is one pass over a claimed batch: read what planning needs in a
+// few set-based queries (store.ReconcileInputs), plan every enrollment in
+// memory (reconcile.Plan), then write the whole batch — commands, queue
+// rows, SCEP challenges, items, the claims' end — in ONE transaction
+// (store.ApplyReconcile), and push the batch's channels once. A device
+// whose plan cannot be made (a signing error, a refused command) is left
+// for a retry alone; the others go on. If the write fails nothing of the
+// batch is stored and its claims expire after the lease.
 func (j *Job) Run(ctx context.Context) (Report, error) {
 	var rep Report
 	lease := j.Lease
@@ -189,20 +196,273 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	rep.Claimed = len(ds)
+	if len(ds) == 0 {
+		return rep, nil
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.DeviceID
+	}
+	ins, err := j.Store.ReconcileInputs(ctx, ids)
+	if err != nil {
+		return rep, err
+	}
+	byID := make(map[string]*store.ReconcileInput, len(ins))
+	for i := range ins {
+		byID[ins[i].Enrollment.ID] = &ins[i]
+	}
+	bp := &batchPlan{job: j, now: j.now(), shared: map[sharedKey]*store.CommandRecord{}, render: reconcile.NewRenderer()}
+	if j.Signer != nil {
+		bp.signer = j.Signer()
+	}
+	bp.out.Holder = j.Holder
 	for _, d := range ds {
-		next, verify, err := j.reconcile(ctx, d, &rep)
-		if err != nil {
-			if ctx.Err() != nil {
-				return rep, ctx.Err()
+		next, verify := time.Time{}, false
+		if in := byID[d.DeviceID]; in != nil {
+			var err error
+			if next, verify, err = bp.device(d, in, &rep); err != nil {
+				j.Log.Warn("profile reconciler: enrollment left for a retry", "device", d.DeviceID, "err", err)
+				next, verify = bp.now.Add(reconcile.BackoffBase), d.Verify
 			}
-			j.Log.Warn("profile reconciler: enrollment left for a retry", "device", d.DeviceID, "err", err)
-			next, verify = j.now().Add(reconcile.BackoffBase), d.Verify
 		}
-		if err := j.Store.FinishDirty(ctx, d, j.Holder, next, verify); err != nil {
-			return rep, err
-		}
+		bp.out.Finished = append(bp.out.Finished, store.FinishedClaim{Dirty: d, Next: next, Verify: verify})
+	}
+	if err := j.Store.ApplyReconcile(ctx, &bp.out); err != nil {
+		return Report{Claimed: rep.Claimed}, err
+	}
+	if len(bp.push) > 0 && j.Commands.Push != nil {
+		j.Commands.Push.Push(ctx, bp.push) // asynchronous: the pusher sends in the background
+	}
+	for _, f := range bp.failed {
+		j.notify(ctx, EventFailed, f.enr, f.it)
+	}
+	if rep.Installs+rep.Removals+rep.Failures+rep.Verifies > 0 {
+		j.Log.Info("profile reconciler: batch queued", "claimed", rep.Claimed, "installs", rep.Installs, "removals", rep.Removals,
+			"failures", rep.Failures, "verifies", rep.Verifies, "commands", len(bp.out.Commands))
 	}
 	return rep, nil
+}
+
+// batchPlan collects one pass's writes.
+type batchPlan struct {
+	job    *Job
+	now    time.Time
+	signer *Signer
+	out    store.ReconcileBatch
+	// shared are the batch's commands whose content is the same for
+	// every device (no per-device value, no SCEP challenge): stored once,
+	// signed once, queued for each device's channel.
+	shared map[sharedKey]*store.CommandRecord
+	push   []store.Channel
+	failed []failedItem
+	// render renders each distinct profile of the batch once and fills
+	// in every device's values (the same bytes as mobileconfig.Render).
+	render *reconcile.Renderer
+}
+
+// sharedKey identifies a shareable command: its platform (Apple's rules
+// are checked per platform), kind, profile content hash (or identifier
+// for a removal) and whether it is signed.
+type sharedKey struct {
+	platform, kind, key string
+	signed              bool
+}
+
+type failedItem struct {
+	enr *store.Enrollment
+	it  *store.ProfileItem
+}
+
+// command returns the shared command for key, building it with build the
+// first time in this batch.
+func (bp *batchPlan) command(key sharedKey, build func() (*store.CommandRecord, error)) (*store.CommandRecord, bool, error) {
+	if c, ok := bp.shared[key]; ok {
+		return c, false, nil
+	}
+	c, err := build()
+	if err != nil {
+		return nil, false, err
+	}
+	bp.shared[key] = c
+	return c, true, nil
+}
+
+// device plans one enrollment into the batch. It returns when the
+// enrollment is due again (zero: only when something changes) and
+// whether that is a verification. On an error nothing of this device is
+// in the batch.
+func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, rep *Report) (time.Time, bool, error) {
+	j, enr, now := bp.job, &in.Enrollment, bp.now
+	if enr.Status != store.EnrollmentEnrolled {
+		return time.Time{}, false, nil // ended: its profiles went with the enrollment profile
+	}
+	if in.Channel == nil {
+		return time.Time{}, false, nil // its first TokenUpdate marks it again
+	}
+	sign := map[string]bool{}
+	profiles := make([]reconcile.Profile, len(in.Candidates))
+	for i, c := range in.Candidates {
+		profiles[i] = reconcile.Profile{ProfileID: c.ProfileID, Identifier: c.Identifier, Version: c.Version, Platforms: c.Platforms,
+			MinOS: c.MinOS, Plist: c.Plist, Included: c.Included, Excluded: c.Excluded}
+		sign[c.ProfileID] = c.Sign
+	}
+	stored := in.Items
+	actions, wake := bp.render.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(&in.User, &in.Tenant, enr)},
+		profiles, toItems(stored), now)
+
+	// This device's writes, merged into the batch only when all of it
+	// could be made.
+	var (
+		cmds    []store.CommandRecord
+		newCmds []sharedKey
+		queue   []store.BatchQueueEntry
+		chals   []store.NewProfileChallenge
+		puts    []store.ProfileItem
+		dels    []store.DeletedItem
+		failed  []failedItem
+		r       Report
+	)
+	abort := func() {
+		for _, k := range newCmds {
+			delete(bp.shared, k)
+		}
+	}
+	perDevice := func(cmd map[string]any) (string, error) {
+		rec, err := j.Commands.Record(enr.Platform, cmd, "profiles")
+		if err != nil {
+			return "", err
+		}
+		cmds = append(cmds, *rec)
+		queue = append(queue, store.BatchQueueEntry{ChannelID: in.Channel.ID, CommandUUID: rec.UUID})
+		return rec.UUID, nil
+	}
+	shared := func(key sharedKey, build func() (map[string]any, error)) (string, error) {
+		rec, created, err := bp.command(key, func() (*store.CommandRecord, error) {
+			cmd, err := build()
+			if err != nil {
+				return nil, err
+			}
+			return j.Commands.Record(enr.Platform, cmd, "profiles")
+		})
+		if err != nil {
+			return "", err
+		}
+		if created {
+			newCmds = append(newCmds, key)
+		}
+		queue = append(queue, store.BatchQueueEntry{ChannelID: in.Channel.ID, CommandUUID: rec.UUID})
+		return rec.UUID, nil
+	}
+	signed := func(profileID string, payload []byte) ([]byte, bool, error) {
+		if !sign[profileID] || bp.signer == nil {
+			return payload, false, nil
+		}
+		out, err := profile.Sign(payload, bp.signer.Cert, bp.signer.Key, bp.signer.Chain)
+		return out, true, err
+	}
+	queued := false
+	for _, a := range actions {
+		it := store.ProfileItem{DeviceID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
+		var uuid string
+		var err error
+		switch a.Kind {
+		case reconcile.Install:
+			if bytes.Contains(a.Payload, []byte(mobileconfig.ChallengePlaceholder)) {
+				// A one-time SCEP challenge bound to this enrollment and
+				// this profile: the command is this device's alone.
+				tok, hash := opaquetoken.New()
+				chals = append(chals, store.NewProfileChallenge{ProfileID: a.ProfileID,
+					Challenge: store.SCEPChallenge{Hash: hash, DeviceID: enr.ID, ExpiresAt: now.Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}})
+				payload := bytes.ReplaceAll(a.Payload, []byte(mobileconfig.ChallengePlaceholder), []byte(tok))
+				if payload, _, err = signed(a.ProfileID, payload); err == nil {
+					uuid, err = perDevice(map[string]any{"RequestType": "InstallProfile", "Payload": payload})
+				}
+			} else {
+				// Identical rendered content (same hash) on other devices
+				// of the batch shares this command, signed once.
+				key := sharedKey{platform: platformOf(enr), kind: "install", key: a.ProfileID + "\x00" + a.Hash, signed: sign[a.ProfileID] && bp.signer != nil}
+				uuid, err = shared(key, func() (map[string]any, error) {
+					payload, _, err := signed(a.ProfileID, a.Payload)
+					return map[string]any{"RequestType": "InstallProfile", "Payload": payload}, err
+				})
+			}
+			if err != nil {
+				abort()
+				return time.Time{}, false, err
+			}
+			it.State, it.Hash, it.CommandUUID, it.Attempts = reconcile.Installing, a.Hash, uuid, a.Attempts
+			r.Installs++
+			queued = true
+			j.Log.Debug("profile: InstallProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier,
+				"version", a.Version, "command_uuid", uuid, "attempt", a.Attempts)
+		case reconcile.Remove:
+			uuid, err = shared(sharedKey{platform: platformOf(enr), kind: "remove", key: a.Identifier}, func() (map[string]any, error) {
+				return map[string]any{"RequestType": "RemoveProfile", "Identifier": a.Identifier}, nil
+			})
+			if err != nil {
+				abort()
+				return time.Time{}, false, err
+			}
+			it.State, it.CommandUUID = reconcile.Removing, uuid
+			r.Removals++
+			queued = true
+			j.Log.Debug("profile: RemoveProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier, "command_uuid", uuid)
+		case reconcile.Fail:
+			it.State, it.Error = reconcile.Failed, a.Error
+			r.Failures++
+			j.Log.Warn("profile: cannot be made for this device", "device", enr.ID, "profile", a.ProfileID, "reason", a.Error)
+		case reconcile.Drop:
+			dels = append(dels, store.DeletedItem{DeviceID: enr.ID, ProfileID: a.ProfileID})
+			continue
+		}
+		puts = append(puts, it)
+		if a.Kind == reconcile.Fail {
+			failed = append(failed, failedItem{enr, &puts[len(puts)-1]})
+		}
+	}
+	if d.Verify && (len(stored) > 0 || queued) {
+		if _, err := shared(sharedKey{platform: platformOf(enr), kind: "list"}, func() (map[string]any, error) {
+			return map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, nil
+		}); err != nil {
+			abort()
+			return time.Time{}, false, err
+		}
+		r.Verifies++
+		queued = true
+	}
+	for _, k := range newCmds {
+		cmds = append(cmds, *bp.shared[k])
+	}
+	bp.out.Commands = append(bp.out.Commands, cmds...)
+	bp.out.Queue = append(bp.out.Queue, queue...)
+	bp.out.Challenges = append(bp.out.Challenges, chals...)
+	bp.out.PutItems = append(bp.out.PutItems, puts...)
+	bp.out.DelItems = append(bp.out.DelItems, dels...)
+	for _, f := range failed {
+		it := *f.it // puts may have moved
+		bp.failed = append(bp.failed, failedItem{enr, &it})
+	}
+	rep.Installs, rep.Removals, rep.Failures, rep.Verifies = rep.Installs+r.Installs, rep.Removals+r.Removals, rep.Failures+r.Failures, rep.Verifies+r.Verifies
+	if queued {
+		bp.push = append(bp.push, *in.Channel)
+	}
+	// Due again for a retry, or for the periodic verification when the
+	// device has (or is getting) profiles of Pomona's.
+	switch {
+	case !wake.IsZero():
+		return wake, false, nil
+	case len(stored) > 0 || queued:
+		return now.Add(j.verifyEvery()), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// platformOf is the platform whose rules a command is checked against.
+func platformOf(enr *store.Enrollment) string {
+	if enr.Platform == catalog.MacOS {
+		return catalog.MacOS
+	}
+	return catalog.IOS
 }
 
 // values are the variables of one device. The SCEP challenge stays a
@@ -220,21 +480,6 @@ func (j *Job) values(u *store.User, t *store.Tenant, e *store.Enrollment) map[st
 // longer fails the install and the retry brings a new challenge).
 const ProfileChallengeTTL = 7 * 24 * time.Hour
 
-// challenge fills the one-time SCEP challenge into a rendered profile
-// that has the placeholder: bound to this enrollment and this profile, it
-// issues one user certificate (enroll.Service.issueProfileCert).
-func (j *Job) challenge(ctx context.Context, enr *store.Enrollment, profileID string, payload []byte) ([]byte, error) {
-	if !bytes.Contains(payload, []byte(mobileconfig.ChallengePlaceholder)) {
-		return payload, nil
-	}
-	tok, hash := opaquetoken.New()
-	ch := &store.SCEPChallenge{Hash: hash, DeviceID: enr.ID, ExpiresAt: j.now().Add(ProfileChallengeTTL), Kind: store.ChallengeProfile}
-	if err := j.Store.AddProfileChallenge(ctx, ch, profileID); err != nil {
-		return nil, err
-	}
-	return bytes.ReplaceAll(payload, []byte(mobileconfig.ChallengePlaceholder), []byte(tok)), nil
-}
-
 func toItems(its []store.ProfileItem) []reconcile.Item {
 	out := make([]reconcile.Item, len(its))
 	for i, it := range its {
@@ -242,132 +487,6 @@ func toItems(its []store.ProfileItem) []reconcile.Item {
 			CommandUUID: it.CommandUUID, Acknowledged: it.Acknowledged, Attempts: it.Attempts, Error: it.Error, NextRetry: it.NextRetry}
 	}
 	return out
-}
-
-// reconcile plans and queues for one enrollment. It returns when the
-// enrollment is due again (zero: only when something changes) and
-// whether that is a verification.
-func (j *Job) reconcile(ctx context.Context, d store.DirtyEnrollment, rep *Report) (time.Time, bool, error) {
-	enr, err := j.Store.Enrollment(ctx, d.DeviceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	if enr.Status != store.EnrollmentEnrolled {
-		return time.Time{}, false, nil // ended: its profiles went with the enrollment profile
-	}
-	ch, err := j.Store.Channel(ctx, enr.ID, mdm.DeviceChannel, "")
-	if errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, false, nil // its first TokenUpdate marks it again
-	}
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	u, err := j.Store.User(ctx, enr.UserID)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	t, err := j.Store.Tenant(ctx, enr.TenantID)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	cands, err := j.Store.CandidateProfiles(ctx, enr.ID)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	stored, err := j.Store.ProfileItems(ctx, enr.ID)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	sign := map[string]bool{}
-	profiles := make([]reconcile.Profile, len(cands))
-	for i, c := range cands {
-		profiles[i] = reconcile.Profile{ProfileID: c.ProfileID, Identifier: c.Identifier, Version: c.Version, Platforms: c.Platforms,
-			MinOS: c.MinOS, Plist: c.Plist, Included: c.Included, Excluded: c.Excluded}
-		sign[c.ProfileID] = c.Sign
-	}
-	now := j.now()
-	actions, wake := reconcile.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(u, t, enr)}, profiles, toItems(stored), now)
-	queued := false
-	for _, a := range actions {
-		it := &store.ProfileItem{DeviceID: enr.ID, ProfileID: a.ProfileID, Identifier: a.Identifier, Version: a.Version, UpdatedAt: now}
-		switch a.Kind {
-		case reconcile.Install:
-			payload, err := j.challenge(ctx, enr, a.ProfileID, a.Payload)
-			if err != nil {
-				return time.Time{}, false, err
-			}
-			if sign[a.ProfileID] && j.Signer != nil {
-				if sg := j.Signer(); sg != nil {
-					if payload, err = profile.Sign(payload, sg.Cert, sg.Key, sg.Chain); err != nil {
-						return time.Time{}, false, err
-					}
-				}
-			}
-			uuid, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "InstallProfile", "Payload": payload})
-			if err != nil {
-				return time.Time{}, false, err
-			}
-			it.State, it.Hash, it.CommandUUID, it.Attempts = reconcile.Installing, a.Hash, uuid, a.Attempts
-			rep.Installs++
-			queued = true
-			j.Log.Info("profile: InstallProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier,
-				"version", a.Version, "command_uuid", uuid, "attempt", a.Attempts)
-		case reconcile.Remove:
-			uuid, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "RemoveProfile", "Identifier": a.Identifier})
-			if err != nil {
-				return time.Time{}, false, err
-			}
-			it.State, it.CommandUUID = reconcile.Removing, uuid
-			rep.Removals++
-			queued = true
-			j.Log.Info("profile: RemoveProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier, "command_uuid", uuid)
-		case reconcile.Fail:
-			it.State, it.Error = reconcile.Failed, a.Error
-			rep.Failures++
-			j.Log.Warn("profile: cannot be made for this device", "device", enr.ID, "profile", a.ProfileID, "reason", a.Error)
-		case reconcile.Drop:
-			if err := j.Store.DeleteProfileItem(ctx, enr.ID, a.ProfileID); err != nil {
-				return time.Time{}, false, err
-			}
-			continue
-		}
-		if err := j.Store.PutProfileItem(ctx, it); err != nil {
-			return time.Time{}, false, err
-		}
-		if a.Kind == reconcile.Fail {
-			j.notify(ctx, EventFailed, enr, it)
-		}
-	}
-	if d.Verify && (len(stored) > 0 || queued) {
-		if _, err := j.enqueue(ctx, enr, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}); err != nil {
-			return time.Time{}, false, err
-		}
-		rep.Verifies++
-		queued = true
-	}
-	if queued && j.Commands.Push != nil {
-		j.Commands.Push.Push(ctx, []store.Channel{*ch})
-	}
-	// Due again for a retry, or for the periodic verification when the
-	// device has (or is getting) profiles of Pomona's.
-	switch {
-	case !wake.IsZero():
-		return wake, false, nil
-	case len(stored) > 0 || queued:
-		return now.Add(j.verifyEvery()), true, nil
-	}
-	return time.Time{}, false, nil
-}
-
-func (j *Job) enqueue(ctx context.Context, enr *store.Enrollment, cmd map[string]any) (string, error) {
-	b, err := plist.Marshal(cmd)
-	if err != nil {
-		return "", err
-	}
-	return j.Commands.Enqueue(ctx, enr, app.EnqueueRequest{Plist: b, NoPush: true, CreatedBy: "profiles"})
 }
 
 func (j *Job) notify(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem) {
@@ -419,7 +538,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, re
 	if status == mdm.NotNow {
 		return // the device will be asked again
 	}
-	it, err := j.Store.ProfileItemByCommand(ctx, commandUUID)
+	it, err := j.Store.ProfileItemForCommand(ctx, enr.ID, commandUUID)
 	if err != nil {
 		return // not Pomona's profile command (or superseded)
 	}

@@ -161,6 +161,10 @@ func ValidVersion(s string) bool {
 // profiles' order, then removals and drops in items' order), and when the
 // device must be looked at again for a retry (zero: not for a retry).
 func Plan(dev Device, profiles []Profile, items []Item, now time.Time) (actions []Action, wake time.Time) {
+	return plan(mobileconfig.Render, dev, profiles, items, now)
+}
+
+func plan(render func([]byte, map[string]string) ([]byte, string, error), dev Device, profiles []Profile, items []Item, now time.Time) (actions []Action, wake time.Time) {
 	byProfile := make(map[string]*Item, len(items))
 	for i := range items {
 		byProfile[items[i].ProfileID] = &items[i]
@@ -172,7 +176,7 @@ func Plan(dev Device, profiles []Profile, items []Item, now time.Time) (actions 
 		}
 		wanted[p.ProfileID] = true
 		it := byProfile[p.ProfileID]
-		payload, hash, err := mobileconfig.Render(p.Plist, dev.Values)
+		payload, hash, err := render(p.Plist, dev.Values)
 		if err != nil {
 			reason := "cannot make the profile for this device: " + err.Error()
 			var me *mobileconfig.MissingValueError

@@ -199,6 +199,69 @@ type ProfileStore interface {
 	// DirtyCount is the number of queued enrollments due by now (metrics,
 	// tests).
 	DirtyCount(ctx context.Context, now time.Time) (int, error)
+
+	// ReconcileInputs reads what planning needs for a claimed batch of
+	// enrollments in a few set-based queries (no per-device round trips):
+	// each enrollment with its device channel, user, tenant, candidate
+	// profiles (resolved once per distinct set of groups, as
+	// CandidateProfiles gives them) and items. Enrollments that no longer
+	// exist are left out. At most a few thousand ids per call.
+	ReconcileInputs(ctx context.Context, enrollmentIDs []string) ([]ReconcileInput, error)
+	// ApplyReconcile writes a planned batch in ONE transaction: commands
+	// and their queue rows, the SCEP challenges filled into them, items
+	// put and deleted, and the claims finished (each as FinishDirty).
+	// Either all of it is durable or nothing is.
+	ApplyReconcile(ctx context.Context, b *ReconcileBatch) error
+	// ProfileItemForCommand finds the enrollment's item whose current
+	// command is uuid (ErrNotFound: none). A command shared by many
+	// devices (identical rendered profile) has one item per device.
+	ProfileItemForCommand(ctx context.Context, enrollmentID, commandUUID string) (*ProfileItem, error)
+}
+
+// ReconcileInput is what planning one enrollment needs.
+type ReconcileInput struct {
+	Enrollment Enrollment
+	// Channel is the device channel (nil: none yet; its first
+	// TokenUpdate marks the enrollment again).
+	Channel    *Channel
+	User       User
+	Tenant     Tenant
+	Candidates []CandidateProfile // by identifier; shared read-only between enrollments of one group set
+	Items      []ProfileItem      // by identifier
+}
+
+// BatchQueueEntry queues one command of a batch for one channel.
+type BatchQueueEntry struct{ ChannelID, CommandUUID string }
+
+// NewProfileChallenge is a SCEP challenge filled into a profile.
+type NewProfileChallenge struct {
+	Challenge SCEPChallenge
+	ProfileID string
+}
+
+// FinishedClaim ends one claim of a batch (see FinishDirty).
+type FinishedClaim struct {
+	Dirty  DirtyEnrollment
+	Next   time.Time
+	Verify bool
+}
+
+// DeletedItem names an item to forget.
+type DeletedItem struct{ DeviceID, ProfileID string }
+
+// ReconcileBatch is everything one reconciler pass writes.
+type ReconcileBatch struct {
+	Holder string
+	// Commands are stored once each; Queue queues them, a channel's
+	// entries in the order its device gets them. A command whose content
+	// is identical for many devices (no per-device values) is one row
+	// queued for each of their channels, as a bulk command is.
+	Commands   []CommandRecord
+	Queue      []BatchQueueEntry
+	Challenges []NewProfileChallenge
+	PutItems   []ProfileItem
+	DelItems   []DeletedItem
+	Finished   []FinishedClaim
 }
 
 // ChallengeProfile is the kind of a SCEP challenge filled into a

@@ -20,6 +20,8 @@ func profileTests() []namedTest {
 		{"ReconcileQueueClaims", testReconcileQueueClaims},
 		{"ProfileItemsAndStatus", testProfileItems},
 		{"ProfileCertificates", testProfileCerts},
+		{"ReconcileBatchInputs", testReconcileInputs},
+		{"ReconcileBatchApply", testApplyReconcile},
 	}
 }
 
@@ -468,5 +470,219 @@ func testProfileCerts(t *testing.T, s store.Store) {
 	}
 	if cs, _ := s.ProfileCerts(ctx, e.ID); !cs[0].RevokedAt.Equal(t0) || cs[0].RevokedBy != "key:k" {
 		t.Fatalf("revoked: %+v", cs[0])
+	}
+}
+
+// ReconcileInputs gives, for a batch, exactly what the per-enrollment
+// reads give (CandidateProfiles, ProfileItems, the device channel, the
+// user and the tenant); enrollments that do not exist are left out.
+func testReconcileInputs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	other := mustTenant(t, s, "B", "b.example")
+	alice := mustUser(t, s, tn.ID, "alice@a.example")
+	bob := mustUser(t, s, tn.ID, "bob@a.example")
+	carol := mustUser(t, s, tn.ID, "carol@a.example")
+	olga := mustUser(t, s, other.ID, "olga@b.example")
+	ea, eb, ec, eo := enrolledFor(t, s, tn.ID, alice.ID), enrolledFor(t, s, tn.ID, bob.ID), enrolledFor(t, s, tn.ID, carol.ID), enrolledFor(t, s, other.ID, olga.ID)
+	ea2 := enrolledFor(t, s, tn.ID, alice.ID)
+	for _, e := range []*store.Enrollment{ea, ec, eo} {
+		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sales := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}
+	excl := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Contractors", CreatedAt: now(), UpdatedAt: now()}
+	for _, g := range []*store.Group{sales, excl} {
+		if err := s.CreateGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.AddGroupMembers(ctx, sales.ID, []string{alice.ID, carol.ID}, now())
+	s.AddGroupMembers(ctx, excl.ID, []string{carol.ID}, now())
+	all, _ := s.AllUsersGroup(ctx, tn.ID, now())
+	oall, _ := s.AllUsersGroup(ctx, other.ID, now())
+	p, q, r := mustProfile(t, s, tn.ID, "com.example.wifi"), mustProfile(t, s, tn.ID, "com.example.vpn"), mustProfile(t, s, other.ID, "com.other.mail")
+	for _, a := range []store.Assignment{{ProfileID: p.ID, GroupID: all.ID}, {ProfileID: q.ID, GroupID: sales.ID}, {ProfileID: p.ID, GroupID: excl.ID, Exclude: true},
+		{ProfileID: r.ID, GroupID: oall.ID}} {
+		a.CreatedAt = now()
+		if err := s.Assign(ctx, &a, now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddProfileVersion(ctx, &store.ProfileVersion{ProfileID: q.ID, Plist: []byte("<plist>vpn v2</plist>"), Hash: "h2", CreatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: ea.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1,
+		Hash: "h", CommandUUID: "C1", UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.ReconcileInputs(ctx, []string{ea.ID, eb.ID, ec.ID, eo.ID, ea2.ID, "en-missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 5 {
+		t.Fatalf("%d inputs", len(ins))
+	}
+	users := map[string]string{ea.ID: alice.Email, eb.ID: bob.Email, ec.ID: carol.Email, eo.ID: olga.Email, ea2.ID: alice.Email}
+	tenants := map[string]string{ea.ID: "A", eb.ID: "A", ec.ID: "A", eo.ID: "B", ea2.ID: "A"}
+	for _, in := range ins {
+		e := in.Enrollment
+		if in.User.Email != users[e.ID] || in.Tenant.Name != tenants[e.ID] || e.Status != store.EnrollmentEnrolled || e.AppleEnrollmentID != "apple-"+e.ID {
+			t.Fatalf("input of %s: %+v / %+v / %+v", e.ID, e, in.User, in.Tenant)
+		}
+		if (in.Channel != nil) != (e.ID == ea.ID || e.ID == ec.ID || e.ID == eo.ID) || in.Channel != nil && in.Channel.ID != "ch-"+e.ID {
+			t.Fatalf("channel of %s: %+v", e.ID, in.Channel)
+		}
+		want, err := s.CandidateProfiles(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", in.Candidates) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("candidates of %s:\n got %+v\nwant %+v", e.ID, in.Candidates, want)
+		}
+		items, _ := s.ProfileItems(ctx, e.ID)
+		if fmt.Sprintf("%+v", in.Items) != fmt.Sprintf("%+v", items) {
+			t.Fatalf("items of %s: %+v, want %+v", e.ID, in.Items, items)
+		}
+	}
+	// The expectations themselves (carol is excluded from p; q is at v2).
+	for _, in := range ins {
+		if in.Enrollment.ID == ec.ID {
+			if len(in.Candidates) != 2 || !in.Candidates[1].Excluded || in.Candidates[0].ProfileID != q.ID || string(in.Candidates[0].Plist) != "<plist>vpn v2</plist>" {
+				t.Fatalf("carol: %+v", in.Candidates)
+			}
+		}
+	}
+	if ins, err := s.ReconcileInputs(ctx, []string{"en-missing"}); err != nil || len(ins) != 0 {
+		t.Fatalf("missing only: %+v %v", ins, err)
+	}
+}
+
+// ApplyReconcile writes a batch in one transaction: shared and
+// per-device commands queued in each channel's order, challenges, items,
+// and the claims finished as FinishDirty would; a failing batch writes
+// nothing.
+func testApplyReconcile(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	p := mustProfile(t, s, tn.ID, "com.example.wifi")
+	var es []*store.Enrollment
+	for i := 0; i < 4; i++ {
+		e := enrolledFor(t, s, tn.ID, u.ID)
+		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	ids := []string{es[0].ID, es[1].ID, es[2].ID, es[3].ID}
+	t0 := now()
+	if err := s.MarkDirty(ctx, ids, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.ClaimDirty(ctx, "h", t0, time.Minute, 10)
+	if err != nil || len(ds) != 4 {
+		t.Fatalf("claim: %+v %v", ds, err)
+	}
+	byID := map[string]store.DirtyEnrollment{}
+	for _, d := range ds {
+		byID[d.DeviceID] = d
+	}
+	// es[2] is marked again during the claim: it stays due.
+	s.MarkDirty(ctx, ids[2:3], t0, false)
+	cmd := func(uuid, rt string) store.CommandRecord {
+		return store.CommandRecord{UUID: uuid, RequestType: rt, Payload: []byte("<plist>" + uuid + "</plist>"), CreatedAt: t0, CreatedBy: "profiles"}
+	}
+	shared, own, list := "SHARED-"+es[0].ID, "OWN-"+es[0].ID, "LIST-"+es[0].ID
+	item := func(e *store.Enrollment, uuid string) store.ProfileItem {
+		return store.ProfileItem{DeviceID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h-" + uuid, CommandUUID: uuid, Attempts: 1, UpdatedAt: t0}
+	}
+	// A batch that fails (a command that exists already) writes nothing.
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "TAKEN-" + es[0].ID, RequestType: "DeviceInformation", Payload: []byte("x"), CreatedAt: t0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := &store.ReconcileBatch{Holder: "h", Commands: []store.CommandRecord{cmd(shared, "InstallProfile"), cmd("TAKEN-"+es[0].ID, "ProfileList")},
+		Queue:    []store.BatchQueueEntry{{ChannelID: "ch-" + es[0].ID, CommandUUID: shared}},
+		PutItems: []store.ProfileItem{item(es[0], shared)}, Finished: []store.FinishedClaim{{Dirty: byID[es[0].ID]}}}
+	if err := s.ApplyReconcile(ctx, bad); err == nil {
+		t.Fatal("a batch with a taken command UUID was written")
+	}
+	if its, _ := s.ProfileItems(ctx, es[0].ID); len(its) != 0 {
+		t.Fatalf("a failed batch left items: %+v", its)
+	}
+	if qs, _ := s.QueuedCommands(ctx, "ch-"+es[0].ID, 10); len(qs) != 0 {
+		t.Fatalf("a failed batch left commands: %+v", qs)
+	}
+
+	b := &store.ReconcileBatch{Holder: "h",
+		Commands: []store.CommandRecord{cmd(shared, "InstallProfile"), cmd(own, "InstallProfile"), cmd(list, "ProfileList")},
+		Queue: []store.BatchQueueEntry{
+			{ChannelID: "ch-" + es[0].ID, CommandUUID: own}, {ChannelID: "ch-" + es[0].ID, CommandUUID: list},
+			{ChannelID: "ch-" + es[1].ID, CommandUUID: shared}, {ChannelID: "ch-" + es[1].ID, CommandUUID: list},
+			{ChannelID: "ch-" + es[2].ID, CommandUUID: shared},
+		},
+		Challenges: []store.NewProfileChallenge{{ProfileID: p.ID, Challenge: store.SCEPChallenge{Hash: []byte("bc-" + es[0].ID), DeviceID: es[0].ID, ExpiresAt: t0.Add(time.Hour)}}},
+		PutItems:   []store.ProfileItem{item(es[0], own), item(es[1], shared), item(es[2], shared), item(es[3], "OLD")},
+		Finished: []store.FinishedClaim{{Dirty: byID[es[0].ID], Next: t0.Add(time.Hour), Verify: true}, {Dirty: byID[es[1].ID]},
+			{Dirty: byID[es[2].ID]}, {Dirty: byID[es[3].ID]}},
+	}
+	if err := s.ApplyReconcile(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Each channel's commands in the batch's order (QueuedCommands lists
+	// the newest first); the shared one queued for two channels.
+	want := map[string][]string{es[0].ID: {list, own}, es[1].ID: {list, shared}, es[2].ID: {shared}, es[3].ID: nil}
+	for _, e := range es {
+		qs, err := s.QueuedCommands(ctx, "ch-"+e.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, q := range qs {
+			got = append(got, q.UUID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[e.ID]) {
+			t.Fatalf("queue of %s: %v, want %v", e.ID, got, want[e.ID])
+		}
+	}
+	// Items of one shared command are found per enrollment.
+	for _, e := range es[1:3] {
+		it, err := s.ProfileItemForCommand(ctx, e.ID, shared)
+		if err != nil || it.DeviceID != e.ID || it.State != "installing" || it.Hash != "h-"+shared || it.Attempts != 1 {
+			t.Fatalf("item of %s by command: %+v %v", e.ID, it, err)
+		}
+	}
+	if _, err := s.ProfileItemForCommand(ctx, es[0].ID, shared); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another enrollment's command: %v", err)
+	}
+	if _, err := s.ProfileItemForCommand(ctx, es[0].ID, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("no command: %v", err)
+	}
+	if _, pid, err := s.ProfileChallenge(ctx, []byte("bc-"+es[0].ID)); err != nil || pid != p.ID {
+		t.Fatalf("challenge: %s %v", pid, err)
+	}
+	// Claims: es[0] due in an hour for a verification, es[1] and es[3]
+	// gone, es[2] (marked again) due now and free to claim.
+	if got, _ := s.ClaimDirty(ctx, "other", t0, time.Minute, 10); len(got) != 1 || got[0].DeviceID != es[2].ID {
+		t.Fatalf("due after the batch: %+v", got)
+	} else if err := s.FinishDirty(ctx, got[0], "other", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimDirty(ctx, "other", t0.Add(time.Hour), time.Minute, 10); len(got) != 1 || got[0].DeviceID != es[0].ID || !got[0].Verify {
+		t.Fatalf("rescheduled: %+v", got)
+	}
+	// A claim another holder took over is left alone.
+	s.MarkDirty(ctx, ids[3:4], t0, false)
+	old, _ := s.ClaimDirty(ctx, "h", t0, time.Minute, 10)
+	taken, _ := s.ClaimDirty(ctx, "B", t0.Add(2*time.Minute), time.Minute, 10)
+	if len(old) != 1 || len(taken) != 1 {
+		t.Fatalf("takeover: %+v %+v", old, taken)
+	}
+	if err := s.ApplyReconcile(ctx, &store.ReconcileBatch{Holder: "h", Finished: []store.FinishedClaim{{Dirty: old[0]}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.DirtyCount(ctx, t0); n != 1 {
+		t.Fatal("the old holder finished another's claim")
 	}
 }

@@ -1,0 +1,165 @@
+package profiles
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/app"
+	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/payloads"
+	"github.com/pomona-mdm/pomona/reconcile"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlite"
+)
+
+// static has no per-device variable: every device gets the same bytes.
+const static = `<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadIdentifier</key><string>com.example.static</string>
+<key>PayloadUUID</key><string>8A0B0C5E-1111-4222-8333-444455556666</string>
+<key>PayloadContent</key><array><dict>
+	<key>PayloadType</key><string>com.apple.wifi.managed</string>
+	<key>PayloadIdentifier</key><string>com.example.static.payload</string>
+	<key>PayloadUUID</key><string>9A0B0C5E-1111-4222-8333-444455556666</string>
+	<key>SSID_STR</key><string>Guest</string>
+</dict></array></dict></plist>`
+
+// perUser uses $MANAGED_APPLE_ID, which one user of the test lacks.
+var perUser = strings.NewReplacer("com.example.wifi", "com.example.mail", "$EMAIL", "$MANAGED_APPLE_ID",
+	"6A0B0C5E", "1A0B0C5E", "7A0B0C5E", "2A0B0C5E").Replace(wifi)
+
+// A batch with mixed outcomes: the device whose user has no Managed
+// Apple ID fails that one profile alone; everything else of the batch is
+// queued in the same pass; the profile without variables is one command
+// shared by every device, the per-user one a command per device; a result
+// of the shared command moves only the answering device's item.
+func TestBatchMixedOutcomes(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	tn := &store.Tenant{ID: "tn_1", Name: "Example", Domains: []string{"example.com"}, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	const n, blank = 9, 4
+	enrs := make([]*store.Enrollment, n)
+	for i := 0; i < n; i++ {
+		mid := fmt.Sprintf("u%d@appleid.example.com", i)
+		if i == blank {
+			mid = ""
+		}
+		u := &store.User{ID: fmt.Sprint("us_", i), TenantID: tn.ID, Email: fmt.Sprintf("u%d@example.com", i), ManagedAppleID: mid, Enabled: true, CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		e := &store.Enrollment{ID: fmt.Sprint("en_", i), TenantID: tn.ID, UserID: u.ID, TokenHash: []byte{byte(i)}, Platform: "iOS", OSVersion: "18.2",
+			Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateEnrollment(ctx, e, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.BindAppleEnrollment(ctx, e.ID, fmt.Sprint("APPLE-", i), store.DeviceInfo{OSVersion: "18.2"}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutChannel(ctx, &store.Channel{ID: fmt.Sprint("ch_", i), DeviceID: e.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		enrs[i], _ = st.Enrollment(ctx, e.ID)
+	}
+	svc := &app.Profiles{Store: st, Rules: payloads.Default(), Now: time.Now}
+	all, err := st.AllUsersGroup(ctx, tn.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{static, perUser} {
+		p, err := svc.Upload(ctx, app.ProfileUpload{TenantID: tn.ID, Content: []byte(c), Platforms: []string{"iOS"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Assign(ctx, p.ID, all.ID, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := job(st, "A")
+	j.Batch = 50
+	rep, err := j.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Claimed != n || rep.Installs != 2*n-1 || rep.Failures != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	shared := map[string]int{}
+	var blankFailed *store.ProfileItem
+	for i, e := range enrs {
+		items, err := st.ProfileItems(ctx, e.ID)
+		if err != nil || len(items) != 2 {
+			t.Fatalf("items of %s: %+v %v", e.ID, items, err)
+		}
+		for _, it := range items {
+			switch {
+			case it.Identifier == "com.example.static":
+				if it.State != reconcile.Installing {
+					t.Fatalf("static on %s: %+v", e.ID, it)
+				}
+				shared[it.CommandUUID]++
+			case i == blank:
+				if it.State != reconcile.Failed || !strings.Contains(it.Error, "MANAGED_APPLE_ID") || it.CommandUUID != "" {
+					t.Fatalf("the device without a value: %+v", it)
+				}
+				blankFailed = &it
+			default:
+				if it.State != reconcile.Installing || it.CommandUUID == "" {
+					t.Fatalf("per-user on %s: %+v", e.ID, it)
+				}
+				shared[it.CommandUUID]++
+			}
+		}
+		qs, _ := st.QueuedCommands(ctx, fmt.Sprint("ch_", i), 10)
+		if want := 2; i == blank && len(qs) != 1 || i != blank && len(qs) != want {
+			t.Fatalf("queue of %s: %d commands", e.ID, len(qs))
+		}
+	}
+	if blankFailed == nil {
+		t.Fatal("no failed item")
+	}
+	// One shared command for the static profile (n devices), one per
+	// device for the per-user one.
+	counts := map[int]int{}
+	for _, c := range shared {
+		counts[c]++
+	}
+	if counts[n] != 1 || counts[1] != n-1 || len(shared) != n {
+		t.Fatalf("commands by devices: %v", counts)
+	}
+	// The shared command's result moves only the answering device's item.
+	var staticCmd string
+	for u, c := range shared {
+		if c == n {
+			staticCmd = u
+		}
+	}
+	raw := []byte(`<plist version="1.0"><dict><key>CommandUUID</key><string>` + staticCmd + `</string><key>Status</key><string>Acknowledged</string><key>UDID</key><string>x</string></dict></plist>`)
+	j.Result(ctx, enrs[3], staticCmd, "InstallProfile", mdm.Acknowledged, raw)
+	for i, e := range enrs {
+		it, err := st.ProfileItemForCommand(ctx, e.ID, staticCmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Acknowledged != (i == 3) {
+			t.Fatalf("device %d acknowledged=%v", i, it.Acknowledged)
+		}
+	}
+	// Nothing else is due now except the acknowledged device's
+	// verification; the failed device is not retried (no value, no retry).
+	if n, _ := st.DirtyCount(ctx, time.Now()); n != 1 {
+		t.Fatalf("%d due", n)
+	}
+}
