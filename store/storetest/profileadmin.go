@@ -148,7 +148,10 @@ func testUpdateProfile(t *testing.T, s store.Store) {
 	if m := claimAll(t, s, now().Add(time.Second)); len(m) != 1 {
 		t.Fatalf("sign marked %v", m)
 	}
-	wantErr(t, func() error { _, err := s.UpdateProfile(ctx, "pr_nope", store.ProfileChange{Name: &name}, now()); return err }(), store.ErrNotFound)
+	wantErr(t, func() error {
+		_, err := s.UpdateProfile(ctx, "pr_nope", store.ProfileChange{Name: &name}, now())
+		return err
+	}(), store.ErrNotFound)
 }
 
 func testRevocationList(t *testing.T, s store.Store) {
