@@ -175,3 +175,37 @@ func FuzzRespondOCSP(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRespondOCSP(b *testing.B) {
+	now := time.Now()
+	for _, kt := range []KeyType{ECDSAP256, RSA2048} {
+		ca, _ := NewCA("Test CA", kt, now)
+		c := userCert(b, ca, RevocationURLs{}, now)
+		req, _ := ocsp.CreateRequest(c, ca.Cert, nil)
+		lookup := func(string) (string, *store.RevokedCert, error) { return store.CertGood, nil, nil }
+		b.Run(string(kt), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := ca.RespondOCSP(req, lookup, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCreateCRL10k: a CRL of 10,000 revoked certificates.
+func BenchmarkCreateCRL10k(b *testing.B) {
+	now := time.Now()
+	ca, _ := NewCA("Test CA", ECDSAP256, now)
+	rs := make([]store.RevokedCert, 10000)
+	for i := range rs {
+		rs[i] = store.RevokedCert{Serial: SerialHex(&x509.Certificate{SerialNumber: NewSerial()}), RevokedAt: now}
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ca.CreateCRL(rs, int64(i+1), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
