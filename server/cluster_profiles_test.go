@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,37 @@ import (
 	"github.com/pomona-mdm/pomona/pushcert"
 	"github.com/pomona-mdm/pomona/seal"
 )
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// pomonaBinary builds cmd/pomona once per test binary (the cluster tests
+// share it: a build costs tens of seconds on a loaded machine).
+func pomonaBinary(t testing.TB) string {
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "pomona-bin-")
+		if built.err == nil {
+			built.out, built.err = exec.Command("go", "build", "-o", filepath.Join(built.dir, "pomona"), "../cmd/pomona").CombinedOutput()
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("build: %v\n%s", built.err, built.out)
+	}
+	return filepath.Join(built.dir, "pomona")
+}
+
+// TestMain removes the shared binary after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
 
 // Two `pomona serve` processes (the built binary, separate ports) on one
 // PostgreSQL database: devices enrolled through either, a profile assigned
@@ -33,10 +66,7 @@ func TestTwoProcessesReconcileProfilesOnePostgres(t *testing.T) {
 		t.Skip("builds the binary and runs two servers")
 	}
 	db := pgtest.NewDatabase(t) // skipped without POMONA_TEST_POSTGRES, failed in CI
-	bin := filepath.Join(t.TempDir(), "pomona")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pomona").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := pomonaBinary(t)
 	key := seal.NewKey()
 	pubAddr := freeAddr(t)
 	public := "https://" + pubAddr
