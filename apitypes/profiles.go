@@ -105,3 +105,19 @@ type Certificate struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy string     `json:"revoked_by,omitempty"`
 }
+
+// ProfileDeletion is the answer of DELETE /api/v1/profiles/{id}?dry_run=true:
+// the devices that would lose the profile (RemoveProfile through the
+// reconciler, only where Pomona installed it).
+type ProfileDeletion struct {
+	DevicesLosingIt int `json:"devices_losing_it"`
+}
+
+// ProfileUpdate is the body of PATCH /api/v1/profiles/{id}: the fields to
+// change (absent: unchanged).
+type ProfileUpdate struct {
+	Name         *string   `json:"name,omitempty"`
+	Platforms    *[]string `json:"platforms,omitempty"`
+	MinOSVersion *string   `json:"min_os_version,omitempty"` // "" removes the minimum
+	Sign         *bool     `json:"sign,omitempty"`
+}

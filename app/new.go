@@ -33,6 +33,9 @@ type App struct {
 	ABM *abm.Service
 	// Profiles: groups and configuration profiles (profiles.go).
 	Profiles *Profiles
+	// Revocation: the CRL and OCSP of Pomona's CA (revocation.go), which
+	// the server builds (it needs the CA).
+	Revocation *Revocation
 }
 
 // Store is the union of the narrow interfaces App's services take: what

@@ -29,6 +29,7 @@ type ProfileStore interface {
 	store.GroupStore
 	store.ProfileStore
 	store.ProfileCertStore
+	store.ProfileAdminStore
 	Tenant(ctx context.Context, id string) (*store.Tenant, error)
 	User(ctx context.Context, id string) (*store.User, error)
 	UserByEmail(ctx context.Context, email string) (*store.User, error)
@@ -347,6 +348,14 @@ func (s *Profiles) Upload(ctx context.Context, u ProfileUpload) (*store.ConfigPr
 	}
 	cp := &store.ConfigProfile{ID: directory.NewID("pr"), TenantID: u.TenantID, Identifier: p.Identifier, Name: name, Platforms: plats,
 		MinOS: u.MinOS, Sign: u.Sign, PayloadTypes: p.PayloadTypes, CreatedAt: now, UpdatedAt: now}
+	// A deleted profile's identifier is free once no device has it.
+	left, err := s.Store.PurgeDeletedProfiles(ctx, u.TenantID, p.Identifier)
+	if err != nil {
+		return nil, err
+	}
+	if left > 0 {
+		return nil, problem.FieldError(problem.Conflict, "content", "the profile %s was deleted and is still being removed from %d devices: upload it again when they have removed it", p.Identifier, left)
+	}
 	if err := s.Store.CreateProfile(ctx, cp, v); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, problem.FieldError(problem.Conflict, "content", "the tenant has a profile with the identifier %s already: upload a new version of it", p.Identifier)
@@ -559,4 +568,103 @@ func (s *Profiles) Profile(ctx context.Context, id string) (*ProfileDetail, erro
 		return nil, err
 	}
 	return &ProfileDetail{Profile: p, Versions: vs, Assignments: as}, nil
+}
+
+// DeleteProfile deletes a profile from the library: every device that has
+// it gets RemoveProfile through the reconciler (only where Pomona
+// installed it), its items go as the devices confirm, its assignments go
+// now — all marked in one transaction. dryRun only counts the devices
+// that will lose it. Errors: NotFound.
+func (s *Profiles) DeleteProfile(ctx context.Context, id string, dryRun bool) (devices int, err error) {
+	n, err := s.Store.ProfileOnDevices(ctx, id)
+	if err != nil || dryRun {
+		return n, err
+	}
+	if err := s.Store.DeleteProfile(ctx, id, s.now()); err != nil {
+		return 0, err
+	}
+	s.changed()
+	return n, nil
+}
+
+// ProfileSettings is an edit of a profile's settings; nil fields are left
+// as they are.
+type ProfileSettings struct {
+	Name      *string
+	Platforms *[]string // iOS, macOS (iPadOS is iOS)
+	MinOS     *string   // "" removes the minimum
+	Sign      *bool
+}
+
+// MaxProfileName bounds a profile's name in characters.
+const MaxProfileName = 200
+
+// UpdateProfile changes a profile's name, platforms, minimum OS version or
+// signing. The devices it concerns are marked in the same transaction: a
+// platform removed or a higher minimum gets RemoveProfile on the devices
+// it no longer applies to, a platform added or a lower minimum installs
+// it, a signing change reinstalls it everywhere (the delivered bytes
+// change). Platforms are checked against Apple's user-enrollment rules
+// again, like an upload (*RefusedError). Errors: Invalid, NotFound,
+// *RefusedError.
+func (s *Profiles) UpdateProfile(ctx context.Context, id string, in ProfileSettings) (*store.ConfigProfile, error) {
+	var ch store.ProfileChange
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if name == "" || len([]rune(name)) > MaxProfileName || strings.ContainsAny(name, "\r\n\t") {
+			return nil, problem.FieldError(problem.Invalid, "name", "a profile name is 1–%d characters on one line", MaxProfileName)
+		}
+		ch.Name = &name
+	}
+	if in.MinOS != nil {
+		v := strings.TrimSpace(*in.MinOS)
+		if v != "" && !reconcile.ValidVersion(v) {
+			return nil, problem.FieldError(problem.Invalid, "min_os_version", "%q is not a version such as 17.0", v)
+		}
+		ch.MinOS = &v
+	}
+	ch.Sign = in.Sign
+	if in.Platforms != nil {
+		if len(*in.Platforms) == 0 {
+			return nil, problem.FieldError(problem.Invalid, "platforms", "give at least one platform (iOS, macOS); delete the profile to take it off every device")
+		}
+		cur, err := s.Store.ConfigProfile(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		vs, err := s.Store.ProfileVersions(ctx, cur.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) == 0 {
+			return nil, fmt.Errorf("profile %s has no version", cur.ID)
+		}
+		p, err := mobileconfig.Read(vs[0].Plist)
+		if err != nil {
+			return nil, err
+		}
+		plats, err := s.platforms(*in.Platforms, p)
+		if err != nil {
+			return nil, err
+		}
+		var viol []payloads.Violation
+		for _, pl := range plats {
+			viol = append(viol, s.Rules.Check(p.Doc, pl)...)
+		}
+		if len(viol) > 0 {
+			return nil, &RefusedError{Violations: viol}
+		}
+		ch.Platforms = &plats
+	}
+	if ch == (store.ProfileChange{}) {
+		return nil, problem.New(problem.Invalid, "nothing to change: give name, platforms, min_os_version or sign")
+	}
+	p, err := s.Store.UpdateProfile(ctx, id, ch, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if ch.Platforms != nil || ch.MinOS != nil || ch.Sign != nil {
+		s.changed()
+	}
+	return p, nil
 }

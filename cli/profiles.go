@@ -367,3 +367,104 @@ func profileStatus(ctx context.Context, c *apiclient.Client, out io.Writer, id, 
 	}
 	return tw.Flush()
 }
+
+func profileUpdate(fs *flag.FlagSet) func(*call) error {
+	name := fs.String("name", "", "the profile's new name")
+	platforms := fs.String("platforms", "", "the platforms it applies to, comma-separated (iOS, macOS)")
+	minOS := fs.String("min-os", "", `the minimum OS version ("none" removes it)`)
+	var sign optionalBool
+	fs.Var(&sign, "sign", "sign the delivered profile with Pomona's profile signer (true or false)")
+	return func(c *call) error {
+		id, api, err := c.oneClient("give the profile id")
+		if err != nil {
+			return err
+		}
+		in := apitypes.ProfileUpdate{}
+		if *name != "" {
+			in.Name = name
+		}
+		if *platforms != "" {
+			ps := strings.Split(*platforms, ",")
+			in.Platforms = &ps
+		}
+		switch *minOS {
+		case "":
+		case "none":
+			none := ""
+			in.MinOSVersion = &none
+		default:
+			in.MinOSVersion = minOS
+		}
+		if sign.set {
+			in.Sign = &sign.v
+		}
+		if in == (apitypes.ProfileUpdate{}) {
+			return usagef("%s", "give --name, --platforms, --min-os or --sign")
+		}
+		var p apitypes.Profile
+		if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/profiles/"+url.PathEscape(id), in, &p); err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, p)
+		}
+		min := p.MinOSVersion
+		if min == "" {
+			min = "none"
+		}
+		fmt.Fprintf(c.Stdout, "profile %s updated: %s, platforms %s, minimum OS %s, signed %t (its devices are being brought in line)\n",
+			p.ID, p.Name, strings.Join(p.Platforms, ","), min, p.Sign)
+		return nil
+	}
+}
+
+// optionalBool is a flag that records whether it was given.
+type optionalBool struct{ set, v bool }
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return fmt.Sprint(b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "true", "yes", "1":
+		b.v = true
+	case "false", "no", "0":
+		b.v = false
+	default:
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	b.set = true
+	return nil
+}
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+func profileDelete(fs *flag.FlagSet) func(*call) error {
+	yes := fs.Bool("yes", false, "confirm that the devices that have the profile lose it")
+	return func(c *call) error {
+		id, api, err := c.oneClient("give the profile id")
+		if err != nil {
+			return err
+		}
+		path := "/api/v1/profiles/" + url.PathEscape(id)
+		var dry apitypes.ProfileDeletion
+		if err := api.Do(c.Ctx, http.MethodDelete, path+"?dry_run=true", nil, &dry); err != nil {
+			return err
+		}
+		if dry.DevicesLosingIt > 0 && !*yes {
+			return fmt.Errorf("deleting profile %s removes it from %d device(s) (RemoveProfile); give --yes to go ahead", id, dry.DevicesLosingIt)
+		}
+		if err := api.Do(c.Ctx, http.MethodDelete, path, nil, nil); err != nil {
+			return err
+		}
+		if c.json() {
+			return printJSON(c.Stdout, map[string]any{"id": id, "action": "deleted", "devices_losing_it": dry.DevicesLosingIt})
+		}
+		fmt.Fprintf(c.Stdout, "profile %s deleted: %d device(s) will lose it\n", id, dry.DevicesLosingIt)
+		return nil
+	}
+}

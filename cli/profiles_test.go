@@ -73,6 +73,24 @@ func TestGroupAndProfileCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "com.example.wifi") {
 		t.Fatalf("list: %s", r.stdout)
 	}
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "update", pid[1], "--name", "Corp", "--platforms", "iOS", "--min-os", "17.0", "--sign"))
+	if !strings.Contains(r.stdout, "Corp, platforms iOS, minimum OS 17.0, signed true") {
+		t.Fatalf("update: %s", r.stdout)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "update", pid[1], "--min-os", "none", "--sign=false"))
+	if !strings.Contains(r.stdout, "minimum OS none, signed false") {
+		t.Fatalf("update: %s", r.stdout)
+	}
+	if r = runCLI(t, e, "", nil, "profile", "update", pid[1]); r.code == 0 {
+		t.Fatalf("update without changes: %+v", r)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "delete", pid[1]))
+	if !strings.Contains(r.stdout, "deleted: 0 device(s) will lose it") {
+		t.Fatalf("delete: %s", r.stdout)
+	}
+	if r = mustOK(t, runCLI(t, e, "", nil, "profile", "list", "--tenant", "a.example")); strings.Contains(r.stdout, "com.example.wifi") {
+		t.Fatalf("list after delete: %s", r.stdout)
+	}
 	mustOK(t, runCLI(t, e, "", nil, "group", "remove-member", gid[1], "bo@a.example"))
 	mustOK(t, runCLI(t, e, "", nil, "group", "delete", gid[1]))
 }

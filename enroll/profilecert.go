@@ -40,7 +40,7 @@ func (s *Service) issueProfileCert(ctx context.Context, csr *x509.CertificateReq
 	if t, err := s.Store.Tenant(ctx, e.TenantID); err == nil {
 		org = t.Name
 	}
-	cert, err := s.Issuer.CA.IssueUser(csr, u.Email, org, now)
+	cert, err := s.Issuer.CA.IssueUser(csr, u.Email, org, s.Issuer.Revocation, now)
 	if err != nil {
 		return nil, nil, err
 	}

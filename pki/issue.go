@@ -98,6 +98,9 @@ type Issuer struct {
 	// SCEPRA decrypts SCEP requests and signs SCEP answers.
 	SCEPRA    *x509.Certificate
 	SCEPRAKey crypto.Signer
+	// Revocation is put into the user certificates of profiles (not into
+	// identity certificates: only Pomona checks those, against its store).
+	Revocation RevocationURLs
 }
 
 // LoadIssuer loads (creating on first use) the profile signer and SCEP RA

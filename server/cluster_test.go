@@ -92,10 +92,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 		t.Skip("builds the binary and runs two servers")
 	}
 	db := pgtest.NewDatabase(t)
-	bin := filepath.Join(t.TempDir(), "pomona")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pomona").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := pomonaBinary(t)
 	key := seal.NewKey()
 	// Both instances answer for one public URL, as behind a load balancer;
 	// the test plays the balancer by choosing the instance per request.

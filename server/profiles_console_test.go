@@ -64,3 +64,47 @@ func TestConsoleProfiles(t *testing.T) {
 		t.Errorf("auditor removes an assignment: %d", code)
 	}
 }
+
+// The profile page's settings form and its delete with the count of
+// devices that lose it (confirmed, and refused when the count changed).
+func TestConsoleProfileSettingsAndDelete(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	u := newConsoleUser(t, w, clk, "owner@ops.example", store.RoleOwner)
+	groups, _ := w.e.Server.App.Profiles.Groups(t.Context(), w.tenant)
+	code, body := u.postMultipart("/console/profiles", map[string]string{"tenant": w.tenant}, map[string][]byte{"file": wifiProfile("v1")})
+	pid := regexp.MustCompile(`/console/profiles/(pr_[a-z0-9]+)`).FindStringSubmatch(body)
+	if code != 200 || pid == nil {
+		t.Fatalf("upload: %d %.800s", code, body)
+	}
+	u.post("/console/profiles/"+pid[1]+"/assignments", url.Values{"group": {groups[0].ID}, "mode": {"include"}})
+	converge(t, []*devicesim.Device{d}, "installed", func() bool { _, ok := d.InstalledProfile("com.example.wifi"); return ok })
+
+	code, body = u.post("/console/profiles/"+pid[1]+"/settings", url.Values{"name": {"Phones only"}, "platforms": {"macOS"}, "min_os": {""}})
+	if code != 200 || !strings.Contains(body, "Settings saved") || !strings.Contains(body, "<h1>Phones only</h1>") {
+		t.Fatalf("settings: %d %.800s", code, body)
+	}
+	converge(t, []*devicesim.Device{d}, "removed from the iPhone", func() bool { _, ok := d.InstalledProfile("com.example.wifi"); return !ok })
+	u.post("/console/profiles/"+pid[1]+"/settings", url.Values{"name": {"Phones only"}, "platforms": {"iOS"}})
+	converge(t, []*devicesim.Device{d}, "back on the iPhone", func() bool {
+		_, ok := d.InstalledProfile("com.example.wifi")
+		_, body := u.get("/console/profiles/" + pid[1])
+		return ok && strings.Contains(body, "1 installed ·")
+	})
+	if _, body := u.get("/console/profiles/" + pid[1]); !strings.Contains(body, "1 device(s) will lose it") {
+		t.Fatalf("delete card: %.3000s", body)
+	}
+	// A stale count is refused.
+	code, body = u.post("/console/profiles/"+pid[1]+"/delete", url.Values{"devices": {"0"}, "confirm": {"on"}})
+	if code != 200 || !strings.Contains(body, "Not deleted") {
+		t.Fatalf("stale delete: %d %.800s", code, body)
+	}
+	code, body = u.post("/console/profiles/"+pid[1]+"/delete", url.Values{"devices": {"1"}, "confirm": {"on"}})
+	if code != 200 || !strings.Contains(body, "Profile Phones only deleted: 1 device(s) will lose it.") {
+		t.Fatalf("delete: %d %.800s", code, body)
+	}
+	converge(t, []*devicesim.Device{d}, "removed", func() bool { _, ok := d.InstalledProfile("com.example.wifi"); return !ok })
+	if code, _ := u.get("/console/profiles/" + pid[1]); code != 404 {
+		t.Fatalf("deleted profile page: %d", code)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/discovery"
@@ -11,6 +12,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/health"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/http/mdmhttp"
+	"github.com/pomona-mdm/pomona/http/pkihttp"
 	"github.com/pomona-mdm/pomona/http/scephttp"
 	"github.com/pomona-mdm/pomona/http/signin"
 	"github.com/pomona-mdm/pomona/http/wellknown"
@@ -58,7 +60,18 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /readyz", health.Ready(s.Store, log))
 	mux.Handle("GET /metrics", s.Metrics.Handler())
 
+	// The revocation status of the CA's certificates, before the mux: an
+	// OCSP GET request's base64 may hold "//", which the mux redirects.
+	pk := &pkihttp.Handler{Revocation: s.App.Revocation, CACert: s.CA.Cert.Raw, Log: log}
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, pkihttp.Prefix) {
+			pk.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+
 	// The client's address (behind trusted proxies) is settled before
 	// anything logs, limits or audits it.
-	return httpx.RealIP(httpx.Observe(mux, log, s.Metrics), s.proxies)
+	return httpx.RealIP(httpx.Observe(front, log, s.Metrics), s.proxies)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/pomona-mdm/pomona/endings"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/http/httpx"
+	"github.com/pomona-mdm/pomona/http/pkihttp"
 	"github.com/pomona-mdm/pomona/jobs"
 	"github.com/pomona-mdm/pomona/lifecycle"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
@@ -141,6 +142,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.AccessTokenTTL > 0 {
 		s.Auth.TokenTTL = cfg.AccessTokenTTL
 	}
+	// User certificates of profiles name where their revocation status is
+	// published (http/pkihttp); identity certificates do not: only Pomona
+	// checks them, against its store.
+	s.Issuer.Revocation = pki.RevocationURLs{CRL: s.url(pkihttp.CRLPath), OCSP: s.url(pkihttp.OCSPPath)}
 	s.Enroll = &enroll.Service{
 		Store: s.Store, Issuer: s.Issuer, Now: clock, Renewed: s.identityRenewed,
 		URLs:          enroll.URLs{ServerURL: s.url(ServerPath), CheckInURL: s.url(CheckInPath), SCEPURL: s.url(SCEPPath)},
@@ -159,6 +164,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.App = app.New(s.Store, app.Config{Directory: s.Directory, Catalog: catalog.Default(), Pusher: s.pusher, PushCerts: s.PushCerts,
 		Sealer: s.sealer, Lifecycle: clock, Now: time.Now, Accounts: s.Admins, Log: log})
 	s.Commands = s.App.Commands
+	s.App.Revocation = &app.Revocation{Store: s.Store, CA: s.CA, Now: time.Now}
 	s.connectABM()
 	s.Renewal = &renewal.Job{Store: s.Store, Enroll: s.Enroll, Commands: s.Commands, Topic: s.PushCerts.Topic, Window: cfg.RenewalWindow,
 		Timeout: cfg.RenewalTimeout, Now: clock, Log: log, Metrics: s.Metrics, Notify: s.events.RenewalChanged}

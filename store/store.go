@@ -202,6 +202,8 @@ type Store interface {
 	GroupStore
 	ProfileStore
 	ProfileCertStore
+	ProfileAdminStore
+	RevocationStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Backend names the implementation for start-up output ("sqlite").

@@ -31,6 +31,8 @@ func (a *API) profileRoutes() []route {
 		{"POST /api/v1/profiles", a.uploadProfile},
 		{"GET /api/v1/profiles", a.listProfiles},
 		{"GET /api/v1/profiles/{id}", a.getProfile},
+		{"PATCH /api/v1/profiles/{id}", a.patchProfile},
+		{"DELETE /api/v1/profiles/{id}", a.deleteProfile},
 		{"POST /api/v1/profiles/{id}/versions", a.uploadVersion},
 		{"POST /api/v1/profiles/{id}/assignments", a.assignProfile},
 		{"DELETE /api/v1/profiles/{id}/assignments/{group}", a.unassignProfile},
@@ -357,6 +359,43 @@ func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
 	if err := a.App.Profiles.RevokeCertificate(r.Context(), e.ID, r.PathValue("serial"), Principal(r.Context())); err != nil {
 		return err
 	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// patchProfile changes a profile's name, platforms, minimum OS version or
+// signing; the devices concerned are marked in the same transaction.
+func (a *API) patchProfile(w http.ResponseWriter, r *http.Request) error {
+	var in apitypes.ProfileUpdate
+	if err := httpx.DecodeJSON(w, r, MaxBody, &in); err != nil {
+		return err
+	}
+	p, err := a.App.Profiles.UpdateProfile(r.Context(), r.PathValue("id"), app.ProfileSettings{Name: in.Name, Platforms: in.Platforms, MinOS: in.MinOSVersion, Sign: in.Sign})
+	if err != nil {
+		return a.refused(w, r, err)
+	}
+	a.Log.Info("profile updated", "profile", p.ID, "by", Principal(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, profileView(p))
+	return nil
+}
+
+// deleteProfile deletes a profile (its devices get RemoveProfile through
+// the reconciler); ?dry_run=true only counts the devices that would lose
+// it.
+func (a *API) deleteProfile(w http.ResponseWriter, r *http.Request) error {
+	dry, err := boolParam(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	n, err := a.App.Profiles.DeleteProfile(r.Context(), r.PathValue("id"), dry)
+	if err != nil {
+		return err
+	}
+	if dry {
+		httpx.WriteJSON(w, http.StatusOK, apitypes.ProfileDeletion{DevicesLosingIt: n})
+		return nil
+	}
+	a.Log.Info("profile deleted", "profile", r.PathValue("id"), "devices_losing_it", n, "by", Principal(r.Context()))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

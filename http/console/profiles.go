@@ -34,6 +34,8 @@ func (c *Console) profileRoutes() []route {
 		{"POST /console/profiles/{id}/assignments", M, c.assignProfile},
 		{"POST /console/profiles/{id}/assignments/{group}/remove", M, c.unassignProfile},
 		{"POST /console/profiles/{id}/devices/{device}/retry", S, c.retryProfile},
+		{"POST /console/profiles/{id}/settings", M, c.profileSettings},
+		{"POST /console/profiles/{id}/delete", M, c.deleteProfile},
 	}
 }
 
@@ -255,8 +257,12 @@ func (c *Console) profileView(r *Request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	losing, err := c.App.Profiles.DeleteProfile(r.Context(), p.ID, true)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{"Profile": p, "Versions": vs, "Assignments": rows, "Groups": gs, "Counts": st.Counts, "Failed": st.Devices,
-		"Bar": stateBar(st.Counts)}, nil
+		"Bar": stateBar(st.Counts), "Losing": losing, "OnIOS": containsStr(p.Platforms, "iOS"), "OnMacOS": containsStr(p.Platforms, "macOS")}, nil
 }
 
 func (c *Console) profilePage(w http.ResponseWriter, r *Request) error {
@@ -335,4 +341,56 @@ func stateBar(counts map[string]int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+func containsStr(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// profileSettings changes a profile's name, platforms, minimum OS and
+// signing from the profile page's form (every field is sent).
+func (c *Console) profileSettings(w http.ResponseWriter, r *Request) error {
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	name, minOS, sign := r.PostFormValue("name"), r.PostFormValue("min_os"), r.PostFormValue("sign") != ""
+	plats := r.PostForm["platforms"]
+	p, err := c.App.Profiles.UpdateProfile(r.Context(), r.PathValue("id"), app.ProfileSettings{Name: &name, Platforms: &plats, MinOS: &minOS, Sign: &sign})
+	if err != nil {
+		v, verr := c.profileView(r)
+		if verr == nil && c.refused(w, r, err, "profile", "Profile", v) {
+			return nil
+		}
+		return err
+	}
+	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Settings saved: the devices it concerns are being brought in line.")
+}
+
+// deleteProfile deletes a profile once the administrator confirmed the
+// number of devices that lose it (shown on the profile page).
+func (c *Console) deleteProfile(w http.ResponseWriter, r *Request) error {
+	id := r.PathValue("id")
+	p, err := c.App.Profiles.Profile(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	n, err := c.App.Profiles.DeleteProfile(r.Context(), id, true)
+	if err != nil {
+		return err
+	}
+	if r.PostFormValue("confirm") == "" || confirmedCount(r) != n {
+		c.setFlash(w, "error", fmt.Sprintf("Not deleted: confirm that %d device(s) lose the profile (the number may have changed since the page was shown).", n))
+		http.Redirect(w, r.Request, Prefix+"/profiles/"+id, http.StatusSeeOther)
+		return nil
+	}
+	if _, err := c.App.Profiles.DeleteProfile(r.Context(), id, false); err != nil {
+		return err
+	}
+	c.Log.Info("profile deleted", "profile", id, "devices_losing_it", n, "by", "console:"+r.Admin.Email)
+	return c.done(w, r, Prefix+"/profiles?tenant="+p.Profile.TenantID, "Profile %s deleted: %d device(s) will lose it.", p.Profile.Name, n)
 }

@@ -16,7 +16,7 @@ var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api
 	"scep_challenges", "identity_certs", "enrollment_profiles", "renewals", "tombstones", "rate_limits", "channels", "commands", "queue",
 	"audit_log", "webhooks", "webhook_deliveries", "admins",
 	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "profile_certs",
-	"abm_server_tokens"}
+	"abm_server_tokens", "revoked_certs", "crl_state"}
 
 // NotCopied are the tables a move leaves behind: leases are per-cluster
 // runtime state, console sessions end with a move (admins sign in again),

@@ -255,7 +255,7 @@ func (s *Store) CreateProfile(ctx context.Context, p *store.ConfigProfile, v *st
 func (s *Store) AddProfileVersion(ctx context.Context, v *store.ProfileVersion) (*store.ConfigProfile, error) {
 	var out *store.ConfigProfile
 	err := s.tx(ctx, func(tx *Tx) error {
-		p, err := scanProfile(tx.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ?`, v.ProfileID))
+		p, err := scanProfile(tx.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ? AND deleted_at = 0`, v.ProfileID))
 		if err != nil {
 			return err
 		}
@@ -276,13 +276,13 @@ func (s *Store) AddProfileVersion(ctx context.Context, v *store.ProfileVersion) 
 }
 
 func (s *Store) ConfigProfile(ctx context.Context, id string) (*store.ConfigProfile, error) {
-	return scanProfile(s.r.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ?`, id))
+	return scanProfile(s.r.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ? AND deleted_at = 0`, id))
 }
 
 func (s *Store) ConfigProfiles(ctx context.Context, tenantID string) ([]store.ConfigProfile, error) {
-	q, args := `SELECT `+profileColumns+` FROM config_profiles`, []any{}
+	q, args := `SELECT `+profileColumns+` FROM config_profiles WHERE deleted_at = 0`, []any{}
 	if tenantID != "" {
-		q, args = q+` WHERE tenant_id = ?`, append(args, tenantID)
+		q, args = q+` AND tenant_id = ?`, append(args, tenantID)
 	}
 	return collect(ctx, s.r, scanProfile, q+` ORDER BY identifier`, args...)
 }
@@ -303,7 +303,7 @@ func (s *Store) ProfileVersions(ctx context.Context, profileID string) ([]store.
 func (s *Store) Assign(ctx context.Context, a *store.Assignment, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		var pt, gt string
-		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM config_profiles WHERE id = ?`, a.ProfileID).Scan(&pt)
+		err := tx.QueryRowContext(ctx, `SELECT tenant_id FROM config_profiles WHERE id = ? AND deleted_at = 0`, a.ProfileID).Scan(&pt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("profile %w", store.ErrNotFound)
 		}
@@ -1045,4 +1045,180 @@ func (s *Store) ProfileItemForCommand(ctx context.Context, enrollmentID, command
 		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
 	}
 	return scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`, enrollmentID, commandUUID))
+}
+
+// Deleting and editing profiles (docs/profiles.md). A deleted profile is a
+// tombstone (deleted_at) while the reconciler removes it from devices: its
+// items cascade from its row and are what makes the reconciler send
+// RemoveProfile.
+
+func (s *Store) DeleteProfile(ctx context.Context, id string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE config_profiles SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at = 0`, toMicros(now), toMicros(now), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("profile %w", store.ErrNotFound)
+		}
+		// Mark before the assignments go: markProfile finds the devices
+		// through them (and through the items).
+		if err := markProfile(ctx, tx, id, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM profile_assignments WHERE profile_id = ?`, id); err != nil {
+			return err
+		}
+		// Nothing to remove anywhere: the row can go now.
+		_, err = tx.ExecContext(ctx, `DELETE FROM config_profiles WHERE id = ? AND NOT EXISTS (SELECT 1 FROM profile_items WHERE profile_id = ?)`, id, id)
+		return err
+	})
+}
+
+// onDeviceCond: the item states in which something of the profile
+// is (or is about to be) on the device; failed counts when acknowledged.
+const onDeviceCond = `(state IN ('installed', 'installing', 'removing') OR (state = 'failed' AND acknowledged <> 0))`
+
+func (s *Store) ProfileOnDevices(ctx context.Context, id string) (int, error) {
+	if _, err := s.ConfigProfile(ctx, id); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_items WHERE profile_id = ? AND `+onDeviceCond, id).Scan(&n)
+	return n, err
+}
+
+func (s *Store) PurgeDeletedProfiles(ctx context.Context, tenantID, identifier string) (int, error) {
+	var left int
+	err := s.tx(ctx, func(tx *Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM config_profiles WHERE tenant_id = ? AND deleted_at <> 0
+			AND NOT EXISTS (SELECT 1 FROM profile_items i WHERE i.profile_id = config_profiles.id)`, tenantID); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_items i JOIN config_profiles p ON p.id = i.profile_id
+			WHERE p.tenant_id = ? AND p.identifier = ? AND p.deleted_at <> 0`, tenantID, identifier).Scan(&left)
+	})
+	return left, err
+}
+
+func (s *Store) UpdateProfile(ctx context.Context, id string, ch store.ProfileChange, now time.Time) (*store.ConfigProfile, error) {
+	var out *store.ConfigProfile
+	err := s.tx(ctx, func(tx *Tx) error {
+		p, err := scanProfile(tx.QueryRowContext(ctx, `SELECT `+profileColumns+` FROM config_profiles WHERE id = ? AND deleted_at = 0`, id))
+		if err != nil {
+			return err
+		}
+		mark, resign := false, false
+		if ch.Name != nil {
+			p.Name = *ch.Name
+		}
+		if ch.Platforms != nil && strings.Join(*ch.Platforms, ",") != strings.Join(p.Platforms, ",") {
+			p.Platforms, mark = *ch.Platforms, true
+		}
+		if ch.MinOS != nil && *ch.MinOS != p.MinOS {
+			p.MinOS, mark = *ch.MinOS, true
+		}
+		if ch.Sign != nil && *ch.Sign != p.Sign {
+			p.Sign, mark, resign = *ch.Sign, true, true
+		}
+		p.UpdatedAt = now
+		if _, err := tx.ExecContext(ctx, `UPDATE config_profiles SET name = ?, platforms = ?, min_os = ?, sign = ?, updated_at = ? WHERE id = ?`,
+			p.Name, strings.Join(p.Platforms, ","), p.MinOS, boolInt(p.Sign), toMicros(now), id); err != nil {
+			return s.constraint(err)
+		}
+		if resign {
+			// The delivered bytes change (signed or not) while the rendered
+			// content's hash does not: a cleared hash makes the reconciler
+			// install it again on every device that has it.
+			if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET hash = '', updated_at = ? WHERE profile_id = ? AND state <> 'removing'`, toMicros(now), id); err != nil {
+				return err
+			}
+		}
+		out = p
+		if mark {
+			return markProfile(ctx, tx, id, now)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Revocation (CRL and OCSP). revoked_certs is filled by triggers
+// (migration 0019) whenever a certificate is revoked or deleted and when
+// an enrollment ends, in the transaction that does it.
+
+func (s *Store) RevokedCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_certs`).Scan(&n)
+	return n, err
+}
+
+func scanRevoked(sc scanner) (*store.RevokedCert, error) {
+	var r store.RevokedCert
+	var na, ra int64
+	err := sc.Scan(&r.Serial, &r.Kind, &na, &ra, &r.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("revoked certificate %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.NotAfter, r.RevokedAt = fromMicros(na), fromMicros(ra)
+	return &r, nil
+}
+
+func (s *Store) RevokedCerts(ctx context.Context, notAfter time.Time) ([]store.RevokedCert, error) {
+	return collect(ctx, s.r, scanRevoked, `SELECT serial, kind, not_after, revoked_at, reason FROM revoked_certs WHERE not_after > ? ORDER BY serial`, toMicros(notAfter))
+}
+
+func (s *Store) CertStatus(ctx context.Context, serial string) (string, *store.RevokedCert, error) {
+	r, err := scanRevoked(s.r.QueryRowContext(ctx, `SELECT serial, kind, not_after, revoked_at, reason FROM revoked_certs WHERE serial = ?`, serial))
+	if err == nil {
+		return store.CertRevoked, r, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return "", nil, err
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM profile_certs WHERE serial = ?) + (SELECT COUNT(*) FROM identity_certs WHERE serial = ?)`,
+		serial, serial).Scan(&n); err != nil {
+		return "", nil, err
+	}
+	if n > 0 {
+		return store.CertGood, nil, nil
+	}
+	return store.CertUnknown, nil, nil
+}
+
+func (s *Store) CRL(ctx context.Context) (*store.CRLState, error) {
+	var c store.CRLState
+	var tu, nu int64
+	err := s.r.QueryRowContext(ctx, `SELECT number, revoked, this_update, next_update, der FROM crl_state WHERE id = 1`).Scan(&c.Number, &c.Revoked, &tu, &nu, &c.DER)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("CRL %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.ThisUpdate, c.NextUpdate = fromMicros(tu), fromMicros(nu)
+	return &c, nil
+}
+
+func (s *Store) PutCRL(ctx context.Context, c *store.CRLState, prev int64) error {
+	var res sql.Result
+	var err error
+	if prev == 0 {
+		res, err = s.w.ExecContext(ctx, `INSERT INTO crl_state (id, number, revoked, this_update, next_update, der) VALUES (1, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, c.Number, c.Revoked, toMicros(c.ThisUpdate), toMicros(c.NextUpdate), c.DER)
+	} else {
+		res, err = s.w.ExecContext(ctx, `UPDATE crl_state SET number = ?, revoked = ?, this_update = ?, next_update = ?, der = ? WHERE id = 1 AND number = ?`,
+			c.Number, c.Revoked, toMicros(c.ThisUpdate), toMicros(c.NextUpdate), c.DER, prev)
+	}
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: another instance stored CRL number %d first", store.ErrConflict, c.Number)
+	}
+	return nil
 }
