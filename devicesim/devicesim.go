@@ -83,6 +83,18 @@ type Device struct {
 	// cfg holds the configuration profiles installed over MDM.
 	cfg configProfiles
 
+	// ReuseSignatures lets the load generator (pomona bench) send the
+	// previous Mdm-Signature again when the body is byte-identical (see
+	// signature). Off by default: a device signs every request. Not safe
+	// for concurrent requests of one device (a device sends one at a time).
+	ReuseSignatures bool
+	lastSig         struct {
+		cert   *x509.Certificate
+		body   []byte
+		header string
+		at     time.Time
+	}
+
 	resolveMu sync.Mutex
 	resolve   map[string]string
 }
