@@ -94,6 +94,7 @@ type Device struct {
 		header string
 		at     time.Time
 	}
+	signed int // signatures made (tests)
 
 	resolveMu sync.Mutex
 	resolve   map[string]string

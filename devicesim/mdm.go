@@ -99,6 +99,7 @@ func (d *Device) signature(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	d.signed++
 	h := base64.StdEncoding.EncodeToString(sig)
 	if d.ReuseSignatures {
 		d.lastSig.cert, d.lastSig.body, d.lastSig.header, d.lastSig.at = d.IdentityCert, body, h, now
