@@ -303,12 +303,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rest := ph
 	rest.Name = "enrollment without the sign-in"
 	rest.ServerCPU = ph.ServerCPU - time.Duration(ph.Ops)*signIn.CPUPerOp()
+	rest.LoadCPU = ph.LoadCPU - time.Duration(ph.Ops)*signIn.LoadCPUPerOp()
 	rest.Note = "enrollment CPU/op minus sign-in CPU/op"
 	rep.HashCPU = signIn.CPUPerOp()
 	rep.Phases = append(rep.Phases, signIn, rest)
 	var live []*devicesim.Device
 	for _, d := range devices {
 		if d != nil && d.MDM.PushToken != nil {
+			// The load generator's one saving the server cannot notice: an
+			// Idle poll byte-identical to the device's previous request
+			// carries that request's (real, fully verified) signature
+			// again, instead of a new RSA 2048 signature (~1.3 ms of the
+			// generator's CPU).
+			d.ReuseSignatures = true
 			live = append(live, d)
 		}
 	}

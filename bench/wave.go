@@ -128,10 +128,6 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	devs := make([]*waveDevice, len(live))
 	work := make(chan *waveDevice, len(live))
 	for i, d := range live {
-		// The generator's only saving that the server cannot notice: an
-		// Idle poll byte-identical to this device's previous one carries
-		// the same (real, fully verified) signature.
-		d.ReuseSignatures = true
 		devs[i] = &waveDevice{d: d}
 		if srv.pushes {
 			devs[i].pushes = stub.Listen(d.MDM.PushToken)
@@ -140,7 +136,6 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	}
 	defer func() {
 		for _, d := range live {
-			d.ReuseSignatures = false
 			if srv.pushes {
 				stub.Forget(d.MDM.PushToken)
 			}

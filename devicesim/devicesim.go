@@ -85,9 +85,9 @@ type Device struct {
 
 	// ReuseSignatures lets the load generator (pomona bench) send the
 	// previous Mdm-Signature again when the body is byte-identical (see
-	// signature). Off by default: a device signs every request. Not safe
-	// for concurrent requests of one device (a device sends one at a time).
+	// signature). Off by default: a device signs every request.
 	ReuseSignatures bool
+	sigMu           sync.Mutex // lastSig, signed
 	lastSig         struct {
 		cert   *x509.Certificate
 		body   []byte

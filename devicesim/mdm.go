@@ -92,18 +92,24 @@ func (d *Device) SignMessage(body []byte) ([]byte, error) {
 // operation.
 func (d *Device) signature(body []byte) (string, error) {
 	now := time.Now()
+	d.sigMu.Lock()
 	if d.ReuseSignatures && d.lastSig.cert == d.IdentityCert && bytes.Equal(d.lastSig.body, body) && now.Sub(d.lastSig.at) < signatureReuse {
-		return d.lastSig.header, nil
+		h := d.lastSig.header
+		d.sigMu.Unlock()
+		return h, nil
 	}
+	d.sigMu.Unlock()
 	sig, err := d.SignMessage(body)
 	if err != nil {
 		return "", err
 	}
-	d.signed++
 	h := base64.StdEncoding.EncodeToString(sig)
+	d.sigMu.Lock()
+	d.signed++
 	if d.ReuseSignatures {
 		d.lastSig.cert, d.lastSig.body, d.lastSig.header, d.lastSig.at = d.IdentityCert, body, h, now
 	}
+	d.sigMu.Unlock()
 	return h, nil
 }
 
