@@ -83,9 +83,9 @@ type Device struct {
 	// cfg holds the configuration profiles installed over MDM.
 	cfg configProfiles
 
-	// ReuseSignatures lets the load generator (pomona bench) send the
-	// previous Mdm-Signature again when the body is byte-identical (see
-	// signature). Off by default: a device signs every request.
+	// ReuseSignatures lets the load generator (pomona bench) send an Idle
+	// poll with the signature of the device's previous, byte-identical
+	// Idle (see signature). Off by default: a device signs every request.
 	ReuseSignatures bool
 	sigMu           sync.Mutex // lastSig, signed
 	lastSig         struct {

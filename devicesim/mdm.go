@@ -35,12 +35,15 @@ type MDMState struct {
 
 func (d *Device) userAgent() string { return "MDM/1.0" }
 
-func (d *Device) sendMDM(ctx context.Context, url, contentType string, msg map[string]any, withToken bool) (int, []byte, error) {
+// sendMDM signs and sends msg. repeated marks a message the device sends
+// again and again unchanged (an Idle poll): its signature may be reused
+// (ReuseSignatures).
+func (d *Device) sendMDM(ctx context.Context, url, contentType string, msg map[string]any, withToken, repeated bool) (int, []byte, error) {
 	body, err := plist.MarshalIndent(msg, "\t")
 	if err != nil {
 		return 0, nil, err
 	}
-	sig, err := d.signature(body)
+	sig, err := d.signature(body, repeated)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -84,16 +87,15 @@ func (d *Device) SignMessage(body []byte) ([]byte, error) {
 }
 
 // signature is the Mdm-Signature header value for body. With
-// ReuseSignatures, a body byte-identical to the previous one signed by the
-// same identity (an Idle poll: {EnrollmentID, Status}) within
-// signatureReuse gets the same signature again: still a real, valid
-// signature by the device's key over exactly those bytes, which the server
-// verifies in full as before; only the load generator saves the RSA
-// operation.
-func (d *Device) signature(body []byte) (string, error) {
+// ReuseSignatures, a repeated body (an Idle poll: {EnrollmentID, Status})
+// byte-identical to the last one signed by the same identity within
+// signatureReuse gets that signature again: still a real, valid signature
+// by the device's key over exactly those bytes, which the server verifies
+// in full as before; only the load generator saves the RSA operation.
+func (d *Device) signature(body []byte, repeated bool) (string, error) {
 	now := time.Now()
 	d.sigMu.Lock()
-	if d.ReuseSignatures && d.lastSig.cert == d.IdentityCert && bytes.Equal(d.lastSig.body, body) && now.Sub(d.lastSig.at) < signatureReuse {
+	if d.ReuseSignatures && repeated && d.lastSig.cert == d.IdentityCert && bytes.Equal(d.lastSig.body, body) && now.Sub(d.lastSig.at) < signatureReuse {
 		h := d.lastSig.header
 		d.sigMu.Unlock()
 		return h, nil
@@ -106,7 +108,7 @@ func (d *Device) signature(body []byte) (string, error) {
 	h := base64.StdEncoding.EncodeToString(sig)
 	d.sigMu.Lock()
 	d.signed++
-	if d.ReuseSignatures {
+	if d.ReuseSignatures && repeated {
 		d.lastSig.cert, d.lastSig.body, d.lastSig.header, d.lastSig.at = d.IdentityCert, body, h, now
 	}
 	d.sigMu.Unlock()
@@ -122,7 +124,7 @@ const signatureReuse = time.Minute
 func (d *Device) usesToken(userChannel bool) bool { return d.ModelFamily != "Mac" || userChannel }
 
 func (d *Device) checkin(ctx context.Context, msg map[string]any, userChannel bool) error {
-	status, body, err := d.sendMDM(ctx, d.Profile.CheckInURL, "application/x-apple-aspen-mdm-checkin", msg, d.usesToken(userChannel))
+	status, body, err := d.sendMDM(ctx, d.Profile.CheckInURL, "application/x-apple-aspen-mdm-checkin", msg, d.usesToken(userChannel), false)
 	if err != nil {
 		return err
 	}
@@ -187,14 +189,15 @@ func (c *ReceivedCommand) RequestType() string { s, _ := c.Command["RequestType"
 // Poll sends status (nil: Idle) on the command channel and returns the next
 // command, or nil when the queue is empty.
 func (d *Device) Poll(ctx context.Context, status map[string]any, userChannel bool) (*ReceivedCommand, error) {
-	if status == nil {
+	idle := status == nil
+	if idle {
 		status = map[string]any{"Status": "Idle"}
 	}
 	status["EnrollmentID"] = d.MDM.EnrollmentID
 	if userChannel {
 		status["EnrollmentUserID"] = d.MDM.EnrollmentUserID
 	}
-	code, body, err := d.sendMDM(ctx, d.Profile.ServerURL, "application/x-apple-aspen-mdm", status, d.usesToken(userChannel))
+	code, body, err := d.sendMDM(ctx, d.Profile.ServerURL, "application/x-apple-aspen-mdm", status, d.usesToken(userChannel), idle)
 	if err != nil {
 		return nil, err
 	}
