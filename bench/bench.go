@@ -423,8 +423,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.TotalErrors += p.Errors
 		}
 	}
+	if rep.TotalErrors > 0 {
+		serverErrors(filepath.Join(dir, "server.log"), o.Log)
+	}
 	rep.Devices = len(live)
 	return rep, nil
+}
+
+// serverErrors copies the last error lines of the server's log (in the
+// run's temporary directory, removed at the end) to log.
+func serverErrors(path string, log io.Writer) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, `"level":"ERROR"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(log, "server log, %d error lines, the last %d:\n%s\n", len(lines), min(len(lines), 20), strings.Join(lines[max(0, len(lines)-20):], "\n"))
+	}
 }
 
 // measure runs op n times with c workers and reads the server's CPU.
