@@ -192,7 +192,13 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 			}
 		}()
 	}
-	pending.Wait()
+	finished := make(chan struct{})
+	go func() { pending.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done(): // the run's timeout: waiting devices never finish
+		fail(fmt.Errorf("wave: %w", ctx.Err()))
+	}
 	wall := time.Since(start)
 	stop()
 	workers.Wait()
@@ -222,7 +228,9 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 		fmt.Sprintf("wave: %d signed MDM requests carried %d commands for %d simulated devices; the profile's items: %v. The %d seeded devices have no keys and never talk: their InstallProfiles stay queued.",
 			len(lat), commands.Load(), len(live), counts, total-len(live)))
 	if counts["installed"] < len(live) {
-		out[len(out)-1].Errors += len(live) - counts["installed"]
+		// A device that failed a request stopped there (one error); the
+		// others missing are errors too.
+		out[len(out)-1].Errors = max(out[len(out)-1].Errors, len(live)-counts["installed"])
 		fmt.Fprintf(log, "  only %d of %d simulated devices are installed\n", counts["installed"], len(live))
 	}
 
