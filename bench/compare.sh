@@ -11,7 +11,7 @@
 #   SIZES="1000 10000 100000"   enrolled devices per run (DEVICES of them
 #                               through the full flow, the rest seeded)
 #   STORES="sqlite postgres"
-#   DEVICES=200 CHECKINS=10 COMMANDS=2
+#   DEVICES=200 CHECKINS=10 COMMANDS=2 TIMEOUT=30m (per run)
 #   WAVE=1                      add --wave where the binary has it; skipped
 #                               at 100k when the 10k assignment shows it
 #                               would take over WAVE_MAX_S (default 180) s
@@ -24,7 +24,7 @@ before=${1:?usage: compare.sh BEFORE-BINARY AFTER-BINARY}
 after=${2:?usage: compare.sh BEFORE-BINARY AFTER-BINARY}
 SIZES=${SIZES:-1000 10000 100000}
 STORES=${STORES:-sqlite postgres}
-DEVICES=${DEVICES:-200} CHECKINS=${CHECKINS:-10} COMMANDS=${COMMANDS:-2}
+DEVICES=${DEVICES:-200} CHECKINS=${CHECKINS:-10} COMMANDS=${COMMANDS:-2} TIMEOUT=${TIMEOUT:-30m}
 WAVE=${WAVE:-1} WAVE_MAX_S=${WAVE_MAX_S:-180}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
@@ -37,7 +37,7 @@ command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 2; }
 run() {
 	local name=$1 bin=$2 store=$3 size=$4 db="" args=()
 	local seed=$((size > DEVICES ? size - DEVICES : 0)) devices=$((size < DEVICES ? size : DEVICES))
-	args=(bench --devices "$devices" --seed "$seed" --checkins "$CHECKINS" --commands "$COMMANDS" --json)
+	args=(bench --devices "$devices" --seed "$seed" --checkins "$CHECKINS" --commands "$COMMANDS" --timeout "$TIMEOUT" --json)
 	local help; help=$("$bin" bench --help 2>&1 || true)
 	if [[ $WAVE == 1 && $help == *-wave* ]]; then
 		if [[ $size -lt 100000 || $(wave_ok "$store") == yes ]]; then args+=(--wave); fi
