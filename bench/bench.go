@@ -3,7 +3,8 @@
 // memory can be read from /proc apart from the load generator's), an APNs
 // stand-in, and drives simulated devices through phases: full enrollment,
 // idle check-ins, command round trips (enqueue → push → poll → result
-// stored) and one bulk command to every device. Counts and durations are
+// stored), a profile wave (--wave, bench/wave.go) and one bulk command to
+// every device. Counts and durations are
 // bounded; it only ever talks to 127.0.0.1.
 package bench
 
@@ -311,9 +312,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, d := range devices {
 		if d != nil && d.MDM.PushToken != nil {
 			// The load generator's one saving the server cannot notice: an
-			// Idle poll byte-identical to the device's previous request
-			// carries that request's (real, fully verified) signature
-			// again, instead of a new RSA 2048 signature (~1.3 ms of the
+			// Idle poll byte-identical to the device's previous Idle
+			// carries that Idle's (real, fully verified) signature again,
+			// instead of a new RSA 2048 signature (~1.5 ms of the
 			// generator's CPU).
 			d.ReuseSignatures = true
 			live = append(live, d)
