@@ -4,8 +4,8 @@
 // stand-in, and drives simulated devices through phases: full enrollment,
 // idle check-ins, command round trips (enqueue → push → poll → result
 // stored), a profile wave (--wave, bench/wave.go) and one bulk command to
-// every device. Counts and durations are
-// bounded; it only ever talks to 127.0.0.1.
+// every device. Counts and durations are bounded; it only ever talks to
+// 127.0.0.1.
 package bench
 
 import (
