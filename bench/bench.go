@@ -61,6 +61,9 @@ type Options struct {
 	// (default 32).
 	Wave            bool
 	WaveConcurrency int
+	// FreshSignatures signs every Idle anew (default: an Idle identical
+	// to the device's previous one reuses its signature).
+	FreshSignatures bool
 	Timeout         time.Duration // the whole run
 	Log             io.Writer     // progress
 }
@@ -316,7 +319,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			// carries that Idle's (real, fully verified) signature again,
 			// instead of a new RSA 2048 signature (~1.5 ms of the
 			// generator's CPU).
-			d.ReuseSignatures = true
+			d.ReuseSignatures = !o.FreshSignatures
 			live = append(live, d)
 		}
 	}

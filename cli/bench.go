@@ -22,6 +22,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	fs.BoolVar(&o.Profiles, "profiles", false, "also measure configuration profiles: one assignment to every device, the status API, a membership change, the idle reconciler")
 	fs.BoolVar(&o.Wave, "wave", false, "also measure a profile wave: one profile assigned to every device, every simulated device fetching its InstallProfile and then the reconciler's ProfileList (round trips/s, latency, server and load-generator CPU)")
 	fs.IntVar(&o.WaveConcurrency, "wave-concurrency", 32, "MDM requests in flight during --wave")
+	fs.BoolVar(&o.FreshSignatures, "fresh-signatures", false, "sign every Idle poll anew (default: a device's Idle identical to its previous one reuses that signature, which saves the load generator an RSA operation and the server nothing)")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "operations in flight")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.IntVar(&o.Seed, "seed", 0, "more enrolled devices to write straight into the store before the server starts (large tables)")
