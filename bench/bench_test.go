@@ -74,3 +74,36 @@ func TestRefusesRemoteServers(t *testing.T) {
 		}
 	}
 }
+
+// The wave: every simulated device fetches its InstallProfile and the
+// ProfileList after it, and the server ends with each of them installed;
+// the seeded devices' installs stay queued.
+func TestWave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of argon2id")
+	}
+	var log strings.Builder
+	rep, err := Run(context.Background(), Options{InProcess: true, Devices: 3, Users: 2, Seed: 10, Concurrency: 2, Wave: true, WaveConcurrency: 2,
+		Timeout: 3 * time.Minute, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	var wave *Phase
+	for i, p := range rep.Phases {
+		if p.Errors != 0 {
+			t.Errorf("phase %+v\n%s", p, log.String())
+		}
+		if strings.HasPrefix(p.Name, "wave: InstallProfile + ProfileList, 3 devices") {
+			wave = &rep.Phases[i]
+		}
+	}
+	// Per device at least: Idle → InstallProfile, Acknowledged, Idle →
+	// ProfileList, Acknowledged.
+	if wave == nil || wave.Ops < 4*3 || wave.P99 <= 0 {
+		t.Fatalf("wave phase %+v\n%s", wave, log.String())
+	}
+	notes := strings.Join(rep.Notes, "\n")
+	if !strings.Contains(notes, "installed:3 ") || !strings.Contains(notes, "installing:10") || !strings.Contains(notes, "10 seeded devices have no keys") {
+		t.Fatalf("notes:\n%s", notes)
+	}
+}

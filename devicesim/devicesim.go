@@ -83,6 +83,19 @@ type Device struct {
 	// cfg holds the configuration profiles installed over MDM.
 	cfg configProfiles
 
+	// ReuseSignatures lets the load generator (pomona bench) send an Idle
+	// poll with the signature of the device's previous, byte-identical
+	// Idle (see signature). Off by default: a device signs every request.
+	ReuseSignatures bool
+	sigMu           sync.Mutex // lastSig, signed
+	lastSig         struct {
+		cert   *x509.Certificate
+		body   []byte
+		header string
+		at     time.Time
+	}
+	signed int // signatures made (tests)
+
 	resolveMu sync.Mutex
 	resolve   map[string]string
 }

@@ -45,7 +45,7 @@ func (e *UnenrolledError) Error() string {
 // and returns the TokenData, or the server's status and answer.
 func (d *Device) GetToken(ctx context.Context, serviceType string) ([]byte, error) {
 	msg := map[string]any{"MessageType": "GetToken", "TokenServiceType": serviceType, "EnrollmentID": d.MDM.EnrollmentID}
-	status, body, err := d.sendMDM(ctx, d.Profile.CheckInURL, "application/x-apple-aspen-mdm-checkin", msg, d.usesToken(false))
+	status, body, err := d.sendMDM(ctx, d.Profile.CheckInURL, "application/x-apple-aspen-mdm-checkin", msg, d.usesToken(false), false)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,314 @@
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/push/apnsstub"
+)
+
+// The wave (issue 17): one configuration profile assigned to every enrolled
+// device, then every simulated device works its queue the way an iPhone
+// does after the push: Idle → InstallProfile, Acknowledged; after the next
+// push, Idle → the ProfileList the reconciler sends to verify,
+// Acknowledged with the device's list. Seeded devices have no keys and
+// never talk: their InstallProfiles stay queued (the assignment still
+// covers them, so the tables are as large as the fleet's).
+
+// waveProfile is bench/profiles.go's profile under its own identifiers,
+// so --wave and --profiles can run in one bench without the two
+// assignments colliding.
+var waveProfile = strings.NewReplacer("com.example.bench.wifi", "com.example.bench.wave",
+	"6A0B0C5E-1111", "6A0B0C5E-2222", "7A0B0C5E-1111", "7A0B0C5E-2222").Replace(benchProfile)
+
+// Bounds of one device's part in the wave.
+var (
+	// wavePushWait: how long a device waits for the push of its
+	// ProfileList before it polls anyway (as a device does on its own
+	// schedule); without pushes (an existing server) it polls after
+	// wavePollEvery.
+	wavePushWait  = 10 * time.Second
+	wavePollEvery = 250 * time.Millisecond
+	// waveMaxBursts: polls-until-empty a device makes before it gives up
+	// waiting for its ProfileList (an error in the phase).
+	waveMaxBursts = 40
+)
+
+// assignToAll creates a profile from content in the tenant, assigns it to
+// the tenant's all-users group and waits until every one of devices has
+// its InstallProfile queued (installing) or done. It returns the profile's
+// id. The phase is measured (server CPU of the assignment: lane bulkrec's
+// figure).
+func assignToAll(ctx context.Context, srv *target, domain, content string, devices int, log io.Writer) (string, Phase, error) {
+	var groups struct {
+		Groups []struct{ ID, Source string } `json:"groups"`
+	}
+	if err := srv.api(ctx, "GET", "/api/v1/groups?tenant_id="+url.QueryEscape(domain), nil, &groups); err != nil {
+		return "", Phase{}, err
+	}
+	all := ""
+	for _, g := range groups.Groups {
+		if g.Source == "all" {
+			all = g.ID
+		}
+	}
+	if all == "" {
+		return "", Phase{}, errors.New("the tenant has no all-users group")
+	}
+	var prof struct{ ID string }
+	if err := srv.api(ctx, "POST", "/api/v1/profiles", map[string]any{"tenant_id": domain, "content": base64.StdEncoding.EncodeToString([]byte(content))}, &prof); err != nil {
+		return "", Phase{}, err
+	}
+	ph := measure(ctx, srv, fmt.Sprintf("wave: assignment, %d InstallProfiles queued", devices), 1, 1, func(int) error {
+		if err := srv.api(ctx, "POST", "/api/v1/profiles/"+prof.ID+"/assignments", map[string]any{"group_id": all}, nil); err != nil {
+			return err
+		}
+		for ctx.Err() == nil {
+			c, err := profileCounts(ctx, srv, prof.ID)
+			if err != nil {
+				return err
+			}
+			if c["installing"]+c["installed"] >= devices {
+				return nil
+			}
+			if c["failed"] > 0 {
+				return fmt.Errorf("%d items failed", c["failed"])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return ctx.Err()
+	}, log)
+	return prof.ID, ph, nil
+}
+
+func profileCounts(ctx context.Context, srv *target, profileID string) (map[string]int, error) {
+	var st struct {
+		Counts map[string]int `json:"counts"`
+	}
+	err := srv.api(ctx, "GET", "/api/v1/profiles/"+profileID+"/status?limit=1", nil, &st)
+	return st.Counts, err
+}
+
+// waveDevice is one simulated device's progress through the wave.
+type waveDevice struct {
+	d         *devicesim.Device
+	pushes    <-chan apnsstub.Push
+	installed bool // answered its InstallProfile
+	listed    bool // then answered a ProfileList
+	bursts    int
+}
+
+// wavePhases assigns waveProfile to every enrolled device (seeded ones
+// too: total) and drives every simulated device in live through its
+// queue with c requests in flight. Every signed MDM request is one round
+// trip (latency percentiles are per request); the server's and the load
+// generator's CPU are read around the whole wave. It also measures what
+// one signature costs the generator, and adds notes to rep.
+func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain string, live []*devicesim.Device, total, c int, rep *Report, log io.Writer) ([]Phase, error) {
+	profID, assign, err := assignToAll(ctx, srv, domain, waveProfile, total, log)
+	if err != nil {
+		return nil, err
+	}
+	out := []Phase{assign}
+	if assign.Errors > 0 {
+		return out, nil
+	}
+
+	devs := make([]*waveDevice, len(live))
+	work := make(chan *waveDevice, len(live))
+	for i, d := range live {
+		devs[i] = &waveDevice{d: d}
+		if srv.pushes {
+			devs[i].pushes = stub.Listen(d.MDM.PushToken)
+		}
+		work <- devs[i]
+	}
+	defer func() {
+		for _, d := range live {
+			if srv.pushes {
+				stub.Forget(d.MDM.PushToken)
+			}
+		}
+	}()
+	name := fmt.Sprintf("wave: InstallProfile + ProfileList, %d devices", len(live))
+	fmt.Fprintf(log, "%s: %d at a time\n", name, c)
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		commands atomic.Int64
+		errs     atomic.Int64
+		firstErr atomic.Value
+		pending  sync.WaitGroup
+	)
+	fail := func(err error) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err.Error())
+	}
+	pending.Add(len(devs))
+	cpu0, _, _ := srv.stats()
+	load0, _, _, _ := procStats(os.Getpid())
+	start := time.Now()
+	wctx, stop := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	for w := 0; w < c; w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				var wd *waveDevice
+				select {
+				case wd = <-work:
+				case <-wctx.Done():
+					return
+				}
+				mine := make([]time.Duration, 0, 4)
+				done, err := wd.burst(wctx, &mine, &commands)
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+				switch {
+				case err != nil:
+					fail(err)
+					pending.Done()
+				case done:
+					pending.Done()
+				case wd.bursts >= waveMaxBursts:
+					fail(fmt.Errorf("device %s: no ProfileList after %d polls", wd.d.MDM.EnrollmentID, wd.bursts))
+					pending.Done()
+				default:
+					go wd.wait(wctx, work, srv.pushes)
+				}
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { pending.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done(): // the run's timeout: waiting devices never finish
+		fail(fmt.Errorf("wave: %w", ctx.Err()))
+	}
+	wall := time.Since(start)
+	stop()
+	workers.Wait()
+	cpu1, _, _ := srv.stats()
+	load1, _, _, _ := procStats(os.Getpid())
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintf(log, "  first error: %s\n", e)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ph := Phase{Name: name, Ops: len(lat), Errors: int(errs.Load()), Wall: wall, ServerCPU: cpu1 - cpu0, LoadCPU: load1 - load0}
+	if len(lat) > 0 {
+		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+		ph.P50, ph.P95, ph.P99 = pct(0.50), pct(0.95), pct(0.99)
+	}
+	if srv.kind == "in process" {
+		ph.LoadCPU = 0 // one process: the server's figure is both
+	}
+	out = append(out, ph)
+
+	// Did the server see it the same way? Every simulated device's item
+	// should be installed (verified by its ProfileList).
+	counts, err := profileCounts(ctx, srv, profID)
+	if err != nil {
+		return out, err
+	}
+	rep.Notes = append(rep.Notes,
+		fmt.Sprintf("wave: %d signed MDM requests carried %d commands for %d simulated devices; the profile's items: %v. The %d seeded devices have no keys and never talk: their InstallProfiles stay queued.",
+			len(lat), commands.Load(), len(live), counts, total-len(live)))
+	if counts["installed"] < len(live) {
+		// A device that failed a request stopped there (one error); the
+		// others missing are errors too.
+		out[len(out)-1].Errors = max(out[len(out)-1].Errors, len(live)-counts["installed"])
+		fmt.Fprintf(log, "  only %d of %d simulated devices are installed\n", counts["installed"], len(live))
+	}
+
+	// What one Mdm-Signature costs the generator (RSA 2048, pkcs7), on
+	// this process's CPU clock.
+	sign := signCost(live[0])
+	if ph.Ops > 0 && ph.ServerCPU > 0 && srv.kind != "in process" {
+		per := ph.CPUPerOp()
+		rep.Notes = append(rep.Notes, fmt.Sprintf("wave: server CPU %s per round trip → one core alone could serve %.0f round trips/s; the load generator spent %s of CPU per round trip (one Mdm-Signature alone: %s), so one generator core drives at most %.0f/s.",
+			per.Round(time.Microsecond), float64(time.Second)/float64(per), ph.LoadCPUPerOp().Round(time.Microsecond), sign.Round(time.Microsecond),
+			float64(time.Second)/float64(max(ph.LoadCPUPerOp(), time.Microsecond))))
+	}
+	return out, nil
+}
+
+// burst is what a device does when woken: it polls until its queue is
+// empty, carrying out each command and sending the answer with the next
+// poll. It reports whether the device is through the wave.
+func (wd *waveDevice) burst(ctx context.Context, lat *[]time.Duration, commands *atomic.Int64) (bool, error) {
+	wd.bursts++
+	var answer map[string]any
+	for {
+		t0 := time.Now()
+		cmd, err := wd.d.Poll(ctx, answer, false)
+		*lat = append(*lat, time.Since(t0))
+		if err != nil {
+			return false, fmt.Errorf("device %s: %w", wd.d.MDM.EnrollmentID, err)
+		}
+		if answer != nil {
+			commands.Add(1)
+		}
+		if cmd == nil {
+			return wd.listed, nil
+		}
+		answer = wd.d.Process(ctx, cmd)
+		switch cmd.RequestType() {
+		case "InstallProfile":
+			if answer["Status"] != "Acknowledged" {
+				return false, fmt.Errorf("device %s: InstallProfile answered %v", wd.d.MDM.EnrollmentID, answer)
+			}
+			wd.installed = true
+		case "ProfileList":
+			wd.listed = wd.installed
+		}
+	}
+}
+
+// wait puts the device back to work after its next push (or after a
+// while without one).
+func (wd *waveDevice) wait(ctx context.Context, work chan<- *waveDevice, pushes bool) {
+	after := wavePollEvery
+	if pushes {
+		after = wavePushWait
+	}
+	select {
+	case <-wd.pushes: // nil without pushes: never
+	case <-time.After(after):
+	case <-ctx.Done():
+		return
+	}
+	work <- wd
+}
+
+// signCost is the load generator's CPU for one Mdm-Signature of a typical
+// answer (the median of 3 runs of 100 signatures, this process's CPU).
+func signCost(d *devicesim.Device) time.Duration {
+	body := []byte(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>CommandUUID</key><string>0D1F6C5E-3C1A-4F5B-9E0E-000000000000</string><key>Status</key><string>Acknowledged</string></dict></plist>`)
+	var runs []time.Duration
+	for r := 0; r < 3; r++ {
+		c0, _, _, _ := procStats(os.Getpid())
+		for i := 0; i < 100; i++ {
+			if _, err := d.SignMessage(body); err != nil {
+				return 0
+			}
+		}
+		c1, _, _, _ := procStats(os.Getpid())
+		runs = append(runs, (c1-c0)/100)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i] < runs[j] })
+	return runs[1]
+}
