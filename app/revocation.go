@@ -136,7 +136,8 @@ func (r *Revocation) OCSP(ctx context.Context, req []byte) ([]byte, error) {
 	case <-t.C:
 		return nil, &pki.OCSPError{Response: ocsp.TryLaterErrorResponse, Reason: "every OCSP signer is busy"}
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		// The client left while waiting (not a server failure to log).
+		return nil, &pki.OCSPError{Response: ocsp.TryLaterErrorResponse, Reason: "the client left while every OCSP signer was busy"}
 	}
 	b, err := r.CA.SignOCSP(tmpl)
 	<-r.signers
