@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -25,6 +27,11 @@ type Revocation struct {
 
 	mu  sync.Mutex
 	cur *store.CRLState // this instance's copy of the stored CRL
+
+	signOnce          sync.Once
+	signers           chan struct{} // OCSPSigners slots
+	ocspMu            sync.Mutex
+	ocspCur, ocspPrev map[string]ocspAnswer
 }
 
 // crlAttempts bounds the rounds lost to other instances storing a CRL
@@ -94,8 +101,93 @@ func current(c *store.CRLState, n int64, now time.Time) bool {
 
 // OCSP answers one DER OCSP request (RFC 6960) from the store's records:
 // see pki.CA.RespondOCSP for the answers and the errors.
+//
+// The responder is public, and every answer is a signature with the CA
+// key (~1 ms of CPU for an ECDSA CA, ~14 for RSA-2048, more for RSA-4096),
+// so signing is bounded: an answer about a certificate Pomona issued
+// (good or revoked) is signed once per serial and status and sent again
+// for OCSPReuse (a revocation changes the status, so it shows in the next
+// answer at once); only OCSPSigners answers are signed at a time, and a
+// request that finds no free signer within OCSPSignWait is answered
+// tryLater. A flood of requests (unknown serials are never reused: anyone
+// can invent them) then costs at most OCSPSigners cores, not the server.
 func (r *Revocation) OCSP(ctx context.Context, req []byte) ([]byte, error) {
-	return r.CA.RespondOCSP(req, func(serial string) (string, *store.RevokedCert, error) {
+	now := r.Now()
+	tmpl, err := r.CA.OCSPTemplate(req, func(serial string) (string, *store.RevokedCert, error) {
 		return r.Store.CertStatus(ctx, serial)
-	}, r.Now())
+	}, now)
+	if err != nil {
+		return nil, err
+	}
+	// Only serials on record are remembered: their number is bounded by
+	// what Pomona issued, so invented serials cannot churn the memory.
+	key := ""
+	if tmpl.Status != ocsp.Unknown {
+		key = fmt.Sprintf("%x/%d/%d/%d", tmpl.SerialNumber, tmpl.Status, tmpl.RevokedAt.Unix(), tmpl.RevocationReason)
+		if b := r.ocspCached(key, now); b != nil {
+			return b, nil
+		}
+	}
+	r.signOnce.Do(func() { r.signers = make(chan struct{}, OCSPSigners) })
+	t := time.NewTimer(OCSPSignWait)
+	defer t.Stop()
+	select {
+	case r.signers <- struct{}{}:
+	case <-t.C:
+		return nil, &pki.OCSPError{Response: ocsp.TryLaterErrorResponse, Reason: "every OCSP signer is busy"}
+	case <-ctx.Done():
+		// The client left while waiting (not a server failure to log).
+		return nil, &pki.OCSPError{Response: ocsp.TryLaterErrorResponse, Reason: "the client left while every OCSP signer was busy"}
+	}
+	b, err := r.CA.SignOCSP(tmpl)
+	<-r.signers
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		r.ocspRemember(key, b, tmpl.ThisUpdate)
+	}
+	return b, nil
+}
+
+// Bounds of the OCSP responder's signing (Revocation.OCSP).
+const (
+	// OCSPReuse: an answer about a certificate on record is sent again
+	// while it is younger than this (its nextUpdate is pki.OCSPValidity
+	// after its thisUpdate; HTTP caches keep it a minute anyway).
+	OCSPReuse = time.Minute
+	// OCSPSigners: answers signed at once (one core at most).
+	OCSPSigners = 1
+	// OCSPSignWait: how long a request waits for a signer before tryLater.
+	OCSPSignWait = 250 * time.Millisecond
+	// ocspCacheMax bounds each of the two generations of remembered
+	// answers (a few hundred bytes each).
+	ocspCacheMax = 4096
+)
+
+type ocspAnswer struct {
+	der []byte
+	at  time.Time // its thisUpdate
+}
+
+func (r *Revocation) ocspCached(key string, now time.Time) []byte {
+	r.ocspMu.Lock()
+	defer r.ocspMu.Unlock()
+	a, ok := r.ocspCur[key]
+	if !ok {
+		a, ok = r.ocspPrev[key]
+	}
+	if !ok || now.Before(a.at) || now.Sub(a.at) >= OCSPReuse {
+		return nil
+	}
+	return a.der
+}
+
+func (r *Revocation) ocspRemember(key string, der []byte, at time.Time) {
+	r.ocspMu.Lock()
+	defer r.ocspMu.Unlock()
+	if r.ocspCur == nil || len(r.ocspCur) >= ocspCacheMax {
+		r.ocspPrev, r.ocspCur = r.ocspCur, make(map[string]ocspAnswer)
+	}
+	r.ocspCur[key] = ocspAnswer{der: der, at: at}
 }

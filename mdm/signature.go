@@ -179,6 +179,13 @@ func (k *IdentityChecker) Check(c *x509.Certificate, now time.Time) error {
 // 2×Max certificates are kept (a device identity: ~3.7 KB parsed plus its
 // DER as the key, ~4.6 KB), and a device that polls again within a
 // generation is a hit.
+//
+// Certificates larger than MaxCachedCert are parsed every time, never
+// remembered: the cache is filled before any signature is verified, by
+// whatever certificates an unauthenticated request carries, and
+// Mdm-Signature may hold ~12 KB of them. Each entry costs about twice its
+// DER plus ~3 KB, so without the cap 2×Max attacker certificates of 11 KB
+// held ~100 MB; with it, at most ~7 KB an entry (~28 MB at Max 2048).
 type CertCache struct {
 	// Max bounds each generation (entries); at least 1.
 	Max int
@@ -186,6 +193,10 @@ type CertCache struct {
 	mu        sync.Mutex
 	cur, prev map[string]*x509.Certificate
 }
+
+// MaxCachedCert bounds the DER of a certificate CertCache remembers. An
+// identity Pomona issues is ~1.4 KB at most (RSA-4096 CA and device key).
+const MaxCachedCert = 2048
 
 // Parse is x509.ParseCertificate(der) through the cache. der is not kept:
 // a certificate parsed here is parsed from a copy.
@@ -200,6 +211,11 @@ func (k *CertCache) Parse(der []byte) (*x509.Certificate, error) {
 	k.mu.Unlock()
 	if ok {
 		return c, nil
+	}
+	if len(der) > MaxCachedCert {
+		// Not an identity Pomona issued: parsed, never remembered (see
+		// MaxCachedCert).
+		return x509.ParseCertificate(bytes.Clone(der))
 	}
 	c, err := x509.ParseCertificate(bytes.Clone(der))
 	if err != nil {

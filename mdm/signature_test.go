@@ -2,12 +2,16 @@ package mdm
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -173,5 +177,44 @@ func TestCertCache(t *testing.T) {
 		if _, err := VerifyDetachedWith(sig, []byte("<plist>other</plist>"), k2); !errors.Is(err, ErrSignature) {
 			t.Fatalf("round %d: a tampered body: %v", i, err)
 		}
+	}
+}
+
+// Attack: the cache is filled before any signature is verified, with
+// whatever certificates an unauthenticated Mdm-Signature carries (up to
+// ~12 KB each). 2×Max certificates of 11 KB held ~100 MB (measured), five
+// times what the bound was meant to allow. Certificates larger than
+// MaxCachedCert are now parsed but never remembered; Pomona's own
+// identities still are.
+func TestAttackCertCacheRefusesLargeCertificates(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k := &CertCache{Max: 2048}
+	for i := range 3 {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: "x"},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+			ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: make([]byte, 11000)}}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := k.Parse(der)
+		if err != nil || !bytes.Equal(c.Raw, der) {
+			t.Fatalf("a large certificate must still parse: %v", err)
+		}
+	}
+	if n := k.Len(); n != 0 {
+		t.Fatalf("%d certificates of 11 KB remembered, want 0", n)
+	}
+	for _, kt := range []pki.KeyType{pki.ECDSAP256, pki.RSA4096} {
+		ca, _ := pki.NewCA("ca", kt, time.Now())
+		c, _ := identity(t, ca)
+		if len(c.Raw) > MaxCachedCert {
+			t.Fatalf("an identity of %d bytes (%s CA) is over MaxCachedCert", len(c.Raw), kt)
+		}
+	}
+	ca, _ := pki.NewCA("ca", pki.ECDSAP256, time.Now())
+	c, _ := identity(t, ca)
+	if first, _ := k.Parse(c.Raw); first == nil || k.Len() != 1 {
+		t.Fatal("an identity certificate was not remembered")
 	}
 }

@@ -59,9 +59,10 @@ type Identity struct {
 }
 
 // certCacheGeneration bounds the parsed identity certificates an instance
-// keeps: two generations of this many, about 4.6 KB each (parsed, and the
-// DER as the key), so at most ~19 MB (190 B per device at 100,000
-// enrolled), and the devices that polled recently (a command round trip is
+// keeps: two generations of this many, about 4.6 KB each for a real
+// identity (parsed, and the DER as the key), so ~19 MB (190 B per device
+// at 100,000 enrolled), and ~28 MB when an attacker fills it with the
+// largest certificates it keeps (mdm.MaxCachedCert), and the devices that polled recently (a command round trip is
 // two or three signed requests in a row) are parsed once.
 const certCacheGeneration = 2048
 

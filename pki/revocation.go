@@ -102,6 +102,22 @@ func (e *OCSPError) Error() string { return "ocsp: " + e.Reason }
 // otherwise — valid from now to now+OCSPValidity. Errors: *OCSPError (send
 // its Response), or the lookup's error (answer tryLater).
 func (ca *CA) RespondOCSP(req []byte, lookup CertStatusFunc, now time.Time) ([]byte, error) {
+	tmpl, err := ca.OCSPTemplate(req, lookup, now)
+	if err != nil {
+		return nil, err
+	}
+	return ca.SignOCSP(tmpl)
+}
+
+// SignOCSP signs an answer made by OCSPTemplate.
+func (ca *CA) SignOCSP(tmpl *ocsp.Response) ([]byte, error) {
+	return ocsp.CreateResponse(ca.Cert, ca.Cert, *tmpl, ca.Key)
+}
+
+// OCSPTemplate is RespondOCSP up to the signature: the answer to sign, or
+// the same errors. Callers that bound or reuse signatures (app.Revocation)
+// sign it themselves.
+func (ca *CA) OCSPTemplate(req []byte, lookup CertStatusFunc, now time.Time) (*ocsp.Response, error) {
 	if len(req) == 0 || len(req) > MaxOCSPRequest {
 		return nil, &OCSPError{Response: ocsp.MalformedRequestErrorResponse, Reason: fmt.Sprintf("a request of %d bytes (1–%d)", len(req), MaxOCSPRequest)}
 	}
@@ -130,7 +146,7 @@ func (ca *CA) RespondOCSP(req []byte, lookup CertStatusFunc, now time.Time) ([]b
 			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, rc.RevokedAt.UTC().Truncate(time.Second), rc.Reason
 		}
 	}
-	return ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key)
+	return &tmpl, nil
 }
 
 // issued reports whether the request's CertID names this CA (issuer name
