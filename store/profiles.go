@@ -176,7 +176,10 @@ type ProfileStore interface {
 	ProfileItems(ctx context.Context, enrollmentID string) ([]ProfileItem, error)
 	// PutProfileItem stores (inserts or replaces) an item.
 	PutProfileItem(ctx context.Context, it *ProfileItem) error
-	// DeleteProfileItem forgets an item (absent: not an error).
+	// DeleteProfileItem forgets an item (absent: not an error) and, in the
+	// same transaction, revokes the user certificates issued through that
+	// profile to that enrollment (the profile left the device). The batch's
+	// DelItems in ApplyReconcile do the same.
 	DeleteProfileItem(ctx context.Context, enrollmentID, profileID string) error
 	// ProfileItemByCommand finds the item whose current command is uuid
 	// (ErrNotFound: not a profile command, or superseded).

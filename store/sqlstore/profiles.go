@@ -412,7 +412,25 @@ func (s *Store) PutProfileItem(ctx context.Context, it *store.ProfileItem) error
 }
 
 func (s *Store) DeleteProfileItem(ctx context.Context, enrollmentID, profileID string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ?`, enrollmentID, profileID)
+	return s.tx(ctx, func(tx *Tx) error { return forgetItem(ctx, tx, enrollmentID, profileID) })
+}
+
+// ProfileRemovedBy is profile_certs.revoked_by for a certificate whose
+// profile left the device.
+const ProfileRemovedBy = "the profile was removed from the device"
+
+// forgetItem deletes an item and revokes the user certificates Pomona
+// issued through that profile to that device: the profile that carried
+// them is gone from it (or was never installed), so nothing on the device
+// should still present them to a RADIUS, VPN or mail server. The revocation
+// triggers put them on the CRL and into OCSP in the same transaction.
+// The time is the store's clock: when the item went.
+func forgetItem(ctx context.Context, tx *Tx, enrollmentID, profileID string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ?`, enrollmentID, profileID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ? WHERE enrollment_id = ? AND profile_id = ? AND revoked_at = 0`,
+		toMicros(time.Now().UTC()), ProfileRemovedBy, enrollmentID, profileID)
 	return err
 }
 
@@ -901,7 +919,7 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 			return err
 		}
 		for _, d := range b.DelItems {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ?`, d.DeviceID, d.ProfileID); err != nil {
+			if err := forgetItem(ctx, tx, d.DeviceID, d.ProfileID); err != nil {
 				return err
 			}
 		}

@@ -16,6 +16,7 @@ func profileAdminTests() []namedTest {
 		{"UpdateProfile", testUpdateProfile},
 		{"RevocationList", testRevocationList},
 		{"CRLState", testCRLState},
+		{"RemovedProfileRevokesItsCerts", testRemovedProfileRevokesItsCerts},
 	}
 }
 
@@ -256,5 +257,61 @@ func testCRLState(t *testing.T, s store.Store) {
 	got, err := s.CRL(ctx)
 	if err != nil || got.Number != 2 || got.Revoked != 3 || string(got.DER) != "two" || !got.NextUpdate.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("CRL: %+v %v", got, err)
+	}
+}
+
+// testRemovedProfileRevokesItsCerts: when a profile's item goes (the
+// device removed the profile, or it was never installed), the user
+// certificates issued through it to that device are revoked, and nothing
+// else is: another profile's, another device's.
+func testRemovedProfileRevokesItsCerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := enrolledFor(t, s, tn.ID, u.ID)
+	other := enrolledFor(t, s, tn.ID, u.ID)
+	p := mustProfile(t, s, tn.ID, "com.example.eaptls")
+	q := mustProfile(t, s, tn.ID, "com.example.vpn")
+	t0 := now()
+	issue := func(serial string, enr *store.Enrollment, prof *store.ConfigProfile) {
+		t.Helper()
+		h := []byte("rm-" + serial)
+		if err := s.AddProfileChallenge(ctx, &store.SCEPChallenge{Hash: h, DeviceID: enr.ID, ExpiresAt: t0.Add(time.Hour)}, prof.ID); err != nil {
+			t.Fatal(err)
+		}
+		pc := &store.ProfileCert{Serial: serial, DeviceID: enr.ID, ProfileID: prof.ID, Subject: "CN=alice", Email: "alice@a.example",
+			SHA256: []byte("h" + serial), NotBefore: t0, NotAfter: t0.Add(365 * 24 * time.Hour), IssuedAt: t0}
+		if err := s.ConsumeProfileChallenge(ctx, h, t0, pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue("c1", e, p)     // goes with p's item on e
+	issue("c2", e, q)     // another profile: stays
+	issue("c3", other, p) // another device: stays until its own item goes
+	for _, enr := range []*store.Enrollment{e, other} {
+		if err := s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: enr.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "removing", UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(serial string) string {
+		t.Helper()
+		st, _, err := s.CertStatus(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if err := s.DeleteProfileItem(ctx, e.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if status("c1") != store.CertRevoked || status("c2") != store.CertGood || status("c3") != store.CertGood {
+		t.Fatalf("after e's removal: c1 %s c2 %s c3 %s", status("c1"), status("c2"), status("c3"))
+	}
+	// The reconciler's batch forgets items the same way.
+	if err := s.ApplyReconcile(ctx, &store.ReconcileBatch{DelItems: []store.DeletedItem{{DeviceID: other.ID, ProfileID: p.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	if status("c3") != store.CertRevoked || status("c2") != store.CertGood {
+		t.Fatalf("after the batch: c3 %s c2 %s", status("c3"), status("c2"))
 	}
 }
