@@ -119,10 +119,17 @@ func TestSimRun(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// A push that reaches the stand-in before the simulated device listens
+	// (it starts after its enrollment's last TokenUpdate) is lost, as an
+	// APNs notification to a device that is not connected can be: wake it
+	// again each second, as an admin would. Only a push gets it answered.
 	answered := false
-	for i := 0; i < 50 && !answered; i++ {
+	for i := 1; i <= 300 && !answered; i++ {
 		time.Sleep(100 * time.Millisecond)
 		answered = strings.Contains(runCLI(t, e, "", nil, "device", "commands", ids[0]).stdout, "Acknowledged")
+		if !answered && i%10 == 0 {
+			runCLI(t, e, "", nil, "device", "push", ids[0])
+		}
 	}
 	if !answered {
 		t.Fatal("the pushed device did not answer")
