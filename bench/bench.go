@@ -2,8 +2,9 @@
 // separate process on loopback (so the server's CPU seconds and peak
 // memory can be read from /proc apart from the load generator's), an APNs
 // stand-in, and drives simulated devices through phases: full enrollment,
-// idle check-ins, command round trips (enqueue → push → poll → result
-// stored), a profile wave (--wave, bench/wave.go) and one bulk command to
+// idle check-ins, command round trips (enqueue without push → poll →
+// result stored, as issue 17 defines one; then the same with the push),
+// a profile wave (--wave, bench/wave.go) and one bulk command to
 // every device. Counts and durations are bounded; it only ever talks to
 // 127.0.0.1.
 package bench
@@ -51,7 +52,7 @@ type Options struct {
 	Devices     int
 	Users       int // devices share users: one sign-in per device still
 	Checkins    int // idle check-ins per device
-	Commands    int // command round trips per device
+	Commands    int // command round trips per device, in each round-trip phase (without push, with push)
 	Concurrency int
 	// Profiles adds the desired-state phases (bench/profiles.go).
 	Profiles bool
