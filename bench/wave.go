@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -113,9 +114,10 @@ type waveDevice struct {
 // too: total) and drives every simulated device in live through its
 // queue with c requests in flight. Every signed MDM request is one round
 // trip (latency percentiles are per request); the server's and the load
-// generator's CPU are read around the whole wave. It also measures what
+// generator's CPU are read around the whole wave (and, when prof is not
+// nil, a CPU profile of this process written to it). It also measures what
 // one signature costs the generator, and adds notes to rep.
-func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain string, live []*devicesim.Device, total, c int, rep *Report, log io.Writer) ([]Phase, error) {
+func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain string, live []*devicesim.Device, total, c int, prof io.Writer, rep *Report, log io.Writer) ([]Phase, error) {
 	profID, assign, err := assignToAll(ctx, srv, domain, waveProfile, total, log)
 	if err != nil {
 		return nil, err
@@ -156,6 +158,11 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 		firstErr.CompareAndSwap(nil, err.Error())
 	}
 	pending.Add(len(devs))
+	if prof != nil {
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return out, fmt.Errorf("wave CPU profile: %w", err)
+		}
+	}
 	cpu0, _, _ := srv.stats()
 	load0, _, _, _ := procStats(os.Getpid())
 	start := time.Now()
@@ -204,6 +211,9 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	workers.Wait()
 	cpu1, _, _ := srv.stats()
 	load1, _, _, _ := procStats(os.Getpid())
+	if prof != nil {
+		pprof.StopCPUProfile()
+	}
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintf(log, "  first error: %s\n", e)
 	}

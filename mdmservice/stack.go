@@ -32,6 +32,9 @@ type Config struct {
 	Observe func(message, outcome string)
 	// Tokens answers GetToken (nil: NoTokens).
 	Tokens TokenService
+	// AfterResult, when set, follows every known result in its request
+	// (ResultHook: the profile reconciler's result handling).
+	AfterResult ResultHook
 	Log    *slog.Logger
 	Now    func() time.Time
 }
@@ -51,7 +54,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}
