@@ -35,8 +35,8 @@ type Config struct {
 	// AfterResult, when set, follows every known result in its request
 	// (ResultHook: the profile reconciler's result handling).
 	AfterResult ResultHook
-	Log    *slog.Logger
-	Now    func() time.Time
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // New stacks the MDM channel (docs/architecture.md, "One check-in's

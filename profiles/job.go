@@ -11,9 +11,9 @@ package profiles
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
