@@ -21,8 +21,9 @@ import (
 
 // The wave (issue 17): one configuration profile assigned to every enrolled
 // device, then every simulated device works its queue the way an iPhone
-// does after the push: Idle → InstallProfile, Acknowledged; after the next
-// push, Idle → the ProfileList the reconciler sends to verify,
+// does after the push: Idle → InstallProfile, Acknowledged → the
+// ProfileList that verifies it (handed out with that answer; a server
+// that queues it later pushes again and the device polls after the push),
 // Acknowledged with the device's list. Seeded devices have no keys and
 // never talk: their InstallProfiles stay queued (the assignment still
 // covers them, so the tables are as large as the fleet's).
