@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/devicesim"
+)
+
+// waveInstall assigns a Wi-Fi profile to every device of w's tenant and
+// polls until d is handed its InstallProfile; it returns the profile id
+// and that command.
+func waveInstall(t *testing.T, w *world, d *devicesim.Device) (string, *devicesim.ReceivedCommand) {
+	t.Helper()
+	ctx := context.Background()
+	e := w.e
+	groups := do(t, e, "GET", "/api/v1/groups?tenant_id="+w.tenant, nil, e.APIKey).json(t)["groups"].([]any)
+	var all string
+	for _, g := range groups {
+		if g := g.(map[string]any); g["source"] == "all" {
+			all = g["id"].(string)
+		}
+	}
+	pid := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(wifiProfile("v1"))}, e.APIKey).json(t)["id"].(string)
+	do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": all}, e.APIKey)
+	deadline := time.Now().Add(20 * time.Second)
+	cmd, err := d.Poll(ctx, nil, false)
+	for err == nil && cmd == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		cmd, err = d.Poll(ctx, nil, false)
+	}
+	if err != nil || cmd == nil || cmd.RequestType() != "InstallProfile" {
+		t.Fatalf("first command: %+v %v", cmd, err)
+	}
+	return pid, cmd
+}
+
+// profileState is the one device's state of profile pid (status API).
+func profileState(t *testing.T, w *world, pid string) map[string]any {
+	t.Helper()
+	devs, _ := do(t, w.e, "GET", "/api/v1/profiles/"+pid+"/status", nil, w.e.APIKey).json(t)["devices"].([]any)
+	if len(devs) != 1 {
+		t.Fatalf("status lists %d devices", len(devs))
+	}
+	return devs[0].(map[string]any)
+}
+
+// A ProfileList answer without its ProfileList array (Apple: required) is
+// malformed, not "the device has no profiles": it must not turn the
+// acknowledged install into drift and a reinstall.
+func TestAttackProfileListWithoutList(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	pid, cmd := waveInstall(t, w, d)
+	list, err := d.Poll(ctx, d.Process(ctx, cmd), false)
+	if err != nil || list == nil || list.RequestType() != "ProfileList" {
+		t.Fatalf("the install's answer: %+v %v", list, err)
+	}
+	for _, odd := range []map[string]any{
+		{"Status": "Acknowledged", "CommandUUID": list.CommandUUID},
+		{"Status": "Acknowledged", "CommandUUID": list.CommandUUID, "ProfileList": "com.example.wifi"},
+	} {
+		if next, err := d.Poll(ctx, odd, false); err != nil || next != nil {
+			t.Fatalf("after the odd ProfileList answer: %+v %v", next, err)
+		}
+		if st := profileState(t, w, pid); st["state"] != "installing" || st["error"] != nil {
+			t.Fatalf("after a ProfileList answer without its list the item is %v (want installing, no error)", st)
+		}
+	}
+	// The well-formed answer still verifies it.
+	if next, err := d.Poll(ctx, d.Process(ctx, list), false); err != nil || next != nil {
+		t.Fatalf("after the ProfileList: %+v %v", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" {
+		t.Fatalf("after the device's real ProfileList: %v", st)
+	}
+}
+
+// A device that acknowledges every InstallProfile and never lists the
+// profile (hostile, or broken) must not loop the server through
+// install, acknowledgement, ProfileList and drift without a pause: the
+// install that was never seen installed is a failed attempt with a
+// backoff, like a refused one.
+func TestAttackAcknowledgedNeverListed(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	pid, cmd := waveInstall(t, w, d)
+	list, err := d.Poll(ctx, map[string]any{"Status": "Acknowledged", "CommandUUID": cmd.CommandUUID}, false)
+	if err != nil || list == nil || list.RequestType() != "ProfileList" {
+		t.Fatalf("the install's answer: %+v %v", list, err)
+	}
+	if next, err := d.Poll(ctx, map[string]any{"Status": "Acknowledged", "CommandUUID": list.CommandUUID, "ProfileList": []any{}}, false); err != nil || next != nil {
+		t.Fatalf("after the empty ProfileList: %+v %v", next, err)
+	}
+	st := profileState(t, w, pid)
+	if st["state"] != "failed" || st["next_retry"] == nil || st["attempts"] != float64(1) {
+		t.Fatalf("an install acknowledged and not listed is %v (want failed, attempt 1, a retry later)", st)
+	}
+	// No reinstall comes before the backoff (the reconciler is woken by
+	// the enqueue of other work too; give it a moment).
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		next, err := d.Poll(ctx, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next != nil {
+			t.Fatalf("the device was handed %s right after the failed verification", next.RequestType())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
