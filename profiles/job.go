@@ -530,9 +530,16 @@ func errorChain(status string, chain []mdm.ErrorChainItem) string {
 // in the same transaction as the item's change (no reconciler pass, no
 // push): it reports true then, and the device gets that ProfileList with
 // this very answer. res is the decoded answer (its Doc is read, not the
-// raw bytes decoded again).
+// raw bytes decoded again). Results on a user channel are not Pomona's
+// profile commands and are ignored.
 func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
 	status, commandUUID := res.Status, res.CommandUUID
+	if res.Kind() != mdm.DeviceChannel {
+		// Pomona's profiles and their items live on the device channel;
+		// a user channel's ProfileList lists the user's profiles, and
+		// read as the device's it made every installed one drift.
+		return false
+	}
 	switch requestType {
 	case "InstallProfile", "RemoveProfile":
 	case "ProfileList":

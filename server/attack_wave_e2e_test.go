@@ -114,3 +114,39 @@ func TestAttackAcknowledgedNeverListed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Pomona installs profiles on the device channel only, so a ProfileList
+// answered on a Mac's user channel (an admin's command there) lists the
+// user's profiles, not the device's: it must not verify the device's
+// items (read as their list, every installed profile was drift).
+func TestAttackUserChannelProfileList(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	e := w.e
+	d := enrolledDevice(t, w, "Mac", "alice@example.com", "alice-password")
+	if err := d.TokenUpdate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	pid, cmd := waveInstall(t, w, d)
+	list, err := d.Poll(ctx, d.Process(ctx, cmd), false)
+	if err != nil || list == nil || list.RequestType() != "ProfileList" {
+		t.Fatalf("the install's answer: %+v %v", list, err)
+	}
+	if next, err := d.Poll(ctx, d.Process(ctx, list), false); err != nil || next != nil {
+		t.Fatalf("after the ProfileList: %+v %v", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" {
+		t.Fatalf("after the device's ProfileList: %v", st)
+	}
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "channel": "user"}, e.APIKey), 201)
+	ucmd, err := d.Poll(ctx, nil, true)
+	if err != nil || ucmd == nil || ucmd.RequestType() != "ProfileList" {
+		t.Fatalf("user channel poll: %+v %v", ucmd, err)
+	}
+	if _, err := d.Poll(ctx, map[string]any{"Status": "Acknowledged", "CommandUUID": ucmd.CommandUUID, "ProfileList": []any{}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" || st["error"] != nil {
+		t.Fatalf("after the user channel's ProfileList the device's profile is %v", st)
+	}
+}
