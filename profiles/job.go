@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -64,6 +65,7 @@ type Store interface {
 	store.GroupStore
 	store.ProfileStore
 	store.ProfileCertStore
+	store.ProfileDeliveryStore
 	store.EnrollmentStore
 	store.MDMStore
 	Tenant(ctx context.Context, id string) (*store.Tenant, error)
@@ -377,6 +379,7 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 				if payload, _, err = signed(a.ProfileID, payload); err == nil {
 					uuid, err = perDevice(map[string]any{"RequestType": "InstallProfile", "Payload": payload})
 				}
+				chals[len(chals)-1].CommandUUID = uuid
 			} else {
 				// Identical rendered content (same hash) on other devices
 				// of the batch shares this command, signed once.
@@ -553,9 +556,15 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, re
 		return
 	case status == mdm.Acknowledged:
 		// Installed as far as the device says; ProfileList confirms it.
-		it.Acknowledged, it.Error = true, ""
-		if err := j.Store.PutProfileItem(ctx, it); err != nil {
-			j.Log.Warn("profile: cannot record an acknowledgement", "device", enr.ID, "err", err)
+		// The install replaced any earlier delivery of the profile on the
+		// device (its SCEP identity included, which the device obtained
+		// before acknowledging): certificates of earlier deliveries are
+		// revoked now, and not before, so the device is never left
+		// without a valid one.
+		if err := j.Store.AckProfileInstall(ctx, enr.ID, it.ProfileID, commandUUID, now); err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				j.Log.Warn("profile: cannot record an acknowledgement", "device", enr.ID, "err", err)
+			}
 			return
 		}
 		j.verifySoon(ctx, enr)
