@@ -152,3 +152,30 @@ func TestRetryAfterProfileDeleted(t *testing.T) {
 		t.Fatalf("a late retry resurrected the item: %+v", items())
 	}
 }
+
+// TestConsoleGroupDeleteNeedsConfirmation: a group's deletion takes its
+// profiles off its members' devices, so the console refuses it (400, the
+// group kept) unless the confirmation was ticked — also when the form is
+// sent without the browser's own check of the required box.
+func TestConsoleGroupDeleteNeedsConfirmation(t *testing.T) {
+	w, clk := consoleWorld(t)
+	u := newConsoleUser(t, w, clk, "owner@ops.example", store.RoleOwner)
+	g, err := w.e.Server.App.Profiles.CreateGroup(t.Context(), w.tenant, "Field sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := u.post("/console/groups/"+g.ID+"/delete", url.Values{}, "Referer", w.e.URL+"/console/groups/"+g.ID)
+	if code != 200 || !strings.Contains(body, "Not deleted: tick that the group") {
+		t.Fatalf("unconfirmed delete: %d %.1500s", code, body)
+	}
+	if _, err := w.e.Server.Store.Group(t.Context(), g.ID); err != nil {
+		t.Fatalf("the group went without confirmation: %v", err)
+	}
+	if _, body := u.get("/console/audit?actor=console:owner@ops.example"); !strings.Contains(body, "POST /console/groups/{id}/delete") || !strings.Contains(body, "400") {
+		t.Fatalf("audit: %.1500s", body)
+	}
+	code, body = u.post("/console/groups/"+g.ID+"/delete", url.Values{"confirm": {"on"}})
+	if code != 200 || !strings.Contains(body, "Group Field sales deleted.") {
+		t.Fatalf("confirmed delete: %d %.1500s", code, body)
+	}
+}

@@ -150,10 +150,15 @@ func (c *Console) renameGroup(w http.ResponseWriter, r *Request) error {
 	return c.done(w, r, Prefix+"/groups/"+g.ID, "Renamed to %s.", g.Name)
 }
 
+// deleteGroup deletes a group once the administrator ticked that its
+// profiles leave its members' devices (one key press must not do that).
 func (c *Console) deleteGroup(w http.ResponseWriter, r *Request) error {
 	g, err := c.App.Profiles.Group(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if r.PostFormValue("confirm") == "" {
+		return problem.New(problem.Invalid, "Not deleted: tick that the group's profiles leave its members' devices, then delete again.")
 	}
 	if err := c.App.Profiles.DeleteGroup(r.Context(), g.ID); err != nil {
 		return err
