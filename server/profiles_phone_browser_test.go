@@ -28,7 +28,6 @@ const tabStopJS = `(() => { const e = document.activeElement; if (!e || e === do
     " x=" + Math.round(r.left) + ".." + Math.round(r.right) + " h=" + Math.round(r.height) + (focus ? "" : " NO-FOCUS-RING") +
     (r.left < -1 || r.right > document.documentElement.clientWidth + 1 || r.height === 0 ? " OFF-SCREEN" : ""); })()`
 
-
 // onScreen is a script: the table cells holding text exist and lie
 // wholly inside the window, wide enough to read (not cut at a card's
 // edge inside a sideways-scrolling region).
