@@ -14,6 +14,19 @@ import (
 	"github.com/pomona-mdm/pomona/store"
 )
 
+// assignToAllUsers uploads a profile to the world's tenant through the
+// API and assigns it to the tenant's All users group; it returns its id.
+func assignToAllUsers(t *testing.T, w *world, content []byte) string {
+	t.Helper()
+	e, k := w.e, w.e.APIKey
+	groups := do(t, e, "GET", "/api/v1/groups?tenant_id="+w.tenant, nil, k).json(t)["groups"].([]any)
+	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(content)}, k)
+	mustStatus(t, a, 201)
+	pid := a.json(t)["id"].(string)
+	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": groups[0].(map[string]any)["id"]}, k), 200)
+	return pid
+}
+
 // TestNewVersionSupersedesCertEndToEnd: version 2 of a profile with a
 // SCEP payload gives the device a new user certificate; once the device
 // has acknowledged the install (and so holds the new one), the certificate
@@ -25,11 +38,7 @@ func TestNewVersionSupersedesCertEndToEnd(t *testing.T) {
 	e := w.e
 	k := e.APIKey
 	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, k), 200)
-	groups := do(t, e, "GET", "/api/v1/groups?tenant_id="+w.tenant, nil, k).json(t)["groups"].([]any)
-	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString([]byte(eapTLSProfile))}, k)
-	mustStatus(t, a, 201)
-	pid := a.json(t)["id"].(string)
-	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": groups[0].(map[string]any)["id"]}, k), 200)
+	pid := assignToAllUsers(t, w, []byte(eapTLSProfile))
 	phone := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	refuser := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	ds := []*devicesim.Device{phone, refuser}
@@ -101,11 +110,7 @@ func TestRetryAfterProfileDeleted(t *testing.T) {
 	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	d.RefuseInstall("com.example.wifi", "The user declined the profile.")
 	u := newConsoleUser(t, w, clk, "owner@ops.example", store.RoleOwner)
-	groups := do(t, e, "GET", "/api/v1/groups?tenant_id="+w.tenant, nil, k).json(t)["groups"].([]any)
-	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(wifiProfile("v1"))}, k)
-	mustStatus(t, a, 201)
-	pid := a.json(t)["id"].(string)
-	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": groups[0].(map[string]any)["id"]}, k), 200)
+	pid := assignToAllUsers(t, w, wifiProfile("v1"))
 	dev, err := e.Server.Store.EnrollmentByAppleID(t.Context(), d.MDM.EnrollmentID)
 	if err != nil {
 		t.Fatal(err)

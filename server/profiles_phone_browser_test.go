@@ -28,6 +28,23 @@ const tabStopJS = `(() => { const e = document.activeElement; if (!e || e === do
     " x=" + Math.round(r.left) + ".." + Math.round(r.right) + " h=" + Math.round(r.height) + (focus ? "" : " NO-FOCUS-RING") +
     (r.left < -1 || r.right > document.documentElement.clientWidth + 1 || r.height === 0 ? " OFF-SCREEN" : ""); })()`
 
+// signInOwnerByKeyboard sets up the first owner from the start-up link and
+// signs in with the next code, typing and pressing Return only.
+func signInOwnerByKeyboard(t *testing.T, ctx context.Context, w *world, clk *consoleClock, run func(string, ...chromedp.Action)) {
+	t.Helper()
+	var s string
+	run("setup page", chromedp.Navigate(w.e.Server.OwnerSetupURL()), chromedp.WaitVisible("#secret", chromedp.ByID), chromedp.Text("#secret", &s, chromedp.ByID))
+	secret, err := totp.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("setup", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID),
+		chromedp.SendKeys("#password", "owner password 123", chromedp.ByID), chromedp.SendKeys("#password2", "owner password 123", chromedp.ByID),
+		chromedp.SendKeys("#code", totp.Code(secret, clk.now())+kb.Enter, chromedp.ByID), chromedp.WaitVisible(".flash", chromedp.ByQuery))
+	run("sign in", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID), chromedp.SendKeys("#password", "owner password 123", chromedp.ByID),
+		chromedp.SendKeys("#code", clk.nextCode(secret)+kb.Enter, chromedp.ByID), chromedp.WaitVisible("svg.chart", chromedp.ByQuery))
+}
+
 // onScreen is a script: the table cells holding text exist and lie
 // wholly inside the window, wide enough to read (not cut at a card's
 // edge inside a sideways-scrolling region).
@@ -127,17 +144,7 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 		}
 	}
 	run("phone", browser.Phone())
-	var s string
-	run("setup page", chromedp.Navigate(e.Server.OwnerSetupURL()), chromedp.WaitVisible("#secret", chromedp.ByID), chromedp.Text("#secret", &s, chromedp.ByID))
-	secret, err := totp.Decode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("setup", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID),
-		chromedp.SendKeys("#password", "owner password 123", chromedp.ByID), chromedp.SendKeys("#password2", "owner password 123", chromedp.ByID),
-		chromedp.SendKeys("#code", totp.Code(secret, clk.now())+kb.Enter, chromedp.ByID), chromedp.WaitVisible(".flash", chromedp.ByQuery))
-	run("sign in", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID), chromedp.SendKeys("#password", "owner password 123", chromedp.ByID),
-		chromedp.SendKeys("#code", clk.nextCode(secret)+kb.Enter, chromedp.ByID), chromedp.WaitVisible("svg.chart", chromedp.ByQuery))
+	signInOwnerByKeyboard(t, ctx, w, clk, run)
 
 	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, k), 200)
 	phone := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
