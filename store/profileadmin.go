@@ -39,20 +39,11 @@ type ProfileAdminStore interface {
 	UpdateProfile(ctx context.Context, id string, ch ProfileChange, now time.Time) (*ConfigProfile, error)
 }
 
-// ProfileDeliveryStore records what devices say about Pomona's profile
-// deliveries where more than one row must change together.
+// ProfileDeliveryStore is an admin's retry of a failed profile delivery.
+// (A device's acknowledgement of an install, which also revokes the user
+// certificates of earlier deliveries as superseded, is
+// ProfileResultStore.AcknowledgeProfileItem.)
 type ProfileDeliveryStore interface {
-	// AckProfileInstall records that the device acknowledged the
-	// InstallProfile commandUUID of its item of profileID and, in the same
-	// transaction, revokes (reason superseded) the user certificates
-	// issued through that profile to that device by any other command: the
-	// install replaced the profile, and the identity of an earlier SCEP
-	// payload with it, on the device. Revoking only now — not when the new
-	// version is queued — keeps the old certificate valid until the device
-	// holds the new one (a device that never installs the new version
-	// keeps working Wi-Fi). ErrNotFound: no item whose current command is
-	// commandUUID (superseded meanwhile); nothing is revoked then.
-	AckProfileInstall(ctx context.Context, enrollmentID, profileID, commandUUID string, now time.Time) error
 	// RetryProfileItem makes a failed item pending again with no attempts
 	// and no retry time and queues its enrollment, in one transaction.
 	// ErrNotFound: the profile is deleted (or never existed), or the

@@ -241,7 +241,7 @@ type NewProfileChallenge struct {
 	Challenge SCEPChallenge
 	ProfileID string
 	// CommandUUID is the InstallProfile that carries it; the certificate
-	// it issues records it (ProfileDeliveryStore.AckProfileInstall).
+	// it issues records it (ProfileResultStore.AcknowledgeProfileItem).
 	CommandUUID string
 }
 

@@ -204,6 +204,7 @@ type Store interface {
 	ProfileCertStore
 	ProfileAdminStore
 	ProfileDeliveryStore
+	ProfileResultStore
 	RevocationStore
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error

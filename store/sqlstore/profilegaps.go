@@ -1,9 +1,10 @@
 package sqlstore
 
 // Profile deliveries (session 6, lane gaps): an acknowledged install
-// supersedes the user certificates of earlier deliveries, and an admin's
-// retry is one conditional write. New functions rather than edits of
-// profiles.go's (docs/profiles.md).
+// supersedes the user certificates of earlier deliveries (in
+// AcknowledgeProfileItem's transaction), and an admin's retry is one
+// conditional write. New functions rather than edits of profiles.go's
+// (docs/profiles.md).
 
 import (
 	"context"
@@ -20,24 +21,16 @@ import (
 // migration 0026).
 const ProfileSupersededBy = "superseded by a new delivery of the profile"
 
-func (s *Store) AckProfileInstall(ctx context.Context, enrollmentID, profileID, commandUUID string, now time.Time) error {
-	if commandUUID == "" {
-		return fmt.Errorf("profile item %w", store.ErrNotFound)
-	}
-	return s.tx(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ?
-			WHERE enrollment_id = ? AND profile_id = ? AND command_uuid = ?`, toMicros(now), enrollmentID, profileID, commandUUID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("profile item %w (superseded by a later command)", store.ErrNotFound)
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ?
-			WHERE enrollment_id = ? AND profile_id = ? AND command_uuid <> ? AND revoked_at = 0`,
-			toMicros(now), ProfileSupersededBy, enrollmentID, profileID, commandUUID)
-		return err
-	})
+// revokeSuperseded revokes, in tx, the user certificates issued through
+// profileID to enrollmentID by any command but commandUUID: the device
+// acknowledged that InstallProfile, which replaced the profile (and the
+// identity of its SCEP payload) on the device. Called by
+// AcknowledgeProfileItem; see store.ProfileResultStore.
+func revokeSuperseded(ctx context.Context, tx *Tx, enrollmentID, profileID, commandUUID string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ?
+		WHERE enrollment_id = ? AND profile_id = ? AND command_uuid <> ? AND revoked_at = 0`,
+		toMicros(now), ProfileSupersededBy, enrollmentID, profileID, commandUUID)
+	return err
 }
 
 func (s *Store) RetryProfileItem(ctx context.Context, enrollmentID, profileID string, now time.Time) error {

@@ -401,13 +401,7 @@ func (s *Store) ProfileItems(ctx context.Context, enrollmentID string) ([]store.
 }
 
 func (s *Store) PutProfileItem(ctx context.Context, it *store.ProfileItem) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO profile_items (enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (enrollment_id, profile_id) DO UPDATE SET identifier = excluded.identifier, state = excluded.state, version = excluded.version,
-		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
-		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`,
-		it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
-		toMicros(it.NextRetry), toMicros(it.UpdatedAt))
+	_, err := s.w.ExecContext(ctx, putItemSQL, itemArgs(it)...)
 	return s.constraint(err)
 }
 
@@ -622,7 +616,7 @@ func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now ti
 			return err
 		}
 		// The certificate remembers the command that carried its challenge
-		// (AckProfileInstall: a later delivery supersedes it).
+		// (AcknowledgeProfileItem: a later delivery supersedes it).
 		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at, command_uuid)
 			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, command_uuid FROM scep_challenges WHERE hash = ?`, pc.Serial, pc.DeviceID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
 			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt), hash)

@@ -58,8 +58,13 @@ func testAckSupersedesCerts(t *testing.T, s store.Store) {
 	deliver(e, p, "cmd-1", "s1")
 	deliver(e, q, "cmd-q", "sq")
 	deliver(other, p, "cmd-o", "so")
-	for _, a := range [][3]string{{e.ID, p.ID, "cmd-1"}, {e.ID, q.ID, "cmd-q"}, {other.ID, p.ID, "cmd-o"}} {
-		if err := s.AckProfileInstall(ctx, a[0], a[1], a[2], t0); err != nil {
+	// ack is the device's Acknowledged to the InstallProfile cmd.
+	ack := func(enrollmentID, cmd string, at time.Time) error {
+		_, _, err := s.AcknowledgeProfileItem(ctx, enrollmentID, cmd, "", nil, at)
+		return err
+	}
+	for _, a := range [][2]string{{e.ID, "cmd-1"}, {e.ID, "cmd-q"}, {other.ID, "cmd-o"}} {
+		if err := ack(a[0], a[1], t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,11 +86,11 @@ func testAckSupersedesCerts(t *testing.T, s store.Store) {
 	if st, _ := status("s1"); st != store.CertGood {
 		t.Fatalf("the old certificate was revoked before the new install was acknowledged: %s", st)
 	}
-	wantErr(t, s.AckProfileInstall(ctx, e.ID, p.ID, "cmd-1", t0), store.ErrNotFound) // a late answer to the replaced command
+	wantErr(t, ack(e.ID, "cmd-1", t0), store.ErrNotFound) // a late answer to the replaced command
 	if st, _ := status("s1"); st != store.CertGood {
 		t.Fatalf("a stale acknowledgement revoked: %s", st)
 	}
-	if err := s.AckProfileInstall(ctx, e.ID, p.ID, "cmd-2", t0.Add(time.Minute)); err != nil {
+	if err := ack(e.ID, "cmd-2", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if st, reason := status("s1"); st != store.CertRevoked || reason != 4 {
@@ -100,7 +105,7 @@ func testAckSupersedesCerts(t *testing.T, s store.Store) {
 		t.Fatalf("revocations counted: %d %v, want %d", n, err, n0+1)
 	}
 	// Acknowledged twice (a device resending its answer): nothing more.
-	if err := s.AckProfileInstall(ctx, e.ID, p.ID, "cmd-2", t0.Add(2*time.Minute)); err != nil {
+	if err := ack(e.ID, "cmd-2", t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := status("s2"); st != store.CertGood {

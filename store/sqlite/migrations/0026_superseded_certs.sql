@@ -7,7 +7,7 @@
 -- issued. When the device acknowledges a later install of the profile
 -- (which replaces the earlier one, keychain identity included), the
 -- certificates issued through other commands are revoked as superseded
--- (AckProfileInstall). Rows from before this migration have '' and are
+-- (AcknowledgeProfileItem). Rows from before this migration have '' and are
 -- superseded by the next acknowledged install.
 ALTER TABLE scep_challenges ADD COLUMN command_uuid TEXT NOT NULL DEFAULT '';
 ALTER TABLE profile_certs ADD COLUMN command_uuid TEXT NOT NULL DEFAULT '';
