@@ -61,6 +61,11 @@ type Options struct {
 	// (default 32).
 	Wave            bool
 	WaveConcurrency int
+	// WaveCPUProfile, when set, receives a CPU profile (runtime/pprof) of
+	// this process during the wave's device phase alone (not the
+	// assignment): with InProcess the server's and the generator's work
+	// of the round trips, to be told apart by package.
+	WaveCPUProfile io.Writer
 	// FreshSignatures signs every Idle anew (default: an Idle identical
 	// to the device's previous one reuses its signature).
 	FreshSignatures bool
@@ -383,7 +388,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if c < 1 {
 			c = 32
 		}
-		ps, err := wavePhases(ctx, srv, stub, domain, live, len(live)+o.Seed, c, rep, o.Log)
+		ps, err := wavePhases(ctx, srv, stub, domain, live, len(live)+o.Seed, c, o.WaveCPUProfile, rep, o.Log)
 		rep.Phases = append(rep.Phases, ps...)
 		if err != nil {
 			return rep, fmt.Errorf("bench: wave: %w", err)

@@ -35,6 +35,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (with --in-process: server and load; go tool pprof)")
+	waveProfile := fs.String("wave-cpuprofile", "", "write a CPU profile of this process during --wave's round trips alone (with --in-process: the server's and the devices' work; not with --cpuprofile)")
 	return func(c *call) error {
 		switch *storeKind {
 		case "sqlite":
@@ -51,6 +52,17 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 			return err
 		}
 		o.Binary, o.Log = exe, c.Stderr
+		if *waveProfile != "" {
+			if *cpuProfile != "" || !o.Wave {
+				return usagef("--wave-cpuprofile needs --wave and no --cpuprofile (one CPU profile at a time)")
+			}
+			f, err := os.Create(*waveProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			o.WaveCPUProfile = f
+		}
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
 			if err != nil {
