@@ -29,7 +29,7 @@ func TestInProcessRun(t *testing.T) {
 			t.Errorf("phase %+v", p)
 		}
 	}
-	for _, want := range []string{"enrollment (full flow)", "idle check-in", "command round trip", "bulk enqueue (one command, every device)"} {
+	for _, want := range []string{"enrollment (full flow)", "idle check-in", "command round trip (enqueue without push)", "command round trip", "bulk enqueue (one command, every device)"} {
 		if !names[want] {
 			t.Errorf("no phase %q", want)
 		}

@@ -18,7 +18,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	fs.IntVar(&o.Devices, "devices", 300, "simulated devices to enroll")
 	fs.IntVar(&o.Users, "users", 0, "users the devices enroll as (default min(devices, 50))")
 	fs.IntVar(&o.Checkins, "checkins", 10, "idle check-ins per device")
-	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device")
+	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device in each of the two round-trip phases (enqueue without push; with push)")
 	fs.BoolVar(&o.Profiles, "profiles", false, "also measure configuration profiles: one assignment to every device, the status API, a membership change, the idle reconciler")
 	fs.BoolVar(&o.Wave, "wave", false, "also measure a profile wave: one profile assigned to every device, every simulated device fetching its InstallProfile and then the reconciler's ProfileList (round trips/s, latency, server and load-generator CPU)")
 	fs.IntVar(&o.WaveConcurrency, "wave-concurrency", 32, "MDM requests in flight during --wave")

@@ -259,8 +259,9 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 		}
 	}
 	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
-		// The request's one store read found nothing an Idle poll would
-		// be handed (NextCommand's own first look, made a moment earlier).
+		// The request's one store read (DeviceRequest's CommandWaiting)
+		// found nothing an Idle poll would be handed: NextCommand, which
+		// reads the full row without a look first, is not asked.
 		answer.Reason = "no command"
 		return answer, nil
 	}
