@@ -150,3 +150,71 @@ func TestAttackUserChannelProfileList(t *testing.T) {
 		t.Fatalf("after the user channel's ProfileList the device's profile is %v", st)
 	}
 }
+
+// The same Acknowledged sent many times at once (a replaying device, or
+// retries over a flaky link) moves the item once and queues one
+// verifying ProfileList: after the device answers it, nothing is left.
+func TestAttackConcurrentReplayedAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	pid, cmd := waveInstall(t, w, d)
+	ack := d.Process(ctx, cmd)
+	const n = 8
+	got := make(chan *devicesim.ReceivedCommand, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := d.Poll(ctx, ack, false)
+			errs <- err
+			got <- c
+		}()
+	}
+	var list *devicesim.ReceivedCommand
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if c := <-got; c != nil {
+			if c.RequestType() != "ProfileList" || list != nil && c.CommandUUID != list.CommandUUID {
+				t.Fatalf("a replayed Acknowledged was answered with %s %s (first ProfileList %+v)", c.RequestType(), c.CommandUUID, list)
+			}
+			list = c
+		}
+	}
+	if list == nil {
+		t.Fatal("no answer carried the ProfileList")
+	}
+	if next, err := d.Poll(ctx, d.Process(ctx, list), false); err != nil || next != nil {
+		t.Fatalf("after the ProfileList: %+v %v (a second ProfileList was queued)", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" {
+		t.Fatalf("after the ProfileList: %v", st)
+	}
+}
+
+// A device's answer to a command stands once given (store.RecordResult):
+// an Error sent later for an InstallProfile it acknowledged (or an
+// Acknowledged after its Error) must not move the profile's item either,
+// nor reach webhooks as that command's result.
+func TestAttackContradictingResult(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	pid, cmd := waveInstall(t, w, d)
+	list, err := d.Poll(ctx, d.Process(ctx, cmd), false)
+	if err != nil || list == nil || list.RequestType() != "ProfileList" {
+		t.Fatalf("the install's answer: %+v %v", list, err)
+	}
+	if next, err := d.Poll(ctx, d.Process(ctx, list), false); err != nil || next != nil {
+		t.Fatalf("after the ProfileList: %+v %v", next, err)
+	}
+	late := map[string]any{"Status": "Error", "CommandUUID": cmd.CommandUUID, "RequestType": "InstallProfile",
+		"ErrorChain": []any{map[string]any{"ErrorDomain": "MCInstallationErrorDomain", "ErrorCode": 4001, "LocalizedDescription": "late"}}}
+	if next, err := d.Poll(ctx, late, false); err != nil || next != nil {
+		t.Fatalf("after the contradicting Error: %+v %v", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" || st["error"] != nil {
+		t.Fatalf("an Error after the Acknowledged moved the item: %v", st)
+	}
+}

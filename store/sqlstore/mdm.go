@@ -490,7 +490,13 @@ func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status stri
 	}
 	switch cur {
 	case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
-		// A repeated result is idempotent: the first one stands.
+		// A repeated result is idempotent: the first one stands. A
+		// different one contradicts it: refused, so that nothing acts on
+		// it as the command's result (the profile reconciler's hook, the
+		// result event).
+		if status != cur {
+			return rt, fmt.Errorf("%w: command %s was answered %s, not %s", store.ErrConflict, uuid, cur, status)
+		}
 		return rt, nil
 	case store.QueueExpired:
 		if status == mdm.NotNow {
