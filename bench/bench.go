@@ -55,6 +55,9 @@ type Options struct {
 	Concurrency int
 	// Profiles adds the desired-state phases (bench/profiles.go).
 	Profiles bool
+	// AssignCPUProfile, with InProcess and Profiles, writes a CPU profile
+	// of the assignment phase alone (server and bench) to this file.
+	AssignCPUProfile string
 	// Wave adds the profile wave (bench/wave.go): one profile assigned to
 	// every device, every simulated device fetching its InstallProfile and
 	// the ProfileList after it, WaveConcurrency requests in flight
@@ -405,7 +408,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Phase 5: configuration profiles (bench/profiles.go).
 	if o.Profiles {
-		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, o.Log)
+		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, o.AssignCPUProfile, o.Log)
 		if err != nil {
 			return rep, fmt.Errorf("bench: profiles: %w", err)
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -36,7 +38,10 @@ var (
 // enrolled device (seeded ones too) has its InstallProfile queued; the
 // status API on that profile; a membership change of one user; and the
 // server's CPU while nothing changes.
-func profilePhases(ctx context.Context, srv *target, domain string, devices, users int, log io.Writer) ([]Phase, error) {
+//
+// cpuProfile, when set (a server in process), receives a CPU profile of
+// the assignment phase alone.
+func profilePhases(ctx context.Context, srv *target, domain string, devices, users int, cpuProfile string, log io.Writer) ([]Phase, error) {
 	var groups struct {
 		Groups []struct{ ID, Source string } `json:"groups"`
 	}
@@ -54,6 +59,22 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 		return nil, err
 	}
 	var out []Phase
+	stopProfile := func() {}
+	if cpuProfile != "" {
+		if srv.kind != "in process" {
+			return nil, fmt.Errorf("a CPU profile of the assignment needs the server in process")
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		// Fails when the whole run is being profiled (--cpuprofile).
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		stopProfile = pprof.StopCPUProfile
+	}
 	status := func() (map[string]int, error) {
 		var st struct {
 			Counts map[string]int `json:"counts"`
@@ -80,6 +101,7 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 		}
 		return ctx.Err()
 	}, log))
+	stopProfile()
 	out = append(out, measure(ctx, srv, "profile status API (counts + 100 devices)", 200, 4, func(int) error {
 		_, err := status()
 		return err
