@@ -213,6 +213,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Store = "server's own"
 	}
 	var srv *target
+	var pairs []seededUser
 	secret := newSecretKey()
 	switch {
 	case o.Server != "":
@@ -225,7 +226,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			dbURL = "sqlite://" + filepath.Join(dir, "data", "pomona.db")
 		}
 		t0 := time.Now()
-		if err := seedStore(ctx, dbURL, domain, o.Users, o.Seed, o.Log); err != nil {
+		if pairs, err = seedStore(ctx, dbURL, domain, o.Users, o.Seed, o.Log); err != nil {
 			return nil, err
 		}
 		rep.SeedTime = time.Since(t0)
@@ -408,7 +409,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Phase 5: configuration profiles (bench/profiles.go).
 	if o.Profiles {
-		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, o.AssignCPUProfile, o.Log)
+		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, pairs, o.AssignCPUProfile, o.Log)
 		if err != nil {
 			return rep, fmt.Errorf("bench: profiles: %w", err)
 		}
