@@ -100,7 +100,10 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 			if c["failed"] > 0 {
 				return fmt.Errorf("%d items failed", c["failed"])
 			}
-			time.Sleep(100 * time.Millisecond)
+			// Every poll counts the profile's items (a grouped scan of
+			// 100,000 index entries at 100,000 devices): polling every
+			// 100 ms was 12 % of the phase's CPU.
+			time.Sleep(250 * time.Millisecond)
 		}
 		return ctx.Err()
 	}, log))

@@ -533,13 +533,16 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, d := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id = ?`,
-				holder, toMicros(now.Add(lease)), d.DeviceID); err != nil {
-				return err
+		// One statement per reconcileChunk claims (was one per claim).
+		return chunks(out, reconcileChunk, func(ds []store.DirtyEnrollment) error {
+			args := make([]any, 0, 2+len(ds))
+			args = append(args, holder, toMicros(now.Add(lease)))
+			for _, d := range ds {
+				args = append(args, d.DeviceID)
 			}
-		}
-		return nil
+			_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id IN `+qmarks(len(ds)), args...)
+			return err
+		})
 	})
 	return out, err
 }
