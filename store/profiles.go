@@ -223,6 +223,8 @@ type ProfileStore interface {
 
 // ReconcileInput is what planning one enrollment needs.
 type ReconcileInput struct {
+	// Enrollment without MachineInfo and Inventory (not read: planning
+	// does not use them).
 	Enrollment Enrollment
 	// Channel is the device channel (nil: none yet; its first
 	// TokenUpdate marks the enrollment again).

@@ -692,6 +692,11 @@ func chunks[T any](xs []T, n int, fn func([]T) error) error {
 	return nil
 }
 
+// reconcileEnrollmentColumns are enrollmentColumns without the two
+// blobs planning never reads (machine_info, inventory: a device's
+// inventory with its installed apps is tens of KB, read 1,000 at a time).
+var reconcileEnrollmentColumns = strings.NewReplacer("machine_info,", "NULL,", "inventory,", "NULL,").Replace(enrollmentColumns)
+
 func (s *Store) ReconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
 	var out []store.ReconcileInput
 	err := chunks(ids, reconcileChunk, func(ids []string) error {
@@ -704,7 +709,7 @@ func (s *Store) ReconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 
 func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
 	in, args := qmarks(len(ids)), anys(ids)
-	enrs, err := collect(ctx, s.r, scanEnrollment, `SELECT `+enrollmentColumns+` FROM enrollments WHERE id IN `+in, args...)
+	enrs, err := collect(ctx, s.r, scanEnrollment, `SELECT `+reconcileEnrollmentColumns+` FROM enrollments WHERE id IN `+in, args...)
 	if err != nil {
 		return nil, err
 	}
