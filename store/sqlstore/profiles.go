@@ -515,7 +515,7 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 	err := s.tx(ctx, func(tx *Tx) error {
 		out = nil
 		rows, err := tx.QueryContext(ctx, `SELECT enrollment_id, verify, gen FROM reconcile_queue WHERE due_at <= ? AND claimed_until <= ?
-			ORDER BY due_at LIMIT ?`, toMicros(now), toMicros(now), limit)
+			ORDER BY due_at, enrollment_id LIMIT ?`, toMicros(now), toMicros(now), limit)
 		if err != nil {
 			return err
 		}
