@@ -7,5 +7,8 @@
 -- index, each written to the WAL and to the savepoint journal). This
 -- index gives that order without a sort and replaces the one on due_at
 -- alone (DirtyCount's range uses its prefix).
+-- (SQLite also rebuilds the table WITHOUT ROWID, clustered by enrollment id.)
+-- dialect: postgres
 CREATE INDEX reconcile_queue_due_enrollment ON reconcile_queue(due_at, enrollment_id);
 DROP INDEX reconcile_queue_due;
+-- end dialect

@@ -12,6 +12,8 @@
 -- random table page per row. The index on (due_at, enrollment_id) gives
 -- the claim order without a sort and replaces the one on due_at alone
 -- (DirtyCount's range uses its prefix). Nothing references this table.
+-- PostgreSQL only swaps the index (its heap is not ordered by a key).
+-- dialect: sqlite
 CREATE TABLE reconcile_queue_0020 (
 	enrollment_id TEXT PRIMARY KEY REFERENCES enrollments(id) ON DELETE CASCADE,
 	due_at        INTEGER NOT NULL,
@@ -25,3 +27,4 @@ INSERT INTO reconcile_queue_0020 (enrollment_id, due_at, verify, gen, claimed_by
 DROP TABLE reconcile_queue;
 ALTER TABLE reconcile_queue_0020 RENAME TO reconcile_queue;
 CREATE INDEX reconcile_queue_due_enrollment ON reconcile_queue(due_at, enrollment_id);
+-- end dialect
