@@ -2,8 +2,9 @@
 // separate process on loopback (so the server's CPU seconds and peak
 // memory can be read from /proc apart from the load generator's), an APNs
 // stand-in, and drives simulated devices through phases: full enrollment,
-// idle check-ins, command round trips (enqueue → push → poll → result
-// stored), a profile wave (--wave, bench/wave.go) and one bulk command to
+// idle check-ins, command round trips (enqueue without push → poll →
+// result stored, as issue 17 defines one; then the same with the push),
+// a profile wave (--wave, bench/wave.go) and one bulk command to
 // every device. Counts and durations are bounded; it only ever talks to
 // 127.0.0.1.
 package bench
@@ -51,7 +52,7 @@ type Options struct {
 	Devices     int
 	Users       int // devices share users: one sign-in per device still
 	Checkins    int // idle check-ins per device
-	Commands    int // command round trips per device
+	Commands    int // command round trips per device, in each round-trip phase (without push, with push)
 	Concurrency int
 	// Profiles adds the desired-state phases (bench/profiles.go).
 	Profiles bool
@@ -64,6 +65,11 @@ type Options struct {
 	// (default 32).
 	Wave            bool
 	WaveConcurrency int
+	// WaveCPUProfile, when set, receives a CPU profile (runtime/pprof) of
+	// this process during the wave's device phase alone (not the
+	// assignment): with InProcess the server's and the generator's work
+	// of the round trips, to be told apart by package.
+	WaveCPUProfile io.Writer
 	// FreshSignatures signs every Idle anew (default: an Idle identical
 	// to the device's previous one reuses its signature).
 	FreshSignatures bool
@@ -339,44 +345,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}, o.Log))
 	}
 
-	// Phase 3: command round trips: enqueue → push → poll → result stored.
+	// Phase 3: command round trips. First as issue 17 defines one: an API
+	// enqueue that does not push ("push": false), the device's signed Idle
+	// that fetches the command and its signed Acknowledged with a result.
+	// Then the same with the push to the APNs stand-in between enqueue and
+	// poll (what an admin's default enqueue does); the difference between
+	// the two is the push's cost on the server.
 	if o.Commands > 0 {
+		rep.Phases = append(rep.Phases, measure(ctx, srv, "command round trip (enqueue without push)", len(live)*o.Commands, o.Concurrency, func(i int) error {
+			return roundTrip(ctx, srv, stub, live[i%len(live)], false)
+		}, o.Log))
 		name := "command round trip"
 		if !srv.pushes {
 			name += " (no push: polled)"
 		}
 		rep.Phases = append(rep.Phases, measure(ctx, srv, name, len(live)*o.Commands, o.Concurrency, func(i int) error {
-			d := live[i%len(live)]
-			var pushes <-chan apnsstub.Push
-			if srv.pushes {
-				pushes = stub.Listen(d.MDM.PushToken)
-			}
-			var out map[string]string
-			if err := srv.api(ctx, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands",
-				map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "ModelName"}}, &out); err != nil {
-				return err
-			}
-			if pushes != nil {
-				select {
-				case <-pushes:
-				case <-time.After(30 * time.Second):
-					return errors.New("no push within 30 s")
-				}
-			}
-			cmd, err := d.Poll(ctx, nil, false)
-			if err != nil {
-				return err
-			}
-			for cmd != nil && cmd.CommandUUID != out["command_uuid"] {
-				if cmd, err = d.Poll(ctx, d.Answer(cmd), false); err != nil {
-					return err
-				}
-			}
-			if cmd == nil {
-				return errors.New("the queued command did not arrive")
-			}
-			_, err = d.Poll(ctx, d.Answer(cmd), false)
-			return err
+			return roundTrip(ctx, srv, stub, live[i%len(live)], srv.pushes)
 		}, o.Log))
 	}
 
@@ -387,7 +371,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if c < 1 {
 			c = 32
 		}
-		ps, err := wavePhases(ctx, srv, stub, domain, live, len(live)+o.Seed, c, rep, o.Log)
+		ps, err := wavePhases(ctx, srv, stub, domain, live, len(live)+o.Seed, c, o.WaveCPUProfile, rep, o.Log)
 		rep.Phases = append(rep.Phases, ps...)
 		if err != nil {
 			return rep, fmt.Errorf("bench: wave: %w", err)
@@ -564,3 +548,44 @@ func (r *Report) Table() string {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// roundTrip is one command round trip of device d: a DeviceInformation
+// enqueued through the API (with push: the bench waits for the APNs
+// stand-in to receive it; without: the request says "push": false and
+// the server pushes nothing), an Idle that fetches it (answering anything
+// queued before it) and the Acknowledged result.
+func roundTrip(ctx context.Context, srv *target, stub *apnsstub.Server, d *devicesim.Device, push bool) error {
+	var pushes <-chan apnsstub.Push
+	if push {
+		pushes = stub.Listen(d.MDM.PushToken)
+	}
+	body := map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion", "ModelName"}}
+	if !push {
+		body["push"] = false
+	}
+	var out map[string]string
+	if err := srv.api(ctx, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", body, &out); err != nil {
+		return err
+	}
+	if pushes != nil {
+		select {
+		case <-pushes:
+		case <-time.After(30 * time.Second):
+			return errors.New("no push within 30 s")
+		}
+	}
+	cmd, err := d.Poll(ctx, nil, false)
+	if err != nil {
+		return err
+	}
+	for cmd != nil && cmd.CommandUUID != out["command_uuid"] {
+		if cmd, err = d.Poll(ctx, d.Answer(cmd), false); err != nil {
+			return err
+		}
+	}
+	if cmd == nil {
+		return errors.New("the queued command did not arrive")
+	}
+	_, err = d.Poll(ctx, d.Answer(cmd), false)
+	return err
+}

@@ -84,7 +84,7 @@ done
 # size; the heap per enrolled device; the wave (after only).
 cell() { # FILE PHASE: "CPU/op (errors)"
 	[[ -s $1 ]] || { echo "–"; return; }
-	jq -r --arg p "$2" '[.phases[] | select(.name == $p or (.name | startswith($p)))][0] //empty
+	jq -r --arg p "$2" '([.phases[] | select(.name == $p)] + [.phases[] | select(.name | startswith($p))])[0] //empty
 		| (if .ops > 0 then .server_cpu_ns / .ops else 0 end) as $c
 		| (if $c >= 1e6 then "\($c / 1e4 | round / 100) ms" else "\($c / 1e3 | round) µs" end)
 		+ (if .errors > 0 then " (\(.errors) failed)" else "" end)' "$1" 2>/dev/null | grep . || echo "–"
@@ -99,7 +99,7 @@ for store in $STORES; do
 	echo
 	printf '| phase |'; for size in $SIZES; do printf ' %sk |' $((size / 1000)); done; echo
 	printf '| --- |'; for size in $SIZES; do printf ' --- |'; done; echo
-	for phase in "enrollment without the sign-in" "idle check-in" "command round trip" "bulk enqueue" "wave: assignment" "wave: InstallProfile"; do
+	for phase in "enrollment without the sign-in" "idle check-in" "command round trip (enqueue without push)" "command round trip" "bulk enqueue" "wave: assignment" "wave: InstallProfile"; do
 		printf '| %s |' "$phase"
 		for size in $SIZES; do
 			printf ' %s → %s |' "$(cell "$OUT/before-$store-$size.json" "$phase")" "$(cell "$OUT/after-$store-$size.json" "$phase")"

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -20,8 +21,9 @@ import (
 
 // The wave (issue 17): one configuration profile assigned to every enrolled
 // device, then every simulated device works its queue the way an iPhone
-// does after the push: Idle → InstallProfile, Acknowledged; after the next
-// push, Idle → the ProfileList the reconciler sends to verify,
+// does after the push: Idle → InstallProfile, Acknowledged → the
+// ProfileList that verifies it (handed out with that answer; a server
+// that queues it later pushes again and the device polls after the push),
 // Acknowledged with the device's list. Seeded devices have no keys and
 // never talk: their InstallProfiles stay queued (the assignment still
 // covers them, so the tables are as large as the fleet's).
@@ -113,9 +115,10 @@ type waveDevice struct {
 // too: total) and drives every simulated device in live through its
 // queue with c requests in flight. Every signed MDM request is one round
 // trip (latency percentiles are per request); the server's and the load
-// generator's CPU are read around the whole wave. It also measures what
+// generator's CPU are read around the whole wave (and, when prof is not
+// nil, a CPU profile of this process written to it). It also measures what
 // one signature costs the generator, and adds notes to rep.
-func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain string, live []*devicesim.Device, total, c int, rep *Report, log io.Writer) ([]Phase, error) {
+func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain string, live []*devicesim.Device, total, c int, prof io.Writer, rep *Report, log io.Writer) ([]Phase, error) {
 	profID, assign, err := assignToAll(ctx, srv, domain, waveProfile, total, log)
 	if err != nil {
 		return nil, err
@@ -156,6 +159,11 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 		firstErr.CompareAndSwap(nil, err.Error())
 	}
 	pending.Add(len(devs))
+	if prof != nil {
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return out, fmt.Errorf("wave CPU profile: %w", err)
+		}
+	}
 	cpu0, _, _ := srv.stats()
 	load0, _, _, _ := procStats(os.Getpid())
 	start := time.Now()
@@ -204,6 +212,9 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	workers.Wait()
 	cpu1, _, _ := srv.stats()
 	load1, _, _, _ := procStats(os.Getpid())
+	if prof != nil {
+		pprof.StopCPUProfile()
+	}
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintf(log, "  first error: %s\n", e)
 	}

@@ -18,7 +18,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	fs.IntVar(&o.Devices, "devices", 300, "simulated devices to enroll")
 	fs.IntVar(&o.Users, "users", 0, "users the devices enroll as (default min(devices, 50))")
 	fs.IntVar(&o.Checkins, "checkins", 10, "idle check-ins per device")
-	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device")
+	fs.IntVar(&o.Commands, "commands", 2, "command round trips per device in each of the two round-trip phases (enqueue without push; with push)")
 	fs.BoolVar(&o.Profiles, "profiles", false, "also measure configuration profiles: one assignment to every device, the status API, a membership change, the idle reconciler")
 	fs.BoolVar(&o.Wave, "wave", false, "also measure a profile wave: one profile assigned to every device, every simulated device fetching its InstallProfile and then the reconciler's ProfileList (round trips/s, latency, server and load-generator CPU)")
 	fs.IntVar(&o.WaveConcurrency, "wave-concurrency", 32, "MDM requests in flight during --wave")
@@ -36,6 +36,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.StringVar(&o.AssignCPUProfile, "assign-cpuprofile", "", "with --in-process --profiles: write a CPU profile of the assignment phase alone to the file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (with --in-process: server and load; go tool pprof)")
+	waveProfile := fs.String("wave-cpuprofile", "", "write a CPU profile of this process during --wave's round trips alone (with --in-process: the server's and the devices' work; not with --cpuprofile)")
 	return func(c *call) error {
 		switch *storeKind {
 		case "sqlite":
@@ -52,6 +53,17 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 			return err
 		}
 		o.Binary, o.Log = exe, c.Stderr
+		if *waveProfile != "" {
+			if *cpuProfile != "" || !o.Wave {
+				return usagef("--wave-cpuprofile needs --wave and no --cpuprofile (one CPU profile at a time)")
+			}
+			f, err := os.Create(*waveProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			o.WaveCPUProfile = f
+		}
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
 			if err != nil {

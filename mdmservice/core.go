@@ -53,9 +53,21 @@ type Core struct {
 	// Tokens answers GetToken; nil: NoTokens (every TokenServiceType
 	// refused).
 	Tokens TokenService
-	Log    *slog.Logger
-	Now    func() time.Time
+	// AfterResult, when set, is told of every result the queue knows
+	// (see ResultHook).
+	AfterResult ResultHook
+	Log         *slog.Logger
+	Now         func() time.Time
 }
+
+// ResultHook follows a device's result inside its request: it runs after
+// the result is durable and before the device is answered, with the
+// command's request type as queued (not as the device claims it) and the
+// decoded result, repeated results included. It reports whether it queued
+// a command for channelID; the device is then handed the channel's next
+// command with this answer (a profile install's verifying ProfileList
+// comes without a push and a poll of its own).
+type ResultHook func(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) (queued bool)
 
 var _ Service = (*Core)(nil)
 
@@ -235,12 +247,21 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			return nil, err
 		default:
 			answer.RequestType = rt
+			if c.AfterResult != nil && c.AfterResult(ctx, enr, ch.ID, rt, res) && q == nil {
+				if q, err = c.Store.NextCommand(ctx, enr.ID, ch.ID, false, now); errors.Is(err, store.ErrNotFound) {
+					q, err = nil, nil
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
 			return answer.deliver(q), nil
 		}
 	}
 	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
-		// The request's one store read found nothing an Idle poll would
-		// be handed (NextCommand's own first look, made a moment earlier).
+		// The request's one store read (DeviceRequest's CommandWaiting)
+		// found nothing an Idle poll would be handed: NextCommand, which
+		// reads the full row without a look first, is not asked.
 		answer.Reason = "no command"
 		return answer, nil
 	}

@@ -146,8 +146,14 @@ func TestBatchMixedOutcomes(t *testing.T) {
 			staticCmd = u
 		}
 	}
-	raw := []byte(`<plist version="1.0"><dict><key>CommandUUID</key><string>` + staticCmd + `</string><key>Status</key><string>Acknowledged</string><key>UDID</key><string>x</string></dict></plist>`)
-	j.Result(ctx, enrs[3], staticCmd, "InstallProfile", mdm.Acknowledged, raw)
+	raw := []byte(`<plist version="1.0"><dict><key>CommandUUID</key><string>` + staticCmd + `</string><key>Status</key><string>Acknowledged</string><key>EnrollmentID</key><string>x</string></dict></plist>`)
+	res, err := mdm.DecodeResult(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.Result(ctx, enrs[3], "ch_3", "InstallProfile", res) {
+		t.Fatal("the acknowledged install queued no ProfileList")
+	}
 	for i, e := range enrs {
 		it, err := st.ProfileItemForCommand(ctx, e.ID, staticCmd)
 		if err != nil {
@@ -157,9 +163,19 @@ func TestBatchMixedOutcomes(t *testing.T) {
 			t.Fatalf("device %d acknowledged=%v", i, it.Acknowledged)
 		}
 	}
-	// Nothing else is due now except the acknowledged device's
-	// verification; the failed device is not retried (no value, no retry).
-	if n, _ := st.DirtyCount(ctx, time.Now()); n != 1 {
+	// The acknowledged device's verification is queued on its channel at
+	// once, behind its other install (newest first); nothing is due for
+	// the reconciler (the failed device is not retried: no value, no
+	// retry).
+	q, err := st.QueuedCommands(ctx, "ch_3", 10)
+	if err != nil || len(q) != 3 || q[0].RequestType != "ProfileList" || q[0].Status != store.QueueQueued || q[1].RequestType != "InstallProfile" {
+		t.Fatalf("channel queue: %d commands, newest %q, %v", len(q), q[0].RequestType, err)
+	}
+	if n, _ := st.DirtyCount(ctx, time.Now()); n != 0 {
 		t.Fatalf("%d due", n)
+	}
+	// A repeated answer queues nothing more.
+	if j.Result(ctx, enrs[3], "ch_3", "InstallProfile", res) {
+		t.Fatal("a repeated acknowledgement queued again")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -64,6 +65,7 @@ type Store interface {
 	store.GroupStore
 	store.ProfileStore
 	store.ProfileCertStore
+	store.ProfileResultStore
 	store.EnrollmentStore
 	store.MDMStore
 	Tenant(ctx context.Context, id string) (*store.Tenant, error)
@@ -506,70 +508,80 @@ func (j *Job) Enrolled(ctx context.Context, enr *store.Enrollment) {
 }
 
 // errorChain renders Apple's ErrorChain of a result.
-func errorChain(status string, raw []byte) string {
+func errorChain(status string, chain []mdm.ErrorChainItem) string {
 	out := "the device answered " + status
-	if res, err := mdm.DecodeResult(raw); err == nil {
-		var parts []string
-		for _, e := range res.ErrorChain {
-			parts = append(parts, fmt.Sprintf("%s %d: %s", e.ErrorDomain, e.ErrorCode, e.LocalizedDescription))
-		}
-		if len(parts) > 0 {
-			out += ": " + strings.Join(parts, "; ")
-		}
+	var parts []string
+	for _, e := range chain {
+		parts = append(parts, fmt.Sprintf("%s %d: %s", e.ErrorDomain, e.ErrorCode, e.LocalizedDescription))
+	}
+	if len(parts) > 0 {
+		out += ": " + strings.Join(parts, "; ")
 	}
 	return out
 }
 
-// Result takes a device's answer: InstallProfile and RemoveProfile of
-// Pomona's items move their state (Error: failed with Apple's error chain
-// and a retry after the backoff); a ProfileList is compared with the
-// items (installed when listed, drift when missing).
-func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, requestType, status string, raw []byte) {
+// Result takes a device's answer to a command on channel channelID, in
+// the device's request: after the result is durable and before the device
+// is answered (mdmservice.Config.AfterResult). InstallProfile and
+// RemoveProfile of Pomona's items move their state (Error: failed with
+// Apple's error chain and a retry after the backoff); a ProfileList is
+// compared with the items (installed when listed, drift when missing).
+// An acknowledged InstallProfile queues the ProfileList that confirms it
+// in the same transaction as the item's change (no reconciler pass, no
+// push): it reports true then, and the device gets that ProfileList with
+// this very answer. res is the decoded answer (its Doc is read, not the
+// raw bytes decoded again).
+func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
+	status, commandUUID := res.Status, res.CommandUUID
 	switch requestType {
 	case "InstallProfile", "RemoveProfile":
 	case "ProfileList":
 		if status == mdm.Acknowledged {
-			j.profileList(ctx, enr, raw)
+			j.profileList(ctx, enr, res.Doc)
 		}
-		return
+		return false
 	default:
-		return
+		return false
 	}
 	if status == mdm.NotNow {
-		return // the device will be asked again
+		return false // the device will be asked again
+	}
+	now := j.now()
+	if status == mdm.Acknowledged && requestType == "InstallProfile" {
+		// Installed as far as the device says; its ProfileList confirms
+		// it, asked for at once.
+		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		if err != nil {
+			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
+			verify = nil // the periodic verification will confirm it
+		}
+		_, queued, err := j.Store.AcknowledgeProfileItem(ctx, enr.ID, commandUUID, channelID, verify, now)
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // ErrNotFound: not Pomona's profile command (or superseded)
+			j.Log.Warn("profile: cannot record an acknowledgement", "device", enr.ID, "err", err)
+		}
+		return queued
 	}
 	it, err := j.Store.ProfileItemForCommand(ctx, enr.ID, commandUUID)
 	if err != nil {
-		return // not Pomona's profile command (or superseded)
+		return false // not Pomona's profile command (or superseded)
 	}
-	now := j.now()
 	it.UpdatedAt = now
-	switch {
-	case status == mdm.Acknowledged && requestType == "RemoveProfile":
+	if status == mdm.Acknowledged { // RemoveProfile
 		if err := j.Store.DeleteProfileItem(ctx, enr.ID, it.ProfileID); err != nil {
 			j.Log.Warn("profile: cannot record a removal", "device", enr.ID, "err", err)
 		}
 		j.Log.Info("profile: removed", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
-		return
-	case status == mdm.Acknowledged:
-		// Installed as far as the device says; ProfileList confirms it.
-		it.Acknowledged, it.Error = true, ""
-		if err := j.Store.PutProfileItem(ctx, it); err != nil {
-			j.Log.Warn("profile: cannot record an acknowledgement", "device", enr.ID, "err", err)
-			return
-		}
-		j.verifySoon(ctx, enr)
-		return
+		return false
 	}
 	// Error or CommandFormatError.
-	it.Error = errorChain(status, raw)
+	it.Error = errorChain(status, res.ErrorChain)
 	if requestType == "RemoveProfile" {
 		// The profile may be gone already: ProfileList settles it.
 		it.Acknowledged = true
 		if err := j.Store.PutProfileItem(ctx, it); err == nil {
 			j.verifySoon(ctx, enr)
 		}
-		return
+		return false
 	}
 	it.State = reconcile.Failed
 	if it.Attempts < reconcile.MaxAttempts {
@@ -577,7 +589,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, re
 	}
 	if err := j.Store.PutProfileItem(ctx, it); err != nil {
 		j.Log.Warn("profile: cannot record a failure", "device", enr.ID, "err", err)
-		return
+		return false
 	}
 	j.Log.Warn("profile: the device refused the profile", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
 		"reason", it.Error, "attempt", it.Attempts, "next_retry", it.NextRetry)
@@ -585,6 +597,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, commandUUID, re
 		j.Store.MarkDirty(ctx, []string{enr.ID}, it.NextRetry, false)
 	}
 	j.notify(ctx, EventFailed, enr, it)
+	return false
 }
 
 // verifySoon asks for a ProfileList at once.
@@ -596,14 +609,11 @@ func (j *Job) verifySoon(ctx context.Context, enr *store.Enrollment) {
 	j.Wake()
 }
 
-// profileList compares a ProfileList answer with the items.
-func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, raw []byte) {
-	res, err := mdm.DecodeResult(raw)
-	if err != nil {
-		return
-	}
+// profileList compares a ProfileList answer (its decoded document) with
+// the items, in one transaction (store.VerifyProfileItems).
+func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[string]any) {
 	listed := map[string]bool{}
-	list, _ := res.Doc["ProfileList"].([]any)
+	list, _ := doc["ProfileList"].([]any)
 	for _, x := range list {
 		if d, ok := x.(map[string]any); ok {
 			if id, ok := d["PayloadIdentifier"].(string); ok {
@@ -611,34 +621,41 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, raw []byte
 			}
 		}
 	}
-	items, err := j.Store.ProfileItems(ctx, enr.ID)
+	now := j.now()
+	drift := false
+	put, err := j.Store.VerifyProfileItems(ctx, enr.ID, func(items []store.ProfileItem) (put []store.ProfileItem, del []string) {
+		byID := make(map[string]*store.ProfileItem, len(items))
+		for i := range items {
+			byID[items[i].ProfileID] = &items[i]
+		}
+		drift = false
+		for _, c := range reconcile.Verify(toItems(items), listed) {
+			if c.To == "" {
+				del = append(del, c.ProfileID)
+				continue
+			}
+			it := *byID[c.ProfileID]
+			it.State, it.UpdatedAt = c.To, now
+			if c.Drift {
+				drift = true
+				it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
+			}
+			put = append(put, it)
+		}
+		return put, del
+	})
 	if err != nil {
+		j.Log.Warn("profile: cannot record a verification", "device", enr.ID, "err", err)
 		return
 	}
-	byID := map[string]*store.ProfileItem{}
-	for i := range items {
-		byID[items[i].ProfileID] = &items[i]
-	}
-	drift := false
-	for _, c := range reconcile.Verify(toItems(items), listed) {
-		it := byID[c.ProfileID]
-		if c.To == "" {
-			j.Store.DeleteProfileItem(ctx, enr.ID, it.ProfileID)
-			continue
-		}
-		it.State, it.UpdatedAt = c.To, j.now()
-		if c.Drift {
-			drift = true
-			it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
-			j.Log.Warn("profile: drift, the device no longer has it", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
-		}
-		if err := j.Store.PutProfileItem(ctx, it); err != nil {
-			j.Log.Warn("profile: cannot record a verification", "device", enr.ID, "err", err)
-			continue
-		}
-		if c.To == reconcile.Installed {
+	for i := range put {
+		it := &put[i]
+		switch {
+		case it.State == reconcile.Installed:
 			j.Log.Info("profile: installed (verified by ProfileList)", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier, "version", it.Version)
 			j.notify(ctx, EventInstalled, enr, it)
+		case it.State == reconcile.Pending:
+			j.Log.Warn("profile: drift, the device no longer has it", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
 		}
 	}
 	if drift {

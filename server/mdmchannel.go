@@ -15,9 +15,10 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 	s.topics = &mdmservice.TopicCache{Load: s.PushCerts.Topic, Now: time.Now}
 	return mdmservice.New(mdmservice.Config{
 		Store: s.Store, Auth: s.Auth, CA: s.CA.Cert, Topic: s.topics, Emit: s.deviceEvent, Log: log, Now: clock,
-		Challenge: func(tenantID string) string { return enroll.WWWAuthenticate(s.LoginURL(tenantID)) },
-		Observe:   func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
-		Tokens:    abm.TokenAnswerer{Service: s.ABM},
+		Challenge:   func(tenantID string) string { return enroll.WWWAuthenticate(s.LoginURL(tenantID)) },
+		Observe:     func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
+		Tokens:      abm.TokenAnswerer{Service: s.ABM},
+		AfterResult: s.profileResult,
 	})
 }
 

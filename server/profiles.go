@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/profiles"
 	"github.com/pomona-mdm/pomona/store"
@@ -33,15 +34,19 @@ func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.T
 }
 
 // profileDeviceEvent feeds the reconciler from the MDM channel: a
-// TokenUpdate (the first one completes enrollment) queues the device, and
-// results of profile commands move their items.
+// TokenUpdate (the first one completes enrollment) queues the device.
 func (s *Server) profileDeviceEvent(ctx context.Context, e mdmservice.Event) {
-	switch e.Kind {
-	case "token-update":
+	if e.Kind == "token-update" {
 		s.ProfileJob.Enrolled(ctx, e.Enrollment)
-	case "result":
-		s.ProfileJob.Result(ctx, e.Enrollment, e.CommandUUID, e.RequestType, e.Status, e.Result)
 	}
+}
+
+// profileResult is the MDM channel's result hook (mdmservice.ResultHook):
+// results of profile commands move their items in the device's request,
+// and an acknowledged install hands the device its verifying ProfileList
+// with the same answer.
+func (s *Server) profileResult(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
+	return s.ProfileJob.Result(ctx, enr, channelID, requestType, res)
 }
 
 // profileEvent publishes profile.installed and profile.failed.

@@ -100,7 +100,14 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// Every reader stays open: database/sql keeps only 2 idle connections
+	// unless told, so with more than 2 concurrent reads each further
+	// connection was closed after its statement and the next one opened
+	// anew (the file, the WAL, the schema parsed, every statement
+	// prepared again): ~260 connection opens in a 40-device `pomona bench`
+	// (docs/benchmarks.md, session 6).
 	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
 	s := sqlstore.New(Dialect, w, r, path)
 	if err := s.Migrate(ctx, migrations, "migrations"); err != nil {
 		s.Close()

@@ -76,3 +76,39 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("error %+v: %v", tooNew, err)
 	}
 }
+
+// Concurrent reads reuse the read pool's connections: none is closed for
+// exceeding the idle limit (database/sql's default keeps 2 idle, so each
+// read beyond 2 concurrent ones used to close its connection and the next
+// one opened a new one: file, WAL, schema and every prepared statement).
+func TestReadPoolKeepsConnections(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pomona.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var err error
+			for range 200 {
+				if _, err = s.DeviceRequest(ctx, store.DeviceRequestQuery{Serial: "none"}); errors.Is(err, store.ErrNotFound) {
+					err = nil
+				} else if err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := s.PoolStats()
+	if r.MaxIdleClosed != 0 || r.OpenConnections > 4 {
+		t.Fatalf("read pool: %d connections closed for the idle limit, %d open", r.MaxIdleClosed, r.OpenConnections)
+	}
+}

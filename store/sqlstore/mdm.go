@@ -345,6 +345,31 @@ func claimable(afterIdle bool) string {
 // nextSQL reads a channel's next claimable command (seq order), scoped
 // to the authenticated enrollment ref. Arguments: channel id, ref.
 func nextSQL(afterIdle bool) string {
+	if afterIdle {
+		return nextAfterIdleSQL
+	}
+	return nextAfterReportSQL
+}
+
+// claimSQL: see buildClaimSQL.
+func claimSQL(afterIdle bool) string {
+	if afterIdle {
+		return claimAfterIdleSQL
+	}
+	return claimAfterReportSQL
+}
+
+// The statements of next, built once: the statement cache is keyed by the
+// text, and building it per call cost a concatenation per statement.
+var (
+	nextAfterIdleSQL, nextAfterReportSQL   = buildNextSQL(true), buildNextSQL(false)
+	claimAfterIdleSQL, claimAfterReportSQL = buildClaimSQL(true), buildClaimSQL(false)
+	// errNoCommand is NextCommand's answer when nothing is claimable (the
+	// usual answer after a report: made once, not per call).
+	errNoCommand = fmt.Errorf("command %w", store.ErrNotFound)
+)
+
+func buildNextSQL(afterIdle bool) string {
 	return `SELECT ` + queuedColumns + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		JOIN channels ch ON ch.id = q.channel_id
 		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN ` + claimable(afterIdle) + ` ORDER BY q.seq LIMIT 1`
@@ -354,7 +379,7 @@ func nextSQL(afterIdle bool) string {
 // is still claimable: a result that was recorded meanwhile (a command
 // handed out twice at once) is never overwritten. Arguments: status,
 // sent_at (0 keeps it), updated_at, channel id, command uuid.
-func claimSQL(afterIdle bool) string {
+func buildClaimSQL(afterIdle bool) string {
 	return `UPDATE queue SET status = ?, sent_at = CASE WHEN CAST(? AS BIGINT) <> 0 THEN CAST(? AS BIGINT) ELSE sent_at END, updated_at = ?
 		WHERE channel_id = ? AND command_uuid = ? AND status IN ` + claimable(afterIdle)
 }
@@ -368,7 +393,7 @@ func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write 
 	for {
 		q, err := scanQueued(read(nextSQL(afterIdle), channelID, ref))
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("command %w", store.ErrNotFound)
+			return nil, errNoCommand
 		}
 		if err != nil {
 			return nil, err
@@ -400,16 +425,15 @@ func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write 
 // costs a commit without fsync (durable with the next durable commit),
 // on PostgreSQL one autocommitted statement; most polls find nothing
 // and cost one read.
+//
+// It reads the full row at once, with no cheaper look first: an Idle poll
+// with an empty queue no longer comes here (DeviceRequest's
+// CommandWaiting answers it), so a look would be one statement more for
+// every poll that does get a command; an empty read costs the driver
+// some two dozen allocations more than a one-column look, paid only after
+// a report with nothing queued behind it on PostgreSQL (SQLite reads the
+// next command inside RecordResultNext's transaction).
 func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
-	// Most polls find nothing: a one-column look first (the full row's
-	// read costs the driver some two dozen allocations more when empty).
-	var one int
-	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM queue q JOIN channels ch ON ch.id = q.channel_id
-		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN `+claimable(afterIdle)+` LIMIT 1`, channelID, ref).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("command %w", store.ErrNotFound)
-	} else if err != nil {
-		return nil, err
-	}
 	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) },
 		func(q string, args ...any) (int64, error) { return s.hint(ctx, q, args...) }, ref, channelID, afterIdle, now)
 }

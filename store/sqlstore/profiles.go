@@ -401,13 +401,7 @@ func (s *Store) ProfileItems(ctx context.Context, enrollmentID string) ([]store.
 }
 
 func (s *Store) PutProfileItem(ctx context.Context, it *store.ProfileItem) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO profile_items (enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (enrollment_id, profile_id) DO UPDATE SET identifier = excluded.identifier, state = excluded.state, version = excluded.version,
-		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
-		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`,
-		it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
-		toMicros(it.NextRetry), toMicros(it.UpdatedAt))
+	_, err := s.w.ExecContext(ctx, putItemSQL, itemArgs(it)...)
 	return s.constraint(err)
 }
 

@@ -99,6 +99,14 @@ func (s *Store) Backend() string { return s.d.Name }
 // Description says which database this is, for start-up output.
 func (s *Store) Description() string { return s.name }
 
+// PoolStats reports database/sql's statistics of the read and the write
+// connection pools (connections open and idle, waits, connections closed
+// for exceeding the idle limit): for diagnostics and the tests that keep
+// the pools from reopening connections.
+func (s *Store) PoolStats() (read, write sql.DBStats) {
+	return s.r.DB.Stats(), s.w.DB.Stats()
+}
+
 func (s *Store) Close() error {
 	var errs []error
 	for _, c := range s.closers {

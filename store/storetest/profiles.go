@@ -22,6 +22,7 @@ func profileTests() []namedTest {
 		{"ProfileCertificates", testProfileCerts},
 		{"ReconcileBatchInputs", testReconcileInputs},
 		{"ReconcileBatchApply", testApplyReconcile},
+		{"ProfileResults", testProfileResults},
 	}
 }
 
