@@ -62,6 +62,8 @@ var Dialect = sqlstore.Dialect{
 // devices (pwrite in subjournalPage). Those journals never need to
 // survive a crash (the WAL does that), and they live no longer than one
 // transaction, so their memory is bounded by the largest transaction.
+// The cost: a sort that spills on the writer (CREATE INDEX in a
+// migration over a large table) spills to memory too, for its duration.
 const writerCache = "_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 
 // Open opens (creating if needed) the database file at path and applies
