@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -279,12 +280,16 @@ func (c *Commands) enqueue(ctx context.Context, k *Idempotency, cmd *store.Comma
 	if ra != nil {
 		ra.written = true
 	}
+	c.purgeKeys(ctx, now)
+	return false, nil
+}
+
+// purgeKeys deletes expired idempotency keys about hourly: they only take
+// room (lookups ignore them); a failed purge is retried an hour later.
+func (c *Commands) purgeKeys(ctx context.Context, now time.Time) {
 	if last := c.lastPurge.Load(); now.Unix()-last >= 3600 && c.lastPurge.CompareAndSwap(last, now.Unix()) {
-		// Expired keys only take room (lookups ignore them); a failed
-		// purge is retried an hour later.
 		c.Store.PurgeIdempotencyKeys(ctx, now)
 	}
-	return false, nil
 }
 
 // BulkResult says what a bulk command did.
@@ -308,6 +313,13 @@ type BulkSkip struct {
 // keys) for user enrollments are skipped and counted in Skipped. Errors:
 // Conflict not_enrolled when nothing enrolled matches; Unprocessable
 // command_refused when every platform refuses; idempotency_key_reused.
+//
+// The targets are not read into the server: the store counts them per
+// platform and queues the command with one INSERT … SELECT
+// (store.MDMStore.EnqueueTargets), in the transaction that also holds the
+// idempotency key and the audit entry. Only lists of ids longer than
+// store.TargetListMax go through TargetChannels and Enqueue. With a push,
+// the channels to wake are read after the commit.
 func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
 	var done BulkResult
 	if ok, err := c.replay(ctx, r.Idempotency, &done); err != nil {
@@ -315,64 +327,185 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 	} else if ok {
 		return &done, nil
 	}
-	targets, err := c.Store.TargetChannels(ctx, f)
+	if len(f.UserIDs)+len(f.EnrollmentIDs) > store.TargetListMax {
+		return c.enqueueBulkRead(ctx, f, r)
+	}
+	id := profile.NewUUID()
+	rec := &store.CommandRecord{UUID: id, CreatedAt: c.Now().UTC().Truncate(time.Microsecond), ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}
+	builds := map[string]bulkBuild{}
+	var res *BulkResult
+	var allowed []string
+	plan := func(counts map[string]int) ([]string, []byte, error) {
+		var b bulkBuild
+		var err error
+		res, allowed, b, err = c.bulkPlan(counts, builds, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.CommandUUID = id
+		if rec.Payload, err = (mdm.Command{CommandUUID: id, Command: b.cmd}).Encode(); err != nil {
+			return nil, nil, err
+		}
+		rec.RequestType = b.rt
+		answer, err := json.Marshal(res)
+		return allowed, answer, err
+	}
+	ra := claimRequestAudit(ctx)
+	if ra != nil {
+		rec.Audit = &ra.Entry
+	}
+	var k *store.IdempotencyKey
+	now := c.Now().UTC().Truncate(time.Microsecond)
+	if ik := r.Idempotency; ik != nil {
+		k = &store.IdempotencyKey{Principal: ik.Principal, Key: ik.Key, Fingerprint: ik.Fingerprint, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL)}
+	}
+	// The store checks that it queued exactly the planned rows.
+	_, existing, err := c.Store.EnqueueTargets(ctx, k, rec, f, plan)
 	if err != nil {
 		return nil, err
 	}
-	if len(targets) == 0 {
-		return nil, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
+	if existing != nil {
+		if err := replayed(existing, r.Idempotency, &done); err != nil {
+			return nil, err
+		}
+		return &done, nil
 	}
-	// The command is built (checked against Apple's rules) once per
-	// platform, not per target; targets are counted per platform and
-	// then kept or dropped in place, without copying their channels.
-	count := map[string]int{}
-	for i := range targets {
-		count[targets[i].Platform]++
+	if ra != nil {
+		ra.written = true
+	}
+	if k != nil {
+		c.purgeKeys(ctx, now)
+	}
+	if !r.NoPush && c.Push != nil {
+		targets, err := c.Store.TargetChannels(ctx, f)
+		if err != nil {
+			// The command is queued (and committed): the devices get it
+			// at their next poll or the re-push job's push.
+			return res, nil
+		}
+		c.pushTargets(ctx, targets, allowed)
+	}
+	return res, nil
+}
+
+// bulkBuild is a command built for one catalog platform, or why that
+// platform refuses it.
+type bulkBuild struct {
+	rt      string
+	cmd     map[string]any
+	refusal error
+}
+
+// bulkPlan decides a bulk command from the count of its targets per
+// enrollment platform: the command is built (checked against Apple's rules)
+// once per catalog platform (builds caches them across calls), the
+// platforms that refuse it are counted in Skipped. It returns the answer,
+// the platforms to queue for and the build whose payload is queued.
+func (c *Commands) bulkPlan(counts map[string]int, builds map[string]bulkBuild, r EnqueueRequest) (*BulkResult, []string, bulkBuild, error) {
+	if len(counts) == 0 {
+		return nil, nil, bulkBuild{}, notEnrolled(ErrNotEnrolled, "no enrolled device matches the targets")
 	}
 	res := &BulkResult{Skipped: []BulkSkip{}, ByPlatform: map[string]int{}}
-	var cmd map[string]any
-	var rt string
+	platforms := make([]string, 0, len(counts))
+	for p := range counts {
+		platforms = append(platforms, p)
+	}
+	// In a fixed order: which platform's build is queued, and the order
+	// of Skipped, do not depend on map iteration.
+	sort.Strings(platforms)
+	var use bulkBuild
 	var firstRefusal error
-	allowed := map[string]bool{}
-	queued := 0
-	for platform, n := range count {
+	var allowed []string
+	for _, platform := range platforms {
 		cp := catalog.IOS
 		if platform == catalog.MacOS {
 			cp = catalog.MacOS
 		}
-		prt, pcmd, err := c.Build(cp, r)
-		if err != nil {
-			var ref *catalog.Refusal
-			if !errors.As(err, &ref) {
-				return nil, err
+		b, ok := builds[cp]
+		if !ok {
+			rt, cmd, err := c.Build(cp, r)
+			if err != nil {
+				var ref *catalog.Refusal
+				if !errors.As(err, &ref) {
+					return nil, nil, bulkBuild{}, err
+				}
+				b.refusal = err
+			} else {
+				b.rt, b.cmd = rt, cmd
 			}
+			builds[cp] = b
+		}
+		n := counts[platform]
+		if b.refusal != nil {
 			if firstRefusal == nil {
-				firstRefusal = err
+				firstRefusal = b.refusal
 			}
-			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: n, Reason: err.Error()})
+			res.Skipped = append(res.Skipped, BulkSkip{Platform: platform, Count: n, Reason: b.refusal.Error()})
 			continue
 		}
-		rt, cmd = prt, pcmd
+		use = b
 		res.ByPlatform[platform] = n
-		allowed[platform] = true
-		queued += n
+		res.Queued += n
+		allowed = append(allowed, platform)
 	}
-	if queued == 0 {
-		return nil, refused(firstRefusal)
+	if res.Queued == 0 {
+		return nil, nil, bulkBuild{}, refused(firstRefusal)
 	}
-	ids := make([]string, 0, queued)
+	return res, allowed, use, nil
+}
+
+// pushTargets wakes the targets on the allowed platforms that have a live
+// push token.
+func (c *Commands) pushTargets(ctx context.Context, targets []store.ChannelTarget, allowed []string) {
+	ok := make(map[string]bool, len(allowed))
+	for _, p := range allowed {
+		ok[p] = true
+	}
+	chs := make([]store.Channel, 0, len(targets))
 	for i := range targets {
-		if allowed[targets[i].Platform] {
+		if t := &targets[i]; ok[t.Platform] && len(t.PushToken) > 0 && t.PushMagic != "" && !t.PushDead {
+			chs = append(chs, t.PushChannel())
+		}
+	}
+	if len(chs) > 0 {
+		c.Push.Push(ctx, chs)
+	}
+}
+
+// enqueueBulkRead is EnqueueBulk for lists of ids too long for one
+// statement: the targets are read (TargetChannels), counted and queued by
+// id (Enqueue, or EnqueueOnce with a key).
+func (c *Commands) enqueueBulkRead(ctx context.Context, f store.TargetFilter, r EnqueueRequest) (*BulkResult, error) {
+	var done BulkResult
+	targets, err := c.Store.TargetChannels(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	count := map[string]int{}
+	for i := range targets {
+		count[targets[i].Platform]++
+	}
+	res, allowed, b, err := c.bulkPlan(count, map[string]bulkBuild{}, r)
+	if err != nil {
+		return nil, err
+	}
+	ok := map[string]bool{}
+	for _, p := range allowed {
+		ok[p] = true
+	}
+	ids := make([]string, 0, res.Queued)
+	for i := range targets {
+		if ok[targets[i].Platform] {
 			ids = append(ids, targets[i].ChannelID)
 		}
 	}
 	id := profile.NewUUID()
-	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
+	payload, err := mdm.Command{CommandUUID: id, Command: b.cmd}.Encode()
 	if err != nil {
 		return nil, err
 	}
-	res.CommandUUID, res.Queued = id, len(ids)
-	if ok, err := c.enqueue(ctx, r.Idempotency, &store.CommandRecord{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
+	res.CommandUUID = id
+	if ok, err := c.enqueue(ctx, r.Idempotency, &store.CommandRecord{UUID: id, RequestType: b.rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond),
 		ExpiresAt: r.ExpiresAt, CreatedBy: r.CreatedBy}, ids, &done, res); ok || err != nil {
 		if err != nil {
 			return nil, err
@@ -380,15 +513,7 @@ func (c *Commands) EnqueueBulk(ctx context.Context, f store.TargetFilter, r Enqu
 		return &done, nil
 	}
 	if !r.NoPush && c.Push != nil {
-		chs := make([]store.Channel, 0, queued)
-		for i := range targets {
-			if t := &targets[i]; allowed[t.Platform] && len(t.PushToken) > 0 && t.PushMagic != "" && !t.PushDead {
-				chs = append(chs, t.PushChannel())
-			}
-		}
-		if len(chs) > 0 {
-			c.Push.Push(ctx, chs)
-		}
+		c.pushTargets(ctx, targets, allowed)
 	}
 	return res, nil
 }

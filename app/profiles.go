@@ -33,6 +33,7 @@ type ProfileStore interface {
 	Tenant(ctx context.Context, id string) (*store.Tenant, error)
 	User(ctx context.Context, id string) (*store.User, error)
 	UserByEmail(ctx context.Context, email string) (*store.User, error)
+	store.ProfileDeliveryStore
 }
 
 // Profiles runs the use cases of groups and configuration profiles.
@@ -473,30 +474,15 @@ func containsString(s []string, x string) bool {
 }
 
 // Retry makes a failed item of a device try again now, with a fresh
-// count of attempts.
+// count of attempts. NotFound: the profile is deleted (a retry racing the
+// deletion never brings the item back) or the device has none of it;
+// Conflict: the item is not failed.
 func (s *Profiles) Retry(ctx context.Context, enrollmentID, profileID string) error {
-	items, err := s.Store.ProfileItems(ctx, enrollmentID)
-	if err != nil {
+	if err := s.Store.RetryProfileItem(ctx, enrollmentID, profileID, s.now()); err != nil {
 		return err
 	}
-	for _, it := range items {
-		if it.ProfileID != profileID {
-			continue
-		}
-		if it.State != reconcile.Failed {
-			return problem.New(problem.Conflict, "the profile is %s on this device, not failed", it.State)
-		}
-		it.State, it.Attempts, it.NextRetry, it.Hash, it.UpdatedAt = reconcile.Pending, 0, time.Time{}, "", s.now()
-		if err := s.Store.PutProfileItem(ctx, &it); err != nil {
-			return err
-		}
-		if err := s.Store.MarkDirty(ctx, []string{enrollmentID}, s.now(), false); err != nil {
-			return err
-		}
-		s.changed()
-		return nil
-	}
-	return fmt.Errorf("profile item %w", store.ErrNotFound)
+	s.changed()
+	return nil
 }
 
 // DeviceProfiles lists the profiles Pomona manages on a device (en_…),

@@ -120,9 +120,11 @@ func (r *Revocation) OCSP(ctx context.Context, req []byte) ([]byte, error) {
 		return nil, err
 	}
 	// Only serials on record are remembered: their number is bounded by
-	// what Pomona issued, so invented serials cannot churn the memory.
+	// what Pomona issued, so invented serials cannot churn the memory. An
+	// answer echoing a request's nonce is for that request alone: signed
+	// every time (under the same bound on signers), never remembered.
 	key := ""
-	if tmpl.Status != ocsp.Unknown {
+	if tmpl.Status != ocsp.Unknown && tmpl.Nonce == nil {
 		key = fmt.Sprintf("%x/%d/%d/%d", tmpl.SerialNumber, tmpl.Status, tmpl.RevokedAt.Unix(), tmpl.RevocationReason)
 		if b := r.ocspCached(key, now); b != nil {
 			return b, nil

@@ -109,21 +109,32 @@ func (ca *CA) RespondOCSP(req []byte, lookup CertStatusFunc, now time.Time) ([]b
 	return ca.SignOCSP(tmpl)
 }
 
-// SignOCSP signs an answer made by OCSPTemplate.
-func (ca *CA) SignOCSP(tmpl *ocsp.Response) ([]byte, error) {
-	return ocsp.CreateResponse(ca.Cert, ca.Cert, *tmpl, ca.Key)
+// SignOCSP signs an answer made by OCSPTemplate, with its nonce (if any)
+// in the response's responseExtensions.
+func (ca *CA) SignOCSP(tmpl *OCSPAnswer) ([]byte, error) {
+	if tmpl.Nonce != nil {
+		return ca.signWithNonce(tmpl.Response, *tmpl.Nonce)
+	}
+	return ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl.Response, ca.Key)
 }
 
 // OCSPTemplate is RespondOCSP up to the signature: the answer to sign, or
-// the same errors. Callers that bound or reuse signatures (app.Revocation)
-// sign it themselves.
-func (ca *CA) OCSPTemplate(req []byte, lookup CertStatusFunc, now time.Time) (*ocsp.Response, error) {
+// the same errors (also malformedRequest for a nonce extension that is
+// empty, repeated or over MaxOCSPNonce octets). A nonce of up to
+// MaxEchoedOCSPNonce octets is kept in the answer to be echoed (RFC 6960
+// §4.4.1). Callers that bound or reuse signatures (app.Revocation) sign
+// it themselves.
+func (ca *CA) OCSPTemplate(req []byte, lookup CertStatusFunc, now time.Time) (*OCSPAnswer, error) {
 	if len(req) == 0 || len(req) > MaxOCSPRequest {
 		return nil, &OCSPError{Response: ocsp.MalformedRequestErrorResponse, Reason: fmt.Sprintf("a request of %d bytes (1–%d)", len(req), MaxOCSPRequest)}
 	}
 	r, err := ocsp.ParseRequest(req)
 	if err != nil {
 		return nil, &OCSPError{Response: ocsp.MalformedRequestErrorResponse, Reason: err.Error()}
+	}
+	nonce, err := requestNonce(req)
+	if err != nil {
+		return nil, err
 	}
 	if !ca.issued(r) {
 		return nil, &OCSPError{Response: ocsp.UnauthorizedErrorResponse, Reason: "the request is about another issuer"}
@@ -132,8 +143,8 @@ func (ca *CA) OCSPTemplate(req []byte, lookup CertStatusFunc, now time.Time) (*o
 	if r.SerialNumber.Sign() <= 0 {
 		serial = ""
 	}
-	tmpl := ocsp.Response{Status: ocsp.Unknown, SerialNumber: r.SerialNumber, ThisUpdate: now.UTC().Truncate(time.Second),
-		NextUpdate: now.Add(OCSPValidity).UTC().Truncate(time.Second)}
+	tmpl := OCSPAnswer{Response: ocsp.Response{Status: ocsp.Unknown, SerialNumber: r.SerialNumber, ThisUpdate: now.UTC().Truncate(time.Second),
+		NextUpdate: now.Add(OCSPValidity).UTC().Truncate(time.Second)}, Nonce: nonce}
 	if serial != "" {
 		st, rc, err := lookup(serial)
 		if err != nil {

@@ -379,6 +379,7 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 				if payload, _, err = signed(a.ProfileID, payload); err == nil {
 					uuid, err = perDevice(map[string]any{"RequestType": "InstallProfile", "Payload": payload})
 				}
+				chals[len(chals)-1].CommandUUID = uuid
 			} else {
 				// Identical rendered content (same hash) on other devices
 				// of the batch shares this command, signed once.

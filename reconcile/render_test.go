@@ -7,16 +7,18 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
+
+	"github.com/pomona-mdm/pomona/internal/benchprofile"
 )
 
 // The Renderer's output is mobileconfig.Render's, byte for byte, error
 // for error, for values with every character the encoder escapes.
 func TestRendererIsRender(t *testing.T) {
-	multi := strings.Replace(benchWifi, "<string>Bench</string>", "<string>$USER_NAME at $TENANT costs $$5 &amp; more</string>", 1)
+	multi := strings.Replace(benchprofile.WiFi, "<string>Bench</string>", "<string>$USER_NAME at $TENANT costs $$5 &amp; more</string>", 1)
 	plists := map[string]string{
-		"one variable":   benchWifi,
+		"one variable":   benchprofile.WiFi,
 		"several":        multi,
-		"no variable":    strings.Replace(benchWifi, "$EMAIL", "fixed@example.com", 1),
+		"no variable":    strings.Replace(benchprofile.WiFi, "$EMAIL", "fixed@example.com", 1),
 		"does not parse": "<plist><dict><key>x</key>",
 	}
 	values := []map[string]string{
@@ -44,7 +46,7 @@ func TestRendererIsRender(t *testing.T) {
 
 // The Renderer's plans are Plan's.
 func TestRendererPlan(t *testing.T) {
-	p := []Profile{{ProfileID: "pr_1", Identifier: "com.example.bench.wifi", Version: 1, Plist: []byte(benchWifi), Included: true}}
+	p := []Profile{{ProfileID: "pr_1", Identifier: "com.example.bench.wifi", Version: 1, Plist: []byte(benchprofile.WiFi), Included: true}}
 	r := NewRenderer()
 	now := time.Now()
 	for _, v := range []map[string]string{{"EMAIL": "a@example.com"}, {}, {"EMAIL": "<b>"}} {
@@ -60,7 +62,7 @@ func TestRendererPlan(t *testing.T) {
 // BenchmarkRendererNewDevice is BenchmarkPlanNewDevice with a batch's
 // Renderer.
 func BenchmarkRendererNewDevice(b *testing.B) {
-	p := []Profile{{ProfileID: "pr_1", Identifier: "com.example.bench.wifi", Version: 1, Plist: []byte(benchWifi), Included: true}}
+	p := []Profile{{ProfileID: "pr_1", Identifier: "com.example.bench.wifi", Version: 1, Plist: []byte(benchprofile.WiFi), Included: true}}
 	now := time.Now()
 	r := NewRenderer()
 	b.ReportAllocs()

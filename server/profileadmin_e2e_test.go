@@ -143,11 +143,7 @@ func TestProfileCertRevocationEndToEnd(t *testing.T) {
 	e := w.e
 	k := e.APIKey
 	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, k), 200)
-	groups := do(t, e, "GET", "/api/v1/groups?tenant_id="+w.tenant, nil, k).json(t)["groups"].([]any)
-	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString([]byte(eapTLSProfile))}, k)
-	mustStatus(t, a, 201)
-	pid := a.json(t)["id"].(string)
-	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/assignments", map[string]any{"group_id": groups[0].(map[string]any)["id"]}, k), 200)
+	assignToAllUsers(t, w, []byte(eapTLSProfile))
 	phone1 := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	phone2 := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	ds := []*devicesim.Device{phone1, phone2}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pomona-mdm/pomona/devicesim"
 	"github.com/pomona-mdm/pomona/internal/browser"
-	"github.com/pomona-mdm/pomona/totp"
 )
 
 // TestProfilesInChromium: an administrator makes a group, uploads a Wi-Fi
@@ -39,19 +38,7 @@ func TestProfilesInChromium(t *testing.T) {
 		run("read "+sel, chromedp.Text(sel, &s, chromedp.NodeVisible, chromedp.ByQuery))
 		return s
 	}
-	var s string
-	run("setup page", chromedp.Navigate(e.Server.OwnerSetupURL()), chromedp.WaitVisible("#secret", chromedp.ByID), chromedp.Text("#secret", &s, chromedp.ByID))
-	secret, err := totp.Decode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("setup", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID),
-		chromedp.SendKeys("#password", "owner password 123", chromedp.ByID), chromedp.SendKeys("#password2", "owner password 123", chromedp.ByID),
-		chromedp.SendKeys("#code", totp.Code(secret, clk.now()), chromedp.ByID), chromedp.Click(`form[action="/console/setup"] button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(".flash", chromedp.ByQuery))
-	run("sign in", chromedp.SendKeys("#email", "owner@ops.example", chromedp.ByID), chromedp.SendKeys("#password", "owner password 123", chromedp.ByID),
-		chromedp.SendKeys("#code", clk.nextCode(secret), chromedp.ByID), chromedp.Click(`form[action="/console/login"] button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible("svg.chart", chromedp.ByQuery))
+	signInOwnerByKeyboard(t, ctx, w, clk, run)
 
 	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	dev, err := e.Server.Store.EnrollmentByAppleID(context.Background(), d.MDM.EnrollmentID)

@@ -169,7 +169,34 @@ type MDMStore interface {
 	// for bulk commands (100,000 targets are one read of five columns a
 	// row, not the whole channel).
 	TargetChannels(ctx context.Context, f TargetFilter) ([]ChannelTarget, error)
+	// EnqueueTargets queues one command for the targets TargetChannels
+	// would return for f, without reading them: in one transaction it
+	// counts the targets per enrollment platform, calls plan with the
+	// counts, writes cmd (after plan returned: plan may complete it) and
+	// one queue row for every target on a platform plan chose (one
+	// INSERT … SELECT), and cmd.Audit. With k it is EnqueueOnce: k (its
+	// Response set from plan's answer) is recorded in that transaction,
+	// and when k.Principal already holds k.Key unexpired nothing is queued
+	// and that record is returned. It returns the number of queue rows
+	// written. f's lists hold at most TargetListMax ids together
+	// (an error beyond). An error from plan is returned as it is, with
+	// nothing written.
+	EnqueueTargets(ctx context.Context, k *IdempotencyKey, cmd *CommandRecord, f TargetFilter, plan BulkPlan) (queued int, existing *IdempotencyKey, err error)
 }
+
+// BulkPlan decides a bulk command from its targets' count per enrollment
+// platform (only platforms with targets appear; the map may be empty):
+// the platforms it is queued for, and the answer an idempotency key
+// records (JSON; ignored without a key). EnqueueTargets may call it more
+// than once (a retried PostgreSQL transaction); the last call's decision
+// is the one written.
+type BulkPlan func(counts map[string]int) (platforms []string, answer []byte, err error)
+
+// TargetListMax bounds the ids (users and enrollments together) of a
+// TargetFilter given to EnqueueTargets: they are parameters of one
+// statement (SQLite allows 32,766, PostgreSQL 65,535). Longer lists go
+// through TargetChannels and Enqueue.
+const TargetListMax = 10000
 
 // TargetFilter selects enrollments for a bulk command: those of a tenant,
 // of some users, or listed by id (Pomona's en_… or Apple's EnrollmentID).

@@ -39,6 +39,19 @@ type ProfileAdminStore interface {
 	UpdateProfile(ctx context.Context, id string, ch ProfileChange, now time.Time) (*ConfigProfile, error)
 }
 
+// ProfileDeliveryStore is an admin's retry of a failed profile delivery.
+// (A device's acknowledgement of an install, which also revokes the user
+// certificates of earlier deliveries as superseded, is
+// ProfileResultStore.AcknowledgeProfileItem.)
+type ProfileDeliveryStore interface {
+	// RetryProfileItem makes a failed item pending again with no attempts
+	// and no retry time and queues its enrollment, in one transaction.
+	// ErrNotFound: the profile is deleted (or never existed), or the
+	// device has no item of it; ErrConflict: the item is not failed. A
+	// retry racing a deletion therefore never resurrects the item.
+	RetryProfileItem(ctx context.Context, enrollmentID, profileID string, now time.Time) error
+}
+
 // Kinds of certificate in the revocation list.
 const (
 	CertUser     = "user"     // issued through a profile's SCEP payload

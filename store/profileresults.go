@@ -22,6 +22,12 @@ type ProfileResultStore interface {
 	// returns the item as stored and whether verify was queued.
 	// ErrNotFound: no item of the enrollment has that command (not
 	// Pomona's profile, or superseded by a later plan); nothing is written.
+	// In the same transaction the user certificates issued through that
+	// profile to that enrollment by any other command are revoked (reason
+	// superseded): the install replaced the profile, and its SCEP
+	// payload's identity, on the device — which obtained the new
+	// certificate before acknowledging. Not earlier, so a device that never
+	// installs the new version keeps a valid certificate.
 	// A repeated acknowledgement writes nothing and queues nothing.
 	AcknowledgeProfileItem(ctx context.Context, enrollmentID, commandUUID, channelID string, verify *CommandRecord, now time.Time) (*ProfileItem, bool, error)
 	// VerifyProfileItems applies a device's ProfileList answer: in one

@@ -244,6 +244,9 @@ type BatchQueueEntry struct{ ChannelID, CommandUUID string }
 type NewProfileChallenge struct {
 	Challenge SCEPChallenge
 	ProfileID string
+	// CommandUUID is the InstallProfile that carries it; the certificate
+	// it issues records it (ProfileResultStore.AcknowledgeProfileItem).
+	CommandUUID string
 }
 
 // FinishedClaim ends one claim of a batch (see FinishDirty).

@@ -203,6 +203,7 @@ type Store interface {
 	ProfileStore
 	ProfileCertStore
 	ProfileAdminStore
+	ProfileDeliveryStore
 	ProfileResultStore
 	RevocationStore
 	// Ping reports whether the database is reachable (readiness).

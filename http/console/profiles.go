@@ -10,6 +10,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/app"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -149,10 +150,15 @@ func (c *Console) renameGroup(w http.ResponseWriter, r *Request) error {
 	return c.done(w, r, Prefix+"/groups/"+g.ID, "Renamed to %s.", g.Name)
 }
 
+// deleteGroup deletes a group once the administrator ticked that its
+// profiles leave its members' devices (one key press must not do that).
 func (c *Console) deleteGroup(w http.ResponseWriter, r *Request) error {
 	g, err := c.App.Profiles.Group(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if r.PostFormValue("confirm") == "" {
+		return problem.New(problem.Invalid, "Not deleted: tick that the group's profiles leave its members' devices, then delete again.")
 	}
 	if err := c.App.Profiles.DeleteGroup(r.Context(), g.ID); err != nil {
 		return err
@@ -308,6 +314,17 @@ func (c *Console) unassignProfile(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) retryProfile(w http.ResponseWriter, r *Request) error {
 	if err := c.App.Profiles.Retry(r.Context(), r.PathValue("device"), r.PathValue("id")); err != nil {
+		if _, perr := c.App.Profiles.Profile(r.Context(), r.PathValue("id")); errors.Is(err, store.ErrNotFound) && errors.Is(perr, store.ErrNotFound) {
+			// Deleted since the page was shown: its own page is gone too,
+			// so say so on the library rather than on a 404 page.
+			c.Log.Info("console: retry of a deleted profile", "profile", r.PathValue("id"), "device", r.PathValue("device"), "admin", r.Admin.Email)
+			c.setFlash(w, "error", "Not retried: the profile was deleted meanwhile, and its devices are having it removed.")
+			if sw, ok := w.(*httpx.StatusRecorder); ok {
+				sw.Status = http.StatusNotFound // the audit records the refusal
+			}
+			http.Redirect(w, r.Request, Prefix+"/profiles", http.StatusSeeOther)
+			return nil
+		}
 		return err
 	}
 	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Retry queued.")

@@ -182,8 +182,10 @@ func seedEnrolled(b *testing.B, s *sqlstore.Store, path string, n int) {
 
 // BenchmarkBulkCommand100k measures the store's share of one command to
 // every device of a tenant of 100,000 enrolled devices: selecting the
-// targets (TargetChannels) and queueing the command for all of them in one
-// transaction. cpu-ns/op is the process's CPU time (user + system).
+// targets and queueing the command for all of them in one transaction
+// (EnqueueTargets: a count per platform and one INSERT … SELECT; before
+// session 6, TargetChannels and Enqueue of the 100,000 ids). cpu-ns/op is
+// the process's CPU time (user + system).
 func BenchmarkBulkCommand100k(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "db")
@@ -199,17 +201,63 @@ func BenchmarkBulkCommand100k(b *testing.B) {
 	b.ResetTimer()
 	cpu0 := processCPU()
 	for i := 0; i < b.N; i++ {
-		ts, err := s.TargetChannels(ctx, store.TargetFilter{TenantID: "t"})
-		if err != nil || len(ts) != n {
-			b.Fatal(len(ts), err)
-		}
-		ids := make([]string, len(ts))
-		for j := range ts {
-			ids[j] = ts[j].ChannelID
-		}
-		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, ids); err != nil {
-			b.Fatal(err)
+		queued, _, err := s.EnqueueTargets(ctx, nil, &store.CommandRecord{UUID: fmt.Sprint("bulk-", i), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now},
+			store.TargetFilter{TenantID: "t"}, func(counts map[string]int) ([]string, []byte, error) { return []string{"iOS"}, nil, nil })
+		if err != nil || queued != n {
+			b.Fatal(queued, err)
 		}
 	}
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkCRLChangeCheck measures what every GET /pki/crl costs in the
+// store to learn whether the cached CRL is current, at 100,000 recorded
+// revocations: the COUNT(*) it ran before migration 0026 and RevokedCount
+// now (one primary-key read of revocation_count).
+func BenchmarkCRLChangeCheck(b *testing.B) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	const n = 100_000
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_certs (serial, kind, not_after, revoked_at, reason) VALUES (?, 'user', 1, 1, 0)`, fmt.Sprintf("%040x", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	if c, err := s.RevokedCount(ctx); err != nil || c != n {
+		b.Fatalf("counted %d %v", c, err)
+	}
+	b.Run("COUNT(*) (before)", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			var c int64
+			if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_certs`).Scan(&c); err != nil || c != n {
+				b.Fatal(c, err)
+			}
+		}
+	})
+	b.Run("RevokedCount (after)", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if c, err := s.RevokedCount(ctx); err != nil || c != n {
+				b.Fatal(c, err)
+			}
+		}
+	})
 }

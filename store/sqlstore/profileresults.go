@@ -55,6 +55,9 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 			toMicros(now), it.DeviceID, it.ProfileID); err != nil {
 			return err
 		}
+		if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
+			return err
+		}
 		if verify == nil || !first {
 			return nil
 		}

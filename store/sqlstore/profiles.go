@@ -618,9 +618,11 @@ func (s *Store) ConsumeProfileChallenge(ctx context.Context, hash []byte, now ti
 		if _, err := tx.ExecContext(ctx, `UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at = 0`, toMicros(now), hash); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.Serial, pc.DeviceID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
-			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt))
+		// The certificate remembers the command that carried its challenge
+		// (AcknowledgeProfileItem: a later delivery supersedes it).
+		_, err = tx.ExecContext(ctx, `INSERT INTO profile_certs (serial, enrollment_id, profile_id, subject, email, sha256, not_before, not_after, issued_at, command_uuid)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, command_uuid FROM scep_challenges WHERE hash = ?`, pc.Serial, pc.DeviceID, pc.ProfileID, pc.Subject, pc.Email, pc.SHA256,
+			toMicros(pc.NotBefore), toMicros(pc.NotAfter), toMicros(pc.IssuedAt), hash)
 		return s.constraint(err)
 	})
 }
@@ -892,12 +894,12 @@ const (
 func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) error {
 	return s.tx(ctx, func(tx *Tx) error {
 		if err := chunks(b.Challenges, reconcileItemRows, func(cs []store.NewProfileChallenge) error {
-			args := make([]any, 0, 5*len(cs))
+			args := make([]any, 0, 6*len(cs))
 			for _, c := range cs {
-				args = append(args, c.Challenge.Hash, c.Challenge.DeviceID, toMicros(c.Challenge.ExpiresAt), store.ChallengeProfile, c.ProfileID)
+				args = append(args, c.Challenge.Hash, c.Challenge.DeviceID, toMicros(c.Challenge.ExpiresAt), store.ChallengeProfile, c.ProfileID, c.CommandUUID)
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, kind, profile_id) VALUES `+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(cs)), ", "), args...)
+			_, err := tx.ExecContext(ctx, `INSERT INTO scep_challenges (hash, enrollment_id, expires_at, kind, profile_id, command_uuid) VALUES `+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(cs)), ", "), args...)
 			return s.constraint(err)
 		}); err != nil {
 			return err
@@ -1165,11 +1167,12 @@ func (s *Store) UpdateProfile(ctx context.Context, id string, ch store.ProfileCh
 
 // Revocation (CRL and OCSP). revoked_certs is filled by triggers
 // (migration 0019) whenever a certificate is revoked or deleted and when
-// an enrollment ends, in the transaction that does it.
+// an enrollment ends, in the transaction that does it; revocation_count
+// (migration 0026) counts them, so RevokedCount is one primary-key read.
 
 func (s *Store) RevokedCount(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_certs`).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT n FROM revocation_count WHERE id = 1`).Scan(&n)
 	return n, err
 }
 

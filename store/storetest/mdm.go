@@ -30,6 +30,7 @@ func mdmTests() []namedTest {
 		{"Audit", testAudit},
 		{"EnqueueWithAudit", testEnqueueWithAudit},
 		{"TargetChannels", testTargetChannels},
+		{"EnqueueTargets", testEnqueueTargets},
 		{"Webhooks", testWebhooks},
 		{"Leases", testLeases},
 		{"QueueOrderPerChannel", testQueueOrderPerChannel},
@@ -689,7 +690,17 @@ func testEnqueueWithAudit(t *testing.T, s store.Store) {
 // enrolled enrollments (not pending, not unenrolled, no user channels)
 // selected by tenant, users and ids (Pomona's or Apple's), each once when
 // the selections overlap, with the platform and the push fields.
-func testTargetChannels(t *testing.T, s store.Store) {
+// targetFixture writes the devices testTargetChannels and
+// testEnqueueTargets select from: tenant A with TGT-C1 (iOS, u1), TGT-C2
+// (macOS, u1, dead push, and a user channel), TGT-C3 (pending, u2),
+// TGT-C4 (unenrolled, u2); tenant B with TGT-C5 (iOS, u3).
+type targetFixture struct {
+	ta, tb     *store.Tenant
+	u1, u2, u3 *store.User
+	e1, e2     *store.Enrollment
+}
+
+func newTargetFixture(t *testing.T, s store.Store) targetFixture {
 	ctx := context.Background()
 	ta, tb := mustTenant(t, s, "A", "a.example"), mustTenant(t, s, "B", "b.example")
 	u1, u2, u3 := mustUser(t, s, ta.ID, "u1@a.example"), mustUser(t, s, ta.ID, "u2@a.example"), mustUser(t, s, tb.ID, "u3@b.example")
@@ -723,6 +734,13 @@ func testTargetChannels(t *testing.T, s store.Store) {
 	}
 	device(&tb.ID, &u3.ID, "iOS", "TGT-A5", "TGT-C5", store.Channel{})
 
+	return targetFixture{ta: ta, tb: tb, u1: u1, u2: u2, u3: u3, e1: e1, e2: e2}
+}
+
+func testTargetChannels(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	fx := newTargetFixture(t, s)
+	ta, tb, u1, u2, u3, e1 := fx.ta, fx.tb, fx.u1, fx.u2, fx.u3, fx.e1
 	for _, c := range []struct {
 		name string
 		f    store.TargetFilter
@@ -756,5 +774,123 @@ func testTargetChannels(t *testing.T, s store.Store) {
 		if fmt.Sprint(got) != c.want {
 			t.Fatalf("%s: %v, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// testEnqueueTargets: a bulk command queued straight from the target
+// selection goes to exactly TargetChannels' channels on the platforms the
+// plan chose (each once when the selections overlap), the plan sees the
+// count per platform, the audit entry and the idempotency key share the
+// transaction, and a plan's error or a used key writes nothing.
+func testEnqueueTargets(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	fx := newTargetFixture(t, s)
+	all := []string{"TGT-C1", "TGT-C2", "TGT-C2-USER", "TGT-C3", "TGT-C4", "TGT-C5"}
+	holders := func(uuid string) string {
+		t.Helper()
+		var got []string
+		for _, ch := range all {
+			qs, err := s.QueuedCommands(ctx, ch, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range qs {
+				if q.UUID == uuid {
+					if q.Status != store.QueueQueued || q.RequestType != "ProfileList" || string(q.Payload) != "payload-"+uuid {
+						t.Fatalf("%s on %s: %+v", uuid, ch, q)
+					}
+					got = append(got, ch)
+				}
+			}
+		}
+		return fmt.Sprint(got)
+	}
+	cmd := func(uuid string, a *store.AuditEntry) *store.CommandRecord {
+		// The plan completes the record, as the app's does.
+		return &store.CommandRecord{UUID: uuid, CreatedAt: now(), Audit: a}
+	}
+	planFor := func(rec *store.CommandRecord, seen *map[string]int, platforms ...string) store.BulkPlan {
+		return func(counts map[string]int) ([]string, []byte, error) {
+			*seen = counts
+			rec.RequestType, rec.Payload = "ProfileList", []byte("payload-"+rec.UUID)
+			return platforms, []byte(fmt.Sprintf(`{"command_uuid":%q}`, rec.UUID)), nil
+		}
+	}
+
+	// A tenant: its enrolled devices' device channels, both platforms.
+	var seen map[string]int
+	a := &store.AuditEntry{At: now(), Actor: "key:k1", Action: "POST /api/v1/commands", Target: "tenant", Status: 201}
+	rec := cmd("ET-1", a)
+	n, ex, err := s.EnqueueTargets(ctx, nil, rec, store.TargetFilter{TenantID: fx.ta.ID}, planFor(rec, &seen, "iOS", "macOS"))
+	if err != nil || ex != nil || n != 2 {
+		t.Fatalf("tenant: %d %v %v", n, ex, err)
+	}
+	if fmt.Sprint(seen) != "map[iOS:1 macOS:1]" || holders("ET-1") != "[TGT-C1 TGT-C2]" {
+		t.Fatalf("tenant: counts %v, queued on %s", seen, holders("ET-1"))
+	}
+	if a.ID == 0 {
+		t.Fatal("audit entry not written with the command")
+	}
+	// Overlapping selections count and queue each channel once; a
+	// platform the plan leaves out gets nothing.
+	rec = cmd("ET-2", nil)
+	f := store.TargetFilter{TenantID: fx.ta.ID, UserIDs: []string{fx.u1.ID, fx.u3.ID}, EnrollmentIDs: []string{fx.e1.ID, "TGT-A2", "TGT-A5", "NO-SUCH"}}
+	n, _, err = s.EnqueueTargets(ctx, nil, rec, f, planFor(rec, &seen, "iOS"))
+	if err != nil || n != 2 || fmt.Sprint(seen) != "map[iOS:2 macOS:1]" || holders("ET-2") != "[TGT-C1 TGT-C5]" {
+		t.Fatalf("union: %d %v counts %v, queued on %s", n, err, seen, holders("ET-2"))
+	}
+	// Behind the first command on a channel both went to.
+	if q, err := s.NextCommand(ctx, fx.e1.ID, "TGT-C1", true, now()); err != nil || q.UUID != "ET-1" {
+		t.Fatalf("order: %v %v", q, err)
+	}
+	// Nothing enrolled matches: the plan sees no platform.
+	rec = cmd("ET-3", nil)
+	seen = nil
+	n, _, err = s.EnqueueTargets(ctx, nil, rec, store.TargetFilter{UserIDs: []string{fx.u2.ID}}, planFor(rec, &seen))
+	if err != nil || n != 0 || seen == nil || len(seen) != 0 {
+		t.Fatalf("none: %d %v %v", n, seen, err)
+	}
+	// The plan refuses: nothing is written, not even the audit entry.
+	refusal := errors.New("refused")
+	a = &store.AuditEntry{At: now(), Actor: "key:k1", Action: "POST /api/v1/commands", Target: "refused", Status: 201}
+	if _, _, err := s.EnqueueTargets(ctx, nil, cmd("ET-4", a), store.TargetFilter{TenantID: fx.ta.ID},
+		func(map[string]int) ([]string, []byte, error) { return nil, nil, refusal }); !errors.Is(err, refusal) {
+		t.Fatalf("refusal: %v", err)
+	}
+	if holders("ET-4") != "[]" {
+		t.Fatal("queued although the plan refused")
+	}
+	if es, err := s.Audit(ctx, store.AuditFilter{Action: "POST /api/v1/commands"}); err != nil || len(es) != 1 {
+		t.Fatalf("audit after a refusal: %v %v", es, err)
+	}
+	// Under an idempotency key: recorded with the plan's answer; the key
+	// again queues nothing and returns the first record.
+	t0 := now()
+	key := func(fp string) *store.IdempotencyKey {
+		return &store.IdempotencyKey{Principal: "key:k1", Key: "bulk-1", Fingerprint: fp, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	}
+	rec = cmd("ET-5", nil)
+	n, ex, err = s.EnqueueTargets(ctx, key("fp1"), rec, store.TargetFilter{TenantID: fx.tb.ID}, planFor(rec, &seen, "iOS"))
+	if err != nil || ex != nil || n != 1 || holders("ET-5") != "[TGT-C5]" {
+		t.Fatalf("keyed: %d %v %v", n, ex, err)
+	}
+	if k, err := s.IdempotencyKey(ctx, "key:k1", "bulk-1", t0); err != nil || string(k.Response) != `{"command_uuid":"ET-5"}` || k.Fingerprint != "fp1" {
+		t.Fatalf("key record: %+v %v", k, err)
+	}
+	rec = cmd("ET-6", nil)
+	n, ex, err = s.EnqueueTargets(ctx, key("fp2"), rec, store.TargetFilter{TenantID: fx.tb.ID}, planFor(rec, &seen, "iOS"))
+	if err != nil || ex == nil || n != 0 || string(ex.Response) != `{"command_uuid":"ET-5"}` || ex.Fingerprint != "fp1" {
+		t.Fatalf("repeat: %d %+v %v", n, ex, err)
+	}
+	if holders("ET-6") != "[]" {
+		t.Fatal("a repeated key queued again")
+	}
+	// Longer lists than one statement takes are refused, not cut.
+	long := make([]string, store.TargetListMax+1)
+	for i := range long {
+		long[i] = fmt.Sprint("en_long", i)
+	}
+	if _, _, err := s.EnqueueTargets(ctx, nil, cmd("ET-7", nil), store.TargetFilter{EnrollmentIDs: long}, planFor(rec, &seen, "iOS")); err == nil {
+		t.Fatal("a list over TargetListMax was accepted")
 	}
 }

@@ -17,6 +17,9 @@ func profileAdminTests() []namedTest {
 		{"RevocationList", testRevocationList},
 		{"CRLState", testCRLState},
 		{"RemovedProfileRevokesItsCerts", testRemovedProfileRevokesItsCerts},
+		{"AckSupersedesCerts", testAckSupersedesCerts},
+		{"RevokedCountCounts", testRevokedCountCounts},
+		{"RetryProfileItem", testRetryProfileItem},
 	}
 }
 
