@@ -1,11 +1,14 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
-	"github.com/pomona-mdm/pomona/profile"
 	"github.com/pomona-mdm/pomona/store"
 )
 
@@ -27,10 +30,31 @@ func (c *Commands) Record(platform string, cmd map[string]any, createdBy string)
 		return nil, refused(err)
 	}
 	rt, _ := cmd["RequestType"].(string)
-	id := profile.NewUUID()
+	now := c.Now().UTC().Truncate(time.Microsecond)
+	id := timeOrderedUUID(now)
 	payload, err := mdm.Command{CommandUUID: id, Command: cmd}.Encode()
 	if err != nil {
 		return nil, err
 	}
-	return &store.CommandRecord{UUID: id, RequestType: rt, Payload: payload, CreatedAt: c.Now().UTC().Truncate(time.Microsecond), CreatedBy: createdBy}, nil
+	return &store.CommandRecord{UUID: id, RequestType: rt, Payload: payload, CreatedAt: now, CreatedBy: createdBy}, nil
+}
+
+// timeOrderedUUID is a version 7 UUID (RFC 9562 §5.7: 48 bits of Unix
+// milliseconds, then 74 random bits), upper-case like profile.NewUUID.
+// The reconciler writes one command per device, 1,000 per transaction:
+// with random (version 4) UUIDs each went to a random page of the
+// commands' and profile_items' command_uuid indexes, with these they all
+// go to the indexes' last pages. The random part keeps them unguessable
+// as before; Apple treats a CommandUUID as an opaque string.
+func timeOrderedUUID(now time.Time) string {
+	var b [16]byte
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err)
+	}
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
+	copy(b[:6], ms[2:])
+	b[6] = b[6]&0x0f | 0x70
+	b[8] = b[8]&0x3f | 0x80
+	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
 }

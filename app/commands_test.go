@@ -25,3 +25,33 @@ func TestBuildRefusesBinaryPlists(t *testing.T) {
 		}
 	}
 }
+
+// Record's CommandUUIDs are version 7: RFC 9562 layout, upper-case, and
+// ordered by their millisecond (one batch's commands go to the end of the
+// uuid indexes, not to random pages), still random within one.
+func TestTimeOrderedUUID(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		u := timeOrderedUUID(t0.Add(time.Duration(i) * time.Millisecond))
+		if len(u) != 36 || u[14] != '7' || !strings.ContainsRune("89AB", rune(u[19])) || strings.ToUpper(u) != u {
+			t.Fatalf("not an upper-case version 7 UUID: %s", u)
+		}
+		if !strings.HasPrefix(u, "01A2310C") {
+			t.Fatalf("%s does not start with the time 2026-12-01 10:00 UTC in ms (01A2310C…)", u)
+		}
+		if u <= prev {
+			t.Fatalf("%s sorts before the previous millisecond's %s", u, prev)
+		}
+		if seen[u[15:]] {
+			t.Fatalf("random part repeated: %s", u)
+		}
+		seen[u[15:]] = true
+		prev = u
+	}
+	a, b := timeOrderedUUID(t0), timeOrderedUUID(t0)
+	if a == b {
+		t.Fatal("two UUIDs of one millisecond are equal")
+	}
+}

@@ -56,6 +56,9 @@ type Options struct {
 	Concurrency int
 	// Profiles adds the desired-state phases (bench/profiles.go).
 	Profiles bool
+	// AssignCPUProfile, with InProcess and Profiles, writes a CPU profile
+	// of the assignment phase alone (server and bench) to this file.
+	AssignCPUProfile string
 	// Wave adds the profile wave (bench/wave.go): one profile assigned to
 	// every device, every simulated device fetching its InstallProfile and
 	// the ProfileList after it, WaveConcurrency requests in flight
@@ -216,6 +219,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Store = "server's own"
 	}
 	var srv *target
+	var pairs []seededUser
 	secret := newSecretKey()
 	switch {
 	case o.Server != "":
@@ -228,7 +232,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			dbURL = "sqlite://" + filepath.Join(dir, "data", "pomona.db")
 		}
 		t0 := time.Now()
-		if err := seedStore(ctx, dbURL, domain, o.Users, o.Seed, o.Log); err != nil {
+		if pairs, err = seedStore(ctx, dbURL, domain, o.Users, o.Seed, o.Log); err != nil {
 			return nil, err
 		}
 		rep.SeedTime = time.Since(t0)
@@ -389,7 +393,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Phase 5: configuration profiles (bench/profiles.go).
 	if o.Profiles {
-		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, o.Log)
+		ps, err := profilePhases(ctx, srv, domain, len(live)+o.Seed, o.Users, pairs, o.AssignCPUProfile, o.Log)
 		if err != nil {
 			return rep, fmt.Errorf("bench: profiles: %w", err)
 		}

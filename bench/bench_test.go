@@ -55,15 +55,16 @@ func TestProfilePhases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	found := false
+	found, pair := false, false
 	for _, p := range rep.Phases {
 		if p.Errors != 0 {
 			t.Errorf("phase %+v\n%s", p, log.String())
 		}
 		found = found || strings.HasPrefix(p.Name, "profile assigned to all users: 43 installs queued")
+		pair = pair || strings.HasPrefix(p.Name, "membership change of one user, 2 devices (API + reconciler)")
 	}
-	if !found {
-		t.Fatalf("no profile phase: %+v", rep.Phases)
+	if !found || !pair {
+		t.Fatalf("no profile phase or no two-device membership phase: %+v", rep.Phases)
 	}
 }
 

@@ -18,39 +18,78 @@ import (
 
 const benchPassword = "bench-password-1"
 
+// pairUsers are seeded users with pairDevices devices each (the first
+// seeded devices), as real users have: with 100,000 devices over 50 bench
+// users every other user has 2,000, which is not what "a membership change
+// of one user" means in practice.
+const (
+	pairUsers   = 10
+	pairDevices = 2
+)
+
+// seededUser is a seeded user with few devices (their enrollment ids).
+type seededUser struct {
+	Email   string
+	Devices []string
+}
+
 // seedStore writes the tenant, the users and `extra` enrolled devices
 // straight into the store before the server starts: devices that exist in
 // every table (enrollment, channel with a push token) but never talk, so
 // that check-ins and bulk commands can be measured as the tables grow
 // without enrolling each through the full flow. The simulated devices
-// then enroll on top of them.
-func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log io.Writer) error {
+// then enroll on top of them. When extra allows, the first
+// pairUsers*pairDevices seeded devices belong to pairUsers more users
+// ("pair<i>@domain"), returned with their devices.
+func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log io.Writer) ([]seededUser, error) {
 	st, _, err := open.DB(ctx, dbURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	t := &store.Tenant{ID: directory.NewID("tn"), Name: "Bench", Domains: []string{domain}, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateTenant(ctx, t); err != nil {
-		return err
+		return nil, err
 	}
 	hash, err := password.Hash(benchPassword, password.Default)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	newUser := func(email string) (string, error) {
+		u := &store.User{ID: directory.NewID("us"), TenantID: t.ID, Email: email, PasswordHash: hash, Enabled: true, CreatedAt: now, UpdatedAt: now}
+		u.ManagedAppleID = u.Email
+		return u.ID, st.CreateUser(ctx, u)
 	}
 	ids := make([]string, users)
 	for i := range ids {
-		u := &store.User{ID: directory.NewID("us"), TenantID: t.ID, Email: fmt.Sprintf("user%d@%s", i, domain), PasswordHash: hash, Enabled: true, CreatedAt: now, UpdatedAt: now}
-		u.ManagedAppleID = u.Email
-		if err := st.CreateUser(ctx, u); err != nil {
-			return err
+		if ids[i], err = newUser(fmt.Sprintf("user%d@%s", i, domain)); err != nil {
+			return nil, err
 		}
-		ids[i] = u.ID
 	}
 	if extra == 0 {
-		return nil
+		return nil, nil
 	}
+	// Owner of seeded device i.
+	owner := func(i int) string { return ids[i%len(ids)] }
+	var pairs []seededUser
+	if extra >= 2*pairUsers*pairDevices {
+		pairIDs := make([]string, pairUsers)
+		pairs = make([]seededUser, pairUsers)
+		for i := range pairIDs {
+			pairs[i].Email = fmt.Sprintf("pair%d@%s", i, domain)
+			if pairIDs[i], err = newUser(pairs[i].Email); err != nil {
+				return nil, err
+			}
+		}
+		owner = func(i int) string {
+			if i < pairUsers*pairDevices {
+				return pairIDs[i/pairDevices]
+			}
+			return ids[i%len(ids)]
+		}
+	}
+	var mu sync.Mutex
 	fmt.Fprintf(log, "seed: writing %d enrolled devices into the store\n", extra)
 	workers := 1
 	if st.Backend() == "postgres" {
@@ -69,9 +108,15 @@ func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log 
 				if i >= extra {
 					return
 				}
-				if err := seedDevice(ctx, st, t.ID, ids[i%len(ids)], now); err != nil {
+				id, err := seedDevice(ctx, st, t.ID, owner(i), now)
+				if err != nil {
 					first.CompareAndSwap(nil, err)
 					return
+				}
+				if i < len(pairs)*pairDevices {
+					mu.Lock()
+					pairs[i/pairDevices].Devices = append(pairs[i/pairDevices].Devices, id)
+					mu.Unlock()
 				}
 				if n := done.Add(1); n%10000 == 0 {
 					fmt.Fprintf(log, "  %d written (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
@@ -81,26 +126,27 @@ func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log 
 	}
 	wg.Wait()
 	if err, ok := first.Load().(error); ok {
-		return fmt.Errorf("seed: %w", err)
+		return nil, fmt.Errorf("seed: %w", err)
 	}
-	return ctx.Err()
+	return pairs, ctx.Err()
 }
 
-func seedDevice(ctx context.Context, st store.Store, tenantID, userID string, now time.Time) error {
+// seedDevice writes one enrolled device of userID and returns its id.
+func seedDevice(ctx context.Context, st store.Store, tenantID, userID string, now time.Time) (string, error) {
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	e := &store.Enrollment{ID: directory.NewID("en"), TenantID: tenantID, UserID: userID, TokenHash: tok, Platform: "iOS",
 		Product: "iPhone15,3", OSVersion: "18.2", BuildVersion: "22C152", Language: "en-US", DeviceSignature: "seeded",
 		ProfileID: "bench.seeded", Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateEnrollment(ctx, e, nil); err != nil {
-		return err
+		return "", err
 	}
 	apple := profile.NewUUID()
 	if err := st.BindAppleEnrollment(ctx, e.ID, apple, store.DeviceInfo{OSVersion: "18.2", BuildVersion: "22C152", ProductName: "iPhone15,3"}, now); err != nil {
-		return err
+		return "", err
 	}
 	push := make([]byte, 32)
 	rand.Read(push)
-	return st.PutChannel(ctx, &store.Channel{ID: apple, DeviceID: e.ID, Kind: "device", PushToken: push, PushMagic: profile.NewUUID(),
+	return e.ID, st.PutChannel(ctx, &store.Channel{ID: apple, DeviceID: e.ID, Kind: "device", PushToken: push, PushMagic: profile.NewUUID(),
 		LastSeenAt: now, CreatedAt: now, UpdatedAt: now})
 }

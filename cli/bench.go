@@ -34,6 +34,7 @@ func runBench(fs *flag.FlagSet) func(*call) error {
 	storeKind := fs.String("store", "sqlite", "sqlite or postgres")
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL (an empty database) with --store postgres")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.StringVar(&o.AssignCPUProfile, "assign-cpuprofile", "", "with --in-process --profiles: write a CPU profile of the assignment phase alone to the file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file (with --in-process: server and load; go tool pprof)")
 	waveProfile := fs.String("wave-cpuprofile", "", "write a CPU profile of this process during --wave's round trips alone (with --in-process: the server's and the devices' work; not with --cpuprofile)")
 	return func(c *call) error {

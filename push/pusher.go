@@ -20,9 +20,10 @@ import (
 type Pusher struct {
 	// Certs loads the current push certificate (pushcert.Stored.Load).
 	Certs func(context.Context) (*pushcert.Cert, error)
-	// Results records each answer on its channel.
+	// Results records the answers on their channels, one call per
+	// fan-out.
 	Results interface {
-		SetPushResult(ctx context.Context, channelID string, dead bool, at time.Time) error
+		SetPushResults(ctx context.Context, results []store.PushResult, at time.Time) error
 	}
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
@@ -88,6 +89,7 @@ func (p *Pusher) PushNow(ctx context.Context, chs []store.Channel) ([]Result, er
 	}
 	res := client.SendAll(ctx, ts)
 	now := time.Now()
+	record := make([]store.PushResult, 0, len(res))
 	for _, r := range res {
 		result := "ok"
 		switch {
@@ -97,12 +99,15 @@ func (p *Pusher) PushNow(ctx context.Context, chs []store.Channel) ([]Result, er
 			result = "error"
 		}
 		p.Metrics.Pushes.WithLabelValues(result).Inc()
-		if err := p.Results.SetPushResult(ctx, r.ID, r.Dead, now); err != nil {
-			p.Log.Warn("cannot record push result", "channel", r.ID, "err", err)
-		}
+		record = append(record, store.PushResult{ChannelID: r.ID, Dead: r.Dead})
 		if r.Err != nil {
 			p.Log.Info("push failed", "channel", r.ID, "status", r.Status, "reason", r.Reason, "dead", r.Dead, "err", r.Err)
 		}
+	}
+	// One batched write for the whole fan-out (a write per channel was
+	// most of a 100,000-device assignment's store work on PostgreSQL).
+	if err := p.Results.SetPushResults(ctx, record, now); err != nil {
+		p.Log.Warn("cannot record push results", "channels", len(record), "err", err)
 	}
 	return res, nil
 }

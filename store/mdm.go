@@ -28,6 +28,15 @@ type Channel struct {
 	UpdatedAt        time.Time
 }
 
+// PushResult is one channel's APNs answer to record (SetPushResults).
+type PushResult struct {
+	ChannelID string
+	// Dead: APNs answered that the token is gone (410, or 400
+	// BadDeviceToken/DeviceTokenNotForTopic); the channel is not pushed
+	// again until its next TokenUpdate.
+	Dead bool
+}
+
 // Queue statuses: Pomona's own. A command the device answered has the
 // result's Status as the device sent it, in Apple's words (mdm.Acknowledged,
 // mdm.Error, mdm.CommandFormatError, mdm.NotNow: one source, package mdm,
@@ -112,6 +121,12 @@ type MDMStore interface {
 	// not ref's.
 	TouchChannel(ctx context.Context, ref, id string, now time.Time) error
 	SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error
+	// SetPushResults records the APNs answers of one fan-out at at: each
+	// channel's push_dead from its answer, last push time at. A crash may
+	// lose it (a dead token is then found dead again at its next push);
+	// unknown channel ids are ignored. Statements are bounded (at most a
+	// few hundred ids each), so any number of results may be given.
+	SetPushResults(ctx context.Context, results []PushResult, at time.Time) error
 	// Enqueue stores cmd once and queues it for every channel, in one
 	// transaction.
 	Enqueue(ctx context.Context, cmd *CommandRecord, channelIDs []string) error

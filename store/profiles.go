@@ -193,7 +193,9 @@ type ProfileStore interface {
 	MarkDirty(ctx context.Context, enrollmentIDs []string, due time.Time, verify bool) error
 	// ClaimDirty claims up to limit due enrollments for holder until
 	// now+lease: no other holder gets them meanwhile (on PostgreSQL too:
-	// the claim is one serializable transaction).
+	// the claim is one serializable transaction). They come earliest due
+	// first, and among equal dues by enrollment id (a batch is then a
+	// contiguous range of ids: its writes touch neighbouring pages).
 	ClaimDirty(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]DirtyEnrollment, error)
 	// FinishDirty ends holder's claim: with next zero the entry goes, else
 	// it is due again at next (verify as given) — unless it was marked
@@ -223,6 +225,8 @@ type ProfileStore interface {
 
 // ReconcileInput is what planning one enrollment needs.
 type ReconcileInput struct {
+	// Enrollment without MachineInfo and Inventory (not read: planning
+	// does not use them).
 	Enrollment Enrollment
 	// Channel is the device channel (nil: none yet; its first
 	// TokenUpdate marks the enrollment again).

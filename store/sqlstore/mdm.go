@@ -138,6 +138,49 @@ func (s *Store) SetPushResult(ctx context.Context, id string, dead bool, at time
 	return err
 }
 
+// pushResultRows bounds the ids of one SetPushResults statement where
+// the dialect has no array parameter (SQLite).
+const pushResultRows = 500
+
+// SetPushResults writes a fan-out's answers with one statement per
+// outcome (PostgreSQL: an array parameter) or per pushResultRows ids
+// (SQLite), as hint writes: a 100,000-channel fan-out used to cost
+// 100,000 single-row writes (issue 15 item 8).
+func (s *Store) SetPushResults(ctx context.Context, results []store.PushResult, at time.Time) error {
+	var live, dead []string
+	for _, r := range results {
+		if r.Dead {
+			dead = append(dead, r.ChannelID)
+		} else {
+			live = append(live, r.ChannelID)
+		}
+	}
+	ts := toMicros(at)
+	for _, g := range []struct {
+		ids  []string
+		dead bool
+	}{{live, false}, {dead, true}} {
+		if len(g.ids) == 0 {
+			continue
+		}
+		if s.d.UnnestText != "" {
+			if _, err := s.hint(ctx, `UPDATE channels SET push_dead = ?, last_push_at = ? WHERE id IN (SELECT t.id FROM `+s.d.UnnestText+`)`,
+				boolInt(g.dead), ts, g.ids); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := chunks(g.ids, pushResultRows, func(ids []string) error {
+			_, err := s.hint(ctx, `UPDATE channels SET push_dead = ?, last_push_at = ? WHERE id IN `+qmarks(len(ids)),
+				append([]any{boolInt(g.dead), ts}, anys(ids)...)...)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // A channel's commands go out in seq order (NextCommand), and seq only
 // orders the rows of one channel. A new row's seq is a clock in
 // microseconds (Dialect.SeqClock: PostgreSQL's clock_timestamp(), one

@@ -20,6 +20,7 @@ func mdmTests() []namedTest {
 		{"BindAppleEnrollment", testBindApple},
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
+		{"PushResults", testPushResults},
 		{"IdempotentEnqueue", testIdempotentEnqueue},
 		{"IdempotentEnqueueRace", testIdempotentEnqueueRace},
 		{"EnrollmentList", testEnrollmentList},
@@ -187,6 +188,68 @@ func testQueue(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.Enrollment(ctx, e1.ID); !got.LastSeenAt.Equal(t0.Add(time.Hour)) {
 		t.Fatal("last seen not recorded on the enrollment")
+	}
+}
+
+// testPushResults: one fan-out's answers, more than one statement's
+// worth, land on the right channels; an unknown id is ignored; a later
+// fan-out overwrites (a dead token that came back live).
+func testPushResults(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	const n = 1100
+	var rs []store.PushResult
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint("P-", i)
+		if err := s.PutChannel(ctx, &store.Channel{ID: id, DeviceID: e1.ID, Kind: "user", EnrollmentUserID: id, PushToken: []byte{1}, PushMagic: "m",
+			CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, store.PushResult{ChannelID: id, Dead: i%3 == 0})
+	}
+	// A channel not in the fan-out keeps what it had.
+	if err := s.PutChannel(ctx, &store.Channel{ID: "OTHER", DeviceID: e2.ID, Kind: "device", PushToken: []byte{1}, PushMagic: "m", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now().Add(time.Minute)
+	if err := s.SetPushResults(ctx, append(rs, store.PushResult{ChannelID: "NOPE", Dead: true}), t0); err != nil {
+		t.Fatal(err)
+	}
+	check := func(at time.Time, dead func(i int) bool) {
+		t.Helper()
+		chs, err := s.Channels(ctx, e1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, c := range chs {
+			var i int
+			if _, err := fmt.Sscanf(c.ID, "P-%d", &i); err != nil {
+				continue
+			}
+			seen++
+			if c.PushDead != dead(i) || !c.LastPushAt.Equal(at) {
+				t.Fatalf("channel %s: dead %v last push %v, want %v %v", c.ID, c.PushDead, c.LastPushAt, dead(i), at)
+			}
+		}
+		if seen != n {
+			t.Fatalf("%d of %d channels", seen, n)
+		}
+	}
+	check(t0, func(i int) bool { return i%3 == 0 })
+	if other, _ := s.Channel(ctx, e2.ID, "device", ""); other.PushDead || !other.LastPushAt.IsZero() {
+		t.Fatalf("a channel outside the fan-out changed: %+v", other)
+	}
+	for i := range rs {
+		rs[i].Dead = i%3 == 1
+	}
+	t1 := t0.Add(time.Minute)
+	if err := s.SetPushResults(ctx, rs, t1); err != nil {
+		t.Fatal(err)
+	}
+	check(t1, func(i int) bool { return i%3 == 1 })
+	if err := s.SetPushResults(ctx, nil, t1); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -277,6 +277,45 @@ func testReconcileQueueClaims(t *testing.T, s store.Store) {
 		ids = append(ids, enrolledFor(t, s, tn.ID, u.ID).ID)
 	}
 	t0 := now()
+	// Equal dues come by enrollment id (ClaimDirty's order), whatever the
+	// order they were marked in.
+	{
+		rest := append([]string(nil), ids[1:]...)
+		for i, j := 0, len(rest)-1; i < j; i, j = i+1, j-1 {
+			rest[i], rest[j] = rest[j], rest[i]
+		}
+		for _, id := range rest {
+			if err := s.MarkDirty(ctx, []string{id}, t0.Add(-time.Minute), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.ClaimDirty(ctx, "C", t0, time.Minute, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sorted := append([]string(nil), ids[1:]...)
+		sort.Strings(sorted)
+		if len(got) != 5 {
+			t.Fatalf("claimed %d of 5", len(got))
+		}
+		for i, d := range got {
+			if d.DeviceID != sorted[i] {
+				t.Fatalf("claim %d: %s, want %s (enrollment id order)", i, d.DeviceID, sorted[i])
+			}
+		}
+		// Back to as before: the rest is not part of what follows.
+		for _, d := range got {
+			if err := s.FinishDirty(ctx, d, "C", time.Time{}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rest2, _ := s.ClaimDirty(ctx, "C", t0, time.Minute, 100)
+		for _, d := range rest2 {
+			if err := s.FinishDirty(ctx, d, "C", time.Time{}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if err := s.MarkDirty(ctx, ids[:1], t0.Add(time.Hour), true); err != nil {
 		t.Fatal(err)
 	}
