@@ -218,3 +218,40 @@ func TestAttackContradictingResult(t *testing.T) {
 		t.Fatalf("an Error after the Acknowledged moved the item: %v", st)
 	}
 }
+
+// An Acknowledged for an install the plan has replaced (a new version
+// uploaded meanwhile) is a late answer: it acknowledges nothing and
+// queues no ProfileList; the new version's install comes next, and only
+// its answer and list make the profile installed.
+func TestAttackAcknowledgedAfterNewVersion(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, true)
+	e := w.e
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	pid, v1 := waveInstall(t, w, d)
+	mustStatus(t, do(t, e, "POST", "/api/v1/profiles/"+pid+"/versions", map[string]any{"content": base64.StdEncoding.EncodeToString(wifiProfile("v2"))}, e.APIKey), 201)
+	deadline := time.Now().Add(20 * time.Second)
+	for st := profileState(t, w, pid); st["version"] != float64(2) || st["state"] != "installing"; st = profileState(t, w, pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("version 2 was not queued: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	next, err := d.Poll(ctx, map[string]any{"Status": "Acknowledged", "CommandUUID": v1.CommandUUID}, false)
+	if err != nil || next == nil || next.RequestType() != "InstallProfile" {
+		t.Fatalf("the late Acknowledged was answered with %+v (%v), want version 2's InstallProfile", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installing" || st["version"] != float64(2) {
+		t.Fatalf("after the late Acknowledged: %v", st)
+	}
+	list, err := d.Poll(ctx, d.Process(ctx, next), false)
+	if err != nil || list == nil || list.RequestType() != "ProfileList" {
+		t.Fatalf("version 2's answer: %+v %v", list, err)
+	}
+	if next, err := d.Poll(ctx, d.Process(ctx, list), false); err != nil || next != nil {
+		t.Fatalf("after the ProfileList: %+v %v", next, err)
+	}
+	if st := profileState(t, w, pid); st["state"] != "installed" || st["version"] != float64(2) {
+		t.Fatalf("after version 2's list: %v", st)
+	}
+}
