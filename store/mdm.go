@@ -35,6 +35,11 @@ type PushResult struct {
 	// BadDeviceToken/DeviceTokenNotForTopic); the channel is not pushed
 	// again until its next TokenUpdate.
 	Dead bool
+	// Token is the push token the answer is about. A dead answer is
+	// recorded only while the channel still has it: a TokenUpdate since
+	// the push brought a new token, which APNs has not called dead (nil:
+	// recorded whatever the channel's token).
+	Token []byte
 }
 
 // Queue statuses: Pomona's own. A command the device answered has the

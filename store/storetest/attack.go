@@ -17,6 +17,7 @@ import (
 func attackTests() []namedTest {
 	return []namedTest{
 		{"ConcurrentSupersedingAcks", testConcurrentSupersedingAcks},
+		{"StaleDeadPushResult", testStaleDeadPushResult},
 	}
 }
 
@@ -101,5 +102,51 @@ func testConcurrentSupersedingAcks(t *testing.T, s store.Store) {
 	}
 	if got, err := s.RevokedCount(ctx); err != nil || got != n0+n {
 		t.Fatalf("revocations counted: %d %v, want %d", got, err, n0+n)
+	}
+}
+
+// testStaleDeadPushResult: a fan-out's results are written after all its
+// pushes (SetPushResults); a device whose old token APNs calls dead may
+// have sent a TokenUpdate with a new one meanwhile. The dead answer about
+// the old token must not mark the new one dead (the device would not be
+// pushed again until its next TokenUpdate); about the token the channel
+// still has, it does.
+func testStaleDeadPushResult(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	put := func(id string, token []byte) {
+		t.Helper()
+		if err := s.PutChannel(ctx, &store.Channel{ID: id, DeviceID: e1.ID, Kind: "user", EnrollmentUserID: id, PushToken: token, PushMagic: "m",
+			CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("SD-renewed", []byte{1})
+	put("SD-dead", []byte{1})
+	put("SD-live", []byte{1})
+	put("SD-renewed", []byte{2}) // its TokenUpdate, while the fan-out ran
+	t0 := now().Add(time.Minute)
+	if err := s.SetPushResults(ctx, []store.PushResult{
+		{ChannelID: "SD-renewed", Dead: true, Token: []byte{1}},
+		{ChannelID: "SD-dead", Dead: true, Token: []byte{1}},
+		{ChannelID: "SD-live", Token: []byte{1}},
+	}, t0); err != nil {
+		t.Fatal(err)
+	}
+	chs, err := s.Channels(ctx, e1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"SD-renewed": false, "SD-dead": true, "SD-live": false}
+	for _, c := range chs {
+		if w, ok := want[c.ID]; ok {
+			if c.PushDead != w {
+				t.Fatalf("%s: dead %v, want %v", c.ID, c.PushDead, w)
+			}
+			delete(want, c.ID)
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("channels missing: %v", want)
 	}
 }
