@@ -63,14 +63,7 @@ func TestSignInAccessibilityInChromium(t *testing.T) {
 	var cb callbackCatcher
 	cb.listen(ctx)
 	login := w.e.URL + "/login/" + w.tenant + "?user-identifier=alice%40example.com"
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 45*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	run := browserStep(t, ctx, 45*time.Second, "body", "")
 	// Branded, as a company would: the checks cover the tenant's accent in
 	// both schemes, the logo, the contact line and the privacy link.
 	tp := "/api/v1/tenants/" + w.tenant
@@ -120,16 +113,7 @@ func TestConsoleAccessibilityInChromium(t *testing.T) {
 	e := w.e
 	ctx := browser.StartDesktop(t, e.Server.TLSConfig().Certificates[0].Leaf)
 	bg := context.Background()
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 45*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			var html string
-			chromedp.Run(ctx, chromedp.OuterHTML("body", &html, chromedp.ByQuery))
-			t.Fatalf("%s: %v\npage: %.1500s", what, err, html)
-		}
-	}
+	run := browserStep(t, ctx, 45*time.Second, "body", "")
 	var s string
 	run("setup page", chromedp.Navigate(e.Server.OwnerSetupURL()), chromedp.WaitVisible("#secret", chromedp.ByID), chromedp.Text("#secret", &s, chromedp.ByID))
 	a11yCheck(t, ctx, "console setup page")

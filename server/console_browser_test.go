@@ -25,23 +25,8 @@ func TestConsoleInChromium(t *testing.T) {
 	e := w.e
 	ctx := browser.StartDesktop(t, e.Server.TLSConfig().Certificates[0].Leaf)
 	bg := context.Background()
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			screenshot(t, ctx, "failed")
-			var html string
-			chromedp.Run(ctx, chromedp.OuterHTML("main", &html, chromedp.ByQuery))
-			t.Fatalf("%s: %v\npage: %.2000s", what, err, html)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.NodeVisible, chromedp.ByQuery))
-		return s
-	}
+	run := browserStep(t, ctx, 15*time.Second, "main", "failed")
+	text := browserText(t, run)
 	submit := func(form string) chromedp.Action {
 		return chromedp.Click(`form[method=post][action="`+form+`"] button[type=submit]`, chromedp.NodeVisible, chromedp.ByQuery)
 	}

@@ -22,22 +22,8 @@ func TestProfilesInChromium(t *testing.T) {
 	w, clk := consoleWorld(t)
 	e := w.e
 	ctx := browser.StartDesktop(t, e.Server.TLSConfig().Certificates[0].Leaf)
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			var html string
-			chromedp.Run(ctx, chromedp.OuterHTML("main", &html, chromedp.ByQuery))
-			t.Fatalf("%s: %v\npage: %.2000s", what, err, html)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.NodeVisible, chromedp.ByQuery))
-		return s
-	}
+	run := browserStep(t, ctx, 15*time.Second, "main", "")
+	text := browserText(t, run)
 	signInOwnerByKeyboard(t, ctx, w, clk, run)
 
 	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")

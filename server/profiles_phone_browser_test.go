@@ -66,23 +66,8 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 	e := w.e
 	k := e.APIKey
 	ctx := browser.Start(t, e.Server.TLSConfig().Certificates[0].Leaf)
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			screenshot(t, ctx, "phone-failed")
-			var html string
-			chromedp.Run(ctx, chromedp.OuterHTML("main", &html, chromedp.ByQuery))
-			t.Fatalf("%s: %v\npage: %.2000s", what, err, html)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.NodeVisible, chromedp.ByQuery))
-		return s
-	}
+	run := browserStep(t, ctx, 30*time.Second, "main", "phone-failed")
+	text := browserText(t, run)
 	// flash waits for the page a form's POST leads to, with its message
 	// (the previous page may show a message too: wait for this one).
 	flash := func(want string) {
