@@ -63,9 +63,10 @@ type Core struct {
 // ResultHook follows a device's result inside its request: it runs after
 // the result is durable and before the device is answered, with the
 // command's request type as queued (not as the device claims it) and the
-// decoded result, repeated results included. It reports whether it queued
-// a command for channelID; the device is then handed the channel's next
-// command with this answer (a profile install's verifying ProfileList
+// decoded result, identical repeats included (a status contradicting the
+// recorded one is not the command's result: no hook). It reports whether
+// it queued a command for channelID; the device is then handed the
+// channel's next command with this answer (a profile install's verifying ProfileList
 // comes without a push and a poll of its own).
 type ResultHook func(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) (queued bool)
 
@@ -242,6 +243,13 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			// every poll. Acknowledge it and hand out the next command.
 			c.Log.Warn("MDM result for a command never queued for this channel: acknowledged and dropped",
 				"device", enr.ID, "channel", ch.ID, "command_uuid", res.CommandUUID, "status", res.Status, "request_type", res.RequestType)
+			answer.UnknownResult = true
+		case errors.Is(err, store.ErrConflict):
+			// A status contradicting the one recorded (the first stands):
+			// not the command's result, so no hook and no result event;
+			// answered like an unknown one, for the same reason.
+			c.Log.Warn("MDM result contradicting the command's recorded result: acknowledged and dropped",
+				"device", enr.ID, "channel", ch.ID, "command_uuid", res.CommandUUID, "status", res.Status, "err", err)
 			answer.UnknownResult = true
 		case err != nil:
 			return nil, err

@@ -21,7 +21,7 @@ import (
 // withExtensions returns the OCSP request req with exts as its
 // requestExtensions ([2] EXPLICIT in TBSRequest), as OpenSSL and
 // FreeRADIUS (use_nonce = yes) send them.
-func withExtensions(t *testing.T, req []byte, exts ...pkix.Extension) []byte {
+func withExtensions(t testing.TB, req []byte, exts ...pkix.Extension) []byte {
 	t.Helper()
 	var outer struct{ TBS asn1.RawValue }
 	if _, err := asn1.Unmarshal(req, &outer); err != nil {

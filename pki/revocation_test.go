@@ -1,10 +1,12 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"testing"
 	"time"
@@ -152,6 +154,20 @@ func FuzzRespondOCSP(f *testing.F) {
 	f.Add(req)
 	f.Add([]byte{0x30, 0x03, 0x30, 0x01, 0x00})
 	f.Add([]byte("junk"))
+	// Hostile nonces (RFC 8954): nested OCTET STRINGs, bare octets,
+	// repeated, oversized, inside a critical extension.
+	nested, _ := asn1.Marshal(bytes.Repeat([]byte{0x04, 0x02, 0x04, 0x00}, 8))
+	twice, _ := asn1.Marshal(nested)
+	for _, exts := range [][]pkix.Extension{
+		{nonceExt(16)},
+		{{Id: OIDOCSPNonce, Value: twice}},
+		{{Id: OIDOCSPNonce, Value: []byte{1, 2, 3}}},
+		{{Id: OIDOCSPNonce, Critical: true, Value: []byte{0x04, 0x80}}},
+		{nonceExt(16), nonceExt(16)},
+		{nonceExt(4000)},
+	} {
+		f.Add(withExtensions(f, req, exts...))
+	}
 	lookup := func(string) (string, *store.RevokedCert, error) { return store.CertGood, nil, nil }
 	f.Fuzz(func(t *testing.T, in []byte) {
 		der, err := ca.RespondOCSP(in, lookup, now)

@@ -531,9 +531,16 @@ func errorChain(status string, chain []mdm.ErrorChainItem) string {
 // in the same transaction as the item's change (no reconciler pass, no
 // push): it reports true then, and the device gets that ProfileList with
 // this very answer. res is the decoded answer (its Doc is read, not the
-// raw bytes decoded again).
+// raw bytes decoded again). Results on a user channel are not Pomona's
+// profile commands and are ignored.
 func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
 	status, commandUUID := res.Status, res.CommandUUID
+	if res.Kind() != mdm.DeviceChannel {
+		// Pomona's profiles and their items live on the device channel;
+		// a user channel's ProfileList lists the user's profiles, and
+		// read as the device's it made every installed one drift.
+		return false
+	}
 	switch requestType {
 	case "InstallProfile", "RemoveProfile":
 	case "ProfileList":
@@ -611,10 +618,17 @@ func (j *Job) verifySoon(ctx context.Context, enr *store.Enrollment) {
 }
 
 // profileList compares a ProfileList answer (its decoded document) with
-// the items, in one transaction (store.VerifyProfileItems).
+// the items, in one transaction (store.VerifyProfileItems). An answer
+// without its ProfileList array (Apple: required) is malformed and
+// ignored: read as "no profiles" it would make every installed profile
+// drift.
 func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[string]any) {
-	listed := map[string]bool{}
-	list, _ := doc["ProfileList"].([]any)
+	list, ok := doc["ProfileList"].([]any)
+	if !ok {
+		j.Log.Warn("profile: a ProfileList answer without its ProfileList array: ignored", "device", enr.ID)
+		return
+	}
+	listed := make(map[string]bool, len(list))
 	for _, x := range list {
 		if d, ok := x.(map[string]any); ok {
 			if id, ok := d["PayloadIdentifier"].(string); ok {
@@ -624,12 +638,13 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[st
 	}
 	now := j.now()
 	drift := false
+	var retry time.Time
 	put, err := j.Store.VerifyProfileItems(ctx, enr.ID, func(items []store.ProfileItem) (put []store.ProfileItem, del []string) {
 		byID := make(map[string]*store.ProfileItem, len(items))
 		for i := range items {
 			byID[items[i].ProfileID] = &items[i]
 		}
-		drift = false
+		drift, retry = false, time.Time{}
 		for _, c := range reconcile.Verify(toItems(items), listed) {
 			if c.To == "" {
 				del = append(del, c.ProfileID)
@@ -637,7 +652,17 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[st
 			}
 			it := *byID[c.ProfileID]
 			it.State, it.UpdatedAt = c.To, now
-			if c.Drift {
+			switch {
+			case c.To == reconcile.Failed:
+				// Acknowledged, never seen installed: a failed attempt.
+				it.Error, it.Acknowledged, it.NextRetry = "acknowledged, but missing from the device's ProfileList", false, time.Time{}
+				if it.Attempts < reconcile.MaxAttempts {
+					it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
+					if retry.IsZero() || it.NextRetry.Before(retry) {
+						retry = it.NextRetry
+					}
+				}
+			case c.Drift:
 				drift = true
 				it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
 			}
@@ -657,7 +682,14 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[st
 			j.notify(ctx, EventInstalled, enr, it)
 		case it.State == reconcile.Pending:
 			j.Log.Warn("profile: drift, the device no longer has it", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
+		case it.State == reconcile.Failed:
+			j.Log.Warn("profile: acknowledged but not in the device's ProfileList", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
+				"attempt", it.Attempts, "next_retry", it.NextRetry)
+			j.notify(ctx, EventFailed, enr, it)
 		}
+	}
+	if !retry.IsZero() {
+		j.Store.MarkDirty(ctx, []string{enr.ID}, retry, false)
 	}
 	if drift {
 		j.Store.MarkDirty(ctx, []string{enr.ID}, j.now(), false)

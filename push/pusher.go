@@ -89,6 +89,10 @@ func (p *Pusher) PushNow(ctx context.Context, chs []store.Channel) ([]Result, er
 	}
 	res := client.SendAll(ctx, ts)
 	now := time.Now()
+	token := make(map[string][]byte, len(ts))
+	for _, t := range ts {
+		token[t.ID] = t.Token
+	}
 	record := make([]store.PushResult, 0, len(res))
 	for _, r := range res {
 		result := "ok"
@@ -99,7 +103,7 @@ func (p *Pusher) PushNow(ctx context.Context, chs []store.Channel) ([]Result, er
 			result = "error"
 		}
 		p.Metrics.Pushes.WithLabelValues(result).Inc()
-		record = append(record, store.PushResult{ChannelID: r.ID, Dead: r.Dead})
+		record = append(record, store.PushResult{ChannelID: r.ID, Dead: r.Dead, Token: token[r.ID]})
 		if r.Err != nil {
 			p.Log.Info("push failed", "channel", r.ID, "status", r.Status, "reason", r.Reason, "dead", r.Dead, "err", r.Err)
 		}

@@ -237,8 +237,13 @@ type Change struct {
 // Verify reads the identifiers a ProfileList answer lists (the device's
 // installed profiles) against the items: an acknowledged install that is
 // listed becomes installed; an installed profile that is missing is drift
-// (pending again, to be reinstalled); a removal whose profile is gone is
-// done (To ""). Items waiting for their command are left alone.
+// (pending again, to be reinstalled); an acknowledged install that is
+// missing is a failed attempt (Failed, Drift: retried after the backoff
+// like a refused install — reinstalled at once, a device that
+// acknowledges and never lists would loop the server through install,
+// acknowledgement and ProfileList without a pause); a removal whose
+// profile is gone is done (To ""). Items waiting for their command are
+// left alone.
 func Verify(items []Item, listed map[string]bool) []Change {
 	var out []Change
 	for _, it := range items {
@@ -249,7 +254,7 @@ func Verify(items []Item, listed map[string]bool) []Change {
 		case it.State == Installed && !on:
 			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: Pending, Drift: true})
 		case it.State == Installing && it.Acknowledged && !on:
-			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: Pending, Drift: true})
+			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: Failed, Drift: true})
 		case it.State == Removing && !on && it.Acknowledged:
 			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: ""})
 		}

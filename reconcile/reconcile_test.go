@@ -102,9 +102,10 @@ func TestVerify(t *testing.T) {
 		{ProfileID: "c", Identifier: "c.c", State: Installing}, // not answered yet
 		{ProfileID: "d", Identifier: "c.d", State: Removing, Acknowledged: true},
 		{ProfileID: "e", Identifier: "c.e", State: Installed},
+		{ProfileID: "f", Identifier: "c.f", State: Installing, Acknowledged: true}, // acknowledged, not listed
 	}
 	got := Verify(items, map[string]bool{"c.a": true, "c.e": true})
-	want := "a:installing>installed b:installed>pending(drift) d:removing>"
+	want := "a:installing>installed b:installed>pending(drift) d:removing> f:installing>failed(drift)"
 	var s []string
 	for _, c := range got {
 		x := c.ProfileID + ":" + c.From + ">" + c.To

@@ -35,6 +35,11 @@ type PushResult struct {
 	// BadDeviceToken/DeviceTokenNotForTopic); the channel is not pushed
 	// again until its next TokenUpdate.
 	Dead bool
+	// Token is the push token the answer is about. A dead answer is
+	// recorded only while the channel still has it: a TokenUpdate since
+	// the push brought a new token, which APNs has not called dead (nil:
+	// recorded whatever the channel's token).
+	Token []byte
 }
 
 // Queue statuses: Pomona's own. A command the device answered has the
@@ -143,8 +148,11 @@ type MDMStore interface {
 	NextCommand(ctx context.Context, ref, channelID string, afterIdle bool, now time.Time) (*QueuedCommand, error)
 	// RecordResult stores a result for a command sent to channel channelID
 	// of enrollment ref. Repeating an identical final result is not an
-	// error. A command never queued for the channel, or a channel that is
-	// not ref's, gives ErrNotFound.
+	// error (nothing is written); a final result (Acknowledged, Error,
+	// CommandFormatError) followed by a different status gives
+	// ErrConflict and writes nothing: the first one stands. A command
+	// never queued for the channel, or a channel that is not ref's, gives
+	// ErrNotFound.
 	// It returns the command's request type. When inv is not nil and the
 	// result is new, the inventory update inv gives for the request type is
 	// applied to the channel's enrollment in the same transaction (one
@@ -154,7 +162,8 @@ type MDMStore interface {
 	// report (afterIdle false) in the same transaction: the result, its
 	// inventory and the next command's sent mark are one durable write. It
 	// returns the command's request type and the next command, nil when
-	// there is none. ErrNotFound as RecordResult (then nothing is written).
+	// there is none. ErrNotFound and ErrConflict as RecordResult (then
+	// nothing is written).
 	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, *QueuedCommand, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and

@@ -148,14 +148,24 @@ const pushResultRows = 500
 // 100,000 single-row writes (issue 15 item 8).
 func (s *Store) SetPushResults(ctx context.Context, results []store.PushResult, at time.Time) error {
 	var live, dead []string
+	ts := toMicros(at)
 	for _, r := range results {
-		if r.Dead {
+		switch {
+		case r.Dead && len(r.Token) > 0:
+			// Only while the channel still has the token APNs called
+			// dead: a TokenUpdate during the fan-out brought a live one.
+			// One statement each: dead answers are few (a fan-out whose
+			// every answer is dead costs what every answer did before
+			// SetPushResults).
+			if _, err := s.hint(ctx, `UPDATE channels SET push_dead = 1, last_push_at = ? WHERE id = ? AND push_token = ?`, ts, r.ChannelID, r.Token); err != nil {
+				return err
+			}
+		case r.Dead:
 			dead = append(dead, r.ChannelID)
-		} else {
+		default:
 			live = append(live, r.ChannelID)
 		}
 	}
-	ts := toMicros(at)
 	for _, g := range []struct {
 		ids  []string
 		dead bool
@@ -533,7 +543,13 @@ func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status stri
 	}
 	switch cur {
 	case mdm.Acknowledged, mdm.Error, mdm.CommandFormatError:
-		// A repeated result is idempotent: the first one stands.
+		// A repeated result is idempotent: the first one stands. A
+		// different one contradicts it: refused, so that nothing acts on
+		// it as the command's result (the profile reconciler's hook, the
+		// result event).
+		if status != cur {
+			return rt, fmt.Errorf("%w: command %s was answered %s, not %s", store.ErrConflict, uuid, cur, status)
+		}
 		return rt, nil
 	case store.QueueExpired:
 		if status == mdm.NotNow {

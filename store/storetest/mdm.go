@@ -131,7 +131,11 @@ func testQueue(t *testing.T, s store.Store) {
 		t.Fatalf("after NotNow: %s", got)
 	}
 	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Acknowledged, []byte("ok1"), t0, nil)
-	s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Error, []byte("late"), t0, nil) // repeat: first result stands
+	if _, err := s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Acknowledged, []byte("ok1"), t0, nil); err != nil {
+		t.Fatalf("identical repeat: %v", err) // an identical repeat is no error
+	}
+	_, err = s.RecordResult(ctx, e1.ID, "APPLE-1", "c1", mdm.Error, []byte("late"), t0, nil) // contradicting repeat: first result stands
+	wantErr(t, err, store.ErrConflict)
 	if got := next(false); got != "c2" {
 		t.Fatalf("third %s", got)
 	}
@@ -460,10 +464,14 @@ func testResultNext(t *testing.T, s store.Store) {
 		t.Fatalf("inventory not written with the result: %s", got.Inventory)
 	}
 	// A repeated result stands as it was and still gets the next command
-	// (n4 again: sent, never answered).
-	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Error, []byte("late"), t1, nil)
+	// (n4 again: sent, never answered); a contradicting one is refused
+	// and writes nothing.
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Acknowledged, []byte("again"), t1, nil)
 	if err != nil || q == nil || q.UUID != "n4" {
 		t.Fatalf("repeat: %+v %v", q, err)
+	}
+	if _, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Error, []byte("late"), t1, nil); !errors.Is(err, store.ErrConflict) || q != nil {
+		t.Fatalf("contradicting repeat: %+v %v", q, err)
 	}
 	if got := status("n2"); got.Status != mdm.Acknowledged || string(got.Result) != "ok" {
 		t.Fatalf("repeat overwrote: %+v", got)

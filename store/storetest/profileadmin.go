@@ -11,7 +11,7 @@ import (
 )
 
 func profileAdminTests() []namedTest {
-	return []namedTest{
+	return append([]namedTest{
 		{"DeleteProfile", testDeleteProfile},
 		{"UpdateProfile", testUpdateProfile},
 		{"RevocationList", testRevocationList},
@@ -20,7 +20,7 @@ func profileAdminTests() []namedTest {
 		{"AckSupersedesCerts", testAckSupersedesCerts},
 		{"RevokedCountCounts", testRevokedCountCounts},
 		{"RetryProfileItem", testRetryProfileItem},
-	}
+	}, attackTests()...)
 }
 
 func testDeleteProfile(t *testing.T, s store.Store) {
