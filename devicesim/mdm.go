@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -192,6 +193,10 @@ func (d *Device) Poll(ctx context.Context, status map[string]any, userChannel bo
 	idle := status == nil
 	if idle {
 		status = map[string]any{"Status": "Idle"}
+	} else {
+		// The caller's map is not ours to change: the same answer may be
+		// sent again, or from several goroutines at once (a replay).
+		status = maps.Clone(status)
 	}
 	status["EnrollmentID"] = d.MDM.EnrollmentID
 	if userChannel {
