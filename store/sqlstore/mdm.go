@@ -576,6 +576,25 @@ func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data a
 // updateInventory replaces one section of the enrollment's inventory
 // (a JSON object of sections, each {"data": …, "updated_at": RFC 3339})
 // and the device fields info carries, in one statement. The other
+
+// claimIdempotencyKey inserts k with response and createdAt (µs) unless
+// its (principal, key) is already stored, in which case it returns that
+// record and inserts nothing. A concurrent request with the same key
+// waits on the insert for the first to finish (on PostgreSQL by a
+// serialization failure and the retry).
+func (s *Store) claimIdempotencyKey(ctx context.Context, tx *Tx, k *store.IdempotencyKey, response []byte, createdAt int64) (*store.IdempotencyKey, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (`+idempotencyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (principal, idem_key) DO NOTHING`, k.Principal, k.Key, k.Fingerprint, response, createdAt, toMicros(k.ExpiresAt))
+	if err != nil {
+		return nil, s.constraint(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return nil, err
+	}
+	return scanIdempotencyKey(tx.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys
+		WHERE principal = ? AND idem_key = ?`, k.Principal, k.Key))
+}
+
 // sections are kept as they are stored (not decoded and encoded again).
 func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	var raw []byte
@@ -738,16 +757,9 @@ func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *s
 		// The key goes in first: a concurrent request with the same key
 		// waits here for the first to finish, then finds its record (on
 		// PostgreSQL by a serialization failure and the retry).
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (`+idempotencyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (principal, idem_key) DO NOTHING`, k.Principal, k.Key, k.Fingerprint, k.Response, now, toMicros(k.ExpiresAt))
-		if err != nil {
-			return s.constraint(err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			existing, err = scanIdempotencyKey(tx.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys
-				WHERE principal = ? AND idem_key = ?`, k.Principal, k.Key))
+		prior, err := s.claimIdempotencyKey(ctx, tx, k, k.Response, now)
+		if err != nil || prior != nil {
+			existing = prior
 			return err
 		}
 		return s.enqueue(ctx, tx, cmd, channelIDs)
@@ -865,16 +877,9 @@ func (s *Store) EnqueueTargets(ctx context.Context, k *store.IdempotencyKey, cmd
 		if k != nil {
 			// As EnqueueOnce: a concurrent request with the same key
 			// waits here for the first to finish, then finds its record.
-			res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (`+idempotencyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (principal, idem_key) DO NOTHING`, k.Principal, k.Key, k.Fingerprint, answer, toMicros(k.CreatedAt), toMicros(k.ExpiresAt))
-			if err != nil {
-				return s.constraint(err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				existing, err = scanIdempotencyKey(tx.QueryRowContext(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys
-					WHERE principal = ? AND idem_key = ?`, k.Principal, k.Key))
+			prior, err := s.claimIdempotencyKey(ctx, tx, k, answer, toMicros(k.CreatedAt))
+			if err != nil || prior != nil {
+				existing = prior
 				return err
 			}
 			k.Response = answer
