@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"time"
+
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // Store is everything the MDM channel reads and writes: the union of the
@@ -35,8 +37,10 @@ type Config struct {
 	// AfterResult, when set, follows every known result in its request
 	// (ResultHook: the profile reconciler's result handling).
 	AfterResult ResultHook
-	Log         *slog.Logger
-	Now         func() time.Time
+	// Render renders template commands at delivery (Core.Render).
+	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // New stacks the MDM channel (docs/architecture.md, "One check-in's
@@ -54,7 +58,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, Render: c.Render, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}
