@@ -37,7 +37,8 @@ const (
 	DefaultVerifyEvery = 24 * time.Hour
 	// DefaultBatch: enrollments claimed per pass — planned in memory and
 	// written in one transaction (a few MB at most: a per-device
-	// rendering is a command row of ~2 KB).
+	// rendering is a queue row's ~30 bytes of vars, a SCEP profile's a
+	// command row of ~2 KB).
 	DefaultBatch = 1000
 	// DefaultLease: how long a claim keeps other instances off an
 	// enrollment (a pass over a batch takes far less).
@@ -251,9 +252,11 @@ type batchPlan struct {
 	now    time.Time
 	signer *Signer
 	out    store.ReconcileBatch
-	// shared are the batch's commands whose content is the same for
-	// every device (no per-device value, no SCEP challenge): stored once,
-	// signed once, queued for each device's channel.
+	// shared are the batch's commands stored once and queued for each
+	// device's channel: ready ones whose content is the same for every
+	// device (no per-device value: signed once), and templates of
+	// profiles with per-user variables (rendered, and signed, per device
+	// at delivery from the queue row's vars; no SCEP challenge).
 	shared map[sharedKey]*store.CommandRecord
 	push   []store.Channel
 	failed []failedItem
