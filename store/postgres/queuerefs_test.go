@@ -123,7 +123,7 @@ func TestQueueReferencesChecked(t *testing.T) {
 	// ON DELETE CASCADE from both parents.
 	for _, c := range []struct {
 		stmt, left string
-		want     int
+		want       int
 	}{
 		{`DELETE FROM commands WHERE uuid = 'c2'`, `command_uuid = 'c2'`, 0},
 		{`DELETE FROM channels WHERE id = 'CH-7'`, `channel_id = 'CH-7'`, 0},
