@@ -16,7 +16,7 @@ import (
 )
 
 // queueRefsDB is a migrated database with one enrollment, channels CH-0 …
-// CH-199 and command c1, opened both through the store (migrations) and
+// CH-299 and commands c1 and c2, opened both through the store (migrations) and
 // as a plain connection pool for the raw statements below.
 func queueRefsDB(t *testing.T) *sql.DB {
 	t.Helper()
@@ -38,7 +38,7 @@ func queueRefsDB(t *testing.T) *sql.DB {
 		`INSERT INTO users (id, tenant_id, email, domain, managed_apple_id, created_at, updated_at) VALUES ('u', 't', 'u@t.example', 't.example', 'u@t.example', 0, 0)`,
 		`INSERT INTO enrollments (id, tenant_id, user_id, token_hash, platform, status, created_at, updated_at) VALUES ('en_1', 't', 'u', '\x00', 'iOS', 'enrolled', 0, 0)`,
 		`INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, created_at, updated_at)
-			SELECT 'CH-' || i, 'en_1', 'user', 'U' || i, 0, 0 FROM generate_series(0, 199) AS i`,
+			SELECT 'CH-' || i, 'en_1', 'user', 'U' || i, 0, 0 FROM generate_series(0, 299) AS i`,
 		`INSERT INTO commands (uuid, request_type, payload, created_at) VALUES ('c1', 'ProfileList', '\x00', 0), ('c2', 'ProfileList', '\x00', 0)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
@@ -145,15 +145,25 @@ func TestQueueReferencesChecked(t *testing.T) {
 // on both paths of the check (one row, a large statement).
 func TestQueueReferencesUnderConcurrentDelete(t *testing.T) {
 	ctx := context.Background()
+	// One database for all cases (a fresh one per case took longer than
+	// the cases): case k deletes channel CH-20k, queued alone or with the
+	// 69 channels after it (the trigger's large path), each case with its
+	// own command.
+	db := queueRefsDB(t)
+	k := 0
 	for _, iso := range []sql.IsolationLevel{sql.LevelReadCommitted, sql.LevelSerializable} {
 		for _, large := range []bool{false, true} {
 			for _, insertFirst := range []bool{true, false} {
 				name := fmt.Sprintf("%v/large=%v/insertFirst=%v", iso, large, insertFirst)
+				victim, cmd := fmt.Sprint("CH-", 20*k), fmt.Sprint("k", k)
+				stmt := rows(cmd, 0, 0, [2]string{victim, cmd})
+				if large {
+					stmt = rows(cmd, 20*k, 20*k+70)
+				}
+				k++
 				t.Run(name, func(t *testing.T) {
-					db := queueRefsDB(t)
-					stmt := rows("c1", 0, 0, [2]string{"CH-5", "c1"})
-					if large {
-						stmt = rows("c1", 0, 150)
+					if _, err := db.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at) VALUES ($1, 'ProfileList', '\x00', 0)`, cmd); err != nil {
+						t.Fatal(err)
 					}
 					ins, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
 					if err != nil {
@@ -167,7 +177,7 @@ func TestQueueReferencesUnderConcurrentDelete(t *testing.T) {
 					ins.ExecContext(ctx, `SELECT 1 FROM channels LIMIT 1`)
 					del.ExecContext(ctx, `SELECT 1 FROM queue LIMIT 1`)
 					first, second := func() error { _, err := ins.ExecContext(ctx, stmt); return err },
-						func() error { _, err := del.ExecContext(ctx, `DELETE FROM channels WHERE id = 'CH-5'`); return err }
+						func() error { _, err := del.ExecContext(ctx, `DELETE FROM channels WHERE id = $1`, victim); return err }
 					firstTx, secondTx := ins, del
 					if !insertFirst {
 						first, second, firstTx, secondTx = second, first, del, ins
