@@ -533,6 +533,23 @@ func errorChain(status string, chain []mdm.ErrorChainItem) string {
 // this very answer. res is the decoded answer (its Doc is read, not the
 // raw bytes decoded again). Results on a user channel are not Pomona's
 // profile commands and are ignored.
+// AckInResult is the MDM channel's mdmservice.ProfileAckHook: an
+// Acknowledged InstallProfile on the device channel is recorded on its
+// profile item in the result's own transaction, with the ProfileList
+// that verifies it (as Result does with AcknowledgeProfileItem, which
+// then is not called). One durable commit per acknowledged install
+// instead of two.
+func (j *Job) AckInResult(ctx context.Context, enr *store.Enrollment, res *mdm.Result) *store.ProfileAck {
+	return &store.ProfileAck{Verify: func() *store.CommandRecord {
+		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		if err != nil {
+			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
+			return nil // the periodic verification will confirm it
+		}
+		return verify
+	}}
+}
+
 func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
 	status, commandUUID := res.Status, res.CommandUUID
 	if res.Kind() != mdm.DeviceChannel {

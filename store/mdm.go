@@ -86,6 +86,29 @@ type QueuedCommand struct {
 // command's request type (ok false: nothing).
 type InventoryFunc func(requestType string) (section string, data any, info *DeviceInfo, ok bool)
 
+// ProfileAck asks MDMStore.RecordResultNext to apply an acknowledged
+// InstallProfile to the profile engine's item in the result's own
+// transaction (one durable commit per answer instead of two: the result's
+// and AcknowledgeProfileItem's, docs/benchmarks.md "Session 7 — round
+// trip"). Done and Queued are set when RecordResultNext returns without
+// an error, and only then mean anything.
+type ProfileAck struct {
+	// Verify builds the ProfileList that verifies the install (nil: none,
+	// the periodic verification confirms it). Called at most once per
+	// attempt of the transaction, only for an Acknowledged InstallProfile;
+	// it must not touch the store.
+	Verify func() *CommandRecord
+	// Done: the acknowledgement was handled in the result's transaction —
+	// applied, a repeat that changed nothing, or no item of the enrollment
+	// has the command (not Pomona's profile, or superseded), as
+	// AcknowledgeProfileItem's ErrNotFound. False: not an acknowledged
+	// InstallProfile, or its writes failed and were rolled back (the
+	// result is stored all the same).
+	Done bool
+	// Queued: Verify's command was queued for the channel.
+	Queued bool
+}
+
 // DeviceInfo is what Authenticate (and later DeviceInformation results)
 // tell about the device: OS version and build, product, names and model.
 type DeviceInfo struct {
@@ -164,7 +187,18 @@ type MDMStore interface {
 	// returns the command's request type and the next command, nil when
 	// there is none. ErrNotFound and ErrConflict as RecordResult (then
 	// nothing is written).
-	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, *QueuedCommand, error)
+	//
+	// When ack is not nil, the status is Acknowledged (new or an identical
+	// repeat) and the command's request type (as queued) is
+	// InstallProfile, the profile engine's acknowledgement
+	// (ProfileResultStore.AcknowledgeProfileItem, with ack.Verify() as its
+	// verify command) runs in the same transaction, behind a savepoint: the
+	// answer costs one durable commit, not two, and a verifying ProfileList
+	// it queues is the next command handed out. Its failure rolls back only
+	// its own writes (the result stays) and leaves ack.Done false, so that
+	// the caller can still do it on its own; see ProfileAck.
+	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc,
+		ack *ProfileAck) (string, *QueuedCommand, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -39,45 +39,85 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 	var it *store.ProfileItem
 	var queued bool
 	err := s.tx(ctx, func(tx *Tx) error {
-		it, queued = nil, false
 		var err error
-		it, err = scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`,
-			enrollmentID, commandUUID))
-		if err != nil {
-			return err
-		}
-		if it.Acknowledged && it.Error == "" {
-			return nil // a repeated answer: nothing changes
-		}
-		first := !it.Acknowledged
-		it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
-		if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
-			toMicros(now), it.DeviceID, it.ProfileID); err != nil {
-			return err
-		}
-		if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
-			return err
-		}
-		if verify == nil || !first {
-			return nil
-		}
-		var one int
-		switch err := tx.QueryRowContext(ctx, profileListWaiting, channelID).Scan(&one); {
-		case err == nil:
-			return nil // that ProfileList comes after this install: it verifies it
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if err := s.enqueue(ctx, tx, verify, []string{channelID}); err != nil {
-			return err
-		}
-		queued = true
-		return nil
+		it, queued, err = s.acknowledgeItem(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return it, queued, nil
+}
+
+// acknowledgeItem is AcknowledgeProfileItem's work inside transaction tx
+// (its own, or a result's: RecordResultNext with a store.ProfileAck).
+func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
+	now time.Time) (*store.ProfileItem, bool, error) {
+	it, err := scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`,
+		enrollmentID, commandUUID))
+	if err != nil {
+		return nil, false, err
+	}
+	if it.Acknowledged && it.Error == "" {
+		return it, false, nil // a repeated answer: nothing changes
+	}
+	first := !it.Acknowledged
+	it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
+	if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
+		toMicros(now), it.DeviceID, it.ProfileID); err != nil {
+		return nil, false, err
+	}
+	if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
+		return nil, false, err
+	}
+	if verify == nil || !first {
+		return it, false, nil
+	}
+	var one int
+	switch err := tx.QueryRowContext(ctx, profileListWaiting, channelID).Scan(&one); {
+	case err == nil:
+		return it, false, nil // that ProfileList comes after this install: it verifies it
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, false, err
+	}
+	if err := s.enqueue(ctx, tx, verify, []string{channelID}); err != nil {
+		return nil, false, err
+	}
+	return it, true, nil
+}
+
+// ackInResult runs the profile acknowledgement of an acknowledged
+// InstallProfile inside the result's transaction tx, behind a savepoint:
+// when it fails, its writes are rolled back and the result's stay (the
+// caller then acknowledges on its own, as before). It returns whether it
+// was handled (done) and whether the verifying ProfileList was queued;
+// an error only when the savepoint itself fails (the transaction may then
+// be unusable: it fails as a whole, nothing is answered, and the device
+// sends its result again).
+func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid string, ack *store.ProfileAck, now time.Time) (done, queued bool, err error) {
+	if _, err := tx.Tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
+		return false, false, err
+	}
+	var verify *store.CommandRecord
+	if ack.Verify != nil {
+		verify = ack.Verify()
+	}
+	_, queued, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now)
+	switch {
+	case err == nil:
+		done = true
+	case errors.Is(err, store.ErrNotFound):
+		done, queued = true, false // not Pomona's profile command (or superseded): nothing to do
+	default:
+		if _, rerr := tx.Tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
+			return false, false, fmt.Errorf("profile acknowledgement failed (%v), and rolling it back: %w", err, rerr)
+		}
+		done, queued = false, false
+	}
+	if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
+		return false, false, err
+	}
+	return done, queued, nil
 }
 
 func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
