@@ -539,7 +539,15 @@ func errorChain(status string, chain []mdm.ErrorChainItem) string {
 // that verifies it (as Result does with AcknowledgeProfileItem, which
 // then is not called). One durable commit per acknowledged install
 // instead of two.
+//
+// The device's own RequestType only saves the work for results that say
+// they are something else: the store decides by the request type as
+// queued, and a result that lies about it (or says nothing) is
+// acknowledged by Result after the commit, as before.
 func (j *Job) AckInResult(ctx context.Context, enr *store.Enrollment, res *mdm.Result) *store.ProfileAck {
+	if res.RequestType != "" && res.RequestType != "InstallProfile" {
+		return nil
+	}
 	return &store.ProfileAck{Verify: func() *store.CommandRecord {
 		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
 		if err != nil {
