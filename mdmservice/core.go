@@ -65,14 +65,16 @@ type Core struct {
 }
 
 // ProfileAckHook returns, for an Acknowledged result on enr's device
-// channel, the profile engine's acknowledgement to do in the result's own
-// transaction (store.ProfileAck: applied only when the command is an
-// InstallProfile as queued), or nil. When the store reports it Done, the
-// AfterResult hook is not called for that result (it would acknowledge
-// again, in a second durable commit, and find nothing left to do); when
-// not, AfterResult runs as without it — so a failed acknowledgement in the
-// result's transaction never loses the result nor the acknowledgement.
-type ProfileAckHook func(ctx context.Context, enr *store.Enrollment, res *mdm.Result) *store.ProfileAck
+// channel, the profile engine's work to do in the result's own
+// transaction (store.ProfileAck: applied only when the command, as
+// queued, is an InstallProfile, or a ProfileList when its List is set)
+// and what to do once that is durable (after: events, reconciler marks;
+// may be nil), or a nil ack. When the store reports it Done, after runs
+// and the AfterResult hook is not called for that result (it would do
+// the same work again, in a second durable commit); when not, AfterResult
+// runs as without it — so a failure in the result's transaction loses
+// neither the result nor the profile engine's work.
+type ProfileAckHook func(ctx context.Context, enr *store.Enrollment, res *mdm.Result) (ack *store.ProfileAck, after func(context.Context, *store.ProfileAck))
 
 // ResultHook follows a device's result inside its request: it runs after
 // the result is durable and before the device is answered, with the
@@ -251,8 +253,9 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 		// The result, its inventory and the next command's sent mark go
 		// in one transaction: one durable write per answer.
 		var ack *store.ProfileAck
+		var after func(context.Context, *store.ProfileAck)
 		if c.ProfileAck != nil && res.Status == mdm.Acknowledged && res.Kind() == mdm.DeviceChannel {
-			ack = c.ProfileAck(ctx, enr, res)
+			ack, after = c.ProfileAck(ctx, enr, res)
 		}
 		rt, q, err := c.Store.RecordResultNext(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv, ack)
 		switch {
@@ -274,8 +277,11 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 		default:
 			answer.RequestType = rt
 			if ack != nil && ack.Done {
-				// The profile item was acknowledged with the result (and a
-				// verifying ProfileList it queued is q, or behind q).
+				// The profile items moved with the result (and a verifying
+				// ProfileList an install queued is q, or behind q).
+				if after != nil {
+					after(ctx, ack)
+				}
 				return answer.deliver(q), nil
 			}
 			if c.AfterResult != nil && c.AfterResult(ctx, enr, ch.ID, rt, res) && q == nil {

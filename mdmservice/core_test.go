@@ -54,11 +54,11 @@ func TestCoreProfileAckInResult(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &ackStore{done: tc.storeDone, next: &store.QueuedCommand{CommandRecord: store.CommandRecord{UUID: "PL-1", Payload: []byte("<plist/>")}}}
-			asked, hooked := false, false
+			asked, hooked, followed := false, false, false
 			c := &Core{Store: st, Log: slog.New(slog.DiscardHandler), Now: time.Now,
-				ProfileAck: func(context.Context, *store.Enrollment, *mdm.Result) *store.ProfileAck {
+				ProfileAck: func(context.Context, *store.Enrollment, *mdm.Result) (*store.ProfileAck, func(context.Context, *store.ProfileAck)) {
 					asked = true
-					return &store.ProfileAck{}
+					return &store.ProfileAck{}, func(context.Context, *store.ProfileAck) { followed = true }
 				},
 				AfterResult: func(context.Context, *store.Enrollment, string, string, *mdm.Result) bool {
 					hooked = true
@@ -77,6 +77,9 @@ func TestCoreProfileAckInResult(t *testing.T) {
 			}
 			if hooked != tc.wantHook {
 				t.Errorf("AfterResult called: %v, want %v", hooked, tc.wantHook)
+			}
+			if want := tc.wantAsked && tc.storeDone; followed != want {
+				t.Errorf("follow-up after the commit called: %v, want %v", followed, want)
 			}
 			if a.RequestType != "InstallProfile" || a.Reason != "command PL-1" {
 				t.Errorf("answer: %+v", a)

@@ -50,10 +50,10 @@ func (s *Server) profileResult(ctx context.Context, enr *store.Enrollment, chann
 }
 
 // profileAck is the MDM channel's mdmservice.ProfileAckHook: an
-// acknowledged install is recorded on its profile item in the result's
-// own transaction (one durable commit per answer, not two). The job is
+// acknowledged install or ProfileList moves the profile items in the
+// result's own transaction (one durable commit per answer, not two). The job is
 // built after the channel (setupProfiles), hence the indirection.
-func (s *Server) profileAck(ctx context.Context, enr *store.Enrollment, res *mdm.Result) *store.ProfileAck {
+func (s *Server) profileAck(ctx context.Context, enr *store.Enrollment, res *mdm.Result) (*store.ProfileAck, func(context.Context, *store.ProfileAck)) {
 	return s.ProfileJob.AckInResult(ctx, enr, res)
 }
 

@@ -490,24 +490,27 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 // with concurrent enqueues and jobs. That costs one round trip more only
 // when a next command is handed out.
 //
-// With ack, an acknowledged InstallProfile also acknowledges the profile
-// item in the same transaction on both backends (ackInResult, behind a
-// savepoint): its own commit — an fsync on SQLite, a commit on PostgreSQL
-// — is saved, and the verifying ProfileList it queues is read as the next
-// command without a read of its own.
+// With ack, an acknowledged InstallProfile (or ProfileList) also moves the
+// profile items in the same transaction on both backends (ackInResult,
+// behind a savepoint): their own commit — an fsync on SQLite, a commit on
+// PostgreSQL — is saved, and the verifying ProfileList an install queues
+// is read as the next command without a read of its own.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
 	inv store.InventoryFunc, ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	var rt string
 	var q *store.QueuedCommand
-	var done, queued bool
+	// The transaction may run more than once: ack's outputs are set
+	// from a copy, after the commit.
+	var got store.ProfileAck
 	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
-		q, done, queued = nil, false, false
+		q, got = nil, store.ProfileAck{}
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
-		if ack != nil && status == mdm.Acknowledged && rt == "InstallProfile" {
-			if done, queued, err = s.ackInResult(ctx, tx, ref, channelID, uuid, ack, now); err != nil {
+		if ack != nil && status == mdm.Acknowledged {
+			got.Verify, got.List = ack.Verify, ack.List
+			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, &got, now); err != nil {
 				return err
 			}
 		}
@@ -532,7 +535,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		return "", nil, err
 	}
 	if ack != nil {
-		ack.Done, ack.Queued = done, queued
+		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
 	}
 	if s.gc != nil {
 		return rt, q, nil

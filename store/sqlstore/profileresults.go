@@ -86,68 +86,83 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 	return it, true, nil
 }
 
-// ackInResult runs the profile acknowledgement of an acknowledged
-// InstallProfile inside the result's transaction tx, behind a savepoint:
-// when it fails, its writes are rolled back and the result's stay (the
-// caller then acknowledges on its own, as before). It returns whether it
-// was handled (done) and whether the verifying ProfileList was queued;
-// an error only when the savepoint itself fails (the transaction may then
-// be unusable: it fails as a whole, nothing is answered, and the device
-// sends its result again).
-func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid string, ack *store.ProfileAck, now time.Time) (done, queued bool, err error) {
+// ackInResult applies an Acknowledged answer to one of Pomona's profile
+// commands (request type rt as queued: InstallProfile, or ProfileList
+// when ack.List is set) inside the result's transaction tx, behind a
+// savepoint: when it fails, its writes are rolled back and the result's
+// stay (the caller then applies it on its own, as before). It sets
+// ack's Done, Queued and Put for this attempt; an error only when the
+// savepoint itself fails (the transaction may then be unusable: it fails
+// as a whole, nothing is answered, and the device sends its result
+// again).
+func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, rt string, ack *store.ProfileAck, now time.Time) error {
+	ack.Done, ack.Queued, ack.Put = false, false, nil
+	if rt != "InstallProfile" && (rt != "ProfileList" || ack.List == nil) {
+		return nil
+	}
 	if _, err := tx.Tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
-		return false, false, err
+		return err
 	}
-	var verify *store.CommandRecord
-	if ack.Verify != nil {
-		verify = ack.Verify()
-	}
-	_, queued, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now)
-	switch {
-	case err == nil:
-		done = true
-	case errors.Is(err, store.ErrNotFound):
-		done, queued = true, false // not Pomona's profile command (or superseded): nothing to do
-	default:
-		if _, rerr := tx.Tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
-			return false, false, fmt.Errorf("profile acknowledgement failed (%v), and rolling it back: %w", err, rerr)
+	var err error
+	if rt == "ProfileList" {
+		ack.Put, err = s.verifyItems(ctx, tx, ref, ack.List)
+	} else {
+		var verify *store.CommandRecord
+		if ack.Verify != nil {
+			verify = ack.Verify()
 		}
-		done, queued = false, false
+		_, ack.Queued, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil // not Pomona's profile command (or superseded): nothing to do
+		}
+	}
+	if err != nil {
+		ack.Queued, ack.Put = false, nil
+		if _, rerr := tx.Tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
+			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
+		}
 	}
 	if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
-		return false, false, err
+		return err
 	}
-	return done, queued, nil
+	ack.Done = err == nil
+	return nil
 }
 
 func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
 	var put []store.ProfileItem
 	err := s.tx(ctx, func(tx *Tx) error {
-		items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-			`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
-		if err != nil || len(items) == 0 {
-			put = nil
-			return err
-		}
-		var del []string
-		put, del = verify(items)
-		for i := range put {
-			if put[i].DeviceID != enrollmentID {
-				return fmt.Errorf("profile item of %s given for %s", put[i].DeviceID, enrollmentID)
-			}
-			if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(&put[i])...); err != nil {
-				return s.constraint(err)
-			}
-		}
-		for _, p := range del {
-			if err := forgetItem(ctx, tx, enrollmentID, p); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		put, err = s.verifyItems(ctx, tx, enrollmentID, verify)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return put, nil
+}
+
+// verifyItems is VerifyProfileItems' work inside transaction tx (its own,
+// or a result's: RecordResultNext with a store.ProfileAck).
+func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
+	items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
+	if err != nil || len(items) == 0 {
+		return nil, err
+	}
+	put, del := verify(items)
+	for i := range put {
+		if put[i].DeviceID != enrollmentID {
+			return nil, fmt.Errorf("profile item of %s given for %s", put[i].DeviceID, enrollmentID)
+		}
+		if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(&put[i])...); err != nil {
+			return nil, s.constraint(err)
+		}
+	}
+	for _, p := range del {
+		if err := forgetItem(ctx, tx, enrollmentID, p); err != nil {
+			return nil, err
+		}
 	}
 	return put, nil
 }

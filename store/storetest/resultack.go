@@ -104,8 +104,28 @@ func testResultAcknowledgesProfile(t *testing.T, s store.Store) {
 	if _, _, err := s.RecordResultNext(ctx, e.ID, chans[e.ID], install, mdm.Acknowledged, []byte("ok"), t0, nil, ack); err != nil || !ack.Done || ack.Queued {
 		t.Fatalf("repeat: %+v %v", ack, err)
 	}
-	if _, err := s.RecordResult(ctx, e.ID, chans[e.ID], q.UUID, mdm.Acknowledged, nil, t0, nil); err != nil {
-		t.Fatal(err) // the ProfileList answered: the queue is empty again
+	// The ProfileList's answer with List: the items verified in the
+	// result's transaction, what was put returned; List is not asked for
+	// anything but a ProfileList.
+	var listed []string
+	ack = &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
+		listed = nil
+		for _, it := range items {
+			listed = append(listed, it.ProfileID)
+		}
+		it := items[0]
+		it.State = "installed"
+		return []store.ProfileItem{it}, nil
+	}}
+	rt, _, err = s.RecordResultNext(ctx, e.ID, chans[e.ID], q.UUID, mdm.Acknowledged, []byte("list"), t0, nil, ack)
+	if err != nil || rt != "ProfileList" || !ack.Done || len(ack.Put) != 1 || len(listed) != 1 || listed[0] != p.ID {
+		t.Fatalf("ProfileList: %q %+v %v %v", rt, ack, listed, err)
+	}
+	if it := itemOf(e); it.State != "installed" {
+		t.Fatalf("item after the ProfileList: %+v", it)
+	}
+	if got := resultOf(e, q.UUID); got.Status != mdm.Acknowledged || string(got.Result) != "list" {
+		t.Fatalf("ProfileList result: %+v", got)
 	}
 	// Not an install: not asked, not done.
 	before := verifies
@@ -139,6 +159,23 @@ func testResultAcknowledgesProfile(t *testing.T, s store.Store) {
 	}
 	if it := itemOf(other); it.Acknowledged || it.Error == "" {
 		t.Fatalf("the failed acknowledgement was not rolled back: %+v", it)
+	}
+	// A failing verification (an item put for another enrollment) is
+	// rolled back alone too.
+	list := queue(other, "ProfileList")
+	ack = &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
+		it := items[0]
+		it.State, it.DeviceID = "installed", e.ID
+		return []store.ProfileItem{it}, nil
+	}}
+	if _, _, err := s.RecordResultNext(ctx, other.ID, chans[other.ID], list, mdm.Acknowledged, []byte("l2"), t0, nil, ack); err != nil || ack.Done || ack.Put != nil {
+		t.Fatalf("failed verification: %+v %v", ack, err)
+	}
+	if got := resultOf(other, list); got.Status != mdm.Acknowledged || string(got.Result) != "l2" {
+		t.Fatalf("the result was lost with the verification: %+v", got)
+	}
+	if it := itemOf(other); it.State != "installing" {
+		t.Fatalf("the failed verification was not rolled back: %+v", it)
 	}
 	// The caller's own acknowledgement (the hook) still works afterwards.
 	if _, queued, err := s.AcknowledgeProfileItem(ctx, other.ID, install2, chans[other.ID], newAck("").Verify(), t0); err != nil || !queued {
