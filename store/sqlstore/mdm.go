@@ -515,7 +515,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			}
 		}
 		if s.gc == nil {
-			return nil // PostgreSQL: the next command after the commit (above)
+			return nil // PostgreSQL: the next command after the commit (see above)
 		}
 		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 			func(q string, args ...any) (int64, error) {
