@@ -99,7 +99,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if _, err := d.Poll(bg, d.Answer(cmd), false); err != nil {
 		t.Fatal(err)
 	}
-	run("result", chromedp.Reload(), chromedp.WaitVisible("details summary", chromedp.ByQuery))
+	run("result", chromedp.Reload(), chromedp.WaitVisible("main details summary", chromedp.ByQuery))
 	history := text("main")
 	if !strings.Contains(history, "Acknowledged") || !strings.Contains(history, "Simulated iPhone") {
 		t.Fatalf("result not shown: %.1500s", history)

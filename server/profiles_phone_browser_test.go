@@ -140,6 +140,26 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 	// A group, created and filled from the keyboard.
 	run("groups", chromedp.Navigate(e.URL+"/console/groups?tenant="+w.tenant), chromedp.WaitVisible("#name", chromedp.ByID))
 	fits("groups page")
+	// The header is one row on a phone (it wrapped to 250 of 844 px before
+	// any content); its links are behind "Menu", opened with Return.
+	var headerH int
+	var open bool
+	var stop string
+	run("header height", chromedp.Evaluate(`Math.round(document.querySelector("header.top").getBoundingClientRect().height)`, &headerH))
+	if headerH > 80 {
+		t.Errorf("the console's header takes %d px of a phone's 844", headerH)
+	}
+	press("open the menu", "header.top details.menu summary", kb.Enter)
+	run("menu open", chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open),
+		chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(tabStopJS, &stop))
+	if !open || !strings.Contains(stop, "«Dashboard»") || strings.Contains(stop, "NO-FOCUS-RING") || strings.Contains(stop, "OFF-SCREEN") {
+		t.Errorf("Return on Menu: open %v, next Tab stop %s (want the Dashboard link, on screen, with a focus ring)", open, stop)
+	}
+	press("close the menu", "header.top details.menu summary", kb.Enter)
+	run("menu closed", chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open))
+	if open {
+		t.Error("Return on an open Menu did not close it")
+	}
 	run("create group", chromedp.SendKeys("#name", "Wi-Fi users"+kb.Enter, chromedp.ByID), chromedp.WaitVisible("#users", chromedp.ByID))
 	flash("Group Wi-Fi users created.")
 	run("member", chromedp.SendKeys("#users", "alice@example.com", chromedp.ByID))
