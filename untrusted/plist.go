@@ -88,14 +88,15 @@ func checkPlistStart(in []byte, lim PlistLimits) error {
 // PlistTokens reads an XML property list token by token (encoding/xml's
 // Token, strict: end tags must match) and enforces CheckPlist's bounds on
 // the tokens as they pass, so that a decoder built on it reads the input
-// once instead of twice (CheckPlist's pass, then its own: the idle poll's
-// plist cost halved, docs/benchmarks.md "Session 7 — idle"). The bounds
+// once instead of twice (CheckPlist's pass, then its own: an Idle's
+// decoding 124 → 75 allocations, docs/benchmarks.md "Session 7 — idle"). The bounds
 // are the same: size, binary refused, an XML start (NewPlistTokens);
 // only the DTD's element names, without a namespace (a default xmlns
 // declaration too, which CheckPlist's raw pass did not see), at most
 // MaxDepth levels, at most MaxElements elements, one root element (Token).
-// A bound crossed stops the reading at that token, so the work done
-// before a refusal is what CheckPlist's pass would have done.
+// A bound crossed stops the reading at that token: a refused document is
+// read no further than CheckPlist read it, and what was decoded before it
+// is bounded by the same limits.
 type PlistTokens struct {
 	dec                    *xml.Decoder
 	lim                    PlistLimits
