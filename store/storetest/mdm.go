@@ -20,6 +20,7 @@ func mdmTests() []namedTest {
 		{"BindAppleEnrollment", testBindApple},
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
+		{"QueueFollowsDeletes", testQueueFollowsDeletes},
 		{"PushResults", testPushResults},
 		{"IdempotentEnqueue", testIdempotentEnqueue},
 		{"IdempotentEnqueueRace", testIdempotentEnqueueRace},

@@ -1,0 +1,25 @@
+-- Issue 17 (bulk): a queue row's channel and command are checked once per
+-- statement, not once per row.
+--
+-- The foreign keys queue → channels and queue → commands ran two
+-- row-level triggers per queued row, each a SELECT … FOR KEY SHARE
+-- through SPI: for one command to 100,000 devices, 200,000 executor
+-- starts, a third of the INSERT … SELECT's CPU (docs/benchmarks.md,
+-- "Session 7 — bulk"). PostgreSQL replaces them with one statement-level
+-- trigger that does the same checks as two joins of the statement's new
+-- rows; the guarantees stay those of the foreign keys, enforced by the
+-- database whatever writes the queue:
+--   - an inserted queue row's channel and command exist, and are locked
+--     FOR KEY SHARE until the inserting transaction ends (as the foreign
+--     key's check locks them), so a concurrent delete of either waits for
+--     it, or the insert fails (foreign_key_violation, SQLSTATE 23503, with
+--     the old constraint's name; or a serialization failure);
+--   - deleting a channel or a command deletes its queue rows (ON DELETE
+--     CASCADE), from a row-level trigger, as the foreign key's action did;
+--   - a queue row's channel_id and command_uuid, and the referenced
+--     channels.id and commands.uuid, never change (nothing updates them;
+--     the foreign keys allowed re-pointing a row, which no code did).
+-- SQLite keeps its foreign keys (each check there is a B-tree probe in
+-- the same VDBE program, not a separate query): its part is empty.
+-- dialect: sqlite
+-- end dialect
