@@ -500,17 +500,21 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	var rt string
 	var q *store.QueuedCommand
 	// The transaction may run more than once: ack's outputs are set
-	// from a copy, after the commit.
-	var got store.ProfileAck
+	// from a copy, after the commit (allocated only when there is an ack:
+	// a plain result's path allocates nothing more).
+	var got *store.ProfileAck
+	if ack != nil {
+		got = &store.ProfileAck{}
+	}
 	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
-		q, got = nil, store.ProfileAck{}
+		q = nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
-		if ack != nil && status == mdm.Acknowledged {
-			got.Verify, got.List = ack.Verify, ack.List
-			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, &got, now); err != nil {
+		if got != nil && status == mdm.Acknowledged {
+			*got = store.ProfileAck{Verify: ack.Verify, List: ack.List}
+			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now); err != nil {
 				return err
 			}
 		}
@@ -534,7 +538,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if err != nil {
 		return "", nil, err
 	}
-	if ack != nil {
+	if got != nil {
 		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
 	}
 	if s.gc != nil {
