@@ -35,8 +35,11 @@ type Config struct {
 	// AfterResult, when set, follows every known result in its request
 	// (ResultHook: the profile reconciler's result handling).
 	AfterResult ResultHook
-	Log         *slog.Logger
-	Now         func() time.Time
+	// ProfileAck, when set, acknowledges profile installs in the result's
+	// own transaction (ProfileAckHook).
+	ProfileAck ProfileAckHook
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // New stacks the MDM channel (docs/architecture.md, "One check-in's
@@ -54,7 +57,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}

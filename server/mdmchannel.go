@@ -19,6 +19,7 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		Observe:     func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
 		Tokens:      abm.TokenAnswerer{Service: s.ABM},
 		AfterResult: s.profileResult,
+		ProfileAck:  s.profileAck,
 	})
 }
 

@@ -23,6 +23,7 @@ func profileTests() []namedTest {
 		{"ReconcileBatchInputs", testReconcileInputs},
 		{"ReconcileBatchApply", testApplyReconcile},
 		{"ProfileResults", testProfileResults},
+		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
 	}
 }
 
