@@ -196,3 +196,33 @@ func TestResultWithUnrepresentableValues(t *testing.T) {
 		t.Fatalf("ErrorChain: %+v %v", r, err)
 	}
 }
+
+// TestDecodeValueBounds: DecodeValue reads its input once and enforces
+// ResultPlist's bounds while it decodes (untrusted.PlistTokens): each of
+// them refuses, with untrusted's reason, what the separate CheckPlist pass
+// refused before.
+func TestDecodeValueBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{"elements", `<plist><array>` + strings.Repeat(`<true/>`, ResultPlist.MaxElements) + `</array></plist>`, "more than 400000 elements"},
+		{"size", `<plist><string>` + strings.Repeat("a", MaxResult) + `</string></plist>`, "at most 8388608"},
+		{"binary", "bplist00\x00\x01", "binary property lists are not accepted"},
+		{"foreign element", `<plist><dict><key>a</key><html/></dict></plist>`, "<html> is not part"},
+		{"default namespace", `<plist xmlns="urn:x"><dict/></plist>`, "not part"},
+		{"two roots", `<plist><dict/></plist><plist><dict/></plist>`, "content after </plist>"},
+		{"depth", `<plist>` + strings.Repeat(`<array>`, MaxDepth+1) + strings.Repeat(`</array>`, MaxDepth+1) + `</plist>`, "deeper than 32"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeValue([]byte(tc.in))
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+		})
+	}
+	// One element fewer than the bound decodes.
+	v, err := DecodeValue([]byte(`<plist><array>` + strings.Repeat(`<true/>`, ResultPlist.MaxElements-2) + `</array></plist>`))
+	if err != nil || len(v.([]any)) != ResultPlist.MaxElements-2 {
+		t.Fatalf("at the bound: %v", err)
+	}
+}

@@ -34,7 +34,8 @@ type EnrollmentEnder interface {
 
 // QueueStore is a channel's command queue.
 type QueueStore interface {
-	RecordResultNext(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, *store.QueuedCommand, error)
+	RecordResultNext(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc,
+		ack *store.ProfileAck) (string, *store.QueuedCommand, error)
 	NextCommand(ctx context.Context, enrollmentRef, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error)
 }
 
@@ -57,6 +58,9 @@ type Core struct {
 	// AfterResult, when set, is told of every result the queue knows
 	// (see ResultHook).
 	AfterResult ResultHook
+	// ProfileAck, when set, is asked for every Acknowledged result on a
+	// device channel (see ProfileAckHook).
+	ProfileAck ProfileAckHook
 	// Render turns a template command (store.CommandRecord.Render set:
 	// a profile rendered per device at delivery) into the command plist
 	// for its channel (profiles.Deliverer.Render). Every command handed
@@ -66,6 +70,18 @@ type Core struct {
 	Log    *slog.Logger
 	Now    func() time.Time
 }
+
+// ProfileAckHook returns, for an Acknowledged result on enr's device
+// channel, the profile engine's work to do in the result's own
+// transaction (store.ProfileAck: applied only when the command, as
+// queued, is an InstallProfile, or a ProfileList when its List is set)
+// and what to do once that is durable (after: events, reconciler marks;
+// may be nil), or a nil ack. When the store reports it Done, after runs
+// and the AfterResult hook is not called for that result (it would do
+// the same work again, in a second durable commit); when not, AfterResult
+// runs as without it — so a failure in the result's transaction loses
+// neither the result nor the profile engine's work.
+type ProfileAckHook func(ctx context.Context, enr *store.Enrollment, res *mdm.Result) (ack *store.ProfileAck, after func(context.Context, *store.ProfileAck))
 
 // ResultHook follows a device's result inside its request: it runs after
 // the result is durable and before the device is answered, with the
@@ -243,7 +259,12 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 		}
 		// The result, its inventory and the next command's sent mark go
 		// in one transaction: one durable write per answer.
-		rt, q, err := c.Store.RecordResultNext(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv)
+		var ack *store.ProfileAck
+		var after func(context.Context, *store.ProfileAck)
+		if c.ProfileAck != nil && res.Status == mdm.Acknowledged && res.Kind() == mdm.DeviceChannel {
+			ack, after = c.ProfileAck(ctx, enr, res)
+		}
+		rt, q, err := c.Store.RecordResultNext(ctx, enr.ID, ch.ID, res.CommandUUID, res.Status, res.Raw, now, inv, ack)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Not 400: a device holding such a result would resend it on
@@ -262,6 +283,14 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 			return nil, err
 		default:
 			answer.RequestType = rt
+			if ack != nil && ack.Done {
+				// The profile items moved with the result (and a verifying
+				// ProfileList an install queued is q, or behind q).
+				if after != nil {
+					after(ctx, ack)
+				}
+				return c.deliver(ctx, enr, answer, q)
+			}
 			if c.AfterResult != nil && c.AfterResult(ctx, enr, ch.ID, rt, res) && q == nil {
 				if q, err = c.Store.NextCommand(ctx, enr.ID, ch.ID, false, now); errors.Is(err, store.ErrNotFound) {
 					q, err = nil, nil

@@ -25,7 +25,7 @@ func (s *queueOnly) NextCommand(context.Context, string, string, bool, time.Time
 	return &q, nil
 }
 
-func (s *queueOnly) RecordResultNext(context.Context, string, string, string, string, []byte, time.Time, store.InventoryFunc) (string, *store.QueuedCommand, error) {
+func (s *queueOnly) RecordResultNext(context.Context, string, string, string, string, []byte, time.Time, store.InventoryFunc, *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	q, err := s.NextCommand(context.Background(), "", "", false, time.Time{})
 	if errors.Is(err, store.ErrNotFound) {
 		q = nil

@@ -37,6 +37,9 @@ type Config struct {
 	// AfterResult, when set, follows every known result in its request
 	// (ResultHook: the profile reconciler's result handling).
 	AfterResult ResultHook
+	// ProfileAck, when set, acknowledges profile installs in the result's
+	// own transaction (ProfileAckHook).
+	ProfileAck ProfileAckHook
 	// Render renders template commands at delivery (Core.Render).
 	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
 	Log    *slog.Logger
@@ -58,7 +61,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, Render: c.Render, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Render: c.Render, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}

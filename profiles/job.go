@@ -572,6 +572,45 @@ func errorChain(status string, chain []mdm.ErrorChainItem) string {
 // this very answer. res is the decoded answer (its Doc is read, not the
 // raw bytes decoded again). Results on a user channel are not Pomona's
 // profile commands and are ignored.
+// AckInResult is the MDM channel's mdmservice.ProfileAckHook: an
+// Acknowledged InstallProfile or ProfileList on the device channel moves
+// its profile items in the result's own transaction — the install with
+// the ProfileList that verifies it (as Result does with
+// AcknowledgeProfileItem), the list as Result does with
+// VerifyProfileItems — and Result is then not called for it. One durable
+// commit per answer instead of two.
+//
+// The device's own RequestType only saves the work for results that say
+// they are something else: the store decides by the request type as
+// queued, and a result that lies about it (or says nothing) is handled by
+// Result after the commit, as before.
+func (j *Job) AckInResult(ctx context.Context, enr *store.Enrollment, res *mdm.Result) (*store.ProfileAck, func(context.Context, *store.ProfileAck)) {
+	switch res.RequestType {
+	case "", "InstallProfile", "ProfileList":
+	default:
+		return nil, nil
+	}
+	ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
+		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		if err != nil {
+			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
+			return nil // the periodic verification will confirm it
+		}
+		return verify
+	}}
+	var after func(context.Context, *store.ProfileAck)
+	if res.RequestType != "InstallProfile" {
+		// Maybe a ProfileList's answer: verify its items in the same
+		// transaction when the command is one (a list without its array
+		// is left to Result, which says so).
+		if v := j.listVerifier(enr, res.Doc); v != nil {
+			ack.List = v.verify
+			after = func(ctx context.Context, ack *store.ProfileAck) { v.applied(ctx, ack.Put) }
+		}
+	}
+	return ack, after
+}
+
 func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) bool {
 	status, commandUUID := res.Status, res.CommandUUID
 	if res.Kind() != mdm.DeviceChannel {
@@ -662,10 +701,38 @@ func (j *Job) verifySoon(ctx context.Context, enr *store.Enrollment) {
 // ignored: read as "no profiles" it would make every installed profile
 // drift.
 func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[string]any) {
-	list, ok := doc["ProfileList"].([]any)
-	if !ok {
+	v := j.listVerifier(enr, doc)
+	if v == nil {
 		j.Log.Warn("profile: a ProfileList answer without its ProfileList array: ignored", "device", enr.ID)
 		return
+	}
+	put, err := j.Store.VerifyProfileItems(ctx, enr.ID, v.verify)
+	if err != nil {
+		j.Log.Warn("profile: cannot record a verification", "device", enr.ID, "err", err)
+		return
+	}
+	v.applied(ctx, put)
+}
+
+// listVerification is one ProfileList answer's verification: verify is
+// VerifyProfileItems' function (pure: it may run again), applied what
+// follows once its items are stored (events, log, reconciler marks).
+type listVerification struct {
+	j     *Job
+	enr   *store.Enrollment
+	now   time.Time
+	drift bool
+	retry time.Time
+	// listed: the PayloadIdentifiers the device lists.
+	listed map[string]bool
+}
+
+// listVerifier reads a ProfileList answer's identifiers; nil when doc
+// has no ProfileList array.
+func (j *Job) listVerifier(enr *store.Enrollment, doc map[string]any) *listVerification {
+	list, ok := doc["ProfileList"].([]any)
+	if !ok {
+		return nil
 	}
 	listed := make(map[string]bool, len(list))
 	for _, x := range list {
@@ -675,44 +742,45 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[st
 			}
 		}
 	}
-	now := j.now()
-	drift := false
-	var retry time.Time
-	put, err := j.Store.VerifyProfileItems(ctx, enr.ID, func(items []store.ProfileItem) (put []store.ProfileItem, del []string) {
-		byID := make(map[string]*store.ProfileItem, len(items))
-		for i := range items {
-			byID[items[i].ProfileID] = &items[i]
-		}
-		drift, retry = false, time.Time{}
-		for _, c := range reconcile.Verify(toItems(items), listed) {
-			if c.To == "" {
-				del = append(del, c.ProfileID)
-				continue
-			}
-			it := *byID[c.ProfileID]
-			it.State, it.UpdatedAt = c.To, now
-			switch {
-			case c.To == reconcile.Failed:
-				// Acknowledged, never seen installed: a failed attempt.
-				it.Error, it.Acknowledged, it.NextRetry = "acknowledged, but missing from the device's ProfileList", false, time.Time{}
-				if it.Attempts < reconcile.MaxAttempts {
-					it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
-					if retry.IsZero() || it.NextRetry.Before(retry) {
-						retry = it.NextRetry
-					}
-				}
-			case c.Drift:
-				drift = true
-				it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
-			}
-			put = append(put, it)
-		}
-		return put, del
-	})
-	if err != nil {
-		j.Log.Warn("profile: cannot record a verification", "device", enr.ID, "err", err)
-		return
+	return &listVerification{j: j, enr: enr, now: j.now(), listed: listed}
+}
+
+func (v *listVerification) verify(items []store.ProfileItem) (put []store.ProfileItem, del []string) {
+	now := v.now
+	byID := make(map[string]*store.ProfileItem, len(items))
+	for i := range items {
+		byID[items[i].ProfileID] = &items[i]
 	}
+	v.drift, v.retry = false, time.Time{}
+	for _, c := range reconcile.Verify(toItems(items), v.listed) {
+		if c.To == "" {
+			del = append(del, c.ProfileID)
+			continue
+		}
+		it := *byID[c.ProfileID]
+		it.State, it.UpdatedAt = c.To, now
+		switch {
+		case c.To == reconcile.Failed:
+			// Acknowledged, never seen installed: a failed attempt.
+			it.Error, it.Acknowledged, it.NextRetry = "acknowledged, but missing from the device's ProfileList", false, time.Time{}
+			if it.Attempts < reconcile.MaxAttempts {
+				it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
+				if v.retry.IsZero() || it.NextRetry.Before(v.retry) {
+					v.retry = it.NextRetry
+				}
+			}
+		case c.Drift:
+			v.drift = true
+			it.Error, it.Acknowledged = "missing from the device's ProfileList: reinstalling", false
+		}
+		put = append(put, it)
+	}
+	return put, del
+}
+
+// applied follows the stored verification: put is what it stored.
+func (v *listVerification) applied(ctx context.Context, put []store.ProfileItem) {
+	j, enr := v.j, v.enr
 	for i := range put {
 		it := &put[i]
 		switch {
@@ -727,10 +795,10 @@ func (j *Job) profileList(ctx context.Context, enr *store.Enrollment, doc map[st
 			j.notify(ctx, EventFailed, enr, it)
 		}
 	}
-	if !retry.IsZero() {
-		j.Store.MarkDirty(ctx, []string{enr.ID}, retry, false)
+	if !v.retry.IsZero() {
+		j.Store.MarkDirty(ctx, []string{enr.ID}, v.retry, false)
 	}
-	if drift {
+	if v.drift {
 		j.Store.MarkDirty(ctx, []string{enr.ID}, j.now(), false)
 		j.Wake()
 	}

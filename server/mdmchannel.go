@@ -20,6 +20,7 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		Observe:     func(message, outcome string) { s.Metrics.MDMMessages.WithLabelValues(message, outcome).Inc() },
 		Tokens:      abm.TokenAnswerer{Service: s.ABM},
 		AfterResult: s.profileResult,
+		ProfileAck:  s.profileAck,
 		// The one place template commands (profiles with per-user
 		// variables) are rendered for the device fetching them.
 		Render: (&profiles.Deliverer{Signer: s.profileSigner}).Render,

@@ -91,9 +91,10 @@ func (c *countingStore) EndEnrollment(ctx context.Context, id, reason string, no
 	c.write("EndEnrollment")
 	return c.s.EndEnrollment(ctx, id, reason, now)
 }
-func (c *countingStore) RecordResultNext(ctx context.Context, ref, ch, uuid, status string, raw []byte, now time.Time, inv store.InventoryFunc) (string, *store.QueuedCommand, error) {
+func (c *countingStore) RecordResultNext(ctx context.Context, ref, ch, uuid, status string, raw []byte, now time.Time, inv store.InventoryFunc,
+	ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	c.write("RecordResultNext")
-	return c.s.RecordResultNext(ctx, ref, ch, uuid, status, raw, now, inv)
+	return c.s.RecordResultNext(ctx, ref, ch, uuid, status, raw, now, inv, ack)
 }
 
 // NextCommand with nothing queued is a read (handing out a command would

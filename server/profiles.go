@@ -54,6 +54,14 @@ func (s *Server) profileResult(ctx context.Context, enr *store.Enrollment, chann
 	return s.ProfileJob.Result(ctx, enr, channelID, requestType, res)
 }
 
+// profileAck is the MDM channel's mdmservice.ProfileAckHook: an
+// acknowledged install or ProfileList moves the profile items in the
+// result's own transaction (one durable commit per answer, not two). The job is
+// built after the channel (setupProfiles), hence the indirection.
+func (s *Server) profileAck(ctx context.Context, enr *store.Enrollment, res *mdm.Result) (*store.ProfileAck, func(context.Context, *store.ProfileAck)) {
+	return s.ProfileJob.AckInResult(ctx, enr, res)
+}
+
 // profileEvent publishes profile.installed and profile.failed.
 func (s *Server) profileEvent(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem) {
 	data := map[string]any{"device": enr.ID, "enrollment_id": enr.AppleEnrollmentID, "tenant_id": enr.TenantID, "user_id": enr.UserID,

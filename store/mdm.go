@@ -107,6 +107,38 @@ type QueuedCommand struct {
 // command's request type (ok false: nothing).
 type InventoryFunc func(requestType string) (section string, data any, info *DeviceInfo, ok bool)
 
+// ProfileAck asks MDMStore.RecordResultNext to apply an Acknowledged
+// result of one of Pomona's profile commands to the profile engine's
+// items in the result's own transaction — one durable commit per answer
+// instead of two (the result's, then AcknowledgeProfileItem's or
+// VerifyProfileItems'; docs/benchmarks.md "Session 7 — round trip"): an
+// InstallProfile as AcknowledgeProfileItem (with Verify's command), a
+// ProfileList as VerifyProfileItems (with List), by the request type as
+// queued. Done, Queued and Put are set when RecordResultNext returns
+// without an error, and only then mean anything.
+type ProfileAck struct {
+	// Verify builds the ProfileList that verifies an install (nil, or nil
+	// returned: none, the periodic verification confirms it). Called at
+	// most once per attempt of the transaction, only for an InstallProfile;
+	// it must not touch the store.
+	Verify func() *CommandRecord
+	// List is VerifyProfileItems' verify for a ProfileList answer (nil:
+	// a ProfileList is left to the caller). Pure: it may run again when
+	// the transaction is retried.
+	List func(items []ProfileItem) (put []ProfileItem, del []string)
+	// Done: the answer was applied in the result's transaction — for an
+	// install also a repeat that changed nothing, or no item of the
+	// enrollment having the command (not Pomona's profile, or superseded),
+	// as AcknowledgeProfileItem's ErrNotFound. False: not one of these
+	// answers, or its writes failed and were rolled back (the result is
+	// stored all the same, and the caller applies it on its own).
+	Done bool
+	// Queued: Verify's command was queued for the channel.
+	Queued bool
+	// Put: the items a ProfileList answer put (VerifyProfileItems' result).
+	Put []ProfileItem
+}
+
 // DeviceInfo is what Authenticate (and later DeviceInformation results)
 // tell about the device: OS version and build, product, names and model.
 type DeviceInfo struct {
@@ -185,7 +217,19 @@ type MDMStore interface {
 	// returns the command's request type and the next command, nil when
 	// there is none. ErrNotFound and ErrConflict as RecordResult (then
 	// nothing is written).
-	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc) (string, *QueuedCommand, error)
+	//
+	// When ack is not nil, the status is Acknowledged (new or an identical
+	// repeat) and the command's request type (as queued) is InstallProfile
+	// (or ProfileList with ack.List set), the profile engine's work
+	// (ProfileResultStore.AcknowledgeProfileItem with ack.Verify() as its
+	// verify command, or VerifyProfileItems with ack.List) runs in the same
+	// transaction, behind a savepoint: the answer costs one durable commit,
+	// not two, and a verifying ProfileList it queues is the next command
+	// handed out. Its failure rolls back only its own writes (the result
+	// stays) and leaves ack.Done false, so that the caller can still do it
+	// on its own; see ProfileAck.
+	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc,
+		ack *ProfileAck) (string, *QueuedCommand, error)
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -55,6 +55,23 @@ var plistElements = map[string]bool{"plist": true, "dict": true, "key": true, "a
 // the DTD's element names are accepted. Errors wrap ErrPlist.
 func CheckPlist(in []byte, lim PlistLimits) error {
 	lim = lim.withDefaults()
+	if err := checkPlistStart(in, lim); err != nil {
+		return err
+	}
+	t := PlistTokens{dec: xml.NewDecoder(bytes.NewReader(in)), lim: lim, raw: true}
+	t.dec.Strict = true
+	for {
+		if _, err := t.Token(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// checkPlistStart is CheckPlist's look at the whole input before any
+// token: its size, binary property lists, an XML start.
+func checkPlistStart(in []byte, lim PlistLimits) error {
 	if len(in) > lim.MaxSize {
 		return fmt.Errorf("%w: %d bytes (at most %d)", ErrPlist, len(in), lim.MaxSize)
 	}
@@ -65,43 +82,82 @@ func CheckPlist(in []byte, lim PlistLimits) error {
 	if !bytes.HasPrefix(t, []byte("<?xml")) && !bytes.HasPrefix(t, []byte("<plist")) && !bytes.HasPrefix(t, []byte("<!DOCTYPE")) {
 		return fmt.Errorf("%w: not an XML property list", ErrPlist)
 	}
-	dec := xml.NewDecoder(bytes.NewReader(in))
-	dec.Strict = true
-	depth, elements, roots := 0, 0, 0
-	for {
-		tok, err := dec.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%w: XML: %v", ErrPlist, err)
-		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			if !plistElements[el.Name.Local] || el.Name.Space != "" {
-				return fmt.Errorf("%w: element <%s> is not part of a property list", ErrPlist, el.Name.Local)
-			}
-			if depth == 0 {
-				if roots++; roots > 1 {
-					return fmt.Errorf("%w: more than one root element", ErrPlist)
-				}
-			}
-			depth++
-			elements++
-			if depth > lim.MaxDepth {
-				return fmt.Errorf("%w: nested deeper than %d levels", ErrPlist, lim.MaxDepth)
-			}
-			if elements > lim.MaxElements {
-				return fmt.Errorf("%w: more than %d elements", ErrPlist, lim.MaxElements)
-			}
-		case xml.EndElement:
-			depth--
-		}
-	}
-	if roots == 0 {
-		return fmt.Errorf("%w: no root element", ErrPlist)
-	}
 	return nil
+}
+
+// PlistTokens reads an XML property list token by token (encoding/xml's
+// Token, strict: end tags must match) and enforces CheckPlist's bounds on
+// the tokens as they pass, so that a decoder built on it reads the input
+// once instead of twice (CheckPlist's pass, then its own: an Idle's
+// decoding 124 → 75 allocations, docs/benchmarks.md "Session 7 — idle"). The bounds
+// are the same: size, binary refused, an XML start (NewPlistTokens);
+// only the DTD's element names, without a namespace (a default xmlns
+// declaration too, which CheckPlist's raw pass did not see), at most
+// MaxDepth levels, at most MaxElements elements, one root element (Token).
+// A bound crossed stops the reading at that token: a refused document is
+// read no further than CheckPlist read it, and what was decoded before it
+// is bounded by the same limits.
+type PlistTokens struct {
+	dec                    *xml.Decoder
+	lim                    PlistLimits
+	raw                    bool // RawToken (CheckPlist: no end-tag matching, no namespaces)
+	depth, elements, roots int
+}
+
+// NewPlistTokens checks in's size and start (see CheckPlist) and returns
+// its tokens. Errors wrap ErrPlist.
+func NewPlistTokens(in []byte, lim PlistLimits) (*PlistTokens, error) {
+	lim = lim.withDefaults()
+	if err := checkPlistStart(in, lim); err != nil {
+		return nil, err
+	}
+	t := &PlistTokens{dec: xml.NewDecoder(bytes.NewReader(in)), lim: lim}
+	t.dec.Strict = true
+	return t, nil
+}
+
+// Token is the next token (xml.Decoder.Token), or an error wrapping
+// ErrPlist when it crosses a bound or the XML is malformed; io.EOF (as
+// is) at the end of a document that had its root element.
+func (t *PlistTokens) Token() (xml.Token, error) {
+	var tok xml.Token
+	var err error
+	if t.raw {
+		tok, err = t.dec.RawToken()
+	} else {
+		tok, err = t.dec.Token()
+	}
+	if err == io.EOF {
+		if t.roots == 0 {
+			return nil, fmt.Errorf("%w: no root element", ErrPlist)
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: XML: %v", ErrPlist, err)
+	}
+	switch el := tok.(type) {
+	case xml.StartElement:
+		if !plistElements[el.Name.Local] || el.Name.Space != "" {
+			return nil, fmt.Errorf("%w: element <%s> is not part of a property list", ErrPlist, el.Name.Local)
+		}
+		if t.depth == 0 {
+			if t.roots++; t.roots > 1 {
+				return nil, fmt.Errorf("%w: more than one root element", ErrPlist)
+			}
+		}
+		t.depth++
+		t.elements++
+		if t.depth > t.lim.MaxDepth {
+			return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrPlist, t.lim.MaxDepth)
+		}
+		if t.elements > t.lim.MaxElements {
+			return nil, fmt.Errorf("%w: more than %d elements", ErrPlist, t.lim.MaxElements)
+		}
+	case xml.EndElement:
+		t.depth--
+	}
+	return tok, nil
 }
 
 // Plist decodes an XML property list from untrusted bytes into v (as

@@ -2,6 +2,7 @@ package untrusted
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,4 +103,54 @@ func FuzzPlist(f *testing.F) {
 			}
 		})
 	})
+}
+
+// TestPlistTokens: the tokens a one-pass decoder reads (mdm.DecodeValue)
+// cross no bound CheckPlist enforces: every input CheckPlist refuses is
+// refused while its tokens are read, with the same reason, and the
+// accepted ones read to io.EOF. A default namespace, which CheckPlist's
+// raw pass does not see, is refused too, and so are unclosed and
+// mismatched tags (CheckPlist's raw pass leaves those to the decoder).
+func TestPlistTokens(t *testing.T) {
+	lim := PlistLimits{MaxSize: 4096, MaxDepth: 4, MaxElements: 12}
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{"dict", `<?xml version="1.0"?><plist version="1.0"><dict><key>A</key><string>x</string></dict></plist>`, ""},
+		{"leading whitespace and comment", " \n<plist><!-- c --><dict/></plist>", ""},
+		{"binary", "bplist00\x00", "binary property lists are not accepted"},
+		{"JSON", `{"a":1}`, "not an XML property list"},
+		{"too deep", `<plist><array><array><array><array/></array></array></array></plist>`, "deeper than 4"},
+		{"deep enough", `<plist><array><array><array/></array></array></plist>`, ""},
+		{"too many elements", `<plist><array>` + strings.Repeat(`<true/>`, 11) + `</array></plist>`, "more than 12 elements"},
+		{"as many elements as allowed", `<plist><array>` + strings.Repeat(`<true/>`, 10) + `</array></plist>`, ""},
+		{"foreign element", `<plist><dict><key>a</key><html/></dict></plist>`, "<html> is not part"},
+		{"namespaced element", `<plist><x:dict xmlns:x="urn:x"/></plist>`, "not part"},
+		{"undeclared prefix", `<plist><x:dict/></plist>`, "not part"},
+		{"default namespace", `<plist xmlns="urn:x"><dict/></plist>`, "not part"},
+		{"two roots", `<plist><dict/></plist><plist><dict/></plist>`, "more than one root"},
+		{"unclosed", `<plist><dict>`, "XML"},
+		{"mismatched", `<plist><dict></array></plist>`, "XML"},
+		{"too large", `<plist><string>` + strings.Repeat("a", 4096) + `</string></plist>`, "at most 4096"},
+		{"no root", `<?xml version="1.0"?>`, "no root"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			toks, err := NewPlistTokens([]byte(tc.in), lim)
+			for err == nil {
+				_, err = toks.Token()
+			}
+			if tc.err == "" {
+				if err != io.EOF {
+					t.Fatalf("err %v, want io.EOF", err)
+				}
+				return
+			}
+			if err == io.EOF || !errors.Is(err, ErrPlist) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+			if !strings.Contains("default namespace unclosed mismatched", tc.name) && CheckPlist([]byte(tc.in), lim) == nil {
+				t.Fatalf("CheckPlist accepts what the tokens refuse")
+			}
+		})
+	}
 }

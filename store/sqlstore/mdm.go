@@ -489,29 +489,37 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 // result transaction would widen its read set, and with it its conflicts
 // with concurrent enqueues and jobs. That costs one round trip more only
 // when a next command is handed out.
+//
+// With ack, an acknowledged InstallProfile (or ProfileList) also moves the
+// profile items in the same transaction on both backends (ackInResult,
+// behind a savepoint): their own commit — an fsync on SQLite, a commit on
+// PostgreSQL — is saved, and the verifying ProfileList an install queues
+// is read as the next command without a read of its own.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
-	inv store.InventoryFunc) (string, *store.QueuedCommand, error) {
-	if s.gc == nil {
-		rt, err := s.RecordResult(ctx, ref, channelID, uuid, status, result, now, inv)
-		if err != nil {
-			return "", nil, err
-		}
-		q, err := s.NextCommand(ctx, ref, channelID, false, now)
-		if errors.Is(err, store.ErrNotFound) {
-			return rt, nil, nil
-		}
-		// An error here fails the request although the result is stored:
-		// the device sends it again, the repeat is ignored and the next
-		// command comes with the answer.
-		return rt, q, err
-	}
+	inv store.InventoryFunc, ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	var rt string
 	var q *store.QueuedCommand
+	// The transaction may run more than once: ack's outputs are set
+	// from a copy, after the commit (allocated only when there is an ack:
+	// a plain result's path allocates nothing more).
+	var got *store.ProfileAck
+	if ack != nil {
+		got = &store.ProfileAck{}
+	}
 	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
 		q = nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
+		}
+		if got != nil && status == mdm.Acknowledged {
+			*got = store.ProfileAck{Verify: ack.Verify, List: ack.List}
+			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now); err != nil {
+				return err
+			}
+		}
+		if s.gc == nil {
+			return nil // PostgreSQL: the next command after the commit (see above)
 		}
 		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 			func(q string, args ...any) (int64, error) {
@@ -527,6 +535,22 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		}
 		return err
 	})
+	if err != nil {
+		return "", nil, err
+	}
+	if got != nil {
+		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
+	}
+	if s.gc != nil {
+		return rt, q, nil
+	}
+	q, err = s.NextCommand(ctx, ref, channelID, false, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return rt, nil, nil
+	}
+	// An error here fails the request although the result is stored:
+	// the device sends it again, the repeat is ignored and the next
+	// command comes with the answer.
 	return rt, q, err
 }
 

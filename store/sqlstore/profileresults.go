@@ -39,40 +39,9 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 	var it *store.ProfileItem
 	var queued bool
 	err := s.tx(ctx, func(tx *Tx) error {
-		it, queued = nil, false
 		var err error
-		it, err = scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`,
-			enrollmentID, commandUUID))
-		if err != nil {
-			return err
-		}
-		if it.Acknowledged && it.Error == "" {
-			return nil // a repeated answer: nothing changes
-		}
-		first := !it.Acknowledged
-		it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
-		if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
-			toMicros(now), it.DeviceID, it.ProfileID); err != nil {
-			return err
-		}
-		if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
-			return err
-		}
-		if verify == nil || !first {
-			return nil
-		}
-		var one int
-		switch err := tx.QueryRowContext(ctx, profileListWaiting, channelID).Scan(&one); {
-		case err == nil:
-			return nil // that ProfileList comes after this install: it verifies it
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if err := s.enqueue(ctx, tx, verify, []string{channelID}); err != nil {
-			return err
-		}
-		queued = true
-		return nil
+		it, queued, err = s.acknowledgeItem(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
@@ -80,34 +49,120 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 	return it, queued, nil
 }
 
+// acknowledgeItem is AcknowledgeProfileItem's work inside transaction tx
+// (its own, or a result's: RecordResultNext with a store.ProfileAck).
+func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
+	now time.Time) (*store.ProfileItem, bool, error) {
+	it, err := scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`,
+		enrollmentID, commandUUID))
+	if err != nil {
+		return nil, false, err
+	}
+	if it.Acknowledged && it.Error == "" {
+		return it, false, nil // a repeated answer: nothing changes
+	}
+	first := !it.Acknowledged
+	it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
+	if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
+		toMicros(now), it.DeviceID, it.ProfileID); err != nil {
+		return nil, false, err
+	}
+	if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
+		return nil, false, err
+	}
+	if verify == nil || !first {
+		return it, false, nil
+	}
+	var one int
+	switch err := tx.QueryRowContext(ctx, profileListWaiting, channelID).Scan(&one); {
+	case err == nil:
+		return it, false, nil // that ProfileList comes after this install: it verifies it
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, false, err
+	}
+	if err := s.enqueue(ctx, tx, verify, []string{channelID}); err != nil {
+		return nil, false, err
+	}
+	return it, true, nil
+}
+
+// ackInResult applies an Acknowledged answer to one of Pomona's profile
+// commands (request type rt as queued: InstallProfile, or ProfileList
+// when ack.List is set) inside the result's transaction tx, behind a
+// savepoint: when it fails, its writes are rolled back and the result's
+// stay (the caller then applies it on its own, as before). It sets
+// ack's Done, Queued and Put for this attempt; an error only when the
+// savepoint itself fails (the transaction may then be unusable: it fails
+// as a whole, nothing is answered, and the device sends its result
+// again).
+func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, rt string, ack *store.ProfileAck, now time.Time) error {
+	ack.Done, ack.Queued, ack.Put = false, false, nil
+	if rt != "InstallProfile" && (rt != "ProfileList" || ack.List == nil) {
+		return nil
+	}
+	if _, err := tx.Tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
+		return err
+	}
+	var err error
+	if rt == "ProfileList" {
+		ack.Put, err = s.verifyItems(ctx, tx, ref, ack.List)
+	} else {
+		var verify *store.CommandRecord
+		if ack.Verify != nil {
+			verify = ack.Verify()
+		}
+		_, ack.Queued, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil // not Pomona's profile command (or superseded): nothing to do
+		}
+	}
+	if err != nil {
+		ack.Queued, ack.Put = false, nil
+		if _, rerr := tx.Tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
+			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
+		}
+	}
+	if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
+		return err
+	}
+	ack.Done = err == nil
+	return nil
+}
+
 func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
 	var put []store.ProfileItem
 	err := s.tx(ctx, func(tx *Tx) error {
-		items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-			`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
-		if err != nil || len(items) == 0 {
-			put = nil
-			return err
-		}
-		var del []string
-		put, del = verify(items)
-		for i := range put {
-			if put[i].DeviceID != enrollmentID {
-				return fmt.Errorf("profile item of %s given for %s", put[i].DeviceID, enrollmentID)
-			}
-			if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(&put[i])...); err != nil {
-				return s.constraint(err)
-			}
-		}
-		for _, p := range del {
-			if err := forgetItem(ctx, tx, enrollmentID, p); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		put, err = s.verifyItems(ctx, tx, enrollmentID, verify)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return put, nil
+}
+
+// verifyItems is VerifyProfileItems' work inside transaction tx (its own,
+// or a result's: RecordResultNext with a store.ProfileAck).
+func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
+	items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
+	if err != nil || len(items) == 0 {
+		return nil, err
+	}
+	put, del := verify(items)
+	for i := range put {
+		if put[i].DeviceID != enrollmentID {
+			return nil, fmt.Errorf("profile item of %s given for %s", put[i].DeviceID, enrollmentID)
+		}
+		if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(&put[i])...); err != nil {
+			return nil, s.constraint(err)
+		}
+	}
+	for _, p := range del {
+		if err := forgetItem(ctx, tx, enrollmentID, p); err != nil {
+			return nil, err
+		}
 	}
 	return put, nil
 }

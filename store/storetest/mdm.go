@@ -432,16 +432,16 @@ func testResultNext(t *testing.T, s store.Store) {
 	}
 	// Another enrollment's channel and an unknown command: ErrNotFound,
 	// and the next command is not marked.
-	_, _, err = s.RecordResultNext(ctx, e2.ID, "RN-1", "n1", mdm.Acknowledged, []byte("x"), t0, nil)
+	_, _, err = s.RecordResultNext(ctx, e2.ID, "RN-1", "n1", mdm.Acknowledged, []byte("x"), t0, nil, nil)
 	wantErr(t, err, store.ErrNotFound)
-	_, _, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "nope", mdm.Acknowledged, []byte("x"), t0, nil)
+	_, _, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "nope", mdm.Acknowledged, []byte("x"), t0, nil, nil)
 	wantErr(t, err, store.ErrNotFound)
 	if got := status("n2"); got.Status != store.QueueQueued {
 		t.Fatalf("n2 after a refused result: %+v", got)
 	}
 	// NotNow: the next command comes, n1 waits.
 	t1 := t0.Add(time.Minute)
-	rt, q, err := s.RecordResultNext(ctx, e1.ID, "RN-1", "n1", mdm.NotNow, []byte("nn"), t1, nil)
+	rt, q, err := s.RecordResultNext(ctx, e1.ID, "RN-1", "n1", mdm.NotNow, []byte("nn"), t1, nil, nil)
 	if err != nil || rt != "ProfileList" || q == nil || q.UUID != "n2" || q.Status != store.QueueSent || string(q.Payload) != "p-n2" {
 		t.Fatalf("after NotNow: %q %+v %v", rt, q, err)
 	}
@@ -454,7 +454,7 @@ func testResultNext(t *testing.T, s store.Store) {
 	// n3 has expired by now: skipped and marked; n4 comes.
 	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Acknowledged, []byte("ok"), t1, func(string) (string, any, *store.DeviceInfo, bool) {
 		return "profiles", []any{"a"}, nil, true
-	})
+	}, nil)
 	if err != nil || q == nil || q.UUID != "n4" {
 		t.Fatalf("after n2: %+v %v", q, err)
 	}
@@ -467,18 +467,18 @@ func testResultNext(t *testing.T, s store.Store) {
 	// A repeated result stands as it was and still gets the next command
 	// (n4 again: sent, never answered); a contradicting one is refused
 	// and writes nothing.
-	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Acknowledged, []byte("again"), t1, nil)
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Acknowledged, []byte("again"), t1, nil, nil)
 	if err != nil || q == nil || q.UUID != "n4" {
 		t.Fatalf("repeat: %+v %v", q, err)
 	}
-	if _, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Error, []byte("late"), t1, nil); !errors.Is(err, store.ErrConflict) || q != nil {
+	if _, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n2", mdm.Error, []byte("late"), t1, nil, nil); !errors.Is(err, store.ErrConflict) || q != nil {
 		t.Fatalf("contradicting repeat: %+v %v", q, err)
 	}
 	if got := status("n2"); got.Status != mdm.Acknowledged || string(got.Result) != "ok" {
 		t.Fatalf("repeat overwrote: %+v", got)
 	}
 	// Nothing after n4 but the NotNow n1, which waits for an Idle.
-	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n4", mdm.Acknowledged, nil, t1, nil)
+	_, q, err = s.RecordResultNext(ctx, e1.ID, "RN-1", "n4", mdm.Acknowledged, nil, t1, nil, nil)
 	if err != nil || q != nil {
 		t.Fatalf("nothing to send: %+v %v", q, err)
 	}

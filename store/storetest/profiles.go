@@ -24,6 +24,7 @@ func profileTests() []namedTest {
 		{"ReconcileBatchApply", testApplyReconcile},
 		{"TemplateCommandVars", testTemplateCommandVars},
 		{"ProfileResults", testProfileResults},
+		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
 	}
 }
 
@@ -771,7 +772,7 @@ func testTemplateCommandVars(t *testing.T, s store.Store) {
 	if err != nil || q.UUID != ready || q.Render != store.RenderReady || q.Vars != "" || string(q.Payload) != "<plist>ready</plist>" {
 		t.Fatalf("ready command: %+v %v", q, err)
 	}
-	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, ready, "Acknowledged", []byte("ok"), t0, nil)
+	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, ready, "Acknowledged", []byte("ok"), t0, nil, nil)
 	if err != nil || q == nil || q.UUID != templ || q.Render != store.RenderProfileSigned || q.Vars != varsA || string(q.Payload) != string(tmpl) {
 		t.Fatalf("template after a result: %+v %v", q, err)
 	}
@@ -779,7 +780,7 @@ func testTemplateCommandVars(t *testing.T, s store.Store) {
 	if err != nil || q.UUID != templ || q.Render != store.RenderProfileSigned || q.Vars != varsB || string(q.Payload) != string(tmpl) {
 		t.Fatalf("template on the other channel: %+v %v", q, err)
 	}
-	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, templ, "Acknowledged", []byte("ok"), t0, nil)
+	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, templ, "Acknowledged", []byte("ok"), t0, nil, nil)
 	if err != nil || q == nil || q.UUID != plain || q.Render != store.RenderReady || q.Vars != "" || string(q.Payload) != "p" {
 		t.Fatalf("ready command after the template: %+v %v", q, err)
 	}
