@@ -43,6 +43,9 @@ type gcRequest struct {
 	done chan error // buffered (1): the committer never blocks on it
 	// hint: the write may be lost in a crash (see doHint).
 	hint bool
+	// alone: a large transaction committed in a transaction of its own
+	// (see doAlone).
+	alone bool
 }
 
 type groupCommitter struct {
@@ -73,6 +76,27 @@ func newGroupCommitter(s *Store) *groupCommitter {
 // run.
 func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
 	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1)}
+	select {
+	case g.reqs <- r:
+	case <-g.stop:
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// doAlone is do for a large transaction (a reconciler batch, a bulk
+// command: thousands of rows): it waits its turn with the others but
+// commits in a transaction of its own, never behind a SAVEPOINT. Shared,
+// its savepoint's statement journal holds a copy of every page it first
+// changes, and releasing that journal (temp_store=MEMORY: modernc's
+// allocator returning the memory with madvise) was 17.5 % of the
+// server's CPU while one profile was queued for 100,000 devices
+// (docs/benchmarks.md, "Session 7 summary"); sharing a commit saves such
+// a transaction one fsync among thousands of row writes.
+func (g *groupCommitter) doAlone(ctx context.Context, fn func(*Tx) error) error {
+	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1), alone: true}
 	select {
 	case g.reqs <- r:
 	case <-g.stop:
@@ -196,6 +220,26 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		}
 		live = append(live, r)
 	}
+	// Large transactions commit on their own, after the batch (doAlone).
+	rest := live[:0:0]
+	var alone []*gcRequest
+	for _, r := range live {
+		if r.alone {
+			alone = append(alone, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	defer func() {
+		for _, r := range alone {
+			if err := g.setSync(false); err != nil {
+				r.done <- err
+				continue
+			}
+			r.done <- g.s.once(r.ctx, r.fn)
+		}
+	}()
+	live = rest
 	if len(live) == 0 {
 		return
 	}

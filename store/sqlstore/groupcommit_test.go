@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -78,5 +79,89 @@ func TestHintBatchesOnlyLowerSynchronous(t *testing.T) {
 	var n int
 	if err := s.r.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 9 {
 		t.Fatalf("%d rows, %v", n, err)
+	}
+}
+
+// A large transaction (doAlone) commits on its own, never behind a
+// savepoint of a shared batch: the batch it arrived with has committed
+// before it runs (another connection sees those rows from inside it), it
+// commits with synchronous=FULL even after a batch of hints, and its
+// failure is its own.
+func TestAloneTransactionsCommitOnTheirOwn(t *testing.T) {
+	ctx := context.Background()
+	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	other, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
+	defer s.Close()
+	if _, err := s.w.DB.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	write := func(k int) func(*Tx) error {
+		return func(tx *Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO t (k, v) VALUES (?, 1)`, k)
+			return err
+		}
+	}
+	seen := -1
+	alone := &gcRequest{ctx: ctx, done: make(chan error, 1), alone: true, fn: func(tx *Tx) error {
+		if err := other.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&seen); err != nil {
+			return err
+		}
+		return write(3)(tx)
+	}}
+	failing := &gcRequest{ctx: ctx, done: make(chan error, 1), alone: true, fn: func(tx *Tx) error {
+		if err := write(5)(tx); err != nil {
+			return err
+		}
+		return sql.ErrTxDone // any error of its own
+	}}
+	batch := []*gcRequest{
+		{ctx: ctx, fn: write(1), done: make(chan error, 1), hint: true},
+		alone,
+		{ctx: ctx, fn: write(2), done: make(chan error, 1), hint: true},
+	}
+	s.gc.run(batch)
+	for _, r := range batch {
+		if err := <-r.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("inside the alone transaction another connection saw %d rows of its batch, want 2 (committed before it)", seen)
+	}
+	var level int
+	if err := s.w.DB.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil || level != 2 {
+		t.Fatalf("synchronous=%d after an alone transaction (want FULL, 2): %v", level, err)
+	}
+	batch = []*gcRequest{failing, {ctx: ctx, fn: write(4), done: make(chan error, 1)}}
+	s.gc.run(batch)
+	if err := <-failing.done; err != sql.ErrTxDone {
+		t.Fatalf("failing alone transaction: %v", err)
+	}
+	if err := <-batch[1].done; err != nil {
+		t.Fatal(err)
+	}
+	var ks []int
+	rows, err := other.QueryContext(ctx, `SELECT k FROM t ORDER BY k`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k int
+		rows.Scan(&k)
+		ks = append(ks, k)
+	}
+	rows.Close()
+	if fmt.Sprint(ks) != "[1 2 3 4]" {
+		t.Fatalf("rows %v, want [1 2 3 4]", ks)
 	}
 }

@@ -864,7 +864,8 @@ func (s *Store) EnqueueTargets(ctx context.Context, k *store.IdempotencyKey, cmd
 	}
 	var queued int
 	var existing *store.IdempotencyKey
-	err = s.tx(ctx, func(tx *Tx) error {
+	// Alone: up to every enrollment's queue row in one statement (txAlone).
+	err = s.txAlone(ctx, func(tx *Tx) error {
 		queued, existing = 0, nil
 		if k != nil {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND expires_at <= ?`,

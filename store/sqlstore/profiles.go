@@ -892,7 +892,8 @@ const (
 )
 
 func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) error {
-	return s.tx(ctx, func(tx *Tx) error {
+	// Alone: a batch writes thousands of rows (txAlone).
+	return s.txAlone(ctx, func(tx *Tx) error {
 		if err := chunks(b.Challenges, reconcileItemRows, func(cs []store.NewProfileChallenge) error {
 			args := make([]any, 0, 6*len(cs))
 			for _, c := range cs {

@@ -310,6 +310,16 @@ func (s *Store) tx(ctx context.Context, fn func(*Tx) error) error {
 	return fmt.Errorf("%s: transaction kept conflicting: %w", s.d.Name, err)
 }
 
+// txAlone is tx for a large transaction (thousands of rows): with group
+// commit it commits in a transaction of its own (groupCommitter.doAlone),
+// otherwise as tx.
+func (s *Store) txAlone(ctx context.Context, fn func(*Tx) error) error {
+	if s.gc != nil {
+		return s.gc.doAlone(ctx, fn)
+	}
+	return s.tx(ctx, fn)
+}
+
 func (s *Store) once(ctx context.Context, fn func(*Tx) error) error {
 	t, err := s.w.DB.BeginTx(ctx, s.d.TxOptions)
 	if err != nil {
