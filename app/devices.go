@@ -181,7 +181,9 @@ func (d *Devices) Enqueue(ctx context.Context, ref string, req EnqueueRequest) (
 // Resend queues again a command of the device's history (the same payload
 // under a new CommandUUID, to the same channel) and returns its request
 // type and new CommandUUID. Errors: as Enqueue; NotFound when the command
-// is not in the device's history.
+// is not in the device's history; Conflict for a profile install rendered
+// per device at delivery (store.CommandRecord.Render: not a command to
+// copy).
 func (d *Devices) Resend(ctx context.Context, ref, commandUUID, by string) (string, string, error) {
 	e, err := d.Get(ctx, ref)
 	if err != nil {
@@ -193,6 +195,13 @@ func (d *Devices) Resend(ctx context.Context, ref, commandUUID, by string) (stri
 	}
 	for _, q := range hist {
 		if q.UUID == commandUUID {
+			if q.Render != store.RenderReady {
+				// Its payload is a profile template filled per device at
+				// delivery, not a command: queued as raw bytes it would be
+				// refused, or send the placeholders. The reconciler
+				// re-queues a profile (the profile's retry).
+				return "", "", problem.New(problem.Conflict, "This profile install is rendered per device by the reconciler: retry it from the profile's status instead.")
+			}
 			id, err := d.Commands.Enqueue(ctx, e, EnqueueRequest{Plist: q.Payload, Channel: q.Channel, CreatedBy: by})
 			return q.RequestType, id, err
 		}

@@ -3,6 +3,7 @@ package mdmservice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -60,8 +61,14 @@ type Core struct {
 	// ProfileAck, when set, is asked for every Acknowledged result on a
 	// device channel (see ProfileAckHook).
 	ProfileAck ProfileAckHook
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Render turns a template command (store.CommandRecord.Render set:
+	// a profile rendered per device at delivery) into the command plist
+	// for its channel (profiles.Deliverer.Render). Every command handed
+	// out goes through deliver, which calls it; nil: a template command
+	// is an error (never handed out as it is stored).
+	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // ProfileAckHook returns, for an Acknowledged result on enr's device
@@ -282,7 +289,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 				if after != nil {
 					after(ctx, ack)
 				}
-				return answer.deliver(q), nil
+				return c.deliver(ctx, enr, answer, q)
 			}
 			if c.AfterResult != nil && c.AfterResult(ctx, enr, ch.ID, rt, res) && q == nil {
 				if q, err = c.Store.NextCommand(ctx, enr.ID, ch.ID, false, now); errors.Is(err, store.ErrNotFound) {
@@ -292,7 +299,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 					return nil, err
 				}
 			}
-			return answer.deliver(q), nil
+			return c.deliver(ctx, enr, answer, q)
 		}
 	}
 	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
@@ -309,17 +316,35 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 	if err != nil {
 		return nil, err
 	}
-	return answer.deliver(q), nil
+	return c.deliver(ctx, enr, answer, q)
 }
 
-// deliver puts command q (nil: none) into the answer.
-func (a *Answer) deliver(q *store.QueuedCommand) *Answer {
+// deliver puts command q (nil: none) into the answer: as stored, or
+// rendered for this channel when it is a template (Render). A template
+// that cannot be rendered is an error (5xx: the device asks again; its
+// queue row stays sent, so it is handed out again) and its stored bytes
+// are never sent.
+func (c *Core) deliver(ctx context.Context, enr *store.Enrollment, a *Answer, q *store.QueuedCommand) (*Answer, error) {
 	if q == nil {
 		a.Reason = "no command"
-		return a
+		return a, nil
 	}
-	a.Body, a.ContentType, a.Reason = q.Payload, "application/xml; charset=utf-8", "command "+q.UUID
-	return a
+	body := q.Payload
+	if q.Render != store.RenderReady {
+		var err error
+		if c.Render == nil {
+			err = errors.New("no renderer for template commands")
+		} else {
+			body, err = c.Render(ctx, q)
+		}
+		if err != nil {
+			c.Log.Error("MDM command could not be rendered for the device: answered 5xx, the device retries",
+				"device", enr.ID, "channel", q.ChannelID, "command_uuid", q.UUID, "request_type", q.RequestType, "render", q.Render, "err", err)
+			return nil, fmt.Errorf("render command %s: %w", q.UUID, err)
+		}
+	}
+	a.Body, a.ContentType, a.Reason = body, "application/xml; charset=utf-8", "command "+q.UUID
+	return a, nil
 }
 
 // newChannelID names a new channel: random, so that nothing a device sends

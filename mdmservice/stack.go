@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"time"
+
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // Store is everything the MDM channel reads and writes: the union of the
@@ -38,8 +40,10 @@ type Config struct {
 	// ProfileAck, when set, acknowledges profile installs in the result's
 	// own transaction (ProfileAckHook).
 	ProfileAck ProfileAckHook
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Render renders template commands at delivery (Core.Render).
+	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // New stacks the MDM channel (docs/architecture.md, "One check-in's
@@ -57,7 +61,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Render: c.Render, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/mdm"
+	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
 	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
@@ -35,7 +36,8 @@ var perUser = strings.NewReplacer("com.example.wifi", "com.example.mail", "$EMAI
 // A batch with mixed outcomes: the device whose user has no Managed
 // Apple ID fails that one profile alone; everything else of the batch is
 // queued in the same pass; the profile without variables is one command
-// shared by every device, the per-user one a command per device; a result
+// shared by every device, the per-user one a shared template rendered per
+// device at delivery (each queue row with its device's value); a result
 // of the shared command moves only the answering device's item.
 func TestBatchMixedOutcomes(t *testing.T) {
 	ctx := context.Background()
@@ -130,14 +132,60 @@ func TestBatchMixedOutcomes(t *testing.T) {
 	if blankFailed == nil {
 		t.Fatal("no failed item")
 	}
-	// One shared command for the static profile (n devices), one per
-	// device for the per-user one.
+	// One shared command for the static profile (n devices), one shared
+	// template for the per-user one (the n-1 devices with a value),
+	// rendered per device at delivery.
 	counts := map[int]int{}
 	for _, c := range shared {
 		counts[c]++
 	}
-	if counts[n] != 1 || counts[1] != n-1 || len(shared) != n {
+	if counts[n] != 1 || counts[n-1] != 1 || len(shared) != 2 {
 		t.Fatalf("commands by devices: %v", counts)
+	}
+	// Each device's queue row of the template holds its own value, and
+	// the Deliverer's bytes are the ones its item's hash was computed on.
+	dl := &Deliverer{}
+	for i, e := range enrs {
+		if i == blank {
+			continue
+		}
+		qs, _ := st.QueuedCommands(ctx, fmt.Sprint("ch_", i), 10)
+		items, _ := st.ProfileItems(ctx, e.ID)
+		var tq *store.QueuedCommand
+		for k := range qs {
+			if qs[k].Render != store.RenderReady {
+				if tq != nil {
+					t.Fatalf("device %d: two template commands", i)
+				}
+				tq = &qs[k]
+			} else if qs[k].Vars != "" || qs[k].RequestType != "InstallProfile" {
+				t.Fatalf("device %d: the ready command %s %q", i, qs[k].RequestType, qs[k].Vars)
+			}
+		}
+		mid := fmt.Sprintf("u%d@appleid.example.com", i)
+		if tq == nil || tq.Render != store.RenderProfile || tq.Vars != `{"MANAGED_APPLE_ID":"`+mid+`"}` || !strings.Contains(string(tq.Payload), "$MANAGED_APPLE_ID") {
+			t.Fatalf("device %d: template command %+v", i, tq)
+		}
+		body, err := dl.Render(ctx, tq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd, err := mdm.DecodeDict(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, _ := cmd["Command"].(map[string]any)
+		payload, _ := inner["Payload"].([]byte)
+		var hash string
+		for _, it := range items {
+			if it.Identifier == "com.example.mail" {
+				hash = it.Hash
+			}
+		}
+		if cmd["CommandUUID"] != tq.UUID || inner["RequestType"] != "InstallProfile" || !strings.Contains(string(payload), mid) ||
+			strings.Contains(string(payload), "$MANAGED_APPLE_ID") || mobileconfig.Hash(payload) != hash {
+			t.Fatalf("device %d: delivered %s (hash %s, item %s)", i, body, mobileconfig.Hash(payload), hash)
+		}
 	}
 	// The shared command's result moves only the answering device's item.
 	var staticCmd string

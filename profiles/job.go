@@ -37,7 +37,8 @@ const (
 	DefaultVerifyEvery = 24 * time.Hour
 	// DefaultBatch: enrollments claimed per pass — planned in memory and
 	// written in one transaction (a few MB at most: a per-device
-	// rendering is a command row of ~2 KB).
+	// rendering is a queue row's ~30 bytes of vars, a SCEP profile's a
+	// command row of ~2 KB).
 	DefaultBatch = 1000
 	// DefaultLease: how long a claim keeps other instances off an
 	// enrollment (a pass over a batch takes far less).
@@ -251,9 +252,11 @@ type batchPlan struct {
 	now    time.Time
 	signer *Signer
 	out    store.ReconcileBatch
-	// shared are the batch's commands whose content is the same for
-	// every device (no per-device value, no SCEP challenge): stored once,
-	// signed once, queued for each device's channel.
+	// shared are the batch's commands stored once and queued for each
+	// device's channel: ready ones whose content is the same for every
+	// device (no per-device value: signed once), and templates of
+	// profiles with per-user variables (rendered, and signed, per device
+	// at delivery from the queue row's vars; no SCEP challenge).
 	shared map[sharedKey]*store.CommandRecord
 	push   []store.Channel
 	failed []failedItem
@@ -302,14 +305,17 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 		return time.Time{}, false, nil // its first TokenUpdate marks it again
 	}
 	sign := map[string]bool{}
+	plists := map[string][]byte{}
 	profiles := make([]reconcile.Profile, len(in.Candidates))
 	for i, c := range in.Candidates {
 		profiles[i] = reconcile.Profile{ProfileID: c.ProfileID, Identifier: c.Identifier, Version: c.Version, Platforms: c.Platforms,
 			MinOS: c.MinOS, Plist: c.Plist, Included: c.Included, Excluded: c.Excluded}
 		sign[c.ProfileID] = c.Sign
+		plists[c.ProfileID] = c.Plist
 	}
 	stored := in.Items
-	actions, wake := bp.render.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: j.values(&in.User, &in.Tenant, enr)},
+	values := j.values(&in.User, &in.Tenant, enr)
+	actions, wake := bp.render.Plan(reconcile.Device{Platform: enr.Platform, OSVersion: enr.OSVersion, Values: values},
 		profiles, toItems(stored), now)
 
 	// This device's writes, merged into the batch only when all of it
@@ -338,22 +344,27 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 		queue = append(queue, store.BatchQueueEntry{ChannelID: in.Channel.ID, CommandUUID: rec.UUID})
 		return rec.UUID, nil
 	}
-	shared := func(key sharedKey, build func() (map[string]any, error)) (string, error) {
-		rec, created, err := bp.command(key, func() (*store.CommandRecord, error) {
-			cmd, err := build()
-			if err != nil {
-				return nil, err
-			}
-			return j.Commands.Record(enr.Platform, cmd, "profiles")
-		})
+	// sharedRecord queues the batch's command key (built the first time)
+	// with this device's vars ("" for a ready command).
+	sharedRecord := func(key sharedKey, vars string, build func() (*store.CommandRecord, error)) (string, error) {
+		rec, created, err := bp.command(key, build)
 		if err != nil {
 			return "", err
 		}
 		if created {
 			newCmds = append(newCmds, key)
 		}
-		queue = append(queue, store.BatchQueueEntry{ChannelID: in.Channel.ID, CommandUUID: rec.UUID})
+		queue = append(queue, store.BatchQueueEntry{ChannelID: in.Channel.ID, CommandUUID: rec.UUID, Vars: vars})
 		return rec.UUID, nil
+	}
+	shared := func(key sharedKey, build func() (map[string]any, error)) (string, error) {
+		return sharedRecord(key, "", func() (*store.CommandRecord, error) {
+			cmd, err := build()
+			if err != nil {
+				return nil, err
+			}
+			return j.Commands.Record(enr.Platform, cmd, "profiles")
+		})
 	}
 	signed := func(profileID string, payload []byte) ([]byte, bool, error) {
 		if !sign[profileID] || bp.signer == nil {
@@ -380,9 +391,37 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 					uuid, err = perDevice(map[string]any{"RequestType": "InstallProfile", "Payload": payload})
 				}
 				chals[len(chals)-1].CommandUUID = uuid
+			} else if names, tkey := bp.render.Vars(plists[a.ProfileID]); len(names) > 0 {
+				// Per-user variables: one template command for the
+				// batch's devices, rendered with each device's values
+				// when it fetches it (Deliverer) — the same renderer and
+				// values as a.Payload, so the bytes are the ones hashed.
+				if vars, ok := reconcile.EncodeVars(names, values); ok {
+					key := sharedKey{platform: platformOf(enr), kind: "template", key: a.ProfileID + "\x00" + tkey, signed: sign[a.ProfileID]}
+					uuid, err = sharedRecord(key, vars, func() (*store.CommandRecord, error) {
+						tmpl := plists[a.ProfileID]
+						// Apple's rules checked on the template (the
+						// values only fill strings of it).
+						rec, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "InstallProfile", "Payload": tmpl}, "profiles")
+						if err != nil {
+							return nil, err
+						}
+						rec.Payload, rec.Render = tmpl, store.RenderProfile
+						if sign[a.ProfileID] {
+							rec.Render = store.RenderProfileSigned
+						}
+						return rec, nil
+					})
+				} else {
+					// A value the vars cannot carry exactly: rendered now.
+					var payload []byte
+					if payload, _, err = signed(a.ProfileID, a.Payload); err == nil {
+						uuid, err = perDevice(map[string]any{"RequestType": "InstallProfile", "Payload": payload})
+					}
+				}
 			} else {
-				// Identical rendered content (same hash) on other devices
-				// of the batch shares this command, signed once.
+				// No variable: identical content (same hash) on other
+				// devices of the batch shares this command, signed once.
 				key := sharedKey{platform: platformOf(enr), kind: "install", key: a.ProfileID + "\x00" + a.Hash, signed: sign[a.ProfileID] && bp.signer != nil}
 				uuid, err = shared(key, func() (map[string]any, error) {
 					payload, _, err := signed(a.ProfileID, a.Payload)

@@ -3,11 +3,16 @@ package reconcile
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -36,6 +41,8 @@ func NewRenderer() *Renderer { return &Renderer{ts: map[string]*template{}} }
 // template is a stored plist rendered once with markers.
 type template struct {
 	err   error      // the plist does not render at all (every device fails alike)
+	slow  bool       // cannot be templated: mobileconfig.Render per device (names still set)
+	key   string     // hex SHA-256 of the stored plist
 	parts []tmplPart // literal bytes and variables, in order
 	names []string   // the variables used
 	plain bool       // no variable: out is every device's rendering
@@ -52,15 +59,19 @@ type tmplPart struct {
 var markerRE = regexp.MustCompile(`PomonaVar[0-9a-f]{32}x([0-9]+)Z`)
 
 func compile(stored []byte) *template {
+	sum := sha256.Sum256(stored)
+	key := hex.EncodeToString(sum[:])
 	// The variables it uses: Render with no values names them all.
 	out, hash, err := mobileconfig.Render(stored, nil)
 	if err == nil {
-		return &template{plain: true, out: out, hash: hash}
+		return &template{plain: true, out: out, hash: hash, key: key}
 	}
 	var me *mobileconfig.MissingValueError
 	if !errors.As(err, &me) {
-		return &template{err: err}
+		return &template{err: err, key: key}
 	}
+	sort.Strings(me.Names)
+	slow := &template{slow: true, names: me.Names, key: key}
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	tag := "PomonaVar" + hex.EncodeToString(nonce[:]) + "x"
@@ -70,13 +81,13 @@ func compile(stored []byte) *template {
 	}
 	marked, _, err := mobileconfig.Render(stored, values)
 	if err != nil || bytes.Count(marked, []byte(tag)) != len(markerRE.FindAllIndex(marked, -1)) {
-		return nil // cannot template it: Render per device
+		return slow // cannot template it: Render per device
 	}
-	t := &template{names: me.Names}
+	t := &template{names: me.Names, key: key}
 	last := 0
 	for _, m := range markerRE.FindAllSubmatchIndex(marked, -1) {
 		if !bytes.HasPrefix(marked[m[0]:], []byte(tag)) {
-			return nil
+			return slow
 		}
 		i, _ := strconv.Atoi(string(marked[m[2]:m[3]]))
 		t.parts = append(t.parts, tmplPart{lit: marked[last:m[0]], v: -1}, tmplPart{v: i})
@@ -91,13 +102,34 @@ func (r *Renderer) Render(stored []byte, values map[string]string) ([]byte, stri
 	if r == nil {
 		return mobileconfig.Render(stored, values)
 	}
+	return r.template(stored).render(stored, values)
+}
+
+// template returns stored's compiled template (compiled once per Renderer).
+func (r *Renderer) template(stored []byte) *template {
 	t, ok := r.ts[string(stored)]
 	if !ok {
 		t = compile(stored)
 		r.ts[string(stored)] = t
 	}
+	return t
+}
+
+// Vars returns the names of the per-user variables stored uses, sorted
+// (none: nil — a plain profile, or one that does not render at all), and
+// the hex SHA-256 of stored (the key of a shared template command).
+func (r *Renderer) Vars(stored []byte) (names []string, key string) {
+	t := r.template(stored)
+	if t.err != nil || t.plain {
+		return nil, t.key
+	}
+	return t.names, t.key
+}
+
+// render is mobileconfig.Render(stored, values) from t, compiled from stored.
+func (t *template) render(stored []byte, values map[string]string) ([]byte, string, error) {
 	switch {
-	case t == nil:
+	case t.slow:
 		return mobileconfig.Render(stored, values)
 	case t.err != nil:
 		return nil, "", t.err
@@ -140,4 +172,74 @@ func (r *Renderer) Render(stored []byte, values map[string]string) ([]byte, stri
 // Plan is Plan with r's rendering (identical results).
 func (r *Renderer) Plan(dev Device, profiles []Profile, items []Item, now time.Time) ([]Action, time.Time) {
 	return plan(r.Render, dev, profiles, items, now)
+}
+
+// EncodeVars is the queue row's Vars of a template command: the device's
+// values of exactly the variables names (those the template uses, as
+// Vars gives them), as a JSON object (names sorted; e.g.
+// {"EMAIL":"alice@example.com"}, some 30 bytes). A name without a value
+// is left out (delivery then fails as planning would have). ok is false
+// when a value is not valid UTF-8: JSON would carry U+FFFD in its place,
+// and the delivered bytes would not be the ones hashed at planning (the
+// caller renders such a device's profile at planning instead).
+func EncodeVars(names []string, values map[string]string) (vars string, ok bool) {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		if v, ok := values[n]; ok {
+			if !utf8.ValidString(v) {
+				return "", false
+			}
+			m[n] = v
+		}
+	}
+	b, err := json.Marshal(m)
+	return string(b), err == nil
+}
+
+// DecodeVars reads EncodeVars' output. Errors: not a JSON object of
+// strings.
+func DecodeVars(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("template variables: %w", err)
+	}
+	return m, nil
+}
+
+// DefaultCacheSize bounds a TemplateCache: distinct templated profile
+// versions being delivered at once (a few KB each compiled).
+const DefaultCacheSize = 256
+
+// TemplateCache is Renderer for delivery: safe for concurrent use,
+// process-wide, keyed by the template's SHA-256, bounded (when full it
+// starts over: a template is compiled again on its next use, which
+// costs one mobileconfig.Render of it).
+type TemplateCache struct {
+	Max int // 0: DefaultCacheSize
+
+	mu sync.Mutex
+	ts map[[32]byte]*template
+}
+
+// Render is mobileconfig.Render(stored, values): the bytes the planning
+// Renderer gave for the same stored plist and values, byte for byte.
+func (c *TemplateCache) Render(stored []byte, values map[string]string) ([]byte, string, error) {
+	key := sha256.Sum256(stored)
+	c.mu.Lock()
+	t, ok := c.ts[key]
+	c.mu.Unlock()
+	if !ok {
+		t = compile(stored) // outside the lock: a few hundred µs
+		c.mu.Lock()
+		max := c.Max
+		if max <= 0 {
+			max = DefaultCacheSize
+		}
+		if c.ts == nil || len(c.ts) >= max {
+			c.ts = make(map[[32]byte]*template)
+		}
+		c.ts[key] = t
+		c.mu.Unlock()
+	}
+	return t.render(stored, values)
 }

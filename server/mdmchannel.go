@@ -7,6 +7,7 @@ import (
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdmservice"
+	"github.com/pomona-mdm/pomona/profiles"
 )
 
 // newMDMChannel builds the MDM channel (mdmservice.New stacks its
@@ -20,6 +21,9 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		Tokens:      abm.TokenAnswerer{Service: s.ABM},
 		AfterResult: s.profileResult,
 		ProfileAck:  s.profileAck,
+		// The one place template commands (profiles with per-user
+		// variables) are rendered for the device fetching them.
+		Render: (&profiles.Deliverer{Signer: s.profileSigner}).Render,
 	})
 }
 

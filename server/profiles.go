@@ -23,14 +23,19 @@ const profileTick = 15 * time.Second
 func (s *Server) setupProfiles(cfg Config, log *slog.Logger, clock func() time.Time) {
 	s.ProfileJob = &profiles.Job{
 		Store: s.Store, Commands: s.Commands, Holder: s.jobs.Instance, VerifyEvery: cfg.ProfileVerifyInterval, Now: clock, Log: log,
-		Signer: func() *profiles.Signer {
-			return &profiles.Signer{Cert: s.Issuer.ProfileSigner, Key: s.Issuer.ProfileSignerKey, Chain: []*x509.Certificate{s.Issuer.CA.Cert}}
-		},
+		Signer: s.profileSigner,
 		Notify: s.profileEvent, SCEPURL: s.url(SCEPPath),
 	}
 	s.Enroll.ProfileCerts = s.Store
 	s.ProfileJob.Wake() // makes the wake channel before anyone calls it
 	s.App.Profiles.Changed = s.ProfileJob.Wake
+}
+
+// profileSigner is Pomona's profile signer, as it is now: the
+// reconciler signs shared profiles with it at planning, the MDM channel
+// signs profiles rendered at delivery with it (profiles.Deliverer).
+func (s *Server) profileSigner() *profiles.Signer {
+	return &profiles.Signer{Cert: s.Issuer.ProfileSigner, Key: s.Issuer.ProfileSignerKey, Chain: []*x509.Certificate{s.Issuer.CA.Cert}}
 }
 
 // profileDeviceEvent feeds the reconciler from the MDM channel: a

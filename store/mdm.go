@@ -62,6 +62,15 @@ type CommandRecord struct {
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // zero: never
 	CreatedBy   string
+	// Render says how Payload becomes the command a device gets: ""
+	// (RenderReady) it is the command plist; RenderProfile or
+	// RenderProfileSigned it is a stored profile plist (a template with
+	// per-user variables, docs/profiles.md "Rendered at delivery") that
+	// the MDM service renders with the queue row's Vars, signs when
+	// marked, and wraps in an InstallProfile under UUID. Only the
+	// reconciler writes templates (ApplyReconcile); Enqueue and
+	// EnqueueTargets store ready commands.
+	Render string
 	// Audit, when set, is the audit entry of the request that queues the
 	// command: Enqueue and EnqueueOnce append it in the same transaction
 	// (and set its ID), so that the command and the record of who queued
@@ -72,10 +81,22 @@ type CommandRecord struct {
 	Audit *AuditEntry
 }
 
+// Values of CommandRecord.Render.
+const (
+	RenderReady         = ""
+	RenderProfile       = "profile"
+	RenderProfileSigned = "profile+sign"
+)
+
 // QueuedCommand is a command in one channel's queue.
 type QueuedCommand struct {
 	CommandRecord
 	ChannelID string
+	// Vars are this channel's values for a template command (Render not
+	// ""): the encoding of the variables the template uses (package
+	// reconcile, EncodeVars); "" for a ready command. They are this
+	// device's own: never shown with another device's command.
+	Vars      string
 	Status    string
 	Result    []byte
 	SentAt    time.Time

@@ -248,8 +248,10 @@ type ReconcileInput struct {
 	Items      []ProfileItem      // by identifier
 }
 
-// BatchQueueEntry queues one command of a batch for one channel.
-type BatchQueueEntry struct{ ChannelID, CommandUUID string }
+// BatchQueueEntry queues one command of a batch for one channel. Vars
+// are the channel's values for a template command (QueuedCommand.Vars;
+// "" for a ready one).
+type BatchQueueEntry struct{ ChannelID, CommandUUID, Vars string }
 
 // NewProfileChallenge is a SCEP challenge filled into a profile.
 type NewProfileChallenge struct {

@@ -327,12 +327,12 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 	return nil
 }
 
-const queuedColumns = `q.channel_id, q.command_uuid, c.request_type, c.payload, c.created_at, c.expires_at, c.created_by, q.status, q.result, q.sent_at, q.updated_at`
+const queuedColumns = `q.channel_id, q.command_uuid, c.request_type, c.payload, c.created_at, c.expires_at, c.created_by, q.status, q.result, q.sent_at, q.updated_at, c.render, q.vars`
 
 func scanQueued(sc scanner) (*store.QueuedCommand, error) {
 	var q store.QueuedCommand
 	var created, expires, sent, updated int64
-	if err := sc.Scan(&q.ChannelID, &q.UUID, &q.RequestType, &q.Payload, &created, &expires, &q.CreatedBy, &q.Status, &q.Result, &sent, &updated); err != nil {
+	if err := sc.Scan(&q.ChannelID, &q.UUID, &q.RequestType, &q.Payload, &created, &expires, &q.CreatedBy, &q.Status, &q.Result, &sent, &updated, &q.Render, &q.Vars); err != nil {
 		return nil, err
 	}
 	q.CreatedAt, q.ExpiresAt, q.SentAt, q.UpdatedAt = fromMicros(created), fromMicros(expires), fromMicros(sent), fromMicros(updated)

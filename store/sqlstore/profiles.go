@@ -989,20 +989,20 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 	}
 	at := map[string]int64{}
 	if err := chunks(cmds, reconcileCommandRows, func(cs []store.CommandRecord) error {
-		args := make([]any, 0, 6*len(cs))
+		args := make([]any, 0, 7*len(cs))
 		for _, c := range cs {
-			args = append(args, c.UUID, c.RequestType, c.Payload, toMicros(c.CreatedAt), toMicros(c.ExpiresAt), c.CreatedBy)
+			args = append(args, c.UUID, c.RequestType, c.Payload, toMicros(c.CreatedAt), toMicros(c.ExpiresAt), c.CreatedBy, c.Render)
 			at[c.UUID] = toMicros(c.CreatedAt)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(cs)), ", "), args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by, render) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", len(cs)), ", "), args...)
 		return s.constraint(err)
 	}); err != nil {
 		return err
 	}
 	type row struct {
-		channel, uuid string
-		at            int64
+		channel, uuid, vars string
+		at                  int64
 	}
 	var rounds [][]row
 	nth := map[string]int{}
@@ -1012,7 +1012,7 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 		if k == len(rounds) {
 			rounds = append(rounds, nil)
 		}
-		rounds[k] = append(rounds[k], row{q.ChannelID, q.CommandUUID, at[q.CommandUUID]})
+		rounds[k] = append(rounds[k], row{q.ChannelID, q.CommandUUID, q.Vars, at[q.CommandUUID]})
 	}
 	if s.d.SeqClock == "" && !s.seqs.started() {
 		var last int64
@@ -1029,11 +1029,11 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 			} else if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
 				return err
 			}
-			args := make([]any, 0, 5*len(rs))
+			args := make([]any, 0, 6*len(rs))
 			for _, r := range rs {
-				args = append(args, r.channel, r.uuid, seq, store.QueueQueued, r.at)
+				args = append(args, r.channel, r.uuid, seq, store.QueueQueued, r.at, r.vars)
 			}
-			if _, err := tx.ExecContext(ctx, queueValuesSQL(len(rs)), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, batchQueueValuesSQL(len(rs)), args...); err != nil {
 				if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
 					return fmt.Errorf("a channel of the batch %w", store.ErrNotFound)
 				}
@@ -1047,11 +1047,11 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 	return nil
 }
 
-// queueValuesSQL inserts n queue rows (channel, command, seq, status,
-// updated_at each).
-func queueValuesSQL(n int) string {
-	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
+// batchQueueValuesSQL inserts n queue rows of a reconciler batch
+// (channel, command, seq, status, updated_at, vars each).
+func batchQueueValuesSQL(n int) string {
+	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at, vars) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
 }
 
 // finishClaims is FinishDirty for many claims of one holder: entries not

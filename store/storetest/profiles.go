@@ -22,6 +22,7 @@ func profileTests() []namedTest {
 		{"ProfileCertificates", testProfileCerts},
 		{"ReconcileBatchInputs", testReconcileInputs},
 		{"ReconcileBatchApply", testApplyReconcile},
+		{"TemplateCommandVars", testTemplateCommandVars},
 		{"ProfileResults", testProfileResults},
 		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
 		{"ProfileItemWritesForCommand", testProfileItemWritesForCommand},
@@ -784,5 +785,77 @@ func testProfileItemWritesForCommand(t *testing.T, s store.Store) {
 	}
 	if its, err := s.ProfileItems(ctx, e.ID); err != nil || len(its) != 0 {
 		t.Fatalf("delete for the current command: %+v %v", its, err)
+	}
+}
+
+// A template command (Render set: a profile rendered per device at
+// delivery) is one commands row queued for several channels, each queue
+// row with its own Vars: NextCommand and RecordResultNext hand out the
+// template, its marker and THAT channel's vars (never another's); a ready
+// command around it comes back unchanged, with no marker and no vars.
+func testTemplateCommandVars(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	var es []*store.Enrollment
+	for i := 0; i < 2; i++ {
+		e := enrolledFor(t, s, tn.ID, u.ID)
+		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	t0 := now()
+	tmpl := []byte("<plist><string>$EMAIL</string></plist>")
+	ready, templ, plain := "READY-"+es[0].ID, "TMPL-"+es[0].ID, "PLAIN-"+es[0].ID
+	varsA, varsB := `{"EMAIL":"a@a.example"}`, `{"EMAIL":"b\u003cb@a.example"}`
+	b := &store.ReconcileBatch{Holder: "h",
+		Commands: []store.CommandRecord{
+			{UUID: ready, RequestType: "InstallProfile", Payload: []byte("<plist>ready</plist>"), CreatedAt: t0, CreatedBy: "profiles"},
+			{UUID: templ, RequestType: "InstallProfile", Payload: tmpl, CreatedAt: t0, CreatedBy: "profiles", Render: store.RenderProfileSigned},
+		},
+		Queue: []store.BatchQueueEntry{
+			{ChannelID: "ch-" + es[0].ID, CommandUUID: ready},
+			{ChannelID: "ch-" + es[0].ID, CommandUUID: templ, Vars: varsA},
+			{ChannelID: "ch-" + es[1].ID, CommandUUID: templ, Vars: varsB},
+		},
+	}
+	if err := s.ApplyReconcile(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// A ready command queued by Enqueue after them.
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: plain, RequestType: "ProfileList", Payload: []byte("p"), CreatedAt: t0}, []string{"ch-" + es[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.NextCommand(ctx, es[0].ID, "ch-"+es[0].ID, true, t0)
+	if err != nil || q.UUID != ready || q.Render != store.RenderReady || q.Vars != "" || string(q.Payload) != "<plist>ready</plist>" {
+		t.Fatalf("ready command: %+v %v", q, err)
+	}
+	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, ready, "Acknowledged", []byte("ok"), t0, nil, nil)
+	if err != nil || q == nil || q.UUID != templ || q.Render != store.RenderProfileSigned || q.Vars != varsA || string(q.Payload) != string(tmpl) {
+		t.Fatalf("template after a result: %+v %v", q, err)
+	}
+	q, err = s.NextCommand(ctx, es[1].ID, "ch-"+es[1].ID, true, t0)
+	if err != nil || q.UUID != templ || q.Render != store.RenderProfileSigned || q.Vars != varsB || string(q.Payload) != string(tmpl) {
+		t.Fatalf("template on the other channel: %+v %v", q, err)
+	}
+	_, q, err = s.RecordResultNext(ctx, es[0].ID, "ch-"+es[0].ID, templ, "Acknowledged", []byte("ok"), t0, nil, nil)
+	if err != nil || q == nil || q.UUID != plain || q.Render != store.RenderReady || q.Vars != "" || string(q.Payload) != "p" {
+		t.Fatalf("ready command after the template: %+v %v", q, err)
+	}
+	for i, e := range es {
+		qs, err := s.QueuedCommands(ctx, "ch-"+e.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			want := ""
+			if q.UUID == templ {
+				want = []string{varsA, varsB}[i]
+			}
+			if q.Vars != want {
+				t.Fatalf("%s on channel %d: vars %q, want %q", q.UUID, i, q.Vars, want)
+			}
+		}
 	}
 }
