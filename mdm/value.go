@@ -223,6 +223,17 @@ func leaf(name, s string) (any, error) {
 		return validUTF8(s), nil
 	case "integer":
 		t := strings.TrimSpace(s)
+		if len(t) > maxBigIntegerText {
+			// big.Int's conversions are quadratic in the digits: an 8 MB
+			// integer (a result's size limit) took minutes of CPU, on
+			// every decode of the stored result. Long decimal text is
+			// made canonical in one pass instead; long text in another
+			// base is beyond any value a device sends.
+			if n, ok := canonicalDecimal(t); ok {
+				return json.Number(n), nil
+			}
+			return nil, malformed("<integer> %q… is not a decimal integer of at most %d characters", truncate(t, 40), maxBigIntegerText)
+		}
 		n, ok := new(big.Int).SetString(strings.TrimPrefix(t, "+"), 0)
 		if !ok || strings.Contains(t, "_") {
 			return nil, malformed("<integer> %q is not an integer", truncate(t, 40))
@@ -284,6 +295,38 @@ func JSONFloat(f float64) any {
 		return "-Infinity"
 	}
 	return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+}
+
+// maxBigIntegerText bounds the <integer> text converted with big.Int
+// (what leaf does for short integers: any base of strconv's 0 prefixes);
+// a 64-bit value is at most 20 decimal digits.
+const maxBigIntegerText = 256
+
+// canonicalDecimal is big.Int's String of decimal text t ("+" or "-",
+// then digits, the first not 0), in linear time: the sign "+" dropped.
+// ok is false when t is not such text (a leading 0 is a base prefix to
+// big.Int: octal, 0x, 0b, 0o).
+func canonicalDecimal(t string) (string, bool) {
+	neg := false
+	switch {
+	case strings.HasPrefix(t, "+"):
+		t = t[1:]
+	case strings.HasPrefix(t, "-"):
+		neg, t = true, t[1:]
+	}
+	if t == "" || t[0] == '0' {
+		// A leading 0 is a base prefix to big.Int (octal, 0x, 0b, 0o).
+		return "", false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return "", false
+		}
+	}
+	if neg {
+		return "-" + t, true
+	}
+	return t, true
 }
 
 func validUTF8(s string) string {

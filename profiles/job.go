@@ -652,9 +652,16 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 		return false // not Pomona's profile command (or superseded)
 	}
 	it.UpdatedAt = now
+	// The writes below are conditional on the item still carrying this
+	// command: a reconciler pass may have replaced it between the read
+	// above and the write (a new version, a new CommandUUID), and an
+	// answer to the old command must not overwrite or delete the new one.
 	if status == mdm.Acknowledged { // RemoveProfile
-		if err := j.Store.DeleteProfileItem(ctx, enr.ID, it.ProfileID); err != nil {
+		if err := j.Store.DeleteProfileItemForCommand(ctx, enr.ID, it.ProfileID, commandUUID); errors.Is(err, store.ErrNotFound) {
+			return false // superseded meanwhile
+		} else if err != nil {
 			j.Log.Warn("profile: cannot record a removal", "device", enr.ID, "err", err)
+			return false
 		}
 		j.Log.Info("profile: removed", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
 		return false
@@ -664,7 +671,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 	if requestType == "RemoveProfile" {
 		// The profile may be gone already: ProfileList settles it.
 		it.Acknowledged = true
-		if err := j.Store.PutProfileItem(ctx, it); err == nil {
+		if err := j.Store.PutProfileItemForCommand(ctx, it, commandUUID); err == nil {
 			j.verifySoon(ctx, enr)
 		}
 		return false
@@ -673,7 +680,9 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 	if it.Attempts < reconcile.MaxAttempts {
 		it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
 	}
-	if err := j.Store.PutProfileItem(ctx, it); err != nil {
+	if err := j.Store.PutProfileItemForCommand(ctx, it, commandUUID); errors.Is(err, store.ErrNotFound) {
+		return false // superseded meanwhile
+	} else if err != nil {
 		j.Log.Warn("profile: cannot record a failure", "device", enr.ID, "err", err)
 		return false
 	}

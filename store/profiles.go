@@ -181,6 +181,17 @@ type ProfileStore interface {
 	// profile to that enrollment (the profile left the device). The batch's
 	// DelItems in ApplyReconcile do the same.
 	DeleteProfileItem(ctx context.Context, enrollmentID, profileID string) error
+	// PutProfileItemForCommand replaces the enrollment's item for
+	// it.ProfileID with it only while the stored item's command is still
+	// commandUUID, in one conditional statement: a device's answer to an
+	// older command read the item, and a reconciler pass may have replaced
+	// it since (a new version, a new CommandUUID) — that newer item stays.
+	// ErrNotFound: no item, or one carrying another command.
+	PutProfileItemForCommand(ctx context.Context, it *ProfileItem, commandUUID string) error
+	// DeleteProfileItemForCommand is DeleteProfileItem only while the
+	// item's command is still commandUUID (as PutProfileItemForCommand);
+	// ErrNotFound otherwise, and then no certificate is revoked.
+	DeleteProfileItemForCommand(ctx context.Context, enrollmentID, profileID, commandUUID string) error
 	// ProfileItemByCommand finds the item whose current command is uuid
 	// (ErrNotFound: not a profile command, or superseded).
 	ProfileItemByCommand(ctx context.Context, commandUUID string) (*ProfileItem, error)

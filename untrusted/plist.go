@@ -155,6 +155,12 @@ func (t *PlistTokens) Token() (xml.Token, error) {
 			return nil, fmt.Errorf("%w: more than %d elements", ErrPlist, t.lim.MaxElements)
 		}
 	case xml.EndElement:
+		// RawToken (CheckPlist) does not match end tags to start tags:
+		// an end tag with no open element would take the depth below
+		// zero and lift the depth and one-root bounds for what follows.
+		if t.depth == 0 {
+			return nil, fmt.Errorf("%w: end tag </%s> without its start tag", ErrPlist, el.Name.Local)
+		}
 		t.depth--
 	}
 	return tok, nil

@@ -51,6 +51,24 @@ func TestPlist(t *testing.T) {
 	}
 }
 
+// TestCheckPlistUnbalanced: CheckPlist's raw pass does not match end
+// tags to start tags, so an end tag without its start must not take the
+// depth below zero: otherwise the elements after it are nested deeper than
+// MaxDepth, and a second root is not counted as one, while CheckPlist
+// says yes.
+func TestCheckPlistUnbalanced(t *testing.T) {
+	lim := PlistLimits{MaxSize: 4096, MaxDepth: 4, MaxElements: 64}
+	for _, in := range []string{
+		`<plist/>` + strings.Repeat(`</a>`, 10) + strings.Repeat(`<array>`, 10) + strings.Repeat(`</array>`, 10),
+		`<plist/></dict><plist><dict/></plist>`,
+		`<plist></plist></plist>`,
+	} {
+		if err := CheckPlist([]byte(in), lim); !errors.Is(err, ErrPlist) || !strings.Contains(err.Error(), "end tag") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}
+
 // Real device messages decode within the default limits.
 func TestPlistRealCaptures(t *testing.T) {
 	files, _ := filepath.Glob("../mdm/testdata/*.plist")
@@ -153,4 +171,36 @@ func TestPlistTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPlistTokens: the one-pass reader (PlistTokens, what mdm.DecodeValue
+// reads) accepts nothing CheckPlist refuses, and its error always wraps
+// ErrPlist; within a second and 32 MiB on any input.
+func FuzzPlistTokens(f *testing.F) {
+	files, _ := filepath.Glob("../mdm/testdata/*.plist")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte(`<plist><array><array><dict><key>a</key><data>AAAA</data></dict></array></array></plist>`))
+	f.Add([]byte(`<plist/></dict></dict><plist><array><array/></array></plist>`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		lim := PlistLimits{MaxSize: 1 << 16, MaxDepth: 4, MaxElements: 64}
+		untrustedtest.Bounded(t, time.Second, 32<<20, func() {
+			var err error
+			toks, err := NewPlistTokens(in, lim)
+			for err == nil {
+				_, err = toks.Token()
+			}
+			if err != io.EOF {
+				if !errors.Is(err, ErrPlist) {
+					t.Fatalf("error not wrapping ErrPlist: %v", err)
+				}
+				return
+			}
+			if cerr := CheckPlist(in, lim); cerr != nil {
+				t.Fatalf("PlistTokens accepted what CheckPlist refuses: %v", cerr)
+			}
+		})
+	})
 }

@@ -409,6 +409,48 @@ func (s *Store) DeleteProfileItem(ctx context.Context, enrollmentID, profileID s
 	return s.tx(ctx, func(tx *Tx) error { return forgetItem(ctx, tx, enrollmentID, profileID) })
 }
 
+// putItemForCommandSQL replaces an item while it carries a command;
+// arguments: itemArgs' values after the two keys, then the keys and the
+// command.
+const putItemForCommandSQL = `UPDATE profile_items SET identifier = ?, state = ?, version = ?, hash = ?, command_uuid = ?, acknowledged = ?,
+	attempts = ?, error = ?, next_retry = ?, updated_at = ? WHERE enrollment_id = ? AND profile_id = ? AND command_uuid = ?`
+
+func (s *Store) PutProfileItemForCommand(ctx context.Context, it *store.ProfileItem, commandUUID string) error {
+	if commandUUID == "" {
+		return fmt.Errorf("profile item %w", store.ErrNotFound)
+	}
+	a := itemArgs(it)
+	res, err := s.w.ExecContext(ctx, putItemForCommandSQL, append(a[2:], it.DeviceID, it.ProfileID, commandUUID)...)
+	if err != nil {
+		return s.constraint(err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("profile item with command %s %w", commandUUID, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) DeleteProfileItemForCommand(ctx context.Context, enrollmentID, profileID, commandUUID string) error {
+	if commandUUID == "" {
+		return fmt.Errorf("profile item %w", store.ErrNotFound)
+	}
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ? AND command_uuid = ?`,
+			enrollmentID, profileID, commandUUID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("profile item with command %s %w", commandUUID, store.ErrNotFound)
+		}
+		return revokeItemCerts(ctx, tx, enrollmentID, profileID)
+	})
+}
+
 // ProfileRemovedBy is profile_certs.revoked_by for a certificate whose
 // profile left the device.
 const ProfileRemovedBy = "the profile was removed from the device"
@@ -423,6 +465,11 @@ func forgetItem(ctx context.Context, tx *Tx, enrollmentID, profileID string) err
 	if _, err := tx.ExecContext(ctx, `DELETE FROM profile_items WHERE enrollment_id = ? AND profile_id = ?`, enrollmentID, profileID); err != nil {
 		return err
 	}
+	return revokeItemCerts(ctx, tx, enrollmentID, profileID)
+}
+
+// revokeItemCerts is forgetItem's revocation, for an item deleted.
+func revokeItemCerts(ctx context.Context, tx *Tx, enrollmentID, profileID string) error {
 	_, err := tx.ExecContext(ctx, `UPDATE profile_certs SET revoked_at = ?, revoked_by = ? WHERE enrollment_id = ? AND profile_id = ? AND revoked_at = 0`,
 		toMicros(time.Now().UTC()), ProfileRemovedBy, enrollmentID, profileID)
 	return err

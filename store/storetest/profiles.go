@@ -25,6 +25,7 @@ func profileTests() []namedTest {
 		{"TemplateCommandVars", testTemplateCommandVars},
 		{"ProfileResults", testProfileResults},
 		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
+		{"ProfileItemWritesForCommand", testProfileItemWritesForCommand},
 	}
 }
 
@@ -726,6 +727,64 @@ func testApplyReconcile(t *testing.T, s store.Store) {
 	}
 	if n, _ := s.DirtyCount(ctx, t0); n != 1 {
 		t.Fatal("the old holder finished another's claim")
+	}
+}
+
+// testProfileItemWritesForCommand: an answer to an older command (read the
+// item with C1) neither overwrites nor deletes the item a reconciler pass
+// put meanwhile with C2; the same writes for C2 land.
+func testProfileItemWritesForCommand(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := enrolledFor(t, s, tn.ID, u.ID)
+	p := mustProfile(t, s, tn.ID, "com.example.a")
+	t0 := now()
+	old := store.ProfileItem{DeviceID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h1",
+		CommandUUID: id("C1"), UpdatedAt: t0}
+	if err := s.PutProfileItem(ctx, &old); err != nil {
+		t.Fatal(err)
+	}
+	// The device's answer to C1 reads the item...
+	stale, err := s.ProfileItemForCommand(ctx, e.ID, old.CommandUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...a reconciler pass replaces it (version 2, command C2)...
+	cur := store.ProfileItem{DeviceID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 2, Hash: "h2",
+		CommandUUID: id("C2"), UpdatedAt: t0.Add(time.Second)}
+	if err := s.PutProfileItem(ctx, &cur); err != nil {
+		t.Fatal(err)
+	}
+	// ...and the answer's writes, conditional on C1, leave it.
+	stale.State, stale.Error, stale.UpdatedAt = "failed", "refused", t0.Add(2*time.Second)
+	if err := s.PutProfileItemForCommand(ctx, stale, old.CommandUUID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("put for a superseded command: %v", err)
+	}
+	if err := s.DeleteProfileItemForCommand(ctx, e.ID, p.ID, old.CommandUUID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete for a superseded command: %v", err)
+	}
+	if err := s.PutProfileItemForCommand(ctx, stale, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("put for no command: %v", err)
+	}
+	its, err := s.ProfileItems(ctx, e.ID)
+	if err != nil || len(its) != 1 || its[0].CommandUUID != cur.CommandUUID || its[0].Version != 2 || its[0].State != "installing" || its[0].Error != "" {
+		t.Fatalf("the newer item was touched: %+v %v", its, err)
+	}
+	// The same writes for the current command land.
+	upd := its[0]
+	upd.State, upd.Error, upd.Attempts = "failed", "refused", 1
+	if err := s.PutProfileItemForCommand(ctx, &upd, cur.CommandUUID); err != nil {
+		t.Fatal(err)
+	}
+	if its, err := s.ProfileItems(ctx, e.ID); err != nil || len(its) != 1 || its[0].State != "failed" || its[0].Error != "refused" || its[0].Attempts != 1 {
+		t.Fatalf("put for the current command: %+v %v", its, err)
+	}
+	if err := s.DeleteProfileItemForCommand(ctx, e.ID, p.ID, cur.CommandUUID); err != nil {
+		t.Fatal(err)
+	}
+	if its, err := s.ProfileItems(ctx, e.ID); err != nil || len(its) != 0 {
+		t.Fatalf("delete for the current command: %+v %v", its, err)
 	}
 }
 
