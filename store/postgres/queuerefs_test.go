@@ -228,3 +228,67 @@ func TestQueueReferencesUnderConcurrentDelete(t *testing.T) {
 		}
 	}
 }
+
+// A delete of a channel or a command at REPEATABLE READ is refused
+// (0A000): the cascade trigger's DELETE would run on the transaction's
+// snapshot and miss queue rows a concurrent insert committed after it,
+// leaving them without their channel or command (found by the session-7
+// attack pass: 1 and 2 orphans). The same delete at READ COMMITTED
+// cascades; a concurrent insert committed first is refused nothing.
+func TestQueueCascadeRefusedAtRepeatableRead(t *testing.T) {
+	ctx := context.Background()
+	db := queueRefsDB(t)
+	for i, c := range []struct{ del, victimCh, victimCmd string }{
+		{`DELETE FROM channels WHERE id = 'CH-5'`, "CH-5", "c1"},
+		{`DELETE FROM commands WHERE uuid = 'c2'`, "CH-6", "c2"},
+	} {
+		ins, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		del, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		del.ExecContext(ctx, `SELECT 1 FROM queue LIMIT 1`) // its snapshot, before the insert commits
+		if _, err := ins.ExecContext(ctx, rows(c.victimCmd, 0, 0, [2]string{c.victimCh, c.victimCmd})); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := del.ExecContext(ctx, c.del); done <- err }()
+		time.Sleep(200 * time.Millisecond)
+		if err := ins.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		err = <-done
+		if err == nil {
+			err = del.Commit()
+		} else {
+			del.Rollback()
+		}
+		if got := sqlState(err); err == nil || !strings.HasPrefix(got, "0A000") {
+			t.Errorf("%d: a REPEATABLE READ delete: %v (%s), want 0A000", i, err, got)
+		}
+		var orphans int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM queue q WHERE NOT EXISTS (SELECT 1 FROM channels c WHERE c.id = q.channel_id)
+			OR NOT EXISTS (SELECT 1 FROM commands c WHERE c.uuid = q.command_uuid)`).Scan(&orphans); err != nil || orphans != 0 {
+			t.Fatalf("%d: %d queue rows without their channel or command (%v)", i, orphans, err)
+		}
+		// At READ COMMITTED the same delete cascades.
+		rc, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.ExecContext(ctx, c.del); err != nil {
+			t.Fatalf("%d: READ COMMITTED delete: %v", i, err)
+		}
+		if err := rc.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		db.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE channel_id = $1 AND command_uuid = $2`, c.victimCh, c.victimCmd).Scan(&left)
+		if left != 0 {
+			t.Errorf("%d: the cascade left %d queue rows", i, left)
+		}
+	}
+}

@@ -8,7 +8,8 @@
 -- "Session 7 — bulk"). PostgreSQL replaces them with one statement-level
 -- trigger that does the same checks as two joins of the statement's new
 -- rows; the guarantees stay those of the foreign keys, enforced by the
--- database whatever writes the queue:
+-- database whatever writes the queue (a delete of a channel or command at
+-- REPEATABLE READ is refused, see pomona_queue_cascade):
 --   - an inserted queue row's channel and command exist, and are locked
 --     FOR KEY SHARE until the inserting transaction ends (as the foreign
 --     key's check locks them), so a concurrent delete of either waits for
@@ -70,8 +71,19 @@ CREATE TRIGGER queue_refs AFTER INSERT ON queue REFERENCING NEW TABLE AS new_row
 
 -- ON DELETE CASCADE, as the foreign keys' actions: TG_ARGV[0] is the
 -- queue column that names the deleted row.
+-- At REPEATABLE READ the trigger's DELETE runs on the transaction's
+-- snapshot and would miss queue rows a concurrent transaction committed
+-- after it (orphans; a foreign key's cascade checks with a fresh snapshot
+-- and fails with a serialization error instead): such a delete is
+-- refused. READ COMMITTED (a fresh snapshot per statement, after the
+-- wait for the inserter's key-share lock) and SERIALIZABLE (the
+-- conflict is detected) are safe; Pomona deletes at SERIALIZABLE.
 CREATE FUNCTION pomona_queue_cascade() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
+	IF current_setting('transaction_isolation') = 'repeatable read' THEN
+		RAISE EXCEPTION 'deleting from % at REPEATABLE READ is refused: its cascade to queue could miss rows of concurrent inserts', TG_TABLE_NAME
+			USING ERRCODE = 'feature_not_supported', HINT = 'delete at READ COMMITTED or SERIALIZABLE';
+	END IF;
 	IF TG_ARGV[0] = 'channel_id' THEN
 		DELETE FROM queue WHERE channel_id = OLD.id;
 	ELSE
