@@ -76,6 +76,11 @@ func newGroupCommitter(s *Store) *groupCommitter {
 // run.
 func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
 	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1)}
+	return g.submit(ctx, r)
+}
+
+// submit hands r to the committer and waits for its answer (see do).
+func (g *groupCommitter) submit(ctx context.Context, r *gcRequest) error {
 	select {
 	case g.reqs <- r:
 	case <-g.stop:
@@ -97,14 +102,7 @@ func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
 // a transaction one fsync among thousands of row writes.
 func (g *groupCommitter) doAlone(ctx context.Context, fn func(*Tx) error) error {
 	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1), alone: true}
-	select {
-	case g.reqs <- r:
-	case <-g.stop:
-		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-r.done
+	return g.submit(ctx, r)
 }
 
 // doHint is do for a write that is only a hint: a crash may lose it
@@ -120,14 +118,7 @@ func (g *groupCommitter) doAlone(ctx context.Context, fn func(*Tx) error) error 
 // synchronous=FULL, set again before its COMMIT if a hint batch lowered it.
 func (g *groupCommitter) doHint(ctx context.Context, fn func(*Tx) error) error {
 	r := &gcRequest{ctx: ctx, fn: recovered(fn), done: make(chan error, 1), hint: true}
-	select {
-	case g.reqs <- r:
-	case <-g.stop:
-		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-r.done
+	return g.submit(ctx, r)
 }
 
 // setSync sets the writer connection's synchronous level for the next

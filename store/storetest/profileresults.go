@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -14,18 +15,7 @@ import (
 // transaction or not at all.
 func testProfileResults(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	tn := mustTenant(t, s, "A", "a.example")
-	u := mustUser(t, s, tn.ID, "alice@a.example")
-	e, other := enrolledFor(t, s, tn.ID, u.ID), enrolledFor(t, s, tn.ID, u.ID)
-	t0 := now()
-	chans := map[string]string{}
-	for _, en := range []*store.Enrollment{e, other} {
-		ch := &store.Channel{ID: id("ch"), DeviceID: en.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: t0, UpdatedAt: t0, LastSeenAt: t0}
-		if err := s.PutChannel(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		chans[en.ID] = ch.ID
-	}
+	tn, u, e, other, chans, t0 := twoDevicesOfAlice(t, s)
 	p1, p2 := mustProfile(t, s, tn.ID, "com.example.a"), mustProfile(t, s, tn.ID, "com.example.b")
 	put := func(en *store.Enrollment, p *store.ConfigProfile, cmd string) {
 		t.Helper()
@@ -134,4 +124,25 @@ func testProfileResults(t *testing.T, s store.Store) {
 	}); err != nil || len(got) != 0 {
 		t.Fatal(got, err)
 	}
+}
+
+// twoDevicesOfAlice is the profile-result tests' fixture: tenant A, its
+// user alice, two of her enrollments (e and other) with a device channel
+// each (chans: enrollment ID → channel ID), and the time they were made.
+func twoDevicesOfAlice(t *testing.T, s store.Store) (*store.Tenant, *store.User, *store.Enrollment, *store.Enrollment, map[string]string, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e, other := enrolledFor(t, s, tn.ID, u.ID), enrolledFor(t, s, tn.ID, u.ID)
+	t0 := now()
+	chans := map[string]string{}
+	for _, en := range []*store.Enrollment{e, other} {
+		ch := &store.Channel{ID: id("ch"), DeviceID: en.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: t0, UpdatedAt: t0, LastSeenAt: t0}
+		if err := s.PutChannel(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		chans[en.ID] = ch.ID
+	}
+	return tn, u, e, other, chans, t0
 }

@@ -16,18 +16,7 @@ import (
 // they were.
 func testResultAcknowledgesProfile(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	tn := mustTenant(t, s, "A", "a.example")
-	u := mustUser(t, s, tn.ID, "alice@a.example")
-	e, other := enrolledFor(t, s, tn.ID, u.ID), enrolledFor(t, s, tn.ID, u.ID)
-	t0 := now()
-	chans := map[string]string{}
-	for _, en := range []*store.Enrollment{e, other} {
-		ch := &store.Channel{ID: id("ch"), DeviceID: en.ID, Kind: "device", PushToken: []byte("t"), CreatedAt: t0, UpdatedAt: t0, LastSeenAt: t0}
-		if err := s.PutChannel(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		chans[en.ID] = ch.ID
-	}
+	tn, _, e, other, chans, t0 := twoDevicesOfAlice(t, s)
 	p := mustProfile(t, s, tn.ID, "com.example.a")
 	// queue stores a command for en's channel and hands it out (sent).
 	queue := func(en *store.Enrollment, rt string) string {
