@@ -3,7 +3,6 @@ package profiles
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/store/sqlite"
 )
 
 // static has no per-device variable: every device gets the same bytes.
@@ -41,16 +39,8 @@ var perUser = strings.NewReplacer("com.example.wifi", "com.example.mail", "$EMAI
 // of the shared command moves only the answering device's item.
 func TestBatchMixedOutcomes(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	tn := &store.Tenant{ID: "tn_1", Name: "Example", Domains: []string{"example.com"}, CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
+	st, tn := testStore(t, now)
 	const n, blank = 9, 4
 	enrs := make([]*store.Enrollment, n)
 	for i := 0; i < n; i++ {
@@ -170,12 +160,7 @@ func TestBatchMixedOutcomes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd, err := mdm.DecodeDict(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inner, _ := cmd["Command"].(map[string]any)
-		payload, _ := inner["Payload"].([]byte)
+		cmd, inner, payload := delivered(t, body)
 		var hash string
 		for _, it := range items {
 			if it.Identifier == "com.example.mail" {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/micromdm/plist"
 
-	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
@@ -53,11 +52,7 @@ func TestDelivererHostileValues(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q: %v", v, err)
 			}
-			cmd, err := mdm.DecodeDict(body)
-			if err != nil {
-				t.Fatalf("%q: the command: %v", v, err)
-			}
-			payload, _ := cmd["Command"].(map[string]any)["Payload"].([]byte)
+			_, _, payload := delivered(t, body)
 			if !bytes.Equal(payload, planned) || mobileconfig.Hash(payload) != hash {
 				t.Fatalf("%q: delivered bytes are not the planned ones", v)
 			}

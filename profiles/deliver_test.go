@@ -60,12 +60,7 @@ func TestDelivererRender(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cmd, err := mdm.DecodeDict(body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				inner, _ := cmd["Command"].(map[string]any)
-				payload, _ := inner["Payload"].([]byte)
+				cmd, inner, payload := delivered(t, body)
 				if cmd["CommandUUID"] != "CMD-1" || inner["RequestType"] != "InstallProfile" || len(inner) != 2 {
 					t.Fatalf("command %v", cmd)
 				}

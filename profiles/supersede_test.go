@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/store/sqlite"
 )
 
 // supersedingStore replaces the item (version 2, command C2) right after
@@ -38,16 +36,8 @@ func (s *supersedingStore) ProfileItemForCommand(ctx context.Context, enrollment
 // unconditionally).
 func TestResultOfSupersededCommand(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	tn := &store.Tenant{ID: "tn_1", Name: "Example", Domains: []string{"example.com"}, CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
+	st, tn := testStore(t, now)
 	u := &store.User{ID: "us_1", TenantID: tn.ID, Email: "u@example.com", Enabled: true, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
