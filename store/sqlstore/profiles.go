@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -1014,6 +1015,13 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 			rounds = append(rounds, nil)
 		}
 		rounds[k] = append(rounds[k], row{q.ChannelID, q.CommandUUID, q.Vars, at[q.CommandUUID]})
+	}
+	// In key order: queue's primary key and queue_next are led by the
+	// channel id, and a batch's channels sort together (their ids begin
+	// with their enrollments', mdmservice.NewChannelID), so sorted rows go
+	// to neighbouring leaves one after the other.
+	for _, rs := range rounds {
+		slices.SortFunc(rs, func(a, b row) int { return strings.Compare(a.channel, b.channel) })
 	}
 	if s.d.SeqClock == "" && !s.seqs.started() {
 		var last int64
