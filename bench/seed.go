@@ -93,10 +93,10 @@ func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log 
 	}
 	var mu sync.Mutex
 	fmt.Fprintf(log, "seed: writing %d enrolled devices into the store\n", extra)
-	workers := 1
-	if st.Backend() == "postgres" {
-		workers = 8
-	}
+	// Eight writers on both stores: on SQLite the group committer folds
+	// their transactions into shared commits (one writer: ~300 devices/s,
+	// 100,000 in over five minutes).
+	workers := 8
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var first atomic.Value
