@@ -246,9 +246,9 @@ type ReconcileInput struct {
 	Enrollment Enrollment
 	// Channel is the device channel (nil: none yet; its first
 	// TokenUpdate marks the enrollment again).
-	Channel *Channel
-	User    User
-	Tenant  Tenant
+	Channel    *Channel
+	User       User
+	Tenant     Tenant
 	Candidates []CandidateProfile // by identifier; shared read-only between enrollments of one group set
 	Items      []ProfileItem      // by identifier
 }
