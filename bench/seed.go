@@ -139,7 +139,7 @@ func seedDevice(ctx context.Context, st store.Store, tenantID, userID string, no
 	rand.Read(tok)
 	// Ids made as enrollment and TokenUpdate make them: the channel's sorts
 	// with its enrollment's (the queue's keys follow the reconciler's batches).
-	e := &store.Enrollment{ID: enroll.NewEnrollmentID(time.Now()), TenantID: tenantID, UserID: userID, TokenHash: tok, Platform: "iOS",
+	e := &store.Enrollment{ID: enroll.NewEnrollmentID(), TenantID: tenantID, UserID: userID, TokenHash: tok, Platform: "iOS",
 		Product: "iPhone15,3", OSVersion: "18.2", BuildVersion: "22C152", Language: "en-US", DeviceSignature: "seeded",
 		ProfileID: "bench.seeded", Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateEnrollment(ctx, e, nil); err != nil {

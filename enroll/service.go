@@ -96,7 +96,7 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	now := s.now()
 	challenge, chHash := opaquetoken.New()
 	e := &store.Enrollment{
-		ID: NewEnrollmentID(now), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
+		ID: NewEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
 		Platform: platform, Product: r.Body.Info.Product, OSVersion: r.Body.Info.OSVersion, BuildVersion: r.Body.Info.Version,
 		Language: r.Body.Info.Language, MachineInfo: r.Body.Info.Sanitized(), DeviceSignature: r.Body.Signature,
 		ProfileID: s.ProfilePrefix + "." + r.Tenant.ID + ".enrollment",
@@ -166,18 +166,11 @@ func (s *Service) advertiseToken(ctx context.Context, tenantID string) (bool, er
 	return ok, nil
 }
 
-// NewEnrollmentID names an enrollment created at: "en_", the creation time
-// in milliseconds since 1970 as 12 hex digits, and 16 random characters of
-// [a-z0-9] (~82 bits: nobody can name an enrollment). Ids sort by creation,
-// so the rows an enrollment writes — its enrollments row, its channels
-// (whose ids begin with it, mdmservice.NewChannelID), its items — are
-// stored in about the order the reconciler reads and writes them (claims
-// come in enrollment id order): a batch of 1,000 touches neighbouring
-// pages, not 1,000 random ones. Ids made before (20 random characters)
-// keep working: nothing reads an id's parts.
-func NewEnrollmentID(at time.Time) string {
+// NewEnrollmentID names a new enrollment: "en_" and 20 random characters of
+// [a-z0-9]. Its channels' ids begin with it (mdmservice.NewChannelID).
+func NewEnrollmentID() string {
 	t, _ := opaquetoken.New()
-	return fmt.Sprintf("en_%012x", at.UnixMilli()) + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:16]
+	return "en_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:20]
 }
 
 // SCEP issuance failures a client is told about (as SCEP failInfo

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pomona-mdm/pomona/enroll"
 )
@@ -16,11 +15,11 @@ import (
 func TestNewChannelIDSortsWithEnrollment(t *testing.T) {
 	enrs := make([]string, 2000)
 	for i := range enrs {
-		enrs[i] = enroll.NewEnrollmentID(time.Now())
+		enrs[i] = enroll.NewEnrollmentID()
 	}
 	slices.Sort(enrs)
 	seen := map[string]bool{}
-	shape := regexp.MustCompile(`^ch_[0-9a-f]{12}[a-z0-9]{16}_[a-z0-9]{16}$`)
+	shape := regexp.MustCompile(`^ch_[a-z0-9]{20}_[a-z0-9]{16}$`)
 	var prev string
 	for _, e := range enrs {
 		for range 2 { // a device channel and a user channel of one enrollment
@@ -32,7 +31,7 @@ func TestNewChannelIDSortsWithEnrollment(t *testing.T) {
 				t.Fatalf("channel id %q twice", id)
 			}
 			seen[id] = true
-			if prev != "" && strings.TrimPrefix(prev, "ch_")[:28] > strings.TrimPrefix(id, "ch_")[:28] {
+			if prev != "" && strings.TrimPrefix(prev, "ch_")[:20] > strings.TrimPrefix(id, "ch_")[:20] {
 				t.Fatalf("%q of a later enrollment sorts before %q", id, prev)
 			}
 			prev = id
@@ -46,7 +45,7 @@ func TestNewChannelIDSortsWithEnrollment(t *testing.T) {
 	}
 	slices.Sort(ids)
 	for i := 1; i < len(ids); i++ {
-		a, b := ids[i-1][3:31], ids[i][3:31]
+		a, b := ids[i-1][3:23], ids[i][3:23]
 		if a > b {
 			t.Fatalf("sorted ids out of enrollment order: %q, %q", ids[i-1], ids[i])
 		}

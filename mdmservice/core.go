@@ -359,12 +359,9 @@ func (c *Core) deliver(ctx context.Context, enr *store.Enrollment, a *Answer, q 
 // (claims come by due time, then enrollment id). With channel ids that sort
 // like their enrollments, a batch's 1,000 queue rows go to a few
 // neighbouring B-tree leaves instead of 1,000 random ones (at 100,000
-// devices ~100 µs per row on SQLite, Session 7), and so do the channel
-// reads and push-result updates of the batch. Enrollment ids sort by
-// creation (enroll.NewEnrollmentID), so channels are also stored about in
-// that order. Channels named before (random "ch_" + 24 characters) keep
-// their ids and work as before; their queue rows stay scattered. Seeding
-// (pomona bench) names enrollments and channels with the same functions.
+// devices ~100 µs per row on SQLite, Session 7). Channels named before
+// (random "ch_" + 24 characters) keep their ids and work as before; their
+// rows stay scattered. Seeding (pomona bench) names channels with this too.
 func NewChannelID(enrollmentID string) string {
 	t, _ := opaquetoken.New()
 	return "ch_" + strings.TrimPrefix(enrollmentID, "en_") + "_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:16]
