@@ -299,7 +299,7 @@ func TestConsolePagesRender(t *testing.T) {
 			"/console/devices/" + dev.ID + "?command=DeviceInformation", "/console/push", "/console/apikeys", "/console/webhooks",
 			"/console/audit", "/console/admins"} {
 			code, body := u.get(p)
-			if code != 200 || !strings.Contains(body, "</html>") {
+			if code != 200 || !strings.Contains(body, "</html>") || !strings.Contains(body, "<h1") {
 				t.Errorf("%s %s: %d %.300s", role, p, code, body)
 			}
 			if role == store.RoleAuditor && strings.Contains(body, `action="/console/devices/`+dev.ID+`/commands"`) {
@@ -308,6 +308,25 @@ func TestConsolePagesRender(t *testing.T) {
 		}
 		if code, _ := u.get("/console/devices/en_nope"); code != 404 {
 			t.Errorf("unknown device: %d", code)
+		}
+	}
+}
+
+// A new server has no push certificate: the page the dashboard sends the
+// administrator to ("Add the push certificate") says so and offers the
+// CSR and the upload. It was blank: its view was an empty map, which the
+// template's {{with .Data}} skipped.
+func TestConsolePushPageWithoutCertificate(t *testing.T) {
+	clk := &consoleClock{}
+	w := newWorldOpts(t, false, func(c *server.Config) { c.ConsoleClock = clk.now })
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	if _, body := o.get("/console/"); !strings.Contains(body, `href="/console/push"`) {
+		t.Fatalf("the dashboard of a server without a push certificate does not link to its page: %.2000s", body)
+	}
+	code, body := o.get("/console/push")
+	for _, want := range []string{"<h1>Push certificate</h1>", "No push certificate yet", `action="/console/push/csr"`, `action="/console/push/certificate"`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("push certificate page without a certificate: %d, no %q in %.1500s", code, want, body)
 		}
 	}
 }

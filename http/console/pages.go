@@ -600,15 +600,26 @@ func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
 
 // --- push certificate ---
 
+// pushView is the push certificate page. A struct, not a map: the page's
+// template starts with {{with .Data}}, which skips an empty map, and the
+// page of a new server (no certificate, no CSR yet) was blank.
+type pushView struct {
+	Cert      *pushcert.Cert // nil: none imported yet
+	Days      int            // whole days until Cert expires
+	Warnings  []string       // Cert.Problems
+	LoadError string         // the stored certificate cannot be loaded
+	CSR       string         // PEM of a request just made
+}
+
 func (c *Console) pushPage(w http.ResponseWriter, r *Request) error {
-	v := map[string]any{}
+	var v pushView
 	pc, err := c.App.PushCerts.Get(r.Context())
 	switch {
 	case err == nil:
-		v["Cert"], v["Days"], v["Warnings"] = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
+		v.Cert, v.Days, v.Warnings = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
 	case errors.Is(err, pushcert.ErrNone):
 	default:
-		v["LoadError"] = err.Error()
+		v.LoadError = err.Error()
 	}
 	c.render(w, r, http.StatusOK, "push", "Push certificate", v)
 	return nil
@@ -620,7 +631,7 @@ func (c *Console) pushCSR(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	c.Log.Info("push certificate CSR created", "by", "console:"+r.Admin.Email)
-	c.render(w, r, http.StatusOK, "push", "Push certificate", map[string]any{"CSR": string(csr)})
+	c.render(w, r, http.StatusOK, "push", "Push certificate", pushView{CSR: string(csr)})
 	return nil
 }
 
