@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/server"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -327,6 +329,25 @@ func TestConsolePushPageWithoutCertificate(t *testing.T) {
 	for _, want := range []string{"<h1>Push certificate</h1>", "No push certificate yet", `action="/console/push/csr"`, `action="/console/push/certificate"`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("push certificate page without a certificate: %d, no %q in %.1500s", code, want, body)
+		}
+	}
+}
+
+// The users' password fields say the rule the directory enforces: they
+// said "at least 12 characters" (and the user page's field refused a
+// valid password of 8 to 11 in the browser) while the rule is 8.
+func TestConsolePasswordRuleShown(t *testing.T) {
+	w, clk := consoleWorld(t)
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	alice, err := w.e.Server.Store.UserByEmail(context.Background(), "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := fmt.Sprintf("password (at least %d characters)", directory.MinPassword)
+	attr := fmt.Sprintf(`minlength="%d"`, directory.MinPassword)
+	for _, p := range []string{"/console/users", "/console/users/" + alice.ID} {
+		if _, body := o.get(p); !strings.Contains(body, rule) || !strings.Contains(body, attr) || strings.Contains(body, "at least 12") {
+			t.Errorf("%s does not say the password rule (%q, %s)", p, rule, attr)
 		}
 	}
 }
