@@ -352,6 +352,27 @@ func TestConsolePasswordRuleShown(t *testing.T) {
 	}
 }
 
+// The device list says whose each device is (a user enrollment has no
+// device name: the list was a column of en_… ids) and filters by email.
+func TestConsoleDevicesShowTheirUser(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	dev, _ := w.e.Server.Store.EnrollmentByAppleID(context.Background(), d.MDM.EnrollmentID)
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	if _, body := o.get("/console/devices"); !strings.Contains(body, `<a href="/console/users/`+dev.UserID+`">alice@example.com</a>`) {
+		t.Errorf("the device list does not name the device's user: %.3000s", body)
+	}
+	if _, body := o.get("/console/devices?user=ALICE@example.com"); !strings.Contains(body, dev.ID) {
+		t.Error("filtered by its user's email, the device is not listed")
+	}
+	if _, body := o.get("/console/devices?user=bob@example.com"); strings.Contains(body, dev.ID) || !strings.Contains(body, "No devices match") {
+		t.Error("filtered by another user's email, the device is listed")
+	}
+	if code, body := o.get("/console/devices?user=nobody@example.com"); code != 200 || !strings.Contains(body, "No user has the email nobody@example.com") {
+		t.Errorf("an unknown email: %d %.2000s", code, body)
+	}
+}
+
 // postMultipart sends a multipart form (file uploads) like a browser.
 func (u *consoleUser) postMultipart(path string, fields map[string]string, files map[string][]byte) (int, string) {
 	u.t.Helper()

@@ -15,7 +15,8 @@ import (
 // phone's 390 px: every Tab stop of the header shows a focus ring that
 // stands out from the dark header (the accent blue on it was 2.1:1), a
 // list with nothing in it is no Tab stop (an empty region had the focus,
-// with nothing to scroll), and an open Menu keeps Sign out in the top row.
+// with nothing to scroll), no list scrolls sideways (the devices' did on a
+// phone), and an open Menu keeps Sign out in the top row.
 func TestConsoleNewAdminByKeyboard(t *testing.T) {
 	w, clk := consoleWorld(t)
 	e := w.e
@@ -27,7 +28,9 @@ func TestConsoleNewAdminByKeyboard(t *testing.T) {
 	// profiles.
 	g := do(t, e, "POST", "/api/v1/groups", map[string]any{"tenant_id": w.tenant, "name": "Nobody yet"}, e.APIKey)
 	mustStatus(t, g, 201)
+	enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	pages := []struct{ name, path string }{
+		{"devices", "/console/devices"},
 		{"dashboard", "/console/"},
 		{"group without members", "/console/groups/" + g.json(t)["id"].(string)},
 		{"no unenrolled devices", "/console/devices?status=unenrolled"},
@@ -42,6 +45,11 @@ func TestConsoleNewAdminByKeyboard(t *testing.T) {
 		for _, p := range pages {
 			run(p.name, chromedp.Navigate(e.URL+p.path), chromedp.WaitVisible("main h1", chromedp.ByQuery))
 			tabWalk(t, run, p.name+" ("+size+")", 4)
+			var cut []string
+			run(p.name+": cut", chromedp.Evaluate(`[...document.querySelectorAll('main .table-wrap, main .card, html')].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + " " + e.textContent.trim().slice(0, 40))`, &cut))
+			if len(cut) > 0 {
+				t.Errorf("%s (%s): scrolls sideways or is cut off: %q", p.name, size, cut)
+			}
 		}
 	}
 
