@@ -15,8 +15,9 @@ import (
 // phone's 390 px: every Tab stop of the header shows a focus ring that
 // stands out from the dark header (the accent blue on it was 2.1:1), a
 // list with nothing in it is no Tab stop (an empty region had the focus,
-// with nothing to scroll), no list scrolls sideways (the devices' did on a
-// phone), and an open Menu keeps Sign out in the top row.
+// with nothing to scroll), no list scrolls sideways (on a phone the
+// devices', the audit log's and the console accounts' did, the audit log's
+// actions cut to two letters a line), and an open Menu keeps Sign out in the top row.
 func TestConsoleNewAdminByKeyboard(t *testing.T) {
 	w, clk := consoleWorld(t)
 	e := w.e
@@ -31,6 +32,8 @@ func TestConsoleNewAdminByKeyboard(t *testing.T) {
 	enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
 	pages := []struct{ name, path string }{
 		{"devices", "/console/devices"},
+		{"audit log", "/console/audit"},
+		{"console accounts", "/console/admins"},
 		{"dashboard", "/console/"},
 		{"group without members", "/console/groups/" + g.json(t)["id"].(string)},
 		{"no unenrolled devices", "/console/devices?status=unenrolled"},
