@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -50,7 +51,19 @@ const (
 	QueueQueued  = "queued"
 	QueueSent    = "sent"
 	QueueExpired = "expired"
+	// QueueUndeliverable: a template command that can never be rendered
+	// for this channel (ErrCannotRender), taken out of the queue so that
+	// the commands behind it reach the device (MDMStore.SetUndeliverable).
+	QueueUndeliverable = "undeliverable"
 )
+
+// ErrCannotRender marks a template command's render failure that no retry
+// can cure for that queue row: its Vars do not decode, the template does
+// not parse or lacks a value the row does not carry, an unknown Render
+// marker. The MDM service then fails the row (SetUndeliverable) and hands
+// out the next command; any other render error (a signer or store that is
+// briefly unavailable) is answered 5xx and the device asks again.
+var ErrCannotRender = errors.New("the command cannot be rendered for this device")
 
 // CommandRecord is one command as stored: what to send (Payload is the
 // command plist, mdm.Command encoded) and who queued it when. Named apart
@@ -230,6 +243,14 @@ type MDMStore interface {
 	// on its own; see ProfileAck.
 	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc,
 		ack *ProfileAck) (string, *QueuedCommand, error)
+	// SetUndeliverable takes command uuid out of channel channelID's
+	// queue (enrollment ref's): its status becomes QueueUndeliverable if it
+	// is still claimable (queued, sent or NotNow) — a template command that
+	// can never be rendered for the channel (ErrCannotRender), so that
+	// NextCommand hands out the commands behind it. Durable before it
+	// returns. ErrNotFound when no claimable row matches (answered, expired
+	// or failed meanwhile; another enrollment's channel).
+	SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.

@@ -654,6 +654,24 @@ func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any,
 	return err
 }
 
+func (s *Store) SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, updated_at = ?
+			WHERE channel_id = ? AND command_uuid = ? AND status IN `+claimable(true)+`
+			AND EXISTS (SELECT 1 FROM channels ch WHERE ch.id = queue.channel_id AND ch.enrollment_ref = ?)`,
+			store.QueueUndeliverable, toMicros(now), channelID, uuid, ref)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("claimable command %s on this channel %w", uuid, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
 func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error) {
 	if limit <= 0 {
 		limit = 100
