@@ -667,6 +667,13 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 		return false
 	}
 	// Error or CommandFormatError.
+	if requestType == "InstallProfile" && it.State == reconcile.Failed {
+		// This command's failure is recorded already: the device sent
+		// its answer again (the acknowledgement of the first was lost).
+		// Recorded again it would move the retry later and announce the
+		// failure twice.
+		return false
+	}
 	it.Error = errorChain(status, res.ErrorChain)
 	if requestType == "RemoveProfile" {
 		// The profile may be gone already: ProfileList settles it.
