@@ -109,11 +109,15 @@ type QueuedCommand struct {
 	// ""): the encoding of the variables the template uses (package
 	// reconcile, EncodeVars); "" for a ready command. They are this
 	// device's own: never shown with another device's command.
-	Vars      string
-	Status    string
-	Result    []byte
-	SentAt    time.Time
-	UpdatedAt time.Time
+	Vars   string
+	Status string
+	Result []byte
+	// ResultSize is the stored result's length in bytes (0: none). Set by
+	// CommandSummaries (whose Result is nil when it is over the bound)
+	// and ChannelCommand.
+	ResultSize int
+	SentAt     time.Time
+	UpdatedAt  time.Time
 }
 
 // InventoryFunc says what a result adds to the inventory, given the
@@ -252,6 +256,17 @@ type MDMStore interface {
 	// or failed meanwhile; another enrollment's channel).
 	SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
+	// CommandSummaries is a channel's latest limit commands, newest
+	// first, as a history view shows them: without Payload or Vars, and
+	// with Result only when it is at most maxResult bytes (ResultSize
+	// always set) — what one request reads stays bounded whatever the
+	// devices answered (up to mdm.MaxResult each).
+	CommandSummaries(ctx context.Context, channelID string, limit, maxResult int) ([]QueuedCommand, error)
+	// ChannelCommand is command uuid as queued for one of enrollment
+	// ref's channels (the newest, should two have it), with its full
+	// Result and ResultSize; kind is that channel's kind. ErrNotFound
+	// when none of ref's channels has it.
+	ChannelCommand(ctx context.Context, ref, uuid string) (q *QueuedCommand, kind string, err error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.
 	UpdateInventory(ctx context.Context, ref, section string, data any, info *DeviceInfo, now time.Time) error

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ func mdmTests() []namedTest {
 		{"LostDeliveryResent", testLostDelivery},
 		{"ResultAndNextInOneWrite", testResultNext},
 		{"UndeliverableLeavesTheQueue", testUndeliverable},
+		{"CommandSummariesBounded", testCommandSummaries},
 		{"Audit", testAudit},
 		{"EnqueueWithAudit", testEnqueueWithAudit},
 		{"TargetChannels", testTargetChannels},
@@ -960,4 +962,53 @@ func testUndeliverable(t *testing.T, s store.Store) {
 	if got["u1"] != store.QueueUndeliverable || got["u2"] != mdm.Acknowledged || got["u3"] != store.QueueUndeliverable {
 		t.Fatalf("statuses: %v", got)
 	}
+}
+
+// CommandSummaries carries a result only up to its bound (its size
+// always), never a payload or vars; ChannelCommand reads one command of
+// the enrollment's channels whole, and nobody else's.
+func testCommandSummaries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	c := &store.Channel{ID: "CS-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.PutChannel(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now()
+	results := map[string][]byte{"small": []byte("0123456789"), "large": []byte(strings.Repeat("x", 11)), "none": nil}
+	for _, id := range []string{"none", "small", "large"} {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("payload-" + id), CreatedAt: t0}, []string{"CS-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if results[id] != nil {
+			if _, err := s.RecordResult(ctx, e1.ID, "CS-1", id, mdm.Acknowledged, results[id], t0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list, err := s.CommandSummaries(ctx, "CS-1", 10, 10)
+	if err != nil || len(list) != 3 || list[0].UUID != "large" || list[2].UUID != "none" {
+		t.Fatalf("summaries: %+v %v", list, err)
+	}
+	for _, q := range list {
+		want := results[q.UUID]
+		if q.UUID == "large" {
+			want = nil
+		}
+		if !bytes.Equal(q.Result, want) || q.ResultSize != len(results[q.UUID]) || q.Payload != nil || q.Vars != "" || q.RequestType != "ProfileList" ||
+			!q.CreatedAt.Equal(t0) || q.ChannelID != "CS-1" {
+			t.Fatalf("summary of %s: %+v", q.UUID, q)
+		}
+	}
+	if list, _ := s.CommandSummaries(ctx, "CS-1", 1, 10); len(list) != 1 {
+		t.Fatalf("limit: %d", len(list))
+	}
+	q, kind, err := s.ChannelCommand(ctx, e1.ID, "large")
+	if err != nil || kind != "device" || string(q.Result) != string(results["large"]) || q.ResultSize != 11 || string(q.Payload) != "payload-large" {
+		t.Fatalf("one command: %+v %q %v", q, kind, err)
+	}
+	_, _, err = s.ChannelCommand(ctx, e2.ID, "large")
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.ChannelCommand(ctx, e1.ID, "nope")
+	wantErr(t, err, store.ErrNotFound)
 }
