@@ -654,12 +654,78 @@ func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any,
 	return err
 }
 
+func (s *Store) SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, updated_at = ?
+			WHERE channel_id = ? AND command_uuid = ? AND status IN `+claimable(true)+`
+			AND EXISTS (SELECT 1 FROM channels ch WHERE ch.id = queue.channel_id AND ch.enrollment_ref = ?)`,
+			store.QueueUndeliverable, toMicros(now), channelID, uuid, ref)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("claimable command %s on this channel %w", uuid, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
 func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	return collect(ctx, s.r, scanQueued, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, channelID, limit)
+}
+
+// commandSummaryColumns are queuedColumns without the payload and vars,
+// and the result only when it is at most the first argument's bytes
+// (length() of a BLOB/bytea is read from its header or TOAST pointer: a
+// large result is not read at all), then its length.
+const commandSummaryColumns = `q.channel_id, q.command_uuid, c.request_type, c.created_at, c.expires_at, c.created_by, q.status,
+	CASE WHEN COALESCE(length(q.result), 0) <= CAST(? AS BIGINT) THEN q.result END, COALESCE(length(q.result), 0), q.sent_at, q.updated_at, c.render`
+
+func scanCommandSummary(sc scanner) (*store.QueuedCommand, error) {
+	var q store.QueuedCommand
+	var created, expires, sent, updated int64
+	if err := sc.Scan(&q.ChannelID, &q.UUID, &q.RequestType, &created, &expires, &q.CreatedBy, &q.Status, &q.Result, &q.ResultSize, &sent, &updated, &q.Render); err != nil {
+		return nil, err
+	}
+	q.CreatedAt, q.ExpiresAt, q.SentAt, q.UpdatedAt = fromMicros(created), fromMicros(expires), fromMicros(sent), fromMicros(updated)
+	return &q, nil
+}
+
+func (s *Store) CommandSummaries(ctx context.Context, channelID string, limit, maxResult int) ([]store.QueuedCommand, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return collect(ctx, s.r, scanCommandSummary, `SELECT `+commandSummaryColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, max(maxResult, 0), channelID, limit)
+}
+
+// scannerFunc is a scanner from a function (a row scanned with more
+// destinations than its scan function knows).
+type scannerFunc func(dest ...any) error
+
+func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
+
+func (s *Store) ChannelCommand(ctx context.Context, ref, uuid string) (*store.QueuedCommand, string, error) {
+	var kind string
+	q, err := scanQueued(scannerFunc(func(dest ...any) error {
+		return s.r.QueryRowContext(ctx, `SELECT `+queuedColumns+`, ch.kind FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+			JOIN channels ch ON ch.id = q.channel_id WHERE ch.enrollment_ref = ? AND q.command_uuid = ? ORDER BY q.seq DESC LIMIT 1`,
+			ref, uuid).Scan(append(dest, &kind)...)
+	}))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", fmt.Errorf("command %s of this enrollment %w", uuid, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	q.ResultSize = len(q.Result)
+	return q, kind, nil
 }
 
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {
