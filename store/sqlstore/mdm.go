@@ -480,15 +480,14 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 }
 
 // RecordResultNext is RecordResult and NextCommand (after a report, not
-// an Idle). With group commit (SQLite: one writer, no serialization
-// conflicts) both are one transaction: the result, its inventory and the
-// next command's sent mark share one durable commit. On PostgreSQL the
-// next command is read and marked after the result's commit, as
-// NextCommand does: the mark is a hint and need not share the result's
-// durability, and reading the channel's queue inside the result
-// transaction would widen it, and with it its conflicts with concurrent
-// enqueues and jobs. That costs one round trip more only when a next
-// command is handed out.
+// an Idle), in one transaction: the result, its inventory and the next
+// command's sent mark share one durable commit (on PostgreSQL one COMMIT
+// instead of the result's and an autocommitted mark's, and two round
+// trips fewer when a command is handed out). When the backend would run
+// it SERIALIZABLE (no ResultTxOptions, no group commit) the next command
+// is read and marked after the commit, as NextCommand does: reading the
+// channel's queue under predicate locks widens the transaction's
+// conflicts with concurrent enqueues and jobs.
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
 // profile items in the same transaction on both backends (ackInResult,
@@ -517,6 +516,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if ack != nil {
 		got = &store.ProfileAck{}
 	}
+	nextInTx := s.gc != nil || s.d.ResultTxOptions != nil
 	err := s.resultTx(ctx, func(tx *Tx) error {
 		var err error
 		q = nil
@@ -529,8 +529,8 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 				return err
 			}
 		}
-		if s.gc == nil {
-			return nil // PostgreSQL: the next command after the commit (see above)
+		if !nextInTx {
+			return nil // the next command after the commit (see above)
 		}
 		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 			func(q string, args ...any) (int64, error) {
@@ -552,7 +552,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if got != nil {
 		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
 	}
-	if s.gc != nil {
+	if nextInTx {
 		return rt, q, nil
 	}
 	q, err = s.NextCommand(ctx, ref, channelID, false, now)
