@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -41,7 +42,10 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
 	"role": adminaccount.RoleTitle,
-	"join": strings.Join,
+	// minPassword is the shortest password a device user may have (the
+	// forms' labels and minlength say what the directory enforces).
+	"minPassword": func() int { return directory.MinPassword },
+	"join":        strings.Join,
 	"can": func(a *store.Admin, p int) bool {
 		return a != nil && adminaccount.Can(a.Role, adminaccount.Permission(p))
 	},
