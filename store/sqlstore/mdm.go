@@ -480,21 +480,31 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 }
 
 // RecordResultNext is RecordResult and NextCommand (after a report, not
-// an Idle). With group commit (SQLite: one writer, no serialization
-// conflicts) both are one transaction: the result, its inventory and the
-// next command's sent mark share one durable commit. On PostgreSQL the
-// next command is read and marked after the result's commit, as
-// NextCommand does: the mark is a hint and need not share the result's
-// durability, and reading the channel's queue inside the SERIALIZABLE
-// result transaction would widen its read set, and with it its conflicts
-// with concurrent enqueues and jobs. That costs one round trip more only
-// when a next command is handed out.
+// an Idle), in one transaction: the result, its inventory and the next
+// command's sent mark share one durable commit (on PostgreSQL one COMMIT
+// instead of the result's and an autocommitted mark's, and two round
+// trips fewer when a command is handed out). When the backend would run
+// it SERIALIZABLE (no ResultTxOptions, no group commit) the next command
+// is read and marked after the commit, as NextCommand does: reading the
+// channel's queue under predicate locks widens the transaction's
+// conflicts with concurrent enqueues and jobs.
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
 // profile items in the same transaction on both backends (ackInResult,
 // behind a savepoint): their own commit — an fsync on SQLite, a commit on
 // PostgreSQL — is saved, and the verifying ProfileList an install queues
 // is read as the next command without a read of its own.
+//
+// On PostgreSQL the transaction runs at the dialect's ResultTxOptions
+// (REPEATABLE READ, with the profile items it rewrites read FOR UPDATE):
+// every read in it decides a write of the same row, so a concurrent change
+// of that row is still a serialization failure and a retry. The one
+// decision over rows it does not write is whether a ProfileList already
+// waits before an install queues its verifying one: two such decisions at
+// once (a replayed answer beside the reconciler's periodic ProfileList)
+// can both queue one, and the device then answers the second as another
+// verification of the same items — at most one extra round trip, never a
+// lost or wrong state.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
 	inv store.InventoryFunc, ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	var rt string
@@ -506,7 +516,8 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if ack != nil {
 		got = &store.ProfileAck{}
 	}
-	err := s.tx(ctx, func(tx *Tx) error {
+	nextInTx := s.gc != nil || s.d.ResultTxOptions != nil
+	err := s.resultTx(ctx, func(tx *Tx) error {
 		var err error
 		q = nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
@@ -518,8 +529,8 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 				return err
 			}
 		}
-		if s.gc == nil {
-			return nil // PostgreSQL: the next command after the commit (see above)
+		if !nextInTx {
+			return nil // the next command after the commit (see above)
 		}
 		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 			func(q string, args ...any) (int64, error) {
@@ -541,7 +552,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if got != nil {
 		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
 	}
-	if s.gc != nil {
+	if nextInTx {
 		return rt, q, nil
 	}
 	q, err = s.NextCommand(ctx, ref, channelID, false, now)
