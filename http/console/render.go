@@ -45,7 +45,9 @@ var funcs = template.FuncMap{
 	// minPassword is the shortest password a device user may have (the
 	// forms' labels and minlength say what the directory enforces).
 	"minPassword": func() int { return directory.MinPassword },
-	"join":        strings.Join,
+	// minAdminPassword is the shortest console password.
+	"minAdminPassword": func() int { return adminaccount.MinPassword },
+	"join":             strings.Join,
 	"can": func(a *store.Admin, p int) bool {
 		return a != nil && adminaccount.Can(a.Role, adminaccount.Permission(p))
 	},
@@ -57,7 +59,7 @@ func statusClass(s string) string {
 	switch s {
 	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered", "installed":
 		return "good"
-	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
+	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled, store.QueueUndeliverable:
 		return "bad"
 	case mdm.NotNow, "warning", store.QueueExpired:
 		return "warn"
