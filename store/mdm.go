@@ -192,8 +192,10 @@ type MDMStore interface {
 	Channel(ctx context.Context, ref, kind, enrollmentUserID string) (*Channel, error)
 	Channels(ctx context.Context, ref string) ([]Channel, error)
 	// TouchChannel records that channel id of enrollment ref was seen (on
-	// the channel and the enrollment); it does nothing when the channel is
-	// not ref's.
+	// the channel and the enrollment, both or neither); it does nothing
+	// when the channel is not ref's. It is visible to every read once it
+	// returns but may be lost in a crash (not a durable commit of its own:
+	// a last-seen time is written again by the device's next poll).
 	TouchChannel(ctx context.Context, ref, id string, now time.Time) error
 	SetPushResult(ctx context.Context, id string, dead bool, at time.Time) error
 	// SetPushResults records the APNs answers of one fan-out at at: each

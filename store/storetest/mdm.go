@@ -193,6 +193,9 @@ func testQueue(t *testing.T, s store.Store) {
 	if got, _ := s.Enrollment(ctx, e1.ID); !got.LastSeenAt.Equal(t0.Add(time.Hour)) {
 		t.Fatal("last seen not recorded on the enrollment")
 	}
+	if got, _ := s.Channel(ctx, e1.ID, "device", ""); !got.LastSeenAt.Equal(t0.Add(time.Hour)) {
+		t.Fatal("last seen not recorded on the channel")
+	}
 }
 
 // testPushResults: one fan-out's answers, more than one statement's
