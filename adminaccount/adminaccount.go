@@ -458,7 +458,7 @@ const MinPassword = 12
 // "password".
 func CheckPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < MinPassword {
-		return problem.Validation("password", fmt.Sprintf("must be at least %d characters", MinPassword))
+		return problem.Validation("password", "must be at least %d characters", MinPassword)
 	}
 	return directory.CheckPassword(pw)
 }

@@ -46,6 +46,12 @@ type Request struct {
 // signed it and the enrollment (Pomona's device) that certificate was
 // issued to. Everything downstream of Channel uses this value; nobody
 // re-derives an id.
+//
+// For an Idle command poll (Status Idle) Channel reads only the fields
+// store.DeviceRequest lists for DeviceRequestQuery.Idle — what CertAuth,
+// Bearer and Core decide on for it; the rest of IdentityCert, Enrollment,
+// User and Channel is zero there (a part that needs more on an Idle poll
+// reads the record).
 type Device struct {
 	// Certificate is the verified identity certificate.
 	Certificate  *x509.Certificate
@@ -197,6 +203,9 @@ func (c *Channel) Command(ctx context.Context, r *Request) (*Answer, error) {
 	q := store.DeviceRequestQuery{}
 	if derr == nil {
 		q.ChannelKind, q.EnrollmentUserID = res.Kind(), res.EnrollmentUserID
+		// An Idle poll reads only what deciding on it takes (Device): a
+		// result's webhook event and hooks get the full enrollment.
+		q.Idle = res.Status == mdm.Idle
 	}
 	if err := c.resolve(ctx, r, cert, q); err != nil {
 		return nil, err

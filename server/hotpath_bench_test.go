@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"github.com/smallstep/pkcs7"
 
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // The hot-path benchmarks run requests through the server's whole HTTP
@@ -151,6 +154,40 @@ func BenchmarkIdle(b *testing.B) {
 			b.Fatalf("idle answered a command: %s", rec.Body)
 		}
 	}
+}
+
+// BenchmarkIdleSeen: BenchmarkIdle where every poll is the channel's first
+// in over a minute, so it also records the last-seen time (TouchChannel) —
+// a real device polls when pushed, so this is its usual idle poll.
+// Setting the last-seen time back is outside the timer.
+func BenchmarkIdleSeen(b *testing.B) {
+	w := newWorld(b, true)
+	d := newHotDevice(b, w, "alice@example.com", "alice-password")
+	h := w.e.Server.Handler()
+	st := w.e.Server.Store
+	ctx := context.Background()
+	dr, err := st.DeviceRequest(ctx, store.DeviceRequestQuery{Serial: hex.EncodeToString(d.IdentityCert.SerialNumber.Bytes()), ChannelKind: "device"})
+	if err != nil || dr.Channel == nil {
+		b.Fatalf("device request: %+v, %v", dr, err)
+	}
+	idle := d.signed(b, map[string]any{"Status": "Idle"})
+	m := newCPUMeter(b)
+	defer m.done()
+	for i := 0; i < b.N; i++ {
+		m.stop()
+		if err := st.TouchChannel(ctx, dr.Enrollment.ID, dr.Channel.ID, time.Now().Add(-2*time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+		m.start()
+		if rec := serve(b, h, idle()); rec.Body.Len() != 0 {
+			b.Fatalf("idle answered a command: %s", rec.Body)
+		}
+	}
+	m.stop()
+	if ch, err := st.Channel(ctx, dr.Enrollment.ID, "device", ""); err != nil || time.Since(ch.LastSeenAt) > time.Minute {
+		b.Fatalf("the last poll did not record last-seen: %+v, %v", ch, err)
+	}
+	m.start()
 }
 
 // BenchmarkEnqueue: the admin API enqueues one command for one device

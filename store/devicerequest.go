@@ -13,6 +13,12 @@ type DeviceRequestQuery struct {
 	// for ("" kind: no channel wanted).
 	ChannelKind      string
 	EnrollmentUserID string
+	// Idle asks for the columns an Idle command poll decides on and no
+	// more (DeviceRequest lists them): an idle poll with nothing queued
+	// is answered from this one read, and every column costs each driver
+	// a name, a type and a value per statement (docs/benchmarks.md,
+	// "Session 8 — idle").
+	Idle bool
 }
 
 // DeviceRequest is the sender of one MDM request, read at once: its
@@ -24,6 +30,20 @@ type DeviceRequestQuery struct {
 // device's answers) are nil, and the user carries no credentials
 // (PasswordHash, TOTPSecret, TOTPConfirmedAt, TOTPLastStep are zero).
 // Whoever needs them reads Enrollment or User.
+//
+// With DeviceRequestQuery.Idle only these fields are set, every other one
+// is zero (a reader that needs more reads the record):
+//   - IdentityCert: Serial, DeviceID, RevokedAt
+//   - Enrollment: ID, TenantID, UserID, Platform, Status, AppleEnrollmentID
+//   - User: ID, Enabled, TokensNotBefore
+//   - AccessToken (when found): every field
+//   - Channel (when found): ID, DeviceID, Kind, EnrollmentUserID, LastSeenAt
+//   - CommandWaiting
+//
+// That is what authenticating and binding an Idle poll (revocation, the
+// enrollment's status and EnrollmentID, the bearer's grant and its owner)
+// and answering it (the channel, its last-seen time, whether a command
+// waits) read.
 type DeviceRequest struct {
 	IdentityCert IdentityCert
 	Enrollment   Enrollment

@@ -460,6 +460,17 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	// One result over the list's bound, asked for by ?result=<uuid>, is
+	// read and shown whole: one large decode per request at most.
+	if uuid := r.URL.Query().Get("result"); uuid != "" {
+		for i := range hist {
+			if hist[i].UUID == uuid && hist[i].Result == nil && hist[i].ResultSize > 0 {
+				if _, q, err := c.App.Devices.Command(r.Context(), e.ID, uuid); err == nil {
+					hist[i].Result = q.Result
+				}
+			}
+		}
+	}
 	var rows []commandRow
 	for _, q := range hist {
 		row := commandRow{QueuedCommand: q}
@@ -496,7 +507,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
 		"Predecessor": dt.Predecessor, "Successor": dt.Successor, "Silent": c.App.Devices.Silent(e), "SilentFor": c.App.Devices.SilentFor(),
-		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
+		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "ShownResult": r.URL.Query().Get("result"), "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil

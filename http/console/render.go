@@ -59,7 +59,7 @@ func statusClass(s string) string {
 	switch s {
 	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered", "installed":
 		return "good"
-	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
+	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled, store.QueueUndeliverable:
 		return "bad"
 	case mdm.NotNow, "warning", store.QueueExpired:
 		return "warn"

@@ -31,16 +31,38 @@ const (
 // user (inner joins: all three must exist) and, by their keys, to the
 // bearer's access token and the message's channel (left joins: either may
 // be missing, their columns are then NULL). Its last column says whether
-// the channel has a command an Idle poll would be handed (the statuses of
-// NextCommand after an Idle), so that an idle poll with an empty queue is
-// one statement; CASE keeps it an integer on both backends. One EXISTS per
-// status, not status IN (…): SQLite answers an IN list on an index column
-// with an ephemeral table built per execution, three index seeks cost less.
+// the channel has a command an Idle poll would be handed
+// (commandWaitingSQL).
 var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + qualify("e", deviceRequestEnrollmentColumns) + `, ` +
 	qualify("u", deviceRequestUserColumns) + `, ` + qualify("t", accessTokenColumns) + `, ` + qualify("c", channelColumns) + `,
-	CASE WHEN EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status = 'queued')
+	` + commandWaitingSQL + deviceRequestFrom
+
+// deviceRequestIdleSQL is deviceRequestSQL for an Idle poll
+// (store.DeviceRequestQuery.Idle): the same joins, 18 of its 61 columns —
+// what store.DeviceRequest lists for Idle, less what the query itself
+// names (serial, token hash, channel kind and user id) or a join repeats
+// (the enrollment's and the user's ids). t.user_id is never NULL in a
+// token row: NULL there says no token was found.
+const deviceRequestIdleSQL = `SELECT ic.enrollment_id, ic.revoked_at,
+	e.tenant_id, e.user_id, e.platform, e.status, COALESCE(e.apple_enrollment_id, ''),
+	u.enabled, u.tokens_not_before,
+	t.user_id, t.tenant_id, t.created_at, t.expires_at, t.enrollment_id, t.revoked_at,
+	c.id, c.last_seen_at,
+	` + commandWaitingSQL + deviceRequestFrom
+
+// commandWaitingSQL says whether channel c has a command an Idle poll
+// would be handed (the statuses of NextCommand after an Idle), so that an
+// idle poll with an empty queue is one statement; CASE keeps it an integer
+// on both backends. One EXISTS per status, not status IN (…): SQLite
+// answers an IN list on an index column with an ephemeral table built per
+// execution, three index seeks cost less.
+const commandWaitingSQL = `CASE WHEN EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status = 'queued')
 		OR EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status = 'sent')
-		OR EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status = 'NotNow') THEN 1 ELSE 0 END
+		OR EXISTS (SELECT 1 FROM queue q WHERE q.channel_id = c.id AND q.status = 'NotNow') THEN 1 ELSE 0 END`
+
+// deviceRequestFrom is the joins of both reads; its parameters are the
+// token hash, the channel kind and enrollment user id, the serial.
+const deviceRequestFrom = `
 	FROM identity_certs ic
 	JOIN enrollments e ON e.id = ic.enrollment_id
 	JOIN users u ON u.id = e.user_id
@@ -57,14 +79,17 @@ var (
 
 // DeviceRequest reads an MDM request's sender in one statement.
 func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (*store.DeviceRequest, error) {
+	hash := q.TokenHash
+	if hash == nil {
+		hash = []byte{} // matches no token (a NULL parameter is typed differently by each driver)
+	}
+	if q.Idle {
+		return s.deviceRequestIdle(ctx, q, hash)
+	}
 	buf := make([]any, 2*drN) // the values, then pointers to them: one allocation
 	vals, ptrs := buf[:drN:drN], buf[drN:]
 	for i := range vals {
 		ptrs[i] = &vals[i]
-	}
-	hash := q.TokenHash
-	if hash == nil {
-		hash = []byte{} // matches no token (a NULL parameter is typed differently by each driver)
 	}
 	err := s.r.QueryRowContext(ctx, deviceRequestSQL, hash, q.ChannelKind, q.EnrollmentUserID, q.Serial).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -110,6 +135,49 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 			return nil, err
 		}
 		r.CommandWaiting = waiting != 0
+	}
+	return r, nil
+}
+
+// idleRow is deviceRequestIdleSQL's row, scanned into typed fields (no
+// value boxed in an interface on the way): the left-joined columns of
+// the token and the channel are NULL when there is none.
+type idleRow struct {
+	r                                          store.DeviceRequest
+	revoked, notBefore, enabled, waiting       int64
+	tokUser, tokTenant, tokDevice, chID        sql.NullString
+	tokCreated, tokExpires, tokRevoked, chSeen sql.NullInt64
+}
+
+// deviceRequestIdle is DeviceRequest with q.Idle: deviceRequestIdleSQL,
+// the fields store.DeviceRequest lists for Idle.
+func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuery, hash []byte) (*store.DeviceRequest, error) {
+	row := &idleRow{}
+	r := &row.r
+	err := s.r.QueryRowContext(ctx, deviceRequestIdleSQL, hash, q.ChannelKind, q.EnrollmentUserID, q.Serial).Scan(
+		&r.IdentityCert.DeviceID, &row.revoked,
+		&r.Enrollment.TenantID, &r.Enrollment.UserID, &r.Enrollment.Platform, &r.Enrollment.Status, &r.Enrollment.AppleEnrollmentID,
+		&row.enabled, &row.notBefore,
+		&row.tokUser, &row.tokTenant, &row.tokCreated, &row.tokExpires, &row.tokDevice, &row.tokRevoked,
+		&row.chID, &row.chSeen, &row.waiting)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("device request %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.IdentityCert.Serial, r.IdentityCert.RevokedAt = q.Serial, fromMicros(row.revoked)
+	r.Enrollment.ID = r.IdentityCert.DeviceID
+	r.User.ID, r.User.Enabled, r.User.TokensNotBefore = r.Enrollment.UserID, row.enabled != 0, fromMicros(row.notBefore)
+	if row.tokUser.Valid {
+		r.AccessToken = &store.AccessToken{Hash: q.TokenHash, UserID: row.tokUser.String, TenantID: row.tokTenant.String,
+			CreatedAt: fromMicros(row.tokCreated.Int64), ExpiresAt: fromMicros(row.tokExpires.Int64), DeviceID: row.tokDevice.String,
+			RevokedAt: fromMicros(row.tokRevoked.Int64)}
+	}
+	if row.chID.Valid {
+		r.Channel = &store.Channel{ID: row.chID.String, DeviceID: r.Enrollment.ID, Kind: q.ChannelKind, EnrollmentUserID: q.EnrollmentUserID,
+			LastSeenAt: fromMicros(row.chSeen.Int64)}
+		r.CommandWaiting = row.waiting != 0
 	}
 	return r, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -79,6 +80,52 @@ func TestHintBatchesOnlyLowerSynchronous(t *testing.T) {
 	var n int
 	if err := s.r.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 9 {
 		t.Fatalf("%d rows, %v", n, err)
+	}
+}
+
+// TouchChannel is a hint: with group commit it commits with
+// synchronous=NORMAL (no fsync of its own), and writes both last-seen
+// times, or neither for a channel of another enrollment.
+func TestTouchChannelIsAHint(t *testing.T) {
+	ctx := context.Background()
+	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
+	defer s.Close()
+	for _, q := range []string{`CREATE TABLE enrollments (id TEXT PRIMARY KEY, last_seen_at INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE TABLE channels (id TEXT PRIMARY KEY, enrollment_ref TEXT NOT NULL, last_seen_at INTEGER NOT NULL DEFAULT 0)`,
+		`INSERT INTO enrollments (id) VALUES ('e1'), ('e2')`, `INSERT INTO channels (id, enrollment_ref) VALUES ('c1', 'e1')`} {
+		if _, err := s.w.DB.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func(table, id string) (v int64) {
+		t.Helper()
+		if err := s.r.DB.QueryRowContext(ctx, `SELECT last_seen_at FROM `+table+` WHERE id = ?`, id).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	at := time.UnixMicro(1_700_000_000_000_000)
+	if err := s.TouchChannel(ctx, "e2", "c1", at); err != nil {
+		t.Fatal(err)
+	}
+	if seen("channels", "c1") != 0 || seen("enrollments", "e2") != 0 {
+		t.Fatal("another enrollment's channel was touched")
+	}
+	if err := s.TouchChannel(ctx, "e1", "c1", at); err != nil {
+		t.Fatal(err)
+	}
+	var level int
+	if err := s.w.DB.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil || level != 1 {
+		t.Fatalf("TouchChannel committed with synchronous=%d (%v), want NORMAL (1)", level, err)
+	}
+	if seen("channels", "c1") != at.UnixMicro() || seen("enrollments", "e1") != at.UnixMicro() {
+		t.Fatal("last seen not written")
 	}
 }
 

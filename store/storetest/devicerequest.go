@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -72,21 +73,52 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 		t.Error("CommandWaiting with an empty queue")
 	}
 
+	// An Idle read: exactly the fields store.DeviceRequest lists for it,
+	// equal to the full read's, every other field zero.
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch-dr-u", DeviceID: e.ID, Kind: "user", EnrollmentUserID: "U7", PushMagic: "mu",
+		CreatedAt: now(), UpdatedAt: now(), LastSeenAt: now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.DeviceRequestQuery{
+		{Serial: "0a1b", TokenHash: []byte("tok-dr"), ChannelKind: "device"},
+		{Serial: "0a1b", TokenHash: []byte("tok-dr"), ChannelKind: "user", EnrollmentUserID: "U7"},
+		{Serial: "0a1b"},
+	} {
+		full, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Idle = true
+		idle, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(idle, idleFields(full)) {
+			t.Errorf("Idle read of %+v:\n got %+v\nwant %+v", q, idle, idleFields(full))
+		}
+	}
+
 	// CommandWaiting: a command an Idle poll would be handed (queued, sent,
-	// NotNow) on the asked channel, and only on that channel.
+	// NotNow) on the asked channel, and only on that channel; the same in
+	// an Idle read.
 	waiting := func(q store.DeviceRequestQuery) bool {
 		t.Helper()
 		got, err := s.DeviceRequest(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
+		q.Idle = true
+		idle, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idle.CommandWaiting != got.CommandWaiting {
+			t.Errorf("%+v: CommandWaiting %v, in the Idle read %v", q, got.CommandWaiting, idle.CommandWaiting)
+		}
 		return got.CommandWaiting
 	}
 	dev := store.DeviceRequestQuery{Serial: "0a1b", ChannelKind: "device"}
 	other := store.DeviceRequestQuery{Serial: "0a1b", ChannelKind: "user", EnrollmentUserID: "U7"}
-	if err := s.PutChannel(ctx, &store.Channel{ID: "ch-dr-u", DeviceID: e.ID, Kind: "user", EnrollmentUserID: "U7", CreatedAt: now(), UpdatedAt: now()}); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "dr-c1", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now()}, []string{"ch-dr"}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +146,58 @@ func testDeviceRequest(t *testing.T, s store.Store) {
 	}
 
 	// Without a bearer or a channel kind, or with unknown ones: nil.
-	for _, q := range []store.DeviceRequestQuery{{Serial: "0a1b"}, {Serial: "0a1b", TokenHash: []byte("other"), ChannelKind: "user", EnrollmentUserID: "U1"}} {
+	for _, q := range []store.DeviceRequestQuery{{Serial: "0a1b"}, {Serial: "0a1b", TokenHash: []byte("other"), ChannelKind: "user", EnrollmentUserID: "U1"},
+		{Serial: "0a1b", Idle: true}, {Serial: "0a1b", TokenHash: []byte("other"), ChannelKind: "user", EnrollmentUserID: "U1", Idle: true}} {
 		got, err := s.DeviceRequest(ctx, q)
 		if err != nil || got.AccessToken != nil || got.Channel != nil || got.CommandWaiting || got.Enrollment.ID != e.ID {
 			t.Errorf("%+v: %+v, %v", q, got, err)
 		}
 	}
-	_, err = s.DeviceRequest(ctx, store.DeviceRequestQuery{Serial: "ffff"})
-	wantErr(t, err, store.ErrNotFound)
+	for _, idle := range []bool{false, true} {
+		_, err = s.DeviceRequest(ctx, store.DeviceRequestQuery{Serial: "ffff", Idle: idle})
+		wantErr(t, err, store.ErrNotFound)
+	}
+
+	// A revoked certificate and token, a user whose tokens were cut off:
+	// the Idle read carries what refuses them.
+	if _, err := s.UpdateUser(ctx, u.ID, func(x *store.User) error {
+		x.Enabled, x.TokensNotBefore = false, now().Add(time.Second)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndEnrollment(ctx, e.ID, "test", now()); err != nil {
+		t.Fatal(err)
+	}
+	q := store.DeviceRequestQuery{Serial: "0a1b", TokenHash: []byte("tok-dr"), ChannelKind: "device"}
+	full, err := s.DeviceRequest(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.IdentityCert.RevokedAt.IsZero() || full.AccessToken == nil || full.AccessToken.RevokedAt.IsZero() || full.Enrollment.Status != store.EnrollmentUnenrolled ||
+		full.User.Enabled || full.User.TokensNotBefore.IsZero() {
+		t.Fatalf("after EndEnrollment: %+v", full)
+	}
+	q.Idle = true
+	if idle, err := s.DeviceRequest(ctx, q); err != nil || !reflect.DeepEqual(idle, idleFields(full)) {
+		t.Errorf("Idle read of an ended enrollment:\n got %+v, %v\nwant %+v", idle, err, idleFields(full))
+	}
+}
+
+// idleFields is full (a DeviceRequest read without Idle) with only the
+// fields store.DeviceRequest lists for an Idle read.
+func idleFields(full *store.DeviceRequest) *store.DeviceRequest {
+	ic, e, u := full.IdentityCert, full.Enrollment, full.User
+	r := &store.DeviceRequest{
+		IdentityCert: store.IdentityCert{Serial: ic.Serial, DeviceID: ic.DeviceID, RevokedAt: ic.RevokedAt},
+		Enrollment: store.Enrollment{ID: e.ID, TenantID: e.TenantID, UserID: e.UserID, Platform: e.Platform, Status: e.Status,
+			AppleEnrollmentID: e.AppleEnrollmentID},
+		User:           store.User{ID: u.ID, Enabled: u.Enabled, TokensNotBefore: u.TokensNotBefore},
+		AccessToken:    full.AccessToken,
+		CommandWaiting: full.CommandWaiting,
+	}
+	if c := full.Channel; c != nil {
+		r.Channel = &store.Channel{ID: c.ID, DeviceID: c.DeviceID, Kind: c.Kind, EnrollmentUserID: c.EnrollmentUserID, LastSeenAt: c.LastSeenAt}
+	}
+	return r
 }
