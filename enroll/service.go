@@ -96,7 +96,7 @@ func (s *Service) Profile(ctx context.Context, r Request) ([]byte, *store.Enroll
 	now := s.now()
 	challenge, chHash := opaquetoken.New()
 	e := &store.Enrollment{
-		ID: newEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
+		ID: NewEnrollmentID(), TenantID: r.Tenant.ID, UserID: r.User.ID, TokenHash: r.TokenHash,
 		Platform: platform, Product: r.Body.Info.Product, OSVersion: r.Body.Info.OSVersion, BuildVersion: r.Body.Info.Version,
 		Language: r.Body.Info.Language, MachineInfo: r.Body.Info.Sanitized(), DeviceSignature: r.Body.Signature,
 		ProfileID: s.ProfilePrefix + "." + r.Tenant.ID + ".enrollment",
@@ -166,7 +166,9 @@ func (s *Service) advertiseToken(ctx context.Context, tenantID string) (bool, er
 	return ok, nil
 }
 
-func newEnrollmentID() string {
+// NewEnrollmentID names a new enrollment: "en_" and 20 random characters of
+// [a-z0-9]. Its channels' ids begin with it (mdmservice.NewChannelID).
+func NewEnrollmentID() string {
 	t, _ := opaquetoken.New()
 	return "en_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:20]
 }

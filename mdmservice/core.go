@@ -136,7 +136,8 @@ func (c *Core) Authenticate(ctx context.Context, r *Request, m *mdm.Checkin) (*A
 
 // TokenUpdate stores the channel. The channel belongs to the
 // authenticated enrollment; the device's EnrollmentUserID only tells its
-// user channels apart. A new channel gets a random id (an existing one
+// user channels apart. A new channel gets an id that sorts with its
+// enrollment and ends in random characters (NewChannelID; an existing one
 // keeps its own).
 func (c *Core) TokenUpdate(ctx context.Context, r *Request, m *mdm.Checkin) (*Answer, error) {
 	enr := &r.Device.Enrollment
@@ -144,7 +145,7 @@ func (c *Core) TokenUpdate(ctx context.Context, r *Request, m *mdm.Checkin) (*An
 		return nil, err
 	}
 	now := c.now()
-	ch := &store.Channel{ID: newChannelID(), DeviceID: enr.ID, Kind: m.Kind(), EnrollmentUserID: m.EnrollmentUserID,
+	ch := &store.Channel{ID: NewChannelID(enr.ID), DeviceID: enr.ID, Kind: m.Kind(), EnrollmentUserID: m.EnrollmentUserID,
 		UserShortName: m.UserShortName, UserLongName: m.UserLongName, PushToken: m.Token, PushMagic: m.PushMagic,
 		CreatedAt: now, UpdatedAt: now, LastSeenAt: now}
 	if err := c.Store.PutChannel(ctx, ch); err != nil {
@@ -396,9 +397,21 @@ func (c *Core) deliver(ctx context.Context, enr *store.Enrollment, a *Answer, q 
 	}
 }
 
-// newChannelID names a new channel: random, so that nothing a device sends
-// can name (or collide with) a channel.
-func newChannelID() string {
+// NewChannelID names a new channel of the enrollment enrollmentID (Pomona's
+// own id, never a value the device sent): "ch_", the enrollment id without
+// its "en_" prefix, "_", and 16 random characters of [a-z0-9] (~82 bits), so
+// nothing a device sends can name (or collide with) a channel.
+//
+// Why the enrollment id leads: the queue's primary key (channel_id,
+// command_uuid) and its queue_next index are led by the channel id, and the
+// reconciler writes a batch of enrollments contiguous in enrollment id
+// (claims come by due time, then enrollment id). With channel ids that sort
+// like their enrollments, a batch's 1,000 queue rows go to a few
+// neighbouring B-tree leaves instead of 1,000 random ones (at 100,000
+// devices ~100 µs per row on SQLite, Session 7). Channels named before
+// (random "ch_" + 24 characters) keep their ids and work as before; their
+// rows stay scattered. Seeding (pomona bench) names channels with this too.
+func NewChannelID(enrollmentID string) string {
 	t, _ := opaquetoken.New()
-	return "ch_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:24]
+	return "ch_" + strings.TrimPrefix(enrollmentID, "en_") + "_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(t))[:16]
 }

@@ -235,9 +235,14 @@ type ProfileStore interface {
 }
 
 // ReconcileInput is what planning one enrollment needs.
+//
+// Only what planning, the push and the profile webhooks read is filled
+// (issue 15 item 8: 1,000 of these per batch, read in a few statements):
+// Enrollment's ID, TenantID, UserID, Platform, OSVersion, Status and
+// AppleEnrollmentID; Channel's ID, DeviceID, Kind, PushToken, PushMagic
+// and PushDead; User's ID, TenantID, Email, ManagedAppleID and Name;
+// Tenant's ID and Name. Everything else is zero.
 type ReconcileInput struct {
-	// Enrollment without MachineInfo and Inventory (not read: planning
-	// does not use them).
 	Enrollment Enrollment
 	// Channel is the device channel (nil: none yet; its first
 	// TokenUpdate marks the enrollment again).

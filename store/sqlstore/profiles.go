@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -735,14 +736,14 @@ func chunks[T any](xs []T, n int, fn func([]T) error) error {
 	return nil
 }
 
-// reconcileEnrollmentColumns are enrollmentColumns without the two
-// blobs planning never reads (machine_info, inventory: a device's
-// inventory with its installed apps is tens of KB, read 1,000 at a time).
-var reconcileEnrollmentColumns = strings.NewReplacer("machine_info,", "NULL,", "inventory,", "NULL,").Replace(enrollmentColumns)
+// ReconcileInputs reads a batch in chunks of reconcileInputChunk ids:
+// each chunk re-reads the assignments and the assigned profiles' plists,
+// so a chunk holds a whole default batch (profiles.DefaultBatch).
+const reconcileInputChunk = 1000
 
 func (s *Store) ReconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
 	var out []store.ReconcileInput
-	err := chunks(ids, reconcileChunk, func(ids []string) error {
+	err := chunks(ids, reconcileInputChunk, func(ids []string) error {
 		got, err := s.reconcileInputs(ctx, ids)
 		out = append(out, got...)
 		return err
@@ -750,41 +751,79 @@ func (s *Store) ReconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	return out, err
 }
 
+// reconcileInputSQL reads, for a chunk of enrollment ids, the columns
+// planning and the push read of each enrollment, its user and its device
+// channel, in one statement (store.ReconcileInput says which fields are
+// filled). The inner join leaves out an enrollment whose user is gone.
+const reconcileInputSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform, e.os_version, e.status, COALESCE(e.apple_enrollment_id, ''),
+	u.email, u.managed_apple_id, u.name, COALESCE(c.id, ''), c.push_token, COALESCE(c.push_magic, ''), COALESCE(c.push_dead, 0)
+	FROM enrollments e JOIN users u ON u.id = e.user_id
+	LEFT JOIN channels c ON c.enrollment_ref = e.id AND c.kind = 'device' AND c.enrollment_user_id = ''
+	WHERE e.id IN `
+
 func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
 	in, args := qmarks(len(ids)), anys(ids)
-	enrs, err := collect(ctx, s.r, scanEnrollment, `SELECT `+reconcileEnrollmentColumns+` FROM enrollments WHERE id IN `+in, args...)
+	out := make([]store.ReconcileInput, 0, len(ids))
+	tenantIDs, userIDs := map[string]bool{}, map[string]bool{}
+	rows, err := s.r.QueryContext(ctx, reconcileInputSQL+in, args...)
 	if err != nil {
 		return nil, err
 	}
-	chs, err := collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE kind = 'device' AND enrollment_user_id = '' AND enrollment_ref IN `+in, args...)
-	if err != nil {
+	for rows.Next() {
+		var r store.ReconcileInput
+		e, u := &r.Enrollment, &r.User
+		var ch store.Channel
+		var dead int
+		if err := rows.Scan(&e.ID, &e.TenantID, &e.UserID, &e.Platform, &e.OSVersion, &e.Status, &e.AppleEnrollmentID,
+			&u.Email, &u.ManagedAppleID, &u.Name, &ch.ID, &ch.PushToken, &ch.PushMagic, &dead); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		u.ID, u.TenantID = e.UserID, e.TenantID
+		if ch.ID != "" {
+			ch.DeviceID, ch.Kind, ch.PushDead = e.ID, "device", dead != 0
+			r.Channel = &ch
+		}
+		out = append(out, r)
+		tenantIDs[e.TenantID], userIDs[e.UserID] = true, true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	users, err := collect(ctx, s.r, scanUser, `SELECT `+userColumns+` FROM users WHERE id IN (SELECT user_id FROM enrollments WHERE id IN `+in+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	if len(enrs) == 0 {
+	if len(out) == 0 {
 		return nil, nil
-	}
-	tenantIDs := map[string]bool{}
-	for _, e := range enrs {
-		tenantIDs[e.TenantID] = true
 	}
 	tids := make([]string, 0, len(tenantIDs))
 	for t := range tenantIDs {
 		tids = append(tids, t)
 	}
-	tenants, err := collect(ctx, s.r, func(sc scanner) (*store.Tenant, error) { return scanTenant(sc.Scan) },
-		`SELECT `+tenantColumns+` FROM tenants WHERE id IN `+qmarks(len(tids)), anys(tids)...)
+	tenantName := make(map[string]string, len(tids))
+	rows, err = s.r.QueryContext(ctx, `SELECT id, name FROM tenants WHERE id IN `+qmarks(len(tids)), anys(tids)...)
 	if err != nil {
 		return nil, err
+	}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tenantName[id] = name
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	uids := make([]string, 0, len(userIDs))
+	for u := range userIDs {
+		uids = append(uids, u)
 	}
 	// The users' static (and other member-based) groups.
 	userGroups := map[string][]string{}
 	groupIDs := map[string]bool{}
-	rows, err := s.r.QueryContext(ctx, `SELECT m.user_id, m.group_id FROM user_group_members m
-		WHERE m.user_id IN (SELECT user_id FROM enrollments WHERE id IN `+in+`) ORDER BY m.user_id, m.group_id`, args...)
+	rows, err = s.r.QueryContext(ctx, `SELECT user_id, group_id FROM user_group_members WHERE user_id IN `+qmarks(len(uids))+`
+		ORDER BY user_id, group_id`, anys(uids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -902,31 +941,22 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 		bySet[key] = cs
 		return cs
 	}
-	chByEnr := make(map[string]*store.Channel, len(chs))
-	for i := range chs {
-		chByEnr[chs[i].DeviceID] = &chs[i]
-	}
-	userByID := make(map[string]*store.User, len(users))
-	for i := range users {
-		userByID[users[i].ID] = &users[i]
-	}
-	tenantByID := make(map[string]*store.Tenant, len(tenants))
-	for i := range tenants {
-		tenantByID[tenants[i].ID] = &tenants[i]
-	}
 	itemsByEnr := map[string][]store.ProfileItem{}
 	for _, it := range items {
 		itemsByEnr[it.DeviceID] = append(itemsByEnr[it.DeviceID], it)
 	}
-	out := make([]store.ReconcileInput, 0, len(enrs))
-	for _, e := range enrs {
-		u, t := userByID[e.UserID], tenantByID[e.TenantID]
-		if u == nil || t == nil {
-			continue // deleted meanwhile (enrollments go with their user)
+	kept := out[:0]
+	for _, r := range out {
+		e := &r.Enrollment
+		name, ok := tenantName[e.TenantID]
+		if !ok {
+			continue // deleted meanwhile
 		}
-		out = append(out, store.ReconcileInput{Enrollment: e, Channel: chByEnr[e.ID], User: *u, Tenant: *t,
-			Candidates: candidates(e.TenantID, userGroups[e.UserID]), Items: itemsByEnr[e.ID]})
+		r.Tenant = store.Tenant{ID: e.TenantID, Name: name}
+		r.Candidates, r.Items = candidates(e.TenantID, userGroups[e.UserID]), itemsByEnr[e.ID]
+		kept = append(kept, r)
 	}
+	out = kept
 	return out, nil
 }
 
@@ -1014,6 +1044,13 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 			rounds = append(rounds, nil)
 		}
 		rounds[k] = append(rounds[k], row{q.ChannelID, q.CommandUUID, q.Vars, at[q.CommandUUID]})
+	}
+	// In key order: queue's primary key and queue_next are led by the
+	// channel id, and a batch's channels sort together (their ids begin
+	// with their enrollments', mdmservice.NewChannelID), so sorted rows go
+	// to neighbouring leaves one after the other.
+	for _, rs := range rounds {
+		slices.SortFunc(rs, func(a, b row) int { return strings.Compare(a.channel, b.channel) })
 	}
 	if s.d.SeqClock == "" && !s.seqs.started() {
 		var last int64

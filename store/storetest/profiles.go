@@ -531,9 +531,15 @@ func testReconcileInputs(t *testing.T, s store.Store) {
 	ea, eb, ec, eo := enrolledFor(t, s, tn.ID, alice.ID), enrolledFor(t, s, tn.ID, bob.ID), enrolledFor(t, s, tn.ID, carol.ID), enrolledFor(t, s, other.ID, olga.ID)
 	ea2 := enrolledFor(t, s, tn.ID, alice.ID)
 	for _, e := range []*store.Enrollment{ea, ec, eo} {
-		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", PushToken: []byte("tok-" + e.ID),
+			PushMagic: "magic-" + e.ID, PushDead: e == ec, CreatedAt: now(), UpdatedAt: now()}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A user channel is not the device channel.
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch-user-" + ea.ID, DeviceID: ea.ID, Kind: "user", EnrollmentUserID: "U1",
+		PushToken: []byte("user-tok"), PushMagic: "user-magic", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+		t.Fatal(err)
 	}
 	sales := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Sales", CreatedAt: now(), UpdatedAt: now()}
 	excl := &store.Group{ID: id("gr"), TenantID: tn.ID, Name: "Contractors", CreatedAt: now(), UpdatedAt: now()}
@@ -575,8 +581,25 @@ func testReconcileInputs(t *testing.T, s store.Store) {
 		if in.User.Email != users[e.ID] || in.Tenant.Name != tenants[e.ID] || e.Status != store.EnrollmentEnrolled || e.AppleEnrollmentID != "apple-"+e.ID {
 			t.Fatalf("input of %s: %+v / %+v / %+v", e.ID, e, in.User, in.Tenant)
 		}
-		if (in.Channel != nil) != (e.ID == ea.ID || e.ID == ec.ID || e.ID == eo.ID) || in.Channel != nil && in.Channel.ID != "ch-"+e.ID {
+		if (in.Channel != nil) != (e.ID == ea.ID || e.ID == ec.ID || e.ID == eo.ID) || in.Channel != nil && (in.Channel.ID != "ch-"+e.ID ||
+			in.Channel.DeviceID != e.ID || in.Channel.Kind != "device" || string(in.Channel.PushToken) != "tok-"+e.ID ||
+			in.Channel.PushMagic != "magic-"+e.ID || in.Channel.PushDead != (e.ID == ec.ID)) {
 			t.Fatalf("channel of %s: %+v", e.ID, in.Channel)
+		}
+		// The fields planning, the push and the webhooks read, as the
+		// single reads give them.
+		full, err := s.Enrollment(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.User(ctx, e.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.TenantID != full.TenantID || e.UserID != full.UserID || e.Platform != full.Platform || e.OSVersion != full.OSVersion ||
+			e.Platform == "" || e.OSVersion == "" || in.Tenant.ID != e.TenantID || in.User.ID != u.ID || in.User.TenantID != u.TenantID ||
+			in.User.ManagedAppleID != u.ManagedAppleID || in.User.Name != u.Name {
+			t.Fatalf("input of %s: %+v / %+v, want %+v / %+v", e.ID, e, in.User, full, u)
 		}
 		want, err := s.CandidateProfiles(ctx, e.ID)
 		if err != nil {
