@@ -243,8 +243,10 @@ func (s *Store) enqueueSQL(batch int) string {
 		// Above the channel's waiting rows only (claimable(true): the
 		// rows NextCommand orders), not its whole history: that MAX read
 		// every row the channel ever had through queue_next (channel,
-		// status, seq) — 190 µs per enqueue at 1,500 answered commands,
-		// growing with each — and, on PostgreSQL under SERIALIZABLE,
+		// status, seq) — on SQLite 1.7 ms of CPU per enqueue to a
+		// channel with 10,000 answered commands, 0.3 ms now
+		// (BenchmarkEnqueueAfterHistory) — and, on PostgreSQL under
+		// SERIALIZABLE,
 		// took a predicate lock on every one of them. Answered rows take
 		// no part in the delivery order.
 		return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
