@@ -246,9 +246,8 @@ func (s *Store) enqueueSQL(batch int) string {
 		// status, seq) — on SQLite 1.7 ms of CPU per enqueue to a
 		// channel with 10,000 answered commands, 0.3 ms now
 		// (BenchmarkEnqueueAfterHistory) — and, on PostgreSQL under
-		// SERIALIZABLE,
-		// took a predicate lock on every one of them. Answered rows take
-		// no part in the delivery order.
+		// SERIALIZABLE, took a predicate lock on every one of them.
+		// Answered rows take no part in the delivery order.
 		return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
 			SELECT ?, ?, ` + s.d.Greatest + `(` + clock + `, COALESCE(MAX(seq), 0) + 1), ?, CAST(? AS BIGINT) FROM queue
 			WHERE channel_id = ? AND status IN ` + claimable(true)
