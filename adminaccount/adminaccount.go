@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/directory"
@@ -236,7 +237,7 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 			return nil, err
 		}
 	}
-	if err := directory.CheckPassword(pw); err != nil {
+	if err := CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	if err := s.checkLimits(ctx, a.Email, ip); err != nil {
@@ -443,4 +444,21 @@ func (s *Service) PendingOwner(ctx context.Context) (string, error) {
 		}
 	}
 	return pending, nil
+}
+
+// MinPassword is the shortest console password, in characters (Unicode
+// code points): longer than a device user's (directory.MinPassword, 8)
+// because a console account manages every device of every tenant. The
+// setup page shows it and sets it as the field's minlength.
+const MinPassword = 12
+
+// CheckPassword applies the console password rules: at least MinPassword
+// characters, and directory.CheckPassword's (at most
+// directory.MaxPassword bytes). The error is a problem.Validation on
+// "password".
+func CheckPassword(pw string) error {
+	if utf8.RuneCountInString(pw) < MinPassword {
+		return problem.Validation("password", "must be at least %d characters", MinPassword)
+	}
+	return directory.CheckPassword(pw)
 }

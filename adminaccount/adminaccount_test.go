@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,11 @@ func TestSetupLink(t *testing.T) {
 		t.Fatal("duplicate:", err)
 	}
 	secret := totp.NewSecret()
+	// 11 characters: a device user's password may be that short, a console
+	// account's may not.
+	if _, err := f.svc.CompleteSetup(ctx, tok, "", "elevenchars", secret, totp.Code(secret, f.clock), "ip"); err == nil || !strings.Contains(err.Error(), "at least 12") {
+		t.Fatalf("an 11-character console password: %v", err)
+	}
 	if _, err := f.svc.CompleteSetup(ctx, tok, "", "short", secret, totp.Code(secret, f.clock), "ip"); err == nil {
 		t.Fatal("short password accepted")
 	}

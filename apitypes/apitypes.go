@@ -201,15 +201,20 @@ type CommandQueued struct {
 
 // CommandStatus is a command in a device's queue with its result.
 type CommandStatus struct {
-	CommandUUID string         `json:"command_uuid"`
-	RequestType string         `json:"request_type"`
-	Channel     string         `json:"channel"`
-	Status      string         `json:"status"`
-	CreatedAt   time.Time      `json:"created_at"`
-	SentAt      *time.Time     `json:"sent_at,omitempty"`
-	UpdatedAt   time.Time      `json:"updated_at"`
-	ExpiresAt   *time.Time     `json:"expires_at,omitempty"`
-	Result      map[string]any `json:"result,omitempty"`
+	CommandUUID string     `json:"command_uuid"`
+	RequestType string     `json:"request_type"`
+	Channel     string     `json:"channel"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	SentAt      *time.Time `json:"sent_at,omitempty"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	// Result is the device's answer; in a list only when ResultSize is at
+	// most 64 KiB (app.HistoryResultMax), always on the single command
+	// (GET /api/v1/devices/{id}/commands/{uuid}).
+	Result map[string]any `json:"result,omitempty"`
+	// ResultSize is the stored answer's size in bytes (0: none yet).
+	ResultSize int `json:"result_size,omitempty"`
 }
 
 // BulkCommand is the body of POST /api/v1/commands: one command for many

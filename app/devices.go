@@ -18,7 +18,8 @@ type DeviceStore interface {
 	Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error)
 	Channels(ctx context.Context, deviceID string) ([]store.Channel, error)
 	LatestRenewal(ctx context.Context, deviceID string) (*store.Renewal, error)
-	QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error)
+	CommandSummaries(ctx context.Context, channelID string, limit, maxResult int) ([]store.QueuedCommand, error)
+	ChannelCommand(ctx context.Context, ref, uuid string) (*store.QueuedCommand, string, error)
 }
 
 // DevicePusher wakes a device's channels now and says what APNs answered.
@@ -138,9 +139,18 @@ type QueuedCommand struct {
 	Channel string
 }
 
+// HistoryResultMax bounds the stored result a history list carries per
+// command (bytes): a device's answers may be up to mdm.MaxResult (8 MB)
+// each, and a list of 200 decoded whole was gigabytes of work per view
+// (docs/benchmarks.md "Session 8 — leftovers"). A larger result is left
+// out of the list (its ResultSize says how large it is) and read whole
+// by Command, one at a time.
+const HistoryResultMax = 64 << 10
+
 // History returns the device's commands, at most perChannel of each
 // channel, as the store orders them channel by channel (sorted: newest
-// first).
+// first), as summaries: no payload, and a result only up to
+// HistoryResultMax bytes (store.MDMStore.CommandSummaries).
 func (d *Devices) History(ctx context.Context, e *store.Enrollment, perChannel int, sorted bool) ([]QueuedCommand, error) {
 	chs, err := d.Store.Channels(ctx, e.ID)
 	if err != nil {
@@ -148,7 +158,7 @@ func (d *Devices) History(ctx context.Context, e *store.Enrollment, perChannel i
 	}
 	var out []QueuedCommand
 	for _, c := range chs {
-		qs, err := d.Store.QueuedCommands(ctx, c.ID, perChannel)
+		qs, err := d.Store.CommandSummaries(ctx, c.ID, perChannel, HistoryResultMax)
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +170,24 @@ func (d *Devices) History(ctx context.Context, e *store.Enrollment, perChannel i
 		sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
 	}
 	return out, nil
+}
+
+// Command is one command of the device ref's history, whole: its payload
+// and its full result. Errors: as Get; NotFound when none of the device's
+// channels has it.
+func (d *Devices) Command(ctx context.Context, ref, commandUUID string) (*store.Enrollment, *QueuedCommand, error) {
+	e, err := d.Get(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, kind, err := d.Store.ChannelCommand(ctx, e.ID, commandUUID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, problem.New(problem.NotFound, "That command is not in this device's history.")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, &QueuedCommand{QueuedCommand: *q, Channel: kind}, nil
 }
 
 // Enqueue checks a command against Apple's rules for the device's platform
@@ -185,28 +213,19 @@ func (d *Devices) Enqueue(ctx context.Context, ref string, req EnqueueRequest) (
 // per device at delivery (store.CommandRecord.Render: not a command to
 // copy).
 func (d *Devices) Resend(ctx context.Context, ref, commandUUID, by string) (string, string, error) {
-	e, err := d.Get(ctx, ref)
+	e, q, err := d.Command(ctx, ref, commandUUID)
 	if err != nil {
 		return "", "", err
 	}
-	hist, err := d.History(ctx, e, 100, false)
-	if err != nil {
-		return "", "", err
+	if q.Render != store.RenderReady {
+		// Its payload is a profile template filled per device at
+		// delivery, not a command: queued as raw bytes it would be
+		// refused, or send the placeholders. The reconciler re-queues a
+		// profile (the profile's retry).
+		return "", "", problem.New(problem.Conflict, "This profile install is rendered per device by the reconciler: retry it from the profile's status instead.")
 	}
-	for _, q := range hist {
-		if q.UUID == commandUUID {
-			if q.Render != store.RenderReady {
-				// Its payload is a profile template filled per device at
-				// delivery, not a command: queued as raw bytes it would be
-				// refused, or send the placeholders. The reconciler
-				// re-queues a profile (the profile's retry).
-				return "", "", problem.New(problem.Conflict, "This profile install is rendered per device by the reconciler: retry it from the profile's status instead.")
-			}
-			id, err := d.Commands.Enqueue(ctx, e, EnqueueRequest{Plist: q.Payload, Channel: q.Channel, CreatedBy: by})
-			return q.RequestType, id, err
-		}
-	}
-	return "", "", problem.New(problem.NotFound, "That command is not in this device's history.")
+	id, err := d.Commands.Enqueue(ctx, e, EnqueueRequest{Plist: q.Payload, Channel: q.Channel, CreatedBy: by})
+	return q.RequestType, id, err
 }
 
 // Push wakes every channel of the device ref now and returns APNs'

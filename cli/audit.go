@@ -12,7 +12,7 @@ import (
 // runAudit is `pomona audit`: the audit log of admin changes
 // (/api/v1/audit).
 func runAudit(fs *flag.FlagSet) func(*call) error {
-	actor := fs.String("actor", "", "key:<id> or bootstrap")
+	actor := fs.String("actor", "", "who: key:<id> (an API key), bootstrap, or console:<email> (a web-console account)")
 	action := fs.String("action", "", "route, e.g. 'POST /api/v1/users'")
 	target := fs.String("target", "", "object id")
 	limit := fs.Int("limit", 100, "entries")

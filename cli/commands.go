@@ -126,7 +126,7 @@ func commands() []*command {
 		}},
 		{name: "sim", synopsis: "simulated iPhones, iPads and Macs: enroll (checks a deployment from the outside), run (a fleet)", children: []*command{
 			{name: "enroll", synopsis: "enroll one simulated device against a deployment, step by step", flags: simEnroll, noArgs: true,
-				usage: "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s] [--managed-devices-only abm-cert.pem]"},
+				usage: "sim enroll --user someone@company.example [--server https://mdm.example.com] [--password-stdin | --password P] [--totp-secret KEY] [--model-family iPhone|iPad|Mac] [--poll 30s [--decline-profile ID]] [--managed-devices-only abm-cert.pem]"},
 			{name: "run", synopsis: "a fleet of simulated devices against a deployment", api: true, flags: simRun, noArgs: true,
 				usage: "sim run --domain company.example --devices N [--families iPhone,iPad,Mac] [--apns-listen 127.0.0.1:2197] [--state ./pomona-sim] [--duration 0]"},
 		}},

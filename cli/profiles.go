@@ -280,7 +280,7 @@ func profileShow(c *call) error {
 }
 
 func profileAssign(fs *flag.FlagSet) func(*call) error {
-	group := fs.String("group", "", "the group id")
+	group := fs.String("group", "", "the group id (gr_…, from pomona group list --tenant T)")
 	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
 	return func(c *call) error {
 		id, err := c.one("give the profile id")
@@ -303,7 +303,7 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 }
 
 func profileUnassign(fs *flag.FlagSet) func(*call) error {
-	group := fs.String("group", "", "the group id")
+	group := fs.String("group", "", "the group id (gr_…, from pomona group list --tenant T)")
 	return func(c *call) error {
 		id, err := c.one("give the profile id")
 		if err != nil {

@@ -30,6 +30,8 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 	caFile := fs.String("ca-file", "", "extra CA to trust (default: <data>/ca.pem when it exists)")
 	data := fs.String("data", defaultData, "data directory of a local server, to trust its ca.pem; when not given, the nearest pomona-data in the working directory or a parent of it")
 	poll := fs.Duration("poll", 0, "after enrolling, keep answering commands for this long")
+	decline := fs.String("decline-profile", "", "answer the first InstallProfile of the configuration profile with this PayloadIdentifier with an error, "+
+		"as a device whose user declines it (to see a failed device with the reason, and Retry now); the next one installs")
 	mdo := fs.String("managed-devices-only", "", "behave like a device under ABM's \"Managed devices only\": after enrolling, ask GetToken for com.apple.maid "+
 		"and verify the JWT with this ABM public-key certificate (pomona abm token cert <id>); unenroll when that fails")
 	return func(c *call) error {
@@ -164,12 +166,24 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 			}
 			ok("Managed Apple Account sign-in: the com.apple.maid token of MDM server %s verifies (jti %s)", mc.Issuer, mc.ID)
 		}
+		if *decline != "" {
+			d.RefuseInstall(*decline, declineReason)
+		}
 		deadline := time.Now().Add(*poll)
 		for {
 			cmd, err := d.Poll(ctx, nil, false)
 			for err == nil && cmd != nil {
-				ok("command %s (%s) answered", cmd.RequestType(), cmd.CommandUUID)
-				cmd, err = d.Poll(ctx, d.Process(ctx, cmd), false)
+				answer := d.Process(ctx, cmd)
+				if chain := errorChainText(answer); chain != "" {
+					fmt.Fprintf(w, "  error command %s (%s) answered Error: %s\n", cmd.RequestType(), cmd.CommandUUID, chain)
+					if *decline != "" && strings.Contains(chain, declineReason) {
+						d.AllowInstall(*decline) // declined once: a retry installs it
+						fmt.Fprintf(w, "        declined %s once (--decline-profile): the next InstallProfile installs it\n", *decline)
+					}
+				} else {
+					ok("command %s (%s) answered", cmd.RequestType(), cmd.CommandUUID)
+				}
+				cmd, err = d.Poll(ctx, answer, false)
 			}
 			if err != nil {
 				return fail("command poll", err)
@@ -186,6 +200,28 @@ func simEnroll(fs *flag.FlagSet) func(*call) error {
 		fmt.Fprintln(w, "Enrollment works.")
 		return nil
 	}
+}
+
+// declineReason is the last entry of the error chain a --decline-profile
+// device answers with, shown to the admin as the device's reason.
+const declineReason = "The user declined the profile (pomona sim enroll --decline-profile)."
+
+// errorChainText is an Error answer's chain, "Domain code: description"
+// per entry joined by "; ", or "" for any other answer.
+func errorChainText(answer map[string]any) string {
+	if answer["Status"] != "Error" {
+		return ""
+	}
+	var parts []string
+	chain, _ := answer["ErrorChain"].([]any)
+	for _, e := range chain {
+		m, _ := e.(map[string]any)
+		parts = append(parts, fmt.Sprintf("%v %v: %v", m["ErrorDomain"], m["ErrorCode"], m["USEnglishDescription"]))
+	}
+	if len(parts) == 0 {
+		return "(no error chain)"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // reservedDomain: names that never resolve (RFC 2606, RFC 6761).

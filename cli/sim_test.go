@@ -1,14 +1,20 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/cli"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/internal/testenv"
 	"github.com/pomona-mdm/pomona/pki"
@@ -146,5 +152,81 @@ func TestSimRun(t *testing.T) {
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "list", "--tenant", "sim.example", "--status", "unenrolled"))
 	if strings.Count(r.stdout, "unenrolled") < 3 {
 		t.Fatalf("after check-out:\n%s", r.stdout)
+	}
+}
+
+// TestSimEnrollDeclinesAProfileOnce is the demo's way to a failed device
+// (README, docs/simulator.md) with the README's example profile: with
+// --decline-profile the simulated iPhone answers
+// the first InstallProfile of that profile with an error chain, the status
+// shows the device's reason, and after a retry it is installed.
+func TestSimEnrollDeclinesAProfileOnce(t *testing.T) {
+	e := testenv.Start(t, func(c *server.Config) { c.Demo = true })
+	wifi := filepath.Join("..", "docs", "examples", "wifi.mobileconfig") // the README's example
+	r := mustOK(t, runCLI(t, e, "", nil, "profile", "upload", wifi, "--tenant", demo.Domain))
+	pid := regexp.MustCompile(`profile (pr_\S+):`).FindStringSubmatch(r.stdout)
+	if pid == nil {
+		t.Fatalf("upload: %s", r.stdout)
+	}
+	var groups struct {
+		Groups []struct{ ID, Source string } `json:"groups"`
+	}
+	json.Unmarshal([]byte(mustOK(t, runCLI(t, e, "", nil, "group", "list", "--tenant", demo.Domain, "--json")).stdout), &groups)
+	if len(groups.Groups) == 0 {
+		t.Fatal("no groups")
+	}
+	mustOK(t, runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", groups.Groups[0].ID))
+
+	// The simulated iPhone keeps answering until the test cancels it.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		env := map[string]string{"POMONA_DATA": e.DataDir}
+		done <- cli.Main(&cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard, Getenv: func(k string) string { return env[k] }, Ctx: ctx},
+			[]string{"sim", "enroll", "--user", demo.User, "--password", demo.Password, "--server", e.URL, "--poll", "10m", "--decline-profile", "com.example.wifi"})
+	}()
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			cancel()
+			<-done
+			stopped = true
+		}
+		return out.String()
+	}
+	defer stop()
+	// waitState polls the profile's status until a device is in state; a
+	// ceiling, not a timing: a busy machine is slow.
+	waitState := func(state string) (device, errText string) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			var st struct {
+				Devices []struct{ Device, State, Error string } `json:"devices"`
+			}
+			json.Unmarshal([]byte(runCLI(t, e, "", nil, "profile", "status", pid[1], "--json").stdout), &st)
+			for _, d := range st.Devices {
+				if d.State == state {
+					return d.Device, d.Error
+				}
+			}
+		}
+		t.Fatalf("no device %s; simulator:\n%s", state, stop())
+		return "", ""
+	}
+	dev, reason := waitState("failed")
+	if !strings.Contains(reason, "declined the profile") {
+		t.Errorf("failed without the device's reason: %q", reason)
+	}
+	req, _ := http.NewRequest("POST", e.URL+"/api/v1/devices/"+dev+"/profiles/"+pid[1]+"/retry", nil)
+	req.Header.Set("Authorization", "Bearer "+e.APIKey)
+	resp, err := e.Client.Do(req)
+	if err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("retry: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	waitState("installed")
+	if got := stop(); !strings.Contains(got, "answered Error: ") || !strings.Contains(got, "declined com.example.wifi once") {
+		t.Errorf("the simulator does not say what it declined:\n%s", got)
 	}
 }

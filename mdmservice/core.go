@@ -37,6 +37,7 @@ type QueueStore interface {
 	RecordResultNext(ctx context.Context, enrollmentRef, channelID, commandUUID, status string, raw []byte, now time.Time, inv store.InventoryFunc,
 		ack *store.ProfileAck) (string, *store.QueuedCommand, error)
 	NextCommand(ctx context.Context, enrollmentRef, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error)
+	SetUndeliverable(ctx context.Context, enrollmentRef, channelID, commandUUID string, now time.Time) error
 }
 
 // CoreStore is everything Core writes and the reads that go with them.
@@ -65,10 +66,18 @@ type Core struct {
 	// a profile rendered per device at delivery) into the command plist
 	// for its channel (profiles.Deliverer.Render). Every command handed
 	// out goes through deliver, which calls it; nil: a template command
-	// is an error (never handed out as it is stored).
+	// is an error (never handed out as it is stored). An error wrapping
+	// store.ErrCannotRender is permanent for q: deliver fails q
+	// (Undeliverable, then store SetUndeliverable) and hands out the next
+	// command; any other error is answered 5xx and the device retries.
 	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Undeliverable, when set, is told of a template command that can
+	// never be rendered for its channel (err wraps store.ErrCannotRender),
+	// before the queue row is failed: the profile engine fails that
+	// device's item with the reason and schedules its bounded retry.
+	Undeliverable UndeliverableHook
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // ProfileAckHook returns, for an Acknowledged result on enr's device
@@ -92,6 +101,18 @@ type ProfileAckHook func(ctx context.Context, enr *store.Enrollment, res *mdm.Re
 // channel's next command with this answer (a profile install's verifying ProfileList
 // comes without a push and a poll of its own).
 type ResultHook func(ctx context.Context, enr *store.Enrollment, channelID, requestType string, res *mdm.Result) (queued bool)
+
+// UndeliverableHook follows a template command q that Render can never
+// render for enr's channel (err wraps store.ErrCannotRender, and says
+// why), in the device's request and before the queue row is taken out of
+// the way (so that a crash between the two leaves the row to fail again
+// on the next poll, never an item waiting for a command that is gone).
+type UndeliverableHook func(ctx context.Context, enr *store.Enrollment, q *store.QueuedCommand, err error)
+
+// maxUndeliverable bounds the template commands one request fails before
+// it answers 5xx (the device asks again and the next request goes on):
+// each one costs a render and two writes.
+const maxUndeliverable = 16
 
 var _ Service = (*Core)(nil)
 
@@ -289,7 +310,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 				if after != nil {
 					after(ctx, ack)
 				}
-				return c.deliver(ctx, enr, answer, q)
+				return c.deliver(ctx, enr, answer, q, false)
 			}
 			if c.AfterResult != nil && c.AfterResult(ctx, enr, ch.ID, rt, res) && q == nil {
 				if q, err = c.Store.NextCommand(ctx, enr.ID, ch.ID, false, now); errors.Is(err, store.ErrNotFound) {
@@ -299,7 +320,7 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 					return nil, err
 				}
 			}
-			return c.deliver(ctx, enr, answer, q)
+			return c.deliver(ctx, enr, answer, q, false)
 		}
 	}
 	if afterIdle && r.Device.Channel != nil && !r.Device.CommandWaiting {
@@ -316,35 +337,63 @@ func (c *Core) CommandAndReportResults(ctx context.Context, r *Request, res *mdm
 	if err != nil {
 		return nil, err
 	}
-	return c.deliver(ctx, enr, answer, q)
+	return c.deliver(ctx, enr, answer, q, afterIdle)
 }
 
 // deliver puts command q (nil: none) into the answer: as stored, or
 // rendered for this channel when it is a template (Render). A template
-// that cannot be rendered is an error (5xx: the device asks again; its
-// queue row stays sent, so it is handed out again) and its stored bytes
-// are never sent.
-func (c *Core) deliver(ctx context.Context, enr *store.Enrollment, a *Answer, q *store.QueuedCommand) (*Answer, error) {
-	if q == nil {
-		a.Reason = "no command"
-		return a, nil
-	}
-	body := q.Payload
-	if q.Render != store.RenderReady {
+// whose render fails transiently is an error (5xx: the device asks again;
+// its queue row stays sent, so it is handed out again); one that can
+// never render for this channel (store.ErrCannotRender) is failed
+// (Undeliverable, SetUndeliverable) and the channel's next command is
+// handed out instead (NextCommand as after an Idle when afterIdle), so
+// that it does not block the queue. A template's stored bytes are never
+// sent.
+func (c *Core) deliver(ctx context.Context, enr *store.Enrollment, a *Answer, q *store.QueuedCommand, afterIdle bool) (*Answer, error) {
+	for failed := 0; ; failed++ {
+		if q == nil {
+			a.Reason = "no command"
+			return a, nil
+		}
+		body := q.Payload
+		if q.Render == store.RenderReady {
+			a.Body, a.ContentType, a.Reason = body, "application/xml; charset=utf-8", "command "+q.UUID
+			return a, nil
+		}
 		var err error
 		if c.Render == nil {
 			err = errors.New("no renderer for template commands")
 		} else {
 			body, err = c.Render(ctx, q)
 		}
-		if err != nil {
+		if err == nil {
+			a.Body, a.ContentType, a.Reason = body, "application/xml; charset=utf-8", "command "+q.UUID
+			return a, nil
+		}
+		if !errors.Is(err, store.ErrCannotRender) || failed >= maxUndeliverable {
 			c.Log.Error("MDM command could not be rendered for the device: answered 5xx, the device retries",
 				"device", enr.ID, "channel", q.ChannelID, "command_uuid", q.UUID, "request_type", q.RequestType, "render", q.Render, "err", err)
 			return nil, fmt.Errorf("render command %s: %w", q.UUID, err)
 		}
+		// Not a server fault and not curable by asking again: this
+		// device's item fails (the reason is the admin's to see), the row
+		// leaves the queue, the next command goes out.
+		c.Log.Warn("MDM command can never be rendered for this device: failed and taken out of the queue, the next command is handed out",
+			"device", enr.ID, "channel", q.ChannelID, "command_uuid", q.UUID, "request_type", q.RequestType, "render", q.Render, "err", err)
+		if c.Undeliverable != nil {
+			c.Undeliverable(ctx, enr, q, err)
+		}
+		now := c.now()
+		if err := c.Store.SetUndeliverable(ctx, enr.ID, q.ChannelID, q.UUID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err // ErrNotFound: answered or failed meanwhile (a concurrent request)
+		}
+		if q, err = c.Store.NextCommand(ctx, enr.ID, q.ChannelID, afterIdle, now); errors.Is(err, store.ErrNotFound) {
+			q, err = nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	a.Body, a.ContentType, a.Reason = body, "application/xml; charset=utf-8", "command "+q.UUID
-	return a, nil
 }
 
 // newChannelID names a new channel: random, so that nothing a device sends

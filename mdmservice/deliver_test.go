@@ -3,6 +3,7 @@ package mdmservice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -82,6 +83,94 @@ func TestCoreRendersTemplates(t *testing.T) {
 			t.Fatalf("%s: %v %v", c.name, a, err)
 		case c.q == ready && len(rendered) != 0:
 			t.Fatalf("%s: a ready command went through Render", c.name)
+		}
+	}
+}
+
+// listQueue is a CoreStore whose channel queue is a list: NextCommand hands
+// out the first row not failed by SetUndeliverable.
+type listQueue struct {
+	CoreStore
+	rows   []*store.QueuedCommand
+	failed map[string]bool
+}
+
+func (s *listQueue) NextCommand(context.Context, string, string, bool, time.Time) (*store.QueuedCommand, error) {
+	for _, q := range s.rows {
+		if !s.failed[q.UUID] {
+			c := *q
+			return &c, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+func (s *listQueue) SetUndeliverable(_ context.Context, _, _, uuid string, _ time.Time) error {
+	if s.failed[uuid] {
+		return store.ErrNotFound
+	}
+	s.failed[uuid] = true
+	return nil
+}
+
+func (s *listQueue) TouchChannel(context.Context, string, string, time.Time) error { return nil }
+
+// A template that can never render for the device (store.ErrCannotRender)
+// does not block its queue: the hook hears it, the row is failed and the
+// command behind it is handed out with the same answer; a transient render
+// error is still an error (5xx, the device retries) and fails nothing.
+func TestCoreFailsUndeliverableTemplates(t *testing.T) {
+	idle, err := mdm.DecodeResult([]byte(`<plist version="1.0"><dict><key>Status</key><string>Idle</string><key>EnrollmentID</key><string>x</string></dict></plist>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := func(uuid string) *store.QueuedCommand {
+		return &store.QueuedCommand{CommandRecord: store.CommandRecord{UUID: uuid, RequestType: "InstallProfile", Payload: []byte("T"), Render: store.RenderProfile}, ChannelID: "ch_1"}
+	}
+	next := &store.QueuedCommand{CommandRecord: store.CommandRecord{UUID: "R1", RequestType: "DeviceInformation", Payload: []byte("NEXT")}, ChannelID: "ch_1"}
+	permanent := func(context.Context, *store.QueuedCommand) ([]byte, error) {
+		return nil, fmt.Errorf("%w: no value for $EMAIL", store.ErrCannotRender)
+	}
+	transient := func(context.Context, *store.QueuedCommand) ([]byte, error) {
+		return nil, errors.New("sign the profile: signer unavailable")
+	}
+	for _, c := range []struct {
+		name       string
+		render     func(context.Context, *store.QueuedCommand) ([]byte, error)
+		rows       []*store.QueuedCommand
+		want       string // body; "" = an error
+		wantFailed int
+	}{
+		{"permanent, then a ready command", permanent, []*store.QueuedCommand{tmpl("T1"), tmpl("T2"), next}, "NEXT", 2},
+		{"permanent, nothing behind", permanent, []*store.QueuedCommand{tmpl("T1")}, "no command", 1},
+		{"transient", transient, []*store.QueuedCommand{tmpl("T1"), next}, "", 0},
+		{"more than the bound in one request", permanent, func() (rs []*store.QueuedCommand) {
+			for i := range maxUndeliverable + 3 {
+				rs = append(rs, tmpl(fmt.Sprint("T", i)))
+			}
+			return append(rs, next)
+		}(), "", maxUndeliverable},
+	} {
+		st := &listQueue{rows: c.rows, failed: map[string]bool{}}
+		var heard []string
+		core := &Core{Store: st, Render: c.render, Log: slog.New(slog.DiscardHandler), Now: time.Now,
+			Undeliverable: func(_ context.Context, _ *store.Enrollment, q *store.QueuedCommand, err error) {
+				if !errors.Is(err, store.ErrCannotRender) {
+					t.Errorf("%s: hook heard %v", c.name, err)
+				}
+				heard = append(heard, q.UUID)
+			}}
+		r := &Request{Device: &Device{Enrollment: store.Enrollment{ID: "en_1"}, Channel: &store.Channel{ID: "ch_1", LastSeenAt: time.Now()}, CommandWaiting: true}}
+		a, err := core.CommandAndReportResults(context.Background(), r, idle)
+		got := ""
+		if err == nil {
+			got = string(a.Body)
+			if a.Body == nil {
+				got = a.Reason
+			}
+		}
+		if got != c.want || len(st.failed) != c.wantFailed || len(heard) != c.wantFailed {
+			t.Fatalf("%s: answered %q (err %v), failed %v, hook heard %v", c.name, got, err, st.failed, heard)
 		}
 	}
 }

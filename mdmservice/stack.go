@@ -42,8 +42,11 @@ type Config struct {
 	ProfileAck ProfileAckHook
 	// Render renders template commands at delivery (Core.Render).
 	Render func(ctx context.Context, q *store.QueuedCommand) ([]byte, error)
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Undeliverable hears template commands that can never render for
+	// their channel (Core.Undeliverable).
+	Undeliverable UndeliverableHook
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // New stacks the MDM channel (docs/architecture.md, "One check-in's
@@ -61,7 +64,7 @@ func New(c Config) *Channel {
 	if emit == nil {
 		emit = func(context.Context, Event) {}
 	}
-	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Render: c.Render, Log: c.Log, Now: c.Now}
+	var svc Service = &Core{Store: c.Store, Tokens: c.Tokens, AfterResult: c.AfterResult, ProfileAck: c.ProfileAck, Render: c.Render, Undeliverable: c.Undeliverable, Log: c.Log, Now: c.Now}
 	svc = &Bearer{Next: svc, Auth: c.Auth, Store: c.Store, Challenge: c.Challenge}
 	svc = CertAuth{Next: svc}
 	svc = Events{Next: svc, Emit: emit}

@@ -28,23 +28,27 @@ type Deliverer struct {
 }
 
 // Render is mdmservice.Core's Render: the command plist of template
-// command q for q's channel. Errors: an unknown marker, vars that do not
-// decode, a template that does not render with them (a missing value),
-// a signing failure — the caller answers the device 5xx and it retries;
-// the template is never handed out.
+// command q for q's channel. Errors wrapping store.ErrCannotRender, which
+// no retry of this queue row can cure: an unknown marker (a row written
+// by a newer server), vars that do not decode, a template that does not
+// render with them (a value missing, a stored profile that no longer
+// parses) — the caller fails the device's item and hands out the next
+// command. Any other error (a signing failure) is transient: the caller
+// answers the device 5xx and it retries. The template is never handed
+// out.
 func (d *Deliverer) Render(ctx context.Context, q *store.QueuedCommand) ([]byte, error) {
 	switch q.Render {
 	case store.RenderProfile, store.RenderProfileSigned:
 	default:
-		return nil, fmt.Errorf("command %s: unknown render marker %q", q.UUID, q.Render)
+		return nil, fmt.Errorf("%w: command %s: unknown render marker %q", store.ErrCannotRender, q.UUID, q.Render)
 	}
 	values, err := reconcile.DecodeVars(q.Vars)
 	if err != nil {
-		return nil, fmt.Errorf("command %s: %w", q.UUID, err)
+		return nil, fmt.Errorf("%w: command %s: %w", store.ErrCannotRender, q.UUID, err)
 	}
 	payload, _, err := d.cache.Render(q.Payload, values)
 	if err != nil {
-		return nil, fmt.Errorf("command %s: render the profile: %w", q.UUID, err)
+		return nil, fmt.Errorf("%w: command %s: render the profile: %w", store.ErrCannotRender, q.UUID, err)
 	}
 	if q.Render == store.RenderProfileSigned && d.Signer != nil {
 		if s := d.Signer(); s != nil {

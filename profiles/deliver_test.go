@@ -3,6 +3,7 @@ package profiles
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,9 @@ func TestDelivererRender(t *testing.T) {
 }
 
 // What cannot be rendered is an error, never the template: a missing
-// value, vars that do not decode, an unknown marker.
+// value, vars that do not decode, an unknown marker, a stored profile that
+// does not parse — each permanent for its queue row (store.ErrCannotRender:
+// the MDM channel fails the row instead of answering 5xx forever).
 func TestDelivererRefuses(t *testing.T) {
 	d := &Deliverer{}
 	for name, q := range map[string]*store.QueuedCommand{
@@ -100,9 +103,12 @@ func TestDelivererRefuses(t *testing.T) {
 		"bad vars":      {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: store.RenderProfile}, Vars: `{"EMAIL":`},
 		"no vars":       {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: store.RenderProfile}},
 		"marker":        {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: "other"}, Vars: `{"EMAIL":"a@b"}`},
+		"unparsable":    {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte("<plist><dict><key>"), Render: store.RenderProfile}, Vars: `{"EMAIL":"a@b"}`},
 	} {
 		if body, err := d.Render(context.Background(), q); err == nil {
 			t.Fatalf("%s: rendered %s", name, body)
+		} else if !errors.Is(err, store.ErrCannotRender) {
+			t.Fatalf("%s: %v, not permanent (store.ErrCannotRender)", name, err)
 		}
 	}
 }

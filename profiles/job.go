@@ -667,6 +667,13 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 		return false
 	}
 	// Error or CommandFormatError.
+	if requestType == "InstallProfile" && it.State == reconcile.Failed {
+		// This command's failure is recorded already: the device sent
+		// its answer again (the acknowledgement of the first was lost).
+		// Recorded again it would move the retry later and announce the
+		// failure twice.
+		return false
+	}
 	it.Error = errorChain(status, res.ErrorChain)
 	if requestType == "RemoveProfile" {
 		// The profile may be gone already: ProfileList settles it.
@@ -676,23 +683,50 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 		}
 		return false
 	}
+	j.failInstall(ctx, enr, it, commandUUID, now, "profile: the device refused the profile")
+	return false
+}
+
+// Undeliverable is the MDM channel's mdmservice.UndeliverableHook: a
+// template InstallProfile that can never be rendered for this device
+// (cause wraps store.ErrCannotRender: a value its queue row lacks, a
+// stored profile that no longer parses) fails that device's item as a
+// refused install does — the reason, a retry after the backoff, at most
+// reconcile.MaxAttempts attempts — and nothing else: the other devices
+// of the shared command, and the commands behind it, go on.
+func (j *Job) Undeliverable(ctx context.Context, enr *store.Enrollment, q *store.QueuedCommand, cause error) {
+	it, err := j.Store.ProfileItemForCommand(ctx, enr.ID, q.UUID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			j.Log.Warn("profile: cannot read the item of an undeliverable install", "device", enr.ID, "command_uuid", q.UUID, "err", err)
+		}
+		return // not Pomona's profile command (or superseded)
+	}
+	now := j.now()
+	it.UpdatedAt, it.Error = now, "not delivered: "+cause.Error()
+	j.failInstall(ctx, enr, it, q.UUID, now, "profile: cannot be delivered to this device")
+}
+
+// failInstall records item it, still carrying commandUUID, as a failed
+// install with its Error set: a retry after the backoff while attempts
+// remain (the enrollment marked due then), the profile.failed event.
+func (j *Job) failInstall(ctx context.Context, enr *store.Enrollment, it *store.ProfileItem, commandUUID string, now time.Time, msg string) {
 	it.State = reconcile.Failed
 	if it.Attempts < reconcile.MaxAttempts {
 		it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
 	}
 	if err := j.Store.PutProfileItemForCommand(ctx, it, commandUUID); errors.Is(err, store.ErrNotFound) {
-		return false // superseded meanwhile
+		return // superseded meanwhile
 	} else if err != nil {
 		j.Log.Warn("profile: cannot record a failure", "device", enr.ID, "err", err)
-		return false
+		return
 	}
-	j.Log.Warn("profile: the device refused the profile", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
+	j.Log.Warn(msg, "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
 		"reason", it.Error, "attempt", it.Attempts, "next_retry", it.NextRetry)
 	if !it.NextRetry.IsZero() {
 		j.Store.MarkDirty(ctx, []string{enr.ID}, it.NextRetry, false)
 	}
 	j.notify(ctx, EventFailed, enr, it)
-	return false
 }
 
 // verifySoon asks for a ProfileList at once.

@@ -32,8 +32,9 @@ var built struct {
 	out  []byte
 }
 
-// pomonaBinary builds cmd/pomona once per test binary (the cluster tests
-// share it: a build costs tens of seconds on a loaded machine).
+// pomonaBinary builds cmd/pomona once per test binary (the tests that run
+// it as its own process — the cluster, SIGKILL and memory-capped hostile
+// tests — share it: a build costs tens of seconds on a loaded machine).
 func pomonaBinary(t testing.TB) string {
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "pomona-bin-")

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/server"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -299,7 +301,7 @@ func TestConsolePagesRender(t *testing.T) {
 			"/console/devices/" + dev.ID + "?command=DeviceInformation", "/console/push", "/console/apikeys", "/console/webhooks",
 			"/console/audit", "/console/admins"} {
 			code, body := u.get(p)
-			if code != 200 || !strings.Contains(body, "</html>") {
+			if code != 200 || !strings.Contains(body, "</html>") || !strings.Contains(body, "<h1") {
 				t.Errorf("%s %s: %d %.300s", role, p, code, body)
 			}
 			if role == store.RoleAuditor && strings.Contains(body, `action="/console/devices/`+dev.ID+`/commands"`) {
@@ -309,6 +311,65 @@ func TestConsolePagesRender(t *testing.T) {
 		if code, _ := u.get("/console/devices/en_nope"); code != 404 {
 			t.Errorf("unknown device: %d", code)
 		}
+	}
+}
+
+// A new server has no push certificate: the page the dashboard sends the
+// administrator to ("Add the push certificate") says so and offers the
+// CSR and the upload. It was blank: its view was an empty map, which the
+// template's {{with .Data}} skipped.
+func TestConsolePushPageWithoutCertificate(t *testing.T) {
+	clk := &consoleClock{}
+	w := newWorldOpts(t, false, func(c *server.Config) { c.ConsoleClock = clk.now })
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	if _, body := o.get("/console/"); !strings.Contains(body, `href="/console/push"`) {
+		t.Fatalf("the dashboard of a server without a push certificate does not link to its page: %.2000s", body)
+	}
+	code, body := o.get("/console/push")
+	for _, want := range []string{"<h1>Push certificate</h1>", "No push certificate yet", `action="/console/push/csr"`, `action="/console/push/certificate"`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("push certificate page without a certificate: %d, no %q in %.1500s", code, want, body)
+		}
+	}
+}
+
+// The users' password fields say the rule the directory enforces: they
+// said "at least 12 characters" (and the user page's field refused a
+// valid password of 8 to 11 in the browser) while the rule is 8.
+func TestConsolePasswordRuleShown(t *testing.T) {
+	w, clk := consoleWorld(t)
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	alice, err := w.e.Server.Store.UserByEmail(context.Background(), "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := fmt.Sprintf("password (at least %d characters)", directory.MinPassword)
+	attr := fmt.Sprintf(`minlength="%d"`, directory.MinPassword)
+	for _, p := range []string{"/console/users", "/console/users/" + alice.ID} {
+		if _, body := o.get(p); !strings.Contains(body, rule) || !strings.Contains(body, attr) || strings.Contains(body, "at least 12") {
+			t.Errorf("%s does not say the password rule (%q, %s)", p, rule, attr)
+		}
+	}
+}
+
+// The device list says whose each device is (a user enrollment has no
+// device name: the list was a column of en_… ids) and filters by email.
+func TestConsoleDevicesShowTheirUser(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	dev, _ := w.e.Server.Store.EnrollmentByAppleID(context.Background(), d.MDM.EnrollmentID)
+	o := newConsoleUser(t, w, clk, "root@ops.example", store.RoleOwner)
+	if _, body := o.get("/console/devices"); !strings.Contains(body, `<a href="/console/users/`+dev.UserID+`">alice@example.com</a>`) {
+		t.Errorf("the device list does not name the device's user: %.3000s", body)
+	}
+	if _, body := o.get("/console/devices?user=ALICE@example.com"); !strings.Contains(body, dev.ID) {
+		t.Error("filtered by its user's email, the device is not listed")
+	}
+	if _, body := o.get("/console/devices?user=bob@example.com"); strings.Contains(body, dev.ID) || !strings.Contains(body, "No devices match") {
+		t.Error("filtered by another user's email, the device is listed")
+	}
+	if code, body := o.get("/console/devices?user=nobody@example.com"); code != 200 || !strings.Contains(body, "No user has the email nobody@example.com") {
+		t.Errorf("an unknown email: %d %.2000s", code, body)
 	}
 }
 

@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/devicesim"
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // A profile with a per-user variable is queued as ONE shared template
@@ -67,5 +70,84 @@ func TestProfileRenderedAtDelivery(t *testing.T) {
 		if _, _, err := st.Resend(t.Context(), alice.MDM.EnrollmentID, ua, "test"); err == nil {
 			t.Fatal("a template command was re-queued as it is stored")
 		}
+	}
+}
+
+// A template command that can never be rendered for a device (here its
+// queue row lacks the $EMAIL value: a row written by another version, a
+// damaged row) does not block the device's queue: the device's poll is
+// answered with the next command (no 5xx, no retry loop), that device's
+// item fails with the reason and a bounded retry, and the row leaves the
+// queue (status undeliverable). Another device of the same shared
+// template is not affected.
+func TestUndeliverableTemplateFailsItsItemOnly(t *testing.T) {
+	w := newWorld(t, true)
+	e := w.e
+	k := e.APIKey
+	ctx := t.Context()
+	mustStatus(t, do(t, e, "PATCH", "/api/v1/tenants/"+w.tenant, map[string]any{"require_second_factor": false}, k), 200)
+	alice := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	bob := enrolledDevice(t, w, "iPhone", "bob@example.com", "bob-password")
+	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(wifiProfile("v1"))}, k)
+	mustStatus(t, a, 201)
+	pid := a.json(t)["id"].(string)
+
+	// One shared template queued for both, as the reconciler queues it;
+	// alice's row carries no value for $EMAIL.
+	st := e.Server.Store
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	batch := &store.ReconcileBatch{Holder: "test", Commands: []store.CommandRecord{{UUID: "TMPL-1", RequestType: "InstallProfile",
+		Payload: wifiProfile("v1"), Render: store.RenderProfile, CreatedAt: now, CreatedBy: "profiles"}}}
+	refs := map[*devicesim.Device]string{}
+	for d, vars := range map[*devicesim.Device]string{alice: `{}`, bob: `{"EMAIL":"bob@example.com"}`} {
+		enr, err := st.EnrollmentByAppleID(ctx, d.MDM.EnrollmentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := st.Channel(ctx, enr.ID, "device", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[d] = enr.ID
+		batch.Queue = append(batch.Queue, store.BatchQueueEntry{ChannelID: ch.ID, CommandUUID: "TMPL-1", Vars: vars})
+		batch.PutItems = append(batch.PutItems, store.ProfileItem{DeviceID: enr.ID, ProfileID: pid, Identifier: "com.example.wifi", State: "installing",
+			Version: 1, Hash: "h", CommandUUID: "TMPL-1", Attempts: 1, UpdatedAt: now})
+	}
+	if err := st.ApplyReconcile(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	// Queued behind the template: the device must still get it.
+	mustStatus(t, do(t, e, "POST", "/api/v1/devices/"+alice.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "DeviceInformation", "queries": []string{"OSVersion"}}, k), 201)
+
+	cmd, err := alice.Poll(ctx, nil, false)
+	if err != nil || cmd == nil || cmd.RequestType() != "DeviceInformation" {
+		t.Fatalf("alice's poll: %+v %v (want the command behind the undeliverable template)", cmd, err)
+	}
+	if cmd, err = alice.Poll(ctx, alice.Process(ctx, cmd), false); err != nil || cmd != nil {
+		t.Fatalf("alice's next poll: %+v %v", cmd, err)
+	}
+	status := map[string]string{}
+	for _, c := range do(t, e, "GET", "/api/v1/devices/"+alice.MDM.EnrollmentID+"/commands", nil, k).json(t)["commands"].([]any) {
+		c := c.(map[string]any)
+		status[c["request_type"].(string)] = c["status"].(string)
+	}
+	if status["InstallProfile"] != store.QueueUndeliverable || status["DeviceInformation"] != "Acknowledged" {
+		t.Fatalf("alice's commands: %v", status)
+	}
+	failed := do(t, e, "GET", "/api/v1/profiles/"+pid+"/status?state=failed", nil, k).json(t)["devices"].([]any)
+	if len(failed) != 1 {
+		t.Fatalf("failed items: %v", failed)
+	}
+	f := failed[0].(map[string]any)
+	if f["device"] != refs[alice] || !strings.Contains(f["error"].(string), "no value for $EMAIL") || f["next_retry"] == nil {
+		t.Fatalf("alice's item: %v (want failed with the reason and a retry after the backoff)", f)
+	}
+	// Bob's rendering of the same command goes out and installs.
+	converge(t, []*devicesim.Device{bob}, "bob installs", func() bool {
+		_, ok := bob.InstalledProfile("com.example.wifi")
+		return ok
+	})
+	if eapUser(bob) != "bob@example.com" {
+		t.Fatalf("bob's profile: user %q", eapUser(bob))
 	}
 }

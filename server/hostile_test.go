@@ -183,10 +183,7 @@ func TestHostileInputsMemoryCappedProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a server")
 	}
-	bin := filepath.Join(t.TempDir(), "pomona")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pomona").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := pomonaBinary(t) // built once, shared with the other process tests
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	logs, _ := os.Create(filepath.Join(dir, "log"))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/pomona-mdm/pomona/enroll"
 	"github.com/pomona-mdm/pomona/mdmservice"
 	"github.com/pomona-mdm/pomona/profiles"
+	"github.com/pomona-mdm/pomona/store"
 )
 
 // newMDMChannel builds the MDM channel (mdmservice.New stacks its
@@ -24,6 +26,11 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		// The one place template commands (profiles with per-user
 		// variables) are rendered for the device fetching them.
 		Render: (&profiles.Deliverer{Signer: s.profileSigner}).Render,
+		// A template that can never render for a device fails that
+		// device's item (the job is built after the channel: indirection).
+		Undeliverable: func(ctx context.Context, enr *store.Enrollment, q *store.QueuedCommand, err error) {
+			s.ProfileJob.Undeliverable(ctx, enr, q, err)
+		},
 	})
 }
 

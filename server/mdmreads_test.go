@@ -97,6 +97,11 @@ func (c *countingStore) RecordResultNext(ctx context.Context, ref, ch, uuid, sta
 	return c.s.RecordResultNext(ctx, ref, ch, uuid, status, raw, now, inv, ack)
 }
 
+func (c *countingStore) SetUndeliverable(ctx context.Context, ref, ch, uuid string, now time.Time) error {
+	c.write("SetUndeliverable")
+	return c.s.SetUndeliverable(ctx, ref, ch, uuid, now)
+}
+
 // NextCommand with nothing queued is a read (handing out a command would
 // also mark it sent).
 func (c *countingStore) NextCommand(ctx context.Context, ref, ch string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {

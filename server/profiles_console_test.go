@@ -60,9 +60,26 @@ func TestConsoleProfiles(t *testing.T) {
 	if _, body := auditor.get("/console/profiles/" + pid[1]); strings.Contains(body, "/assignments\"") {
 		t.Error("the auditor is offered the assignment form")
 	}
-	if code, _ := auditor.post("/console/profiles/"+pid[1]+"/assignments/"+gid[1]+"/remove", nil); code != 403 {
+	if code, _ := auditor.post("/console/profiles/"+pid[1]+"/assignments/"+gid[1]+"/remove", url.Values{"confirm": {"on"}}); code != 403 {
 		t.Errorf("auditor removes an assignment: %d", code)
 	}
+	// Removing takes the profile off the group's devices: not on one key
+	// press without the box ticked.
+	if _, body := u.get("/console/profiles/" + pid[1]); !strings.Contains(body, `name="confirm" required> the profile leaves its members' devices`) {
+		t.Fatalf("remove form without its confirmation: %.3000s", body)
+	}
+	code, body = u.post("/console/profiles/"+pid[1]+"/assignments/"+gid[1]+"/remove", nil)
+	if code != 200 || !strings.Contains(body, "Not removed") {
+		t.Fatalf("unconfirmed remove: %d %.800s", code, body)
+	}
+	if _, ok := d.InstalledProfile("com.example.wifi"); !ok {
+		t.Fatal("the profile left the device on an unconfirmed remove")
+	}
+	code, body = u.post("/console/profiles/"+pid[1]+"/assignments/"+gid[1]+"/remove", url.Values{"confirm": {"on"}})
+	if code != 200 || !strings.Contains(body, "Assignment removed") {
+		t.Fatalf("remove: %d %.800s", code, body)
+	}
+	converge(t, []*devicesim.Device{d}, "removed", func() bool { _, ok := d.InstalledProfile("com.example.wifi"); return !ok })
 }
 
 // The profile page's settings form and its delete with the count of

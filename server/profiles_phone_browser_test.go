@@ -18,15 +18,56 @@ import (
 )
 
 // tabStopJS describes the focused element after a Tab: what it is, its
-// label, where it is, and NO-FOCUS-RING or OFF-SCREEN when it fails.
+// label, where it is, and NO-FOCUS-RING, LOW-CONTRAST-RING (the ring's
+// colour against what lies behind it under WCAG 1.4.11's 3:1), OFF-SCREEN
+// or EMPTY-REGION (a focusable region holding no table: a Tab stop with
+// nothing to scroll) when it fails.
 const tabStopJS = `(() => { const e = document.activeElement; if (!e || e === document.body) return "body";
   const r = e.getBoundingClientRect(), cs = getComputedStyle(e);
   let label = e.getAttribute("aria-label") || (e.labels && e.labels[0] ? e.labels[0].textContent : "") || e.textContent || e.value || "";
   label = label.replace(/\s+/g, " ").trim().slice(0, 50);
-  const focus = (cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) >= 2) || cs.boxShadow !== "none";
+  const ring = cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) >= 2, focus = ring || cs.boxShadow !== "none";
+  const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  let bg = [255, 255, 255];
+  for (let p = e.parentElement; p; p = p.parentElement) { const c = rgb(getComputedStyle(p).backgroundColor); if (c.length === 3 || c[3] > 0) { bg = c; break; } }
+  const a = lum(rgb(cs.outlineColor)), b = lum(bg), contrast = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
   return e.tagName.toLowerCase() + (e.type ? "[" + e.type + "]" : "") + (e.id ? "#" + e.id : "") + " «" + label + "»" +
     " x=" + Math.round(r.left) + ".." + Math.round(r.right) + " h=" + Math.round(r.height) + (focus ? "" : " NO-FOCUS-RING") +
+    (ring && contrast < 3 ? " LOW-CONTRAST-RING " + contrast.toFixed(1) + ":1" : "") +
+    (e.getAttribute("role") === "region" && !e.querySelector("table") ? " EMPTY-REGION" : "") +
     (r.left < -1 || r.right > document.documentElement.clientWidth + 1 || r.height === 0 ? " OFF-SCREEN" : ""); })()`
+
+// tabWalk presses Tab from the top of the page until the focus leaves it
+// (at most 120 stops) and fails the test on every stop tabStopJS marks
+// and when there are fewer than min stops (the walk went wrong; the
+// console's header alone has four).
+func tabWalk(t *testing.T, run func(string, ...chromedp.Action), page string, min int) {
+	t.Helper()
+	run(page+": top", chromedp.Evaluate(`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)`, nil))
+	seen := 0
+	for i := 0; i < 120; i++ {
+		var st string
+		run(page+": tab", chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(tabStopJS, &st))
+		if st == "body" {
+			if seen > 0 {
+				break
+			}
+			continue
+		}
+		seen++
+		for _, bad := range []string{"NO-FOCUS-RING", "LOW-CONTRAST-RING", "EMPTY-REGION", "OFF-SCREEN"} {
+			if strings.Contains(st, bad) {
+				t.Errorf("%s: Tab stop %d: %s", page, seen, st)
+				break
+			}
+		}
+	}
+	if seen < min {
+		t.Errorf("%s: only %d Tab stops", page, seen)
+	}
+}
 
 // signInOwnerByKeyboard sets up the first owner from the start-up link and
 // signs in with the next code, typing and pressing Return only.
@@ -108,25 +149,7 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 		if len(cut) > 0 {
 			t.Errorf("%s: cut off on a phone: %q", page, cut)
 		}
-		run(page+": top", chromedp.Evaluate(`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)`, nil))
-		seen := 0
-		for i := 0; i < 120; i++ {
-			var st string
-			run(page+": tab", chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(tabStopJS, &st))
-			if st == "body" {
-				if seen > 0 {
-					break
-				}
-				continue
-			}
-			seen++
-			if strings.Contains(st, "NO-FOCUS-RING") || strings.Contains(st, "OFF-SCREEN") {
-				t.Errorf("%s: Tab stop %d: %s", page, seen, st)
-			}
-		}
-		if seen < 5 {
-			t.Errorf("%s: only %d Tab stops", page, seen)
-		}
+		tabWalk(t, run, page, 5)
 	}
 	run("phone", browser.Phone())
 	signInOwnerByKeyboard(t, ctx, w, clk, run)
@@ -152,7 +175,7 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 	press("open the menu", "header.top details.menu summary", kb.Enter)
 	run("menu open", chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open),
 		chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(tabStopJS, &stop))
-	if !open || !strings.Contains(stop, "«Dashboard»") || strings.Contains(stop, "NO-FOCUS-RING") || strings.Contains(stop, "OFF-SCREEN") {
+	if !open || !strings.Contains(stop, "«Dashboard»") || strings.Contains(stop, "NO-FOCUS-RING") || strings.Contains(stop, "LOW-CONTRAST-RING") || strings.Contains(stop, "OFF-SCREEN") {
 		t.Errorf("Return on Menu: open %v, next Tab stop %s (want the Dashboard link, on screen, with a focus ring)", open, stop)
 	}
 	press("close the menu", "header.top details.menu summary", kb.Enter)

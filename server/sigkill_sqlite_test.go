@@ -32,10 +32,7 @@ func TestSIGKILLSQLiteKeepsAcknowledgedResults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a server")
 	}
-	bin := filepath.Join(t.TempDir(), "pomona")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pomona").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := pomonaBinary(t) // built once, shared with the other process tests
 	dir := t.TempDir()
 	key := seal.NewKey()
 	addr := freeAddr(t)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -50,7 +51,19 @@ const (
 	QueueQueued  = "queued"
 	QueueSent    = "sent"
 	QueueExpired = "expired"
+	// QueueUndeliverable: a template command that can never be rendered
+	// for this channel (ErrCannotRender), taken out of the queue so that
+	// the commands behind it reach the device (MDMStore.SetUndeliverable).
+	QueueUndeliverable = "undeliverable"
 )
+
+// ErrCannotRender marks a template command's render failure that no retry
+// can cure for that queue row: its Vars do not decode, the template does
+// not parse or lacks a value the row does not carry, an unknown Render
+// marker. The MDM service then fails the row (SetUndeliverable) and hands
+// out the next command; any other render error (a signer or store that is
+// briefly unavailable) is answered 5xx and the device asks again.
+var ErrCannotRender = errors.New("the command cannot be rendered for this device")
 
 // CommandRecord is one command as stored: what to send (Payload is the
 // command plist, mdm.Command encoded) and who queued it when. Named apart
@@ -96,11 +109,15 @@ type QueuedCommand struct {
 	// ""): the encoding of the variables the template uses (package
 	// reconcile, EncodeVars); "" for a ready command. They are this
 	// device's own: never shown with another device's command.
-	Vars      string
-	Status    string
-	Result    []byte
-	SentAt    time.Time
-	UpdatedAt time.Time
+	Vars   string
+	Status string
+	Result []byte
+	// ResultSize is the stored result's length in bytes (0: none). Set by
+	// CommandSummaries (whose Result is nil when it is over the bound)
+	// and ChannelCommand.
+	ResultSize int
+	SentAt     time.Time
+	UpdatedAt  time.Time
 }
 
 // InventoryFunc says what a result adds to the inventory, given the
@@ -230,7 +247,26 @@ type MDMStore interface {
 	// on its own; see ProfileAck.
 	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc,
 		ack *ProfileAck) (string, *QueuedCommand, error)
+	// SetUndeliverable takes command uuid out of channel channelID's
+	// queue (enrollment ref's): its status becomes QueueUndeliverable if it
+	// is still claimable (queued, sent or NotNow) — a template command that
+	// can never be rendered for the channel (ErrCannotRender), so that
+	// NextCommand hands out the commands behind it. Durable before it
+	// returns. ErrNotFound when no claimable row matches (answered, expired
+	// or failed meanwhile; another enrollment's channel).
+	SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error
 	QueuedCommands(ctx context.Context, channelID string, limit int) ([]QueuedCommand, error)
+	// CommandSummaries is a channel's latest limit commands, newest
+	// first, as a history view shows them: without Payload or Vars, and
+	// with Result only when it is at most maxResult bytes (ResultSize
+	// always set) — what one request reads stays bounded whatever the
+	// devices answered (up to mdm.MaxResult each).
+	CommandSummaries(ctx context.Context, channelID string, limit, maxResult int) ([]QueuedCommand, error)
+	// ChannelCommand is command uuid as queued for one of enrollment
+	// ref's channels (the newest, should two have it), with its full
+	// Result and ResultSize; kind is that channel's kind. ErrNotFound
+	// when none of ref's channels has it.
+	ChannelCommand(ctx context.Context, ref, uuid string) (q *QueuedCommand, kind string, err error)
 	// UpdateInventory merges one section into the enrollment's inventory and
 	// refreshes the device fields DeviceInformation reports.
 	UpdateInventory(ctx context.Context, ref, section string, data any, info *DeviceInfo, now time.Time) error

@@ -94,6 +94,7 @@ func (a *API) routes() []route {
 		{"GET /api/v1/devices/{id}", a.getDevice},
 		{"POST /api/v1/devices/{id}/commands", a.enqueueCommand},
 		{"GET /api/v1/devices/{id}/commands", a.deviceCommands},
+		{"GET /api/v1/devices/{id}/commands/{uuid}", a.deviceCommand},
 		{"POST /api/v1/devices/{id}/push", a.pushDevice},
 		{"POST /api/v1/devices/{id}/unenroll", a.unenrollDevice},
 		{"POST /api/v1/commands", a.bulkCommand},

@@ -131,6 +131,10 @@ func (a *API) commandRefused(r *http.Request, target string, err error) error {
 	return err
 }
 
+// deviceCommands lists the device's latest commands (200 per channel)
+// as summaries: a result over app.HistoryResultMax is left out (its size
+// is given), so that one request decodes at most 200 × 64 KiB whatever
+// the devices answered; deviceCommand has it whole.
 func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 	e, err := a.App.Devices.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -141,20 +145,35 @@ func (a *API) deviceCommands(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := apitypes.Commands{Commands: []apitypes.CommandStatus{}}
-	for _, q := range hist {
-		cs := apitypes.CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: q.Channel, Status: q.Status, CreatedAt: q.CreatedAt,
-			SentAt: apitypes.Opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: apitypes.Opt(q.ExpiresAt)}
-		if len(q.Result) > 0 {
-			// JSON-safe by construction (mdm.DecodeValue): data as
-			// base64, dates as RFC 3339, NaN and ±Inf as strings.
-			if m, err := mdm.DecodeDict(q.Result); err == nil {
-				cs.Result = m
-			}
-		}
-		out.Commands = append(out.Commands, cs)
+	for i := range hist {
+		out.Commands = append(out.Commands, commandStatus(&hist[i]))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// deviceCommand is one command of the device with its full result.
+func (a *API) deviceCommand(w http.ResponseWriter, r *http.Request) error {
+	_, q, err := a.App.Devices.Command(r.Context(), r.PathValue("id"), r.PathValue("uuid"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, commandStatus(q))
+	return nil
+}
+
+// commandStatus is q on the wire, with its result decoded when q carries
+// it. JSON-safe by construction (mdm.DecodeValue): data as base64, dates
+// as RFC 3339, NaN and ±Inf as strings.
+func commandStatus(q *app.QueuedCommand) apitypes.CommandStatus {
+	cs := apitypes.CommandStatus{CommandUUID: q.UUID, RequestType: q.RequestType, Channel: q.Channel, Status: q.Status, CreatedAt: q.CreatedAt,
+		SentAt: apitypes.Opt(q.SentAt), UpdatedAt: q.UpdatedAt, ExpiresAt: apitypes.Opt(q.ExpiresAt), ResultSize: q.ResultSize}
+	if len(q.Result) > 0 {
+		if m, err := mdm.DecodeDict(q.Result); err == nil {
+			cs.Result = m
+		}
+	}
+	return cs
 }
 
 func (a *API) pushDevice(w http.ResponseWriter, r *http.Request) error {

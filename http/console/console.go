@@ -67,6 +67,8 @@ type Console struct {
 	Version string
 
 	pages map[string]*template.Template
+	// getPages holds the console's GET patterns only, for back.
+	getPages *http.ServeMux
 }
 
 // Request is what a page handler knows about the signed-in administrator.
@@ -95,8 +97,12 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+Prefix, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/", http.StatusFound)
 	})
+	c.getPages = http.NewServeMux()
 	for _, rt := range c.routes() {
 		mux.Handle(rt.pattern, c.authenticated(rt.perm, rt.h))
+		if strings.HasPrefix(rt.pattern, "GET ") {
+			c.getPages.Handle(rt.pattern, http.NotFoundHandler())
+		}
 	}
 }
 
@@ -276,18 +282,37 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 	c.fail(w, r, status, msg)
 }
 
-// back is where a POST returns: the page it was posted from.
+// back is where a POST returns: the page it was posted from. Browsers
+// send no Referer (the console's Referrer-Policy is no-referrer), so it is
+// the action's path when it is a page too, else the nearest page above
+// it: POST
+// /console/profiles/{id}/assignments/{group}/remove returns to
+// /console/profiles/{id}, not to a path with no page.
 func (c *Console) back(r *Request) string {
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err == nil && strings.HasPrefix(u.Path, Prefix+"/") {
 			return u.RequestURI()
 		}
 	}
-	p := r.URL.Path
-	if i := strings.LastIndex(p, "/"); i > len(Prefix) {
-		return p[:i]
+	return c.pageAbove(r.URL.Path)
+}
+
+// pageAbove is p itself when it is also a console GET page (POST
+// /console/users is the form on /console/users), else the longest prefix
+// of p (cut at a "/") that is one; the dashboard when none is.
+func (c *Console) pageAbove(p string) string {
+	for {
+		if c.getPages != nil && len(p) > len(Prefix)+1 {
+			if _, pattern := c.getPages.Handler(&http.Request{Method: http.MethodGet, Host: "console", URL: &url.URL{Path: p}}); pattern != "" {
+				return p
+			}
+		}
+		i := strings.LastIndex(p, "/")
+		if i <= len(Prefix) {
+			return Prefix + "/"
+		}
+		p = p[:i]
 	}
-	return Prefix + "/"
 }
 
 func (c *Console) fail(w http.ResponseWriter, r *Request, status int, msg string) {

@@ -347,7 +347,8 @@ func (c *Console) reauthenticate(w http.ResponseWriter, r *Request) error {
 
 func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	q := r.URL.Query()
-	f := app.DeviceQuery{Status: q.Get("status"), Platform: q.Get("platform"), Tenant: q.Get("tenant"), Before: q.Get("before"), Limit: 50}
+	f := app.DeviceQuery{Status: q.Get("status"), Platform: q.Get("platform"), Tenant: q.Get("tenant"), User: strings.TrimSpace(q.Get("user")),
+		Before: q.Get("before"), Limit: 50}
 	if f.Status == "" && !q.Has("status") {
 		f.Status = store.EnrollmentEnrolled
 	}
@@ -358,6 +359,10 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 		f.Status, f.Silent = "", true
 	}
 	es, next, err := c.App.Devices.List(r.Context(), f)
+	noUser := false
+	if f.User != "" && errors.Is(err, store.ErrNotFound) {
+		es, next, err, noUser = nil, "", nil, true // an unknown email: an empty list that says so
+	}
 	if err != nil {
 		return err
 	}
@@ -365,12 +370,30 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	// Whose device each is: a user enrollment reveals no device name, so
+	// the user's email is what tells an administrator's devices apart.
+	// At most one look-up per user on the page (50 rows).
+	emails := map[string]string{}
+	for _, e := range es {
+		if _, ok := emails[e.UserID]; ok {
+			continue
+		}
+		u, err := c.App.Users.Get(r.Context(), e.UserID)
+		switch {
+		case err == nil:
+			emails[e.UserID] = u.Email
+		case errors.Is(err, store.ErrNotFound): // deleted: its devices are being told to unenroll
+			emails[e.UserID] = ""
+		default:
+			return err
+		}
+	}
 	status := q.Get("status")
 	if status == "" {
 		status = store.EnrollmentEnrolled
 	}
 	c.render(w, r, http.StatusOK, "devices", "Devices", map[string]any{"Devices": es, "Tenants": ts, "Status": status,
-		"Platform": f.Platform, "Tenant": f.Tenant, "Next": next, "Silent": c.silentSet(es)})
+		"Platform": f.Platform, "Tenant": f.Tenant, "User": f.User, "NoUser": noUser, "Emails": emails, "Next": next, "Silent": c.silentSet(es)})
 	return nil
 }
 
@@ -437,6 +460,17 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	// One result over the list's bound, asked for by ?result=<uuid>, is
+	// read and shown whole: one large decode per request at most.
+	if uuid := r.URL.Query().Get("result"); uuid != "" {
+		for i := range hist {
+			if hist[i].UUID == uuid && hist[i].Result == nil && hist[i].ResultSize > 0 {
+				if _, q, err := c.App.Devices.Command(r.Context(), e.ID, uuid); err == nil {
+					hist[i].Result = q.Result
+				}
+			}
+		}
+	}
 	var rows []commandRow
 	for _, q := range hist {
 		row := commandRow{QueuedCommand: q}
@@ -473,7 +507,7 @@ func (c *Console) device(w http.ResponseWriter, r *Request) error {
 	}
 	c.render(w, r, http.StatusOK, "device", deviceTitle(e), map[string]any{
 		"Predecessor": dt.Predecessor, "Successor": dt.Successor, "Silent": c.App.Devices.Silent(e), "SilentFor": c.App.Devices.SilentFor(),
-		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
+		"ProfileItems": items, "Device": e, "User": u, "Renewal": dt.Renewal, "Channels": dt.Channels, "Commands": rows, "ShownResult": r.URL.Query().Get("result"), "Inventory": template.HTML(renderInventory(inv)), "HasInventory": len(inv) > 0,
 		"Choices": choices, "Command": rt, "CommandTitle": title, "Fields": c.commandFields(rt, platform), "Platform": platform,
 	})
 	return nil
@@ -600,15 +634,26 @@ func (c *Console) unenroll(w http.ResponseWriter, r *Request) error {
 
 // --- push certificate ---
 
+// pushView is the push certificate page. A struct, not a map: the page's
+// template starts with {{with .Data}}, which skips an empty map, and the
+// page of a new server (no certificate, no CSR yet) was blank.
+type pushView struct {
+	Cert      *pushcert.Cert // nil: none imported yet
+	Days      int            // whole days until Cert expires
+	Warnings  []string       // Cert.Problems
+	LoadError string         // the stored certificate cannot be loaded
+	CSR       string         // PEM of a request just made
+}
+
 func (c *Console) pushPage(w http.ResponseWriter, r *Request) error {
-	v := map[string]any{}
+	var v pushView
 	pc, err := c.App.PushCerts.Get(r.Context())
 	switch {
 	case err == nil:
-		v["Cert"], v["Days"], v["Warnings"] = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
+		v.Cert, v.Days, v.Warnings = pc, int(pc.Cert.NotAfter.Sub(c.Now()).Hours()/24), pc.Problems(c.Now())
 	case errors.Is(err, pushcert.ErrNone):
 	default:
-		v["LoadError"] = err.Error()
+		v.LoadError = err.Error()
 	}
 	c.render(w, r, http.StatusOK, "push", "Push certificate", v)
 	return nil
@@ -620,7 +665,7 @@ func (c *Console) pushCSR(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	c.Log.Info("push certificate CSR created", "by", "console:"+r.Admin.Email)
-	c.render(w, r, http.StatusOK, "push", "Push certificate", map[string]any{"CSR": string(csr)})
+	c.render(w, r, http.StatusOK, "push", "Push certificate", pushView{CSR: string(csr)})
 	return nil
 }
 

@@ -305,7 +305,13 @@ func (c *Console) assignProfile(w http.ResponseWriter, r *Request) error {
 	return c.done(w, r, Prefix+"/profiles/"+r.PathValue("id"), "Assignment saved: the group's devices are being updated.")
 }
 
+// unassignProfile removes an assignment or an exclusion once the
+// administrator ticked what it does to the group's devices (one key press
+// must not take a profile off a group, as with deleting the group).
 func (c *Console) unassignProfile(w http.ResponseWriter, r *Request) error {
+	if r.PostFormValue("confirm") == "" {
+		return problem.New(problem.Invalid, "Not removed: tick what removing it does to the group's devices, then remove again.")
+	}
 	if err := c.App.Profiles.Unassign(r.Context(), r.PathValue("id"), r.PathValue("group")); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/adminaccount"
+	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -41,7 +42,12 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	},
 	"role": adminaccount.RoleTitle,
-	"join": strings.Join,
+	// minPassword is the shortest password a device user may have (the
+	// forms' labels and minlength say what the directory enforces).
+	"minPassword": func() int { return directory.MinPassword },
+	// minAdminPassword is the shortest console password.
+	"minAdminPassword": func() int { return adminaccount.MinPassword },
+	"join":             strings.Join,
 	"can": func(a *store.Admin, p int) bool {
 		return a != nil && adminaccount.Can(a.Role, adminaccount.Permission(p))
 	},
@@ -53,7 +59,7 @@ func statusClass(s string) string {
 	switch s {
 	case mdm.Acknowledged, store.EnrollmentEnrolled, "ok", "delivered", "installed":
 		return "good"
-	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled:
+	case mdm.Error, mdm.CommandFormatError, "error", "failed", store.EnrollmentUnenrolled, store.QueueUndeliverable:
 		return "bad"
 	case mdm.NotNow, "warning", store.QueueExpired:
 		return "warn"

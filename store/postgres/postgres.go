@@ -30,6 +30,10 @@ var Dialect = sqlstore.Dialect{
 	Name:      "postgres",
 	Numbered:  true,
 	TxOptions: &sql.TxOptions{Isolation: sql.LevelSerializable},
+	// A device's result: its reads decide writes of the rows read, or
+	// lock them (sqlstore.Dialect.ResultTxOptions).
+	ResultTxOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead},
+	ForUpdate:       " FOR UPDATE",
 	// One clock for every instance: a command enqueued after another
 	// (through any instance) gets a later seq, unless the database
 	// server's clock is stepped back in between.

@@ -227,7 +227,7 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 				r.done <- err
 				continue
 			}
-			r.done <- g.s.once(r.ctx, r.fn)
+			r.done <- g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
 		}
 	}()
 	live = rest
@@ -246,7 +246,7 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 	}
 	switch len(live) {
 	case 1:
-		live[0].done <- g.s.once(live[0].ctx, live[0].fn)
+		live[0].done <- g.s.once(live[0].ctx, g.s.d.TxOptions, live[0].fn)
 		return
 	}
 	errs, err := g.shared(live)
@@ -254,7 +254,7 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		// The batch as a whole failed and nothing of it is durable: each
 		// transaction runs again on its own.
 		for _, r := range live {
-			r.done <- g.s.once(r.ctx, r.fn)
+			r.done <- g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
 		}
 		return
 	}

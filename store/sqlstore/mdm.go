@@ -490,21 +490,31 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 }
 
 // RecordResultNext is RecordResult and NextCommand (after a report, not
-// an Idle). With group commit (SQLite: one writer, no serialization
-// conflicts) both are one transaction: the result, its inventory and the
-// next command's sent mark share one durable commit. On PostgreSQL the
-// next command is read and marked after the result's commit, as
-// NextCommand does: the mark is a hint and need not share the result's
-// durability, and reading the channel's queue inside the SERIALIZABLE
-// result transaction would widen its read set, and with it its conflicts
-// with concurrent enqueues and jobs. That costs one round trip more only
-// when a next command is handed out.
+// an Idle), in one transaction: the result, its inventory and the next
+// command's sent mark share one durable commit (on PostgreSQL one COMMIT
+// instead of the result's and an autocommitted mark's, and two round
+// trips fewer when a command is handed out). When the backend would run
+// it SERIALIZABLE (no ResultTxOptions, no group commit) the next command
+// is read and marked after the commit, as NextCommand does: reading the
+// channel's queue under predicate locks widens the transaction's
+// conflicts with concurrent enqueues and jobs.
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
 // profile items in the same transaction on both backends (ackInResult,
 // behind a savepoint): their own commit — an fsync on SQLite, a commit on
 // PostgreSQL — is saved, and the verifying ProfileList an install queues
 // is read as the next command without a read of its own.
+//
+// On PostgreSQL the transaction runs at the dialect's ResultTxOptions
+// (REPEATABLE READ, with the profile items it rewrites read FOR UPDATE):
+// every read in it decides a write of the same row, so a concurrent change
+// of that row is still a serialization failure and a retry. The one
+// decision over rows it does not write is whether a ProfileList already
+// waits before an install queues its verifying one: two such decisions at
+// once (a replayed answer beside the reconciler's periodic ProfileList)
+// can both queue one, and the device then answers the second as another
+// verification of the same items — at most one extra round trip, never a
+// lost or wrong state.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
 	inv store.InventoryFunc, ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
 	var rt string
@@ -516,7 +526,8 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if ack != nil {
 		got = &store.ProfileAck{}
 	}
-	err := s.tx(ctx, func(tx *Tx) error {
+	nextInTx := s.gc != nil || s.d.ResultTxOptions != nil
+	err := s.resultTx(ctx, func(tx *Tx) error {
 		var err error
 		q = nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
@@ -528,8 +539,8 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 				return err
 			}
 		}
-		if s.gc == nil {
-			return nil // PostgreSQL: the next command after the commit (see above)
+		if !nextInTx {
+			return nil // the next command after the commit (see above)
 		}
 		q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 			func(q string, args ...any) (int64, error) {
@@ -551,7 +562,7 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	if got != nil {
 		ack.Done, ack.Queued, ack.Put = got.Done, got.Queued, got.Put
 	}
-	if s.gc != nil {
+	if nextInTx {
 		return rt, q, nil
 	}
 	q, err = s.NextCommand(ctx, ref, channelID, false, now)
@@ -664,12 +675,78 @@ func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any,
 	return err
 }
 
+func (s *Store) SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE queue SET status = ?, updated_at = ?
+			WHERE channel_id = ? AND command_uuid = ? AND status IN `+claimable(true)+`
+			AND EXISTS (SELECT 1 FROM channels ch WHERE ch.id = queue.channel_id AND ch.enrollment_ref = ?)`,
+			store.QueueUndeliverable, toMicros(now), channelID, uuid, ref)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("claimable command %s on this channel %w", uuid, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
 func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int) ([]store.QueuedCommand, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	return collect(ctx, s.r, scanQueued, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, channelID, limit)
+}
+
+// commandSummaryColumns are queuedColumns without the payload and vars,
+// and the result only when it is at most the first argument's bytes
+// (length() of a BLOB/bytea is read from its header or TOAST pointer: a
+// large result is not read at all), then its length.
+const commandSummaryColumns = `q.channel_id, q.command_uuid, c.request_type, c.created_at, c.expires_at, c.created_by, q.status,
+	CASE WHEN COALESCE(length(q.result), 0) <= CAST(? AS BIGINT) THEN q.result END, COALESCE(length(q.result), 0), q.sent_at, q.updated_at, c.render`
+
+func scanCommandSummary(sc scanner) (*store.QueuedCommand, error) {
+	var q store.QueuedCommand
+	var created, expires, sent, updated int64
+	if err := sc.Scan(&q.ChannelID, &q.UUID, &q.RequestType, &created, &expires, &q.CreatedBy, &q.Status, &q.Result, &q.ResultSize, &sent, &updated, &q.Render); err != nil {
+		return nil, err
+	}
+	q.CreatedAt, q.ExpiresAt, q.SentAt, q.UpdatedAt = fromMicros(created), fromMicros(expires), fromMicros(sent), fromMicros(updated)
+	return &q, nil
+}
+
+func (s *Store) CommandSummaries(ctx context.Context, channelID string, limit, maxResult int) ([]store.QueuedCommand, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return collect(ctx, s.r, scanCommandSummary, `SELECT `+commandSummaryColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, max(maxResult, 0), channelID, limit)
+}
+
+// scannerFunc is a scanner from a function (a row scanned with more
+// destinations than its scan function knows).
+type scannerFunc func(dest ...any) error
+
+func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
+
+func (s *Store) ChannelCommand(ctx context.Context, ref, uuid string) (*store.QueuedCommand, string, error) {
+	var kind string
+	q, err := scanQueued(scannerFunc(func(dest ...any) error {
+		return s.r.QueryRowContext(ctx, `SELECT `+queuedColumns+`, ch.kind FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+			JOIN channels ch ON ch.id = q.channel_id WHERE ch.enrollment_ref = ? AND q.command_uuid = ? ORDER BY q.seq DESC LIMIT 1`,
+			ref, uuid).Scan(append(dest, &kind)...)
+	}))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", fmt.Errorf("command %s of this enrollment %w", uuid, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	q.ResultSize = len(q.Result)
+	return q, kind, nil
 }
 
 func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]store.ChannelTarget, error) {

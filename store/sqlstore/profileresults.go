@@ -53,7 +53,7 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 // (its own, or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
 	now time.Time) (*store.ProfileItem, bool, error) {
-	it, err := scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`,
+	it, err := scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`+s.d.ForUpdate,
 		enrollmentID, commandUUID))
 	if err != nil {
 		return nil, false, err
@@ -146,7 +146,7 @@ func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, ver
 // or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
 	items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`, enrollmentID)
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`+s.d.ForUpdate, enrollmentID)
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -31,6 +32,25 @@ type Dialect struct {
 	// writers (BEGIN IMMEDIATE on a single connection); PostgreSQL runs
 	// them SERIALIZABLE and retries when it reports a conflict.
 	TxOptions *sql.TxOptions
+	// ResultTxOptions isolates a device result's transaction
+	// (RecordResultNext), nil: TxOptions. PostgreSQL runs it REPEATABLE
+	// READ: each of its reads decides a write of the row it read (the
+	// queue row, the enrollment's inventory, the profile item) or locks
+	// what it read (ForUpdate), so first-updater-wins makes a concurrent
+	// change of any of them a serialization failure and a retry, as
+	// SERIALIZABLE would; what it does not take are SERIALIZABLE's
+	// predicate locks, which at a wave's 32 answers in flight made page
+	// neighbours (time-ordered command rows, a page of queue rows)
+	// conflict: ~900–1,200 serialization failures per 600 round trips
+	// of a 20,000-device wave ("Session 8 — pgwave", docs/benchmarks.md).
+	ResultTxOptions *sql.TxOptions
+	// ForUpdate ends a SELECT whose rows the transaction goes on to write
+	// from what it read (" FOR UPDATE" on PostgreSQL: under REPEATABLE
+	// READ a row changed or deleted since the snapshot is then a
+	// serialization failure at the read, not a write that brings back a
+	// deleted row); empty where one writer serialises transactions
+	// (SQLite).
+	ForUpdate string
 	// Retryable reports a transaction to run again (serialization failure,
 	// deadlock).
 	Retryable func(error) bool
@@ -72,6 +92,9 @@ type Store struct {
 	seqs seqCounter
 	// Closers run on Close (connection pools).
 	closers []func() error
+	// retries counts transactions run again after a serialization
+	// failure or deadlock (TxRetries).
+	retries atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,6 +115,12 @@ func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s.closers = append(s.closers, s.w.close)
 	return s
 }
+
+// TxRetries counts the transactions this store ran again because the
+// database reported a serialization failure or a deadlock (PostgreSQL;
+// always 0 with group commit), since it was opened: each is the
+// transaction's statements and one back-off sleep paid again.
+func (s *Store) TxRetries() int64 { return s.retries.Load() }
 
 // Backend names the implementation.
 func (s *Store) Backend() string { return s.d.Name }
@@ -293,16 +322,31 @@ const maxTxAttempts = 20
 // serialization conflict. fn must be safe to run again. With group
 // commit, fn runs in the next batch (groupcommit.go).
 func (s *Store) tx(ctx context.Context, fn func(*Tx) error) error {
+	return s.txWith(ctx, s.d.TxOptions, fn)
+}
+
+// resultTx is tx at the dialect's ResultTxOptions (a device result's
+// transaction, RecordResultNext).
+func (s *Store) resultTx(ctx context.Context, fn func(*Tx) error) error {
+	if s.d.ResultTxOptions == nil {
+		return s.tx(ctx, fn)
+	}
+	return s.txWith(ctx, s.d.ResultTxOptions, fn)
+}
+
+// txWith is tx at isolation opts.
+func (s *Store) txWith(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error) error {
 	if s.gc != nil {
 		return s.gc.do(ctx, fn)
 	}
 	var err error
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {
 		if attempt > 0 {
+			s.retries.Add(1)
 			// Back off a little, more with each attempt, with jitter.
 			time.Sleep(time.Duration(attempt*attempt)*time.Millisecond + time.Duration(time.Now().UnixNano()%1000)*time.Microsecond)
 		}
-		err = s.once(ctx, fn)
+		err = s.once(ctx, opts, fn)
 		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) {
 			return err
 		}
@@ -320,8 +364,8 @@ func (s *Store) txAlone(ctx context.Context, fn func(*Tx) error) error {
 	return s.tx(ctx, fn)
 }
 
-func (s *Store) once(ctx context.Context, fn func(*Tx) error) error {
-	t, err := s.w.DB.BeginTx(ctx, s.d.TxOptions)
+func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error) error {
+	t, err := s.w.DB.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}

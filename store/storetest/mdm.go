@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ func mdmTests() []namedTest {
 		{"Inventory", testInventory},
 		{"LostDeliveryResent", testLostDelivery},
 		{"ResultAndNextInOneWrite", testResultNext},
+		{"UndeliverableLeavesTheQueue", testUndeliverable},
+		{"CommandSummariesBounded", testCommandSummaries},
 		{"Audit", testAudit},
 		{"EnqueueWithAudit", testEnqueueWithAudit},
 		{"TargetChannels", testTargetChannels},
@@ -925,4 +928,110 @@ func testEnqueueTargets(t *testing.T, s store.Store) {
 	if _, _, err := s.EnqueueTargets(ctx, nil, cmd("ET-7", nil), store.TargetFilter{EnrollmentIDs: long}, planFor(rec, &seen, "iOS")); err == nil {
 		t.Fatal("a list over TargetListMax was accepted")
 	}
+}
+
+// SetUndeliverable takes a claimable command (sent, queued or NotNow) out
+// of its channel's queue for good: NextCommand hands out the one behind
+// it, after a report and after an Idle; an answered command, another enrollment's channel and a second
+// call are ErrNotFound and change nothing.
+func testUndeliverable(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	c := &store.Channel{ID: "UD-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.PutChannel(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now()
+	for _, id := range []string{"u1", "u2", "u3"} {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("p-" + id), CreatedAt: t0}, []string{"UD-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := s.NextCommand(ctx, e1.ID, "UD-1", true, t0)
+	if err != nil || q.UUID != "u1" {
+		t.Fatalf("first: %+v %v", q, err)
+	}
+	wantErr(t, s.SetUndeliverable(ctx, e2.ID, "UD-1", "u1", t0), store.ErrNotFound)
+	if err := s.SetUndeliverable(ctx, e1.ID, "UD-1", "u1", t0); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.SetUndeliverable(ctx, e1.ID, "UD-1", "u1", t0), store.ErrNotFound)
+	for _, afterIdle := range []bool{false, true} {
+		q, err = s.NextCommand(ctx, e1.ID, "UD-1", afterIdle, t0)
+		if err != nil || q.UUID != "u2" {
+			t.Fatalf("after the undeliverable one (afterIdle %v): %+v %v", afterIdle, q, err)
+		}
+	}
+	// A result for it now is not the command's: it stays undeliverable.
+	if _, err := s.RecordResult(ctx, e1.ID, "UD-1", "u2", mdm.Acknowledged, []byte("ok"), t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.SetUndeliverable(ctx, e1.ID, "UD-1", "u2", t0), store.ErrNotFound)
+	// A queued (never sent) command too.
+	if err := s.SetUndeliverable(ctx, e1.ID, "UD-1", "u3", t0); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := s.NextCommand(ctx, e1.ID, "UD-1", true, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("nothing should be left: %+v %v", q, err)
+	}
+	list, err := s.QueuedCommands(ctx, "UD-1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, q := range list {
+		got[q.UUID] = q.Status
+	}
+	if got["u1"] != store.QueueUndeliverable || got["u2"] != mdm.Acknowledged || got["u3"] != store.QueueUndeliverable {
+		t.Fatalf("statuses: %v", got)
+	}
+}
+
+// CommandSummaries carries a result only up to its bound (its size
+// always), never a payload or vars; ChannelCommand reads one command of
+// the enrollment's channels whole, and nobody else's.
+func testCommandSummaries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	c := &store.Channel{ID: "CS-1", DeviceID: e1.ID, Kind: "device", CreatedAt: now(), UpdatedAt: now()}
+	if err := s.PutChannel(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now()
+	results := map[string][]byte{"small": []byte("0123456789"), "large": []byte(strings.Repeat("x", 11)), "none": nil}
+	for _, id := range []string{"none", "small", "large"} {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: id, RequestType: "ProfileList", Payload: []byte("payload-" + id), CreatedAt: t0}, []string{"CS-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if results[id] != nil {
+			if _, err := s.RecordResult(ctx, e1.ID, "CS-1", id, mdm.Acknowledged, results[id], t0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list, err := s.CommandSummaries(ctx, "CS-1", 10, 10)
+	if err != nil || len(list) != 3 || list[0].UUID != "large" || list[2].UUID != "none" {
+		t.Fatalf("summaries: %+v %v", list, err)
+	}
+	for _, q := range list {
+		want := results[q.UUID]
+		if q.UUID == "large" {
+			want = nil
+		}
+		if !bytes.Equal(q.Result, want) || q.ResultSize != len(results[q.UUID]) || q.Payload != nil || q.Vars != "" || q.RequestType != "ProfileList" ||
+			!q.CreatedAt.Equal(t0) || q.ChannelID != "CS-1" {
+			t.Fatalf("summary of %s: %+v", q.UUID, q)
+		}
+	}
+	if list, _ := s.CommandSummaries(ctx, "CS-1", 1, 10); len(list) != 1 {
+		t.Fatalf("limit: %d", len(list))
+	}
+	q, kind, err := s.ChannelCommand(ctx, e1.ID, "large")
+	if err != nil || kind != "device" || string(q.Result) != string(results["large"]) || q.ResultSize != 11 || string(q.Payload) != "payload-large" {
+		t.Fatalf("one command: %+v %q %v", q, kind, err)
+	}
+	_, _, err = s.ChannelCommand(ctx, e2.ID, "large")
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.ChannelCommand(ctx, e1.ID, "nope")
+	wantErr(t, err, store.ErrNotFound)
 }

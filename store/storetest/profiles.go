@@ -25,6 +25,7 @@ func profileTests() []namedTest {
 		{"TemplateCommandVars", testTemplateCommandVars},
 		{"ProfileResults", testProfileResults},
 		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
+		{"ConcurrentProfileAnswers", testConcurrentProfileAnswers},
 		{"ProfileItemWritesForCommand", testProfileItemWritesForCommand},
 	}
 }
