@@ -32,13 +32,25 @@ var ErrNone = errors.New("no APNs push certificate yet: create a CSR with `pomon
 
 // Load returns the stored push certificate.
 func Load(ctx context.Context, secrets Secrets, sealer Sealer) (*Cert, error) {
+	sealed, err := readSealed(ctx, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return openSealed(sealed, sealer)
+}
+
+// readSealed reads the stored certificate's sealed bundle (certificate
+// and key PEM); ErrNone when none was imported.
+func readSealed(ctx context.Context, secrets Secrets) ([]byte, error) {
 	sealed, err := secrets.Secret(ctx, certSecret)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNone
 	}
-	if err != nil {
-		return nil, err
-	}
+	return sealed, err
+}
+
+// openSealed unseals and parses a bundle readSealed returned.
+func openSealed(sealed []byte, sealer Sealer) (*Cert, error) {
 	bundle, err := sealer.Open(sealed, certSecret)
 	if err != nil {
 		return nil, fmt.Errorf("push certificate: %w", err)

@@ -41,8 +41,12 @@ type WebhookStore interface {
 	Webhook(ctx context.Context, id string) (*Webhook, error)
 	Webhooks(ctx context.Context) ([]Webhook, error)
 	DeleteWebhook(ctx context.Context, id string) error
-	// QueueEvent adds a delivery for every webhook subscribed to event.
-	QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error
+	// QueueEvent adds a delivery for every webhook subscribed to event,
+	// each with the body payload returns. payload is called at most once,
+	// and only when a webhook takes event: most events (a command result
+	// on every answer) have no subscriber and then cost no encoding.
+	// payload's error is QueueEvent's, and nothing is queued.
+	QueueEvent(ctx context.Context, event string, payload func() ([]byte, error), now time.Time) error
 	// DueDeliveries returns pending deliveries whose time has come and
 	// pushes their next_at forward by lease, so that a concurrent caller
 	// does not take the same ones.

@@ -14,9 +14,13 @@ import (
 
 type queue struct{ events []Envelope }
 
-func (q *queue) QueueEvent(_ context.Context, event string, payload []byte, _ time.Time) error {
+func (q *queue) QueueEvent(_ context.Context, event string, payload func() ([]byte, error), _ time.Time) error {
+	body, err := payload()
+	if err != nil {
+		return err
+	}
 	var e Envelope
-	if err := json.Unmarshal(payload, &e); err != nil {
+	if err := json.Unmarshal(body, &e); err != nil {
 		return err
 	}
 	q.events = append(q.events, e)

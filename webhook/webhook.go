@@ -90,23 +90,27 @@ type Envelope struct {
 // Publisher queues events for delivery.
 type Publisher struct {
 	Store interface {
-		QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error
+		QueueEvent(ctx context.Context, event string, payload func() ([]byte, error), now time.Time) error
 	}
 	Log *slog.Logger
 	Now func() time.Time
 }
 
 // Publish queues one event. Failures are logged: an event must never
-// fail the device request that caused it.
+// fail the device request that caused it. The envelope is encoded only
+// when a webhook takes event (store.WebhookStore.QueueEvent).
 func (p *Publisher) Publish(ctx context.Context, event string, data any) {
-	id := make([]byte, 12)
-	rand.Read(id)
-	body, err := json.Marshal(Envelope{ID: "evt_" + hex.EncodeToString(id), Type: event, CreatedAt: p.Now().UTC(), Data: data})
-	if err != nil {
-		p.Log.Error("webhook: cannot encode event", "event", event, "err", err)
-		return
+	now := p.Now()
+	encode := func() ([]byte, error) {
+		id := make([]byte, 12)
+		rand.Read(id)
+		body, err := json.Marshal(Envelope{ID: "evt_" + hex.EncodeToString(id), Type: event, CreatedAt: now.UTC(), Data: data})
+		if err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		return body, nil
 	}
-	if err := p.Store.QueueEvent(context.WithoutCancel(ctx), event, body, p.Now()); err != nil {
+	if err := p.Store.QueueEvent(context.WithoutCancel(ctx), event, encode, now); err != nil {
 		p.Log.Error("webhook: cannot queue event", "event", event, "err", err)
 	}
 }

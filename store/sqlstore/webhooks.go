@@ -56,9 +56,14 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // QueueEvent first looks for subscribers on the read pool: most events
 // (a command result on every answer) have none, and then cost one read,
-// not a write transaction.
-func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, now time.Time) error {
+// not a write transaction, nor the payload's encoding. The payload is
+// made before the write transaction, not on the writer.
+func (s *Store) QueueEvent(ctx context.Context, event string, payload func() ([]byte, error), now time.Time) error {
 	if ids, err := subscribers(ctx, s.r, event); err != nil || len(ids) == 0 {
+		return err
+	}
+	body, err := payload()
+	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *Tx) error {
@@ -68,7 +73,7 @@ func (s *Store) QueueEvent(ctx context.Context, event string, payload []byte, no
 		}
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (webhook_id, event, payload, status, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				id, event, payload, store.DeliveryPending, toMicros(now), toMicros(now)); err != nil {
+				id, event, body, store.DeliveryPending, toMicros(now), toMicros(now)); err != nil {
 				return err
 			}
 		}

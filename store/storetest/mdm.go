@@ -534,8 +534,8 @@ func testWebhooks(t *testing.T, s store.Store) {
 	if w, err := s.Webhook(ctx, "w2"); err != nil || w.Events[0] != "command.result" || string(w.Secret) != "s2" {
 		t.Fatalf("%+v %v", w, err)
 	}
-	s.QueueEvent(ctx, "device.authenticated", []byte(`{"a":1}`), t0)
-	s.QueueEvent(ctx, "command.result", []byte(`{"b":2}`), t0)
+	s.QueueEvent(ctx, "device.authenticated", payload(`{"a":1}`), t0)
+	s.QueueEvent(ctx, "command.result", payload(`{"b":2}`), t0)
 	due, err := s.DueDeliveries(ctx, t0, time.Minute, 10)
 	if err != nil || len(due) != 3 {
 		t.Fatalf("due %d %v", len(due), err)
@@ -560,6 +560,29 @@ func testWebhooks(t *testing.T, s store.Store) {
 	if list, _ := s.Deliveries(ctx, "w1", 10); len(list) != 0 {
 		t.Fatal("deliveries of a deleted webhook remain")
 	}
+	// The payload is made only for an event a webhook takes (w2 takes
+	// command.result alone), and its error queues nothing.
+	calls := 0
+	counted := func() ([]byte, error) { calls++; return []byte(`{"c":3}`), nil }
+	if err := s.QueueEvent(ctx, "device.authenticated", counted, t0); err != nil || calls != 0 {
+		t.Fatalf("an event nobody takes: payload made %d times, %v", calls, err)
+	}
+	before, _ := s.Deliveries(ctx, "w2", 10)
+	boom := errors.New("boom")
+	if err := s.QueueEvent(ctx, "command.result", func() ([]byte, error) { return nil, boom }, t0); !errors.Is(err, boom) {
+		t.Fatalf("payload error: %v", err)
+	}
+	if err := s.QueueEvent(ctx, "command.result", counted, t0); err != nil || calls != 1 {
+		t.Fatalf("a subscribed event: payload made %d times, %v", calls, err)
+	}
+	if after, _ := s.Deliveries(ctx, "w2", 10); len(after) != len(before)+1 {
+		t.Fatalf("w2 deliveries %d → %d, want one more (none for the failed payload)", len(before), len(after))
+	}
+}
+
+// payload is a QueueEvent body of fixed bytes.
+func payload(body string) func() ([]byte, error) {
+	return func() ([]byte, error) { return []byte(body), nil }
 }
 
 func testLeases(t *testing.T, s store.Store) {
