@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/store"
@@ -28,6 +29,7 @@ func attack8Tests() []namedTest {
 		{"ContradictingResultsRace", testContradictingResultsRace},
 		{"ConcurrentHandOutAndAnswers", testConcurrentHandOutAndAnswers},
 		{"ReplayedInstallAckRace", testReplayedInstallAckRace},
+		{"FailProfileItemOnce", testFailProfileItemOnce},
 	}
 }
 
@@ -280,5 +282,65 @@ func testReplayedInstallAckRace(t *testing.T, s store.Store) {
 	}
 	if row := queueRow(t, s, ch, install.UUID); row.Status != mdm.Acknowledged || string(row.Result) != "ok" {
 		t.Fatalf("install row: %+v", row)
+	}
+}
+
+// testFailProfileItemOnce: FailProfileItemForCommand records a failure
+// only while the item carries the command and is not failed yet; of
+// copies of one answer failing it at once exactly one writes.
+func testFailProfileItemOnce(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn, _, e, _, _, t0 := twoDevicesOfAlice(t, s)
+	p := mustProfile(t, s, tn.ID, "com.example.failonce")
+	cur := store.ProfileItem{DeviceID: e.ID, ProfileID: p.ID, Identifier: p.Identifier, State: "installing", Version: 1, Hash: "h",
+		CommandUUID: "F-1", Attempts: 1, UpdatedAt: t0}
+	if err := s.PutProfileItem(ctx, &cur); err != nil {
+		t.Fatal(err)
+	}
+	failed := cur
+	failed.State, failed.Error, failed.NextRetry = "failed", "the device answered Error", t0.Add(time.Minute)
+	other := failed
+	if err := s.FailProfileItemForCommand(ctx, &other, "F-other"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("failing an item for another command: %v", err)
+	}
+	const copies = 6
+	start := make(chan struct{})
+	errs := make(chan error, copies)
+	for i := 0; i < copies; i++ {
+		it := failed
+		it.Error = fmt.Sprintf("copy %d", i)
+		go func() {
+			<-start
+			errs <- s.FailProfileItemForCommand(ctx, &it, "F-1")
+		}()
+	}
+	close(start)
+	wrote := 0
+	for i := 0; i < copies; i++ {
+		switch err := <-errs; {
+		case err == nil:
+			wrote++
+		case errors.Is(err, store.ErrNotFound):
+		default:
+			t.Fatal(err)
+		}
+	}
+	if wrote != 1 {
+		t.Fatalf("%d of %d copies recorded the failure, want 1", wrote, copies)
+	}
+	its, err := s.ProfileItems(ctx, e.ID)
+	if err != nil || len(its) != 1 || its[0].State != "failed" || its[0].CommandUUID != "F-1" || !its[0].NextRetry.Equal(failed.NextRetry) {
+		t.Fatalf("item: %+v %v", its, err)
+	}
+	// A new command (a retry) can fail again.
+	retry := cur
+	retry.CommandUUID, retry.Attempts = "F-2", 2
+	if err := s.PutProfileItem(ctx, &retry); err != nil {
+		t.Fatal(err)
+	}
+	again := retry
+	again.State = "failed"
+	if err := s.FailProfileItemForCommand(ctx, &again, "F-2"); err != nil {
+		t.Fatalf("the retry's failure: %v", err)
 	}
 }
