@@ -715,8 +715,11 @@ func (j *Job) failInstall(ctx context.Context, enr *store.Enrollment, it *store.
 	if it.Attempts < reconcile.MaxAttempts {
 		it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
 	}
-	if err := j.Store.PutProfileItemForCommand(ctx, it, commandUUID); errors.Is(err, store.ErrNotFound) {
-		return // superseded meanwhile
+	// Conditional on the item not being failed already: copies of one
+	// answer handled at once all pass Result's repeat check on their
+	// reads; only one of them records (and announces) the failure.
+	if err := j.Store.FailProfileItemForCommand(ctx, it, commandUUID); errors.Is(err, store.ErrNotFound) {
+		return // superseded meanwhile, or this failure is recorded already
 	} else if err != nil {
 		j.Log.Warn("profile: cannot record a failure", "device", enr.ID, "err", err)
 		return

@@ -188,6 +188,15 @@ type ProfileStore interface {
 	// it since (a new version, a new CommandUUID) — that newer item stays.
 	// ErrNotFound: no item, or one carrying another command.
 	PutProfileItemForCommand(ctx context.Context, it *ProfileItem, commandUUID string) error
+	// FailProfileItemForCommand is PutProfileItemForCommand for an item
+	// entering state it.State (the profile engine's failed) because of
+	// commandUUID: it writes only while the stored item still carries
+	// commandUUID and is not in it.State already, in the same one
+	// conditional statement, so that of several copies of one answer
+	// handled at once (a device's replay beside the original, two
+	// instances) exactly one records the failure and the others see
+	// ErrNotFound (as does an answer to a superseded command).
+	FailProfileItemForCommand(ctx context.Context, it *ProfileItem, commandUUID string) error
 	// DeleteProfileItemForCommand is DeleteProfileItem only while the
 	// item's command is still commandUUID (as PutProfileItemForCommand);
 	// ErrNotFound otherwise, and then no certificate is revoked.

@@ -433,6 +433,23 @@ func (s *Store) PutProfileItemForCommand(ctx context.Context, it *store.ProfileI
 	return nil
 }
 
+func (s *Store) FailProfileItemForCommand(ctx context.Context, it *store.ProfileItem, commandUUID string) error {
+	if commandUUID == "" {
+		return fmt.Errorf("profile item %w", store.ErrNotFound)
+	}
+	a := itemArgs(it)
+	res, err := s.w.ExecContext(ctx, putItemForCommandSQL+` AND state <> ?`, append(a[2:], it.DeviceID, it.ProfileID, commandUUID, it.State)...)
+	if err != nil {
+		return s.constraint(err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("profile item with command %s, not %s yet, %w", commandUUID, it.State, store.ErrNotFound)
+	}
+	return nil
+}
+
 func (s *Store) DeleteProfileItemForCommand(ctx context.Context, enrollmentID, profileID, commandUUID string) error {
 	if commandUUID == "" {
 		return fmt.Errorf("profile item %w", store.ErrNotFound)

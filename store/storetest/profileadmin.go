@@ -20,7 +20,7 @@ func profileAdminTests() []namedTest {
 		{"AckSupersedesCerts", testAckSupersedesCerts},
 		{"RevokedCountCounts", testRevokedCountCounts},
 		{"RetryProfileItem", testRetryProfileItem},
-	}, attackTests()...)
+	}, append(attackTests(), attack8Tests()...)...)
 }
 
 func testDeleteProfile(t *testing.T, s store.Store) {
