@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/store/sqlite"
 )
 
 // countingPusher counts the pushes the reconciler asks for.
@@ -35,11 +33,7 @@ func (p *countingPusher) Push(_ context.Context, chs []store.Channel) {
 // announces the failure again.
 func TestRepeatedErrorsBackOffBounded(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := emptyStore(t)
 	fleet(t, st, 1)
 	clock := time.Now().UTC().Truncate(time.Microsecond).Add(time.Second)
 	j := job(st, "A")

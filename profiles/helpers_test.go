@@ -16,11 +16,7 @@ import (
 // created at now.
 func testStore(t *testing.T, now time.Time) (*sqlstore.Store, *store.Tenant) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := emptyStore(t)
 	tn := &store.Tenant{ID: "tn_1", Name: "Example", Domains: []string{"example.com"}, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateTenant(context.Background(), tn); err != nil {
 		t.Fatal(err)
@@ -39,4 +35,16 @@ func delivered(t *testing.T, body []byte) (cmd, inner map[string]any, payload []
 	inner, _ = cmd["Command"].(map[string]any)
 	payload, _ = inner["Payload"].([]byte)
 	return cmd, inner, payload
+}
+
+// emptyStore is a new SQLite store in the test's directory, closed when
+// the test ends.
+func emptyStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/postgres"
-	"github.com/pomona-mdm/pomona/store/sqlite"
 )
 
 const wifi = `<plist version="1.0"><dict>
@@ -150,10 +148,6 @@ func TestTwoInstancesNeverDeliverTwicePostgres(t *testing.T) {
 }
 
 func TestTwoReconcilersSQLite(t *testing.T) {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := emptyStore(t)
 	twoInstances(t, s, s, fleet(t, s, 30))
 }

@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/reconcile"
 	"github.com/pomona-mdm/pomona/store"
-	"github.com/pomona-mdm/pomona/store/sqlite"
 )
 
 // barrierStore holds every ProfileItemForCommand until n of them have
@@ -35,11 +33,7 @@ func (b *barrierStore) ProfileItemForCommand(ctx context.Context, enrollmentID, 
 // that each copy passes before any of them writes.
 func TestConcurrentRepeatedErrorAnnouncedOnce(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := emptyStore(t)
 	fleet(t, st, 1)
 	clock := time.Now().UTC().Truncate(time.Microsecond).Add(time.Second)
 	const copies = 4

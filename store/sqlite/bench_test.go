@@ -127,12 +127,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 // cpu-ns/op is the process's CPU time per enqueue (user + system).
 func BenchmarkEnqueueAfterHistory(b *testing.B) {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s, path := benchStore(b)
 	seedEnrolled(b, s, path, 1)
 	const history = 10_000
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
@@ -230,12 +225,7 @@ func seedEnrolled(b *testing.B, s *sqlstore.Store, path string, n int) {
 // the process's CPU time (user + system).
 func BenchmarkBulkCommand100k(b *testing.B) {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s, path := benchStore(b)
 	const n = 100_000
 	seedEnrolled(b, s, path, n)
 	now := time.Now()
@@ -258,12 +248,7 @@ func BenchmarkBulkCommand100k(b *testing.B) {
 // now (one primary-key read of revocation_count).
 func BenchmarkCRLChangeCheck(b *testing.B) {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s, path := benchStore(b)
 	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		b.Fatal(err)
@@ -302,4 +287,17 @@ func BenchmarkCRLChangeCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchStore is a new SQLite store in the benchmark's directory and its
+// file's path, closed when the benchmark ends.
+func benchStore(b *testing.B) (*sqlstore.Store, string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "db")
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s, path
 }
