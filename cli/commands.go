@@ -101,7 +101,7 @@ func commands() []*command {
 				usage: "group add-members <id> <email or id>... [--csv emails.csv]"},
 			{name: "remove-member", synopsis: "remove a user from a group", api: true, run: groupRemoveMember, usage: "group remove-member <id> <email or id>"},
 		}},
-		{name: "profile", synopsis: "configuration profiles kept on devices: upload, list, show, assign, unassign, status, update, delete", children: []*command{
+		{name: "profile", synopsis: "configuration profiles kept on devices: upload, list, show, assign, unassign, status, retry, update, delete", children: []*command{
 			{name: "upload", synopsis: "upload a .mobileconfig (checked against Apple's user-enrollment rules), or a new version of a profile", api: true, flags: profileUpload,
 				usage: "profile upload <file.mobileconfig> --tenant T [--platforms iOS,macOS] [--min-os 17.0] [--sign] | upload <file> --profile <id> (a new version)"},
 			{name: "list", synopsis: "list the profiles", api: true, flags: profileList, noArgs: true, usage: "profile list [--tenant T]"},
@@ -110,6 +110,8 @@ func commands() []*command {
 			{name: "unassign", synopsis: "remove an assignment (the group's devices lose the profile)", api: true, flags: profileUnassign, usage: "profile unassign <id> --group G"},
 			{name: "status", synopsis: "a profile's rollout: counts by state and devices (with Apple's reason when failed)", api: true, flags: profileStatusCmd,
 				usage: "profile status <id> [--state pending|installing|installed|failed|removing]"},
+			{name: "retry", synopsis: "install a profile again on a failed device, or on every failed device of the profile", api: true, flags: profileRetry,
+				usage: "profile retry <id> --device D | --failed"},
 			{name: "update", synopsis: "change a profile's name, platforms, minimum OS version or signing (its devices follow)", api: true, flags: profileUpdate,
 				usage: "profile update <id> [--name N] [--platforms iOS,macOS] [--min-os 17.0 | --min-os none] [--sign=true|false]"},
 			{name: "delete", synopsis: "delete a profile: every device that has it gets RemoveProfile (--yes confirms)", api: true, flags: profileDelete,

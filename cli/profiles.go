@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -332,6 +334,51 @@ func profileStatusCmd(fs *flag.FlagSet) func(*call) error {
 			return err
 		}
 		return profileStatus(c.Ctx, api, c.Stdout, id, *state, c.json())
+	}
+}
+
+// profileRetry asks for the profile again on one failed device (--device)
+// or on every device the profile's status lists as failed (--failed):
+// POST /api/v1/devices/{id}/profiles/{profile}/retry for each. A device
+// that is no longer failed when its retry arrives is refused by the
+// server (409) and reported; the others are still retried.
+func profileRetry(fs *flag.FlagSet) func(*call) error {
+	device := fs.String("device", "", "the failed device's id (en_…, from pomona profile status <id> --state failed)")
+	failed := fs.Bool("failed", false, "every device the profile failed on")
+	return func(c *call) error {
+		id, api, err := c.oneClient("give the profile id")
+		if err != nil {
+			return err
+		}
+		if (*device == "") == !*failed {
+			return usagef("%s", "give --device D or --failed")
+		}
+		devices := []string{*device}
+		if *failed {
+			var st bytes.Buffer
+			if err := profileStatus(c.Ctx, api, &st, id, "failed", true); err != nil {
+				return err
+			}
+			var all apitypes.ProfileStatus
+			if err := json.Unmarshal(st.Bytes(), &all); err != nil {
+				return err
+			}
+			devices = devices[:0]
+			for _, d := range all.Devices {
+				devices = append(devices, d.Device)
+			}
+		}
+		var errs []error
+		n := 0
+		for _, d := range devices {
+			if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(d)+"/profiles/"+url.PathEscape(id)+"/retry", nil, nil); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", d, err))
+				continue
+			}
+			n++
+		}
+		fmt.Fprintf(c.Stdout, "profile %s: retry queued on %d device(s)\n", id, n)
+		return errors.Join(errs...)
 	}
 }
 

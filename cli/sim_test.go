@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -218,14 +217,19 @@ func TestSimEnrollDeclinesAProfileOnce(t *testing.T) {
 	if !strings.Contains(reason, "declined the profile") {
 		t.Errorf("failed without the device's reason: %q", reason)
 	}
-	req, _ := http.NewRequest("POST", e.URL+"/api/v1/devices/"+dev+"/profiles/"+pid[1]+"/retry", nil)
-	req.Header.Set("Authorization", "Bearer "+e.APIKey)
-	resp, err := e.Client.Do(req)
-	if err != nil || resp.StatusCode >= 300 {
-		t.Fatalf("retry: %v %v", resp, err)
+	if r := runCLI(t, e, "", nil, "profile", "retry", pid[1]); r.code != 2 || !strings.Contains(r.stderr, "--device D or --failed") {
+		t.Fatalf("retry without a device: %d %s", r.code, r.stderr)
 	}
-	resp.Body.Close()
-	waitState("installed")
+	if r := mustOK(t, runCLI(t, e, "", nil, "profile", "retry", pid[1], "--failed")); !strings.Contains(r.stdout, "retry queued on 1 device(s)") {
+		t.Fatalf("retry --failed: %s", r.stdout)
+	}
+	if got, _ := waitState("installed"); got != dev {
+		t.Fatal("another device was installed")
+	}
+	// Installed now: a retry of it is refused, and says which device.
+	if r := runCLI(t, e, "", nil, "profile", "retry", pid[1], "--device", dev); r.code == 0 || !strings.Contains(r.stderr, dev) {
+		t.Fatalf("retry of an installed device: %d %s %s", r.code, r.stdout, r.stderr)
+	}
 	if got := stop(); !strings.Contains(got, "answered Error: ") || !strings.Contains(got, "declined com.example.wifi once") {
 		t.Errorf("the simulator does not say what it declined:\n%s", got)
 	}
