@@ -16,14 +16,7 @@ import (
 // commits with FULL. The level is read back from the writer connection.
 func TestHintBatchesOnlyLowerSynchronous(t *testing.T) {
 	ctx := context.Background()
-	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
-	defer s.Close()
+	s, _ := groupCommitStore(t)
 	if _, err := s.w.DB.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)`); err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +81,7 @@ func TestHintBatchesOnlyLowerSynchronous(t *testing.T) {
 // times, or neither for a channel of another enrollment.
 func TestTouchChannelIsAHint(t *testing.T) {
 	ctx := context.Background()
-	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
-	defer s.Close()
+	s, _ := groupCommitStore(t)
 	for _, q := range []string{`CREATE TABLE enrollments (id TEXT PRIMARY KEY, last_seen_at INTEGER NOT NULL DEFAULT 0)`,
 		`CREATE TABLE channels (id TEXT PRIMARY KEY, enrollment_ref TEXT NOT NULL, last_seen_at INTEGER NOT NULL DEFAULT 0)`,
 		`INSERT INTO enrollments (id) VALUES ('e1'), ('e2')`, `INSERT INTO channels (id, enrollment_ref) VALUES ('c1', 'e1')`} {
@@ -136,19 +122,12 @@ func TestTouchChannelIsAHint(t *testing.T) {
 // failure is its own.
 func TestAloneTransactionsCommitOnTheirOwn(t *testing.T) {
 	ctx := context.Background()
-	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
+	s, dsn := groupCommitStore(t)
 	other, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
-	defer s.Close()
 	if _, err := s.w.DB.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)`); err != nil {
 		t.Fatal(err)
 	}
@@ -211,4 +190,21 @@ func TestAloneTransactionsCommitOnTheirOwn(t *testing.T) {
 	if fmt.Sprint(ks) != "[1 2 3 4]" {
 		t.Fatalf("rows %v, want [1 2 3 4]", ks)
 	}
+}
+
+// groupCommitStore is a Store with group commit over a new SQLite file in
+// WAL mode with synchronous=FULL (the level a durable batch commits
+// with), one writer connection, and that file's DSN; closed when the test
+// ends.
+func groupCommitStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	s := New(Dialect{Name: "sqlite", GroupCommit: true}, w, w, "test")
+	t.Cleanup(func() { s.Close() })
+	return s, dsn
 }
