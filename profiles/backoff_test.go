@@ -74,15 +74,7 @@ func TestRepeatedErrorsBackOffBounded(t *testing.T) {
 	// the InstallProfile handed to the device, if any.
 	run := func() *store.QueuedCommand {
 		t.Helper()
-		for {
-			rep, err := j.Run(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.Claimed == 0 {
-				break
-			}
-		}
+		runUntilIdle(t, j)
 		for {
 			q, err := st.NextCommand(ctx, enr.ID, "ch_0", true, clock)
 			if err != nil {

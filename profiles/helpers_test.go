@@ -48,3 +48,17 @@ func emptyStore(t *testing.T) *sqlstore.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// runUntilIdle runs the reconciler until a pass claims nothing.
+func runUntilIdle(t *testing.T, j *Job) {
+	t.Helper()
+	for {
+		rep, err := j.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Claimed == 0 {
+			return
+		}
+	}
+}

@@ -50,15 +50,7 @@ func TestConcurrentRepeatedErrorAnnouncedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		rep, err := j.Run(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Claimed == 0 {
-			break
-		}
-	}
+	runUntilIdle(t, j)
 	q, err := st.NextCommand(ctx, enr.ID, "ch_0", true, clock)
 	if err != nil || q.RequestType != "InstallProfile" {
 		t.Fatalf("next: %+v %v", q, err)
