@@ -27,10 +27,11 @@ var migrations embed.FS
 // Dialect is SQLite's: ? placeholders, writers serialised on one
 // connection with BEGIN IMMEDIATE, constraint errors by extended code.
 var Dialect = sqlstore.Dialect{
-	Name:            "sqlite",
-	CacheStatements: true,
-	GroupCommit:     true,
-	Greatest:        "MAX",
+	Name:              "sqlite",
+	CacheStatements:   true,
+	GroupCommit:       true,
+	DetachDeviceReads: true,
+	Greatest:          "MAX",
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {
