@@ -31,6 +31,15 @@ var Dialect = sqlstore.Dialect{
 	CacheStatements: true,
 	GroupCommit:     true,
 	Greatest:        "MAX",
+	// 4,000 enrollments per reconciler transaction (profiles.DefaultBatch:
+	// 1,000). Each pass's claim and COMMIT go through the one writer, and
+	// each commit makes every reader connection drop its page cache at
+	// its next read (freeing it cost madvise calls in the allocator):
+	// one profile assigned to 20,000 devices took 5.7 s of CPU in 1,000s
+	// and 3.1 s in 4,000s (docs/benchmarks.md, "Session 9 — sqlassign").
+	// A pass's plan is held in memory: a few MB at 4,000 (a SCEP
+	// profile's per-device command rows, ~2 KB each, the largest).
+	ReconcileBatch: 4000,
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {
