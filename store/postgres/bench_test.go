@@ -176,8 +176,7 @@ func backendCPU(b *testing.B, db *sql.DB) int64 {
 // finish them (ApplyReconcile with the claims' end only: no commands)
 // until nothing is due, as profiles.Job's drain does. "session8" is the
 // dialect before Session 9 (SERIALIZABLE SELECT + UPDATE claims, no
-// ANALYZE after the marking, SERIALIZABLE batch writes, OR-lists of the
-// claims' finishes), "current" the
+// ANALYZE after the marking, SERIALIZABLE batch writes), "current" the
 // dialect as it is. Reported: transactions retried, and reconcile_queue's
 // sequential scans and rows they read (pg_stat_user_tables).
 func BenchmarkReconcileDrain20k(b *testing.B) {
@@ -187,10 +186,6 @@ func BenchmarkReconcileDrain20k(b *testing.B) {
 	}
 	session8 := postgres.Dialect
 	session8.SkipLocked, session8.AnalyzeAfter, session8.ReconcileTxOptions = false, 0, nil
-	// Without UnnestText the claims' finish is the OR-lists of before
-	// (bulk enqueues and push results, which also read it, are not in
-	// this benchmark).
-	session8.UnnestText = ""
 	for _, v := range []struct {
 		name string
 		d    sqlstore.Dialect

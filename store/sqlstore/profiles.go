@@ -1101,9 +1101,6 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 				return err
 			}
 		}
-		if s.d.UnnestText != "" {
-			return finishClaimsArrays(ctx, tx, b.Holder, b.Finished)
-		}
 		return chunks(b.Finished, reconcileClaimRows, func(fs []store.FinishedClaim) error { return finishClaims(ctx, tx, b.Holder, fs) })
 	})
 }
@@ -1243,44 +1240,6 @@ func finishClaims(ctx context.Context, tx *Tx, holder string, fs []store.Finishe
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE claimed_by = ? AND enrollment_id IN `+qmarks(len(ids)),
 		append([]any{holder}, anys(ids)...)...)
-	return err
-}
-
-// finishClaimsArrays is finishClaims in three statements for a whole
-// batch, each claim's values in arrays (Dialect.UnnestText: PostgreSQL):
-// the OR-list of (enrollment_id, gen) pairs, 200 per statement, was at
-// times planned as a sequential scan of the whole queue (a BitmapOr of
-// 200 index probes costed close to it at 20,000 rows). Joined with
-// unnest (estimated at a few rows), the rows are found by the primary
-// key.
-func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
-	var delIDs, updIDs, all []string
-	var delGens, updGens, updDues, updVerify []int64
-	for _, f := range fs {
-		all = append(all, f.Dirty.DeviceID)
-		if f.Next.IsZero() {
-			delIDs, delGens = append(delIDs, f.Dirty.DeviceID), append(delGens, f.Dirty.Gen)
-			continue
-		}
-		updIDs, updGens = append(updIDs, f.Dirty.DeviceID), append(updGens, f.Dirty.Gen)
-		updDues, updVerify = append(updDues, toMicros(f.Next)), append(updVerify, int64(boolInt(f.Verify)))
-	}
-	if len(delIDs) > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reconcile_queue r USING unnest(CAST(? AS text[]), CAST(? AS bigint[])) AS f(id, gen)
-			WHERE r.enrollment_id = f.id AND r.gen = f.gen AND r.claimed_by = ?`, delIDs, delGens, holder); err != nil {
-			return err
-		}
-	}
-	if len(updIDs) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue r SET due_at = f.due, verify = f.verify, claimed_by = '', claimed_until = 0
-			FROM unnest(CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS f(id, gen, due, verify)
-			WHERE r.enrollment_id = f.id AND r.gen = f.gen AND r.claimed_by = ?`, updIDs, updGens, updDues, updVerify, holder); err != nil {
-			return err
-		}
-	}
-	// Marked again during the claim (another gen): released, due as marked.
-	_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0
-		WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`, all, holder)
 	return err
 }
 
