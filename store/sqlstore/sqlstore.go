@@ -102,6 +102,13 @@ type Dialect struct {
 	// (ApplyReconcile); nil: TxOptions. See the PostgreSQL dialect for
 	// why READ COMMITTED is enough there.
 	ReconcileTxOptions *sql.TxOptions
+	// ReconcileBatch is how many enrollments a profile reconciler pass
+	// claims, plans and writes in one transaction on this backend (0:
+	// profiles.DefaultBatch). SQLite's single writer pays per transaction
+	// — its COMMIT, the claim before it, and every reader connection's
+	// page cache dropped at its next read after each commit — so fewer,
+	// larger batches keep that serial writer shorter.
+	ReconcileBatch int
 }
 
 // Store implements store.Store over database/sql.
@@ -148,6 +155,10 @@ func (s *Store) TxRetries() int64 { return s.retries.Load() }
 
 // Backend names the implementation.
 func (s *Store) Backend() string { return s.d.Name }
+
+// ReconcileBatch is the dialect's reconciler batch (Dialect.ReconcileBatch;
+// 0: the reconciler's default).
+func (s *Store) ReconcileBatch() int { return s.d.ReconcileBatch }
 
 // Description says which database this is, for start-up output.
 func (s *Store) Description() string { return s.name }
