@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -90,6 +91,29 @@ type Dialect struct {
 	// one parameter, not in batches of enqueueBatch rows of five
 	// parameters each. Empty: batches.
 	UnnestText string
+	// SkipLocked claims reconciler work (ClaimDirty) with one
+	// autocommitted statement at READ COMMITTED: the due rows are picked
+	// in claim order FOR UPDATE SKIP LOCKED and updated in the same
+	// statement (PostgreSQL). false: a SELECT and an UPDATE in a write
+	// transaction (SQLite: one writer serialises the claimers).
+	SkipLocked bool
+	// AnalyzeAfter: after a transaction that added at least this many
+	// rows to reconcile_queue in one statement (a profile assigned to a
+	// large group), the store runs ANALYZE reconcile_queue before it
+	// returns; 0: never (SQLite plans the claim by its index without
+	// statistics). PostgreSQL's planner, without statistics of the new
+	// rows, estimated a 20,000-row backlog at 2,015 rows (a third of a
+	// third for the two inequalities) and planned every claim as a
+	// sequential scan and sort of the whole backlog; with statistics it
+	// walks reconcile_queue_due_enrollment. Autovacuum analyzes only
+	// after its naptime (a minute), when the backlog is drained.
+	// PostgreSQL's manual: "Run ANALYZE Afterwards" (Populating a
+	// Database).
+	AnalyzeAfter int64
+	// ReconcileTxOptions isolates a reconciler batch's write
+	// (ApplyReconcile); nil: TxOptions. See the PostgreSQL dialect for
+	// why READ COMMITTED is enough there.
+	ReconcileTxOptions *sql.TxOptions
 	// ReconcileBatch is how many enrollments a profile reconciler pass
 	// claims, plans and writes in one transaction on this backend (0:
 	// profiles.DefaultBatch). SQLite's single writer pays per transaction
@@ -301,6 +325,9 @@ type Tx struct {
 	// want lists queries to prepare on the pool once the transaction has
 	// given its connection back.
 	want []string
+	// analyze lists tables to ANALYZE once the transaction has committed
+	// (Dialect.AnalyzeAfter: a statement of it wrote many rows).
+	analyze []string
 }
 
 // cached is the pool's statement for q, or nil (then q is noted for
@@ -402,7 +429,17 @@ func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) erro
 		t.Rollback()
 		return err
 	}
-	return t.Commit()
+	if err := t.Commit(); err != nil {
+		return err
+	}
+	for _, table := range tx.analyze {
+		// Statistics are a planning aid: the write is committed and
+		// stands whether or not they could be gathered.
+		if _, err := s.w.DB.ExecContext(ctx, `ANALYZE `+table); err != nil && ctx.Err() == nil {
+			slog.Warn("store: ANALYZE after a bulk write failed", "table", table, "err", err)
+		}
+	}
+	return nil
 }
 
 // Migrate applies every migration in dir of fsys (files NNNN_name.sql)
