@@ -65,6 +65,8 @@ var Dialect = sqlstore.Dialect{
 	// pgx sends a []string as a text[] in binary: 100,000 channel ids are
 	// one parameter of one statement.
 	UnnestText: "unnest(CAST(? AS text[])) AS t(id)",
+	// A single-channel enqueue is one statement (sqlstore.enqueueOneSQL).
+	WritableCTE: true,
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected
