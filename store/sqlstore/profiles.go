@@ -175,7 +175,7 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]store.Group, e
 // concern, in the caller's transaction, with one INSERT … SELECT.
 
 const markSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
-	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.status = 'enrolled' AND (%s)
+	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.status = 'enrolled' AND (%s) ORDER BY e.id
 	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
 	due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`
 

@@ -57,6 +57,18 @@ type Dialect struct {
 	// Constraint maps a driver error to store.ErrConflict (unique) or
 	// store.ErrInUse (foreign key), or returns it unchanged.
 	Constraint func(error) error
+	// DetachDeviceReads runs DeviceRequest's read (one statement, every
+	// MDM request) without the request's cancellation. With a context
+	// that can be cancelled, database/sql starts a goroutine to watch it
+	// for the row set and modernc's driver a second one (and installs a
+	// progress handler) to interrupt SQLite: per idle poll two goroutine
+	// starts and wake-ups, a WithCancel and a channel, ~4 % of a poll's
+	// server CPU in a profile of `pomona serve` ("Session 9 — edge",
+	// docs/benchmarks.md), to be able to interrupt a primary-key join of
+	// ~20 µs. SQLite's WAL readers never wait for the writer, so the read
+	// cannot hang on a lock; PostgreSQL's read crosses a network and keeps
+	// its cancellation (false).
+	DetachDeviceReads bool
 	// CacheStatements keeps prepared statements of repeated queries
 	// (SQLite: preparing costs as much as running a simple query; pgx
 	// caches them per connection itself).
@@ -78,6 +90,13 @@ type Dialect struct {
 	// one parameter, not in batches of enqueueBatch rows of five
 	// parameters each. Empty: batches.
 	UnnestText string
+	// ReconcileBatch is how many enrollments a profile reconciler pass
+	// claims, plans and writes in one transaction on this backend (0:
+	// profiles.DefaultBatch). SQLite's single writer pays per transaction
+	// — its COMMIT, the claim before it, and every reader connection's
+	// page cache dropped at its next read after each commit — so fewer,
+	// larger batches keep that serial writer shorter.
+	ReconcileBatch int
 }
 
 // Store implements store.Store over database/sql.
@@ -124,6 +143,10 @@ func (s *Store) TxRetries() int64 { return s.retries.Load() }
 
 // Backend names the implementation.
 func (s *Store) Backend() string { return s.d.Name }
+
+// ReconcileBatch is the dialect's reconciler batch (Dialect.ReconcileBatch;
+// 0: the reconciler's default).
+func (s *Store) ReconcileBatch() int { return s.d.ReconcileBatch }
 
 // Description says which database this is, for start-up output.
 func (s *Store) Description() string { return s.name }
