@@ -109,6 +109,23 @@ func TestWave(t *testing.T) {
 	}
 }
 
+// waveLimit names the side whose CPU per round trip × rate filled a core.
+func TestWaveLimit(t *testing.T) {
+	for _, tc := range []struct {
+		srv, gen time.Duration // CPU over a 1 s wave of 1,000 round trips
+		want     string
+	}{
+		{950 * time.Millisecond, 600 * time.Millisecond, "the server limited"},
+		{500 * time.Millisecond, 900 * time.Millisecond, "the load generator limited"},
+		{400 * time.Millisecond, 300 * time.Millisecond, "neither side"},
+	} {
+		got := waveLimit(Phase{Ops: 1000, Wall: time.Second, ServerCPU: tc.srv, LoadCPU: tc.gen})
+		if !strings.Contains(got, tc.want) || !strings.Contains(got, "measured 1000 round trips/s") {
+			t.Errorf("server %v, generator %v: %q, want %q", tc.srv, tc.gen, got, tc.want)
+		}
+	}
+}
+
 // The assignment phase polls less while much is left and more densely
 // as its end nears, within its bounds.
 func TestPollWait(t *testing.T) {

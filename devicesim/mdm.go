@@ -191,17 +191,7 @@ func (c *ReceivedCommand) RequestType() string { s, _ := c.Command["RequestType"
 // command, or nil when the queue is empty.
 func (d *Device) Poll(ctx context.Context, status map[string]any, userChannel bool) (*ReceivedCommand, error) {
 	idle := status == nil
-	if idle {
-		status = map[string]any{"Status": "Idle"}
-	} else {
-		// The caller's map is not ours to change: the same answer may be
-		// sent again, or from several goroutines at once (a replay).
-		status = maps.Clone(status)
-	}
-	status["EnrollmentID"] = d.MDM.EnrollmentID
-	if userChannel {
-		status["EnrollmentUserID"] = d.MDM.EnrollmentUserID
-	}
+	status = d.pollMessage(status, userChannel)
 	code, body, err := d.sendMDM(ctx, d.Profile.ServerURL, "application/x-apple-aspen-mdm", status, d.usesToken(userChannel), idle)
 	if err != nil {
 		return nil, err
@@ -217,6 +207,43 @@ func (d *Device) Poll(ctx context.Context, status map[string]any, userChannel bo
 		return nil, fmt.Errorf("unreadable command: %v %s", err, body)
 	}
 	return &c, nil
+}
+
+// pollMessage is the message Poll sends: status (nil: Idle) with the
+// channel's identifiers.
+func (d *Device) pollMessage(status map[string]any, userChannel bool) map[string]any {
+	if status == nil {
+		status = map[string]any{"Status": "Idle"}
+	} else {
+		// The caller's map is not ours to change: the same answer may be
+		// sent again, or from several goroutines at once (a replay).
+		status = maps.Clone(status)
+	}
+	status["EnrollmentID"] = d.MDM.EnrollmentID
+	if userChannel {
+		status["EnrollmentUserID"] = d.MDM.EnrollmentUserID
+	}
+	return status
+}
+
+// SignIdle signs, now, the Idle poll the device will send next on the
+// channel, so that with ReuseSignatures that Poll (within signatureReuse,
+// one minute) carries this signature instead of making one: the Idle's
+// bytes do not depend on anything the server sends, so the load generator
+// (pomona bench --wave) can pay its RSA operation before a measured
+// window. What goes on the wire is unchanged: the same bytes, a real
+// signature over them by the device's identity key, its signingTime at
+// most a minute old. Without ReuseSignatures it does nothing.
+func (d *Device) SignIdle(userChannel bool) error {
+	if !d.ReuseSignatures {
+		return nil
+	}
+	body, err := plist.MarshalIndent(d.pollMessage(nil, userChannel), "\t")
+	if err != nil {
+		return err
+	}
+	_, err = d.signature(body, true)
+	return err
 }
 
 // Answer builds a realistic user-enrollment answer to a command: for

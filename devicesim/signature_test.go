@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
 )
 
@@ -83,5 +84,42 @@ func TestSignatureReuse(t *testing.T) {
 				t.Errorf("%d signatures made, want %d", d.signed, tc.wantSigns)
 			}
 		})
+	}
+}
+
+// SignIdle signs exactly the Idle that Poll sends next (the same bytes),
+// so that Idle is not signed again; without ReuseSignatures it signs
+// nothing and every request is signed as it is sent.
+func TestSignIdle(t *testing.T) {
+	key, cert := testIdentity(t)
+	for _, reuse := range []bool{true, false} {
+		d := &Device{IdentityKey: key, IdentityCert: cert, ReuseSignatures: reuse}
+		d.MDM.EnrollmentID = "7D1E2F30-0000-4000-8000-000000000001"
+		if err := d.SignIdle(false); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{true: 1, false: 0}[reuse]; d.signed != want {
+			t.Fatalf("reuse %v: SignIdle made %d RSA signatures, want %d", reuse, d.signed, want)
+		}
+		body, err := plist.MarshalIndent(d.pollMessage(nil, false), "\t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := d.signature(body, true) // what Poll(nil) does
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := base64.StdEncoding.DecodeString(h)
+		p7, err := pkcs7.Parse(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p7.Content = body
+		if err := p7.Verify(); err != nil {
+			t.Fatalf("reuse %v: the Idle's signature does not verify over its bytes: %v", reuse, err)
+		}
+		if d.signed != 1 {
+			t.Fatalf("reuse %v: %d RSA signatures for SignIdle and the Idle, want 1", reuse, d.signed)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 // (its own, or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
 	now time.Time) (*store.ProfileItem, bool, error) {
-	it, err := scanItem(tx.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`+s.d.ForUpdate,
+	it, err := scanItem(tx.QueryRowContext(ctx, itemForCommandSQL+s.d.ForUpdate,
 		enrollmentID, commandUUID))
 	if err != nil {
 		return nil, false, err

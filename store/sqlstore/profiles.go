@@ -388,6 +388,14 @@ func (s *Store) CandidateProfiles(ctx context.Context, enrollmentID string) ([]s
 
 // Items.
 
+// itemForCommandSQL reads the item of enrollment ? that command ? was
+// queued for; arguments: enrollment id, command UUID. A template command
+// (render at delivery) is shared by up to a batch's 1,000 items, so the
+// lookup needs both columns in one index (profile_items_command,
+// migration 0025; TestItemForCommandPlan): with command_uuid alone it
+// walked every item of the batch.
+const itemForCommandSQL = `SELECT ` + itemColumns + ` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`
+
 const itemColumns = `i.enrollment_id, i.profile_id, i.identifier, i.state, i.version, i.hash, i.command_uuid, i.acknowledged, i.attempts, i.error, i.next_retry, i.updated_at`
 
 func scanItem(sc scanner, extra ...any) (*store.ProfileItem, error) {
@@ -1247,7 +1255,7 @@ func (s *Store) ProfileItemForCommand(ctx context.Context, enrollmentID, command
 	if commandUUID == "" {
 		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
 	}
-	return scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ?`, enrollmentID, commandUUID))
+	return scanItem(s.r.QueryRowContext(ctx, itemForCommandSQL, enrollmentID, commandUUID))
 }
 
 // Deleting and editing profiles (docs/profiles.md). A deleted profile is a
