@@ -108,3 +108,22 @@ func TestWave(t *testing.T) {
 		t.Fatalf("notes:\n%s", notes)
 	}
 }
+
+// The assignment phase polls less while much is left and more densely
+// as its end nears, within its bounds.
+func TestPollWait(t *testing.T) {
+	for _, c := range []struct {
+		done, want    int
+		elapsed, wait time.Duration
+	}{
+		{0, 100000, time.Second, 100 * time.Millisecond}, // no rate yet
+		{10000, 100000, time.Second, time.Second},        // 9 s left: capped at 1 s
+		{50000, 100000, time.Second, 500 * time.Millisecond},
+		{99000, 100000, 9900 * time.Millisecond, 50 * time.Millisecond},
+		{99999, 100000, 10 * time.Second, 20 * time.Millisecond}, // the floor
+	} {
+		if got := pollWait(c.done, c.want, c.elapsed); got != c.wait {
+			t.Errorf("pollWait(%d, %d, %v) = %v, want %v", c.done, c.want, c.elapsed, got, c.wait)
+		}
+	}
+}

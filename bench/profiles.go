@@ -75,25 +75,33 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 		err := srv.api(ctx, "GET", "/api/v1/profiles/"+prof.ID+"/status?limit=100", nil, &st)
 		return st.Counts, err
 	}
+	// The phase's polls ask for counts only (limit=1: the page of
+	// devices is not what the phase waits for).
+	counts := func() (map[string]int, error) {
+		var st struct {
+			Counts map[string]int `json:"counts"`
+		}
+		err := srv.api(ctx, "GET", "/api/v1/profiles/"+prof.ID+"/status?limit=1", nil, &st)
+		return st.Counts, err
+	}
 	out = append(out, measure(ctx, srv, fmt.Sprintf("profile assigned to all users: %d installs queued", devices), 1, 1, func(int) error {
 		if err := srv.api(ctx, "POST", "/api/v1/profiles/"+prof.ID+"/assignments", map[string]any{"group_id": all}, nil); err != nil {
 			return err
 		}
+		start := time.Now()
 		for ctx.Err() == nil {
-			c, err := status()
+			c, err := counts()
 			if err != nil {
 				return err
 			}
-			if c["installing"]+c["installed"] >= devices {
+			done := c["installing"] + c["installed"]
+			if done >= devices {
 				return nil
 			}
 			if c["failed"] > 0 {
 				return fmt.Errorf("%d items failed", c["failed"])
 			}
-			// Every poll counts the profile's items (a grouped scan of
-			// 100,000 index entries at 100,000 devices): polling every
-			// 100 ms was 12 % of the phase's CPU.
-			time.Sleep(250 * time.Millisecond)
+			time.Sleep(pollWait(done, devices, time.Since(start)))
 		}
 		return ctx.Err()
 	}, log))
@@ -201,4 +209,23 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 		return nil
 	}, log))
 	return out, nil
+}
+
+// pollWait is how long the assignment phase waits before its next status
+// poll, having seen done of want items queued after elapsed: half the
+// time the rate so far says is left, between 20 ms and 1 s. Every poll
+// counts the profile's items (a grouped scan of 100,000 index entries at
+// 100,000 devices) and is server CPU the phase measures: fixed 250 ms
+// polls were ~10 % of the phase's CPU (docs/benchmarks.md, Session 8 —
+// assign). Halving the estimate makes the polls denser as the end
+// nears, so the phase's end is seen within ~20 ms plus one poll once the
+// rate is steady (a fixed 250 ms poll saw it 125 ms late on average),
+// with a few dozen polls at most in a phase of tens of seconds.
+func pollWait(done, want int, elapsed time.Duration) time.Duration {
+	const lo, hi = 20 * time.Millisecond, time.Second
+	if done <= 0 {
+		return 100 * time.Millisecond // no rate yet
+	}
+	left := time.Duration(float64(elapsed) * float64(want-done) / float64(done) / 2)
+	return min(hi, max(lo, left))
 }

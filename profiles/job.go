@@ -85,11 +85,13 @@ type Job struct {
 	// Holder names this instance in claims.
 	Holder      string
 	VerifyEvery time.Duration
-	Batch       int
-	Workers     int
-	Lease       time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Batch: enrollments per pass (0: the store's, see BatchSizer, or
+	// DefaultBatch).
+	Batch   int
+	Workers int
+	Lease   time.Duration
+	Now     func() time.Time
+	Log     *slog.Logger
 	// SCEPURL is Pomona's SCEP service ($SCEP_URL in profiles).
 	SCEPURL string
 	// Notify, when set, hears items that reached installed or failed.
@@ -168,11 +170,23 @@ func (j *Job) drain(ctx context.Context, workers int) {
 	wg.Wait()
 }
 
+// batch is the enrollments of one pass: Batch when set, else the
+// store's own (BatchSizer), else DefaultBatch.
 func (j *Job) batch() int {
 	if j.Batch > 0 {
 		return j.Batch
 	}
+	if b, ok := j.Store.(BatchSizer); ok && b.ReconcileBatch() > 0 {
+		return b.ReconcileBatch()
+	}
 	return DefaultBatch
+}
+
+// BatchSizer is a store that says how many enrollments one pass should
+// claim and write in one transaction (sqlstore: its dialect's; SQLite's
+// single writer does better with fewer, larger transactions).
+type BatchSizer interface {
+	ReconcileBatch() int
 }
 
 // Report says what one pass did.

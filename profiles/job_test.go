@@ -151,3 +151,31 @@ func TestTwoReconcilersSQLite(t *testing.T) {
 	s := emptyStore(t)
 	twoInstances(t, s, s, fleet(t, s, 30))
 }
+
+// batchStore is a store that asks for passes of n enrollments.
+type batchStore struct {
+	storeAll
+	n int
+}
+
+func (b batchStore) ReconcileBatch() int { return b.n }
+
+// A job without its own Batch claims the store's batch (BatchSizer):
+// the SQLite store asks for larger passes than DefaultBatch, fewer
+// transactions of its single writer.
+func TestBatchFromStore(t *testing.T) {
+	s := emptyStore(t)
+	fleet(t, s, 5)
+	j := job(batchStore{s, 3}, "A")
+	j.Batch = 0
+	rep, err := j.Run(context.Background())
+	if err != nil || rep.Claimed != 3 {
+		t.Fatalf("first pass: %+v %v, want 3 claimed", rep, err)
+	}
+	if rep, err = j.Run(context.Background()); err != nil || rep.Claimed != 2 {
+		t.Fatalf("second pass: %+v %v, want the other 2", rep, err)
+	}
+	if b := s.ReconcileBatch(); b <= DefaultBatch {
+		t.Fatalf("the SQLite store's batch is %d, want more than DefaultBatch (%d)", b, DefaultBatch)
+	}
+}

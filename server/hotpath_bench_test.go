@@ -103,9 +103,15 @@ func (d *hotDevice) signed(b *testing.B, msg map[string]any) func() *http.Reques
 }
 
 // serve runs one request through the handler and returns the response.
+// The request's context can be cancelled, as net/http's always can (it
+// ends with the connection): httptest's is context.Background, whose
+// Done is nil, and the watchers database/sql and the SQLite driver start
+// only for a context that can end were then never measured.
 func serve(b *testing.B, h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	h.ServeHTTP(rec, r.WithContext(ctx))
 	if rec.Code != http.StatusOK && rec.Code != http.StatusCreated && rec.Code != http.StatusAccepted {
 		b.Fatalf("%s %s: %d %s", r.Method, r.URL.Path, rec.Code, rec.Body)
 	}

@@ -34,6 +34,29 @@ var Dialect = sqlstore.Dialect{
 	// lock them (sqlstore.Dialect.ResultTxOptions).
 	ResultTxOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead},
 	ForUpdate:       " FOR UPDATE",
+	// Reconciler claims: one statement, FOR UPDATE SKIP LOCKED
+	// (sqlstore's claimDirtySkipLocked says why).
+	SkipLocked: true,
+	// Statistics for the claim's plan after a large marking
+	// (sqlstore.Dialect.AnalyzeAfter).
+	AnalyzeAfter: 1000,
+	// A reconciler batch's write (ApplyReconcile) at READ COMMITTED. No
+	// statement of it depends on an earlier read of the transaction: the
+	// plan was made before it, from ReconcileInputs, under the batch's
+	// claims (a retry wrote the same plan again). Its statements are
+	// inserts of new rows (commands, queue rows, SCEP challenges: their
+	// foreign-key checks lock the rows referenced), profile_items
+	// upserts (ON CONFLICT DO UPDATE is insert-or-update at any
+	// isolation), and updates and deletes of the batch's own rows whose
+	// conditions PostgreSQL re-checks on the newest committed version
+	// under the row's lock (a claim finished only if still held by this
+	// holder at the claimed gen: a device marked again meanwhile keeps
+	// its entry, released, due as marked). SERIALIZABLE added only
+	// predicate locks: 1,000-row batches promote them to whole
+	// relations (reconcile_queue, profile_items, queue), so four
+	// workers' batches conflicted with each other and reran whole
+	// batches ("Session 9 — pgassign", docs/benchmarks.md).
+	ReconcileTxOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	// One clock for every instance: a command enqueued after another
 	// (through any instance) gets a later seq, unless the database
 	// server's clock is stepped back in between.
@@ -42,6 +65,8 @@ var Dialect = sqlstore.Dialect{
 	// pgx sends a []string as a text[] in binary: 100,000 channel ids are
 	// one parameter of one statement.
 	UnnestText: "unnest(CAST(? AS text[])) AS t(id)",
+	// A single-channel enqueue is one statement (sqlstore.enqueueOneSQL).
+	WritableCTE: true,
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected

@@ -112,3 +112,23 @@ func TestReadPoolKeepsConnections(t *testing.T) {
 		t.Fatalf("read pool: %d connections closed for the idle limit, %d open", r.MaxIdleClosed, r.OpenConnections)
 	}
 }
+
+// TestDeviceRequestDetached: the device read runs without the request's
+// cancellation (Dialect.DetachDeviceReads: no watcher goroutines per MDM
+// request), so a context cancelled before it still reads — here a serial
+// that is not there, ErrNotFound — instead of failing with
+// context.Canceled.
+func TestDeviceRequestDetached(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, idle := range []bool{true, false} {
+		if _, err := s.DeviceRequest(ctx, store.DeviceRequestQuery{Serial: "none", ChannelKind: "device", Idle: idle}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("idle %v: %v, want the read to run (not found)", idle, err)
+		}
+	}
+}

@@ -275,7 +275,75 @@ func (s *Store) enqueueSQL(batch int) string {
 }
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
+	if s.d.WritableCTE && s.d.SeqClock != "" && len(channelIDs) == 1 {
+		return s.enqueueOne(ctx, cmd, channelIDs[0])
+	}
 	return s.tx(ctx, func(tx *Tx) error { return s.enqueue(ctx, tx, cmd, channelIDs) })
+}
+
+// enqueueOneSQL is a single-channel enqueue as one statement (PostgreSQL,
+// Dialect.WritableCTE): the command row, its queue row and, with audit,
+// the request's audit entry (returning its id). Arguments: the command's
+// uuid, request type, payload, created_at, expires_at, created_by; the
+// channel id twice, the queued status, updated_at; with audit the entry's
+// auditArgs. The queue row's seq is enqueueSQL(1)'s. The foreign keys are
+// checked at the end of the statement, so the queue row's reference to
+// the command inserted beside it holds, and a missing channel fails the
+// whole statement (nothing is written).
+func (s *Store) enqueueOneSQL(audit bool) string {
+	cmd := `WITH c AS (INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING uuid)`
+	queue := `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+		SELECT ?, c.uuid, ` + s.d.Greatest + `(` + s.d.SeqClock + `, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue
+			WHERE channel_id = ? AND status IN ` + claimable(true) + `)), ?, CAST(? AS BIGINT) FROM c`
+	if !audit {
+		return cmd + "\n" + queue
+	}
+	return cmd + `, q AS (` + queue + ` RETURNING command_uuid)
+		INSERT INTO audit_log (at, actor, action, target, status, remote)
+		SELECT CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), ? FROM q RETURNING id`
+}
+
+// enqueueOne is Enqueue to one channel — every API and job enqueue to a
+// device — as one autocommitted statement (enqueueOneSQL): one network
+// round trip and one durable commit instead of BEGIN, three INSERTs and
+// COMMIT, with the same all-or-nothing outcome. It needs no transaction
+// of its own: the statement writes only new rows, and its one read (the
+// channel's highest waiting seq) decides no write of another row. That
+// read sees every enqueue committed before the statement started (its
+// snapshot), so a command enqueued after another still gets a later seq,
+// whatever the clock does; two enqueues to one channel at the same moment
+// (no order between them to keep) may now both commit, where SERIALIZABLE
+// made one retry, and take seqs in clock order.
+func (s *Store) enqueueOne(ctx context.Context, cmd *store.CommandRecord, channelID string) error {
+	at := toMicros(cmd.CreatedAt)
+	args := []any{cmd.UUID, cmd.RequestType, cmd.Payload, at, toMicros(cmd.ExpiresAt), cmd.CreatedBy,
+		channelID, channelID, store.QueueQueued, at}
+	var err error
+	for attempt := 0; attempt < maxTxAttempts; attempt++ {
+		if cmd.Audit != nil {
+			err = s.w.QueryRowContext(ctx, s.enqueueOneQ[1], append(args, auditArgs(cmd.Audit)...)...).Scan(&cmd.Audit.ID)
+		} else {
+			_, err = s.w.ExecContext(ctx, s.enqueueOneQ[0], args...)
+		}
+		// A server whose default isolation is SERIALIZABLE can still
+		// report a conflict (or a deadlock with a channel's deletion):
+		// the statement was rolled back whole, so run it again.
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) {
+			break
+		}
+		s.retries.Add(1)
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+	if err == nil {
+		return nil
+	}
+	// The only foreign key is the queue row's channel (its command is
+	// the row inserted beside it).
+	if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
+		return fmt.Errorf("channel %s %w", channelID, store.ErrNotFound)
+	} else {
+		return e
+	}
 }
 
 func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, channelIDs []string) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -175,13 +176,21 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]store.Group, e
 // concern, in the caller's transaction, with one INSERT … SELECT.
 
 const markSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
-	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.status = 'enrolled' AND (%s)
+	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.status = 'enrolled' AND (%s) ORDER BY e.id
 	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
 	due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`
 
 func markWhere(ctx context.Context, tx *Tx, cond string, due time.Time, args ...any) error {
-	_, err := tx.ExecContext(ctx, fmt.Sprintf(markSQL, cond), append([]any{toMicros(due)}, args...)...)
-	return err
+	res, err := tx.ExecContext(ctx, fmt.Sprintf(markSQL, cond), append([]any{toMicros(due)}, args...)...)
+	if err != nil || tx.d.AnalyzeAfter == 0 {
+		return err
+	}
+	// Fresh statistics for the claims that drain what was just marked
+	// (Dialect.AnalyzeAfter).
+	if n, err := res.RowsAffected(); err == nil && n >= tx.d.AnalyzeAfter && !slices.Contains(tx.analyze, "reconcile_queue") {
+		tx.analyze = append(tx.analyze, "reconcile_queue")
+	}
+	return nil
 }
 
 // markGroup marks the devices of a group's users.
@@ -570,6 +579,9 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 	if limit <= 0 {
 		limit = 100
 	}
+	if s.d.SkipLocked {
+		return s.claimDirtySkipLocked(ctx, holder, now, lease, limit)
+	}
 	var out []store.DirtyEnrollment
 	err := s.tx(ctx, func(tx *Tx) error {
 		out = nil
@@ -604,6 +616,68 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 		})
 	})
 	return out, err
+}
+
+// claimDirtySkipLocked is ClaimDirty in one autocommitted statement at
+// READ COMMITTED (Dialect.SkipLocked: PostgreSQL). The subquery walks
+// reconcile_queue_due_enrollment in claim order and locks up to limit due,
+// unclaimed rows, skipping rows another transaction holds locked (a
+// concurrent claimer's, a MarkDirty's, a batch's finish): those are
+// either being claimed or will be due again, and the next pass takes
+// them. A row changed and committed since the statement's snapshot is
+// re-read under its lock and claimed only if it still is due and
+// unclaimed (PostgreSQL's re-check of an UPDATE's and FOR UPDATE's
+// conditions at READ COMMITTED), so two claimers never hold one row: the
+// guarantee ClaimDirty gives. Why not the SERIALIZABLE SELECT + UPDATE
+// of other backends: with four workers per instance, each claim's read
+// of the queue's index range (predicate locks promoted to the whole
+// relation past a few dozen pages) conflicted with every other worker's
+// claim and finish, and a conflict reran the claim or, worse, a whole
+// batch's write ("Session 9 — pgassign", docs/benchmarks.md). The rows
+// come back in claim order (due, then enrollment id): RETURNING has no
+// order of its own.
+func (s *Store) claimDirtySkipLocked(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, error) {
+	at := toMicros(now)
+	// = ANY(ARRAY(…)): the picked ids are one array, evaluated once, and
+	// the update finds them by the primary key; a join with the picked
+	// rows was planned as a hash join over a sequential scan of the
+	// whole queue.
+	rows, err := s.w.QueryContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ?
+		WHERE enrollment_id = ANY(ARRAY(SELECT enrollment_id FROM reconcile_queue
+			WHERE due_at <= ? AND claimed_until <= ? ORDER BY due_at, enrollment_id LIMIT ? FOR UPDATE SKIP LOCKED))
+		RETURNING enrollment_id, verify, gen, due_at`, holder, toMicros(now.Add(lease)), at, at, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type claimed struct {
+		d   store.DirtyEnrollment
+		due int64
+	}
+	var cs []claimed
+	for rows.Next() {
+		var c claimed
+		var v int
+		if err := rows.Scan(&c.d.DeviceID, &v, &c.d.Gen, &c.due); err != nil {
+			return nil, err
+		}
+		c.d.Verify = v != 0
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].due != cs[j].due {
+			return cs[i].due < cs[j].due
+		}
+		return cs[i].d.DeviceID < cs[j].d.DeviceID
+	})
+	out := make([]store.DirtyEnrollment, len(cs))
+	for i, c := range cs {
+		out[i] = c.d
+	}
+	return out, nil
 }
 
 func (s *Store) FinishDirty(ctx context.Context, d store.DirtyEnrollment, holder string, next time.Time, verify bool) error {
@@ -986,8 +1060,13 @@ const (
 )
 
 func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) error {
-	// Alone: a batch writes thousands of rows (txAlone).
-	return s.txAlone(ctx, func(tx *Tx) error {
+	// Alone: a batch writes thousands of rows (txAlone); at the
+	// dialect's ReconcileTxOptions where it has them.
+	run := s.txAlone
+	if s.gc == nil && s.d.ReconcileTxOptions != nil {
+		run = func(ctx context.Context, fn func(*Tx) error) error { return s.txWith(ctx, s.d.ReconcileTxOptions, fn) }
+	}
+	return run(ctx, func(tx *Tx) error {
 		if err := chunks(b.Challenges, reconcileItemRows, func(cs []store.NewProfileChallenge) error {
 			args := make([]any, 0, 6*len(cs))
 			for _, c := range cs {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -57,6 +58,18 @@ type Dialect struct {
 	// Constraint maps a driver error to store.ErrConflict (unique) or
 	// store.ErrInUse (foreign key), or returns it unchanged.
 	Constraint func(error) error
+	// DetachDeviceReads runs DeviceRequest's read (one statement, every
+	// MDM request) without the request's cancellation. With a context
+	// that can be cancelled, database/sql starts a goroutine to watch it
+	// for the row set and modernc's driver a second one (and installs a
+	// progress handler) to interrupt SQLite: per idle poll two goroutine
+	// starts and wake-ups, a WithCancel and a channel, ~4 % of a poll's
+	// server CPU in a profile of `pomona serve` ("Session 9 — edge",
+	// docs/benchmarks.md), to be able to interrupt a primary-key join of
+	// ~20 µs. SQLite's WAL readers never wait for the writer, so the read
+	// cannot hang on a lock; PostgreSQL's read crosses a network and keeps
+	// its cancellation (false).
+	DetachDeviceReads bool
 	// CacheStatements keeps prepared statements of repeated queries
 	// (SQLite: preparing costs as much as running a simple query; pgx
 	// caches them per connection itself).
@@ -78,6 +91,43 @@ type Dialect struct {
 	// one parameter, not in batches of enqueueBatch rows of five
 	// parameters each. Empty: batches.
 	UnnestText string
+	// SkipLocked claims reconciler work (ClaimDirty) with one
+	// autocommitted statement at READ COMMITTED: the due rows are picked
+	// in claim order FOR UPDATE SKIP LOCKED and updated in the same
+	// statement (PostgreSQL). false: a SELECT and an UPDATE in a write
+	// transaction (SQLite: one writer serialises the claimers).
+	SkipLocked bool
+	// AnalyzeAfter: after a transaction that added at least this many
+	// rows to reconcile_queue in one statement (a profile assigned to a
+	// large group), the store runs ANALYZE reconcile_queue before it
+	// returns; 0: never (SQLite plans the claim by its index without
+	// statistics). PostgreSQL's planner, without statistics of the new
+	// rows, estimated a 20,000-row backlog at 2,015 rows (a third of a
+	// third for the two inequalities) and planned every claim as a
+	// sequential scan and sort of the whole backlog; with statistics it
+	// walks reconcile_queue_due_enrollment. Autovacuum analyzes only
+	// after its naptime (a minute), when the backlog is drained.
+	// PostgreSQL's manual: "Run ANALYZE Afterwards" (Populating a
+	// Database).
+	AnalyzeAfter int64
+	// ReconcileTxOptions isolates a reconciler batch's write
+	// (ApplyReconcile); nil: TxOptions. See the PostgreSQL dialect for
+	// why READ COMMITTED is enough there.
+	ReconcileTxOptions *sql.TxOptions
+	// WritableCTE: the backend runs INSERTs inside WITH (PostgreSQL's
+	// data-modifying statements in WITH; SQLite has none). Enqueue to one
+	// channel is then one autocommitted statement (the command, its queue
+	// row and the audit entry) instead of BEGIN, three INSERTs and COMMIT:
+	// four network round trips fewer per API enqueue (enqueueOneSQL).
+	// Needs SeqClock.
+	WritableCTE bool
+	// ReconcileBatch is how many enrollments a profile reconciler pass
+	// claims, plans and writes in one transaction on this backend (0:
+	// profiles.DefaultBatch). SQLite's single writer pays per transaction
+	// — its COMMIT, the claim before it, and every reader connection's
+	// page cache dropped at its next read after each commit — so fewer,
+	// larger batches keep that serial writer shorter.
+	ReconcileBatch int
 }
 
 // Store implements store.Store over database/sql.
@@ -95,6 +145,9 @@ type Store struct {
 	// retries counts transactions run again after a serialization
 	// failure or deadlock (TxRetries).
 	retries atomic.Int64
+	// enqueueOneQ holds enqueueOneSQL without and with the audit entry,
+	// built once (Dialect.WritableCTE).
+	enqueueOneQ [2]string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -103,6 +156,9 @@ var _ store.Store = (*Store)(nil)
 // (they may be the same pool).
 func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
+	if d.WritableCTE {
+		s.enqueueOneQ = [2]string{s.enqueueOneSQL(false), s.enqueueOneSQL(true)}
+	}
 	if d.GroupCommit {
 		s.gc = newGroupCommitter(s)
 		// Single statements on the writer join the batches too.
@@ -124,6 +180,10 @@ func (s *Store) TxRetries() int64 { return s.retries.Load() }
 
 // Backend names the implementation.
 func (s *Store) Backend() string { return s.d.Name }
+
+// ReconcileBatch is the dialect's reconciler batch (Dialect.ReconcileBatch;
+// 0: the reconciler's default).
+func (s *Store) ReconcileBatch() int { return s.d.ReconcileBatch }
 
 // Description says which database this is, for start-up output.
 func (s *Store) Description() string { return s.name }
@@ -278,6 +338,9 @@ type Tx struct {
 	// want lists queries to prepare on the pool once the transaction has
 	// given its connection back.
 	want []string
+	// analyze lists tables to ANALYZE once the transaction has committed
+	// (Dialect.AnalyzeAfter: a statement of it wrote many rows).
+	analyze []string
 }
 
 // cached is the pool's statement for q, or nil (then q is noted for
@@ -379,7 +442,17 @@ func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) erro
 		t.Rollback()
 		return err
 	}
-	return t.Commit()
+	if err := t.Commit(); err != nil {
+		return err
+	}
+	for _, table := range tx.analyze {
+		// Statistics are a planning aid: the write is committed and
+		// stands whether or not they could be gathered.
+		if _, err := s.w.DB.ExecContext(ctx, `ANALYZE `+table); err != nil && ctx.Err() == nil {
+			slog.Warn("store: ANALYZE after a bulk write failed", "table", table, "err", err)
+		}
+	}
+	return nil
 }
 
 // Migrate applies every migration in dir of fsys (files NNNN_name.sql)

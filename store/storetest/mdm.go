@@ -707,6 +707,20 @@ func testEnqueueWithAudit(t *testing.T, s store.Store) {
 	if err := s.Enqueue(ctx, cmd("AUD-C2", failed), []string{"AUD-1", "NO-SUCH-CHANNEL"}); err == nil {
 		t.Fatal("enqueued for an unknown channel")
 	}
+	// The same for one channel (PostgreSQL writes the command, its queue
+	// row and the entry in one statement): not found, and nothing of it
+	// stays — neither the entry nor the command row, whose uuid is then
+	// free for the next enqueue (which fails below if the row stayed).
+	if err := s.Enqueue(ctx, cmd("AUD-C5", entry("failed")), []string{"NO-SUCH-CHANNEL"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("one unknown channel: %v, want not found", err)
+	}
+	if err := s.Enqueue(ctx, cmd("AUD-C5", nil), []string{"AUD-1"}); err != nil {
+		t.Fatalf("the failed enqueue left its command row: %v", err)
+	}
+	// A command uuid already taken is a conflict, and writes no entry.
+	if err := s.Enqueue(ctx, cmd("AUD-C5", entry("failed")), []string{"AUD-1"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a taken uuid: %v, want conflict", err)
+	}
 	// Under an idempotency key: the first request writes its entry, a
 	// repeat (nothing queued) does not.
 	key := &store.IdempotencyKey{Principal: "key:k1", Key: "aud", Fingerprint: "fp", Response: []byte(`{}`), CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
@@ -719,7 +733,7 @@ func testEnqueueWithAudit(t *testing.T, s store.Store) {
 	if got := fmt.Sprint(recorded()); got != "[ok/201/10.0.0.9 once/201/10.0.0.9]" {
 		t.Fatalf("audit entries: %s", got)
 	}
-	if qs, _ := s.QueuedCommands(ctx, "AUD-1", 10); len(qs) != 2 {
+	if qs, _ := s.QueuedCommands(ctx, "AUD-1", 10); len(qs) != 3 {
 		t.Fatalf("queued: %d", len(qs))
 	}
 }
