@@ -93,44 +93,62 @@ func seedStore(ctx context.Context, dbURL, domain string, users, extra int, log 
 	}
 	var mu sync.Mutex
 	fmt.Fprintf(log, "seed: writing %d enrolled devices into the store\n", extra)
-	// Eight writers on both stores: on SQLite the group committer folds
-	// their transactions into shared commits (one writer: ~300 devices/s,
-	// 100,000 in over five minutes).
-	workers := 8
+	err = writeParallel(ctx, extra, log, func(i int) error {
+		id, err := seedDevice(ctx, st, t.ID, owner(i), now)
+		if err != nil {
+			return err
+		}
+		if i < len(pairs)*pairDevices {
+			mu.Lock()
+			pairs[i/pairDevices].Devices = append(pairs[i/pairDevices].Devices, id)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	return pairs, ctx.Err()
+}
+
+// writeParallel calls write(i) for i in [0, n) from eight goroutines and
+// returns the first error any of them met (the others stop at their next
+// item). Eight writers on both stores: on SQLite the group committer folds
+// their transactions into shared commits (one writer: ~300 devices/s,
+// 100,000 in over five minutes). Progress goes to log every 10,000 items.
+func writeParallel(ctx context.Context, n int, log io.Writer, write func(i int) error) error {
+	const workers = 8
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
-	var first atomic.Value
+	// The first error, whatever its type: the workers' errors differ in
+	// dynamic type (a driver's error, a wrapped one, context.Canceled), which
+	// atomic.Value refuses to hold one after another (it panicked here).
+	var first error
+	var firstOnce sync.Once
+	var failed atomic.Bool
 	start := time.Now()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && !failed.Load() {
 				i := int(next.Add(1) - 1)
-				if i >= extra {
+				if i >= n {
 					return
 				}
-				id, err := seedDevice(ctx, st, t.ID, owner(i), now)
-				if err != nil {
-					first.CompareAndSwap(nil, err)
+				if err := write(i); err != nil {
+					firstOnce.Do(func() { first = err })
+					failed.Store(true)
 					return
 				}
-				if i < len(pairs)*pairDevices {
-					mu.Lock()
-					pairs[i/pairDevices].Devices = append(pairs[i/pairDevices].Devices, id)
-					mu.Unlock()
-				}
-				if n := done.Add(1); n%10000 == 0 {
-					fmt.Fprintf(log, "  %d written (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
+				if d := done.Add(1); d%10000 == 0 {
+					fmt.Fprintf(log, "  %d written (%.0f/s)\n", d, float64(d)/time.Since(start).Seconds())
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if err, ok := first.Load().(error); ok {
-		return nil, fmt.Errorf("seed: %w", err)
-	}
-	return pairs, ctx.Err()
+	return first
 }
 
 // seedDevice writes one enrolled device of userID and returns its id.

@@ -282,7 +282,7 @@ func profileShow(c *call) error {
 }
 
 func profileAssign(fs *flag.FlagSet) func(*call) error {
-	group := fs.String("group", "", "the group id (gr_…, from pomona group list --tenant T)")
+	group := fs.String("group", "", "the group: its id (gr_…) or its name in the profile's tenant (pomona group list --tenant T)")
 	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
 	return func(c *call) error {
 		id, err := c.one("give the profile id")
@@ -296,16 +296,20 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments", apitypes.ProfileAssignment{GroupID: *group, Exclude: *exclude}, nil); err != nil {
+		gid, err := resolveGroup(c.Ctx, api, id, *group)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.Stdout, "profile %s %s group %s\n", id, map[bool]string{true: "excludes", false: "assigned to"}[*exclude], *group)
+		if err := api.Do(c.Ctx, http.MethodPost, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments", apitypes.ProfileAssignment{GroupID: gid, Exclude: *exclude}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s %s group %s\n", id, map[bool]string{true: "excludes", false: "assigned to"}[*exclude], gid)
 		return nil
 	}
 }
 
 func profileUnassign(fs *flag.FlagSet) func(*call) error {
-	group := fs.String("group", "", "the group id (gr_…, from pomona group list --tenant T)")
+	group := fs.String("group", "", "the group: its id (gr_…) or its name in the profile's tenant (pomona group list --tenant T)")
 	return func(c *call) error {
 		id, err := c.one("give the profile id")
 		if err != nil {
@@ -318,12 +322,57 @@ func profileUnassign(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments/"+url.PathEscape(*group), nil, nil); err != nil {
+		gid, err := resolveGroup(c.Ctx, api, id, *group)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.Stdout, "profile %s unassigned from group %s\n", id, *group)
+		if err := api.Do(c.Ctx, http.MethodDelete, "/api/v1/profiles/"+url.PathEscape(id)+"/assignments/"+url.PathEscape(gid), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "profile %s unassigned from group %s\n", id, gid)
 		return nil
 	}
+}
+
+// resolveGroup is the id of the group that --group names for profile
+// profileID: an id (gr_…) as given; otherwise a name among the groups of
+// the profile's tenant — exactly (names are unique in a tenant as
+// written), else ignoring case. "sales" may fit both "Sales" and "SALES":
+// a name that fits more than one group is an error listing their ids,
+// never a guess.
+func resolveGroup(ctx context.Context, api *apiclient.Client, profileID, group string) (string, error) {
+	if strings.HasPrefix(group, "gr_") {
+		return group, nil
+	}
+	var p apitypes.Profile
+	if err := api.Do(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(profileID), nil, &p); err != nil {
+		return "", err
+	}
+	var res struct {
+		Groups []apitypes.Group `json:"groups"`
+	}
+	if err := api.Do(ctx, http.MethodGet, "/api/v1/groups?tenant_id="+url.QueryEscape(p.TenantID), nil, &res); err != nil {
+		return "", err
+	}
+	var exact, folded []string
+	for _, g := range res.Groups {
+		if g.Name == group {
+			exact = append(exact, g.ID)
+		} else if strings.EqualFold(g.Name, group) {
+			folded = append(folded, g.ID)
+		}
+	}
+	ids := exact
+	if len(ids) == 0 {
+		ids = folded
+	}
+	switch len(ids) {
+	case 1:
+		return ids[0], nil
+	case 0:
+		return "", fmt.Errorf("no group named %q in the profile's tenant %s (pomona group list --tenant %s)", group, p.TenantID, p.TenantID)
+	}
+	return "", fmt.Errorf("%d groups are named %q (ignoring case) in tenant %s (%s): give --group the id or the exact name", len(ids), group, p.TenantID, strings.Join(ids, ", "))
 }
 
 func profileStatusCmd(fs *flag.FlagSet) func(*call) error {

@@ -69,6 +69,28 @@ func TestGroupAndProfileCommands(t *testing.T) {
 		t.Fatalf("status: %s", r.stdout)
 	}
 	mustOK(t, runCLI(t, e, "", nil, "profile", "unassign", pid[1], "--group", gid[1]))
+	// A group by its name (exactly, else ignoring case); a name two
+	// groups share, or none has, is an error naming what to give.
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", "sales", "--exclude"))
+	if !strings.Contains(r.stdout, "excludes group "+gid[1]) {
+		t.Fatalf("assign by name: %s", r.stdout)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "unassign", pid[1], "--group", "Sales"))
+	if !strings.Contains(r.stdout, "unassigned from group "+gid[1]) {
+		t.Fatalf("unassign by name: %s", r.stdout)
+	}
+	if r = runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", "Marketing"); r.code == 0 || !strings.Contains(r.stderr, `no group named "Marketing"`) {
+		t.Fatalf("unknown group name: %+v", r)
+	}
+	// Names are unique in a tenant as written, not ignoring case.
+	gid2 := regexp.MustCompile(`group (gr_\S+) created`).FindStringSubmatch(mustOK(t, runCLI(t, e, "", nil, "group", "add", "SALES", "--tenant", "a.example")).stdout)
+	if r = mustOK(t, runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", "SALES")); !strings.Contains(r.stdout, "assigned to group "+gid2[1]) {
+		t.Fatalf("assign by exact name: %s", r.stdout)
+	}
+	if r = runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", "sales"); r.code == 0 || !strings.Contains(r.stderr, `2 groups are named "sales" (ignoring case)`) ||
+		!strings.Contains(r.stderr, gid[1]) || !strings.Contains(r.stderr, gid2[1]) {
+		t.Fatalf("ambiguous group name: %+v", r)
+	}
 	r = mustOK(t, runCLI(t, e, "", nil, "profile", "list", "--tenant", "a.example"))
 	if !strings.Contains(r.stdout, "com.example.wifi") {
 		t.Fatalf("list: %s", r.stdout)

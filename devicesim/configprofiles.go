@@ -35,6 +35,7 @@ type configProfiles struct {
 	mu        sync.Mutex
 	installed map[string]*InstalledProfile // by PayloadIdentifier
 	refuse    map[string]string            // identifier → reason: answer Error
+	keep      map[string]string            // identifier → reason: RemoveProfile answers Error
 }
 
 // Installed lists the configuration profiles the device holds, by
@@ -79,6 +80,27 @@ func (d *Device) AllowInstall(identifier string) {
 	d.cfg.mu.Lock()
 	defer d.cfg.mu.Unlock()
 	delete(d.cfg.refuse, identifier)
+}
+
+// RefuseRemoval makes the device answer every RemoveProfile of identifier
+// with Error and reason, keeping the profile (still in its ProfileList),
+// until AllowRemoval: a profile the device will not let go, as one whose
+// removal is disallowed or needs a passcode. The error code is the
+// simulator's, not one documented by Apple.
+func (d *Device) RefuseRemoval(identifier, reason string) {
+	d.cfg.mu.Lock()
+	defer d.cfg.mu.Unlock()
+	if d.cfg.keep == nil {
+		d.cfg.keep = map[string]string{}
+	}
+	d.cfg.keep[identifier] = reason
+}
+
+// AllowRemoval ends RefuseRemoval.
+func (d *Device) AllowRemoval(identifier string) {
+	d.cfg.mu.Lock()
+	defer d.cfg.mu.Unlock()
+	delete(d.cfg.keep, identifier)
 }
 
 // RemoveLocally removes an installed profile as if the user (or another
@@ -225,8 +247,13 @@ func (d *Device) removeProfile(c *ReceivedCommand) map[string]any {
 	}
 	d.cfg.mu.Lock()
 	defer d.cfg.mu.Unlock()
-	if _, ok := d.cfg.installed[id]; !ok {
+	p, ok := d.cfg.installed[id]
+	if !ok {
 		return errorChainAnswer(c, chainEntry(profileErrorDomain, 1002, fmt.Sprintf("The profile “%s” is not installed.", id)))
+	}
+	if reason, keep := d.cfg.keep[id]; keep {
+		return errorChainAnswer(c, chainEntry(profileErrorDomain, 1011, fmt.Sprintf("The profile “%s” cannot be removed.", p.DisplayName)),
+			chainEntry(profileErrorDomain, 1011, reason))
 	}
 	delete(d.cfg.installed, id)
 	return map[string]any{"CommandUUID": c.CommandUUID, "Status": "Acknowledged", "RequestType": c.RequestType()}

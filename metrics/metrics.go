@@ -82,7 +82,7 @@ func New() *Metrics {
 		Name: "pomona_mdm_messages_total", Help: "MDM messages that reached the service, by message (check-in MessageType, Idle, Result) and outcome (ok, or the error code: unauthenticated, forbidden, com.apple.unrecognized.device, ...).",
 	}, []string{"message", "outcome"})
 	m.Commands = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "pomona_commands_total", Help: "Commands queued, refused by the user-enrollment rules, and results by status.",
+		Name: "pomona_commands_total", Help: "Commands queued, refused by the user-enrollment rules, and results by status; render_unknown_marker: a template command met with a render marker this version does not know (a newer instance's, left queued).",
 	}, []string{"event"})
 	m.Pushes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_apns_pushes_total", Help: "APNs pushes by result (ok, dead-token, retry, error).",

@@ -2,7 +2,10 @@ package profiles
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/pomona-mdm/pomona/mdm"
 	"github.com/pomona-mdm/pomona/profile"
@@ -24,13 +27,38 @@ import (
 type Deliverer struct {
 	// Signer returns the profile signer (nil, or nil func: unsigned).
 	Signer func() *Signer
-	cache  reconcile.TemplateCache
+	// Now is the clock that ages unknown markers (nil: time.Now).
+	Now func() time.Time
+	// Log, when set, gets a warning per command met with an unknown
+	// marker; UnknownMarker, when set, is counted once per such meeting
+	// (the server's pomona_commands_total{event="render_unknown_marker"}).
+	Log           *slog.Logger
+	UnknownMarker func(marker string)
+	cache         reconcile.TemplateCache
 }
 
+// UnknownMarkerGrace is how long a template command with a render marker
+// this server does not know stays queued for an instance that knows it:
+// during a rolling upgrade a newer instance writes markers the older ones
+// meet (answered 5xx, ErrRenderElsewhere: the device asks again and may
+// reach a newer instance; the row is neither failed nor skipped, so the
+// channel's order holds). An upgrade takes minutes; a command older than
+// this was written by a version no longer running (rolled back), and is
+// failed as any command that can never render (store.ErrCannotRender: the
+// item's bounded retry plans it again with a marker this version writes).
+const UnknownMarkerGrace = time.Hour
+
+// ErrRenderElsewhere is Render's error for a recent template command whose
+// marker this server does not know (a newer instance's): transient, not
+// store.ErrCannotRender — the MDM channel answers 5xx and leaves the row
+// queued.
+var ErrRenderElsewhere = errors.New("the command's render marker is unknown to this server version (a newer instance wrote it)")
+
 // Render is mdmservice.Core's Render: the command plist of template
-// command q for q's channel. Errors wrapping store.ErrCannotRender, which
-// no retry of this queue row can cure: an unknown marker (a row written
-// by a newer server), vars that do not decode, a template that does not
+// command q for q's channel. An unknown marker on a command younger than
+// UnknownMarkerGrace is ErrRenderElsewhere (transient). Errors wrapping
+// store.ErrCannotRender, which no retry of this queue row can cure: an
+// unknown marker older than UnknownMarkerGrace, vars that do not decode, a template that does not
 // render with them (a value missing, a stored profile that no longer
 // parses) — the caller fails the device's item and hands out the next
 // command. Any other error (a signing failure) is transient: the caller
@@ -40,7 +68,7 @@ func (d *Deliverer) Render(ctx context.Context, q *store.QueuedCommand) ([]byte,
 	switch q.Render {
 	case store.RenderProfile, store.RenderProfileSigned:
 	default:
-		return nil, fmt.Errorf("%w: command %s: unknown render marker %q", store.ErrCannotRender, q.UUID, q.Render)
+		return nil, d.unknownMarker(q)
 	}
 	values, err := reconcile.DecodeVars(q.Vars)
 	if err != nil {
@@ -58,4 +86,27 @@ func (d *Deliverer) Render(ctx context.Context, q *store.QueuedCommand) ([]byte,
 		}
 	}
 	return mdm.Command{CommandUUID: q.UUID, Command: map[string]any{"RequestType": "InstallProfile", "Payload": payload}}.Encode()
+}
+
+// unknownMarker is Render's error for q, whose marker this version does
+// not know: ErrRenderElsewhere while q is younger than UnknownMarkerGrace
+// (CreatedAt), then store.ErrCannotRender.
+func (d *Deliverer) unknownMarker(q *store.QueuedCommand) error {
+	now := time.Now()
+	if d.Now != nil {
+		now = d.Now()
+	}
+	if d.UnknownMarker != nil {
+		d.UnknownMarker(q.Render)
+	}
+	age := now.Sub(q.CreatedAt)
+	if age >= UnknownMarkerGrace {
+		return fmt.Errorf("%w: command %s: unknown render marker %q, queued %s ago (no instance that knows it came for it)",
+			store.ErrCannotRender, q.UUID, q.Render, age.Round(time.Second))
+	}
+	if d.Log != nil {
+		d.Log.Warn("profile: a queued command's render marker is unknown to this version: left queued for a newer instance",
+			"command_uuid", q.UUID, "channel", q.ChannelID, "render", q.Render, "age", age.Round(time.Second), "fails_after", UnknownMarkerGrace)
+	}
+	return fmt.Errorf("command %s: marker %q: %w", q.UUID, q.Render, ErrRenderElsewhere)
 }

@@ -102,14 +102,38 @@ func TestDelivererRefuses(t *testing.T) {
 		"missing value": {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: store.RenderProfile}, Vars: `{}`},
 		"bad vars":      {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: store.RenderProfile}, Vars: `{"EMAIL":`},
 		"no vars":       {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: store.RenderProfile}},
-		"marker":        {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: "other"}, Vars: `{"EMAIL":"a@b"}`},
-		"unparsable":    {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte("<plist><dict><key>"), Render: store.RenderProfile}, Vars: `{"EMAIL":"a@b"}`},
+		"old marker": {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: "other",
+			CreatedAt: time.Now().Add(-UnknownMarkerGrace - time.Second)}, Vars: `{"EMAIL":"a@b"}`},
+		"unparsable": {CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte("<plist><dict><key>"), Render: store.RenderProfile}, Vars: `{"EMAIL":"a@b"}`},
 	} {
 		if body, err := d.Render(context.Background(), q); err == nil {
 			t.Fatalf("%s: rendered %s", name, body)
 		} else if !errors.Is(err, store.ErrCannotRender) {
 			t.Fatalf("%s: %v, not permanent (store.ErrCannotRender)", name, err)
 		}
+	}
+}
+
+// A recent command with a marker this version does not know (a newer
+// instance wrote it during a rolling upgrade) is left for an instance
+// that knows it: a transient error (5xx, the row stays queued), counted
+// and logged — permanent only once it is UnknownMarkerGrace old.
+func TestDelivererLeavesNewerMarker(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var seen []string
+	d := &Deliverer{Now: func() time.Time { return now }, UnknownMarker: func(m string) { seen = append(seen, m) }}
+	q := &store.QueuedCommand{CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: "profile+v2", CreatedAt: now.Add(-UnknownMarkerGrace + time.Minute)},
+		Vars: `{"EMAIL":"a@b"}`}
+	_, err := d.Render(context.Background(), q)
+	if !errors.Is(err, ErrRenderElsewhere) || errors.Is(err, store.ErrCannotRender) {
+		t.Fatalf("recent unknown marker: %v, want ErrRenderElsewhere (transient)", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := d.Render(context.Background(), q); !errors.Is(err, store.ErrCannotRender) {
+		t.Fatalf("unknown marker after the grace: %v, want store.ErrCannotRender", err)
+	}
+	if len(seen) != 2 || seen[0] != "profile+v2" {
+		t.Fatalf("unknown markers counted: %v", seen)
 	}
 }
 

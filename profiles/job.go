@@ -459,10 +459,11 @@ func (bp *batchPlan) device(d store.DirtyEnrollment, in *store.ReconcileInput, r
 				abort()
 				return time.Time{}, false, err
 			}
-			it.State, it.CommandUUID = reconcile.Removing, uuid
+			it.State, it.CommandUUID, it.Attempts = reconcile.Removing, uuid, a.Attempts
 			r.Removals++
 			queued = true
-			j.Log.Debug("profile: RemoveProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier, "command_uuid", uuid)
+			j.Log.Debug("profile: RemoveProfile queued", "device", enr.ID, "profile", a.ProfileID, "identifier", a.Identifier, "command_uuid", uuid,
+				"attempt", a.Attempts)
 		case reconcile.Fail:
 			it.State, it.Error = reconcile.Failed, a.Error
 			r.Failures++
@@ -681,7 +682,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 		return false
 	}
 	// Error or CommandFormatError.
-	if requestType == "InstallProfile" && it.State == reconcile.Failed {
+	if it.State == reconcile.Failed {
 		// This command's failure is recorded already: the device sent
 		// its answer again (the acknowledgement of the first was lost).
 		// Recorded again it would move the retry later and announce the
@@ -690,7 +691,9 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 	}
 	it.Error = errorChain(status, res.ErrorChain)
 	if requestType == "RemoveProfile" {
-		// The profile may be gone already: ProfileList settles it.
+		// The profile may be gone already: ProfileList settles it (gone:
+		// the item goes; still listed: the removal failed, with this
+		// error chain, retried after the backoff — listVerification).
 		it.Acknowledged = true
 		if err := j.Store.PutProfileItemForCommand(ctx, it, commandUUID); err == nil {
 			j.verifySoon(ctx, enr)
@@ -820,6 +823,18 @@ func (v *listVerification) verify(items []store.ProfileItem) (put []store.Profil
 		it := *byID[c.ProfileID]
 		it.State, it.UpdatedAt = c.To, now
 		switch {
+		case c.To == reconcile.Failed && c.From == reconcile.Removing:
+			// The device answered the RemoveProfile with Error (it.Error
+			// is its chain) and still lists the profile: a refused
+			// removal, retried after the backoff. Acknowledged stays
+			// true: the profile is on the device.
+			it.NextRetry = time.Time{}
+			if it.Attempts < reconcile.MaxAttempts {
+				it.NextRetry = now.Add(reconcile.Backoff(it.Attempts))
+				if v.retry.IsZero() || it.NextRetry.Before(v.retry) {
+					v.retry = it.NextRetry
+				}
+			}
 		case c.To == reconcile.Failed:
 			// Acknowledged, never seen installed: a failed attempt.
 			it.Error, it.Acknowledged, it.NextRetry = "acknowledged, but missing from the device's ProfileList", false, time.Time{}
@@ -849,6 +864,10 @@ func (v *listVerification) applied(ctx context.Context, put []store.ProfileItem)
 			j.notify(ctx, EventInstalled, enr, it)
 		case it.State == reconcile.Pending:
 			j.Log.Warn("profile: drift, the device no longer has it", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier)
+		case it.State == reconcile.Failed && it.Acknowledged:
+			j.Log.Warn("profile: the device refused the removal", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
+				"reason", it.Error, "attempt", it.Attempts, "next_retry", it.NextRetry)
+			j.notify(ctx, EventFailed, enr, it)
 		case it.State == reconcile.Failed:
 			j.Log.Warn("profile: acknowledged but not in the device's ProfileList", "device", enr.ID, "profile", it.ProfileID, "identifier", it.Identifier,
 				"attempt", it.Attempts, "next_retry", it.NextRetry)

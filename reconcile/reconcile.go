@@ -30,6 +30,13 @@ const (
 	Removing   = "removing"   // RemoveProfile queued
 )
 
+// A refused removal: the device answered the RemoveProfile with Error and
+// its ProfileList still lists the profile. Verify turns the Removing item
+// Failed with Acknowledged kept true (the profile is on the device, the
+// Error the device's chain), and Plan retries the removal after Backoff of
+// its Attempts, at most MaxAttempts times, as for a refused install. An
+// admin's retry (item Pending, Acknowledged still true) removes at once.
+
 // Profile is one profile that may apply to the device: its current version.
 type Profile struct {
 	ProfileID  string
@@ -53,16 +60,21 @@ type Device struct {
 
 // Item is what Pomona records for the device and one profile.
 type Item struct {
-	ProfileID    string
-	Identifier   string
-	State        string
-	Version      int
-	Hash         string // content hash of what was (or is being) installed
-	CommandUUID  string
-	Acknowledged bool // the InstallProfile was acknowledged
-	Attempts     int
-	Error        string
-	NextRetry    time.Time
+	ProfileID   string
+	Identifier  string
+	State       string
+	Version     int
+	Hash        string // content hash of what was (or is being) installed
+	CommandUUID string
+	// Acknowledged: the InstallProfile was acknowledged; on a Removing item
+	// (and on the Failed or Pending item of a refused removal), the device
+	// answered the RemoveProfile with Error — the profile may still be on
+	// it, ProfileList settles it.
+	Acknowledged bool
+	// Attempts of the current install or removal (1 for the first).
+	Attempts  int
+	Error     string
+	NextRetry time.Time
 }
 
 // Action kinds.
@@ -82,10 +94,10 @@ type Action struct {
 	Payload    []byte // Install: the rendered profile
 	Hash       string // Install: its content hash
 	Error      string // Fail: why
-	Attempts   int    // Install: the attempt this is (1 for a new hash)
+	Attempts   int    // Install, Remove: the attempt this is (1 for a new hash, a first removal)
 }
 
-// Backoff of failed installs: 1 min, doubled per attempt, at most 6 h;
+// Backoff of failed installs and refused removals: 1 min, doubled per attempt, at most 6 h;
 // after MaxAttempts the item stays failed until the profile, the user's
 // values or an admin's retry change it.
 const (
@@ -214,11 +226,30 @@ func plan(render func([]byte, map[string]string) ([]byte, string, error), dev De
 		if wanted[it.ProfileID] {
 			continue
 		}
+		remove := Action{Kind: Remove, ProfileID: it.ProfileID, Identifier: it.Identifier, Version: it.Version, Attempts: 1}
 		switch {
 		case it.State == Removing:
 			// RemoveProfile on its way.
-		case it.State == Installed || it.State == Installing && it.CommandUUID != "" || it.State == Failed && it.Acknowledged:
-			actions = append(actions, Action{Kind: Remove, ProfileID: it.ProfileID, Identifier: it.Identifier, Version: it.Version})
+		case it.State == Failed && it.Acknowledged:
+			// A refused removal (or an install acknowledged, then
+			// refused): the profile may be on the device. Retried after
+			// the backoff, like a refused install; a device that keeps
+			// refusing is not asked again after MaxAttempts.
+			if it.Attempts >= MaxAttempts {
+				continue
+			}
+			if now.Before(it.NextRetry) {
+				if wake.IsZero() || it.NextRetry.Before(wake) {
+					wake = it.NextRetry
+				}
+				continue
+			}
+			remove.Attempts = it.Attempts + 1
+			actions = append(actions, remove)
+		case it.State == Installed || it.State == Installing && it.CommandUUID != "" || it.State == Pending && it.Acknowledged:
+			// Pending && Acknowledged: an admin's retry of a refused
+			// removal (the retry resets state and attempts only).
+			actions = append(actions, remove)
 		default:
 			// Never delivered: nothing to remove from the device.
 			actions = append(actions, Action{Kind: Drop, ProfileID: it.ProfileID, Identifier: it.Identifier})
@@ -241,9 +272,11 @@ type Change struct {
 // missing is a failed attempt (Failed, Drift: retried after the backoff
 // like a refused install — reinstalled at once, a device that
 // acknowledges and never lists would loop the server through install,
-// acknowledgement and ProfileList without a pause); a removal whose
-// profile is gone is done (To ""). Items waiting for their command are
-// left alone.
+// acknowledgement and ProfileList without a pause); a removal the device
+// answered (with Error: an Acknowledged removal deletes its item at once)
+// is done when its profile is gone (To "") and failed when it is still
+// listed (To Failed: the device refused it; retried after the backoff).
+// Items waiting for their command are left alone.
 func Verify(items []Item, listed map[string]bool) []Change {
 	var out []Change
 	for _, it := range items {
@@ -257,6 +290,8 @@ func Verify(items []Item, listed map[string]bool) []Change {
 			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: Failed, Drift: true})
 		case it.State == Removing && !on && it.Acknowledged:
 			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: ""})
+		case it.State == Removing && on && it.Acknowledged:
+			out = append(out, Change{ProfileID: it.ProfileID, From: it.State, To: Failed})
 		}
 	}
 	return out

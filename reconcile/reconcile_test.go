@@ -18,7 +18,7 @@ func summary(as []Action) string {
 	var s []string
 	for _, a := range as {
 		x := a.Kind + ":" + a.ProfileID
-		if a.Kind == Install {
+		if a.Kind == Install || a.Kind == Remove {
 			x += fmt.Sprintf("#%d", a.Attempts)
 		}
 		s = append(s, x)
@@ -52,10 +52,18 @@ func TestPlan(t *testing.T) {
 		{"failed, retry later", []Profile{wifi}, []Item{{ProfileID: "wifi", State: Failed, Hash: wifiHash, Attempts: 2, NextRetry: now.Add(time.Hour)}}, "", now.Add(time.Hour)},
 		{"failed, gave up", []Profile{wifi}, []Item{{ProfileID: "wifi", State: Failed, Hash: wifiHash, Attempts: MaxAttempts}}, "", time.Time{}},
 		{"drift", []Profile{wifi}, []Item{{ProfileID: "wifi", State: Pending, Hash: wifiHash}}, "install:wifi#1", time.Time{}},
-		{"unassigned, installed", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Installed}}, "remove:wifi", time.Time{}},
+		{"unassigned, installed", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Installed}}, "remove:wifi#1", time.Time{}},
+		// A refused removal (failed, still on the device): retried after
+		// the backoff, at most MaxAttempts times; an admin's retry
+		// (pending, attempts reset) removes at once.
+		{"unassigned, removal refused, retry due", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Failed, Acknowledged: true, Attempts: 2, NextRetry: now}}, "remove:wifi#3", time.Time{}},
+		{"unassigned, removal refused, retry later", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Failed, Acknowledged: true, Attempts: 2, NextRetry: now.Add(time.Hour)}}, "", now.Add(time.Hour)},
+		{"unassigned, removal refused, gave up", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Failed, Acknowledged: true, Attempts: MaxAttempts}}, "", time.Time{}},
+		{"unassigned, removal refused, admin retry", nil, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Pending, Acknowledged: true}}, "remove:wifi#1", time.Time{}},
+		{"reassigned, removal refused", []Profile{wifi}, []Item{{ProfileID: "wifi", Identifier: "c.wifi", State: Failed, Acknowledged: true, Attempts: 2, NextRetry: now.Add(time.Hour)}}, "install:wifi#1", time.Time{}},
 		{"unassigned, never sent", nil, []Item{{ProfileID: "wifi", State: Failed}}, "drop:wifi", time.Time{}},
 		{"unassigned, removing", nil, []Item{{ProfileID: "wifi", State: Removing}}, "", time.Time{}},
-		{"excluded now", []Profile{excl}, []Item{{ProfileID: "excl", State: Installed}}, "remove:excl", time.Time{}},
+		{"excluded now", []Profile{excl}, []Item{{ProfileID: "excl", State: Installed}}, "remove:excl#1", time.Time{}},
 		{"missing value", []Profile{name}, nil, "fail:name", time.Time{}},
 		{"missing value recorded", []Profile{name}, []Item{{ProfileID: "name", State: Failed, Version: 1,
 			Error: "the profile uses no value for $USER_NAME for this user or device"}}, "", time.Time{}},
@@ -103,9 +111,11 @@ func TestVerify(t *testing.T) {
 		{ProfileID: "d", Identifier: "c.d", State: Removing, Acknowledged: true},
 		{ProfileID: "e", Identifier: "c.e", State: Installed},
 		{ProfileID: "f", Identifier: "c.f", State: Installing, Acknowledged: true}, // acknowledged, not listed
+		{ProfileID: "g", Identifier: "c.g", State: Removing, Acknowledged: true},   // answered Error, still listed: refused
+		{ProfileID: "h", Identifier: "c.h", State: Removing},                       // not answered yet
 	}
-	got := Verify(items, map[string]bool{"c.a": true, "c.e": true})
-	want := "a:installing>installed b:installed>pending(drift) d:removing> f:installing>failed(drift)"
+	got := Verify(items, map[string]bool{"c.a": true, "c.e": true, "c.g": true, "c.h": true})
+	want := "a:installing>installed b:installed>pending(drift) d:removing> f:installing>failed(drift) g:removing>failed"
 	var s []string
 	for _, c := range got {
 		x := c.ProfileID + ":" + c.From + ">" + c.To

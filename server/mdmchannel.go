@@ -25,7 +25,8 @@ func (s *Server) newMDMChannel(log *slog.Logger, clock func() time.Time) *mdmser
 		ProfileAck:  s.profileAck,
 		// The one place template commands (profiles with per-user
 		// variables) are rendered for the device fetching them.
-		Render: (&profiles.Deliverer{Signer: s.profileSigner}).Render,
+		Render: (&profiles.Deliverer{Signer: s.profileSigner, Now: clock, Log: log,
+			UnknownMarker: func(string) { s.Metrics.Commands.WithLabelValues("render_unknown_marker").Inc() }}).Render,
 		// A template that can never render for a device fails that
 		// device's item (the job is built after the channel: indirection).
 		Undeliverable: func(ctx context.Context, enr *store.Enrollment, q *store.QueuedCommand, err error) {

@@ -60,10 +60,10 @@ func TestConsoleNewAdminByKeyboard(t *testing.T) {
 	// beside Menu at the top instead of moving to the column's middle.
 	var open bool
 	var signOutTop, menuTop float64
-	run("open the menu", chromedp.Focus("header.top details.menu summary", chromedp.ByQuery), chromedp.KeyEvent(kb.Enter),
-		chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open),
+	run("open the menu", chromedp.Focus("header.top button.menu", chromedp.ByQuery), chromedp.KeyEvent(kb.Enter),
+		chromedp.Evaluate(`document.querySelector("#menu").matches(":popover-open")`, &open),
 		chromedp.Evaluate(`document.querySelector("header.top .who button").getBoundingClientRect().top`, &signOutTop),
-		chromedp.Evaluate(`document.querySelector("header.top details.menu summary").getBoundingClientRect().top`, &menuTop))
+		chromedp.Evaluate(`document.querySelector("header.top button.menu").getBoundingClientRect().top`, &menuTop))
 	if !open || signOutTop-menuTop > 16 {
 		t.Errorf("open Menu: open %v; Sign out at %.0f px, Menu at %.0f px (want them in one row)", open, signOutTop, menuTop)
 	}

@@ -172,14 +172,23 @@ func TestProfilesOnAPhoneByKeyboard(t *testing.T) {
 	if headerH > 80 {
 		t.Errorf("the console's header takes %d px of a phone's 844", headerH)
 	}
-	press("open the menu", "header.top details.menu summary", kb.Enter)
-	run("menu open", chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open),
+	isOpen := `document.querySelector("#menu").matches(":popover-open")`
+	press("open the menu", "header.top button.menu", kb.Enter)
+	run("menu open", chromedp.Evaluate(isOpen, &open),
 		chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(tabStopJS, &stop))
 	if !open || !strings.Contains(stop, "«Dashboard»") || strings.Contains(stop, "NO-FOCUS-RING") || strings.Contains(stop, "LOW-CONTRAST-RING") || strings.Contains(stop, "OFF-SCREEN") {
 		t.Errorf("Return on Menu: open %v, next Tab stop %s (want the Dashboard link, on screen, with a focus ring)", open, stop)
 	}
-	press("close the menu", "header.top details.menu summary", kb.Enter)
-	run("menu closed", chromedp.Evaluate(`document.querySelector("header.top details.menu").open`, &open))
+	// Escape closes it, from inside it, and focus goes back to Menu.
+	var onMenu bool
+	run("escape", chromedp.KeyEvent(kb.Escape), chromedp.Evaluate(isOpen, &open),
+		chromedp.Evaluate(`document.activeElement === document.querySelector("header.top button.menu")`, &onMenu))
+	if open || !onMenu {
+		t.Errorf("Escape in the open Menu: open %v, focus back on Menu %v (want closed, on Menu)", open, onMenu)
+	}
+	press("open the menu again", "header.top button.menu", kb.Enter)
+	press("close the menu", "header.top button.menu", kb.Enter)
+	run("menu closed", chromedp.Evaluate(isOpen, &open))
 	if open {
 		t.Error("Return on an open Menu did not close it")
 	}

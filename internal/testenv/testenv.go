@@ -35,6 +35,18 @@ type Env struct {
 // Option changes the config before the server starts.
 type Option func(*server.Config)
 
+// LogLevel is the level Start's server logs at: debug for tests (the
+// log is shown when a test fails), info for benchmarks, as `pomona serve`
+// logs by default. At debug every MDM round trip writes six records
+// (access lines, command traces) that production never formats, which
+// skews every hot-path profile and allocation count.
+func LogLevel(t testing.TB) slog.Level {
+	if _, ok := t.(*testing.B); ok {
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
 // Start runs a server until the test ends.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
@@ -64,7 +76,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: LogLevel(t)}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
