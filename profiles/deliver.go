@@ -90,7 +90,11 @@ func (d *Deliverer) Render(ctx context.Context, q *store.QueuedCommand) ([]byte,
 
 // unknownMarker is Render's error for q, whose marker this version does
 // not know: ErrRenderElsewhere while q is younger than UnknownMarkerGrace
-// (CreatedAt), then store.ErrCannotRender.
+// (CreatedAt), then store.ErrCannotRender. A CreatedAt more than the
+// grace ahead of this clock counts as expired too: no upgrade's clock
+// skew is that large, and read as "not yet old" a corrupt or far-future
+// time would keep the channel's queue blocked (5xx to every poll) until
+// that time, which may be never.
 func (d *Deliverer) unknownMarker(q *store.QueuedCommand) error {
 	now := time.Now()
 	if d.Now != nil {
@@ -100,7 +104,7 @@ func (d *Deliverer) unknownMarker(q *store.QueuedCommand) error {
 		d.UnknownMarker(q.Render)
 	}
 	age := now.Sub(q.CreatedAt)
-	if age >= UnknownMarkerGrace {
+	if age >= UnknownMarkerGrace || age <= -UnknownMarkerGrace {
 		return fmt.Errorf("%w: command %s: unknown render marker %q, queued %s ago (no instance that knows it came for it)",
 			store.ErrCannotRender, q.UUID, q.Render, age.Round(time.Second))
 	}

@@ -137,6 +137,33 @@ func TestDelivererLeavesNewerMarker(t *testing.T) {
 	}
 }
 
+// TestDelivererUnknownMarkerFromTheFuture: a command with an unknown
+// marker whose CreatedAt lies far ahead of this server's clock (a corrupt
+// row, a clock stepped far forward) is failed, not left queued until that
+// time: read as "recent", it answered every poll of the channel 5xx and
+// blocked its queue for as long as the time was ahead (year 9999:
+// forever). A newer instance's clock a few minutes ahead still waits.
+func TestDelivererUnknownMarkerFromTheFuture(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	d := &Deliverer{Now: func() time.Time { return now }}
+	q := &store.QueuedCommand{CommandRecord: store.CommandRecord{UUID: "C", Payload: []byte(wifi), Render: "profile+v2"}, Vars: `{"EMAIL":"a@b"}`}
+	for _, c := range []struct {
+		created time.Time
+		expired bool
+	}{
+		{now.Add(5 * time.Minute), false},
+		{now.Add(UnknownMarkerGrace - time.Minute), false},
+		{now.Add(UnknownMarkerGrace), true},
+		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), true},
+	} {
+		q.CreatedAt = c.created
+		_, err := d.Render(context.Background(), q)
+		if got := errors.Is(err, store.ErrCannotRender); got != c.expired || !got && !errors.Is(err, ErrRenderElsewhere) {
+			t.Fatalf("created %s ahead: %v, want expired %v", c.created.Sub(now), err, c.expired)
+		}
+	}
+}
+
 // BenchmarkDelivererRender is the delivery cost of a template command per
 // device fetch (what planning no longer writes: a ~2 KB command row per
 // device), unsigned; a signed one adds BenchmarkSignProfile.

@@ -201,9 +201,6 @@ type ProfileStore interface {
 	// item's command is still commandUUID (as PutProfileItemForCommand);
 	// ErrNotFound otherwise, and then no certificate is revoked.
 	DeleteProfileItemForCommand(ctx context.Context, enrollmentID, profileID, commandUUID string) error
-	// ProfileItemByCommand finds the item whose current command is uuid
-	// (ErrNotFound: not a profile command, or superseded).
-	ProfileItemByCommand(ctx context.Context, commandUUID string) (*ProfileItem, error)
 	// ProfileStatus counts a profile's items by state and lists those in
 	// state (all when ""), by enrollment id after after, at most limit.
 	ProfileStatus(ctx context.Context, profileID, state, after string, limit int) (map[string]int, []ProfileDevice, error)

@@ -510,13 +510,6 @@ func revokeItemCerts(ctx context.Context, tx *Tx, enrollmentID, profileID string
 	return err
 }
 
-func (s *Store) ProfileItemByCommand(ctx context.Context, commandUUID string) (*store.ProfileItem, error) {
-	if commandUUID == "" {
-		return nil, fmt.Errorf("profile item %w", store.ErrNotFound)
-	}
-	return scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM profile_items i WHERE i.command_uuid = ?`, commandUUID))
-}
-
 func (s *Store) ProfileStatus(ctx context.Context, profileID, state, after string, limit int) (map[string]int, []store.ProfileDevice, error) {
 	if limit <= 0 {
 		limit = 100

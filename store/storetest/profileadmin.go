@@ -20,7 +20,7 @@ func profileAdminTests() []namedTest {
 		{"AckSupersedesCerts", testAckSupersedesCerts},
 		{"RevokedCountCounts", testRevokedCountCounts},
 		{"RetryProfileItem", testRetryProfileItem},
-	}, append(attackTests(), attack8Tests()...)...)
+	}, append(append(attackTests(), attack8Tests()...), attack9Tests()...)...)
 }
 
 func testDeleteProfile(t *testing.T, s store.Store) {

@@ -430,15 +430,15 @@ func testProfileItems(t *testing.T, s store.Store) {
 	if err := s.PutProfileItem(ctx, failed); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ProfileItemByCommand(ctx, "CMD-2")
+	got, err := s.ProfileItemForCommand(ctx, es[2].ID, "CMD-2")
 	if err != nil || got.State != "failed" || got.Attempts != 2 || !got.NextRetry.Equal(t0.Add(time.Minute)) || got.Error != failed.Error {
 		t.Fatalf("by command: %+v %v", got, err)
 	}
-	if _, err := s.ProfileItemByCommand(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatal(err)
-	}
-	if _, err := s.ProfileItemByCommand(ctx, ""); !errors.Is(err, store.ErrNotFound) {
-		t.Fatal(err)
+	// Another enrollment's item is not found through this one's command.
+	for _, c := range []struct{ enr, cmd string }{{es[2].ID, "nope"}, {es[2].ID, ""}, {es[0].ID, "CMD-2"}} {
+		if _, err := s.ProfileItemForCommand(ctx, c.enr, c.cmd); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s %q: %v, want not found", c.enr, c.cmd, err)
+		}
 	}
 	counts, devs, err := s.ProfileStatus(ctx, p.ID, "", "", 2)
 	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].DeviceID != es[0].ID || devs[0].Email != "alice@a.example" {
