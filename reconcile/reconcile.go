@@ -207,17 +207,10 @@ func plan(render func([]byte, map[string]string) ([]byte, string, error), dev De
 		case it.State == Installed || it.State == Installing:
 			// Delivered or on its way.
 		case it.State == Failed:
-			if it.Attempts >= MaxAttempts {
-				continue
+			if retryDue(*it, now, &wake) {
+				install.Attempts = it.Attempts + 1
+				actions = append(actions, install)
 			}
-			if now.Before(it.NextRetry) {
-				if wake.IsZero() || it.NextRetry.Before(wake) {
-					wake = it.NextRetry
-				}
-				continue
-			}
-			install.Attempts = it.Attempts + 1
-			actions = append(actions, install)
 		default: // pending (drift) or removing: install again
 			actions = append(actions, install)
 		}
@@ -235,17 +228,10 @@ func plan(render func([]byte, map[string]string) ([]byte, string, error), dev De
 			// refused): the profile may be on the device. Retried after
 			// the backoff, like a refused install; a device that keeps
 			// refusing is not asked again after MaxAttempts.
-			if it.Attempts >= MaxAttempts {
-				continue
+			if retryDue(it, now, &wake) {
+				remove.Attempts = it.Attempts + 1
+				actions = append(actions, remove)
 			}
-			if now.Before(it.NextRetry) {
-				if wake.IsZero() || it.NextRetry.Before(wake) {
-					wake = it.NextRetry
-				}
-				continue
-			}
-			remove.Attempts = it.Attempts + 1
-			actions = append(actions, remove)
 		case it.State == Installed || it.State == Installing && it.CommandUUID != "" || it.State == Pending && it.Acknowledged:
 			// Pending && Acknowledged: an admin's retry of a refused
 			// removal (the retry resets state and attempts only).
@@ -295,4 +281,21 @@ func Verify(items []Item, listed map[string]bool) []Change {
 		}
 	}
 	return out
+}
+
+// retryDue reports whether a failed item is due for another attempt at
+// now: not after MaxAttempts, and not before its NextRetry — in which case
+// *wake is moved to NextRetry if that is earlier (zero: unset), so the
+// caller's plan says when to look again.
+func retryDue(it Item, now time.Time, wake *time.Time) bool {
+	if it.Attempts >= MaxAttempts {
+		return false
+	}
+	if now.Before(it.NextRetry) {
+		if wake.IsZero() || it.NextRetry.Before(*wake) {
+			*wake = it.NextRetry
+		}
+		return false
+	}
+	return true
 }
