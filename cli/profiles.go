@@ -335,15 +335,13 @@ func profileUnassign(fs *flag.FlagSet) func(*call) error {
 }
 
 // resolveGroup is the id of the group that --group names for profile
-// profileID: an id (gr_…) as given; otherwise a name among the groups of
-// the profile's tenant — exactly (names are unique in a tenant as
-// written), else ignoring case. "sales" may fit both "Sales" and "SALES":
+// profileID: a group of the profile's tenant with that id, else with that
+// name — exactly (names are unique in a tenant as written), else ignoring
+// case; a group named like an id ("gr_x") is found by its name. An id of
+// no group of the tenant is passed on for the server to refuse. "sales" may fit both "Sales" and "SALES":
 // a name that fits more than one group is an error listing their ids,
 // never a guess.
 func resolveGroup(ctx context.Context, api *apiclient.Client, profileID, group string) (string, error) {
-	if strings.HasPrefix(group, "gr_") {
-		return group, nil
-	}
 	var p apitypes.Profile
 	if err := api.Do(ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(profileID), nil, &p); err != nil {
 		return "", err
@@ -356,6 +354,9 @@ func resolveGroup(ctx context.Context, api *apiclient.Client, profileID, group s
 	}
 	var exact, folded []string
 	for _, g := range res.Groups {
+		if g.ID == group {
+			return g.ID, nil
+		}
 		if g.Name == group {
 			exact = append(exact, g.ID)
 		} else if strings.EqualFold(g.Name, group) {
@@ -370,6 +371,11 @@ func resolveGroup(ctx context.Context, api *apiclient.Client, profileID, group s
 	case 1:
 		return ids[0], nil
 	case 0:
+		if strings.HasPrefix(group, "gr_") {
+			// Not this tenant's: the server says why (another tenant's
+			// group, or none).
+			return group, nil
+		}
 		return "", fmt.Errorf("no group named %q in the profile's tenant %s (pomona group list --tenant %s)", group, p.TenantID, p.TenantID)
 	}
 	return "", fmt.Errorf("%d groups are named %q (ignoring case) in tenant %s (%s): give --group the id or the exact name", len(ids), group, p.TenantID, strings.Join(ids, ", "))

@@ -91,6 +91,11 @@ func TestGroupAndProfileCommands(t *testing.T) {
 		!strings.Contains(r.stderr, gid[1]) || !strings.Contains(r.stderr, gid2[1]) {
 		t.Fatalf("ambiguous group name: %+v", r)
 	}
+	// A group named like an id is found by its name, not passed on as one.
+	gid3 := regexp.MustCompile(`group (gr_\S+) created`).FindStringSubmatch(mustOK(t, runCLI(t, e, "", nil, "group", "add", "gr_contractors", "--tenant", "a.example")).stdout)
+	if r = mustOK(t, runCLI(t, e, "", nil, "profile", "assign", pid[1], "--group", "gr_contractors")); !strings.Contains(r.stdout, "assigned to group "+gid3[1]) {
+		t.Fatalf("assign a group named gr_…: %s", r.stdout)
+	}
 	r = mustOK(t, runCLI(t, e, "", nil, "profile", "list", "--tenant", "a.example"))
 	if !strings.Contains(r.stdout, "com.example.wifi") {
 		t.Fatalf("list: %s", r.stdout)
