@@ -697,11 +697,11 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		} else {
 			q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
 				func(q string, args ...any) (int64, error) {
-				res, err := tx.ExecContext(ctx, q, args...)
-				if err != nil {
-					return 0, err
-				}
-				return res.RowsAffected()
+					res, err := tx.ExecContext(ctx, q, args...)
+					if err != nil {
+						return 0, err
+					}
+					return res.RowsAffected()
 				}, ref, channelID, false, now)
 		}
 		if errors.Is(err, store.ErrNotFound) {
