@@ -742,16 +742,36 @@ const answered = `('` + mdm.Acknowledged + `', '` + mdm.Error + `', '` + mdm.Com
 // statement answers cur's row (none: no such command for this ref, and
 // nothing written). Both parts see the transaction's one snapshot, so the
 // write decides exactly what the switch in recordResult decides from the
-// same status. Arguments: channel id, uuid, ref, status, result, now
-// (µs), channel id, uuid, status.
+// same status. Arguments: the inventoryColumns boolean twice, channel id,
+// uuid, ref, status, result, now (µs), channel id, uuid, status.
 func buildRecordCTESQL() string {
-	return `WITH cur AS (SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-			JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?),
+	return `WITH cur AS (SELECT q.status, c.request_type, ` + inventoryColumns + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+			JOIN channels ch ON ch.id = q.channel_id LEFT JOIN enrollments e ON e.id = ch.enrollment_ref
+			WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?),
 		w AS (UPDATE queue SET status = CAST(? AS TEXT), result = ?, updated_at = CAST(? AS BIGINT) FROM cur
 			WHERE queue.channel_id = ? AND queue.command_uuid = ? AND cur.status NOT IN ` + answered + `
 			AND NOT (cur.status = '` + store.QueueExpired + `' AND CAST(? AS TEXT) = '` + mdm.NotNow + `'))
-		SELECT status, request_type FROM cur`
+		SELECT status, request_type, inv_read, inventory FROM cur`
 }
+
+// inventoryColumns are what recordResult's status read adds: whether it
+// read the enrollment's inventory (inv_read: the first argument is true —
+// an Acknowledged result with an InventoryFunc — and the command's type
+// is one of mdm.InventoryRequestTypes, and the enrollment e exists) and
+// the inventory then (else NULL). So an answer that adds to the inventory
+// needs no read of its own, and other answers (an InstallProfile's) do not
+// carry the whole inventory back for nothing. Arguments: the boolean twice.
+var inventoryColumns = func() string {
+	read := `(CAST(? AS BOOLEAN) AND e.id IS NOT NULL AND c.request_type IN ('` + strings.Join(mdm.InventoryRequestTypes, `', '`) + `'))`
+	return read + ` AS inv_read, CASE WHEN ` + read + ` THEN e.inventory END AS inventory`
+}()
+
+// recordReadSQL is recordResult's status read where the write is a
+// statement of its own. Arguments: the inventoryColumns boolean twice,
+// channel id, uuid, ref.
+var recordReadSQL = `SELECT q.status, c.request_type, ` + inventoryColumns + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+	JOIN channels ch ON ch.id = q.channel_id LEFT JOIN enrollments e ON e.id = ch.enrollment_ref
+	WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?`
 
 // recordResult stores a device's result for command uuid in transaction
 // tx and returns the command's request type: a repeat of the recorded
@@ -762,14 +782,16 @@ func buildRecordCTESQL() string {
 // statement (buildRecordCTESQL), elsewhere two.
 func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status string, result []byte, now time.Time, inv store.InventoryFunc) (string, error) {
 	var cur, rt string
+	var invRead bool
+	var raw []byte
 	var err error
+	wantInv := inv != nil && status == mdm.Acknowledged
 	written := tx.d.WritableCTE
 	if written {
-		err = tx.QueryRowContext(ctx, recordCTESQL, channelID, uuid, ref, status, result, toMicros(now), channelID, uuid, status).Scan(&cur, &rt)
+		err = tx.QueryRowContext(ctx, recordCTESQL, wantInv, wantInv, channelID, uuid, ref, status, result, toMicros(now), channelID, uuid, status).
+			Scan(&cur, &rt, &invRead, &raw)
 	} else {
-		err = tx.QueryRowContext(ctx, `SELECT q.status, c.request_type FROM queue q JOIN commands c ON c.uuid = q.command_uuid
-		JOIN channels ch ON ch.id = q.channel_id WHERE q.channel_id = ? AND q.command_uuid = ? AND ch.enrollment_ref = ?`,
-			channelID, uuid, ref).Scan(&cur, &rt)
+		err = tx.QueryRowContext(ctx, recordReadSQL, wantInv, wantInv, channelID, uuid, ref).Scan(&cur, &rt, &invRead, &raw)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
@@ -802,18 +824,15 @@ func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status stri
 		return rt, nil
 	}
 	if section, data, info, ok := inv(rt); ok {
+		if invRead {
+			return rt, writeInventory(ctx, tx, ref, raw, section, data, info, now)
+		}
+		// A section for a type not in mdm.InventoryRequestTypes (another
+		// InventoryFunc): read here.
 		return rt, updateInventory(ctx, tx, ref, section, data, info, now)
 	}
 	return rt, nil
 }
-
-func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
-	return s.tx(ctx, func(tx *Tx) error { return updateInventory(ctx, tx, ref, section, data, info, now) })
-}
-
-// updateInventory replaces one section of the enrollment's inventory
-// (a JSON object of sections, each {"data": …, "updated_at": RFC 3339})
-// and the device fields info carries, in one statement. The other
 
 // claimIdempotencyKey inserts k with response and createdAt (µs) unless
 // its (principal, key) is already stored, in which case it returns that
@@ -833,6 +852,13 @@ func (s *Store) claimIdempotencyKey(ctx context.Context, tx *Tx, k *store.Idempo
 		WHERE principal = ? AND idem_key = ?`, k.Principal, k.Key))
 }
 
+func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
+	return s.tx(ctx, func(tx *Tx) error { return updateInventory(ctx, tx, ref, section, data, info, now) })
+}
+
+// updateInventory replaces one section of the enrollment's inventory
+// (a JSON object of sections, each {"data": …, "updated_at": RFC 3339})
+// and the device fields info carries, in one statement. The other
 // sections are kept as they are stored (not decoded and encoded again).
 func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	var raw []byte
@@ -843,6 +869,12 @@ func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any,
 	if err != nil {
 		return err
 	}
+	return writeInventory(ctx, tx, ref, raw, section, data, info, now)
+}
+
+// writeInventory is updateInventory with the stored inventory raw
+// already read in transaction tx.
+func writeInventory(ctx context.Context, tx *Tx, ref string, raw []byte, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	inv := map[string]json.RawMessage{}
 	if len(raw) > 0 && json.Unmarshal(raw, &inv) != nil {
 		inv = map[string]json.RawMessage{}
