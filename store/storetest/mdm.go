@@ -398,7 +398,9 @@ func testInventory(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 		if _, _, err := s.RecordResultNext(ctx, e1.ID, "INV-1", c.uuid, mdm.Acknowledged, []byte("r"), now(),
-			func(string) (string, any, *store.DeviceInfo, bool) { return c.section, map[string]any{"k": c.uuid}, nil, true }, nil); err != nil {
+			func(string) (string, any, *store.DeviceInfo, bool) {
+				return c.section, map[string]any{"k": c.uuid}, nil, true
+			}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
