@@ -1271,9 +1271,11 @@ func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error 
 // finishClaimsArrays is finishClaims with array parameters
 // (Dialect.ArrayBatches): per group of claims due again at the same time
 // one UPDATE (or, for claims that end, a DELETE and a release), each
-// finding its rows by the primary key (enrollment_id = ANY(ids)), the
-// claimed generation of each row looked up in a jsonb object of id →
-// gen. A row still claimed by holder at its claimed gen is finished; one
+// naming its rows by enrollment_id = ANY(ids) (probes of the primary key,
+// or one pass over the table where PostgreSQL's costs say that is
+// cheaper) and looking up each row's claimed generation in a jsonb
+// object of id → gen: one statement and one small plan where the OR-lists
+// took ten. A row still claimed by holder at its claimed gen is finished; one
 // marked again since (another gen) only has its claim released, due as
 // marked; one another holder took is left alone. Under READ COMMITTED
 // PostgreSQL re-checks these conditions, and the CASEs, on the newest
