@@ -1339,13 +1339,20 @@ func finishClaimsValues(ctx context.Context, tx *Tx, holder string, fs []store.F
 		}
 		args = append(args, f.Dirty.DeviceID, f.Dirty.Gen, next, boolInt(f.Verify))
 	}
-	_, err := tx.ExecContext(ctx, `WITH v(id, gen, next, verify) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(fs)), ", ")+`)
+	_, err := tx.ExecContext(ctx, finishValuesSQL(len(fs)), append(args, holder)...)
+	return err
+}
+
+// finishValuesSQL is finishClaimsValues' UPDATE of n claims (id, gen,
+// next, verify each; then the holder). TestFinishValuesPlan: one
+// primary-key search per claim, no scan of the queue.
+func finishValuesSQL(n int) string {
+	return `WITH v(id, gen, next, verify) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ") + `)
 		UPDATE reconcile_queue SET
 			due_at = CASE WHEN reconcile_queue.gen = v.gen THEN v.next ELSE reconcile_queue.due_at END,
 			verify = CASE WHEN reconcile_queue.gen = v.gen THEN v.verify ELSE reconcile_queue.verify END,
 			claimed_by = '', claimed_until = 0
-		FROM v WHERE reconcile_queue.enrollment_id = v.id AND reconcile_queue.claimed_by = ?`, append(args, holder)...)
-	return err
+		FROM v WHERE reconcile_queue.enrollment_id = v.id AND reconcile_queue.claimed_by = ?`
 }
 
 func (s *Store) ProfileItemForCommand(ctx context.Context, enrollmentID, commandUUID string) (*store.ProfileItem, error) {
