@@ -628,7 +628,7 @@ func claimDirtyTx(ctx context.Context, tx *Tx, holder string, now time.Time, lea
 }
 
 // ClaimReconcile is ClaimDirty followed by ReconcileInputs of the claimed
-// enrollments (in claim order; see store.ProfileStore). With
+// enrollments (see store.ProfileStore). With
 // Dialect.ClaimReadsInputs (SQLite) both are one transaction on the
 // writer connection, see there; otherwise two steps, as the job made
 // them before.

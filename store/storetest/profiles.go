@@ -663,7 +663,10 @@ func testClaimReconcile(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Inputs come in no particular order.
 	show := func(ins []store.ReconcileInput) string {
+		ins = append([]store.ReconcileInput(nil), ins...)
+		sort.Slice(ins, func(i, j int) bool { return ins[i].Enrollment.ID < ins[j].Enrollment.ID })
 		var b strings.Builder
 		for _, in := range ins {
 			ch := in.Channel
@@ -675,8 +678,10 @@ func testClaimReconcile(t *testing.T, s store.Store) {
 	if len(ins) != 2 || show(ins) != show(want) {
 		t.Fatalf("inputs:\n got %s\nwant %s", show(ins), show(want))
 	}
-	if len(ins[0].Candidates) != 1 || ins[0].Candidates[0].ProfileID != p.ID || ins[0].Channel == nil || ins[0].Channel.ID != "ch-"+ids[0] {
-		t.Fatalf("input: %+v", ins[0])
+	for _, in := range ins {
+		if len(in.Candidates) != 1 || in.Candidates[0].ProfileID != p.ID || in.Channel == nil || in.Channel.ID != "ch-"+in.Enrollment.ID {
+			t.Fatalf("input: %+v", in)
+		}
 	}
 	// Another holder gets the rest, then nothing.
 	if ds, ins, err := s.ClaimReconcile(ctx, "B", t0, time.Minute, 10); err != nil || len(ds) != 1 || ds[0].DeviceID != ids[2] ||
