@@ -194,8 +194,8 @@ type Report struct {
 	Claimed, Installs, Removals, Failures, Verifies int
 }
 
-// Run is one pass over a claimed batch: read what planning needs in a
-// few set-based queries (store.ReconcileInputs), plan every enrollment in
+// Run is one pass over a claimed batch: claim it and read what planning
+// needs in a few set-based queries (store.ClaimReconcile), plan every enrollment in
 // memory (reconcile.Plan), then write the whole batch — commands, queue
 // rows, SCEP challenges, items, the claims' end — in ONE transaction
 // (store.ApplyReconcile), and push the batch's channels once. A device
@@ -208,21 +208,15 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ds, err := j.Store.ClaimDirty(ctx, j.Holder, j.now(), lease, j.batch())
+	// The claim and the inputs in one step: SQLite reads them in the
+	// claim's transaction, on the writer's warm page cache.
+	ds, ins, err := j.Store.ClaimReconcile(ctx, j.Holder, j.now(), lease, j.batch())
 	if err != nil {
 		return rep, err
 	}
 	rep.Claimed = len(ds)
 	if len(ds) == 0 {
 		return rep, nil
-	}
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.DeviceID
-	}
-	ins, err := j.Store.ReconcileInputs(ctx, ids)
-	if err != nil {
-		return rep, err
 	}
 	byID := make(map[string]*store.ReconcileInput, len(ins))
 	for i := range ins {

@@ -229,6 +229,14 @@ type ProfileStore interface {
 	// CandidateProfiles gives them) and items. Enrollments that no longer
 	// exist are left out. At most a few thousand ids per call.
 	ReconcileInputs(ctx context.Context, enrollmentIDs []string) ([]ReconcileInput, error)
+	// ClaimReconcile is ClaimDirty (same claims, same order, same
+	// guarantees) and then ReconcileInputs of the claimed ids: what one
+	// reconciler pass starts with. A backend may read the inputs in the
+	// claim's own transaction (SQLite: on the writer's warm page cache);
+	// inputs then come from the same snapshot as the claims. No claims:
+	// both empty; an error: nothing was claimed, or the claims expire
+	// after the lease as any unfinished claim does.
+	ClaimReconcile(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]DirtyEnrollment, []ReconcileInput, error)
 	// ApplyReconcile writes a planned batch in ONE transaction: commands
 	// and their queue rows, the SCEP challenges filled into them, items
 	// put and deleted, and the claims finished (each as FinishDirty).

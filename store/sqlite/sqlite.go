@@ -44,6 +44,11 @@ var Dialect = sqlstore.Dialect{
 	// memory: a few MB (a SCEP profile's per-device command rows, ~2 KB
 	// each, the largest).
 	ReconcileBatch: 2000,
+	// The reconciler's reads on the writer's warm page cache, in the
+	// claim's transaction (Dialect.ClaimReadsInputs).
+	ClaimReadsInputs: true,
+	// One statement per chunk of finished claims (Dialect.FinishByValues).
+	FinishByValues: true,
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {

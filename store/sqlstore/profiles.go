@@ -586,38 +586,92 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 	}
 	var out []store.DirtyEnrollment
 	err := s.tx(ctx, func(tx *Tx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT enrollment_id, verify, gen FROM reconcile_queue WHERE due_at <= ? AND claimed_until <= ?
-			ORDER BY due_at, enrollment_id LIMIT ?`, toMicros(now), toMicros(now), limit)
-		if err != nil {
+		var err error
+		out, err = claimDirtyTx(ctx, tx, holder, now, lease, limit)
+		return err
+	})
+	return out, err
+}
+
+// claimDirtyTx is ClaimDirty's SELECT and UPDATE in transaction tx (a
+// backend whose one writer serialises the claimers).
+func claimDirtyTx(ctx context.Context, tx *Tx, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, error) {
+	var out []store.DirtyEnrollment
+	rows, err := tx.QueryContext(ctx, `SELECT enrollment_id, verify, gen FROM reconcile_queue WHERE due_at <= ? AND claimed_until <= ?
+		ORDER BY due_at, enrollment_id LIMIT ?`, toMicros(now), toMicros(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var d store.DirtyEnrollment
+		var v int
+		if err := rows.Scan(&d.DeviceID, &v, &d.Gen); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		d.Verify = v != 0
+		out = append(out, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// One statement per reconcileChunk claims (was one per claim).
+	return out, chunks(out, reconcileChunk, func(ds []store.DirtyEnrollment) error {
+		args := make([]any, 0, 2+len(ds))
+		args = append(args, holder, toMicros(now.Add(lease)))
+		for _, d := range ds {
+			args = append(args, d.DeviceID)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id IN `+qmarks(len(ds)), args...)
+		return err
+	})
+}
+
+// ClaimReconcile is ClaimDirty followed by ReconcileInputs of the claimed
+// enrollments (see store.ProfileStore). With
+// Dialect.ClaimReadsInputs (SQLite) both are one transaction on the
+// writer connection, see there; otherwise two steps, as the job made
+// them before.
+func (s *Store) ClaimReconcile(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, []store.ReconcileInput, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if !s.d.ClaimReadsInputs || s.d.SkipLocked {
+		ds, err := s.ClaimDirty(ctx, holder, now, lease, limit)
+		if err != nil || len(ds) == 0 {
+			return ds, nil, err
+		}
+		ins, err := s.ReconcileInputs(ctx, dirtyIDs(ds))
+		return ds, ins, err
+	}
+	var ds []store.DirtyEnrollment
+	var ins []store.ReconcileInput
+	err := s.tx(ctx, func(tx *Tx) error {
+		// The function may run again (group commit): start empty.
+		ds, ins = nil, nil
+		var err error
+		if ds, err = claimDirtyTx(ctx, tx, holder, now, lease, limit); err != nil || len(ds) == 0 {
 			return err
 		}
-		for rows.Next() {
-			var d store.DirtyEnrollment
-			var v int
-			if err := rows.Scan(&d.DeviceID, &v, &d.Gen); err != nil {
-				rows.Close()
-				return err
-			}
-			d.Verify = v != 0
-			out = append(out, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// One statement per reconcileChunk claims (was one per claim).
-		return chunks(out, reconcileChunk, func(ds []store.DirtyEnrollment) error {
-			args := make([]any, 0, 2+len(ds))
-			args = append(args, holder, toMicros(now.Add(lease)))
-			for _, d := range ds {
-				args = append(args, d.DeviceID)
-			}
-			_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = ?, claimed_until = ? WHERE enrollment_id IN `+qmarks(len(ds)), args...)
+		return chunks(dirtyIDs(ds), reconcileInputChunk, func(ids []string) error {
+			got, err := s.reconcileInputs(ctx, tx, ids)
+			ins = append(ins, got...)
 			return err
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return ds, ins, nil
+}
+
+func dirtyIDs(ds []store.DirtyEnrollment) []string {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.DeviceID
+	}
+	return ids
 }
 
 // claimDirtySkipLocked is ClaimDirty in one autocommitted statement at
@@ -837,7 +891,7 @@ const reconcileInputChunk = 1000
 func (s *Store) ReconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
 	var out []store.ReconcileInput
 	err := chunks(ids, reconcileInputChunk, func(ids []string) error {
-		got, err := s.reconcileInputs(ctx, ids)
+		got, err := s.reconcileInputs(ctx, s.r, ids)
 		out = append(out, got...)
 		return err
 	})
@@ -871,7 +925,9 @@ const reconcileInputArraysSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform
 		WHERE c.enrollment_ref = e.id AND c.kind = 'device' AND c.enrollment_user_id = '' LIMIT 1) c ON true
 	WHERE e.id = ANY(CAST(? AS text[]))`
 
-func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
+// reconcileInputs reads one chunk through rq: the read pool, or the
+// claim's transaction (ClaimReconcile).
+func (s *Store) reconcileInputs(ctx context.Context, rq queryer, ids []string) ([]store.ReconcileInput, error) {
 	// in is the condition on an enrollment id of the chunk's reads.
 	main, in, args := reconcileInputSQL+qmarks(len(ids)), ` IN `+qmarks(len(ids)), anys(ids)
 	if s.d.ArrayBatches {
@@ -879,7 +935,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	}
 	out := make([]store.ReconcileInput, 0, len(ids))
 	tenantIDs, userIDs := map[string]bool{}, map[string]bool{}
-	rows, err := s.r.QueryContext(ctx, main, args...)
+	rows, err := rq.QueryContext(ctx, main, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -913,7 +969,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 		tids = append(tids, t)
 	}
 	tenantName := make(map[string]string, len(tids))
-	rows, err = s.r.QueryContext(ctx, `SELECT id, name FROM tenants WHERE id IN `+qmarks(len(tids)), anys(tids)...)
+	rows, err = rq.QueryContext(ctx, `SELECT id, name FROM tenants WHERE id IN `+qmarks(len(tids)), anys(tids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -936,7 +992,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	// The users' static (and other member-based) groups.
 	userGroups := map[string][]string{}
 	groupIDs := map[string]bool{}
-	rows, err = s.r.QueryContext(ctx, `SELECT user_id, group_id FROM user_group_members WHERE user_id IN `+qmarks(len(uids))+`
+	rows, err = rq.QueryContext(ctx, `SELECT user_id, group_id FROM user_group_members WHERE user_id IN `+qmarks(len(uids))+`
 		ORDER BY user_id, group_id`, anys(uids)...)
 	if err != nil {
 		return nil, err
@@ -972,7 +1028,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	}
 	var asg []assignment
 	profileIDs := map[string]bool{}
-	rows, err = s.r.QueryContext(ctx, q+`)`, qargs...)
+	rows, err = rq.QueryContext(ctx, q+`)`, qargs...)
 	if err != nil {
 		return nil, err
 	}
@@ -999,7 +1055,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 	}
 	var profs []store.CandidateProfile
 	if len(pids) > 0 {
-		profs, err = collect(ctx, s.r, func(sc scanner) (*store.CandidateProfile, error) {
+		profs, err = collect(ctx, rq, func(sc scanner) (*store.CandidateProfile, error) {
 			var c store.CandidateProfile
 			var plats string
 			var sign int
@@ -1015,7 +1071,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 			return nil, err
 		}
 	}
-	items, err := collect(ctx, s.r, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+	items, err := collect(ctx, rq, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
 		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id`+in+` ORDER BY i.enrollment_id, i.identifier`, args...)
 	if err != nil {
 		return nil, err
@@ -1333,6 +1389,9 @@ func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.F
 // time; the rest still claimed by holder were marked again and are
 // released, due as marked. Claims another holder took are left alone.
 func finishClaims(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+	if tx.d.FinishByValues {
+		return finishClaimsValues(ctx, tx, holder, fs)
+	}
 	match := func(fs []store.FinishedClaim) (string, []any) {
 		var b strings.Builder
 		args := make([]any, 0, 2*len(fs))
@@ -1381,6 +1440,58 @@ func finishClaims(ctx context.Context, tx *Tx, holder string, fs []store.Finishe
 	_, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE claimed_by = ? AND enrollment_id IN `+qmarks(len(ids)),
 		append([]any{holder}, anys(ids)...)...)
 	return err
+}
+
+// finishClaimsValues is finishClaims in one UPDATE joined with the
+// claims as a VALUES list (Dialect.FinishByValues), after one DELETE for
+// the claims that end (next zero): each queue row is found once, where
+// finishClaims' UPDATE per due time and its release of the claims marked
+// again each looked up every row. Same outcome, row by row: a row
+// claimed by holder whose gen is the claim's goes (next zero) or is due
+// at next with verify; one marked again since (gen moved) keeps its due
+// and verify and is released; rows another holder claimed are left alone.
+func finishClaimsValues(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+	// An OR of (id AND gen) pairs: SQLite looks each up by the primary
+	// key; (enrollment_id, gen) IN (VALUES …) was planned as a scan of
+	// the whole queue.
+	var b strings.Builder
+	ending := []any{holder}
+	for _, f := range fs {
+		if f.Next.IsZero() {
+			if len(ending) > 1 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString("(enrollment_id = ? AND gen = ?)")
+			ending = append(ending, f.Dirty.DeviceID, f.Dirty.Gen)
+		}
+	}
+	if len(ending) > 1 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE claimed_by = ? AND (`+b.String()+`)`, ending...); err != nil {
+			return err
+		}
+	}
+	args := make([]any, 0, 4*len(fs)+1)
+	for _, f := range fs {
+		next := toMicros(f.Next)
+		if f.Next.IsZero() {
+			next = 0 // deleted above unless marked again: then only released
+		}
+		args = append(args, f.Dirty.DeviceID, f.Dirty.Gen, next, boolInt(f.Verify))
+	}
+	_, err := tx.ExecContext(ctx, finishValuesSQL(len(fs)), append(args, holder)...)
+	return err
+}
+
+// finishValuesSQL is finishClaimsValues' UPDATE of n claims (id, gen,
+// next, verify each; then the holder). TestFinishValuesPlan: one
+// primary-key search per claim, no scan of the queue.
+func finishValuesSQL(n int) string {
+	return `WITH v(id, gen, next, verify) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ") + `)
+		UPDATE reconcile_queue SET
+			due_at = CASE WHEN reconcile_queue.gen = v.gen THEN v.next ELSE reconcile_queue.due_at END,
+			verify = CASE WHEN reconcile_queue.gen = v.gen THEN v.verify ELSE reconcile_queue.verify END,
+			claimed_by = '', claimed_until = 0
+		FROM v WHERE reconcile_queue.enrollment_id = v.id AND reconcile_queue.claimed_by = ?`
 }
 
 func (s *Store) ProfileItemForCommand(ctx context.Context, enrollmentID, commandUUID string) (*store.ProfileItem, error) {

@@ -143,6 +143,24 @@ type Dialect struct {
 	// page cache dropped at its next read after each commit — so fewer,
 	// larger batches keep that serial writer shorter.
 	ReconcileBatch int
+	// ClaimReadsInputs: ClaimReconcile reads the claimed enrollments'
+	// inputs (ReconcileInputs) inside the claim's transaction, on the
+	// writer connection (SQLite). A reader connection's page cache is
+	// dropped whole at its next read after any other connection commits
+	// (WAL mode), and the writer commits a reconciler batch, its claims
+	// and the push results' hints many times per second while a large
+	// assignment drains: the readers refilled it with a pread per page,
+	// 31 µs per enrollment read. The writer's cache (64 MiB) survives its
+	// own commits and holds the pages the marking, the claims and the
+	// batch writes touched. The claim and its reads are one snapshot too.
+	// Not with SkipLocked (its claim is one autocommitted statement).
+	ClaimReadsInputs bool
+	// FinishByValues ends a reconciler batch's claims (ApplyReconcile)
+	// with one UPDATE … FROM a VALUES list of the claims per chunk (and a
+	// DELETE of those that end), finding each queue row once; false: an
+	// UPDATE or DELETE per due time with an OR of (id, gen) pairs, then a
+	// release of the rest by id (each row looked up twice).
+	FinishByValues bool
 }
 
 // Store implements store.Store over database/sql.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ func profileTests() []namedTest {
 		{"ProfileItemsAndStatus", testProfileItems},
 		{"ProfileCertificates", testProfileCerts},
 		{"ReconcileBatchInputs", testReconcileInputs},
+		{"ClaimReconcile", testClaimReconcile},
 		{"ReconcileBatchApply", testApplyReconcile},
 		{"TemplateCommandVars", testTemplateCommandVars},
 		{"ProfileResults", testProfileResults},
@@ -623,6 +625,94 @@ func testReconcileInputs(t *testing.T, s store.Store) {
 	}
 	if ins, err := s.ReconcileInputs(ctx, []string{"en-missing"}); err != nil || len(ins) != 0 {
 		t.Fatalf("missing only: %+v %v", ins, err)
+	}
+}
+
+// ClaimReconcile claims as ClaimDirty does (order, limit, other holders
+// kept off) and gives exactly ReconcileInputs of what it claimed. A claim
+// marked again before its batch finished with a next due keeps the due
+// and verify it was marked with, and is released.
+func testClaimReconcile(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	var ids []string
+	for i := 0; i < 3; i++ {
+		e := enrolledFor(t, s, tn.ID, u.ID)
+		if err := s.PutChannel(ctx, &store.Channel{ID: "ch-" + e.ID, DeviceID: e.ID, Kind: "device", PushToken: []byte("tok-" + e.ID),
+			PushMagic: "magic", CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	sort.Strings(ids)
+	all, _ := s.AllUsersGroup(ctx, tn.ID, now())
+	p := mustProfile(t, s, tn.ID, "com.example.wifi")
+	t0 := now().Add(time.Second)
+	if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: all.ID, CreatedAt: now()}, t0); err != nil {
+		t.Fatal(err)
+	}
+	ds, ins, err := s.ClaimReconcile(ctx, "h", t0, time.Minute, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].DeviceID != ids[0] || ds[1].DeviceID != ids[1] {
+		t.Fatalf("claims: %+v, want the first two of %v", ds, ids)
+	}
+	want, err := s.ReconcileInputs(ctx, ids[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Inputs come in no particular order.
+	show := func(ins []store.ReconcileInput) string {
+		ins = append([]store.ReconcileInput(nil), ins...)
+		sort.Slice(ins, func(i, j int) bool { return ins[i].Enrollment.ID < ins[j].Enrollment.ID })
+		var b strings.Builder
+		for _, in := range ins {
+			ch := in.Channel
+			in.Channel = nil
+			fmt.Fprintf(&b, "%+v channel %+v\n", in, ch)
+		}
+		return b.String()
+	}
+	if len(ins) != 2 || show(ins) != show(want) {
+		t.Fatalf("inputs:\n got %s\nwant %s", show(ins), show(want))
+	}
+	for _, in := range ins {
+		if len(in.Candidates) != 1 || in.Candidates[0].ProfileID != p.ID || in.Channel == nil || in.Channel.ID != "ch-"+in.Enrollment.ID {
+			t.Fatalf("input: %+v", in)
+		}
+	}
+	// Another holder gets the rest, then nothing.
+	if ds, ins, err := s.ClaimReconcile(ctx, "B", t0, time.Minute, 10); err != nil || len(ds) != 1 || ds[0].DeviceID != ids[2] ||
+		len(ins) != 1 || ins[0].Enrollment.ID != ids[2] {
+		t.Fatalf("the rest: %+v %+v %v", ds, ins, err)
+	}
+	if ds, ins, err := s.ClaimReconcile(ctx, "C", t0, time.Minute, 10); err != nil || len(ds) != 0 || len(ins) != 0 {
+		t.Fatalf("nothing due: %+v %+v %v", ds, ins, err)
+	}
+	// ids[1] marked again (a verification, due at t1) while claimed; the
+	// batch finishes both with a next due in a day.
+	t1 := t0.Add(time.Hour)
+	if err := s.MarkDirty(ctx, ids[1:2], t1, true); err != nil {
+		t.Fatal(err)
+	}
+	day := t0.Add(24 * time.Hour)
+	if err := s.ApplyReconcile(ctx, &store.ReconcileBatch{Holder: "h", Finished: []store.FinishedClaim{{Dirty: ds[0], Next: day}, {Dirty: ds[1], Next: day}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Marked again: due as marked (t0, the earlier due, stands) with its
+	// verification, and free.
+	if got, _ := s.ClaimDirty(ctx, "D", t0, time.Minute, 10); len(got) != 1 || got[0].DeviceID != ids[1] || !got[0].Verify {
+		t.Fatalf("marked again: %+v", got)
+	}
+	// Finished as planned: not due before the day (only the claims whose
+	// lease ran out are), then due without a verification.
+	if got, _ := s.ClaimDirty(ctx, "D", day.Add(-time.Second), time.Minute, 10); len(got) != 2 || got[0].DeviceID == ids[0] || got[1].DeviceID == ids[0] {
+		t.Fatalf("before the day: %+v", got)
+	}
+	if got, _ := s.ClaimDirty(ctx, "E", day, time.Minute, 10); len(got) != 1 || got[0].DeviceID != ids[0] || got[0].Verify {
+		t.Fatalf("finished: %+v", got)
 	}
 }
 
