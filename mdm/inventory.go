@@ -29,6 +29,13 @@ func Inventory(requestType string, raw []byte) (section string, data any, fields
 	return InventoryOf(requestType, doc)
 }
 
+// InventoryRequestTypes are the request types whose acknowledged results
+// InventoryOf adds to the inventory (each with its own section), so that a
+// store can read the inventory with the result's status for these only
+// (store/sqlstore recordResult); TestInventoryRequestTypes keeps the list
+// and InventoryOf's switch equal.
+var InventoryRequestTypes = []string{"DeviceInformation", "SecurityInfo", "ProfileList", "ManagedApplicationList", "CertificateList"}
+
 // InventoryOf is Inventory for a result already decoded by DecodeResult
 // (Result.Doc), so the MDM path decodes each result once.
 func InventoryOf(requestType string, doc map[string]any) (section string, data any, fields *DeviceFields, ok bool) {

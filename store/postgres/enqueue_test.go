@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -41,12 +42,10 @@ func (l *statementLog) take() []string {
 	return out
 }
 
-// TestEnqueueIsOneStatement: an enqueue to one device's channel — every
-// API and job enqueue — is one round trip to PostgreSQL (the command, its
-// queue row and the audit entry in one statement, autocommitted), not
-// BEGIN, three INSERTs and COMMIT; and the row it wrote is the device's
-// next command.
-func TestEnqueueIsOneStatement(t *testing.T) {
+// tracedStore is a migrated store whose statements log records, with
+// tenant t1, user u1, enrollment e1 and its device channel CH-1.
+func tracedStore(t *testing.T) (*sqlstore.Store, *statementLog) {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	migrated, err := postgres.Open(ctx, url) // the schema
@@ -62,7 +61,7 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 	cfg.Tracer = log
 	db := stdlib.OpenDB(*cfg)
 	s := sqlstore.New(postgres.Dialect, db, db, "traced")
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	tn := &store.Tenant{ID: "t1", Name: "T", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}
@@ -81,6 +80,18 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.take()
+	return s, log
+}
+
+// TestEnqueueIsOneStatement: an enqueue to one device's channel — every
+// API and job enqueue — is one round trip to PostgreSQL (the command, its
+// queue row and the audit entry in one statement, autocommitted), not
+// BEGIN, three INSERTs and COMMIT; and the row it wrote is the device's
+// next command.
+func TestEnqueueIsOneStatement(t *testing.T) {
+	ctx := context.Background()
+	s, log := tracedStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	audit := &store.AuditEntry{At: now, Actor: "key:k", Action: "POST /api/v1/devices/{id}/commands", Target: "e1", Status: 201}
 	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "c1", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now, Audit: audit}, []string{"CH-1"}); err != nil {
 		t.Fatal(err)
@@ -107,4 +118,62 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestPollAndResultStatements counts a round trip's device side on
+// PostgreSQL: the fetching poll's next command is read and marked sent in
+// one statement, and an acknowledged result with an inventory section is
+// BEGIN, the status and inventory read and the result write in one
+// statement, the inventory write, the next command's claim, COMMIT.
+func TestPollAndResultStatements(t *testing.T) {
+	ctx := context.Background()
+	s, log := tracedStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	enqueue := func(uuid string) {
+		t.Helper()
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now},
+			[]string{"CH-1"}); err != nil {
+			t.Fatal(err)
+		}
+		log.take()
+	}
+	count := func(what string, want int) {
+		t.Helper()
+		if got := log.take(); len(got) != want {
+			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		}
+	}
+	inv := func(string) (string, any, *store.DeviceInfo, bool) {
+		return "device_information", map[string]any{"OSVersion": "26.1"}, &store.DeviceInfo{OSVersion: "26.1"}, true
+	}
+	enqueue("c1")
+	enqueue("c2")
+	q, err := s.NextCommand(ctx, "e1", "CH-1", true, now)
+	if err != nil || q.UUID != "c1" || q.Status != store.QueueSent {
+		t.Fatalf("next: %+v %v", q, err)
+	}
+	count("a poll that fetches a command", 1)
+	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "c1", "Acknowledged", []byte("<plist/>"), now, inv, nil)
+	if err != nil || rt != "DeviceInformation" || q == nil || q.UUID != "c2" {
+		t.Fatalf("result: %s %+v %v", rt, q, err)
+	}
+	count("an acknowledged result with inventory and a next command", 5)
+	rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<plist/>"), now, inv, nil)
+	if err != nil || rt != "DeviceInformation" || q != nil {
+		t.Fatalf("result: %s %+v %v", rt, q, err)
+	}
+	count("an acknowledged result with inventory and nothing next", 5)
+	// A repeated answer writes nothing and hands out nothing new.
+	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<other/>"), now, inv, nil); err != nil || q != nil {
+		t.Fatalf("repeat: %+v %v", q, err)
+	}
+	got, err := s.QueuedCommands(ctx, "CH-1", 10)
+	if err != nil || len(got) != 2 || got[0].Status != "Acknowledged" || string(got[0].Result) != "<plist/>" {
+		t.Fatalf("queue after the answers: %+v %v", got, err)
+	}
+	log.take()
+	if _, err := s.NextCommand(ctx, "e1", "CH-1", true, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("next on an empty queue: %v", err)
+	}
+	count("a poll that finds nothing", 1)
 }

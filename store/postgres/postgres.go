@@ -67,6 +67,9 @@ var Dialect = sqlstore.Dialect{
 	UnnestText: "unnest(CAST(? AS text[])) AS t(id)",
 	// A single-channel enqueue is one statement (sqlstore.enqueueOneSQL).
 	WritableCTE: true,
+	// A reconciler batch's rows in array statements
+	// (sqlstore.Dialect.ArrayBatches).
+	ArrayBatches: true,
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -853,11 +854,32 @@ const reconcileInputSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform, e.os
 	LEFT JOIN channels c ON c.enrollment_ref = e.id AND c.kind = 'device' AND c.enrollment_user_id = ''
 	WHERE e.id IN `
 
+// reconcileInputArraysSQL is reconcileInputSQL with array parameters
+// (Dialect.ArrayBatches: PostgreSQL), argument: the ids as one text[].
+// Each enrollment's device channel is a probe of channels_owner by the
+// enrollment (the LATERAL subquery, kept from being flattened into a
+// join by its LIMIT): a join let a planner without statistics of
+// channels (autovacuum off, or not yet run after a bulk load) estimate
+// the device channels at one row and join every enrollment of the chunk
+// with every device channel, 1,000 × 1,000 comparisons per chunk — 7.5 s
+// a chunk at 20,000 devices, 96 % of PostgreSQL's time in the assignment
+// ("Session 10 — pgassign2", docs/benchmarks.md).
+const reconcileInputArraysSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform, e.os_version, e.status, COALESCE(e.apple_enrollment_id, ''),
+	u.email, u.managed_apple_id, u.name, COALESCE(c.id, ''), c.push_token, COALESCE(c.push_magic, ''), COALESCE(c.push_dead, 0)
+	FROM enrollments e JOIN users u ON u.id = e.user_id
+	LEFT JOIN LATERAL (SELECT c.id, c.push_token, c.push_magic, c.push_dead FROM channels c
+		WHERE c.enrollment_ref = e.id AND c.kind = 'device' AND c.enrollment_user_id = '' LIMIT 1) c ON true
+	WHERE e.id = ANY(CAST(? AS text[]))`
+
 func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.ReconcileInput, error) {
-	in, args := qmarks(len(ids)), anys(ids)
+	// in is the condition on an enrollment id of the chunk's reads.
+	main, in, args := reconcileInputSQL+qmarks(len(ids)), ` IN `+qmarks(len(ids)), anys(ids)
+	if s.d.ArrayBatches {
+		main, in, args = reconcileInputArraysSQL, ` = ANY(CAST(? AS text[]))`, []any{ids}
+	}
 	out := make([]store.ReconcileInput, 0, len(ids))
 	tenantIDs, userIDs := map[string]bool{}, map[string]bool{}
-	rows, err := s.r.QueryContext(ctx, reconcileInputSQL+in, args...)
+	rows, err := s.r.QueryContext(ctx, main, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -994,7 +1016,7 @@ func (s *Store) reconcileInputs(ctx context.Context, ids []string) ([]store.Reco
 		}
 	}
 	items, err := collect(ctx, s.r, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id IN `+in+` ORDER BY i.enrollment_id, i.identifier`, args...)
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id`+in+` ORDER BY i.enrollment_id, i.identifier`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -1082,7 +1104,11 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 		if err := s.applyCommands(ctx, tx, b.Commands, b.Queue); err != nil {
 			return err
 		}
-		if err := chunks(b.PutItems, reconcileItemRows, func(its []store.ProfileItem) error {
+		if s.d.ArrayBatches {
+			if err := putItemsArrays(ctx, tx, b.PutItems); err != nil {
+				return s.constraint(err)
+			}
+		} else if err := chunks(b.PutItems, reconcileItemRows, func(its []store.ProfileItem) error {
 			args := make([]any, 0, 12*len(its))
 			for _, it := range its {
 				args = append(args, it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged),
@@ -1101,6 +1127,9 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 			if err := forgetItem(ctx, tx, d.DeviceID, d.ProfileID); err != nil {
 				return err
 			}
+		}
+		if s.d.ArrayBatches {
+			return finishClaimsArrays(ctx, tx, b.Holder, b.Finished)
 		}
 		return chunks(b.Finished, reconcileClaimRows, func(fs []store.FinishedClaim) error { return finishClaims(ctx, tx, b.Holder, fs) })
 	})
@@ -1156,6 +1185,27 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 		}
 		s.seqs.start(last)
 	}
+	if s.d.ArrayBatches {
+		// One statement per round, its rows as arrays (the round's
+		// channels differ: one seq for all of them, as below).
+		for _, rs := range rounds {
+			var seq int64
+			if err := tx.QueryRowContext(ctx, `SELECT `+s.d.SeqClock).Scan(&seq); err != nil {
+				return err
+			}
+			chans, uuids, vars, ats := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]int64, len(rs))
+			for i, r := range rs {
+				chans[i], uuids[i], vars[i], ats[i] = r.channel, r.uuid, r.vars, r.at
+			}
+			if _, err := tx.ExecContext(ctx, batchQueueArraysSQL, seq, store.QueueQueued, chans, uuids, ats, vars); err != nil {
+				if e := s.constraint(err); errors.Is(e, store.ErrInUse) {
+					return fmt.Errorf("a channel of the batch %w", store.ErrNotFound)
+				}
+				return s.constraint(err)
+			}
+		}
+		return nil
+	}
 	for _, rs := range rounds {
 		if err := chunks(rs, enqueueBatch, func(rs []row) error {
 			var seq int64
@@ -1187,6 +1237,95 @@ func (s *Store) applyCommands(ctx context.Context, tx *Tx, cmds []store.CommandR
 func batchQueueValuesSQL(n int) string {
 	return `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at, vars) VALUES ` +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
+}
+
+// batchQueueArraysSQL inserts a round of a reconciler batch's queue rows
+// from arrays (Dialect.ArrayBatches); arguments: seq, status, then the
+// channels, commands, updated_at times and vars, one element per row.
+const batchQueueArraysSQL = `INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at, vars)
+	SELECT t.c, t.u, ?, ?, t.a, t.v FROM unnest(CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[])) AS t(c, u, a, v)`
+
+// putItemsArrays is ApplyReconcile's upsert of the batch's profile items
+// in one statement from arrays (Dialect.ArrayBatches).
+func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error {
+	if len(its) == 0 {
+		return nil
+	}
+	n := len(its)
+	enr, prof, ident, state, hash, cmd, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	version, ack, attempts, retry, updated := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, it := range its {
+		enr[i], prof[i], ident[i], state[i], hash[i], cmd[i], errs[i] = it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Hash, it.CommandUUID, it.Error
+		version[i], ack[i], attempts[i], retry[i], updated[i] = int64(it.Version), int64(boolInt(it.Acknowledged)), int64(it.Attempts), toMicros(it.NextRetry), toMicros(it.UpdatedAt)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO profile_items (enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at)
+		SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]),
+			CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS bigint[]))
+		ON CONFLICT (enrollment_id, profile_id) DO UPDATE SET identifier = excluded.identifier, state = excluded.state, version = excluded.version,
+		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
+		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`,
+		enr, prof, ident, state, version, hash, cmd, ack, attempts, errs, retry, updated)
+	return err
+}
+
+// finishClaimsArrays is finishClaims with array parameters
+// (Dialect.ArrayBatches): per group of claims due again at the same time
+// one UPDATE (or, for claims that end, a DELETE and a release), each
+// naming its rows by enrollment_id = ANY(ids) (probes of the primary key,
+// or one pass over the table where PostgreSQL's costs say that is
+// cheaper) and looking up each row's claimed generation in a jsonb
+// object of id → gen: one statement and one small plan where the OR-lists
+// took ten. A row still claimed by holder at its claimed gen is finished; one
+// marked again since (another gen) only has its claim released, due as
+// marked; one another holder took is left alone. Under READ COMMITTED
+// PostgreSQL re-checks these conditions, and the CASEs, on the newest
+// committed version of a row it had to wait for (a concurrent mark).
+func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+	type due struct {
+		next   int64
+		verify bool
+	}
+	groups := map[due][]store.FinishedClaim{}
+	var order []due
+	for _, f := range fs {
+		k := due{toMicros(f.Next), f.Verify}
+		if f.Next.IsZero() {
+			k = due{}
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	for _, k := range order {
+		g := groups[k]
+		ids := make([]string, len(g))
+		gens := make(map[string]int64, len(g))
+		for i, f := range g {
+			ids[i], gens[f.Dirty.DeviceID] = f.Dirty.DeviceID, f.Dirty.Gen
+		}
+		gj, err := json.Marshal(gens)
+		if err != nil {
+			return err
+		}
+		const claimed = `enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`
+		const sameGen = `gen = CAST(CAST(? AS jsonb) ->> enrollment_id AS BIGINT)`
+		if k.next == 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE `+claimed+` AND `+sameGen, ids, holder, string(gj)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE `+claimed, ids, holder); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET due_at = CASE WHEN `+sameGen+` THEN ? ELSE due_at END,
+			verify = CASE WHEN `+sameGen+` THEN ? ELSE verify END, claimed_by = '', claimed_until = 0 WHERE `+claimed,
+			string(gj), k.next, string(gj), boolInt(k.verify), ids, holder); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finishClaims is FinishDirty for many claims of one holder: entries not

@@ -91,6 +91,21 @@ type Dialect struct {
 	// one parameter, not in batches of enqueueBatch rows of five
 	// parameters each. Empty: batches.
 	UnnestText string
+	// ArrayBatches writes a reconciler batch (ApplyReconcile) with array
+	// parameters (PostgreSQL: pgx sends a []string as text[] and an
+	// []int64 as bigint[]): its queue rows and profile items are each
+	// one INSERT … SELECT FROM unnest(…) per round, its claims are
+	// finished with one statement per due time (enrollment_id = ANY(…),
+	// the claimed generations one jsonb parameter), and ReconcileInputs
+	// reads by arrays and probes each device channel by key (a LATERAL
+	// subquery: no plan that depends on statistics a bulk load has not
+	// given yet). false: multi-row VALUES
+	// and OR-lists of (enrollment_id = ? AND gen = ?) in chunks (SQLite
+	// has no array type). A 200-pair OR-list cost PostgreSQL tens of
+	// milliseconds to plan and to run per statement, and a 500-row
+	// VALUES list as much to plan ("Session 10 — pgassign2",
+	// docs/benchmarks.md).
+	ArrayBatches bool
 	// SkipLocked claims reconciler work (ClaimDirty) with one
 	// autocommitted statement at READ COMMITTED: the due rows are picked
 	// in claim order FOR UPDATE SKIP LOCKED and updated in the same

@@ -389,6 +389,27 @@ func testInventory(t *testing.T, s store.Store) {
 		strings.Contains(string(got.Inventory), `"again"`) || strings.Contains(string(got.Inventory), `"error"`) {
 		t.Fatalf("calls %d, inventory %s", calls, got.Inventory)
 	}
+	// A second section, through RecordResultNext (the inventory read
+	// with the result's status), then one of a type outside
+	// mdm.InventoryRequestTypes (read on its own): each adds its section
+	// and keeps the others.
+	for _, c := range []struct{ uuid, rt, section string }{{"i3", "DeviceInformation", "device_information"}, {"i4", "OtherInventory", "other"}} {
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: c.uuid, RequestType: c.rt, Payload: []byte("x"), CreatedAt: now()}, []string{"INV-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.RecordResultNext(ctx, e1.ID, "INV-1", c.uuid, mdm.Acknowledged, []byte("r"), now(),
+			func(string) (string, any, *store.DeviceInfo, bool) {
+				return c.section, map[string]any{"k": c.uuid}, nil, true
+			}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ = s.Enrollment(ctx, e1.ID)
+	for _, want := range []string{`"security_info"`, `"device_information"`, `"k":"i3"`, `"other"`, `"k":"i4"`} {
+		if !strings.Contains(string(got.Inventory), want) {
+			t.Fatalf("inventory %s: no %s", got.Inventory, want)
+		}
+	}
 }
 
 // RecordResultNext records a result and hands out (marks sent) the next
