@@ -44,9 +44,24 @@ import (
 // (size, depth, element count, the DTD's elements; binary plists refused):
 // the bounds are enforced on each token as it is decoded, in the one pass
 // over the input (CheckPlist's separate pass cost a third of an idle
-// poll's plist work). Errors (malformed XML, an unknown
-// element, a dict key without a value, bad base64) wrap ErrMalformed.
+// poll's plist work). A dict of plain-text strings in the form devices
+// write (an Idle; untrusted.PlistStringDict says which form) is read
+// without the XML tokenizer, with the same result. Errors (malformed XML,
+// an unknown element, a dict key without a value, bad base64) wrap
+// ErrMalformed.
 func DecodeValue(b []byte) (any, error) {
+	if pairs, ok := untrusted.PlistStringDict(b, ResultPlist); ok {
+		m := make(map[string]any, len(pairs)/2)
+		for i := 0; i < len(pairs); i += 2 {
+			m[pairs[i]] = pairs[i+1] // printable ASCII: valid UTF-8; a repeated key: the last wins
+		}
+		return m, nil
+	}
+	return decodeValue(b)
+}
+
+// decodeValue is DecodeValue through encoding/xml's tokens: any document.
+func decodeValue(b []byte) (any, error) {
 	// Bounded (size, depth, element count, binary refused) before any
 	// decoding, like every plist from outside.
 	toks, err := untrusted.NewPlistTokens(b, ResultPlist)

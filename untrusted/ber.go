@@ -10,6 +10,7 @@ package untrusted
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // ErrASN1 wraps every refusal of a BER/DER input.
@@ -66,9 +67,10 @@ type node struct {
 }
 
 type walker struct {
-	in    []byte
-	lim   ASN1Limits
-	nodes []node
+	in     []byte
+	lim    ASN1Limits
+	nodes  []node
+	pooled *[]node // where nodes came from (nodePool), to put them back
 }
 
 func (w *walker) fail(off int, format string, args ...any) error {
@@ -197,15 +199,47 @@ func walk(in []byte, lim ASN1Limits) (*walker, error) {
 	if len(in) <= smallASN1 {
 		n = len(in)/8 + 1
 	}
-	w := &walker{in: in, lim: lim, nodes: make([]node, 0, min(lim.MaxElements, n))}
+	w := &walker{in: in, lim: lim}
+	if n = min(lim.MaxElements, n); n <= maxPooledNodes {
+		// A small input's nodes come from nodePool: an Mdm-Signature
+		// on every MDM request, whose 4 KB of nodes were a quarter of an
+		// idle poll's garbage.
+		if p, ok := nodePool.Get().(*[]node); ok {
+			w.nodes, w.pooled = (*p)[:0], p
+		}
+	}
+	if w.nodes == nil {
+		w.nodes = make([]node, 0, n)
+	}
 	_, end, err := w.element(0, len(in), 1)
+	if err == nil && end != len(in) {
+		err = w.fail(end, "%d trailing bytes after the element", len(in)-end)
+	}
 	if err != nil {
+		w.release()
 		return nil, err
 	}
-	if end != len(in) {
-		return nil, w.fail(end, "%d trailing bytes after the element", len(in)-end)
-	}
 	return w, nil
+}
+
+// maxPooledNodes bounds the node arrays nodePool keeps (24 KiB each).
+const maxPooledNodes = 1024
+
+// nodePool holds node arrays of walks that are done (*[]node).
+var nodePool sync.Pool
+
+// release hands w's nodes to nodePool when they are small enough; w is
+// not used afterwards.
+func (w *walker) release() {
+	if c := cap(w.nodes); c > 0 && c <= maxPooledNodes {
+		p := w.pooled
+		if p == nil {
+			p = new([]node)
+		}
+		*p = w.nodes[:0]
+		nodePool.Put(p)
+	}
+	w.nodes, w.pooled = nil, nil
 }
 
 // CheckBER checks that in is one BER (or DER) element within lim, every
@@ -213,8 +247,12 @@ func walk(in []byte, lim ASN1Limits) (*walker, error) {
 // and terminated, no trailing bytes. It runs in time linear in len(in).
 // Errors wrap ErrASN1.
 func CheckBER(in []byte, lim ASN1Limits) error {
-	_, err := walk(in, lim)
-	return err
+	w, err := walk(in, lim)
+	if err != nil {
+		return err
+	}
+	w.release()
+	return nil
 }
 
 // ToDER checks in like CheckBER and returns it with every length in the
@@ -228,6 +266,7 @@ func ToDER(in []byte, lim ASN1Limits) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer w.release()
 	total := w.size(0)
 	out := make([]byte, 0, total)
 	out = w.encode(0, out)

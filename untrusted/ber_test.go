@@ -220,3 +220,34 @@ func FuzzToDER(f *testing.F) {
 		}
 	})
 }
+
+// A small input's walk takes its nodes from the pool: ToDER of a real
+// device's BER (an Mdm-Signature's size) allocates the walker and the
+// DER, not the nodes; the pooled nodes of one walk do not leak into the
+// next (the same DER every time, also after a refused input).
+func TestToDERPooledNodes(t *testing.T) {
+	body, err := os.ReadFile("../enroll/testdata/iphone12-1-ios15.7-enroll-body.p7s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ToDER(body, DefaultASN1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := ToDER(body, DefaultASN1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 2 {
+		t.Errorf("ToDER: %.0f allocations, want 2 (walker, DER)", allocs)
+	}
+	for range 3 {
+		if _, err := ToDER(append(bytes.Clone(body), 0), DefaultASN1); err == nil {
+			t.Fatal("trailing byte accepted")
+		}
+		if got, err := ToDER(body, DefaultASN1); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("ToDER after a pooled walk: %v, equal %v", err, bytes.Equal(got, want))
+		}
+	}
+}

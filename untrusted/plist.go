@@ -180,3 +180,143 @@ func Plist(in []byte, v any, lim PlistLimits) error {
 	}
 	return nil
 }
+
+// The fixed parts of the one document shape PlistStringDict reads: what
+// Apple's devices (and micromdm/plist, and so devicesim) write before
+// and after a dict of strings.
+const (
+	plistXMLDecl = `<?xml version="1.0" encoding="UTF-8"?>`
+	plistDoctype = `<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">`
+	plistOpen    = `<plist version="1.0">`
+)
+
+// maxStringDictPairs bounds the pairs PlistStringDict reads; a larger
+// dict is left to the full decoding (an Idle has two to five).
+const maxStringDictPairs = 16
+
+// PlistStringDict reads the shape most of a device's command polls take —
+// an XML property list whose value is one dict of <key>/<string> pairs of
+// plain text (a Status Idle) — in one pass over the bytes, without
+// encoding/xml (whose tokens were a quarter of an idle poll's
+// allocations, docs/benchmarks.md "Session 10 — idle2"). It accepts only
+// this exact form:
+//
+//	<?xml version="1.0" encoding="UTF-8"?> WS
+//	[<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"> WS]
+//	<plist version="1.0"> WS <dict> WS
+//	(<key>TEXT</key> WS <string>TEXT</string> WS){0,16}
+//	</dict> WS </plist> WS
+//
+// where WS is spaces, tabs, CRs and LFs and TEXT is printable ASCII
+// (0x20–0x7E) without '<', '>' and '&': no entity, no CDATA, no comment,
+// no attribute but the ones shown, no byte encoding/xml would normalise.
+// Every such document is accepted by PlistTokens within lim (at most 3
+// levels, 2 + 2×pairs elements, lim.MaxSize bytes; otherwise ok is
+// false), and the pairs are exactly the text a decoder of its tokens
+// reads, in document order (a repeated key appears twice). ok is false
+// for anything else — not a refusal: the caller then decodes the input
+// in full, which accepts or refuses it. The strings share one copy of in.
+func PlistStringDict(in []byte, lim PlistLimits) (pairs []string, ok bool) {
+	lim = lim.withDefaults()
+	if len(in) > lim.MaxSize || lim.MaxDepth < 3 {
+		return nil, false
+	}
+	p := stringDictScanner{in: in}
+	if !p.lit(plistXMLDecl) {
+		return nil, false
+	}
+	p.ws()
+	if p.lit(plistDoctype) {
+		p.ws()
+	}
+	if !p.lit(plistOpen) || !p.wsLit("<dict>") {
+		return nil, false
+	}
+	var spans [2 * maxStringDictPairs][2]int
+	n := 0
+	for {
+		p.ws()
+		if p.lit("</dict>") {
+			break
+		}
+		if n == len(spans) {
+			return nil, false
+		}
+		k0, k1, ok := p.element("<key>", "</key>")
+		if !ok {
+			return nil, false
+		}
+		p.ws()
+		v0, v1, ok := p.element("<string>", "</string>")
+		if !ok {
+			return nil, false
+		}
+		spans[n], spans[n+1] = [2]int{k0, k1}, [2]int{v0, v1}
+		n += 2
+	}
+	if !p.wsLit("</plist>") {
+		return nil, false
+	}
+	p.ws()
+	if p.i != len(in) || 2+n > lim.MaxElements {
+		return nil, false
+	}
+	s := string(in) // one copy for every key and value
+	pairs = make([]string, n)
+	for i := range pairs {
+		pairs[i] = s[spans[i][0]:spans[i][1]]
+	}
+	return pairs, true
+}
+
+// stringDictScanner is PlistStringDict's position in its input.
+type stringDictScanner struct {
+	in []byte
+	i  int
+}
+
+// lit consumes s when the input continues with it.
+func (p *stringDictScanner) lit(s string) bool {
+	if len(p.in)-p.i < len(s) || string(p.in[p.i:p.i+len(s)]) != s {
+		return false
+	}
+	p.i += len(s)
+	return true
+}
+
+// ws consumes spaces, tabs, CRs and LFs.
+func (p *stringDictScanner) ws() {
+	for p.i < len(p.in) {
+		switch p.in[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *stringDictScanner) wsLit(s string) bool {
+	p.ws()
+	return p.lit(s)
+}
+
+// element consumes open TEXT close and returns TEXT's span.
+func (p *stringDictScanner) element(open, close string) (start, end int, ok bool) {
+	if !p.lit(open) {
+		return 0, 0, false
+	}
+	start = p.i
+	for p.i < len(p.in) {
+		c := p.in[p.i]
+		if c < 0x20 || c > 0x7e || c == '>' || c == '&' {
+			return 0, 0, false
+		}
+		if c == '<' {
+			break
+		}
+		p.i++
+	}
+	end = p.i
+	return start, end, p.lit(close)
+}

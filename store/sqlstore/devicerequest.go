@@ -33,22 +33,30 @@ const (
 // be missing, their columns are then NULL). Its last column says whether
 // the channel has a command an Idle poll would be handed
 // (commandWaitingSQL).
-var deviceRequestSQL = `SELECT ` + qualify("ic", identityCertColumns) + `, ` + qualify("e", deviceRequestEnrollmentColumns) + `, ` +
-	qualify("u", deviceRequestUserColumns) + `, ` + qualify("t", accessTokenColumns) + `, ` + qualify("c", channelColumns) + `,
-	` + commandWaitingSQL + deviceRequestFrom
+// Its columns are named with one letter (oneLetterNames; the row is read
+// by position): the SQLite driver copies every result column's name into
+// a new Go string on every execution, and a one-byte string is never
+// allocated (61 allocations fewer per result).
+var deviceRequestSQL = `SELECT ` + oneLetterNames(qualify("ic", identityCertColumns)+`, `+qualify("e", deviceRequestEnrollmentColumns)+`, `+
+	qualify("u", deviceRequestUserColumns)+`, `+qualify("t", accessTokenColumns)+`, `+qualify("c", channelColumns)+`,
+	`+commandWaitingSQL) + deviceRequestFrom
 
 // deviceRequestIdleSQL is deviceRequestSQL for an Idle poll
 // (store.DeviceRequestQuery.Idle): the same joins, 18 of its 61 columns —
 // what store.DeviceRequest lists for Idle, less what the query itself
 // names (serial, token hash, channel kind and user id) or a join repeats
 // (the enrollment's and the user's ids). t.user_id is never NULL in a
-// token row: NULL there says no token was found.
-const deviceRequestIdleSQL = `SELECT ic.enrollment_id, ic.revoked_at,
-	e.tenant_id, e.user_id, e.platform, e.status, COALESCE(e.apple_enrollment_id, ''),
-	u.enabled, u.tokens_not_before,
-	t.user_id, t.tenant_id, t.created_at, t.expires_at, t.enrollment_id, t.revoked_at,
-	c.id, c.last_seen_at,
-	` + commandWaitingSQL + deviceRequestFrom
+// token row: NULL there says no token was found. Each column is named
+// with one letter: the SQLite driver copies every result column's name
+// into a new Go string on every execution, and a string of one byte is
+// never allocated (18 allocations fewer per idle poll); the row is read
+// by position.
+const deviceRequestIdleSQL = `SELECT ic.enrollment_id AS a, ic.revoked_at AS b,
+	e.tenant_id AS c, e.user_id AS d, e.platform AS e, e.status AS f, COALESCE(e.apple_enrollment_id, '') AS g,
+	u.enabled AS h, u.tokens_not_before AS i,
+	t.user_id AS j, t.tenant_id AS k, t.created_at AS l, t.expires_at AS m, t.enrollment_id AS n, t.revoked_at AS o,
+	c.id AS p, c.last_seen_at AS q,
+	` + commandWaitingSQL + ` AS r` + deviceRequestFrom
 
 // commandWaitingSQL says whether channel c has a command an Idle poll
 // would be handed (the statuses of NextCommand after an Idle), so that an
@@ -232,6 +240,16 @@ func splitColumns(columns string) []string {
 		}
 	}
 	return append(items, columns[start:])
+}
+
+// oneLetterNames names each column of a column list with one letter,
+// a to z and again (a result may repeat a name, on both backends).
+func oneLetterNames(columns string) string {
+	items := splitColumns(columns)
+	for i, it := range items {
+		items[i] = strings.TrimSpace(it) + " AS " + string(rune('a'+i%26))
+	}
+	return strings.Join(items, ", ")
 }
 
 // qualify prefixes every column of a column list with alias (also inside
