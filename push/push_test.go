@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/push/apnsstub"
@@ -211,5 +214,19 @@ func TestEncoding(t *testing.T) {
 		if got, want := devicePath(tok), "/3/device/"+hex.EncodeToString(tok); got != want {
 			t.Errorf("devicePath(%d bytes) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// New's transport: HTTP/2 with the push certificate, TLS 1.2 or later,
+// and our headers kept out of the HPACK table (see encoderTableSize).
+func TestNewTransport(t *testing.T) {
+	_, c := setup(t)
+	tr, ok := c.Transport.(*http2.Transport)
+	if !ok {
+		t.Fatalf("transport %T", c.Transport)
+	}
+	if tr.MaxEncoderHeaderTableSize != 1 || tr.TLSClientConfig.MinVersion != tls.VersionTLS12 ||
+		len(tr.TLSClientConfig.Certificates) != 1 || c.Timeout != 30*time.Second || c.Concurrency != 32 {
+		t.Fatalf("transport %+v, client %+v", tr, c)
 	}
 }
