@@ -81,6 +81,7 @@ type Client struct {
 	prep   sync.Once
 	header http.Header // the same for every push; the transport only reads it
 	base   *url.URL
+	prefix string // the path before the hex token: <URL's path>/3/device/
 	err    error
 }
 
@@ -153,6 +154,9 @@ func (c *Client) prepare() error {
 		c.base, c.err = url.Parse(c.URL)
 		if c.err == nil && c.base.Host == "" {
 			c.err = fmt.Errorf("push: %q is not an absolute URL", c.URL)
+		}
+		if c.err == nil {
+			c.prefix = strings.TrimRight(c.base.Path, "/") + "/3/device/"
 		}
 	})
 	return c.err
@@ -258,7 +262,7 @@ func (s *sender) send(t Target) Result {
 		return Result{ID: t.ID, Err: err}
 	}
 	body := mdmBody(t.PushMagic)
-	path := devicePath(t.Token)
+	path := devicePath(c.prefix, t.Token)
 	var res Result
 	for attempt := 0; ; attempt++ {
 		res = s.once(path, body)
@@ -289,9 +293,8 @@ func mdmBody(magic string) []byte {
 	return append(append(append(make([]byte, 0, len(magic)+10), `{"mdm":"`...), magic...), `"}`...)
 }
 
-// devicePath is /3/device/<hex token>, in one allocation.
-func devicePath(token []byte) string {
-	const prefix = "/3/device/"
+// devicePath is prefix followed by the token in hex, in one allocation.
+func devicePath(prefix string, token []byte) string {
 	var b strings.Builder
 	b.Grow(len(prefix) + hex.EncodedLen(len(token)))
 	b.WriteString(prefix)

@@ -184,6 +184,16 @@ func TestSendAllOrderAndConcurrency(t *testing.T) {
 	}
 }
 
+// A path in the endpoint's URL is kept, as before.
+func TestEndpointPath(t *testing.T) {
+	_, c := setup(t)
+	c.URL += "/prefix"
+	r := c.Send(context.Background(), Target{Token: []byte{1}, PushMagic: "m"})
+	if r.Status != http.StatusMethodNotAllowed { // the stand-in only serves /3/device/
+		t.Fatalf("%+v", r)
+	}
+}
+
 // The pushes on the wire are APNs': path, headers and body.
 func TestRequestOnTheWire(t *testing.T) {
 	stub, c := setup(t)
@@ -211,7 +221,7 @@ func TestEncoding(t *testing.T) {
 		for i := range tok {
 			tok[i] = byte(i * 37)
 		}
-		if got, want := devicePath(tok), "/3/device/"+hex.EncodeToString(tok); got != want {
+		if got, want := devicePath("/3/device/", tok), "/3/device/"+hex.EncodeToString(tok); got != want {
 			t.Errorf("devicePath(%d bytes) = %s, want %s", n, got, want)
 		}
 	}
