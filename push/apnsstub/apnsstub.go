@@ -43,7 +43,15 @@ type Server struct {
 	total  int
 	dead   map[string]string // hex token -> reason
 	fail   map[string]int    // hex token -> 5xx answers still to give
+	limit  map[string]int    // hex token -> 429 answers still to give
+	hang   map[string]bool   // hex token -> never answered
 	notify map[string]chan Push
+	delay  time.Duration // before answering an accepted push
+
+	inFlight, maxInFlight int
+
+	closing   chan struct{} // closed by Close: hung requests end
+	closeOnce sync.Once
 }
 
 // maxKept bounds the pushes Pushes returns (a long simulation receives many).
@@ -74,7 +82,8 @@ func StartWith(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{CA: ca, dead: map[string]string{}, fail: map[string]int{}, notify: map[string]chan Push{}}
+	s := &Server{CA: ca, dead: map[string]string{}, fail: map[string]int{}, limit: map[string]int{}, hang: map[string]bool{},
+		notify: map[string]chan Push{}, closing: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
 	if o.Addr != "" {
 		host, _, err := net.SplitHostPort(o.Addr)
@@ -99,8 +108,11 @@ func StartWith(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the stand-in.
-func (s *Server) Close() { s.srv.Close() }
+// Close stops the stand-in (hung requests end first).
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // Dead makes pushes to token answer 410 (or 400 with reason).
 func (s *Server) Dead(token []byte, reason string) {
@@ -114,6 +126,35 @@ func (s *Server) FailNext(token []byte, n int) {
 	s.mu.Lock()
 	s.fail[hex.EncodeToString(token)] = n
 	s.mu.Unlock()
+}
+
+// Throttle makes the next n pushes to token answer 429 TooManyRequests.
+func (s *Server) Throttle(token []byte, n int) {
+	s.mu.Lock()
+	s.limit[hex.EncodeToString(token)] = n
+	s.mu.Unlock()
+}
+
+// Hang makes pushes to token never answered: the request stays open until
+// the client gives up or the stand-in closes.
+func (s *Server) Hang(token []byte) {
+	s.mu.Lock()
+	s.hang[hex.EncodeToString(token)] = true
+	s.mu.Unlock()
+}
+
+// Delay makes every accepted push wait d before its answer (0: none).
+func (s *Server) Delay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
+// MaxInFlight is the most requests the stand-in was handling at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
 }
 
 // Listen returns a channel receiving every push to token.
@@ -153,6 +194,15 @@ func apnsError(w http.ResponseWriter, status int, reason string) {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 	if r.ProtoMajor != 2 {
 		apnsError(w, http.StatusBadRequest, "HTTP2Required")
 		return
@@ -204,6 +254,21 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		apnsError(w, http.StatusServiceUnavailable, "ServiceUnavailable")
 		return
 	}
+	if n := s.limit[tokHex]; n > 0 {
+		s.limit[tokHex] = n - 1
+		s.mu.Unlock()
+		apnsError(w, http.StatusTooManyRequests, "TooManyRequests")
+		return
+	}
+	if s.hang[tokHex] {
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return
+	}
+	delay := s.delay
 	p := Push{Token: tok, Topic: topic, PushMagic: body.MDM, Client: client, At: time.Now()}
 	s.total++
 	if len(s.pushes) >= maxKept {
@@ -212,6 +277,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.pushes = append(s.pushes, p)
 	ch := s.notify[tokHex]
 	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	if ch != nil {
 		select {
 		case ch <- p:
