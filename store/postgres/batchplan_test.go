@@ -3,8 +3,8 @@ package postgres_test
 import (
 	"context"
 	"crypto/md5"
-	"encoding/hex"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"testing"
