@@ -267,7 +267,12 @@ func (s *sender) send(t Target) Result {
 	for attempt := 0; ; attempt++ {
 		res = s.once(path, body)
 		res.ID = t.ID
-		transient := res.Err != nil || res.Status == http.StatusTooManyRequests || res.Status >= 500
+		// Transient: no answer (Status 0, a transport error or the
+		// timeout), 429 or 5xx. Any other answer is final — 400
+		// BadDeviceToken, 403, 410 Unregistered are APNs' last word on
+		// that push ("Handling error responses from APNs"): asking again
+		// cost Retries requests and their backoff per dead token.
+		transient := res.Status == 0 || res.Status == http.StatusTooManyRequests || res.Status >= 500
 		if !transient || attempt >= c.Retries {
 			return res
 		}
