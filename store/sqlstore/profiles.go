@@ -1337,22 +1337,7 @@ func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error 
 // PostgreSQL re-checks these conditions, and the CASEs, on the newest
 // committed version of a row it had to wait for (a concurrent mark).
 func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
-	type due struct {
-		next   int64
-		verify bool
-	}
-	groups := map[due][]store.FinishedClaim{}
-	var order []due
-	for _, f := range fs {
-		k := due{toMicros(f.Next), f.Verify}
-		if f.Next.IsZero() {
-			k = due{}
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
+	order, groups := groupByDue(fs)
 	for _, k := range order {
 		g := groups[k]
 		ids := make([]string, len(g))
@@ -1384,6 +1369,31 @@ func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.F
 	return nil
 }
 
+// due is when a finished claim's enrollment is due again (next in
+// microseconds, 0: only when marked) and whether that is a verification.
+type due struct {
+	next   int64
+	verify bool
+}
+
+// groupByDue groups finished claims by their due time, in the order each
+// due time first appears: one finishing statement per group.
+func groupByDue(fs []store.FinishedClaim) ([]due, map[due][]store.FinishedClaim) {
+	groups := map[due][]store.FinishedClaim{}
+	var order []due
+	for _, f := range fs {
+		k := due{toMicros(f.Next), f.Verify}
+		if f.Next.IsZero() {
+			k = due{}
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	return order, groups
+}
+
 // finishClaims is FinishDirty for many claims of one holder: entries not
 // marked again since the claim (same gen) go, or are due at their next
 // time; the rest still claimed by holder were marked again and are
@@ -1404,22 +1414,7 @@ func finishClaims(ctx context.Context, tx *Tx, holder string, fs []store.Finishe
 		}
 		return "(" + b.String() + ")", args
 	}
-	type due struct {
-		next   int64
-		verify bool
-	}
-	groups := map[due][]store.FinishedClaim{}
-	var order []due
-	for _, f := range fs {
-		k := due{toMicros(f.Next), f.Verify}
-		if f.Next.IsZero() {
-			k = due{}
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
+	order, groups := groupByDue(fs)
 	for _, k := range order {
 		cond, args := match(groups[k])
 		var err error
