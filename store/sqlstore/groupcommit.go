@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit (SQLite). SQLite has one writer and, with
@@ -36,6 +38,13 @@ import (
 // commit's latency stays short under a flood of writers.
 const maxBatch = 64
 
+// hintWait bounds how long a batch made only of lazy hints (doHintLater)
+// waits for a durable write to ride with: a command's sent mark is
+// followed, when the device answers at once, by its result's durable
+// transaction a few milliseconds later, which then commits both with one
+// COMMIT. Until then the mark is unseen by the read pool (see settle).
+const hintWait = 5 * time.Millisecond
+
 // gcRequest is one transaction waiting for the committer.
 type gcRequest struct {
 	ctx  context.Context
@@ -46,6 +55,8 @@ type gcRequest struct {
 	// alone: a large transaction committed in a transaction of its own
 	// (see doAlone).
 	alone bool
+	// lazy: a hint nobody waits for (see doHintLater); also hint.
+	lazy bool
 }
 
 type groupCommitter struct {
@@ -58,6 +69,8 @@ type groupCommitter struct {
 	// committer ("" unknown: the DSN's FULL, or a PRAGMA that failed).
 	// Only the committer's goroutine touches it.
 	sync string
+	// lazy counts the lazy hints submitted and not yet run (settle).
+	lazy atomic.Int64
 }
 
 var errStoreClosed = errors.New("the store is closed")
@@ -121,6 +134,52 @@ func (g *groupCommitter) doHint(ctx context.Context, fn func(*Tx) error) error {
 	return g.submit(ctx, r)
 }
 
+// doHintLater is doHint without the wait: fn is handed to the committer
+// and doHintLater returns at once, before fn has run, so the caller never
+// learns fn's error (a hint's failure leaves what it would have marked
+// unmarked, which a hint may). fn runs on the committer's goroutine with
+// a context that is never cancelled (the caller's request may be over by
+// then; use the *Tx, not the caller's context), in FIFO order with every
+// other request: a transaction submitted after doHintLater returned sees
+// fn's write. A batch made only of lazy hints is held up to hintWait for
+// a durable write to join it (its FULL commit then covers the hint, and
+// the hint-only commit with its two PRAGMA switches is saved); otherwise
+// it commits with NORMAL as doHint's. Readers on the read pool see the
+// write once its batch has committed; settle waits for that.
+func (g *groupCommitter) doHintLater(fn func(*Tx) error) error {
+	r := &gcRequest{ctx: context.Background(), fn: recovered(fn), done: make(chan error, 1), hint: true, lazy: true}
+	g.lazy.Add(1)
+	select {
+	case g.reqs <- r:
+		return nil
+	case <-g.stop:
+		g.lazy.Add(-1)
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	}
+}
+
+// settle returns once every lazy hint submitted before it has committed
+// (or failed): a read on the read pool after settle sees them, as it saw a
+// doHint's write when doHint returned. With none pending (the usual case)
+// it is one atomic load; otherwise it submits an empty hint, which ends a
+// held batch at once and commits behind the lazy ones (FIFO).
+func (g *groupCommitter) settle(ctx context.Context) error {
+	if g == nil || g.lazy.Load() == 0 {
+		return nil
+	}
+	return g.doHint(ctx, func(*Tx) error { return nil })
+}
+
+// lazyOnly says whether every request of batch is a lazy hint.
+func lazyOnly(batch []*gcRequest) bool {
+	for _, r := range batch {
+		if !r.lazy {
+			return false
+		}
+	}
+	return true
+}
+
 // setSync sets the writer connection's synchronous level for the next
 // COMMIT: NORMAL when every transaction of the batch is a hint, FULL
 // otherwise. The PRAGMA runs outside a transaction on the writer pool's
@@ -170,34 +229,84 @@ func (g *groupCommitter) close() {
 func (g *groupCommitter) loop() {
 	defer g.wg.Done()
 	batch := make([]*gcRequest, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for {
 		select {
 		case r := <-g.reqs:
 			batch = append(batch[:0], r)
 		case <-g.stop:
-			// Whatever is still queued was never run.
+			// Whatever is still queued was never run; lazy hints (nobody
+			// waits for them) are committed, the others refused.
+			batch = batch[:0]
 			for {
 				select {
 				case r := <-g.reqs:
+					if r.lazy && len(batch) < maxBatch {
+						batch = append(batch, r)
+						continue
+					}
 					r.done <- fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+					if r.lazy {
+						g.lazy.Add(-1)
+					}
 				default:
+					g.runCounted(batch)
 					return
 				}
 			}
 		}
 		// Everyone who arrived while the last batch was committing
-		// shares this one.
+		// shares this one; a batch of lazy hints alone waits a little for
+		// a durable write (doHintLater).
+		held := false
 	more:
 		for len(batch) < maxBatch {
 			select {
 			case r := <-g.reqs:
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			if !lazyOnly(batch) {
+				break
+			}
+			if !held {
+				held = true
+				wait.Reset(hintWait)
+			}
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			case <-wait.C:
+				held = false
+				break more
+			case <-g.stop:
 				break more
 			}
 		}
-		g.run(batch)
+		if held {
+			wait.Stop()
+		}
+		g.runCounted(batch)
 		clear(batch)
+	}
+}
+
+// runCounted is run, then counts the batch's lazy hints as done (settle).
+func (g *groupCommitter) runCounted(batch []*gcRequest) {
+	if len(batch) == 0 {
+		return
+	}
+	g.run(batch)
+	var n int64
+	for _, r := range batch {
+		if r.lazy {
+			n++
+		}
+	}
+	if n > 0 {
+		g.lazy.Add(-n)
 	}
 }
 
