@@ -71,12 +71,15 @@ type groupCommitter struct {
 	sync string
 	// lazy counts the lazy hints submitted and not yet run (settle).
 	lazy atomic.Int64
+	// hold is how long a batch of lazy hints waits (hintWait; tests
+	// change it before the first request).
+	hold time.Duration
 }
 
 var errStoreClosed = errors.New("the store is closed")
 
 func newGroupCommitter(s *Store) *groupCommitter {
-	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{})}
+	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{}), hold: hintWait}
 	g.wg.Add(1)
 	go g.loop()
 	return g
@@ -273,7 +276,7 @@ func (g *groupCommitter) loop() {
 			}
 			if !held {
 				held = true
-				wait.Reset(hintWait)
+				wait.Reset(g.hold)
 			}
 			select {
 			case r := <-g.reqs:
@@ -353,28 +356,44 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		}
 		return
 	}
-	switch len(live) {
-	case 1:
-		live[0].done <- g.s.once(live[0].ctx, g.s.d.TxOptions, live[0].fn)
-		return
+	for i, err := range g.commit(live) {
+		live[i].done <- err
 	}
-	errs, err := g.shared(live)
+}
+
+// commit runs batch's transactions, sharing one COMMIT when there are
+// several, and returns each one's error.
+func (g *groupCommitter) commit(batch []*gcRequest) []error {
+	if len(batch) == 1 {
+		return []error{g.s.once(batch[0].ctx, g.s.d.TxOptions, batch[0].fn)}
+	}
+	errs, err := g.shared(batch)
 	if err != nil {
 		// The batch as a whole failed and nothing of it is durable: each
 		// transaction runs again on its own.
-		for _, r := range live {
-			r.done <- g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+		errs = make([]error, len(batch))
+		for i, r := range batch {
+			errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
 		}
-		return
 	}
-	for i, r := range live {
-		r.done <- errs[i]
-	}
+	return errs
 }
 
 // shared runs the batch's transactions in one database transaction, each
 // behind a savepoint, and commits. It returns each function's own error,
 // or an error for the batch as a whole (then nothing was committed).
+//
+// Two need no savepoint: a lazy hint (one statement, which SQLite undoes
+// by itself when it fails) and the batch's last transaction (nothing runs
+// after it). When one of those fails, the whole transaction is rolled
+// back — the failure may have ended it (an I/O error), and the last one's
+// earlier statements must not commit — and the others commit without it
+// (commit: they run again, as a batch whose failure runs each again
+// alone); the last then runs again alone, as after a failed batch, and
+// a lazy hint is dropped with its error. Failures are rare (an unknown command's result,
+// a refused enqueue), the savepoints' statements were on every batch: a
+// round trip's result batch (the poll's sent mark, then the result) runs
+// BEGIN, the mark, the result and COMMIT, four SAVEPOINT/RELEASE fewer.
 func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 	s := g.s
 	// The batch's own context: no single caller's cancellation may roll
@@ -393,6 +412,24 @@ func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 	}()
 	errs := make([]error, len(batch))
 	for i, r := range batch {
+		if r.lazy || i == len(batch)-1 {
+			if err := r.fn(tx); err != nil {
+				t.Rollback()
+				others := append(append(make([]*gcRequest, 0, len(batch)-1), batch[:i]...), batch[i+1:]...)
+				oerrs := g.commit(others)
+				copy(errs, oerrs[:i])
+				copy(errs[i+1:], oerrs[i:])
+				errs[i] = err
+				if !r.lazy {
+					// As if the batch had failed: alone, it runs again
+					// in a transaction of its own (an error that ended
+					// the shared transaction is not its own).
+					errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+				}
+				return errs, nil
+			}
+			continue
+		}
 		if _, err := t.ExecContext(ctx, "SAVEPOINT gc"); err != nil {
 			t.Rollback()
 			return nil, err
