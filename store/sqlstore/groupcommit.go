@@ -25,8 +25,9 @@ import (
 // Isolation is unchanged: the transactions of a batch run serially on
 // the one connection, so each sees the ones before it exactly as if they
 // had committed first (SQLite's serial order is the batch order). A
-// transaction whose function fails is rolled back to its savepoint and
-// only its caller gets the error. When the batch itself fails — the
+// transaction whose function fails is rolled back to its savepoint (or,
+// for the two that run without one, the batch without it is committed
+// again: see shared) and only its caller gets the error. When the batch itself fails — the
 // COMMIT, or an error that made SQLite roll back the whole transaction
 // (an I/O error, a full disk, a statement interrupted by a cancelled
 // context) — no caller has been answered yet, and each transaction of
@@ -354,6 +355,10 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		for _, r := range live {
 			r.done <- err
 		}
+		return
+	}
+	if len(live) == 1 { // without commit's slice
+		live[0].done <- g.s.once(live[0].ctx, g.s.d.TxOptions, live[0].fn)
 		return
 	}
 	for i, err := range g.commit(live) {
