@@ -196,8 +196,16 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
 		}
 	}
-	if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
-		return err
+	// On PostgreSQL the savepoint is left as it is: COMMIT commits the
+	// work after it with the transaction, and a RELEASE would be one more
+	// network round trip inside every profile answer's transaction for
+	// nothing the outcome depends on (the statements after it — the next
+	// command's take — run in its subtransaction, which commits with the
+	// rest; a retry is a new transaction).
+	if !tx.d.WritableCTE {
+		if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
+			return err
+		}
 	}
 	ack.Done = err == nil
 	return nil
