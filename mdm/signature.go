@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/pomona-mdm/pomona/untrusted"
 )
@@ -130,35 +131,63 @@ func CheckIdentity(c *x509.Certificate, ca *x509.Certificate, now time.Time) err
 // found to be issued by the CA: that depends only on the certificate's
 // bytes, so the CA signature is checked once per certificate. The validity
 // window is checked every time.
+//
+// The memory is of the certificates' SHA-256 and, in front of it, of the
+// very *x509.Certificate values found good (weak pointers: remembering one
+// keeps nothing alive, and a value that was collected never matches
+// another). A device's certificate comes from CertCache, one value per
+// DER, so its requests skip hashing its ~1 KB of DER again (SHA-256 was
+// ~2 % of an idle poll's handler, docs/benchmarks.md, Session 11 —
+// idle3). A *x509.Certificate must therefore not be modified once checked
+// (nothing in Pomona modifies a parsed certificate; CertCache's are
+// shared already).
 type IdentityChecker struct {
 	CA *x509.Certificate
-	// Max bounds the memory (entries); when full it starts afresh.
+	// Max bounds the memory (entries of each kind); when full it starts
+	// afresh.
 	Max int
 
-	mu   sync.Mutex
-	seen map[[32]byte]struct{}
+	mu     sync.Mutex
+	seen   map[[32]byte]struct{}
+	values map[weak.Pointer[x509.Certificate]]struct{}
 }
+
+// sumCert is the fingerprint the checker remembers (a variable for the
+// test that counts its calls).
+var sumCert = func(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
 
 // Check is CheckIdentity for c.
 func (k *IdentityChecker) Check(c *x509.Certificate, now time.Time) error {
 	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return CheckIdentity(c, k.CA, now) // the same error text
 	}
-	sum := sha256.Sum256(c.Raw)
+	wp := weak.Make(c)
 	k.mu.Lock()
-	_, ok := k.seen[sum]
+	_, ok := k.values[wp]
 	k.mu.Unlock()
 	if ok {
 		return nil
 	}
-	if err := CheckIdentity(c, k.CA, now); err != nil {
-		return err
+	sum := sumCert(c)
+	k.mu.Lock()
+	_, ok = k.seen[sum]
+	k.mu.Unlock()
+	if !ok {
+		if err := CheckIdentity(c, k.CA, now); err != nil {
+			return err
+		}
 	}
 	k.mu.Lock()
-	if k.seen == nil || (k.Max > 0 && len(k.seen) >= k.Max) {
-		k.seen = map[[32]byte]struct{}{}
+	if !ok {
+		if k.seen == nil || (k.Max > 0 && len(k.seen) >= k.Max) {
+			k.seen = map[[32]byte]struct{}{}
+		}
+		k.seen[sum] = struct{}{}
 	}
-	k.seen[sum] = struct{}{}
+	if k.values == nil || (k.Max > 0 && len(k.values) >= k.Max) {
+		k.values = map[weak.Pointer[x509.Certificate]]struct{}{}
+	}
+	k.values[wp] = struct{}{}
 	k.mu.Unlock()
 	return nil
 }

@@ -218,3 +218,55 @@ func TestAttackCertCacheRefusesLargeCertificates(t *testing.T) {
 		t.Fatal("an identity certificate was not remembered")
 	}
 }
+
+// TestIdentityCheckerRemembersValues: a certificate value found good is
+// not hashed again (the value CertCache hands out for every request of a
+// device), another value of the same bytes is hashed and found in the
+// fingerprint memory, and a value whose bytes differ is judged afresh.
+func TestIdentityCheckerRemembersValues(t *testing.T) {
+	ca, _ := pki.NewCA("ca", pki.ECDSAP256, time.Now())
+	c, _ := identity(t, ca)
+	hashed := 0
+	old := sumCert
+	sumCert = func(c *x509.Certificate) [32]byte { hashed++; return old(c) }
+	defer func() { sumCert = old }()
+	k := &IdentityChecker{CA: ca.Cert, Max: 8}
+	for i := 0; i < 3; i++ {
+		if err := k.Check(c, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hashed != 1 {
+		t.Fatalf("the same value hashed %d times, want once", hashed)
+	}
+	again, err := x509.ParseCertificate(c.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Check(again, time.Now()); err != nil || hashed != 2 {
+		t.Fatalf("another value of the same bytes: %v, hashed %d", err, hashed)
+	}
+	forged := *c
+	forged.Raw = append([]byte{}, c.Raw...)
+	forged.Raw[len(forged.Raw)-1] ^= 1
+	forged.Signature = append([]byte{}, c.Signature...)
+	forged.Signature[len(forged.Signature)-1] ^= 1
+	for i := 0; i < 2; i++ {
+		if err := k.Check(&forged, time.Now()); err == nil {
+			t.Fatal("a changed certificate passed from memory")
+		}
+	}
+	// The memory stays within Max values.
+	for i := 0; i < 20; i++ {
+		v, _ := x509.ParseCertificate(c.Raw)
+		if err := k.Check(v, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.mu.Lock()
+	n := len(k.values)
+	k.mu.Unlock()
+	if n > 8 {
+		t.Fatalf("%d values remembered, Max 8", n)
+	}
+}

@@ -2,7 +2,9 @@ package untrusted
 
 import (
 	"bytes"
-	"crypto"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
@@ -34,10 +36,10 @@ type SignedData struct {
 	HasContent bool
 
 	// The one SignerInfo (§5.3).
-	issuer             []byte   // IssuerAndSerialNumber.issuer, the DER Name
-	serial             *big.Int // IssuerAndSerialNumber.serialNumber
-	DigestAlgorithm    asn1.ObjectIdentifier
-	SignatureAlgorithm asn1.ObjectIdentifier
+	issuer []byte   // IssuerAndSerialNumber.issuer, the DER Name
+	serial *big.Int // IssuerAndSerialNumber.serialNumber
+	// digestAlg and sigAlg may be shared values (readOID): never modified.
+	digestAlg, sigAlg asn1.ObjectIdentifier
 	// signedAttrs is the DER of the signed attributes with the SET OF tag
 	// (what the signature covers, §5.4); nil when there are none.
 	signedAttrs    []byte
@@ -110,11 +112,11 @@ func ParseSignedDataWith(in []byte, lim ASN1Limits, parse CertParser, allowed ..
 		return nil, fmt.Errorf("%w: %v", ErrCMS, err)
 	}
 	for _, a := range allowed {
-		if sd.DigestAlgorithm.Equal(a) {
+		if sd.digestAlg.Equal(a) {
 			return sd, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: digest algorithm %v is not accepted", ErrCMS, sd.DigestAlgorithm)
+	return nil, fmt.Errorf("%w: digest algorithm %v is not accepted", ErrCMS, sd.digestAlg)
 }
 
 func parseSignedDataDER(der []byte, parse CertParser) (*SignedData, error) {
@@ -124,7 +126,7 @@ func parseSignedDataDER(der []byte, parse CertParser) (*SignedData, error) {
 	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() {
 		return nil, errors.New("not a ContentInfo")
 	}
-	if !ci.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(oidSignedData) {
+	if !readOID(&ci, &ct) || !ct.Equal(oidSignedData) {
 		return nil, errors.New("not a SignedData")
 	}
 	if !ci.ReadASN1(&content, explicitTag0) || !ci.Empty() {
@@ -141,7 +143,7 @@ func parseSignedDataDER(der []byte, parse CertParser) (*SignedData, error) {
 	}
 	sd := &SignedData{}
 	var eType asn1.ObjectIdentifier
-	if !encap.ReadASN1ObjectIdentifier(&eType) {
+	if !readOID(&encap, &eType) {
 		return nil, errors.New("encapContentInfo: malformed eContentType")
 	}
 	if !encap.Empty() {
@@ -207,7 +209,7 @@ func (sd *SignedData) parseSignerInfo(si cryptobyte.String) error {
 		return errors.New("malformed IssuerAndSerialNumber")
 	}
 	sd.issuer = issuer
-	if !si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) || !digestAlg.ReadASN1ObjectIdentifier(&sd.DigestAlgorithm) {
+	if !si.ReadASN1(&digestAlg, cbasn1.SEQUENCE) || !readOID(&digestAlg, &sd.digestAlg) {
 		return errors.New("malformed digestAlgorithm")
 	}
 	if si.PeekASN1Tag(signedAttrsTag) {
@@ -225,7 +227,7 @@ func (sd *SignedData) parseSignerInfo(si cryptobyte.String) error {
 			return err
 		}
 	}
-	if !si.ReadASN1(&sigAlg, cbasn1.SEQUENCE) || !sigAlg.ReadASN1ObjectIdentifier(&sd.SignatureAlgorithm) {
+	if !si.ReadASN1(&sigAlg, cbasn1.SEQUENCE) || !readOID(&sigAlg, &sd.sigAlg) {
 		return errors.New("malformed signatureAlgorithm")
 	}
 	var sig cryptobyte.String
@@ -249,7 +251,7 @@ func (sd *SignedData) parseSignedAttrs(attrs cryptobyte.String) error {
 	for !attrs.Empty() {
 		var attr, values, value cryptobyte.String
 		var typ asn1.ObjectIdentifier
-		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&typ) || !attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
+		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !readOID(&attr, &typ) || !attr.ReadASN1(&values, cbasn1.SET) || !attr.Empty() {
 			return errors.New("malformed signed attribute")
 		}
 		switch {
@@ -264,8 +266,11 @@ func (sd *SignedData) parseSignedAttrs(attrs cryptobyte.String) error {
 				return errors.New("signingTime must be one value, once")
 			}
 			// encoding/asn1 reads UTCTime and GeneralizedTime exactly as
-			// smallstep/pkcs7 did.
-			if rest, err := asn1.Unmarshal(raw, &sd.signingTime); err != nil || len(rest) != 0 {
+			// smallstep/pkcs7 did; utcTimeZ reads the usual form to the
+			// same value without it.
+			if t, ok := utcTimeZ(raw); ok {
+				sd.signingTime = t
+			} else if rest, err := asn1.Unmarshal(raw, &sd.signingTime); err != nil || len(rest) != 0 {
 				return errors.New("malformed signingTime")
 			}
 			sd.hasSigningTime = true
@@ -298,13 +303,12 @@ func (sd *SignedData) Verify(content []byte, anyTime bool) (*x509.Certificate, e
 	}
 	signed := content
 	if sd.signedAttrs != nil {
-		h, err := hashOf(sd.DigestAlgorithm)
+		var buf [sha512.Size]byte
+		sum, err := digest(buf[:0], sd.digestAlg, content)
 		if err != nil {
 			return nil, err
 		}
-		d := h.New()
-		d.Write(content)
-		if subtle.ConstantTimeCompare(sd.messageDigest, d.Sum(nil)) != 1 {
+		if subtle.ConstantTimeCompare(sd.messageDigest, sum) != 1 {
 			return nil, fmt.Errorf("%w: the message digest does not match the content", ErrCMS)
 		}
 		if sd.hasSigningTime && !anyTime && (sd.signingTime.After(signer.NotAfter) || sd.signingTime.Before(signer.NotBefore)) {
@@ -313,7 +317,7 @@ func (sd *SignedData) Verify(content []byte, anyTime bool) (*x509.Certificate, e
 		}
 		signed = sd.signedAttrs
 	}
-	alg, err := signatureAlgorithm(sd.SignatureAlgorithm, sd.DigestAlgorithm)
+	alg, err := signatureAlgorithm(sd.sigAlg, sd.digestAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -323,18 +327,25 @@ func (sd *SignedData) Verify(content []byte, anyTime bool) (*x509.Certificate, e
 	return signer, nil
 }
 
-func hashOf(alg asn1.ObjectIdentifier) (crypto.Hash, error) {
+// digest appends content's digest with alg to dst: the fixed-size sums,
+// which a caller's array holds without allocating (hash.Hash's New and
+// Sum(nil) cost two allocations a request).
+func digest(dst []byte, alg asn1.ObjectIdentifier, content []byte) ([]byte, error) {
 	switch {
 	case alg.Equal(SHA1):
-		return crypto.SHA1, nil
+		s := sha1.Sum(content)
+		return append(dst, s[:]...), nil
 	case alg.Equal(SHA256):
-		return crypto.SHA256, nil
+		s := sha256.Sum256(content)
+		return append(dst, s[:]...), nil
 	case alg.Equal(SHA384):
-		return crypto.SHA384, nil
+		s := sha512.Sum384(content)
+		return append(dst, s[:]...), nil
 	case alg.Equal(SHA512):
-		return crypto.SHA512, nil
+		s := sha512.Sum512(content)
+		return append(dst, s[:]...), nil
 	}
-	return 0, fmt.Errorf("%w: digest algorithm %v is not supported", ErrCMS, alg)
+	return nil, fmt.Errorf("%w: digest algorithm %v is not supported", ErrCMS, alg)
 }
 
 // signatureAlgorithm maps a SignerInfo's signatureAlgorithm and

@@ -71,7 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use PUT", http.StatusMethodNotAllowed)
 		return
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != want {
+	if ct := r.Header.Get("Content-Type"); ct != want && mediaType(ct) != want {
 		h.Log.Info("MDM request refused: wrong content type", "endpoint", endpoint, "content_type", r.Header.Get("Content-Type"), "remote", r.RemoteAddr)
 		http.Error(w, "Content-Type must be "+want, http.StatusUnsupportedMediaType)
 		h.Metrics.MDM.WithLabelValues(endpoint, "415").Inc()
@@ -118,6 +118,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
 	}
 	resp.write(w)
+}
+
+// mediaType is ct's media type (mime.ParseMediaType, "" when it does not
+// parse). The handler asks it only when ct is not exactly the wanted type,
+// which is what devices send: ParseMediaType of that returns it
+// unchanged, and its parameter map cost an allocation a request.
+func mediaType(ct string) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt
 }
 
 func (h *Handler) forwardedCert(r *http.Request) string {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -176,4 +177,102 @@ func TestPollAndResultStatements(t *testing.T) {
 		t.Fatalf("next on an empty queue: %v", err)
 	}
 	count("a poll that finds nothing", 1)
+}
+
+// TestProfileAnswerStatements counts a profile wave's install answer on
+// PostgreSQL: BEGIN, the status read and result write, SAVEPOINT, the
+// item's read, acknowledgement and superseded certificates in one
+// statement, the verifying ProfileList's "none waits" check and enqueue
+// in one statement, the next command's take (that ProfileList) and
+// COMMIT — 7 round trips (12 before session 11: the item work was six
+// statements, and a RELEASE SAVEPOINT followed it). The ProfileList's
+// answer is BEGIN, the result, SAVEPOINT, the items read, the item's put,
+// the take and COMMIT: 7 (8 before). The second answer of the same
+// install is a repeat: nothing acknowledged or queued again; an install
+// answered while a ProfileList waits queues none.
+func TestProfileAnswerStatements(t *testing.T) {
+	ctx := context.Background()
+	s, log := tracedStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"},
+		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	install := func(uuid string, fetch bool) {
+		t.Helper()
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing",
+			Version: 1, Hash: "h1", CommandUUID: uuid, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); fetch && (err != nil || q.UUID != uuid) {
+			t.Fatalf("next: %+v %v", q, err)
+		}
+		log.take()
+	}
+	n := 0
+	newAck := func() *store.ProfileAck {
+		return &store.ProfileAck{Verify: func() *store.CommandRecord {
+			n++
+			return &store.CommandRecord{UUID: fmt.Sprintf("list-%d", n), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
+		}}
+	}
+	count := func(what string, want int) {
+		t.Helper()
+		if got := log.take(); len(got) != want {
+			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		}
+	}
+
+	install("i1", true)
+	ack := newAck()
+	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "i1", "Acknowledged", []byte("<plist/>"), now, nil, ack)
+	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
+		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
+	}
+	count("an acknowledged install that queues its ProfileList", 7)
+	its, err := s.ProfileItems(ctx, "e1")
+	if err != nil || len(its) != 1 || !its[0].Acknowledged || !its[0].UpdatedAt.Equal(now) {
+		t.Fatalf("items after the answer: %+v %v", its, err)
+	}
+
+	// The same answer again: a repeat, nothing queued (list-1, sent and
+	// unanswered, is handed out again).
+	ack = newAck()
+	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i1", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
+		t.Fatalf("repeat: %+v %+v %v", ack, q, err)
+	}
+	log.take()
+
+	// A new install (queued behind list-1, which the poll hands out
+	// again) answered while list-1 still waits: it
+	// verifies this install too, so none is queued and list-1 is next.
+	install("i2", false)
+	ack = newAck()
+	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i2", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
+		t.Fatalf("install answer with a ProfileList waiting: %+v %+v %v", ack, q, err)
+	}
+	count("an acknowledged install with a ProfileList waiting", 7)
+	if got, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(got) != 3 {
+		t.Fatalf("queue: %d rows %v, want i1, list-1, i2", len(got), err)
+	}
+	log.take()
+
+	// list-1's answer verifies both installs.
+	list := &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
+		for i := range items {
+			items[i].State = "installed"
+		}
+		return items, nil
+	}}
+	if rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-1", "Acknowledged", []byte("<plist/>"), now, nil, list); err != nil || rt != "ProfileList" || !list.Done || len(list.Put) != 1 || q != nil {
+		t.Fatalf("list answer: %q %+v %+v %v", rt, list, q, err)
+	}
+	count("an acknowledged ProfileList with one item", 7)
+	if its, err := s.ProfileItems(ctx, "e1"); err != nil || len(its) != 1 || its[0].State != "installed" {
+		t.Fatalf("items after the list: %+v %v", its, err)
+	}
 }

@@ -89,6 +89,10 @@ var Dialect = sqlstore.Dialect{
 	},
 }
 
+// maxConns bounds one instance's connections to PostgreSQL (open, and
+// kept idle).
+const maxConns = 20
+
 // Open connects to the database at dbURL (postgres://…) and applies
 // pending migrations. Instances starting together apply each migration once.
 func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
@@ -96,8 +100,15 @@ func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	// As many idle connections kept as may be open: with fewer, every
+	// burst above the idle limit (a profile wave: 32 requests in flight)
+	// closed the connections it returned and opened new ones a moment
+	// later — a PostgreSQL backend started per connection, every
+	// statement parsed and planned anew on it (54 new sessions per 600
+	// wave round trips, docs/benchmarks.md "Session 11 — pgwave"). Idle
+	// connections still close after ConnMaxIdleTime.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

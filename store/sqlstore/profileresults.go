@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -53,6 +54,9 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 // (its own, or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
 	now time.Time) (*store.ProfileItem, bool, error) {
+	if s.d.WritableCTE && (verify == nil || verify.Audit == nil) {
+		return s.acknowledgeItemCTE(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+	}
 	it, err := scanItem(tx.QueryRowContext(ctx, itemForCommandSQL+s.d.ForUpdate,
 		enrollmentID, commandUUID))
 	if err != nil {
@@ -84,6 +88,76 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 		return nil, false, err
 	}
 	return it, true, nil
+}
+
+// ackItemSQL is acknowledgeItem's item work as one statement
+// (Dialect.WritableCTE: PostgreSQL): it reads and locks the item of the
+// command (FOR UPDATE, as the read alone did), and unless it is already
+// acknowledged without an error (a repeated answer: nothing written)
+// acknowledges it and revokes the certificates of the profile's earlier
+// installs (revokeSuperseded's statement). It answers the item as read,
+// before the write (none: no item has the command). Every part sees the
+// statement's one snapshot, so the writes decide exactly what the read
+// then the Go code decided. Arguments: enrollment id, command uuid,
+// updated_at (µs), revoked_at (µs), revoked_by, enrollment id, command
+// uuid.
+const ackItemSQL = `WITH it AS (SELECT ` + itemColumns + ` FROM profile_items i WHERE i.enrollment_id = ? AND i.command_uuid = ? LIMIT 1 FOR UPDATE),
+	upd AS (UPDATE profile_items p SET acknowledged = 1, error = '', updated_at = CAST(? AS BIGINT) FROM it
+		WHERE p.enrollment_id = it.enrollment_id AND p.profile_id = it.profile_id AND NOT (it.acknowledged <> 0 AND it.error = '')
+		RETURNING p.profile_id),
+	rev AS (UPDATE profile_certs pc SET revoked_at = CAST(? AS BIGINT), revoked_by = CAST(? AS TEXT) FROM upd
+		WHERE pc.enrollment_id = ? AND pc.profile_id = upd.profile_id AND pc.command_uuid <> ? AND pc.revoked_at = 0)
+	SELECT enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at FROM it`
+
+// verifyEnqueueSQL is acknowledgeItem's "unless a ProfileList waits,
+// queue the verifying one" as one statement (Dialect.WritableCTE): the
+// profileListWaiting read, and enqueueOneSQL's command and queue row
+// inserted only when it found none. One row affected: queued; none: a
+// ProfileList waits. Arguments: channel id, then enqueueOneSQL's (uuid,
+// request type, payload, created_at, expires_at, created_by, channel id,
+// channel id, status, updated_at). Built once (Store.verifyEnqueueQ).
+func (s *Store) verifyEnqueueSQL() string {
+	waiting := strings.Replace(profileListWaiting, "SELECT 1 FROM queue q", "SELECT 1 AS one FROM queue q", 1)
+	return `WITH w AS (` + waiting + `),
+	c AS (INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by)
+		SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BYTEA), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT)
+		WHERE NOT EXISTS (SELECT 1 FROM w) RETURNING uuid)
+	INSERT INTO queue (channel_id, command_uuid, seq, status, updated_at)
+		SELECT CAST(? AS TEXT), c.uuid, ` + s.d.Greatest + `(` + s.d.SeqClock + `, (SELECT COALESCE(MAX(seq), 0) + 1 FROM queue
+			WHERE channel_id = ? AND status IN ` + claimable(true) + `)), CAST(? AS TEXT), CAST(? AS BIGINT) FROM c`
+}
+
+// acknowledgeItemCTE is acknowledgeItem on a WritableCTE dialect: the
+// same reads and writes in two statements (ackItemSQL, verifyEnqueueSQL)
+// instead of six, i.e. four network round trips fewer inside the
+// result's transaction on PostgreSQL, where a wave's transactions spent
+// most of their time waiting for the server's next statement
+// (docs/benchmarks.md, "Session 11 — pgwave").
+func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
+	now time.Time) (*store.ProfileItem, bool, error) {
+	at := toMicros(now)
+	it, err := scanItem(tx.QueryRowContext(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
+	if err != nil {
+		return nil, false, err
+	}
+	if it.Acknowledged && it.Error == "" {
+		return it, false, nil // a repeated answer: nothing changed
+	}
+	first := !it.Acknowledged
+	it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
+	if verify == nil || !first {
+		return it, false, nil
+	}
+	res, err := tx.ExecContext(ctx, s.verifyEnqueueQ, channelID, verify.UUID, verify.RequestType, verify.Payload, toMicros(verify.CreatedAt),
+		toMicros(verify.ExpiresAt), verify.CreatedBy, channelID, channelID, store.QueueQueued, toMicros(verify.CreatedAt))
+	if err != nil {
+		return nil, false, s.constraint(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, false, err
+	}
+	return it, n == 1, nil
 }
 
 // ackInResult applies an Acknowledged answer to one of Pomona's profile
@@ -122,8 +196,16 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
 		}
 	}
-	if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
-		return err
+	// On PostgreSQL the savepoint is left as it is: COMMIT commits the
+	// work after it with the transaction, and a RELEASE would be one more
+	// network round trip inside every profile answer's transaction for
+	// nothing the outcome depends on (the statements after it — the next
+	// command's take — run in its subtransaction, which commits with the
+	// rest; a retry is a new transaction).
+	if !tx.d.WritableCTE {
+		if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
+			return err
+		}
 	}
 	ack.Done = err == nil
 	return nil

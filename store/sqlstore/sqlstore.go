@@ -181,6 +181,8 @@ type Store struct {
 	// enqueueOneQ holds enqueueOneSQL without and with the audit entry,
 	// built once (Dialect.WritableCTE).
 	enqueueOneQ [2]string
+	// verifyEnqueueQ is verifyEnqueueSQL, built once (Dialect.WritableCTE).
+	verifyEnqueueQ string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -191,6 +193,7 @@ func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
 	if d.WritableCTE {
 		s.enqueueOneQ = [2]string{s.enqueueOneSQL(false), s.enqueueOneSQL(true)}
+		s.verifyEnqueueQ = s.verifyEnqueueSQL()
 	}
 	if d.GroupCommit {
 		s.gc = newGroupCommitter(s)
