@@ -1,9 +1,9 @@
 package api
 
 import (
-	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
 
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/store"
 )

@@ -1,10 +1,10 @@
 package api
 
 import (
-	"github.com/pomona-mdm/pomona/apitypes"
 	"net/http"
 	"strconv"
 
+	"github.com/pomona-mdm/pomona/apitypes"
 	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/store"

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit (SQLite). SQLite has one writer and, with
@@ -23,8 +25,9 @@ import (
 // Isolation is unchanged: the transactions of a batch run serially on
 // the one connection, so each sees the ones before it exactly as if they
 // had committed first (SQLite's serial order is the batch order). A
-// transaction whose function fails is rolled back to its savepoint and
-// only its caller gets the error. When the batch itself fails — the
+// transaction whose function fails is rolled back to its savepoint (or,
+// for the two that run without one, the batch without it is committed
+// again: see shared) and only its caller gets the error. When the batch itself fails — the
 // COMMIT, or an error that made SQLite roll back the whole transaction
 // (an I/O error, a full disk, a statement interrupted by a cancelled
 // context) — no caller has been answered yet, and each transaction of
@@ -36,6 +39,13 @@ import (
 // commit's latency stays short under a flood of writers.
 const maxBatch = 64
 
+// hintWait bounds how long a batch made only of lazy hints (doHintLater)
+// waits for a durable write to ride with: a command's sent mark is
+// followed, when the device answers at once, by its result's durable
+// transaction a few milliseconds later, which then commits both with one
+// COMMIT. Until then the mark is unseen by the read pool (see settle).
+const hintWait = 5 * time.Millisecond
+
 // gcRequest is one transaction waiting for the committer.
 type gcRequest struct {
 	ctx  context.Context
@@ -46,6 +56,8 @@ type gcRequest struct {
 	// alone: a large transaction committed in a transaction of its own
 	// (see doAlone).
 	alone bool
+	// lazy: a hint nobody waits for (see doHintLater); also hint.
+	lazy bool
 }
 
 type groupCommitter struct {
@@ -58,12 +70,17 @@ type groupCommitter struct {
 	// committer ("" unknown: the DSN's FULL, or a PRAGMA that failed).
 	// Only the committer's goroutine touches it.
 	sync string
+	// lazy counts the lazy hints submitted and not yet run (settle).
+	lazy atomic.Int64
+	// hold is how long a batch of lazy hints waits (hintWait; tests
+	// change it before the first request).
+	hold time.Duration
 }
 
 var errStoreClosed = errors.New("the store is closed")
 
 func newGroupCommitter(s *Store) *groupCommitter {
-	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{})}
+	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{}), hold: hintWait}
 	g.wg.Add(1)
 	go g.loop()
 	return g
@@ -121,6 +138,52 @@ func (g *groupCommitter) doHint(ctx context.Context, fn func(*Tx) error) error {
 	return g.submit(ctx, r)
 }
 
+// doHintLater is doHint without the wait: fn is handed to the committer
+// and doHintLater returns at once, before fn has run, so the caller never
+// learns fn's error (a hint's failure leaves what it would have marked
+// unmarked, which a hint may). fn runs on the committer's goroutine with
+// a context that is never cancelled (the caller's request may be over by
+// then; use the *Tx, not the caller's context), in FIFO order with every
+// other request: a transaction submitted after doHintLater returned sees
+// fn's write. A batch made only of lazy hints is held up to hintWait for
+// a durable write to join it (its FULL commit then covers the hint, and
+// the hint-only commit with its two PRAGMA switches is saved); otherwise
+// it commits with NORMAL as doHint's. Readers on the read pool see the
+// write once its batch has committed; settle waits for that.
+func (g *groupCommitter) doHintLater(fn func(*Tx) error) error {
+	r := &gcRequest{ctx: context.Background(), fn: recovered(fn), done: make(chan error, 1), hint: true, lazy: true}
+	g.lazy.Add(1)
+	select {
+	case g.reqs <- r:
+		return nil
+	case <-g.stop:
+		g.lazy.Add(-1)
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	}
+}
+
+// settle returns once every lazy hint submitted before it has committed
+// (or failed): a read on the read pool after settle sees them, as it saw a
+// doHint's write when doHint returned. With none pending (the usual case)
+// it is one atomic load; otherwise it submits an empty hint, which ends a
+// held batch at once and commits behind the lazy ones (FIFO).
+func (g *groupCommitter) settle(ctx context.Context) error {
+	if g == nil || g.lazy.Load() == 0 {
+		return nil
+	}
+	return g.doHint(ctx, func(*Tx) error { return nil })
+}
+
+// lazyOnly says whether every request of batch is a lazy hint.
+func lazyOnly(batch []*gcRequest) bool {
+	for _, r := range batch {
+		if !r.lazy {
+			return false
+		}
+	}
+	return true
+}
+
 // setSync sets the writer connection's synchronous level for the next
 // COMMIT: NORMAL when every transaction of the batch is a hint, FULL
 // otherwise. The PRAGMA runs outside a transaction on the writer pool's
@@ -170,34 +233,84 @@ func (g *groupCommitter) close() {
 func (g *groupCommitter) loop() {
 	defer g.wg.Done()
 	batch := make([]*gcRequest, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for {
 		select {
 		case r := <-g.reqs:
 			batch = append(batch[:0], r)
 		case <-g.stop:
-			// Whatever is still queued was never run.
+			// Whatever is still queued was never run; lazy hints (nobody
+			// waits for them) are committed, the others refused.
+			batch = batch[:0]
 			for {
 				select {
 				case r := <-g.reqs:
+					if r.lazy && len(batch) < maxBatch {
+						batch = append(batch, r)
+						continue
+					}
 					r.done <- fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+					if r.lazy {
+						g.lazy.Add(-1)
+					}
 				default:
+					g.runCounted(batch)
 					return
 				}
 			}
 		}
 		// Everyone who arrived while the last batch was committing
-		// shares this one.
+		// shares this one; a batch of lazy hints alone waits a little for
+		// a durable write (doHintLater).
+		held := false
 	more:
 		for len(batch) < maxBatch {
 			select {
 			case r := <-g.reqs:
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			if !lazyOnly(batch) {
+				break
+			}
+			if !held {
+				held = true
+				wait.Reset(g.hold)
+			}
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			case <-wait.C:
+				held = false
+				break more
+			case <-g.stop:
 				break more
 			}
 		}
-		g.run(batch)
+		if held {
+			wait.Stop()
+		}
+		g.runCounted(batch)
 		clear(batch)
+	}
+}
+
+// runCounted is run, then counts the batch's lazy hints as done (settle).
+func (g *groupCommitter) runCounted(batch []*gcRequest) {
+	if len(batch) == 0 {
+		return
+	}
+	g.run(batch)
+	var n int64
+	for _, r := range batch {
+		if r.lazy {
+			n++
+		}
+	}
+	if n > 0 {
+		g.lazy.Add(-n)
 	}
 }
 
@@ -244,28 +357,48 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		}
 		return
 	}
-	switch len(live) {
-	case 1:
+	if len(live) == 1 { // without commit's slice
 		live[0].done <- g.s.once(live[0].ctx, g.s.d.TxOptions, live[0].fn)
 		return
 	}
-	errs, err := g.shared(live)
+	for i, err := range g.commit(live) {
+		live[i].done <- err
+	}
+}
+
+// commit runs batch's transactions, sharing one COMMIT when there are
+// several, and returns each one's error.
+func (g *groupCommitter) commit(batch []*gcRequest) []error {
+	if len(batch) == 1 {
+		return []error{g.s.once(batch[0].ctx, g.s.d.TxOptions, batch[0].fn)}
+	}
+	errs, err := g.shared(batch)
 	if err != nil {
 		// The batch as a whole failed and nothing of it is durable: each
 		// transaction runs again on its own.
-		for _, r := range live {
-			r.done <- g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+		errs = make([]error, len(batch))
+		for i, r := range batch {
+			errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
 		}
-		return
 	}
-	for i, r := range live {
-		r.done <- errs[i]
-	}
+	return errs
 }
 
 // shared runs the batch's transactions in one database transaction, each
 // behind a savepoint, and commits. It returns each function's own error,
 // or an error for the batch as a whole (then nothing was committed).
+//
+// Two need no savepoint: a lazy hint (one statement, which SQLite undoes
+// by itself when it fails) and the batch's last transaction (nothing runs
+// after it). When one of those fails, the whole transaction is rolled
+// back — the failure may have ended it (an I/O error), and the last one's
+// earlier statements must not commit — and the others commit without it
+// (commit: they run again, as a batch whose failure runs each again
+// alone); the last then runs again alone, as after a failed batch, and
+// a lazy hint is dropped with its error. Failures are rare (an unknown command's result,
+// a refused enqueue), the savepoints' statements were on every batch: a
+// round trip's result batch (the poll's sent mark, then the result) runs
+// BEGIN, the mark, the result and COMMIT, four SAVEPOINT/RELEASE fewer.
 func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 	s := g.s
 	// The batch's own context: no single caller's cancellation may roll
@@ -284,6 +417,24 @@ func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 	}()
 	errs := make([]error, len(batch))
 	for i, r := range batch {
+		if r.lazy || i == len(batch)-1 {
+			if err := r.fn(tx); err != nil {
+				t.Rollback()
+				others := append(append(make([]*gcRequest, 0, len(batch)-1), batch[:i]...), batch[i+1:]...)
+				oerrs := g.commit(others)
+				copy(errs, oerrs[:i])
+				copy(errs[i+1:], oerrs[i:])
+				errs[i] = err
+				if !r.lazy {
+					// As if the batch had failed: alone, it runs again
+					// in a transaction of its own (an error that ended
+					// the shared transaction is not its own).
+					errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+				}
+				return errs, nil
+			}
+			continue
+		}
 		if _, err := t.ExecContext(ctx, "SAVEPOINT gc"); err != nil {
 			t.Rollback()
 			return nil, err

@@ -208,3 +208,159 @@ func groupCommitStore(t *testing.T) (*Store, string) {
 	t.Cleanup(func() { s.Close() })
 	return s, dsn
 }
+
+// A lazy hint (doHintLater, a poll's sent mark) returns before it runs,
+// is held while nothing durable comes, and then shares the next durable
+// batch's one COMMIT: the durable transaction sees it (FIFO), another
+// connection sees neither before that COMMIT and both after it. settle
+// makes a held hint visible to the read pool; Close commits one still
+// held.
+func TestLazyHintRidesWithTheNextDurableBatch(t *testing.T) {
+	ctx := context.Background()
+	s, dsn := groupCommitStore(t)
+	s.gc.hold = time.Hour // only a durable write, settle or Close ends the wait
+	other, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := s.w.DB.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	count := func(db *sql.DB) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	lazy := func(k int) {
+		t.Helper()
+		if err := s.gc.doHintLater(func(tx *Tx) error {
+			_, err := tx.ExecContext(context.Background(), `INSERT INTO t (k, v) VALUES (?, 1)`, k)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lazy(1)
+	time.Sleep(20 * time.Millisecond) // the committer holds it
+	if n := count(other); n != 0 {
+		t.Fatalf("a held lazy hint is visible to another connection (%d rows)", n)
+	}
+	inside, outside := -1, -1
+	if err := s.tx(ctx, func(tx *Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&inside); err != nil {
+			return err
+		}
+		outside = count(other)
+		_, err := tx.ExecContext(ctx, `INSERT INTO t (k, v) VALUES (2, 1)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inside != 1 || outside != 0 {
+		t.Fatalf("inside the durable transaction: it saw %d rows (want the hint's 1), another connection %d (want 0: one COMMIT for both)", inside, outside)
+	}
+	if n := count(other); n != 2 {
+		t.Fatalf("after the durable commit %d rows, want 2", n)
+	}
+	if s.gc.lazy.Load() != 0 {
+		t.Fatalf("%d lazy hints still counted after their commit", s.gc.lazy.Load())
+	}
+	lazy(3)
+	if err := s.gc.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(s.r.DB); n != 3 {
+		t.Fatalf("after settle %d rows, want 3", n)
+	}
+	var level int
+	if err := s.w.DB.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil || level != 1 {
+		t.Fatalf("a batch of hints only committed with synchronous=%d (%v), want NORMAL (1)", level, err)
+	}
+	lazy(4)
+	time.Sleep(20 * time.Millisecond)
+	s.Close()
+	if n := count(other); n != 4 {
+		t.Fatalf("after Close %d rows, want 4 (the held hint committed)", n)
+	}
+}
+
+// In a shared batch the lazy hints and the last transaction run without a
+// savepoint; when one of them fails, nothing of it stays, the others
+// commit, and each caller gets its own error.
+func TestSharedBatchFailuresWithoutSavepoints(t *testing.T) {
+	ctx := context.Background()
+	s, _ := groupCommitStore(t)
+	if _, err := s.w.DB.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	errOwn := fmt.Errorf("its own error")
+	write := func(ks ...int) func(*Tx) error {
+		return func(tx *Tx) error {
+			for _, k := range ks {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO t (k, v) VALUES (?, 1)`, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	failing := func(ks ...int) func(*Tx) error {
+		return func(tx *Tx) error {
+			if err := write(ks...)(tx); err != nil {
+				return err
+			}
+			return errOwn
+		}
+	}
+	type req struct {
+		fn      func(*Tx) error
+		lazy    bool
+		wantErr bool
+	}
+	for _, tc := range []struct {
+		name string
+		reqs []req
+		want string // the keys in t afterwards
+	}{
+		{"all succeed", []req{{fn: write(1), lazy: true}, {fn: write(2)}, {fn: write(3, 4)}}, "[1 2 3 4]"},
+		{"last fails", []req{{fn: write(1), lazy: true}, {fn: write(2)}, {fn: failing(3, 4), wantErr: true}}, "[1 2]"},
+		{"lazy fails", []req{{fn: write(1)}, {fn: write(1), lazy: true, wantErr: true}, {fn: write(2)}}, "[1 2]"},
+		{"middle fails behind its savepoint", []req{{fn: write(1), lazy: true}, {fn: failing(2, 3), wantErr: true}, {fn: write(4)}}, "[1 4]"},
+		{"only the lazy one succeeds", []req{{fn: write(1), lazy: true}, {fn: failing(2), wantErr: true}}, "[1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.w.DB.ExecContext(ctx, `DELETE FROM t`); err != nil {
+				t.Fatal(err)
+			}
+			batch := make([]*gcRequest, len(tc.reqs))
+			for i, r := range tc.reqs {
+				batch[i] = &gcRequest{ctx: ctx, fn: r.fn, done: make(chan error, 1), hint: r.lazy, lazy: r.lazy}
+			}
+			s.gc.run(batch)
+			for i, r := range batch {
+				err := <-r.done
+				if (err != nil) != tc.reqs[i].wantErr {
+					t.Fatalf("request %d: error %v, want an error: %v", i, err, tc.reqs[i].wantErr)
+				}
+			}
+			var ks []int
+			rows, err := s.w.DB.QueryContext(ctx, `SELECT k FROM t ORDER BY k`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var k int
+				rows.Scan(&k)
+				ks = append(ks, k)
+			}
+			rows.Close()
+			if fmt.Sprint(ks) != tc.want {
+				t.Fatalf("rows %v, want %s", ks, tc.want)
+			}
+		})
+	}
+}

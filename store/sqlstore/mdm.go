@@ -550,9 +550,12 @@ func take(query func(q string, args ...any) *sql.Row, ref, channelID string, aft
 }
 
 // next hands out channelID's next command: read the first claimable row,
-// mark it sent (or expired, and read on), both through the functions
-// given (a transaction's, or the read pool and hint writes).
-func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write func(q string, args ...any) (int64, error),
+// mark it expired through write and read on, or mark it sent through mark
+// (a transaction's statements for both, or the read pool, a hint write for
+// expired marks — the next read must see it — and a lazy hint for the sent
+// mark). mark answers the rows it changed; 0 means the row was answered
+// meanwhile and the next one is read.
+func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write, mark func(q string, args ...any) (int64, error),
 	ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
 	at := toMicros(now)
 	for {
@@ -569,7 +572,7 @@ func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write 
 			}
 			continue
 		}
-		n, err := write(claimSQL(afterIdle), store.QueueSent, at, at, at, channelID, q.UUID)
+		n, err := mark(claimSQL(afterIdle), store.QueueSent, at, at, at, channelID, q.UUID)
 		if err != nil {
 			return nil, err
 		}
@@ -582,14 +585,28 @@ func next(ctx context.Context, read func(q string, args ...any) *sql.Row, write 
 }
 
 // NextCommand reads the next command on the read pool and marks it sent
-// with a hint write (Store.hint): the mark is what the API, the console
-// and the re-push job (WaitingChannels: a sent command is not pushed for)
-// show, but it needs no fsync of its own before the device is answered —
-// lost in a crash, the command is still queued and goes again on the
-// next poll, as a sent command never answered does anyway. On SQLite it
-// costs a commit without fsync (durable with the next durable commit);
-// on PostgreSQL the read and the mark are one autocommitted statement
-// (take), a round trip fewer per fetching poll.
+// with a hint write: the mark is what the API, the console and the
+// re-push job (WaitingChannels: a sent command is not pushed for) show,
+// but it needs no fsync of its own before the device is answered — lost
+// in a crash, the command is still queued and goes again on the next
+// poll, as a sent command never answered does anyway. On PostgreSQL the
+// read and the mark are one autocommitted statement (take), a round trip
+// fewer per fetching poll.
+//
+// On SQLite the mark is a lazy hint (groupcommit.go, doHintLater): the
+// poll is answered without waiting for it, and it commits with the next
+// batch — usually the device's result a few milliseconds later, whose one
+// durable COMMIT then carries both (no commit, BEGIN or PRAGMA switch of
+// its own), or alone without fsync after hintWait. What that changes:
+// the writer's transactions (the result, an enqueue) see the mark at
+// once (FIFO); the status reads of the read pool (QueuedCommands,
+// CommandSummaries, ChannelCommand, WaitingChannels) settle first, so
+// they see it too; the next poll reads claimable rows, sent or queued
+// alike. A row answered between the read and the mark (a second request
+// of the same device at once) is handed out anyway — the device's second
+// answer is a repeat, which RecordResult ignores — where the synchronous
+// mark passed over it. A crash before the batch commits loses the mark,
+// as a crash before the unsynced commit did.
 //
 // It reads the full row at once, with no cheaper look first: an Idle poll
 // with an empty queue no longer comes here (DeviceRequest's
@@ -604,8 +621,19 @@ func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdl
 		// below, written with the read.
 		return take(func(q string, args ...any) *sql.Row { return s.w.QueryRowContext(ctx, q, args...) }, ref, channelID, afterIdle, now)
 	}
-	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) },
-		func(q string, args ...any) (int64, error) { return s.hint(ctx, q, args...) }, ref, channelID, afterIdle, now)
+	hint := func(q string, args ...any) (int64, error) { return s.hint(ctx, q, args...) }
+	mark := hint
+	if s.gc != nil {
+		mark = func(q string, args ...any) (int64, error) {
+			err := s.gc.doHintLater(func(tx *Tx) error {
+				_, err := tx.ExecContext(context.Background(), q, args...)
+				return err
+			})
+			return 1, err
+		}
+	}
+	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) }, hint, mark,
+		ref, channelID, afterIdle, now)
 }
 
 // hint runs one write statement that may be lost in a crash without harm
@@ -695,14 +723,15 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		if s.d.WritableCTE {
 			q, err = take(func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) }, ref, channelID, false, now)
 		} else {
-			q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) },
-				func(q string, args ...any) (int64, error) {
-					res, err := tx.ExecContext(ctx, q, args...)
-					if err != nil {
-						return 0, err
-					}
-					return res.RowsAffected()
-				}, ref, channelID, false, now)
+			write := func(q string, args ...any) (int64, error) {
+				res, err := tx.ExecContext(ctx, q, args...)
+				if err != nil {
+					return 0, err
+				}
+				return res.RowsAffected()
+			}
+			q, err = next(ctx, func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) }, write, write,
+				ref, channelID, false, now)
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			q = nil
@@ -922,6 +951,9 @@ func (s *Store) QueuedCommands(ctx context.Context, channelID string, limit int)
 	if limit <= 0 {
 		limit = 100
 	}
+	if err := s.gc.settle(ctx); err != nil {
+		return nil, err
+	}
 	return collect(ctx, s.r, scanQueued, `SELECT `+queuedColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, channelID, limit)
 }
@@ -947,6 +979,9 @@ func (s *Store) CommandSummaries(ctx context.Context, channelID string, limit, m
 	if limit <= 0 {
 		limit = 100
 	}
+	if err := s.gc.settle(ctx); err != nil {
+		return nil, err
+	}
 	return collect(ctx, s.r, scanCommandSummary, `SELECT `+commandSummaryColumns+` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		WHERE q.channel_id = ? ORDER BY q.seq DESC LIMIT ?`, max(maxResult, 0), channelID, limit)
 }
@@ -958,6 +993,9 @@ type scannerFunc func(dest ...any) error
 func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
 
 func (s *Store) ChannelCommand(ctx context.Context, ref, uuid string) (*store.QueuedCommand, string, error) {
+	if err := s.gc.settle(ctx); err != nil { // a lazy sent mark (NextCommand)
+		return nil, "", err
+	}
 	var kind string
 	q, err := scanQueued(scannerFunc(func(dest ...any) error {
 		return s.r.QueryRowContext(ctx, `SELECT `+queuedColumns+`, ch.kind FROM queue q JOIN commands c ON c.uuid = q.command_uuid
@@ -1056,6 +1094,9 @@ func (s *Store) TargetChannels(ctx context.Context, f store.TargetFilter) ([]sto
 }
 
 func (s *Store) WaitingChannels(ctx context.Context, waitingSince, pushedBefore time.Time, limit int) ([]store.Channel, error) {
+	if err := s.gc.settle(ctx); err != nil { // a lazy sent mark (NextCommand)
+		return nil, err
+	}
 	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE push_dead = 0 AND push_magic <> '' AND last_push_at < ?
 		AND id IN (SELECT channel_id FROM queue WHERE status IN ('queued', 'NotNow') AND updated_at < ?) ORDER BY last_push_at LIMIT ?`,
 		toMicros(pushedBefore), toMicros(waitingSince), limit)

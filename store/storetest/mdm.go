@@ -29,6 +29,7 @@ func mdmTests() []namedTest {
 		{"Inventory", testInventory},
 		{"LostDeliveryResent", testLostDelivery},
 		{"ResultAndNextInOneWrite", testResultNext},
+		{"SentMarkSeenByStatusReads", testSentMarkSeen},
 		{"UndeliverableLeavesTheQueue", testUndeliverable},
 		{"CommandSummariesBounded", testCommandSummaries},
 		{"Audit", testAudit},
@@ -1072,4 +1073,83 @@ func testCommandSummaries(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	_, _, err = s.ChannelCommand(ctx, e1.ID, "nope")
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// testSentMarkSeen: once NextCommand has returned, every read of a
+// command's status says sent (on SQLite the mark is a lazy hint that
+// commits later: these reads settle first) and the re-push job no longer
+// lists the channel as waiting.
+func testSentMarkSeen(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, _ := enrolled(t, s)
+	t0 := now()
+	c := &store.Channel{ID: "SM-1", DeviceID: e1.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "magic", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.PutChannel(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() bool {
+		t.Helper()
+		chs, err := s.WaitingChannels(ctx, t0.Add(time.Hour), t0.Add(time.Hour), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chs {
+			if ch.ID == "SM-1" {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range 3 {
+		uuid := fmt.Sprintf("sm-%d", i)
+		if err := s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "ProfileList", Payload: []byte("p"), CreatedAt: t0}, []string{"SM-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if !waiting() {
+			t.Fatalf("%s: a queued command's channel is not waiting", uuid)
+		}
+		at := t0.Add(time.Duration(i+1) * time.Second)
+		q, err := s.NextCommand(ctx, e1.ID, "SM-1", true, at)
+		if err != nil || q.UUID != uuid {
+			t.Fatalf("%s: next %+v %v", uuid, q, err)
+		}
+		reads := []struct {
+			name string
+			read func() (string, time.Time, error)
+		}{
+			{"QueuedCommands", func() (string, time.Time, error) {
+				list, err := s.QueuedCommands(ctx, "SM-1", 1)
+				if err != nil || len(list) != 1 {
+					return "", time.Time{}, fmt.Errorf("%d rows, %v", len(list), err)
+				}
+				return list[0].Status, list[0].SentAt, nil
+			}},
+			{"CommandSummaries", func() (string, time.Time, error) {
+				list, err := s.CommandSummaries(ctx, "SM-1", 1, 0)
+				if err != nil || len(list) != 1 {
+					return "", time.Time{}, fmt.Errorf("%d rows, %v", len(list), err)
+				}
+				return list[0].Status, list[0].SentAt, nil
+			}},
+			{"ChannelCommand", func() (string, time.Time, error) {
+				q, _, err := s.ChannelCommand(ctx, e1.ID, uuid)
+				if err != nil {
+					return "", time.Time{}, err
+				}
+				return q.Status, q.SentAt, nil
+			}},
+		}
+		for _, r := range reads {
+			st, sent, err := r.read()
+			if err != nil || st != store.QueueSent || !sent.Equal(at) {
+				t.Fatalf("%s after NextCommand of %s: %q sent at %v (%v), want sent at %v", r.name, uuid, st, sent, err, at)
+			}
+		}
+		if waiting() {
+			t.Fatalf("%s: the channel of a sent command is still waiting", uuid)
+		}
+		if _, _, err := s.RecordResultNext(ctx, e1.ID, "SM-1", uuid, "Acknowledged", []byte("r"), at, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
