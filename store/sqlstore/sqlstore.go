@@ -566,20 +566,26 @@ const foreignKeysOff = "-- migrate: foreign_keys off\n"
 // foreign keys on again. With them on, dropping a rebuilt table would
 // cascade-delete every row referring to it (queue's rows of channels),
 // and renaming it would rewrite the references to follow the old table.
-// Runs at Open, before anything else uses the connection; an error to
-// turn them back on is returned (the caller closes the store), so no
-// connection is left without them.
+// Runs at Open, before anything else uses the connection; the setting
+// is put back as it was (on, from the DSN), and an error doing so is
+// returned (the caller closes the store), so no connection is left
+// without them.
 func (s *Store) migrateForeignKeysOff(ctx context.Context, apply func(*Tx) error) (err error) {
 	conn, err := s.w.DB.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// Back to the connection's own setting afterwards (the DSN's: on).
+	var was int
+	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&was); err != nil {
+		return err
+	}
 	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
 		return err
 	}
 	defer func() {
-		if _, e := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); e != nil && err == nil {
+		if _, e := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA foreign_keys = %d", was)); e != nil && err == nil {
 			err = fmt.Errorf("turn foreign keys back on: %w", e)
 		}
 	}()
