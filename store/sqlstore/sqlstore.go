@@ -145,7 +145,10 @@ type Dialect struct {
 	ReconcileBatch int
 	// ClaimReadsInputs: ClaimReconcile reads the claimed enrollments'
 	// inputs (ReconcileInputs) inside the claim's transaction, on the
-	// writer connection (SQLite). A reader connection's page cache is
+	// writer connection. SQLite used it in session 10 and no longer does
+	// (store/sqlite says why: the reads made the serial writer longer;
+	// "Session 11 — sqlassign3", docs/benchmarks.md); kept as a choice a
+	// single-writer backend can make, with its test. A reader connection's page cache is
 	// dropped whole at its next read after any other connection commits
 	// (WAL mode), and the writer commits a reconciler batch, its claims
 	// and the push results' hints many times per second while a large
