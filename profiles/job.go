@@ -221,8 +221,8 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	// The claim and the inputs in one step: SQLite reads them in the
-	// claim's transaction, on the writer's warm page cache.
+	// The claim and the inputs in one step (a store may read them in the
+	// claim's transaction: sqlstore's Dialect.ClaimReadsInputs).
 	holder := j.passHolder()
 	ds, ins, err := j.Store.ClaimReconcile(ctx, holder, j.now(), lease, j.batch())
 	if err != nil {

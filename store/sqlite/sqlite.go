@@ -44,9 +44,19 @@ var Dialect = sqlstore.Dialect{
 	// memory: a few MB (a SCEP profile's per-device command rows, ~2 KB
 	// each, the largest).
 	ReconcileBatch: 2000,
-	// The reconciler's reads on the writer's warm page cache, in the
-	// claim's transaction (Dialect.ClaimReadsInputs).
-	ClaimReadsInputs: true,
+	// The reconciler's reads on the read pool, not in the claim's
+	// transaction on the writer (Dialect.ClaimReadsInputs, false): the
+	// one writer is the serial part of an assignment — every pass's
+	// claim and batch, the push results, everyone else's writes wait
+	// behind it — and reads on the writer lengthened it by what they
+	// cost. On the readers they run beside the writer's next batch. At
+	// 20,000 devices (docs/benchmarks.md, "Session 11 — sqlassign3"; two
+	// runs beside the writer-side reads, load 16–46) the writer's CPU in
+	// the phase fell 2.26 → 1.58 s and 2.37 → 1.82 s and the process's
+	// did not rise (5.83 → 5.75 s, 6.87 → 5.98 s): the readers'
+	// cache drops after the writer's commits ("Session 10 — sqlread")
+	// cost 0.03–0.06 s there now that a pass is 2,000 enrollments.
+	ClaimReadsInputs: false,
 	// One statement per chunk of finished claims (Dialect.FinishByValues).
 	FinishByValues: true,
 	Constraint: func(err error) error {

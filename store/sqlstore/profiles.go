@@ -630,9 +630,9 @@ func claimDirtyTx(ctx context.Context, tx *Tx, holder string, now time.Time, lea
 
 // ClaimReconcile is ClaimDirty followed by ReconcileInputs of the claimed
 // enrollments (see store.ProfileStore). With
-// Dialect.ClaimReadsInputs (SQLite) both are one transaction on the
-// writer connection, see there; otherwise two steps, as the job made
-// them before.
+// Dialect.ClaimReadsInputs both are one transaction on the writer
+// connection, see there; otherwise (both backends today) two steps: the
+// claim on the writer, the reads on the read pool.
 func (s *Store) ClaimReconcile(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, []store.ReconcileInput, error) {
 	if limit <= 0 {
 		limit = 100

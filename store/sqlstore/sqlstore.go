@@ -145,7 +145,10 @@ type Dialect struct {
 	ReconcileBatch int
 	// ClaimReadsInputs: ClaimReconcile reads the claimed enrollments'
 	// inputs (ReconcileInputs) inside the claim's transaction, on the
-	// writer connection (SQLite). A reader connection's page cache is
+	// writer connection. SQLite used it in session 10 and no longer does
+	// (store/sqlite says why: the reads made the serial writer longer;
+	// "Session 11 — sqlassign3", docs/benchmarks.md); kept as a choice a
+	// single-writer backend can make, with its test. A reader connection's page cache is
 	// dropped whole at its next read after any other connection commits
 	// (WAL mode), and the writer commits a reconciler batch, its claims
 	// and the push results' hints many times per second while a large
@@ -530,7 +533,7 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 		if err != nil {
 			return err
 		}
-		err = s.tx(ctx, func(tx *Tx) error {
+		apply := func(tx *Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", v).Scan(&n); err != nil {
 				return err
@@ -543,12 +546,75 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 			}
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", v, base, toMicros(time.Now()))
 			return err
-		})
+		}
+		if s.d.Name == "sqlite" && strings.Contains(string(body), foreignKeysOff) {
+			err = s.migrateForeignKeysOff(ctx, apply)
+		} else {
+			err = s.tx(ctx, apply)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: apply migration %s: %w", s.d.Name, base, s.d.Constraint(err))
 		}
 	}
 	return nil
+}
+
+// foreignKeysOff marks a SQLite migration that rebuilds a table other
+// tables reference (see migrateForeignKeysOff).
+const foreignKeysOff = "-- migrate: foreign_keys off\n"
+
+// migrateForeignKeysOff runs a SQLite migration marked foreignKeysOff
+// the way SQLite documents for schema changes ALTER TABLE cannot make
+// (https://sqlite.org/lang_altertable.html#otheralter): foreign keys
+// off on the writer's connection, outside the transaction (inside one the
+// PRAGMA does nothing), the migration in one transaction that checks
+// every reference (PRAGMA foreign_key_check) before it commits, and
+// foreign keys on again. With them on, dropping a rebuilt table would
+// cascade-delete every row referring to it (queue's rows of channels),
+// and renaming it would rewrite the references to follow the old table.
+// Runs at Open, before anything else uses the connection; the setting
+// is put back as it was (on, from the DSN), and an error doing so is
+// returned (the caller closes the store), so no connection is left
+// without them.
+func (s *Store) migrateForeignKeysOff(ctx context.Context, apply func(*Tx) error) (err error) {
+	conn, err := s.w.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Back to the connection's own setting afterwards (the DSN's: on).
+	var was int
+	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&was); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return err
+	}
+	defer func() {
+		if _, e := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA foreign_keys = %d", was)); e != nil && err == nil {
+			err = fmt.Errorf("turn foreign keys back on: %w", e)
+		}
+	}()
+	t, err := conn.BeginTx(ctx, s.d.TxOptions)
+	if err != nil {
+		return err
+	}
+	if err := apply(&Tx{Tx: t, d: s.d, db: s.w}); err != nil {
+		t.Rollback()
+		return err
+	}
+	rows, err := t.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		t.Rollback()
+		return err
+	}
+	bad := rows.Next()
+	rows.Close()
+	if bad || rows.Err() != nil {
+		t.Rollback()
+		return fmt.Errorf("foreign key violations after the migration (rolled back): %v", rows.Err())
+	}
+	return t.Commit()
 }
 
 // SchemaTooNewError: the database was migrated by a newer Pomona than this

@@ -1,0 +1,10 @@
+-- Issue 15 item 8 (Session 11, lane sqlassign3): channels clustered by id.
+--
+-- SQLite rebuilds channels as a WITHOUT ROWID table, so that a
+-- reconciler batch's channels (a contiguous range of ids: a channel's id
+-- begins with its enrollment's) share pages for the push-result hints and
+-- the input reads. PostgreSQL needs nothing: its heap is not ordered by a
+-- key (CLUSTER would not last), and its push-result hints are one
+-- statement per fan-out. The migration number is kept in step.
+-- dialect: postgres
+-- end dialect

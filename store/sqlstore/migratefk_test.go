@@ -1,0 +1,83 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// A SQLite migration marked "-- migrate: foreign_keys off" rebuilds a
+// referenced table without cascading into the rows that refer to it,
+// refuses to commit a broken reference, and leaves the connection's
+// foreign_keys setting as it found it.
+func TestMigrateForeignKeysOff(t *testing.T) {
+	const schema = `CREATE TABLE parent (id TEXT PRIMARY KEY);
+CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES parent(id) ON DELETE CASCADE);
+INSERT INTO parent (id) VALUES ('p1'), ('p2');
+INSERT INTO child (id, parent_id) VALUES ('c1', 'p1'), ('c2', 'p2');
+`
+	rebuild := `-- migrate: foreign_keys off
+CREATE TABLE parent_new (id TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO parent_new (id) SELECT id FROM parent;
+DROP TABLE parent;
+ALTER TABLE parent_new RENAME TO parent;
+`
+	for _, tc := range []struct {
+		name      string
+		fk        bool   // the DSN's foreign_keys
+		second    string // migration 0002
+		wantErr   string
+		wantChild int // child rows after
+	}{
+		{name: "rebuild keeps the referring rows", fk: true, second: rebuild, wantChild: 2},
+		{name: "without the marker the drop cascades", fk: true, second: strings.TrimPrefix(rebuild, "-- migrate: foreign_keys off\n"), wantChild: 0},
+		{name: "a broken reference is rolled back", fk: true, second: rebuild + "DELETE FROM parent WHERE id = 'p2';\n",
+			wantErr: "foreign key violations", wantChild: 2},
+		{name: "a connection without foreign keys keeps them off", fk: false, second: rebuild, wantChild: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := "file:" + filepath.Join(t.TempDir(), "db") + "?_pragma=journal_mode(WAL)&_txlock=immediate"
+			if tc.fk {
+				dsn += "&_pragma=foreign_keys(1)"
+			}
+			w, err := sql.Open("sqlite", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.SetMaxOpenConns(1)
+			s := New(Dialect{Name: "sqlite", GroupCommit: true, Constraint: func(err error) error { return err }}, w, w, "test")
+			defer s.Close()
+			fsys := fstest.MapFS{
+				"m/0001_schema.sql":  {Data: []byte(schema)},
+				"m/0002_rebuild.sql": {Data: []byte(tc.second)},
+			}
+			err = s.Migrate(ctx, fsys, "m")
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Migrate: %v, want %q", err, tc.wantErr)
+			}
+			var n, fk int
+			if err := s.w.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM child`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.wantChild {
+				t.Fatalf("%d child rows, want %d", n, tc.wantChild)
+			}
+			if err := s.w.DB.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+				t.Fatal(err)
+			}
+			if fk != map[bool]int{true: 1, false: 0}[tc.fk] {
+				t.Fatalf("foreign_keys = %d after the migration, the connection had %v", fk, tc.fk)
+			}
+			if tc.fk && tc.wantErr == "" {
+				// References are enforced (and cascade) after it.
+				if _, err := s.w.DB.ExecContext(ctx, `INSERT INTO child (id, parent_id) VALUES ('c9', 'nope')`); err == nil {
+					t.Fatal("a child of a missing parent was accepted")
+				}
+			}
+		})
+	}
+}
