@@ -168,7 +168,7 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	if os.Getenv("POMONA_BENCH_EXPLAIN") != "" {
 		// auto_explain's plans (with timing and buffers) of the phase's
 		// statements slower than 20 ms, in the server's log.
-		surl += "&session_preload_libraries=auto_explain&auto_explain.log_min_duration=20&auto_explain.log_analyze=on&auto_explain.log_buffers=on"
+		surl += "&session_preload_libraries=auto_explain&auto_explain.log_min_duration=20&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on"
 	}
 	sdb, err := sql.Open("pgx", surl)
 	if err != nil {
