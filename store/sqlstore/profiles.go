@@ -934,7 +934,8 @@ const reconcileInputArraysSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform
 // pages PostgreSQL scans it and compares each row with every id of the
 // parameter (a run-time array is not hashed): 60–170 ms a chunk at 1,000
 // items, where the probes cost a few milliseconds.
-const reconcileItemsArraysSQL = `SELECT ` + itemColumns + ` FROM unnest(CAST(? AS text[])) AS k(id)
+// (DISTINCT: an id given twice reads its items once, as IN does.)
+const reconcileItemsArraysSQL = `SELECT ` + itemColumns + ` FROM (SELECT DISTINCT id FROM unnest(CAST(? AS text[])) AS u(id)) k
 	CROSS JOIN LATERAL (SELECT * FROM profile_items p WHERE p.enrollment_id = k.id OFFSET 0) i ORDER BY i.enrollment_id, i.identifier`
 
 // anyIDs is the condition "the column is one of the ids of one text[]
