@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pomona-mdm/pomona/app"
@@ -82,7 +84,9 @@ type Job struct {
 	Commands *app.Commands
 	// Signer returns the profile signer (nil: profiles go unsigned).
 	Signer func() *Signer
-	// Holder names this instance in claims.
+	// Holder names this instance in claims; each pass claims as
+	// Holder/N (N counting this Job's passes), so that the workers of one
+	// instance never take each other's claims for their own.
 	Holder      string
 	VerifyEvery time.Duration
 	// Batch: enrollments per pass (0: the store's, see BatchSizer, or
@@ -97,7 +101,16 @@ type Job struct {
 	// Notify, when set, hears items that reached installed or failed.
 	Notify func(ctx context.Context, event string, enr *store.Enrollment, it *store.ProfileItem)
 
-	wake chan struct{}
+	wake   chan struct{}
+	passes atomic.Uint64
+}
+
+// passHolder is the claim holder of a new pass: unique per pass, so that
+// a pass that outlived its lease, whose enrollments another pass (of
+// this instance or another) claimed again, finds its claims lost
+// (store.ErrClaimLost) instead of taking the other's for its own.
+func (j *Job) passHolder() string {
+	return j.Holder + "/" + strconv.FormatUint(j.passes.Add(1), 10)
 }
 
 func (j *Job) now() time.Time { return j.Now().UTC().Truncate(time.Microsecond) }
@@ -150,7 +163,7 @@ func (j *Job) Loop(ctx context.Context, interval time.Duration) {
 func (j *Job) drain(ctx context.Context, workers int) {
 	pass := func() bool {
 		rep, err := j.Run(ctx)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrClaimLost) { // Run logged a lost claim
 			j.Log.Warn("profile reconciler: pass failed", "err", err)
 		}
 		return err == nil && rep.Claimed >= j.batch()
@@ -210,7 +223,8 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	}
 	// The claim and the inputs in one step: SQLite reads them in the
 	// claim's transaction, on the writer's warm page cache.
-	ds, ins, err := j.Store.ClaimReconcile(ctx, j.Holder, j.now(), lease, j.batch())
+	holder := j.passHolder()
+	ds, ins, err := j.Store.ClaimReconcile(ctx, holder, j.now(), lease, j.batch())
 	if err != nil {
 		return rep, err
 	}
@@ -226,7 +240,7 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if j.Signer != nil {
 		bp.signer = j.Signer()
 	}
-	bp.out.Holder = j.Holder
+	bp.out.Holder = holder
 	for _, d := range ds {
 		next, verify := time.Time{}, false
 		if in := byID[d.DeviceID]; in != nil {
@@ -239,6 +253,12 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 		bp.out.Finished = append(bp.out.Finished, store.FinishedClaim{Dirty: d, Next: next, Verify: verify})
 	}
 	if err := j.Store.ApplyReconcile(ctx, &bp.out); err != nil {
+		if errors.Is(err, store.ErrClaimLost) {
+			// Not a failure of the store: the pass took longer than its
+			// lease and another pass owns these enrollments now.
+			j.Log.Warn("profile reconciler: pass outlived its lease; its batch is dropped, the enrollments' new holder plans them",
+				"claimed", rep.Claimed, "lease", lease, "err", err)
+		}
 		return Report{Claimed: rep.Claimed}, err
 	}
 	if len(bp.push) > 0 && j.Commands.Push != nil {

@@ -240,7 +240,12 @@ type ProfileStore interface {
 	// ApplyReconcile writes a planned batch in ONE transaction: commands
 	// and their queue rows, the SCEP challenges filled into them, items
 	// put and deleted, and the claims finished (each as FinishDirty).
-	// Either all of it is durable or nothing is.
+	// Either all of it is durable or nothing is. Before writing, the same
+	// transaction checks that b.Holder still holds every claim in
+	// b.Finished (and, where the backend has row locks, locks them): a
+	// pass that outlived its lease may have lost them to another holder,
+	// who plans those enrollments anew, and writing both would deliver
+	// twice. ErrClaimLost then, and nothing is written.
 	ApplyReconcile(ctx context.Context, b *ReconcileBatch) error
 	// ProfileItemForCommand finds the enrollment's item whose current
 	// command is uuid (ErrNotFound: none). A command shared by many

@@ -21,6 +21,11 @@ var (
 	// ErrInUse: the row is still referenced (a tenant with users, a domain
 	// that users' emails are in).
 	ErrInUse = errors.New("in use")
+	// ErrClaimLost: a reconciler batch (ApplyReconcile) finishes claims
+	// its holder no longer holds — its pass outlived the lease and the
+	// enrollments were claimed again (or finished) by another holder, who
+	// plans them anew. Nothing of the batch is written.
+	ErrClaimLost = errors.New("reconciler claim lost")
 )
 
 // Tenant is one customer organisation: a name, the enterprise email

@@ -1172,6 +1172,9 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 		run = func(ctx context.Context, fn func(*Tx) error) error { return s.txWith(ctx, s.d.ReconcileTxOptions, fn) }
 	}
 	return run(ctx, func(tx *Tx) error {
+		if err := s.holdsClaims(ctx, tx, b.Holder, b.Finished); err != nil {
+			return err
+		}
 		if err := chunks(b.Challenges, reconcileItemRows, func(cs []store.NewProfileChallenge) error {
 			args := make([]any, 0, 6*len(cs))
 			for _, c := range cs {
@@ -1215,6 +1218,51 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 		}
 		return chunks(b.Finished, reconcileClaimRows, func(fs []store.FinishedClaim) error { return finishClaims(ctx, tx, b.Holder, fs) })
 	})
+}
+
+// holdsClaims returns store.ErrClaimLost unless holder still holds every
+// claim of fs (claimed_by = holder; an expired claim nobody took since is
+// still held). It runs first in ApplyReconcile's transaction, so nothing
+// of a batch whose claims were taken over is written. With row locks
+// (Dialect.SkipLocked: PostgreSQL at READ COMMITTED) it locks the rows it
+// counts: a concurrent claimer skips them (SKIP LOCKED) until the batch
+// commits, and one whose claim committed first makes the count short
+// (the re-check of FOR UPDATE's condition under the lock). SQLite's
+// single writer orders the check before any other claim.
+func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(fs))
+	ids := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if !seen[f.Dirty.DeviceID] {
+			seen[f.Dirty.DeviceID] = true
+			ids = append(ids, f.Dirty.DeviceID)
+		}
+	}
+	held := 0
+	if s.d.ArrayBatches {
+		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`
+		if s.d.SkipLocked {
+			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ? FOR UPDATE) AS held`
+		}
+		if err := tx.QueryRowContext(ctx, q, ids, holder).Scan(&held); err != nil {
+			return err
+		}
+	} else if err := chunks(ids, reconcileClaimRows, func(ids []string) error {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_queue WHERE claimed_by = ? AND enrollment_id IN `+qmarks(len(ids)),
+			append([]any{holder}, anys(ids)...)...).Scan(&n)
+		held += n
+		return err
+	}); err != nil {
+		return err
+	}
+	if held != len(ids) {
+		return fmt.Errorf("%w: %s holds %d of its %d claims", store.ErrClaimLost, holder, held, len(ids))
+	}
+	return nil
 }
 
 // applyCommands inserts the commands and their queue rows. A channel's

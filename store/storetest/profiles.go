@@ -830,15 +830,16 @@ func testApplyReconcile(t *testing.T, s store.Store) {
 	if got, _ := s.ClaimDirty(ctx, "other", t0.Add(time.Hour), time.Minute, 10); len(got) != 1 || got[0].DeviceID != es[0].ID || !got[0].Verify {
 		t.Fatalf("rescheduled: %+v", got)
 	}
-	// A claim another holder took over is left alone.
+	// A claim another holder took over is left alone: the old holder's
+	// batch is refused (ErrClaimLost, see ApplyReconcileAfterLostClaims).
 	s.MarkDirty(ctx, ids[3:4], t0, false)
 	old, _ := s.ClaimDirty(ctx, "h", t0, time.Minute, 10)
 	taken, _ := s.ClaimDirty(ctx, "B", t0.Add(2*time.Minute), time.Minute, 10)
 	if len(old) != 1 || len(taken) != 1 {
 		t.Fatalf("takeover: %+v %+v", old, taken)
 	}
-	if err := s.ApplyReconcile(ctx, &store.ReconcileBatch{Holder: "h", Finished: []store.FinishedClaim{{Dirty: old[0]}}}); err != nil {
-		t.Fatal(err)
+	if err := s.ApplyReconcile(ctx, &store.ReconcileBatch{Holder: "h", Finished: []store.FinishedClaim{{Dirty: old[0]}}}); !errors.Is(err, store.ErrClaimLost) {
+		t.Fatalf("finishing a claim taken over: %v, want ErrClaimLost", err)
 	}
 	if n, _ := s.DirtyCount(ctx, t0); n != 1 {
 		t.Fatal("the old holder finished another's claim")
