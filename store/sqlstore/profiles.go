@@ -1243,9 +1243,10 @@ func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []sto
 	}
 	held := 0
 	if s.d.ArrayBatches {
-		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`
+		// By key (anyIDs): not a pass over the whole queue per batch.
+		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ?`
 		if s.d.SkipLocked {
-			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ? FOR UPDATE) AS held`
+			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ? FOR UPDATE) AS held`
 		}
 		if err := tx.QueryRowContext(ctx, q, ids, holder).Scan(&held); err != nil {
 			return err
