@@ -40,7 +40,8 @@ import (
 // (multi-row VALUES, OR-lists, IN lists: ArrayBatches off), "current" as
 // it is. Set
 // POMONA_BENCH_LOG_SQL=1 to have PostgreSQL log every statement of the
-// drained phase with its duration (its server log, this database's lines).
+// drained phase with its duration (its server log, this database's lines),
+// POMONA_BENCH_EXPLAIN=1 for the plans of those over 20 ms (auto_explain).
 func BenchmarkAssignQueued(b *testing.B) {
 	n := 20_000
 	if v, err := strconv.Atoi(os.Getenv("POMONA_BENCH_DEVICES")); err == nil && v > 0 {
@@ -163,6 +164,11 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	surl := url
 	if os.Getenv("POMONA_BENCH_LOG_SQL") != "" {
 		surl += "&log_min_duration_statement=0"
+	}
+	if os.Getenv("POMONA_BENCH_EXPLAIN") != "" {
+		// auto_explain's plans (with timing and buffers) of the phase's
+		// statements slower than 20 ms, in the server's log.
+		surl += "&session_preload_libraries=auto_explain&auto_explain.log_min_duration=20&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on"
 	}
 	sdb, err := sql.Open("pgx", surl)
 	if err != nil {

@@ -917,21 +917,48 @@ const reconcileInputSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform, e.os
 // the device channels at one row and join every enrollment of the chunk
 // with every device channel, 1,000 × 1,000 comparisons per chunk — 7.5 s
 // a chunk at 20,000 devices, 96 % of PostgreSQL's time in the assignment
-// ("Session 10 — pgassign2", docs/benchmarks.md).
+// ("Session 10 — pgassign2", docs/benchmarks.md). The enrollments, and
+// their users, are found by key too (anyIDs).
 const reconcileInputArraysSQL = `SELECT e.id, e.tenant_id, e.user_id, e.platform, e.os_version, e.status, COALESCE(e.apple_enrollment_id, ''),
 	u.email, u.managed_apple_id, u.name, COALESCE(c.id, ''), c.push_token, COALESCE(c.push_magic, ''), COALESCE(c.push_dead, 0)
 	FROM enrollments e JOIN users u ON u.id = e.user_id
 	LEFT JOIN LATERAL (SELECT c.id, c.push_token, c.push_magic, c.push_dead FROM channels c
 		WHERE c.enrollment_ref = e.id AND c.kind = 'device' AND c.enrollment_user_id = '' LIMIT 1) c ON true
-	WHERE e.id = ANY(CAST(? AS text[]))`
+	WHERE e.id` + anyIDs
+
+// reconcileItemsArraysSQL reads the profile items of a chunk's
+// enrollments (Dialect.ArrayBatches), one probe of profile_items' primary
+// key per enrollment: the subquery runs once per id (OFFSET 0 keeps it
+// from being flattened into a join). Not anyIDs: profile_items starts
+// empty and grows during the first assignment, and while it has a few
+// pages PostgreSQL scans it and compares each row with every id of the
+// parameter (a run-time array is not hashed): 60–170 ms a chunk at 1,000
+// items, where the probes cost a few milliseconds.
+// (DISTINCT: an id given twice reads its items once, as IN does.)
+const reconcileItemsArraysSQL = `SELECT ` + itemColumns + ` FROM (SELECT DISTINCT id FROM unnest(CAST(? AS text[])) AS u(id)) k
+	CROSS JOIN LATERAL (SELECT * FROM profile_items p WHERE p.enrollment_id = k.id OFFSET 0) i ORDER BY i.enrollment_id, i.identifier`
+
+// anyIDs is the condition "the column is one of the ids of one text[]
+// parameter", for PostgreSQL statements that must find a batch's rows by
+// key at any table size and without statistics (Dialect.ArrayBatches).
+// The ids are wrapped in ARRAY(SELECT unnest(…)): an InitPlan evaluated
+// once at run time, whose contents the planner does not see, so it plans
+// a few rows and probes the key's index. Given the 1,000 values
+// themselves (= ANY(CAST(? AS text[]))) it costed 1,000 probes against
+// one pass over the table and chose the pass — of every enrollment, every
+// channel, the whole reconcile_queue — once per batch: at 100,000
+// devices 100 batches × 100,000 rows per table, quadratic in the fleet
+// ("Session 11 — pgassign3", docs/benchmarks.md).
+const anyIDs = ` = ANY(ARRAY(SELECT unnest(CAST(? AS text[]))))`
 
 // reconcileInputs reads one chunk through rq: the read pool, or the
 // claim's transaction (ClaimReconcile).
 func (s *Store) reconcileInputs(ctx context.Context, rq queryer, ids []string) ([]store.ReconcileInput, error) {
-	// in is the condition on an enrollment id of the chunk's reads.
-	main, in, args := reconcileInputSQL+qmarks(len(ids)), ` IN `+qmarks(len(ids)), anys(ids)
+	// itemsSQL reads the chunk's profile items.
+	main, itemsSQL, args := reconcileInputSQL+qmarks(len(ids)),
+		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id IN `+qmarks(len(ids))+` ORDER BY i.enrollment_id, i.identifier`, anys(ids)
 	if s.d.ArrayBatches {
-		main, in, args = reconcileInputArraysSQL, ` = ANY(CAST(? AS text[]))`, []any{ids}
+		main, itemsSQL, args = reconcileInputArraysSQL, reconcileItemsArraysSQL, []any{ids}
 	}
 	out := make([]store.ReconcileInput, 0, len(ids))
 	tenantIDs, userIDs := map[string]bool{}, map[string]bool{}
@@ -1071,8 +1098,7 @@ func (s *Store) reconcileInputs(ctx context.Context, rq queryer, ids []string) (
 			return nil, err
 		}
 	}
-	items, err := collect(ctx, rq, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id`+in+` ORDER BY i.enrollment_id, i.identifier`, args...)
+	items, err := collect(ctx, rq, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) }, itemsSQL, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -1217,9 +1243,10 @@ func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []sto
 	}
 	held := 0
 	if s.d.ArrayBatches {
-		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`
+		// By key (anyIDs): not a pass over the whole queue per batch.
+		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ?`
 		if s.d.SkipLocked {
-			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ? FOR UPDATE) AS held`
+			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ? FOR UPDATE) AS held`
 		}
 		if err := tx.QueryRowContext(ctx, q, ids, holder).Scan(&held); err != nil {
 			return err
@@ -1375,9 +1402,9 @@ func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error 
 // finishClaimsArrays is finishClaims with array parameters
 // (Dialect.ArrayBatches): per group of claims due again at the same time
 // one UPDATE (or, for claims that end, a DELETE and a release), each
-// naming its rows by enrollment_id = ANY(ids) (probes of the primary key,
-// or one pass over the table where PostgreSQL's costs say that is
-// cheaper) and looking up each row's claimed generation in a jsonb
+// naming its rows by enrollment_id = ANY(ids) (probes of the primary key
+// whatever the statistics, anyIDs: a pass over the whole queue per batch
+// is quadratic in the fleet) and looking up each row's claimed generation in a jsonb
 // object of id → gen: one statement and one small plan where the OR-lists
 // took ten. A row still claimed by holder at its claimed gen is finished; one
 // marked again since (another gen) only has its claim released, due as
@@ -1397,7 +1424,7 @@ func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.F
 		if err != nil {
 			return err
 		}
-		const claimed = `enrollment_id = ANY(CAST(? AS text[])) AND claimed_by = ?`
+		const claimed = `enrollment_id` + anyIDs + ` AND claimed_by = ?`
 		const sameGen = `gen = CAST(CAST(? AS jsonb) ->> enrollment_id AS BIGINT)`
 		if k.next == 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE `+claimed+` AND `+sameGen, ids, holder, string(gj)); err != nil {

@@ -569,7 +569,8 @@ func testReconcileInputs(t *testing.T, s store.Store) {
 		Hash: "h", CommandUUID: "C1", UpdatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
-	ins, err := s.ReconcileInputs(ctx, []string{ea.ID, eb.ID, ec.ID, eo.ID, ea2.ID, "en-missing"})
+	// An id given twice is one input with its items once (ea).
+	ins, err := s.ReconcileInputs(ctx, []string{ea.ID, eb.ID, ec.ID, eo.ID, ea2.ID, "en-missing", ea.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,23 @@
+-- Session 11 (lane pgassign3, issue 15 item 8): free space on the heap
+-- pages of the two tables whose rows the reconciler and the push answers
+-- update without changing an indexed column, so PostgreSQL can keep the
+-- new version on the same page (a HOT update: no new entry in any index,
+-- less WAL, and the old version pruned on the page without a VACUUM).
+-- Without it every page of a freshly loaded table is full and every such
+-- update writes a new entry into each index of the table
+-- ("Session 11 — pgassign3", docs/benchmarks.md).
+--
+-- reconcile_queue: a claim sets claimed_by and claimed_until (not
+-- indexed); rows are marked in enrollment order and claimed in that order,
+-- so a claim updates every row of a page at once: half of each page is
+-- kept free. (The finish moves due_at, which is indexed: not HOT.)
+-- channels: a fan-out's push answers set push_dead and last_push_at (not
+-- indexed), on rows spread over the table.
+--
+-- Only pages written from now on keep the space (PostgreSQL applies a
+-- fillfactor to inserts; existing pages fill up as before until the table
+-- is rewritten, e.g. by VACUUM FULL). Nothing else changes.
+-- dialect: postgres
+ALTER TABLE reconcile_queue SET (fillfactor = 50);
+ALTER TABLE channels SET (fillfactor = 80);
+-- end dialect

@@ -1,0 +1,7 @@
+-- Session 11 (lane pgassign3, issue 15 item 8): room on PostgreSQL's heap
+-- pages for the reconciler's and the push answers' updates to stay on
+-- their page (HOT: no new index entries). SQLite updates rows in place in
+-- their B-tree; nothing to do here. The PostgreSQL migration of the same
+-- number has the reasons and the numbers.
+-- dialect: postgres
+-- end dialect
