@@ -64,8 +64,11 @@ type groupCommitter struct {
 	s    *Store
 	reqs chan *gcRequest
 	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	// exited is closed when loop has returned: a request it never took
+	// from reqs is never answered (submit).
+	exited chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
 	// sync is the connection's synchronous setting as last set by the
 	// committer ("" unknown: the DSN's FULL, or a PRAGMA that failed).
 	// Only the committer's goroutine touches it.
@@ -80,7 +83,7 @@ type groupCommitter struct {
 var errStoreClosed = errors.New("the store is closed")
 
 func newGroupCommitter(s *Store) *groupCommitter {
-	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{}), hold: hintWait}
+	g := &groupCommitter{s: s, reqs: make(chan *gcRequest, 4*maxBatch), stop: make(chan struct{}), exited: make(chan struct{}), hold: hintWait}
 	g.wg.Add(1)
 	go g.loop()
 	return g
@@ -97,7 +100,15 @@ func (g *groupCommitter) do(ctx context.Context, fn func(*Tx) error) error {
 }
 
 // submit hands r to the committer and waits for its answer (see do).
+// After close it answers errStoreClosed: a send to reqs can still win
+// the select once stop is closed (reqs has room), and after the
+// committer has drained reqs and returned nobody would answer it.
 func (g *groupCommitter) submit(ctx context.Context, r *gcRequest) error {
+	select {
+	case <-g.stop:
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	default:
+	}
 	select {
 	case g.reqs <- r:
 	case <-g.stop:
@@ -105,7 +116,19 @@ func (g *groupCommitter) submit(ctx context.Context, r *gcRequest) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-g.exited:
+		// The committer answers every request it took before it
+		// returns: one it did not take was never run.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+		}
+	}
 }
 
 // doAlone is do for a large transaction (a reconciler batch, a bulk
@@ -152,6 +175,11 @@ func (g *groupCommitter) doHint(ctx context.Context, fn func(*Tx) error) error {
 // write once its batch has committed; settle waits for that.
 func (g *groupCommitter) doHintLater(fn func(*Tx) error) error {
 	r := &gcRequest{ctx: context.Background(), fn: recovered(fn), done: make(chan error, 1), hint: true, lazy: true}
+	select {
+	case <-g.stop: // not queued behind a committer that is gone (submit)
+		return fmt.Errorf("%s: %w", g.s.d.Name, errStoreClosed)
+	default:
+	}
 	g.lazy.Add(1)
 	select {
 	case g.reqs <- r:
@@ -232,6 +260,7 @@ func (g *groupCommitter) close() {
 
 func (g *groupCommitter) loop() {
 	defer g.wg.Done()
+	defer close(g.exited)
 	batch := make([]*gcRequest, 0, maxBatch)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()

@@ -20,7 +20,7 @@ func profileAdminTests() []namedTest {
 		{"AckSupersedesCerts", testAckSupersedesCerts},
 		{"RevokedCountCounts", testRevokedCountCounts},
 		{"RetryProfileItem", testRetryProfileItem},
-	}, append(append(append(append(attackTests(), attack8Tests()...), attack9Tests()...), attack10Tests()...), lease11Tests()...)...)
+	}, append(append(append(append(append(attackTests(), attack8Tests()...), attack9Tests()...), attack10Tests()...), lease11Tests()...), attack11Tests()...)...)
 }
 
 func testDeleteProfile(t *testing.T, s store.Store) {
