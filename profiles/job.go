@@ -255,8 +255,9 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 	if err := j.Store.ApplyReconcile(ctx, &bp.out); err != nil {
 		if errors.Is(err, store.ErrClaimLost) {
 			// Not a failure of the store: the pass took longer than its
-			// lease and another pass owns these enrollments now.
-			j.Log.Warn("profile reconciler: pass outlived its lease; its batch is dropped, the enrollments' new holder plans them",
+			// lease and another pass owns these enrollments now, or one
+			// of them was deleted meanwhile (its claim went with it).
+			j.Log.Warn("profile reconciler: batch dropped, claims gone (the pass outlived its lease and another pass holds them, or an enrollment was deleted); they are planned again",
 				"claimed", rep.Claimed, "lease", lease, "err", err)
 		}
 		return Report{Claimed: rep.Claimed}, err
