@@ -27,7 +27,7 @@ func scanKey(sc scanner) (*store.APIKey, error) {
 }
 
 func (s *Store) APIKey(ctx context.Context, id string) (*store.APIKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT id, name, secret_hash, created_at, last_used_at, revoked_at FROM api_keys WHERE id = ?`, id))
+	k, err := scanKey(s.r.QueryRowContext(s.hot(ctx), `SELECT id, name, secret_hash, created_at, last_used_at, revoked_at FROM api_keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("API key %w", store.ErrNotFound)
 	}

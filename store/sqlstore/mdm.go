@@ -50,7 +50,7 @@ func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, in
 }
 
 func (s *Store) EnrollmentByAppleID(ctx context.Context, appleID string) (*store.Enrollment, error) {
-	return scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE apple_enrollment_id = ?`, appleID))
+	return scanEnrollment(s.r.QueryRowContext(s.hot(ctx), `SELECT `+enrollmentColumns+` FROM enrollments WHERE apple_enrollment_id = ?`, appleID))
 }
 
 func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error {
@@ -116,7 +116,7 @@ func (s *Store) Channel(ctx context.Context, ref, kind, enrollmentUserID string)
 }
 
 func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, error) {
-	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
+	return collect(s.hot(ctx), s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
 }
 
 // TouchChannel is a hint (the same as a command's sent mark): a lost
@@ -636,7 +636,8 @@ func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdl
 			return 1, err
 		}
 	}
-	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) }, hint, mark,
+	rctx := s.hot(ctx)
+	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(rctx, q, args...) }, hint, mark,
 		ref, channelID, afterIdle, now)
 }
 
