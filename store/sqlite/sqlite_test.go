@@ -213,3 +213,40 @@ func TestHotReadsDetached(t *testing.T) {
 		t.Fatalf("%d goroutines started for %d × 4 hot reads, want none per read", got, runs)
 	}
 }
+
+// The API's key, enrollment and channel reads and the read of a channel's
+// next command name their columns with one letter (no allocation per
+// column name in the driver): measured on misses, whose statements the
+// driver sets up as a hit's (a result's look for the next command is
+// usually one).
+func TestHotReadAllocations(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	// At most the allocations now; with the columns' own names 34, 68,
+	// 42 and 49.
+	for _, c := range []struct {
+		name string
+		most float64
+		read func() error
+	}{
+		{"APIKey", 28, func() error { _, err := s.APIKey(ctx, "none"); return err }},
+		{"EnrollmentByAppleID", 45, func() error { _, err := s.EnrollmentByAppleID(ctx, "none"); return err }},
+		{"Channels", 29, func() error { _, err := s.Channels(ctx, "none"); return err }},
+		{"NextCommand", 36, func() error { _, err := s.NextCommand(ctx, "none", "none", false, now); return err }},
+	} {
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := c.read(); err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s: %.0f allocations", c.name, allocs)
+		if allocs > c.most {
+			t.Errorf("%s: %.0f allocations, want at most %.0f", c.name, allocs, c.most)
+		}
+	}
+}
