@@ -70,7 +70,9 @@ func TestDeviceEventMapping(t *testing.T) {
 // nobody is a store where no webhook takes any event.
 type nobody struct{}
 
-func (nobody) QueueEvent(context.Context, string, func() ([]byte, error), time.Time) error { return nil }
+func (nobody) QueueEvent(context.Context, string, func() ([]byte, error), time.Time) error {
+	return nil
+}
 
 // A device event nobody subscribed to builds nothing: its data map is
 // built only when a webhook takes the event (every device result comes
