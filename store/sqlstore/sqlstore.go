@@ -384,16 +384,21 @@ type Tx struct {
 	// (Dialect.AnalyzeAfter: a statement of it wrote many rows).
 	analyze []string
 	// detached: the group committer runs this transaction (see
-	// detach), so its statements do not end with the caller's context.
+	// detach), so its statements do not end with the caller's context;
+	// bg is from without its cancellation. Only the committer's
+	// goroutine uses the Tx.
 	detached bool
+	from, bg context.Context
 }
 
 // hot is ctx for one of the hot paths' short reads on the read pool
 // (Dialect.DetachHotReads says which and why): without its cancellation
 // when the dialect asks for it, otherwise (and for a context that cannot
 // end) ctx itself.
+// (ctx.Done is not asked: on a context whose Done nobody asked for yet it
+// would allocate the channel.)
 func (s *Store) hot(ctx context.Context) context.Context {
-	if s.d.DetachHotReads && ctx.Done() != nil {
+	if s.d.DetachHotReads {
 		return context.WithoutCancel(ctx)
 	}
 	return ctx
@@ -410,12 +415,16 @@ func (s *Store) hot(ctx context.Context) context.Context {
 // (Rows.awaitDone) and per transaction (Tx.awaitDone), and the SQLite
 // driver one per statement (interruptOnDone) — four or five goroutines
 // and a dozen allocations per statement of a device's result.
-// A context that cannot end is passed on as it is (no allocation).
+// The detached context is made once per transaction for the context its
+// statements are usually given (the caller's).
 func (x *Tx) detach(ctx context.Context) context.Context {
-	if x.detached && ctx.Done() != nil {
-		return context.WithoutCancel(ctx)
+	if !x.detached {
+		return ctx
 	}
-	return ctx
+	if ctx != x.from {
+		x.from, x.bg = ctx, context.WithoutCancel(ctx)
+	}
+	return x.bg
 }
 
 // cached is the pool's statement for q, or nil (then q is noted for
@@ -513,15 +522,17 @@ func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) erro
 // transactions: Tx.detach) neither the transaction nor its statements end
 // with ctx. ctx still carries its values.
 func (s *Store) onceDetached(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error, detached bool) error {
+	var from, bg context.Context
 	bctx := ctx
-	if detached && ctx.Done() != nil {
-		bctx = context.WithoutCancel(ctx)
+	if detached {
+		from, bg = ctx, context.WithoutCancel(ctx)
+		bctx = bg
 	}
 	t, err := s.w.DB.BeginTx(bctx, opts)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
-	tx := &Tx{Tx: t, d: s.d, db: s.w, detached: detached}
+	tx := &Tx{Tx: t, d: s.d, db: s.w, detached: detached, from: from, bg: bg}
 	defer func() {
 		for _, q := range tx.want {
 			s.w.stmt(ctx, q)
