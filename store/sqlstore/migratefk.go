@@ -84,7 +84,11 @@ func checkedForeignKeysOff(ctx context.Context, t *sql.Tx, body string, apply fu
 		if err != nil {
 			return fmt.Errorf("foreign key check of %s: %w", table, err)
 		}
-		return fmt.Errorf("foreign key violations after the migration (rolled back): a row of %s (rowid %v) refers to a missing %s row", child, rowid.Int64, parent)
+		row := "a row of " + child
+		if rowid.Valid { // NULL for a WITHOUT ROWID table
+			row += fmt.Sprintf(" (rowid %d)", rowid.Int64)
+		}
+		return fmt.Errorf("foreign key violations after the migration (rolled back): %s refers to a missing %s row", row, parent)
 	}
 	return nil
 }
