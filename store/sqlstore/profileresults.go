@@ -174,7 +174,10 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	if rt != "InstallProfile" && (rt != "ProfileList" || ack.List == nil) {
 		return nil
 	}
-	if _, err := tx.Tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
+	// Through the statement cache (Tx.ExecContext), as every statement
+	// here: run directly, SQLite parsed and planned the savepoint's
+	// statements again on every profile answer.
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
 		return err
 	}
 	var err error
@@ -192,7 +195,7 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	}
 	if err != nil {
 		ack.Queued, ack.Put = false, nil
-		if _, rerr := tx.Tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
 			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
 		}
 	}
@@ -203,7 +206,7 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	// command's take — run in its subtransaction, which commits with the
 	// rest; a retry is a new transaction).
 	if !tx.d.WritableCTE {
-		if _, err := tx.Tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
 			return err
 		}
 	}
