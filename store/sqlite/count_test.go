@@ -147,16 +147,23 @@ func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValu
 // on a driver that records its statements in the returned log; take it
 // once before counting.
 func countedStore(t *testing.T) (*sqlstore.Store, *statementLog) {
+	s, log, _ := countedStoreAt(t)
+	return s, log
+}
+
+// countedStoreAt is countedStore and the database file's path.
+func countedStoreAt(t *testing.T) (*sqlstore.Store, *statementLog, string) {
 	t.Helper()
 	countingOnce.Do(func() { sql.Register("sqlite-counting", countingDriver{log: counted}) })
 	old := driverName
 	driverName = "sqlite-counting"
 	defer func() { driverName = old }()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
+	path := filepath.Join(t.TempDir(), "pomona.db")
+	s, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	counted.take()
-	return s, counted
+	return s, counted, path
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,17 +14,18 @@ import (
 // TestProfileAnswerStatements counts what a profile wave's two answers
 // run on SQLite (BEGIN and COMMIT counted), and what they prepare: a
 // statement prepared again on every answer is parsed and planned again.
-// An acknowledged install that queues its ProfileList runs 15 (with the
+// An acknowledged install that queues its ProfileList runs 14 (with the
 // poll's lazy sent mark riding in its batch): the result, a savepoint,
 // the item's read, acknowledgement and superseded certificates, the
-// "none waits" read, the ProfileList's command and queue row, the
-// release, the next command's read and mark. The ProfileList's answer
-// runs 9. Neither prepares anything once the pool has cached its
-// statements: before Session 12 both prepared their SAVEPOINT and
-// RELEASE on every answer (run directly on the transaction).
+// ProfileList's command unless one waits (one statement; a read and an
+// insert before Session 12: 15), its queue row, the release, the next
+// command's read and mark. The ProfileList's answer runs 9. Neither
+// prepares anything once the pool has cached its statements: before
+// Session 12 both prepared their SAVEPOINT and RELEASE on every answer
+// (run directly on the transaction).
 func TestProfileAnswerStatements(t *testing.T) {
 	ctx := context.Background()
-	s, log := countedStore(t)
+	s, log, path := countedStoreAt(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	must := func(err error) {
 		t.Helper()
@@ -86,10 +88,27 @@ func TestProfileAnswerStatements(t *testing.T) {
 			continue
 		}
 		for i, what := range []string{"an acknowledged install that queues its ProfileList", "the ProfileList's answer"} {
-			if want := []int{15, 9}[i]; len(runs[i]) != want || len(prepares[i]) != 0 {
+			if want := []int{14, 9}[i]; len(runs[i]) != want || len(prepares[i]) != 0 {
 				t.Errorf("%s: %d statements, %d prepared, want %d and none prepared:\n  %s\n  prepared: %s", what, len(runs[i]), len(prepares[i]),
 					want, strings.Join(runs[i], "\n  "), strings.Join(prepares[i], " | "))
 			}
 		}
+	}
+
+	// An install answered while a ProfileList waits queues none, and
+	// leaves no command row of its own verifying ProfileList behind.
+	ack, uuid := install()
+	must(s.Enqueue(ctx, &store.CommandRecord{UUID: "waiting", RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}))
+	if _, q, err := s.RecordResultNext(ctx, "e1", "CH-1", uuid, "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued ||
+		q == nil || q.UUID != "waiting" {
+		t.Fatalf("install answer with a ProfileList waiting: %+v %+v %v", ack, q, err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	must(err)
+	defer raw.Close()
+	var rows int
+	must(raw.QueryRow(`SELECT COUNT(*) FROM commands WHERE uuid = ?`, "list-"+uuid).Scan(&rows))
+	if rows != 0 {
+		t.Fatalf("the verifying ProfileList not queued has %d command rows, want none", rows)
 	}
 }
