@@ -23,10 +23,10 @@ func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 // webhookCache is the webhook list (id and events of each) as QueueEvent
 // reads it for every event, remembered where one Store is the only writer
 // of the database (Dialect.OneProcess) and forgotten on every write of
-// the table through it (CreateWebhook, DeleteWebhook; nothing else writes
-// webhooks). Most events (a command result on every answer, three per
-// device in a profile wave) have no subscriber: each cost a statement on
-// the read pool, ~4 % of a wave request's server CPU ("Session 12 —
+// the table through it (CreateWebhook, DeleteWebhook, CopyTo into it;
+// nothing else writes webhooks). Most events (a command result on every
+// answer, three per device in a profile wave) have no subscriber: each
+// cost a statement on the read pool, 3 % of a wave's server CPU samples ("Session 12 —
 // wave4", docs/benchmarks.md). Only the look before the write is
 // answered from it; the write transaction reads the list again, so a
 // delivery is queued exactly for the webhooks stored then.
