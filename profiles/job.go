@@ -103,6 +103,35 @@ type Job struct {
 
 	wake   chan struct{}
 	passes atomic.Uint64
+	// verifiers make the ProfileList that verifies an acknowledged
+	// install, one per platform (verifyCommand).
+	verifiersMu sync.Mutex
+	verifiers   map[string]func() (*store.CommandRecord, error)
+}
+
+// verifyCommand is a new ProfileList (ManagedOnly) for a device of
+// platform, the command that verifies an acknowledged install: checked
+// and encoded once per platform (app.Commands.Recorder), not per answer.
+func (j *Job) verifyCommand(platform string) (*store.CommandRecord, error) {
+	if platform != catalog.MacOS {
+		platform = catalog.IOS // as Commands.Record checks it
+	}
+	j.verifiersMu.Lock()
+	mk, ok := j.verifiers[platform]
+	j.verifiersMu.Unlock()
+	if !ok {
+		var err error
+		if mk, err = j.Commands.Recorder(platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles"); err != nil {
+			return nil, err // not remembered: asked again next time
+		}
+		j.verifiersMu.Lock()
+		if j.verifiers == nil {
+			j.verifiers = map[string]func() (*store.CommandRecord, error){}
+		}
+		j.verifiers[platform] = mk
+		j.verifiersMu.Unlock()
+	}
+	return mk()
 }
 
 // passHolder is the claim holder of a new pass: unique per pass, so that
@@ -645,7 +674,7 @@ func (j *Job) AckInResult(ctx context.Context, enr *store.Enrollment, res *mdm.R
 		return nil, nil
 	}
 	ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
-		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		verify, err := j.verifyCommand(enr.Platform)
 		if err != nil {
 			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
 			return nil // the periodic verification will confirm it
@@ -690,7 +719,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 	if status == mdm.Acknowledged && requestType == "InstallProfile" {
 		// Installed as far as the device says; its ProfileList confirms
 		// it, asked for at once.
-		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		verify, err := j.verifyCommand(enr.Platform)
 		if err != nil {
 			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
 			verify = nil // the periodic verification will confirm it
