@@ -13,6 +13,22 @@ import (
 // tables reference (see migrateForeignKeysOff).
 const foreignKeysOff = "-- migrate: foreign_keys off\n"
 
+// markedForeignKeysOff reports whether a migration's text has the
+// foreignKeysOff line, whatever its line ends: a checkout that turned
+// them into CRLF (Windows, core.autocrlf) embedded files whose marker
+// "…off\n" was no longer found, and the rebuild ran with foreign keys
+// on — its DROP TABLE cascade-deleting every referring row (0027: the
+// queue) before anything could check it.
+func markedForeignKeysOff(body string) bool {
+	want := strings.TrimSuffix(foreignKeysOff, "\n")
+	for line := range strings.Lines(body) {
+		if strings.TrimRight(line, "\r\n") == want {
+			return true
+		}
+	}
+	return false
+}
+
 // migrateForeignKeysOff runs a SQLite migration marked foreignKeysOff
 // the way SQLite documents for schema changes ALTER TABLE cannot make
 // (https://sqlite.org/lang_altertable.html#otheralter): foreign keys

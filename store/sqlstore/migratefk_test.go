@@ -42,6 +42,9 @@ ALTER TABLE parent_new RENAME TO parent;
 		{name: "without the marker the drop cascades", fk: true, second: strings.TrimPrefix(rebuild, "-- migrate: foreign_keys off\n"), wantChild: 0},
 		{name: "a broken reference is rolled back", fk: true, second: rebuild + "DELETE FROM parent WHERE id = 'p2';\n",
 			wantErr: "foreign key violations", wantChild: 2},
+		// Checked out with CRLF line ends, the marker is still seen
+		// (before, the drop cascaded: 0 child rows).
+		{name: "a rebuild with CRLF line ends keeps the referring rows", fk: true, second: strings.ReplaceAll(rebuild, "\n", "\r\n"), wantChild: 2},
 		{name: "a connection without foreign keys keeps them off", fk: false, second: rebuild, wantChild: 2},
 		// Only child's own check (it references the rebuilt parent) sees it.
 		{name: "a referring row the rebuild orphaned is rolled back", fk: true,
