@@ -682,8 +682,9 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 // conflicts with concurrent enqueues and jobs.
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
-// profile items in the same transaction on both backends (ackInResult,
-// behind a savepoint): their own commit — an fsync on SQLite, a commit on
+// profile items in the same transaction on both backends (ackInResult:
+// behind a savepoint on SQLite; on PostgreSQL a failure of that work
+// redoes the result without it): their own commit — an fsync on SQLite, a commit on
 // PostgreSQL — is saved, and the verifying ProfileList an install queues
 // is read as the next command without a read of its own.
 //
@@ -709,13 +710,14 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		got = &store.ProfileAck{}
 	}
 	nextInTx := s.gc != nil || s.d.ResultTxOptions != nil
-	err := s.resultTx(ctx, func(tx *Tx) error {
+	withAck := got != nil && status == mdm.Acknowledged
+	fn := func(tx *Tx) error {
 		var err error
 		q = nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
-		if got != nil && status == mdm.Acknowledged {
+		if withAck {
 			*got = store.ProfileAck{Verify: ack.Verify, List: ack.List}
 			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now); err != nil {
 				return err
@@ -742,7 +744,15 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			return nil // commit the result: there is just nothing to send
 		}
 		return err
-	})
+	}
+	err := s.resultTx(ctx, fn)
+	var failed *ackFailedError
+	if errors.As(err, &failed) {
+		// The profile work failed where no savepoint kept the result
+		// (ackInResult): the result and the next command again, alone.
+		withAck, *got = false, store.ProfileAck{}
+		err = s.resultTx(ctx, fn)
+	}
 	if err != nil {
 		return "", nil, err
 	}
