@@ -714,6 +714,10 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 	fn := func(tx *Tx) error {
 		var err error
 		q = nil
+		// On PostgreSQL the inventory's UPDATE rides with the next
+		// command's take below: one round trip fewer per answer that
+		// adds to the inventory (a ProfileList's, a DeviceInformation's).
+		tx.deferWrites = nextInTx && s.d.WritableCTE && s.gc == nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
@@ -727,7 +731,10 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			return nil // the next command after the commit (see above)
 		}
 		if s.d.WritableCTE {
-			q, err = take(func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) }, ref, channelID, false, now)
+			q, err = take(func(q string, args ...any) *sql.Row {
+				q, args = tx.withDeferred(q, args)
+				return tx.QueryRowContext(ctx, q, args...)
+			}, ref, channelID, false, now)
 		} else {
 			write := func(q string, args ...any) (int64, error) {
 				res, err := tx.ExecContext(ctx, q, args...)
@@ -934,14 +941,25 @@ func writeInventory(ctx context.Context, tx *Tx, ref string, raw []byte, section
 	if info == nil {
 		info = &store.DeviceInfo{}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ?,
-		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
-		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
-		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`,
-		b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
-		info.Model, info.Model, info.ModelName, info.ModelName, ref)
+	args := []any{b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
+		info.Model, info.Model, info.ModelName, info.ModelName, ref}
+	if tx.deferWrites && tx.deferred == nil {
+		// Nothing in the transaction reads the row back or checks the
+		// write: it goes out with the next command's take (Tx.deferred).
+		tx.deferred = &deferredWrite{q: writeInventorySQL, args: args}
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, writeInventorySQL, args...)
 	return err
 }
+
+// writeInventorySQL is writeInventory's UPDATE. Arguments: the inventory
+// (JSON), updated_at (µs), OS version, build version, device name, model
+// and model name each twice (an empty one keeps the stored value), ref.
+const writeInventorySQL = `UPDATE enrollments SET inventory = ?, updated_at = ?,
+		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
+		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
+		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`
 
 func (s *Store) SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {
