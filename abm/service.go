@@ -274,6 +274,18 @@ func (s *Service) Get(ctx context.Context, id string) (*store.ABMServerToken, er
 	return s.Store.ABMServerToken(ctx, id)
 }
 
+// Certificate is server token id's public-key certificate to upload to
+// ABM (CertificatePEM) and the file name to offer it under
+// (pomona-abm-<id>.pem), for the API's and the console's download.
+func (s *Service) Certificate(ctx context.Context, id string) (name string, pem []byte, err error) {
+	t, err := s.Store.ABMServerToken(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	pem, err = CertificatePEM(t)
+	return "pomona-abm-" + t.ID + ".pem", pem, err
+}
+
 // Delete removes a server token; a fallback discovery URL it registered is
 // removed at Apple first (a failure there is logged, the removal goes on:
 // the URL keeps answering like the domain while the tenant exists).

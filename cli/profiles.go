@@ -285,18 +285,7 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 	group := fs.String("group", "", "the group: its id (gr_…) or its name in the profile's tenant (pomona group list --tenant T)")
 	exclude := fs.Bool("exclude", false, "keep the profile off the group's devices (exclusion wins)")
 	return func(c *call) error {
-		id, err := c.one("give the profile id")
-		if err != nil {
-			return err
-		}
-		if *group == "" {
-			return usagef("%s", "give --group")
-		}
-		api, err := c.client()
-		if err != nil {
-			return err
-		}
-		gid, err := resolveGroup(c.Ctx, api, id, *group)
+		api, id, gid, err := profileAndGroup(c, *group)
 		if err != nil {
 			return err
 		}
@@ -311,18 +300,7 @@ func profileAssign(fs *flag.FlagSet) func(*call) error {
 func profileUnassign(fs *flag.FlagSet) func(*call) error {
 	group := fs.String("group", "", "the group: its id (gr_…) or its name in the profile's tenant (pomona group list --tenant T)")
 	return func(c *call) error {
-		id, err := c.one("give the profile id")
-		if err != nil {
-			return err
-		}
-		if *group == "" {
-			return usagef("%s", "give --group")
-		}
-		api, err := c.client()
-		if err != nil {
-			return err
-		}
-		gid, err := resolveGroup(c.Ctx, api, id, *group)
+		api, id, gid, err := profileAndGroup(c, *group)
 		if err != nil {
 			return err
 		}
@@ -332,6 +310,22 @@ func profileUnassign(fs *flag.FlagSet) func(*call) error {
 		fmt.Fprintf(c.Stdout, "profile %s unassigned from group %s\n", id, gid)
 		return nil
 	}
+}
+
+// profileAndGroup reads the profile id (the one argument) and the group
+// --group names (resolveGroup) for assign and unassign.
+func profileAndGroup(c *call, group string) (api *apiclient.Client, id, gid string, err error) {
+	if id, err = c.one("give the profile id"); err != nil {
+		return nil, "", "", err
+	}
+	if group == "" {
+		return nil, "", "", usagef("%s", "give --group")
+	}
+	if api, err = c.client(); err != nil {
+		return nil, "", "", err
+	}
+	gid, err = resolveGroup(c.Ctx, api, id, group)
+	return api, id, gid, err
 }
 
 // resolveGroup is the id of the group that --group names for profile

@@ -111,8 +111,17 @@ func twoInstances(t *testing.T, a, b storeAll, chs []string) {
 		}(j)
 	}
 	wg.Wait()
+	// Every device's item is installing; nothing is due any more.
+	installsOnce(t, a, chs, time.Now())
+}
+
+// installsOnce fails unless every channel of chs has exactly one
+// InstallProfile queued and no enrollment is due at dueBy.
+func installsOnce(t *testing.T, s storeAll, chs []string, dueBy time.Time) {
+	t.Helper()
+	ctx := context.Background()
 	for _, ch := range chs {
-		qs, err := a.QueuedCommands(ctx, ch, 100)
+		qs, err := s.QueuedCommands(ctx, ch, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,9 +135,8 @@ func twoInstances(t *testing.T, a, b storeAll, chs []string) {
 			t.Fatalf("channel %s got %d InstallProfile commands", ch, installs)
 		}
 	}
-	// Every device's item is installing; nothing is due any more.
-	if n, _ := a.DirtyCount(ctx, time.Now()); n != 0 {
-		t.Fatalf("%d enrollments still due", n)
+	if n, err := s.DirtyCount(ctx, dueBy); err != nil || n != 0 {
+		t.Fatalf("%d enrollments still due (%v)", n, err)
 	}
 }
 

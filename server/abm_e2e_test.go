@@ -56,7 +56,15 @@ func (w *abmWorld) newServerToken(t *testing.T, tenant, name string) (string, *x
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v["id"].(string), cert
+	// Its download (the console's: abm_console_test) is the same PEM.
+	id := v["id"].(string)
+	dl := do(t, w.e, "GET", "/api/v1/abm/tokens/"+id+"/certificate", nil, w.e.APIKey)
+	mustStatus(t, dl, 200)
+	if string(dl.body) != v["certificate"] || dl.header.Get("Content-Type") != "application/x-pem-file" ||
+		dl.header.Get("Content-Disposition") != `attachment; filename="pomona-abm-`+id+`.pem"` {
+		t.Fatalf("the certificate's download: %v\n%s", dl.header, dl.body)
+	}
+	return id, cert
 }
 
 func (w *abmWorld) importToken(t *testing.T, id string, file []byte) answer {

@@ -85,17 +85,11 @@ func (a *API) deleteABMToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) abmCertificate(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.App.ABM.Get(r.Context(), r.PathValue("id"))
+	name, pem, err := a.App.ABM.Certificate(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	pem, err := abm.CertificatePEM(t)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Header().Set("Content-Disposition", `attachment; filename="pomona-abm-`+t.ID+`.pem"`)
-	w.Write(pem)
+	httpx.Attachment(w, "application/x-pem-file", name, pem)
 	return nil
 }
 

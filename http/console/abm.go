@@ -7,6 +7,7 @@ import (
 	"github.com/pomona-mdm/pomona/abm"
 	"github.com/pomona-mdm/pomona/adminaccount"
 	"github.com/pomona-mdm/pomona/apitypes"
+	"github.com/pomona-mdm/pomona/http/httpx"
 	"github.com/pomona-mdm/pomona/problem"
 )
 
@@ -72,17 +73,11 @@ func (c *Console) abmToken(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmCertificate(w http.ResponseWriter, r *Request) error {
-	t, err := c.App.ABM.Get(r.Context(), r.PathValue("id"))
+	name, pem, err := c.App.ABM.Certificate(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	pem, err := abm.CertificatePEM(t)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Header().Set("Content-Disposition", `attachment; filename="pomona-abm-`+t.ID+`.pem"`)
-	w.Write(pem)
+	httpx.Attachment(w, "application/x-pem-file", name, pem)
 	return nil
 }
 

@@ -28,3 +28,11 @@ func ClientIP(r *http.Request) string {
 	}
 	return host
 }
+
+// Attachment answers body as a download: Content-Type contentType, saved
+// as filename (a name Pomona made: it is not quoted further).
+func Attachment(w http.ResponseWriter, contentType, filename string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	w.Write(body)
+}

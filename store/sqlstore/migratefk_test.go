@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -18,6 +19,11 @@ func TestMigrateForeignKeysOff(t *testing.T) {
 CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT NOT NULL REFERENCES parent(id) ON DELETE CASCADE);
 INSERT INTO parent (id) VALUES ('p1'), ('p2');
 INSERT INTO child (id, parent_id) VALUES ('c1', 'p1'), ('c2', 'p2');
+CREATE TABLE audit (id TEXT PRIMARY KEY);
+CREATE TABLE note (id TEXT PRIMARY KEY, audit_id TEXT REFERENCES audit(id));
+INSERT INTO audit (id) VALUES ('a1');
+INSERT INTO note (id, audit_id) VALUES ('n1', 'a1');
+CREATE TRIGGER parent_audit AFTER UPDATE ON parent BEGIN DELETE FROM audit; END;
 `
 	rebuild := `-- migrate: foreign_keys off
 CREATE TABLE parent_new (id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -37,6 +43,18 @@ ALTER TABLE parent_new RENAME TO parent;
 		{name: "a broken reference is rolled back", fk: true, second: rebuild + "DELETE FROM parent WHERE id = 'p2';\n",
 			wantErr: "foreign key violations", wantChild: 2},
 		{name: "a connection without foreign keys keeps them off", fk: false, second: rebuild, wantChild: 2},
+		// Only child's own check (it references the rebuilt parent) sees it.
+		{name: "a referring row the rebuild orphaned is rolled back", fk: true,
+			second:  strings.Replace(rebuild, "SELECT id FROM parent;", "SELECT id FROM parent WHERE id <> 'p2';", 1),
+			wantErr: "a row of child", wantChild: 2},
+		// parent is not rebuilt: written (DELETE) is what names it.
+		{name: "a delete from a table not rebuilt is rolled back", fk: true, second: "-- migrate: foreign_keys off\nDELETE FROM parent WHERE id = 'p2';\n",
+			wantErr: "foreign key violations", wantChild: 2},
+		{name: "a dropped parent is rolled back", fk: true, second: "-- migrate: foreign_keys off\nDROP TABLE parent;\n",
+			wantErr: "foreign key violations", wantChild: 2},
+		// The trigger on parent deletes audit's rows: note's refer to them.
+		{name: "a write by a trigger is rolled back", fk: true, second: "-- migrate: foreign_keys off\nUPDATE parent SET id = id WHERE id = 'p1';\n",
+			wantErr: "a row of note", wantChild: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -79,5 +97,63 @@ ALTER TABLE parent_new RENAME TO parent;
 				}
 			}
 		})
+	}
+}
+
+// The check covers the tables a migration touched and the tables that
+// reference them, not the whole database: a rebuilt parent is checked
+// with its child (references to it), not the grandchild (whose parent,
+// child, is untouched) nor an unrelated table — whose violation from
+// before does not refuse the migration (the whole-database check did).
+func TestMigrateForeignKeysOffChecksWhatItTouched(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "db")+"?_pragma=foreign_keys(1)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{
+		`CREATE TABLE parent (id TEXT PRIMARY KEY)`,
+		`CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT REFERENCES parent(id))`,
+		`CREATE TABLE grandchild (id TEXT PRIMARY KEY, child_id TEXT REFERENCES child(id))`,
+		`CREATE TABLE other (id TEXT PRIMARY KEY)`,
+		`CREATE TABLE loose (id TEXT PRIMARY KEY, other_id TEXT REFERENCES other(id))`,
+		`PRAGMA foreign_keys = OFF`,
+		`INSERT INTO loose (id, other_id) VALUES ('l1', 'gone')`, // a violation from before
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rebuild = `CREATE TABLE parent_new (id TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO parent_new (id) SELECT id FROM parent;
+DROP TABLE parent;
+ALTER TABLE parent_new RENAME TO parent;`
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	before, err := schemaTables(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(rebuild); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fkCheckTables(ctx, tx, before, rebuild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"child", "parent"}; !slices.Equal(got, want) {
+		t.Fatalf("checked %v, want %v", got, want)
+	}
+	tx.Rollback()
+
+	s := New(Dialect{Name: "sqlite", GroupCommit: true, Constraint: func(err error) error { return err }}, db, db, "test")
+	defer s.Close()
+	if err := s.Migrate(ctx, fstest.MapFS{"m/0001_rebuild.sql": {Data: []byte(foreignKeysOff + rebuild)}}, "m"); err != nil {
+		t.Fatalf("a violation in a table the migration did not touch refused it: %v", err)
 	}
 }

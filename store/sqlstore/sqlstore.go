@@ -596,7 +596,7 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 			return err
 		}
 		if s.d.Name == "sqlite" && strings.Contains(string(body), foreignKeysOff) {
-			err = s.migrateForeignKeysOff(ctx, apply)
+			err = s.migrateForeignKeysOff(ctx, string(body), apply)
 		} else {
 			err = s.tx(ctx, apply)
 		}
@@ -605,64 +605,6 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 		}
 	}
 	return nil
-}
-
-// foreignKeysOff marks a SQLite migration that rebuilds a table other
-// tables reference (see migrateForeignKeysOff).
-const foreignKeysOff = "-- migrate: foreign_keys off\n"
-
-// migrateForeignKeysOff runs a SQLite migration marked foreignKeysOff
-// the way SQLite documents for schema changes ALTER TABLE cannot make
-// (https://sqlite.org/lang_altertable.html#otheralter): foreign keys
-// off on the writer's connection, outside the transaction (inside one the
-// PRAGMA does nothing), the migration in one transaction that checks
-// every reference (PRAGMA foreign_key_check) before it commits, and
-// foreign keys on again. With them on, dropping a rebuilt table would
-// cascade-delete every row referring to it (queue's rows of channels),
-// and renaming it would rewrite the references to follow the old table.
-// Runs at Open, before anything else uses the connection; the setting
-// is put back as it was (on, from the DSN), and an error doing so is
-// returned (the caller closes the store), so no connection is left
-// without them.
-func (s *Store) migrateForeignKeysOff(ctx context.Context, apply func(*Tx) error) (err error) {
-	conn, err := s.w.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	// Back to the connection's own setting afterwards (the DSN's: on).
-	var was int
-	if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&was); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
-		return err
-	}
-	defer func() {
-		if _, e := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA foreign_keys = %d", was)); e != nil && err == nil {
-			err = fmt.Errorf("turn foreign keys back on: %w", e)
-		}
-	}()
-	t, err := conn.BeginTx(ctx, s.d.TxOptions)
-	if err != nil {
-		return err
-	}
-	if err := apply(&Tx{Tx: t, d: s.d, db: s.w}); err != nil {
-		t.Rollback()
-		return err
-	}
-	rows, err := t.QueryContext(ctx, "PRAGMA foreign_key_check")
-	if err != nil {
-		t.Rollback()
-		return err
-	}
-	bad := rows.Next()
-	rows.Close()
-	if bad || rows.Err() != nil {
-		t.Rollback()
-		return fmt.Errorf("foreign key violations after the migration (rolled back): %v", rows.Err())
-	}
-	return t.Commit()
 }
 
 // SchemaTooNewError: the database was migrated by a newer Pomona than this
