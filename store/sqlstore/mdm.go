@@ -945,9 +945,14 @@ func writeInventory(ctx context.Context, tx *Tx, ref string, raw []byte, section
 	}
 	args := []any{b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
 		info.Model, info.Model, info.ModelName, info.ModelName, ref}
-	if tx.deferWrites && tx.deferred == nil {
+	if tx.deferWrites {
 		// Nothing in the transaction reads the row back or checks the
 		// write: it goes out with the next command's take (Tx.deferred).
+		// One held back already (not so far: one section per answer)
+		// goes first, so the writes keep their order.
+		if err := tx.flushDeferred(ctx); err != nil {
+			return err
+		}
 		tx.deferred = &deferredWrite{q: writeInventorySQL, args: args}
 		return nil
 	}
