@@ -1,7 +1,9 @@
 package app
 
 import (
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,10 @@ func TestTimeOrderedUUID(t *testing.T) {
 		u := timeOrderedUUID(t0.Add(time.Duration(i) * time.Millisecond))
 		if len(u) != 36 || u[14] != '7' || !strings.ContainsRune("89AB", rune(u[19])) || strings.ToUpper(u) != u {
 			t.Fatalf("not an upper-case version 7 UUID: %s", u)
+		}
+		if raw, err := hex.DecodeString(strings.ReplaceAll(u, "-", "")); err != nil || len(raw) != 16 || u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-' ||
+			fmt.Sprintf("%X-%X-%X-%X-%X", raw[0:4], raw[4:6], raw[6:8], raw[8:10], raw[10:16]) != u {
+			t.Fatalf("not 8-4-4-4-12 hex digits: %s", u)
 		}
 		if !strings.HasPrefix(u, "01A2310C") {
 			t.Fatalf("%s does not start with the time 2026-12-01 10:00 UTC in ms (01A2310C…)", u)

@@ -133,7 +133,9 @@ func TestPollWait(t *testing.T) {
 		done, want    int
 		elapsed, wait time.Duration
 	}{
-		{0, 100000, time.Second, 100 * time.Millisecond}, // no rate yet
+		{0, 100000, 0, 100 * time.Millisecond},           // no rate yet
+		{0, 100000, time.Second, 250 * time.Millisecond}, // a quarter of the wait so far
+		{0, 100000, 10 * time.Second, time.Second},       // capped
 		{10000, 100000, time.Second, time.Second},        // 9 s left: capped at 1 s
 		{50000, 100000, time.Second, 500 * time.Millisecond},
 		{99000, 100000, 9900 * time.Millisecond, 50 * time.Millisecond},

@@ -213,7 +213,8 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 
 // pollWait is how long the assignment phase waits before its next status
 // poll, having seen done of want items queued after elapsed: half the
-// time the rate so far says is left, between 20 ms and 1 s. Every poll
+// time the rate so far says is left, between 20 ms and 1 s (before the
+// first item is queued: a quarter of the time so far, 100 ms to 1 s). Every poll
 // counts the profile's items (a grouped scan of 100,000 index entries at
 // 100,000 devices) and is server CPU the phase measures: fixed 250 ms
 // polls were ~10 % of the phase's CPU (docs/benchmarks.md, Session 8 —
@@ -224,7 +225,10 @@ func profilePhases(ctx context.Context, srv *target, domain string, devices, use
 func pollWait(done, want int, elapsed time.Duration) time.Duration {
 	const lo, hi = 20 * time.Millisecond, time.Second
 	if done <= 0 {
-		return 100 * time.Millisecond // no rate yet
+		// No rate yet (the assignment's items are still being written):
+		// a quarter of the time waited so far, so a long first stretch
+		// costs a handful of polls, not one every 100 ms.
+		return min(hi, max(100*time.Millisecond, elapsed/4))
 	}
 	left := time.Duration(float64(elapsed) * float64(want-done) / float64(done) / 2)
 	return min(hi, max(lo, left))

@@ -13,7 +13,7 @@ const storeMigrateUsage = "store migrate --from sqlite://path/pomona.db --to pos
 // storeMigrate is `pomona store migrate`: it moves a deployment between
 // stores. Stop Pomona first: rows written during the copy would be missed
 // (the target must be empty, and the copy is verified by row counts and
-// checksums).
+// checksums); a SQLite file a server still uses is refused (its lock).
 func storeMigrate(fs *flag.FlagSet) func(*call) error {
 	from := fs.String("from", "", "source database URL")
 	to := fs.String("to", "", "target database URL (must be empty)")
@@ -21,15 +21,21 @@ func storeMigrate(fs *flag.FlagSet) func(*call) error {
 		if *from == "" || *to == "" {
 			return usagef("give --from and --to")
 		}
-		src, sdesc, err := open.DB(c.Ctx, *from)
+		// A SQLite file on either side is locked as `pomona serve` locks
+		// it, so a running server is refused instead of missing rows
+		// (source) or keeping what it remembers of a file the copy wrote
+		// (target: the webhook list, Dialect.OneProcess).
+		src, sdesc, unlockSrc, err := open.Serving(c.Ctx, *from, "")
 		if err != nil {
 			return err
 		}
+		defer unlockSrc()
 		defer src.Close()
-		dst, ddesc, err := open.DB(c.Ctx, *to)
+		dst, ddesc, unlockDst, err := open.Serving(c.Ctx, *to, "")
 		if err != nil {
 			return err
 		}
+		defer unlockDst()
 		defer dst.Close()
 		fmt.Fprintf(c.Stdout, "copying %s\n     to %s\n", sdesc, ddesc)
 		rep, err := src.CopyTo(c.Ctx, dst, func(table string, rows int64) {

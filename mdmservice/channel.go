@@ -47,11 +47,13 @@ type Request struct {
 // issued to. Everything downstream of Channel uses this value; nobody
 // re-derives an id.
 //
-// For an Idle command poll (Status Idle) Channel reads only the fields
-// store.DeviceRequest lists for DeviceRequestQuery.Idle — what CertAuth,
-// Bearer and Core decide on for it; the rest of IdentityCert, Enrollment,
-// User and Channel is zero there (a part that needs more on an Idle poll
-// reads the record).
+// On the command channel (an Idle poll or a result) Channel reads only
+// the fields store.DeviceRequest lists for DeviceRequestQuery.Idle — what
+// CertAuth, Bearer and Core decide on, and what a result's hooks
+// (ResultHook, ProfileAckHook) and events (Events: the device, its
+// tenant, user, platform and EnrollmentID) use; the rest of IdentityCert,
+// Enrollment, User and Channel is zero there (a part that needs more on
+// the command channel reads the record). Check-ins get the full rows.
 type Device struct {
 	// Certificate is the verified identity certificate.
 	Certificate  *x509.Certificate
@@ -203,9 +205,12 @@ func (c *Channel) Command(ctx context.Context, r *Request) (*Answer, error) {
 	q := store.DeviceRequestQuery{}
 	if derr == nil {
 		q.ChannelKind, q.EnrollmentUserID = res.Kind(), res.EnrollmentUserID
-		// An Idle poll reads only what deciding on it takes (Device): a
-		// result's webhook event and hooks get the full enrollment.
-		q.Idle = res.Status == mdm.Idle
+		// Every command-channel request reads only what deciding on it,
+		// its hooks and its events take (Device): a result read the
+		// enrollment's and user's other 43 columns for nothing (two of a
+		// profile wave's three requests; docs/benchmarks.md, "Session 12
+		// — wave4").
+		q.Idle = true
 	}
 	if err := c.resolve(ctx, r, cert, q); err != nil {
 		return nil, err

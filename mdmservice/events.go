@@ -9,7 +9,10 @@ import (
 
 // Event is something that happened on a channel.
 type Event struct {
-	Kind       string // authenticate, token-update, checkout, result, unknown-result, identity-expired
+	Kind string // authenticate, token-update, checkout, result, unknown-result, identity-expired
+	// Enrollment is the device; on a result or unknown-result only the
+	// fields store.DeviceRequest lists for DeviceRequestQuery.Idle are set
+	// (Device says why).
 	Enrollment *store.Enrollment
 	// ChannelID is Pomona's id of the channel (token-update, result), or
 	// the channel's kind when no stored channel is concerned

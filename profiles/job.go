@@ -103,6 +103,35 @@ type Job struct {
 
 	wake   chan struct{}
 	passes atomic.Uint64
+	// verifiers make the ProfileList that verifies an acknowledged
+	// install, one per platform (verifyCommand).
+	verifiersMu sync.Mutex
+	verifiers   map[string]func() (*store.CommandRecord, error)
+}
+
+// verifyCommand is a new ProfileList (ManagedOnly) for a device of
+// platform, the command that verifies an acknowledged install: checked
+// and encoded once per platform (app.Commands.Recorder), not per answer.
+func (j *Job) verifyCommand(platform string) (*store.CommandRecord, error) {
+	if platform != catalog.MacOS {
+		platform = catalog.IOS // as Commands.Record checks it
+	}
+	j.verifiersMu.Lock()
+	mk, ok := j.verifiers[platform]
+	j.verifiersMu.Unlock()
+	if !ok {
+		var err error
+		if mk, err = j.Commands.Recorder(platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles"); err != nil {
+			return nil, err // not remembered: asked again next time
+		}
+		j.verifiersMu.Lock()
+		if j.verifiers == nil {
+			j.verifiers = map[string]func() (*store.CommandRecord, error){}
+		}
+		j.verifiers[platform] = mk
+		j.verifiersMu.Unlock()
+	}
+	return mk()
 }
 
 // passHolder is the claim holder of a new pass: unique per pass, so that
@@ -143,12 +172,8 @@ func (j *Job) Loop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	w := j.wakeCh()
-	workers := j.Workers
-	if workers <= 0 {
-		workers = DefaultWorkers
-	}
 	for {
-		j.drain(ctx, workers)
+		j.Drain(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -158,27 +183,47 @@ func (j *Job) Loop(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// drain runs passes until nothing is due: one, and when it finds a full
-// batch, workers in parallel.
-func (j *Job) drain(ctx context.Context, workers int) {
-	pass := func() bool {
-		rep, err := j.Run(ctx)
+// Drain runs passes until nothing is due: one, and when its claim comes
+// back full, Workers (DefaultWorkers when 0) in parallel, the first pass
+// counted as one of them. The others start as soon as the first pass has
+// claimed a full batch, not after it has planned and written it: on
+// PostgreSQL the first batch's writes would otherwise run alone while
+// the work behind them waits (one backend busy and the other cores idle;
+// the claims keep the passes apart either way). Passes stop when one
+// fails or claims less than a full batch. It returns when every pass has
+// ended.
+func (j *Job) Drain(ctx context.Context) {
+	workers := j.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	full := j.batch()
+	pass := func(claimed func(n int)) bool {
+		rep, err := j.run(ctx, claimed)
 		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrClaimLost) { // Run logged a lost claim
 			j.Log.Warn("profile reconciler: pass failed", "err", err)
 		}
-		return err == nil && rep.Claimed >= j.batch()
-	}
-	if !pass() {
-		return // the common case: little or nothing was due
+		return err == nil && rep.Claimed >= full
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pass() {
-			}
-		}()
+	loop := func() {
+		for pass(nil) {
+		}
+	}
+	start := func(n int) {
+		if n < full {
+			return // the common case: little or nothing was due
+		}
+		for i := 1; i < workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				loop()
+			}()
+		}
+	}
+	if pass(start) {
+		loop() // this goroutine is one of the workers
 	}
 	wg.Wait()
 }
@@ -215,7 +260,12 @@ type Report struct {
 // whose plan cannot be made (a signing error, a refused command) is left
 // for a retry alone; the others go on. If the write fails nothing of the
 // batch is stored and its claims expire after the lease.
-func (j *Job) Run(ctx context.Context) (Report, error) {
+func (j *Job) Run(ctx context.Context) (Report, error) { return j.run(ctx, nil) }
+
+// run is Run; claimed, when set, hears how many enrollments the pass
+// claimed as soon as the claim has returned (before planning and
+// writing them): Drain starts its other workers there.
+func (j *Job) run(ctx context.Context, claimed func(n int)) (Report, error) {
 	var rep Report
 	lease := j.Lease
 	if lease <= 0 {
@@ -229,6 +279,9 @@ func (j *Job) Run(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	rep.Claimed = len(ds)
+	if claimed != nil {
+		claimed(len(ds))
+	}
 	if len(ds) == 0 {
 		return rep, nil
 	}
@@ -621,7 +674,7 @@ func (j *Job) AckInResult(ctx context.Context, enr *store.Enrollment, res *mdm.R
 		return nil, nil
 	}
 	ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
-		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		verify, err := j.verifyCommand(enr.Platform)
 		if err != nil {
 			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
 			return nil // the periodic verification will confirm it
@@ -666,7 +719,7 @@ func (j *Job) Result(ctx context.Context, enr *store.Enrollment, channelID, requ
 	if status == mdm.Acknowledged && requestType == "InstallProfile" {
 		// Installed as far as the device says; its ProfileList confirms
 		// it, asked for at once.
-		verify, err := j.Commands.Record(enr.Platform, map[string]any{"RequestType": "ProfileList", "ManagedOnly": true}, "profiles")
+		verify, err := j.verifyCommand(enr.Platform)
 		if err != nil {
 			j.Log.Warn("profile: cannot build the ProfileList that verifies an install", "device", enr.ID, "err", err)
 			verify = nil // the periodic verification will confirm it

@@ -136,7 +136,8 @@ func (a countingAuth) Check(at *store.AccessToken, u *store.User, tenantID strin
 
 // TestIdleCheckinStoreRoundTrips: on a warm instance an idle poll (iOS,
 // signed, with its bearer) with an empty queue costs one store read (of
-// an Idle poll's columns only) and no write; a command queued since is still handed out by the next poll; and
+// an Idle poll's columns only) and no write; a command queued since is still handed out by the next poll, and its
+// result reads the same narrow columns; and
 // a check-in carrying the push topic does not read the push certificate.
 func TestIdleCheckinStoreRoundTrips(t *testing.T) {
 	w := newWorld(t, true)
@@ -193,6 +194,16 @@ func TestIdleCheckinStoreRoundTrips(t *testing.T) {
 		t.Fatalf("idle poll after an enqueue: %+v, %v", a, err)
 	}
 	cs.reset()
+
+	// Its result reads the sender with the same narrow columns (its hooks
+	// and events need no more) and writes once.
+	if a, err := ch.Command(ctx, sign(map[string]any{"Status": "Acknowledged", "CommandUUID": "idle-reads-1", "RequestType": "DeviceInformation",
+		"QueryResponses": map[string]any{"OSVersion": "18.2"}})); err != nil || len(a.Body) != 0 || a.RequestType != "DeviceInformation" {
+		t.Fatalf("result: %+v, %v", a, err)
+	}
+	if reads, writes := cs.reset(); len(reads) != 1 || reads[0] != "DeviceRequest(Idle)" || len(writes) != 1 || writes[0] != "RecordResultNext" {
+		t.Errorf("a result: store reads %v and writes %v; want 1 read (DeviceRequest's Idle columns) and RecordResultNext", reads, writes)
+	}
 
 	// The push topic is read once, not on every check-in that carries it.
 	topic := d.Profile.Topic

@@ -13,11 +13,14 @@ type DeviceRequestQuery struct {
 	// for ("" kind: no channel wanted).
 	ChannelKind      string
 	EnrollmentUserID string
-	// Idle asks for the columns an Idle command poll decides on and no
+	// Idle asks for the columns the command channel decides on and no
 	// more (DeviceRequest lists them): an idle poll with nothing queued
 	// is answered from this one read, and every column costs each driver
 	// a name, a type and a value per statement (docs/benchmarks.md,
-	// "Session 8 — idle").
+	// "Session 8 — idle"). Named for the Idle poll it was made for; the
+	// MDM channel asks for it on every command-channel request, results
+	// too (their hooks and webhook events use only these fields:
+	// "Session 12 — wave4").
 	Idle bool
 }
 
@@ -40,10 +43,11 @@ type DeviceRequestQuery struct {
 //   - Channel (when found): ID, DeviceID, Kind, EnrollmentUserID, LastSeenAt
 //   - CommandWaiting
 //
-// That is what authenticating and binding an Idle poll (revocation, the
-// enrollment's status and EnrollmentID, the bearer's grant and its owner)
-// and answering it (the channel, its last-seen time, whether a command
-// waits) read.
+// That is what authenticating and binding a command-channel request
+// (revocation, the enrollment's status and EnrollmentID, the bearer's
+// grant and its owner), answering it (the channel, its last-seen time,
+// whether a command waits) and a result's hooks and events (the device,
+// its tenant, user, platform and EnrollmentID) read.
 type DeviceRequest struct {
 	IdentityCert IdentityCert
 	Enrollment   Enrollment

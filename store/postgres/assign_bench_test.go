@@ -30,8 +30,8 @@ import (
 // (POMONA_BENCH_DEVICES, default 20,000; enrollments, device channels
 // with push tokens and 50 users written in SQL first), then the real
 // reconciler (profiles.Job: ReconcileInputs, planning, ApplyReconcile)
-// drained as the server's loop drains it (one pass, then its four
-// workers) until every device's InstallProfile is queued, each batch's
+// drained as the server's loop drains it (Job.Drain: one pass, its other
+// workers from its full claim on) until every device's InstallProfile is queued, each batch's
 // push answers recorded (SetPushResults, as push.Pusher does after a
 // fan-out; no APNs). Reported per op (one whole assignment): the
 // PostgreSQL backends' CPU (pg-cpu-s), this process's CPU (go-cpu-s), the
@@ -195,36 +195,11 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	if err := svc.Assign(ctx, p.ID, all.ID, false); err != nil {
 		b.Fatal(err)
 	}
-	// profiles.Job's drain: one pass, then four workers while passes
-	// find full batches.
-	var failed error
-	var mu sync.Mutex
-	pass := func() bool {
-		rep, err := j.Run(ctx)
-		if err != nil {
-			mu.Lock()
-			failed = err
-			mu.Unlock()
-		}
-		return err == nil && rep.Claimed >= profiles.DefaultBatch
-	}
-	if pass() {
-		var wg sync.WaitGroup
-		for w := 0; w < profiles.DefaultWorkers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for pass() {
-				}
-			}()
-		}
-		wg.Wait()
-	}
+	// profiles.Job's drain, as the server's loop runs it: one pass, and
+	// when it claims a full batch, the other workers at once.
+	j.Drain(ctx)
 	rec.wg.Wait()
 	b.StopTimer()
-	if failed != nil {
-		b.Fatal(failed)
-	}
 	pg1, cpu1 := backendCPU(b, sdb), selfCPU()
 	ts = readTableStats(b, db).minus(ts0)
 	var queued int

@@ -59,6 +59,9 @@ var Dialect = sqlstore.Dialect{
 	ClaimReadsInputs: false,
 	// One statement per chunk of finished claims (Dialect.FinishByValues).
 	FinishByValues: true,
+	// One serving process per database file (Lock, taken by
+	// open.Serving): the store remembers the webhook list.
+	OneProcess: true,
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {
@@ -94,6 +97,10 @@ var Dialect = sqlstore.Dialect{
 // migration over a large table) spills to memory too, for its duration.
 const writerCache = "_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 
+// driverName is the database/sql driver Open uses: modernc.org/sqlite's,
+// or in tests one that wraps it to count the statements a store call runs.
+var driverName = "sqlite"
+
 // Open opens (creating if needed) the database file at path and applies
 // pending migrations.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
@@ -118,14 +125,14 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	}
 	// Writes go through one connection (SQLite has one writer anyway:
 	// queueing in Go beats spinning on SQLITE_BUSY), reads through a pool.
-	w, err := sql.Open("sqlite", dsn("immediate")+"&"+writerCache)
+	w, err := sql.Open(driverName, dsn("immediate")+"&"+writerCache)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn("deferred"))
+	r, err := sql.Open(driverName, dsn("deferred"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

@@ -39,6 +39,7 @@ var ErrNotEmpty = errors.New("the target database is not empty")
 // schema version; dst empty) in one transaction on dst, then compares row
 // counts and checksums of both sides.
 func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table string, rows int64)) ([]TableReport, error) {
+	defer dst.hooks.changed() // it writes dst's webhooks (webhookCache)
 	sv, err := s.SchemaVersion(ctx)
 	if err != nil {
 		return nil, err

@@ -464,17 +464,20 @@ func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 			}
 			continue
 		}
-		if _, err := t.ExecContext(ctx, "SAVEPOINT gc"); err != nil {
+		// The savepoint's statements through the statement cache
+		// (tx.ExecContext): run directly on t, each was parsed and
+		// planned again for every transaction of a shared batch.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT gc"); err != nil {
 			t.Rollback()
 			return nil, err
 		}
 		if errs[i] = r.fn(tx); errs[i] != nil {
-			if _, err := t.ExecContext(ctx, "ROLLBACK TO gc"); err != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO gc"); err != nil {
 				t.Rollback()
 				return nil, err
 			}
 		}
-		if _, err := t.ExecContext(ctx, "RELEASE gc"); err != nil {
+		if _, err := tx.ExecContext(ctx, "RELEASE gc"); err != nil {
 			t.Rollback()
 			return nil, err
 		}

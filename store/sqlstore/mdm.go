@@ -355,6 +355,12 @@ func (s *Store) enqueue(ctx context.Context, tx *Tx, cmd *store.CommandRecord, c
 		cmd.UUID, cmd.RequestType, cmd.Payload, toMicros(cmd.CreatedAt), toMicros(cmd.ExpiresAt), cmd.CreatedBy); err != nil {
 		return s.constraint(err)
 	}
+	return s.enqueueRows(ctx, tx, cmd, channelIDs)
+}
+
+// enqueueRows is enqueue's queue rows (and audit entry) for command cmd,
+// whose row is written already.
+func (s *Store) enqueueRows(ctx context.Context, tx *Tx, cmd *store.CommandRecord, channelIDs []string) error {
 	// Rows go in batches of enqueueBatch (one statement each: a bulk
 	// command to 100,000 devices is 200 statements, not 100,000 round
 	// trips); the remainder one by one, so that the statement texts

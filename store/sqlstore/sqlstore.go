@@ -164,6 +164,13 @@ type Dialect struct {
 	// UPDATE or DELETE per due time with an OR of (id, gen) pairs, then a
 	// release of the rest by id (each row looked up twice).
 	FinishByValues bool
+	// OneProcess: one process at a time uses the database through one
+	// Store (SQLite: the lock file a serving process takes, sqlite.Lock),
+	// so the Store may remember what only its own writes change — the
+	// webhook list QueueEvent looks at for every event (webhookCache).
+	// false where instances share the database (PostgreSQL): a webhook
+	// added on one must take the next event on every other.
+	OneProcess bool
 }
 
 // Store implements store.Store over database/sql.
@@ -186,6 +193,8 @@ type Store struct {
 	enqueueOneQ [2]string
 	// verifyEnqueueQ is verifyEnqueueSQL, built once (Dialect.WritableCTE).
 	verifyEnqueueQ string
+	// hooks remembers the webhook list (Dialect.OneProcess).
+	hooks webhookCache
 }
 
 var _ store.Store = (*Store)(nil)

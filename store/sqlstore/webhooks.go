@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -14,7 +16,81 @@ import (
 func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO webhooks (id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)`,
 		w.ID, w.URL, w.Secret, strings.Join(w.Events, ","), toMicros(w.CreatedAt))
+	s.hooks.changed()
 	return s.constraint(err)
+}
+
+// webhookCache is the webhook list (id and events of each) as QueueEvent
+// reads it for every event, remembered where one Store is the only writer
+// of the database (Dialect.OneProcess) and forgotten on every write of
+// the table through it (CreateWebhook, DeleteWebhook, CopyTo into it;
+// nothing else writes webhooks). Most events (a command result on every
+// answer, three per device in a profile wave) have no subscriber: each
+// cost a statement on the read pool, 3 % of a wave's server CPU samples ("Session 12 —
+// wave4", docs/benchmarks.md). Only the look before the write is
+// answered from it; the write transaction reads the list again, so a
+// delivery is queued exactly for the webhooks stored then.
+type webhookCache struct {
+	mu sync.Mutex
+	// gen counts the writes of the table: a list read while one happened
+	// may be the old one and is not kept.
+	gen   uint64
+	valid bool
+	list  []webhookEvents
+}
+
+// webhookEvents is one webhook's id and the events it takes (empty:
+// all).
+type webhookEvents struct {
+	id     string
+	events []string
+}
+
+// changed forgets the list: call it after every write of webhooks,
+// whether it succeeded or not.
+func (c *webhookCache) changed() {
+	c.mu.Lock()
+	c.gen++
+	c.valid, c.list = false, nil
+	c.mu.Unlock()
+}
+
+// takes lists the ids in list that take event.
+func takes(list []webhookEvents, event string) []string {
+	var ids []string
+	for _, w := range list {
+		if len(w.events) == 0 || slices.Contains(w.events, event) {
+			ids = append(ids, w.id)
+		}
+	}
+	return ids
+}
+
+// eventSubscribers is subscribers on the read pool, from the remembered
+// list when the dialect allows it (Dialect.OneProcess).
+func (s *Store) eventSubscribers(ctx context.Context, event string) ([]string, error) {
+	if !s.d.OneProcess {
+		return subscribers(ctx, s.r, event)
+	}
+	c := &s.hooks
+	c.mu.Lock()
+	if c.valid {
+		ids := takes(c.list, event)
+		c.mu.Unlock()
+		return ids, nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	list, err := webhookList(ctx, s.r)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.valid, c.list = true, list
+	}
+	c.mu.Unlock()
+	return takes(list, event), nil
 }
 
 func scanWebhook(sc scanner) (*store.Webhook, error) {
@@ -45,6 +121,7 @@ func (s *Store) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	s.hooks.changed()
 	if err != nil {
 		return err
 	}
@@ -55,11 +132,12 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 // QueueEvent first looks for subscribers on the read pool: most events
-// (a command result on every answer) have none, and then cost one read,
-// not a write transaction, nor the payload's encoding. The payload is
-// made before the write transaction, not on the writer.
+// (a command result on every answer) have none, and then cost one read
+// (none with Dialect.OneProcess: eventSubscribers), not a write
+// transaction, nor the payload's encoding. The payload is made before the
+// write transaction, not on the writer.
 func (s *Store) QueueEvent(ctx context.Context, event string, payload func() ([]byte, error), now time.Time) error {
-	if ids, err := subscribers(ctx, s.r, event); err != nil || len(ids) == 0 {
+	if ids, err := s.eventSubscribers(ctx, event); err != nil || len(ids) == 0 {
 		return err
 	}
 	body, err := payload()
@@ -81,36 +159,41 @@ func (s *Store) QueueEvent(ctx context.Context, event string, payload func() ([]
 	})
 }
 
+// querier reads (a pool or a transaction).
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
 // subscribers lists the webhooks that take event (all events when their
 // list is empty).
-func subscribers(ctx context.Context, q interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}, event string) ([]string, error) {
+func subscribers(ctx context.Context, q querier, event string) ([]string, error) {
+	list, err := webhookList(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return takes(list, event), nil
+}
+
+// webhookList reads every webhook's id and events.
+func webhookList(ctx context.Context, q querier) ([]webhookEvents, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, events FROM webhooks`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ids []string
+	var list []webhookEvents
 	for rows.Next() {
-		var id, events string
-		if err := rows.Scan(&id, &events); err != nil {
+		var w webhookEvents
+		var events string
+		if err := rows.Scan(&w.id, &events); err != nil {
 			return nil, err
 		}
-		if events == "" || contains(strings.Split(events, ","), event) {
-			ids = append(ids, id)
+		if events != "" {
+			w.events = strings.Split(events, ",")
 		}
+		list = append(list, w)
 	}
-	return ids, rows.Err()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return list, rows.Err()
 }
 
 const deliveryColumns = `id, webhook_id, event, payload, status, attempts, next_at, last_error, created_at, delivered_at`
