@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime/metrics"
 	"syscall"
 	"testing"
 	"time"
@@ -36,10 +37,22 @@ import (
 // "cpu-ns/op": on a shared machine it moves far less than wall time, and
 // it counts what wall time hides (fsync's kernel work, the garbage
 // collector on the other core).
+//
+// It also reports "goroutines/op", the goroutines started over the timed
+// parts (runtime/metrics): database/sql and the SQLite driver start one to
+// watch a cancellable context per query, which sqlstore avoids on the hot
+// paths (Dialect.DetachHotReads, Tx.detach).
 type cpuMeter struct {
-	b     *testing.B
-	total time.Duration
-	t0    time.Duration
+	b      *testing.B
+	total  time.Duration
+	t0     time.Duration
+	gs, g0 uint64
+}
+
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func processCPU() time.Duration {
@@ -56,11 +69,16 @@ func newCPUMeter(b *testing.B) *cpuMeter {
 	return m
 }
 
-func (m *cpuMeter) start() { m.b.StartTimer(); m.t0 = processCPU() }
-func (m *cpuMeter) stop()  { m.total += processCPU() - m.t0; m.b.StopTimer() }
+func (m *cpuMeter) start() { m.b.StartTimer(); m.t0 = processCPU(); m.g0 = goroutinesCreated() }
+func (m *cpuMeter) stop() {
+	m.total += processCPU() - m.t0
+	m.gs += goroutinesCreated() - m.g0
+	m.b.StopTimer()
+}
 func (m *cpuMeter) done() {
 	m.stop()
 	m.b.ReportMetric(float64(m.total.Nanoseconds())/float64(m.b.N), "cpu-ns/op")
+	m.b.ReportMetric(float64(m.gs)/float64(m.b.N), "goroutines/op")
 }
 
 // hotDevice is an enrolled device whose requests the benchmark signs.

@@ -69,12 +69,16 @@ func (p *Publisher) DeviceEvent(ctx context.Context, kind string, e *store.Enrol
 	if !ok {
 		return
 	}
-	data := map[string]any{"device": e.ID, "enrollment_id": e.AppleEnrollmentID, "tenant_id": e.TenantID,
-		"user_id": e.UserID, "platform": e.Platform, "channel": channelID}
-	if kind == deviceResultEventKind {
-		data["command_uuid"], data["request_type"], data["status"] = commandUUID, requestType, status
-	}
-	p.Publish(ctx, name, data)
+	// Built only when a webhook takes the event (publish): every device
+	// result comes here.
+	p.publish(ctx, name, func() any {
+		data := map[string]any{"device": e.ID, "enrollment_id": e.AppleEnrollmentID, "tenant_id": e.TenantID,
+			"user_id": e.UserID, "platform": e.Platform, "channel": channelID}
+		if kind == deviceResultEventKind {
+			data["command_uuid"], data["request_type"], data["status"] = commandUUID, requestType, status
+		}
+		return data
+	})
 }
 
 // RenewalChanged publishes a renewal job transition (event is

@@ -27,11 +27,11 @@ var migrations embed.FS
 // Dialect is SQLite's: ? placeholders, writers serialised on one
 // connection with BEGIN IMMEDIATE, constraint errors by extended code.
 var Dialect = sqlstore.Dialect{
-	Name:              "sqlite",
-	CacheStatements:   true,
-	GroupCommit:       true,
-	Greatest:          "MAX",
-	DetachDeviceReads: true,
+	Name:            "sqlite",
+	CacheStatements: true,
+	GroupCommit:     true,
+	Greatest:        "MAX",
+	DetachHotReads:  true,
 	// 2,000 enrollments per reconciler transaction (profiles.DefaultBatch:
 	// 1,000). Each pass's claim and COMMIT go through the one writer, and
 	// each commit makes every reader connection drop its page cache at

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlite"
@@ -114,7 +117,7 @@ func TestReadPoolKeepsConnections(t *testing.T) {
 }
 
 // TestDeviceRequestDetached: the device read runs without the request's
-// cancellation (Dialect.DetachDeviceReads: no watcher goroutines per MDM
+// cancellation (Dialect.DetachHotReads: no watcher goroutines per MDM
 // request), so a context cancelled before it still reads — here a serial
 // that is not there, ErrNotFound — instead of failing with
 // context.Canceled.
@@ -153,6 +156,98 @@ func TestDeviceRequestAllocations(t *testing.T) {
 		t.Logf("idle %v: %.0f allocations", idle, allocs)
 		if allocs > most {
 			t.Errorf("a device read (idle %v): %.0f allocations, want at most %.0f", idle, allocs, most)
+		}
+	}
+}
+
+// The other hot reads on the read pool run without the request's
+// cancellation too (Dialect.DetachHotReads): an API request's key,
+// enrollment and channel reads and a poll's read of the next command read
+// with a context cancelled before them (on the base: context.Canceled),
+// and with a context that can be cancelled they start no goroutine
+// (database/sql's and the driver's watchers: two per read on the base).
+func TestHotReadsDetached(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reads := func(ctx context.Context) error {
+		if _, err := s.APIKey(ctx, "none"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("APIKey: %w", err)
+		}
+		if _, err := s.EnrollmentByAppleID(ctx, "none"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("EnrollmentByAppleID: %w", err)
+		}
+		if chs, err := s.Channels(ctx, "none"); err != nil || len(chs) != 0 {
+			return fmt.Errorf("Channels: %v, %w", chs, err)
+		}
+		if _, err := s.NextCommand(ctx, "none", "none", true, time.Now()); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("NextCommand: %w", err)
+		}
+		return nil
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := reads(cancelled); err != nil {
+		t.Fatalf("with a cancelled context: %v, want the reads to run (not found)", err)
+	}
+	live, stop := context.WithCancel(context.Background())
+	defer stop()
+	if err := reads(live); err != nil { // connections open, statements prepared
+		t.Fatal(err)
+	}
+	const runs = 50
+	sample := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(sample)
+	before := sample[0].Value.Uint64()
+	for range runs {
+		if err := reads(live); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metrics.Read(sample)
+	got := sample[0].Value.Uint64() - before
+	t.Logf("%d goroutines started for %d × 4 reads", got, runs)
+	if got > runs/10 {
+		t.Fatalf("%d goroutines started for %d × 4 hot reads, want none per read", got, runs)
+	}
+}
+
+// The API's key, enrollment and channel reads and the read of a channel's
+// next command name their columns with one letter (no allocation per
+// column name in the driver): measured on misses, whose statements the
+// driver sets up as a hit's (a result's look for the next command is
+// usually one).
+func TestHotReadAllocations(t *testing.T) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	// At most the allocations now (one of them the context without its
+	// cancellation, Dialect.DetachHotReads); with the columns' own names
+	// 35, 69, 43 and 50.
+	for _, c := range []struct {
+		name string
+		most float64
+		read func() error
+	}{
+		{"APIKey", 29, func() error { _, err := s.APIKey(ctx, "none"); return err }},
+		{"EnrollmentByAppleID", 46, func() error { _, err := s.EnrollmentByAppleID(ctx, "none"); return err }},
+		{"Channels", 30, func() error { _, err := s.Channels(ctx, "none"); return err }},
+		{"NextCommand", 37, func() error { _, err := s.NextCommand(ctx, "none", "none", false, now); return err }},
+	} {
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := c.read(); err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s: %.0f allocations", c.name, allocs)
+		if allocs > c.most {
+			t.Errorf("%s: %.0f allocations, want at most %.0f", c.name, allocs, c.most)
 		}
 	}
 }

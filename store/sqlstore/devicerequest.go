@@ -91,9 +91,7 @@ func (s *Store) DeviceRequest(ctx context.Context, q store.DeviceRequestQuery) (
 	if hash == nil {
 		hash = []byte{} // matches no token (a NULL parameter is typed differently by each driver)
 	}
-	if s.d.DetachDeviceReads {
-		ctx = context.WithoutCancel(ctx) // Dialect.DetachDeviceReads says why
-	}
+	ctx = s.hot(ctx) // Dialect.DetachHotReads says why
 	if q.Idle {
 		return s.deviceRequestIdle(ctx, q, hash)
 	}

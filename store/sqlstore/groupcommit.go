@@ -387,7 +387,7 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		return
 	}
 	if len(live) == 1 { // without commit's slice
-		live[0].done <- g.s.once(live[0].ctx, g.s.d.TxOptions, live[0].fn)
+		live[0].done <- g.s.onceDetached(live[0].ctx, g.s.d.TxOptions, live[0].fn, true)
 		return
 	}
 	for i, err := range g.commit(live) {
@@ -399,7 +399,7 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 // several, and returns each one's error.
 func (g *groupCommitter) commit(batch []*gcRequest) []error {
 	if len(batch) == 1 {
-		return []error{g.s.once(batch[0].ctx, g.s.d.TxOptions, batch[0].fn)}
+		return []error{g.s.onceDetached(batch[0].ctx, g.s.d.TxOptions, batch[0].fn, true)}
 	}
 	errs, err := g.shared(batch)
 	if err != nil {
@@ -407,7 +407,7 @@ func (g *groupCommitter) commit(batch []*gcRequest) []error {
 		// transaction runs again on its own.
 		errs = make([]error, len(batch))
 		for i, r := range batch {
-			errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+			errs[i] = g.s.onceDetached(r.ctx, g.s.d.TxOptions, r.fn, true)
 		}
 	}
 	return errs
@@ -438,7 +438,7 @@ func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx := &Tx{Tx: t, d: s.d, db: s.w}
+	tx := &Tx{Tx: t, d: s.d, db: s.w, detached: true}
 	defer func() {
 		for _, q := range tx.want {
 			s.w.stmt(ctx, q)
@@ -458,7 +458,7 @@ func (g *groupCommitter) shared(batch []*gcRequest) ([]error, error) {
 					// As if the batch had failed: alone, it runs again
 					// in a transaction of its own (an error that ended
 					// the shared transaction is not its own).
-					errs[i] = g.s.once(r.ctx, g.s.d.TxOptions, r.fn)
+					errs[i] = g.s.onceDetached(r.ctx, g.s.d.TxOptions, r.fn, true)
 				}
 				return errs, nil
 			}

@@ -27,7 +27,9 @@ func scanKey(sc scanner) (*store.APIKey, error) {
 }
 
 func (s *Store) APIKey(ctx context.Context, id string) (*store.APIKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT id, name, secret_hash, created_at, last_used_at, revoked_at FROM api_keys WHERE id = ?`, id))
+	// Every API request reads its key: one-letter column names (see
+	// oneLetterNames), six allocations fewer on SQLite.
+	k, err := scanKey(s.r.QueryRowContext(s.hot(ctx), `SELECT id AS a, name AS b, secret_hash AS c, created_at AS d, last_used_at AS e, revoked_at AS f FROM api_keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("API key %w", store.ErrNotFound)
 	}

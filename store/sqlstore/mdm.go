@@ -50,8 +50,18 @@ func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, in
 }
 
 func (s *Store) EnrollmentByAppleID(ctx context.Context, appleID string) (*store.Enrollment, error) {
-	return scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE apple_enrollment_id = ?`, appleID))
+	return scanEnrollment(s.r.QueryRowContext(s.hot(ctx), enrollmentByAppleIDSQL, appleID))
 }
+
+// enrollmentByAppleIDSQL and channelsSQL are the API's device reads (every
+// command enqueued for one device), their columns named with one letter
+// (oneLetterNames): the SQLite driver copies every result column's name
+// into a new Go string on every execution, and a one-byte string is never
+// allocated (23 and 13 allocations fewer).
+var (
+	enrollmentByAppleIDSQL = `SELECT ` + oneLetterNames(enrollmentColumns) + ` FROM enrollments WHERE apple_enrollment_id = ?`
+	channelsSQL            = `SELECT ` + oneLetterNames(channelColumns) + ` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`
+)
 
 func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error {
 	at := toMicros(now)
@@ -116,7 +126,7 @@ func (s *Store) Channel(ctx context.Context, ref, kind, enrollmentUserID string)
 }
 
 func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, error) {
-	return collect(ctx, s.r, scanChannel, `SELECT `+channelColumns+` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`, ref)
+	return collect(s.hot(ctx), s.r, scanChannel, channelsSQL, ref)
 }
 
 // TouchChannel is a hint (the same as a command's sent mark): a lost
@@ -487,7 +497,11 @@ var (
 )
 
 func buildNextSQL(afterIdle bool) string {
-	return `SELECT ` + queuedColumns + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
+	// One-letter column names (oneLetterNames): 13 allocations fewer
+	// per read on SQLite — every fetching poll, and every result's look
+	// for the next command, which the driver sets up even when no row
+	// comes back.
+	return `SELECT ` + oneLetterNames(queuedColumns) + ` FROM queue q JOIN commands c ON c.uuid = q.command_uuid
 		JOIN channels ch ON ch.id = q.channel_id
 		WHERE q.channel_id = ? AND ch.enrollment_ref = ? AND q.status IN ` + claimable(afterIdle) + ` ORDER BY q.seq LIMIT 1`
 }
@@ -642,7 +656,8 @@ func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdl
 			return 1, err
 		}
 	}
-	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(ctx, q, args...) }, hint, mark,
+	rctx := s.hot(ctx)
+	return next(ctx, func(q string, args ...any) *sql.Row { return s.r.QueryRowContext(rctx, q, args...) }, hint, mark,
 		ref, channelID, afterIdle, now)
 }
 

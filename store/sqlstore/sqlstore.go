@@ -58,18 +58,21 @@ type Dialect struct {
 	// Constraint maps a driver error to store.ErrConflict (unique) or
 	// store.ErrInUse (foreign key), or returns it unchanged.
 	Constraint func(error) error
-	// DetachDeviceReads runs DeviceRequest's read (one statement, every
-	// MDM request) without the request's cancellation. With a context
-	// that can be cancelled, database/sql starts a goroutine to watch it
-	// for the row set and modernc's driver a second one (and installs a
-	// progress handler) to interrupt SQLite: per idle poll two goroutine
-	// starts and wake-ups, a WithCancel and a channel, ~4 % of a poll's
-	// server CPU in a profile of `pomona serve` ("Session 9 — edge",
-	// docs/benchmarks.md), to be able to interrupt a primary-key join of
-	// ~20 µs. SQLite's WAL readers never wait for the writer, so the read
-	// cannot hang on a lock; PostgreSQL's read crosses a network and keeps
-	// its cancellation (false).
-	DetachDeviceReads bool
+	// DetachHotReads runs the short reads of the MDM and API hot paths on
+	// the read pool without the request's cancellation (Store.hot):
+	// DeviceRequest's read (every MDM request), NextCommand's read of the
+	// next command, and an API request's key, enrollment and channels
+	// reads and the webhook subscriber read of a device event. With a
+	// context that can be cancelled, database/sql starts a goroutine to
+	// watch it for the row set and modernc's driver a second one (and
+	// installs a progress handler) to interrupt SQLite: per read two
+	// goroutine starts and wake-ups, a WithCancel and a channel, ~4 % of a
+	// poll's server CPU in a profile of `pomona serve` ("Session 9 —
+	// edge", docs/benchmarks.md), to be able to interrupt a primary-key
+	// read of ~20 µs. SQLite's WAL readers never wait for the writer, so
+	// such a read cannot hang on a lock; PostgreSQL's reads cross a
+	// network and keep their cancellation (false).
+	DetachHotReads bool
 	// CacheStatements keeps prepared statements of repeated queries
 	// (SQLite: preparing costs as much as running a simple query; pgx
 	// caches them per connection itself).
@@ -398,6 +401,12 @@ type Tx struct {
 	// WITH of the transaction's next statement that takes it
 	// (withDeferred), else on its own before the commit (flushDeferred).
 	deferred *deferredWrite
+	// detached: the group committer runs this transaction (see
+	// detach), so its statements do not end with the caller's context;
+	// bg is from without its cancellation. Only the committer's
+	// goroutine uses the Tx.
+	detached bool
+	from, bg context.Context
 }
 
 // deferredWrite is one held-back statement (Tx.deferred): an UPDATE with
@@ -435,6 +444,42 @@ func (x *Tx) flushDeferred(ctx context.Context) error {
 	return err
 }
 
+// hot is ctx for one of the hot paths' short reads on the read pool
+// (Dialect.DetachHotReads says which and why): without its cancellation
+// when the dialect asks for it, otherwise (and for a context that cannot
+// end) ctx itself.
+// (ctx.Done is not asked: on a context whose Done nobody asked for yet it
+// would allocate the channel.)
+func (s *Store) hot(ctx context.Context) context.Context {
+	if s.d.DetachHotReads {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
+// detach is ctx for a statement of x: unchanged, or without its
+// cancellation when the group committer runs x. The committer answers a
+// caller only once the batch has committed or failed, whatever happens to
+// the caller's context meanwhile (do), and a statement interrupted because
+// one caller went away fails the whole shared batch, which then runs
+// again transaction by transaction: the committer's transactions are a
+// few short statements that run to their end instead. It is also cheaper:
+// for a context that can end, database/sql starts a goroutine per query
+// (Rows.awaitDone) and per transaction (Tx.awaitDone), and the SQLite
+// driver one per statement (interruptOnDone) — four or five goroutines
+// and a dozen allocations per statement of a device's result.
+// The detached context is made once per transaction for the context its
+// statements are usually given (the caller's).
+func (x *Tx) detach(ctx context.Context) context.Context {
+	if !x.detached {
+		return ctx
+	}
+	if ctx != x.from {
+		x.from, x.bg = ctx, context.WithoutCancel(ctx)
+	}
+	return x.bg
+}
+
 // cached is the pool's statement for q, or nil (then q is noted for
 // preparing after the transaction).
 func (x *Tx) cached(q string) *sql.Stmt {
@@ -446,6 +491,7 @@ func (x *Tx) cached(q string) *sql.Stmt {
 }
 
 func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = x.detach(ctx)
 	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -453,6 +499,7 @@ func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 }
 
 func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = x.detach(ctx)
 	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -460,6 +507,7 @@ func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 }
 
 func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = x.detach(ctx)
 	if st := x.cached(q); st != nil {
 		return x.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -520,11 +568,24 @@ func (s *Store) txAlone(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error) error {
-	t, err := s.w.DB.BeginTx(ctx, opts)
+	return s.onceDetached(ctx, opts, fn, false)
+}
+
+// onceDetached is once; with detached (the group committer's
+// transactions: Tx.detach) neither the transaction nor its statements end
+// with ctx. ctx still carries its values.
+func (s *Store) onceDetached(ctx context.Context, opts *sql.TxOptions, fn func(*Tx) error, detached bool) error {
+	var from, bg context.Context
+	bctx := ctx
+	if detached {
+		from, bg = ctx, context.WithoutCancel(ctx)
+		bctx = bg
+	}
+	t, err := s.w.DB.BeginTx(bctx, opts)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
-	tx := &Tx{Tx: t, d: s.d, db: s.w}
+	tx := &Tx{Tx: t, d: s.d, db: s.w, detached: detached, from: from, bg: bg}
 	defer func() {
 		for _, q := range tx.want {
 			s.w.stmt(ctx, q)
