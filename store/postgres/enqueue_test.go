@@ -125,7 +125,9 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 // PostgreSQL: the fetching poll's next command is read and marked sent in
 // one statement, and an acknowledged result with an inventory section is
 // BEGIN, the status and inventory read and the result write in one
-// statement, the inventory write, the next command's claim, COMMIT.
+// statement, the inventory write and the next command's claim in one
+// statement (two before session 12), COMMIT — also when nothing is
+// next (the write is made all the same: the inventory is checked).
 func TestPollAndResultStatements(t *testing.T) {
 	ctx := context.Background()
 	s, log := tracedStore(t)
@@ -144,8 +146,9 @@ func TestPollAndResultStatements(t *testing.T) {
 			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
 		}
 	}
+	osv := "26.1"
 	inv := func(string) (string, any, *store.DeviceInfo, bool) {
-		return "device_information", map[string]any{"OSVersion": "26.1"}, &store.DeviceInfo{OSVersion: "26.1"}, true
+		return "device_information", map[string]any{"OSVersion": osv}, &store.DeviceInfo{OSVersion: osv}, true
 	}
 	enqueue("c1")
 	enqueue("c2")
@@ -158,12 +161,16 @@ func TestPollAndResultStatements(t *testing.T) {
 	if err != nil || rt != "DeviceInformation" || q == nil || q.UUID != "c2" {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and a next command", 5)
+	count("an acknowledged result with inventory and a next command", 4)
+	osv = "26.2"
 	rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<plist/>"), now, inv, nil)
 	if err != nil || rt != "DeviceInformation" || q != nil {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and nothing next", 5)
+	count("an acknowledged result with inventory and nothing next", 4)
+	if e, err := s.Enrollment(ctx, "e1"); err != nil || e.OSVersion != "26.2" || !strings.Contains(string(e.Inventory), `"26.2"`) {
+		t.Fatalf("the inventory written with the take: %+v %v", e, err)
+	}
 	// A repeated answer writes nothing and hands out nothing new.
 	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<other/>"), now, inv, nil); err != nil || q != nil {
 		t.Fatalf("repeat: %+v %v", q, err)
@@ -180,16 +187,19 @@ func TestPollAndResultStatements(t *testing.T) {
 }
 
 // TestProfileAnswerStatements counts a profile wave's install answer on
-// PostgreSQL: BEGIN, the status read and result write, SAVEPOINT, the
-// item's read, acknowledgement and superseded certificates in one
-// statement, the verifying ProfileList's "none waits" check and enqueue
-// in one statement, the next command's take (that ProfileList) and
-// COMMIT — 7 round trips (12 before session 11: the item work was six
-// statements, and a RELEASE SAVEPOINT followed it). The ProfileList's
-// answer is BEGIN, the result, SAVEPOINT, the items read, the item's put,
-// the take and COMMIT: 7 (8 before). The second answer of the same
-// install is a repeat: nothing acknowledged or queued again; an install
-// answered while a ProfileList waits queues none.
+// PostgreSQL: BEGIN, the status read and result write, the item's read,
+// acknowledgement and superseded certificates in one statement, the
+// verifying ProfileList's "none waits" check and enqueue in one
+// statement, the next command's take (that ProfileList) and COMMIT — 6
+// round trips (12 before session 11: the item work was six statements,
+// and a RELEASE SAVEPOINT followed it; 7 before session 12: a SAVEPOINT
+// preceded it). The ProfileList's answer, with its inventory section as
+// the server records it, is BEGIN, the result, the items read, the
+// item's put, the take carrying the section's UPDATE, and COMMIT: 6 (8
+// before session 12: the SAVEPOINT and the UPDATE were statements of
+// their own). The second answer of the same install is a repeat: nothing
+// acknowledged or queued again; an install answered while a ProfileList
+// waits queues none.
 func TestProfileAnswerStatements(t *testing.T) {
 	ctx := context.Background()
 	s, log := tracedStore(t)
@@ -233,7 +243,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
 	}
-	count("an acknowledged install that queues its ProfileList", 7)
+	count("an acknowledged install that queues its ProfileList", 6)
 	its, err := s.ProfileItems(ctx, "e1")
 	if err != nil || len(its) != 1 || !its[0].Acknowledged || !its[0].UpdatedAt.Equal(now) {
 		t.Fatalf("items after the answer: %+v %v", its, err)
@@ -255,7 +265,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i2", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer with a ProfileList waiting: %+v %+v %v", ack, q, err)
 	}
-	count("an acknowledged install with a ProfileList waiting", 7)
+	count("an acknowledged install with a ProfileList waiting", 6)
 	if got, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(got) != 3 {
 		t.Fatalf("queue: %d rows %v, want i1, list-1, i2", len(got), err)
 	}
@@ -268,10 +278,18 @@ func TestProfileAnswerStatements(t *testing.T) {
 		}
 		return items, nil
 	}}
-	if rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-1", "Acknowledged", []byte("<plist/>"), now, nil, list); err != nil || rt != "ProfileList" || !list.Done || len(list.Put) != 1 || q != nil {
+	// As the server records it: with its inventory section (written
+	// with the take, no statement of its own).
+	inv := func(rt string) (string, any, *store.DeviceInfo, bool) {
+		return "profile_list", []string{"com.example.p1"}, nil, rt == "ProfileList"
+	}
+	if rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-1", "Acknowledged", []byte("<plist/>"), now, inv, list); err != nil || rt != "ProfileList" || !list.Done || len(list.Put) != 1 || q != nil {
 		t.Fatalf("list answer: %q %+v %+v %v", rt, list, q, err)
 	}
-	count("an acknowledged ProfileList with one item", 7)
+	count("an acknowledged ProfileList with one item and its inventory section", 6)
+	if e, err := s.Enrollment(ctx, "e1"); err != nil || !strings.Contains(string(e.Inventory), `"profile_list"`) {
+		t.Fatalf("the list's inventory section: %+v %v", e, err)
+	}
 	if its, err := s.ProfileItems(ctx, "e1"); err != nil || len(its) != 1 || its[0].State != "installed" {
 		t.Fatalf("items after the list: %+v %v", its, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -89,14 +90,50 @@ var Dialect = sqlstore.Dialect{
 	},
 }
 
-// maxConns bounds one instance's connections to PostgreSQL (open, and
-// kept idle).
-const maxConns = 20
+// DefaultMaxConns bounds one instance's connections to PostgreSQL (open,
+// and kept idle) unless the URL's pool_max_conns says otherwise.
+const DefaultMaxConns = 20
+
+// PoolMaxConnsParam is the database URL's query parameter that sets one
+// instance's connection limit (postgres://…/pomona?pool_max_conns=40),
+// 1 to 1,000; without it DefaultMaxConns. The name is pgxpool's for the
+// same setting. Pomona takes it out of the URL before connecting
+// (PostgreSQL would refuse it as an unknown run-time parameter).
+const PoolMaxConnsParam = "pool_max_conns"
+
+// poolMaxConns splits the pool_max_conns parameter off dbURL: the URL to
+// connect with and the connection limit (DefaultMaxConns when absent). A
+// value that is not a whole number in 1..1000 is an error naming it.
+// Other forms (key=value connection strings) are left as they are.
+func poolMaxConns(dbURL string) (string, int, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dbURL, DefaultMaxConns, nil
+	}
+	q := u.Query()
+	if !q.Has(PoolMaxConnsParam) {
+		return dbURL, DefaultMaxConns, nil
+	}
+	v := q.Get(PoolMaxConnsParam)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return "", 0, fmt.Errorf("postgres: %s=%q: want a whole number of connections from 1 to 1000", PoolMaxConnsParam, v)
+	}
+	q.Del(PoolMaxConnsParam)
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
+}
 
 // Open connects to the database at dbURL (postgres://…) and applies
 // pending migrations. Instances starting together apply each migration once.
+// The URL's pool_max_conns (PoolMaxConnsParam) sets how many connections
+// the instance opens at most (default DefaultMaxConns).
 func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
-	db, err := sql.Open("pgx", dbURL)
+	connURL, maxConns, err := poolMaxConns(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("pgx", connURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

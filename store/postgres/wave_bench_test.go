@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	neturl "net/url"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,11 +31,11 @@ type waveFleet struct {
 	install string
 }
 
-func newWaveFleet(tb testing.TB, devices int) *waveFleet {
+func newWaveFleet(tb testing.TB, devices, conns int) *waveFleet {
 	tb.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(tb)
-	s, err := postgres.Open(ctx, url)
+	s, err := postgres.Open(ctx, withPoolMaxConns(tb, url, conns))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -156,6 +158,23 @@ func (f *waveFleet) run(tb testing.TB, c int) []time.Duration {
 	return lat
 }
 
+// withPoolMaxConns is dbURL with its pool_max_conns parameter set to n
+// (0: dbURL as it is, the default limit).
+func withPoolMaxConns(tb testing.TB, dbURL string, n int) string {
+	tb.Helper()
+	if n == 0 {
+		return dbURL
+	}
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set(postgres.PoolMaxConnsParam, strconv.Itoa(n))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // sessions is pg_stat_database's count of sessions established in the
 // database at url (PostgreSQL 14+).
 func sessions(tb testing.TB, url string) int64 {
@@ -175,11 +194,18 @@ func sessions(tb testing.TB, url string) int64 {
 // BenchmarkWaveStore is the profile wave's store work on PostgreSQL (no
 // HTTP, TLS or signatures): per op one device's three store calls (the
 // Idle's take, the install's answer, the ProfileList's answer), 32
-// devices in flight as `pomona bench --wave`. It reports the store
-// calls' p50/p99, the write pool's waits for a connection and the
+// devices in flight as `pomona bench --wave`, with the default pool
+// (conns=20) and one of 40 connections (pool_max_conns). It reports the
+// store calls' p50/p99, the write pool's waits for a connection and the
 // connections it closed and PostgreSQL opened anew.
 func BenchmarkWaveStore(b *testing.B) {
-	f := newWaveFleet(b, b.N)
+	for _, conns := range []int{postgres.DefaultMaxConns, 40} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) { benchmarkWaveStore(b, conns) })
+	}
+}
+
+func benchmarkWaveStore(b *testing.B, conns int) {
+	f := newWaveFleet(b, b.N, conns)
 	_, w0 := f.s.PoolStats()
 	s0 := sessions(b, f.url)
 	b.ResetTimer()
@@ -191,6 +217,7 @@ func BenchmarkWaveStore(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(w1.WaitCount-w0.WaitCount)/float64(b.N), "conn-waits/op")
+	b.ReportMetric(float64(w1.WaitDuration-w0.WaitDuration)/float64(time.Millisecond)/float64(b.N), "conn-wait-ms/op")
 	b.ReportMetric(float64(w1.MaxIdleClosed-w0.MaxIdleClosed+w1.MaxIdleTimeClosed-w0.MaxIdleTimeClosed)/float64(b.N), "conns-closed/op")
 	b.ReportMetric(float64(s1-s0)/float64(b.N), "pg-sessions/op")
 }

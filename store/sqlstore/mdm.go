@@ -703,10 +703,13 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 // conflicts with concurrent enqueues and jobs.
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
-// profile items in the same transaction on both backends (ackInResult,
-// behind a savepoint): their own commit — an fsync on SQLite, a commit on
-// PostgreSQL — is saved, and the verifying ProfileList an install queues
-// is read as the next command without a read of its own.
+// profile items in the same transaction on both backends (ackInResult:
+// behind a savepoint on SQLite; on PostgreSQL a failure of that work
+// redoes the result without it): their own commit — an fsync on SQLite,
+// a commit on PostgreSQL — is saved, and the verifying ProfileList an
+// install queues is read as the next command without a read of its own.
+// On PostgreSQL an answer's inventory UPDATE goes out with the next
+// command's take (Tx.deferred), not as a statement of its own.
 //
 // On PostgreSQL the transaction runs at the dialect's ResultTxOptions
 // (REPEATABLE READ, with the profile items it rewrites read FOR UPDATE):
@@ -730,13 +733,18 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		got = &store.ProfileAck{}
 	}
 	nextInTx := s.gc != nil || s.d.ResultTxOptions != nil
-	err := s.resultTx(ctx, func(tx *Tx) error {
+	withAck := got != nil && status == mdm.Acknowledged
+	fn := func(tx *Tx) error {
 		var err error
 		q = nil
+		// On PostgreSQL the inventory's UPDATE rides with the next
+		// command's take below: one round trip fewer per answer that
+		// adds to the inventory (a ProfileList's, a DeviceInformation's).
+		tx.deferWrites = nextInTx && s.d.WritableCTE && s.gc == nil
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
-		if got != nil && status == mdm.Acknowledged {
+		if withAck {
 			*got = store.ProfileAck{Verify: ack.Verify, List: ack.List}
 			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now); err != nil {
 				return err
@@ -746,7 +754,10 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			return nil // the next command after the commit (see above)
 		}
 		if s.d.WritableCTE {
-			q, err = take(func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) }, ref, channelID, false, now)
+			q, err = take(func(q string, args ...any) *sql.Row {
+				q, args = tx.withDeferred(q, args)
+				return tx.QueryRowContext(ctx, q, args...)
+			}, ref, channelID, false, now)
 		} else {
 			write := func(q string, args ...any) (int64, error) {
 				res, err := tx.ExecContext(ctx, q, args...)
@@ -763,7 +774,15 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			return nil // commit the result: there is just nothing to send
 		}
 		return err
-	})
+	}
+	err := s.resultTx(ctx, fn)
+	var failed *ackFailedError
+	if errors.As(err, &failed) {
+		// The profile work failed where no savepoint kept the result
+		// (ackInResult): the result and the next command again, alone.
+		withAck, *got = false, store.ProfileAck{}
+		err = s.resultTx(ctx, fn)
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -945,14 +964,30 @@ func writeInventory(ctx context.Context, tx *Tx, ref string, raw []byte, section
 	if info == nil {
 		info = &store.DeviceInfo{}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE enrollments SET inventory = ?, updated_at = ?,
-		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
-		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
-		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`,
-		b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
-		info.Model, info.Model, info.ModelName, info.ModelName, ref)
+	args := []any{b, toMicros(now), info.OSVersion, info.OSVersion, info.BuildVersion, info.BuildVersion, info.DeviceName, info.DeviceName,
+		info.Model, info.Model, info.ModelName, info.ModelName, ref}
+	if tx.deferWrites {
+		// Nothing in the transaction reads the row back or checks the
+		// write: it goes out with the next command's take (Tx.deferred).
+		// One held back already (not so far: one section per answer)
+		// goes first, so the writes keep their order.
+		if err := tx.flushDeferred(ctx); err != nil {
+			return err
+		}
+		tx.deferred = &deferredWrite{q: writeInventorySQL, args: args}
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, writeInventorySQL, args...)
 	return err
 }
+
+// writeInventorySQL is writeInventory's UPDATE. Arguments: the inventory
+// (JSON), updated_at (µs), OS version, build version, device name, model
+// and model name each twice (an empty one keeps the stored value), ref.
+const writeInventorySQL = `UPDATE enrollments SET inventory = ?, updated_at = ?,
+		os_version = CASE WHEN ? <> '' THEN ? ELSE os_version END, build_version = CASE WHEN ? <> '' THEN ? ELSE build_version END,
+		device_name = CASE WHEN ? <> '' THEN ? ELSE device_name END, model = CASE WHEN ? <> '' THEN ? ELSE model END,
+		model_name = CASE WHEN ? <> '' THEN ? ELSE model_name END WHERE id = ?`
 
 func (s *Store) SetUndeliverable(ctx context.Context, ref, channelID, uuid string, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {

@@ -194,10 +194,16 @@ func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, co
 
 // ackInResult applies an Acknowledged answer to one of Pomona's profile
 // commands (request type rt as queued: InstallProfile, or ProfileList
-// when ack.List is set) inside the result's transaction tx, behind a
-// savepoint: when it fails, its writes are rolled back and the result's
-// stay (the caller then applies it on its own, as before). It sets
-// ack's Done, Queued and Put for this attempt; an error only when the
+// when ack.List is set) inside the result's transaction tx. On SQLite it
+// runs behind a savepoint: when it fails, its writes are rolled back and
+// the result's stay (the caller then applies it on its own, as before).
+// On PostgreSQL (Dialect.WritableCTE) there is no savepoint — its
+// SAVEPOINT was one more network round trip inside every profile
+// answer's transaction, while the work fails almost never — and a
+// failure is an *ackFailedError: RecordResultNext rolls the whole
+// transaction back and records the result again without the profile
+// work, which is what rolling back to the savepoint kept. It sets ack's
+// Done, Queued and Put for this attempt; another error only when the
 // savepoint itself fails (the transaction may then be unusable: it fails
 // as a whole, nothing is answered, and the device sends its result
 // again).
@@ -206,11 +212,14 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	if rt != "InstallProfile" && (rt != "ProfileList" || ack.List == nil) {
 		return nil
 	}
-	// Through the statement cache (Tx.ExecContext), as every statement
-	// here: run directly, SQLite parsed and planned the savepoint's
-	// statements again on every profile answer.
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
-		return err
+	savepoint := !tx.d.WritableCTE
+	if savepoint {
+		// Through the statement cache (Tx.ExecContext), as every
+		// statement here: run directly, SQLite parsed and planned the
+		// savepoint's statements again on every profile answer.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
+			return err
+		}
 	}
 	var err error
 	if rt == "ProfileList" {
@@ -227,17 +236,17 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	}
 	if err != nil {
 		ack.Queued, ack.Put = false, nil
+		if !savepoint {
+			// A failed statement has aborted the transaction on
+			// PostgreSQL: nothing more can run in it. The caller redoes
+			// the result alone in a new one.
+			return &ackFailedError{err: err}
+		}
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
 			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
 		}
 	}
-	// On PostgreSQL the savepoint is left as it is: COMMIT commits the
-	// work after it with the transaction, and a RELEASE would be one more
-	// network round trip inside every profile answer's transaction for
-	// nothing the outcome depends on (the statements after it — the next
-	// command's take — run in its subtransaction, which commits with the
-	// rest; a retry is a new transaction).
-	if !tx.d.WritableCTE {
+	if savepoint {
 		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
 			return err
 		}
@@ -245,6 +254,17 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	ack.Done = err == nil
 	return nil
 }
+
+// ackFailedError is ackInResult's failed profile work on a backend without
+// the savepoint (PostgreSQL): the result's transaction is aborted and
+// RecordResultNext records the result again without it. It does not
+// unwrap, so a serialization failure inside the profile work is not
+// retried with the profile work (as with the savepoint, the result
+// stands without it; ack.Done stays false and the caller applies the
+// answer on its own).
+type ackFailedError struct{ err error }
+
+func (e *ackFailedError) Error() string { return "profile answer failed: " + e.err.Error() }
 
 func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
 	var put []store.ProfileItem

@@ -392,12 +392,56 @@ type Tx struct {
 	// analyze lists tables to ANALYZE once the transaction has committed
 	// (Dialect.AnalyzeAfter: a statement of it wrote many rows).
 	analyze []string
+	// deferWrites lets writeInventory hold its UPDATE back (deferred)
+	// instead of sending it: set by RecordResultNext on a WritableCTE
+	// dialect, whose next-command take then carries it (withDeferred).
+	deferWrites bool
+	// deferred is a held-back UPDATE whose outcome nothing in the
+	// transaction reads (an answer's inventory): sent as a data-modifying
+	// WITH of the transaction's next statement that takes it
+	// (withDeferred), else on its own before the commit (flushDeferred).
+	deferred *deferredWrite
 	// detached: the group committer runs this transaction (see
 	// detach), so its statements do not end with the caller's context;
 	// bg is from without its cancellation. Only the committer's
 	// goroutine uses the Tx.
 	detached bool
 	from, bg context.Context
+}
+
+// deferredWrite is one held-back statement (Tx.deferred): an UPDATE with
+// ? placeholders and its arguments.
+type deferredWrite struct {
+	q    string
+	args []any
+}
+
+// withDeferred is the data-modifying statement q (`WITH a AS (…) …`, a
+// WritableCTE dialect's) with the held-back write, if any, as its first
+// WITH element, and args after the write's: one round trip for both. The
+// write is then no longer held. PostgreSQL runs a data-modifying WITH
+// element exactly once and to completion whatever the statement answers
+// (also no row), on the statement's snapshot; the write and q must touch
+// different rows (the inventory's enrollment row, q's queue rows).
+func (x *Tx) withDeferred(q string, args []any) (string, []any) {
+	w := x.deferred
+	if w == nil || !strings.HasPrefix(q, "WITH ") {
+		return q, args
+	}
+	x.deferred = nil
+	return "WITH deferred AS (" + w.q + "), " + strings.TrimPrefix(q, "WITH "), append(append([]any(nil), w.args...), args...)
+}
+
+// flushDeferred sends the held-back write, if any, on its own (before the
+// commit: nothing took it).
+func (x *Tx) flushDeferred(ctx context.Context) error {
+	w := x.deferred
+	if w == nil {
+		return nil
+	}
+	x.deferred = nil
+	_, err := x.ExecContext(ctx, w.q, w.args...)
+	return err
 }
 
 // hot is ctx for one of the hot paths' short reads on the read pool
@@ -548,6 +592,10 @@ func (s *Store) onceDetached(ctx context.Context, opts *sql.TxOptions, fn func(*
 		}
 	}()
 	if err := fn(tx); err != nil {
+		t.Rollback()
+		return err
+	}
+	if err := tx.flushDeferred(ctx); err != nil {
 		t.Rollback()
 		return err
 	}
