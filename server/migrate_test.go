@@ -36,6 +36,13 @@ func TestStoreMigrateBothWays(t *testing.T) {
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "push": false}, e.APIKey)
 	queued := a.json(t)["command_uuid"].(string)
 
+	// Stopped first, as the operator is told to: store migrate refuses a
+	// SQLite file a running server holds (its lock).
+	code, _, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)
+	if code == 0 || !strings.Contains(errs, "running Pomona server") {
+		t.Fatalf("migrate from a file a server uses: %d %s", code, errs)
+	}
+	e.Stop()
 	code, out, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)
 	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(out, "queue") {
 		t.Fatalf("sqlite -> postgres: %d\n%s\n%s", code, out, errs)

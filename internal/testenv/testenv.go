@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +31,16 @@ type Env struct {
 	Server  *server.Server
 	Client  *http.Client // trusts Pomona's CA
 	Logs    *os.File
+	// stop ends the server (Stop); the test's cleanup calls it too.
+	stop func()
 }
+
+// Stop ends the server now, as a SIGTERM ends `pomona serve`: its store
+// is closed and the SQLite file's lock released, for a test that goes on
+// with the data directory the way an operator would after stopping
+// Pomona (`pomona store migrate` refuses a file a server still uses).
+// The test's end stops nothing more.
+func (e *Env) Stop() { e.stop() }
 
 // Option changes the config before the server starts.
 type Option func(*server.Config)
@@ -94,12 +104,18 @@ func Start(t testing.TB, opts ...Option) *Env {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.CA.Cert)
 	e.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var stopOnce sync.Once
+	e.stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+			srv.Close()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-		srv.Close()
+		e.stop()
 		logs.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logs.Name())
