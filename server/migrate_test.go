@@ -36,6 +36,13 @@ func TestStoreMigrateBothWays(t *testing.T) {
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "push": false}, e.APIKey)
 	queued := a.json(t)["command_uuid"].(string)
 
+	// Stop Pomona first, as docs/postgresql.md says: the SQLite file of
+	// a running server is refused.
+	code, _, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)
+	if code != 1 || !strings.Contains(errs, "another `pomona serve` uses") {
+		t.Fatalf("migrating from a running server's file: %d %s", code, errs)
+	}
+	e.Stop()
 	code, out, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)
 	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(out, "queue") {
 		t.Fatalf("sqlite -> postgres: %d\n%s\n%s", code, out, errs)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +31,15 @@ type Env struct {
 	Server  *server.Server
 	Client  *http.Client // trusts Pomona's CA
 	Logs    *os.File
+
+	stop func() // Stop: ends the server once
 }
+
+// Stop ends the server before the test does (as an operator stops Pomona
+// before `pomona store migrate`): Run returns, the store is closed and
+// its SQLite lock released. Safe to call more than once; the test's
+// cleanup calls it too.
+func (e *Env) Stop() { e.stop() }
 
 // Option changes the config before the server starts.
 type Option func(*server.Config)
@@ -94,12 +103,18 @@ func Start(t testing.TB, opts ...Option) *Env {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.CA.Cert)
 	e.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+			srv.Close()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-		srv.Close()
+		e.stop()
 		logs.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logs.Name())
