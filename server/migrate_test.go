@@ -36,11 +36,11 @@ func TestStoreMigrateBothWays(t *testing.T) {
 	a = do(t, e, "POST", "/api/v1/devices/"+d.MDM.EnrollmentID+"/commands", map[string]any{"request_type": "ProfileList", "push": false}, e.APIKey)
 	queued := a.json(t)["command_uuid"].(string)
 
-	// Stopped first, as the operator is told to: store migrate refuses a
-	// SQLite file a running server holds (its lock).
+	// Stop Pomona first, as docs/postgresql.md says: the SQLite file of
+	// a running server is refused.
 	code, _, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)
-	if code == 0 || !strings.Contains(errs, "running Pomona server") {
-		t.Fatalf("migrate from a file a server uses: %d %s", code, errs)
+	if code != 1 || !strings.Contains(errs, "another `pomona serve` uses") {
+		t.Fatalf("migrating from a running server's file: %d %s", code, errs)
 	}
 	e.Stop()
 	code, out, errs := pomonaCLI(t, "store", "migrate", "--from", "sqlite://"+filepath.Join(e.DataDir, "pomona.db"), "--to", pgURL)

@@ -31,15 +31,14 @@ type Env struct {
 	Server  *server.Server
 	Client  *http.Client // trusts Pomona's CA
 	Logs    *os.File
-	// stop ends the server (Stop); the test's cleanup calls it too.
-	stop func()
+
+	stop func() // Stop: ends the server once
 }
 
-// Stop ends the server now, as a SIGTERM ends `pomona serve`: its store
-// is closed and the SQLite file's lock released, for a test that goes on
-// with the data directory the way an operator would after stopping
-// Pomona (`pomona store migrate` refuses a file a server still uses).
-// The test's end stops nothing more.
+// Stop ends the server before the test does (as an operator stops Pomona
+// before `pomona store migrate`): Run returns, the store is closed and
+// its SQLite lock released. Safe to call more than once; the test's
+// cleanup calls it too.
 func (e *Env) Stop() { e.stop() }
 
 // Option changes the config before the server starts.
@@ -104,9 +103,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.CA.Cert)
 	e.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	var stopOnce sync.Once
+	var once sync.Once
 	e.stop = func() {
-		stopOnce.Do(func() {
+		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("server.Run: %v", err)
