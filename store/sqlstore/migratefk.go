@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -13,6 +12,22 @@ import (
 // foreignKeysOff marks a SQLite migration that rebuilds a table other
 // tables reference (see migrateForeignKeysOff).
 const foreignKeysOff = "-- migrate: foreign_keys off\n"
+
+// markedForeignKeysOff reports whether a migration's text has the
+// foreignKeysOff line, whatever its line ends: a checkout that turned
+// them into CRLF (Windows, core.autocrlf) embedded files whose marker
+// "…off\n" was no longer found, and the rebuild ran with foreign keys
+// on — its DROP TABLE cascade-deleting every referring row (0027: the
+// queue) before anything could check it.
+func markedForeignKeysOff(body string) bool {
+	want := strings.TrimSuffix(foreignKeysOff, "\n")
+	for line := range strings.Lines(body) {
+		if strings.TrimRight(line, "\r\n") == want {
+			return true
+		}
+	}
+	return false
+}
 
 // migrateForeignKeysOff runs a SQLite migration marked foreignKeysOff
 // the way SQLite documents for schema changes ALTER TABLE cannot make
@@ -93,24 +108,38 @@ func checkedForeignKeysOff(ctx context.Context, t *sql.Tx, body string, apply fu
 	return nil
 }
 
-// schemaTables is every table of the main schema (lower-cased name) with
-// its root page and CREATE statement: a table rebuilt under its old name
-// has a new root page, an altered one a new statement.
-func schemaTables(ctx context.Context, t *sql.Tx) (map[string]string, error) {
-	rows, err := t.QueryContext(ctx, `SELECT name, rootpage, sql FROM sqlite_master WHERE type = 'table'`)
+// schemaSnapshot is what fkCheckTables compares and reads: every table
+// of the main schema (lower-cased name) with its root page and CREATE
+// statement — a table rebuilt under its old name has a new root page, an
+// altered one a new statement — and every trigger.
+type schemaSnapshot struct {
+	tables   map[string]string
+	triggers []trigger
+}
+
+// trigger is a trigger's table (lower-cased) and CREATE statement.
+type trigger struct{ table, sql string }
+
+// schemaTables reads the schema's tables and triggers (schemaSnapshot).
+func schemaTables(ctx context.Context, t *sql.Tx) (schemaSnapshot, error) {
+	rows, err := t.QueryContext(ctx, `SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master WHERE type IN ('table', 'trigger')`)
 	if err != nil {
-		return nil, err
+		return schemaSnapshot{}, err
 	}
 	defer rows.Close()
-	m := map[string]string{}
+	m := schemaSnapshot{tables: map[string]string{}}
 	for rows.Next() {
-		var name string
-		var root int64
+		var typ, name, table string
+		var root sql.NullInt64
 		var ddl sql.NullString
-		if err := rows.Scan(&name, &root, &ddl); err != nil {
-			return nil, err
+		if err := rows.Scan(&typ, &name, &table, &root, &ddl); err != nil {
+			return schemaSnapshot{}, err
 		}
-		m[strings.ToLower(name)] = fmt.Sprint(root, "\x00", ddl.String)
+		if typ == "trigger" {
+			m.triggers = append(m.triggers, trigger{strings.ToLower(table), ddl.String})
+			continue
+		}
+		m.tables[strings.ToLower(name)] = fmt.Sprint(root.Int64, "\x00", ddl.String)
 	}
 	return m, rows.Err()
 }
@@ -120,7 +149,9 @@ func schemaTables(ctx context.Context, t *sql.Tx) (map[string]string, error) {
 // missing row, given the schema before it (schemaTables) and its text:
 // the tables it touched — created, rebuilt or altered (root page or
 // statement changed), dropped, or written by an INSERT, REPLACE, UPDATE
-// or DELETE of the text or of a trigger on a touched table — and every
+// or DELETE of the text or of a trigger on a touched table, one there
+// before or after it (writtenTables; a write whose table it cannot read
+// makes every table touched) — and every
 // table that references a touched one (pragma_foreign_key_list, so a
 // referencing table added later is not forgotten). A table's own check
 // covers its references to others; the referencing tables' checks cover
@@ -128,66 +159,58 @@ func schemaTables(ctx context.Context, t *sql.Tx) (map[string]string, error) {
 // (0027 at 100,000 devices: docs/benchmarks.md, Session 12 — hygiene)
 // still finds every violation the migration can have made; one that was
 // there before, in a table it did not touch, is not its to refuse.
-func fkCheckTables(ctx context.Context, t *sql.Tx, before map[string]string, body string) ([]string, error) {
+func fkCheckTables(ctx context.Context, t *sql.Tx, before schemaSnapshot, body string) ([]string, error) {
 	after, err := schemaTables(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	touched := map[string]bool{}
-	for name, v := range after {
-		if before[name] != v {
+	for name, v := range after.tables {
+		if before.tables[name] != v {
 			touched[name] = true
 		}
 	}
-	for name := range before {
-		if _, ok := after[name]; !ok {
+	for name := range before.tables {
+		if _, ok := after.tables[name]; !ok {
 			touched[name] = true
 		}
 	}
-	for _, name := range writtenTables(body) {
+	// A write whose table the text does not name plainly: every table.
+	written, sure := writtenTables(body)
+	for _, name := range written {
 		touched[name] = true
 	}
-	// Triggers on a touched table can write others (to a fixed point).
-	type trigger struct{ table, sql string }
-	var triggers []trigger
-	rows, err := t.QueryContext(ctx, `SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger'`)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var tr trigger
-		var ddl sql.NullString
-		if err := rows.Scan(&tr.table, &ddl); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		tr.table, tr.sql = strings.ToLower(tr.table), ddl.String
-		triggers = append(triggers, tr)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
+	// Triggers on a touched table can write others (to a fixed point):
+	// those of before too, as the migration may have dropped one that
+	// had written.
+	triggers := append(append([]trigger(nil), before.triggers...), after.triggers...)
 	for grew := true; grew; {
 		grew = false
 		for _, tr := range triggers {
 			if !touched[tr.table] {
 				continue
 			}
-			for _, name := range writtenTables(tr.sql) {
+			names, ok := writtenTables(tr.sql)
+			sure = sure && ok
+			for _, name := range names {
 				if !touched[name] {
 					touched[name], grew = true, true
 				}
 			}
 		}
 	}
+	if !sure {
+		for name := range after.tables {
+			touched[name] = true
+		}
+	}
 	check := map[string]bool{}
 	for name := range touched {
-		if _, ok := after[name]; ok {
+		if _, ok := after.tables[name]; ok {
 			check[name] = true
 		}
 	}
-	rows, err = t.QueryContext(ctx, `SELECT m.name, f."table" FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`)
+	rows, err := t.QueryContext(ctx, `SELECT m.name, f."table" FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table'`)
 	if err != nil {
 		return nil, err
 	}
@@ -212,23 +235,151 @@ func fkCheckTables(ctx context.Context, t *sql.Tx, before map[string]string, bod
 	return out, nil
 }
 
-// writeTarget matches the table an INSERT, REPLACE, UPDATE or DELETE
-// writes (with an optional OR-clause and schema), bare or quoted.
-var writeTarget = regexp.MustCompile("(?i)\\b(?:INSERT|REPLACE|UPDATE|DELETE)(?:\\s+OR\\s+\\w+)?(?:\\s+(?:INTO|FROM))?\\s+" +
-	"(?:(?:\\w+|\"[^\"]*\")\\.)?(\\w+|\"[^\"]*\"|`[^`]*`|\\[[^\\]]*\\])")
-
-// writtenTables is the lower-cased names sql's statements write to. It
-// reads text, comments included, so it can name more than is written
-// (a word after ON DELETE, say, that is no table): extra names cost a
-// check at most; a name it missed would skip one, so it errs wide.
-func writtenTables(sql string) []string {
-	var out []string
-	for _, m := range writeTarget.FindAllStringSubmatch(sql, -1) {
-		name := m[1]
-		if len(name) >= 2 && strings.ContainsAny(name[:1], "\"`[") {
-			name = name[1 : len(name)-1]
-		}
-		out = append(out, strings.ToLower(name))
+// writtenTables is the lower-cased names sql's statements write to: the
+// table after INSERT [OR …] INTO, REPLACE INTO, DELETE FROM and UPDATE
+// [OR …] (not after ON or DO: a foreign key's or an upsert's action),
+// read from SQLite's tokens (sqlTokens: comments, quoted names, a schema
+// before the name), not from the text's spelling, so a comment or no
+// space between the words hides none. It can name more than is written
+// (UPDATE in a trigger's event, say, names its next word): extra names
+// cost a check at most. sure is false when a write's table is not a name
+// it can read; the caller then checks every table.
+func writtenTables(sql string) (names []string, sure bool) {
+	toks := sqlTokens(sql)
+	is := func(i int, word string) bool {
+		return i >= 0 && i < len(toks) && toks[i].kind == tokWord && strings.EqualFold(toks[i].text, word)
 	}
-	return out
+	sure = true
+	for i, tk := range toks {
+		if tk.kind != tokWord {
+			continue
+		}
+		j := i + 1
+		switch strings.ToUpper(tk.text) {
+		case "INSERT":
+			if is(j, "OR") {
+				j += 2
+			}
+			if !is(j, "INTO") {
+				continue // a trigger's event: INSERT ON
+			}
+			j++
+		case "REPLACE":
+			if !is(j, "INTO") {
+				continue // replace(…), OR REPLACE, ON CONFLICT REPLACE
+			}
+			j++
+		case "DELETE":
+			if !is(j, "FROM") {
+				continue // ON DELETE action, a trigger's event
+			}
+			j++
+		case "UPDATE":
+			if is(i-1, "ON") || is(i-1, "DO") {
+				continue // ON UPDATE action, DO UPDATE SET
+			}
+			if is(j, "OR") {
+				j += 2
+			}
+		default:
+			continue
+		}
+		// [schema .] table
+		if j+2 < len(toks) && toks[j+1].kind == tokPunct && toks[j+1].text == "." {
+			j += 2
+		}
+		if j >= len(toks) || (toks[j].kind != tokWord && toks[j].kind != tokQuoted) {
+			sure = false
+			continue
+		}
+		names = append(names, strings.ToLower(toks[j].text))
+	}
+	return names, sure
+}
+
+// Kinds of sqlToken.
+const (
+	tokWord   = iota // a bare word: keyword or name
+	tokQuoted        // "…", `…`, […] or '…' (SQLite takes a string as a name), unquoted
+	tokPunct         // one other character
+	tokNumber
+)
+
+// sqlToken is one token of SQL text.
+type sqlToken struct {
+	kind int
+	text string
+}
+
+// sqlTokens splits SQL text into tokens as SQLite's tokenizer does for
+// what writtenTables reads: whitespace and comments (--, /* */) between
+// them dropped, quoted names and strings with their doubled quote
+// characters undone, a word of letters, digits, _, $ and any non-ASCII
+// byte. Unterminated quotes and comments run to the end.
+func sqlTokens(s string) []sqlToken {
+	word := func(c byte, first bool) bool {
+		return c == '_' || c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' ||
+			!first && ('0' <= c && c <= '9' || c == '$')
+	}
+	var toks []sqlToken
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+		case strings.HasPrefix(s[i:], "--"):
+			if n := strings.IndexByte(s[i:], '\n'); n >= 0 {
+				i += n + 1
+			} else {
+				i = len(s)
+			}
+		case strings.HasPrefix(s[i:], "/*"):
+			if n := strings.Index(s[i+2:], "*/"); n >= 0 {
+				i += 2 + n + 2
+			} else {
+				i = len(s)
+			}
+		case c == '"' || c == '`' || c == '\'' || c == '[':
+			end := c
+			if c == '[' {
+				end = ']'
+			}
+			var b strings.Builder
+			j := i + 1
+			for j < len(s) {
+				if s[j] != end {
+					b.WriteByte(s[j])
+					j++
+					continue
+				}
+				if end != ']' && j+1 < len(s) && s[j+1] == end { // doubled
+					b.WriteByte(end)
+					j += 2
+					continue
+				}
+				j++
+				break
+			}
+			toks = append(toks, sqlToken{tokQuoted, b.String()})
+			i = j
+		case word(c, true):
+			j := i + 1
+			for j < len(s) && word(s[j], false) {
+				j++
+			}
+			toks = append(toks, sqlToken{tokWord, s[i:j]})
+			i = j
+		case '0' <= c && c <= '9':
+			j := i + 1
+			for j < len(s) && (word(s[j], false) || s[j] == '.') {
+				j++
+			}
+			toks = append(toks, sqlToken{tokNumber, s[i:j]})
+			i = j
+		default:
+			toks = append(toks, sqlToken{tokPunct, s[i : i+1]})
+			i++
+		}
+	}
+	return toks
 }

@@ -665,7 +665,7 @@ func (s *Store) Migrate(ctx context.Context, fsys fs.FS, dir string) error {
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", v, base, toMicros(time.Now()))
 			return err
 		}
-		if s.d.Name == "sqlite" && strings.Contains(string(body), foreignKeysOff) {
+		if s.d.Name == "sqlite" && markedForeignKeysOff(string(body)) {
 			err = s.migrateForeignKeysOff(ctx, string(body), apply)
 		} else {
 			err = s.tx(ctx, apply)
