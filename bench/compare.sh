@@ -18,6 +18,9 @@
 #   PG=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 #                               (a database is created and dropped per run)
 #   SERVER_CPU=0 LOAD_CPU=1     taskset cores; PostgreSQL itself is not pinned
+#                               (a CHECKPOINT before every PostgreSQL run)
+#   ORDER=before-first          or after-first: which binary runs first in
+#                               each pair (run both to see an order effect)
 #   OUT=/tmp/pomona-compare.$$  JSON reports and logs
 set -euo pipefail
 before=${1:?usage: compare.sh BEFORE-BINARY AFTER-BINARY}
@@ -27,7 +30,7 @@ STORES=${STORES:-sqlite postgres}
 DEVICES=${DEVICES:-200} CHECKINS=${CHECKINS:-10} COMMANDS=${COMMANDS:-2} TIMEOUT=${TIMEOUT:-30m}
 WAVE=${WAVE:-1} WAVE_MAX_S=${WAVE_MAX_S:-180}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
-SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
+SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1} ORDER=${ORDER:-before-first}
 OUT=${OUT:-/tmp/pomona-compare.$$}
 mkdir -p "$OUT"
 command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 2; }
@@ -43,6 +46,11 @@ run() {
 		if [[ $size -lt 100000 || $(wave_ok "$store") == yes ]]; then args+=(--wave); fi
 	fi
 	if [[ $store == postgres ]]; then
+		# The previous run's writes (and its dropped database) are still
+		# dirty in PostgreSQL's buffers; without a checkpoint here the
+		# second run of a pair paid for the first one's (Session 12:
+		# idle +65 % for whichever binary ran second at 100k).
+		psql "$PG" -qAtc "CHECKPOINT" >/dev/null 2>&1 || echo "  (CHECKPOINT refused: not a superuser; runs may pay for the previous one's writes)" >&2
 		db="pomona_cmp_$$_${name}_${size}"
 		psql "$PG" -qAtc "CREATE DATABASE $db" >/dev/null
 		args+=(--store postgres --db "${PG/\/postgres\?//$db?}")
@@ -75,8 +83,13 @@ wave_ok() {
 
 for store in $STORES; do
 	for size in $SIZES; do
-		run before "$before" "$store" "$size"
-		run after "$after" "$store" "$size"
+		if [[ $ORDER == after-first ]]; then
+			run after "$after" "$store" "$size"
+			run before "$before" "$store" "$size"
+		else
+			run before "$before" "$store" "$size"
+			run after "$after" "$store" "$size"
+		fi
 	done
 done
 
