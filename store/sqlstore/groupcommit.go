@@ -326,25 +326,38 @@ func (g *groupCommitter) loop() {
 	}
 }
 
-// runCounted is run, then counts the batch's lazy hints as done (settle).
+// runCounted is run, which counts the batch's lazy hints as done
+// (settle) once they have run and before it answers anyone.
 func (g *groupCommitter) runCounted(batch []*gcRequest) {
 	if len(batch) == 0 {
 		return
 	}
 	g.run(batch)
-	var n int64
-	for _, r := range batch {
-		if r.lazy {
-			n++
-		}
-	}
-	if n > 0 {
-		g.lazy.Add(-n)
-	}
 }
 
-// run commits one batch and answers every request in it.
+// run commits one batch and answers every request in it. The batch's
+// lazy hints are counted as done (g.lazy) after the commit and before
+// the first answer: a caller whose transaction committed with them must
+// not see them pending (settle would wait for nothing; the race detector
+// showed the window in TestLazyHintRidesWithTheNextDurableBatch).
 func (g *groupCommitter) run(batch []*gcRequest) {
+	counted := false
+	lazyDone := func() {
+		if counted {
+			return
+		}
+		counted = true
+		var n int64
+		for _, r := range batch {
+			if r.lazy {
+				n++
+			}
+		}
+		if n > 0 {
+			g.lazy.Add(-n)
+		}
+	}
+	defer lazyDone()
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -381,16 +394,21 @@ func (g *groupCommitter) run(batch []*gcRequest) {
 		hintsOnly = hintsOnly && r.hint
 	}
 	if err := g.setSync(hintsOnly); err != nil {
+		lazyDone()
 		for _, r := range live {
 			r.done <- err
 		}
 		return
 	}
 	if len(live) == 1 { // without commit's slice
-		live[0].done <- g.s.onceDetached(live[0].ctx, g.s.d.TxOptions, live[0].fn, true)
+		err := g.s.onceDetached(live[0].ctx, g.s.d.TxOptions, live[0].fn, true)
+		lazyDone()
+		live[0].done <- err
 		return
 	}
-	for i, err := range g.commit(live) {
+	errs := g.commit(live)
+	lazyDone()
+	for i, err := range errs {
 		live[i].done <- err
 	}
 }
