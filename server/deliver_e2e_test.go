@@ -91,10 +91,27 @@ func TestUndeliverableTemplateFailsItsItemOnly(t *testing.T) {
 	a := do(t, e, "POST", "/api/v1/profiles", map[string]any{"tenant_id": w.tenant, "content": base64.StdEncoding.EncodeToString(wifiProfile("v1"))}, k)
 	mustStatus(t, a, 201)
 	pid := a.json(t)["id"].(string)
+	st := e.Server.Store
+	// The enrollments' own reconciler passes (the first TokenUpdate) must
+	// be over before the batch below is written by hand: a late one
+	// finds bob's item for a profile assigned to nobody and queues its
+	// RemoveProfile behind the install (seen on PostgreSQL in CI: bob
+	// installed and removed it within one converge step).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := st.DirtyCount(ctx, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d enrollments still queued for the reconciler after 20 s", n)
+		}
+	}
 
 	// One shared template queued for both, as the reconciler queues it;
 	// alice's row carries no value for $EMAIL.
-	st := e.Server.Store
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	batch := &store.ReconcileBatch{Holder: "test", Commands: []store.CommandRecord{{UUID: "TMPL-1", RequestType: "InstallProfile",
 		Payload: wifiProfile("v1"), Render: store.RenderProfile, CreatedAt: now, CreatedBy: "profiles"}}}
