@@ -1,0 +1,6 @@
+//go:build !race
+
+package sqlite_test
+
+// raceEnabled: built with -race (race_on_test.go).
+const raceEnabled = false
