@@ -72,10 +72,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		}()
 	}
 	s.printStartup(out, ln.Addr())
-	if s.acme != nil {
+	prefetched := make(chan struct{})
+	if s.acme == nil {
+		close(prefetched)
+	} else {
 		// Obtain the certificate now rather than during a device's first
 		// handshake (the listener below answers the TLS-ALPN-01 challenge).
 		go func() {
+			defer close(prefetched)
 			leaf, err := s.acme.Prefetch()
 			if ctx.Err() != nil {
 				return // stopped meanwhile: nothing to report
@@ -112,6 +116,20 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if s.acme != nil {
+		// A certificate just obtained is served before it is cached: let
+		// its order finish writing it while the store is still open.
+		var err error
+		select {
+		case <-prefetched:
+			err = s.acme.Wait(sctx)
+		case <-sctx.Done():
+			err = sctx.Err()
+		}
+		if err != nil {
+			s.log.Warn("ACME: stopped before a certificate order ended (the next start orders again)", "err", err)
+		}
 	}
 	s.log.Info("stopped")
 	return nil

@@ -5,29 +5,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/challtestsrv"
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
 
+	"github.com/pomona-mdm/pomona/internal/acmetest"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/server"
 )
@@ -147,80 +139,12 @@ func TestTLSFilesReload(t *testing.T) {
 	}
 }
 
-// acmeHost is the name the test certificates are for. autocert wants a
-// dotted name; the test's DNS server answers 127.0.0.1 for every name.
-const acmeHost = "mdm.pomona.test"
-
-// pebble runs Let's Encrypt's ACME test server (RFC 8555) in-process on
-// loopback, with its companion DNS server (challtestsrv) answering
-// 127.0.0.1 for every name. Its validation authority connects to
-// acmeHost on tlsPort for TLS-ALPN-01 and httpPort for HTTP-01.
-// It returns the directory URL, a PEM file of the CA to trust for the
-// directory's HTTPS, and a pool with the issuing root.
-func pebble(t *testing.T, httpPort, tlsPort int) (dir, caFile string, roots *x509.CertPool) {
-	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	logger := log.New(newTestWriter(t), "pebble ", 0)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	dnsLn, dnsPort := freePort(t)
-	dnsLn.Close()
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
-	dns, err := challtestsrv.New(challtestsrv.Config{Log: logger, DNSAddrs: []string{dnsAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dns.SetDefaultDNSIPv4("127.0.0.1")
-	dns.SetDefaultDNSIPv6("")
-	go dns.Run()
-	t.Cleanup(dns.Shutdown)
-	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewTLSServer(front.Handler())
-	t.Cleanup(srv.Close)
-	caFile = filepath.Join(t.TempDir(), "acme-ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
-	roots = x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return srv.URL + wfe.DirectoryPath, caFile, roots
-}
-
-// testWriter logs into the test until it ends (server goroutines such as
-// an ACME order in flight may outlive it; t.Log after the end is a race).
-type testWriter struct {
-	t    *testing.T
-	mu   *sync.Mutex
-	done *bool
-}
-
-func newTestWriter(t *testing.T) testWriter {
-	w := testWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
-	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
-	return w
-}
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !*w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func freePort(t *testing.T) (net.Listener, int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln, ln.Addr().(*net.TCPAddr).Port
-}
+const acmeHost = acmetest.Host
 
 // runOn is run with a listener chosen by the test.
 func runOn(t *testing.T, cfg server.Config, ln net.Listener) (*syncBuf, func() error) {
 	t.Helper()
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(acmetest.NewLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,17 +186,17 @@ func publicCert(t *testing.T, addr string, roots *x509.CertPool) *x509.Certifica
 func TestACME(t *testing.T) {
 	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
 		t.Run(challenge, func(t *testing.T) {
-			ln, port := freePort(t)
-			httpLn, httpPort := freePort(t)
+			ln, port := acmetest.FreePort(t)
+			httpLn, httpPort := acmetest.FreePort(t)
 			httpLn.Close()
 			tlsPort := port
 			if challenge == "http-01" {
 				// Nothing answers TLS-ALPN-01 there: the client must fall back.
-				closed, p := freePort(t)
+				closed, p := acmetest.FreePort(t)
 				closed.Close()
 				tlsPort = p
 			}
-			dir, caFile, roots := pebble(t, httpPort, tlsPort)
+			dir, caFile, roots := acmetest.Pebble(t, httpPort, tlsPort)
 			cfg := testConfig(t)
 			cfg.PublicURL = "https://" + acmeHost + ":" + strconv.Itoa(port)
 			cfg.TLS = server.TLSACME
@@ -301,7 +225,7 @@ func TestACME(t *testing.T) {
 			// Restart on the same store with the ACME server unreachable:
 			// the sealed cache has the certificate.
 			cfg.ACMEDirectory = "https://127.0.0.1:1/dir"
-			ln2, _ := freePort(t)
+			ln2, _ := acmetest.FreePort(t)
 			_, stop2 := runOn(t, cfg, ln2)
 			defer stop2()
 			again := publicCert(t, ln2.Addr().String(), roots)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -37,6 +38,7 @@ type ACMEConfig struct {
 type ACME struct {
 	m    *autocert.Manager
 	host string
+	busy inflight
 }
 
 // NewACME checks cfg and builds the manager. It contacts nothing yet: the
@@ -80,6 +82,8 @@ func (a *ACME) TLSConfig() *tls.Config {
 			hh.ServerName = a.host
 			h = &hh
 		}
+		a.busy.begin()
+		defer a.busy.end()
 		return a.m.GetCertificate(h)
 	}
 	return c
@@ -103,6 +107,8 @@ func (a *ACME) HTTPHandler() http.Handler {
 // first device does not wait for issuance. The HTTPS listener (TLS-ALPN-01)
 // or the HTTP-01 listener must already be serving.
 func (a *ACME) Prefetch() (*x509.Certificate, error) {
+	a.busy.begin()
+	defer a.busy.end()
 	// Look like a modern client (ECDSA): autocert keeps an ECDSA and an RSA
 	// certificate apart, and a bare hello would order an RSA one while the
 	// first real handshake orders the ECDSA one at the same time; the two
@@ -120,6 +126,58 @@ func (a *ACME) Prefetch() (*x509.Certificate, error) {
 		return c.Leaf, nil
 	}
 	return x509.ParseCertificate(c.Certificate[0])
+}
+
+// Wait returns when no certificate lookup or order is in flight, or with
+// ctx's error. A server calls it after its listeners stop and before its
+// store closes: autocert hands a new certificate to every handshake
+// waiting for it before the handshake (or Prefetch) that ordered it writes
+// it to the cache, so a server stopped in between would lose a
+// certificate it already served and order another at the next start
+// (against the CA's rate limits).
+func (a *ACME) Wait(ctx context.Context) error { return a.busy.wait(ctx) }
+
+// inflight counts calls in progress; wait blocks until there are none.
+// (sync.WaitGroup forbids an Add from zero concurrent with Wait, and
+// handshakes may still arrive while a server stops.)
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	none chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (f *inflight) begin() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.none = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) end() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 {
+		close(f.none)
+		f.none = nil
+	}
+	f.mu.Unlock()
+}
+
+func (f *inflight) wait(ctx context.Context) error {
+	f.mu.Lock()
+	none := f.none
+	f.mu.Unlock()
+	if none == nil {
+		return nil
+	}
+	select {
+	case <-none:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Sealer seals and opens blobs (package seal), bound to a context string.
