@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/pomona-mdm/pomona/internal/acmetest"
 	"github.com/pomona-mdm/pomona/pki"
 	"github.com/pomona-mdm/pomona/server"
