@@ -190,8 +190,9 @@ func TestHotReadsDetached(t *testing.T) {
 	}
 }
 
-// The API's key, enrollment and channel reads and the read of a channel's
-// next command name their columns with one letter (no allocation per
+// A device request's read (sqlstore.DeviceRequest), the API's key,
+// enrollment and channel reads and the read of a channel's next command
+// name their columns with one letter (no allocation per
 // column name in the driver): measured on misses, whose statements the
 // driver sets up as a hit's (a result's look for the next command is
 // usually one).
