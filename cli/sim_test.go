@@ -82,10 +82,21 @@ func TestSimRun(t *testing.T) {
 	os.WriteFile(filepath.Join(state, "k.pem"), pk, 0o600)
 	mustOK(t, runCLI(t, e, "", nil, "push-cert", "import", "--cert", filepath.Join(state, "c.pem"), "--key", filepath.Join(state, "k.pem")))
 
+	// The fleet runs until interrupted (its Ctrl-C is runCtx's cancel),
+	// not for a --duration: on a busy machine enrollment alone took the
+	// 8 s the test used to give, and the stand-in was gone before the push.
+	runCtx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	runOut := &syncBuffer{}
 	done := make(chan result, 1)
 	go func() {
-		done <- runCLI(t, e, "", nil, "sim", "run", "--domain", "sim.example", "--devices", "3", "--families", "iPhone,Mac",
-			"--apns-listen", addr, "--state", state, "--duration", "8s", "--status-every", "1s")
+		var errb bytes.Buffer
+		env := map[string]string{"POMONA_SERVER": e.URL, "POMONA_API_KEY": e.APIKey, "POMONA_CA_FILE": e.CAFile}
+		code := cli.Main(&cli.Env{Stdin: strings.NewReader(""), Stdout: runOut, Stderr: &errb,
+			Getenv: func(k string) string { return env[k] }, Ctx: runCtx},
+			[]string{"sim", "run", "--domain", "sim.example", "--devices", "3", "--families", "iPhone,Mac",
+				"--apns-listen", addr, "--state", state, "--status-every", "1s"})
+		done <- result{code, runOut.String(), errb.String()}
 	}()
 	// Wait for the three devices, then queue a command without polling
 	// ourselves: only a push through the stand-in can get it answered.
@@ -139,6 +150,10 @@ func TestSimRun(t *testing.T) {
 	if !answered {
 		t.Fatal("the pushed device did not answer")
 	}
+	for !strings.Contains(runOut.String(), "Devices answer pushes now") && time.Now().Before(deadline.Add(time.Minute)) {
+		time.Sleep(100 * time.Millisecond) // its own push check, after enrollment
+	}
+	interrupt()
 	r := <-done
 	if r.code != 0 {
 		t.Fatalf("sim run: %+v", r)
