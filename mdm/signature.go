@@ -78,16 +78,51 @@ func VerifyDetachedAnyTime(header string, body []byte) (*x509.Certificate, error
 	return verifyDetached(header, body, true, nil)
 }
 
+// DetachedSigner parses an Mdm-Signature header as VerifyDetached does
+// (the same bounds, detached, one SignerInfo, an accepted digest) and
+// returns the certificate its SignerInfo names. The signature is NOT
+// checked (there is no body yet): the answer only says whether a request
+// claims an identity worth reading a large body for. Errors wrap
+// ErrSignature.
+func DetachedSigner(header string, certs *CertCache) (*x509.Certificate, error) {
+	sd, err := parseDetached(header, certs)
+	if err != nil {
+		return nil, err
+	}
+	c, err := sd.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("%w: Mdm-Signature: %v", ErrSignature, err)
+	}
+	return c, nil
+}
+
 func verifyDetached(header string, body []byte, anyTime bool, certs *CertCache) (*x509.Certificate, error) {
+	if len(body) > MaxResult {
+		return nil, fmt.Errorf("%w: the signed body is larger than %d bytes", ErrSignature, MaxResult)
+	}
+	sd, err := parseDetached(header, certs)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := sd.Verify(body, anyTime)
+	if err != nil {
+		if errors.Is(err, untrusted.ErrSigningTime) {
+			return nil, fmt.Errorf("%w: %w: %v", ErrSignature, ErrSigningTime, err)
+		}
+		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
+	}
+	return signer, nil
+}
+
+// parseDetached is the header half of verifyDetached: bounded parse of a
+// detached CMS SignedData.
+func parseDetached(header string, certs *CertCache) (*untrusted.SignedData, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, fmt.Errorf("%w: no Mdm-Signature header and no client certificate", ErrSignature)
 	}
 	if len(header) > MaxSignature {
 		return nil, fmt.Errorf("%w: Mdm-Signature too large", ErrSignature)
-	}
-	if len(body) > MaxResult {
-		return nil, fmt.Errorf("%w: the signed body is larger than %d bytes", ErrSignature, MaxResult)
 	}
 	der, err := base64.StdEncoding.DecodeString(header)
 	if err != nil {
@@ -104,14 +139,7 @@ func verifyDetached(header string, body []byte, anyTime bool, certs *CertCache) 
 	if len(sd.Content) != 0 {
 		return nil, fmt.Errorf("%w: Mdm-Signature must be detached", ErrSignature)
 	}
-	signer, err := sd.Verify(body, anyTime)
-	if err != nil {
-		if errors.Is(err, untrusted.ErrSigningTime) {
-			return nil, fmt.Errorf("%w: %w: %v", ErrSignature, ErrSigningTime, err)
-		}
-		return nil, fmt.Errorf("%w: the signature does not match the body: %v", ErrSignature, err)
-	}
-	return signer, nil
+	return sd, nil
 }
 
 // CheckIdentity checks that an identity certificate (from Mdm-Signature or

@@ -150,6 +150,10 @@ type Channel struct {
 	Service  Service
 }
 
+// Admit says, before the body is read, whether the request claims an
+// identity of Pomona's CA (Identity.Admit). Errors: Forbidden.
+func (c *Channel) Admit(r *Request) error { return c.Identity.Admit(r) }
+
 // Checkin answers a check-in (PUT to the CheckInURL of the enrollment
 // profile's MDM payload).
 func (c *Channel) Checkin(ctx context.Context, r *Request) (*Answer, error) {

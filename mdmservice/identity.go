@@ -120,6 +120,41 @@ func (s *Identity) Verify(ctx context.Context, r *Request) (*x509.Certificate, e
 	return cert, nil
 }
 
+// Admit is the part of Verify that needs no body: the identity the
+// request claims (the Mdm-Signature's signer, else the client certificate)
+// must be issued by Pomona's CA. The signature itself is not checked
+// (Verify does that with the body), nor the validity window (Verify
+// explains an expired identity), nor the store. The HTTP handler asks it
+// before reading a body larger than a check-in, so that a client without
+// an identity of Pomona's makes the server buffer at most that much
+// (mdm.MaxResult bodies were read, up to 8 MiB and more in growth, for
+// anyone). Errors: Forbidden.
+func (s *Identity) Admit(r *Request) error {
+	var cert *x509.Certificate
+	var err error
+	if r.Signature != "" || r.ClientCert == nil {
+		s.init()
+		cert, err = mdm.DetachedSigner(r.Signature, s.certs)
+	} else {
+		cert = r.ClientCert
+	}
+	if err == nil {
+		now := s.now()
+		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+			// Rare (an expired identity): not worth remembering.
+			if cert.CheckSignatureFrom(s.CA) != nil {
+				err = fmt.Errorf("%w: the identity certificate is not from Pomona's CA", mdm.ErrSignature)
+			}
+		} else {
+			err = s.checker().Check(cert, now)
+		}
+	}
+	if err != nil {
+		return problem.New(problem.Forbidden, "%s", err.Error())
+	}
+	return nil
+}
+
 // serialHex is the store's key of an identity certificate: its serial in
 // lower-case hex (as enroll.SerialHex writes it at issuance).
 func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

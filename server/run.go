@@ -17,6 +17,7 @@ import (
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/push"
+	"github.com/pomona-mdm/pomona/tlscert"
 	"github.com/pomona-mdm/pomona/version"
 )
 
@@ -42,7 +43,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("--acme-http-listen %s: %w", s.cfg.ACMEHTTPListen, err)
 		}
-		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+		// Unauthenticated plain HTTP from anyone: every request is bounded
+		// in size and time (a validation request is a small GET, answered
+		// from memory or one cache read), so a slow client holds a
+		// connection for seconds, never for good.
+		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: tlscert.MaxHTTPHeader,
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 		go acmeHTTP.Serve(hl)
 		defer acmeHTTP.Close()

@@ -46,7 +46,8 @@ func (s *Server) setupTLS(ctx context.Context) error {
 			return errors.New("--tls=acme obtains the certificate itself: leave out --tls-cert/--tls-key")
 		}
 		ac := tlscert.ACMEConfig{Host: s.PublicURL.Hostname(), Directory: cfg.ACMEDirectory, Email: cfg.ACMEEmail,
-			Cache: &tlscert.SealedCache{Secrets: s.Store, Sealer: sealer, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}}
+			HTTPSOrigin: "https://" + s.PublicURL.Host,
+			Cache:       &tlscert.SealedCache{Secrets: s.Store, Sealer: sealer, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}}
 		if cfg.ACMECAFile != "" {
 			pool, err := tlscert.ReadCAFile(cfg.ACMECAFile)
 			if err != nil {

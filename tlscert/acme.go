@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ type ACMEConfig struct {
 	// Set for a private ACME CA or a test server.
 	RootCAs *x509.CertPool
 	Cache   autocert.Cache
+	// HTTPSOrigin is where HTTPHandler sends everything but a challenge:
+	// "https://host[:port]", --public-url's origin (its port kept). Empty:
+	// "https://" + Host.
+	HTTPSOrigin string
 }
 
 // ACME obtains and renews a certificate for one host. TLSConfig answers
@@ -36,9 +41,10 @@ type ACMEConfig struct {
 // answers HTTP-01 (RFC 8555 §8.3) on a port-80 listener. Renewal starts
 // 30 days before expiry (autocert's default) while the process runs.
 type ACME struct {
-	m    *autocert.Manager
-	host string
-	busy inflight
+	m      *autocert.Manager
+	host   string
+	origin string // HTTPSOrigin, without a trailing slash
+	busy   inflight
 }
 
 // NewACME checks cfg and builds the manager. It contacts nothing yet: the
@@ -66,7 +72,14 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 		Email:      cfg.Email,
 		Client:     &acme.Client{DirectoryURL: dir, HTTPClient: &http.Client{Transport: tr, Timeout: time.Minute}},
 	}
-	return &ACME{m: m, host: host}, nil
+	origin := strings.TrimSuffix(cfg.HTTPSOrigin, "/")
+	if origin == "" {
+		origin = "https://" + host
+	}
+	if u, err := url.Parse(origin); err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("ACME: the https origin to redirect to must be https://host[:port], not %q", cfg.HTTPSOrigin)
+	}
+	return &ACME{m: m, host: host, origin: origin}, nil
 }
 
 // TLSConfig serves the certificate (and TLS-ALPN-01 challenges) and
@@ -89,18 +102,67 @@ func (a *ACME) TLSConfig() *tls.Config {
 	return c
 }
 
-// HTTPHandler answers HTTP-01 challenges and redirects everything else to
-// https (for --acme-http-listen, normally port 80).
+// MaxHTTPHeader bounds the header of a request to HTTPHandler's listener
+// (http.Server.MaxHeaderBytes; net/http allows 4 KiB more): an ACME
+// validation request is a GET with a few short headers.
+const MaxHTTPHeader = 8 << 10
+
+// HTTPHandler answers HTTP-01 challenges (RFC 8555 §8.3) and redirects
+// every other GET or HEAD to the same path and query on HTTPSOrigin (for
+// --acme-http-listen, normally port 80). This listener is unauthenticated
+// plain HTTP, so nothing a request says chooses where it is sent:
+//   - the redirect's host is never the request's (autocert's own redirect
+//     used the Host header, or the host of an absolute-form request-target
+//     such as "GET http://evil.example/ HTTP/1.1", and appended an opaque
+//     target as it came: "GET http:.evil.example/" went to
+//     https://<host>.evil.example/; it also dropped --public-url's port);
+//   - a request with a body (Content-Length other than 0, or chunked) is
+//     refused with 400 and the connection closed: a validation request
+//     has none, and net/http reads up to 256 KiB of an unread body before
+//     it answers, which a client sending one byte at a time held open
+//     forever on a listener without a read timeout;
+//   - other methods get 405 (autocert: 400).
+//
 // The Host header may carry a port ("mdm.example.com:80" is valid,
-// RFC 9110 §7.2), which autocert's host check would refuse: it is removed.
+// RFC 9110 §7.2), which autocert's host check for challenges would refuse:
+// it is removed. The server serving this handler must set ReadTimeout,
+// WriteTimeout and MaxHeaderBytes (MaxHTTPHeader): see server.Run.
 func (a *ACME) HTTPHandler() http.Handler {
-	h := a.m.HTTPHandler(nil)
+	h := a.m.HTTPHandler(http.HandlerFunc(a.redirect))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "this listener takes no request body", http.StatusBadRequest)
+			return
+		}
 		if host, _, err := net.SplitHostPort(r.Host); err == nil {
 			r.Host = host
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// redirect sends a request that is not a challenge to the same path and
+// query on a.origin. Only the path and query are taken from the request,
+// and the path always starts with "/" (an opaque or empty target becomes
+// "/"), so the target's host is a.origin's whatever the request-target.
+func (a *ACME) redirect(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "use https: "+a.origin, http.StatusMethodNotAllowed)
+		return
+	}
+	p := "/"
+	if r.URL.Opaque == "" {
+		p = r.URL.EscapedPath()
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+	}
+	if r.URL.RawQuery != "" {
+		p += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, a.origin+p, http.StatusFound)
 }
 
 // Prefetch obtains (or loads from the cache) the certificate now, so the

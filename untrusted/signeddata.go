@@ -291,15 +291,9 @@ func (sd *SignedData) parseSignedAttrs(attrs cryptobyte.String) error {
 // unless anyTime (then ErrSigningTime). The certificate's issuer is not
 // judged here. Errors wrap ErrCMS.
 func (sd *SignedData) Verify(content []byte, anyTime bool) (*x509.Certificate, error) {
-	var signer *x509.Certificate
-	for _, c := range sd.Certificates {
-		if c.SerialNumber.Cmp(sd.serial) == 0 && bytes.Equal(c.RawIssuer, sd.issuer) {
-			signer = c
-			break
-		}
-	}
-	if signer == nil {
-		return nil, fmt.Errorf("%w: no certificate for the signer", ErrCMS)
+	signer, err := sd.Signer()
+	if err != nil {
+		return nil, err
 	}
 	signed := content
 	if sd.signedAttrs != nil {
@@ -325,6 +319,19 @@ func (sd *SignedData) Verify(content []byte, anyTime bool) (*x509.Certificate, e
 		return nil, fmt.Errorf("%w: %v", ErrCMS, err)
 	}
 	return signer, nil
+}
+
+// Signer returns the certificate the one SignerInfo names (by issuer and
+// serial number) among Certificates, WITHOUT checking the signature: it
+// says who claims to have signed, for deciding whether to read more of a
+// request before Verify. Errors wrap ErrCMS.
+func (sd *SignedData) Signer() (*x509.Certificate, error) {
+	for _, c := range sd.Certificates {
+		if c.SerialNumber.Cmp(sd.serial) == 0 && bytes.Equal(c.RawIssuer, sd.issuer) {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no certificate for the signer", ErrCMS)
 }
 
 // digest appends content's digest with alg to dst: the fixed-size sums,

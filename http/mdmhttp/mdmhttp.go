@@ -41,6 +41,20 @@ type Channel interface {
 	Command(ctx context.Context, r *mdmservice.Request) (*mdmservice.Answer, error)
 }
 
+// AdmitAbove is the body size (bytes, from Content-Length; an unknown
+// length counts as larger) above which the handler asks Admitter before
+// reading the body: a check-in's bound (mdm.MaxCheckin), far above an idle
+// poll or a usual result, so those are read at once as before.
+const AdmitAbove = mdm.MaxCheckin
+
+// Admitter is what a Channel may also do: say from the headers alone
+// (Mdm-Signature's signer, the client certificate) whether the request
+// claims an identity worth reading a large body for
+// (mdmservice.Channel.Admit). Errors are answered as the service's.
+type Admitter interface {
+	Admit(r *mdmservice.Request) error
+}
+
 // Handler serves one of the two endpoints: the check-in endpoint
 // (Apple, "Check-in": https://developer.apple.com/documentation/devicemanagement/check-in)
 // or the command endpoint (the ServerURL; "Sending MDM commands to a
@@ -77,6 +91,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Metrics.MDM.WithLabelValues(endpoint, "415").Inc()
 		return
 	}
+	req := mdmservice.Request{Signature: r.Header.Get("Mdm-Signature"), Authorization: r.Header.Get("Authorization")}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		req.ClientCert = r.TLS.PeerCertificates[0]
+	} else if v := h.forwardedCert(r); v != "" {
+		if httpx.FromTrustedProxy(r, h.TrustedProxies) {
+			req.ClientCert = certFromHeader(v)
+		} else {
+			h.Log.Info("MDM request: client certificate header from a peer that is not a trusted proxy ignored",
+				"endpoint", endpoint, "header", h.ClientCertHeader, "peer", httpx.Peer(r))
+		}
+	}
+	// A body that may be larger than a check-in is read only for a request
+	// claiming an identity of Pomona's CA: the body is read before the
+	// signature over it can be checked, and anyone could otherwise make
+	// the server hold mdm.MaxResult (8 MiB, more while io.ReadAll grows
+	// its buffer) per connection — 60 such requests without any
+	// credential took the process from 35 MB to 516 MB.
+	if a, ok := h.Service.(Admitter); ok && (r.ContentLength < 0 || r.ContentLength > AdmitAbove) {
+		if err := a.Admit(&req); err != nil {
+			w.Header().Set("Connection", "close") // the unread body is not drained
+			resp := render(nil, err)
+			h.Metrics.MDM.WithLabelValues(endpoint, httpx.StatusLabel(resp.status)).Inc()
+			h.Log.Info("MDM "+endpoint+": large body refused before reading it", "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr, "content_length", r.ContentLength)
+			resp.write(w)
+			return
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -88,17 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read the body", http.StatusBadRequest)
 		return
 	}
-	req := mdmservice.Request{Body: body, Signature: r.Header.Get("Mdm-Signature"), Authorization: r.Header.Get("Authorization")}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		req.ClientCert = r.TLS.PeerCertificates[0]
-	} else if v := h.forwardedCert(r); v != "" {
-		if httpx.FromTrustedProxy(r, h.TrustedProxies) {
-			req.ClientCert = certFromHeader(v)
-		} else {
-			h.Log.Info("MDM request: client certificate header from a peer that is not a trusted proxy ignored",
-				"endpoint", endpoint, "header", h.ClientCertHeader, "peer", httpx.Peer(r))
-		}
-	}
+	req.Body = body
 	var ans *mdmservice.Answer
 	if h.Checkin {
 		ans, err = h.Service.Checkin(r.Context(), &req)
