@@ -294,7 +294,16 @@ func (c *Console) back(r *Request) string {
 			return u.RequestURI()
 		}
 	}
-	return c.pageAbove(r.URL.Path)
+	page := c.pageAbove(r.URL.Path)
+	// The Groups and Profiles pages show one tenant (?tenant=, else the
+	// first): a refused form of theirs (a group's name taken, a profile's
+	// identifier already uploaded) returns to the tenant it was posted for,
+	// not to the first tenant, whose page would contradict the message
+	// ("has a profile com.example.wifi already" over "No profiles yet").
+	if t := r.PostFormValue("tenant"); t != "" && (page == Prefix+"/groups" || page == Prefix+"/profiles") {
+		page += "?" + url.Values{"tenant": {t}}.Encode()
+	}
+	return page
 }
 
 // pageAbove is p itself when it is also a console GET page (POST
