@@ -38,3 +38,20 @@ func TestConsoleRefusalKeepsTheTenant(t *testing.T) {
 		t.Errorf("the same profile again: %d, not back on its tenant's page with the reason:\n%.3000s", code, body)
 	}
 }
+
+// TestConsoleDeviceCheckIsReadable: the device page says what the
+// advisory signature check of the enrollment request found in words
+// ("Device check other" told a newcomer nothing), keeping the API's value.
+func TestConsoleDeviceCheckIsReadable(t *testing.T) {
+	w, clk := consoleWorld(t)
+	d := enrolledDevice(t, w, "iPhone", "alice@example.com", "alice-password")
+	u := newConsoleUser(t, w, clk, "owner@ops.example", store.RoleOwner)
+	dev, err := w.e.Server.Store.EnrollmentByAppleID(t.Context(), d.MDM.EnrollmentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := u.get("/console/devices/" + dev.ID)
+	if want := `<dt>Device check</dt><dd>signed, not by Apple (a simulated or test device) <span class="muted">(other)</span></dd>`; code != 200 || !strings.Contains(body, want) {
+		t.Errorf("device page: %d, lacks %s:\n%.3000s", code, want, body)
+	}
+}
