@@ -104,15 +104,21 @@ func runServe(fs *flag.FlagSet) func(*call) error {
 		default:
 			return usagef("--log-format %q: use text or json", *logFormat)
 		}
-		srv, err := server.New(c.Ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
+		// Listen before server.New: a first start creates the admin API key
+		// and the owner's setup link and prints them once, after New; a port
+		// already taken must fail before then, not after the key is stored
+		// and never shown (the next start would only say "the link the
+		// first start printed").
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s: %w (is another server running? choose another address with --listen)", cfg.Listen, err)
 		}
+		srv, err := server.New(c.Ctx, cfg, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer srv.Close()
 		return srv.Run(c.Ctx, ln, c.Stdout)
 	}
 }

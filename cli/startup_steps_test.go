@@ -54,6 +54,11 @@ func TestStartupNextStepsPushCertificate(t *testing.T) {
 	if !strings.Contains(steps, "no APNs push certificate yet") || !strings.Contains(steps, "MDM vendor certificate") {
 		t.Errorf("the push-certificate step does not name the MDM vendor signature:\n%s", steps)
 	}
+	// The README's first command leaves a newcomer without a device to
+	// watch: the start-up names the demo (it said nothing of it).
+	if !strings.Contains(steps, "pomona serve --demo") {
+		t.Errorf("a start without a push certificate does not point to the demo:\n%s", steps)
+	}
 	if !strings.Contains(steps, "back up "+filepath.Join(data, "secret.key")) {
 		t.Errorf("a new deployment's next steps lack the sealing-key backup:\n%s", steps)
 	}

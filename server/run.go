@@ -205,6 +205,9 @@ func (s *Server) printStartup(out io.Writer, addr net.Addr) {
 	}
 	if n.push == nil {
 		next = append(next, "no APNs push certificate yet: enrollment answers 503 until one is imported. pomona push-cert csr, have it signed with an MDM vendor certificate, upload it at Apple's Push Certificates Portal, then pomona push-cert import (docs/push-certificate.md)")
+		// A newcomer's first start has no Apple account behind it either:
+		// say where a device can be seen enrolling meanwhile.
+		next = append(next, "to see a simulated iPhone enroll without an Apple account meanwhile: pomona serve --demo (keeps its own data directory, <--data>-demo; README, docs/simulator.md)")
 	} else {
 		for _, p := range n.push.Problems(time.Now()) {
 			next = append(next, p)

@@ -8,7 +8,7 @@ import (
 )
 
 // TestBackIsAPage: every POST route returns, on a refusal, to a GET page
-// (browsers send no Referer: the console's Referrer-Policy is no-referrer).
+// (without a Referer: a proxy or a browser setting may strip it).
 // Before, the fallback cut one segment, so a refused
 // /profiles/{id}/assignments/{group}/remove landed on a 404.
 func TestBackIsAPage(t *testing.T) {

@@ -282,19 +282,31 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 	c.fail(w, r, status, msg)
 }
 
-// back is where a POST returns: the page it was posted from. Browsers
-// send no Referer (the console's Referrer-Policy is no-referrer), so it is
-// the action's path when it is a page too, else the nearest page above
-// it: POST
+// back is where a POST returns: the page it was posted from. A browser
+// names it in the Referer (the console's Referrer-Policy is same-origin);
+// without one (a proxy or a browser setting strips it) it is the action's
+// path when that is a page too, else the nearest page above it: POST
 // /console/profiles/{id}/assignments/{group}/remove returns to
 // /console/profiles/{id}, not to a path with no page.
+//
+// The Groups and Profiles pages show one tenant (?tenant=, else the
+// first). A refused form of theirs (a group's name taken, a profile's
+// identifier uploaded already) returns to the tenant it was posted for
+// even when the page it came from has no ?tenant= (it was itself the
+// answer to a refused upload, rendered at POST /console/profiles), not to
+// the first tenant, whose page contradicted the message ("has a profile
+// com.example.wifi already" above "No profiles yet").
 func (c *Console) back(r *Request) string {
+	page := c.pageAbove(r.URL.Path)
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err == nil && strings.HasPrefix(u.Path, Prefix+"/") {
-			return u.RequestURI()
+			page = u.RequestURI()
 		}
 	}
-	return c.pageAbove(r.URL.Path)
+	if t := r.PostFormValue("tenant"); t != "" && (page == Prefix+"/groups" || page == Prefix+"/profiles") {
+		page += "?" + url.Values{"tenant": {t}}.Encode()
+	}
+	return page
 }
 
 // pageAbove is p itself when it is also a console GET page (POST
