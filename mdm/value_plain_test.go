@@ -134,7 +134,7 @@ func samePlainAsFull(t *testing.T, in []byte) {
 // benchmarks') is read without the tokenizer.
 func TestDecodePlainReadsMicromdmPlist(t *testing.T) {
 	v := map[string]any{"CommandUUID": "x", "Status": "Acknowledged", "RequestType": "DeviceInformation",
-		"QueryResponses": map[string]any{"OSVersion": "18.2", "IsSupervised": false, "N": 3, "L": []any{"a", 1, true}, "E": map[string]any{}},
+		"QueryResponses":  map[string]any{"OSVersion": "18.2", "IsSupervised": false, "N": 3, "L": []any{"a", 1, true}, "E": map[string]any{}},
 		"CertificateList": []any{map[string]any{"CommonName": "c", "IsIdentity": true, "Data": []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789")}}}
 	for _, indent := range []bool{false, true} {
 		var b []byte
