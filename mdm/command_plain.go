@@ -11,7 +11,7 @@ import (
 // ASCII without '&', '<', '>', '"' and the apostrophe (nothing
 // encoding/xml would escape), bools (not as array elements: micromdm/plist indents those
 // its own way), Go integers, []byte, []string, []any and map[string]any,
-// at most plainMaxDepth levels. ok is false for anything else, and Encode
+// at most maxEncodeDepth levels. ok is false for anything else, and Encode
 // then uses micromdm/plist itself. micromdm/plist builds a reflected value
 // tree, sorts every dict's keys and writes through encoding/xml's encoder:
 // about 55 allocations for a DeviceInformation command, a third of the
@@ -22,7 +22,7 @@ func (c Command) encodePlain() ([]byte, bool) {
 		return nil, false
 	}
 	b := make([]byte, 0, 512)
-	b = append(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"+plainDoctype+"\n"+plainOpen+"\n<dict>"...)
+	b = append(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"+plistDoctype+"\n<plist version=\"1.0\">\n<dict>"...)
 	// The struct's fields in micromdm/plist's sorted order.
 	b = append(b, "\n\t<key>Command</key>"...)
 	b, ok := appendPlainValue(b, c.Command, 1, false)
@@ -58,7 +58,7 @@ func appendIndent(b []byte, depth int) []byte {
 // appendPlainValue appends v's element at depth (its start tag's
 // indentation), as micromdm/plist's indented encoder writes it.
 func appendPlainValue(b []byte, v any, depth int, inArray bool) ([]byte, bool) {
-	if depth > plainMaxDepth {
+	if depth > maxEncodeDepth {
 		return nil, false
 	}
 	switch v := v.(type) {
@@ -147,3 +147,10 @@ func appendInteger(b []byte, n int64, depth int) []byte {
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, "</integer>"...)
 }
+
+// maxEncodeDepth bounds the nesting encodePlain writes; deeper commands
+// (none the catalogue builds) are left to micromdm/plist.
+const maxEncodeDepth = 16
+
+// plistDoctype is the DOCTYPE micromdm/plist writes.
+const plistDoctype = `<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">`

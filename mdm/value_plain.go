@@ -2,277 +2,34 @@ package mdm
 
 import (
 	"encoding/json"
+
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
-// The fixed parts of the document form decodePlain reads: what Apple's
-// devices (and micromdm/plist, and so devicesim) write before and after the
-// value. The same literals as untrusted.PlistStringDict's.
-const (
-	plainXMLDecl = `<?xml version="1.0" encoding="UTF-8"?>`
-	plainDoctype = `<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">`
-	plainOpen    = `<plist version="1.0">`
-	// plainMaxDepth bounds the element nesting decodePlain reads (<plist>
-	// is level 1, as untrusted.PlistLimits counts); deeper documents are
-	// left to the full decoding, which applies ResultPlist's MaxDepth.
-	// Real results stay under 10.
-	plainMaxDepth = 16
-)
-
-// decodePlain is DecodeValue for the form a device's command result takes
-// — an Acknowledged DeviceInformation, SecurityInfo or ProfileList answer
-// — in one pass over the bytes, without encoding/xml, whose tokens were
-// most of a result's ~130 allocations (docs/benchmarks.md "Session 13 —
-// rt5"). It reads only this form:
-//
-//	<?xml version="1.0" encoding="UTF-8"?> WS
-//	[<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd"> WS]
-//	<plist version="1.0"> WS VALUE WS </plist> WS
-//
-//	VALUE = <dict> WS (<key>TEXT</key> WS VALUE WS)* </dict> | <dict/>
-//	      | <array> WS (VALUE WS)* </array> | <array/>
-//	      | <string>TEXT</string> | <string/> | <integer>TEXT</integer>
-//	      | <real>TEXT</real> | <date>TEXT</date> | <data>DATA</data>
-//	      | <true/> | <false/>
-//
-// where WS is spaces, tabs, CRs and LFs; TEXT is printable ASCII
-// (0x20–0x7E) without '<', '>' and '&', plus tabs and LFs; DATA is TEXT
-// plus CRs (which the base64 decoding drops, as it drops the LFs
-// encoding/xml would have made of them). No entity, CDATA, comment,
-// processing instruction, attribute (but the ones shown) or non-ASCII
-// byte: nothing encoding/xml would resolve or normalise, so each TEXT is
-// exactly the character data the full decoder reads, and each leaf is
-// converted by the same leaf function. At most plainMaxDepth levels and
-// ResultPlist's MaxSize and MaxElements (each start tag one element, as
-// untrusted.PlistTokens counts), so every document read here is within
-// ResultPlist.
-//
-// ok is false for anything else — not a refusal: DecodeValue then decodes
-// the input in full, which accepts or refuses it. A leaf the full decoder
-// refuses (an <integer> that is no integer, bad base64) also gives ok
-// false, so that the error is the full decoder's. FuzzDecodePlain keeps the
-// two equal: whatever decodePlain reads, decodeValue reads the same.
-// Strings share one copy of b.
-func decodePlain(b []byte) (v any, ok bool) {
-	if len(b) > ResultPlist.MaxSize {
-		return nil, false
-	}
-	p := plainScanner{in: b}
-	if !p.lit(plainXMLDecl) {
-		return nil, false
-	}
-	p.ws()
-	if p.lit(plainDoctype) {
-		p.ws()
-	}
-	if !p.lit(plainOpen) {
-		return nil, false
-	}
-	p.elements = 1
-	p.ws()
-	p.s = string(b) // one copy for every key and string
-	v, ok = p.value(2)
-	if !ok {
-		return nil, false
-	}
-	p.ws()
-	if !p.lit("</plist>") {
-		return nil, false
-	}
-	p.ws()
-	if p.i != len(b) {
-		return nil, false
-	}
-	return v, true
+// decodePlain is DecodeValue for the plain form devices write a result in
+// (untrusted.PlistPlain says which form: nested dicts and arrays, ASCII
+// text without entities), read without encoding/xml's tokens — a
+// DeviceInformation result 217 → 13 allocations. Each leaf is converted by
+// leaf, as in the full decoding, so the values are the full decoding's:
+// FuzzDecodePlain checks that whatever decodePlain reads, decodeValue reads
+// the same. ok is false for anything else, and for a leaf the full
+// decoding refuses (so that the error is the full decoding's).
+func decodePlain(b []byte) (any, bool) {
+	return untrusted.PlistPlain(b, ResultPlist, plainLeaf)
 }
 
-// plainScanner is decodePlain's position in its input.
-type plainScanner struct {
-	in       []byte
-	s        string // in as a string: keys and strings are its substrings
-	i        int
-	elements int // start tags read, <plist> included
-}
-
-// lit consumes t when the input continues with it.
-func (p *plainScanner) lit(t string) bool {
-	if len(p.in)-p.i < len(t) || string(p.in[p.i:p.i+len(t)]) != t {
-		return false
-	}
-	p.i += len(t)
-	return true
-}
-
-// ws consumes spaces, tabs, CRs and LFs.
-func (p *plainScanner) ws() {
-	for p.i < len(p.in) {
-		switch p.in[p.i] {
-		case ' ', '\t', '\r', '\n':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-// start consumes a start tag "<name>" (or "<name/>", then empty is true)
-// and counts it as an element. ok is false when the input does not
-// continue with either, or when the element count would exceed
-// ResultPlist.MaxElements.
-func (p *plainScanner) start(name string) (empty, ok bool) {
-	n := len(name)
-	if len(p.in)-p.i < n+2 || p.in[p.i] != '<' || string(p.in[p.i+1:p.i+1+n]) != name {
-		return false, false
-	}
-	j := p.i + 1 + n
-	switch {
-	case p.in[j] == '>':
-		p.i = j + 1
-	case p.in[j] == '/' && j+1 < len(p.in) && p.in[j+1] == '>':
-		p.i, empty = j+2, true
-	default:
-		return false, false
-	}
-	if p.elements++; p.elements > ResultPlist.MaxElements {
-		return false, false
-	}
-	return empty, true
-}
-
-// text consumes TEXT (DATA when cr) up to "</name>" and returns it.
-func (p *plainScanner) text(name string, cr bool) (string, bool) {
-	start := p.i
-	for p.i < len(p.in) {
-		c := p.in[p.i]
-		if c == '<' {
-			break
-		}
-		if (c < 0x20 && c != '\t' && c != '\n' && !(cr && c == '\r')) || c > 0x7e || c == '>' || c == '&' {
-			return "", false
-		}
-		p.i++
-	}
-	t := p.s[start:p.i]
-	if !p.lit("</") || !p.lit(name) || !p.lit(">") {
-		return "", false
-	}
-	return t, true
-}
-
-// value reads one VALUE whose start tag is at nesting level depth.
-func (p *plainScanner) value(depth int) (any, bool) {
-	if depth > plainMaxDepth || p.i >= len(p.in) || p.in[p.i] != '<' || p.i+1 >= len(p.in) {
-		return nil, false
-	}
-	var name string
-	switch p.in[p.i+1] {
-	case 'd':
-		if p.i+2 < len(p.in) && p.in[p.i+2] == 'i' {
-			return p.dict(depth)
-		}
-		if p.i+3 < len(p.in) && p.in[p.i+3] == 't' {
-			if p.i+4 < len(p.in) && p.in[p.i+4] == 'a' {
-				name = "data"
-			} else {
-				name = "date"
-			}
-		}
-	case 'a':
-		return p.array(depth)
-	case 's':
-		name = "string"
-	case 'i':
-		name = "integer"
-	case 'r':
-		name = "real"
-	case 't':
-		if p.lit("<true/>") {
-			p.elements++
-			return true, p.elements <= ResultPlist.MaxElements
-		}
-		return nil, false
-	case 'f':
-		if p.lit("<false/>") {
-			p.elements++
-			return false, p.elements <= ResultPlist.MaxElements
-		}
-		return nil, false
-	}
-	if name == "" {
-		return nil, false
-	}
-	empty, ok := p.start(name)
-	if !ok {
-		return nil, false
-	}
-	t := ""
-	if !empty {
-		if t, ok = p.text(name, name == "data"); !ok {
-			return nil, false
-		}
-	}
+// plainLeaf is leaf for PlistPlain: a string as it is (ASCII: valid
+// UTF-8, as validUTF8 would return it), a canonical decimal integer as
+// big.Int would write it (without big.Int), anything else through leaf.
+func plainLeaf(name, text string) (any, bool) {
 	switch name {
 	case "string":
-		return t, true // ASCII: valid UTF-8, as leaf would return it
+		return text, true
 	case "integer":
-		if n, ok := canonicalDecimal(t); ok && len(t) <= maxBigIntegerText {
-			return json.Number(n), true // big.Int's String of it, without big.Int
+		if n, ok := canonicalDecimal(text); ok && len(text) <= maxBigIntegerText {
+			return json.Number(n), true
 		}
 	}
-	v, err := leaf(name, t)
-	if err != nil {
-		return nil, false
-	}
-	return v, true
-}
-
-func (p *plainScanner) dict(depth int) (any, bool) {
-	empty, ok := p.start("dict")
-	if !ok {
-		return nil, false
-	}
-	m := map[string]any{}
-	if empty {
-		return m, true
-	}
-	for {
-		p.ws()
-		if p.lit("</dict>") {
-			return m, true
-		}
-		if empty, ok := p.start("key"); !ok || empty {
-			return nil, false
-		}
-		k, ok := p.text("key", false)
-		if !ok {
-			return nil, false
-		}
-		p.ws()
-		v, ok := p.value(depth + 1)
-		if !ok {
-			return nil, false
-		}
-		m[k] = v // ASCII: valid UTF-8; a repeated key: the last wins, as in decodeValue
-	}
-}
-
-func (p *plainScanner) array(depth int) (any, bool) {
-	empty, ok := p.start("array")
-	if !ok {
-		return nil, false
-	}
-	a := []any{}
-	if empty {
-		return a, true
-	}
-	for {
-		p.ws()
-		if p.lit("</array>") {
-			return a, true
-		}
-		v, ok := p.value(depth + 1)
-		if !ok {
-			return nil, false
-		}
-		a = append(a, v)
-	}
+	v, err := leaf(name, text)
+	return v, err == nil
 }

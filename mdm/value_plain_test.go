@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/micromdm/plist"
+
+	"github.com/pomona-mdm/pomona/untrusted"
 )
 
 // plainCases are documents near the form decodePlain reads: fast says
@@ -154,7 +156,7 @@ func TestDecodePlainReadsMicromdmPlist(t *testing.T) {
 	}
 }
 
-// The bounds: deeper than plainMaxDepth, or more elements than
+// The bounds: deeper than untrusted.PlistPlainMaxDepth, or more elements than
 // ResultPlist takes, is left to the full decoding (which refuses the
 // latter, and applies MaxDepth to the former).
 func TestDecodePlainLimits(t *testing.T) {
@@ -162,13 +164,13 @@ func TestDecodePlainLimits(t *testing.T) {
 		return doc(strings.Repeat("<array>", n) + strings.Repeat("</array>", n))
 	}
 	// <plist> is level 1: n arrays reach level n+1.
-	if _, ok := decodePlain(nest(plainMaxDepth - 1)); !ok {
-		t.Errorf("%d levels not read", plainMaxDepth)
+	if _, ok := decodePlain(nest(untrusted.PlistPlainMaxDepth - 1)); !ok {
+		t.Errorf("%d levels not read", untrusted.PlistPlainMaxDepth)
 	}
-	if _, ok := decodePlain(nest(plainMaxDepth)); ok {
-		t.Errorf("%d levels read", plainMaxDepth+1)
+	if _, ok := decodePlain(nest(untrusted.PlistPlainMaxDepth)); ok {
+		t.Errorf("%d levels read", untrusted.PlistPlainMaxDepth+1)
 	}
-	sameAsFull(t, nest(plainMaxDepth))
+	sameAsFull(t, nest(untrusted.PlistPlainMaxDepth))
 	if _, err := DecodeValue(nest(MaxDepth + 1)); err == nil {
 		t.Error("beyond MaxDepth accepted")
 	}
