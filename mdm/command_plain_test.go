@@ -22,6 +22,7 @@ var encodeCases = []struct {
 	{"bools and integers", map[string]any{"RequestType": "Settings", "Settings": []any{map[string]any{"Item": "Bluetooth", "Enabled": true, "N": 3, "M": int64(-9), "O": int32(7)}, map[string]any{"Off": false}}}, true},
 	{"empty containers", map[string]any{"RequestType": "X", "A": []any{}, "S": []string{}, "D": map[string]any{}, "E": ""}, true},
 	{"nested arrays", map[string]any{"RequestType": "X", "A": []any{[]any{"a", []any{}}, map[string]any{"k": []any{1, 2}}}}, true},
+	{"nil slices", map[string]any{"RequestType": "X", "A": []any(nil), "S": []string(nil), "B": []byte(nil)}, true},
 	{"bool in an array", map[string]any{"RequestType": "X", "A": []any{true, "x"}}, false},
 	{"escaped text", map[string]any{"RequestType": "X", "S": `a&b <c> "d" 'e'`}, false},
 	{"newline", map[string]any{"RequestType": "X", "S": "a\nb"}, false},
