@@ -148,27 +148,47 @@ func (c *Commands) Build(platform string, r EnqueueRequest) (string, map[string]
 	return rt, cmd, nil
 }
 
-// Channel resolves the queue a command for enr goes to.
+// channel resolves the queue a command for enr goes to: its channel of
+// kind ("" for the device channel).
 func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind string) (*store.Channel, error) {
-	if enr.AppleEnrollmentID == "" {
-		return nil, ErrNotEnrolled
-	}
-	if enr.Status == store.EnrollmentUnenrolled {
-		return nil, ErrUnenrolled
+	if err := enqueueable(enr); err != nil {
+		return nil, err
 	}
 	chs, err := c.Store.Channels(ctx, enr.ID)
 	if err != nil {
 		return nil, err
 	}
-	if kind == "" {
-		kind = mdm.DeviceChannel
-	}
+	kind = channelKind(kind)
 	for i := range chs {
 		if chs[i].Kind == kind {
 			return &chs[i], nil
 		}
 	}
-	return nil, notEnrolled(ErrNoChannel, "no %s channel (it appears with the channel's TokenUpdate)", kind)
+	return nil, noChannel(kind)
+}
+
+// channelKind is the channel kind of an EnqueueRequest's Channel.
+func channelKind(kind string) string {
+	if kind == "" {
+		return mdm.DeviceChannel
+	}
+	return kind
+}
+
+// enqueueable refuses an enrollment that cannot take commands: never
+// bound to Apple's EnrollmentID, or ended.
+func enqueueable(enr *store.Enrollment) error {
+	if enr.AppleEnrollmentID == "" {
+		return ErrNotEnrolled
+	}
+	if enr.Status == store.EnrollmentUnenrolled {
+		return ErrUnenrolled
+	}
+	return nil
+}
+
+func noChannel(kind string) error {
+	return notEnrolled(ErrNoChannel, "no %s channel (it appears with the channel's TokenUpdate)", kind)
 }
 
 // Enqueue validates and queues a command for one device (its device
@@ -181,11 +201,28 @@ func (c *Commands) channel(ctx context.Context, enr *store.Enrollment, kind stri
 // forbids for user enrollments, a plist over AdminPlist's bounds, a
 // DeclarativeManagement command) or idempotency_key_reused.
 func (c *Commands) Enqueue(ctx context.Context, enr *store.Enrollment, r EnqueueRequest) (string, error) {
+	return c.enqueueOne(ctx, enr, nil, false, r)
+}
+
+// enqueueOne is Enqueue; with chRead, ch is enr's channel of r.Channel's
+// kind as already read with enr (nil: it has none:
+// store.MDMStore.EnrollmentForCommand), otherwise it is read here. Either
+// way it is looked at after an idempotent replay, as the replay answers
+// whatever became of the device since.
+func (c *Commands) enqueueOne(ctx context.Context, enr *store.Enrollment, ch *store.Channel, chRead bool, r EnqueueRequest) (string, error) {
 	var done queuedOne
 	if ok, err := c.replay(ctx, r.Idempotency, &done); ok || err != nil {
 		return done.CommandUUID, err
 	}
-	ch, err := c.channel(ctx, enr, r.Channel)
+	var err error
+	switch {
+	case !chRead:
+		ch, err = c.channel(ctx, enr, r.Channel)
+	case enqueueable(enr) != nil:
+		err = enqueueable(enr)
+	case ch == nil:
+		err = noChannel(channelKind(r.Channel))
+	}
 	if err != nil {
 		return "", err
 	}

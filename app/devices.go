@@ -15,6 +15,7 @@ import (
 type DeviceStore interface {
 	Enrollment(ctx context.Context, deviceID string) (*store.Enrollment, error)
 	EnrollmentByAppleID(ctx context.Context, enrollmentID string) (*store.Enrollment, error)
+	EnrollmentForCommand(ctx context.Context, ref string, byAppleID bool, kind string) (*store.Enrollment, *store.Channel, error)
 	Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error)
 	Channels(ctx context.Context, deviceID string) ([]store.Channel, error)
 	LatestRenewal(ctx context.Context, deviceID string) (*store.Renewal, error)
@@ -48,9 +49,14 @@ func (d *Devices) Get(ctx context.Context, ref string) (*store.Enrollment, error
 	}
 	e, err := d.Store.EnrollmentByAppleID(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, problem.New(problem.NotFound, "no device with id or EnrollmentID %q", ref)
+		return nil, deviceNotFound(ref)
 	}
 	return e, err
+}
+
+// deviceNotFound is Get's NotFound for an EnrollmentID.
+func deviceNotFound(ref string) error {
+	return problem.New(problem.NotFound, "no device with id or EnrollmentID %q", ref)
 }
 
 // DeviceQuery selects a page of devices, newest first: by Status and
@@ -193,16 +199,23 @@ func (d *Devices) Command(ctx context.Context, ref, commandUUID string) (*store.
 // Enqueue checks a command against Apple's rules for the device's platform
 // and queues it for the device ref, then pushes (unless req.NoPush); with
 // req.Idempotency a repeat replays the first answer. It returns the device
-// and the CommandUUID. Errors: as Get; Unprocessable command_refused (the
+// (without its MachineInfo and Inventory: store.MDMStore.EnrollmentForCommand,
+// which reads it with its channel in one statement) and the CommandUUID. Errors: as Get; Unprocessable command_refused (the
 // rules refuse it; errors.As finds the *catalog.Refusal) or
 // idempotency_key_reused; Conflict not_enrolled (no Authenticate yet, no
 // such channel, unenrolled).
 func (d *Devices) Enqueue(ctx context.Context, ref string, req EnqueueRequest) (*store.Enrollment, string, error) {
-	e, err := d.Get(ctx, ref)
+	// The enrollment and its channel in one statement (Get, then
+	// Commands.Enqueue's channel read, were two); the same errors.
+	byAppleID := !isDeviceID(ref)
+	e, ch, err := d.Store.EnrollmentForCommand(ctx, ref, byAppleID, channelKind(req.Channel))
+	if byAppleID && errors.Is(err, store.ErrNotFound) {
+		return nil, "", deviceNotFound(ref)
+	}
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := d.Commands.Enqueue(ctx, e, req)
+	id, err := d.Commands.enqueueOne(ctx, e, ch, true, req)
 	return e, id, err
 }
 

@@ -293,7 +293,12 @@ type Command struct {
 	Command     map[string]any `plist:"Command"`
 }
 
-// Encode renders a command for the device.
+// Encode renders a command for the device: plist.MarshalIndent(c, "\t"),
+// written directly (encodePlain) when the command is made of the values
+// the catalogue builds.
 func (c Command) Encode() ([]byte, error) {
+	if b, ok := c.encodePlain(); ok {
+		return b, nil
+	}
 	return plist.MarshalIndent(c, "\t")
 }

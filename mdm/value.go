@@ -45,8 +45,10 @@ import (
 // the bounds are enforced on each token as it is decoded, in the one pass
 // over the input (CheckPlist's separate pass cost a third of an idle
 // poll's plist work). A dict of plain-text strings in the form devices
-// write (an Idle; untrusted.PlistStringDict says which form) is read
-// without the XML tokenizer, with the same result. Errors (malformed XML,
+// write (an Idle; untrusted.PlistStringDict says which form), and any
+// other document in the plain form devices write for a result (nested
+// dicts and arrays, ASCII text without entities; decodePlain says which
+// form), are read without the XML tokenizer, with the same result. Errors (malformed XML,
 // an unknown element, a dict key without a value, bad base64) wrap
 // ErrMalformed.
 func DecodeValue(b []byte) (any, error) {
@@ -56,6 +58,9 @@ func DecodeValue(b []byte) (any, error) {
 			m[pairs[i]] = pairs[i+1] // printable ASCII: valid UTF-8; a repeated key: the last wins
 		}
 		return m, nil
+	}
+	if v, ok := decodePlain(b); ok {
+		return v, nil
 	}
 	return decodeValue(b)
 }

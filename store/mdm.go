@@ -170,6 +170,14 @@ type MDMStore interface {
 	// EnrollmentID bound to another enrollment, gives ErrConflict.
 	BindAppleEnrollment(ctx context.Context, ref, appleID string, info DeviceInfo, now time.Time) error
 	EnrollmentByAppleID(ctx context.Context, appleID string) (*Enrollment, error)
+	// EnrollmentForCommand is what enqueuing a command for one device
+	// reads, in one statement: the enrollment named by ref — its ID, or
+	// its Apple EnrollmentID when byAppleID — and its channel of kind
+	// (the first by id; nil when it has none). The enrollment's
+	// MachineInfo and Inventory are not read (left empty: blobs that grow
+	// with the device's answers). ErrNotFound when no enrollment has that
+	// name.
+	EnrollmentForCommand(ctx context.Context, ref string, byAppleID bool, kind string) (*Enrollment, *Channel, error)
 	// EndEnrollment ends an enrollment for good — the one operation every
 	// ending (CheckOut, unenroll, and later user or tenant deletion) goes
 	// through. In one transaction the enrollment becomes unenrolled (the

@@ -63,6 +63,59 @@ var (
 	channelsSQL            = `SELECT ` + oneLetterNames(channelColumns) + ` FROM channels WHERE enrollment_ref = ? ORDER BY kind, id`
 )
 
+// enrollmentForCommandSQL reads an enrollment (deviceRequestEnrollmentColumns:
+// without its blobs) and its first channel of a kind, left-joined: the
+// channel's columns are NULL when it has none. Its parameters are the
+// kind and the enrollment's id or Apple EnrollmentID (the WHERE clause
+// added below). The columns are named with one letter (oneLetterNames)
+// and read by position. It replaces the enrollment read and the channels
+// read of the API's enqueue: one statement of 34 columns instead of two of
+// 23 and 13 per channel.
+var (
+	enrollmentForCommandFrom = `SELECT ` + oneLetterNames(qualify("e", deviceRequestEnrollmentColumns)+`, `+qualify("c", channelColumns)) + `
+	FROM enrollments e
+	LEFT JOIN channels c ON c.id = (SELECT ch.id FROM channels ch WHERE ch.enrollment_ref = e.id AND ch.kind = ? ORDER BY ch.id LIMIT 1)`
+	enrollmentForCommandByIDSQL      = enrollmentForCommandFrom + ` WHERE e.id = ?`
+	enrollmentForCommandByAppleIDSQL = enrollmentForCommandFrom + ` WHERE e.apple_enrollment_id = ?`
+)
+
+func (s *Store) EnrollmentForCommand(ctx context.Context, ref string, byAppleID bool, kind string) (*store.Enrollment, *store.Channel, error) {
+	q := enrollmentForCommandByIDSQL
+	if byAppleID {
+		q = enrollmentForCommandByAppleIDSQL
+	}
+	// One allocation for every scan target: the row escapes to the
+	// driver as a whole, the enrollment returned is part of it.
+	var row struct {
+		e                                            store.Enrollment
+		created, updated, enrolled, unenrolled, seen int64
+		id, ref, kind, euid, short, long, magic      sql.NullString
+		token                                        []byte
+		dead, pushed, chSeen, chCreated, chUpdated   sql.NullInt64
+	}
+	e := &row.e
+	err := s.r.QueryRowContext(s.hot(ctx), q, kind, ref).Scan(&e.ID, &e.TenantID, &e.UserID, &e.Platform, &e.Product, &e.OSVersion, &e.BuildVersion,
+		&e.Language, &e.DeviceSignature, &e.ProfileID, &e.Status, &row.created, &row.updated,
+		&e.AppleEnrollmentID, &e.DeviceName, &e.Model, &e.ModelName, &row.enrolled, &row.unenrolled, &row.seen, &e.PredecessorID,
+		&row.id, &row.ref, &row.kind, &row.euid, &row.short, &row.long, &row.token, &row.magic, &row.dead,
+		&row.pushed, &row.chSeen, &row.chCreated, &row.chUpdated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("enrollment %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(row.created), fromMicros(row.updated)
+	e.EnrolledAt, e.UnenrolledAt, e.LastSeenAt = fromMicros(row.enrolled), fromMicros(row.unenrolled), fromMicros(row.seen)
+	if !row.id.Valid {
+		return e, nil, nil
+	}
+	return e, &store.Channel{ID: row.id.String, DeviceID: row.ref.String, Kind: row.kind.String, EnrollmentUserID: row.euid.String,
+		UserShortName: row.short.String, UserLongName: row.long.String, PushToken: row.token, PushMagic: row.magic.String,
+		PushDead: row.dead.Int64 != 0, LastPushAt: fromMicros(row.pushed.Int64), LastSeenAt: fromMicros(row.chSeen.Int64),
+		CreatedAt: fromMicros(row.chCreated.Int64), UpdatedAt: fromMicros(row.chUpdated.Int64)}, nil
+}
+
 func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error {
 	at := toMicros(now)
 	return s.tx(ctx, func(tx *Tx) error {

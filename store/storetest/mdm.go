@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 func mdmTests() []namedTest {
 	return []namedTest{
 		{"BindAppleEnrollment", testBindApple},
+		{"EnrollmentForCommand", testEnrollmentForCommand},
 		{"ChannelsAndQueue", testQueue},
 		{"BulkEnqueue", testBulkEnqueue},
 		{"QueueFollowsDeletes", testQueueFollowsDeletes},
@@ -1152,4 +1154,97 @@ func testSentMarkSeen(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// EnrollmentForCommand reads what Enrollment and Channel read (without
+// the enrollment's blobs), by either name, and never another enrollment's
+// channel.
+func testEnrollmentForCommand(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e1, e2 := enrolled(t, s)
+	// e2 has the channels of both kinds first, so that e1's are never the
+	// first rows of the channels table.
+	for _, c := range []*store.Channel{
+		{ID: "OTHER", DeviceID: e2.ID, Kind: "device", PushToken: []byte{9}, PushMagic: "o", CreatedAt: now(), UpdatedAt: now()},
+		{ID: "OTHER/U0", DeviceID: e2.ID, Kind: "user", EnrollmentUserID: "U0", CreatedAt: now(), UpdatedAt: now()},
+	} {
+		if err := s.PutChannel(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(ref string) *store.Enrollment {
+		t.Helper()
+		e, err := s.Enrollment(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.MachineInfo, e.Inventory = nil, nil
+		return e
+	}
+	check := func(ref string, byApple bool, kind string, wantE *store.Enrollment, wantCh *store.Channel) {
+		t.Helper()
+		e, ch, err := s.EnrollmentForCommand(ctx, ref, byApple, kind)
+		if err != nil {
+			t.Fatalf("EnrollmentForCommand(%s, %v, %s): %v", ref, byApple, kind, err)
+		}
+		if !reflect.DeepEqual(e, wantE) {
+			t.Fatalf("EnrollmentForCommand(%s, %v, %s) enrollment\n%+v, want\n%+v", ref, byApple, kind, e, wantE)
+		}
+		if !reflect.DeepEqual(ch, wantCh) {
+			t.Fatalf("EnrollmentForCommand(%s, %v, %s) channel\n%+v, want\n%+v", ref, byApple, kind, ch, wantCh)
+		}
+	}
+	// Not bound to Apple yet, no channel.
+	check(e1.ID, false, "device", want(e1.ID), nil)
+	_, _, err := s.EnrollmentForCommand(ctx, "APPLE-FC", true, "device")
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.EnrollmentForCommand(ctx, "nope", false, "device")
+	wantErr(t, err, store.ErrNotFound)
+
+	if err := s.BindAppleEnrollment(ctx, e1.ID, "APPLE-FC", store.DeviceInfo{OSVersion: "18.3", DeviceName: "d"}, now()); err != nil {
+		t.Fatal(err)
+	}
+	check("APPLE-FC", true, "device", want(e1.ID), nil)
+	for _, c := range []*store.Channel{
+		{ID: "APPLE-FC", DeviceID: e1.ID, Kind: "device", PushToken: []byte{1, 2}, PushMagic: "m", CreatedAt: now(), UpdatedAt: now()},
+		{ID: "APPLE-FC/U2", DeviceID: e1.ID, Kind: "user", EnrollmentUserID: "U2", UserShortName: "bob", UserLongName: "Bob", CreatedAt: now(), UpdatedAt: now()},
+		{ID: "APPLE-FC/U1", DeviceID: e1.ID, Kind: "user", EnrollmentUserID: "U1", UserShortName: "alice", CreatedAt: now(), UpdatedAt: now()},
+	} {
+		if err := s.PutChannel(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetPushResult(ctx, "APPLE-FC", true, now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchChannel(ctx, e1.ID, "APPLE-FC", now()); err != nil {
+		t.Fatal(err)
+	}
+	channel := func(kind, euid string) *store.Channel {
+		t.Helper()
+		c, err := s.Channel(ctx, e1.ID, kind, euid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	dev := channel("device", "")
+	if !dev.PushDead || dev.LastSeenAt.IsZero() || dev.LastPushAt.IsZero() {
+		t.Fatalf("channel %+v: the push result and last-seen time not recorded", dev)
+	}
+	check("APPLE-FC", true, "device", want(e1.ID), dev)
+	check(e1.ID, false, "device", want(e1.ID), dev)
+	// The user channel first by id, as Channels lists them.
+	check("APPLE-FC", true, "user", want(e1.ID), channel("user", "U1"))
+	check(e1.ID, false, "other", want(e1.ID), nil)
+	// An ID is not an EnrollmentID, nor the other way round.
+	_, _, err = s.EnrollmentForCommand(ctx, e1.ID, true, "device")
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.EnrollmentForCommand(ctx, "APPLE-FC", false, "device")
+	wantErr(t, err, store.ErrNotFound)
+	// Ended: still read, as Enrollment reads it.
+	if err := s.EndEnrollment(ctx, e1.ID, "test", now()); err != nil {
+		t.Fatal(err)
+	}
+	check("APPLE-FC", true, "device", want(e1.ID), dev)
 }
