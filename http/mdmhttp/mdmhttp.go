@@ -77,7 +77,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Metrics.MDM.WithLabelValues(endpoint, "415").Inc()
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, max), r.ContentLength, max)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
@@ -118,6 +118,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
 	}
 	resp.write(w)
+}
+
+// readBody is io.ReadAll of body (a MaxBytesReader of at most max bytes)
+// sized by the request's Content-Length when it states one within max:
+// io.ReadAll starts at 512 bytes and grows by appending, seven more
+// allocations and as many copies for a device's 3 KiB result
+// (TestHandlerReadsTheBodyOnce), one here. The length is only a hint: a
+// body shorter or longer than it is read whole all the same, and
+// MaxBytesReader still bounds it (its error is returned as io.ReadAll's
+// would be).
+func readBody(body io.Reader, length, max int64) ([]byte, error) {
+	if length <= 0 || length > max {
+		return io.ReadAll(body)
+	}
+	// One byte more than stated, so that the read meeting io.EOF needs
+	// no larger buffer.
+	b := make([]byte, 0, length+1)
+	for {
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than stated: grow as io.ReadAll does
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // mediaType is ct's media type (mime.ParseMediaType, "" when it does not
