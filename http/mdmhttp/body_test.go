@@ -21,7 +21,7 @@ func TestReadBody(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		length int64
-	}{{"stated", 3000}, {"unknown", -1}, {"stated shorter", 100}, {"stated longer", 5000}, {"stated beyond max", 1 << 30}} {
+	}{{"stated", 3000}, {"unknown", -1}, {"stated shorter", 100}, {"stated longer", 5000}, {"stated beyond max", 1 << 30}, {"stated beyond the preallocation", preallocMax + 1}} {
 		rec := httptest.NewRecorder()
 		got, err := readBody(http.MaxBytesReader(rec, io.NopCloser(bytes.NewReader(body)), 4096), tc.length, 4096)
 		if err != nil || !bytes.Equal(got, body) {

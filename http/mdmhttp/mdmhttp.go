@@ -127,9 +127,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (TestHandlerReadsTheBodyOnce), one here. The length is only a hint: a
 // body shorter or longer than it is read whole all the same, and
 // MaxBytesReader still bounds it (its error is returned as io.ReadAll's
-// would be).
+// would be). A stated length above preallocMax is not trusted with an
+// allocation before the bytes arrive (the body is read before the
+// signature is checked: anyone could state 8 MiB and send nothing); such
+// a body grows as io.ReadAll's does.
 func readBody(body io.Reader, length, max int64) ([]byte, error) {
-	if length <= 0 || length > max {
+	if length <= 0 || length > max || length > preallocMax {
 		return io.ReadAll(body)
 	}
 	// One byte more than stated, so that the read meeting io.EOF needs
@@ -149,6 +152,11 @@ func readBody(body io.Reader, length, max int64) ([]byte, error) {
 		}
 	}
 }
+
+// preallocMax bounds readBody's allocation from a stated Content-Length:
+// results and check-ins are a few KiB; the rare larger one (an app or
+// certificate list) grows as before.
+const preallocMax = 64 << 10
 
 // mediaType is ct's media type (mime.ParseMediaType, "" when it does not
 // parse). The handler asks it only when ct is not exactly the wanted type,
