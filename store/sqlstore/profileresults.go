@@ -149,7 +149,7 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 // and revokeSuperseded's UPDATE, run even when the profile never issued a
 // certificate: an acknowledged install 14 → 10 statements with the
 // savepoint gone; "Session 13 — wave5", docs/benchmarks.md). It answers
-// the item as written (itemColumns' order; acknowledged 1, error ”) and
+// the item as written (itemColumns' order; acknowledged 1, error empty) and
 // whether profile_certs holds a live certificate of the profile issued to
 // the enrollment by another command (revokeSuperseded then runs); no row
 // when the item is already acknowledged (a repeat, or an earlier answer
