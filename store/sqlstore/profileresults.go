@@ -69,8 +69,8 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 	first := false
 	if !s.d.WritableCTE {
 		// SQLite: the first answer (the usual one) in one statement
-		// (ackFirstSQL); a repeat, a retried failure or an unknown command
-		// takes the read below.
+		// (ackFirstSQL); an item already acknowledged or an unknown
+		// command takes the read below.
 		var certs bool
 		switch got, err := scanItem(tx.QueryRowContext(ctx, ackFirstSQL, toMicros(now), enrollmentID, commandUUID, commandUUID), &certs); {
 		case err == nil:
@@ -152,8 +152,8 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 // the item as written (itemColumns' order; acknowledged 1, error empty) and
 // whether profile_certs holds a live certificate of the profile issued to
 // the enrollment by another command (revokeSuperseded then runs); no row
-// when the item is already acknowledged (a repeat, or an earlier answer
-// that failed: the read of itemForCommandSQL decides) or no item has the
+// when the item is already acknowledged (a repeat, or one with an error
+// since: the read of itemForCommandSQL decides) or no item has the
 // command. Arguments: updated_at (µs), enrollment id, command uuid,
 // command uuid.
 const ackFirstSQL = `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ?
