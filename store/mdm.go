@@ -250,10 +250,10 @@ type MDMStore interface {
 	// (or ProfileList with ack.List set), the profile engine's work
 	// (ProfileResultStore.AcknowledgeProfileItem with ack.Verify() as its
 	// verify command, or VerifyProfileItems with ack.List) runs in the same
-	// transaction, behind a savepoint: the answer costs one durable commit,
-	// not two, and a verifying ProfileList it queues is the next command
-	// handed out. Its failure rolls back only its own writes (the result
-	// stays) and leaves ack.Done false, so that the caller can still do it
+	// transaction: the answer costs one durable commit, not two, and a
+	// verifying ProfileList it queues is the next command handed out. Its
+	// failure rolls back only its own writes (the result stays: it is
+	// recorded again without them) and leaves ack.Done false, so that the caller can still do it
 	// on its own; see ProfileAck.
 	RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time, inv InventoryFunc,
 		ack *ProfileAck) (string, *QueuedCommand, error)

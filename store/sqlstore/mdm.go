@@ -757,8 +757,7 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 //
 // With ack, an acknowledged InstallProfile (or ProfileList) also moves the
 // profile items in the same transaction on both backends (ackInResult:
-// behind a savepoint on SQLite; on PostgreSQL a failure of that work
-// redoes the result without it): their own commit — an fsync on SQLite,
+// a failure of that work redoes the result without it): their own commit — an fsync on SQLite,
 // a commit on PostgreSQL — is saved, and the verifying ProfileList an
 // install queues is read as the next command without a read of its own.
 // On PostgreSQL an answer's inventory UPDATE goes out with the next

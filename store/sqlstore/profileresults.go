@@ -21,6 +21,14 @@ const putItemSQL = `INSERT INTO profile_items (enrollment_id, profile_id, identi
 		hash = excluded.hash, command_uuid = excluded.command_uuid, acknowledged = excluded.acknowledged, attempts = excluded.attempts,
 		error = excluded.error, next_retry = excluded.next_retry, updated_at = excluded.updated_at`
 
+// verifiedItemSQL (SQLite) writes a verified item whose identifier,
+// version, hash and command are those it has (verifyItems): only the
+// columns a verification changes. Arguments: state, acknowledged,
+// attempts, error, next_retry (µs), updated_at (µs), enrollment id,
+// profile id.
+const verifiedItemSQL = `UPDATE profile_items SET state = ?, acknowledged = ?, attempts = ?, error = ?, next_retry = ?, updated_at = ?
+	WHERE enrollment_id = ? AND profile_id = ?`
+
 func itemArgs(it *store.ProfileItem) []any {
 	return []any{it.DeviceID, it.ProfileID, it.Identifier, it.State, it.Version, it.Hash, it.CommandUUID, boolInt(it.Acknowledged), it.Attempts, it.Error,
 		toMicros(it.NextRetry), toMicros(it.UpdatedAt)}
@@ -57,22 +65,45 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 	if s.d.WritableCTE && (verify == nil || verify.Audit == nil) {
 		return s.acknowledgeItemCTE(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
 	}
-	it, err := scanItem(tx.QueryRowContext(ctx, itemForCommandSQL+s.d.ForUpdate,
-		enrollmentID, commandUUID))
-	if err != nil {
-		return nil, false, err
+	var it *store.ProfileItem
+	first := false
+	if !s.d.WritableCTE {
+		// SQLite: the first answer (the usual one) in one statement
+		// (ackFirstSQL); an item already acknowledged or an unknown
+		// command takes the read below.
+		var certs bool
+		switch got, err := scanItem(tx.QueryRowContext(ctx, ackFirstSQL, toMicros(now), enrollmentID, commandUUID, commandUUID), &certs); {
+		case err == nil:
+			it, first = got, true
+			it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
+			if certs {
+				if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
+					return nil, false, err
+				}
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, false, err
+		}
 	}
-	if it.Acknowledged && it.Error == "" {
-		return it, false, nil // a repeated answer: nothing changes
-	}
-	first := !it.Acknowledged
-	it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
-	if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
-		toMicros(now), it.DeviceID, it.ProfileID); err != nil {
-		return nil, false, err
-	}
-	if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
-		return nil, false, err
+	if it == nil {
+		var err error
+		it, err = scanItem(tx.QueryRowContext(ctx, itemForCommandSQL+s.d.ForUpdate,
+			enrollmentID, commandUUID))
+		if err != nil {
+			return nil, false, err
+		}
+		if it.Acknowledged && it.Error == "" {
+			return it, false, nil // a repeated answer: nothing changes
+		}
+		first = !it.Acknowledged
+		it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
+		if _, err := tx.ExecContext(ctx, `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ? WHERE enrollment_id = ? AND profile_id = ?`,
+			toMicros(now), it.DeviceID, it.ProfileID); err != nil {
+			return nil, false, err
+		}
+		if err := revokeSuperseded(ctx, tx, it.DeviceID, it.ProfileID, commandUUID, now); err != nil {
+			return nil, false, err
+		}
 	}
 	if verify == nil || !first {
 		return it, false, nil
@@ -110,6 +141,26 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 	}
 	return it, true, nil
 }
+
+// ackFirstSQL (SQLite) is acknowledgeItem's read, acknowledgement and
+// "are there certificates to revoke" for the first answer to an
+// InstallProfile (the item not yet acknowledged: every wave answer but a
+// repeat) as one statement, where they were three (the read, the UPDATE,
+// and revokeSuperseded's UPDATE, run even when the profile never issued a
+// certificate: an acknowledged install 14 → 10 statements with the
+// savepoint gone; "Session 13 — wave5", docs/benchmarks.md). It answers
+// the item as written (itemColumns' order; acknowledged 1, error empty) and
+// whether profile_certs holds a live certificate of the profile issued to
+// the enrollment by another command (revokeSuperseded then runs); no row
+// when the item is already acknowledged (a repeat, or one with an error
+// since: the read of itemForCommandSQL decides) or no item has the
+// command. Arguments: updated_at (µs), enrollment id, command uuid,
+// command uuid.
+const ackFirstSQL = `UPDATE profile_items SET acknowledged = 1, error = '', updated_at = ?
+	WHERE enrollment_id = ? AND command_uuid = ? AND acknowledged = 0
+	RETURNING enrollment_id, profile_id, identifier, state, version, hash, command_uuid, acknowledged, attempts, error, next_retry, updated_at,
+		EXISTS (SELECT 1 FROM profile_certs pc WHERE pc.enrollment_id = profile_items.enrollment_id AND pc.profile_id = profile_items.profile_id
+			AND pc.command_uuid <> ? AND pc.revoked_at = 0)`
 
 // verifyCommandSQL (SQLite) inserts the verifying ProfileList's command
 // row unless a ProfileList waits in the channel's queue
@@ -194,32 +245,20 @@ func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, co
 
 // ackInResult applies an Acknowledged answer to one of Pomona's profile
 // commands (request type rt as queued: InstallProfile, or ProfileList
-// when ack.List is set) inside the result's transaction tx. On SQLite it
-// runs behind a savepoint: when it fails, its writes are rolled back and
-// the result's stay (the caller then applies it on its own, as before).
-// On PostgreSQL (Dialect.WritableCTE) there is no savepoint — its
-// SAVEPOINT was one more network round trip inside every profile
-// answer's transaction, while the work fails almost never — and a
-// failure is an *ackFailedError: RecordResultNext rolls the whole
-// transaction back and records the result again without the profile
-// work, which is what rolling back to the savepoint kept. It sets ack's
-// Done, Queued and Put for this attempt; another error only when the
-// savepoint itself fails (the transaction may then be unusable: it fails
-// as a whole, nothing is answered, and the device sends its result
-// again).
+// when ack.List is set) inside the result's transaction tx. There is no
+// savepoint on either backend: the work fails almost never, and its
+// SAVEPOINT and RELEASE were two statements on every profile answer (on
+// PostgreSQL one more network round trip each; on SQLite 2 of an
+// install answer's 14 statements, Session 13). A failure is an
+// *ackFailedError: RecordResultNext rolls the whole transaction back
+// (on SQLite the group committer rolls back to the transaction's own
+// savepoint, or the batch without it) and records the result again
+// without the profile work, which is what rolling back to a savepoint
+// kept. It sets ack's Done, Queued and Put for this attempt.
 func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, rt string, ack *store.ProfileAck, now time.Time) error {
 	ack.Done, ack.Queued, ack.Put = false, false, nil
 	if rt != "InstallProfile" && (rt != "ProfileList" || ack.List == nil) {
 		return nil
-	}
-	savepoint := !tx.d.WritableCTE
-	if savepoint {
-		// Through the statement cache (Tx.ExecContext), as every
-		// statement here: run directly, SQLite parsed and planned the
-		// savepoint's statements again on every profile answer.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT profile_ack"); err != nil {
-			return err
-		}
 	}
 	var err error
 	if rt == "ProfileList" {
@@ -236,28 +275,19 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	}
 	if err != nil {
 		ack.Queued, ack.Put = false, nil
-		if !savepoint {
-			// A failed statement has aborted the transaction on
-			// PostgreSQL: nothing more can run in it. The caller redoes
-			// the result alone in a new one.
-			return &ackFailedError{err: err}
-		}
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT profile_ack"); rerr != nil {
-			return fmt.Errorf("profile answer failed (%v), and rolling it back: %w", err, rerr)
-		}
+		// On PostgreSQL a failed statement has aborted the transaction:
+		// nothing more can run in it. On SQLite the profile work's
+		// earlier writes must not commit. Either way the caller redoes
+		// the result alone in a new transaction.
+		return &ackFailedError{err: err}
 	}
-	if savepoint {
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT profile_ack"); err != nil {
-			return err
-		}
-	}
-	ack.Done = err == nil
+	ack.Done = true
 	return nil
 }
 
-// ackFailedError is ackInResult's failed profile work on a backend without
-// the savepoint (PostgreSQL): the result's transaction is aborted and
-// RecordResultNext records the result again without it. It does not
+// ackFailedError is ackInResult's failed profile work: the result's
+// transaction is rolled back and RecordResultNext records the result
+// again without it. It does not
 // unwrap, so a serialization failure inside the profile work is not
 // retried with the profile work (as with the savepoint, the result
 // stands without it; ack.Done stays false and the caller applies the
@@ -287,12 +317,32 @@ func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, ve
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
+	// What was read, by profile: put's items are those rows changed.
+	read := make(map[string]store.ProfileItem, len(items))
+	for _, it := range items {
+		read[it.ProfileID] = it
+	}
 	put, del := verify(items)
 	for i := range put {
-		if put[i].DeviceID != enrollmentID {
-			return nil, fmt.Errorf("profile item of %s given for %s", put[i].DeviceID, enrollmentID)
+		p := &put[i]
+		if p.DeviceID != enrollmentID {
+			return nil, fmt.Errorf("profile item of %s given for %s", p.DeviceID, enrollmentID)
 		}
-		if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(&put[i])...); err != nil {
+		if was, ok := read[p.ProfileID]; ok && !s.d.WritableCTE && was.Identifier == p.Identifier && was.Version == p.Version &&
+			was.Hash == p.Hash && was.CommandUUID == p.CommandUUID {
+			// SQLite: the row exists (read above in this transaction, on
+			// the one writer) and its identity columns stay; setting
+			// them anyway (putItemSQL's upsert) rewrote the entry of the
+			// command_uuid index with the same key, one more page in the
+			// WAL per verified item (7 → 6 pages for a wave's ProfileList
+			// answer; Session 13 — wave5).
+			if _, err := tx.ExecContext(ctx, verifiedItemSQL, p.State, boolInt(p.Acknowledged), p.Attempts, p.Error, toMicros(p.NextRetry),
+				toMicros(p.UpdatedAt), p.DeviceID, p.ProfileID); err != nil {
+				return nil, s.constraint(err)
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(p)...); err != nil {
 			return nil, s.constraint(err)
 		}
 	}
