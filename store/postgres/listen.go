@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pomona-mdm/pomona/store/sqlstore"
 )
@@ -21,11 +24,11 @@ const webhooksChannel = "pomona_webhooks"
 // Timings of the webhook change listener.
 const (
 	// listenPing: after this long without a notice the listener checks
-	// that its connection still answers (a half-open connection, the
+	// that notices still reach it (probe: a half-open connection, the
 	// database host gone without a reset, would otherwise keep a stale
 	// list in use until TCP keepalive gives up).
 	listenPing = 30 * time.Second
-	// listenTimeout bounds connecting, LISTEN and each ping.
+	// listenTimeout bounds connecting, LISTEN and each probe.
 	listenTimeout = 10 * time.Second
 	// listenRetryMin, listenRetryMax: the wait before connecting again
 	// after a failure, doubling from the one to the other.
@@ -55,8 +58,10 @@ type webhookListener struct {
 	// of the current one (0 before the first).
 	listening atomic.Int64
 	pid       atomic.Uint32
-	// notices counts the notices received.
+	// notices counts the notices of writes received (not probes).
 	notices atomic.Int64
+	// probes numbers this listener's probes.
+	probes atomic.Uint64
 }
 
 // startWebhookListener starts listening for s in the background, on its
@@ -109,8 +114,9 @@ func (l *webhookListener) run(ctx context.Context) {
 	}
 }
 
-// session is one connection's life: connect, LISTEN, then forget the list
-// on each notice until an error (or ctx's end), which it returns.
+// session is one connection's life: connect, LISTEN, prove that notices
+// arrive (probe), then forget the list on each notice until an error (or
+// ctx's end), which it returns.
 func (l *webhookListener) session(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, listenTimeout)
 	conn, err := pgx.ConnectConfig(cctx, l.cfg)
@@ -132,6 +138,9 @@ func (l *webhookListener) session(ctx context.Context) error {
 		return err
 	}
 	l.pid.Store(conn.PgConn().PID())
+	if err := l.probe(ctx, conn); err != nil {
+		return err
+	}
 	l.s.SetWebhooksWatched(true)
 	l.listening.Add(1)
 	for {
@@ -139,8 +148,7 @@ func (l *webhookListener) session(ctx context.Context) error {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if n != nil {
-			l.notices.Add(1)
-			l.s.WebhooksChanged()
+			l.notice(n)
 		}
 		switch {
 		case err == nil:
@@ -148,14 +156,58 @@ func (l *webhookListener) session(ctx context.Context) error {
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 			// Quiet for listenPing: a read timeout leaves the connection
-			// usable; check that the database still answers on it.
-			pctx, cancel := context.WithTimeout(ctx, listenTimeout)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil {
+			// usable; check that notices still arrive on it.
+			if err := l.probe(ctx, conn); err != nil {
 				return err
 			}
 		default:
+			return err
+		}
+	}
+}
+
+// probePrefix begins the payload of a listener's own test notice; the
+// trigger's notices have an empty payload.
+const probePrefix = "probe "
+
+// notice handles one notice: a write of webhooks forgets the list; a
+// probe (this listener's or another instance's) changes nothing.
+func (l *webhookListener) notice(n *pgconn.Notification) {
+	if strings.HasPrefix(n.Payload, probePrefix) {
+		return
+	}
+	l.notices.Add(1)
+	l.s.WebhooksChanged()
+}
+
+// probe sends a notice on webhooksChannel from conn and waits (up to
+// listenTimeout) until conn receives it: the notices reach this
+// connection, end to end. LISTEN alone does not prove it: behind a pooler
+// in transaction mode (PgBouncer's pool_mode=transaction) LISTEN succeeds
+// on whichever server connection ran it and the notices never reach the
+// client — the list would be remembered and never forgotten. Without the
+// probe's notice the session fails and the list is not remembered (every
+// event reads it, as without a listener). Notices that arrive meanwhile
+// are handled as usual.
+func (l *webhookListener) probe(ctx context.Context, conn *pgx.Conn) error {
+	token := probePrefix + strconv.FormatUint(l.probes.Add(1), 10) + " " + strconv.FormatUint(uint64(conn.PgConn().PID()), 10)
+	pctx, cancel := context.WithTimeout(ctx, listenTimeout)
+	defer cancel()
+	if _, err := conn.Exec(pctx, "SELECT pg_notify($1, $2)", webhooksChannel, token); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(pctx)
+		if n != nil {
+			if n.Payload == token && n.PID == conn.PgConn().PID() {
+				return nil
+			}
+			l.notice(n)
+		}
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("postgres: webhook listener: its own notice did not arrive within %v (a pooler in transaction mode?)", listenTimeout)
+			}
 			return err
 		}
 	}
