@@ -128,14 +128,24 @@ func poolMaxConns(dbURL string) (string, int, error) {
 // pending migrations. Instances starting together apply each migration once.
 // The URL's pool_max_conns (PoolMaxConnsParam) sets how many connections
 // the instance opens at most (default DefaultMaxConns).
+//
+// It also keeps one more connection listening for changes of the webhooks
+// table (webhookListener): while it listens, an event without a
+// subscriber costs no statement.
 func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
+	s, _, err := open(ctx, dbURL)
+	return s, err
+}
+
+// open is Open, also returning the store's webhook change listener.
+func open(ctx context.Context, dbURL string) (*sqlstore.Store, *webhookListener, error) {
 	connURL, maxConns, err := poolMaxConns(dbURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db, err := sql.Open("pgx", connURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	// As many idle connections kept as may be open: with fewer, every
 	// burst above the idle limit (a profile wave: 32 requests in flight)
@@ -151,26 +161,33 @@ func Open(ctx context.Context, dbURL string) (*sqlstore.Store, error) {
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("postgres: cannot reach %s: %w (check --db and that the server runs)", Redact(dbURL), err)
+		return nil, nil, fmt.Errorf("postgres: cannot reach %s: %w (check --db and that the server runs)", Redact(dbURL), err)
 	}
 	s := sqlstore.New(Dialect, db, db, Redact(dbURL))
 	// Concurrent first starts: serialise migrations with an advisory lock.
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7263511)`); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+		return nil, nil, fmt.Errorf("postgres: migration lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7263511)`)
 	if err := s.Migrate(ctx, migrations, "migrations"); err != nil {
 		s.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	// After the migrations: the trigger that notifies exists (0031).
+	l, err := startWebhookListener(connURL, s)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	s.OnClose(l.stop)
+	return s, l, nil
 }
 
 // Redact hides the password of a database URL for logs.

@@ -172,7 +172,9 @@ type Dialect struct {
 	// so the Store may remember what only its own writes change — the
 	// webhook list QueueEvent looks at for every event (webhookCache).
 	// false where instances share the database (PostgreSQL): a webhook
-	// added on one must take the next event on every other.
+	// added on one must take the next event on every other, so the list
+	// is remembered there only while the backend's change listener is
+	// connected (SetWebhooksWatched).
 	OneProcess bool
 }
 
@@ -196,7 +198,8 @@ type Store struct {
 	enqueueOneQ [2]string
 	// verifyEnqueueQ is verifyEnqueueSQL, built once (Dialect.WritableCTE).
 	verifyEnqueueQ string
-	// hooks remembers the webhook list (Dialect.OneProcess).
+	// hooks remembers the webhook list (Dialect.OneProcess, or while a
+	// shared database's change listener is connected).
 	hooks webhookCache
 }
 
@@ -245,6 +248,13 @@ func (s *Store) Description() string { return s.name }
 // the pools from reopening connections.
 func (s *Store) PoolStats() (read, write sql.DBStats) {
 	return s.r.DB.Stats(), s.w.DB.Stats()
+}
+
+// OnClose has Close run fn first (before the pools close): a backend's
+// own background work on the store, such as PostgreSQL's webhook change
+// listener. Call it before the store is in use.
+func (s *Store) OnClose(fn func() error) {
+	s.closers = append([]func() error{fn}, s.closers...)
 }
 
 func (s *Store) Close() error {

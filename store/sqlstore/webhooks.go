@@ -21,22 +21,41 @@ func (s *Store) CreateWebhook(ctx context.Context, w *store.Webhook) error {
 }
 
 // webhookCache is the webhook list (id and events of each) as QueueEvent
-// reads it for every event, remembered where one Store is the only writer
-// of the database (Dialect.OneProcess) and forgotten on every write of
-// the table through it (CreateWebhook, DeleteWebhook, CopyTo into it;
-// nothing else writes webhooks). Most events (a command result on every
-// answer, three per device in a profile wave) have no subscriber: each
-// cost a statement on the read pool, 3 % of a wave's server CPU samples ("Session 12 —
-// wave4", docs/benchmarks.md). Only the look before the write is
-// answered from it; the write transaction reads the list again, so a
-// delivery is queued exactly for the webhooks stored then.
+// reads it for every event, remembered
+//   - where one Store is the only writer of the database
+//     (Dialect.OneProcess), forgotten on every write of the table through
+//     it (CreateWebhook, DeleteWebhook, CopyTo into it; nothing else
+//     writes webhooks);
+//   - where instances share the database (PostgreSQL), only while the
+//     backend's change listener is connected (SetWebhooksWatched: the
+//     database tells every listening instance of each committed write of
+//     the table, and the listener calls WebhooksChanged), forgotten on
+//     each such notice and whenever the listener connects or loses its
+//     connection. A webhook created through another instance takes this
+//     one's events from the moment the notice arrives (on one host well
+//     under a millisecond after the creating transaction commits).
+//
+// Most events (a command result on every answer, three per device in a
+// profile wave) have no subscriber: each cost a statement on the read
+// pool, 3 % of a wave's server CPU samples on SQLite ("Session 12 —
+// wave4") and 600 of a 600-request PostgreSQL wave's 3,800 statements
+// ("Session 13 — pgwave5", docs/benchmarks.md). Only the look before the
+// write is answered from it; the write transaction reads the list again,
+// so a delivery is queued exactly for the webhooks stored then (a stale
+// list costs a transaction that queues nothing, or misses an event in
+// the moment before a creation's notice arrives).
 type webhookCache struct {
 	mu sync.Mutex
-	// gen counts the writes of the table: a list read while one happened
-	// may be the old one and is not kept.
+	// gen counts the writes of the table (and the listener's state
+	// changes): a list read while one happened may be the old one and is
+	// not kept.
 	gen   uint64
 	valid bool
 	list  []webhookEvents
+	// watched: the change listener of a shared database is connected
+	// (SetWebhooksWatched); without it and without Dialect.OneProcess
+	// every event reads the list.
+	watched bool
 }
 
 // webhookEvents is one webhook's id and the events it takes (empty:
@@ -55,6 +74,33 @@ func (c *webhookCache) changed() {
 	c.mu.Unlock()
 }
 
+// SetWebhooksWatched tells the store whether its backend's change
+// listener is connected (true only once it listens: every write of the
+// webhooks table committed from then on reaches WebhooksChanged), so
+// that QueueEvent may answer "no subscriber" from the remembered list
+// (webhookCache). Either way the list is forgotten: a notice may have
+// been missed while the listener was away. For backends whose instances
+// share the database (not Dialect.OneProcess).
+func (s *Store) SetWebhooksWatched(on bool) {
+	c := &s.hooks
+	c.mu.Lock()
+	c.gen++
+	c.valid, c.list, c.watched = false, nil, on
+	c.mu.Unlock()
+}
+
+// WebhooksWatched reports the last SetWebhooksWatched.
+func (s *Store) WebhooksWatched() bool {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	return s.hooks.watched
+}
+
+// WebhooksChanged forgets the remembered webhook list: the backend's
+// change listener calls it for each notice of a committed write of the
+// table by any instance.
+func (s *Store) WebhooksChanged() { s.hooks.changed() }
+
 // takes lists the ids in list that take event.
 func takes(list []webhookEvents, event string) []string {
 	var ids []string
@@ -67,13 +113,15 @@ func takes(list []webhookEvents, event string) []string {
 }
 
 // eventSubscribers is subscribers on the read pool, from the remembered
-// list when the dialect allows it (Dialect.OneProcess).
+// list when the dialect allows it (Dialect.OneProcess) or the change
+// listener is connected (SetWebhooksWatched).
 func (s *Store) eventSubscribers(ctx context.Context, event string) ([]string, error) {
-	if !s.d.OneProcess {
-		return subscribers(ctx, s.r, event)
-	}
 	c := &s.hooks
 	c.mu.Lock()
+	if !s.d.OneProcess && !c.watched {
+		c.mu.Unlock()
+		return subscribers(ctx, s.r, event)
+	}
 	if c.valid {
 		ids := takes(c.list, event)
 		c.mu.Unlock()
@@ -133,7 +181,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // QueueEvent first looks for subscribers on the read pool: most events
 // (a command result on every answer) have none, and then cost one read
-// (none with Dialect.OneProcess: eventSubscribers), not a write
+// (none with a remembered list: eventSubscribers), not a write
 // transaction, nor the payload's encoding. The payload is made before the
 // write transaction, not on the writer.
 func (s *Store) QueueEvent(ctx context.Context, event string, payload func() ([]byte, error), now time.Time) error {

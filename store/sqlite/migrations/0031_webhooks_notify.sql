@@ -1,0 +1,8 @@
+-- Session 13 (lane pgwave5, issue 17): PostgreSQL notifies every
+-- instance's change listener of each write of webhooks (a trigger), so
+-- instances sharing the database may remember the webhook list. One
+-- process uses a SQLite database (Dialect.OneProcess) and remembers the
+-- list already: nothing to do here. The PostgreSQL migration of the same
+-- number has the trigger.
+-- dialect: postgres
+-- end dialect
