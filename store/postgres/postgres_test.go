@@ -166,3 +166,19 @@ func TestClaimPlanAfterLargeAssignment(t *testing.T) {
 		t.Fatalf("first claim %s, want %s (%v)", ds[0].DeviceID, first, err)
 	}
 }
+
+// Chunked marking resumes after a restart, with a second instance
+// expanding and claiming beside the restarted one
+// (storetest.ChunkedMarkingResumes).
+func TestChunkedMarkingResumes(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	open := func() store.Store {
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storetest.ChunkedMarkingResumes(t, open, open)
+}

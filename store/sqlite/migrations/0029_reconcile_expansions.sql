@@ -3,7 +3,7 @@
 -- marks inline by default (Dialect.MarkChunk 0), so this table stays
 -- empty unless a store is told to chunk (Store.SetMarkChunk).
 CREATE TABLE reconcile_expansions (
-	id         INTEGER PRIMARY KEY,
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
 	kind       TEXT NOT NULL,
 	target     TEXT NOT NULL,
 	due_at     INTEGER NOT NULL,
