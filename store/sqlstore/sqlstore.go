@@ -156,6 +156,15 @@ type Dialect struct {
 	// one statement ran alone for 2.7–3.7 s at 100,000 devices before any
 	// pass could claim ("Session 12 — pgassign4", docs/benchmarks.md).
 	MarkChunk int
+	// ChunkRangeByIndex: statements that make the planner read a chunk's
+	// range of enrollment ids in primary-key order (markChunk) and put
+	// its settings back, run before and after that read. PostgreSQL,
+	// without statistics of a freshly enrolled or seeded fleet, estimated
+	// id > ? at a third of a few thousand rows and planned the range read
+	// (ORDER BY id LIMIT 1,000) as a sequential scan and sort of every
+	// enrollment, per chunk: quadratic in the fleet. Empty: nothing
+	// (SQLite walks its primary key).
+	ChunkRangeByIndex [2]string
 	// ClaimReadsInputs: ClaimReconcile reads the claimed enrollments'
 	// inputs (ReconcileInputs) inside the claim's transaction, on the
 	// writer connection. SQLite used it in session 10 and no longer does
