@@ -136,33 +136,6 @@ func TestDeviceRequestDetached(t *testing.T) {
 	}
 }
 
-// A device read costs the driver no allocation per column name
-// (sqlstore's device reads name their columns with one letter): measured
-// on a miss, whose statement the driver sets up as a hit's.
-func TestDeviceRequestAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not the program's under the race detector (sync.Pool drops items at random)")
-	}
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pomona.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// Without the one-letter names: 58 and 144.
-	for idle, most := range map[bool]float64{true: 45, false: 90} {
-		q := store.DeviceRequestQuery{Serial: "none", ChannelKind: "device", TokenHash: make([]byte, 32), Idle: idle}
-		allocs := testing.AllocsPerRun(200, func() {
-			if _, err := s.DeviceRequest(context.Background(), q); !errors.Is(err, store.ErrNotFound) {
-				t.Fatal(err)
-			}
-		})
-		t.Logf("idle %v: %.0f allocations", idle, allocs)
-		if allocs > most {
-			t.Errorf("a device read (idle %v): %.0f allocations, want at most %.0f", idle, allocs, most)
-		}
-	}
-}
-
 // The other hot reads on the read pool run without the request's
 // cancellation too (Dialect.DetachHotReads): an API request's key,
 // enrollment and channel reads and a poll's read of the next command read
@@ -217,8 +190,9 @@ func TestHotReadsDetached(t *testing.T) {
 	}
 }
 
-// The API's key, enrollment and channel reads and the read of a channel's
-// next command name their columns with one letter (no allocation per
+// A device request's read (sqlstore.DeviceRequest), the API's key,
+// enrollment and channel reads and the read of a channel's next command
+// name their columns with one letter (no allocation per
 // column name in the driver): measured on misses, whose statements the
 // driver sets up as a hit's (a result's look for the next command is
 // usually one).
@@ -235,12 +209,19 @@ func TestHotReadAllocations(t *testing.T) {
 	now := time.Now()
 	// At most the allocations now (one of them the context without its
 	// cancellation, Dialect.DetachHotReads); with the columns' own names
-	// 35, 69, 43 and 50.
+	// 58 and 144 for a device request's read (Idle or not, the narrow and
+	// the wide row), 35, 69, 43 and 50 for the others.
+	deviceRequest := func(idle bool) func() error {
+		q := store.DeviceRequestQuery{Serial: "none", ChannelKind: "device", TokenHash: make([]byte, 32), Idle: idle}
+		return func() error { _, err := s.DeviceRequest(ctx, q); return err }
+	}
 	for _, c := range []struct {
 		name string
 		most float64
 		read func() error
 	}{
+		{"DeviceRequest (Idle)", 45, deviceRequest(true)},
+		{"DeviceRequest", 90, deviceRequest(false)},
 		{"APIKey", 29, func() error { _, err := s.APIKey(ctx, "none"); return err }},
 		{"EnrollmentByAppleID", 46, func() error { _, err := s.EnrollmentByAppleID(ctx, "none"); return err }},
 		{"Channels", 30, func() error { _, err := s.Channels(ctx, "none"); return err }},
