@@ -244,7 +244,8 @@ func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) e
 // since the last ANALYZE) PostgreSQL estimated status = 'enrolled' at a
 // few dozen rows and read every enrolled device through
 // enrollments_status_last_seen, then sorted them, for each chunk
-// (0.2 s per 1,000-device chunk at 20,000 devices: quadratic in the fleet).
+// (0.12–0.3 s per 1,000-device chunk at 20,000 devices at load 32:
+// quadratic in the fleet; "Session 13 — pgassign5", docs/benchmarks.md).
 const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
 	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.id > ? AND e.id <= ? AND (e.status = 'enrolled') IS TRUE AND (%s) ORDER BY e.id
 	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
