@@ -41,6 +41,14 @@ var Dialect = sqlstore.Dialect{
 	// Statistics for the claim's plan after a large marking
 	// (sqlstore.Dialect.AnalyzeAfter).
 	AnalyzeAfter: 1000,
+	// A large change marks its devices 1,000 at a time in committed
+	// chunks, the reconciler's claims marking the rest
+	// (sqlstore.Dialect.MarkChunk): the passes start after the first
+	// chunk instead of after one statement over every device.
+	MarkChunk: 1000,
+	// A chunk's range read walks enrollments_pkey, never a sort of the
+	// whole table (sqlstore.Dialect.ChunkRangeByIndex).
+	ChunkRangeByIndex: [2]string{"SET LOCAL enable_sort = off", "SET LOCAL enable_sort = on"},
 	// A reconciler batch's write (ApplyReconcile) at READ COMMITTED. No
 	// statement of it depends on an earlier read of the transaction: the
 	// plan was made before it, from ReconcileInputs, under the batch's

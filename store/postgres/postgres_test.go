@@ -137,6 +137,14 @@ func TestClaimPlanAfterLargeAssignment(t *testing.T) {
 	if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: all.ID, CreatedAt: now}, now); err != nil {
 		t.Fatal(err)
 	}
+	// The assignment marked its first chunk; a claim before the marks
+	// are due marks the rest (sqlstore's expandMarks) and claims nothing.
+	if ds, err := s.ClaimDirty(ctx, "early", now.Add(-time.Second), time.Minute, 1000); err != nil || len(ds) != 0 {
+		t.Fatalf("claim before due: %d %v", len(ds), err)
+	}
+	if n, err := s.DirtyCount(ctx, now.Add(time.Second)); err != nil || n != 5000 {
+		t.Fatalf("%d marked (%v), want 5000", n, err)
+	}
 	at := now.Add(time.Second).UnixMicro()
 	rows, err := db.QueryContext(ctx, `EXPLAIN SELECT enrollment_id FROM reconcile_queue WHERE due_at <= $1 AND claimed_until <= $1
 		ORDER BY due_at, enrollment_id LIMIT 1000 FOR UPDATE SKIP LOCKED`, at)
@@ -165,4 +173,20 @@ func TestClaimPlanAfterLargeAssignment(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT MIN(enrollment_id) FROM reconcile_queue`).Scan(&first); err != nil || ds[0].DeviceID != first {
 		t.Fatalf("first claim %s, want %s (%v)", ds[0].DeviceID, first, err)
 	}
+}
+
+// Chunked marking resumes after a restart, with a second instance
+// expanding and claiming beside the restarted one
+// (storetest.ChunkedMarkingResumes).
+func TestChunkedMarkingResumes(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	open := func() store.Store {
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storetest.ChunkedMarkingResumes(t, open, open)
 }

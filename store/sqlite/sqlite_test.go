@@ -238,3 +238,22 @@ func TestHotReadAllocations(t *testing.T) {
 		}
 	}
 }
+
+// Chunked marking resumes after a restart (storetest.ChunkedMarkingResumes;
+// SQLite is one process: the restart closes the first handle).
+func TestChunkedMarkingResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pomona.db")
+	var last store.Store
+	storetest.ChunkedMarkingResumes(t, func() store.Store {
+		if last != nil {
+			last.Close()
+		}
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = s
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, nil)
+}

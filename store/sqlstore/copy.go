@@ -15,7 +15,7 @@ import (
 var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api_keys", "secrets", "access_tokens", "enrollments",
 	"scep_challenges", "identity_certs", "enrollment_profiles", "renewals", "tombstones", "rate_limits", "channels", "commands", "queue",
 	"audit_log", "webhooks", "webhook_deliveries", "admins",
-	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "profile_certs",
+	"user_groups", "user_group_members", "config_profiles", "config_profile_versions", "profile_assignments", "profile_items", "reconcile_queue", "reconcile_expansions", "profile_certs",
 	"abm_server_tokens", "revoked_certs", "crl_state"}
 
 // NotCopied are the tables a move leaves behind: leases are per-cluster
@@ -72,7 +72,7 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table stri
 		}
 		if dst.d.Name == "postgres" {
 			// Identity columns continue after the copied ids.
-			for _, t := range []string{"audit_log", "webhook_deliveries"} {
+			for _, t := range []string{"audit_log", "webhook_deliveries", "reconcile_expansions"} {
 				if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), COALESCE((SELECT MAX(id) FROM `+t+`), 0) + 1, false)`); err != nil {
 					return err
 				}

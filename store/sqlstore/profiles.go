@@ -194,18 +194,209 @@ func markWhere(ctx context.Context, tx *Tx, cond string, due time.Time, args ...
 	return nil
 }
 
-// markGroup marks the devices of a group's users.
+// The conditions of the two kinds of large marking (every parameter is
+// the group's or the profile's id).
+const (
+	// groupCond: the devices of a group's users.
+	groupCond = `e.user_id IN (SELECT user_id FROM user_group_members WHERE group_id = ?)
+		OR e.tenant_id IN (SELECT tenant_id FROM user_groups WHERE id = ? AND source = 'all')`
+	// profileCond: the devices of every group the profile is assigned
+	// to, and those that have an item of it.
+	profileCond = `e.user_id IN (SELECT m.user_id FROM user_group_members m JOIN profile_assignments a ON a.group_id = m.group_id WHERE a.profile_id = ?)
+		OR e.tenant_id IN (SELECT g.tenant_id FROM user_groups g JOIN profile_assignments a ON a.group_id = g.id WHERE a.profile_id = ? AND g.source = 'all')
+		OR e.id IN (SELECT enrollment_id FROM profile_items WHERE profile_id = ?)`
+)
+
+// Kinds of a pending expansion (reconcile_expansions.kind).
+const (
+	expandGroup   = "group"
+	expandProfile = "profile"
+)
+
+// markCond is the condition of an expansion kind and its parameters.
+func markCond(kind, target string) (string, []any, error) {
+	switch kind {
+	case expandGroup:
+		return groupCond, []any{target, target}, nil
+	case expandProfile:
+		return profileCond, []any{target, target, target}, nil
+	}
+	return "", nil, fmt.Errorf("sqlstore: unknown reconcile expansion kind %q", kind)
+}
+
+// markGroup marks the devices of a group's users, all of them in tx
+// (DeleteGroup: the condition is gone once tx commits).
 func markGroup(ctx context.Context, tx *Tx, groupID string, due time.Time) error {
-	return markWhere(ctx, tx, `e.user_id IN (SELECT user_id FROM user_group_members WHERE group_id = ?)
-		OR e.tenant_id IN (SELECT tenant_id FROM user_groups WHERE id = ? AND source = 'all')`, due, groupID, groupID)
+	return markWhere(ctx, tx, groupCond, due, groupID, groupID)
 }
 
 // markProfile marks the devices of every group the profile is assigned
-// to, and those that have an item of it.
+// to, and those that have an item of it, all of them in tx
+// (DeleteProfile: its assignments go in tx).
 func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) error {
-	return markWhere(ctx, tx, `e.user_id IN (SELECT m.user_id FROM user_group_members m JOIN profile_assignments a ON a.group_id = m.group_id WHERE a.profile_id = ?)
-		OR e.tenant_id IN (SELECT g.tenant_id FROM user_groups g JOIN profile_assignments a ON a.group_id = g.id WHERE a.profile_id = ? AND g.source = 'all')
-		OR e.id IN (SELECT enrollment_id FROM profile_items WHERE profile_id = ?)`, due, profileID, profileID, profileID)
+	return markWhere(ctx, tx, profileCond, due, profileID, profileID, profileID)
+}
+
+// markRangeSQL is markSQL for the enrollments whose id lies in (?, ?]:
+// one chunk of an expansion. The range is walked on enrollments' primary
+// key, in id order (no sort). The status test is written so that no
+// index can serve it: without statistics (a fleet seeded or enrolled
+// since the last ANALYZE) PostgreSQL estimated status = 'enrolled' at a
+// few dozen rows and read every enrolled device through
+// enrollments_status_last_seen, then sorted them, for each chunk
+// (0.12–0.3 s per 1,000-device chunk at 20,000 devices at load 32:
+// quadratic in the fleet; "Session 13 — pgassign5", docs/benchmarks.md).
+const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
+	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.id > ? AND e.id <= ? AND (e.status = 'enrolled') IS TRUE AND (%s) ORDER BY e.id
+	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
+	due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`
+
+// markChunk marks, among the next limit enrollments after the cursor
+// after (by id, in the database's order; any status), the enrolled ones
+// meeting cond. It returns how many enrollments the range held (fewer
+// than limit: the range reached the last enrollment, nothing is left to
+// mark after it), the range's last id (the next cursor) and how many
+// queue rows it wrote. The range, not the matches, makes a chunk: its
+// cost is limit index entries whatever the condition selects.
+func markChunk(ctx context.Context, tx *Tx, cond string, args []any, due time.Time, after string, limit int) (n int, last string, marked int64, err error) {
+	if q := tx.d.ChunkRangeByIndex[0]; q != "" {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, "", 0, err
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(id), '') FROM (SELECT id FROM enrollments WHERE id > ? ORDER BY id LIMIT ?) r`,
+		after, limit).Scan(&n, &last); err != nil {
+		return 0, "", 0, err
+	}
+	if q := tx.d.ChunkRangeByIndex[1]; q != "" {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, "", 0, err
+		}
+	}
+	if n == 0 {
+		return 0, "", 0, nil
+	}
+	res, err := tx.ExecContext(ctx, fmt.Sprintf(markRangeSQL, cond), append([]any{toMicros(due), after, last}, args...)...)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	marked, _ = res.RowsAffected()
+	return n, last, marked, nil
+}
+
+// analyzeMarked asks for ANALYZE reconcile_queue after tx commits when an
+// expansion's marked count went from before to after past
+// Dialect.AnalyzeAfter × 4^k: fresh statistics while its backlog grows,
+// a few times per expansion instead of after every chunk.
+func analyzeMarked(tx *Tx, before, after int64) {
+	a := tx.d.AnalyzeAfter
+	if a <= 0 || slices.Contains(tx.analyze, "reconcile_queue") {
+		return
+	}
+	for t := a; t <= after; t *= 4 {
+		if before < t {
+			tx.analyze = append(tx.analyze, "reconcile_queue")
+			return
+		}
+	}
+}
+
+// markLarge marks the devices of a change that may concern many (kind
+// and target: markCond). With a mark chunk (Dialect.MarkChunk,
+// SetMarkChunk) it marks the first chunk in tx and, when there may be
+// more, records the rest in reconcile_expansions in tx: committed with
+// the change, marked by the reconciler's next claims (expandMarks).
+// Without, it marks them all in tx.
+func (s *Store) markLarge(ctx context.Context, tx *Tx, kind, target string, due time.Time) error {
+	cond, args, err := markCond(kind, target)
+	if err != nil {
+		return err
+	}
+	chunk := int(s.markChunk.Load())
+	if chunk <= 0 {
+		return markWhere(ctx, tx, cond, due, args...)
+	}
+	if kind == expandGroup {
+		// A static group of fewer members than a chunk (the common case)
+		// is marked whole, at once: its users' devices by their index.
+		var small int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_groups WHERE id = ? AND source = 'static'
+			AND (SELECT COUNT(*) FROM (SELECT 1 FROM user_group_members WHERE group_id = ? LIMIT ?) m) < ?`,
+			target, target, chunk, chunk).Scan(&small); err != nil {
+			return err
+		}
+		if small > 0 {
+			return markWhere(ctx, tx, cond, due, args...)
+		}
+	}
+	n, last, marked, err := markChunk(ctx, tx, cond, args, due, "", chunk)
+	if err != nil {
+		return err
+	}
+	analyzeMarked(tx, 0, marked)
+	if n < chunk {
+		return nil // the whole fleet was one chunk
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO reconcile_expansions (kind, target, due_at, after_id, marked, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		kind, target, toMicros(due), last, marked, toMicros(due))
+	return err
+}
+
+// expandMarks marks the next chunk (limit devices) of the oldest pending
+// expansion (markLarge) in one transaction: the chunk's queue rows and
+// the cursor's advance (or the expansion's end, when the chunk comes
+// back short) commit together, so a crash between chunks resumes from
+// the committed cursor and marks no device twice. The expansion's row
+// is locked for the transaction (FOR UPDATE on PostgreSQL, at READ
+// COMMITTED so a claimer that waited for it reads the advanced cursor;
+// SQLite's one writer serialises them): two instances expand one chunk
+// after the other, never the same one. more: an expansion may remain
+// (false: none was pending). One read of reconcile_expansions when none
+// is pending; none at all on a store that marks inline (MarkChunk 0:
+// one process, which never records an expansion).
+func (s *Store) expandMarks(ctx context.Context, limit int) (more bool, err error) {
+	if s.markChunk.Load() <= 0 {
+		return false, nil // this store marks inline and records none (SQLite)
+	}
+	var pending int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_expansions LIMIT 1) p`).Scan(&pending); err != nil || pending == 0 {
+		return false, err
+	}
+	opts := s.d.ReconcileTxOptions
+	if opts == nil {
+		opts = s.d.TxOptions
+	}
+	err = s.txWith(ctx, opts, func(tx *Tx) error {
+		// The read above saw one; if it has ended meanwhile, the caller
+		// looks again.
+		more = true
+		var xid, due, marked int64
+		var kind, target, after string
+		err := tx.QueryRowContext(ctx, `SELECT id, kind, target, due_at, after_id, marked FROM reconcile_expansions ORDER BY id LIMIT 1`+s.d.ForUpdate).
+			Scan(&xid, &kind, &target, &due, &after, &marked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		cond, args, err := markCond(kind, target)
+		if err != nil {
+			return err
+		}
+		n, last, m, err := markChunk(ctx, tx, cond, args, fromMicros(due), after, limit)
+		if err != nil {
+			return err
+		}
+		analyzeMarked(tx, marked, marked+m)
+		if n < limit {
+			_, err = tx.ExecContext(ctx, `DELETE FROM reconcile_expansions WHERE id = ?`, xid)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE reconcile_expansions SET after_id = ?, marked = ? WHERE id = ?`, last, marked+m, xid)
+		}
+		return err
+	})
+	return more, err
 }
 
 // Profiles.
@@ -281,7 +472,7 @@ func (s *Store) AddProfileVersion(ctx context.Context, v *store.ProfileVersion) 
 		}
 		p.Version, p.Hash, p.UpdatedAt = v.Version, v.Hash, v.CreatedAt
 		out = p
-		return markProfile(ctx, tx, v.ProfileID, v.CreatedAt)
+		return s.markLarge(ctx, tx, expandProfile, v.ProfileID, v.CreatedAt)
 	})
 	return out, err
 }
@@ -332,13 +523,15 @@ func (s *Store) Assign(ctx context.Context, a *store.Assignment, now time.Time) 
 			ON CONFLICT (profile_id, group_id) DO UPDATE SET exclude = excluded.exclude`, a.ProfileID, a.GroupID, boolInt(a.Exclude), toMicros(a.CreatedAt)); err != nil {
 			return err
 		}
-		return markGroup(ctx, tx, a.GroupID, now)
+		return s.markLarge(ctx, tx, expandGroup, a.GroupID, now)
 	})
 }
 
 func (s *Store) Unassign(ctx context.Context, profileID, groupID string, now time.Time) error {
 	return s.tx(ctx, func(tx *Tx) error {
-		if err := markGroup(ctx, tx, groupID, now); err != nil {
+		// The group's members stay: its devices can be marked after
+		// the assignment is gone (markLarge).
+		if err := s.markLarge(ctx, tx, expandGroup, groupID, now); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM profile_assignments WHERE profile_id = ? AND group_id = ?`, profileID, groupID)
@@ -577,10 +770,39 @@ func (s *Store) MarkDirty(ctx context.Context, ids []string, due time.Time, veri
 	})
 }
 
+// ClaimDirty first marks the next chunk of a pending expansion
+// (expandMarks: a large change's devices not marked in its own
+// transaction), then claims; while its claim comes back short and an
+// expansion may remain it marks and claims again, so a short claim
+// still means nothing more is due (profiles.Job.Drain stops its workers
+// on one). Claims made before an error are returned without it: they
+// are held, and the expansion goes on at the next claim.
 func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	var out []store.DirtyEnrollment
+	for {
+		more, err := s.expandMarks(ctx, limit)
+		if err == nil {
+			var got []store.DirtyEnrollment
+			got, err = s.claimDirty(ctx, holder, now, lease, limit-len(out))
+			out = append(out, got...)
+		}
+		if err != nil {
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(out) >= limit || !more {
+			return out, nil
+		}
+	}
+}
+
+// claimDirty is one claim of at most limit due enrollments.
+func (s *Store) claimDirty(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]store.DirtyEnrollment, error) {
 	if s.d.SkipLocked {
 		return s.claimDirtySkipLocked(ctx, holder, now, lease, limit)
 	}
@@ -644,6 +866,9 @@ func (s *Store) ClaimReconcile(ctx context.Context, holder string, now time.Time
 		}
 		ins, err := s.ReconcileInputs(ctx, dirtyIDs(ds))
 		return ds, ins, err
+	}
+	if _, err := s.expandMarks(ctx, limit); err != nil {
+		return nil, nil, err
 	}
 	var ds []store.DirtyEnrollment
 	var ins []store.ReconcileInput
@@ -1660,7 +1885,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id string, ch store.ProfileCh
 		}
 		out = p
 		if mark {
-			return markProfile(ctx, tx, id, now)
+			return s.markLarge(ctx, tx, expandProfile, id, now)
 		}
 		return nil
 	})

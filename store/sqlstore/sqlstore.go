@@ -146,6 +146,25 @@ type Dialect struct {
 	// page cache dropped at its next read after each commit — so fewer,
 	// larger batches keep that serial writer shorter.
 	ReconcileBatch int
+	// MarkChunk: a change that may concern many devices (a profile
+	// assigned to a group, a group unassigned, a profile's new version)
+	// marks at most this many in its own transaction, in enrollment id
+	// order, and records the rest as a pending expansion
+	// (reconcile_expansions) that reconciler claims on any instance mark
+	// chunk by chunk before they claim (expandMarks). 0: every device in
+	// the change's transaction (one INSERT … SELECT). On PostgreSQL that
+	// one statement ran alone for 2.7–3.7 s at 100,000 devices before any
+	// pass could claim ("Session 12 — pgassign4", docs/benchmarks.md).
+	MarkChunk int
+	// ChunkRangeByIndex: statements that make the planner read a chunk's
+	// range of enrollment ids in primary-key order (markChunk) and put
+	// its settings back, run before and after that read. PostgreSQL,
+	// without statistics of a freshly enrolled or seeded fleet, estimated
+	// id > ? at a third of a few thousand rows and planned the range read
+	// (ORDER BY id LIMIT 1,000) as a sequential scan and sort of every
+	// enrollment, per chunk: quadratic in the fleet. Empty: nothing
+	// (SQLite walks its primary key).
+	ChunkRangeByIndex [2]string
 	// ClaimReadsInputs: ClaimReconcile reads the claimed enrollments'
 	// inputs (ReconcileInputs) inside the claim's transaction, on the
 	// writer connection. SQLite used it in session 10 and no longer does
@@ -201,6 +220,8 @@ type Store struct {
 	// hooks remembers the webhook list (Dialect.OneProcess, or while a
 	// shared database's change listener is connected).
 	hooks webhookCache
+	// markChunk is Dialect.MarkChunk unless SetMarkChunk changed it.
+	markChunk atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -209,6 +230,7 @@ var _ store.Store = (*Store)(nil)
 // (they may be the same pool).
 func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
+	s.markChunk.Store(int64(d.MarkChunk))
 	if d.WritableCTE {
 		s.enqueueOneQ = [2]string{s.enqueueOneSQL(false), s.enqueueOneSQL(true)}
 		s.verifyEnqueueQ = s.verifyEnqueueSQL()
@@ -238,6 +260,11 @@ func (s *Store) Backend() string { return s.d.Name }
 // ReconcileBatch is the dialect's reconciler batch (Dialect.ReconcileBatch;
 // 0: the reconciler's default).
 func (s *Store) ReconcileBatch() int { return s.d.ReconcileBatch }
+
+// SetMarkChunk sets how many devices a change marks in one transaction
+// (Dialect.MarkChunk; n <= 0: all of them in the change's own). Tests
+// use it to run chunked marking on any backend with a few devices.
+func (s *Store) SetMarkChunk(n int) { s.markChunk.Store(int64(max(n, 0))) }
 
 // Description says which database this is, for start-up output.
 func (s *Store) Description() string { return s.name }

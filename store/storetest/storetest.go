@@ -48,7 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}},
 	}
-	for _, nt := range append(append(append(append(append(append(append(append(append(enrollmentTests(), mdmTests()...), adminTests()...), ownershipTests()...), tombstoneTests()...), deviceRequestTests()...), profileTests()...), lifecycleTests()...), abmTests()...), profileAdminTests()...) {
+	for _, nt := range append(append(append(append(append(append(append(append(append(append(enrollmentTests(), mdmTests()...), adminTests()...), ownershipTests()...), tombstoneTests()...), deviceRequestTests()...), profileTests()...), lifecycleTests()...), abmTests()...), profileAdminTests()...), chunkedMarkTests()...) {
 		tests = append(tests, struct {
 			name string
 			fn   func(t *testing.T, s store.Store)
