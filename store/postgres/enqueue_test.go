@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/store"
@@ -18,34 +14,9 @@ import (
 	"github.com/pomona-mdm/pomona/store/sqlstore"
 )
 
-// statementLog records every statement pgx sends (BEGIN and COMMIT
-// included: pgx runs them as statements), i.e. the store's network round
-// trips to PostgreSQL.
-type statementLog struct {
-	mu  sync.Mutex
-	sql []string
-}
-
-func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sql = append(l.sql, strings.Join(strings.Fields(d.SQL), " "))
-	return ctx
-}
-
-func (l *statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (l *statementLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.sql
-	l.sql = nil
-	return out
-}
-
 // tracedStore is a migrated store whose statements log records, with
 // tenant t1, user u1, enrollment e1 and its device channel CH-1.
-func tracedStore(t *testing.T) (*sqlstore.Store, *statementLog) {
+func tracedStore(t *testing.T) (*sqlstore.Store, *pgtest.StatementLog) {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
@@ -54,13 +25,7 @@ func tracedStore(t *testing.T) (*sqlstore.Store, *statementLog) {
 		t.Fatal(err)
 	}
 	migrated.Close()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &statementLog{}
-	cfg.Tracer = log
-	db := stdlib.OpenDB(*cfg)
+	db, log := pgtest.TracedDB(t, url)
 	s := sqlstore.New(postgres.Dialect, db, db, "traced")
 	t.Cleanup(func() { s.Close() })
 
@@ -80,7 +45,7 @@ func tracedStore(t *testing.T) (*sqlstore.Store, *statementLog) {
 	if err := s.PutChannel(ctx, &store.Channel{ID: "CH-1", DeviceID: "e1", Kind: "device", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	log.take()
+	log.Take()
 	return s, log
 }
 
@@ -97,7 +62,7 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "c1", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now, Audit: audit}, []string{"CH-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := log.take(); len(got) != 1 {
+	if got := log.Take(); len(got) != 1 {
 		t.Fatalf("an enqueue with its audit entry sent %d statements, want 1:\n%s", len(got), strings.Join(got, "\n"))
 	}
 	if audit.ID == 0 {
@@ -106,7 +71,7 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "c2", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := log.take(); len(got) != 1 {
+	if got := log.Take(); len(got) != 1 {
 		t.Fatalf("an enqueue without an audit entry sent %d statements, want 1:\n%s", len(got), strings.Join(got, "\n"))
 	}
 	// Delivery order: c1, then c2 (a later seq).
@@ -138,11 +103,11 @@ func TestPollAndResultStatements(t *testing.T) {
 			[]string{"CH-1"}); err != nil {
 			t.Fatal(err)
 		}
-		log.take()
+		log.Take()
 	}
 	count := func(what string, want int) {
 		t.Helper()
-		if got := log.take(); len(got) != want {
+		if got := log.Take(); len(got) != want {
 			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
 		}
 	}
@@ -179,7 +144,7 @@ func TestPollAndResultStatements(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Status != "Acknowledged" || string(got[0].Result) != "<plist/>" {
 		t.Fatalf("queue after the answers: %+v %v", got, err)
 	}
-	log.take()
+	log.Take()
 	if _, err := s.NextCommand(ctx, "e1", "CH-1", true, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("next on an empty queue: %v", err)
 	}
@@ -221,7 +186,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 		if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); fetch && (err != nil || q.UUID != uuid) {
 			t.Fatalf("next: %+v %v", q, err)
 		}
-		log.take()
+		log.Take()
 	}
 	n := 0
 	newAck := func() *store.ProfileAck {
@@ -232,7 +197,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	}
 	count := func(what string, want int) {
 		t.Helper()
-		if got := log.take(); len(got) != want {
+		if got := log.Take(); len(got) != want {
 			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
 		}
 	}
@@ -255,7 +220,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i1", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("repeat: %+v %+v %v", ack, q, err)
 	}
-	log.take()
+	log.Take()
 
 	// A new install (queued behind list-1, which the poll hands out
 	// again) answered while list-1 still waits: it
@@ -269,7 +234,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if got, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(got) != 3 {
 		t.Fatalf("queue: %d rows %v, want i1, list-1, i2", len(got), err)
 	}
-	log.take()
+	log.Take()
 
 	// list-1's answer verifies both installs.
 	list := &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {

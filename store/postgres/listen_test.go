@@ -4,12 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/store"
@@ -210,29 +206,6 @@ func TestWebhookListDroppedOnReconnect(t *testing.T) {
 	}
 }
 
-// traceLog records every statement pgx sends on the pool's connections.
-type traceLog struct {
-	mu  sync.Mutex
-	sql []string
-}
-
-func (l *traceLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sql = append(l.sql, strings.Join(strings.Fields(d.SQL), " "))
-	return ctx
-}
-
-func (l *traceLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (l *traceLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.sql
-	l.sql = nil
-	return out
-}
-
 // TestEventWithoutSubscriberStatements: with the listener listening, an
 // event nobody subscribes to costs PostgreSQL one statement the first
 // time and none after (it cost one each time before session 13); a new
@@ -246,13 +219,7 @@ func TestEventWithoutSubscriberStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	migrated.Close()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &traceLog{}
-	cfg.Tracer = log
-	db := stdlib.OpenDB(*cfg)
+	db, log := pgtest.TracedDB(t, url)
 	s := sqlstore.New(Dialect, db, db, "traced")
 	l, err := startWebhookListener(url, s)
 	if err != nil {
@@ -264,7 +231,7 @@ func TestEventWithoutSubscriberStatements(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	count := func(what string, want int) {
 		t.Helper()
-		if got := log.take(); len(got) != want {
+		if got := log.Take(); len(got) != want {
 			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
 		}
 	}
@@ -279,7 +246,7 @@ func TestEventWithoutSubscriberStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the notice of the new webhook", func() bool { return l.notices.Load() > seen })
-	log.take()
+	log.Take()
 	if err := s.QueueEvent(ctx, "command.result", hookPayload, now); err != nil {
 		t.Fatal(err)
 	}
