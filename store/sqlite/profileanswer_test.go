@@ -9,7 +9,60 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 )
+
+// profileWave is a counted store (countedStoreAt) with tenant t1, user
+// u1, its iOS enrollment e1 with the device channel CH-1, and profile p1.
+// install queues a new InstallProfile of p1 (i1, i2, …) with its
+// installing item, takes it, and returns the answer's acknowledgement
+// (which queues the verifying ProfileList list-<uuid>); list returns a
+// ProfileList answer's that finds every item installed.
+func profileWave(t *testing.T) (s *sqlstore.Store, log *statementLog, path string, install func() (*store.ProfileAck, string), list func() *store.ProfileAck) {
+	t.Helper()
+	ctx := context.Background()
+	s, log, path = countedStoreAt(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateTenant(ctx, &store.Tenant{ID: "t1", Name: "T", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateUser(ctx, &store.User{ID: "u1", TenantID: "t1", Email: "a@t.example", ManagedAppleID: "a@t.example", Name: "A", Enabled: true,
+		CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e1", TenantID: "t1", UserID: "u1", TokenHash: []byte("tok"), Platform: "iOS",
+		Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, nil))
+	must(s.PutChannel(ctx, &store.Channel{ID: "CH-1", DeviceID: "e1", Kind: "device", CreatedAt: now, UpdatedAt: now}))
+	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"},
+		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
+	must(s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}))
+	n := 0
+	install = func() (*store.ProfileAck, string) {
+		t.Helper()
+		n++
+		uuid := fmt.Sprintf("i%d", n)
+		must(s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}))
+		must(s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing",
+			Version: 1, Hash: "h1", CommandUUID: uuid, UpdatedAt: now}))
+		if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); err != nil || q.UUID != uuid {
+			t.Fatalf("next: %+v %v", q, err)
+		}
+		return &store.ProfileAck{Verify: func() *store.CommandRecord {
+			return &store.CommandRecord{UUID: "list-" + uuid, RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
+		}}, uuid
+	}
+	list = func() *store.ProfileAck {
+		return &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
+			for i := range items {
+				items[i].State = "installed"
+			}
+			return items, nil
+		}}
+	}
+	return s, log, path, install, list
+}
 
 // TestProfileAnswerStatements counts what a profile wave's two answers
 // run on SQLite (BEGIN and COMMIT counted), and what they prepare: a
@@ -28,45 +81,13 @@ import (
 // (run directly on the transaction).
 func TestProfileAnswerStatements(t *testing.T) {
 	ctx := context.Background()
-	s, log, path := countedStoreAt(t)
+	s, log, path, install, list := profileWave(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	must(s.CreateTenant(ctx, &store.Tenant{ID: "t1", Name: "T", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateUser(ctx, &store.User{ID: "u1", TenantID: "t1", Email: "a@t.example", ManagedAppleID: "a@t.example", Name: "A", Enabled: true,
-		CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e1", TenantID: "t1", UserID: "u1", TokenHash: []byte("tok"), Platform: "iOS",
-		Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, nil))
-	must(s.PutChannel(ctx, &store.Channel{ID: "CH-1", DeviceID: "e1", Kind: "device", CreatedAt: now, UpdatedAt: now}))
-	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"},
-		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
-	must(s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}))
-	n := 0
-	install := func() (*store.ProfileAck, string) {
-		t.Helper()
-		n++
-		uuid := fmt.Sprintf("i%d", n)
-		must(s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}))
-		must(s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing",
-			Version: 1, Hash: "h1", CommandUUID: uuid, UpdatedAt: now}))
-		if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); err != nil || q.UUID != uuid {
-			t.Fatalf("next: %+v %v", q, err)
-		}
-		return &store.ProfileAck{Verify: func() *store.CommandRecord {
-			return &store.CommandRecord{UUID: "list-" + uuid, RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
-		}}, uuid
-	}
-	list := func() *store.ProfileAck {
-		return &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
-			for i := range items {
-				items[i].State = "installed"
-			}
-			return items, nil
-		}}
 	}
 	// Two waves: the first prepares what the pool caches; the second is
 	// counted.

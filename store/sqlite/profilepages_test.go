@@ -5,12 +5,11 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	_ "modernc.org/sqlite"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/pomona-mdm/pomona/store"
+	_ "modernc.org/sqlite"
 )
 
 // TestProfileAnswerPages counts the pages a profile wave's two answers
@@ -24,7 +23,7 @@ import (
 // column): 7.
 func TestProfileAnswerPages(t *testing.T) {
 	ctx := context.Background()
-	s, _, path := countedStoreAt(t)
+	s, _, path, install, list := profileWave(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	must := func(err error) {
 		t.Helper()
@@ -32,12 +31,6 @@ func TestProfileAnswerPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(s.CreateTenant(ctx, &store.Tenant{ID: "t1", Name: "T", Domains: []string{"t.example"}, CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateUser(ctx, &store.User{ID: "u1", TenantID: "t1", Email: "a@t.example", ManagedAppleID: "a@t.example", Name: "A", Enabled: true, CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e1", TenantID: "t1", UserID: "u1", TokenHash: []byte("tok"), Platform: "iOS", Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, nil))
-	must(s.PutChannel(ctx, &store.Channel{ID: "CH-1", DeviceID: "e1", Kind: "device", CreatedAt: now, UpdatedAt: now}))
-	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"}, PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
-	must(s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}))
 	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	must(err)
 	defer raw.Close()
@@ -48,24 +41,12 @@ func TestProfileAnswerPages(t *testing.T) {
 	}
 	const frame = 24 + 4096 // the WAL's frame header and a page
 	for n := 1; n <= 3; n++ {
-		uuid := fmt.Sprintf("i%d", n)
-		must(s.Enqueue(ctx, &store.CommandRecord{UUID: uuid, RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}))
-		must(s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing", Version: 1, Hash: "h1", CommandUUID: uuid, UpdatedAt: now}))
-		s.NextCommand(ctx, "e1", "CH-1", true, now)
+		ack, uuid := install()
 		w0 := wal()
-		ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
-			return &store.CommandRecord{UUID: "list-" + uuid, RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
-		}}
 		_, _, err := s.RecordResultNext(ctx, "e1", "CH-1", uuid, "Acknowledged", []byte("<plist/>"), now, nil, ack)
 		must(err)
 		w1 := wal()
-		l := &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
-			for i := range items {
-				items[i].State = "installed"
-			}
-			return items, nil
-		}}
-		_, _, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-"+uuid, "Acknowledged", []byte("<plist/>"), now, nil, l)
+		_, _, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-"+uuid, "Acknowledged", []byte("<plist/>"), now, nil, list())
 		must(err)
 		w2 := wal()
 		b, _ := os.ReadFile(path + "-wal")
