@@ -221,7 +221,7 @@ func PlistStringDict(in []byte, lim PlistLimits) (pairs []string, ok bool) {
 	if len(in) > lim.MaxSize || lim.MaxDepth < 3 {
 		return nil, false
 	}
-	p := stringDictScanner{in: in}
+	p := stringDictScanner{byteCursor{in: in}}
 	if !p.lit(plistXMLDecl) {
 		return nil, false
 	}
@@ -270,13 +270,17 @@ func PlistStringDict(in []byte, lim PlistLimits) (pairs []string, ok bool) {
 }
 
 // stringDictScanner is PlistStringDict's position in its input.
-type stringDictScanner struct {
+type stringDictScanner struct{ byteCursor }
+
+// byteCursor is a position in a plist's bytes, with the two moves the
+// hand scanners (PlistStringDict, PlistPlain) share.
+type byteCursor struct {
 	in []byte
 	i  int
 }
 
 // lit consumes s when the input continues with it.
-func (p *stringDictScanner) lit(s string) bool {
+func (p *byteCursor) lit(s string) bool {
 	if len(p.in)-p.i < len(s) || string(p.in[p.i:p.i+len(s)]) != s {
 		return false
 	}
@@ -285,7 +289,7 @@ func (p *stringDictScanner) lit(s string) bool {
 }
 
 // ws consumes spaces, tabs, CRs and LFs.
-func (p *stringDictScanner) ws() {
+func (p *byteCursor) ws() {
 	for p.i < len(p.in) {
 		switch p.in[p.i] {
 		case ' ', '\t', '\r', '\n':

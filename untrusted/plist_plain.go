@@ -47,7 +47,7 @@ func PlistPlain(in []byte, lim PlistLimits, leaf func(name, text string) (any, b
 	if len(in) > lim.MaxSize {
 		return nil, false
 	}
-	p := plainScanner{in: in, leaf: leaf, maxDepth: min(lim.MaxDepth, PlistPlainMaxDepth), maxElements: lim.MaxElements}
+	p := plainScanner{byteCursor: byteCursor{in: in}, leaf: leaf, maxDepth: min(lim.MaxDepth, PlistPlainMaxDepth), maxElements: lim.MaxElements}
 	if !p.lit(plistXMLDecl) {
 		return nil, false
 	}
@@ -78,33 +78,11 @@ func PlistPlain(in []byte, lim PlistLimits, leaf func(name, text string) (any, b
 
 // plainScanner is PlistPlain's position in its input.
 type plainScanner struct {
-	in                    []byte
+	byteCursor
 	s                     string // in as a string: keys and texts are its substrings
-	i                     int
-	elements              int // start tags read, <plist> included
+	elements              int    // start tags read, <plist> included
 	maxDepth, maxElements int
 	leaf                  func(name, text string) (any, bool)
-}
-
-// lit consumes t when the input continues with it.
-func (p *plainScanner) lit(t string) bool {
-	if len(p.in)-p.i < len(t) || string(p.in[p.i:p.i+len(t)]) != t {
-		return false
-	}
-	p.i += len(t)
-	return true
-}
-
-// ws consumes spaces, tabs, CRs and LFs.
-func (p *plainScanner) ws() {
-	for p.i < len(p.in) {
-		switch p.in[p.i] {
-		case ' ', '\t', '\r', '\n':
-			p.i++
-		default:
-			return
-		}
-	}
 }
 
 // start consumes a start tag "<name>" (or "<name/>", then empty is true)
