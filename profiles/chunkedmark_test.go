@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/pomona-mdm/pomona/internal/pgtest"
-	"github.com/pomona-mdm/pomona/store/postgres"
 )
 
 // Two instances on one PostgreSQL database reconcile a profile assigned
@@ -15,17 +12,7 @@ import (
 // instance expanding with its own connection): every device gets
 // exactly one InstallProfile and nothing stays due.
 func TestTwoInstancesChunkedMarkingPostgres(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	a, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoPostgresInstances(t)
 	a.SetMarkChunk(4)
 	b.SetMarkChunk(4)
 	chs := fleet(t, a, 60)

@@ -15,6 +15,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/payloads"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/postgres"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 )
 
 const wifi = `<plist version="1.0"><dict>
@@ -140,18 +141,24 @@ func installsOnce(t *testing.T, s storeAll, chs []string, dueBy time.Time) {
 	}
 }
 
-func TestTwoInstancesNeverDeliverTwicePostgres(t *testing.T) {
+// twoPostgresInstances opens two stores on one new PostgreSQL database,
+// as two Pomona instances do; both close when the test ends.
+func twoPostgresInstances(t *testing.T) (a, b *sqlstore.Store) {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
-	a, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
+	for _, s := range []**sqlstore.Store{&a, &b} {
+		st, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
 	}
-	defer a.Close()
-	b, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	return a, b
+}
+
+func TestTwoInstancesNeverDeliverTwicePostgres(t *testing.T) {
+	a, b := twoPostgresInstances(t)
 	twoInstances(t, a, b, fleet(t, a, 60))
 }
 
