@@ -93,6 +93,28 @@ func readTableStats(b *testing.B, db *sql.DB) tableStats {
 	return t
 }
 
+// readPerTable is readTableStats' row counts per table
+// (POMONA_BENCH_TABLES=1 logs the phase's difference per table).
+func readPerTable(b *testing.B, db *sql.DB) map[string]tableStats {
+	ctx := context.Background()
+	db.QueryRowContext(ctx, `SELECT pg_stat_force_next_flush()`).Scan(new(any))
+	rows, err := db.QueryContext(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]tableStats{}
+	for rows.Next() {
+		var name string
+		var t tableStats
+		if err := rows.Scan(&name, &t.ins, &t.upd, &t.hot, &t.del, &t.seqRows); err != nil {
+			b.Fatal(err)
+		}
+		out[name] = t
+	}
+	return out
+}
+
 func (t tableStats) minus(o tableStats) tableStats {
 	return tableStats{t.ins - o.ins, t.upd - o.upd, t.hot - o.hot, t.del - o.del, t.seqRows - o.seqRows, t.commits - o.commits, t.blksHit - o.blksHit}
 }
@@ -191,6 +213,7 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	j := &profiles.Job{Store: s, Holder: "bench", Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Commands: &app.Commands{Store: s, Catalog: catalog.Default(), Now: time.Now, Push: rec}}
 	pg0, cpu0, ts0 := backendCPU(b, sdb), selfCPU(), readTableStats(b, db)
+	perTable0 := readPerTable(b, db)
 	b.StartTimer()
 	if err := svc.Assign(ctx, p.ID, all.ID, false); err != nil {
 		b.Fatal(err)
@@ -202,6 +225,14 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	b.StopTimer()
 	pg1, cpu1 := backendCPU(b, sdb), selfCPU()
 	ts = readTableStats(b, db).minus(ts0)
+	if os.Getenv("POMONA_BENCH_TABLES") != "" {
+		for name, t := range readPerTable(b, db) {
+			d := t.minus(perTable0[name])
+			if d != (tableStats{}) {
+				b.Logf("%-20s ins %7d upd %7d hot %7d del %7d seq-read %7d", name, d.ins, d.upd, d.hot, d.del, d.seqRows)
+			}
+		}
+	}
 	var queued int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_items WHERE state = 'installing'`).Scan(&queued); err != nil || queued != n {
 		b.Fatalf("%d of %d items installing (%v)", queued, n, err)
