@@ -248,7 +248,7 @@ func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) e
 // quadratic in the fleet; "Session 13 — pgassign5", docs/benchmarks.md).
 //
 // Its rows are written claimed by claimed_by until claimed_until (the
-// 2nd and 3rd parameters; ” and 0: unclaimed): an expansion's chunk is
+// 2nd and 3rd parameters; empty and 0: unclaimed): an expansion's chunk is
 // marked by a claimer, and a row it inserts is its claim at once
 // (claimedChunk). A row already queued keeps its claim: the upsert
 // touches only gen and due_at, as every marking does.
