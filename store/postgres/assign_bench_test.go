@@ -66,6 +66,7 @@ func BenchmarkAssignQueued(b *testing.B) {
 			b.ReportMetric(goCPU/float64(b.N), "go-cpu-s/op")
 			b.ReportMetric(float64(tstat.ins)/float64(b.N), "rows-ins/op")
 			b.ReportMetric(float64(tstat.upd-tstat.hot)/float64(b.N), "nonhot-upd/op")
+			b.ReportMetric(float64(tstat.upd)/float64(b.N), "upd/op")
 			b.ReportMetric(float64(tstat.seqRows)/float64(b.N), "seqrows/op")
 			b.ReportMetric(float64(tstat.commits)/float64(b.N), "commits/op")
 			b.ReportMetric(float64(tstat.blksHit)/float64(b.N), "blks-hit/op")
