@@ -225,6 +225,10 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	rec.wg.Wait()
 	b.StopTimer()
 	pg1, cpu1 := backendCPU(b, sdb), selfCPU()
+	// The pool's backends send their table counters to the statistics
+	// at most once a second (and when idle): wait for the last ones, or
+	// the row counts below miss the last batches.
+	time.Sleep(2500 * time.Millisecond)
 	ts = readTableStats(b, db).minus(ts0)
 	if os.Getenv("POMONA_BENCH_TABLES") != "" {
 		for name, t := range readPerTable(b, db) {
