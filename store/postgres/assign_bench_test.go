@@ -226,9 +226,11 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	b.StopTimer()
 	pg1, cpu1 := backendCPU(b, sdb), selfCPU()
 	// The pool's backends send their table counters to the statistics
-	// at most once a second (and when idle): wait for the last ones, or
-	// the row counts below miss the last batches.
-	time.Sleep(2500 * time.Millisecond)
+	// at most once a second, and an idle one later still: closed, they
+	// send them as they exit (else the row counts below missed the last
+	// batches).
+	sdb.Close()
+	time.Sleep(500 * time.Millisecond)
 	ts = readTableStats(b, db).minus(ts0)
 	if os.Getenv("POMONA_BENCH_TABLES") != "" {
 		for name, t := range readPerTable(b, db) {

@@ -1515,12 +1515,10 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 
 // holdsClaims returns store.ErrClaimLost unless holder still holds every
 // claim of fs (claimed_by = holder; an expired claim nobody took since is
-// still held). It runs first in ApplyReconcile's transaction, so nothing
-// of a batch whose claims were taken over is written. With row locks
-// (Dialect.SkipLocked: PostgreSQL at READ COMMITTED) it locks the rows it
-// counts: a concurrent claimer skips them (SKIP LOCKED) until the batch
-// commits, and one whose claim committed first makes the count short
-// (the re-check of FOR UPDATE's condition under the lock). SQLite's
+// still held), for dialects without ArrayBatches (SQLite; PostgreSQL
+// checks by finishing the claims first and counting them:
+// finishHeldArrays). It runs first in ApplyReconcile's transaction, so
+// nothing of a batch whose claims were taken over is written. SQLite's
 // single writer orders the check before any other claim.
 func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
 	if len(fs) == 0 {
@@ -1535,16 +1533,7 @@ func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []sto
 		}
 	}
 	held := 0
-	if s.d.ArrayBatches {
-		// By key (anyIDs): not a pass over the whole queue per batch.
-		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ?`
-		if s.d.SkipLocked {
-			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ? FOR UPDATE) AS held`
-		}
-		if err := tx.QueryRowContext(ctx, q, ids, holder).Scan(&held); err != nil {
-			return err
-		}
-	} else if err := chunks(ids, reconcileClaimRows, func(ids []string) error {
+	if err := chunks(ids, reconcileClaimRows, func(ids []string) error {
 		var n int
 		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_queue WHERE claimed_by = ? AND enrollment_id IN `+qmarks(len(ids)),
 			append([]any{holder}, anys(ids)...)...).Scan(&n)
