@@ -188,10 +188,16 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	if os.Getenv("POMONA_BENCH_LOG_SQL") != "" {
 		surl += "&log_min_duration_statement=0"
 	}
-	if os.Getenv("POMONA_BENCH_EXPLAIN") != "" {
-		// auto_explain's plans (with timing and buffers) of the phase's
-		// statements slower than 20 ms, in the server's log.
-		surl += "&session_preload_libraries=auto_explain&auto_explain.log_min_duration=20&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on"
+	if v := os.Getenv("POMONA_BENCH_EXPLAIN"); v != "" {
+		// auto_explain's plans (with timing, buffers and WAL) of the
+		// phase's statements slower than 20 ms (or the value's
+		// milliseconds when it is a number: 0 for every statement, e.g.
+		// to sum the WAL each statement wrote), in the server's log.
+		ms := 20
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			ms = n
+		}
+		surl += fmt.Sprintf("&session_preload_libraries=auto_explain&auto_explain.log_min_duration=%d&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on", ms)
 	}
 	sdb, err := sql.Open("pgx", surl)
 	if err != nil {
