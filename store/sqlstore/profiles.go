@@ -250,7 +250,7 @@ func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) e
 // Its rows are written claimed by claimed_by until claimed_until (the
 // 2nd and 3rd parameters; empty and 0: unclaimed): an expansion's chunk is
 // marked by a claimer, and a row it inserts is its claim at once
-// (claimedChunk). A row already queued keeps its claim: the upsert
+// (chunkClaim, markChunk). A row already queued keeps its claim: the upsert
 // touches only gen and due_at, as every marking does.
 const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen, claimed_by, claimed_until)
 	SELECT e.id, ?, 0, 1, ?, ? FROM enrollments e WHERE e.id > ? AND e.id <= ? AND (e.status = 'enrolled') IS TRUE AND (%s) ORDER BY e.id
