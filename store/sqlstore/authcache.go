@@ -10,13 +10,16 @@ import (
 // authCacheGeneration bounds the remembered sender reads: two
 // generations of this many (when the current one is full it becomes the
 // old one and the old one is dropped; a hit in the old one moves the
-// entry back), plus one last-seen time per channel this store touched.
-// An entry is ~0.5 KB with its key (TestAuthCacheEntrySize measures it),
-// so the cache holds at most ~70 MB, 700 B per device at 100,000 enrolled
-// (the bound of issue 17 is 2 KiB per device for everything). A device
-// that polled within the last 65,536 distinct senders is answered from
-// it; an older one costs the read it cost before.
-const authCacheGeneration = 1 << 16
+// entry back), plus one last-seen time per channel this store touched
+// (at most twice this many). A sender costs ~700 B with its key and its
+// channel's last-seen time (TestAuthCacheEntrySize measures it, with
+// strings of real lengths), so the cache holds at most ~50 MB: 500 B per
+// device at 100,000 enrolled (issue 17 bounds the server at 2 KiB per
+// device for everything). A device whose last request was among the
+// last 32,768–65,536 distinct senders is answered from it (a command's
+// answers come right after its poll); an older one costs the read it
+// cost before.
+const authCacheGeneration = 1 << 15
 
 // authCache remembers what a command-channel request's sender read
 // (DeviceRequest with DeviceRequestQuery.Idle, deviceRequestIdleSQL) —
@@ -59,7 +62,8 @@ type authCache struct {
 	watched bool
 	cur     map[string]*authEntry
 	old     map[string]*authEntry
-	// seen is the last-seen time (µs) this store wrote per channel id.
+	// seen is the last-seen time (µs) this store last wrote per channel
+	// id (TouchChannel).
 	seen map[string]int64
 }
 
@@ -72,7 +76,12 @@ type authEntry struct {
 	deviceID, tenantID, userID, platform, status, appleID string
 	revoked, notBefore                                    int64
 	enabled                                               bool
-	tok                                                   *store.AccessToken
+	// The bearer's token (tok: found): its owner, tenant and device
+	// share the enrollment's strings when equal (they are, for a token
+	// the device's own sign-in issued).
+	tok                                bool
+	tokUser, tokTenant, tokDevice      string
+	tokCreated, tokExpires, tokRevoked int64
 	// chID is the channel's id ("": none); chSeen its last_seen_at as
 	// read (µs).
 	chID   string
@@ -132,27 +141,30 @@ func (c *authCache) touched(id string, at int64) {
 	if c.seen == nil {
 		c.seen = make(map[string]int64)
 	}
-	c.seen[id] = max(c.seen[id], at)
+	c.seen[id] = at
 	c.mu.Unlock()
 }
 
 // request is the store.DeviceRequest of e for q (CommandWaiting as
-// given, the channel's last-seen time the later of the read one and
-// this store's last write).
+// given; the channel's last-seen time this store's last write of it,
+// seen, else the one read: another instance's later touch is not seen,
+// so each instance touches a channel at most once a minute).
 func (e *authEntry) request(q store.DeviceRequestQuery, waiting bool, seen int64) *store.DeviceRequest {
 	r := &store.DeviceRequest{CommandWaiting: waiting}
 	r.IdentityCert.Serial, r.IdentityCert.DeviceID, r.IdentityCert.RevokedAt = q.Serial, e.deviceID, fromMicros(e.revoked)
 	r.Enrollment.ID, r.Enrollment.TenantID, r.Enrollment.UserID = e.deviceID, e.tenantID, e.userID
 	r.Enrollment.Platform, r.Enrollment.Status, r.Enrollment.AppleEnrollmentID = e.platform, e.status, e.appleID
 	r.User.ID, r.User.Enabled, r.User.TokensNotBefore = e.userID, e.enabled, fromMicros(e.notBefore)
-	if e.tok != nil {
-		t := *e.tok
-		t.Hash = q.TokenHash
-		r.AccessToken = &t
+	if e.tok {
+		r.AccessToken = &store.AccessToken{Hash: q.TokenHash, UserID: e.tokUser, TenantID: e.tokTenant, DeviceID: e.tokDevice,
+			CreatedAt: fromMicros(e.tokCreated), ExpiresAt: fromMicros(e.tokExpires), RevokedAt: fromMicros(e.tokRevoked)}
 	}
 	if e.chID != "" {
 		r.Channel = &store.Channel{ID: e.chID, DeviceID: e.deviceID, Kind: q.ChannelKind, EnrollmentUserID: q.EnrollmentUserID,
-			LastSeenAt: fromMicros(max(e.chSeen, seen))}
+			LastSeenAt: fromMicros(e.chSeen)}
+		if seen != 0 {
+			r.Channel.LastSeenAt = fromMicros(seen)
+		}
 	}
 	return r
 }
@@ -256,4 +268,12 @@ func (s *Store) authRemember(key string, e *authEntry, gen uint64) {
 		e.gen = gen
 		c.putLocked(key, e)
 	}
+}
+
+// same returns b, or a when they are equal: one string kept, not two.
+func same(a, b string) string {
+	if a == b {
+		return a
+	}
+	return b
 }

@@ -209,10 +209,9 @@ func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuer
 		e := &authEntry{gen: uint64(dbGen), deviceID: r.IdentityCert.DeviceID, tenantID: r.Enrollment.TenantID, userID: r.Enrollment.UserID,
 			platform: r.Enrollment.Platform, status: r.Enrollment.Status, appleID: r.Enrollment.AppleEnrollmentID,
 			revoked: row.revoked, notBefore: row.notBefore, enabled: row.enabled != 0, chID: row.chID.String, chSeen: row.chSeen.Int64}
-		if t := r.AccessToken; t != nil {
-			c := *t
-			c.Hash = nil // the key holds it
-			e.tok = &c
+		if row.tokUser.Valid {
+			e.tok, e.tokCreated, e.tokExpires, e.tokRevoked = true, row.tokCreated.Int64, row.tokExpires.Int64, row.tokRevoked.Int64
+			e.tokUser, e.tokTenant, e.tokDevice = same(e.userID, row.tokUser.String), same(e.tenantID, row.tokTenant.String), same(e.deviceID, row.tokDevice.String)
 		}
 		s.authRemember(key, e, gen)
 	}
