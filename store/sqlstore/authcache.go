@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"strconv"
 	"sync"
 
 	"github.com/pomona-mdm/pomona/store"
@@ -89,11 +90,11 @@ type authEntry struct {
 }
 
 // authKey is q's key: the fields deviceRequestIdleSQL's parameters are
-// made of, separated by a byte none of them holds (the serial is hex,
-// the kind and the EnrollmentUserID come from a decoded plist whose
-// strings the key only needs to keep apart).
+// made of, unambiguously — the serial (hex) and the channel kind (one of
+// mdm's constants) hold no NUL, the EnrollmentUserID (from the device's
+// plist) is length-prefixed, and the token hash is the rest.
 func authKey(q store.DeviceRequestQuery) string {
-	return q.Serial + "\x00" + string(q.TokenHash) + "\x00" + q.ChannelKind + "\x00" + q.EnrollmentUserID
+	return q.Serial + "\x00" + q.ChannelKind + "\x00" + strconv.Itoa(len(q.EnrollmentUserID)) + "\x00" + q.EnrollmentUserID + string(q.TokenHash)
 }
 
 // changed forgets every entry: call it after every write through this
