@@ -49,14 +49,27 @@ var DefaultLimits = Limits{Window: 15 * time.Minute, Max: 5, IPMax: 30}
 // with Attempt.Succeeded when it was not a failure; a failure needs
 // nothing more (it is counted).
 //
+// The counters are read first, and a step already over a limit is
+// refused without a write: a flood of refused steps costs reads only
+// (the store's writer is the devices' too), and one address makes no
+// rows for the accounts it names while it is locked out. The address is
+// counted before the account for the same reason.
+//
 // IPv6 addresses count per /64 (one host's usual allocation, and what a
 // single client can rotate through freely); IPv4 per address.
 func (l Limits) Begin(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) (*Attempt, error) {
+	acct, addr := limit{prefix + ":acct:" + account, "account", l.Max}, limit{prefix + ":ip:" + AddressKey(ip), "address", l.IPMax}
+	for _, c := range []limit{acct, addr} {
+		n, start, err := st.RateLimitCount(ctx, c.key, l.Window, now)
+		if err != nil {
+			return nil, err
+		}
+		if n >= c.max {
+			return nil, &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
+		}
+	}
 	a := &Attempt{st: st}
-	for _, c := range []struct {
-		key, scope string
-		max        int
-	}{{prefix + ":acct:" + account, "account", l.Max}, {prefix + ":ip:" + AddressKey(ip), "address", l.IPMax}} {
+	for _, c := range []limit{addr, acct} {
 		n, start, err := st.RateLimitHit(ctx, c.key, l.Window, now)
 		if err != nil {
 			a.Succeeded(ctx) // no step ran: take back what was counted
@@ -64,14 +77,20 @@ func (l Limits) Begin(ctx context.Context, st store.RateLimitStore, prefix, acco
 		}
 		a.hits = append(a.hits, hit{c.key, start})
 		if n > c.max {
-			// A refused step counts nothing (as no check ran): taking its
-			// hits back cannot let another step through, since the steps
-			// that passed keep theirs until they end.
+			// Lost a race with concurrent steps. A refused step counts
+			// nothing (as no check ran): taking its hits back cannot let
+			// another step through, since the steps that passed keep
+			// theirs until they end.
 			a.Succeeded(ctx)
 			return nil, &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
 		}
 	}
 	return a, nil
+}
+
+type limit struct {
+	key, scope string
+	max        int
 }
 
 // Attempt is a sign-in step Begin counted.
