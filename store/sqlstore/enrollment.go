@@ -276,6 +276,12 @@ func (s *Store) RateLimitCount(ctx context.Context, key string, window time.Dura
 	return count, fromMicros(start), nil
 }
 
+func (s *Store) RateLimitUndo(ctx context.Context, key string, start time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE rate_limits SET count = count - 1 WHERE key = ? AND window_start = ? AND count > 0`,
+		key, toMicros(start))
+	return err
+}
+
 func (s *Store) RateLimitReset(ctx context.Context, key string) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM rate_limits WHERE key = ?`, key)
 	return err
