@@ -66,6 +66,7 @@ func BenchmarkAssignQueued(b *testing.B) {
 			b.ReportMetric(goCPU/float64(b.N), "go-cpu-s/op")
 			b.ReportMetric(float64(tstat.ins)/float64(b.N), "rows-ins/op")
 			b.ReportMetric(float64(tstat.upd-tstat.hot)/float64(b.N), "nonhot-upd/op")
+			b.ReportMetric(float64(tstat.upd)/float64(b.N), "upd/op")
 			b.ReportMetric(float64(tstat.seqRows)/float64(b.N), "seqrows/op")
 			b.ReportMetric(float64(tstat.commits)/float64(b.N), "commits/op")
 			b.ReportMetric(float64(tstat.blksHit)/float64(b.N), "blks-hit/op")
@@ -91,6 +92,28 @@ func readTableStats(b *testing.B, db *sql.DB) tableStats {
 		b.Fatal(err)
 	}
 	return t
+}
+
+// readPerTable is readTableStats' row counts per table
+// (POMONA_BENCH_TABLES=1 logs the phase's difference per table).
+func readPerTable(b *testing.B, db *sql.DB) map[string]tableStats {
+	ctx := context.Background()
+	db.QueryRowContext(ctx, `SELECT pg_stat_force_next_flush()`).Scan(new(any))
+	rows, err := db.QueryContext(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]tableStats{}
+	for rows.Next() {
+		var name string
+		var t tableStats
+		if err := rows.Scan(&name, &t.ins, &t.upd, &t.hot, &t.del, &t.seqRows); err != nil {
+			b.Fatal(err)
+		}
+		out[name] = t
+	}
+	return out
 }
 
 func (t tableStats) minus(o tableStats) tableStats {
@@ -165,10 +188,16 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	if os.Getenv("POMONA_BENCH_LOG_SQL") != "" {
 		surl += "&log_min_duration_statement=0"
 	}
-	if os.Getenv("POMONA_BENCH_EXPLAIN") != "" {
-		// auto_explain's plans (with timing and buffers) of the phase's
-		// statements slower than 20 ms, in the server's log.
-		surl += "&session_preload_libraries=auto_explain&auto_explain.log_min_duration=20&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on"
+	if v := os.Getenv("POMONA_BENCH_EXPLAIN"); v != "" {
+		// auto_explain's plans (with timing, buffers and WAL) of the
+		// phase's statements slower than 20 ms (or the value's
+		// milliseconds when it is a number: 0 for every statement, e.g.
+		// to sum the WAL each statement wrote), in the server's log.
+		ms := 20
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			ms = n
+		}
+		surl += fmt.Sprintf("&session_preload_libraries=auto_explain&auto_explain.log_min_duration=%d&auto_explain.log_analyze=on&auto_explain.log_buffers=on&auto_explain.log_triggers=on&auto_explain.log_wal=on", ms)
 	}
 	sdb, err := sql.Open("pgx", surl)
 	if err != nil {
@@ -191,6 +220,7 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	j := &profiles.Job{Store: s, Holder: "bench", Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Commands: &app.Commands{Store: s, Catalog: catalog.Default(), Now: time.Now, Push: rec}}
 	pg0, cpu0, ts0 := backendCPU(b, sdb), selfCPU(), readTableStats(b, db)
+	perTable0 := readPerTable(b, db)
 	b.StartTimer()
 	if err := svc.Assign(ctx, p.ID, all.ID, false); err != nil {
 		b.Fatal(err)
@@ -201,7 +231,21 @@ func assignOnce(b *testing.B, d sqlstore.Dialect, n int) (pgCPU, goCPU float64, 
 	rec.wg.Wait()
 	b.StopTimer()
 	pg1, cpu1 := backendCPU(b, sdb), selfCPU()
+	// The pool's backends send their table counters to the statistics
+	// at most once a second, and an idle one later still: closed, they
+	// send them as they exit (else the row counts below missed the last
+	// batches).
+	sdb.Close()
+	time.Sleep(500 * time.Millisecond)
 	ts = readTableStats(b, db).minus(ts0)
+	if os.Getenv("POMONA_BENCH_TABLES") != "" {
+		for name, t := range readPerTable(b, db) {
+			d := t.minus(perTable0[name])
+			if d != (tableStats{}) {
+				b.Logf("%-20s ins %7d upd %7d hot %7d del %7d seq-read %7d", name, d.ins, d.upd, d.hot, d.del, d.seqRows)
+			}
+		}
+	}
 	var queued int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_items WHERE state = 'installing'`).Scan(&queued); err != nil || queued != n {
 		b.Fatalf("%d of %d items installing (%v)", queued, n, err)

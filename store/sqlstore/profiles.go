@@ -246,10 +246,26 @@ func markProfile(ctx context.Context, tx *Tx, profileID string, due time.Time) e
 // enrollments_status_last_seen, then sorted them, for each chunk
 // (0.12–0.3 s per 1,000-device chunk at 20,000 devices at load 32:
 // quadratic in the fleet; "Session 13 — pgassign5", docs/benchmarks.md).
-const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen)
-	SELECT e.id, ?, 0, 1 FROM enrollments e WHERE e.id > ? AND e.id <= ? AND (e.status = 'enrolled') IS TRUE AND (%s) ORDER BY e.id
+//
+// Its rows are written claimed by claimed_by until claimed_until (the
+// 2nd and 3rd parameters; empty and 0: unclaimed): an expansion's chunk is
+// marked by a claimer, and a row it inserts is its claim at once
+// (chunkClaim, markChunk). A row already queued keeps its claim: the upsert
+// touches only gen and due_at, as every marking does.
+const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify, gen, claimed_by, claimed_until)
+	SELECT e.id, ?, 0, 1, ?, ? FROM enrollments e WHERE e.id > ? AND e.id <= ? AND (e.status = 'enrolled') IS TRUE AND (%s) ORDER BY e.id
 	ON CONFLICT (enrollment_id) DO UPDATE SET gen = reconcile_queue.gen + 1,
 	due_at = CASE WHEN excluded.due_at < reconcile_queue.due_at THEN excluded.due_at ELSE reconcile_queue.due_at END`
+
+// chunkClaim is who claims the rows a chunk inserts (markChunk): the
+// claim's holder, until when, and when it claims (a chunk whose due time
+// is later than now is marked unclaimed, as any marking). The zero value
+// claims nothing.
+type chunkClaim struct {
+	holder string
+	now    time.Time
+	until  time.Time
+}
 
 // markChunk marks, among the next limit enrollments after the cursor
 // after (by id, in the database's order; any status), the enrolled ones
@@ -258,30 +274,62 @@ const markRangeSQL = `INSERT INTO reconcile_queue (enrollment_id, due_at, verify
 // mark after it), the range's last id (the next cursor) and how many
 // queue rows it wrote. The range, not the matches, makes a chunk: its
 // cost is limit index entries whatever the condition selects.
-func markChunk(ctx context.Context, tx *Tx, cond string, args []any, due time.Time, after string, limit int) (n int, last string, marked int64, err error) {
+//
+// With a claim (cl.holder set and the chunk due at cl.now), the rows the
+// chunk inserts are claimed by cl.holder in the same statement and come
+// back as claimed (one DirtyEnrollment each, gen 1): marking and claiming
+// a fresh device is one row write, where a claim after the mark updated
+// every row again. Rows the chunk found already queued (gen moved past 1)
+// are not claimed: another holder may hold them, or they are due later;
+// the claims take them as any marked row.
+func markChunk(ctx context.Context, tx *Tx, cond string, args []any, due time.Time, after string, limit int, cl chunkClaim) (n int, last string, marked int64, claimed []store.DirtyEnrollment, err error) {
 	if q := tx.d.ChunkRangeByIndex[0]; q != "" {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return 0, "", 0, err
+			return 0, "", 0, nil, err
 		}
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(id), '') FROM (SELECT id FROM enrollments WHERE id > ? ORDER BY id LIMIT ?) r`,
 		after, limit).Scan(&n, &last); err != nil {
-		return 0, "", 0, err
+		return 0, "", 0, nil, err
 	}
 	if q := tx.d.ChunkRangeByIndex[1]; q != "" {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return 0, "", 0, err
+			return 0, "", 0, nil, err
 		}
 	}
 	if n == 0 {
-		return 0, "", 0, nil
+		return 0, "", 0, nil, nil
 	}
-	res, err := tx.ExecContext(ctx, fmt.Sprintf(markRangeSQL, cond), append([]any{toMicros(due), after, last}, args...)...)
+	q := fmt.Sprintf(markRangeSQL, cond)
+	if cl.holder == "" || due.After(cl.now) {
+		res, err := tx.ExecContext(ctx, q, append([]any{toMicros(due), "", 0, after, last}, args...)...)
+		if err != nil {
+			return 0, "", 0, nil, err
+		}
+		marked, _ = res.RowsAffected()
+		return n, last, marked, nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, q+` RETURNING enrollment_id, gen`, append([]any{toMicros(due), cl.holder, toMicros(cl.until), after, last}, args...)...)
 	if err != nil {
-		return 0, "", 0, err
+		return 0, "", 0, nil, err
 	}
-	marked, _ = res.RowsAffected()
-	return n, last, marked, nil
+	defer rows.Close()
+	for rows.Next() {
+		var d store.DirtyEnrollment
+		if err := rows.Scan(&d.DeviceID, &d.Gen); err != nil {
+			return 0, "", 0, nil, err
+		}
+		marked++
+		// gen 1: inserted by this statement, so claimed by cl.holder (an
+		// upsert's update makes it at least 2).
+		if d.Gen == 1 {
+			claimed = append(claimed, d)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", 0, nil, err
+	}
+	return n, last, marked, claimed, nil
 }
 
 // analyzeMarked asks for ANALYZE reconcile_queue after tx commits when an
@@ -329,7 +377,7 @@ func (s *Store) markLarge(ctx context.Context, tx *Tx, kind, target string, due 
 			return markWhere(ctx, tx, cond, due, args...)
 		}
 	}
-	n, last, marked, err := markChunk(ctx, tx, cond, args, due, "", chunk)
+	n, last, marked, _, err := markChunk(ctx, tx, cond, args, due, "", chunk, chunkClaim{})
 	if err != nil {
 		return err
 	}
@@ -354,13 +402,19 @@ func (s *Store) markLarge(ctx context.Context, tx *Tx, kind, target string, due 
 // (false: none was pending). One read of reconcile_expansions when none
 // is pending; none at all on a store that marks inline (MarkChunk 0:
 // one process, which never records an expansion).
-func (s *Store) expandMarks(ctx context.Context, limit int) (more bool, err error) {
+//
+// With a claim (cl: ClaimDirty's holder, now and lease end) the rows the
+// chunk inserts are claimed in the same transaction and returned
+// (markChunk): a device freshly marked is claimed without a second write
+// of its row. They commit with the cursor, so a crash after the commit
+// leaves them claimed until the lease ends, as any claim.
+func (s *Store) expandMarks(ctx context.Context, limit int, cl chunkClaim) (more bool, claimed []store.DirtyEnrollment, err error) {
 	if s.markChunk.Load() <= 0 {
-		return false, nil // this store marks inline and records none (SQLite)
+		return false, nil, nil // this store marks inline and records none (SQLite)
 	}
 	var pending int
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_expansions LIMIT 1) p`).Scan(&pending); err != nil || pending == 0 {
-		return false, err
+		return false, nil, err
 	}
 	opts := s.d.ReconcileTxOptions
 	if opts == nil {
@@ -368,8 +422,8 @@ func (s *Store) expandMarks(ctx context.Context, limit int) (more bool, err erro
 	}
 	err = s.txWith(ctx, opts, func(tx *Tx) error {
 		// The read above saw one; if it has ended meanwhile, the caller
-		// looks again.
-		more = true
+		// looks again. The function may run again: start empty.
+		more, claimed = true, nil
 		var xid, due, marked int64
 		var kind, target, after string
 		err := tx.QueryRowContext(ctx, `SELECT id, kind, target, due_at, after_id, marked FROM reconcile_expansions ORDER BY id LIMIT 1`+s.d.ForUpdate).
@@ -384,10 +438,11 @@ func (s *Store) expandMarks(ctx context.Context, limit int) (more bool, err erro
 		if err != nil {
 			return err
 		}
-		n, last, m, err := markChunk(ctx, tx, cond, args, fromMicros(due), after, limit)
+		n, last, m, cs, err := markChunk(ctx, tx, cond, args, fromMicros(due), after, limit, cl)
 		if err != nil {
 			return err
 		}
+		claimed = cs
 		analyzeMarked(tx, marked, marked+m)
 		if n < limit {
 			_, err = tx.ExecContext(ctx, `DELETE FROM reconcile_expansions WHERE id = ?`, xid)
@@ -396,7 +451,10 @@ func (s *Store) expandMarks(ctx context.Context, limit int) (more bool, err erro
 		}
 		return err
 	})
-	return more, err
+	if err != nil {
+		return more, nil, err
+	}
+	return more, claimed, nil
 }
 
 // Profiles.
@@ -783,9 +841,9 @@ func (s *Store) ClaimDirty(ctx context.Context, holder string, now time.Time, le
 	}
 	var out []store.DirtyEnrollment
 	for {
-		more, err := s.expandMarks(ctx, limit)
-		if err == nil {
-			var got []store.DirtyEnrollment
+		more, got, err := s.expandMarks(ctx, limit-len(out), chunkClaim{holder: holder, now: now, until: now.Add(lease)})
+		out = append(out, got...)
+		if err == nil && len(out) < limit {
 			got, err = s.claimDirty(ctx, holder, now, lease, limit-len(out))
 			out = append(out, got...)
 		}
@@ -867,7 +925,8 @@ func (s *Store) ClaimReconcile(ctx context.Context, holder string, now time.Time
 		ins, err := s.ReconcileInputs(ctx, dirtyIDs(ds))
 		return ds, ins, err
 	}
-	if _, err := s.expandMarks(ctx, limit); err != nil {
+	// Unclaimed (chunkClaim{}): the claim below is the transaction's.
+	if _, _, err := s.expandMarks(ctx, limit, chunkClaim{}); err != nil {
 		return nil, nil, err
 	}
 	var ds []store.DirtyEnrollment
@@ -1397,7 +1456,16 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 		run = func(ctx context.Context, fn func(*Tx) error) error { return s.txWith(ctx, s.d.ReconcileTxOptions, fn) }
 	}
 	return run(ctx, func(tx *Tx) error {
-		if err := s.holdsClaims(ctx, tx, b.Holder, b.Finished); err != nil {
+		if s.d.ArrayBatches {
+			// The claims' end first: its statements lock the rows they
+			// finish and count them (finishHeldArrays), where a locking
+			// read of the same rows before the writes (holdsClaims) took
+			// one more row lock — a heap write and WAL record per device —
+			// and one more statement per batch.
+			if err := finishHeldArrays(ctx, tx, b.Holder, b.Finished); err != nil {
+				return err
+			}
+		} else if err := s.holdsClaims(ctx, tx, b.Holder, b.Finished); err != nil {
 			return err
 		}
 		if err := chunks(b.Challenges, reconcileItemRows, func(cs []store.NewProfileChallenge) error {
@@ -1439,7 +1507,7 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 			}
 		}
 		if s.d.ArrayBatches {
-			return finishClaimsArrays(ctx, tx, b.Holder, b.Finished)
+			return nil // finished first, above
 		}
 		return chunks(b.Finished, reconcileClaimRows, func(fs []store.FinishedClaim) error { return finishClaims(ctx, tx, b.Holder, fs) })
 	})
@@ -1447,12 +1515,10 @@ func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) err
 
 // holdsClaims returns store.ErrClaimLost unless holder still holds every
 // claim of fs (claimed_by = holder; an expired claim nobody took since is
-// still held). It runs first in ApplyReconcile's transaction, so nothing
-// of a batch whose claims were taken over is written. With row locks
-// (Dialect.SkipLocked: PostgreSQL at READ COMMITTED) it locks the rows it
-// counts: a concurrent claimer skips them (SKIP LOCKED) until the batch
-// commits, and one whose claim committed first makes the count short
-// (the re-check of FOR UPDATE's condition under the lock). SQLite's
+// still held), for dialects without ArrayBatches (SQLite; PostgreSQL
+// checks by finishing the claims first and counting them:
+// finishHeldArrays). It runs first in ApplyReconcile's transaction, so
+// nothing of a batch whose claims were taken over is written. SQLite's
 // single writer orders the check before any other claim.
 func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
 	if len(fs) == 0 {
@@ -1467,16 +1533,7 @@ func (s *Store) holdsClaims(ctx context.Context, tx *Tx, holder string, fs []sto
 		}
 	}
 	held := 0
-	if s.d.ArrayBatches {
-		// By key (anyIDs): not a pass over the whole queue per batch.
-		q := `SELECT COUNT(*) FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ?`
-		if s.d.SkipLocked {
-			q = `SELECT COUNT(*) FROM (SELECT 1 FROM reconcile_queue WHERE enrollment_id` + anyIDs + ` AND claimed_by = ? FOR UPDATE) AS held`
-		}
-		if err := tx.QueryRowContext(ctx, q, ids, holder).Scan(&held); err != nil {
-			return err
-		}
-	} else if err := chunks(ids, reconcileClaimRows, func(ids []string) error {
+	if err := chunks(ids, reconcileClaimRows, func(ids []string) error {
 		var n int
 		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_queue WHERE claimed_by = ? AND enrollment_id IN `+qmarks(len(ids)),
 			append([]any{holder}, anys(ids)...)...).Scan(&n)
@@ -1624,6 +1681,36 @@ func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error 
 	return err
 }
 
+// finishHeldArrays is holdsClaims and finishClaimsArrays in one: it
+// finishes the claims of fs and returns store.ErrClaimLost unless it
+// finished every one of them, so it runs first in ApplyReconcile's
+// transaction and nothing of a batch whose claims were taken over is
+// written (the caller rolls back). Each finishing statement touches a
+// row only while holder claims it and leaves it unclaimed or deleted,
+// so every held row is counted exactly once, duplicates in fs included.
+// The count is made under the statements' own row locks: a concurrent
+// claimer skips the rows until the batch commits (SKIP LOCKED), and a
+// claim that committed first makes the count short (READ COMMITTED's
+// re-check of claimed_by on the newest version), as holdsClaims' FOR
+// UPDATE did.
+func finishHeldArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(fs))
+	for _, f := range fs {
+		seen[f.Dirty.DeviceID] = true
+	}
+	held, err := finishClaimsArrays(ctx, tx, holder, fs)
+	if err != nil {
+		return err
+	}
+	if held != int64(len(seen)) {
+		return fmt.Errorf("%w: %s holds %d of its %d claims", store.ErrClaimLost, holder, held, len(seen))
+	}
+	return nil
+}
+
 // finishClaimsArrays is finishClaims with array parameters
 // (Dialect.ArrayBatches): per group of claims due again at the same time
 // one UPDATE (or, for claims that end, a DELETE and a release), each
@@ -1636,7 +1723,19 @@ func putItemsArrays(ctx context.Context, tx *Tx, its []store.ProfileItem) error 
 // marked; one another holder took is left alone. Under READ COMMITTED
 // PostgreSQL re-checks these conditions, and the CASEs, on the newest
 // committed version of a row it had to wait for (a concurrent mark).
-func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) error {
+//
+// It returns how many queue rows its statements finished (deleted or
+// released): the claims holder still held.
+func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.FinishedClaim) (int64, error) {
+	var held int64
+	count := func(res sql.Result, err error) error {
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		held += n
+		return err
+	}
 	order, groups := groupByDue(fs)
 	for _, k := range order {
 		g := groups[k]
@@ -1647,26 +1746,26 @@ func finishClaimsArrays(ctx context.Context, tx *Tx, holder string, fs []store.F
 		}
 		gj, err := json.Marshal(gens)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		const claimed = `enrollment_id` + anyIDs + ` AND claimed_by = ?`
 		const sameGen = `gen = CAST(CAST(? AS jsonb) ->> enrollment_id AS BIGINT)`
 		if k.next == 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE `+claimed+` AND `+sameGen, ids, holder, string(gj)); err != nil {
-				return err
+			if err := count(tx.ExecContext(ctx, `DELETE FROM reconcile_queue WHERE `+claimed+` AND `+sameGen, ids, holder, string(gj))); err != nil {
+				return 0, err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE `+claimed, ids, holder); err != nil {
-				return err
+			if err := count(tx.ExecContext(ctx, `UPDATE reconcile_queue SET claimed_by = '', claimed_until = 0 WHERE `+claimed, ids, holder)); err != nil {
+				return 0, err
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE reconcile_queue SET due_at = CASE WHEN `+sameGen+` THEN ? ELSE due_at END,
+		if err := count(tx.ExecContext(ctx, `UPDATE reconcile_queue SET due_at = CASE WHEN `+sameGen+` THEN ? ELSE due_at END,
 			verify = CASE WHEN `+sameGen+` THEN ? ELSE verify END, claimed_by = '', claimed_until = 0 WHERE `+claimed,
-			string(gj), k.next, string(gj), boolInt(k.verify), ids, holder); err != nil {
-			return err
+			string(gj), k.next, string(gj), boolInt(k.verify), ids, holder)); err != nil {
+			return 0, err
 		}
 	}
-	return nil
+	return held, nil
 }
 
 // due is when a finished claim's enrollment is due again (next in

@@ -1,0 +1,17 @@
+-- Session 14 (lane pgassign6, issue 15 item 8): every lookup of an item
+-- by its command names the enrollment too (itemForCommandSQL, the
+-- acknowledgement's ackItemSQL and ackFirstSQL, the delete of a removed
+-- item: WHERE enrollment_id = ? AND command_uuid = ?), and an enrollment
+-- holds one item per profile it manages, so the primary key's
+-- (enrollment_id, …) range finds them: a few entries per device. The
+-- index on (command_uuid, enrollment_id) (0025) was one more entry
+-- written for every item the reconciler inserts (100,000 for one
+-- assignment to 100,000 devices) and for every non-HOT update of one
+-- (each InstallProfile's result changes state, an indexed column).
+-- PostgreSQL plans the lookups with the primary key without statistics;
+-- SQLite keeps the index (its planner without statistics chose
+-- command_uuid alone when both indexes were there: 0025) — its migration
+-- of this number is empty.
+-- dialect: postgres
+DROP INDEX profile_items_command;
+-- end dialect

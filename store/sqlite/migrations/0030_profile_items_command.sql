@@ -1,0 +1,7 @@
+-- Session 14 (lane pgassign6, issue 15 item 8): PostgreSQL drops
+-- profile_items_command (its migration of this number says why). SQLite
+-- keeps it: TestItemForCommandPlan, an item of a template command shared
+-- by a whole batch found by one entry on both columns. Nothing to do
+-- here.
+-- dialect: postgres
+-- end dialect
