@@ -65,6 +65,11 @@ func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, comma
 	if s.d.WritableCTE && (verify == nil || verify.Audit == nil) {
 		return s.acknowledgeItemCTE(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
 	}
+	if tx.pipe != nil {
+		// Not on a piped transaction (its reads below are database/sql's);
+		// reached before any statement of this work.
+		return nil, false, errNotPiped
+	}
 	var it *store.ProfileItem
 	first := false
 	if !s.d.WritableCTE {
@@ -219,7 +224,7 @@ func (s *Store) verifyEnqueueSQL() string {
 func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
 	now time.Time) (*store.ProfileItem, bool, error) {
 	at := toMicros(now)
-	it, err := scanItem(tx.QueryRowContext(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
+	it, err := scanItem(tx.row(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
 	if err != nil {
 		return nil, false, err
 	}
@@ -273,6 +278,9 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 			err = nil // not Pomona's profile command (or superseded): nothing to do
 		}
 	}
+	if errors.Is(err, errNotPiped) {
+		return err // nothing sent: the whole answer again on a database/sql transaction
+	}
 	if err != nil {
 		ack.Queued, ack.Put = false, nil
 		// On PostgreSQL a failed statement has aborted the transaction:
@@ -312,7 +320,7 @@ func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, ver
 // verifyItems is VerifyProfileItems' work inside transaction tx (its own,
 // or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
-	items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+	items, err := collectTx(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
 		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`+s.d.ForUpdate, enrollmentID)
 	if err != nil || len(items) == 0 {
 		return nil, err
