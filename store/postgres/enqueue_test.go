@@ -105,10 +105,10 @@ func TestPollAndResultStatements(t *testing.T) {
 		}
 		log.Take()
 	}
-	count := func(what string, want int) {
+	count := func(what string, want, trips int) {
 		t.Helper()
-		if got := log.Take(); len(got) != want {
-			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		if got, n := log.TakeTrips(); len(got) != want || n != trips {
+			t.Errorf("%s sent %d statements in %d round trips, want %d in %d:\n%s", what, len(got), n, want, trips, strings.Join(got, "\n"))
 		}
 	}
 	osv := "26.1"
@@ -121,18 +121,18 @@ func TestPollAndResultStatements(t *testing.T) {
 	if err != nil || q.UUID != "c1" || q.Status != store.QueueSent {
 		t.Fatalf("next: %+v %v", q, err)
 	}
-	count("a poll that fetches a command", 1)
+	count("a poll that fetches a command", 1, 1)
 	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "c1", "Acknowledged", []byte("<plist/>"), now, inv, nil)
 	if err != nil || rt != "DeviceInformation" || q == nil || q.UUID != "c2" {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and a next command", 4)
+	count("an acknowledged result with inventory and a next command", 4, 2)
 	osv = "26.2"
 	rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<plist/>"), now, inv, nil)
 	if err != nil || rt != "DeviceInformation" || q != nil {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and nothing next", 4)
+	count("an acknowledged result with inventory and nothing next", 4, 2)
 	if e, err := s.Enrollment(ctx, "e1"); err != nil || e.OSVersion != "26.2" || !strings.Contains(string(e.Inventory), `"26.2"`) {
 		t.Fatalf("the inventory written with the take: %+v %v", e, err)
 	}
@@ -148,7 +148,7 @@ func TestPollAndResultStatements(t *testing.T) {
 	if _, err := s.NextCommand(ctx, "e1", "CH-1", true, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("next on an empty queue: %v", err)
 	}
-	count("a poll that finds nothing", 1)
+	count("a poll that finds nothing", 1, 1)
 }
 
 // TestProfileAnswerStatements counts a profile wave's install answer on
@@ -195,10 +195,10 @@ func TestProfileAnswerStatements(t *testing.T) {
 			return &store.CommandRecord{UUID: fmt.Sprintf("list-%d", n), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
 		}}
 	}
-	count := func(what string, want int) {
+	count := func(what string, want, trips int) {
 		t.Helper()
-		if got := log.Take(); len(got) != want {
-			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		if got, n := log.TakeTrips(); len(got) != want || n != trips {
+			t.Errorf("%s sent %d statements in %d round trips, want %d in %d:\n%s", what, len(got), n, want, trips, strings.Join(got, "\n"))
 		}
 	}
 
@@ -208,7 +208,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
 	}
-	count("an acknowledged install that queues its ProfileList", 6)
+	count("an acknowledged install that queues its ProfileList", 6, 3)
 	its, err := s.ProfileItems(ctx, "e1")
 	if err != nil || len(its) != 1 || !its[0].Acknowledged || !its[0].UpdatedAt.Equal(now) {
 		t.Fatalf("items after the answer: %+v %v", its, err)
@@ -230,7 +230,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i2", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer with a ProfileList waiting: %+v %+v %v", ack, q, err)
 	}
-	count("an acknowledged install with a ProfileList waiting", 6)
+	count("an acknowledged install with a ProfileList waiting", 6, 3)
 	if got, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(got) != 3 {
 		t.Fatalf("queue: %d rows %v, want i1, list-1, i2", len(got), err)
 	}
@@ -251,7 +251,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-1", "Acknowledged", []byte("<plist/>"), now, inv, list); err != nil || rt != "ProfileList" || !list.Done || len(list.Put) != 1 || q != nil {
 		t.Fatalf("list answer: %q %+v %+v %v", rt, list, q, err)
 	}
-	count("an acknowledged ProfileList with one item and its inventory section", 6)
+	count("an acknowledged ProfileList with one item and its inventory section", 6, 3)
 	if e, err := s.Enrollment(ctx, "e1"); err != nil || !strings.Contains(string(e.Inventory), `"profile_list"`) {
 		t.Fatalf("the list's inventory section: %+v %v", e, err)
 	}

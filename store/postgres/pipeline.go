@@ -77,18 +77,36 @@ func beginSQL(iso sql.IsolationLevel) (string, error) {
 }
 
 // pipeTx is a sqlstore.PipeTx on one pgx connection. begin is the BEGIN
-// not yet sent ("" once sent); done: RowCommit committed.
+// not yet sent ("" once sent); later the statements queued to go out
+// with the next one (Later); done: RowCommit committed.
 type pipeTx struct {
 	conn  *pgx.Conn
 	begin string
+	later []laterStmt
 	done  bool
 }
 
-// send sends the pending BEGIN (if any), q and, with commit, COMMIT as
-// one batch, and reads them in order: the BEGIN's answer, q's through
-// read, the COMMIT's. q's error (other than pgx.ErrNoRows) is the
-// answer; then nothing after it ran. The COMMIT's tag is checked: a
-// transaction that had failed answers COMMIT with ROLLBACK.
+// laterStmt is a statement of PipeTx.Later.
+type laterStmt struct {
+	q    string
+	args []any
+	done func(int64)
+}
+
+// direct: nothing waits to go out with the next statement.
+func (p *pipeTx) direct() bool { return p.begin == "" && len(p.later) == 0 }
+
+func (p *pipeTx) Later(q string, args []any, done func(int64)) {
+	p.later = append(p.later, laterStmt{q: q, args: args, done: done})
+}
+
+// send sends the pending BEGIN and later statements (if any), q (if not
+// empty) and, with commit, COMMIT as one batch, and reads them in order:
+// the BEGIN's answer, the later statements' (a failure as a
+// *sqlstore.LaterError), q's through read, the COMMIT's. The first error
+// (other than q's pgx.ErrNoRows) is the answer; nothing after it ran.
+// The COMMIT's tag is checked: a transaction that had failed answers
+// COMMIT with ROLLBACK.
 func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, read func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
 	begin := p.begin != ""
@@ -96,7 +114,14 @@ func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, re
 		b.Queue(p.begin)
 		p.begin = ""
 	}
-	b.Queue(q, args...)
+	later := p.later
+	p.later = nil
+	for _, l := range later {
+		b.Queue(l.q, l.args...)
+	}
+	if q != "" {
+		b.Queue(q, args...)
+	}
 	if commit {
 		b.Queue("commit")
 	}
@@ -105,7 +130,18 @@ func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, re
 	if begin {
 		_, err = br.Exec()
 	}
-	if err == nil {
+	for _, l := range later {
+		if err != nil {
+			break
+		}
+		tag, lerr := br.Exec()
+		if lerr != nil {
+			err = &sqlstore.LaterError{Err: lerr}
+		} else if l.done != nil {
+			l.done(tag.RowsAffected())
+		}
+	}
+	if err == nil && q != "" {
 		err = read(br)
 	}
 	if commit && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
@@ -143,14 +179,14 @@ type pipeRow struct {
 }
 
 func (r pipeRow) Scan(dest ...any) error {
-	if r.p.begin == "" && !r.commit {
+	if r.p.direct() && !r.commit {
 		return r.p.conn.QueryRow(r.ctx, r.q, r.args...).Scan(dest...)
 	}
 	return r.p.send(r.ctx, r.q, r.args, r.commit, func(br pgx.BatchResults) error { return br.QueryRow().Scan(dest...) })
 }
 
 func (p *pipeTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	if p.begin == "" {
+	if p.direct() {
 		tag, err := p.conn.Exec(ctx, q, args...)
 		return tag.RowsAffected(), err
 	}
@@ -164,21 +200,27 @@ func (p *pipeTx) Exec(ctx context.Context, q string, args ...any) (int64, error)
 }
 
 func (p *pipeTx) Rows(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	if p.begin != "" {
-		// Not so far (a result's transaction starts with a Row): the
-		// BEGIN on its own, then the rows.
-		if _, err := p.conn.Exec(ctx, p.begin); err != nil {
+	if !p.direct() {
+		// Not so far (a result's transaction starts with a Row, and its
+		// rows are read before any Later): what waits goes first, on
+		// its own.
+		if err := p.send(ctx, "", nil, false, nil); err != nil {
 			return nil, err
 		}
-		p.begin = ""
 	}
 	return p.conn.Query(ctx, q, args...)
 }
 
 func (p *pipeTx) Commit(ctx context.Context) error {
-	if p.done || p.begin != "" {
+	if p.done {
+		return nil
+	}
+	if p.begin != "" && len(p.later) == 0 {
 		p.begin = "" // nothing was sent: nothing to commit
 		return nil
+	}
+	if len(p.later) > 0 {
+		return p.send(ctx, "", nil, true, nil)
 	}
 	tag, err := p.conn.Exec(ctx, "commit")
 	if err != nil {

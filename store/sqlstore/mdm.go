@@ -842,8 +842,15 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		// BEGIN with the result's statement, COMMIT with the take.
 		run = func(ctx context.Context, fn func(*Tx) error) error {
 			err := s.pipedTx(ctx, s.d.ResultTxOptions, fn)
-			if errors.Is(err, errNotPiped) {
+			var later *LaterError
+			switch {
+			case errors.Is(err, errNotPiped):
 				err = s.resultTx(ctx, fn)
+			case errors.As(err, &later):
+				// Only the profile work queues statements to go out
+				// later (its item puts, the verifying ProfileList): its
+				// failure, reported by the statement they went with.
+				err = &ackFailedError{err: later.Err}
 			}
 			return err
 		}

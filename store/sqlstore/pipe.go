@@ -46,6 +46,22 @@ type PipeTx interface {
 	// Commit commits (nothing to do when no statement was sent, or
 	// RowCommit committed).
 	Commit(ctx context.Context) error
+	// Later queues q to go out in the same write as the transaction's
+	// next statement (or its COMMIT), before it: nobody waits for its
+	// answer now. done (if not nil) gets the rows it changed once it has
+	// run. If q fails, nothing after it runs and the next statement's
+	// answer is a *LaterError with q's error.
+	Later(q string, args []any, done func(n int64))
+}
+
+// LaterError is the failure of a statement queued with PipeTx.Later,
+// answered by the statement it went out with. It does not unwrap: the
+// statement that reports it did not fail itself (Tx.execLater's callers
+// say what a failure means).
+type LaterError struct{ Err error }
+
+func (e *LaterError) Error() string {
+	return "an earlier statement of the transaction failed: " + e.Err.Error()
 }
 
 // errNotPiped: the transaction reached work that runs only on a
@@ -68,6 +84,30 @@ func (x *Tx) row(ctx context.Context, q string, args ...any) Row {
 		return x.pipe.Row(ctx, x.d.rebind(q), args...)
 	}
 	return x.QueryRowContext(ctx, q, args...)
+}
+
+// execLater is ExecContext for a write whose answer nothing waits for
+// before the transaction's next statement: on a piped transaction it
+// goes out with that statement (PipeTx.Later: one round trip fewer) and
+// its failure comes back from that statement as a *LaterError; else it
+// runs now. done (may be nil) gets the rows it changed once it has run.
+func (x *Tx) execLater(ctx context.Context, done func(n int64), q string, args ...any) error {
+	if x.pipe != nil {
+		x.pipe.Later(x.d.rebind(q), args, done)
+		return nil
+	}
+	res, err := x.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if done != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		done(n)
+	}
+	return nil
 }
 
 // rows is QueryContext for the statements that run on a piped
