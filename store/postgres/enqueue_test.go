@@ -259,3 +259,53 @@ func TestProfileAnswerStatements(t *testing.T) {
 		t.Fatalf("items after the list: %+v %v", its, err)
 	}
 }
+
+// TestAuditedVerifyLeavesThePipeline: an install answer whose verifying
+// ProfileList carries an audit entry takes acknowledgeItem's statement-
+// by-statement path, whose reads are database/sql's: the piped
+// transaction stops before that work (sqlstore's errNotPiped), is rolled
+// back, and the answer runs again on a database/sql transaction — the
+// item acknowledged, the ProfileList and its audit entry queued and
+// handed out, the result stored once.
+func TestAuditedVerifyLeavesThePipeline(t *testing.T) {
+	ctx := context.Background()
+	s, log := tracedStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"},
+		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "i1", RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing",
+		Version: 1, Hash: "h1", CommandUUID: "i1", UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); err != nil || q.UUID != "i1" {
+		t.Fatalf("next: %+v %v", q, err)
+	}
+	log.Take()
+	audit := &store.AuditEntry{At: now, Actor: "profiles", Action: "verify", Target: "e1", Status: 201}
+	ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
+		return &store.CommandRecord{UUID: "list-1", RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles", Audit: audit}
+	}}
+	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "i1", "Acknowledged", []byte("<plist/>"), now, nil, ack)
+	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
+		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
+	}
+	if audit.ID == 0 {
+		t.Fatal("the verifying command's audit entry was not written")
+	}
+	got := log.Take()
+	if len(got) < 2 || !strings.HasPrefix(got[0], "batch: begin isolation level repeatable read") || got[len(got)-1] != "commit" {
+		t.Fatalf("want the piped attempt, then a database/sql transaction:\n%s", strings.Join(got, "\n"))
+	}
+	if its, err := s.ProfileItems(ctx, "e1"); err != nil || len(its) != 1 || !its[0].Acknowledged {
+		t.Fatalf("items: %+v %v", its, err)
+	}
+	if qs, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(qs) != 2 || qs[1].UUID != "i1" || qs[1].Status != "Acknowledged" {
+		t.Fatalf("queue: %+v %v", qs, err)
+	}
+}
