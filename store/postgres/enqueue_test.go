@@ -92,7 +92,10 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 // BEGIN, the status and inventory read and the result write in one
 // statement, the inventory write and the next command's claim in one
 // statement (two before session 12), COMMIT — also when nothing is
-// next (the write is made all the same: the inventory is checked).
+// next (the write is made all the same: the inventory is checked). Since
+// session 14 in two network round trips (four before): BEGIN goes out
+// with the first statement, COMMIT with the take (the dialect's
+// Pipeline).
 func TestPollAndResultStatements(t *testing.T) {
 	ctx := context.Background()
 	s, log := tracedStore(t)
@@ -162,7 +165,11 @@ func TestPollAndResultStatements(t *testing.T) {
 // the server records it, is BEGIN, the result, the items read, the
 // item's put, the take carrying the section's UPDATE, and COMMIT: 6 (8
 // before session 12: the SAVEPOINT and the UPDATE were statements of
-// their own). The second answer of the same install is a repeat: nothing
+// their own). Each in three network round trips (six before session
+// 14): BEGIN with the result's statement, then the one read whose
+// answer the work needs (the item, or the items), then the writes
+// nothing waits for (the verifying enqueue, the item put), the take and
+// COMMIT together. The second answer of the same install is a repeat: nothing
 // acknowledged or queued again; an install answered while a ProfileList
 // waits queues none.
 func TestProfileAnswerStatements(t *testing.T) {
