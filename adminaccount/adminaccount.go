@@ -240,14 +240,15 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 	if err := CheckPassword(pw); err != nil {
 		return nil, err
 	}
-	if err := s.checkLimits(ctx, a.Email, ip); err != nil {
+	at, err := s.begin(ctx, a.Email, ip)
+	if err != nil {
 		return nil, err
 	}
 	step, ok := totp.Verify(secret, code, s.now(), 0)
 	if !ok {
-		s.fail(ctx, a.Email, ip)
-		return nil, problem.Validation("code", "does not match: check the clock of the phone and enter the current code")
+		return nil, problem.Validation("code", "does not match: check the clock of the phone and enter the current code") // counted by begin
 	}
+	at.Succeeded(ctx)
 	h, err := password.Hash(pw, s.Password)
 	if err != nil {
 		return nil, err
@@ -266,23 +267,23 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 
 const limitPrefix = "console"
 
-func (s *Service) checkLimits(ctx context.Context, email, ip string) error {
-	return s.Limits.Check(ctx, s.Store, limitPrefix, email, ip, s.now())
-}
-
-func (s *Service) fail(ctx context.Context, email, ip string) {
-	s.Limits.Fail(ctx, s.Store, limitPrefix, email, ip, s.now())
+// begin counts a sign-in step for the account and the address and refuses
+// it when either has too many recent failures (credential.Limits.Begin).
+func (s *Service) begin(ctx context.Context, email, ip string) (*credential.Attempt, error) {
+	return s.Limits.Begin(ctx, s.Store, limitPrefix, email, ip, s.now())
 }
 
 // SignIn checks email, password and TOTP code together (so a wrong
 // password is not told apart from a wrong code) and records the sign-in.
 func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*store.Admin, error) {
 	e := strings.ToLower(strings.TrimSpace(email))
-	if err := s.checkLimits(ctx, e, ip); err != nil {
+	at, err := s.begin(ctx, e, ip)
+	if err != nil {
 		return nil, err
 	}
 	a, err := s.Store.AdminByEmail(ctx, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		at.Succeeded(ctx)
 		return nil, err
 	}
 	hash := ""
@@ -290,17 +291,17 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 		hash = a.PasswordHash
 	}
 	if !s.passwords.Verify(pw, hash) {
-		s.fail(ctx, e, ip)
-		return nil, ErrBadCredentials
+		return nil, ErrBadCredentials // counted by begin
 	}
 	step, ok, err := credential.VerifySealedCode(s.Sealer, a.TOTPSecret, totpContext(a.ID), code, s.now(), a.TOTPLastStep)
 	if err != nil {
+		at.Succeeded(ctx)
 		return nil, fmt.Errorf("adminaccount: open the TOTP secret of %s: %w", a.ID, err)
 	}
 	if !ok {
-		s.fail(ctx, e, ip)
-		return nil, ErrBadCredentials
+		return nil, ErrBadCredentials // counted by begin
 	}
+	at.Succeeded(ctx)
 	rehash := s.passwords.Rehash(pw, a.PasswordHash)
 	a, err = s.Store.UpdateAdmin(ctx, a.ID, func(x *store.Admin) error {
 		if step <= x.TOTPLastStep {

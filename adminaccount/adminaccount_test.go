@@ -3,8 +3,11 @@ package adminaccount_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,5 +243,44 @@ func TestFirstOwner(t *testing.T) {
 	a, err := f.svc.CompleteSetup(ctx, tok, "Boss@Ops.Example", "a long console password", secret, totp.Code(secret, f.clock), "ip")
 	if err != nil || a.Email != "boss@ops.example" || a.Role != store.RoleOwner || !a.Ready() {
 		t.Fatal(a, err)
+	}
+}
+
+// TestRateLimitConcurrent: someone who knows an administrator's password
+// sends many TOTP codes at once (one address each); at most the account's
+// limit of them is checked, the rest are refused as locked.
+func TestRateLimitConcurrent(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	_, secret := f.ready(t, "root@ops.example", store.RoleOwner)
+	valid := map[string]bool{}
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		valid[totp.Code(secret, f.clock.Add(d))] = true
+	}
+	var bad, locked atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			code := fmt.Sprintf("%06d", i)
+			if valid[code] {
+				code = "abcdef"
+			}
+			_, err := f.svc.SignIn(ctx, "root@ops.example", "a long console password", code, fmt.Sprintf("10.2.0.%d", i))
+			var le *credential.LockedError
+			switch {
+			case errors.Is(err, adminaccount.ErrBadCredentials):
+				bad.Add(1)
+			case errors.As(err, &le):
+				locked.Add(1)
+			default:
+				t.Errorf("code %s: %v", code, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bad.Load() > 5 || bad.Load()+locked.Load() != 60 {
+		t.Fatalf("%d codes checked and %d refused, want at most 5 checked", bad.Load(), locked.Load())
 	}
 }

@@ -67,24 +67,22 @@ func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microseco
 
 const limitPrefix = "signin"
 
-// CheckLimits refuses a sign-in step when the account or the address has
-// too many recent failures.
-func (s *Service) CheckLimits(ctx context.Context, email, ip string) error {
-	return s.Limits.Check(ctx, s.Store, limitPrefix, email, ip, s.now())
-}
-
-func (s *Service) fail(ctx context.Context, email, ip string) {
-	s.Limits.Fail(ctx, s.Store, limitPrefix, email, ip, s.now())
+// begin counts a sign-in step for the account and the address and refuses
+// it when either has too many recent failures (credential.Limits.Begin).
+func (s *Service) begin(ctx context.Context, email, ip string) (*credential.Attempt, error) {
+	return s.Limits.Begin(ctx, s.Store, limitPrefix, email, ip, s.now())
 }
 
 // VerifyPassword checks email and password for a sign-in at tenantID's
 // page. A user of another tenant is refused like a wrong password.
 func (s *Service) VerifyPassword(ctx context.Context, tenantID, email, pw, ip string) (*store.User, error) {
-	if err := s.CheckLimits(ctx, email, ip); err != nil {
+	at, err := s.begin(ctx, email, ip)
+	if err != nil {
 		return nil, err
 	}
 	u, err := s.Store.UserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		at.Succeeded(ctx)
 		return nil, err
 	}
 	hash := ""
@@ -92,9 +90,9 @@ func (s *Service) VerifyPassword(ctx context.Context, tenantID, email, pw, ip st
 		hash = u.PasswordHash
 	}
 	if !s.passwords.Verify(pw, hash) {
-		s.fail(ctx, email, ip)
-		return nil, ErrBadCredentials
+		return nil, ErrBadCredentials // counted by begin
 	}
+	at.Succeeded(ctx)
 	if !u.Enabled {
 		return nil, ErrDisabled
 	}
@@ -135,20 +133,23 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code, ip string) (*sto
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CheckLimits(ctx, u.Email, ip); err != nil {
+	at, err := s.begin(ctx, u.Email, ip)
+	if err != nil {
 		return nil, err
 	}
 	if u.TOTPSecret == nil {
+		at.Succeeded(ctx) // no code to guess: not a failure (as before)
 		return nil, ErrBadCode
 	}
 	step, ok, err := credential.VerifySealedCode(s.Sealer, u.TOTPSecret, totpContext(u.ID), code, s.now(), u.TOTPLastStep)
 	if err != nil {
+		at.Succeeded(ctx)
 		return nil, fmt.Errorf("auth: open the TOTP secret of %s: %w", u.ID, err)
 	}
 	if !ok {
-		s.fail(ctx, u.Email, ip)
-		return nil, ErrBadCode
+		return nil, ErrBadCode // counted by begin
 	}
+	at.Succeeded(ctx)
 	// Record the step atomically: of two sign-ins racing with one code,
 	// only one gets through.
 	return s.Store.UpdateUser(ctx, u.ID, func(x *store.User) error {
@@ -167,14 +168,15 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID string, secret []byte,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CheckLimits(ctx, u.Email, ip); err != nil {
+	at, err := s.begin(ctx, u.Email, ip)
+	if err != nil {
 		return nil, err
 	}
 	step, ok := totp.Verify(secret, code, s.now(), 0)
 	if !ok {
-		s.fail(ctx, u.Email, ip)
-		return nil, ErrBadCode
+		return nil, ErrBadCode // counted by begin
 	}
+	at.Succeeded(ctx)
 	sealed := s.Sealer.Seal(secret, totpContext(u.ID))
 	return s.Store.UpdateUser(ctx, u.ID, func(x *store.User) error {
 		if x.TOTPSecret != nil && !x.TOTPConfirmedAt.IsZero() {

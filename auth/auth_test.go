@@ -3,7 +3,10 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +174,106 @@ func TestTOTPSetupVerifyAndTokens(t *testing.T) {
 	f.clock = f.clock.Add(auth.DefaultTokenTTL + time.Second)
 	if _, err := f.svc.Authorize(ctx, f.t1.ID, "Bearer "+tok2); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("expired token accepted: %v", err)
+	}
+}
+
+// TestLimitsCountAttemptsNotSuccesses: the limits count a step before it is
+// checked (so concurrent guesses cannot all pass one count) and take back
+// the steps that succeeded: an office behind one address signs in more
+// people than the address's failure limit, and a correct password before
+// the code step is no failure; the refused steps count nothing either.
+func TestLimitsCountAttemptsNotSuccesses(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	for i := 0; i < 40; i++ {
+		if _, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", "192.0.2.1"); err != nil {
+			t.Fatalf("sign-in %d from one address: %v", i, err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "wrong", "192.0.2.2")
+	}
+	if _, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", "192.0.2.2"); err != nil {
+		t.Fatalf("right password after 4 failures: %v", err)
+	}
+	f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "wrong", "192.0.2.2")
+	var le *credential.LockedError
+	for i := 0; i < 3; i++ { // refused steps: not counted, the lock does not grow
+		if _, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "wrong", "192.0.2.2"); !errors.As(err, &le) {
+			t.Fatalf("after 5 failures: %v", err)
+		}
+	}
+	if n, _, _ := f.st.RateLimitCount(ctx, "signin:acct:alice@one.example", 15*time.Minute, f.clock); n != 5 {
+		t.Fatalf("account counter %d after 5 failures and 3 refusals, want 5", n)
+	}
+}
+
+// TestLimitsConcurrentCodes: someone holding the password sends many TOTP
+// codes at once; at most the account's limit of them is checked.
+func TestLimitsConcurrentCodes(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	secret := totp.NewSecret()
+	if _, err := f.svc.ConfirmTOTP(ctx, f.alice.ID, secret, totp.Code(secret, f.clock), "ip"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock = f.clock.Add(2 * time.Minute)
+	valid := map[string]bool{}
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		valid[totp.Code(secret, f.clock.Add(d))] = true
+	}
+	var bad, locked atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			code := fmt.Sprintf("%06d", i)
+			if valid[code] {
+				code = "abcdef"
+			}
+			_, err := f.svc.VerifyTOTP(ctx, f.alice.ID, code, fmt.Sprintf("10.1.%d.%d", i/200, i%200))
+			var le *credential.LockedError
+			switch {
+			case errors.Is(err, auth.ErrBadCode):
+				bad.Add(1)
+			case errors.As(err, &le):
+				locked.Add(1)
+			default:
+				t.Errorf("code %s: %v", code, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bad.Load() > 5 || bad.Load()+locked.Load() != 60 {
+		t.Fatalf("%d codes checked and %d refused, want at most 5 checked", bad.Load(), locked.Load())
+	}
+}
+
+// TestLimitsPerIPv6Slash64: the per-address limit counts an IPv6 client by
+// its /64 (which one host can rotate through freely), IPv4 by address.
+func TestLimitsPerIPv6Slash64(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	for i := 0; i < 30; i++ {
+		ip := fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1)
+		f.svc.VerifyPassword(ctx, f.t1.ID, fmt.Sprintf("spray%d@one.example", i), "x", ip)
+	}
+	var le *credential.LockedError
+	for _, ip := range []string{"2001:db8:1:2:ffff::1", "2001:db8:1:2::1%eth0"} {
+		if _, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", ip); !errors.As(err, &le) || le.Scope != "address" {
+			t.Fatalf("%s, in the /64 that failed 30 times: %v", ip, err)
+		}
+	}
+	for _, ip := range []string{"2001:db8:1:3::1", "192.0.2.9", "::ffff:192.0.2.10"} {
+		if _, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", ip); err != nil {
+			t.Fatalf("%s, another network: %v", ip, err)
+		}
+	}
+	for k, want := range map[string]string{"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64", "fe80::1%eth0": "fe80::/64",
+		"::ffff:192.0.2.10": "192.0.2.10", "192.0.2.10": "192.0.2.10", "not an address": "not an address"} {
+		if got := credential.AddressKey(k); got != want {
+			t.Errorf("AddressKey(%q) = %q, want %q", k, got, want)
+		}
 	}
 }

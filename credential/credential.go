@@ -10,6 +10,7 @@ package credential
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/pomona-mdm/pomona/password"
@@ -38,29 +39,99 @@ type Limits struct {
 // DefaultLimits: 5 failures per account and 30 per address in 15 minutes.
 var DefaultLimits = Limits{Window: 15 * time.Minute, Max: 5, IPMax: 30}
 
-// Check refuses a sign-in step when the account or the address has too
-// many recent failures. prefix keeps separate counters per sign-in
-// ("signin" for devices, "console" for administrators).
-func (l Limits) Check(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) error {
-	for _, c := range []struct {
-		key, scope string
-		max        int
-	}{{prefix + ":acct:" + account, "account", l.Max}, {prefix + ":ip:" + ip, "address", l.IPMax}} {
+// Begin counts a sign-in step for the account and the client address
+// before anything is checked, and refuses it (LockedError) when that
+// count passes Max or IPMax. Counting first is what makes the limits
+// hold under concurrency: were the counters only read here and raised
+// after a wrong answer, every attempt sent at once would read the same
+// count and be checked — 200 wrong passwords sent together against one
+// account were 188 checked (401) instead of 5. The caller ends the step
+// with Attempt.Succeeded when it was not a failure; a failure needs
+// nothing more (it is counted).
+//
+// The counters are read first, and a step already over a limit is
+// refused without a write: a flood of refused steps costs reads only
+// (the store's writer is the devices' too), and one address makes no
+// rows for the accounts it names while it is locked out. The address is
+// counted before the account for the same reason.
+//
+// IPv6 addresses count per /64 (one host's usual allocation, and what a
+// single client can rotate through freely); IPv4 per address.
+func (l Limits) Begin(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) (*Attempt, error) {
+	acct, addr := limit{prefix + ":acct:" + account, "account", l.Max}, limit{prefix + ":ip:" + AddressKey(ip), "address", l.IPMax}
+	for _, c := range []limit{acct, addr} {
 		n, start, err := st.RateLimitCount(ctx, c.key, l.Window, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n >= c.max {
-			return &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
+			return nil, &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
 		}
 	}
-	return nil
+	a := &Attempt{st: st}
+	for _, c := range []limit{addr, acct} {
+		n, start, err := st.RateLimitHit(ctx, c.key, l.Window, now)
+		if err != nil {
+			a.Succeeded(ctx) // no step ran: take back what was counted
+			return nil, err
+		}
+		a.hits = append(a.hits, hit{c.key, start})
+		if n > c.max {
+			// Lost a race with concurrent steps. A refused step counts
+			// nothing (as no check ran): taking its hits back cannot let
+			// another step through, since the steps that passed keep
+			// theirs until they end.
+			a.Succeeded(ctx)
+			return nil, &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
+		}
+	}
+	return a, nil
 }
 
-// Fail counts a failed step for the account and the address.
-func (l Limits) Fail(ctx context.Context, st store.RateLimitStore, prefix, account, ip string, now time.Time) {
-	st.RateLimitHit(ctx, prefix+":acct:"+account, l.Window, now)
-	st.RateLimitHit(ctx, prefix+":ip:"+ip, l.Window, now)
+type limit struct {
+	key, scope string
+	max        int
+}
+
+// Attempt is a sign-in step Begin counted.
+type Attempt struct {
+	st   store.RateLimitStore
+	hits []hit
+}
+
+type hit struct {
+	key   string
+	start time.Time
+}
+
+// Succeeded takes the step back from the counters: it was no failure (the
+// right password, the right code, or the step ended for another reason
+// than a wrong answer, such as a store error). Calling it twice, or on
+// nil, does nothing.
+func (a *Attempt) Succeeded(ctx context.Context) {
+	if a == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // a client gone meanwhile must not leave a success counted
+	for _, h := range a.hits {
+		a.st.RateLimitUndo(ctx, h.key, h.start)
+	}
+	a.hits = nil
+}
+
+// AddressKey is the part of a client address the per-address limit
+// counts: the /64 of an IPv6 address (an IPv4-mapped one is IPv4), the
+// address itself otherwise; text that is no address is used as it is.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }
 
 // Reset clears the account's failures after a successful sign-in (the

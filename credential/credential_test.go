@@ -1,6 +1,10 @@
 package credential_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +55,78 @@ func TestVerifySealedCode(t *testing.T) {
 	}
 	if _, _, err := credential.VerifySealedCode(s, sealed, "totp:other", code, now, 0); err == nil {
 		t.Error("a secret sealed for another context opened")
+	}
+}
+
+// memLimits is an in-memory store.RateLimitStore that counts writes.
+type memLimits struct {
+	mu     sync.Mutex
+	n      map[string]int
+	start  map[string]time.Time
+	writes int
+}
+
+func (m *memLimits) RateLimitHit(_ context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	if s, ok := m.start[key]; !ok || s.Add(window).Before(now) {
+		m.n[key], m.start[key] = 0, now
+	}
+	m.n[key]++
+	return m.n[key], m.start[key], nil
+}
+
+func (m *memLimits) RateLimitCount(_ context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.start[key]; ok && !s.Add(window).Before(now) {
+		return m.n[key], s, nil
+	}
+	return 0, time.Time{}, nil
+}
+
+func (m *memLimits) RateLimitReset(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	delete(m.n, key)
+	delete(m.start, key)
+	return nil
+}
+
+func (m *memLimits) RateLimitUndo(_ context.Context, key string, start time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	if m.start[key].Equal(start) && m.n[key] > 0 {
+		m.n[key]--
+	}
+	return nil
+}
+
+// TestLockedOutStepsWriteNothing: once an address is over its limit, its
+// steps (here for ever new accounts) are refused from a read: no write to
+// the store that devices' results share, no row per account named.
+func TestLockedOutStepsWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	st := &memLimits{n: map[string]int{}, start: map[string]time.Time{}}
+	l := credential.DefaultLimits
+	now := time.Unix(1_700_000_000, 0)
+	for i := 0; i < l.IPMax; i++ {
+		if _, err := l.Begin(ctx, st, "signin", fmt.Sprintf("u%d@x.example", i), "198.51.100.7", now); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	writes, keys := st.writes, len(st.n)
+	for i := 0; i < 100; i++ {
+		_, err := l.Begin(ctx, st, "signin", fmt.Sprintf("new%d@x.example", i), "198.51.100.7", now)
+		var le *credential.LockedError
+		if !errors.As(err, &le) || le.Scope != "address" {
+			t.Fatalf("locked-out address, step %d: %v", i, err)
+		}
+	}
+	if st.writes != writes || len(st.n) != keys {
+		t.Fatalf("100 refused steps wrote %d times and made %d keys, want none", st.writes-writes, len(st.n)-keys)
 	}
 }

@@ -47,7 +47,7 @@ import (
 // poll's plist work). A dict of plain-text strings in the form devices
 // write (an Idle; untrusted.PlistStringDict says which form), and any
 // other document in the plain form devices write for a result (nested
-// dicts and arrays, ASCII text without entities; decodePlain says which
+// dicts and arrays, UTF-8 text without entities; decodePlain says which
 // form), are read without the XML tokenizer, with the same result. Errors (malformed XML,
 // an unknown element, a dict key without a value, bad base64) wrap
 // ErrMalformed.

@@ -7,9 +7,10 @@ import (
 )
 
 // decodePlain is DecodeValue for the plain form devices write a result in
-// (untrusted.PlistPlain says which form: nested dicts and arrays, ASCII
-// text without entities), read without encoding/xml's tokens — a
-// DeviceInformation result 217 → 13 allocations. Each leaf is converted by
+// (untrusted.PlistPlain says which form: nested dicts and arrays, text
+// without entities, ASCII or UTF-8 of the characters XML allows), read
+// without encoding/xml's tokens — a DeviceInformation result 217 → 13
+// allocations, one with a device name such as "Alice’s iPhone" too. Each leaf is converted by
 // leaf, as in the full decoding, so the values are the full decoding's:
 // FuzzDecodePlain checks that whatever decodePlain reads, decodeValue reads
 // the same. ok is false for anything else, and for a leaf the full
@@ -18,8 +19,8 @@ func decodePlain(b []byte) (any, bool) {
 	return untrusted.PlistPlain(b, ResultPlist, plainLeaf)
 }
 
-// plainLeaf is leaf for PlistPlain: a string as it is (ASCII: valid
-// UTF-8, as validUTF8 would return it), a canonical decimal integer as
+// plainLeaf is leaf for PlistPlain: a string as it is (PlistPlain reads
+// only valid UTF-8, which validUTF8 returns as it is), a canonical decimal integer as
 // big.Int would write it (without big.Int), anything else through leaf.
 func plainLeaf(name, text string) (any, bool) {
 	switch name {

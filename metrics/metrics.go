@@ -47,7 +47,7 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: r,
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pomona_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+			Name: "pomona_http_requests_total", Help: "HTTP requests by route pattern, method (\"other\" for a method HTTP does not define) and status code.",
 		}, []string{"route", "method", "code"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pomona_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -40,6 +41,26 @@ const (
 	MaxLength = 1024
 )
 
+// slots bounds the argon2id computations (Hash, Verify) running at once
+// in this process to GOMAXPROCS; the others wait their turn. Each holds
+// its Memory (19 MiB by Default) while it runs, and the sign-in pages
+// start one per attempt for anyone on the network: without the bound,
+// 200 wrong passwords sent at once took a demo server from 72 MB to
+// 3.6 GB. Computing more at once than there are CPUs (each is
+// single-threaded by Default) would not finish sooner anyway.
+var (
+	slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	// idKey is argon2.IDKey; a test replaces it to watch the bound.
+	idKey = argon2.IDKey
+)
+
+// key computes an argon2id key in one of the slots.
+func key(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	slots <- struct{}{}
+	defer func() { <-slots }()
+	return idKey(pw, salt, time, memory, threads, keyLen)
+}
+
 var (
 	ErrMismatch  = errors.New("password: mismatch")
 	ErrMalformed = errors.New("password: malformed hash")
@@ -54,24 +75,24 @@ func Hash(pw string, p Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	k := key([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
-		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		b64.EncodeToString(salt), b64.EncodeToString(k)), nil
 }
 
 // Verify reports nil when pw matches the PHC hash, ErrMismatch when it
 // does not, ErrMalformed when the hash cannot be read.
 func Verify(pw, hash string) error {
-	p, salt, key, err := decode(hash)
+	p, salt, want, err := decode(hash)
 	if err != nil {
 		return err
 	}
 	if len(pw) > MaxLength {
 		return ErrMismatch
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
-	if subtle.ConstantTimeCompare(got, key) != 1 {
+	got := key([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}
 	return nil

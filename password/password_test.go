@@ -3,7 +3,10 @@ package password
 import (
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestHashVerify(t *testing.T) {
@@ -71,5 +74,42 @@ func TestMalformed(t *testing.T) {
 func BenchmarkHashDefault(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		Hash("correct horse battery staple", Default)
+	}
+}
+
+// TestConcurrentHashesBounded: however many hashes and checks are asked for
+// at once (one per sign-in attempt, from anyone), at most cap(slots) run
+// together, so memory stays at cap(slots) × Memory.
+func TestConcurrentHashesBounded(t *testing.T) {
+	var running, peak atomic.Int32
+	old := idKey
+	idKey = func(pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) []byte {
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		defer running.Add(-1)
+		time.Sleep(2 * time.Millisecond) // a real hash takes ~50 ms: let them overlap
+		return old(pw, salt, passes, memory, threads, keyLen)
+	}
+	defer func() { idKey = old }()
+	h, err := Hash("right", Fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				Verify("wrong", h)
+			} else {
+				Hash("x", Fast)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > int32(cap(slots)) || p < 1 {
+		t.Fatalf("%d argon2id computations at once, want 1..%d", p, cap(slots))
 	}
 }

@@ -161,7 +161,7 @@ type EnrollmentFilter struct {
 	Limit  int // default 100
 }
 
-// RateLimitStore counts failures in fixed windows, shared by every
+// RateLimitStore counts attempts in fixed windows, shared by every
 // instance that uses the same database.
 type RateLimitStore interface {
 	// RateLimitHit adds one to key's counter (starting a new window when the
@@ -171,4 +171,11 @@ type RateLimitStore interface {
 	// RateLimitCount returns the count in the current window (0 when none).
 	RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error)
 	RateLimitReset(ctx context.Context, key string) error
+	// RateLimitUndo takes back one hit of the window that started at start
+	// (as RateLimitHit returned it): a sign-in counts its attempt before
+	// the check, so that concurrent attempts cannot all pass a count read
+	// before any of them failed, and takes it back once the step
+	// succeeded. Never below zero; nothing when the key's window is
+	// another one (it ended and a new one began) or the key is gone.
+	RateLimitUndo(ctx context.Context, key string, start time.Time) error
 }

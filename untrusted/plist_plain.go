@@ -1,5 +1,7 @@
 package untrusted
 
+import "unicode/utf8"
+
 // PlistPlainMaxDepth bounds the element nesting PlistPlain reads (<plist>
 // is level 1, as PlistLimits counts), whatever lim allows: deeper
 // documents are left to the full decoding. Real results stay under 10.
@@ -24,12 +26,17 @@ const PlistPlainMaxDepth = 16
 //	      | <true/> | <false/>
 //
 // where WS is spaces, tabs, CRs and LFs; TEXT is printable ASCII
-// (0x20–0x7E) without '<', '>' and '&', plus tabs and LFs; DATA is TEXT
-// plus CRs (a base64 decoding drops them, as it drops the LFs encoding/xml
-// would have made of them). No entity, CDATA, comment, processing
-// instruction, attribute (but the ones shown) or non-ASCII byte: nothing
-// encoding/xml would resolve or normalise, so each TEXT is exactly the
-// character data a decoder of PlistTokens' tokens reads. Every such
+// (0x20–0x7E) without '<', '>' and '&', plus tabs, LFs and well-formed
+// UTF-8 sequences of the characters XML allows above ASCII (U+0080–U+D7FF,
+// U+E000–U+FFFD, U+10000–U+10FFFF: XML 1.0 §2.2's Char, the ranges
+// encoding/xml checks every rune of character data against; a device
+// name such as "Alice’s iPhone"); DATA is TEXT plus CRs (a base64
+// decoding drops them, as it drops the LFs encoding/xml would have made
+// of them). No entity, CDATA, comment, processing instruction, attribute
+// (but the ones shown), byte that is not UTF-8 or character XML excludes
+// (encoding/xml refuses those): nothing encoding/xml would resolve or
+// normalise, so each TEXT is exactly the character data a decoder of
+// PlistTokens' tokens reads. Every such
 // document is accepted by PlistTokens within lim: at most lim.MaxSize
 // bytes, min(lim.MaxDepth, PlistPlainMaxDepth) levels and lim.MaxElements
 // elements (each start tag one, <plist> and <key> included, as
@@ -117,6 +124,14 @@ func (p *plainScanner) text(name string, cr bool) (string, bool) {
 		if c == '<' {
 			break
 		}
+		if c >= utf8.RuneSelf {
+			n := xmlRuneLen(p.in[p.i:])
+			if n == 0 {
+				return "", false
+			}
+			p.i += n
+			continue
+		}
 		if (c < 0x20 && c != '\t' && c != '\n' && !(cr && c == '\r')) || c > 0x7e || c == '>' || c == '&' {
 			return "", false
 		}
@@ -127,6 +142,26 @@ func (p *plainScanner) text(name string, cr bool) (string, bool) {
 		return "", false
 	}
 	return t, true
+}
+
+// xmlRuneLen is the length of the well-formed UTF-8 sequence b starts
+// with when it encodes a character above ASCII that XML allows in
+// character data (U+0080–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF), else
+// 0. These are exactly the non-ASCII runes encoding/xml's Decoder lets
+// through text unchanged: it refuses a sequence utf8.DecodeRune cannot
+// read ("invalid UTF-8": a stray byte, an overlong form, an encoded
+// surrogate, beyond U+10FFFF) and a rune outside isInCharacterRange
+// ("illegal character code": U+FFFE, U+FFFF). A well-formed U+FFFD is a
+// character like any other.
+func xmlRuneLen(b []byte) int {
+	r, n := utf8.DecodeRune(b)
+	switch {
+	case r == utf8.RuneError && n <= 1:
+		return 0
+	case r < utf8.RuneSelf, r > 0xD7FF && r < 0xE000, r > 0xFFFD && r < 0x10000, r > utf8.MaxRune:
+		return 0
+	}
+	return n
 }
 
 // value reads one VALUE whose start tag is at nesting level depth.
@@ -210,7 +245,7 @@ func (p *plainScanner) dict(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		m[k] = v // ASCII: valid UTF-8; a repeated key: the last wins, as in decodeValue
+		m[k] = v // valid UTF-8 (text); a repeated key: the last wins, as in decodeValue
 	}
 }
 

@@ -55,6 +55,20 @@ func StatusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
+// MethodLabel is method when it is one of HTTP's methods (RFC 9110 §9,
+// PATCH), "other" otherwise. The method is the client's to choose (any
+// token up to the header limit, 64 KiB): as a label as it came, every
+// new one made two new series, kept for the process's life — 300
+// requests with 30 KB random methods grew /metrics from 9.6 KB to 162 MB.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
 // Observe wraps the whole server: it recovers panics (logging the stack
 // and answering 500, so one bad request never takes the process down),
 // counts and times requests by their mux pattern, and logs each request at
@@ -83,8 +97,9 @@ func Observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 				rec.Status = http.StatusOK
 			}
 			d := time.Since(start)
-			m.Requests.WithLabelValues(route, r.Method, StatusLabel(rec.Status)).Inc()
-			m.Latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+			method := MethodLabel(r.Method)
+			m.Requests.WithLabelValues(route, method, StatusLabel(rec.Status)).Inc()
+			m.Latency.WithLabelValues(route, method).Observe(d.Seconds())
 			// Enabled first: the attributes cost allocations even when the
 			// record is dropped (every request passes here).
 			if log.Enabled(r.Context(), slog.LevelDebug) {

@@ -204,6 +204,13 @@ type Dialect struct {
 	// whose Commit is a statement of its own (PostgreSQL's pgx pipeline,
 	// store/postgres). nil: database/sql transactions only.
 	Pipeline func(ctx context.Context, db *sql.DB, iso sql.IsolationLevel, fn func(PipeTx) error) error
+	// AuthGeneration: the database counts, in auth_generation, every
+	// write that can change a command-channel request's sender read
+	// (migration 0032's triggers, SQLite), so the store remembers those
+	// reads and checks the count with each request (authCache). false:
+	// remembered only while the backend's change listener is connected
+	// (SetAuthWatched, PostgreSQL).
+	AuthGeneration bool
 }
 
 // Store implements store.Store over database/sql.
@@ -229,6 +236,10 @@ type Store struct {
 	// hooks remembers the webhook list (Dialect.OneProcess, or while a
 	// shared database's change listener is connected).
 	hooks webhookCache
+	// auth remembers command-channel senders (authCache); idleQ is
+	// deviceRequestIdleSQL with the dialect's count column.
+	auth  authCache
+	idleQ string
 	// markChunk is Dialect.MarkChunk unless SetMarkChunk changed it.
 	markChunk atomic.Int64
 }
@@ -240,6 +251,10 @@ var _ store.Store = (*Store)(nil)
 func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
 	s.markChunk.Store(int64(d.MarkChunk))
+	s.idleQ = deviceRequestIdleSQL + deviceRequestIdleNoGen + deviceRequestFrom
+	if d.AuthGeneration {
+		s.idleQ = deviceRequestIdleSQL + deviceRequestIdleGen + deviceRequestFrom
+	}
 	if d.WritableCTE {
 		s.enqueueOneQ = [2]string{s.enqueueOneSQL(false), s.enqueueOneSQL(true)}
 		s.verifyEnqueueQ = s.verifyEnqueueSQL()
@@ -458,6 +473,23 @@ type Tx struct {
 	// rows go through it; QueryRowContext and QueryContext must not be
 	// reached (errNotPiped).
 	pipe PipeTx
+	// bound are the pool's statements this transaction has bound to
+	// itself already (sql.Tx.StmtContext), by query as written: a
+	// detached transaction — the group committer's, which runs a batch's
+	// transactions, often the same statements, on one Tx — binds each
+	// query once instead of on every use (see bind).
+	bound  [maxBound]boundStmt
+	nbound int
+}
+
+// maxBound bounds Tx.bound: a device result's transaction runs about a
+// dozen distinct statements, a batch of them the same dozen.
+const maxBound = 24
+
+// boundStmt is one of Tx.bound.
+type boundStmt struct {
+	q  string
+	st *sql.Stmt
 }
 
 // deferredWrite is one held-back statement (Tx.deferred): an UPDATE with
@@ -541,6 +573,43 @@ func (x *Tx) cached(q string) *sql.Stmt {
 	return st
 }
 
+// bind is the pool's statement for q bound to this transaction, or nil
+// (q is then run directly, and noted for preparing: cached).
+//
+// database/sql's Tx.StmtContext makes a new *sql.Stmt on every call (the
+// statement, its driver statement wrapper, the pool's dependency entry,
+// the transaction's statement list; ~8 allocations and three locks, ~40
+// of a device result's ~470 allocations, docs/benchmarks.md "Session 13 —
+// wave5"), although a bound statement may run any number of times until
+// the transaction ends. A detached transaction keeps what it bound and
+// runs it again for the same query: within one transaction the same
+// driver statement is used either way (StmtContext finds the one the
+// pool prepared on the connection). Only detached transactions keep
+// them: their statements' context cannot end, so what StmtContext
+// returns is never a statement that failed for a context's sake, and only
+// the committer's goroutine uses them. Compared by query as written:
+// Pomona's queries are constants, equal strings share their bytes, and
+// the comparison ends at the first differing length or byte.
+func (x *Tx) bind(ctx context.Context, q string) *sql.Stmt {
+	if x.detached {
+		for i := range x.nbound {
+			if x.bound[i].q == q {
+				return x.bound[i].st
+			}
+		}
+	}
+	st := x.cached(q)
+	if st == nil {
+		return nil
+	}
+	b := x.Tx.StmtContext(ctx, st)
+	if x.detached && x.nbound < len(x.bound) {
+		x.bound[x.nbound] = boundStmt{q: q, st: b}
+		x.nbound++
+	}
+	return b
+}
+
 func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if x.pipe != nil {
 		n, err := x.pipe.Exec(ctx, x.d.rebind(q), args...)
@@ -550,8 +619,8 @@ func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 		return pipeResult(n), nil
 	}
 	ctx = x.detach(ctx)
-	if st := x.cached(q); st != nil {
-		return x.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if st := x.bind(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return x.Tx.ExecContext(ctx, x.d.rebind(q), args...)
 }
@@ -559,8 +628,8 @@ func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	x.notPiped()
 	ctx = x.detach(ctx)
-	if st := x.cached(q); st != nil {
-		return x.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	if st := x.bind(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return x.Tx.QueryContext(ctx, x.d.rebind(q), args...)
 }
@@ -568,8 +637,8 @@ func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	x.notPiped()
 	ctx = x.detach(ctx)
-	if st := x.cached(q); st != nil {
-		return x.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st := x.bind(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return x.Tx.QueryRowContext(ctx, x.d.rebind(q), args...)
 }

@@ -17,6 +17,7 @@ func enrollmentTests() []namedTest {
 		{"EnrollmentAndChallenge", testEnrollmentAndChallenge},
 		{"ChallengeConsumedOnceUnderRace", testChallengeRace},
 		{"RateLimits", testRateLimits},
+		{"RateLimitUndo", testRateLimitUndo},
 		{"TOTPLastStep", testTOTPLastStep},
 		{"Renewals", testRenewals},
 	}
@@ -182,6 +183,41 @@ func testRateLimits(t *testing.T, s store.Store) {
 	wg.Wait()
 	if n, _, _ := s.RateLimitCount(ctx, "ip:x", time.Hour, t0); n != 10 {
 		t.Fatalf("concurrent hits counted %d", n)
+	}
+}
+
+// testRateLimitUndo: a hit taken back lowers its own window's count, never
+// below zero, and never a later window's.
+func testRateLimitUndo(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	count := func(at time.Time) int {
+		n, _, err := s.RateLimitCount(ctx, "u", time.Minute, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	_, start, _ := s.RateLimitHit(ctx, "u", time.Minute, t0)
+	s.RateLimitHit(ctx, "u", time.Minute, t0.Add(time.Second))
+	if err := s.RateLimitUndo(ctx, "u", start); err != nil || count(t0.Add(2*time.Second)) != 1 {
+		t.Fatalf("after one undo: count %d err %v, want 1", count(t0.Add(2*time.Second)), err)
+	}
+	s.RateLimitUndo(ctx, "u", start)
+	s.RateLimitUndo(ctx, "u", start)
+	if n := count(t0.Add(2 * time.Second)); n != 0 {
+		t.Fatalf("after more undos than hits: count %d, want 0", n)
+	}
+	if n, _, _ := s.RateLimitHit(ctx, "u", time.Minute, t0.Add(3*time.Second)); n != 1 {
+		t.Fatalf("hit after the undos: %d, want 1 (the count went below zero)", n)
+	}
+	// A new window: an undo of the old window's hit changes nothing.
+	_, start2, _ := s.RateLimitHit(ctx, "u", time.Minute, t0.Add(2*time.Minute))
+	if err := s.RateLimitUndo(ctx, "u", start); err != nil || count(start2) != 1 {
+		t.Fatalf("undo of an ended window's hit: count %d err %v, want 1", count(start2), err)
+	}
+	if err := s.RateLimitUndo(ctx, "gone", start); err != nil {
+		t.Fatalf("undo of a missing key: %v", err)
 	}
 }
 

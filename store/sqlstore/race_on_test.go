@@ -1,0 +1,7 @@
+//go:build race
+
+package sqlstore
+
+// raceEnabled: built with -race (allocation counts are then not the
+// program's own).
+const raceEnabled = true
