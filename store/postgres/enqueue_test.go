@@ -92,7 +92,10 @@ func TestEnqueueIsOneStatement(t *testing.T) {
 // BEGIN, the status and inventory read and the result write in one
 // statement, the inventory write and the next command's claim in one
 // statement (two before session 12), COMMIT — also when nothing is
-// next (the write is made all the same: the inventory is checked).
+// next (the write is made all the same: the inventory is checked). Since
+// session 14 in two network round trips (four before): BEGIN goes out
+// with the first statement, COMMIT with the take (the dialect's
+// Pipeline).
 func TestPollAndResultStatements(t *testing.T) {
 	ctx := context.Background()
 	s, log := tracedStore(t)
@@ -105,10 +108,10 @@ func TestPollAndResultStatements(t *testing.T) {
 		}
 		log.Take()
 	}
-	count := func(what string, want int) {
+	count := func(what string, want, trips int) {
 		t.Helper()
-		if got := log.Take(); len(got) != want {
-			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		if got, n := log.TakeTrips(); len(got) != want || n != trips {
+			t.Errorf("%s sent %d statements in %d round trips, want %d in %d:\n%s", what, len(got), n, want, trips, strings.Join(got, "\n"))
 		}
 	}
 	osv := "26.1"
@@ -121,18 +124,18 @@ func TestPollAndResultStatements(t *testing.T) {
 	if err != nil || q.UUID != "c1" || q.Status != store.QueueSent {
 		t.Fatalf("next: %+v %v", q, err)
 	}
-	count("a poll that fetches a command", 1)
+	count("a poll that fetches a command", 1, 1)
 	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "c1", "Acknowledged", []byte("<plist/>"), now, inv, nil)
 	if err != nil || rt != "DeviceInformation" || q == nil || q.UUID != "c2" {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and a next command", 4)
+	count("an acknowledged result with inventory and a next command", 4, 2)
 	osv = "26.2"
 	rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "c2", "Acknowledged", []byte("<plist/>"), now, inv, nil)
 	if err != nil || rt != "DeviceInformation" || q != nil {
 		t.Fatalf("result: %s %+v %v", rt, q, err)
 	}
-	count("an acknowledged result with inventory and nothing next", 4)
+	count("an acknowledged result with inventory and nothing next", 4, 2)
 	if e, err := s.Enrollment(ctx, "e1"); err != nil || e.OSVersion != "26.2" || !strings.Contains(string(e.Inventory), `"26.2"`) {
 		t.Fatalf("the inventory written with the take: %+v %v", e, err)
 	}
@@ -148,7 +151,7 @@ func TestPollAndResultStatements(t *testing.T) {
 	if _, err := s.NextCommand(ctx, "e1", "CH-1", true, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("next on an empty queue: %v", err)
 	}
-	count("a poll that finds nothing", 1)
+	count("a poll that finds nothing", 1, 1)
 }
 
 // TestProfileAnswerStatements counts a profile wave's install answer on
@@ -162,7 +165,11 @@ func TestPollAndResultStatements(t *testing.T) {
 // the server records it, is BEGIN, the result, the items read, the
 // item's put, the take carrying the section's UPDATE, and COMMIT: 6 (8
 // before session 12: the SAVEPOINT and the UPDATE were statements of
-// their own). The second answer of the same install is a repeat: nothing
+// their own). Each in three network round trips (six before session
+// 14): BEGIN with the result's statement, then the one read whose
+// answer the work needs (the item, or the items), then the writes
+// nothing waits for (the verifying enqueue, the item put), the take and
+// COMMIT together. The second answer of the same install is a repeat: nothing
 // acknowledged or queued again; an install answered while a ProfileList
 // waits queues none.
 func TestProfileAnswerStatements(t *testing.T) {
@@ -195,10 +202,10 @@ func TestProfileAnswerStatements(t *testing.T) {
 			return &store.CommandRecord{UUID: fmt.Sprintf("list-%d", n), RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles"}
 		}}
 	}
-	count := func(what string, want int) {
+	count := func(what string, want, trips int) {
 		t.Helper()
-		if got := log.Take(); len(got) != want {
-			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		if got, n := log.TakeTrips(); len(got) != want || n != trips {
+			t.Errorf("%s sent %d statements in %d round trips, want %d in %d:\n%s", what, len(got), n, want, trips, strings.Join(got, "\n"))
 		}
 	}
 
@@ -208,7 +215,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
 	}
-	count("an acknowledged install that queues its ProfileList", 6)
+	count("an acknowledged install that queues its ProfileList", 6, 3)
 	its, err := s.ProfileItems(ctx, "e1")
 	if err != nil || len(its) != 1 || !its[0].Acknowledged || !its[0].UpdatedAt.Equal(now) {
 		t.Fatalf("items after the answer: %+v %v", its, err)
@@ -230,7 +237,7 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if _, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "i2", "Acknowledged", []byte("<plist/>"), now, nil, ack); err != nil || !ack.Done || ack.Queued || q == nil || q.UUID != "list-1" {
 		t.Fatalf("install answer with a ProfileList waiting: %+v %+v %v", ack, q, err)
 	}
-	count("an acknowledged install with a ProfileList waiting", 6)
+	count("an acknowledged install with a ProfileList waiting", 6, 3)
 	if got, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(got) != 3 {
 		t.Fatalf("queue: %d rows %v, want i1, list-1, i2", len(got), err)
 	}
@@ -251,11 +258,61 @@ func TestProfileAnswerStatements(t *testing.T) {
 	if rt, q, err = s.RecordResultNext(ctx, "e1", "CH-1", "list-1", "Acknowledged", []byte("<plist/>"), now, inv, list); err != nil || rt != "ProfileList" || !list.Done || len(list.Put) != 1 || q != nil {
 		t.Fatalf("list answer: %q %+v %+v %v", rt, list, q, err)
 	}
-	count("an acknowledged ProfileList with one item and its inventory section", 6)
+	count("an acknowledged ProfileList with one item and its inventory section", 6, 3)
 	if e, err := s.Enrollment(ctx, "e1"); err != nil || !strings.Contains(string(e.Inventory), `"profile_list"`) {
 		t.Fatalf("the list's inventory section: %+v %v", e, err)
 	}
 	if its, err := s.ProfileItems(ctx, "e1"); err != nil || len(its) != 1 || its[0].State != "installed" {
 		t.Fatalf("items after the list: %+v %v", its, err)
+	}
+}
+
+// TestAuditedVerifyLeavesThePipeline: an install answer whose verifying
+// ProfileList carries an audit entry takes acknowledgeItem's statement-
+// by-statement path, whose reads are database/sql's: the piped
+// transaction stops before that work (sqlstore's errNotPiped), is rolled
+// back, and the answer runs again on a database/sql transaction — the
+// item acknowledged, the ProfileList and its audit entry queued and
+// handed out, the result stored once.
+func TestAuditedVerifyLeavesThePipeline(t *testing.T) {
+	ctx := context.Background()
+	s, log := tracedStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &store.ConfigProfile{ID: "p1", TenantID: "t1", Identifier: "com.example.p1", Name: "p1", Platforms: []string{"iOS"},
+		PayloadTypes: []string{"com.apple.wifi.managed"}, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateProfile(ctx, p, &store.ProfileVersion{Plist: []byte("<plist/>"), Hash: "h1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "i1", RequestType: "InstallProfile", Payload: []byte("<plist/>"), CreatedAt: now}, []string{"CH-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutProfileItem(ctx, &store.ProfileItem{DeviceID: "e1", ProfileID: "p1", Identifier: "com.example.p1", State: "installing",
+		Version: 1, Hash: "h1", CommandUUID: "i1", UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := s.NextCommand(ctx, "e1", "CH-1", true, now); err != nil || q.UUID != "i1" {
+		t.Fatalf("next: %+v %v", q, err)
+	}
+	log.Take()
+	audit := &store.AuditEntry{At: now, Actor: "profiles", Action: "verify", Target: "e1", Status: 201}
+	ack := &store.ProfileAck{Verify: func() *store.CommandRecord {
+		return &store.CommandRecord{UUID: "list-1", RequestType: "ProfileList", Payload: []byte("<plist/>"), CreatedAt: now, CreatedBy: "profiles", Audit: audit}
+	}}
+	rt, q, err := s.RecordResultNext(ctx, "e1", "CH-1", "i1", "Acknowledged", []byte("<plist/>"), now, nil, ack)
+	if err != nil || rt != "InstallProfile" || !ack.Done || !ack.Queued || q == nil || q.UUID != "list-1" {
+		t.Fatalf("install answer: %q %+v %+v %v", rt, ack, q, err)
+	}
+	if audit.ID == 0 {
+		t.Fatal("the verifying command's audit entry was not written")
+	}
+	got := log.Take()
+	if len(got) < 2 || !strings.HasPrefix(got[0], "batch: begin isolation level repeatable read") || got[len(got)-1] != "commit" {
+		t.Fatalf("want the piped attempt, then a database/sql transaction:\n%s", strings.Join(got, "\n"))
+	}
+	if its, err := s.ProfileItems(ctx, "e1"); err != nil || len(its) != 1 || !its[0].Acknowledged {
+		t.Fatalf("items: %+v %v", its, err)
+	}
+	if qs, err := s.QueuedCommands(ctx, "CH-1", 10); err != nil || len(qs) != 2 || qs[1].UUID != "i1" || qs[1].Status != "Acknowledged" {
+		t.Fatalf("queue: %+v %v", qs, err)
 	}
 }

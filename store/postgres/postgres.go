@@ -79,6 +79,9 @@ var Dialect = sqlstore.Dialect{
 	// A reconciler batch's rows in array statements
 	// (sqlstore.Dialect.ArrayBatches).
 	ArrayBatches: true,
+	// A device result's transaction with its BEGIN sent with its first
+	// statement and its COMMIT with its last (pipeline).
+	Pipeline: pipeline,
 	Retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// serialization_failure, deadlock_detected

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,7 +198,9 @@ func sessions(tb testing.TB, url string) int64 {
 // devices in flight as `pomona bench --wave`, with the default pool
 // (conns=20) and one of 40 connections (pool_max_conns). It reports the
 // store calls' p50/p99, the write pool's waits for a connection and the
-// connections it closed and PostgreSQL opened anew.
+// connections it closed and PostgreSQL opened anew, and CPU per device:
+// PostgreSQL's (its backends of the database, from /proc) and this
+// process's (the store's Go side and the benchmark's goroutines).
 func BenchmarkWaveStore(b *testing.B) {
 	for _, conns := range []int{postgres.DefaultMaxConns, 40} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) { benchmarkWaveStore(b, conns) })
@@ -206,11 +209,20 @@ func BenchmarkWaveStore(b *testing.B) {
 
 func benchmarkWaveStore(b *testing.B, conns int) {
 	f := newWaveFleet(b, b.N, conns)
+	pg, err := sql.Open("pgx", f.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
 	_, w0 := f.s.PoolStats()
 	s0 := sessions(b, f.url)
+	pg0, go0 := backendCPU(b, pg), processCPU(b)
 	b.ResetTimer()
 	lat := f.run(b, 32)
 	b.StopTimer()
+	pg1, go1 := backendCPU(b, pg), processCPU(b)
+	b.ReportMetric(float64(pg1-pg0)/float64(b.N)/1000, "pg-cpu-us/op")
+	b.ReportMetric(float64(go1-go0)/float64(b.N)/1000, "go-cpu-us/op")
 	_, w1 := f.s.PoolStats()
 	s1 := sessions(b, f.url) - 1 // this read's own session
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -220,4 +232,13 @@ func benchmarkWaveStore(b *testing.B, conns int) {
 	b.ReportMetric(float64(w1.WaitDuration-w0.WaitDuration)/float64(time.Millisecond)/float64(b.N), "conn-wait-ms/op")
 	b.ReportMetric(float64(w1.MaxIdleClosed-w0.MaxIdleClosed+w1.MaxIdleTimeClosed-w0.MaxIdleTimeClosed)/float64(b.N), "conns-closed/op")
 	b.ReportMetric(float64(s1-s0)/float64(b.N), "pg-sessions/op")
+}
+
+// processCPU is this process's user and system CPU so far, in ns.
+func processCPU(tb testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -608,7 +608,7 @@ func buildTakeSQL(afterIdle bool) string {
 // marked sent and returned; an expired one is marked expired and the next
 // one taken; one answered meanwhile is passed over; errNoCommand when
 // nothing is claimable.
-func take(query func(q string, args ...any) *sql.Row, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
+func take(query func(q string, args ...any) Row, ref, channelID string, afterIdle bool, now time.Time) (*store.QueuedCommand, error) {
 	at := toMicros(now)
 	text := takeAfterReportSQL
 	if afterIdle {
@@ -703,7 +703,7 @@ func (s *Store) NextCommand(ctx context.Context, ref, channelID string, afterIdl
 	if s.d.WritableCTE {
 		// One autocommitted statement: the mark is the same hint as
 		// below, written with the read.
-		return take(func(q string, args ...any) *sql.Row { return s.w.QueryRowContext(ctx, q, args...) }, ref, channelID, afterIdle, now)
+		return take(func(q string, args ...any) Row { return s.w.QueryRowContext(ctx, q, args...) }, ref, channelID, afterIdle, now)
 	}
 	hint := func(q string, args ...any) (int64, error) { return s.hint(ctx, q, args...) }
 	mark := hint
@@ -813,9 +813,19 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 			return nil // the next command after the commit (see above)
 		}
 		if s.d.WritableCTE {
-			q, err = take(func(q string, args ...any) *sql.Row {
+			last := tx.pipe != nil
+			q, err = take(func(q string, args ...any) Row {
 				q, args = tx.withDeferred(q, args)
-				return tx.QueryRowContext(ctx, q, args...)
+				if last {
+					// The take is the transaction's last statement: its
+					// COMMIT goes with it (PipeTx.RowCommit). Another
+					// take after it (the row picked was answered
+					// meanwhile, or expired) runs autocommitted, as
+					// NextCommand's does.
+					last = false
+					return tx.pipe.RowCommit(ctx, tx.d.rebind(q), args...)
+				}
+				return tx.row(ctx, q, args...)
 			}, ref, channelID, false, now)
 		} else {
 			write := func(q string, args ...any) (int64, error) {
@@ -834,13 +844,31 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		}
 		return err
 	}
-	err := s.resultTx(ctx, fn)
+	run := s.resultTx
+	if s.d.Pipeline != nil && nextInTx && s.d.WritableCTE && s.gc == nil {
+		// BEGIN with the result's statement, COMMIT with the take.
+		run = func(ctx context.Context, fn func(*Tx) error) error {
+			err := s.pipedTx(ctx, s.d.ResultTxOptions, fn)
+			var later *LaterError
+			switch {
+			case errors.Is(err, errNotPiped):
+				err = s.resultTx(ctx, fn)
+			case errors.As(err, &later):
+				// Only the profile work queues statements to go out
+				// later (its item puts, the verifying ProfileList): its
+				// failure, reported by the statement they went with.
+				err = &ackFailedError{err: later.Err}
+			}
+			return err
+		}
+	}
+	err := run(ctx, fn)
 	var failed *ackFailedError
 	if errors.As(err, &failed) {
 		// The profile work failed where no savepoint kept the result
 		// (ackInResult): the result and the next command again, alone.
 		withAck, *got = false, store.ProfileAck{}
-		err = s.resultTx(ctx, fn)
+		err = run(ctx, fn)
 	}
 	if err != nil {
 		return "", nil, err
@@ -920,10 +948,10 @@ func recordResult(ctx context.Context, tx *Tx, ref, channelID, uuid, status stri
 	wantInv := inv != nil && status == mdm.Acknowledged
 	written := tx.d.WritableCTE
 	if written {
-		err = tx.QueryRowContext(ctx, recordCTESQL, wantInv, wantInv, channelID, uuid, ref, status, result, toMicros(now), channelID, uuid, status).
+		err = tx.row(ctx, recordCTESQL, wantInv, wantInv, channelID, uuid, ref, status, result, toMicros(now), channelID, uuid, status).
 			Scan(&cur, &rt, &invRead, &raw)
 	} else {
-		err = tx.QueryRowContext(ctx, recordReadSQL, wantInv, wantInv, channelID, uuid, ref).Scan(&cur, &rt, &invRead, &raw)
+		err = tx.row(ctx, recordReadSQL, wantInv, wantInv, channelID, uuid, ref).Scan(&cur, &rt, &invRead, &raw)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("command %s for this enrollment %w", uuid, store.ErrNotFound)
@@ -994,7 +1022,7 @@ func (s *Store) UpdateInventory(ctx context.Context, ref, section string, data a
 // sections are kept as they are stored (not decoded and encoded again).
 func updateInventory(ctx context.Context, tx *Tx, ref, section string, data any, info *store.DeviceInfo, now time.Time) error {
 	var raw []byte
-	err := tx.QueryRowContext(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
+	err := tx.row(ctx, `SELECT inventory FROM enrollments WHERE id = ?`, ref).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("enrollment %w", store.ErrNotFound)
 	}

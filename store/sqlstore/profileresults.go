@@ -49,7 +49,7 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 	var queued bool
 	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
-		it, queued, err = s.acknowledgeItem(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+		it, err = s.acknowledgeItem(ctx, tx, enrollmentID, commandUUID, channelID, verify, now, &queued)
 		return err
 	})
 	if err != nil {
@@ -59,12 +59,30 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 }
 
 // acknowledgeItem is AcknowledgeProfileItem's work inside transaction tx
-// (its own, or a result's: RecordResultNext with a store.ProfileAck).
+// (its own, or a result's: RecordResultNext with a store.ProfileAck). It
+// sets *queued to whether it queued the verifying ProfileList — on a
+// piped transaction once that statement has gone out with the next one
+// (acknowledgeItemCTE).
 func (s *Store) acknowledgeItem(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
-	now time.Time) (*store.ProfileItem, bool, error) {
+	now time.Time, queued *bool) (*store.ProfileItem, error) {
+	*queued = false
 	if s.d.WritableCTE && (verify == nil || verify.Audit == nil) {
-		return s.acknowledgeItemCTE(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+		return s.acknowledgeItemCTE(ctx, tx, enrollmentID, commandUUID, channelID, verify, now, queued)
 	}
+	if tx.pipe != nil {
+		// Not on a piped transaction (its reads below are database/sql's);
+		// reached before any statement of this work.
+		return nil, errNotPiped
+	}
+	it, q, err := s.acknowledgeItemSQL(ctx, tx, enrollmentID, commandUUID, channelID, verify, now)
+	*queued = q
+	return it, err
+}
+
+// acknowledgeItemSQL is acknowledgeItem in separate statements (SQLite;
+// PostgreSQL with an audit entry on the verifying command).
+func (s *Store) acknowledgeItemSQL(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
+	now time.Time) (*store.ProfileItem, bool, error) {
 	var it *store.ProfileItem
 	first := false
 	if !s.d.WritableCTE {
@@ -215,32 +233,30 @@ func (s *Store) verifyEnqueueSQL() string {
 // instead of six, i.e. four network round trips fewer inside the
 // result's transaction on PostgreSQL, where a wave's transactions spent
 // most of their time waiting for the server's next statement
-// (docs/benchmarks.md, "Session 11 — pgwave").
+// (docs/benchmarks.md, "Session 11 — pgwave"). On a piped transaction
+// the second goes out with the transaction's next statement (the take:
+// Tx.execLater), which then sets *queued.
 func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
-	now time.Time) (*store.ProfileItem, bool, error) {
+	now time.Time, queued *bool) (*store.ProfileItem, error) {
 	at := toMicros(now)
-	it, err := scanItem(tx.QueryRowContext(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
+	it, err := scanItem(tx.row(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if it.Acknowledged && it.Error == "" {
-		return it, false, nil // a repeated answer: nothing changed
+		return it, nil // a repeated answer: nothing changed
 	}
 	first := !it.Acknowledged
 	it.Acknowledged, it.Error, it.UpdatedAt = true, "", now
 	if verify == nil || !first {
-		return it, false, nil
+		return it, nil
 	}
-	res, err := tx.ExecContext(ctx, s.verifyEnqueueQ, channelID, verify.UUID, verify.RequestType, verify.Payload, toMicros(verify.CreatedAt),
-		toMicros(verify.ExpiresAt), verify.CreatedBy, channelID, channelID, store.QueueQueued, toMicros(verify.CreatedAt))
+	err = tx.execLater(ctx, func(n int64) { *queued = n == 1 }, s.verifyEnqueueQ, channelID, verify.UUID, verify.RequestType, verify.Payload,
+		toMicros(verify.CreatedAt), toMicros(verify.ExpiresAt), verify.CreatedBy, channelID, channelID, store.QueueQueued, toMicros(verify.CreatedAt))
 	if err != nil {
-		return nil, false, s.constraint(err)
+		return nil, s.constraint(err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, false, err
-	}
-	return it, n == 1, nil
+	return it, nil
 }
 
 // ackInResult applies an Acknowledged answer to one of Pomona's profile
@@ -268,10 +284,13 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 		if ack.Verify != nil {
 			verify = ack.Verify()
 		}
-		_, ack.Queued, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now)
+		_, err = s.acknowledgeItem(ctx, tx, ref, uuid, channelID, verify, now, &ack.Queued)
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil // not Pomona's profile command (or superseded): nothing to do
 		}
+	}
+	if errors.Is(err, errNotPiped) {
+		return err // nothing sent: the whole answer again on a database/sql transaction
 	}
 	if err != nil {
 		ack.Queued, ack.Put = false, nil
@@ -312,7 +331,7 @@ func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, ver
 // verifyItems is VerifyProfileItems' work inside transaction tx (its own,
 // or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
-	items, err := collect(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
+	items, err := collectTx(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
 		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`+s.d.ForUpdate, enrollmentID)
 	if err != nil || len(items) == 0 {
 		return nil, err
@@ -342,7 +361,9 @@ func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, ve
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, putItemSQL, itemArgs(p)...); err != nil {
+		// On a piped transaction the put goes out with the next
+		// statement (Tx.execLater): nothing here reads its answer.
+		if err := tx.execLater(ctx, nil, putItemSQL, itemArgs(p)...); err != nil {
 			return nil, s.constraint(err)
 		}
 	}

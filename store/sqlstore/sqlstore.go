@@ -195,6 +195,15 @@ type Dialect struct {
 	// is remembered there only while the backend's change listener is
 	// connected (SetWebhooksWatched).
 	OneProcess bool
+	// Pipeline runs fn on a transaction at isolation iso on one
+	// connection of db that sends its BEGIN with its first statement
+	// and its last statement with its COMMIT (PipeTx), and rolls back
+	// what fn leaves open: a device result's transaction
+	// (RecordResultNext) is two network round trips shorter than on a
+	// database/sql transaction, whose BeginTx sends BEGIN and waits, and
+	// whose Commit is a statement of its own (PostgreSQL's pgx pipeline,
+	// store/postgres). nil: database/sql transactions only.
+	Pipeline func(ctx context.Context, db *sql.DB, iso sql.IsolationLevel, fn func(PipeTx) error) error
 	// AuthGeneration: the database counts, in auth_generation, every
 	// write that can change a command-channel request's sender read
 	// (migration 0032's triggers, SQLite), so the store remembers those
@@ -459,6 +468,11 @@ type Tx struct {
 	// goroutine uses the Tx.
 	detached bool
 	from, bg context.Context
+	// pipe, when set, runs the statements instead of the embedded
+	// *sql.Tx, which is then nil (Store.pipedTx): ExecContext, row and
+	// rows go through it; QueryRowContext and QueryContext must not be
+	// reached (errNotPiped).
+	pipe PipeTx
 	// bound are the pool's statements this transaction has bound to
 	// itself already (sql.Tx.StmtContext), by query as written: a
 	// detached transaction — the group committer's, which runs a batch's
@@ -597,6 +611,13 @@ func (x *Tx) bind(ctx context.Context, q string) *sql.Stmt {
 }
 
 func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if x.pipe != nil {
+		n, err := x.pipe.Exec(ctx, x.d.rebind(q), args...)
+		if err != nil {
+			return nil, err
+		}
+		return pipeResult(n), nil
+	}
 	ctx = x.detach(ctx)
 	if st := x.bind(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -605,6 +626,7 @@ func (x *Tx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 }
 
 func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	x.notPiped()
 	ctx = x.detach(ctx)
 	if st := x.bind(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
@@ -613,11 +635,22 @@ func (x *Tx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 }
 
 func (x *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	x.notPiped()
 	ctx = x.detach(ctx)
 	if st := x.bind(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return x.Tx.QueryRowContext(ctx, x.d.rebind(q), args...)
+}
+
+// notPiped stops a programming error: a database/sql read on a piped
+// transaction (Tx.pipe) has no *sql.Tx to run on. Work that may run
+// piped reads through Tx.row and Tx.rows; work that does not returns
+// errNotPiped before its first statement.
+func (x *Tx) notPiped() {
+	if x.pipe != nil {
+		panic("sqlstore: QueryRowContext or QueryContext on a piped transaction (use Tx.row, Tx.rows or errNotPiped)")
+	}
 }
 
 func (x *Tx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {

@@ -167,6 +167,25 @@ func testResultAcknowledgesProfile(t *testing.T, s store.Store) {
 	if it := itemOf(other); it.State != "installing" {
 		t.Fatalf("the failed verification was not rolled back: %+v", it)
 	}
+	// A verification whose put the database refuses (an item of a
+	// profile that does not exist: a foreign key), also where the put
+	// goes out with the transaction's next statement (PostgreSQL's
+	// pipeline), is rolled back alone too.
+	list = queue(other, "ProfileList")
+	ack = &store.ProfileAck{List: func(items []store.ProfileItem) ([]store.ProfileItem, []string) {
+		it := items[0]
+		it.State, it.ProfileID = "installed", "no-such-profile"
+		return []store.ProfileItem{it}, nil
+	}}
+	if _, _, err := s.RecordResultNext(ctx, other.ID, chans[other.ID], list, mdm.Acknowledged, []byte("l3"), t0, nil, ack); err != nil || ack.Done || ack.Put != nil {
+		t.Fatalf("verification refused by the database: %+v %v", ack, err)
+	}
+	if got := resultOf(other, list); got.Status != mdm.Acknowledged || string(got.Result) != "l3" {
+		t.Fatalf("the result was lost with the refused verification: %+v", got)
+	}
+	if it := itemOf(other); it.State != "installing" || it.ProfileID != p.ID {
+		t.Fatalf("the refused verification was not rolled back: %+v", it)
+	}
 	// The caller's own acknowledgement (the hook) still works afterwards.
 	if _, queued, err := s.AcknowledgeProfileItem(ctx, other.ID, install2, chans[other.ID], newAck("").Verify(), t0); err != nil || !queued {
 		t.Fatalf("acknowledgement after the failed one: %v %v", queued, err)

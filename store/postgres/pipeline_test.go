@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pomona-mdm/pomona/internal/pgtest"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
+)
+
+// TestPipelineCommitsOnlyWhatSucceeded: a piped transaction (the dialect's
+// Pipeline, a device result's transaction) commits with RowCommit only when
+// every statement before the COMMIT succeeded: a failing last statement, a
+// failing statement queued with Later (reported as a *sqlstore.LaterError by
+// the statement it went out with) and an error of fn after statements were
+// sent each leave nothing behind, and the pool's one connection is clean
+// for the next transaction (no "current transaction is aborted"). A
+// RowCommit whose statement finds no row commits (sql.ErrNoRows).
+func TestPipelineCommitsOnlyWhatSucceeded(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // every transaction on the same connection
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (id INT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	run := func(fn func(sqlstore.PipeTx) error) error {
+		return pipeline(ctx, db, sql.LevelRepeatableRead, fn)
+	}
+
+	// The last statement fails: its COMMIT never ran.
+	err = run(func(p sqlstore.PipeTx) error {
+		if _, err := p.Exec(ctx, `INSERT INTO t VALUES (1, 'a')`); err != nil {
+			return err
+		}
+		var x int
+		return p.RowCommit(ctx, `SELECT 1 / (SELECT COUNT(*) - 1 FROM t)`).Scan(&x) // division by zero
+	})
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "22012" || rows() != 0 {
+		t.Fatalf("failed last statement: %v, %d rows (want division_by_zero, 0 rows)", err, rows())
+	}
+
+	// A Later statement fails: the statement it went with reports it,
+	// and did not run (nor the COMMIT).
+	err = run(func(p sqlstore.PipeTx) error {
+		p.Later(`INSERT INTO t VALUES ($1, 'b')`, []any{2}, nil)
+		p.Later(`INSERT INTO t VALUES ($1, NULL)`, []any{3}, func(int64) { t.Error("a failed Later statement's done was called") })
+		var v string
+		return p.RowCommit(ctx, `INSERT INTO t VALUES (4, 'd') RETURNING v`).Scan(&v)
+	})
+	var later *sqlstore.LaterError
+	if !errors.As(err, &later) || !errors.As(later.Err, &pe) || pe.Code != "23502" || rows() != 0 {
+		t.Fatalf("failed Later statement: %v, %d rows (want a LaterError of not_null_violation, 0 rows)", err, rows())
+	}
+
+	// fn fails after its BEGIN and a write went out: rolled back.
+	boom := errors.New("boom")
+	err = run(func(p sqlstore.PipeTx) error {
+		if _, err := p.Exec(ctx, `INSERT INTO t VALUES (5, 'e')`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || rows() != 0 {
+		t.Fatalf("fn's error: %v, %d rows (want boom, 0 rows)", err, rows())
+	}
+
+	// Later statements and a RowCommit that finds no row: committed,
+	// done called with the rows each changed.
+	var changed []int64
+	err = run(func(p sqlstore.PipeTx) error {
+		var v string
+		if err := p.Row(ctx, `SELECT v FROM t WHERE id = $1`, 1).Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+			t.Errorf("read of a missing row: %v, want sql.ErrNoRows", err)
+		}
+		p.Later(`INSERT INTO t VALUES ($1, 'f'), ($2, 'g')`, []any{6, 7}, func(n int64) { changed = append(changed, n) })
+		p.Later(`UPDATE t SET v = 'h' WHERE id = $1`, []any{6}, func(n int64) { changed = append(changed, n) })
+		err := p.RowCommit(ctx, `SELECT v FROM t WHERE id = $1`, 8).Scan(&v)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return p.Commit(ctx) // nothing more to do
+	})
+	if err != nil || rows() != 2 || len(changed) != 2 || changed[0] != 2 || changed[1] != 1 {
+		t.Fatalf("commit with no row: %v, %d rows, changed %v (want nil, 2 rows, [2 1])", err, rows(), changed)
+	}
+
+	// Statements after RowCommit run autocommitted.
+	err = run(func(p sqlstore.PipeTx) error {
+		var v string
+		if err := p.RowCommit(ctx, `SELECT v FROM t WHERE id = $1`, 6).Scan(&v); err != nil || v != "h" {
+			t.Errorf("RowCommit: %q %v", v, err)
+		}
+		_, err := p.Exec(ctx, `INSERT INTO t VALUES (9, 'i')`)
+		return err
+	})
+	if err != nil || rows() != 3 {
+		t.Fatalf("statement after the commit: %v, %d rows (want 3)", err, rows())
+	}
+}
