@@ -89,6 +89,8 @@ type page struct {
 	Admin   *store.Admin
 	CSRF    string
 	Flash   *flash
+	// Refill is a refused form's input, for the form to show again.
+	Refill  refill
 	Version string
 	Data    any
 }
@@ -103,7 +105,8 @@ const (
 
 func (c *Console) render(w http.ResponseWriter, r *Request, status int, name, title string, data any) {
 	section := strings.SplitN(strings.TrimPrefix(r.URL.Path, Prefix+"/"), "/", 2)[0]
-	c.write(w, status, name, page{Title: title, Section: section, Admin: r.Admin, CSRF: r.CSRF, Flash: c.takeFlash(w, r.Request), Version: c.Version, Data: data})
+	c.write(w, status, name, page{Title: title, Section: section, Admin: r.Admin, CSRF: r.CSRF, Flash: c.takeFlash(w, r.Request),
+		Refill: c.takeRefill(w, r.Request, status), Version: c.Version, Data: data})
 }
 
 func (c *Console) renderPublic(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
