@@ -60,7 +60,7 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d %s", n, many)
 	},
-	"list":   func(s ...string) []string { return s },
+	"list": func(s ...string) []string { return s },
 }
 
 func statusClass(s string) string {
