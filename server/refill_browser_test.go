@@ -24,8 +24,9 @@ import (
 // name but never the password; a profile refused in place for a forbidden
 // payload keeps its platform, minimum OS and signing choices (the file
 // must be chosen again: a page cannot choose one). The values come back
-// once: the page opened again is empty. Fails on the old code at every
-// field.
+// once: the page opened again is empty. The refusal takes the focus, so
+// that Tab goes on in the page rather than from its top. Fails on the old
+// code at every field and at the focus.
 func TestConsoleRefusedFormComesBackFilledByKeyboard(t *testing.T) {
 	w, clk := consoleWorld(t)
 	e := w.e
@@ -73,6 +74,15 @@ func TestConsoleRefusedFormComesBackFilledByKeyboard(t *testing.T) {
 	run("untick second factor", chromedp.Focus(tenantForm+` input[name=second_factor]`, chromedp.ByQuery), chromedp.KeyEvent(" "))
 	run("create", chromedp.Focus(tenantForm+" button", chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
 	refusal("tenant", "already belongs to another tenant")
+	// The refusal has the focus: the next Tab goes on in the page (it
+	// started from the top, the skip link and the header, again).
+	var onFlash bool
+	var next string
+	run("focus on the refusal", chromedp.Evaluate(`document.activeElement.matches(".flash.error")`, &onFlash),
+		chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(`document.activeElement.closest("main") ? "main" : document.activeElement.outerHTML.slice(0, 80)`, &next))
+	if !onFlash || next != "main" {
+		t.Errorf("after a refusal: focus on the message %v, next Tab stop %s (want the message, then main)", onFlash, next)
+	}
 	if got, want := fields(tenantForm), "name=Second Corp domains=second.example, example.com second_factor=off"; got != want {
 		t.Errorf("refused tenant form: %q, want %q", got, want)
 	}
