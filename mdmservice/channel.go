@@ -215,6 +215,10 @@ func (c *Channel) Command(ctx context.Context, r *Request) (*Answer, error) {
 		// profile wave's three requests; docs/benchmarks.md, "Session 12
 		// — wave4").
 		q.Idle = true
+		// Only an Idle poll's answer looks at CommandWaiting
+		// (Core.CommandAndReportResults): a result's sender is then
+		// answered from what the store remembers, with no statement.
+		q.NoWaiting = res.Status != mdm.Idle
 	}
 	if err := c.resolve(ctx, r, cert, q); err != nil {
 		return nil, err

@@ -22,6 +22,12 @@ type DeviceRequestQuery struct {
 	// too (their hooks and webhook events use only these fields:
 	// "Session 12 — wave4").
 	Idle bool
+	// NoWaiting: the caller does not look at CommandWaiting (a command
+	// result: only an Idle poll's answer depends on it), which is then
+	// false. With Idle, a store that remembers the rest of the read
+	// (sqlstore's authCache) answers such a request without the queue
+	// look.
+	NoWaiting bool
 }
 
 // DeviceRequest is the sender of one MDM request, read at once: its

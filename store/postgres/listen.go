@@ -21,6 +21,12 @@ import (
 // webhooks table (migration 0031's statement trigger).
 const webhooksChannel = "pomona_webhooks"
 
+// authChannel is the NOTIFY channel of every committed write that can
+// change a command-channel request's sender read (migration 0032's
+// statement triggers; sqlstore's authCache). The same connection listens
+// on both: one probe proves that notices reach it.
+const authChannel = "pomona_auth"
+
 // Timings of the webhook change listener.
 const (
 	// listenPing: after this long without a notice the listener checks
@@ -45,7 +51,10 @@ const (
 // new connection listens again. PostgreSQL delivers a notice to every
 // listening session when the writing transaction commits, so a webhook
 // created through any instance takes this instance's events from the
-// moment the notice arrives.
+// moment the notice arrives. The same connection listens on authChannel
+// and tells the store the same way (SetAuthWatched, AuthChanged): while
+// it listens, a command-channel request's sender is answered from what
+// the store remembers (sqlstore's authCache), forgotten on each notice.
 type webhookListener struct {
 	cfg    *pgx.ConnConfig
 	s      *sqlstore.Store
@@ -60,6 +69,8 @@ type webhookListener struct {
 	pid       atomic.Uint32
 	// notices counts the notices of writes received (not probes).
 	notices atomic.Int64
+	// authNotices counts the notices on authChannel.
+	authNotices atomic.Int64
 	// probes numbers this listener's probes.
 	probes atomic.Uint64
 }
@@ -97,6 +108,7 @@ func (l *webhookListener) run(ctx context.Context) {
 		began := time.Now()
 		err := l.session(ctx)
 		l.s.SetWebhooksWatched(false)
+		l.s.SetAuthWatched(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -133,6 +145,9 @@ func (l *webhookListener) session(ctx context.Context) error {
 	// returns); from then on every committed write of webhooks sends this
 	// connection a notice, so the list may be remembered only now.
 	_, err = conn.Exec(cctx, "LISTEN "+webhooksChannel)
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+authChannel)
+	}
 	cancel()
 	if err != nil {
 		return err
@@ -142,6 +157,7 @@ func (l *webhookListener) session(ctx context.Context) error {
 		return err
 	}
 	l.s.SetWebhooksWatched(true)
+	l.s.SetAuthWatched(true)
 	l.listening.Add(1)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenPing)
@@ -170,10 +186,16 @@ func (l *webhookListener) session(ctx context.Context) error {
 // trigger's notices have an empty payload.
 const probePrefix = "probe "
 
-// notice handles one notice: a write of webhooks forgets the list; a
-// probe (this listener's or another instance's) changes nothing.
+// notice handles one notice: a write of webhooks forgets the list, a
+// write of a sender's rows (authChannel) the remembered senders; a probe
+// (this listener's or another instance's) changes nothing.
 func (l *webhookListener) notice(n *pgconn.Notification) {
 	if strings.HasPrefix(n.Payload, probePrefix) {
+		return
+	}
+	if n.Channel == authChannel {
+		l.authNotices.Add(1)
+		l.s.AuthChanged()
 		return
 	}
 	l.notices.Add(1)

@@ -62,6 +62,10 @@ var Dialect = sqlstore.Dialect{
 	// One serving process per database file (Lock, taken by
 	// open.Serving): the store remembers the webhook list.
 	OneProcess: true,
+	// Migration 0032's triggers count the writes a command-channel
+	// sender's read depends on: the store remembers those reads
+	// (sqlstore's authCache) and checks the count per request.
+	AuthGeneration: true,
 	Constraint: func(err error) error {
 		var se *sqlite.Error
 		if errors.As(err, &se) {

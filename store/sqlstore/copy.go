@@ -22,8 +22,9 @@ var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api
 // runtime state, console sessions end with a move (admins sign in again),
 // and idempotency keys only answer retries within 24 hours.
 // revocation_count is not copied but rebuilt: the target's trigger counts
-// every revoked_certs row the copy inserts.
-var NotCopied = []string{"leases", "admin_sessions", "idempotency_keys", "revocation_count"}
+// every revoked_certs row the copy inserts. auth_generation (SQLite) is a
+// count of writes the target's triggers keep (authCache).
+var NotCopied = []string{"leases", "admin_sessions", "idempotency_keys", "revocation_count", "auth_generation"}
 
 // TableReport compares one table after a copy.
 type TableReport struct {
@@ -40,6 +41,7 @@ var ErrNotEmpty = errors.New("the target database is not empty")
 // counts and checksums of both sides.
 func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table string, rows int64)) ([]TableReport, error) {
 	defer dst.hooks.changed() // it writes dst's webhooks (webhookCache)
+	defer dst.auth.changed()  // and its senders (authCache)
 	sv, err := s.SchemaVersion(ctx)
 	if err != nil {
 		return nil, err

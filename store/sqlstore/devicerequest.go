@@ -56,7 +56,16 @@ const deviceRequestIdleSQL = `SELECT ic.enrollment_id AS a, ic.revoked_at AS b,
 	u.enabled AS h, u.tokens_not_before AS i,
 	t.user_id AS j, t.tenant_id AS k, t.created_at AS l, t.expires_at AS m, t.enrollment_id AS n, t.revoked_at AS o,
 	c.id AS p, c.last_seen_at AS q,
-	` + commandWaitingSQL + ` AS r` + deviceRequestFrom
+	` + commandWaitingSQL + ` AS r, `
+
+// deviceRequestIdleGen is deviceRequestIdleSQL's last column: the
+// auth_generation count the row was read under (authCache; SQLite,
+// Dialect.AuthGeneration), read in the same statement so that a row and
+// its count are one snapshot; 0 elsewhere.
+const (
+	deviceRequestIdleGen   = `(SELECT gen FROM auth_generation WHERE id = 1) AS s`
+	deviceRequestIdleNoGen = `0 AS s`
+)
 
 // commandWaitingSQL says whether channel c has a command an Idle poll
 // would be handed (the statuses of NextCommand after an Idle), so that an
@@ -158,17 +167,25 @@ type idleRow struct {
 	tokCreated, tokExpires, tokRevoked, chSeen sql.NullInt64
 }
 
-// deviceRequestIdle is DeviceRequest with q.Idle: deviceRequestIdleSQL,
-// the fields store.DeviceRequest lists for Idle.
+// deviceRequestIdle is DeviceRequest with q.Idle: the fields
+// store.DeviceRequest lists for Idle, from what the store remembers of
+// the sender (authCache) or else deviceRequestIdleSQL, whose row it then
+// remembers.
 func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuery, hash []byte) (*store.DeviceRequest, error) {
+	key := authKey(q)
+	if r, ok, err := s.cachedDeviceRequest(ctx, q, key); ok || err != nil {
+		return r, err
+	}
+	gen, remember := s.authBegin()
 	row := &idleRow{}
 	r := &row.r
-	err := s.r.QueryRowContext(ctx, deviceRequestIdleSQL, hash, q.ChannelKind, q.EnrollmentUserID, q.Serial).Scan(
+	var dbGen int64
+	err := s.r.QueryRowContext(ctx, s.idleQ, hash, q.ChannelKind, q.EnrollmentUserID, q.Serial).Scan(
 		&r.IdentityCert.DeviceID, &row.revoked,
 		&r.Enrollment.TenantID, &r.Enrollment.UserID, &r.Enrollment.Platform, &r.Enrollment.Status, &r.Enrollment.AppleEnrollmentID,
 		&row.enabled, &row.notBefore,
 		&row.tokUser, &row.tokTenant, &row.tokCreated, &row.tokExpires, &row.tokDevice, &row.tokRevoked,
-		&row.chID, &row.chSeen, &row.waiting)
+		&row.chID, &row.chSeen, &row.waiting, &dbGen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("device request %w", store.ErrNotFound)
 	}
@@ -187,6 +204,16 @@ func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuer
 		r.Channel = &store.Channel{ID: row.chID.String, DeviceID: r.Enrollment.ID, Kind: q.ChannelKind, EnrollmentUserID: q.EnrollmentUserID,
 			LastSeenAt: fromMicros(row.chSeen.Int64)}
 		r.CommandWaiting = row.waiting != 0
+	}
+	if remember {
+		e := &authEntry{gen: uint64(dbGen), deviceID: r.IdentityCert.DeviceID, tenantID: r.Enrollment.TenantID, userID: r.Enrollment.UserID,
+			platform: r.Enrollment.Platform, status: r.Enrollment.Status, appleID: r.Enrollment.AppleEnrollmentID,
+			revoked: row.revoked, notBefore: row.notBefore, enabled: row.enabled != 0, chID: row.chID.String, chSeen: row.chSeen.Int64}
+		if row.tokUser.Valid {
+			e.tok, e.tokCreated, e.tokExpires, e.tokRevoked = true, row.tokCreated.Int64, row.tokExpires.Int64, row.tokRevoked.Int64
+			e.tokUser, e.tokTenant, e.tokDevice = same(e.userID, row.tokUser.String), same(e.tenantID, row.tokTenant.String), same(e.deviceID, row.tokDevice.String)
+		}
+		s.authRemember(key, e, gen)
 	}
 	return r, nil
 }

@@ -11,6 +11,7 @@ import (
 )
 
 func (s *Store) CreateAccessToken(ctx context.Context, t *store.AccessToken) error {
+	defer s.auth.changed() // after the commit: authCache
 	_, err := s.w.ExecContext(ctx, `INSERT INTO access_tokens (hash, user_id, tenant_id, created_at, expires_at, enrollment_id) VALUES (?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.UserID, t.TenantID, toMicros(t.CreatedAt), toMicros(t.ExpiresAt), t.DeviceID)
 	return s.constraint(err)
@@ -32,6 +33,7 @@ func (s *Store) AccessToken(ctx context.Context, hash []byte) (*store.AccessToke
 }
 
 func (s *Store) BindAccessToken(ctx context.Context, hash []byte, enrollmentID string) error {
+	defer s.auth.changed() // after the commit: authCache
 	return s.tx(ctx, func(tx *Tx) error {
 		var cur string
 		err := tx.QueryRowContext(ctx, `SELECT enrollment_id FROM access_tokens WHERE hash = ?`, hash).Scan(&cur)
@@ -70,6 +72,7 @@ func (s *Store) CreateEnrollment(ctx context.Context, e *store.Enrollment, ch *s
 }
 
 func (s *Store) CreatePendingEnrollment(ctx context.Context, e *store.Enrollment, ch *store.SCEPChallenge, now time.Time) (bool, error) {
+	defer s.auth.changed() // after the commit: authCache
 	id := e.ID
 	replaced := false
 	err := s.tx(ctx, func(tx *Tx) error {

@@ -15,6 +15,7 @@ import (
 )
 
 func (s *Store) BindAppleEnrollment(ctx context.Context, ref, appleID string, info store.DeviceInfo, now time.Time) error {
+	defer s.auth.changed() // after the commit: authCache
 	return s.tx(ctx, func(tx *Tx) error {
 		var cur sql.NullString
 		var status string
@@ -117,6 +118,7 @@ func (s *Store) EnrollmentForCommand(ctx context.Context, ref string, byAppleID 
 }
 
 func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.Time) error {
+	defer s.auth.changed() // after the commit: authCache
 	at := toMicros(now)
 	return s.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE enrollments SET status = ?, unenrolled_at = CASE WHEN status = ? AND unenrolled_at <> 0 THEN unenrolled_at ELSE ? END,
@@ -143,6 +145,7 @@ func (s *Store) EndEnrollment(ctx context.Context, ref, reason string, now time.
 }
 
 func (s *Store) PutChannel(ctx context.Context, c *store.Channel) error {
+	defer s.auth.changed() // after the commit: authCache
 	err := s.writeRow(ctx, `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, user_short_name, user_long_name, push_token,
 		push_magic, push_dead, last_push_at, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (enrollment_ref, kind, enrollment_user_id) DO UPDATE SET user_short_name = excluded.user_short_name,
@@ -193,6 +196,10 @@ func (s *Store) Channels(ctx context.Context, ref string) ([]store.Channel, erro
 // neither change), one round trip instead of a SERIALIZABLE transaction's
 // four.
 func (s *Store) TouchChannel(ctx context.Context, ref, id string, now time.Time) error {
+	// A remembered sender's channel keeps the last-seen time it was read
+	// with: this store's write is what keeps it from being touched again
+	// within the minute (authCache).
+	s.auth.touched(id, toMicros(now))
 	if s.gc == nil {
 		_, err := s.w.ExecContext(ctx, `WITH c AS (UPDATE channels SET last_seen_at = ? WHERE id = ? AND enrollment_ref = ? RETURNING enrollment_ref)
 			UPDATE enrollments SET last_seen_at = ? WHERE id IN (SELECT enrollment_ref FROM c)`, toMicros(now), id, ref, toMicros(now))

@@ -195,6 +195,13 @@ type Dialect struct {
 	// is remembered there only while the backend's change listener is
 	// connected (SetWebhooksWatched).
 	OneProcess bool
+	// AuthGeneration: the database counts, in auth_generation, every
+	// write that can change a command-channel request's sender read
+	// (migration 0032's triggers, SQLite), so the store remembers those
+	// reads and checks the count with each request (authCache). false:
+	// remembered only while the backend's change listener is connected
+	// (SetAuthWatched, PostgreSQL).
+	AuthGeneration bool
 }
 
 // Store implements store.Store over database/sql.
@@ -220,6 +227,10 @@ type Store struct {
 	// hooks remembers the webhook list (Dialect.OneProcess, or while a
 	// shared database's change listener is connected).
 	hooks webhookCache
+	// auth remembers command-channel senders (authCache); idleQ is
+	// deviceRequestIdleSQL with the dialect's count column.
+	auth  authCache
+	idleQ string
 	// markChunk is Dialect.MarkChunk unless SetMarkChunk changed it.
 	markChunk atomic.Int64
 }
@@ -231,6 +242,10 @@ var _ store.Store = (*Store)(nil)
 func New(d Dialect, w, r *sql.DB, description string) *Store {
 	s := &Store{d: d, w: newDB(w, d), r: newDB(r, d), name: description}
 	s.markChunk.Store(int64(d.MarkChunk))
+	s.idleQ = deviceRequestIdleSQL + deviceRequestIdleNoGen + deviceRequestFrom
+	if d.AuthGeneration {
+		s.idleQ = deviceRequestIdleSQL + deviceRequestIdleGen + deviceRequestFrom
+	}
 	if d.WritableCTE {
 		s.enqueueOneQ = [2]string{s.enqueueOneSQL(false), s.enqueueOneSQL(true)}
 		s.verifyEnqueueQ = s.verifyEnqueueSQL()

@@ -190,6 +190,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*store.Tena
 }
 
 func (s *Store) DeleteTenant(ctx context.Context, id string, cascade bool, end store.Ending) error {
+	defer s.auth.changed() // after the commit: authCache
 	return s.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenants WHERE id = ?`, id).Scan(&n); err != nil {

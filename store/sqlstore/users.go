@@ -99,6 +99,7 @@ func (s *Store) Users(ctx context.Context, f store.UserFilter) ([]store.User, er
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) error) (*store.User, error) {
+	defer s.auth.changed() // after the commit: authCache
 	var result *store.User
 	err := s.tx(ctx, func(tx *Tx) error {
 		u, err := getUser(ctx, tx, `id = ?`, id)
@@ -140,6 +141,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*store.User) 
 }
 
 func (s *Store) DeleteUser(ctx context.Context, id string, end store.Ending) error {
+	defer s.auth.changed() // after the commit: authCache
 	return s.tx(ctx, func(tx *Tx) error {
 		if err := bury(ctx, tx, `e.user_id = ?`, id, end); err != nil {
 			return err

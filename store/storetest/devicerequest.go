@@ -10,7 +10,7 @@ import (
 )
 
 func deviceRequestTests() []namedTest {
-	return []namedTest{{"DeviceRequest", testDeviceRequest}}
+	return []namedTest{{"DeviceRequest", testDeviceRequest}, {"DeviceRequestRemembered", testDeviceRequestRemembered}}
 }
 
 // testDeviceRequest: one read returns the certificate, its enrollment and
@@ -200,4 +200,132 @@ func idleFields(full *store.DeviceRequest) *store.DeviceRequest {
 		r.Channel = &store.Channel{ID: c.ID, DeviceID: c.DeviceID, Kind: c.Kind, EnrollmentUserID: c.EnrollmentUserID, LastSeenAt: c.LastSeenAt}
 	}
 	return r
+}
+
+// testDeviceRequestRemembered: a store may remember a command-channel
+// sender's read (sqlstore's authCache), but every write that changes it
+// — a channel's TokenUpdate, a new bearer token, the user disabled or
+// their tokens cut off, the enrollment ended (revocation, CheckOut), the
+// user deleted — shows in the very next Idle read, which always equals
+// the fields of a full read made then.
+func testDeviceRequestRemembered(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tn := mustTenant(t, s, "A", "a.example")
+	u := mustUser(t, s, tn.ID, "alice@a.example")
+	e := mustEnrollment(t, s, tn.ID, u.ID, []byte("c1"), now().Add(time.Hour))
+	cert := &store.IdentityCert{Serial: "0c1d", DeviceID: e.ID, SHA256: []byte("fp"), NotBefore: now(), NotAfter: now().Add(time.Hour), IssuedAt: now()}
+	if err := s.ConsumeSCEPChallenge(ctx, []byte("c1"), now(), cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindAppleEnrollment(ctx, e.ID, "APPLE-RM", store.DeviceInfo{OSVersion: "18.3"}, now()); err != nil {
+		t.Fatal(err)
+	}
+	dev := store.DeviceRequestQuery{Serial: "0c1d", TokenHash: []byte("tok-rm"), ChannelKind: "device", Idle: true}
+	res := dev
+	res.NoWaiting = true
+	// check reads q (Idle) three times — the first may remember it, the
+	// others may be answered from that — each equal to the full read's
+	// fields; it returns the first.
+	check := func(what string, q store.DeviceRequestQuery) *store.DeviceRequest {
+		t.Helper()
+		fq := q
+		fq.Idle, fq.NoWaiting = false, false
+		full, err := s.DeviceRequest(ctx, fq)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		want := idleFields(full)
+		if q.NoWaiting {
+			want.CommandWaiting = false
+		}
+		var first *store.DeviceRequest
+		for i := range 3 {
+			got, err := s.DeviceRequest(ctx, q)
+			if err != nil {
+				t.Fatalf("%s: read %d: %v", what, i, err)
+			}
+			if q.NoWaiting {
+				got.CommandWaiting = false // not asked for
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: Idle read %d of %+v:\n got %+v\nwant %+v", what, i, q, got, want)
+			}
+			if first == nil {
+				first = got
+			}
+		}
+		return first
+	}
+	if r := check("before any channel", dev); r.Channel != nil || r.AccessToken != nil {
+		t.Fatalf("before any channel or token: %+v", r)
+	}
+	check("a result before any channel", res)
+
+	// TokenUpdate: the channel appears at once.
+	if err := s.PutChannel(ctx, &store.Channel{ID: "ch-rm", DeviceID: e.ID, Kind: "device", PushMagic: "m", CreatedAt: now(), UpdatedAt: now(),
+		LastSeenAt: now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("after TokenUpdate", dev); r.Channel == nil || r.Channel.ID != "ch-rm" || r.CommandWaiting {
+		t.Fatalf("after TokenUpdate: %+v", r)
+	}
+	// A command queued: the next Idle poll of a remembered sender sees it.
+	if err := s.Enqueue(ctx, &store.CommandRecord{UUID: "rm-c1", RequestType: "DeviceInformation", Payload: []byte("<plist/>"), CreatedAt: now()}, []string{"ch-rm"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("a command queued", dev); !r.CommandWaiting {
+		t.Fatal("a command queued for a remembered sender: CommandWaiting false")
+	}
+	// Touched: a remembered channel's last-seen time is the touch's (the
+	// channel is touched once a minute, not on every request).
+	seen := now()
+	if err := s.TouchChannel(ctx, e.ID, "ch-rm", seen); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("touched", dev); !r.Channel.LastSeenAt.Equal(seen) {
+		t.Fatalf("after TouchChannel: last seen %v, want %v", r.Channel.LastSeenAt, seen)
+	}
+
+	// A bearer token created after a read that found none.
+	if err := s.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("tok-rm"), UserID: u.ID, TenantID: tn.ID, CreatedAt: now(),
+		ExpiresAt: now().Add(time.Hour), DeviceID: e.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("token created", dev); r.AccessToken == nil || string(r.AccessToken.Hash) != "tok-rm" {
+		t.Fatalf("after the token's creation: %+v", r.AccessToken)
+	}
+	check("a result with the token", res)
+
+	// The user disabled, then their tokens cut off (a rotation).
+	if _, err := s.UpdateUser(ctx, u.ID, func(x *store.User) error { x.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("user disabled", res); r.User.Enabled {
+		t.Fatal("a disabled user read as enabled")
+	}
+	if _, err := s.UpdateUser(ctx, u.ID, func(x *store.User) error { x.Enabled, x.TokensNotBefore = true, now().Add(time.Second); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("tokens cut off", dev); r.User.TokensNotBefore.IsZero() || !r.User.Enabled {
+		t.Fatalf("tokens cut off: %+v", r.User)
+	}
+
+	// Ended (CheckOut, revocation): the certificate and the token revoked,
+	// the enrollment unenrolled, on the very next read.
+	if err := s.EndEnrollment(ctx, e.ID, "test", now()); err != nil {
+		t.Fatal(err)
+	}
+	if r := check("ended", res); r.IdentityCert.RevokedAt.IsZero() || r.Enrollment.Status != store.EnrollmentUnenrolled ||
+		r.AccessToken == nil || r.AccessToken.RevokedAt.IsZero() {
+		t.Fatalf("after EndEnrollment: %+v", r)
+	}
+
+	// The user deleted (their enrollment with them): not found at once.
+	if err := s.DeleteUser(ctx, u.ID, store.Ending{Reason: "test", At: now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.DeviceRequestQuery{dev, res} {
+		_, err := s.DeviceRequest(ctx, q)
+		wantErr(t, err, store.ErrNotFound)
+	}
 }

@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/internal/pgtest"
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
+)
+
+// enrolledDevice sets up one enrolled device (serial "0e1f", a device
+// channel "ch-ac", bearer "tok-ac") and returns its Idle query.
+func enrolledDevice(t *testing.T, s *sqlstore.Store) store.DeviceRequestQuery {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateTenant(ctx, &store.Tenant{ID: "t-ac", Name: "A", Domains: []string{"a.example"}, CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateUser(ctx, &store.User{ID: "u-ac", TenantID: "t-ac", Email: "a@a.example", ManagedAppleID: "a@a.example", Enabled: true,
+		CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e-ac", TenantID: "t-ac", UserID: "u-ac", TokenHash: []byte("tok"), Platform: "iOS",
+		Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, &store.SCEPChallenge{Hash: []byte("c-ac"), ExpiresAt: now.Add(time.Hour)}))
+	must(s.ConsumeSCEPChallenge(ctx, []byte("c-ac"), now, &store.IdentityCert{Serial: "0e1f", DeviceID: "e-ac", SHA256: []byte("fp"),
+		NotBefore: now, NotAfter: now.Add(time.Hour), IssuedAt: now}))
+	must(s.BindAppleEnrollment(ctx, "e-ac", "APPLE-AC", store.DeviceInfo{}, now))
+	must(s.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("tok-ac"), UserID: "u-ac", TenantID: "t-ac", CreatedAt: now,
+		ExpiresAt: now.Add(time.Hour), DeviceID: "e-ac"}))
+	must(s.PutChannel(ctx, &store.Channel{ID: "ch-ac", DeviceID: "e-ac", Kind: "device", PushMagic: "m", CreatedAt: now, UpdatedAt: now, LastSeenAt: now}))
+	return store.DeviceRequestQuery{Serial: "0e1f", TokenHash: []byte("tok-ac"), ChannelKind: "device", Idle: true}
+}
+
+// Two instances on one database, both listening: instance 2 remembers a
+// sender; a revocation through instance 1 (EndEnrollment: CheckOut, an
+// operator's revocation) and a hand-written one (any writer: the
+// triggers of migration 0032) are refused by instance 2's next request
+// once the notice arrived, sent at the revoking commit.
+func TestRememberedSenderTwoInstances(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	s1, _ := openListening(t, url)
+	s2, l2 := openListening(t, url)
+	q := enrolledDevice(t, s1)
+	res := q
+	res.NoWaiting = true
+	read := func(s *sqlstore.Store, q store.DeviceRequestQuery) *store.DeviceRequest {
+		t.Helper()
+		r, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	waitNotice := func(what string, seen int64) {
+		t.Helper()
+		waitFor(t, "instance 2's notice of "+what, func() bool { return l2.authNotices.Load() > seen })
+	}
+	for range 2 {
+		if r := read(s2, res); !r.IdentityCert.RevokedAt.IsZero() {
+			t.Fatal("revoked before the revocation")
+		}
+	}
+	seen := l2.authNotices.Load()
+	if err := s1.EndEnrollment(ctx, "e-ac", "revoked by an operator", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitNotice("the revocation", seen)
+	if r := read(s2, res); r.IdentityCert.RevokedAt.IsZero() || r.Enrollment.Status != store.EnrollmentUnenrolled {
+		t.Fatalf("revoked through instance 1: instance 2's next request read %+v", r)
+	}
+
+	// Written by hand: the certificate un-revoked and the user disabled
+	// (one statement each), seen by instance 2 once their notices came.
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	read(s2, q)
+	read(s2, q)
+	seen = l2.authNotices.Load()
+	if _, err := db.ExecContext(ctx, `UPDATE users SET enabled = 0 WHERE id = 'u-ac'`); err != nil {
+		t.Fatal(err)
+	}
+	waitNotice("the hand-written write", seen)
+	if r := read(s2, q); r.User.Enabled {
+		t.Fatal("a user disabled by hand: instance 2 read them enabled")
+	}
+	// A write of columns no sender read returns sends no notice.
+	seen = l2.authNotices.Load()
+	if _, err := db.ExecContext(ctx, `UPDATE channels SET last_seen_at = 5, push_dead = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE users SET enabled = 1 WHERE id = 'u-ac'`); err != nil {
+		t.Fatal(err)
+	}
+	waitNotice("the second hand-written write", seen)
+	if n := l2.authNotices.Load() - seen; n != 1 {
+		t.Fatalf("%d notices for a channel's last-seen write and a user's, want 1", n)
+	}
+}
+
+// On PostgreSQL a remembered sender's result costs no statement and its
+// Idle poll one (the queue look), where each ran the five-table read; a
+// revocation through the same store takes the very next request (the
+// store forgets at its commit, before the notice); without the listener
+// every request reads again.
+func TestRememberedSenderStatements(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	migrated, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	db, log := pgtest.TracedDB(t, url)
+	s := sqlstore.New(Dialect, db, db, "traced")
+	l, err := startWebhookListener(url, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnClose(l.stop)
+	t.Cleanup(func() { s.Close() })
+	waitFor(t, "the listener", func() bool { return l.listening.Load() > 0 })
+	q := enrolledDevice(t, s)
+	res := q
+	res.NoWaiting = true
+	read := func(what string, q store.DeviceRequestQuery, want int) *store.DeviceRequest {
+		t.Helper()
+		log.Take()
+		r, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := log.Take(); len(got) != want {
+			t.Errorf("%s sent %d statements, want %d:\n%s", what, len(got), want, strings.Join(got, "\n"))
+		}
+		return r
+	}
+	// The setup's notices may still arrive: each forgets.
+	time.Sleep(100 * time.Millisecond)
+	read("the first Idle poll", q, 1)
+	read("a remembered sender's Idle poll", q, 1)
+	read("a remembered sender's result", res, 0)
+	read("a remembered sender's result", res, 0)
+	if err := s.EndEnrollment(ctx, "e-ac", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r := read("the result after the revocation", res, 1); r.IdentityCert.RevokedAt.IsZero() {
+		t.Fatal("revoked through this store: its next request read the certificate as not revoked")
+	}
+	l.stop()
+	read("a result without the listener", res, 1)
+	read("a result without the listener", res, 1)
+}

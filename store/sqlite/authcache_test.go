@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pomona-mdm/pomona/store"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
+)
+
+// remembered sets up one enrolled device (serial "0e1f", a device
+// channel "ch-ac", bearer "tok-ac") and returns its Idle query.
+func remembered(t *testing.T, s *sqlstore.Store) store.DeviceRequestQuery {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateTenant(ctx, &store.Tenant{ID: "t-ac", Name: "A", Domains: []string{"a.example"}, CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateUser(ctx, &store.User{ID: "u-ac", TenantID: "t-ac", Email: "a@a.example", ManagedAppleID: "a@a.example", Enabled: true,
+		CreatedAt: now, UpdatedAt: now}))
+	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e-ac", TenantID: "t-ac", UserID: "u-ac", TokenHash: []byte("tok"), Platform: "iOS",
+		Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, &store.SCEPChallenge{Hash: []byte("c-ac"), ExpiresAt: now.Add(time.Hour)}))
+	must(s.ConsumeSCEPChallenge(ctx, []byte("c-ac"), now, &store.IdentityCert{Serial: "0e1f", DeviceID: "e-ac", SHA256: []byte("fp"),
+		NotBefore: now, NotAfter: now.Add(time.Hour), IssuedAt: now}))
+	must(s.BindAppleEnrollment(ctx, "e-ac", "APPLE-AC", store.DeviceInfo{}, now))
+	must(s.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("tok-ac"), UserID: "u-ac", TenantID: "t-ac", CreatedAt: now,
+		ExpiresAt: now.Add(time.Hour), DeviceID: "e-ac"}))
+	must(s.PutChannel(ctx, &store.Channel{ID: "ch-ac", DeviceID: "e-ac", Kind: "device", PushMagic: "m", CreatedAt: now, UpdatedAt: now, LastSeenAt: now}))
+	return store.DeviceRequestQuery{Serial: "0e1f", TokenHash: []byte("tok-ac"), ChannelKind: "device", Idle: true}
+}
+
+// A remembered command-channel sender (sqlstore's authCache) costs one
+// statement on one row per request: auth_generation alone for a result,
+// with the channel's queue look for an Idle poll — instead of the
+// five-table read (deviceRequestIdleSQL) every request ran before.
+func TestRememberedSenderStatements(t *testing.T) {
+	ctx := context.Background()
+	s, log := countedStore(t)
+	q := remembered(t, s)
+	log.take()
+	read := func(q store.DeviceRequestQuery) []string {
+		t.Helper()
+		if _, err := s.DeviceRequest(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		runs, _ := log.take()
+		return runs
+	}
+	if runs := read(q); len(runs) != 1 || !strings.Contains(runs[0], "JOIN enrollments") {
+		t.Fatalf("first Idle read: %q, want the one joined read", runs)
+	}
+	for range 2 {
+		if runs := read(q); len(runs) != 1 || !strings.Contains(runs[0], "FROM auth_generation g") || strings.Contains(runs[0], "JOIN") {
+			t.Fatalf("a remembered sender's Idle poll: %q, want auth_generation with the queue look", runs)
+		}
+	}
+	res := q
+	res.NoWaiting = true
+	if runs := read(res); len(runs) != 1 || runs[0] != "SELECT gen AS a FROM auth_generation WHERE id = 1" {
+		t.Fatalf("a remembered sender's result: %q, want auth_generation alone", runs)
+	}
+}
+
+// Another connection's writes (another process on the file, the sqlite3
+// shell, a store copy — nothing that tells this store) reach the very
+// next request of a remembered sender: migration 0032's triggers count
+// them in auth_generation, which the request reads. Writes of columns
+// the read does not return (last_seen_at) do not count.
+func TestRememberedSenderSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/pomona.db"
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := remembered(t, s)
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	gen := func() (g int64) {
+		t.Helper()
+		if err := other.QueryRowContext(ctx, `SELECT gen FROM auth_generation`).Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	read := func(q store.DeviceRequestQuery) *store.DeviceRequest {
+		t.Helper()
+		r, err := s.DeviceRequest(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	exec := func(stmt string) {
+		t.Helper()
+		if _, err := other.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := q
+	res.NoWaiting = true
+	read(q)
+	read(res)
+
+	g := gen()
+	exec(`UPDATE channels SET last_seen_at = 5, push_dead = 1`)
+	exec(`UPDATE enrollments SET inventory = '{}', last_seen_at = 5`)
+	if gen() != g {
+		t.Fatal("a write of columns no sender read returns moved auth_generation")
+	}
+
+	exec(`UPDATE identity_certs SET revoked_at = 7 WHERE serial = '0e1f'`)
+	if r := read(res); r.IdentityCert.RevokedAt.IsZero() {
+		t.Fatal("revoked by another connection: the next request read the certificate as not revoked")
+	}
+	exec(`UPDATE users SET enabled = 0`)
+	if r := read(q); r.User.Enabled {
+		t.Fatal("user disabled by another connection: read as enabled")
+	}
+	exec(`UPDATE access_tokens SET revoked_at = 9`)
+	if r := read(res); r.AccessToken.RevokedAt.IsZero() {
+		t.Fatal("token revoked by another connection: read as not revoked")
+	}
+	exec(`UPDATE enrollments SET status = 'unenrolled'`)
+	if r := read(q); r.Enrollment.Status != store.EnrollmentUnenrolled {
+		t.Fatal("enrollment ended by another connection: read as " + r.Enrollment.Status)
+	}
+	exec(`DELETE FROM channels`)
+	if r := read(q); r.Channel != nil {
+		t.Fatal("channel deleted by another connection: still read")
+	}
+	exec(`DELETE FROM identity_certs`)
+	if _, err := s.DeviceRequest(ctx, res); err == nil {
+		t.Fatal("certificate deleted by another connection: still found")
+	}
+}
