@@ -43,7 +43,7 @@ func commands() []*command {
 				usage: "user reauthenticate <id or email>"},
 			{name: "delete", synopsis: "delete a user, unenrolling their devices (--yes confirms)", api: true, flags: userDelete,
 				usage: "user delete <id or email> [--yes]"},
-			{name: "import", synopsis: "create or update users from a CSV file", api: true, flags: userImport,
+			{name: "import", synopsis: "create users from a CSV file (each row on its own; existing ones fail, or are skipped with --skip-existing)", api: true, flags: userImport,
 				usage: "user import <users.csv> [--tenant T] [--workers N] [--skip-existing] [--errors failed.csv]"},
 		}},
 		{name: "apikey", synopsis: "manage admin API keys: create, list, revoke", children: []*command{

@@ -88,10 +88,22 @@ func deviceList(fs *flag.FlagSet) func(*call) error {
 					st += " (silent)"
 				}
 				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), st, d["platform"], d["product"],
-					orDash(str(d["os_version"])), d["user_id"], orDash(str(d["last_seen_at"])))
+					orDash(str(d["os_version"])), d["user_id"], seenAt(str(d["last_seen_at"])))
 			}
 		})
 	}
+}
+
+// seenAt is an API time as device show prints it (RFC 3339 in local
+// time, whole seconds), "-" when empty; the list printed the API's own
+// text, with a fraction of a second of varying length
+// (2026-12-02T14:27:44.9838Z), beside show's 2026-12-02T14:27:44Z.
+func seenAt(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return orDash(s)
+	}
+	return t.Local().Format(time.RFC3339)
 }
 
 // deviceShow prints one device (GET /api/v1/devices/{id}): a text
@@ -116,11 +128,20 @@ func deviceShow(c *call) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
-	return c.print(d, func(w io.Writer) { deviceTable(w, &d) })
+	// Whose device it is, by email: a user enrollment reveals no device
+	// name or serial number, so the user is what tells devices apart (the
+	// id alone sent the administrator to user show). A user deleted since
+	// (its devices are being unenrolled) or a failed look-up leaves the id.
+	email := ""
+	if u, err := api.User(c.Ctx, d.UserID); err == nil {
+		email = u.Email
+	}
+	return c.print(d, func(w io.Writer) { deviceTable(w, &d, email) })
 }
 
-// deviceTable writes a device as "field<TAB>value" lines.
-func deviceTable(w io.Writer, d *apitypes.Device) {
+// deviceTable writes a device as "field<TAB>value" lines; email is its
+// user's ("" when not known).
+func deviceTable(w io.Writer, d *apitypes.Device, email string) {
 	at := func(t *time.Time) string {
 		if t == nil {
 			return "-"
@@ -137,8 +158,12 @@ func deviceTable(w io.Writer, d *apitypes.Device) {
 	}
 	fmt.Fprintf(w, "id\t%s\nenrollment id\t%s\nstatus\t%s\nplatform\t%s\nproduct\t%s\nmodel\t%s\ndevice name\t%s\nOS\t%s\nlanguage\t%s\n",
 		d.ID, orDash(d.EnrollmentID), d.Status, d.Platform, orDash(d.Product), orDash(model), orDash(d.DeviceName), orDash(osv), orDash(d.Language))
+	user := d.UserID
+	if email != "" {
+		user = email + " (" + d.UserID + ")"
+	}
 	fmt.Fprintf(w, "tenant\t%s\nuser\t%s\nprofile\t%s\ncreated\t%s\nenrolled\t%s\nunenrolled\t%s\nlast seen\t%s\n",
-		d.TenantID, d.UserID, orDash(d.ProfileIdentifier), d.CreatedAt.Local().Format(time.RFC3339), at(d.EnrolledAt), at(d.UnenrolledAt), at(d.LastSeenAt))
+		d.TenantID, user, orDash(d.ProfileIdentifier), d.CreatedAt.Local().Format(time.RFC3339), at(d.EnrolledAt), at(d.UnenrolledAt), at(d.LastSeenAt))
 	if d.Silent {
 		fmt.Fprintf(w, "silent\tyes: not seen for serve --silent-after\n")
 	}

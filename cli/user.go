@@ -50,11 +50,11 @@ func userAdd(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		if err := showUser(c, u); err != nil {
-			return err
+		if !generated {
+			pw = ""
 		}
-		if generated && !c.json() {
-			fmt.Fprintf(c.Stdout, "password\t%s   (shown once)\n", pw)
+		if err := showUserPassword(c, u, pw); err != nil {
+			return err
 		}
 		if pw == "" && !c.json() {
 			fmt.Fprintf(c.Stderr, "note: %s has no password and cannot sign in yet: pomona user set-password %s\n", u.Email, u.Email)
@@ -270,10 +270,25 @@ func userDelete(fs *flag.FlagSet) func(*call) error {
 	}
 }
 
-func showUser(c *call, u *apitypes.User) error {
-	return c.print(u, func(w io.Writer) {
+func showUser(c *call, u *apitypes.User) error { return showUserPassword(c, u, "") }
+
+// showUserPassword is showUser with the password Pomona generated for the
+// user (empty: none), the one time it is shown: in the password row of
+// the text, as "password" in the JSON (as user set-password does). It was
+// a second, misaligned password row under "password set", and missing
+// from --json: a script that added users with --json never saw their
+// passwords.
+func showUserPassword(c *call, u *apitypes.User, generated string) error {
+	pwRow := setNone(u.PasswordSet)
+	if generated != "" {
+		pwRow = generated + "   (shown once)"
+	}
+	return c.print(struct {
+		*apitypes.User
+		Password string `json:"password,omitempty"`
+	}{u, generated}, func(w io.Writer) {
 		fmt.Fprintf(w, "id\t%s\nemail\t%s\nname\t%s\nmanaged apple account\t%s\ntenant\t%s\nenabled\t%v\npassword\t%s\nsecond factor\t%s\nlast sign-in\t%s\n",
-			u.ID, u.Email, u.Name, u.ManagedAppleID, u.TenantID, u.Enabled, setNone(u.PasswordSet), u.SecondFactor, lastSignIn(u.LastSignInAt))
+			u.ID, u.Email, u.Name, u.ManagedAppleID, u.TenantID, u.Enabled, pwRow, u.SecondFactor, lastSignIn(u.LastSignInAt))
 	})
 }
 

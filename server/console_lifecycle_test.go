@@ -52,7 +52,7 @@ func TestConsoleLifecycle(t *testing.T) {
 	if _, err := renewed.Poll(ctx, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, body := o.get("/console/"); !strings.Contains(body, `<a href="/console/devices?status=silent">3 silent device(s)</a>: enrolled, not seen for 1h0m0s`) {
+	if _, body := o.get("/console/"); !strings.Contains(body, `<a href="/console/devices?status=silent">3 silent devices</a>: enrolled, not seen for 1h0m0s`) {
 		t.Fatalf("dashboard: no silent count: %s", body)
 	}
 	_, body := o.get("/console/devices?status=silent")

@@ -439,7 +439,7 @@ func TestConsoleActions(t *testing.T) {
 	o.get("/console/users")
 	csv := "email,name,password\nnew1@example.com,New One,a long password 1\nnobody@unknown.example,X,\nnew2@example.com,New Two,\n"
 	code, body = o.postMultipart("/console/users/import", map[string]string{"tenant": ""}, map[string][]byte{"csv": []byte(csv)})
-	if code != 200 || !strings.Contains(body, "<strong>2</strong> user(s) created") || !strings.Contains(body, "<td>3</td>") {
+	if code != 200 || !strings.Contains(body, "<strong>2 users</strong> created") || !strings.Contains(body, "<td>3</td>") {
 		t.Fatalf("import: %d %s", code, body)
 	}
 

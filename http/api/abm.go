@@ -40,6 +40,7 @@ func (a *API) createABMToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, row.ID)
 	a.Log.Info("ABM server token created", "token", row.ID, "tenant", t.ID, "by", Principal(r.Context()))
 	w.Header().Set("Location", "/api/v1/abm/tokens/"+row.ID)
 	httpx.WriteJSON(w, http.StatusCreated, abm.View(row, a.Now()))

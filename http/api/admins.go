@@ -27,6 +27,7 @@ func (a *API) createAdmin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, ad.ID)
 	a.Log.Info("console account invited", "admin", ad.Email, "role", ad.Role, "by", Principal(r.Context()))
 	out := adminView(ad)
 	out.SetupURL, out.SetupExpires = a.SetupURL(tok), apitypes.Opt(ad.SetupExpiresAt)

@@ -184,6 +184,15 @@ func auditOnSuccess(r *http.Request, status int) {
 	}
 }
 
+// auditCreated names the object a create made as the target of its
+// audit entry: a create's route has no {id}, and its entry said "-"
+// ("POST /api/v1/tenants -") where the object's id belongs.
+func auditCreated(r *http.Request, id string) {
+	if ra := app.RequestAuditFrom(r.Context()); ra != nil && ra.Entry.Target == "" {
+		ra.Entry.Target = id
+	}
+}
+
 // audit records a change (or an attempted one) in the audit log, unless
 // the use case already committed the record with its change. Bodies are
 // never recorded: they can hold passwords and keys.

@@ -99,6 +99,7 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, g.ID)
 	httpx.WriteJSON(w, http.StatusCreated, groupView(g))
 	return nil
 }
@@ -207,6 +208,7 @@ func (a *API) uploadProfile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.refused(w, r, err)
 	}
+	auditCreated(r, p.ID)
 	httpx.WriteJSON(w, http.StatusCreated, profileView(p))
 	return nil
 }

@@ -65,6 +65,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, t.ID)
 	a.Log.Info("tenant created", "tenant", t.ID, "name", t.Name, "domains", t.Domains, "by", Principal(r.Context()))
 	w.Header().Set("Location", "/api/v1/tenants/"+t.ID)
 	httpx.WriteJSON(w, http.StatusCreated, a.tenant(t))
@@ -211,6 +212,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, u.ID)
 	a.Log.Info("user created", "user", u.ID, "tenant", u.TenantID, "by", Principal(r.Context()))
 	w.Header().Set("Location", "/api/v1/users/"+u.ID)
 	httpx.WriteJSON(w, http.StatusCreated, user(u))
@@ -324,6 +326,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditCreated(r, rec.ID)
 	a.Log.Info("API key created", "key", rec.ID, "name", rec.Name, "by", Principal(r.Context()))
 	out := key(rec)
 	out.Key = k

@@ -27,6 +27,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := webhookView(hook)
 	out.Secret = secret
+	auditCreated(r, hook.ID)
 	a.Log.Info("webhook created", "webhook", hook.ID, "url", hook.URL, "by", Principal(r.Context()))
 	httpx.WriteJSON(w, http.StatusCreated, out)
 	return nil

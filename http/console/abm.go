@@ -22,7 +22,8 @@ func (c *Console) abmRoutes() []route {
 		{"POST /console/abm", M, c.abmCreate},
 		{"GET /console/abm/{id}", R, c.abmToken},
 		{"GET /console/abm/{id}/certificate", R, c.abmCertificate},
-		// The forms name the token in a field (id), not in the path.
+		// The forms name the token in a field (id), not in the path (the
+		// handlers give it to the audit entry: Request.Target).
 		{"POST /console/abm/token", M, c.abmImport},
 		{"POST /console/abm/discovery", M, c.abmRegister},
 		{"POST /console/abm/discovery/remove", M, c.abmUnregister},
@@ -61,6 +62,7 @@ func (c *Console) abmCreate(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = t.ID
 	c.Log.Info("ABM server token created", "token", t.ID, "tenant", t.TenantID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/abm?new="+t.ID+"#"+t.ID, "Key pair for %s made. Download its certificate, upload it to ABM, then import the token ABM offers.", t.Name)
 }
@@ -82,6 +84,7 @@ func (c *Console) abmCertificate(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
+	r.Target = r.PostFormValue("id")
 	file, err := formFile(r, "server_token", abm.MaxServerToken+1)
 	if err != nil {
 		return err
@@ -99,6 +102,7 @@ func (c *Console) abmImport(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmRegister(w http.ResponseWriter, r *Request) error {
+	r.Target = r.PostFormValue("id")
 	t, err := c.App.ABM.RegisterDiscovery(r.Context(), r.PostFormValue("id"))
 	if err != nil {
 		return err
@@ -107,6 +111,7 @@ func (c *Console) abmRegister(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmUnregister(w http.ResponseWriter, r *Request) error {
+	r.Target = r.PostFormValue("id")
 	t, err := c.App.ABM.RemoveDiscovery(r.Context(), r.PostFormValue("id"))
 	if err != nil {
 		return err
@@ -115,6 +120,7 @@ func (c *Console) abmUnregister(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) abmDelete(w http.ResponseWriter, r *Request) error {
+	r.Target = r.PostFormValue("id")
 	if err := c.App.ABM.Delete(r.Context(), r.PostFormValue("id")); err != nil {
 		return err
 	}

@@ -76,6 +76,11 @@ type Request struct {
 	*http.Request
 	Admin *store.Admin
 	CSRF  string
+	// Target is what a POST changed when its path names nothing: a
+	// create sets the new object's id, a form naming its object in a
+	// field sets that, for the audit entry ("POST /console/tenants" then
+	// says which tenant it made).
+	Target string
 }
 
 type pageFunc func(w http.ResponseWriter, r *Request) error
@@ -219,13 +224,13 @@ func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.H
 			if !c.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(req.CSRF)) != 1 {
 				c.Log.Warn("console: POST refused (cross-site or missing CSRF token)", "path", r.URL.Path, "admin", a.Email, "remote", r.RemoteAddr)
 				c.fail(w, req, http.StatusForbidden, "This form was not sent from this console (or it is too old). Reload the page and try again.")
-				c.audit(r, a, http.StatusForbidden)
+				c.audit(r, a, http.StatusForbidden, "")
 				return
 			}
 		}
 		if !adminaccount.Can(a.Role, perm) {
 			c.fail(w, req, http.StatusForbidden, fmt.Sprintf("Your role (%s) does not allow this.", adminaccount.RoleTitle(a.Role)))
-			c.audit(r, a, http.StatusForbidden)
+			c.audit(r, a, http.StatusForbidden, "")
 			return
 		}
 		rec := &httpx.StatusRecorder{ResponseWriter: w}
@@ -233,7 +238,7 @@ func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.H
 			c.handleError(rec, req, err)
 		}
 		if r.Method == http.MethodPost {
-			c.audit(r, a, rec.Status)
+			c.audit(r, a, rec.Status, req.Target)
 		}
 	})
 }
@@ -245,14 +250,19 @@ func parseForm(r *http.Request) error {
 	return r.ParseForm()
 }
 
-// audit records a console change. Form values are never recorded.
-func (c *Console) audit(r *http.Request, a *store.Admin, status int) {
+// audit records a console change. Form values are never recorded. The
+// target is the path's object, else what the handler named (Request.Target:
+// the object a create made).
+func (c *Console) audit(r *http.Request, a *store.Admin, status int, named string) {
 	if status == 0 {
 		status = http.StatusOK
 	}
 	target := r.PathValue("id")
 	if u := r.PathValue("uuid"); u != "" {
 		target += "/" + u
+	}
+	if target == "" {
+		target = named
 	}
 	e := &store.AuditEntry{At: c.Now().UTC(), Actor: "console:" + a.Email, Action: r.Pattern, Target: target, Status: status, Remote: r.RemoteAddr}
 	if err := c.App.Audit.Record(r.Context(), e); err != nil {
@@ -271,8 +281,10 @@ func (c *Console) handleError(w http.ResponseWriter, r *Request, err error) {
 		msg = "Something went wrong on the server; the log has the details."
 	}
 	if r.Method == http.MethodPost {
-		// Back to the page the form was on, with the reason.
+		// Back to the page the form was on, with the reason and the
+		// input (but its secrets: refillFields).
 		c.setFlash(w, "error", msg)
+		c.setRefill(w, r.Request)
 		if sw, ok := w.(*httpx.StatusRecorder); ok {
 			sw.Status = status // the audit records the refusal, not the redirect
 		}

@@ -102,6 +102,7 @@ func (c *Console) createTenant(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = t.ID
 	c.Log.Info("tenant created", "tenant", t.ID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/tenants/"+t.ID, "Tenant %s created. Next: set up the redirect on each domain (below), then add users.", t.Name)
 }
@@ -254,6 +255,7 @@ func (c *Console) createUser(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = u.ID
 	c.Log.Info("user created", "user", u.ID, "by", "console:"+r.Admin.Email)
 	return c.done(w, r, Prefix+"/users/"+u.ID, "User %s created.", u.Email)
 }
@@ -723,6 +725,7 @@ func (c *Console) createAPIKey(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	name := rec.Name
+	r.Target = rec.ID
 	c.Log.Info("API key created", "key", rec.ID, "name", name, "by", "console:"+r.Admin.Email)
 	ks, err := c.App.Keys.List(r.Context())
 	if err != nil {
@@ -771,6 +774,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = hook.ID
 	c.Log.Info("webhook created", "webhook", hook.ID, "url", hook.URL, "by", "console:"+r.Admin.Email)
 	v, err := c.webhooksView(r)
 	if err != nil {
@@ -833,6 +837,7 @@ func (c *Console) inviteAdmin(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = a.ID
 	c.Log.Info("console account invited", "admin", a.Email, "role", a.Role, "by", r.Admin.Email)
 	return c.showAdmins(w, r, SetupLink(c.PublicURL, tok), a.Email)
 }

@@ -84,6 +84,7 @@ func (c *Console) createGroup(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.Target = g.ID
 	return c.done(w, r, Prefix+"/groups/"+g.ID, "Group %s created.", g.Name)
 }
 
@@ -234,6 +235,7 @@ func (c *Console) uploadProfile(w http.ResponseWriter, r *Request) error {
 		}
 		return err
 	}
+	r.Target = p.ID
 	return c.done(w, r, Prefix+"/profiles/"+p.ID, "Profile %s uploaded: assign it to a group.", p.Identifier)
 }
 

@@ -52,7 +52,15 @@ var funcs = template.FuncMap{
 		return a != nil && adminaccount.Can(a.Role, adminaccount.Permission(p))
 	},
 	"status": statusClass,
-	"list":   func(s ...string) []string { return s },
+	// count is n with its noun: "1 user", "2 users" ("1 users in 1
+	// tenant(s)" was the dashboard's first line for a new server).
+	"count": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	},
+	"list": func(s ...string) []string { return s },
 }
 
 func statusClass(s string) string {
@@ -89,6 +97,8 @@ type page struct {
 	Admin   *store.Admin
 	CSRF    string
 	Flash   *flash
+	// Refill is a refused form's input, for the form to show again.
+	Refill  refill
 	Version string
 	Data    any
 }
@@ -103,7 +113,8 @@ const (
 
 func (c *Console) render(w http.ResponseWriter, r *Request, status int, name, title string, data any) {
 	section := strings.SplitN(strings.TrimPrefix(r.URL.Path, Prefix+"/"), "/", 2)[0]
-	c.write(w, status, name, page{Title: title, Section: section, Admin: r.Admin, CSRF: r.CSRF, Flash: c.takeFlash(w, r.Request), Version: c.Version, Data: data})
+	c.write(w, status, name, page{Title: title, Section: section, Admin: r.Admin, CSRF: r.CSRF, Flash: c.takeFlash(w, r.Request),
+		Refill: c.takeRefill(w, r.Request, status), Version: c.Version, Data: data})
 }
 
 func (c *Console) renderPublic(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
@@ -251,6 +262,11 @@ func renderInventory(inv map[string]any) string {
 		sec, _ := inv[n].(map[string]any)
 		fmt.Fprintf(&b, "<h3>%s</h3>", html.EscapeString(title))
 		if at, ok := sec["updated_at"].(string); ok {
+			// As every other time on the console's pages (was the raw
+			// 2026-12-02T14:28:03Z under "Enrolled 2026-12-02 14:27 UTC").
+			if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+				at = t.UTC().Format("2006-01-02 15:04 UTC")
+			}
 			fmt.Fprintf(&b, `<p class="small muted">reported %s</p>`, html.EscapeString(at))
 		}
 		if data, ok := sec["data"]; ok {

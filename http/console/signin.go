@@ -90,7 +90,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: cookie, Path: Prefix, HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{Name: preCookie, Path: Prefix, MaxAge: -1})
 	c.Log.Info("console: signed in", "admin", a.Email, "role", a.Role, "remote", r.RemoteAddr)
-	c.audit(r, a, http.StatusOK)
+	c.audit(r, a, http.StatusOK, "")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -197,7 +197,7 @@ func (c *Console) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Log.Info("console: account set up", "admin", a.Email, "role", a.Role)
-	c.audit(r, a, http.StatusOK)
+	c.audit(r, a, http.StatusOK, a.ID)
 	c.setFlash(w, "ok", "Your account is ready. Sign in with your password and a code from your authenticator app.")
 	http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 }
