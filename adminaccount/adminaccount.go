@@ -290,7 +290,7 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 	if a != nil && a.Ready() && a.Enabled {
 		hash = a.PasswordHash
 	}
-	if !s.passwords.Verify(pw, hash) {
+	if !s.passwords.Verify(ctx, pw, hash) {
 		return nil, ErrBadCredentials // counted by begin
 	}
 	step, ok, err := credential.VerifySealedCode(s.Sealer, a.TOTPSecret, totpContext(a.ID), code, s.now(), a.TOTPLastStep)

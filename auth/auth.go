@@ -89,7 +89,7 @@ func (s *Service) VerifyPassword(ctx context.Context, tenantID, email, pw, ip st
 	if u != nil && u.TenantID == tenantID {
 		hash = u.PasswordHash
 	}
-	if !s.passwords.Verify(pw, hash) {
+	if !s.passwords.Verify(ctx, pw, hash) {
 		return nil, ErrBadCredentials // counted by begin
 	}
 	at.Succeeded(ctx)

@@ -156,13 +156,16 @@ func NewPasswords(params password.Params) *Passwords {
 
 // Verify reports whether pw matches hash (PHC format, package password).
 // An empty hash — no such account, or one without a password yet — is
-// false, after the same work as a real check.
-func (p *Passwords) Verify(pw, hash string) bool {
+// false, after the same work as a real check. ctx is the sign-in's
+// request: when it ends while the check waits for a free computation
+// (password.VerifyContext), the answer is false without computing (the
+// step stays counted as a failure: its client has gone).
+func (p *Passwords) Verify(ctx context.Context, pw, hash string) bool {
 	if hash == "" {
-		password.Verify(pw, p.dummy)
+		password.VerifyContext(ctx, pw, p.dummy)
 		return false
 	}
-	return password.Verify(pw, hash) == nil
+	return password.VerifyContext(ctx, pw, hash) == nil
 }
 
 // Rehash returns a new hash of pw (just verified against hash) when hash

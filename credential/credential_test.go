@@ -22,7 +22,7 @@ func TestPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Verify("right", h) || p.Verify("wrong", h) || p.Verify("right", "") {
+	if ctx := context.Background(); !p.Verify(ctx, "right", h) || p.Verify(ctx, "wrong", h) || p.Verify(ctx, "right", "") {
 		t.Fatal("Verify: want true only for the right password against a real hash")
 	}
 	if r := p.Rehash("right", h); r != "" {

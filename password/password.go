@@ -6,6 +6,7 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -54,11 +55,23 @@ var (
 	idKey = argon2.IDKey
 )
 
-// key computes an argon2id key in one of the slots.
-func key(pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
-	slots <- struct{}{}
+// key computes an argon2id key in one of the slots, waiting for one
+// until ctx ends (then ctx's error, nothing computed): a sign-in whose
+// client has gone does not wait its turn to compute a key nobody will
+// read. Without that, a flood of attempts whose clients had all hung up
+// (each counted by the sign-in limits before the check) still kept every
+// slot busy, one queued key after another, ahead of a later client's.
+func key(ctx context.Context, pw, salt []byte, time, memory uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	defer func() { <-slots }()
-	return idKey(pw, salt, time, memory, threads, keyLen)
+	if err := ctx.Err(); err != nil {
+		return nil, err // a slot and an ended context both ready: select picks either
+	}
+	return idKey(pw, salt, time, memory, threads, keyLen), nil
 }
 
 var (
@@ -75,7 +88,10 @@ func Hash(pw string, p Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	k := key([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	k, err := key(context.Background(), []byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	if err != nil {
+		return "", err
+	}
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(k)), nil
@@ -83,7 +99,13 @@ func Hash(pw string, p Params) (string, error) {
 
 // Verify reports nil when pw matches the PHC hash, ErrMismatch when it
 // does not, ErrMalformed when the hash cannot be read.
-func Verify(pw, hash string) error {
+func Verify(pw, hash string) error { return VerifyContext(context.Background(), pw, hash) }
+
+// VerifyContext is Verify for a request: when ctx ends (the client
+// disconnected) before one of the bounded computations is free, it
+// returns ctx's error without computing anything. Any error but nil is
+// a refusal.
+func VerifyContext(ctx context.Context, pw, hash string) error {
 	p, salt, want, err := decode(hash)
 	if err != nil {
 		return err
@@ -91,7 +113,10 @@ func Verify(pw, hash string) error {
 	if len(pw) > MaxLength {
 		return ErrMismatch
 	}
-	got := key([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got, err := key(ctx, []byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	if err != nil {
+		return err
+	}
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}

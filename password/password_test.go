@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -111,5 +112,63 @@ func TestConcurrentHashesBounded(t *testing.T) {
 	wg.Wait()
 	if p := peak.Load(); p > int32(cap(slots)) || p < 1 {
 		t.Fatalf("%d argon2id computations at once, want 1..%d", p, cap(slots))
+	}
+}
+
+// TestVerifyGivesUpWhenClientLeaves: a check waiting for a slot (all of
+// them busy) returns its context's error as soon as the sign-in's client
+// has gone, without computing; the old code waited for a slot and then
+// computed a key nobody would read (a flood of hung-up attempts kept the
+// slots busy ahead of later clients). With a slot free again, the same
+// check runs.
+func TestVerifyGivesUpWhenClientLeaves(t *testing.T) {
+	h, err := Hash("right", Fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var computed atomic.Int32
+	old := idKey
+	idKey = func(pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) []byte {
+		computed.Add(1)
+		return old(pw, salt, passes, memory, threads, keyLen)
+	}
+	defer func() { idKey = old }()
+	for range cap(slots) { // every slot busy
+		slots <- struct{}{}
+	}
+	freed := false
+	free := func() {
+		if !freed {
+			freed = true
+			for range cap(slots) {
+				<-slots
+			}
+		}
+	}
+	defer free()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- VerifyContext(ctx, "right", h) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel() // the client disconnects
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("VerifyContext after the client left: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		free()
+		<-done
+		t.Fatal("VerifyContext kept waiting for a slot after its client left")
+	}
+	if n := computed.Load(); n != 0 {
+		t.Fatalf("%d keys computed for a client that had left", n)
+	}
+	free()
+	if err := VerifyContext(context.Background(), "right", h); err != nil {
+		t.Fatalf("with a slot free: %v", err)
+	}
+	if err := VerifyContext(ctx, "right", h); !errors.Is(err, context.Canceled) {
+		t.Fatalf("an ended context with a slot free: %v, want context.Canceled", err)
 	}
 }

@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pomona-mdm/pomona/internal/pgtest"
 	"github.com/pomona-mdm/pomona/store"
@@ -160,4 +163,78 @@ func TestRememberedSenderStatements(t *testing.T) {
 	l.stop()
 	read("a result without the listener", res, 1)
 	read("a result without the listener", res, 1)
+}
+
+// Every column of the five tables a remembered sender's read (sqlstore's
+// deviceRequestIdleSQL, as sent: its text is taken from the statement
+// log, so a column added to the read later is checked too) returns or
+// joins on notifies pomona_auth when any writer writes it, and so does a
+// delete or truncate of any of them and an insert into the two
+// left-joined ones. c.last_seen_at is the one exception (the store
+// remembers its own touches of it). The triggers are statement-level:
+// a statement that writes no row notifies too, so the test needs none.
+// A column missing from migration 0032's UPDATE OF lists would leave
+// every instance answering a changed sender from its cache; this fails
+// then (checked by taking a column out of one list).
+func TestEverySenderReadColumnNotifies(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	migrated, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	db, log := pgtest.TracedDB(t, url)
+	s := sqlstore.New(Dialect, db, db, "traced")
+	t.Cleanup(func() { s.Close() })
+	q := enrolledDevice(t, s)
+	log.Take()
+	if _, err := s.DeviceRequest(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	runs := log.Take()
+	if len(runs) != 1 || !strings.Contains(runs[0], "JOIN enrollments") {
+		t.Fatalf("the Idle read: %q, want the one joined read", runs)
+	}
+	tables := map[string]string{"ic": "identity_certs", "e": "enrollments", "u": "users", "t": "access_tokens", "c": "channels"}
+	type col struct{ table, name string }
+	var cols []col
+	seen := map[col]bool{}
+	for _, m := range regexp.MustCompile(`\b(ic|e|u|t|c)\.([a-z_]+)\b`).FindAllStringSubmatch(runs[0], -1) {
+		c := col{tables[m[1]], m[2]}
+		if !seen[c] && c != (col{"channels", "last_seen_at"}) {
+			seen[c] = true
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) < 20 {
+		t.Fatalf("%d columns found in the read, want every one it names: %v\n%s", len(cols), cols, runs[0])
+	}
+	ln, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close(ctx)
+	if _, err := ln.Exec(ctx, "LISTEN "+authChannel); err != nil {
+		t.Fatal(err)
+	}
+	notifies := func(what, stmt string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(stmt, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := ln.WaitForNotification(wctx); err != nil {
+			t.Errorf("%s written: no notice on %s (%v), every instance would answer a remembered sender as before", what, authChannel, err)
+		}
+	}
+	for _, c := range cols {
+		notifies(c.table+"."+c.name, `UPDATE `+c.table+` SET `+c.name+` = `+c.name+` WHERE false`)
+	}
+	notifies("an access token inserted", `INSERT INTO access_tokens SELECT * FROM access_tokens WHERE false`)
+	notifies("a channel inserted", `INSERT INTO channels SELECT * FROM channels WHERE false`)
+	for _, table := range []string{"channels", "access_tokens", "identity_certs", "enrollments", "users"} {
+		notifies(table+" deleted", `DELETE FROM `+table+` WHERE false`)
+	}
 }

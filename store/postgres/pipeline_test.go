@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -112,5 +113,98 @@ func TestPipelineCommitsOnlyWhatSucceeded(t *testing.T) {
 	})
 	if err != nil || rows() != 3 {
 		t.Fatalf("statement after the commit: %v, %d rows (want 3)", err, rows())
+	}
+}
+
+// TestPipelineBrokenMidway: a piped transaction whose connection dies
+// (pg_terminate_backend), whose context ends (the client disconnected)
+// or whose statement times out before its RowCommit answers commits
+// nothing, reports the failure, and leaves the pool a usable connection
+// (the dead one dropped, the timed-out one rolled back): the next
+// transaction on the pool of one connection commits.
+func TestPipelineBrokenMidway(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (id INT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+			t.Fatalf("the pool after a broken transaction: %v", err)
+		}
+		return n
+	}
+	run := func(ctx context.Context, fn func(sqlstore.PipeTx) error) error {
+		return pipeline(ctx, db, sql.LevelRepeatableRead, fn)
+	}
+
+	// Killed between the first write and the commit.
+	err = run(ctx, func(p sqlstore.PipeTx) error {
+		var pid int
+		if err := p.Row(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			return err
+		}
+		p.Later(`INSERT INTO t VALUES ($1, 'a')`, []any{1}, nil)
+		if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		return p.RowCommit(ctx, `SELECT v FROM t WHERE id = $1`, 1).Scan(&v)
+	})
+	if err == nil || rows() != 0 {
+		t.Fatalf("killed connection: %v, %d rows (want an error, 0 rows)", err, rows())
+	}
+
+	// The context ends while the last statement runs.
+	cctx, cancel := context.WithCancel(ctx)
+	err = run(cctx, func(p sqlstore.PipeTx) error {
+		if _, err := p.Exec(cctx, `INSERT INTO t VALUES (2, 'b')`); err != nil {
+			return err
+		}
+		go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+		var x string
+		return p.RowCommit(cctx, `SELECT pg_sleep(5)::text`).Scan(&x)
+	})
+	cancel()
+	if err == nil || rows() != 0 {
+		t.Fatalf("cancelled: %v, %d rows (want an error, 0 rows)", err, rows())
+	}
+
+	// A statement timeout: the transaction failed on a live connection.
+	err = run(ctx, func(p sqlstore.PipeTx) error {
+		if _, err := p.Exec(ctx, `INSERT INTO t VALUES (3, 'c')`); err != nil {
+			return err
+		}
+		if _, err := p.Exec(ctx, `SET LOCAL statement_timeout = 50`); err != nil {
+			return err
+		}
+		var x string
+		return p.RowCommit(ctx, `SELECT pg_sleep(5)::text`).Scan(&x)
+	})
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57014" || rows() != 0 {
+		t.Fatalf("statement timeout: %v, %d rows (want query_canceled, 0 rows)", err, rows())
+	}
+
+	// The pool's connection is clean: the next transaction commits.
+	err = run(ctx, func(p sqlstore.PipeTx) error {
+		var v string
+		return p.RowCommit(ctx, `INSERT INTO t VALUES (4, 'd') RETURNING v`).Scan(&v)
+	})
+	if err != nil || rows() != 1 {
+		t.Fatalf("after the broken ones: %v, %d rows (want nil, 1 row)", err, rows())
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,85 @@ func TestRememberedSenderSeesOtherWriters(t *testing.T) {
 	exec(`DELETE FROM identity_certs`)
 	if _, err := s.DeviceRequest(ctx, res); err == nil {
 		t.Fatal("certificate deleted by another connection: still found")
+	}
+}
+
+// Every column of the five tables a remembered sender's read (sqlstore's
+// deviceRequestIdleSQL, as run: its text is taken from the statement
+// log, so a column added to the read later is checked too) returns or
+// joins on moves auth_generation when another connection writes it,
+// and so does a row deleted from any of them or inserted into the two
+// left-joined ones. c.last_seen_at is the one exception: the store
+// remembers its own touches of it (authCache.seen), a minute's
+// staleness of it decides nothing. A trigger missing a column of the
+// read (migration 0032's UPDATE OF lists), or dropped by a later
+// migration that rebuilds one of these tables, would leave a changed
+// sender answered from the cache; this fails then (checked by taking
+// a column out of one list).
+func TestEverySenderReadColumnIsCounted(t *testing.T) {
+	ctx := context.Background()
+	s, log, path := countedStoreAt(t)
+	q := remembered(t, s)
+	log.take()
+	if _, err := s.DeviceRequest(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := log.take()
+	if len(runs) != 1 || !strings.Contains(runs[0], "JOIN enrollments") {
+		t.Fatalf("first Idle read: %q, want the one joined read", runs)
+	}
+	tables := map[string]string{"ic": "identity_certs", "e": "enrollments", "u": "users", "t": "access_tokens", "c": "channels"}
+	type col struct{ table, name string }
+	var cols []col
+	seen := map[col]bool{}
+	for _, m := range regexp.MustCompile(`\b(ic|e|u|t|c)\.([a-z_]+)\b`).FindAllStringSubmatch(runs[0], -1) {
+		c := col{tables[m[1]], m[2]}
+		if !seen[c] && c != (col{"channels", "last_seen_at"}) {
+			seen[c] = true
+			cols = append(cols, c)
+		}
+	}
+	t.Logf("%d columns: %v", len(cols), cols)
+	if len(cols) < 20 {
+		t.Fatalf("%d columns found in the read, want every one it names: %v\n%s", len(cols), cols, runs[0])
+	}
+	// Foreign keys off: the rows are deleted child first, but a table
+	// may still be referenced by others the test did not fill.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=foreign_keys(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	moves := func(what, stmt string) {
+		t.Helper()
+		var before, after int64
+		if err := other.QueryRowContext(ctx, `SELECT gen FROM auth_generation`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		res, err := other.ExecContext(ctx, stmt)
+		if err != nil {
+			t.Fatal(stmt, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			t.Fatalf("%s: no row written (%s)", what, stmt)
+		}
+		if err := other.QueryRowContext(ctx, `SELECT gen FROM auth_generation`).Scan(&after); err != nil {
+			t.Fatal(err)
+		}
+		if after == before {
+			t.Errorf("%s written by another connection: auth_generation did not move, a remembered sender would be answered as before", what)
+		}
+	}
+	for _, c := range cols {
+		moves(c.table+"."+c.name, `UPDATE `+c.table+` SET `+c.name+` = `+c.name)
+	}
+	// The left-joined rows: one that appears changes a read that found
+	// none; every row that goes changes one that found it.
+	moves("an access token inserted", `INSERT INTO access_tokens (hash, user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at)
+		SELECT X'01', user_id, tenant_id, created_at, expires_at, enrollment_id, revoked_at FROM access_tokens LIMIT 1`)
+	moves("a channel inserted", `INSERT INTO channels (id, enrollment_ref, kind, enrollment_user_id, push_magic, created_at, updated_at, last_seen_at)
+		SELECT 'ch-2', enrollment_ref, 'user', 'x', push_magic, created_at, updated_at, last_seen_at FROM channels LIMIT 1`)
+	for _, table := range []string{"channels", "access_tokens", "identity_certs", "enrollments", "users"} {
+		moves(table+" deleted", `DELETE FROM `+table)
 	}
 }
