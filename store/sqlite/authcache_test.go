@@ -6,36 +6,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/store/sqlstore"
+	"github.com/pomona-mdm/pomona/store/storetest"
 )
 
-// remembered sets up one enrolled device (serial "0e1f", a device
-// channel "ch-ac", bearer "tok-ac") and returns its Idle query.
+// remembered sets up one enrolled device (storetest.EnrolledSender "ac")
+// and returns its Idle query.
 func remembered(t *testing.T, s *sqlstore.Store) store.DeviceRequestQuery {
 	t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(s.CreateTenant(ctx, &store.Tenant{ID: "t-ac", Name: "A", Domains: []string{"a.example"}, CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateUser(ctx, &store.User{ID: "u-ac", TenantID: "t-ac", Email: "a@a.example", ManagedAppleID: "a@a.example", Enabled: true,
-		CreatedAt: now, UpdatedAt: now}))
-	must(s.CreateEnrollment(ctx, &store.Enrollment{ID: "e-ac", TenantID: "t-ac", UserID: "u-ac", TokenHash: []byte("tok"), Platform: "iOS",
-		Status: store.EnrollmentPending, CreatedAt: now, UpdatedAt: now}, &store.SCEPChallenge{Hash: []byte("c-ac"), ExpiresAt: now.Add(time.Hour)}))
-	must(s.ConsumeSCEPChallenge(ctx, []byte("c-ac"), now, &store.IdentityCert{Serial: "0e1f", DeviceID: "e-ac", SHA256: []byte("fp"),
-		NotBefore: now, NotAfter: now.Add(time.Hour), IssuedAt: now}))
-	must(s.BindAppleEnrollment(ctx, "e-ac", "APPLE-AC", store.DeviceInfo{}, now))
-	must(s.CreateAccessToken(ctx, &store.AccessToken{Hash: []byte("tok-ac"), UserID: "u-ac", TenantID: "t-ac", CreatedAt: now,
-		ExpiresAt: now.Add(time.Hour), DeviceID: "e-ac"}))
-	must(s.PutChannel(ctx, &store.Channel{ID: "ch-ac", DeviceID: "e-ac", Kind: "device", PushMagic: "m", CreatedAt: now, UpdatedAt: now, LastSeenAt: now}))
-	return store.DeviceRequestQuery{Serial: "0e1f", TokenHash: []byte("tok-ac"), ChannelKind: "device", Idle: true}
+	return storetest.EnrolledSender(t, s, "ac")
 }
 
 // A remembered command-channel sender (sqlstore's authCache) costs one
