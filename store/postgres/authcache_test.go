@@ -100,21 +100,7 @@ func TestRememberedSenderTwoInstances(t *testing.T) {
 // every request reads again.
 func TestRememberedSenderStatements(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	migrated, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrated.Close()
-	db, log := pgtest.TracedDB(t, url)
-	s := sqlstore.New(Dialect, db, db, "traced")
-	l, err := startWebhookListener(url, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.OnClose(l.stop)
-	t.Cleanup(func() { s.Close() })
-	waitFor(t, "the listener", func() bool { return l.listening.Load() > 0 })
+	s, log, l := tracedListeningStore(t)
 	q := enrolledDevice(t, s)
 	res := q
 	res.NoWaiting = true

@@ -213,21 +213,7 @@ func TestWebhookListDroppedOnReconnect(t *testing.T) {
 // its delivery.
 func TestEventWithoutSubscriberStatements(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	migrated, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrated.Close()
-	db, log := pgtest.TracedDB(t, url)
-	s := sqlstore.New(Dialect, db, db, "traced")
-	l, err := startWebhookListener(url, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.OnClose(l.stop)
-	t.Cleanup(func() { s.Close() })
-	waitFor(t, "the webhook listener", func() bool { return l.listening.Load() > 0 })
+	s, log, l := tracedListeningStore(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	count := func(what string, want int) {
 		t.Helper()
@@ -259,4 +245,27 @@ func TestEventWithoutSubscriberStatements(t *testing.T) {
 	if n := deliveries(t, s, "w1"); n != 1 {
 		t.Fatalf("%d deliveries, want 1", n)
 	}
+}
+
+// tracedListeningStore is a migrated store on a fresh database whose
+// statements log records (pgtest.TracedDB), with its change listener
+// (webhooks, senders) started and listening.
+func tracedListeningStore(t *testing.T) (*sqlstore.Store, *pgtest.StatementLog, *webhookListener) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	migrated, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.Close()
+	db, log := pgtest.TracedDB(t, url)
+	s := sqlstore.New(Dialect, db, db, "traced")
+	l, err := startWebhookListener(url, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnClose(l.stop)
+	t.Cleanup(func() { s.Close() })
+	waitFor(t, "the listener", func() bool { return l.listening.Load() > 0 })
+	return s, log, l
 }

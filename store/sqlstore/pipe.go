@@ -134,16 +134,7 @@ func collectTx[T any](ctx context.Context, tx *Tx, scan func(scanner) (*T, error
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *v)
-	}
-	return out, rows.Err()
+	return scanRows(rows, scan)
 }
 
 // pipedTx is txWith on a Dialect.Pipeline connection: fn runs on a Tx

@@ -873,6 +873,11 @@ func collect[T any](ctx context.Context, q queryer, scan func(scanner) (*T, erro
 	if err != nil {
 		return nil, err
 	}
+	return scanRows(sqlRows{rows}, scan)
+}
+
+// scanRows scans every row of rows with scan, and closes rows.
+func scanRows[T any](rows Rows, scan func(scanner) (*T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
