@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,10 +17,13 @@ import (
 
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/http/connlimit"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/tlscert"
 	"github.com/pomona-mdm/pomona/version"
 )
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Run serves until ctx is cancelled (SIGTERM, SIGINT), then shuts down
 // gracefully, letting requests in flight finish.
@@ -33,6 +37,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Bound each client address's open connections before any TLS work
+	// (package connlimit). Not limited: the trusted proxies (they carry
+	// every client's connections) and loopback (a proxy on the same host;
+	// the load benchmark's simulated devices, each keeping its own
+	// connections; nobody outside the host).
+	ln = connlimit.New(ln, s.cfg.MaxConnsPerAddress, append(loopback[:len(loopback):len(loopback)], s.proxies...), s.Metrics.ConnsRefused.Inc, s.log)
 	if s.tlsConfig != nil {
 		srv.TLSConfig = s.tlsConfig
 		ln = tls.NewListener(ln, s.tlsConfig)
