@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/discovery"
 	"github.com/pomona-mdm/pomona/http/connlimit"
@@ -112,6 +113,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.jobs.Run(ctx, (&push.Repush{Channels: s.Store, Pusher: s.pusher, Log: s.log}).Job())
 	go s.jobs.Run(ctx, s.Renewal.Periodic())
 	go s.jobs.Run(ctx, s.Tombstones.Periodic())
+	go s.jobs.Run(ctx, (&credential.Pruner{Store: s.Store, Limits: []*credential.Limits{&s.Auth.Limits, &s.Admins.Limits}, Now: time.Now, Log: s.log}).Periodic())
 	for _, j := range s.abmJobs() {
 		go s.jobs.Run(ctx, j)
 	}
