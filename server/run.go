@@ -43,7 +43,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	// every client's connections) and loopback (a proxy on the same host;
 	// the load benchmark's simulated devices, each keeping its own
 	// connections; nobody outside the host).
-	ln = connlimit.New(ln, s.cfg.MaxConnsPerAddress, append(loopback[:len(loopback):len(loopback)], s.proxies...), s.Metrics.ConnsRefused.Inc, s.log)
+	exempt := append(loopback[:len(loopback):len(loopback)], s.proxies...)
+	ln = connlimit.New(ln, s.cfg.MaxConnsPerAddress, exempt, s.Metrics.ConnsRefused.Inc, s.log)
 	if s.tlsConfig != nil {
 		srv.TLSConfig = s.tlsConfig
 		ln = tls.NewListener(ln, s.tlsConfig)
@@ -61,7 +62,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: tlscert.MaxHTTPHeader,
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-		go acmeHTTP.Serve(hl)
+		// The same bound per client address as the main listener's.
+		go acmeHTTP.Serve(connlimit.New(hl, s.cfg.MaxConnsPerAddress, exempt, s.Metrics.ConnsRefused.Inc, s.log))
 		defer acmeHTTP.Close()
 	}
 	// SIGHUP (systemctl reload, certbot's deploy hook) reloads the
