@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,37 @@ func TestDeviceListNamesTheUserByEmail(t *testing.T) {
 	r = mustOK(t, runCLI(t, e, "", nil, "device", "show", d.MDM.EnrollmentID, "--json"))
 	if json.Unmarshal([]byte(r.stdout), &one) != nil || one.UserEmail != "amy@a.example" {
 		t.Errorf("device show --json: want user_email:\n%s", r.stdout)
+	}
+
+}
+
+// TestShowCommandsPrintText: group show and profile show printed the
+// API's JSON whether or not --json was given, where every other show
+// prints text: now the group with its members by email, and the profile
+// with what an administrator checks (identifier, version, platforms,
+// assignment, or how to assign it when it has none); --json keeps the
+// API's object. Fails on the old code (both outputs began with "{").
+func TestShowCommandsPrintText(t *testing.T) {
+	e := testenv.Start(t)
+	mustOK(t, runCLI(t, e, "", nil, "tenant", "add", "A", "--domain", "a.example", "--second-factor=false"))
+	mustOK(t, runCLI(t, e, "amy-password\n", nil, "user", "add", "amy@a.example", "--name", "Amy", "--password-stdin"))
+	r := mustOK(t, runCLI(t, e, "", nil, "group", "list", "--tenant", "a.example"))
+	gid := regexp.MustCompile(`gr_all_\S+`).FindString(r.stdout)
+	r = mustOK(t, runCLI(t, e, "", nil, "group", "show", gid))
+	if strings.HasPrefix(r.stdout, "{") || !regexp.MustCompile(`\nEMAIL +NAME +ID\namy@a\.example +Amy +us_`).MatchString(r.stdout) {
+		t.Errorf("group show: want text with the members by email:\n%s", r.stdout)
+	}
+	if r = mustOK(t, runCLI(t, e, "", nil, "group", "show", gid, "--json")); !strings.HasPrefix(r.stdout, "{") {
+		t.Errorf("group show --json: %s", r.stdout)
+	}
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "upload", filepath.Join("..", "docs", "examples", "wifi.mobileconfig"), "--tenant", "a.example"))
+	pid := regexp.MustCompile(`pr_[a-z0-9]+`).FindString(r.stdout)
+	r = mustOK(t, runCLI(t, e, "", nil, "profile", "show", pid))
+	if strings.HasPrefix(r.stdout, "{") || !regexp.MustCompile(`\nidentifier +com\.example\.wifi\n`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "pomona profile assign "+pid+" --group G") {
+		t.Errorf("profile show: want text saying it is not assigned:\n%s", r.stdout)
+	}
+	if r = mustOK(t, runCLI(t, e, "", nil, "profile", "show", pid, "--json")); !strings.HasPrefix(r.stdout, "{") {
+		t.Errorf("profile show --json: %s", r.stdout)
 	}
 }
