@@ -99,3 +99,17 @@ func TestShowCommandsPrintText(t *testing.T) {
 		t.Errorf("profile show --json: %s", r.stdout)
 	}
 }
+
+// TestDeviceListRefusesAMisspeltFilter: device list --status enroled (or
+// --platform ios) matched no device and printed an empty table, which an
+// administrator reads as "no such devices"; the API answers 400 naming
+// the values it takes. Fails on the old code (exit 0, empty list).
+func TestDeviceListRefusesAMisspeltFilter(t *testing.T) {
+	e := testenv.Start(t)
+	for flag, want := range map[string]string{"--status=enroled": `status "enroled": give pending, enrolled or unenrolled`, "--platform=ios": `platform "ios": give iOS (iPhone and iPad) or macOS`} {
+		if r := runCLI(t, e, "", nil, "device", "list", flag); r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "HTTP 400") {
+			t.Errorf("device list %s: exit %d, stderr %q (want 1 and %q)", flag, r.code, r.stderr, want)
+		}
+	}
+	mustOK(t, runCLI(t, e, "", nil, "device", "list", "--status", "unenrolled", "--platform", "macOS"))
+}
