@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pomona-mdm/pomona/store/sqlstore"
@@ -78,12 +79,82 @@ func beginSQL(iso sql.IsolationLevel) (string, error) {
 
 // pipeTx is a sqlstore.PipeTx on one pgx connection. begin is the BEGIN
 // not yet sent ("" once sent); later the statements queued to go out
-// with the next one (Later); done: RowCommit committed.
+// with the next one, before it (Later); ahead those to go out after it
+// (Ahead); done: RowCommit committed.
 type pipeTx struct {
 	conn  *pgx.Conn
 	begin string
 	later []laterStmt
+	ahead []*aheadRows
 	done  bool
+}
+
+// aheadRows is a statement of PipeTx.Ahead and, once sent, its answer:
+// every row's values as PostgreSQL sent them (copied: pgx reuses its
+// buffers), scanned at Scan with the connection's types (pgx.ScanRow);
+// or the statement's error. i is the row Next moved to (1-based).
+type aheadRows struct {
+	q      string
+	args   []any
+	conn   *pgx.Conn
+	sent   bool
+	fields []pgconn.FieldDescription
+	vals   [][][]byte
+	err    error
+	i      int
+}
+
+// errAheadNotSent: an Ahead statement's rows were read before any
+// statement took it out (a mistake of the caller's order).
+var errAheadNotSent = errors.New("postgres: a statement sent ahead was read before it went out")
+
+func (r *aheadRows) Next() bool {
+	if !r.sent || r.err != nil || r.i >= len(r.vals) {
+		return false
+	}
+	r.i++
+	return true
+}
+
+func (r *aheadRows) Scan(dest ...any) error {
+	if r.i == 0 || r.i > len(r.vals) {
+		return errors.New("postgres: Scan without a row")
+	}
+	return pgx.ScanRow(r.conn.TypeMap(), r.fields, r.vals[r.i-1], dest...)
+}
+
+func (r *aheadRows) Err() error {
+	if !r.sent {
+		return errAheadNotSent
+	}
+	return r.err
+}
+
+func (r *aheadRows) Close() {}
+
+// read reads the statement's answer from br (all its rows: a few).
+func (r *aheadRows) read(br pgx.BatchResults) {
+	r.sent = true
+	rows, err := br.Query()
+	if err != nil {
+		r.err = err
+		return
+	}
+	for rows.Next() {
+		if r.fields == nil {
+			r.fields = append([]pgconn.FieldDescription(nil), rows.FieldDescriptions()...)
+		}
+		raw := rows.RawValues()
+		row := make([][]byte, len(raw))
+		for i, v := range raw {
+			if v != nil {
+				row[i] = append(make([]byte, 0, len(v)), v...)
+			}
+		}
+		r.vals = append(r.vals, row)
+	}
+	rows.Close()
+	r.err = rows.Err()
 }
 
 // laterStmt is a statement of PipeTx.Later.
@@ -94,19 +165,26 @@ type laterStmt struct {
 }
 
 // direct: nothing waits to go out with the next statement.
-func (p *pipeTx) direct() bool { return p.begin == "" && len(p.later) == 0 }
+func (p *pipeTx) direct() bool { return p.begin == "" && len(p.later) == 0 && len(p.ahead) == 0 }
+
+func (p *pipeTx) Ahead(q string, args ...any) sqlstore.Rows {
+	r := &aheadRows{q: q, args: args, conn: p.conn}
+	p.ahead = append(p.ahead, r)
+	return r
+}
 
 func (p *pipeTx) Later(q string, args []any, done func(int64)) {
 	p.later = append(p.later, laterStmt{q: q, args: args, done: done})
 }
 
 // send sends the pending BEGIN and later statements (if any), q (if not
-// empty) and, with commit, COMMIT as one batch, and reads them in order:
-// the BEGIN's answer, the later statements' (a failure as a
-// *sqlstore.LaterError), q's through read, the COMMIT's. The first error
-// (other than q's pgx.ErrNoRows) is the answer; nothing after it ran.
-// The COMMIT's tag is checked: a transaction that had failed answers
-// COMMIT with ROLLBACK.
+// empty), the ahead statements (if any) and, with commit, COMMIT as one
+// batch, and reads them in order: the BEGIN's answer, the later
+// statements' (a failure as a *sqlstore.LaterError), q's through read,
+// the ahead statements' (kept in their Rows), the COMMIT's. The first
+// error (other than q's pgx.ErrNoRows; an ahead statement's only with
+// commit) is the answer; nothing after it ran. The COMMIT's tag is
+// checked: a transaction that had failed answers COMMIT with ROLLBACK.
 func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, read func(pgx.BatchResults) error) error {
 	b := &pgx.Batch{}
 	begin := p.begin != ""
@@ -121,6 +199,11 @@ func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, re
 	}
 	if q != "" {
 		b.Queue(q, args...)
+	}
+	ahead := p.ahead
+	p.ahead = nil
+	for _, a := range ahead {
+		b.Queue(a.q, a.args...)
 	}
 	if commit {
 		b.Queue("commit")
@@ -144,6 +227,21 @@ func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, re
 	if err == nil && q != "" {
 		err = read(br)
 	}
+	aheadFailed := false
+	for _, a := range ahead {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			// Not run (the batch stopped before it).
+			a.sent, a.err = true, err
+			continue
+		}
+		a.read(br)
+		if a.err != nil {
+			aheadFailed = true
+			if commit && err == nil {
+				err = a.err
+			}
+		}
+	}
 	if commit && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
 		tag, cerr := br.Exec()
 		switch {
@@ -155,7 +253,9 @@ func (p *pipeTx) send(ctx context.Context, q string, args []any, commit bool, re
 			p.done = true
 		}
 	}
-	if cerr := br.Close(); err == nil {
+	if cerr := br.Close(); err == nil && !aheadFailed {
+		// (Close answers the batch's first failure again: an ahead
+		// statement's is its Rows' to report, not q's.)
 		err = cerr
 	}
 	return err
@@ -216,10 +316,12 @@ func (p *pipeTx) Commit(ctx context.Context) error {
 		return nil
 	}
 	if p.begin != "" && len(p.later) == 0 {
-		p.begin = "" // nothing was sent: nothing to commit
+		// Nothing was sent: nothing to commit (an Ahead statement's
+		// answer is wanted only with the statement it goes with).
+		p.begin, p.ahead = "", nil
 		return nil
 	}
-	if len(p.later) > 0 {
+	if len(p.later) > 0 || len(p.ahead) > 0 {
 		return p.send(ctx, "", nil, true, nil)
 	}
 	tag, err := p.conn.Exec(ctx, "commit")

@@ -208,3 +208,111 @@ func TestPipelineBrokenMidway(t *testing.T) {
 		t.Fatalf("after the broken ones: %v, %d rows (want nil, 1 row)", err, rows())
 	}
 }
+
+// TestPipelineAhead: a statement queued with Ahead goes out in the same
+// round trip as the next statement, after it, and its rows (all of them,
+// NULLs included) are read then and answered after; read before any
+// statement took it out it answers an error. A failed Ahead statement is
+// its Rows' error and aborts the transaction (nothing commits); with a
+// COMMIT in the same write the commit's error is it. When the statement
+// it went with fails, its Rows answer that failure.
+func TestPipelineAhead(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (id INT PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	run := func(fn func(sqlstore.PipeTx) error) error {
+		return pipeline(ctx, db, sql.LevelRepeatableRead, fn)
+	}
+	type pair struct {
+		id int
+		v  sql.NullString
+	}
+	read := func(r sqlstore.Rows) ([]pair, error) {
+		defer r.Close()
+		var out []pair
+		for r.Next() {
+			var p pair
+			if err := r.Scan(&p.id, &p.v); err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		return out, r.Err()
+	}
+
+	// Rows of a statement sent after the first (which it sees), kept.
+	err = run(func(p sqlstore.PipeTx) error {
+		a := p.Ahead(`SELECT id, v FROM t ORDER BY id`)
+		if _, err := read(a); err == nil {
+			t.Error("Ahead rows read before they went out: no error")
+		}
+		var n int
+		if err := p.Row(ctx, `WITH i AS (INSERT INTO t VALUES (1, 'a'), (2, NULL) RETURNING 1) SELECT COUNT(*) FROM i`).Scan(&n); err != nil || n != 2 {
+			t.Errorf("insert: %d %v", n, err)
+		}
+		got, err := read(a)
+		if err != nil || len(got) != 2 || got[0].id != 1 || got[0].v.String != "a" || got[1].id != 2 || got[1].v.Valid {
+			t.Errorf("ahead rows: %+v %v, want (1, a), (2, NULL)", got, err)
+		}
+		return p.Commit(ctx)
+	})
+	if err != nil || rows() != 2 {
+		t.Fatalf("ahead read: %v, %d rows (want 2)", err, rows())
+	}
+
+	// A failed Ahead statement: its Rows' error; the transaction is
+	// aborted, so the next statement fails and nothing commits.
+	err = run(func(p sqlstore.PipeTx) error {
+		a := p.Ahead(`SELECT 1 / (SELECT COUNT(*) - 3 FROM t), 'x'`) // 0 once the insert ran
+		if _, err := p.Exec(ctx, `INSERT INTO t VALUES (3, 'c')`); err != nil {
+			t.Errorf("the statement before the failing one: %v", err)
+		}
+		var pe *pgconn.PgError
+		if _, err := read(a); !errors.As(err, &pe) || pe.Code != "22012" {
+			t.Errorf("failed ahead statement: %v, want division_by_zero", err)
+		}
+		return p.Commit(ctx)
+	})
+	if err == nil || rows() != 2 {
+		t.Fatalf("commit after a failed ahead statement: %v, %d rows (want an error, 2 rows)", err, rows())
+	}
+
+	// With the COMMIT in the same write: the commit fails with it.
+	err = run(func(p sqlstore.PipeTx) error {
+		p.Ahead(`SELECT 1 / (SELECT COUNT(*) - 3 FROM t), 'x'`)
+		var v string
+		return p.RowCommit(ctx, `INSERT INTO t VALUES (4, 'd') RETURNING v`).Scan(&v)
+	})
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "22012" || rows() != 2 {
+		t.Fatalf("RowCommit with a failing ahead statement: %v, %d rows (want division_by_zero, 2 rows)", err, rows())
+	}
+
+	// The statement it went with fails: that failure is its answer.
+	err = run(func(p sqlstore.PipeTx) error {
+		a := p.Ahead(`SELECT id, v FROM t`)
+		_, err := p.Exec(ctx, `INSERT INTO t VALUES (1, 'dup')`)
+		if _, aerr := read(a); !errors.As(aerr, &pe) || pe.Code != "23505" {
+			t.Errorf("ahead rows after a failed statement: %v, want its unique_violation", aerr)
+		}
+		return err
+	})
+	if !errors.As(err, &pe) || pe.Code != "23505" || rows() != 2 {
+		t.Fatalf("failed statement with an ahead one: %v, %d rows", err, rows())
+	}
+}

@@ -800,12 +800,17 @@ func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, stat
 		// command's take below: one round trip fewer per answer that
 		// adds to the inventory (a ProfileList's, a DeviceInformation's).
 		tx.deferWrites = nextInTx && s.d.WritableCTE && s.gc == nil
+		if withAck && tx.pipe != nil {
+			sendProfileAhead(tx, ref, uuid, ack, now)
+		}
 		if rt, err = recordResult(ctx, tx, ref, channelID, uuid, status, result, now, inv); err != nil {
 			return err
 		}
 		if withAck {
 			*got = store.ProfileAck{Verify: ack.Verify, List: ack.List}
-			if err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now); err != nil {
+			err = s.ackInResult(ctx, tx, ref, channelID, uuid, rt, got, now)
+			tx.aheadItem, tx.aheadItems = nil, nil // not for other work
+			if err != nil {
 				return err
 			}
 		}

@@ -52,6 +52,17 @@ type PipeTx interface {
 	// run. If q fails, nothing after it runs and the next statement's
 	// answer is a *LaterError with q's error.
 	Later(q string, args []any, done func(n int64))
+	// Ahead queues q to go out in the same write as the transaction's
+	// next statement (or its COMMIT), after it: a read or write the
+	// caller will want next but cannot name as that statement's part
+	// (RecordResultNext's profile work, sent with the result's
+	// statement before it is known to be needed: written to do nothing
+	// when it is not). Its rows are read and kept when that statement's
+	// answer is read; the Rows answer them after (Err: q's error, or,
+	// when the statement it went with failed, that one's; before any
+	// statement took it out, an error). A failed q aborts the
+	// transaction: nothing after it runs.
+	Ahead(q string, args ...any) Rows
 }
 
 // LaterError is the failure of a statement queued with PipeTx.Later,

@@ -239,7 +239,15 @@ func (s *Store) verifyEnqueueSQL() string {
 func (s *Store) acknowledgeItemCTE(ctx context.Context, tx *Tx, enrollmentID, commandUUID, channelID string, verify *store.CommandRecord,
 	now time.Time, queued *bool) (*store.ProfileItem, error) {
 	at := toMicros(now)
-	it, err := scanItem(tx.row(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID))
+	var row Row
+	if tx.aheadItem != nil {
+		// Sent with the result's statement (sendProfileAhead): the same
+		// statement, for the same command, already answered.
+		row, tx.aheadItem = firstRow{tx.aheadItem}, nil
+	} else {
+		row = tx.row(ctx, ackItemSQL, enrollmentID, commandUUID, at, at, ProfileSupersededBy, enrollmentID, commandUUID)
+	}
+	it, err := scanItem(row)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +312,62 @@ func (s *Store) ackInResult(ctx context.Context, tx *Tx, ref, channelID, uuid, r
 	return nil
 }
 
+// sendProfileAhead queues, on piped transaction tx (PipeTx.Ahead), the
+// first statement of the profile work an Acknowledged answer with ack
+// will run (ackInResult) to go out with the result's statement, after
+// it: the work's round trip of its own gone ("Session 15 — pgwave7",
+// docs/benchmarks.md). Which work is not known before the result's
+// statement reads the command's request type, so the statement is
+// guessed from ack — a ProfileList's items read when ack.List is set
+// (the server sets it only for a result with a ProfileList's array),
+// else an install's acknowledgement — and made to do nothing unless the
+// command is of that type (aheadItemsSQL, aheadAckItemSQL): a wrong
+// guess costs a statement in the same round trip, and the work then runs
+// its own statement as before. It runs in the result's transaction, so a
+// result refused (unknown command, a contradicting repeat) rolls it back
+// with everything else. Arguments as acknowledgeItemCTE and verifyItems
+// pass them.
+func sendProfileAhead(tx *Tx, ref, uuid string, ack *store.ProfileAck, now time.Time) {
+	switch {
+	case ack.List != nil:
+		tx.aheadItems = tx.pipe.Ahead(tx.d.rebind(aheadItemsSQL), ref, uuid)
+	case ack.Verify != nil:
+		at := toMicros(now)
+		tx.aheadItem = tx.pipe.Ahead(tx.d.rebind(aheadAckItemSQL), ref, uuid, at, at, ProfileSupersededBy, ref, uuid)
+	}
+}
+
+// aheadAckItemSQL is ackItemSQL that finds no item (so writes nothing)
+// unless the command is an InstallProfile (ackInResult acknowledges only
+// those). Same arguments.
+var aheadAckItemSQL = func() string {
+	const from = `WHERE i.enrollment_id = ? AND i.command_uuid = ? LIMIT 1`
+	if !strings.Contains(ackItemSQL, from) {
+		panic("sqlstore: ackItemSQL changed: aheadAckItemSQL cannot be built")
+	}
+	return strings.Replace(ackItemSQL, from, `WHERE i.enrollment_id = ? AND i.command_uuid = ?
+		AND EXISTS (SELECT 1 FROM commands c WHERE c.uuid = i.command_uuid AND c.request_type = 'InstallProfile') LIMIT 1`, 1)
+}()
+
+// aheadItemsSQL is verifyItems' read (PostgreSQL), of no row unless
+// command uuid is a ProfileList. Arguments: enrollment id, command uuid.
+const aheadItemsSQL = `SELECT ` + itemColumns + ` FROM profile_items i WHERE i.enrollment_id = ?
+	AND EXISTS (SELECT 1 FROM commands c WHERE c.uuid = ? AND c.request_type = 'ProfileList') ORDER BY i.identifier FOR UPDATE`
+
+// firstRow is a Rows' first row as a Row (sql.ErrNoRows: none).
+type firstRow struct{ rows Rows }
+
+func (r firstRow) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	return r.rows.Scan(dest...)
+}
+
 // ackFailedError is ackInResult's failed profile work: the result's
 // transaction is rolled back and RecordResultNext records the result
 // again without it. It does not
@@ -331,8 +395,16 @@ func (s *Store) VerifyProfileItems(ctx context.Context, enrollmentID string, ver
 // verifyItems is VerifyProfileItems' work inside transaction tx (its own,
 // or a result's: RecordResultNext with a store.ProfileAck).
 func (s *Store) verifyItems(ctx context.Context, tx *Tx, enrollmentID string, verify func([]store.ProfileItem) ([]store.ProfileItem, []string)) ([]store.ProfileItem, error) {
-	items, err := collectTx(ctx, tx, func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) },
-		`SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`+s.d.ForUpdate, enrollmentID)
+	scan := func(sc scanner) (*store.ProfileItem, error) { return scanItem(sc) }
+	var items []store.ProfileItem
+	var err error
+	if tx.aheadItems != nil {
+		// Read with the result's statement (sendProfileAhead).
+		items, err = scanRows(tx.aheadItems, scan)
+		tx.aheadItems = nil
+	} else {
+		items, err = collectTx(ctx, tx, scan, `SELECT `+itemColumns+` FROM profile_items i WHERE i.enrollment_id = ? ORDER BY i.identifier`+s.d.ForUpdate, enrollmentID)
+	}
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}

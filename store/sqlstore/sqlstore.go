@@ -462,6 +462,11 @@ type Tx struct {
 	// WITH of the transaction's next statement that takes it
 	// (withDeferred), else on its own before the commit (flushDeferred).
 	deferred *deferredWrite
+	// aheadItem, aheadItems: RecordResultNext's profile work sent with
+	// the result's statement on a piped transaction (sendProfileAhead),
+	// taken by acknowledgeItemCTE and verifyItems instead of a round
+	// trip of their own.
+	aheadItem, aheadItems Rows
 	// detached: the group committer runs this transaction (see
 	// detach), so its statements do not end with the caller's context;
 	// bg is from without its cancellation. Only the committer's
