@@ -17,6 +17,7 @@ import (
 	"github.com/pomona-mdm/pomona/http/signin"
 	"github.com/pomona-mdm/pomona/http/wellknown"
 	"github.com/pomona-mdm/pomona/mdm/catalog"
+	"github.com/pomona-mdm/pomona/store/sqlstore"
 	"github.com/pomona-mdm/pomona/version"
 )
 
@@ -41,8 +42,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(LoginPath("{tenant}"), signIn)
 	mux.HandleFunc("GET "+LoginPath("{tenant}")+"/logo", signIn.ServeLogo)
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
-	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics})
-	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics})
+	mux.Handle(CheckInPath, s.arriving(&mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics}))
+	mux.Handle(ServerPath, s.arriving(&mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics}))
 
 	// Admin and operations.
 	(&api.API{
@@ -74,4 +75,27 @@ func (s *Server) routes() http.Handler {
 	// The client's address (behind trusted proxies) is settled before
 	// anything logs, limits or audits it.
 	return httpx.RealIP(httpx.Observe(front, log, s.Metrics), s.proxies)
+}
+
+// arriver is a store that counts device requests in progress. The store
+// openStore opens is a *sqlstore.Store: the assertion below keeps a
+// renamed method from silently turning the commit delay off.
+type arriver interface{ Arrive() (leave func()) }
+
+var _ arriver = (*sqlstore.Store)(nil)
+
+// arriving tells a store that counts device requests in progress
+// (SQLite's group commit: sqlstore.Store.Arrive, its commit delay) about
+// each request h serves, from its start until it has been answered.
+// Other stores get h unchanged.
+func (s *Server) arriving(h http.Handler) http.Handler {
+	a, ok := s.Store.(arriver)
+	if !ok {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leave := a.Arrive()
+		defer leave()
+		h.ServeHTTP(w, r)
+	})
 }
