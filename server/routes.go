@@ -19,6 +19,7 @@ import (
 	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/store/sqlstore"
 	"github.com/pomona-mdm/pomona/version"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // routes mounts every handler on one mux: the device-facing endpoints,
@@ -98,4 +99,23 @@ func (s *Server) arriving(h http.Handler) http.Handler {
 		defer leave()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// groupCommitMetrics publishes SQLite's group-commit counts
+// (sqlstore.Store.GroupCommitCounts): batches run and the transactions in
+// them; their ratio is the mean batch size, and the batches with a
+// durable write are the fsyncs of the WAL. PostgreSQL's store counts 0.
+func (s *Server) groupCommitMetrics() {
+	gc, ok := s.Store.(interface{ GroupCommitCounts() (int64, int64) })
+	if !ok {
+		return
+	}
+	s.Metrics.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pomona_sqlite_group_commit_batches_total", Help: "SQLite group-commit batches run (each with a durable write: one COMMIT and fsync).",
+		}, func() float64 { b, _ := gc.GroupCommitCounts(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pomona_sqlite_group_commit_transactions_total", Help: "Transactions run in SQLite group-commit batches.",
+		}, func() float64 { _, t := gc.GroupCommitCounts(); return float64(t) }),
+	)
 }
