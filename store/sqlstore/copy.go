@@ -26,6 +26,16 @@ var Tables = []string{"tenants", "tenant_logos", "tenant_domains", "users", "api
 // count of writes the target's triggers keep (authCache).
 var NotCopied = []string{"leases", "admin_sessions", "idempotency_keys", "revocation_count", "auth_generation"}
 
+// copyFilter narrows what a copy reads (and checksums, on both sides) of
+// a table to the rows the target's foreign keys accept. reconcile_queue
+// has no key to enrollments on PostgreSQL (migration 0035): a marking
+// concurrent with an enrollment's deletion can leave a row of the deleted
+// enrollment, which the reconciler deletes when it claims it; a copy
+// leaves it behind (SQLite's key would refuse it).
+var copyFilter = map[string]string{
+	"reconcile_queue": " WHERE enrollment_id IN (SELECT id FROM enrollments)",
+}
+
 // TableReport compares one table after a copy.
 type TableReport struct {
 	Table    string
@@ -104,7 +114,7 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table stri
 }
 
 func (s *Store) copyTable(ctx context.Context, tx *Tx, table string) (int64, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT * FROM "+table)
+	rows, err := s.r.QueryContext(ctx, "SELECT * FROM "+table+copyFilter[table])
 	if err != nil {
 		return 0, err
 	}
@@ -142,7 +152,7 @@ func (s *Store) copyTable(ctx context.Context, tx *Tx, table string) (int64, err
 // []byte or NULL), with the row count.
 func (s *Store) checksum(ctx context.Context, table string) (TableReport, error) {
 	rep := TableReport{Table: table}
-	rows, err := s.r.QueryContext(ctx, "SELECT * FROM "+table)
+	rows, err := s.r.QueryContext(ctx, "SELECT * FROM "+table+copyFilter[table])
 	if err != nil {
 		return rep, err
 	}

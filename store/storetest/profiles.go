@@ -29,6 +29,7 @@ func profileTests() []namedTest {
 		{"ResultAcknowledgesProfile", testResultAcknowledgesProfile},
 		{"ConcurrentProfileAnswers", testConcurrentProfileAnswers},
 		{"ProfileItemWritesForCommand", testProfileItemWritesForCommand},
+		{"DeletedEnrollmentsLeaveNoQueue", testDeletedEnrollmentsLeaveNoQueue},
 	}
 }
 
@@ -973,5 +974,71 @@ func testTemplateCommandVars(t *testing.T, s store.Store) {
 				t.Fatalf("%s on channel %d: vars %q, want %q", q.UUID, i, q.Vars, want)
 			}
 		}
+	}
+}
+
+// testDeletedEnrollmentsLeaveNoQueue: deleting an enrollment — through
+// its user (DeleteUser) or its tenant (DeleteTenant with cascade) —
+// deletes its reconcile_queue row, claimed or not, and leaves the others.
+// SQLite's foreign key cascades; PostgreSQL's queue has no key (migration
+// 0035) and a trigger on enrollments does it.
+func testDeletedEnrollmentsLeaveNoQueue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	late := t0.Add(time.Hour)
+	a := mustTenant(t, s, "Keep", "keep.example")
+	b := mustTenant(t, s, "Gone", "gone.example")
+	alice := mustUser(t, s, a.ID, "alice@keep.example")
+	bob := mustUser(t, s, a.ID, "bob@keep.example")
+	ea := enrolledFor(t, s, a.ID, alice.ID)
+	enrolledFor(t, s, a.ID, alice.ID) // alice's second device
+	eb := enrolledFor(t, s, a.ID, bob.ID)
+	var gone []string
+	for i := 0; i < 3; i++ {
+		u := mustUser(t, s, b.ID, fmt.Sprintf("u%d@gone.example", i))
+		gone = append(gone, enrolledFor(t, s, b.ID, u.ID).ID)
+	}
+	// Every device queued (a profile assigned to each tenant's users);
+	// one of alice's and one of the doomed tenant's rows held by a claim.
+	for _, tn := range []*store.Tenant{a, b} {
+		all, err := s.AllUsersGroup(ctx, tn.ID, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := mustProfile(t, s, tn.ID, "com.example.queue")
+		if err := s.Assign(ctx, &store.Assignment{ProfileID: p.ID, GroupID: all.ID, CreatedAt: t0}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.DirtyCount(ctx, late); err != nil || n != 6 {
+		t.Fatalf("queued before: %d %v", n, err)
+	}
+	ds, err := s.ClaimDirty(ctx, "h", t0.Add(time.Second), time.Minute, 1000)
+	if err != nil || len(ds) != 6 {
+		t.Fatalf("claim: %d %v", len(ds), err)
+	}
+	for _, d := range ds {
+		if d.DeviceID == ea.ID || d.DeviceID == gone[0] {
+			continue
+		}
+		if err := s.FinishDirty(ctx, d, "h", late, false); err != nil { // queued again, due later
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteUser(ctx, alice.ID, store.Ending{Reason: "test", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DirtyCount(ctx, late); err != nil || n != 4 {
+		t.Fatalf("queued after alice's deletion: %d (want 4: bob's and the other tenant's) %v", n, err)
+	}
+	if err := s.DeleteTenant(ctx, b.ID, true, store.Ending{Reason: "test", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DirtyCount(ctx, late); err != nil || n != 1 {
+		t.Fatalf("queued after the tenant's deletion: %d (want 1: bob's) %v", n, err)
+	}
+	got := claimAll(t, s, late.Add(2*time.Minute))
+	if fmt.Sprint(got) != fmt.Sprint([]string{eb.ID}) {
+		t.Fatalf("claims after the deletions: %v, want only bob's %s", got, eb.ID)
 	}
 }

@@ -1,0 +1,7 @@
+-- Session 15 (lane pgassign7): PostgreSQL drops reconcile_queue's foreign
+-- key to enrollments and deletes a deleted enrollment's queue row with a
+-- trigger instead (its migration of this number says why). SQLite keeps
+-- the key with ON DELETE CASCADE: its check is one probe of enrollments'
+-- primary key, with no row lock to write. Nothing to do here.
+-- dialect: sqlite
+-- end dialect
