@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Services.
 	clock := orNow(cfg.Clock)
 	s.Metrics = metrics.New()
+	s.groupCommitMetrics()
 	s.jobs = &jobs.Runner{Leases: s.Store, Instance: directory.NewID("inst")}
 	s.events = &webhook.Publisher{Store: s.Store, Log: log, Now: time.Now}
 	s.webhooks = webhook.NewDispatcher(s.Store, s.sealer, cfg.WebhookBackoff, log)
