@@ -246,7 +246,8 @@ func (s *Service) CompleteSetup(ctx context.Context, token, email, pw string, se
 	}
 	step, ok := totp.Verify(secret, code, s.now(), 0)
 	if !ok {
-		return nil, problem.Validation("code", "does not match: check the clock of the phone and enter the current code") // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, problem.Validation("code", "does not match: check the clock of the phone and enter the current code")
 	}
 	at.Succeeded(ctx)
 	h, err := password.Hash(pw, s.Password)
@@ -291,7 +292,8 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 		hash = a.PasswordHash
 	}
 	if !s.passwords.Verify(ctx, pw, hash) {
-		return nil, ErrBadCredentials // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, ErrBadCredentials
 	}
 	step, ok, err := credential.VerifySealedCode(s.Sealer, a.TOTPSecret, totpContext(a.ID), code, s.now(), a.TOTPLastStep)
 	if err != nil {
@@ -299,7 +301,8 @@ func (s *Service) SignIn(ctx context.Context, email, pw, code, ip string) (*stor
 		return nil, fmt.Errorf("adminaccount: open the TOTP secret of %s: %w", a.ID, err)
 	}
 	if !ok {
-		return nil, ErrBadCredentials // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, ErrBadCredentials
 	}
 	at.Succeeded(ctx)
 	rehash := s.passwords.Rehash(pw, a.PasswordHash)

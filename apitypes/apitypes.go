@@ -133,10 +133,15 @@ type APIKeyInput struct {
 // Device is the API form of an enrollment: what a user enrollment
 // reveals. ID is Pomona's device id ("en_…"); EnrollmentID is Apple's.
 type Device struct {
-	ID                string     `json:"id"`
-	EnrollmentID      string     `json:"enrollment_id,omitempty"` // Apple's EnrollmentID (not a hardware identifier)
-	TenantID          string     `json:"tenant_id"`
-	UserID            string     `json:"user_id"`
+	ID           string `json:"id"`
+	EnrollmentID string `json:"enrollment_id,omitempty"` // Apple's EnrollmentID (not a hardware identifier)
+	TenantID     string `json:"tenant_id"`
+	UserID       string `json:"user_id"`
+	// UserEmail is the email of the device's user ("" once the user is
+	// deleted): a user enrollment reveals no device name, so the email is
+	// what tells an administrator's devices apart (console and CLI show it
+	// as "user").
+	UserEmail         string     `json:"user_email,omitempty"`
 	Status            string     `json:"status"`
 	Platform          string     `json:"platform"`
 	Product           string     `json:"product"`

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/pomona-mdm/pomona/lifecycle"
+	"github.com/pomona-mdm/pomona/mdm/catalog"
 	"github.com/pomona-mdm/pomona/problem"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/store"
@@ -73,6 +74,18 @@ type DeviceQuery struct {
 // List returns a page of devices and the DeviceID to continue before (""
 // when this page is the last). Errors: as Tenants.Resolve and Users.Get.
 func (d *Devices) List(ctx context.Context, q DeviceQuery) ([]store.Enrollment, string, error) {
+	// A misspelt state or platform ("enroled", "ios") matched no device:
+	// an empty list an administrator read as "no such devices".
+	switch q.Status {
+	case "", store.EnrollmentPending, store.EnrollmentEnrolled, store.EnrollmentUnenrolled:
+	default:
+		return nil, "", problem.Coded(problem.Invalid, "invalid_parameter", "status %q: give pending, enrolled or unenrolled (or leave it out for every state)", q.Status)
+	}
+	switch q.Platform {
+	case "", catalog.IOS, catalog.MacOS:
+	default:
+		return nil, "", problem.Coded(problem.Invalid, "invalid_parameter", "platform %q: give %s (iPhone and iPad) or %s (or leave it out for both)", q.Platform, catalog.IOS, catalog.MacOS)
+	}
 	f := store.EnrollmentFilter{Status: q.Status, Platform: q.Platform, Before: q.Before, Limit: limit(q.Limit)}
 	if q.Tenant != "" {
 		t, err := d.Tenants.Resolve(ctx, q.Tenant)

@@ -38,6 +38,31 @@ func (u *Users) Get(ctx context.Context, ref string) (*store.User, error) {
 	return u.Store.UserByEmail(ctx, strings.ToLower(ref))
 }
 
+// Emails maps each of ids (user ids, "us_…") to its user's email, ""
+// for a deleted user (whose devices are being told to unenroll): what an
+// administrator reads to tell devices apart, since a user enrollment
+// reveals no device name. One look-up per distinct id, so a caller
+// passes one page (the device list's at most 1000 rows). Errors: the
+// store's, other than store.ErrNotFound.
+func (u *Users) Emails(ctx context.Context, ids []string) (map[string]string, error) {
+	emails := make(map[string]string, len(ids))
+	for _, id := range ids {
+		if _, ok := emails[id]; ok {
+			continue
+		}
+		us, err := u.Store.User(ctx, id)
+		switch {
+		case err == nil:
+			emails[id] = us.Email
+		case errors.Is(err, store.ErrNotFound):
+			emails[id] = ""
+		default:
+			return nil, err
+		}
+	}
+	return emails, nil
+}
+
 // UserQuery selects a page of users: of Tenant (a ref; "" for all), with
 // Email exactly (any case), after the email After, at most Limit (default
 // 100, at most 1000), by email.

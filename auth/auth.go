@@ -90,7 +90,8 @@ func (s *Service) VerifyPassword(ctx context.Context, tenantID, email, pw, ip st
 		hash = u.PasswordHash
 	}
 	if !s.passwords.Verify(ctx, pw, hash) {
-		return nil, ErrBadCredentials // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, ErrBadCredentials
 	}
 	at.Succeeded(ctx)
 	if !u.Enabled {
@@ -147,7 +148,8 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code, ip string) (*sto
 		return nil, fmt.Errorf("auth: open the TOTP secret of %s: %w", u.ID, err)
 	}
 	if !ok {
-		return nil, ErrBadCode // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, ErrBadCode
 	}
 	at.Succeeded(ctx)
 	// Record the step atomically: of two sign-ins racing with one code,
@@ -174,7 +176,8 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID string, secret []byte,
 	}
 	step, ok := totp.Verify(secret, code, s.now(), 0)
 	if !ok {
-		return nil, ErrBadCode // counted by begin
+		at.Failed(ctx, s.now()) // counted by begin; again if a success reset the count meanwhile
+		return nil, ErrBadCode
 	}
 	at.Succeeded(ctx)
 	sealed := s.Sealer.Seal(secret, totpContext(u.ID))

@@ -277,3 +277,58 @@ func TestLimitsPerIPv6Slash64(t *testing.T) {
 		}
 	}
 }
+
+// heldStore holds UserByEmail for requests whose context carries holdKey
+// until release is closed: a guess whose check is in flight.
+type heldStore struct {
+	*sqlstore.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+type holdKey struct{}
+
+func (h *heldStore) UserByEmail(ctx context.Context, email string) (*store.User, error) {
+	if ctx.Value(holdKey{}) != nil {
+		h.entered <- struct{}{}
+		<-h.release
+	}
+	return h.Store.UserByEmail(ctx, email)
+}
+
+// TestGuessesInFlightSurviveSuccessReset: wrong passwords being checked
+// while the person signs in and gets a token stay counted once they fail.
+// Before, the success's reset deleted the counter under them: each of the
+// person's sign-ins forgave every guess in flight (here 3 of 5).
+func TestGuessesInFlightSurviveSuccessReset(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	h := &heldStore{Store: f.st, entered: make(chan struct{}), release: make(chan struct{})}
+	f.svc.Store = h
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gctx := context.WithValue(ctx, holdKey{}, true)
+			if _, err := f.svc.VerifyPassword(gctx, f.t1.ID, "alice@one.example", "guess", "203.0.113.9"); !errors.Is(err, auth.ErrBadCredentials) {
+				t.Errorf("guess: %v", err)
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		<-h.entered
+	}
+	u, err := f.svc.VerifyPassword(ctx, f.t1.ID, "alice@one.example", "alice-password", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.IssueToken(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	wg.Wait()
+	if n, _, _ := f.st.RateLimitCount(ctx, "signin:acct:alice@one.example", 15*time.Minute, f.clock); n != 3 {
+		t.Fatalf("account counter %d after 3 guesses that failed after the reset, want 3", n)
+	}
+}

@@ -88,10 +88,21 @@ func deviceList(fs *flag.FlagSet) func(*call) error {
 					st += " (silent)"
 				}
 				fmt.Fprintf(w, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", d["id"], orDash(str(d["enrollment_id"])), st, d["platform"], d["product"],
-					orDash(str(d["os_version"])), d["user_id"], seenAt(str(d["last_seen_at"])))
+					orDash(str(d["os_version"])), deviceUser(d), seenAt(str(d["last_seen_at"])))
 			}
 		})
 	}
+}
+
+// deviceUser is a listed device's USER: its user's email, as the console
+// shows it; the id when the API gives no email (the user is deleted and
+// its devices are being told to unenroll). The id was all the column
+// showed, which sent the administrator to user show for every row.
+func deviceUser(d map[string]any) string {
+	if e := str(d["user_email"]); e != "" {
+		return e
+	}
+	return str(d["user_id"])
 }
 
 // seenAt is an API time as device show prints it (RFC 3339 in local
@@ -128,20 +139,13 @@ func deviceShow(c *call) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
-	// Whose device it is, by email: a user enrollment reveals no device
-	// name or serial number, so the user is what tells devices apart (the
-	// id alone sent the administrator to user show). A user deleted since
-	// (its devices are being unenrolled) or a failed look-up leaves the id.
-	email := ""
-	if u, err := api.User(c.Ctx, d.UserID); err == nil {
-		email = u.Email
-	}
-	return c.print(d, func(w io.Writer) { deviceTable(w, &d, email) })
+	return c.print(d, func(w io.Writer) { deviceTable(w, &d) })
 }
 
-// deviceTable writes a device as "field<TAB>value" lines; email is its
-// user's ("" when not known).
-func deviceTable(w io.Writer, d *apitypes.Device, email string) {
+// deviceTable writes a device as "field<TAB>value" lines. Its user is
+// named by email beside the id: a user enrollment reveals no device name
+// or serial number, so the user is what tells devices apart.
+func deviceTable(w io.Writer, d *apitypes.Device) {
 	at := func(t *time.Time) string {
 		if t == nil {
 			return "-"
@@ -159,8 +163,8 @@ func deviceTable(w io.Writer, d *apitypes.Device, email string) {
 	fmt.Fprintf(w, "id\t%s\nenrollment id\t%s\nstatus\t%s\nplatform\t%s\nproduct\t%s\nmodel\t%s\ndevice name\t%s\nOS\t%s\nlanguage\t%s\n",
 		d.ID, orDash(d.EnrollmentID), d.Status, d.Platform, orDash(d.Product), orDash(model), orDash(d.DeviceName), orDash(osv), orDash(d.Language))
 	user := d.UserID
-	if email != "" {
-		user = email + " (" + d.UserID + ")"
+	if d.UserEmail != "" {
+		user = d.UserEmail + " (" + d.UserID + ")"
 	}
 	fmt.Fprintf(w, "tenant\t%s\nuser\t%s\nprofile\t%s\ncreated\t%s\nenrolled\t%s\nunenrolled\t%s\nlast seen\t%s\n",
 		d.TenantID, user, orDash(d.ProfileIdentifier), d.CreatedAt.Local().Format(time.RFC3339), at(d.EnrolledAt), at(d.UnenrolledAt), at(d.LastSeenAt))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pomona-mdm/pomona/apiclient"
 	"github.com/pomona-mdm/pomona/apitypes"
@@ -68,11 +69,40 @@ func groupShow(c *call) error {
 	if err != nil {
 		return err
 	}
-	var res map[string]any
-	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(id)+"?limit=1000", nil, &res); err != nil {
+	var raw json.RawMessage
+	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(id)+"?limit=1000", nil, &raw); err != nil {
 		return err
 	}
-	return printJSON(c.Stdout, res)
+	if c.json() {
+		var res map[string]any
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return err
+		}
+		return printJSON(c.Stdout, res)
+	}
+	// Text, like every other show: the group, then its members by email
+	// (it printed the API's JSON whether or not --json was given).
+	var res struct {
+		Group   apitypes.Group  `json:"group"`
+		Members []apitypes.User `json:"members"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	return c.print(nil, func(w io.Writer) {
+		g := res.Group
+		fmt.Fprintf(w, "id\t%s\nname\t%s\ntenant\t%s\nsource\t%s\nmembers\t%d\ncreated\t%s\n", g.ID, g.Name, g.TenantID,
+			map[string]string{"all": "all (every user of the tenant)", "static": "static (members added by hand)"}[g.Source], g.Members, g.CreatedAt.Local().Format(time.RFC3339))
+		if len(res.Members) > 0 {
+			fmt.Fprintln(w, "\nEMAIL\tNAME\tID")
+			for _, u := range res.Members {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", u.Email, orDash(u.Name), u.ID)
+			}
+		}
+		if len(res.Members) < g.Members {
+			fmt.Fprintf(w, "(the first %d members; --json for the API's page)\n", len(res.Members))
+		}
+	})
 }
 
 func groupRename(c *call) error {
@@ -278,7 +308,22 @@ func profileShow(c *call) error {
 	if err := api.Do(c.Ctx, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(id), nil, &p); err != nil {
 		return err
 	}
-	return printJSON(c.Stdout, p)
+	// Text unless --json (it printed the API's JSON either way).
+	return c.print(p, func(w io.Writer) {
+		minOS := p.MinOSVersion
+		if minOS == "" {
+			minOS = "-"
+		}
+		fmt.Fprintf(w, "id\t%s\nname\t%s\nidentifier\t%s\ntenant\t%s\nversion\t%d\nplatforms\t%s\nminimum OS\t%s\nsigned at delivery\t%s\npayloads\t%s\nupdated\t%s\n",
+			p.ID, p.Name, p.Identifier, p.TenantID, p.Version, strings.Join(p.Platforms, ", "), minOS, map[bool]string{true: "yes", false: "no"}[p.Sign],
+			strings.Join(p.PayloadTypes, ", "), p.UpdatedAt.Local().Format(time.RFC3339))
+		if len(p.Assignments) == 0 {
+			fmt.Fprintf(w, "assigned to\tnone: no device gets it (pomona profile assign %s --group G)\n", p.ID)
+		}
+		for _, a := range p.Assignments {
+			fmt.Fprintf(w, "%s\t%s\n", map[bool]string{true: "excludes", false: "assigned to"}[a.Exclude], a.GroupID)
+		}
+	})
 }
 
 func profileAssign(fs *flag.FlagSet) func(*call) error {

@@ -10,9 +10,11 @@ package credential
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/pomona-mdm/pomona/jobs"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/store"
 	"github.com/pomona-mdm/pomona/totp"
@@ -46,8 +48,9 @@ var DefaultLimits = Limits{Window: 15 * time.Minute, Max: 5, IPMax: 30}
 // after a wrong answer, every attempt sent at once would read the same
 // count and be checked — 200 wrong passwords sent together against one
 // account were 188 checked (401) instead of 5. The caller ends the step
-// with Attempt.Succeeded when it was not a failure; a failure needs
-// nothing more (it is counted).
+// with Attempt.Succeeded when it was not a failure, and with
+// Attempt.Failed when it was (counted already; Failed counts it again
+// only when a success reset the account meanwhile).
 //
 // The counters are read first, and a step already over a limit is
 // refused without a write: a flood of refused steps costs reads only
@@ -68,7 +71,7 @@ func (l Limits) Begin(ctx context.Context, st store.RateLimitStore, prefix, acco
 			return nil, &LockedError{RetryAfter: start.Add(l.Window).Sub(now), Scope: c.scope}
 		}
 	}
-	a := &Attempt{st: st}
+	a := &Attempt{st: st, window: l.Window}
 	for _, c := range []limit{addr, acct} {
 		n, start, err := st.RateLimitHit(ctx, c.key, l.Window, now)
 		if err != nil {
@@ -95,8 +98,9 @@ type limit struct {
 
 // Attempt is a sign-in step Begin counted.
 type Attempt struct {
-	st   store.RateLimitStore
-	hits []hit
+	st     store.RateLimitStore
+	window time.Duration
+	hits   []hit // the address's, then the account's
 }
 
 type hit struct {
@@ -134,10 +138,101 @@ func AddressKey(ip string) string {
 	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }
 
+// Failed ends a step whose answer was wrong. The failure is already
+// counted (Begin), unless a successful sign-in of the same account reset
+// the account's counter while this step was being checked: that reset
+// forgave the failures before it, not this one, which was still in flight
+// — without counting it again, an attacker guessing while the person
+// signs in would have up to Max guesses forgiven by each of the person's
+// sign-ins. So when the account's counter is no longer the window this
+// step was counted in (reset, and perhaps a new window begun since), the
+// failure is counted again in the current one. A window that simply ran
+// out meanwhile is not counted again (the step would have expired with
+// it). Calling it on nil, or after Succeeded, does nothing.
+func (a *Attempt) Failed(ctx context.Context, now time.Time) {
+	if a == nil || len(a.hits) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // a client gone meanwhile must not take its failure back
+	h := a.hits[len(a.hits)-1]       // the account's (Begin counts the address first)
+	a.hits = nil
+	if !now.Before(h.start.Add(a.window)) {
+		return
+	}
+	_, start, err := a.st.RateLimitCount(ctx, h.key, a.window, now)
+	if err != nil || start.Equal(h.start) {
+		return
+	}
+	a.st.RateLimitHit(ctx, h.key, a.window, now)
+}
+
 // Reset clears the account's failures after a successful sign-in (the
-// address keeps its count).
+// address keeps its count). Steps of the account in flight at that moment
+// count again if they fail (Attempt.Failed).
 func (l Limits) Reset(ctx context.Context, st store.RateLimitStore, prefix, account string) {
 	st.RateLimitReset(ctx, prefix+":acct:"+account)
+}
+
+// Pruner deletes the rate-limit counters whose window is over. Without
+// it a counter was deleted only by a successful sign-in of its account,
+// so the table kept a row for every address and every account name ever
+// tried: an attacker rotating addresses (each may name up to IPMax
+// accounts per window) grew it without end. A deleted counter reads as
+// an ended window does (0), so pruning changes no limit's answer.
+type Pruner struct {
+	Store interface {
+		RateLimitPrune(ctx context.Context, before time.Time, max int) (int, error)
+	}
+	// Limits are every set of limits counting into Store (the device
+	// sign-in's and the console's): counters older than the longest
+	// window among them are deleted. Read at each pass.
+	Limits []*Limits
+	Now    func() time.Time
+	Log    *slog.Logger
+}
+
+// pruneEvery is how often the counters are pruned: a third of the
+// default window, so the table holds at most about 1⅓ windows of keys.
+const pruneEvery = 5 * time.Minute
+
+// pruneBatch bounds one delete statement (the writer is the devices' too).
+const pruneBatch = 1000
+
+// Periodic is the job for jobs.Runner.Run: a pass every 5 minutes on one
+// instance of a cluster (lease "rate-limit-prune"), the first a minute
+// after start.
+func (p *Pruner) Periodic() jobs.Job {
+	return jobs.Job{Lease: "rate-limit-prune", LeaseTTL: pruneEvery - 30*time.Second, First: time.Minute, Interval: pruneEvery,
+		Run: func(ctx context.Context) {
+			if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
+				p.Log.Warn("rate-limit counters: prune failed", "err", err)
+			}
+		}}
+}
+
+// Prune deletes every counter whose window ended (started more than the
+// longest window before Now), pruneBatch rows per statement, and returns
+// how many it deleted.
+func (p *Pruner) Prune(ctx context.Context) (int, error) {
+	var window time.Duration
+	for _, l := range p.Limits {
+		window = max(window, l.Window)
+	}
+	if window <= 0 {
+		return 0, nil
+	}
+	before := p.Now().Add(-window)
+	total := 0
+	for {
+		n, err := p.Store.RateLimitPrune(ctx, before, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch || ctx.Err() != nil {
+			if total > 0 && p.Log != nil {
+				p.Log.Info("rate-limit counters pruned", "count", total, "older_than", window.String())
+			}
+			return total, err
+		}
+	}
 }
 
 // Passwords checks passwords with one set of argon2id parameters.

@@ -130,3 +130,120 @@ func TestLockedOutStepsWriteNothing(t *testing.T) {
 		t.Fatalf("100 refused steps wrote %d times and made %d keys, want none", st.writes-writes, len(st.n)-keys)
 	}
 }
+
+func (m *memLimits) RateLimitPrune(_ context.Context, before time.Time, max int) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, s := range m.start {
+		if n < max && s.Before(before) {
+			delete(m.n, k)
+			delete(m.start, k)
+			n++
+		}
+	}
+	m.writes++
+	return n, nil
+}
+
+func newMem() *memLimits { return &memLimits{n: map[string]int{}, start: map[string]time.Time{}} }
+
+// TestFailureInFlightDuringResetCounts: a wrong guess being checked while
+// the person signs in successfully is not forgiven by that sign-in's
+// reset (Session 14 noted that it was: each of the person's sign-ins
+// forgave up to Max guesses in flight).
+func TestFailureInFlightDuringResetCounts(t *testing.T) {
+	ctx := context.Background()
+	l := credential.DefaultLimits
+	now := time.Unix(1_700_000_000, 0)
+	st := newMem()
+	count := func() int {
+		n, _, _ := st.RateLimitCount(ctx, "signin:acct:a@x.example", l.Window, now)
+		return n
+	}
+	// A failure that ended before the success: forgiven.
+	for i := 0; i < 1; i++ {
+		a, _ := l.Begin(ctx, st, "signin", "a@x.example", "198.51.100.1", now)
+		a.Failed(ctx, now)
+	}
+	// Three guesses in flight (their checks running), then the person's
+	// sign-in succeeds and resets the account.
+	var guesses []*credential.Attempt
+	for i := 0; i < 3; i++ {
+		a, err := l.Begin(ctx, st, "signin", "a@x.example", "203.0.113.9", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guesses = append(guesses, a)
+	}
+	ok, err := l.Begin(ctx, st, "signin", "a@x.example", "198.51.100.1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok.Succeeded(ctx)
+	l.Reset(ctx, st, "signin", "a@x.example")
+	if n := count(); n != 0 {
+		t.Fatalf("after the reset: %d, want 0", n)
+	}
+	for _, a := range guesses {
+		a.Failed(ctx, now.Add(time.Second))
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("the 3 guesses in flight during the reset count %d, want 3", n)
+	}
+	// Without a reset in between, a failure is counted once only.
+	a, _ := l.Begin(ctx, st, "signin", "a@x.example", "203.0.113.9", now)
+	a.Failed(ctx, now)
+	a.Failed(ctx, now)
+	if n := count(); n != 4 {
+		t.Fatalf("one more failure: %d, want 4", n)
+	}
+	// A step whose window ran out while it was checked is not counted in
+	// the next one.
+	b, _ := l.Begin(ctx, st, "signin", "b@x.example", "203.0.113.10", now)
+	b.Failed(ctx, now.Add(l.Window+time.Second))
+	if n, _, _ := st.RateLimitCount(ctx, "signin:acct:b@x.example", l.Window, now.Add(l.Window+time.Second)); n != 0 {
+		t.Fatalf("failure of an ended window counted again: %d", n)
+	}
+}
+
+// TestPruneBoundsTableUnderAddressRotation: an attacker takes a new
+// address every minute for 6 hours, naming IPMax new accounts from each
+// (every step a fresh row: 31 a minute). With the pruner's pass every 5
+// minutes the table holds at most the rows of one window and one
+// interval; without it, every row stays (11,160 here).
+func TestPruneBoundsTableUnderAddressRotation(t *testing.T) {
+	ctx := context.Background()
+	l := credential.DefaultLimits
+	st := newMem()
+	t0 := time.Unix(1_700_000_000, 0)
+	now := t0
+	p := &credential.Pruner{Store: st, Limits: []*credential.Limits{&l}, Now: func() time.Time { return now }}
+	perMinute := l.IPMax + 1
+	bound := perMinute * int((l.Window+5*time.Minute)/time.Minute+1)
+	most := 0
+	for m := 0; m < 360; m++ {
+		now = t0.Add(time.Duration(m) * time.Minute)
+		ip := fmt.Sprintf("198.51.%d.%d", m/250, m%250)
+		for i := 0; i < l.IPMax; i++ {
+			a, err := l.Begin(ctx, st, "signin", fmt.Sprintf("m%d-u%d@x.example", m, i), ip, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Failed(ctx, now)
+		}
+		if m%5 == 4 {
+			if _, err := p.Prune(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		most = max(most, len(st.n))
+	}
+	if most > bound {
+		t.Fatalf("the table reached %d rows, want at most %d (one window and one interval of the attack)", most, bound)
+	}
+	// A running window is never pruned: the last address is still locked out.
+	if _, err := l.Begin(ctx, st, "signin", "new@x.example", fmt.Sprintf("198.51.%d.%d", 359/250, 359%250), now); err == nil {
+		t.Fatal("the prune forgot a running window's count")
+	}
+}

@@ -22,6 +22,9 @@ type Metrics struct {
 
 	Discovery      *prometheus.CounterVec // result
 	AdminAuthFails prometheus.Counter
+	// ConnsRefused counts connections closed at accept because their
+	// client address held the most allowed (--max-conns-per-address).
+	ConnsRefused prometheus.Counter
 
 	Enrollment *prometheus.CounterVec // result: challenge, profile, bad-token, ...
 	SignIn     *prometheus.CounterVec // result
@@ -63,6 +66,9 @@ func New() *Metrics {
 			Name: "pomona_admin_auth_failures_total", Help: "Admin API requests refused for a missing or wrong API key.",
 		}),
 	}
+	m.ConnsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pomona_connections_refused_total", Help: "Connections closed as soon as accepted because their client address (IPv6: its /64) already held --max-conns-per-address open connections.",
+	})
 	m.Enrollment = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_enrollment_requests_total", Help: "Enrollment endpoint answers by result (challenge, profile, bad-token, no-push-cert, ...).",
 	}, []string{"result"})
@@ -90,7 +96,7 @@ func New() *Metrics {
 	m.Renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pomona_identity_renewals_total", Help: "Identity certificate renewals by event (queued, issued, failed; expired: a request refused because the identity expired before renewal). Alert on failed and expired.",
 	}, []string{"event"})
-	r.MustRegister(m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.MDMMessages, m.Commands, m.Pushes, m.Renewals)
+	r.MustRegister(m.ConnsRefused, m.Enrollment, m.SignIn, m.SCEP, m.PushCertExpiry, m.MDM, m.MDMMessages, m.Commands, m.Pushes, m.Renewals)
 	r.MustRegister(m.Requests, m.Latency, m.InFlight, m.Discovery, m.AdminAuthFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pomona_go_heap_live_bytes",

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pomona-mdm/pomona/auth"
+	"github.com/pomona-mdm/pomona/http/connlimit"
 	"github.com/pomona-mdm/pomona/password"
 	"github.com/pomona-mdm/pomona/pki"
 )
@@ -51,6 +52,11 @@ type Config struct {
 	// separated) whose X-Forwarded-For names the client; empty: the header
 	// is ignored and the direct peer is the client.
 	TrustedProxies string
+	// MaxConnsPerAddress bounds the connections one client address (IPv6:
+	// its /64) holds open on the listener at once; more are closed as soon
+	// as accepted (package connlimit). TrustedProxies are not limited.
+	// 0: no limit. Default connlimit.DefaultMax.
+	MaxConnsPerAddress int
 	// DiscoveryResolve makes the console's discovery checks dial
 	// host:port at another addr:port (split-horizon DNS; tests).
 	DiscoveryResolve map[string]string
@@ -124,5 +130,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		AccessTokenTTL:  auth.DefaultTokenTTL,
 		WebhookBackoff:  10 * time.Second,
+
+		MaxConnsPerAddress: connlimit.DefaultMax,
 	}
 }

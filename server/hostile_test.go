@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pomona-mdm/pomona/http/scephttp"
+
 	"github.com/smallstep/pkcs7"
 
 	"github.com/pomona-mdm/pomona/devicesim"
@@ -126,6 +128,7 @@ func hostileInputs(t testing.TB) []hostileInput {
 		{name: "SCEP PKIOperation: nested definite BER", ep: epSCEP, body: ber},
 		{name: "SCEP PKIOperation: signed, enveloped content nested definite BER", ep: epSCEP,
 			body: untrustedtest.SCEPWithContent(t, ber, 1, pkcs7.OIDDigestAlgorithmSHA256)},
+		{name: "SCEP PKIOperation: over its 64 KiB bound", ep: epSCEP, body: bytes.Repeat([]byte{0x30}, scephttp.MaxMessage+1), want: "larger than"},
 		{name: "connect: 40 SignerInfos over 8 MiB", ep: epConnect, body: big,
 			sig: untrustedtest.DetachedRepeated(t, big, ac, ak, 40), want: "40 SignerInfos"},
 	}

@@ -8,18 +8,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pomona-mdm/pomona/credential"
 	"github.com/pomona-mdm/pomona/demo"
 	"github.com/pomona-mdm/pomona/discovery"
+	"github.com/pomona-mdm/pomona/http/connlimit"
 	"github.com/pomona-mdm/pomona/push"
 	"github.com/pomona-mdm/pomona/tlscert"
 	"github.com/pomona-mdm/pomona/version"
 )
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Run serves until ctx is cancelled (SIGTERM, SIGINT), then shuts down
 // gracefully, letting requests in flight finish.
@@ -33,6 +38,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Bound each client address's open connections before any TLS work
+	// (package connlimit). Not limited: the trusted proxies (they carry
+	// every client's connections) and loopback (a proxy on the same host;
+	// the load benchmark's simulated devices, each keeping its own
+	// connections; nobody outside the host).
+	exempt := append(loopback[:len(loopback):len(loopback)], s.proxies...)
+	ln = connlimit.New(ln, s.cfg.MaxConnsPerAddress, exempt, s.Metrics.ConnsRefused.Inc, s.log)
 	if s.tlsConfig != nil {
 		srv.TLSConfig = s.tlsConfig
 		ln = tls.NewListener(ln, s.tlsConfig)
@@ -50,7 +62,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 		acmeHTTP = &http.Server{Handler: s.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: tlscert.MaxHTTPHeader,
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-		go acmeHTTP.Serve(hl)
+		// The same bound per client address as the main listener's.
+		go acmeHTTP.Serve(connlimit.New(hl, s.cfg.MaxConnsPerAddress, exempt, s.Metrics.ConnsRefused.Inc, s.log))
 		defer acmeHTTP.Close()
 	}
 	// SIGHUP (systemctl reload, certbot's deploy hook) reloads the
@@ -102,6 +115,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, out io.Writer) error 
 	go s.jobs.Run(ctx, (&push.Repush{Channels: s.Store, Pusher: s.pusher, Log: s.log}).Job())
 	go s.jobs.Run(ctx, s.Renewal.Periodic())
 	go s.jobs.Run(ctx, s.Tombstones.Periodic())
+	go s.jobs.Run(ctx, (&credential.Pruner{Store: s.Store, Limits: []*credential.Limits{&s.Auth.Limits, &s.Admins.Limits}, Now: time.Now, Log: s.log}).Periodic())
 	for _, j := range s.abmJobs() {
 		go s.jobs.Run(ctx, j)
 	}

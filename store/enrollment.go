@@ -178,4 +178,11 @@ type RateLimitStore interface {
 	// succeeded. Never below zero; nothing when the key's window is
 	// another one (it ended and a new one began) or the key is gone.
 	RateLimitUndo(ctx context.Context, key string, start time.Time) error
+	// RateLimitPrune deletes at most max counters whose window started
+	// before before (their window is over: the caller passes now minus
+	// the longest window in use) and returns how many it deleted. A
+	// deleted counter reads as 0, as an ended window does, so pruning
+	// never changes a limit's answer; without it every key ever counted
+	// stays a row.
+	RateLimitPrune(ctx context.Context, before time.Time, max int) (int, error)
 }

@@ -39,9 +39,19 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ids := make([]string, len(es))
+	for i := range es {
+		ids[i] = es[i].UserID
+	}
+	emails, err := a.App.Users.Emails(r.Context(), ids)
+	if err != nil {
+		return err
+	}
 	out := apitypes.Devices{Devices: make([]apitypes.Device, 0, len(es)), NextBefore: next}
 	for i := range es {
-		out.Devices = append(out.Devices, a.lifecycleFields(device(&es[i]), &es[i]))
+		d := a.lifecycleFields(device(&es[i]), &es[i])
+		d.UserEmail = emails[es[i].UserID]
+		out.Devices = append(out.Devices, d)
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -54,6 +64,11 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := a.lifecycleFields(device(dt.Device), dt.Device)
 	d.Predecessor, d.Successor = deviceID(dt.Predecessor), deviceID(dt.Successor)
+	emails, err := a.App.Users.Emails(r.Context(), []string{dt.Device.UserID})
+	if err != nil {
+		return err
+	}
+	d.UserEmail = emails[dt.Device.UserID]
 	for _, c := range dt.Channels {
 		d.Channels = append(d.Channels, apitypes.Channel{ID: c.ID, Kind: c.Kind, UserShortName: c.UserShortName, Pushable: len(c.PushToken) > 0 && !c.PushDead,
 			LastPushAt: apitypes.Opt(c.LastPushAt), LastSeenAt: apitypes.Opt(c.LastSeenAt)})

@@ -375,20 +375,13 @@ func (c *Console) devices(w http.ResponseWriter, r *Request) error {
 	// Whose device each is: a user enrollment reveals no device name, so
 	// the user's email is what tells an administrator's devices apart.
 	// At most one look-up per user on the page (50 rows).
-	emails := map[string]string{}
-	for _, e := range es {
-		if _, ok := emails[e.UserID]; ok {
-			continue
-		}
-		u, err := c.App.Users.Get(r.Context(), e.UserID)
-		switch {
-		case err == nil:
-			emails[e.UserID] = u.Email
-		case errors.Is(err, store.ErrNotFound): // deleted: its devices are being told to unenroll
-			emails[e.UserID] = ""
-		default:
-			return err
-		}
+	ids := make([]string, len(es))
+	for i := range es {
+		ids[i] = es[i].UserID
+	}
+	emails, err := c.App.Users.Emails(r.Context(), ids)
+	if err != nil {
+		return err
 	}
 	status := q.Get("status")
 	if status == "" {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -194,19 +195,73 @@ func (c *Console) profilesPage(w http.ResponseWriter, r *Request) error {
 	return nil
 }
 
-// upload reads the form's file and settings.
-func upload(r *Request) (app.ProfileUpload, error) {
-	f, _, err := r.FormFile("file")
-	if err != nil {
-		return app.ProfileUpload{}, problem.New(problem.Invalid, "Choose a .mobileconfig file.")
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 2<<20))
-	if err != nil {
-		return app.ProfileUpload{}, err
+// A refused upload keeps its file: the page it is refused on carries the
+// file back in the upload form (hidden fields kept_file, base64, and
+// kept_name), so that an administrator who only has to change a setting
+// (uncheck the platform that refuses it) uploads it again with Return,
+// and one who corrects the file sees which file it was. A page cannot
+// choose a file in the browser's file chooser; this is what it can keep.
+// The kept bytes are checked again as any upload (they come from the
+// same signed-in administrator's form, CSRF-checked), and a file larger
+// than keptMax is not kept (the form's body stays within MaxForm with a
+// new file of profileMax beside it).
+const (
+	profileMax = 2 << 20 // bytes of a profile read from the form
+	keptMax    = 1 << 20 // bytes of a refused profile the page keeps
+)
+
+// kept is a refused upload's file, for the form to carry back.
+type kept struct {
+	Name string // the file's name as the browser sent it (base name, at most 100 bytes)
+	Data string // its bytes, base64
+}
+
+// upload reads the form's file and settings: the chosen file, else the
+// file a refusal kept (kept_file). name is the file's name, for the page.
+func upload(r *Request) (u app.ProfileUpload, name string, err error) {
+	var b []byte
+	f, h, err := r.FormFile("file")
+	switch {
+	case err == nil:
+		defer f.Close()
+		if b, err = io.ReadAll(io.LimitReader(f, profileMax)); err != nil {
+			return app.ProfileUpload{}, "", err
+		}
+		name = h.Filename
+	case errors.Is(err, http.ErrMissingFile) && r.PostFormValue("kept_file") != "":
+		if b, err = base64.StdEncoding.DecodeString(r.PostFormValue("kept_file")); err != nil || len(b) > keptMax {
+			return app.ProfileUpload{}, "", problem.New(problem.Invalid, "The kept file could not be read: choose the .mobileconfig file again.")
+		}
+		name = r.PostFormValue("kept_name")
+	default:
+		return app.ProfileUpload{}, "", problem.New(problem.Invalid, "Choose a .mobileconfig file.")
 	}
 	return app.ProfileUpload{TenantID: r.PostFormValue("tenant"), Content: b, Platforms: r.PostForm["platforms"],
-		MinOS: strings.TrimSpace(r.PostFormValue("min_os")), Sign: r.PostFormValue("sign") != ""}, nil
+		MinOS: strings.TrimSpace(r.PostFormValue("min_os")), Sign: r.PostFormValue("sign") != ""}, fileName(name), nil
+}
+
+// fileName is a browser-sent file name fit to show: its base name (some
+// browsers send a path), at most 100 bytes, "the file" when empty.
+func fileName(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 100 {
+		s = strings.ToValidUTF8(s[:100], "")
+	}
+	if s == "" {
+		return "the file"
+	}
+	return s
+}
+
+// keep adds the refused upload's file to the page's values v (not when
+// larger than keptMax: the page then says to choose it again).
+func keep(v map[string]any, u app.ProfileUpload, name string) {
+	v["KeptName"] = name
+	if len(u.Content) <= keptMax {
+		v["Kept"] = kept{Name: name, Data: base64.StdEncoding.EncodeToString(u.Content)}
+	}
 }
 
 // refused shows the user-enrollment check's findings on the page the
@@ -223,13 +278,16 @@ func (c *Console) refused(w http.ResponseWriter, r *Request, err error, name, ti
 }
 
 func (c *Console) uploadProfile(w http.ResponseWriter, r *Request) error {
-	u, err := upload(r)
+	u, name, err := upload(r)
 	if err != nil {
 		return err
 	}
 	p, err := c.App.Profiles.Upload(r.Context(), u)
 	if err != nil {
 		v, verr := c.profilesView(r)
+		if verr == nil {
+			keep(v, u, name)
+		}
 		if verr == nil && c.refused(w, r, err, "profiles", "Profiles", v) {
 			return nil
 		}
@@ -283,7 +341,7 @@ func (c *Console) profilePage(w http.ResponseWriter, r *Request) error {
 }
 
 func (c *Console) uploadVersion(w http.ResponseWriter, r *Request) error {
-	u, err := upload(r)
+	u, name, err := upload(r)
 	if err != nil {
 		return err
 	}
@@ -291,6 +349,9 @@ func (c *Console) uploadVersion(w http.ResponseWriter, r *Request) error {
 	p, err := c.App.Profiles.Upload(r.Context(), u)
 	if err != nil {
 		v, verr := c.profileView(r)
+		if verr == nil {
+			keep(v, u, name)
+		}
 		if verr == nil && c.refused(w, r, err, "profile", "Profile", v) {
 			return nil
 		}

@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -91,6 +92,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errTooLarge: a GET's message parameter is over the bound.
+var errTooLarge = errors.New("message too large")
+
 func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	var msg []byte
 	var err error
@@ -100,7 +104,7 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		m := r.URL.Query().Get("message")
 		if len(m) > MaxMessage*2 {
-			err = errors.New("message too large")
+			err = errTooLarge
 		} else {
 			msg, err = base64.StdEncoding.DecodeString(m)
 		}
@@ -113,6 +117,13 @@ func (h *Handler) pkiOperation(w http.ResponseWriter, r *http.Request) {
 	if err != nil || len(msg) == 0 {
 		h.Metrics.SCEP.WithLabelValues("PKIOperation", "bad-message").Inc()
 		log.Info("SCEP: unreadable message", "err", err)
+		// Too large is said as such (413, as every other bounded body):
+		// a client, or the admin reading its log, learns the bound.
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) || errors.Is(err, errTooLarge) {
+			http.Error(w, fmt.Sprintf("the SCEP message is larger than %d bytes", MaxMessage), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "cannot read the SCEP message", http.StatusBadRequest)
 		return
 	}

@@ -287,6 +287,18 @@ func (s *Store) RateLimitReset(ctx context.Context, key string) error {
 	return err
 }
 
+func (s *Store) RateLimitPrune(ctx context.Context, before time.Time, max int) (int, error) {
+	// One bounded statement: the writer (SQLite's, the devices' too) is
+	// held for max rows at most, found by rate_limits_window_start (0036).
+	res, err := s.w.ExecContext(ctx, `DELETE FROM rate_limits WHERE key IN
+		(SELECT key FROM rate_limits WHERE window_start < ? ORDER BY window_start LIMIT ?)`, toMicros(before), max)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func (s *Store) Enrollments(ctx context.Context, f store.EnrollmentFilter) ([]store.Enrollment, error) {
 	q := `SELECT ` + enrollmentColumns + ` FROM enrollments WHERE 1=1`
 	var args []any

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ func enrollmentTests() []namedTest {
 		{"ChallengeConsumedOnceUnderRace", testChallengeRace},
 		{"RateLimits", testRateLimits},
 		{"RateLimitUndo", testRateLimitUndo},
+		{"RateLimitPrune", testRateLimitPrune},
 		{"TOTPLastStep", testTOTPLastStep},
 		{"Renewals", testRenewals},
 	}
@@ -218,6 +220,35 @@ func testRateLimitUndo(t *testing.T, s store.Store) {
 	}
 	if err := s.RateLimitUndo(ctx, "gone", start); err != nil {
 		t.Fatalf("undo of a missing key: %v", err)
+	}
+}
+
+// testRateLimitPrune: counters whose window started before the cut are
+// deleted, at most max per call; a running window keeps its count.
+func testRateLimitPrune(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	for i := 0; i < 5; i++ {
+		s.RateLimitHit(ctx, fmt.Sprintf("old:%d", i), time.Minute, t0)
+	}
+	s.RateLimitHit(ctx, "new", time.Minute, t0.Add(time.Minute))
+	s.RateLimitHit(ctx, "new", time.Minute, t0.Add(time.Minute))
+	cut := t0.Add(time.Second)
+	if n, err := s.RateLimitPrune(ctx, cut, 3); err != nil || n != 3 {
+		t.Fatalf("first prune: %d %v, want 3 (max)", n, err)
+	}
+	if n, err := s.RateLimitPrune(ctx, cut, 3); err != nil || n != 2 {
+		t.Fatalf("second prune: %d %v, want the other 2", n, err)
+	}
+	if n, err := s.RateLimitPrune(ctx, cut, 3); err != nil || n != 0 {
+		t.Fatalf("third prune: %d %v, want 0", n, err)
+	}
+	if n, _, _ := s.RateLimitCount(ctx, "new", time.Minute, t0.Add(time.Minute)); n != 2 {
+		t.Fatalf("running window's count after the prunes: %d, want 2", n)
+	}
+	// Pruned keys start again from nothing.
+	if n, _, _ := s.RateLimitHit(ctx, "old:0", time.Minute, t0.Add(time.Minute)); n != 1 {
+		t.Fatalf("hit of a pruned key: %d, want 1", n)
 	}
 }
 
