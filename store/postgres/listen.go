@@ -27,6 +27,12 @@ const webhooksChannel = "pomona_webhooks"
 // on both: one probe proves that notices reach it.
 const authChannel = "pomona_auth"
 
+// queueChannel is the NOTIFY channel of every committed write that may
+// give a channel a command an Idle poll would be handed (migration 0033's
+// triggers; payload: the channel's id, or "" for several): sqlstore's
+// authCache forgets that it saw that queue empty (QueueChanged).
+const queueChannel = "pomona_queue"
+
 // Timings of the webhook change listener.
 const (
 	// listenPing: after this long without a notice the listener checks
@@ -54,7 +60,10 @@ const (
 // moment the notice arrives. The same connection listens on authChannel
 // and tells the store the same way (SetAuthWatched, AuthChanged): while
 // it listens, a command-channel request's sender is answered from what
-// the store remembers (sqlstore's authCache), forgotten on each notice.
+// the store remembers (sqlstore's authCache), forgotten on each notice,
+// and (queueChannel) an Idle poll of a channel whose queue it saw empty
+// is answered without reading the queue until a notice names the
+// channel.
 type webhookListener struct {
 	cfg    *pgx.ConnConfig
 	s      *sqlstore.Store
@@ -71,6 +80,8 @@ type webhookListener struct {
 	notices atomic.Int64
 	// authNotices counts the notices on authChannel.
 	authNotices atomic.Int64
+	// queueNotices counts the notices on queueChannel.
+	queueNotices atomic.Int64
 	// probes numbers this listener's probes.
 	probes atomic.Uint64
 }
@@ -148,6 +159,9 @@ func (l *webhookListener) session(ctx context.Context) error {
 	if err == nil {
 		_, err = conn.Exec(cctx, "LISTEN "+authChannel)
 	}
+	if err == nil {
+		_, err = conn.Exec(cctx, "LISTEN "+queueChannel)
+	}
 	cancel()
 	if err != nil {
 		return err
@@ -190,6 +204,13 @@ const probePrefix = "probe "
 // write of a sender's rows (authChannel) the remembered senders; a probe
 // (this listener's or another instance's) changes nothing.
 func (l *webhookListener) notice(n *pgconn.Notification) {
+	if n.Channel == queueChannel {
+		// Before the probe's test: the payload is a channel id, whatever
+		// it begins with (probes go to webhooksChannel).
+		l.queueNotices.Add(1)
+		l.s.QueueChanged(n.Payload)
+		return
+	}
 	if strings.HasPrefix(n.Payload, probePrefix) {
 		return
 	}

@@ -49,7 +49,9 @@ const authCacheGeneration = 1 << 15
 //
 // What is remembered is exactly what deviceRequestIdleSQL reads except
 // CommandWaiting (the queue changes with every command: an Idle poll
-// still reads it, one statement on the channel's queue rows) and the
+// still reads it, one statement on the channel's queue rows — on
+// PostgreSQL not when the channel's queue was read empty since the last
+// notice or own write that may have filled it: empty) and the
 // channel's last-seen time, which this store's TouchChannel records
 // (seen) so that a channel is touched once a minute, as without the
 // cache. Only found senders are remembered, revoked ones too (the caller
@@ -66,6 +68,17 @@ type authCache struct {
 	// seen is the last-seen time (µs) this store last wrote per channel
 	// id (TouchChannel).
 	seen map[string]int64
+	// empty holds the ids of channels whose queue this store read with
+	// no command an Idle poll would be handed (PostgreSQL, while
+	// watched; at most 2*authCacheGeneration ids, ~100 B each): a
+	// remembered sender's Idle poll on such a channel is answered with
+	// no statement. A channel leaves it when its queue may have gained
+	// such a command: a notice of migration 0033's triggers (any
+	// instance's write; QueueChanged) or this store's own enqueue, after
+	// its commit (queueWritten). qgen counts those, so that a read made
+	// while one happened is not kept.
+	empty map[string]struct{}
+	qgen  uint64
 }
 
 // authEntry is one remembered read: the fields store.DeviceRequest lists
@@ -133,6 +146,39 @@ func (c *authCache) putLocked(key string, e *authEntry) {
 	c.cur[key] = e
 }
 
+// queueWritten forgets that channel ch's queue was seen empty (every
+// channel's when ch is ""): call it after the commit of every write
+// through this store that can give a channel a command an Idle poll
+// would be handed (whether it succeeded or not); the change listener
+// calls it for every instance's such writes (QueueChanged).
+func (c *authCache) queueWritten(ch string) {
+	c.mu.Lock()
+	c.qgen++
+	if ch == "" {
+		c.empty = nil
+	} else {
+		delete(c.empty, ch)
+	}
+	c.mu.Unlock()
+}
+
+// sawEmpty records that channel ch's queue was read empty by a read
+// begun when qgen was the count: kept only if nothing was written to a
+// queue since and the listener still listens.
+func (c *authCache) sawEmpty(ch string, qgen uint64) {
+	c.mu.Lock()
+	if c.watched && c.qgen == qgen {
+		if len(c.empty) >= 2*authCacheGeneration {
+			c.empty = nil // those channels' next Idle polls read their queue: harmless
+		}
+		if c.empty == nil {
+			c.empty = make(map[string]struct{})
+		}
+		c.empty[ch] = struct{}{}
+	}
+	c.mu.Unlock()
+}
+
 // touched records that this store wrote channel id's last-seen time.
 func (c *authCache) touched(id string, at int64) {
 	c.mu.Lock()
@@ -191,9 +237,16 @@ func (s *Store) SetAuthWatched(on bool) {
 	c := &s.auth
 	c.mu.Lock()
 	c.gen++
-	c.cur, c.old, c.seen, c.watched = nil, nil, nil, on
+	c.qgen++
+	c.cur, c.old, c.seen, c.empty, c.watched = nil, nil, nil, nil, on
 	c.mu.Unlock()
 }
+
+// QueueChanged forgets that channel id's queue was seen empty (every
+// channel's when id is ""): the backend's change listener calls it for
+// each notice of a committed write that may have given a channel a
+// command an Idle poll would be handed (migration 0033), by any instance.
+func (s *Store) QueueChanged(id string) { s.auth.queueWritten(id) }
 
 // AuthChanged forgets every remembered sender: the backend's change
 // listener calls it for each notice of a committed write that can change
@@ -212,10 +265,12 @@ func (s *Store) cachedDeviceRequest(ctx context.Context, q store.DeviceRequestQu
 		return nil, false, nil
 	}
 	e := c.get(key)
-	gen := c.gen
+	gen, qgen := c.gen, c.qgen
 	var seen int64
+	var empty bool
 	if e != nil && e.chID != "" {
 		seen = c.seen[e.chID]
+		_, empty = c.empty[e.chID]
 	}
 	c.mu.Unlock()
 	if e == nil {
@@ -236,22 +291,26 @@ func (s *Store) cachedDeviceRequest(ctx context.Context, q store.DeviceRequestQu
 		if e.gen != gen {
 			return nil, false, nil
 		}
-		if !q.NoWaiting && e.chID != "" {
+		if !q.NoWaiting && e.chID != "" && !empty {
 			if err := s.r.QueryRowContext(ctx, commandWaitingOnlySQL, e.chID).Scan(&waiting); err != nil {
 				return nil, false, err
+			}
+			if waiting == 0 {
+				c.sawEmpty(e.chID, qgen)
 			}
 		}
 	}
 	return e.request(q, waiting != 0, seen), true, nil
 }
 
-// authBegin returns the count to remember a read under (PostgreSQL) and
-// whether reads are remembered at all.
-func (s *Store) authBegin() (gen uint64, on bool) {
+// authBegin returns the count to remember a read under (PostgreSQL),
+// the count of queue writes (sawEmpty) and whether reads are remembered
+// at all.
+func (s *Store) authBegin() (gen, qgen uint64, on bool) {
 	c := &s.auth
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gen, s.d.AuthGeneration || c.watched
+	return c.gen, c.qgen, s.d.AuthGeneration || c.watched
 }
 
 // authRemember keeps e (read after authBegin returned gen) unless a

@@ -52,6 +52,7 @@ var ErrNotEmpty = errors.New("the target database is not empty")
 func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table string, rows int64)) ([]TableReport, error) {
 	defer dst.hooks.changed() // it writes dst's webhooks (webhookCache)
 	defer dst.auth.changed()  // and its senders (authCache)
+	defer dst.auth.queueWritten("")
 	sv, err := s.SchemaVersion(ctx)
 	if err != nil {
 		return nil, err

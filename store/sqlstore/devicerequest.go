@@ -176,7 +176,7 @@ func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuer
 	if r, ok, err := s.cachedDeviceRequest(ctx, q, key); ok || err != nil {
 		return r, err
 	}
-	gen, remember := s.authBegin()
+	gen, qgen, remember := s.authBegin()
 	row := &idleRow{}
 	r := &row.r
 	var dbGen int64
@@ -214,6 +214,9 @@ func (s *Store) deviceRequestIdle(ctx context.Context, q store.DeviceRequestQuer
 			e.tokUser, e.tokTenant, e.tokDevice = same(e.userID, row.tokUser.String), same(e.tenantID, row.tokTenant.String), same(e.deviceID, row.tokDevice.String)
 		}
 		s.authRemember(key, e, gen)
+		if !s.d.AuthGeneration && row.chID.Valid && row.waiting == 0 && !q.NoWaiting {
+			s.auth.sawEmpty(row.chID.String, qgen)
+		}
 	}
 	return r, nil
 }

@@ -349,6 +349,11 @@ func (s *Store) enqueueSQL(batch int) string {
 }
 
 func (s *Store) Enqueue(ctx context.Context, cmd *store.CommandRecord, channelIDs []string) error {
+	if len(channelIDs) == 1 {
+		defer s.auth.queueWritten(channelIDs[0]) // after the commit: authCache's empty
+	} else {
+		defer s.auth.queueWritten("")
+	}
 	if s.d.WritableCTE && s.d.SeqClock != "" && len(channelIDs) == 1 {
 		return s.enqueueOne(ctx, cmd, channelIDs[0])
 	}
@@ -782,6 +787,10 @@ func (s *Store) RecordResult(ctx context.Context, ref, channelID, uuid, status s
 // lost or wrong state.
 func (s *Store) RecordResultNext(ctx context.Context, ref, channelID, uuid, status string, result []byte, now time.Time,
 	inv store.InventoryFunc, ack *store.ProfileAck) (string, *store.QueuedCommand, error) {
+	if ack != nil {
+		// It may queue a verifying ProfileList on the channel.
+		defer s.auth.queueWritten(channelID) // after the commit: authCache's empty
+	}
 	var rt string
 	var q *store.QueuedCommand
 	// The transaction may run more than once: ack's outputs are set
@@ -1275,6 +1284,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, principal, key string, now t
 }
 
 func (s *Store) EnqueueOnce(ctx context.Context, k *store.IdempotencyKey, cmd *store.CommandRecord, channelIDs []string) (*store.IdempotencyKey, error) {
+	defer s.auth.queueWritten("") // after the commit: authCache's empty
 	var existing *store.IdempotencyKey
 	err := s.tx(ctx, func(tx *Tx) error {
 		existing = nil
@@ -1363,6 +1373,7 @@ func targetFrom(f store.TargetFilter) (string, []any, error) {
 // PostgreSQL: one SERIALIZABLE snapshot).
 func (s *Store) EnqueueTargets(ctx context.Context, k *store.IdempotencyKey, cmd *store.CommandRecord, f store.TargetFilter,
 	plan store.BulkPlan) (int, *store.IdempotencyKey, error) {
+	defer s.auth.queueWritten("") // after the commit: authCache's empty
 	from, wargs, err := targetFrom(f)
 	if err != nil {
 		return 0, nil, err

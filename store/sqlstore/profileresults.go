@@ -45,6 +45,7 @@ func (s *Store) AcknowledgeProfileItem(ctx context.Context, enrollmentID, comman
 	if commandUUID == "" {
 		return nil, false, fmt.Errorf("profile item %w", store.ErrNotFound)
 	}
+	defer s.auth.queueWritten(channelID) // a verifying ProfileList, after the commit: authCache's empty
 	var it *store.ProfileItem
 	var queued bool
 	err := s.tx(ctx, func(tx *Tx) error {

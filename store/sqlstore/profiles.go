@@ -1449,6 +1449,7 @@ const (
 )
 
 func (s *Store) ApplyReconcile(ctx context.Context, b *store.ReconcileBatch) error {
+	defer s.auth.queueWritten("") // after the commit: authCache's empty
 	// Alone: a batch writes thousands of rows (txAlone); at the
 	// dialect's ReconcileTxOptions where it has them.
 	run := s.txAlone

@@ -1,0 +1,9 @@
+-- Session 15 (lane idle7, issue 17): PostgreSQL notifies every instance's
+-- change listener of each committed write that can give a channel a
+-- command an Idle poll would be handed (a trigger on queue), so an
+-- instance may answer an Idle poll of a channel it saw empty without
+-- reading the queue. SQLite reads the queue in the statement that reads
+-- auth_generation (sqlstore's authGenWaitingSQL): nothing to do here. The
+-- PostgreSQL migration of the same number has the triggers.
+-- dialect: postgres
+-- end dialect
