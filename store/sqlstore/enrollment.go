@@ -239,25 +239,24 @@ func (s *Store) IdentityCert(ctx context.Context, serial string) (*store.Identit
 	return &c, nil
 }
 
+// RateLimitHit is one statement, atomic on both backends (an upsert that
+// starts a new window when the old one ended before now-window): many
+// instances and many concurrent sign-ins from one address never conflict,
+// where a read-then-write transaction at PostgreSQL's serializable
+// isolation could exhaust its retries under a burst on one key.
 func (s *Store) RateLimitHit(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
 	var count int
 	var start int64
-	err := s.tx(ctx, func(tx *Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT count, window_start FROM rate_limits WHERE key = ?`, key).Scan(&count, &start)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && fromMicros(start).Add(window).Before(now)) {
-			count, start = 1, toMicros(now)
-			_, err = tx.ExecContext(ctx, `INSERT INTO rate_limits (key, count, window_start) VALUES (?, 1, ?)
-				ON CONFLICT (key) DO UPDATE SET count = 1, window_start = excluded.window_start`, key, start)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		count++
-		_, err = tx.ExecContext(ctx, `UPDATE rate_limits SET count = ? WHERE key = ?`, count, key)
-		return err
-	})
-	return count, fromMicros(start), err
+	ended := toMicros(now.Add(-window))
+	err := s.w.QueryRowContext(ctx, `INSERT INTO rate_limits (key, count, window_start) VALUES (?, 1, ?)
+		ON CONFLICT (key) DO UPDATE SET
+			count = CASE WHEN rate_limits.window_start < ? THEN 1 ELSE rate_limits.count + 1 END,
+			window_start = CASE WHEN rate_limits.window_start < ? THEN excluded.window_start ELSE rate_limits.window_start END
+		RETURNING count, window_start`, key, toMicros(now), ended, ended).Scan(&count, &start)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return count, fromMicros(start), nil
 }
 
 func (s *Store) RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
