@@ -22,7 +22,7 @@ import (
 // is normally woken by a push sent after the commit (tens of ms through
 // APNs, far longer than the notice takes), but when the notice is late —
 // a listener whose connection died without a FIN is trusted for up to
-// listenPing + listenTimeout (40 s) — a device told "nothing" waits for
+// ListenerFreshFor (3 s; it was 40 s before break8) — a device told "nothing" waits for
 // the re-push (RepushWaiting 5 min, RepushEvery 15 min after the last
 // push).
 func TestIdleQueueOtherInstanceBeforeTheNotice(t *testing.T) {
