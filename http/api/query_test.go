@@ -61,3 +61,47 @@ func TestDeviceListRefusesAMangledQuery(t *testing.T) {
 		t.Fatalf("every known parameter: %d", resp.StatusCode)
 	}
 }
+
+// TestNamesRefuseControlCharacters (break8): a group's name refused only
+// CR, LF and tab, a user's name C0 and DEL: ESC (group) and the
+// one-character CSI U+009B (both) were stored, and `pomona group show`
+// printed them to the administrator's terminal. Every control character
+// (C0, DEL, C1) is refused now, through a real listener: 422 (201 on the
+// code before). (A PayloadIdentifier with one: mobileconfig's TestRead.)
+func TestNamesRefuseControlCharacters(t *testing.T) {
+	e := testenv.Start(t)
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, e.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, b := call("POST", "/api/v1/tenants", `{"name":"A","domains":["a.example"]}`); code != 201 {
+		t.Fatalf("tenant: %d %s", code, b)
+	}
+	for _, c := range []struct{ what, path, body string }{
+		{"group name with ESC", "/api/v1/groups", `{"tenant_id":"a.example","name":"Ops\u001b[2J"}`},
+		{"group name with CSI U+009B", "/api/v1/groups", `{"tenant_id":"a.example","name":"Ops\u009b2J"}`},
+		{"group name with DEL", "/api/v1/groups", `{"tenant_id":"a.example","name":"Ops\u007f"}`},
+		{"group name with NUL", "/api/v1/groups", `{"tenant_id":"a.example","name":"Ops\u0000"}`},
+		{"user name with CSI U+009B", "/api/v1/users", `{"email":"amy@a.example","password":"amy-password-1","name":"Amy\u009b31m"}`},
+		{"user name with U+0085 (NEL)", "/api/v1/users", `{"email":"bob@a.example","password":"bob-password-1","name":"Bob\u0085Admin"}`},
+	} {
+		if code, b := call("POST", c.path, c.body); code != 422 && code != 400 {
+			t.Errorf("%s: %d %.200s; want it refused", c.what, code, b)
+		}
+	}
+	if code, b := call("POST", "/api/v1/groups", `{"tenant_id":"a.example","name":"Ops – Zürich"}`); code != 201 {
+		t.Errorf("a group name without control characters: %d %s", code, b)
+	}
+}
