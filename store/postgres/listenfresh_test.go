@@ -92,7 +92,8 @@ func (p *freezingProxy) pipe(dst, src net.Conn) {
 // then enqueued by another writer. Its notice never arrives, and the
 // listener found out only when its probe — sent after 30 s of quiet —
 // timed out 10 s later: for up to 40 s every Idle poll of the device was
-// told no command waits (and a sender revoked meanwhile was accepted).
+// told no command waits (and a sender revoked meanwhile was accepted,
+// and an event found no subscriber in the remembered webhook list).
 // The store now uses what it remembers only within ListenerFreshFor (3
 // s) of hearing from the listener, which probes after 1 s of quiet: the
 // poll after that reads the queue and gets the command. On the code
@@ -132,8 +133,15 @@ func TestListenerSilentConnectionStopsTheCache(t *testing.T) {
 			t.Fatal(err, r)
 		}
 	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.QueueEvent(ctx, "command.result", hookPayload, now); err != nil {
+		t.Fatal(err) // remembered: nobody subscribes
+	}
 	p.frozen.Store(true)
 	t.Cleanup(func() { p.frozen.Store(false) })
+	if _, err := db.ExecContext(ctx, `INSERT INTO webhooks (id, url, secret, events, created_at) VALUES ('w1', 'https://a.example/hook', '\x00', '', 1)`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO commands (uuid, request_type, payload, created_at, expires_at, created_by) VALUES ('cmd-f', 'DeviceInformation', '\x00', 1, 0, 'operator')`); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +152,12 @@ func TestListenerSilentConnectionStopsTheCache(t *testing.T) {
 	r, err := s.DeviceRequest(ctx, q)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := s.QueueEvent(ctx, "command.result", hookPayload, now); err != nil {
+		t.Fatal(err)
+	}
+	if n := deliveries(t, s, "w1"); n != 1 {
+		t.Errorf("a webhook written while the listener's connection was silent: %d deliveries of the next event, want 1", n)
 	}
 	if !r.CommandWaiting {
 		t.Fatalf("an Idle poll %v after the listener's connection went silent was told no command waits (a command was enqueued meanwhile)",

@@ -250,7 +250,8 @@ func (s *Store) SetAuthWatched(on bool) {
 
 // ListenerFreshFor is how long after the change listener last heard
 // from the database (a notice, or its own probe's answer: ListenerHeard)
-// a remembered sender or a queue seen empty may still be used. A listener
+// a remembered sender, a queue seen empty or the remembered webhook list
+// may still be used. A listener
 // whose connection died without a word hears nothing — notices of
 // commits meanwhile are lost — and is only found out when its probe
 // times out; until then the store would answer Idle polls from what it
@@ -264,6 +265,12 @@ const ListenerFreshFor = 3 * time.Second
 // from the database at at (a notice, a probe's answer): what the store
 // remembers may be used until ListenerFreshFor after it.
 func (s *Store) ListenerHeard(at time.Time) { s.auth.heard.Store(int64(at.Sub(monoStart))) }
+
+// listenerFresh says whether the change listener heard from the
+// database within ListenerFreshFor (ListenerHeard).
+func (s *Store) listenerFresh() bool {
+	return int64(time.Since(monoStart))-s.auth.heard.Load() <= int64(ListenerFreshFor)
+}
 
 // monoStart is the origin of authCache.heard (a clock set back must not
 // make an old hearing look recent).
@@ -286,7 +293,7 @@ func (s *Store) AuthChanged() { s.auth.changed() }
 // else the queue look (with auth_generation on SQLite).
 func (s *Store) cachedDeviceRequest(ctx context.Context, q store.DeviceRequestQuery, key string) (r *store.DeviceRequest, ok bool, err error) {
 	c := &s.auth
-	if !s.d.AuthGeneration && int64(time.Since(monoStart))-c.heard.Load() > int64(ListenerFreshFor) {
+	if !s.d.AuthGeneration && !s.listenerFresh() {
 		// The listener has not heard from the database lately: its
 		// connection may be dead without a word (a failover, a firewall
 		// dropping an idle connection), and the notices of other
