@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pomona-mdm/pomona/directory"
 	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
@@ -59,9 +60,15 @@ func (s *Profiles) changed() {
 // MaxGroupName bounds a group's name in characters.
 const MaxGroupName = 100
 
+// hasControl says whether s holds a control character: C0 (line breaks
+// and tabs among them), DEL or C1. Only line breaks and tabs were
+// refused, so a name could carry ESC or the one-character CSI U+009B,
+// which drive the terminal of whoever prints it (pomona group show).
+func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
+
 func groupName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len([]rune(name)) > MaxGroupName || strings.ContainsAny(name, "\r\n\t") {
+	if name == "" || len([]rune(name)) > MaxGroupName || hasControl(name) {
 		return "", problem.FieldError(problem.Invalid, "name", "a group name is 1–%d characters on one line", MaxGroupName)
 	}
 	if strings.EqualFold(name, store.AllUsersName) {
@@ -597,7 +604,7 @@ func (s *Profiles) UpdateProfile(ctx context.Context, id string, in ProfileSetti
 	var ch store.ProfileChange
 	if in.Name != nil {
 		name := strings.TrimSpace(*in.Name)
-		if name == "" || len([]rune(name)) > MaxProfileName || strings.ContainsAny(name, "\r\n\t") {
+		if name == "" || len([]rune(name)) > MaxProfileName || hasControl(name) {
 			return nil, problem.FieldError(problem.Invalid, "name", "a profile name is 1–%d characters on one line", MaxProfileName)
 		}
 		ch.Name = &name

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pomona-mdm/pomona/apiclient"
 )
@@ -158,8 +160,62 @@ func (c *call) print(v any, table func(w io.Writer)) error {
 		return printJSON(c.Stdout, v)
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
-	table(tw)
+	table(controlEscaper{tw})
 	return tw.Flush()
+}
+
+// controlEscaper writes what it is given with every control character
+// but the tab and the newline (which lay the table out) shown as an
+// escape (\x1b, \u009b) instead of sent to the terminal. The text
+// output prints values the administrator did not choose — a device's
+// product, OS version and name (what it reports), a profile's name (its
+// PayloadDisplayName, from whoever wrote the file), a group's name — and
+// an escape sequence among them (ESC, or the one-character CSI U+009B that
+// an XML property list may carry) drove the administrator's terminal: it
+// could hide or rewrite lines, retitle the window or, where the terminal
+// allows OSC 52, set the clipboard. A carriage return could overwrite a
+// line. Each Write is one Fprintf's whole text, so a UTF-8 sequence is
+// never split across calls.
+type controlEscaper struct{ w io.Writer }
+
+func (e controlEscaper) Write(p []byte) (int, error) {
+	if !needsEscape(p) {
+		return e.w.Write(p)
+	}
+	var b strings.Builder
+	all := len(p)
+	for len(p) > 0 {
+		r, n := utf8.DecodeRune(p)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			// Not UTF-8: a lone byte such as 0x9b is CSI to a terminal
+			// that is not in UTF-8 mode.
+			fmt.Fprintf(&b, "\\x%02x", p[0])
+		case r == '\t' || r == '\n' || !unicode.IsControl(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+		p = p[n:]
+	}
+	if _, err := io.WriteString(e.w, b.String()); err != nil {
+		return 0, err
+	}
+	return all, nil
+}
+
+// needsEscape says whether p holds a byte controlEscaper changes.
+func needsEscape(p []byte) bool {
+	for len(p) > 0 {
+		r, n := utf8.DecodeRune(p)
+		if r == utf8.RuneError && n == 1 || r != '\t' && r != '\n' && unicode.IsControl(r) {
+			return true
+		}
+		p = p[n:]
+	}
+	return false
 }
 
 // parse parses flags anywhere among the arguments (so

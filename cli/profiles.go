@@ -37,7 +37,7 @@ func groupAdd(fs *flag.FlagSet) func(*call) error {
 		if c.json() {
 			return printJSON(c.Stdout, g)
 		}
-		fmt.Fprintf(c.Stdout, "group %s created: %s\n", g.ID, g.Name)
+		fmt.Fprintf(controlEscaper{c.Stdout}, "group %s created: %s\n", g.ID, g.Name)
 		return nil
 	}
 }
@@ -117,7 +117,7 @@ func groupRename(c *call) error {
 	if err := api.Do(c.Ctx, http.MethodPatch, "/api/v1/groups/"+url.PathEscape(c.args[0]), map[string]any{"name": c.args[1]}, &g); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.Stdout, "group %s renamed: %s\n", g.ID, g.Name)
+	fmt.Fprintf(controlEscaper{c.Stdout}, "group %s renamed: %s\n", g.ID, g.Name)
 	return nil
 }
 
@@ -268,7 +268,7 @@ func profileUpload(fs *flag.FlagSet) func(*call) error {
 		if c.json() {
 			return printJSON(c.Stdout, p)
 		}
-		fmt.Fprintf(c.Stdout, "profile %s: %s version %d (%s)\n", p.ID, p.Identifier, p.Version, strings.Join(p.Platforms, ", "))
+		fmt.Fprintf(controlEscaper{c.Stdout}, "profile %s: %s version %d (%s)\n", p.ID, p.Identifier, p.Version, strings.Join(p.Platforms, ", "))
 		return nil
 	}
 }
@@ -553,7 +553,7 @@ func profileUpdate(fs *flag.FlagSet) func(*call) error {
 		if min == "" {
 			min = "none"
 		}
-		fmt.Fprintf(c.Stdout, "profile %s updated: %s, platforms %s, minimum OS %s, signed %t (its devices are being brought in line)\n",
+		fmt.Fprintf(controlEscaper{c.Stdout}, "profile %s updated: %s, platforms %s, minimum OS %s, signed %t (its devices are being brought in line)\n",
 			p.ID, p.Name, strings.Join(p.Platforms, ","), min, p.Sign)
 		return nil
 	}

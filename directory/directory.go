@@ -14,6 +14,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pomona-mdm/pomona/address"
@@ -79,7 +80,7 @@ func checkName(field, name string, required bool) (string, error) {
 		return "", invalid(field, "must be valid text of at most %d characters", maxName)
 	}
 	for _, r := range name {
-		if r < ' ' || r == 0x7f {
+		if unicode.IsControl(r) { // C0, DEL and C1 (U+009B is a CSI to a terminal)
 			return "", invalid(field, "must not contain control characters")
 		}
 	}

@@ -43,8 +43,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(LoginPath("{tenant}"), signIn)
 	mux.HandleFunc("GET "+LoginPath("{tenant}")+"/logo", signIn.ServeLogo)
 	mux.Handle(SCEPPath, &scephttp.Handler{PKI: s.Issuer, Issuer: s.Enroll, Log: log, Metrics: s.Metrics})
-	mux.Handle(CheckInPath, s.arriving(&mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics}))
-	mux.Handle(ServerPath, s.arriving(&mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics}))
+	mux.Handle(CheckInPath, &mdmhttp.Handler{Service: s.MDM, Checkin: true, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics, Arrive: s.arrive()})
+	mux.Handle(ServerPath, &mdmhttp.Handler{Service: s.MDM, ClientCertHeader: cfg.ClientCertHeader, TrustedProxies: s.proxies, Log: log, Metrics: s.Metrics, Arrive: s.arrive()})
 
 	// Admin and operations.
 	(&api.API{
@@ -85,20 +85,16 @@ type arriver interface{ Arrive() (leave func()) }
 
 var _ arriver = (*sqlstore.Store)(nil)
 
-// arriving tells a store that counts device requests in progress
+// arrive is what tells a store that counts device requests in progress
 // (SQLite's group commit: sqlstore.Store.Arrive, its commit delay) about
-// each request h serves, from its start until it has been answered.
-// Other stores get h unchanged.
-func (s *Server) arriving(h http.Handler) http.Handler {
-	a, ok := s.Store.(arriver)
-	if !ok {
-		return h
+// each request the MDM handlers serve, while the service handles it
+// (mdmhttp.Handler.Arrive: not while its body is still arriving); nil for
+// other stores.
+func (s *Server) arrive() func() (leave func()) {
+	if a, ok := s.Store.(arriver); ok {
+		return a.Arrive
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		leave := a.Arrive()
-		defer leave()
-		h.ServeHTTP(w, r)
-	})
+	return nil
 }
 
 // groupCommitMetrics publishes SQLite's group-commit counts

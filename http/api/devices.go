@@ -25,7 +25,10 @@ func device(e *store.Enrollment) apitypes.Device {
 }
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := queryParams(r, "tenant", "user", "status", "platform", "before", "limit", "silent")
+	if err != nil {
+		return err
+	}
 	n, err := limitParam(r)
 	if err != nil {
 		return err

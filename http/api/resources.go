@@ -5,6 +5,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -173,6 +175,37 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	a.Log.Info("tenant deleted", "tenant", t.ID, "cascade", cascade, "devices_unenrolled", n, "by", by)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// queryParams reads r's query for a handler that takes the parameters
+// named in known, each at most once. r.URL.Query() drops what it cannot
+// parse — a pair holding a ';' ("status=enrolled;platform=iOS") or a bad
+// escape ("%zz") — and a handler ignores names it does not read and the
+// second of a repeated one, so a misspelt or mangled filter ("stauts=",
+// "status=x;y") listed every device as if no filter were given: each is
+// a 400 invalid_parameter naming the parameter instead.
+func queryParams(r *http.Request, known ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, problem.Coded(problem.Invalid, "invalid_parameter", "the query string cannot be read: %v (separate parameters with '&' and escape '%%' and ';')", err)
+	}
+	for name, vs := range q {
+		if !slices.Contains(known, name) {
+			return nil, problem.Coded(problem.Invalid, "invalid_parameter", "unknown parameter %q: give %s", clip(name), strings.Join(known, ", "))
+		}
+		if len(vs) > 1 {
+			return nil, problem.Coded(problem.Invalid, "invalid_parameter", "parameter %q is given %d times: give it once", name, len(vs))
+		}
+	}
+	return q, nil
+}
+
+// clip bounds a client's text quoted back in an error.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 func boolParam(r *http.Request, name string) (bool, error) {

@@ -73,6 +73,15 @@ type Handler struct {
 	TrustedProxies   []netip.Prefix
 	Log              *slog.Logger
 	Metrics          *metrics.Metrics
+	// Arrive, when set, is told of each request while the service handles
+	// it (from after its body has been read until the service answers;
+	// leave is called then): SQLite's group commit waits for the writes
+	// of requests in progress (sqlstore.Store.Arrive). Not before the body
+	// is in: a client holding requests open with unsent bodies (anyone can,
+	// up to the read timeout) would count as writers about to commit and
+	// make every durable batch wait the whole commit delay. Not while the
+	// answer is written to a client that may not read it.
+	Arrive func() (leave func())
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -130,12 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Body = body
-	var ans *mdmservice.Answer
-	if h.Checkin {
-		ans, err = h.Service.Checkin(r.Context(), &req)
-	} else {
-		ans, err = h.Service.Command(r.Context(), &req)
-	}
+	ans, err := h.serve(r.Context(), &req)
 	resp := render(ans, err)
 	h.Metrics.MDM.WithLabelValues(endpoint, httpx.StatusLabel(resp.status)).Inc()
 	level := slog.LevelDebug
@@ -149,6 +153,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Log(r.Context(), level, "MDM "+endpoint, "status", resp.status, "reason", resp.reason, "remote", r.RemoteAddr)
 	}
 	resp.write(w)
+}
+
+// serve has the service handle req, counted by Arrive meanwhile (also
+// when the service panics: a count left behind would make every later
+// batch wait).
+func (h *Handler) serve(ctx context.Context, req *mdmservice.Request) (*mdmservice.Answer, error) {
+	if h.Arrive != nil {
+		defer h.Arrive()()
+	}
+	if h.Checkin {
+		return h.Service.Checkin(ctx, req)
+	}
+	return h.Service.Command(ctx, req)
 }
 
 // readBody is io.ReadAll of body (a MaxBytesReader of at most max bytes)

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/micromdm/plist"
 
@@ -112,7 +113,7 @@ func (p *Profile) check() error {
 	if p.Identifier == "" {
 		return fmt.Errorf("%w: PayloadIdentifier is missing", ErrProfile)
 	}
-	if len(p.Identifier) > 255 || strings.ContainsAny(p.Identifier, "$ \t\r\n") {
+	if len(p.Identifier) > 255 || strings.ContainsAny(p.Identifier, "$ ") || strings.IndexFunc(p.Identifier, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: PayloadIdentifier %q must be a reverse-DNS name of at most 255 characters without spaces or variables", ErrProfile, p.Identifier)
 	}
 	if str(d, "PayloadUUID") == "" {

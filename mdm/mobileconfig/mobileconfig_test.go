@@ -94,6 +94,11 @@ func TestRead(t *testing.T) {
 		{"payload without uuid", strings.Replace(WiFi, "<key>PayloadUUID</key><string>7A0B0C5E-1111-4222-8333-444455556666</string>", "", 1), "has no PayloadUUID"},
 		{"hostile depth", `<plist>` + strings.Repeat("<array>", 40) + strings.Repeat("</array>", 40) + `</plist>`, "deeper than"},
 		{"garbage CMS", "\x30\x82\xff\xff\x01", "not a readable signed profile"},
+		// break8: an identifier with a C1 CSI or ESC reached the
+		// administrator's terminal (pomona profile show, list, upload).
+		{"identifier with CSI U+009B", strings.Replace(WiFi, "<string>com.example.wifi</string>", "<string>com.example.wifi&#x9b;8m</string>", 1), "reverse-DNS name"},
+		{"identifier with DEL", strings.Replace(WiFi, "<string>com.example.wifi</string>", "<string>com.example.wifi&#x7f;</string>", 1), "reverse-DNS name"},
+		{"identifier with NEL", strings.Replace(WiFi, "<string>com.example.wifi</string>", "<string>com.example.wifi&#x85;x</string>", 1), "reverse-DNS name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Read([]byte(tc.in))

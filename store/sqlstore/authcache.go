@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pomona-mdm/pomona/store"
 )
@@ -58,6 +60,10 @@ const authCacheGeneration = 1 << 15
 // decides on RevokedAt and Status).
 type authCache struct {
 	mu sync.Mutex
+	// heard is when the backend's change listener last heard from the
+	// database (ListenerHeard; ns since monoStart, monotonic): what is
+	// remembered is used only within ListenerFreshFor of it.
+	heard atomic.Int64
 	// gen counts the changes this store heard of (PostgreSQL): an entry
 	// read under another count is not used, and a read during a change
 	// is not kept.
@@ -242,6 +248,34 @@ func (s *Store) SetAuthWatched(on bool) {
 	c.mu.Unlock()
 }
 
+// ListenerFreshFor is how long after the change listener last heard
+// from the database (a notice, or its own probe's answer: ListenerHeard)
+// a remembered sender, a queue seen empty or the remembered webhook list
+// may still be used. A listener
+// whose connection died without a word hears nothing — notices of
+// commits meanwhile are lost — and is only found out when its probe
+// times out; until then the store would answer Idle polls from what it
+// saw (a command enqueued through another instance told "none waits",
+// the device left asleep until the re-push, 15 minutes on), and accept a
+// sender revoked through another instance. The listener probes when it
+// has heard nothing for a third of this.
+const ListenerFreshFor = 3 * time.Second
+
+// ListenerHeard tells the store that its backend's change listener heard
+// from the database at at (a notice, a probe's answer): what the store
+// remembers may be used until ListenerFreshFor after it.
+func (s *Store) ListenerHeard(at time.Time) { s.auth.heard.Store(int64(at.Sub(monoStart))) }
+
+// listenerFresh says whether the change listener heard from the
+// database within ListenerFreshFor (ListenerHeard).
+func (s *Store) listenerFresh() bool {
+	return int64(time.Since(monoStart))-s.auth.heard.Load() <= int64(ListenerFreshFor)
+}
+
+// monoStart is the origin of authCache.heard (a clock set back must not
+// make an old hearing look recent).
+var monoStart = time.Now()
+
 // QueueChanged forgets that channel id's queue was seen empty (every
 // channel's when id is ""): the backend's change listener calls it for
 // each notice of a committed write that may have given a channel a
@@ -259,6 +293,13 @@ func (s *Store) AuthChanged() { s.auth.changed() }
 // else the queue look (with auth_generation on SQLite).
 func (s *Store) cachedDeviceRequest(ctx context.Context, q store.DeviceRequestQuery, key string) (r *store.DeviceRequest, ok bool, err error) {
 	c := &s.auth
+	if !s.d.AuthGeneration && !s.listenerFresh() {
+		// The listener has not heard from the database lately: its
+		// connection may be dead without a word (a failover, a firewall
+		// dropping an idle connection), and the notices of other
+		// instances' writes lost with it, until its probe times out.
+		return nil, false, nil
+	}
 	c.mu.Lock()
 	if !s.d.AuthGeneration && !c.watched {
 		c.mu.Unlock()

@@ -248,11 +248,14 @@ func (s *Store) RateLimitHit(ctx context.Context, key string, window time.Durati
 	var count int
 	var start int64
 	ended := toMicros(now.Add(-window))
-	err := s.w.QueryRowContext(ctx, `INSERT INTO rate_limits (key, count, window_start) VALUES (?, 1, ?)
+	// writeRow: with SQLite's group commit, a transaction of the next
+	// batch (committed FULL, in the committer's order); the writer pool's
+	// QueryRowContext would bypass the committer.
+	err := s.writeRow(ctx, `INSERT INTO rate_limits (key, count, window_start) VALUES (?, 1, ?)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN rate_limits.window_start < ? THEN 1 ELSE rate_limits.count + 1 END,
 			window_start = CASE WHEN rate_limits.window_start < ? THEN excluded.window_start ELSE rate_limits.window_start END
-		RETURNING count, window_start`, key, toMicros(now), ended, ended).Scan(&count, &start)
+		RETURNING count, window_start`, []any{key, toMicros(now), ended, ended}, &count, &start)
 	if err != nil {
 		return 0, time.Time{}, err
 	}

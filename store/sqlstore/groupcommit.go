@@ -647,6 +647,15 @@ func (s *Store) Arrive() (leave func()) {
 	}
 }
 
+// DeviceRequestsInProgress is how many device requests Arrive counts now
+// (0 without group commit).
+func (s *Store) DeviceRequestsInProgress() int64 {
+	if s.gc == nil {
+		return 0
+	}
+	return s.gc.open.Load()
+}
+
 // GroupCommitCounts reports the group committer's batches and the
 // transactions they held since the store opened (both 0 without group
 // commit): transactions/batches is the mean batch size, and each batch

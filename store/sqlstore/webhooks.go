@@ -118,7 +118,9 @@ func takes(list []webhookEvents, event string) []string {
 func (s *Store) eventSubscribers(ctx context.Context, event string) ([]string, error) {
 	c := &s.hooks
 	c.mu.Lock()
-	if !s.d.OneProcess && !c.watched {
+	if !s.d.OneProcess && (!c.watched || !s.listenerFresh()) {
+		// Not listening, or not heard from lately (a connection dead
+		// without a word loses the notices: ListenerFreshFor).
 		c.mu.Unlock()
 		return subscribers(ctx, s.r, event)
 	}
