@@ -61,7 +61,7 @@ type ProfileState struct {
 	// Set in a profile's status list.
 	Device     string `json:"device,omitempty"`
 	UserID     string `json:"user_id,omitempty"`
-	Email      string `json:"email,omitempty"`
+	UserEmail  string `json:"user_email,omitempty"` // as Device.UserEmail
 	Platform   string `json:"platform,omitempty"`
 	DeviceName string `json:"device_name,omitempty"`
 }

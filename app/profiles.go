@@ -589,6 +589,10 @@ type ProfileSettings struct {
 	Sign      *bool
 }
 
+// MaxProfileFile is the largest .mobileconfig an upload may carry, in
+// bytes (mobileconfig.MaxFile: 2 MiB signed, 1 MiB for the property list).
+const MaxProfileFile = mobileconfig.MaxFile
+
 // MaxProfileName bounds a profile's name in characters.
 const MaxProfileName = 200
 

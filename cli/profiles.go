@@ -504,7 +504,7 @@ func profileStatus(ctx context.Context, c *apiclient.Client, out io.Writer, id, 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tUSER\tPLATFORM\tSTATE\tVERSION\tATTEMPTS\tERROR")
 	for _, d := range all.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Device, d.Email, d.Platform, d.State, d.Version, d.Attempts, orDash(d.Error))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Device, d.UserEmail, d.Platform, d.State, d.Version, d.Attempts, orDash(d.Error))
 	}
 	return tw.Flush()
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
 	"html"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/pomona-mdm/pomona/app"
 	"github.com/pomona-mdm/pomona/internal/browser"
 )
 
@@ -135,6 +137,17 @@ func TestConsoleKeptProfileFile(t *testing.T) {
 		map[string][]byte{"file": wifiProfile("v2")})
 	if code != 200 || !strings.Contains(body, "Version 2 uploaded") {
 		t.Errorf("a corrected file beside the kept one: %d %.1500s", code, body)
+	}
+	// A file one byte over the limit is refused as too large (it was cut
+	// at the limit and refused as an unreadable profile), on both pages:
+	// the console's refusal (a 413 in the log) returns to the page with
+	// the message, and no version is made.
+	big := append(bytes.Repeat([]byte{' '}, app.MaxProfileFile-len(wifiProfile("v3"))+1), wifiProfile("v3")...)
+	for _, path := range []string{"/console/profiles", "/console/profiles/" + m[1] + "/versions"} {
+		code, body = u.postMultipart(path, map[string]string{"tenant": w.tenant}, map[string][]byte{"file": big})
+		if code >= 500 || !strings.Contains(body, "The file is larger than 2 MiB") || strings.Contains(body, "Version 3 uploaded") {
+			t.Errorf("%s with a file of %d bytes: %d, want the page saying it is too large:\n%.3000s", path, len(big), code, body)
+		}
 	}
 	// A tampered kept file, and no file at all.
 	for kf, want := range map[string]string{"not base64 <>": "The kept file could not be read: choose the .mobileconfig file again.", "": "Choose a .mobileconfig file."} {

@@ -101,7 +101,7 @@ type ProfileItem struct {
 type ProfileDevice struct {
 	ProfileItem
 	UserID     string
-	Email      string
+	UserEmail  string // the device's user's email
 	Platform   string
 	DeviceName string
 }

@@ -15,9 +15,10 @@ import (
 // Groups and configuration profiles (docs/profiles.md): thin handlers over
 // app.Profiles.
 
-// MaxProfileBody bounds a profile upload: a 1 MiB .mobileconfig in
-// base64 inside JSON.
-const MaxProfileBody = 3 << 19
+// MaxProfileBody bounds a profile upload's JSON body: the largest file
+// mobileconfig.Read takes (app.MaxProfileFile, 2 MiB) in base64, with
+// 64 KiB for the other fields. A larger body is 413 body_too_large.
+const MaxProfileBody = app.MaxProfileFile/3*4 + 4 + 64<<10
 
 func (a *API) profileRoutes() []route {
 	return []route{
@@ -298,7 +299,7 @@ func (a *API) profileStatus(w http.ResponseWriter, r *http.Request) error {
 	for i := range st.Devices {
 		d := &st.Devices[i]
 		out.Devices[i] = profileState(&d.ProfileItem)
-		out.Devices[i].Device, out.Devices[i].UserID, out.Devices[i].Email, out.Devices[i].Platform, out.Devices[i].DeviceName = d.DeviceID, d.UserID, d.Email, d.Platform, d.DeviceName
+		out.Devices[i].Device, out.Devices[i].UserID, out.Devices[i].UserEmail, out.Devices[i].Platform, out.Devices[i].DeviceName = d.DeviceID, d.UserID, d.UserEmail, d.Platform, d.DeviceName
 	}
 	if n == 0 {
 		n = app.DefaultLimit

@@ -206,8 +206,8 @@ func (c *Console) profilesPage(w http.ResponseWriter, r *Request) error {
 // than keptMax is not kept (the form's body stays within MaxForm with a
 // new file of profileMax beside it).
 const (
-	profileMax = 2 << 20 // bytes of a profile read from the form
-	keptMax    = 1 << 20 // bytes of a refused profile the page keeps
+	profileMax = app.MaxProfileFile // bytes of a profile read from the form
+	keptMax    = 1 << 20            // bytes of a refused profile the page keeps
 )
 
 // kept is a refused upload's file, for the form to carry back.
@@ -224,8 +224,13 @@ func upload(r *Request) (u app.ProfileUpload, name string, err error) {
 	switch {
 	case err == nil:
 		defer f.Close()
-		if b, err = io.ReadAll(io.LimitReader(f, profileMax)); err != nil {
+		// One byte more than the limit: a larger file is refused as too
+		// large, not cut at the limit and refused as unreadable.
+		if b, err = io.ReadAll(io.LimitReader(f, profileMax+1)); err != nil {
 			return app.ProfileUpload{}, "", err
+		}
+		if len(b) > profileMax {
+			return app.ProfileUpload{}, "", problem.New(problem.TooLarge, "The file is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned).", profileMax>>20, profileMax>>20)
 		}
 		name = h.Filename
 	case errors.Is(err, http.ErrMissingFile) && r.PostFormValue("kept_file") != "":

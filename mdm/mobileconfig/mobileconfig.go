@@ -28,11 +28,17 @@ import (
 // ErrProfile wraps every refusal of an uploaded file.
 var ErrProfile = errors.New("unacceptable configuration profile")
 
+// MaxFile is the largest uploaded file Read accepts, in bytes (2 MiB: a
+// signed profile; the property list inside, or an unsigned one, is at most
+// 1 MiB). Every surface that takes an upload (API, console, CLI through
+// the API) refuses a larger file as too large before reading the rest.
+const MaxFile = 2 << 20
+
 // Limits of an uploaded profile: 1 MiB, 32 levels, 50,000 elements (a
 // profile with a few certificates and restrictions is tens of KiB).
 var (
 	PlistLimits = untrusted.PlistLimits{MaxSize: 1 << 20, MaxDepth: 32, MaxElements: 50000}
-	CMSLimits   = untrusted.ASN1Limits{MaxSize: 2 << 20, MaxDepth: 32, MaxElements: 20000}
+	CMSLimits   = untrusted.ASN1Limits{MaxSize: MaxFile, MaxDepth: 32, MaxElements: 20000}
 )
 
 // Profile is a decoded configuration profile.

@@ -798,7 +798,7 @@ func (s *Store) ProfileStatus(ctx context.Context, profileID, state, after strin
 		JOIN enrollments e ON e.id = i.enrollment_id JOIN users u ON u.id = e.user_id`
 	devs, err := collect(ctx, s.r, func(sc scanner) (*store.ProfileDevice, error) {
 		var d store.ProfileDevice
-		it, err := scanItem(sc, &d.UserID, &d.Email, &d.Platform, &d.DeviceName)
+		it, err := scanItem(sc, &d.UserID, &d.UserEmail, &d.Platform, &d.DeviceName)
 		if err != nil {
 			return nil, err
 		}

@@ -444,7 +444,7 @@ func testProfileItems(t *testing.T, s store.Store) {
 		}
 	}
 	counts, devs, err := s.ProfileStatus(ctx, p.ID, "", "", 2)
-	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].DeviceID != es[0].ID || devs[0].Email != "alice@a.example" {
+	if err != nil || counts["installing"] != 2 || counts["failed"] != 1 || len(devs) != 2 || devs[0].DeviceID != es[0].ID || devs[0].UserEmail != "alice@a.example" {
 		t.Fatalf("status: %v %+v %v", counts, devs, err)
 	}
 	if _, devs, _ = s.ProfileStatus(ctx, p.ID, "", devs[1].DeviceID, 2); len(devs) != 1 || devs[0].DeviceID != es[2].ID {
