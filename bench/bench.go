@@ -87,9 +87,15 @@ type Phase struct {
 	// LoadCPU is the bench process's own CPU over the phase: the load
 	// generator (0 with the server in process).
 	LoadCPU time.Duration `json:"load_cpu_ns,omitempty"`
-	P50     time.Duration `json:"p50_ns"`
-	P95     time.Duration `json:"p95_ns"`
-	P99     time.Duration `json:"p99_ns"`
+	// MachineCPU is the busy time of all the machine's cores together over
+	// the phase (/proc/stat; measured for the wave only): what is left
+	// after ServerCPU and LoadCPU is every other process's, PostgreSQL's
+	// on the same machine above all. Cores is how many there were.
+	MachineCPU time.Duration `json:"machine_cpu_ns,omitempty"`
+	Cores      int           `json:"cores,omitempty"`
+	P50        time.Duration `json:"p50_ns"`
+	P95        time.Duration `json:"p95_ns"`
+	P99        time.Duration `json:"p99_ns"`
 	// Note explains an adjustment (enrollment without password hashing).
 	Note string `json:"note,omitempty"`
 }
@@ -159,6 +165,28 @@ func procStats(pid int) (cpu time.Duration, rss, peak int64, err error) {
 		}
 	}
 	return cpu, rss, peak, nil
+}
+
+// machineBusy is the busy time of all cores together since boot, from
+// /proc/stat's "cpu" line (user, nice, system, irq, softirq, steal; not
+// idle or iowait), in USER_HZ ticks of 10 ms; 0 where /proc/stat is not
+// readable.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / 100
 }
 
 func freeAddr() (string, error) {

@@ -120,12 +120,19 @@ func TestWaveLimit(t *testing.T) {
 	for _, tc := range []struct {
 		srv, gen time.Duration // CPU over a 1 s wave of 1,000 round trips
 		want     string
+		all      time.Duration // both cores' busy time (0: not read)
 	}{
-		{950 * time.Millisecond, 600 * time.Millisecond, "the server limited"},
-		{500 * time.Millisecond, 900 * time.Millisecond, "the load generator limited"},
-		{400 * time.Millisecond, 300 * time.Millisecond, "neither side"},
+		{950 * time.Millisecond, 600 * time.Millisecond, "the server limited", 0},
+		{500 * time.Millisecond, 900 * time.Millisecond, "the load generator limited", 0},
+		{400 * time.Millisecond, 300 * time.Millisecond, "neither side", 0},
+		// PostgreSQL on the same 2 cores took the rest: the machine.
+		{400 * time.Millisecond, 600 * time.Millisecond, "the machine's cores", 1900 * time.Millisecond},
+		{400 * time.Millisecond, 600 * time.Millisecond, "neither side", 1200 * time.Millisecond},
 	} {
-		got := waveLimit(Phase{Ops: 1000, Wall: time.Second, ServerCPU: tc.srv, LoadCPU: tc.gen})
+		got := waveLimit(Phase{Ops: 1000, Wall: time.Second, ServerCPU: tc.srv, LoadCPU: tc.gen, MachineCPU: tc.all, Cores: 2})
+		if tc.all == 1900*time.Millisecond && !strings.Contains(got, "all 2 cores were 95 % busy, other processes (PostgreSQL on this machine) 90 % of a core, 900 µs per round trip") {
+			t.Errorf("the machine's share is not stated: %q", got)
+		}
 		if !strings.Contains(got, tc.want) || !strings.Contains(got, "measured 1000 round trips/s") {
 			t.Errorf("server %v, generator %v: %q, want %q", tc.srv, tc.gen, got, tc.want)
 		}

@@ -17,8 +17,13 @@
 #                               would take over WAVE_MAX_S (default 180) s
 #   PG=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 #                               (a database is created and dropped per run)
-#   SERVER_CPU=0 LOAD_CPU=1     taskset cores; PostgreSQL itself is not pinned
-#                               (a CHECKPOINT before every PostgreSQL run)
+#   SERVER_CPU=0 LOAD_CPU=1     taskset cores (a CHECKPOINT before every
+#                               PostgreSQL run)
+#   PG_CPU=                     pin the local PostgreSQL server's processes
+#                               (postmaster, so every new backend too) to
+#                               this core for the runs, e.g. 1 to keep it off
+#                               the server's core; unset: not pinned. Its
+#                               affinity is put back to every core at exit.
 #   ORDER=before-first          or after-first: which binary runs first in
 #                               each pair (run both to see an order effect)
 #   OUT=/tmp/pomona-compare.$$  JSON reports and logs
@@ -31,9 +36,23 @@ DEVICES=${DEVICES:-200} CHECKINS=${CHECKINS:-10} COMMANDS=${COMMANDS:-2} TIMEOUT
 WAVE=${WAVE:-1} WAVE_MAX_S=${WAVE_MAX_S:-180}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1} ORDER=${ORDER:-before-first}
+PG_CPU=${PG_CPU:-}
 OUT=${OUT:-/tmp/pomona-compare.$$}
 mkdir -p "$OUT"
 command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 2; }
+
+# pin_pg CPUS: every process of the local PostgreSQL server (owner
+# postgres) onto CPUS. Backends fork from the postmaster and inherit its
+# affinity, so the connections a run opens later are pinned too.
+pin_pg() {
+	local p n=0
+	for p in $(pgrep -u postgres || true); do taskset -a -pc "$1" "$p" >/dev/null 2>&1 && n=$((n + 1)); done
+	echo "  PostgreSQL: $n processes on CPU $1" >&2
+}
+if [[ -n $PG_CPU && $STORES == *postgres* ]]; then
+	pin_pg "$PG_CPU"
+	trap 'pin_pg "0-$(($(nproc) - 1))"' EXIT
+fi
 
 # run NAME BINARY STORE SIZE: one bench, its server moved to SERVER_CPU as
 # soon as it starts (pomona bench starts `pomona serve` as its child).
@@ -123,15 +142,15 @@ for store in $STORES; do
 	for size in $SIZES; do printf ' %s → %s |' "$(heap "$OUT/before-$store-$size.json")" "$(heap "$OUT/after-$store-$size.json")"; done
 	echo
 	echo
-	echo "Wave (after): round trips/s, p50 / p95 / p99, server CPU and load-generator CPU per round trip"
+	echo "Wave (after): round trips/s, p50 / p95 / p99, server CPU, load-generator CPU and every other process's CPU (PostgreSQL) per round trip, all cores' busy share"
 	echo
-	echo '| size | round trips/s | p50 / p95 / p99 | server CPU/op | load CPU/op | errors |'
-	echo '| --- | --- | --- | --- | --- | --- |'
+	echo '| size | round trips/s | p50 / p95 / p99 | server CPU/op | load CPU/op | other CPU/op | cores busy | errors |'
+	echo '| --- | --- | --- | --- | --- | --- | --- | --- |'
 	for size in $SIZES; do
 		f="$OUT/after-$store-$size.json"
 		[[ -s $f ]] || continue
 		jq -r --arg s "$((size / 1000))k" '.phases[] | select(.name | startswith("wave: InstallProfile"))
-			| "| \($s) | \(.ops / (.wall_ns / 1e9) | round) | \(.p50_ns / 1e6 * 10 | round / 10) / \(.p95_ns / 1e6 * 10 | round / 10) / \(.p99_ns / 1e6 * 10 | round / 10) ms | \(.server_cpu_ns / .ops / 1e3 | round) µs | \((.load_cpu_ns // 0) / .ops / 1e3 | round) µs | \(.errors) |"' "$f"
+			| "| \($s) | \(.ops / (.wall_ns / 1e9) | round) | \(.p50_ns / 1e6 * 10 | round / 10) / \(.p95_ns / 1e6 * 10 | round / 10) / \(.p99_ns / 1e6 * 10 | round / 10) ms | \(.server_cpu_ns / .ops / 1e3 | round) µs | \((.load_cpu_ns // 0) / .ops / 1e3 | round) µs | \(if (.machine_cpu_ns // 0) > 0 then "\(([.machine_cpu_ns - .server_cpu_ns - (.load_cpu_ns // 0), 0] | max) / .ops / 1e3 | round) µs" else "–" end) | \(if (.machine_cpu_ns // 0) > 0 then "\(.machine_cpu_ns / .wall_ns / (.cores // 1) * 100 | round) %" else "–" end) | \(.errors) |"' "$f"
 	done
 done
 echo

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -234,6 +235,7 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	}
 	cpu0, _, _ := srv.stats()
 	load0, _, _, _ := procStats(os.Getpid())
+	machine0 := machineBusy()
 	start := time.Now()
 	wctx, stop := context.WithCancel(ctx)
 	var workers sync.WaitGroup
@@ -280,6 +282,7 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	workers.Wait()
 	cpu1, _, _ := srv.stats()
 	load1, _, _, _ := procStats(os.Getpid())
+	machine1 := machineBusy()
 	if prof != nil {
 		pprof.StopCPUProfile()
 	}
@@ -287,7 +290,8 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 		fmt.Fprintf(log, "  first error: %s\n", e)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ph := Phase{Name: name, Ops: len(lat), Errors: int(errs.Load()), Wall: wall, ServerCPU: cpu1 - cpu0, LoadCPU: load1 - load0}
+	ph := Phase{Name: name, Ops: len(lat), Errors: int(errs.Load()), Wall: wall, ServerCPU: cpu1 - cpu0, LoadCPU: load1 - load0,
+		MachineCPU: machine1 - machine0, Cores: runtime.NumCPU()}
 	if len(lat) > 0 {
 		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 		ph.P50, ph.P95, ph.P99 = pct(0.50), pct(0.95), pct(0.99)
@@ -397,7 +401,10 @@ func signCost(d *devicesim.Device) time.Duration {
 // of one core each of the server and the load generator kept busy over
 // the wave's wall time (CPU per round trip × round trips/s). A side near
 // 100 % of a core was the limit; both well under it: the machine's other
-// load, or latency (too few requests in flight), was.
+// load, or latency (too few requests in flight), was. With MachineCPU it
+// also says how busy all the cores were and what the other processes
+// (PostgreSQL on the same machine) took: all cores near 100 % means the
+// machine, not one side, was the limit.
 func waveLimit(ph Phase) string {
 	if ph.Wall <= 0 || ph.Ops == 0 {
 		return "wave: no round trips"
@@ -405,12 +412,22 @@ func waveLimit(ph Phase) string {
 	srvBusy := float64(ph.ServerCPU) / float64(ph.Wall)
 	genBusy := float64(ph.LoadCPU) / float64(ph.Wall)
 	side := "neither side used a whole core: the machine's other load or the requests in flight limited the rate"
+	var machine string
+	allBusy := 0.0
+	if ph.MachineCPU > 0 && ph.Cores > 0 {
+		allBusy = float64(ph.MachineCPU) / float64(ph.Wall) / float64(ph.Cores)
+		other := max(0, float64(ph.MachineCPU-ph.ServerCPU-ph.LoadCPU)/float64(ph.Wall))
+		machine = fmt.Sprintf("; all %d cores were %.0f %% busy, other processes (PostgreSQL on this machine) %.0f %% of a core, %.0f µs per round trip",
+			ph.Cores, 100*allBusy, 100*other, other*ph.Wall.Seconds()/float64(ph.Ops)*1e6)
+	}
 	switch {
 	case srvBusy >= 0.8 && srvBusy >= genBusy:
 		side = "the server limited the rate"
 	case genBusy >= 0.8:
 		side = "the load generator limited the rate"
+	case allBusy >= 0.85:
+		side = "the machine's cores, shared by the server, the load generator and the other processes, limited the rate"
 	}
-	return fmt.Sprintf("wave: measured %.0f round trips/s; the server kept %.0f %% of a core busy, the load generator %.0f %%: %s.",
-		float64(ph.Ops)/ph.Wall.Seconds(), 100*srvBusy, 100*genBusy, side)
+	return fmt.Sprintf("wave: measured %.0f round trips/s; the server kept %.0f %% of a core busy, the load generator %.0f %%%s: %s.",
+		float64(ph.Ops)/ph.Wall.Seconds(), 100*srvBusy, 100*genBusy, machine, side)
 }
