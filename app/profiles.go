@@ -303,6 +303,11 @@ func (e *RefusedError) Error() string {
 // version), *RefusedError (422), Conflict (identifier taken, or another
 // identifier than the profile's), NotFound.
 func (s *Profiles) Upload(ctx context.Context, u ProfileUpload) (*store.ConfigProfile, error) {
+	// Before Read: it skips leading white space, so a file over the
+	// limit was accepted, and a signed one was refused as unreadable.
+	if len(u.Content) > MaxProfileFile {
+		return nil, ProfileTooLarge()
+	}
 	p, err := mobileconfig.Read(u.Content)
 	if err != nil {
 		return nil, problem.FieldError(problem.Unprocessable, "content", "%s", err.Error())
@@ -592,6 +597,13 @@ type ProfileSettings struct {
 // MaxProfileFile is the largest .mobileconfig an upload may carry, in
 // bytes (mobileconfig.MaxFile: 2 MiB signed, 1 MiB for the property list).
 const MaxProfileFile = mobileconfig.MaxFile
+
+// ProfileTooLarge is the refusal of a file over MaxProfileFile, the same
+// on every surface (API, console, CLI): 413 body_too_large, on "content".
+func ProfileTooLarge() *problem.Error {
+	return &problem.Error{Kind: problem.TooLarge, Code: "body_too_large", Field: "content",
+		Message: fmt.Sprintf("The file is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned).", MaxProfileFile>>20, MaxProfileFile>>20)}
+}
 
 // MaxProfileName bounds a profile's name in characters.
 const MaxProfileName = 200

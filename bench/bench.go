@@ -169,24 +169,35 @@ func procStats(pid int) (cpu time.Duration, rss, peak int64, err error) {
 
 // machineBusy is the busy time of all cores together since boot, from
 // /proc/stat's "cpu" line (user, nice, system, irq, softirq, steal; not
-// idle or iowait), in USER_HZ ticks of 10 ms; 0 where /proc/stat is not
-// readable.
-func machineBusy() time.Duration {
+// idle or iowait), in USER_HZ ticks of 10 ms, and how many cores that line
+// sums (its "cpuN" lines: the machine's, not runtime.NumCPU, which is the
+// cores this process may run on: 1 under compare.sh's taskset); 0 where
+// /proc/stat is not readable.
+func machineBusy() (time.Duration, int) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
+	return parseStat(string(b))
+}
+
+func parseStat(stat string) (busy time.Duration, cores int) {
+	lines := strings.Split(stat, "\n")
+	f := strings.Fields(lines[0])
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0
+		return 0, 0
 	}
-	var busy int64
+	var ticks int64
 	for _, i := range []int{1, 2, 3, 6, 7, 8} {
 		n, _ := strconv.ParseInt(f[i], 10, 64)
-		busy += n
+		ticks += n
 	}
-	return time.Duration(busy) * time.Second / 100
+	for _, l := range lines[1:] {
+		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
+			cores++
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100, cores
 }
 
 func freeAddr() (string, error) {

@@ -22,8 +22,10 @@
 #   PG_CPU=                     pin the local PostgreSQL server's processes
 #                               (postmaster, so every new backend too) to
 #                               this core for the runs, e.g. 1 to keep it off
-#                               the server's core; unset: not pinned. Its
-#                               affinity is put back to every core at exit.
+#                               the server's core; unset: not pinned. Each
+#                               process's affinity is put back at exit,
+#                               interrupted too (the bench and its database
+#                               are then stopped and dropped).
 #   ORDER=before-first          or after-first: which binary runs first in
 #                               each pair (run both to see an order effect)
 #   OUT=/tmp/pomona-compare.$$  JSON reports and logs
@@ -43,15 +45,53 @@ command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 2; }
 
 # pin_pg CPUS: every process of the local PostgreSQL server (owner
 # postgres) onto CPUS. Backends fork from the postmaster and inherit its
-# affinity, so the connections a run opens later are pinned too.
+# affinity, so the connections a run opens later are pinned too. Each
+# process's affinity before is kept for unpin_pg.
+pg_saved=() pg_before=""
 pin_pg() {
-	local p n=0
-	for p in $(pgrep -u postgres || true); do taskset -a -pc "$1" "$p" >/dev/null 2>&1 && n=$((n + 1)); done
+	local p n=0 cpus
+	pg_before=$(taskset -pc "$(pgrep -o -u postgres || echo 0)" 2>/dev/null | sed 's/.*: //' || true)
+	for p in $(pgrep -u postgres || true); do
+		cpus=$(taskset -pc "$p" 2>/dev/null | sed 's/.*: //') || continue
+		taskset -a -pc "$1" "$p" >/dev/null 2>&1 && { pg_saved+=("$p:$cpus"); n=$((n + 1)); }
+	done
 	echo "  PostgreSQL: $n processes on CPU $1" >&2
+	((n > 0)) || echo "  PG_CPU=$1: no PostgreSQL process could be pinned (not root, or no local server run by the user postgres): PostgreSQL is not pinned" >&2
 }
+# unpin_pg: every process back to its affinity before pin_pg; processes
+# started since (backends) to the postmaster's before, else every online
+# core (not nproc's: the cores this script may use, 1 under taskset).
+unpin_pg() {
+	local p e cpus all
+	all=$(cat /sys/devices/system/cpu/online 2>/dev/null || echo "0-$(($(getconf _NPROCESSORS_ONLN) - 1))")
+	for p in $(pgrep -u postgres || true); do
+		cpus=${pg_before:-$all}
+		for e in "${pg_saved[@]}"; do [[ ${e%%:*} != "$p" ]] || cpus=${e#*:}; done
+		taskset -a -pc "$cpus" "$p" >/dev/null 2>&1 || true
+	done
+	echo "  PostgreSQL: affinity restored (${pg_before:-$all})" >&2
+}
+# cleanup at exit, interrupted too (Ctrl-C, kill): the bench still running
+# (and with it its server) is stopped, its database dropped, PostgreSQL
+# unpinned; they were left running and kept the database.
+cur_pid="" cur_db=""
+cleanup() {
+	if [[ -n $cur_pid ]] && kill -0 "$cur_pid" 2>/dev/null; then
+		echo "  interrupted: stopping the bench ($cur_pid)" >&2
+		kill -TERM "$cur_pid" 2>/dev/null || true
+		wait "$cur_pid" 2>/dev/null || true
+	fi
+	if [[ -n $cur_db ]]; then
+		psql "$PG" -qAtc "DROP DATABASE IF EXISTS $cur_db WITH (FORCE)" >/dev/null 2>&1 ||
+			echo "  could not drop the database $cur_db" >&2
+	fi
+	if ((${#pg_saved[@]} > 0)); then unpin_pg; fi
+}
+trap cleanup EXIT
 if [[ -n $PG_CPU && $STORES == *postgres* ]]; then
 	pin_pg "$PG_CPU"
-	trap 'pin_pg "0-$(($(nproc) - 1))"' EXIT
+elif [[ -n $PG_CPU ]]; then
+	echo "  PG_CPU=$PG_CPU ignored: STORES=$STORES has no postgres" >&2
 fi
 
 # run NAME BINARY STORE SIZE: one bench, its server moved to SERVER_CPU as
@@ -78,6 +118,7 @@ run() {
 	local t0=$SECONDS
 	taskset -c "$LOAD_CPU" "$bin" "${args[@]}" >"$OUT/$name-$store-$size.json" 2>"$OUT/$name-$store-$size.log" &
 	local pid=$! pinned=""
+	cur_pid=$pid cur_db=$db
 	while kill -0 "$pid" 2>/dev/null; do
 		for c in $(pgrep -P "$pid" || true); do
 			[[ " $pinned " == *" $c "* ]] || { taskset -a -pc "$SERVER_CPU" "$c" >/dev/null 2>&1 && pinned+=" $c"; }
@@ -87,6 +128,7 @@ run() {
 	wait "$pid" || echo "  $name $store $size: bench failed or had errors (see $OUT/$name-$store-$size.log)" >&2
 	echo "  $((SECONDS - t0)) s" >&2
 	[[ -z $db ]] || psql "$PG" -qAtc "DROP DATABASE IF EXISTS $db" >/dev/null
+	cur_pid="" cur_db=""
 }
 
 # wave_ok STORE: would the 100k assignment fit, judging by the 10k one?

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -235,7 +234,7 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	}
 	cpu0, _, _ := srv.stats()
 	load0, _, _, _ := procStats(os.Getpid())
-	machine0 := machineBusy()
+	machine0, _ := machineBusy()
 	start := time.Now()
 	wctx, stop := context.WithCancel(ctx)
 	var workers sync.WaitGroup
@@ -282,7 +281,7 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	workers.Wait()
 	cpu1, _, _ := srv.stats()
 	load1, _, _, _ := procStats(os.Getpid())
-	machine1 := machineBusy()
+	machine1, cores := machineBusy()
 	if prof != nil {
 		pprof.StopCPUProfile()
 	}
@@ -291,7 +290,7 @@ func wavePhases(ctx context.Context, srv *target, stub *apnsstub.Server, domain 
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ph := Phase{Name: name, Ops: len(lat), Errors: int(errs.Load()), Wall: wall, ServerCPU: cpu1 - cpu0, LoadCPU: load1 - load0,
-		MachineCPU: machine1 - machine0, Cores: runtime.NumCPU()}
+		MachineCPU: machine1 - machine0, Cores: cores}
 	if len(lat) > 0 {
 		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 		ph.P50, ph.P95, ph.P99 = pct(0.50), pct(0.95), pct(0.99)

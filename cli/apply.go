@@ -187,7 +187,7 @@ func (a *applier) tenant(t DesiredTenant) error {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(a.dir, path)
 		}
-		raw, err := os.ReadFile(path)
+		raw, err := readProfileFile(path)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pomona-mdm/pomona/apiclient"
 	"github.com/pomona-mdm/pomona/apitypes"
+	"github.com/pomona-mdm/pomona/mdm/mobileconfig"
 )
 
 // pomona group … and pomona profile …: desired state through the admin
@@ -240,7 +241,7 @@ func profileUpload(fs *flag.FlagSet) func(*call) error {
 		if err != nil {
 			return err
 		}
-		content, err := os.ReadFile(file)
+		content, err := readProfileFile(file)
 		if err != nil {
 			return err
 		}
@@ -271,6 +272,25 @@ func profileUpload(fs *flag.FlagSet) func(*call) error {
 		fmt.Fprintf(controlEscaper{c.Stdout}, "profile %s: %s version %d (%s)\n", p.ID, p.Identifier, p.Version, strings.Join(p.Platforms, ", "))
 		return nil
 	}
+}
+
+// readProfileFile reads a .mobileconfig to upload: a file over the
+// server's limit (mobileconfig.MaxFile) is refused with it before it is
+// read whole (a wrong path, /dev/zero, a disk image) and sent.
+func readProfileFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, mobileconfig.MaxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > mobileconfig.MaxFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned)", name, mobileconfig.MaxFile>>20, mobileconfig.MaxFile>>20)
+	}
+	return b, nil
 }
 
 func profileList(fs *flag.FlagSet) func(*call) error {

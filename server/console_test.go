@@ -376,6 +376,12 @@ func TestConsoleDevicesShowTheirUser(t *testing.T) {
 // postMultipart sends a multipart form (file uploads) like a browser.
 func (u *consoleUser) postMultipart(path string, fields map[string]string, files map[string][]byte) (int, string) {
 	u.t.Helper()
+	return u.postMultipartFrom("", path, fields, files)
+}
+
+// postMultipartFrom is postMultipart from the page referer ("": none).
+func (u *consoleUser) postMultipartFrom(referer, path string, fields map[string]string, files map[string][]byte) (int, string) {
+	u.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fields["csrf"] = u.csrf
@@ -390,6 +396,9 @@ func (u *consoleUser) postMultipart(path string, fields map[string]string, files
 	req, _ := http.NewRequest("POST", u.w.e.URL+path, &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Origin", u.w.e.URL)
+	if referer != "" {
+		req.Header.Set("Referer", referer)
+	}
 	resp, err := u.c.Do(req)
 	if err != nil {
 		u.t.Fatal(err)

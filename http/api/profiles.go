@@ -20,6 +20,17 @@ import (
 // 64 KiB for the other fields. A larger body is 413 body_too_large.
 const MaxProfileBody = app.MaxProfileFile/3*4 + 4 + 64<<10
 
+// decodeProfile is DecodeJSON of a profile upload: a body over
+// MaxProfileBody says what the file's limit is and how to send it.
+func decodeProfile(w http.ResponseWriter, r *http.Request, v any) error {
+	err := httpx.DecodeJSON(w, r, MaxProfileBody, v)
+	if problem.KindOf(err) == problem.TooLarge {
+		return problem.Coded(problem.TooLarge, "body_too_large", "request body is larger than %d bytes: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned), sent in content as base64 without line breaks",
+			MaxProfileBody, app.MaxProfileFile>>20)
+	}
+	return err
+}
+
 func (a *API) profileRoutes() []route {
 	return []route{
 		{"POST /api/v1/groups", a.createGroup},
@@ -202,7 +213,7 @@ func (a *API) uploadProfile(w http.ResponseWriter, r *http.Request) error {
 		MinOSVersion string   `json:"min_os_version"`
 		Sign         bool     `json:"sign"`
 	}
-	if err := httpx.DecodeJSON(w, r, MaxProfileBody, &in); err != nil {
+	if err := decodeProfile(w, r, &in); err != nil {
 		return err
 	}
 	p, err := a.App.Profiles.Upload(r.Context(), app.ProfileUpload{TenantID: in.TenantID, Content: in.Content, Platforms: in.Platforms, MinOS: in.MinOSVersion, Sign: in.Sign})
@@ -218,7 +229,7 @@ func (a *API) uploadVersion(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Content []byte `json:"content"`
 	}
-	if err := httpx.DecodeJSON(w, r, MaxProfileBody, &in); err != nil {
+	if err := decodeProfile(w, r, &in); err != nil {
 		return err
 	}
 	p, err := a.App.Profiles.Upload(r.Context(), app.ProfileUpload{ProfileID: r.PathValue("id"), Content: in.Content})

@@ -218,6 +218,10 @@ func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.H
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 			if err := parseForm(r); err != nil {
+				if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+					c.tooLarge(w, req)
+					return
+				}
 				c.fail(w, req, http.StatusBadRequest, "The form could not be read: "+err.Error())
 				return
 			}
@@ -241,6 +245,20 @@ func (c *Console) authenticated(perm adminaccount.Permission, h pageFunc) http.H
 			c.audit(r, a, rec.Status, req.Target)
 		}
 	})
+}
+
+// tooLarge answers a form over MaxForm (only part of it was read, the
+// CSRF token perhaps not) on the page it came from, as a refusal after
+// the form was read would (a profile upload: the file's 2 MiB limit),
+// not on an error page that names the body's bound.
+func (c *Console) tooLarge(w http.ResponseWriter, r *Request) {
+	msg := fmt.Sprintf("The form is larger than %d MiB: choose a smaller file.", MaxForm>>20)
+	if r.Pattern == "POST "+Prefix+"/profiles" || r.Pattern == "POST "+Prefix+"/profiles/{id}/versions" {
+		msg = app.ProfileTooLarge().Message
+	}
+	c.Log.Info("console: refused", "path", r.URL.Path, "admin", r.Admin.Email, "status", http.StatusRequestEntityTooLarge, "reason", "form larger than MaxForm")
+	c.setFlash(w, "error", msg)
+	http.Redirect(w, r.Request, c.back(r), http.StatusSeeOther)
 }
 
 func parseForm(r *http.Request) error {

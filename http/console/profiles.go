@@ -230,7 +230,7 @@ func upload(r *Request) (u app.ProfileUpload, name string, err error) {
 			return app.ProfileUpload{}, "", err
 		}
 		if len(b) > profileMax {
-			return app.ProfileUpload{}, "", problem.New(problem.TooLarge, "The file is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned).", profileMax>>20, profileMax>>20)
+			return app.ProfileUpload{}, "", app.ProfileTooLarge()
 		}
 		name = h.Filename
 	case errors.Is(err, http.ErrMissingFile) && r.PostFormValue("kept_file") != "":

@@ -7,6 +7,7 @@ package httpx
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -162,9 +163,12 @@ func jsonError(err error, max int64) error {
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var b64 base64.CorruptInputError
 	switch {
 	case errors.As(err, &mbe):
 		return problem.Coded(problem.TooLarge, "body_too_large", "request body is larger than %d bytes", max)
+	case errors.As(err, &b64):
+		return problem.Coded(problem.Invalid, "invalid_json", "a file field is not standard base64 (RFC 4648 §4, with padding, no spaces): byte %d; encode the file with base64 -w0 (macOS: base64 -i FILE)", int64(b64))
 	case errors.As(err, &se):
 		return problem.Coded(problem.Invalid, "invalid_json", "malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):

@@ -68,6 +68,8 @@ func Read(in []byte) (*Profile, error) {
 	t := bytes.TrimLeft(in, " \t\r\n\ufeff")
 	var p Profile
 	switch {
+	case len(in) > MaxFile: // white space before a property list counts too
+		return nil, fmt.Errorf("%w: the file is larger than %d MiB (%d bytes)", ErrProfile, MaxFile>>20, len(in))
 	case len(t) == 0:
 		return nil, fmt.Errorf("%w: the file is empty", ErrProfile)
 	case bytes.HasPrefix(t, []byte("bplist")):
