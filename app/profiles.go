@@ -303,12 +303,10 @@ func (e *RefusedError) Error() string {
 // version), *RefusedError (422), Conflict (identifier taken, or another
 // identifier than the profile's), NotFound.
 func (s *Profiles) Upload(ctx context.Context, u ProfileUpload) (*store.ConfigProfile, error) {
-	// Before Read: it skips leading white space, so a file over the
-	// limit was accepted, and a signed one was refused as unreadable.
-	if len(u.Content) > MaxProfileFile {
+	p, err := mobileconfig.Read(u.Content)
+	if errors.Is(err, mobileconfig.ErrTooLarge) {
 		return nil, ProfileTooLarge()
 	}
-	p, err := mobileconfig.Read(u.Content)
 	if err != nil {
 		return nil, problem.FieldError(problem.Unprocessable, "content", "%s", err.Error())
 	}
@@ -602,7 +600,7 @@ const MaxProfileFile = mobileconfig.MaxFile
 // on every surface (API, console, CLI): 413 body_too_large, on "content".
 func ProfileTooLarge() *problem.Error {
 	return &problem.Error{Kind: problem.TooLarge, Code: "body_too_large", Field: "content",
-		Message: fmt.Sprintf("The file is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned).", MaxProfileFile>>20, MaxProfileFile>>20)}
+		Message: mobileconfig.TooLarge}
 }
 
 // MaxProfileName bounds a profile's name in characters.

@@ -288,7 +288,7 @@ func readProfileFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > mobileconfig.MaxFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned)", name, mobileconfig.MaxFile>>20, mobileconfig.MaxFile>>20)
+		return nil, fmt.Errorf("%s: %s", name, mobileconfig.TooLarge)
 	}
 	return b, nil
 }

@@ -224,13 +224,10 @@ func upload(r *Request) (u app.ProfileUpload, name string, err error) {
 	switch {
 	case err == nil:
 		defer f.Close()
-		// One byte more than the limit: a larger file is refused as too
-		// large, not cut at the limit and refused as unreadable.
+		// One byte more than the limit: Profiles.Upload refuses a larger
+		// file as too large, rather than one cut at the limit as unreadable.
 		if b, err = io.ReadAll(io.LimitReader(f, profileMax+1)); err != nil {
 			return app.ProfileUpload{}, "", err
-		}
-		if len(b) > profileMax {
-			return app.ProfileUpload{}, "", app.ProfileTooLarge()
 		}
 		name = h.Filename
 	case errors.Is(err, http.ErrMissingFile) && r.PostFormValue("kept_file") != "":

@@ -34,6 +34,14 @@ var ErrProfile = errors.New("unacceptable configuration profile")
 // the API) refuses a larger file as too large before reading the rest.
 const MaxFile = 2 << 20
 
+// TooLarge says why a file over MaxFile is refused and what the limits
+// are: the one wording of the API, the console and the CLI.
+var TooLarge = fmt.Sprintf("The file is larger than %d MiB: a configuration profile is at most %d MiB (signed) or 1 MiB (unsigned).", MaxFile>>20, MaxFile>>20)
+
+// ErrTooLarge is Read's refusal of a file over MaxFile (it wraps
+// ErrProfile; callers that answer with a status make it 413).
+var ErrTooLarge = fmt.Errorf("%w: %s", ErrProfile, TooLarge)
+
 // Limits of an uploaded profile: 1 MiB, 32 levels, 50,000 elements (a
 // profile with a few certificates and restrictions is tens of KiB).
 var (
@@ -69,7 +77,7 @@ func Read(in []byte) (*Profile, error) {
 	var p Profile
 	switch {
 	case len(in) > MaxFile: // white space before a property list counts too
-		return nil, fmt.Errorf("%w: the file is larger than %d MiB (%d bytes)", ErrProfile, MaxFile>>20, len(in))
+		return nil, ErrTooLarge
 	case len(t) == 0:
 		return nil, fmt.Errorf("%w: the file is empty", ErrProfile)
 	case bytes.HasPrefix(t, []byte("bplist")):
