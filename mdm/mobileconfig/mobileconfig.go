@@ -99,6 +99,11 @@ func Read(in []byte) (*Profile, error) {
 		}
 		p.Signed = true
 	}
+	if len(t) > PlistLimits.MaxSize {
+		// Said in the administrator's terms; the bounded parser would
+		// refuse it too, but in bytes of a "property list".
+		return nil, fmt.Errorf("%w: the profile's property list is larger than %d MiB (%d bytes): an unsigned profile, or what a signed one wraps, is at most %d MiB", ErrProfile, PlistLimits.MaxSize>>20, len(t), PlistLimits.MaxSize>>20)
+	}
 	if err := untrusted.Plist(t, &p.Doc, PlistLimits); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProfile, err)
 	}
